@@ -1,0 +1,362 @@
+"""Chip descriptions: frozen, validated models loaded from YAML presets or SCALE-Sim ``.cfg`` files.
+
+A chip is a set of identical MAC arrays (``array``) sharing on-chip SRAM buffers and one off-chip
+memory channel (``memory.hbm``), a vector unit for non-matrix ops, the numeric formats it runs,
+a timing model and the constants of its energy model. Units are in the field names
+(``clock_ghz``, ``bandwidth_gbps`` = 1e9 bytes/s, ``*_kib`` = 1024 bytes, ``*_pj_per_bit``).
+Every field is reachable by its dotted path, which ``--set PATH=VALUE`` and error messages use.
+"""
+from __future__ import annotations
+
+import configparser
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import InputError
+from .formats import FORMAT_NAMES, get_format
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ArrayConfig(_Model):
+    rows: int = Field(gt=0, description="PE rows (the reduction dimension under ws)")
+    cols: int = Field(gt=0, description="PE columns")
+    dataflow: Literal["ws", "os", "is"] = "ws"
+    count: int = Field(1, gt=0, description="identical arrays (MXUs) per chip")
+
+
+class FormatSupport(_Model):
+    """How the chip runs one format: natively at ``rate`` MACs per PE per cycle, or emulated."""
+
+    rate: float = Field(1.0, gt=0, description="MACs per PE per cycle (2 = two packed per PE)")
+    emulate: str | None = Field(None, description="native format whose passes emulate this one")
+    passes: int = Field(1, gt=0, description="passes of the emulating format per MAC")
+
+
+class SramConfig(_Model):
+    input_kib: float = Field(gt=0, description="activation buffer (TPUv1 Unified Buffer)")
+    weight_kib: float = Field(gt=0, description="weight staging buffer (FIFO / VMEM share)")
+    output_kib: float = Field(gt=0, description="accumulators for partial sums")
+    bandwidth_bytes_per_cycle: float | None = Field(
+        None, gt=0, description="SRAM bytes per cycle per array; default: what feeds the array")
+    bank_kib: float = Field(1024, gt=0, description="largest bank one access touches (energy)")
+    double_buffered: bool = True
+
+
+class HbmConfig(_Model):
+    kind: str = "HBM2"
+    bandwidth_gbps: float = Field(gt=0, description="off-chip bandwidth, GB/s (1e9 bytes/s)")
+    energy_pj_per_bit: float = Field(gt=0)
+    capacity_gib: float | None = Field(None, gt=0)
+    efficiency: float = Field(1.0, gt=0, le=1, description="achievable fraction of bandwidth")
+
+
+class MemoryConfig(_Model):
+    sram: SramConfig
+    hbm: HbmConfig
+
+
+class VectorConfig(_Model):
+    ops_per_cycle: float = Field(gt=0, description="element operations per cycle, whole chip")
+
+
+class TimingConfig(_Model):
+    model: Literal["pipelined", "scalesim"] = "pipelined"
+    engine: Literal["analytic", "event"] = Field(
+        "analytic", description="closed form, or the simpy event engine (pipelined only)")
+    overhead_cycles_per_op: float = Field(0, ge=0, description="fixed cost per layer (launch)")
+    weight_load_cycles: int | None = Field(
+        None, gt=0, description="cycles to shift one stationary tile in; default: rows")
+    weight_fifo_depth: int = Field(2, ge=1, description="stationary tiles buffered ahead")
+
+
+class EnergyConfig(_Model):
+    node_nm: float = Field(45, gt=0, description="process node the energy constants scale to")
+    mac_pj: dict[str, float] = Field(default_factory=dict,
+                                     description="per-format MAC energy override, pJ")
+    sram_pj_per_bit: float | None = Field(None, gt=0, description="override of the CACTI fit")
+    vector_op_pj: float | None = Field(None, ge=0, description="override, pJ per vector op")
+    static_w: float = Field(0, ge=0, description="leakage and idle power, W")
+
+
+class ChipConfig(_Model):
+    name: str
+    description: str = ""
+    clock_ghz: float = Field(gt=0)
+    array: ArrayConfig
+    formats: dict[str, FormatSupport]
+    default_format: str
+    memory: MemoryConfig
+    vector: VectorConfig
+    timing: TimingConfig = TimingConfig()
+    energy: EnergyConfig = EnergyConfig()
+
+    @model_validator(mode="after")
+    def _check_formats(self) -> "ChipConfig":
+        for name, sup in self.formats.items():
+            if name not in FORMAT_NAMES:
+                raise ValueError(f"formats.{name}: unknown format; allowed: {'|'.join(FORMAT_NAMES)}")
+            if sup.emulate is not None:
+                base = self.formats.get(sup.emulate)
+                if base is None or base.emulate is not None:
+                    raise ValueError(f"formats.{name}.emulate: {sup.emulate!r} is not a native "
+                                     f"format of this chip")
+        if self.default_format not in self.formats:
+            raise ValueError(f"default_format: {self.default_format!r} is not in formats "
+                             f"({', '.join(self.formats)})")
+        for name in self.energy.mac_pj:
+            if name not in FORMAT_NAMES:
+                raise ValueError(f"energy.mac_pj.{name}: unknown format")
+        return self
+
+    # Derived quantities, in the units their names say.
+    @property
+    def pes(self) -> int:
+        return self.array.rows * self.array.cols * self.array.count
+
+    def native_rate(self, fmt: str) -> float:
+        """MACs per PE per cycle for ``fmt`` (emulated formats: base rate / passes)."""
+        sup = self.formats[fmt]
+        if sup.emulate:
+            return self.formats[sup.emulate].rate / sup.passes
+        return sup.rate
+
+    def peak_macs_per_cycle(self, fmt: str) -> float:
+        return self.pes * self.native_rate(fmt)
+
+    def peak_tops(self, fmt: str) -> float:
+        return 2 * self.peak_macs_per_cycle(fmt) * self.clock_ghz * 1e9 / 1e12
+
+    @property
+    def hbm_bytes_per_cycle(self) -> float:
+        hbm = self.memory.hbm
+        return hbm.bandwidth_gbps * hbm.efficiency / self.clock_ghz
+
+    def check_format(self, fmt: str, source: str | None = None) -> str:
+        name = get_format(fmt, source).name
+        if name not in self.formats:
+            raise InputError(source or self.name, "format", name,
+                             f"chip {self.name!r} runs: {'|'.join(self.formats)}")
+        return name
+
+
+# ---------------------------------------------------------------- loading
+
+def _dotted(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc if not str(p).startswith("function-"))
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple) -> str:
+    """Names allowed at the parent of ``loc``, for 'extra field' errors."""
+    cls: Any = model
+    for part in loc[:-1]:
+        field = getattr(cls, "model_fields", {}).get(str(part))
+        if field is None:
+            return ""
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            cls = ann
+        else:
+            return ""
+    return "allowed fields: " + ", ".join(getattr(cls, "model_fields", {}))
+
+
+def validation_to_input_error(err: ValidationError, source: str) -> InputError:
+    """The first pydantic error as one line: file, dotted field, value, rule."""
+    e = err.errors()[0]
+    loc = tuple(e.get("loc", ()))
+    where = _dotted(loc) or None
+    msg = e.get("msg", "invalid")
+    if e.get("type") == "missing":
+        return InputError(source, where, message="required field is missing")
+    if e.get("type") == "extra_forbidden":
+        allowed = _allowed_fields(ChipConfig, loc)
+        return InputError(source, where, message=f"unknown field; {allowed}")
+    if msg.startswith("Value error, "):
+        return InputError(source, None, message=msg[len("Value error, "):])
+    value = e.get("input")
+    rule = msg[0].lower() + msg[1:] if msg else "invalid"
+    return InputError(source, where, value, rule)
+
+
+def _set_dotted(raw: dict, path: str, value: Any, source: str) -> None:
+    parts = path.split(".")
+    node = raw
+    cls: Any = ChipConfig
+    for i, part in enumerate(parts):
+        fields = getattr(cls, "model_fields", None)
+        if fields is not None and part not in fields:
+            raise InputError(source, path, message=f"unknown field {part!r}; allowed fields: "
+                             + ", ".join(fields))
+        if i == len(parts) - 1:
+            node[part] = value
+            return
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {} if nxt is None else nxt
+            if not isinstance(nxt, dict):
+                raise InputError(source, path, message=f"{part!r} is not a section")
+            node[part] = nxt
+        node = nxt
+        if fields is not None:
+            ann = fields[part].annotation
+            cls = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: YAML scalar rules (``64`` int, ``1.5`` float, ``true`` bool, else str)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def _resolve(name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml", ".cfg") or p.exists():
+        if not p.is_file():
+            raise InputError(str(p), None, message="config file not found")
+        return p
+    cand = CONFIG_DIR / f"{name_or_path}.yaml"
+    if cand.is_file():
+        return cand
+    raise InputError(str(name_or_path), "config", message="not a file and not a preset; presets: "
+                     + ", ".join(preset_names()))
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}" if mark else None
+        raise InputError(str(path), line, message=f"not valid YAML ({getattr(exc, 'problem', exc)})")
+    if not isinstance(raw, dict):
+        raise InputError(str(path), None, message="expected a YAML mapping of config fields")
+    raw.setdefault("name", path.stem)
+    return raw
+
+
+def read_scalesim_cfg(path: Path) -> dict:
+    """A SCALE-Sim v3 ``.cfg`` as a raw chip dict (``timing.model: scalesim``).
+
+    SCALE-Sim has no clock, energy or vector unit: we assume 1 GHz (so cycles read as ns), int8
+    words (its word is one byte), 45 nm Horowitz/CACTI energy and a vector unit one row wide.
+    """
+    cp = configparser.ConfigParser()
+    try:
+        cp.read_string(path.read_text())
+    except configparser.Error as exc:
+        raise InputError(str(path), None, message=f"not a SCALE-Sim config ({exc.message})")
+    arch = "architecture_presets"
+    if not cp.has_section(arch):
+        raise InputError(str(path), f"[{arch}]", message="section missing")
+    sec = {k.lower(): v.split("#")[0].strip() for k, v in cp.items(arch)}
+
+    def num(key: str, cast=int, default=None):
+        if key.lower() not in sec:
+            if default is not None:
+                return default
+            raise InputError(str(path), f"[{arch}] {key}", message="required field is missing")
+        try:
+            val = cast(sec[key.lower()])
+        except ValueError:
+            raise InputError(str(path), f"[{arch}] {key}", sec[key.lower()], "expected a number")
+        if val <= 0:
+            raise InputError(str(path), f"[{arch}] {key}", val, "must be > 0")
+        return val
+
+    dataflow = sec.get("dataflow", "os").strip().lower()
+    if dataflow not in ("ws", "os", "is"):
+        raise InputError(str(path), f"[{arch}] Dataflow", dataflow, "allowed: ws|os|is")
+    mode = "USER"
+    if cp.has_section("run_presets"):
+        mode = cp.get("run_presets", "InterfaceBandwidth", fallback="USER").strip().upper()
+    words_per_cycle = num("Bandwidth", float, default=10.0)
+    # CALC mode sizes SCALE-Sim's interface so that it never stalls: model it as unbounded.
+    bandwidth = 1e6 if mode == "CALC" else words_per_cycle * 1.0  # 1 byte/word at 1 GHz
+    rows, cols = num("ArrayHeight"), num("ArrayWidth")
+    run_name = cp.get("general", "run_name", fallback=path.stem) if cp.has_section("general") \
+        else path.stem
+    return {
+        "name": path.stem,
+        "description": f"SCALE-Sim config {path.name} (run_name {run_name}, {mode} bandwidth)",
+        "clock_ghz": 1.0,
+        "array": {"rows": rows, "cols": cols, "dataflow": dataflow, "count": 1},
+        "formats": {"int8": {"rate": 1.0}},
+        "default_format": "int8",
+        "memory": {
+            "sram": {"input_kib": num("IfmapSramSzkB"), "weight_kib": num("FilterSramSzkB"),
+                     "output_kib": num("OfmapSramSzkB")},
+            "hbm": {"kind": "DRAM", "bandwidth_gbps": bandwidth, "energy_pj_per_bit": 70.0},
+        },
+        "vector": {"ops_per_cycle": float(cols)},
+        "timing": {"model": "scalesim"},
+        "energy": {"node_nm": 45},
+    }
+
+
+def _apply_overrides(raw: dict, overrides: dict[str, Any], source: str) -> dict:
+    raw = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        path = key.replace("__", ".")
+        if isinstance(value, dict):
+            for sub, v in _flatten(value, path).items():
+                _set_dotted(raw, sub, v, "--set")
+        else:
+            _set_dotted(raw, path, value, "--set")
+    return raw
+
+
+def _flatten(d: dict, prefix: str) -> dict:
+    out = {}
+    for k, v in d.items():
+        p = f"{prefix}.{k}"
+        if isinstance(v, dict) and k != "mac_pj" and k != "formats":
+            out.update(_flatten(v, p))
+        else:
+            out[p] = v
+    return out
+
+
+def load_config(name_or_path: str | Path | ChipConfig = "default", **overrides: Any) -> ChipConfig:
+    """Load a preset name, a YAML file or a SCALE-Sim ``.cfg``; apply dotted overrides.
+
+    ``load_config("tpu_v4", **{"array.rows": 64})`` or ``load_config("tpu_v4", array__rows=64)``.
+    """
+    if isinstance(name_or_path, ChipConfig):
+        if not overrides:
+            return name_or_path
+        raw, source = name_or_path.model_dump(), name_or_path.name
+    else:
+        path = _resolve(name_or_path)
+        source = str(path)
+        raw = read_scalesim_cfg(path) if path.suffix == ".cfg" else _read_yaml(path)
+    try:
+        chip = ChipConfig.model_validate(raw)
+    except ValidationError as err:
+        raise validation_to_input_error(err, source) from None
+    if not overrides:
+        return chip
+    raw = _apply_overrides(raw, overrides, source)
+    try:
+        return ChipConfig.model_validate(raw)
+    except ValidationError as err:
+        raise validation_to_input_error(err, "--set") from None
+
+
+def config_label(name_or_path: str | Path) -> str:
+    """Short name for a config argument (preset name or file stem)."""
+    return Path(str(name_or_path)).stem

@@ -1,0 +1,92 @@
+"""Energy = sum over actions of (count x energy per action), in picojoules.
+
+Actions: MACs (per format), vector element ops, SRAM bytes (per buffer, by its size), HBM bytes,
+and static power over time. Constants are 45 nm figures (Horowitz ISSCC 2014; CACTI 7 via
+Accelergy) scaled to the chip's node; a config can override each (``energy.*``).
+
+Node scaling (assumption): dynamic energy per operation scales linearly with feature size
+(switched capacitance ~ node, supply voltage roughly flat below 28 nm), so E(node) = E45 x node/45.
+Off-chip energy per bit is an interface property and is not scaled.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .config import ChipConfig
+from .formats import FORMATS, Format
+
+# CACTI 7 at 45 nm, pJ per bit read, by capacity in bytes (REFERENCE.md).
+SRAM_PJ_PER_BIT_45NM = ((8 * 1024, 0.096), (32 * 1024, 0.27), (1024 * 1024, 0.98))
+# A vector element op is counted as one fp32 add at 45 nm (Horowitz 2014: 0.9 pJ) (assumption).
+VECTOR_OP_PJ_45NM = 0.9
+
+
+def node_scale(node_nm: float) -> float:
+    return node_nm / 45.0
+
+
+def sram_pj_per_bit_45nm(capacity_bytes: float) -> float:
+    """Piecewise power law through the CACTI points (log-log interpolation, end slopes kept)."""
+    pts = SRAM_PJ_PER_BIT_45NM
+    x = max(capacity_bytes, 1.0)
+    if x <= pts[0][0]:
+        (x0, y0), (x1, y1) = pts[0], pts[1]
+    elif x >= pts[-1][0]:
+        (x0, y0), (x1, y1) = pts[-2], pts[-1]
+    else:
+        i = next(i for i in range(len(pts) - 1) if pts[i][0] <= x <= pts[i + 1][0])
+        (x0, y0), (x1, y1) = pts[i], pts[i + 1]
+    slope = math.log(y1 / y0) / math.log(x1 / x0)
+    return y0 * (x / x0) ** slope
+
+
+def sram_pj_per_bit(chip: ChipConfig, buffer_kib: float) -> float:
+    """Energy per bit of one access to a buffer: a bank of at most ``bank_kib`` is touched."""
+    if chip.energy.sram_pj_per_bit is not None:
+        return chip.energy.sram_pj_per_bit
+    size = min(buffer_kib, chip.memory.sram.bank_kib) * 1024
+    return sram_pj_per_bit_45nm(size) * node_scale(chip.energy.node_nm)
+
+
+def mac_pj(chip: ChipConfig, fmt: str) -> float:
+    """Energy of one MAC in ``fmt`` on this chip (emulated formats: passes x the base MAC)."""
+    if fmt in chip.energy.mac_pj:
+        return chip.energy.mac_pj[fmt]
+    sup = chip.formats.get(fmt)
+    if sup is not None and sup.emulate:
+        return sup.passes * mac_pj(chip, sup.emulate)
+    return FORMATS[fmt].mac_pj_45nm * node_scale(chip.energy.node_nm)
+
+
+def vector_op_pj(chip: ChipConfig) -> float:
+    if chip.energy.vector_op_pj is not None:
+        return chip.energy.vector_op_pj
+    return VECTOR_OP_PJ_45NM * node_scale(chip.energy.node_nm)
+
+
+@dataclass(frozen=True)
+class Energy:
+    mac_pj: float
+    vector_pj: float
+    sram_pj: float
+    hbm_pj: float
+    static_pj: float
+
+    @property
+    def total_pj(self) -> float:
+        return self.mac_pj + self.vector_pj + self.sram_pj + self.hbm_pj + self.static_pj
+
+
+def layer_energy(chip: ChipConfig, fmt: Format, macs: float, vector_ops: float,
+                 sram_input: float, sram_weight: float, sram_output: float, hbm_bytes: float,
+                 latency_s: float) -> Energy:
+    s = chip.memory.sram
+    sram = 8 * (sram_input * sram_pj_per_bit(chip, s.input_kib)
+                + sram_weight * sram_pj_per_bit(chip, s.weight_kib)
+                + sram_output * sram_pj_per_bit(chip, s.output_kib))
+    return Energy(mac_pj=macs * mac_pj(chip, fmt.name),
+                  vector_pj=vector_ops * vector_op_pj(chip),
+                  sram_pj=sram,
+                  hbm_pj=8 * hbm_bytes * chip.memory.hbm.energy_pj_per_bit,
+                  static_pj=chip.energy.static_w * latency_s * 1e12)

@@ -1,0 +1,116 @@
+"""Numeric formats of a datapath: width in memory, accumulator, and the cost of one MAC.
+
+A format names what the multiplier sees (``int8``, ``bf16`` ...) and what the products are summed
+in (its accumulator). Memory traffic uses ``bytes_per_element``; partial sums use the accumulator's
+width. Energy per MAC is anchored at 45 nm on Horowitz, ISSCC 2014 (multiply + accumulator add),
+with float multipliers scaled by their (M+1)^2 full-adder count (Dean 2020) where Horowitz gives no
+figure; :mod:`tpusim.energy` scales it to the chip's node.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import InputError
+
+# Horowitz 2014, 45 nm, 0.9 V, pJ per operation (REFERENCE.md, "Energy and area").
+_INT8_MULT_PJ = 0.2
+_INT8_ADD_PJ = 0.03
+_INT32_ADD_PJ = 0.1
+_FP16_MULT_PJ = 1.1
+_FP16_ADD_PJ = 0.4
+_FP32_MULT_PJ = 3.7
+_FP32_ADD_PJ = 0.9
+_FP16_MULT_FULL_ADDERS = 121  # Dean 2020: (10+1)^2
+
+
+def _float_mult_pj(mantissa_bits: int) -> float:
+    """Float multiplier energy scaled from fp16 by the (M+1)^2 full-adder count (Dean 2020)."""
+    return _FP16_MULT_PJ * (mantissa_bits + 1) ** 2 / _FP16_MULT_FULL_ADDERS
+
+
+@dataclass(frozen=True)
+class Format:
+    """One datapath format. ``bits`` is the storage width of one element."""
+
+    name: str
+    bits: int
+    kind: str  # "int", "float" or "binary"
+    exponent_bits: int
+    mantissa_bits: int  # explicit mantissa bits (floats) or magnitude bits (ints)
+    accumulator: str  # name of the accumulator format
+    accumulator_bits: int
+    mac_pj_45nm: float  # one multiply + one accumulator add at 45 nm
+
+    @property
+    def bytes_per_element(self) -> float:
+        return self.bits / 8
+
+    @property
+    def accumulator_bytes(self) -> float:
+        return self.accumulator_bits / 8
+
+    @property
+    def multiplier_full_adders(self) -> int:
+        """Full adders (or cells) in the multiplier: (M+1)^2 for floats, n^2 for ints (Dean 2020)."""
+        if self.kind == "float":
+            return (self.mantissa_bits + 1) ** 2
+        if self.kind == "int":
+            return self.bits ** 2
+        return 1  # binary: one XNOR gate per product
+
+
+FORMATS: dict[str, Format] = {f.name: f for f in (
+    Format("int8", 8, "int", 0, 7, "int32", 32, _INT8_MULT_PJ + _INT32_ADD_PJ),
+    # int4: multiplier cells scale as n^2 (REFERENCE.md), so 1/4 of int8's; int32 accumulate.
+    Format("int4", 4, "int", 0, 3, "int32", 32, _INT8_MULT_PJ / 4 + _INT32_ADD_PJ),
+    Format("bf16", 16, "float", 8, 7, "fp32", 32, _float_mult_pj(7) + _FP32_ADD_PJ),
+    Format("fp16", 16, "float", 5, 10, "fp32", 32, _FP16_MULT_PJ + _FP32_ADD_PJ),
+    Format("fp32", 32, "float", 8, 23, "fp32", 32, _FP32_MULT_PJ + _FP32_ADD_PJ),
+    # fp8 products summed in fp16-class adders keeps the MAC 50-180% above int8, as van Baalen
+    # et al. 2023 report; the numerics still accumulate in fp32 (assumption: wide accumulator).
+    Format("fp8_e4m3", 8, "float", 4, 3, "fp32", 32, _float_mult_pj(3) + _FP16_ADD_PJ),
+    Format("fp8_e5m2", 8, "float", 5, 2, "fp32", 32, _float_mult_pj(2) + _FP16_ADD_PJ),
+    # binary (+-1): XNOR + popcount; the popcount adder is counted as an int8 add (assumption).
+    Format("binary", 1, "binary", 0, 0, "int32", 32, _INT8_ADD_PJ),
+)}
+
+FORMAT_NAMES = tuple(FORMATS)
+
+# Trace dtype spellings accepted besides the canonical names.
+_ALIASES = {"uint8": "int8", "i8": "int8", "u8": "int8", "int": "int8", "bfloat16": "bf16",
+            "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32",
+            "fp8": "fp8_e4m3", "e4m3": "fp8_e4m3", "e5m2": "fp8_e5m2", "uint4": "int4",
+            "bool": "binary", "int1": "binary"}
+
+
+def get_format(name: str, source: str | None = None, where: str | None = "format") -> Format:
+    """The format called ``name`` (case-insensitive; ``bfloat16`` etc. accepted)."""
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    try:
+        return FORMATS[key]
+    except KeyError:
+        raise InputError(source, where, name, "allowed: " + "|".join(FORMAT_NAMES)) from None
+
+
+def _float_rank(f: Format) -> tuple[int, int]:
+    return (f.mantissa_bits, f.exponent_bits)
+
+
+def datapath_format(weight_dtype: str | None, act_dtype: str | None) -> str | None:
+    """The format a layer runs in, from its operand dtypes; None when neither is given.
+
+    Two integer (or binary) operands run in the wider integer format; if either is a float, the
+    layer runs in the most precise float among them, an int operand being widened to bf16
+    (weight-only quantization dequantizes on the fly).
+    """
+    fmts = [get_format(d) for d in (weight_dtype, act_dtype) if d]
+    if not fmts:
+        return None
+    floats = [f for f in fmts if f.kind == "float"]
+    if floats:
+        best = max(floats, key=_float_rank)
+        if len(floats) < len(fmts) and _float_rank(best) < _float_rank(FORMATS["bf16"]):
+            best = FORMATS["bf16"]
+        return best.name
+    return max(fmts, key=lambda f: f.bits).name

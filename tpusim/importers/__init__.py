@@ -1,0 +1,1 @@
+"""Importers: the only code that knows file formats. Each returns a :class:`tpusim.Workload`."""

@@ -1,0 +1,96 @@
+"""tpusim's own trace CSV: one row per layer, columns as in SPEC.md (``TRACE_COLUMNS``).
+
+Lines starting with ``#`` are comments (a shipped trace says there where its shapes come from).
+Empty cells mean "does not apply". Unknown columns are an error, never ignored.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any, Iterable
+
+from .._io import atomic_write_text
+from ..errors import InputError
+from ..workload import TRACE_COLUMNS, Layer, Workload, make_layer
+
+
+def _data_lines(text: str) -> tuple[list[str], list[int], list[str]]:
+    """Non-comment, non-blank lines with their 1-based line numbers, and the comments."""
+    lines, numbers, notes = [], [], []
+    for i, line in enumerate(text.splitlines(), start=1):
+        s = line.strip()
+        if not s:
+            continue
+        if s.startswith("#"):
+            notes.append(s.lstrip("#").strip())
+            continue
+        lines.append(line)
+        numbers.append(i)
+    return lines, numbers, notes
+
+
+def read_trace(path: str | Path) -> Workload:
+    path = Path(path)
+    src = str(path)
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise InputError(src, None, message="not a text CSV file") from None
+    lines, numbers, notes = _data_lines(text)
+    if not lines:
+        raise InputError(src, None, message="empty trace: expected a header line with name,op,...")
+    rows = list(csv.reader(lines))
+    header = [h.strip() for h in rows[0]]
+    while header and header[-1] == "":
+        header.pop()
+    for col in header:
+        if col not in TRACE_COLUMNS:
+            raise InputError(src, f"line {numbers[0]}, column {col!r}",
+                             message="unknown column; allowed columns: " + ", ".join(TRACE_COLUMNS))
+    for col in ("name", "op"):
+        if col not in header:
+            raise InputError(src, f"line {numbers[0]}", message=f"required column {col!r} missing")
+    layers: list[Layer] = []
+    for cells, lineno in zip(rows[1:], numbers[1:]):
+        extra = [c for c in cells[len(header):] if c.strip()]
+        if extra:
+            raise InputError(src, f"line {lineno}", extra[0],
+                             f"more cells than the {len(header)} header columns")
+        row = {h: c.strip() for h, c in zip(header, cells) if c.strip() != ""}
+        layers.append(make_layer(row, src, lineno))
+    if not layers:
+        raise InputError(src, None, message="trace has a header but no layer rows")
+    return Workload(name=path.stem, layers=tuple(layers), source=src, notes=tuple(notes))
+
+
+def rows_to_csv(rows: Iterable[dict[str, Any]], comments: Iterable[str] = ()) -> str:
+    """Trace rows as CSV text, columns in canonical order, only those any row uses."""
+    rows = list(rows)
+    used = [c for c in TRACE_COLUMNS if any(r.get(c) not in (None, "") for r in rows)]
+    buf = io.StringIO()
+    for c in comments:
+        buf.write(f"# {c}\n")
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(used)
+    for r in rows:
+        w.writerow(["" if r.get(c) is None else _cell(r[c]) for c in used])
+    return buf.getvalue()
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def write_trace(rows: Iterable[dict[str, Any]], path: str | Path,
+                comments: Iterable[str] = ()) -> Path:
+    """Validate every row (by building its layer), then write the CSV atomically."""
+    rows = list(rows)
+    for i, r in enumerate(rows, start=2):
+        make_layer({k: v for k, v in r.items() if v not in (None, "")}, str(path), i)
+    atomic_write_text(path, rows_to_csv(rows, comments))
+    return Path(path)

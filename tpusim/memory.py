@@ -1,0 +1,197 @@
+"""Tiling into SRAM and the bytes each stream moves: HBM (compulsory + re-fetches) and SRAM.
+
+A GEMM layer is m x k (input, streamed from the activation buffer) times k x n (weights, staged
+through the weight buffer), accumulated in the output buffer (accumulators). Two loop orders at
+the SRAM level are costed and the cheaper in HBM bytes is kept:
+
+* weights outer: for each column strip of weights (k x cols) that stays in the weight buffer,
+  stream all m rows; the input is re-read from HBM once per strip unless it fits its buffer.
+* inputs outer: for each chunk of m rows that stays in the input buffer, run every weight tile;
+  weights are re-read from HBM once per chunk unless the layer's weights fit their buffer.
+
+Chunks of m are bounded by the accumulators, which hold one chunk's partial sums for a column
+strip while the k folds accumulate. Double-buffered buffers give half their capacity to the tile
+in use. Activations move between layers on chip when they fit (see :func:`plan_residency`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .config import ChipConfig
+from .errors import InputError
+from .formats import Format
+from .workload import Layer
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Bytes one layer instance moves, by stream. HBM writes are outputs only."""
+
+    hbm_weight: float = 0.0
+    hbm_input: float = 0.0
+    hbm_output: float = 0.0
+    sram_read: float = 0.0
+    sram_write: float = 0.0
+    sram_input: float = 0.0    # SRAM traffic of each buffer, for energy by buffer size
+    sram_weight: float = 0.0
+    sram_output: float = 0.0
+    weight_passes: int = 1     # times the weights were read from HBM
+    input_passes: int = 1      # times the input was read from HBM
+    weight_tile_bytes: float = 0.0
+    note: str = ""
+
+    @property
+    def hbm_read(self) -> float:
+        return self.hbm_weight + self.hbm_input
+
+    @property
+    def hbm_write(self) -> float:
+        return self.hbm_output
+
+    @property
+    def hbm_total(self) -> float:
+        return self.hbm_read + self.hbm_write
+
+
+def _kib(x: float) -> float:
+    return x * 1024
+
+
+def check_tile_fits(chip: ChipConfig, fmt: Format, source: str | None = None) -> None:
+    """One stationary tile (double-buffered when configured) must fit each buffer."""
+    r, c = chip.array.rows, chip.array.cols
+    sram = chip.memory.sram
+    db = 2 if sram.double_buffered else 1
+    need = {
+        "weight_kib": db * r * c * fmt.bytes_per_element,
+        "input_kib": db * r * c * fmt.bytes_per_element,
+        "output_kib": db * r * c * fmt.accumulator_bytes,
+    }
+    for field, nbytes in need.items():
+        have = _kib(getattr(sram, field))
+        if have < nbytes:
+            what = {"weight_kib": "weight tiles", "input_kib": "input blocks",
+                    "output_kib": "accumulator blocks"}[field]
+            raise InputError(source or chip.name, f"memory.sram.{field}",
+                             getattr(sram, field),
+                             f"must hold {db} {r}x{c} {fmt.name} {what} "
+                             f"({nbytes / 1024:g} KiB) for one tile")
+
+
+def gemm_traffic(layer: Layer, chip: ChipConfig, fmt: Format, input_resident: bool,
+                 output_resident: bool) -> Traffic:
+    """Bytes moved by one instance of a GEMM layer (all its groups)."""
+    r, c, arrays = chip.array.rows, chip.array.cols, chip.array.count
+    sram = chip.memory.sram
+    half = 0.5 if sram.double_buffered else 1.0
+    b, b_acc = fmt.bytes_per_element, fmt.accumulator_bytes
+    g = layer.groups
+    m_stream = layer.m * layer.shared_weights   # rows through one weight set
+    k, n = layer.k, layer.n
+    kf, nf = math.ceil(k / r), math.ceil(n / c)
+
+    in_bytes = layer.in_elements * b            # raw tensor, before im2col
+    w_bytes = layer.weight_elements * b
+    out_bytes = layer.out_elements * b
+    cap_in, cap_w, cap_out = _kib(sram.input_kib), _kib(sram.weight_kib), _kib(sram.output_kib)
+
+    # Rows of one m-chunk: partial sums of a column strip on every array fit the accumulators
+    # (only needed when k is split into several folds).
+    if kf > 1:
+        acc_rows = max(1, int(cap_out * half // (min(nf, arrays) * c * b_acc)))
+    else:
+        acc_rows = m_stream
+    per_row_in = in_bytes / max(1, g * m_stream)  # input bytes per streamed row (one group)
+    in_rows = max(1, int(cap_in * half // max(per_row_in * g * 1.0, 1e-9)))
+
+    def order_weights_outer() -> tuple[float, float, int, int, int]:
+        strip = k * c * b * g
+        chunk = min(acc_rows, m_stream)
+        chunks = math.ceil(m_stream / chunk)
+        w_pass = 1 if (strip <= cap_w * half or chunks == 1) else chunks
+        i_pass = 1 if (in_bytes <= cap_in * half or nf == 1) else nf
+        return w_bytes * w_pass, in_bytes * i_pass, w_pass, i_pass, chunks
+
+    def order_inputs_outer() -> tuple[float, float, int, int, int]:
+        chunk = min(acc_rows, in_rows, m_stream)
+        chunks = math.ceil(m_stream / chunk)
+        w_pass = 1 if (w_bytes <= cap_w * half or chunks == 1) else chunks
+        return w_bytes * w_pass, in_bytes, w_pass, 1, chunks
+
+    wo, io_ = order_weights_outer(), order_inputs_outer()
+    best = min((wo, io_), key=lambda t: (t[0] + t[1], t is io_))
+    w_hbm, in_hbm, w_pass, i_pass, chunks = best
+    note = ""
+    if w_pass > 1:
+        note = (f"weights re-fetched {w_pass}x: {w_bytes / 2**20:.3g} MiB exceed the "
+                f"{sram.weight_kib / 1024:g} MiB weight buffer")
+    elif i_pass > 1:
+        note = (f"input re-fetched {i_pass}x: {in_bytes / 2**20:.3g} MiB exceed the "
+                f"{sram.input_kib / 1024:g} MiB input buffer")
+    if input_resident:
+        in_hbm = 0.0
+        i_pass = 0
+    out_hbm = 0.0 if output_resident else out_bytes
+
+    # SRAM traffic. The streamed operand is re-read once per fold of the other dimension;
+    # partial sums are written once per k fold and read back for all but the first.
+    df = chip.array.dataflow
+    mk, kn, mn = m_stream * k * b * g, k * n * b * g, m_stream * n * g
+    if df == "ws":
+        in_reads, w_reads = mk * nf, kn * chunks
+    elif df == "is":
+        in_reads, w_reads = mk, kn * math.ceil(m_stream / c)
+    else:  # os
+        in_reads, w_reads = mk * nf, kn * math.ceil(m_stream / r)
+    if df == "os":  # outputs accumulate inside the PEs
+        acc_writes = acc_reads = 0.0
+    else:
+        acc_writes, acc_reads = mn * b_acc * kf, mn * b_acc * kf
+    out_write = mn * b                           # finished outputs into the activation buffer
+    sram_input = in_reads + out_write + in_hbm + out_hbm
+    sram_weight = w_reads + w_hbm
+    sram_output = acc_writes + acc_reads
+    sram_read = in_reads + w_reads + acc_reads + out_hbm
+    sram_write = out_write + acc_writes + in_hbm + w_hbm
+    return Traffic(hbm_weight=w_hbm, hbm_input=in_hbm, hbm_output=out_hbm,
+                   sram_read=sram_read, sram_write=sram_write, sram_input=sram_input,
+                   sram_weight=sram_weight, sram_output=sram_output, weight_passes=w_pass,
+                   input_passes=i_pass, weight_tile_bytes=r * c * b, note=note)
+
+
+def vector_traffic(layer: Layer, fmt: Format, input_resident: bool,
+                   output_resident: bool) -> Traffic:
+    """A vector op reads its input and writes its output once (fused ops move nothing)."""
+    if layer.fused:
+        return Traffic()
+    b = fmt.bytes_per_element
+    in_bytes, out_bytes = layer.in_elements * b, layer.out_elements * b
+    in_hbm = 0.0 if input_resident else in_bytes
+    out_hbm = 0.0 if output_resident else out_bytes
+    sram_input = in_bytes + out_bytes + in_hbm + out_hbm
+    return Traffic(hbm_input=in_hbm, hbm_output=out_hbm, sram_read=in_bytes + out_hbm,
+                   sram_write=out_bytes + in_hbm, sram_input=sram_input)
+
+
+def plan_residency(layers: list[Layer], chip: ChipConfig, fmts: list[Format]) -> list[tuple[bool, bool]]:
+    """(input on chip, output stays on chip) for each layer of a chain.
+
+    Assumptions: layers form a chain (each consumes the previous output); the first input and
+    the last output live in HBM; a layer's output stays on chip when it and the layer's input
+    fit the activation buffer together; a dynamic second operand (K/V, another activation) is
+    always read from HBM. Fused layers pass residency through unchanged.
+    """
+    cap = _kib(chip.memory.sram.input_kib)
+    out: list[tuple[bool, bool]] = []
+    prev_resident = False
+    last = max((i for i, l in enumerate(layers) if not l.fused), default=-1)
+    for i, (layer, fmt) in enumerate(zip(layers, fmts)):
+        if layer.fused:
+            out.append((prev_resident, prev_resident))
+            continue
+        b = fmt.bytes_per_element
+        stays = i != last and (layer.in_elements + layer.out_elements) * b <= cap
+        out.append((prev_resident, stays))
+        prev_resident = stays
+    return out

@@ -1,0 +1,202 @@
+"""One workload on one chip: the stages in order, each a pure function of the layer records.
+
+    format -> traffic (memory.py) -> array timing (timing/systolic.py)
+           -> overlap with HBM (timing/pipeline.py or contention.py) -> energy -> roofline
+
+``simulate`` returns a :class:`Result`: ``layers`` (one row per trace row, numbers per instance,
+columns as SPEC.md's layers.csv) and ``summary`` (totals over ``count``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from . import __version__
+from .config import ChipConfig, load_config
+from .energy import layer_energy
+from .errors import InputError
+from .formats import get_format
+from .memory import check_tile_fits, gemm_traffic, plan_residency, vector_traffic
+from .roofline import bound_of, roof_tops
+from .timing import array_timing, gemm_time, vector_time
+from .workload import Layer, Workload, load_workload
+
+LAYER_COLUMNS = (
+    "name", "op", "count", "m", "k", "n", "macs", "format", "cycles", "latency_s",
+    "compute_cycles", "stall_cycles", "overhead_cycles", "utilization",
+    "hbm_read_bytes", "hbm_write_bytes", "sram_read_bytes", "sram_write_bytes",
+    "energy_pj", "mac_energy_pj", "vector_energy_pj", "sram_energy_pj", "hbm_energy_pj",
+    "static_energy_pj", "intensity", "achieved_tops", "roof_tops", "bound",
+    # detail beyond SPEC's list
+    "groups", "vector_ops", "stall_weight_cycles", "stall_input_cycles", "stall_output_cycles",
+    "stall_sram_cycles", "fill_drain_cycles", "weight_shift_cycles", "hbm_cycles",
+    "weight_passes", "input_passes", "input_on_chip", "output_on_chip", "note",
+)
+
+
+@dataclass
+class Result:
+    config: ChipConfig
+    workload: Workload
+    layers: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _resolve_format(layer: Layer, chip: ChipConfig, forced: str | None, source: str) -> str:
+    if forced:
+        return forced
+    fmt = layer.format or chip.default_format
+    if fmt not in chip.formats:
+        where = f"line {layer.line}" if layer.line else f"layer {layer.name!r}"
+        raise InputError(source, where, fmt, f"chip {chip.name!r} runs "
+                         f"{'|'.join(chip.formats)}; pass --format to run it in one of them")
+    return fmt
+
+
+def scale_batch(workload: Workload, batch: int) -> Workload:
+    """The workload for ``batch`` samples: conv batch, matmul rows (static weights) or instances
+    (dynamic operands) and vector elements grow ``batch`` times."""
+    if batch == 1:
+        return workload
+    layers = []
+    for l in workload.layers:
+        if l.kind == "vector":
+            l = dataclasses.replace(l, elements=l.elements * batch,
+                                    in_elements=l.in_elements * batch,
+                                    out_elements=l.out_elements * batch)
+        elif l.weights == "dynamic":
+            l = dataclasses.replace(l, groups=l.groups * batch,
+                                    in_elements=l.in_elements * batch,
+                                    out_elements=l.out_elements * batch,
+                                    weight_elements=l.weight_elements * batch)
+        else:
+            l = dataclasses.replace(l, m=l.m * batch, in_elements=l.in_elements * batch,
+                                    out_elements=l.out_elements * batch)
+        layers.append(l)
+    return dataclasses.replace(workload, layers=tuple(layers))
+
+
+def simulate(config: ChipConfig | str, workload: Workload | str, format: str | None = None,
+             batch: int = 1, engine: str | None = None) -> Result:
+    """Simulate ``workload`` on ``config``. ``format`` forces every GEMM layer's datapath format;
+    ``engine`` (``analytic``/``event``) overrides ``timing.engine``."""
+    t0 = time.perf_counter()
+    chip = config if isinstance(config, ChipConfig) else load_config(config)
+    wl = workload if isinstance(workload, Workload) else load_workload(workload)
+    if batch < 1:
+        raise InputError("--batch", None, batch, "must be >= 1")
+    wl = scale_batch(wl, batch)
+    source = wl.source or wl.name
+    forced = chip.check_format(format, "--format") if format else None
+    engine = engine or chip.timing.engine
+    if engine not in ("analytic", "event"):
+        raise InputError("--engine", None, engine, "allowed: analytic|event")
+
+    fmt_names = [_resolve_format(l, chip, forced, source) for l in wl.layers]
+    fmts = [get_format(f) for f in fmt_names]
+    for f in sorted(set(fmt_names)):
+        check_tile_fits(chip, get_format(f), chip.name)
+    residency = plan_residency(list(wl.layers), chip, fmts)
+    clock_hz = chip.clock_ghz * 1e9
+    bw_bytes_s = chip.memory.hbm.bandwidth_gbps * 1e9 * chip.memory.hbm.efficiency
+
+    rows = []
+    prev_cycles = 0.0
+    for layer, fmt, (in_res, out_res) in zip(wl.layers, fmts, residency):
+        if layer.kind == "gemm":
+            traffic = gemm_traffic(layer, chip, fmt, in_res, out_res)
+            at = array_timing(layer, chip, fmt.name)
+            if engine == "event":
+                from .contention import gemm_time_event
+                lt = gemm_time_event(chip, at, traffic)
+            else:
+                lt = gemm_time(chip, at, traffic)
+        else:
+            traffic = vector_traffic(layer, fmt, in_res, out_res)
+            lt = vector_time(chip, layer.vector_ops, traffic, layer.fused, prev_cycles)
+        cycles = lt.cycles
+        latency = cycles / clock_hz
+        macs = layer.macs
+        en = layer_energy(chip, fmt, macs, layer.vector_ops, traffic.sram_input,
+                          traffic.sram_weight, traffic.sram_output, traffic.hbm_total, latency)
+        hbm_bytes = traffic.hbm_total
+        intensity = (2 * macs / hbm_bytes) if hbm_bytes > 0 else math.inf
+        peak = chip.peak_tops(fmt.name)
+        rate = max(1.0, chip.native_rate(fmt.name))
+        rows.append({
+            "name": layer.name, "op": layer.op, "count": layer.count,
+            "m": layer.m if layer.kind == "gemm" else None,
+            "k": layer.k if layer.kind == "gemm" else None,
+            "n": layer.n if layer.kind == "gemm" else None,
+            "macs": macs, "format": fmt.name, "cycles": cycles, "latency_s": latency,
+            "compute_cycles": lt.compute_cycles, "stall_cycles": lt.stall_cycles,
+            "overhead_cycles": lt.overhead_cycles,
+            "utilization": macs / (cycles * chip.pes * rate) if cycles > 0 else 0.0,
+            "hbm_read_bytes": traffic.hbm_read, "hbm_write_bytes": traffic.hbm_write,
+            "sram_read_bytes": traffic.sram_read, "sram_write_bytes": traffic.sram_write,
+            "energy_pj": en.total_pj, "mac_energy_pj": en.mac_pj, "vector_energy_pj": en.vector_pj,
+            "sram_energy_pj": en.sram_pj, "hbm_energy_pj": en.hbm_pj,
+            "static_energy_pj": en.static_pj, "intensity": intensity,
+            "achieved_tops": (2 * macs / latency / 1e12) if latency > 0 else 0.0,
+            "roof_tops": roof_tops(peak, bw_bytes_s, intensity),
+            "bound": bound_of(layer.kind, lt),
+            "groups": layer.groups * layer.shared_weights, "vector_ops": layer.vector_ops,
+            "stall_weight_cycles": lt.stall_weight, "stall_input_cycles": lt.stall_input,
+            "stall_output_cycles": lt.stall_output, "stall_sram_cycles": lt.stall_sram,
+            "fill_drain_cycles": lt.fill_drain_cycles,
+            "weight_shift_cycles": lt.weight_shift_cycles, "hbm_cycles": lt.hbm_cycles,
+            "weight_passes": traffic.weight_passes if layer.kind == "gemm" else 0,
+            "input_passes": traffic.input_passes if layer.kind == "gemm" else 0,
+            "input_on_chip": in_res, "output_on_chip": out_res, "note": traffic.note,
+        })
+        if not layer.fused:
+            prev_cycles = cycles
+    df = pd.DataFrame(rows, columns=list(LAYER_COLUMNS))
+    for col in ("m", "k", "n"):
+        df[col] = df[col].astype("Int64")
+    summary = summarize(chip, wl, df, forced, batch, engine)
+    summary["simulator_seconds"] = time.perf_counter() - t0
+    return Result(config=chip, workload=wl, layers=df, summary=summary)
+
+
+def summarize(chip: ChipConfig, wl: Workload, df: pd.DataFrame, forced: str | None,
+              batch: int, engine: str) -> dict[str, Any]:
+    cnt = df["count"]
+    total_cycles = float((df["cycles"] * cnt).sum())
+    latency = total_cycles / (chip.clock_ghz * 1e9)
+    macs = float((df["macs"] * cnt).sum())
+    energy_pj = float((df["energy_pj"] * cnt).sum())
+    hbm = float(((df["hbm_read_bytes"] + df["hbm_write_bytes"]) * cnt).sum())
+    by_fmt = (df["macs"] * cnt).groupby(df["format"]).sum()
+    main_fmt = forced or (str(by_fmt.idxmax()) if len(by_fmt) and by_fmt.max() > 0
+                          else chip.default_format)
+    formats = sorted(df["format"].unique())
+    cyc = df["cycles"] * cnt
+    bound_share = {b: float(cyc[df["bound"] == b].sum() / total_cycles) if total_cycles else 0.0
+                   for b in ("compute", "hbm", "sram", "vector")}
+    rate = max(1.0, chip.native_rate(main_fmt))
+    breakdown = {k: float((df[f"{k}_energy_pj"] * cnt).sum()) * 1e-12
+                 for k in ("mac", "vector", "sram", "hbm", "static")}
+    stalls = {k: float((df[f"stall_{k}_cycles"] * cnt).sum())
+              for k in ("weight", "input", "output", "sram")}
+    return {
+        "config": chip.name, "workload": wl.name,
+        "format": main_fmt if len(formats) <= 1 or forced else "mixed",
+        "formats": formats, "batch": batch, "timing_model": chip.timing.model, "engine": engine,
+        "total_cycles": total_cycles, "latency_s": latency,
+        "throughput_per_s": batch / latency if latency > 0 else 0.0,
+        "achieved_tops": 2 * macs / latency / 1e12 if latency > 0 else 0.0,
+        "peak_tops": chip.peak_tops(main_fmt),
+        "utilization": macs / (total_cycles * chip.pes * rate) if total_cycles else 0.0,
+        "energy_j": energy_pj * 1e-12, "energy_per_inference_j": energy_pj * 1e-12 / batch,
+        "energy_breakdown_j": breakdown, "hbm_bytes": hbm, "macs": macs,
+        "bound_share": bound_share, "stall_cycles": stalls,
+        "compute_cycles": float((df["compute_cycles"] * cnt).sum()),
+        "overhead_cycles": float((df["overhead_cycles"] * cnt).sum()),
+        "tpusim_version": __version__,
+    }

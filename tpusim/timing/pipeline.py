@@ -1,0 +1,194 @@
+"""Overlapping compute with HBM traffic, in closed form (the fast path).
+
+The arrays run ``steps`` folds each; every fold needs its share of the layer's HBM reads before
+it starts and writes its share of the outputs after it ends (bytes spread evenly over folds).
+DMA runs ahead of compute through double buffers, so compute and transfer overlap. Two resources
+work in series (the HBM channel, then the arrays): either the arrays are the bottleneck and wait
+only for the first block's loads (the prologue), or the channel is, and only the last block's
+compute is left when it finishes; the last block's writes (the epilogue) come after either::
+
+    cycles = max(prologue / bw + compute, (hbm_bytes - epilogue) / bw + last_block) + epilogue / bw
+
+Every byte crosses the one HBM channel, so ``cycles >= hbm_bytes / bandwidth``, and every fold
+runs, so ``cycles >= compute``. Stall cycles (``cycles - compute``) are split by cause in
+proportion to the bytes of each stream: weights, inputs, outputs (TPUv1's "weight stall" is the
+first). :mod:`tpusim.contention` simulates the same pipeline event by event.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..config import ChipConfig
+from ..memory import Traffic
+from .systolic import ArrayTiming
+
+
+@dataclass(frozen=True)
+class LayerTime:
+    compute_cycles: float
+    stall_weight: float = 0.0
+    stall_input: float = 0.0
+    stall_output: float = 0.0
+    stall_sram: float = 0.0
+    overhead_cycles: float = 0.0
+    fill_drain_cycles: float = 0.0
+    weight_shift_cycles: float = 0.0
+    hbm_cycles: float = 0.0        # bytes / bandwidth, the HBM roof in cycles
+    sram_cycles: float = 0.0
+
+    @property
+    def stall_cycles(self) -> float:
+        return self.stall_weight + self.stall_input + self.stall_output + self.stall_sram
+
+    @property
+    def cycles(self) -> float:
+        return self.compute_cycles + self.stall_cycles + self.overhead_cycles
+
+
+def split_stall(stall: float, traffic: Traffic) -> tuple[float, float, float]:
+    total = traffic.hbm_total
+    if stall <= 0 or total <= 0:
+        return 0.0, 0.0, 0.0
+    return (stall * traffic.hbm_weight / total, stall * traffic.hbm_input / total,
+            stall * traffic.hbm_output / total)
+
+
+def fold_bytes(at: ArrayTiming, traffic: Traffic) -> tuple[float, float, float]:
+    """HBM bytes of one fold on one array: (weights, inputs, outputs), spread evenly."""
+    folds = max(at.arrays_used, 1) * max(at.steps, 1)
+    return (traffic.hbm_weight / folds, traffic.hbm_input / folds, traffic.hbm_output / folds)
+
+
+def pipeline_bytes(at: ArrayTiming, traffic: Traffic) -> tuple[float, float]:
+    """Bytes that must arrive before the first block can enter the arrays (each array's first
+    stationary tile and first input block), and that leave after the last block (each array's
+    last output block)."""
+    w, i, o = fold_bytes(at, traffic)
+    used = max(at.arrays_used, 1)
+    return used * (w + i / at.substeps), used * o / at.substeps
+
+
+MAX_BLOCKS = 64
+
+
+def blocks(at: ArrayTiming, traffic: Traffic) -> list[tuple[float, float, float]]:
+    """(compute cycles, load bytes, store bytes) of each block one array runs, merged.
+
+    The first fold's stationary tile arrives with the first block; every later tile is
+    prefetched a slice per block during the fold before it (the weight FIFO fills in the
+    background while the inputs stream).
+    """
+    w, i, o = fold_bytes(at, traffic)
+    s = at.substeps
+    step = max(at.stream_cycles, at.load_cycles)
+    n = at.steps
+
+    def fold(f: int) -> list[tuple[float, float, float]]:
+        cycles = (step if f < n - 1 else at.stream_cycles) / s
+        prefetch = w / s if f < n - 1 else 0.0
+        return [(cycles, i / s + prefetch, o / s)] * s
+
+    if n <= 3:
+        out = [b for f in range(n) for b in fold(f)]
+    else:  # folds 1 .. n-2 are identical: add them as one run
+        run = fold(1)
+        body = tuple(sum(b[k] for b in run) * (n - 2) for k in range(3))
+        out = fold(0) + _split(body, min(MAX_BLOCKS, s * (n - 2))) + fold(n - 1)
+    c, ld, st = out[0]
+    out[0] = (c + at.load_cycles, ld + w, st)
+    c, ld, st = out[-1]
+    out[-1] = (c + at.fill_drain_cycles, ld, st)
+    return _merge_middle(out)
+
+
+def _split(total: tuple[float, float, float], parts: int) -> list[tuple[float, float, float]]:
+    return [(total[0] / parts, total[1] / parts, total[2] / parts)] * parts
+
+
+def _merge_middle(seq: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+    if len(seq) <= MAX_BLOCKS + 2:
+        return seq
+    first, middle, last = seq[0], seq[1:-1], seq[-1]
+    size = -(-len(middle) // MAX_BLOCKS)
+    merged = [tuple(sum(x[k] for x in middle[a:a + size]) for k in range(3))
+              for a in range(0, len(middle), size)]
+    return [first, *merged, last]
+
+
+def buffer_depth(chip: ChipConfig) -> int:
+    return max(2 if chip.memory.sram.double_buffered else 1, chip.timing.weight_fifo_depth)
+
+
+def flow_shop_cycles(plan: list[tuple[float, float, float]], bw: float, depth: int) -> float:
+    """Makespan of blocks (compute, load bytes, store bytes) through channel then array.
+
+    A block's load starts when the channel is free and a buffer slot is (the block ``depth``
+    before it has been computed); the writes of that earlier block go out first. Arrays are
+    symmetric and share the channel fairly, so each sees ``bw`` = its share of the bandwidth.
+    """
+    chan = 0.0
+    comp_end: list[float] = []
+    load_end = 0.0
+    for j, (c, load, _) in enumerate(plan):
+        start = chan
+        extra = 0.0
+        if j >= depth:
+            start = max(start, comp_end[j - depth])
+            extra = plan[j - depth][2]
+        load_end = start + (load + extra) / bw
+        chan = load_end
+        prev = comp_end[-1] if comp_end else 0.0
+        comp_end.append(max(prev, load_end) + c)
+    tail = sum(b[2] for b in plan[max(0, len(plan) - depth):])
+    return max(comp_end[-1], chan) + tail / bw
+
+
+def sram_cycles(chip: ChipConfig, at: ArrayTiming, traffic: Traffic) -> float:
+    bw = chip.memory.sram.bandwidth_bytes_per_cycle
+    if bw is None:
+        return 0.0
+    return (traffic.sram_read + traffic.sram_write) / (bw * max(at.arrays_used, 1))
+
+
+def gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic) -> LayerTime:
+    bw = chip.hbm_bytes_per_cycle
+    pro_b, epi_b = pipeline_bytes(at, traffic)
+    hbm = traffic.hbm_total / bw
+    if chip.timing.model == "scalesim":
+        # SCALE-Sim's compute cycles, with memory time only where it exceeds them (no overlap
+        # model of its own: stalls are the roofline excess).
+        total = max(at.compute_cycles, hbm)
+    else:
+        total = flow_shop_cycles(blocks(at, traffic), bw / max(at.arrays_used, 1),
+                                 buffer_depth(chip))
+    total = math.ceil(total - 1e-6)
+    sram = sram_cycles(chip, at, traffic)
+    stall_sram = max(0.0, sram - total)
+    sw, si, so = split_stall(total - at.compute_cycles, traffic)
+    return LayerTime(compute_cycles=at.compute_cycles, stall_weight=sw, stall_input=si,
+                     stall_output=so, stall_sram=stall_sram,
+                     overhead_cycles=chip.timing.overhead_cycles_per_op,
+                     fill_drain_cycles=at.fill_drain_cycles,
+                     weight_shift_cycles=at.weight_shift_cycles, hbm_cycles=hbm,
+                     sram_cycles=sram)
+
+
+def vector_cycles(chip: ChipConfig, ops: float) -> float:
+    return math.ceil(ops / chip.vector.ops_per_cycle)
+
+
+def vector_time(chip: ChipConfig, ops: float, traffic: Traffic, fused: bool,
+                producer_cycles: float = 0.0) -> LayerTime:
+    """A vector op streams through the vector unit while its operands stream from HBM.
+
+    A fused op runs in its producer's output pipeline: only the part of its work longer than the
+    producer's cycles shows, and it has no memory pass or launch overhead of its own.
+    """
+    vec = vector_cycles(chip, ops)
+    if fused:
+        return LayerTime(compute_cycles=max(0.0, vec - producer_cycles))
+    hbm = traffic.hbm_total / chip.hbm_bytes_per_cycle
+    sw, si, so = split_stall(max(0.0, math.ceil(hbm - 1e-6) - vec), traffic)
+    return LayerTime(compute_cycles=vec, stall_weight=sw, stall_input=si, stall_output=so,
+                     overhead_cycles=chip.timing.overhead_cycles_per_op, hbm_cycles=hbm)

@@ -1,0 +1,100 @@
+"""Mapping a GEMM onto R x C systolic arrays, and the compute cycles that takes.
+
+One parameterised model serves the three dataflows. Each names which GEMM dimensions lie on the
+array's rows and columns (spatial, ``Sr`` and ``Sc``) and which streams through in time (``T``):
+
+====  ==============  ==============  =========  ========================
+ df   Sr (rows)        Sc (cols)       T          stationary operand
+====  ==============  ==============  =========  ========================
+ ws   k (reduction)    n (outputs)     m          weights
+ os   m (outputs)      n (outputs)     k          output accumulators
+ is   k (reduction)    m (inputs)      n          inputs
+====  ==============  ==============  =========  ========================
+
+The GEMM is cut into ``ceil(Sr/R) x ceil(Sc/C)`` folds (tiles of the stationary operand).
+
+``scalesim`` reproduces SCALE-Sim v3: every fold pays its own fill and drain, folds run one after
+another, ``cycles = folds x per_fold - 1`` with per-fold ``2R + C + T - 2`` (ws, is) or
+``R + C + T - 2`` (os).
+
+``pipelined`` is what a TPU does: the next fold's stationary tile shifts in (``L`` cycles, TPUv1:
+256 for a 256x256 tile) while the current fold streams its ``T`` rows, so a fold costs
+``max(T, L)``; fill and drain (``R + C - 2``) are paid once per layer, the first tile's shift once.
+Several arrays split the folds; when there are fewer folds than arrays, the stream is split.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..config import ChipConfig
+from ..workload import Layer
+
+
+@dataclass(frozen=True)
+class ArrayTiming:
+    """Compute-side timing of one layer instance on the chip's arrays (no memory stalls)."""
+
+    compute_cycles: float      # busy time of the slowest array, fill/drain and shifts included
+    fill_drain_cycles: float   # skew fill and drain paid (once, or once per fold for scalesim)
+    weight_shift_cycles: float # stationary-tile loads not hidden behind streaming
+    steps: int                 # folds (tiles) run by the busiest array
+    stream_cycles: float       # cycles one fold streams its T rows
+    load_cycles: float         # cycles to shift one stationary tile into the array
+    arrays_used: int
+    tiles: int                 # folds over all groups
+    mapped_pe_fraction: float  # average share of the R x C PEs a fold uses
+    substeps: int = 1          # DMA blocks per fold: the stream moves in blocks of ~L rows
+
+
+def fold_shape(layer: Layer, dataflow: str) -> tuple[int, int, int]:
+    """(Sr, Sc, T) of one group's GEMM for ``dataflow``."""
+    m = layer.m * layer.shared_weights
+    if dataflow == "ws":
+        return layer.k, layer.n, m
+    if dataflow == "os":
+        return m, layer.n, layer.k
+    return layer.k, m, layer.n
+
+
+def _stream_cycles(t: int, chip: ChipConfig, fmt: str) -> float:
+    """Cycles to stream ``t`` rows: packed formats take several per cycle, emulated ones several
+    passes."""
+    return math.ceil(t / chip.native_rate(fmt))
+
+
+def array_timing(layer: Layer, chip: ChipConfig, fmt: str) -> ArrayTiming:
+    r, c, arrays = chip.array.rows, chip.array.cols, chip.array.count
+    sr, sc, t = fold_shape(layer, chip.array.dataflow)
+    folds = math.ceil(sr / r) * math.ceil(sc / c)
+    tiles = folds * layer.groups
+    mapped = (sr * sc) / (folds * r * c)
+    if chip.timing.model == "scalesim":
+        per_fold_fixed = (r + c - 2) if chip.array.dataflow == "os" else (2 * r + c - 2)
+        stream = _stream_cycles(t, chip, fmt)
+        if layer.groups >= arrays:
+            runs, steps = math.ceil(layer.groups / arrays), folds
+        else:
+            runs, steps = 1, math.ceil(folds / max(1, arrays // layer.groups))
+        used = min(arrays, tiles)
+        cycles = runs * (steps * (per_fold_fixed + stream) - 1)
+        return ArrayTiming(compute_cycles=cycles, fill_drain_cycles=runs * steps * per_fold_fixed,
+                           weight_shift_cycles=0.0, steps=runs * steps, stream_cycles=stream,
+                           load_cycles=0.0, arrays_used=used, tiles=tiles,
+                           mapped_pe_fraction=mapped)
+
+    load = chip.timing.weight_load_cycles or r
+    if tiles >= arrays:
+        steps, split, used = math.ceil(tiles / arrays), 1, arrays
+    else:
+        split = arrays // tiles                 # arrays sharing one tile's stream
+        steps, used = 1, tiles * split
+    stream = _stream_cycles(math.ceil(t / split), chip, fmt)
+    step = max(stream, load)
+    fill_drain = r + c - 2
+    compute = load + (steps - 1) * step + stream + fill_drain
+    shift = load + (steps - 1) * (step - stream)
+    return ArrayTiming(compute_cycles=compute, fill_drain_cycles=fill_drain,
+                       weight_shift_cycles=shift, steps=steps, stream_cycles=stream,
+                       load_cycles=load, arrays_used=used, tiles=tiles, mapped_pe_fraction=mapped,
+                       substeps=max(1, math.ceil(stream / load)))

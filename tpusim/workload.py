@@ -1,0 +1,288 @@
+"""Workloads: a sequence of immutable layer records, and the one place a conv becomes a GEMM.
+
+Every layer is either a GEMM (``kind == "gemm"``: ``groups`` independent products of an m x k
+input by a k x n operand) or a vector op (``kind == "vector"``: ``elements`` x ``ops_per_element``
+element operations). A trace row with ``count`` stays one layer; its numbers are per instance.
+Importers (:mod:`tpusim.importers`) are the only code that knows file formats; they all build
+layers through :func:`make_layer`, which validates a row and lowers it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import InputError
+from .formats import datapath_format, get_format
+
+WORKLOAD_DIR = Path(__file__).resolve().parent.parent / "workloads"
+
+GEMM_OPS = {"matmul": "matmul", "gemm": "matmul", "linear": "matmul", "fc": "matmul",
+            "conv2d": "conv2d", "conv": "conv2d"}
+# Vector ops and the element operations each costs per element (assumption: counts of adds,
+# multiplies, exponentials and divides in a straightforward implementation).
+VECTOR_OPS: dict[str, float] = {
+    "elementwise": 1, "add": 1, "mul": 1, "sub": 1, "div": 1, "relu": 1, "clip": 1,
+    "relu6": 1, "quantize": 2, "dequantize": 2, "requantize": 3, "residual": 1, "scale": 1,
+    "batchnorm": 2, "bias": 1, "sigmoid": 4, "tanh": 4, "silu": 5, "swish": 5, "gelu": 8,
+    "hardswish": 4, "softmax": 5, "layernorm": 8, "rmsnorm": 6, "pool": 1, "maxpool": 1,
+    "avgpool": 1, "globalpool": 1, "reduce": 1, "transpose": 1, "concat": 1, "embedding": 1,
+    "rope": 6, "lstm_cell": 10, "vector": 1,
+}
+
+TRACE_COLUMNS = (
+    "name", "op", "count", "batch", "m", "k", "n", "weights",
+    "in_h", "in_w", "in_c", "out_c", "kernel_h", "kernel_w", "stride", "stride_h", "stride_w",
+    "padding", "pad_h", "pad_w", "groups", "elements", "ops_per_element",
+    "weight_dtype", "act_dtype", "fused",
+)
+
+
+class TraceRow(BaseModel):
+    """One row of a trace CSV, validated. Empty cells are ``None``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    op: str
+    count: int = Field(1, gt=0)
+    batch: int | None = Field(None, gt=0)
+    m: int | None = Field(None, gt=0)
+    k: int | None = Field(None, gt=0)
+    n: int | None = Field(None, gt=0)
+    weights: Literal["static", "dynamic"] | None = None
+    in_h: int | None = Field(None, gt=0)
+    in_w: int | None = Field(None, gt=0)
+    in_c: int | None = Field(None, gt=0)
+    out_c: int | None = Field(None, gt=0)
+    kernel_h: int | None = Field(None, gt=0)
+    kernel_w: int | None = Field(None, gt=0)
+    stride: int | None = Field(None, gt=0)
+    stride_h: int | None = Field(None, gt=0)
+    stride_w: int | None = Field(None, gt=0)
+    padding: int | Literal["same", "valid"] | None = None
+    pad_h: int | None = Field(None, ge=0)
+    pad_w: int | None = Field(None, ge=0)
+    groups: int | None = Field(None, gt=0)
+    elements: int | None = Field(None, gt=0)
+    ops_per_element: float | None = Field(None, gt=0)
+    weight_dtype: str | None = None
+    act_dtype: str | None = None
+    fused: bool = False
+
+    @field_validator("op")
+    @classmethod
+    def _op(cls, v: str) -> str:
+        v = v.strip().lower()
+        if v not in GEMM_OPS and v not in VECTOR_OPS:
+            raise ValueError("allowed ops: " + "|".join(sorted(set(GEMM_OPS) | set(VECTOR_OPS))))
+        return v
+
+    @field_validator("weight_dtype", "act_dtype")
+    @classmethod
+    def _dtype(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        try:
+            return get_format(v).name
+        except InputError as exc:
+            raise ValueError(exc.detail) from None
+
+    @field_validator("padding", mode="before")
+    @classmethod
+    def _padding(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+            v = int(v)
+        if isinstance(v, int) and v < 0:
+            raise ValueError("must be >= 0, 'same' or 'valid'")
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _by_op(self) -> "TraceRow":
+        op = GEMM_OPS.get(self.op)
+        if op == "matmul":
+            need = ("m", "k", "n")
+        elif op == "conv2d":
+            need = ("in_h", "in_w", "in_c", "out_c", "kernel_h", "kernel_w")
+        else:
+            need = ("elements",)
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"op {self.op} needs column(s) {', '.join(missing)}")
+        return self
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A validated, lowered layer. GEMM fields are one group's product; ``groups`` of them run."""
+
+    name: str
+    op: str                      # as written in the trace (lower case)
+    kind: Literal["gemm", "vector"]
+    count: int = 1
+    m: int = 0
+    k: int = 0
+    n: int = 0
+    groups: int = 1              # independent GEMMs (conv groups x batch of a dynamic matmul)
+    weights: Literal["static", "dynamic"] = "static"
+    elements: int = 0
+    ops_per_element: float = 0.0
+    weight_dtype: str | None = None
+    act_dtype: str | None = None
+    fused: bool = False
+    in_elements: int = 0         # input activation tensor (before im2col)
+    out_elements: int = 0        # output activation tensor
+    weight_elements: int = 0     # parameter tensor (static weights) or second operand (dynamic)
+    shared_weights: int = 1      # instances sharing one weight tile set (batched static matmul)
+    line: int | None = None      # source line, for messages
+
+    @property
+    def macs(self) -> int:
+        """MACs of one instance (all groups and batch)."""
+        return self.groups * self.shared_weights * self.m * self.k * self.n
+
+    @property
+    def vector_ops(self) -> float:
+        return self.elements * self.ops_per_element
+
+    @property
+    def format(self) -> str | None:
+        return datapath_format(self.weight_dtype, self.act_dtype)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    layers: tuple[Layer, ...]
+    source: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def macs(self) -> int:
+        return sum(l.macs * l.count for l in self.layers)
+
+
+def _conv_out(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int) -> int:
+    return (size + pad_lo + pad_hi - kernel) // stride + 1
+
+
+def lower_conv(batch: int, in_h: int, in_w: int, in_c: int, out_c: int, kernel_h: int,
+               kernel_w: int, stride_h: int, stride_w: int, pad_h: int | str, pad_w: int | str,
+               groups: int) -> dict[str, int]:
+    """im2col lowering of a conv2d to ``groups`` GEMMs: m = batch x output pixels,
+    k = kernel_h x kernel_w x in_c / groups, n = out_c / groups.
+
+    ``pad_*`` is the padding on each side, or ``"same"``/``"valid"`` (TF semantics: "same" gives
+    ceil(in / stride) outputs, splitting the padding low-side first).
+    Raises ValueError with a message naming the rule that failed.
+    """
+    if in_c % groups or out_c % groups:
+        raise ValueError(f"groups={groups} must divide in_c={in_c} and out_c={out_c}")
+    dims = []
+    for size, kern, stride, pad, axis in ((in_h, kernel_h, stride_h, pad_h, "h"),
+                                           (in_w, kernel_w, stride_w, pad_w, "w")):
+        if pad == "same":
+            out = -(-size // stride)
+            total = max((out - 1) * stride + kern - size, 0)
+            lo, hi = total // 2, total - total // 2
+        elif pad == "valid":
+            lo = hi = 0
+        else:
+            lo = hi = int(pad)
+        if size + lo + hi < kern:
+            raise ValueError(f"kernel_{axis}={kern} exceeds the padded input "
+                             f"in_{axis}+pad={size + lo + hi}")
+        dims.append(_conv_out(size, kern, stride, lo, hi))
+    out_h, out_w = dims
+    return {"m": batch * out_h * out_w, "k": kernel_h * kernel_w * (in_c // groups),
+            "n": out_c // groups, "out_h": out_h, "out_w": out_w}
+
+
+def make_layer(row: dict[str, Any] | TraceRow, source: str = "", line: int | None = None) -> Layer:
+    """Validate one trace row (dict of column -> value, empty cells None) and lower it."""
+    where = f"line {line}" if line is not None else None
+    if not isinstance(row, TraceRow):
+        try:
+            row = TraceRow.model_validate(row)
+        except ValidationError as err:
+            e = err.errors()[0]
+            col = ".".join(str(p) for p in e.get("loc", ()) if p not in ("function-after",))
+            msg = e.get("msg", "invalid").removeprefix("Value error, ")
+            here = ", ".join(p for p in (where, f"column {col}" if col else None) if p) or None
+            if e.get("type") == "extra_forbidden":
+                raise InputError(source, here, message="unknown column; allowed columns: "
+                                 + ", ".join(TRACE_COLUMNS)) from None
+            value = e.get("input") if col else None
+            raise InputError(source, here, value if value is not None else None,
+                             msg[0].lower() + msg[1:], message=None if value is not None
+                             and col else msg) from None
+    op = GEMM_OPS.get(row.op)
+    common = dict(name=row.name, op=row.op, count=row.count, weight_dtype=row.weight_dtype,
+                  act_dtype=row.act_dtype, fused=row.fused, line=line)
+    if op == "matmul":
+        batch = row.batch or 1
+        dynamic = row.weights == "dynamic"
+        # A static k x n operand is one parameter shared by every batch instance: the batch runs
+        # as a longer stream through the same weights. Dynamic operands differ per instance.
+        return Layer(kind="gemm", m=row.m, k=row.k, n=row.n,
+                     groups=batch if dynamic else 1, shared_weights=1 if dynamic else batch,
+                     weights="dynamic" if dynamic else "static",
+                     in_elements=batch * row.m * row.k, out_elements=batch * row.m * row.n,
+                     weight_elements=(batch if dynamic else 1) * row.k * row.n, **common)
+    if op == "conv2d":
+        batch = row.batch or 1
+        groups = row.groups or 1
+        sh = row.stride_h or row.stride or 1
+        sw = row.stride_w or row.stride or 1
+        pad = row.padding if row.padding is not None else 0
+        ph = row.pad_h if row.pad_h is not None else pad
+        pw = row.pad_w if row.pad_w is not None else pad
+        try:
+            g = lower_conv(batch, row.in_h, row.in_w, row.in_c, row.out_c, row.kernel_h,
+                           row.kernel_w, sh, sw, ph, pw, groups)
+        except ValueError as exc:
+            raise InputError(source, where, message=f"conv {row.name!r}: {exc}") from None
+        return Layer(kind="gemm", m=g["m"], k=g["k"], n=g["n"], groups=groups,
+                     weights=row.weights or "static",
+                     in_elements=batch * row.in_h * row.in_w * row.in_c,
+                     out_elements=batch * g["out_h"] * g["out_w"] * row.out_c,
+                     weight_elements=row.kernel_h * row.kernel_w * (row.in_c // groups)
+                     * row.out_c, **common)
+    ope = row.ops_per_element if row.ops_per_element is not None else VECTOR_OPS[row.op]
+    return Layer(kind="vector", elements=row.elements, ops_per_element=ope,
+                 in_elements=row.elements, out_elements=row.elements, **common)
+
+
+def find_workload(name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.suffix.lower() in (".csv", ".onnx") or p.exists():
+        if not p.is_file():
+            raise InputError(str(p), None, message="workload file not found")
+        return p
+    hits = sorted(WORKLOAD_DIR.rglob(f"{name_or_path}.csv"))
+    if hits:
+        return hits[0]
+    names = sorted({h.stem for h in WORKLOAD_DIR.rglob("*.csv")})
+    raise InputError(str(name_or_path), "workload", message="not a file and not a shipped "
+                     "workload; shipped: " + ", ".join(names))
+
+
+def load_workload(name_or_path: str | Path | Workload, **kwargs: Any) -> Workload:
+    """Load a trace CSV, a SCALE-Sim topology CSV, an ONNX model or a shipped workload name.
+
+    Extra keyword arguments go to the importer (``input_shapes=`` for ONNX, ``gemm=`` for
+    SCALE-Sim topologies).
+    """
+    if isinstance(name_or_path, Workload):
+        return name_or_path
+    path = find_workload(name_or_path)
+    if path.suffix.lower() == ".onnx":
+        from .importers import onnx as onnx_importer  # heavy: import lazily
+        return onnx_importer.load_onnx_workload(path, **kwargs)
+    from .importers import scalesim, trace_csv
+    if scalesim.is_topology(path):
+        return scalesim.load_topology(path, **kwargs)
+    return trace_csv.read_trace(path)
