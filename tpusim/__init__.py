@@ -4,20 +4,35 @@
 >>> chip = tpusim.load_config("tpu_v4")
 >>> result = tpusim.simulate(chip, tpusim.load_workload("resnet50"))
 >>> result.summary["latency_s"]  # doctest: +SKIP
+
+Attributes load lazily so that ``tpusim --help`` does not pay for pandas and pydantic.
 """
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
 
-from .config import ChipConfig, load_config  # noqa: E402
-from .errors import InputError  # noqa: E402
-from .simulate import Result, simulate  # noqa: E402
-from .workload import Layer, Workload, load_workload  # noqa: E402
+_EXPORTS = {
+    "ChipConfig": "tpusim.config", "load_config": "tpusim.config",
+    "InputError": "tpusim.errors",
+    "Result": "tpusim.simulate", "simulate": "tpusim.simulate",
+    "Layer": "tpusim.workload", "Workload": "tpusim.workload", "load_workload": "tpusim.workload",
+    "sweep": "tpusim.sweep",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
 
 
-def sweep(*args, **kwargs):
-    """Run a design-space sweep; see :func:`tpusim.sweep.run_sweep`."""
-    from .sweep import run_sweep
-    return run_sweep(*args, **kwargs)
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tpusim' has no attribute {name!r}")
+    attr = "run_sweep" if name == "sweep" else name
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
 
 
-__all__ = ["ChipConfig", "InputError", "Layer", "Result", "Workload", "load_config",
-           "load_workload", "simulate", "sweep", "__version__"]
+def __dir__():
+    return sorted(__all__)

@@ -18,6 +18,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp_path, 0o666 & ~mask)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

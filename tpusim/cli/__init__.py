@@ -1,0 +1,88 @@
+"""The ``tpusim`` command: a thin click shell over the library.
+
+Subcommands live in their own modules and are imported only when run, so ``tpusim --help`` stays
+fast. Bad input (:class:`tpusim.InputError`, click usage errors) prints one line on stderr and
+exits 2; ``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import click
+
+# name -> (module, function, one-line help). Modules are imported on use only.
+COMMANDS = {
+    "run": ("tpusim.cli.run", "run", "Simulate one workload on one chip."),
+    "sweep": ("tpusim.cli.sweep", "sweep", "Sweep array sizes, formats and config fields."),
+    "roofline": ("tpusim.cli.roofline", "roofline", "Roofline chart and table of a workload."),
+    "formats": ("tpusim.cli.formats", "formats", "Area, energy, throughput and error per format."),
+    "import": ("tpusim.cli.imports", "import_", "Convert ONNX models or SCALE-Sim topologies."),
+    "workload": ("tpusim.cli.workloads", "workload", "Build workload traces (LLM prefill/decode)."),
+    "calibrate": ("tpusim.cli.calibrate", "calibrate", "Fit a preset to measured latencies."),
+    "validate": ("tpusim.cli.calibrate", "validate", "Run every public check we have."),
+    "configs": ("tpusim.cli.run", "configs", "List the chip presets and shipped workloads."),
+}
+
+
+def _available() -> dict[str, tuple[str, str, str]]:
+    return {n: v for n, v in COMMANDS.items() if importlib.util.find_spec(v[0]) is not None}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(_available())
+
+    def get_command(self, ctx, name):
+        spec = _available().get(name)
+        if spec is None:
+            return None
+        module = importlib.import_module(spec[0])
+        return getattr(module, spec[1])
+
+    def format_commands(self, ctx, formatter):
+        rows = [(n, v[2]) for n, v in sorted(_available().items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tpusim")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx, debug):
+    """tpusim: simulate systolic-array (TPU-style) chips.
+
+    \b
+    Example:
+      tpusim run default resnet50
+      tpusim sweep default resnet50 --rows 32,64,128 --cols 32,64,128
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    from ..errors import InputError
+    try:
+        rv = cli.main(args=argv, prog_name="tpusim", standalone_mode=False)
+    except InputError as exc:
+        if debug:
+            raise
+        click.echo(f"tpusim: error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("tpusim: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        if debug:
+            raise
+        cmd = exc.ctx.command_path if getattr(exc, "ctx", None) else "tpusim"
+        click.echo(f"{cmd}: error: {exc.format_message()}".replace("\n", " "), err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,38 @@
+"""Options and helpers shared by the subcommands."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InputError
+
+
+def parse_sets(values: tuple[str, ...], multi: bool = False) -> dict[str, Any]:
+    """``PATH=VALUE`` pairs (``PATH=V1,V2`` lists when ``multi``) to a dict of parsed values."""
+    from ..config import parse_value
+    out: dict[str, Any] = {}
+    for item in values:
+        if "=" not in item:
+            raise InputError("--set", None, item, "expected PATH=VALUE, e.g. array.rows=64")
+        path, _, value = item.partition("=")
+        path = path.strip()
+        if not path:
+            raise InputError("--set", None, item, "expected PATH=VALUE, e.g. array.rows=64")
+        if multi:
+            parts = [p.strip() for p in value.split(",")]
+            if any(p == "" for p in parts):
+                raise InputError("--set", path, value, "expected a comma-separated list")
+            out[path] = [parse_value(p) for p in parts]
+        else:
+            out[path] = parse_value(value.strip())
+    return out
+
+
+def set_option(help_text: str = "Override a config field, e.g. --set array.rows=64."):
+    return click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help=help_text)
+
+
+def default_out(config: str, workload: str) -> Path:
+    return Path("results") / f"{Path(str(config)).stem}-{Path(str(workload)).stem}"
