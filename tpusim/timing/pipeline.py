@@ -1,18 +1,18 @@
-"""Overlapping compute with HBM traffic, in closed form (the fast path).
+"""Overlapping compute with HBM traffic: the fast path.
 
-The arrays run ``steps`` folds each; every fold needs its share of the layer's HBM reads before
-it starts and writes its share of the outputs after it ends (bytes spread evenly over folds).
-DMA runs ahead of compute through double buffers, so compute and transfer overlap. Two resources
-work in series (the HBM channel, then the arrays): either the arrays are the bottleneck and wait
-only for the first block's loads (the prologue), or the channel is, and only the last block's
-compute is left when it finishes; the last block's writes (the epilogue) come after either::
+Each array runs its folds as blocks of about ``L`` streamed rows (:func:`blocks`). A block needs
+its HBM loads (its share of the inputs and a slice of the next fold's stationary tile, which is
+prefetched in the background; the first tile arrives before the first block) before it runs,
+and writes its outputs after. DMA runs ahead through ``depth`` buffer slots, so compute and
+transfer overlap. :func:`flow_shop_cycles` computes the makespan of that block list through two
+resources in series (the HBM channel, then the array) as a recurrence over at most ~66 blocks
+(long runs of identical folds are merged); arrays are symmetric and each sees its fair share of
+the bandwidth. :mod:`tpusim.contention` runs the same blocks as simpy processes sharing one FIFO
+channel, and the two agree within 1% on every shipped workload.
 
-    cycles = max(prologue / bw + compute, (hbm_bytes - epilogue) / bw + last_block) + epilogue / bw
-
-Every byte crosses the one HBM channel, so ``cycles >= hbm_bytes / bandwidth``, and every fold
-runs, so ``cycles >= compute``. Stall cycles (``cycles - compute``) are split by cause in
-proportion to the bytes of each stream: weights, inputs, outputs (TPUv1's "weight stall" is the
-first). :mod:`tpusim.contention` simulates the same pipeline event by event.
+Every byte crosses the channel, so ``cycles >= hbm_bytes / bandwidth``, and every fold runs, so
+``cycles >= compute``. Stall cycles (``cycles - compute``) are split by cause in proportion to
+the bytes of each stream: weights, inputs, outputs (TPUv1's "weight stall" is the first).
 """
 from __future__ import annotations
 
@@ -58,15 +58,6 @@ def fold_bytes(at: ArrayTiming, traffic: Traffic) -> tuple[float, float, float]:
     """HBM bytes of one fold on one array: (weights, inputs, outputs), spread evenly."""
     folds = max(at.arrays_used, 1) * max(at.steps, 1)
     return (traffic.hbm_weight / folds, traffic.hbm_input / folds, traffic.hbm_output / folds)
-
-
-def pipeline_bytes(at: ArrayTiming, traffic: Traffic) -> tuple[float, float]:
-    """Bytes that must arrive before the first block can enter the arrays (each array's first
-    stationary tile and first input block), and that leave after the last block (each array's
-    last output block)."""
-    w, i, o = fold_bytes(at, traffic)
-    used = max(at.arrays_used, 1)
-    return used * (w + i / at.substeps), used * o / at.substeps
 
 
 MAX_BLOCKS = 64
@@ -153,7 +144,6 @@ def sram_cycles(chip: ChipConfig, at: ArrayTiming, traffic: Traffic) -> float:
 
 def gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic) -> LayerTime:
     bw = chip.hbm_bytes_per_cycle
-    pro_b, epi_b = pipeline_bytes(at, traffic)
     hbm = traffic.hbm_total / bw
     if chip.timing.model == "scalesim":
         # SCALE-Sim's compute cycles, with memory time only where it exceeds them (no overlap
