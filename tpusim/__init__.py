@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ChipConfig": "tpusim.config", "load_config": "tpusim.config",
     "InputError": "tpusim.errors",
-    "Result": "tpusim.simulate", "simulate": "tpusim.simulate",
+    "Result": "tpusim.simulator", "simulate": "tpusim.simulator",
     "Layer": "tpusim.workload", "Workload": "tpusim.workload", "load_workload": "tpusim.workload",
     "sweep": "tpusim.sweep",
 }

@@ -54,9 +54,19 @@ class SramConfig(_Model):
 class HbmConfig(_Model):
     kind: str = "HBM2"
     bandwidth_gbps: float = Field(gt=0, description="off-chip bandwidth, GB/s (1e9 bytes/s)")
-    energy_pj_per_bit: float = Field(gt=0)
+    energy_pj_per_bit: float = Field(
+        gt=0, description="pJ per bit moved; default: the kind's (tpusim.energy.OFFCHIP_PJ_PER_BIT)")
     capacity_gib: float | None = Field(None, gt=0)
     efficiency: float = Field(1.0, gt=0, le=1, description="achievable fraction of bandwidth")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _energy_from_kind(cls, data: Any) -> Any:
+        """A config that names only ``kind`` gets that memory kind's cited pJ/bit."""
+        if isinstance(data, dict) and data.get("energy_pj_per_bit") is None:
+            from .energy import offchip_pj_per_bit
+            data = {**data, "energy_pj_per_bit": offchip_pj_per_bit(data.get("kind", "HBM2"))}
+        return data
 
 
 class MemoryConfig(_Model):
@@ -171,7 +181,9 @@ def _allowed_fields(model: type[BaseModel], loc: tuple) -> str:
 
 def validation_to_input_error(err: ValidationError, source: str) -> InputError:
     """The first pydantic error as one line: file, dotted field, value, rule."""
-    e = err.errors()[0]
+    errors = err.errors()
+    # A misspelt key shows up both as "unknown" and as the real key "missing": name the typo.
+    e = next((x for x in errors if x.get("type") == "extra_forbidden"), errors[0])
     loc = tuple(e.get("loc", ()))
     where = _dotted(loc) or None
     msg = e.get("msg", "invalid")

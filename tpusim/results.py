@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 
 if TYPE_CHECKING:
-    from .simulate import Result
+    from .simulator import Result
 
 
 def _json_default(x: Any) -> Any:

@@ -1,0 +1,87 @@
+"""The CLI as a user meets it: files written, one-line errors with exit 2, nothing half-written."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from .conftest import SCALESIM
+
+RESNET18 = SCALESIM / "topologies" / "conv_nets" / "Resnet18.csv"
+
+
+def test_help_lists_commands(cli):
+    code, out, _ = cli("--help")
+    assert code == 0 and "run" in out
+    code, out, _ = cli("run", "--help")
+    assert code == 0 and "Example" in out
+
+
+def test_run_writes_spec_files(cli, tmp_path):
+    out = tmp_path / "r"
+    code, stdout, err = cli("run", "tpu_v4", RESNET18, "--out", out)
+    assert code == 0, err
+    assert {p.name for p in out.iterdir()} == {"layers.csv", "summary.json", "report.html"}
+    layers = pd.read_csv(out / "layers.csv")
+    assert len(layers) == 21 and layers["macs"].sum() == 1471181568
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"] == "tpu_v4" and summary["workload"] == "Resnet18"
+    assert "latency" in stdout
+
+
+def test_run_scalesim_cfg_and_set(cli, tmp_path):
+    out = tmp_path / "s"
+    code, _, err = cli("run", SCALESIM / "configs" / "scale.cfg", RESNET18, "--out", out,
+                       "--set", "array.rows=16", "--no-html")
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["timing_model"] == "scalesim"
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["run", "nochip", "RESNET"], ["nochip", "presets"]),
+    (["run", "default", "missing.csv"], ["missing.csv", "not found"]),
+    (["run", "default", "RESNET", "--set", "array.rowz=4"], ["array.rowz", "allowed"]),
+    (["run", "default", "RESNET", "--set", "array.dataflow=xy"], ["array.dataflow", "xy"]),
+    (["run", "default", "RESNET", "--set", "array.rows=-1"], ["array.rows", "-1"]),
+    (["run", "default", "RESNET", "--format", "int3"], ["int3", "int8"]),
+    (["run", "tpu_v1", "RESNET", "--format", "bf16"], ["bf16", "tpu_v1"]),
+    (["run", "tpu_v1", "RESNET", "--set", "memory.sram.weight_kib=1"], ["weight_kib", "tile"]),
+    (["run", "default", "RESNET", "--bogus"], ["--bogus"]),
+])
+def test_bad_input_one_line_exit_2_no_files(cli, tmp_path, args, needles):
+    out = tmp_path / "o"
+    args = [str(RESNET18) if a == "RESNET" else a for a in args]
+    code, stdout, err = cli(*args, "--out", out)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    for n in needles:
+        assert n in lines[0], lines[0]
+    assert "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_bad_trace_row_names_line(cli, tmp_path):
+    bad = tmp_path / "t.csv"
+    bad.write_text("name,op,m,k,n\nfc,matmul,8,8,8\nfc2,matmul,8,,8\n")
+    code, _, err = cli("run", "default", bad, "--out", tmp_path / "o")
+    assert code == 2 and "line 3" in err and "k" in err and str(bad) in err
+
+
+def test_failed_run_keeps_existing_files(cli, tmp_path):
+    out = tmp_path / "keep"
+    out.mkdir()
+    (out / "layers.csv").write_text("precious\n")
+    code, _, _ = cli("run", "default", tmp_path / "nope.csv", "--out", out)
+    assert code == 2 and (out / "layers.csv").read_text() == "precious\n"
+    assert [p.name for p in out.iterdir()] == ["layers.csv"]
+
+
+def test_debug_shows_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "tpusim", "--debug", "run", "default",
+                        str(tmp_path / "nope.csv")], capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" in r.stderr

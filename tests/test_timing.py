@@ -1,0 +1,146 @@
+"""Systolic timing: hand-computed cases for both models, invariants as properties, and the
+closed-form fast path against the simpy event engine."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tpusim
+from tpusim.config import load_config
+from tpusim.timing import array_timing
+from tpusim.workload import WORKLOAD_DIR, Workload, make_layer
+
+
+def chip(rows=4, cols=4, dataflow="ws", count=1, model="pipelined", bw=1e6, **kw):
+    over = {"array.rows": rows, "array.cols": cols, "array.dataflow": dataflow,
+            "array.count": count, "timing.model": model, "memory.hbm.bandwidth_gbps": bw,
+            "clock_ghz": 1.0}
+    over.update(kw)
+    return load_config("default", **over)
+
+
+def gemm(m, k, n, **kw):
+    return make_layer({"name": "g", "op": "matmul", "m": m, "k": k, "n": n,
+                       "weight_dtype": "int8", "act_dtype": "int8", **kw})
+
+
+@pytest.mark.parametrize("df,expected", [
+    # folds x (2R + C + T - 2) - 1 for ws/is, folds x (R + C + T - 2) - 1 for os (SCALE-Sim v3)
+    ("ws", 2 * (2 * 4 + 4 + 10 - 2) - 1),   # Sr=k=8, Sc=n=4, T=m=10: 2 folds
+    ("os", 3 * (4 + 4 + 8 - 2) - 1),        # Sr=m=10, Sc=n=4, T=k=8: 3 folds
+    ("is", 2 * 3 * (2 * 4 + 4 + 4 - 2) - 1),  # Sr=k=8, Sc=m=10, T=n=4: 2x3 folds
+])
+def test_scalesim_model_hand_cases(df, expected):
+    at = array_timing(gemm(10, 8, 4), chip(dataflow=df, model="scalesim"), "int8")
+    assert at.compute_cycles == expected
+
+
+def test_pipelined_hand_case():
+    # 2 folds of T=10 rows, tile shift L=4: L + max(T, L) + T + (R + C - 2) = 4 + 10 + 10 + 6
+    at = array_timing(gemm(10, 8, 4), chip(), "int8")
+    assert at.compute_cycles == 30 and at.weight_shift_cycles == 4
+    # T < L: the shift is exposed on every fold: 4 + 4 + 2 + 6
+    at = array_timing(gemm(2, 8, 4), chip(), "int8")
+    assert at.compute_cycles == 16 and at.weight_shift_cycles == 4 + (4 - 2)
+
+
+def test_pipelined_beats_scalesim_on_many_folds():
+    layer = gemm(64, 512, 512)
+    fast = array_timing(layer, chip(32, 32), "int8").compute_cycles
+    slow = array_timing(layer, chip(32, 32, model="scalesim"), "int8").compute_cycles
+    assert fast < slow
+
+
+def test_arrays_split_folds_and_streams():
+    one = array_timing(gemm(1024, 128, 128), chip(32, 32), "int8")
+    four = array_timing(gemm(1024, 128, 128), chip(32, 32, count=4), "int8")
+    assert one.tiles == four.tiles == 16 and four.steps == 4 and four.arrays_used == 4
+    single = array_timing(gemm(1024, 32, 32), chip(32, 32, count=4), "int8")
+    assert single.tiles == 1 and single.arrays_used == 4 and single.stream_cycles == 256
+
+
+def test_emulated_format_takes_passes():
+    c = chip(**{"array.rows": 8})
+    base = array_timing(gemm(800, 8, 4), c, "bf16").stream_cycles
+    assert array_timing(gemm(800, 8, 4), c, "fp32").stream_cycles == 6 * base
+
+
+def _sim(c, layers, fmt=None):
+    return tpusim.simulate(c, Workload("w", tuple(layers)), format=fmt)
+
+
+def test_memory_bound_layer_stalls_on_weights():
+    # 1 KiB/cycle would feed it; 1 byte/cycle makes the 64 KiB of weights take 64k cycles.
+    c = chip(16, 16, bw=1.0)
+    r = _sim(c, [gemm(16, 256, 256)])
+    row = r.layers.iloc[0]
+    assert row["bound"] == "hbm"
+    assert row["cycles"] >= 256 * 256 + 16 * 256 + 16 * 256  # every byte crosses the channel
+    assert row["stall_weight_cycles"] > row["stall_input_cycles"] > 0
+
+
+layer_st = st.tuples(st.integers(1, 300), st.integers(1, 300), st.integers(1, 300))
+chip_st = st.fixed_dictionaries({
+    "rows": st.sampled_from([4, 8, 16, 32]), "cols": st.sampled_from([4, 8, 16, 32]),
+    "dataflow": st.sampled_from(["ws", "os", "is"]), "count": st.integers(1, 4),
+    "model": st.sampled_from(["pipelined", "scalesim"]),
+    "bw": st.sampled_from([0.5, 4.0, 64.0, 1e4]),
+})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chip_st, layer_st, st.sampled_from(["int8", "bf16", "fp32"]))
+def test_invariants(cfg, mkn, fmt):
+    m, k, n = mkn
+    c = chip(**cfg)
+    r = _sim(c, [gemm(m, k, n)], fmt)
+    row = r.layers.iloc[0]
+    assert row["macs"] == m * k * n                                  # conservation
+    peak_per_cycle = c.peak_macs_per_cycle(fmt)
+    assert row["cycles"] >= math.ceil(m * k * n / peak_per_cycle)     # no faster than peak
+    assert 0 < row["utilization"] <= 1
+    assert row["achieved_tops"] <= row["roof_tops"] * (1 + 1e-9)     # never above the roof
+    b = tpusim.formats.get_format(fmt).bytes_per_element
+    compulsory = (m * k + k * n + m * n) * b
+    assert row["hbm_read_bytes"] + row["hbm_write_bytes"] >= compulsory - 1e-6
+    assert row["cycles"] == pytest.approx(row["compute_cycles"] + row["stall_cycles"]
+                                          + row["overhead_cycles"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(chip_st, layer_st, st.sampled_from([1.5, 4.0]))
+def test_more_bandwidth_or_sram_never_slower(cfg, mkn, factor):
+    m, k, n = mkn
+    layers = [gemm(m, k, n), gemm(m, n, k)]
+    base = chip(**cfg, **{"memory.sram.input_kib": 4, "memory.sram.weight_kib": 8,
+                          "memory.sram.output_kib": 8})
+    t0 = _sim(base, layers).layers["cycles"].to_numpy()
+    faster = chip(**{**cfg, "bw": cfg["bw"] * factor},
+                  **{"memory.sram.input_kib": 4, "memory.sram.weight_kib": 8,
+                     "memory.sram.output_kib": 8})
+    assert (_sim(faster, layers).layers["cycles"].to_numpy() <= t0 + 1e-9).all()
+    bigger = chip(**cfg, **{"memory.sram.input_kib": 4 * factor, "memory.sram.weight_kib": 8
+                            * factor, "memory.sram.output_kib": 8 * factor})
+    assert (_sim(bigger, layers).layers["cycles"].to_numpy() <= t0 + 1e-9).all()
+
+
+def _shipped():
+    return sorted(p for p in WORKLOAD_DIR.rglob("*.csv"))
+
+
+@pytest.mark.parametrize("preset", ["default", "tpu_v1", "tpu_v4", "edge_tpu"])
+def test_fast_path_agrees_with_event_engine(preset):
+    paths = _shipped()
+    if not paths:
+        pytest.skip("no shipped workloads")
+    for p in paths:
+        fast = tpusim.simulate(preset, p, format=None if preset != "tpu_v1" else "int8",
+                               engine="analytic")
+        event = tpusim.simulate(preset, p, format=None if preset != "tpu_v1" else "int8",
+                                engine="event")
+        a, b = fast.summary["total_cycles"], event.summary["total_cycles"]
+        assert abs(b / a - 1) <= 0.01, f"{Path(p).name} on {preset}: {a} vs {b}"

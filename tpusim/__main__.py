@@ -1,0 +1,4 @@
+"""``python -m tpusim`` runs the CLI."""
+from .cli import main
+
+main()
