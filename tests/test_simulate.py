@@ -37,13 +37,18 @@ def test_spec_columns_and_summary():
     assert sum(r.summary["bound_share"].values()) == pytest.approx(1.0)
 
 
-def test_totals_multiply_by_count():
-    one = Workload("a", (L(name="fc", op="matmul", m=64, k=512, n=512),))
-    three = Workload("b", (L(name="fc", op="matmul", m=64, k=512, n=512, count=3),))
-    r1, r3 = tpusim.simulate("default", one), tpusim.simulate("default", three)
-    assert r3.layers.loc[0, "cycles"] == r1.layers.loc[0, "cycles"]   # per instance
-    assert r3.summary["total_cycles"] == 3 * r1.summary["total_cycles"]
-    assert r3.summary["macs"] == 3 * r1.summary["macs"]
+def test_count_row_equals_repeated_rows():
+    """A row with count=3 runs like three rows back to back; its numbers are per instance."""
+    fc = dict(name="fc", op="matmul", m=64, k=512, n=512)
+    three = Workload("b", (L(**fc, count=3),))
+    split = Workload("c", tuple(L(**fc) for _ in range(3)))
+    r3, rs = tpusim.simulate("default", three), tpusim.simulate("default", split)
+    assert r3.summary["total_cycles"] == pytest.approx(rs.summary["total_cycles"])
+    assert r3.summary["hbm_bytes"] == pytest.approx(rs.summary["hbm_bytes"])
+    assert r3.summary["energy_j"] == pytest.approx(rs.summary["energy_j"])
+    assert r3.summary["macs"] == 3 * 64 * 512 * 512
+    assert r3.layers.loc[0, "cycles"] == pytest.approx(rs.layers["cycles"].mean())
+    assert r3.summary["total_cycles"] == pytest.approx(3 * r3.layers.loc[0, "cycles"])
 
 
 def test_energy_is_the_sum_of_its_parts():

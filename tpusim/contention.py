@@ -23,10 +23,11 @@ from .timing.pipeline import (LayerTime, blocks, buffer_depth, gemm_time, sram_c
                               split_stall)
 from .timing.systolic import ArrayTiming
 
-def simulate_gemm(chip: ChipConfig, at: ArrayTiming, traffic: Traffic) -> float:
+def simulate_gemm(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
+                  preloaded: float = 0.0) -> float:
     """Cycles of one GEMM layer instance: compute and memory stalls, no per-op overhead."""
     bw = chip.hbm_bytes_per_cycle
-    plan = blocks(at, traffic)
+    plan = blocks(at, traffic, preloaded)
     depth = buffer_depth(chip)
     env = simpy.Environment()
     channel = simpy.Resource(env, capacity=1)
@@ -60,12 +61,14 @@ def simulate_gemm(chip: ChipConfig, at: ArrayTiming, traffic: Traffic) -> float:
     return env.now
 
 
-def gemm_time_event(chip: ChipConfig, at: ArrayTiming, traffic: Traffic) -> LayerTime:
+def gemm_time_event(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
+                    preloaded: float = 0.0) -> LayerTime:
     """A :class:`~tpusim.timing.LayerTime` whose stalls come from the event engine."""
     if chip.timing.model != "pipelined":
-        return gemm_time(chip, at, traffic)
-    total = simulate_gemm(chip, at, traffic)
-    total = max(float(at.compute_cycles), float(-(-(total - 1e-6) // 1)))
+        return gemm_time(chip, at, traffic, preloaded)
+    total = simulate_gemm(chip, at, traffic, preloaded)
+    hbm = traffic.hbm_total / chip.hbm_bytes_per_cycle
+    total = max(float(at.compute_cycles), float(-(-(max(total, hbm) - 1e-6) // 1)))
     sram = sram_cycles(chip, at, traffic)
     sw, si, so = split_stall(total - at.compute_cycles, traffic)
     return LayerTime(compute_cycles=at.compute_cycles, stall_weight=sw, stall_input=si,

@@ -174,24 +174,42 @@ def vector_traffic(layer: Layer, fmt: Format, input_resident: bool,
                    sram_write=out_bytes + in_hbm, sram_input=sram_input)
 
 
-def plan_residency(layers: list[Layer], chip: ChipConfig, fmts: list[Format]) -> list[tuple[bool, bool]]:
-    """(input on chip, output stays on chip) for each layer of a chain.
+@dataclass(frozen=True)
+class Residency:
+    """Where one row's activations live, per instance of the row (``count`` runs in a row)."""
 
-    Assumptions: layers form a chain (each consumes the previous output); the first input and
-    the last output live in HBM; a layer's output stays on chip when it and the layer's input
-    fit the activation buffer together; a dynamic second operand (K/V, another activation) is
-    always read from HBM. Fused layers pass residency through unchanged.
+    first_input: bool   # the first instance's input: the previous row's output stayed on chip
+    inner: bool         # outputs of all but the last instance (the next instance's inputs)
+    last_output: bool   # the last instance's output, which the next row reads
+
+    def instances(self, count: int) -> list[tuple[int, bool, bool]]:
+        """(how many instances, input on chip, output stays) for the distinct instances."""
+        if count == 1:
+            return [(1, self.first_input, self.last_output)]
+        out = [(1, self.first_input, self.inner)]
+        if count > 2:
+            out.append((count - 2, self.inner, self.inner))
+        out.append((1, self.inner, self.last_output))
+        return out
+
+
+def plan_residency(layers: list[Layer], chip: ChipConfig, fmts: list[Format]) -> list[Residency]:
+    """Where each row's activations live.
+
+    Assumptions: rows form a chain and a row with ``count`` repeats back to back (instance i
+    consumes instance i-1); the first input and the last output live in HBM; an output stays on
+    chip when it and its producer's input fit the activation buffer together; a dynamic second
+    operand (K/V, another activation) is always read from HBM; fused rows pass residency through.
     """
     cap = _kib(chip.memory.sram.input_kib)
-    out: list[tuple[bool, bool]] = []
+    out: list[Residency] = []
     prev_resident = False
     last = max((i for i, l in enumerate(layers) if not l.fused), default=-1)
     for i, (layer, fmt) in enumerate(zip(layers, fmts)):
         if layer.fused:
-            out.append((prev_resident, prev_resident))
+            out.append(Residency(prev_resident, prev_resident, prev_resident))
             continue
-        b = fmt.bytes_per_element
-        stays = i != last and (layer.in_elements + layer.out_elements) * b <= cap
-        out.append((prev_resident, stays))
-        prev_resident = stays
+        fits = (layer.in_elements + layer.out_elements) * fmt.bytes_per_element <= cap
+        out.append(Residency(prev_resident, fits, fits and i != last))
+        prev_resident = fits and i != last
     return out

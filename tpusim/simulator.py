@@ -24,6 +24,7 @@ from .formats import get_format
 from .memory import check_tile_fits, gemm_traffic, plan_residency, vector_traffic
 from .roofline import bound_of, roof_tops
 from .timing import array_timing, gemm_time, vector_time
+from .timing.pipeline import first_tile_bytes
 from .workload import Layer, Workload, load_workload
 
 LAYER_COLUMNS = (
@@ -56,6 +57,84 @@ def _resolve_format(layer: Layer, chip: ChipConfig, forced: str | None, source: 
         raise InputError(source, where, fmt, f"chip {chip.name!r} runs "
                          f"{'|'.join(chip.formats)}; pass --format to run it in one of them")
     return fmt
+
+
+@dataclass
+class _Carry:
+    """What one instance leaves the next: its cycles (a fused op hides in them) and the HBM
+    bytes the channel could have moved while idle (the next weight tile prefetches there)."""
+
+    cycles: float = 0.0
+    idle_bytes: float = 0.0
+
+
+_SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cycles",
+           "hbm_read_bytes", "hbm_write_bytes", "sram_read_bytes", "sram_write_bytes",
+           "energy_pj", "mac_energy_pj", "vector_energy_pj", "sram_energy_pj", "hbm_energy_pj",
+           "static_energy_pj", "stall_weight_cycles", "stall_input_cycles",
+           "stall_output_cycles", "stall_sram_cycles", "fill_drain_cycles",
+           "weight_shift_cycles", "hbm_cycles", "weight_passes", "input_passes")
+
+
+def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, carry: _Carry,
+              engine: str) -> dict[str, Any]:
+    """Metrics of one instance of ``layer``; updates ``carry`` for the next instance."""
+    if layer.kind == "gemm":
+        traffic = gemm_traffic(layer, chip, fmt, in_res, out_res)
+        at = array_timing(layer, chip, fmt.name)
+        preload = min(first_tile_bytes(at, traffic), carry.idle_bytes)
+        if engine == "event":
+            from .contention import gemm_time_event
+            lt = gemm_time_event(chip, at, traffic, preload)
+        else:
+            lt = gemm_time(chip, at, traffic, preload)
+    else:
+        traffic = vector_traffic(layer, fmt, in_res, out_res)
+        lt = vector_time(chip, layer.vector_ops, traffic, layer.fused, carry.cycles)
+    cycles = lt.cycles
+    latency = cycles / (chip.clock_ghz * 1e9)
+    macs = layer.macs
+    en = layer_energy(chip, fmt, macs, layer.vector_ops, traffic.sram_input,
+                      traffic.sram_weight, traffic.sram_output, traffic.hbm_total, latency)
+    rate = max(1.0, chip.native_rate(fmt.name))
+    if not layer.fused:
+        carry.cycles = cycles
+        carry.idle_bytes = max(0.0, cycles - lt.hbm_cycles) * chip.hbm_bytes_per_cycle
+    return {
+        "macs": macs, "cycles": cycles, "latency_s": latency,
+        "compute_cycles": lt.compute_cycles, "stall_cycles": lt.stall_cycles,
+        "overhead_cycles": lt.overhead_cycles,
+        "utilization": macs / (cycles * chip.pes * rate) if cycles > 0 else 0.0,
+        "hbm_read_bytes": traffic.hbm_read, "hbm_write_bytes": traffic.hbm_write,
+        "sram_read_bytes": traffic.sram_read, "sram_write_bytes": traffic.sram_write,
+        "energy_pj": en.total_pj, "mac_energy_pj": en.mac_pj, "vector_energy_pj": en.vector_pj,
+        "sram_energy_pj": en.sram_pj, "hbm_energy_pj": en.hbm_pj,
+        "static_energy_pj": en.static_pj,
+        "achieved_tops": (2 * macs / latency / 1e12) if latency > 0 else 0.0,
+        "bound": bound_of(layer.kind, lt), "vector_ops": layer.vector_ops,
+        "stall_weight_cycles": lt.stall_weight, "stall_input_cycles": lt.stall_input,
+        "stall_output_cycles": lt.stall_output, "stall_sram_cycles": lt.stall_sram,
+        "fill_drain_cycles": lt.fill_drain_cycles,
+        "weight_shift_cycles": lt.weight_shift_cycles, "hbm_cycles": lt.hbm_cycles,
+        "weight_passes": traffic.weight_passes if layer.kind == "gemm" else 0,
+        "input_passes": traffic.input_passes if layer.kind == "gemm" else 0,
+        "note": traffic.note,
+    }
+
+
+def _average(variants: list[tuple[int, dict[str, Any]]], count: int) -> dict[str, Any]:
+    """Per-instance numbers of a row whose instances differ (first, middle, last)."""
+    if len(variants) == 1:
+        return dict(variants[0][1])
+    row = dict(variants[-1][1])
+    for key in _SUMMED:
+        row[key] = sum(n * v[key] for n, v in variants) / count
+    macs = row["macs"]
+    row["achieved_tops"] = 2 * macs / row["latency_s"] / 1e12 if row["latency_s"] > 0 else 0.0
+    cyc_pe = sum(n * v["macs"] / v["utilization"] for n, v in variants if v["utilization"] > 0)
+    row["utilization"] = macs * count / cyc_pe if cyc_pe > 0 else 0.0
+    row["note"] = next((v["note"] for _, v in variants if v["note"]), "")
+    return row
 
 
 def scale_batch(workload: Workload, batch: int) -> Workload:
@@ -102,60 +181,26 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
     for f in sorted(set(fmt_names)):
         check_tile_fits(chip, get_format(f), chip.name)
     residency = plan_residency(list(wl.layers), chip, fmts)
-    clock_hz = chip.clock_ghz * 1e9
     bw_bytes_s = chip.memory.hbm.bandwidth_gbps * 1e9 * chip.memory.hbm.efficiency
 
     rows = []
-    prev_cycles = 0.0
-    for layer, fmt, (in_res, out_res) in zip(wl.layers, fmts, residency):
-        if layer.kind == "gemm":
-            traffic = gemm_traffic(layer, chip, fmt, in_res, out_res)
-            at = array_timing(layer, chip, fmt.name)
-            if engine == "event":
-                from .contention import gemm_time_event
-                lt = gemm_time_event(chip, at, traffic)
-            else:
-                lt = gemm_time(chip, at, traffic)
-        else:
-            traffic = vector_traffic(layer, fmt, in_res, out_res)
-            lt = vector_time(chip, layer.vector_ops, traffic, layer.fused, prev_cycles)
-        cycles = lt.cycles
-        latency = cycles / clock_hz
-        macs = layer.macs
-        en = layer_energy(chip, fmt, macs, layer.vector_ops, traffic.sram_input,
-                          traffic.sram_weight, traffic.sram_output, traffic.hbm_total, latency)
-        hbm_bytes = traffic.hbm_total
-        intensity = (2 * macs / hbm_bytes) if hbm_bytes > 0 else math.inf
-        peak = chip.peak_tops(fmt.name)
-        rate = max(1.0, chip.native_rate(fmt.name))
-        rows.append({
-            "name": layer.name, "op": layer.op, "count": layer.count,
-            "m": layer.m if layer.kind == "gemm" else None,
-            "k": layer.k if layer.kind == "gemm" else None,
-            "n": layer.n if layer.kind == "gemm" else None,
-            "macs": macs, "format": fmt.name, "cycles": cycles, "latency_s": latency,
-            "compute_cycles": lt.compute_cycles, "stall_cycles": lt.stall_cycles,
-            "overhead_cycles": lt.overhead_cycles,
-            "utilization": macs / (cycles * chip.pes * rate) if cycles > 0 else 0.0,
-            "hbm_read_bytes": traffic.hbm_read, "hbm_write_bytes": traffic.hbm_write,
-            "sram_read_bytes": traffic.sram_read, "sram_write_bytes": traffic.sram_write,
-            "energy_pj": en.total_pj, "mac_energy_pj": en.mac_pj, "vector_energy_pj": en.vector_pj,
-            "sram_energy_pj": en.sram_pj, "hbm_energy_pj": en.hbm_pj,
-            "static_energy_pj": en.static_pj, "intensity": intensity,
-            "achieved_tops": (2 * macs / latency / 1e12) if latency > 0 else 0.0,
-            "roof_tops": roof_tops(peak, bw_bytes_s, intensity),
-            "bound": bound_of(layer.kind, lt),
-            "groups": layer.groups * layer.shared_weights, "vector_ops": layer.vector_ops,
-            "stall_weight_cycles": lt.stall_weight, "stall_input_cycles": lt.stall_input,
-            "stall_output_cycles": lt.stall_output, "stall_sram_cycles": lt.stall_sram,
-            "fill_drain_cycles": lt.fill_drain_cycles,
-            "weight_shift_cycles": lt.weight_shift_cycles, "hbm_cycles": lt.hbm_cycles,
-            "weight_passes": traffic.weight_passes if layer.kind == "gemm" else 0,
-            "input_passes": traffic.input_passes if layer.kind == "gemm" else 0,
-            "input_on_chip": in_res, "output_on_chip": out_res, "note": traffic.note,
-        })
-        if not layer.fused:
-            prev_cycles = cycles
+    carry = _Carry()
+    for layer, fmt, res in zip(wl.layers, fmts, residency):
+        variants = [(n, _instance(chip, layer, fmt, i, o, carry, engine))
+                    for n, i, o in res.instances(layer.count)]
+        row = _average(variants, layer.count)
+        row.update({"name": layer.name, "op": layer.op, "count": layer.count,
+                    "m": layer.m if layer.kind == "gemm" else None,
+                    "k": layer.k if layer.kind == "gemm" else None,
+                    "n": layer.n if layer.kind == "gemm" else None,
+                    "format": fmt.name, "groups": layer.groups * layer.shared_weights,
+                    "input_on_chip": res.first_input, "output_on_chip": res.last_output})
+        hbm_bytes = row["hbm_read_bytes"] + row["hbm_write_bytes"]
+        macs = row["macs"]
+        row["intensity"] = (2 * macs / hbm_bytes) if hbm_bytes > 0 else math.inf
+        row["roof_tops"] = roof_tops(chip.peak_tops(fmt.name), bw_bytes_s, row["intensity"])
+        row["bound"] = max(variants, key=lambda v: v[0] * v[1]["cycles"])[1]["bound"]
+        rows.append(row)
     df = pd.DataFrame(rows, columns=list(LAYER_COLUMNS))
     for col in ("m", "k", "n"):
         df[col] = df[col].astype("Int64")

@@ -63,10 +63,12 @@ def fold_bytes(at: ArrayTiming, traffic: Traffic) -> tuple[float, float, float]:
 MAX_BLOCKS = 64
 
 
-def blocks(at: ArrayTiming, traffic: Traffic) -> list[tuple[float, float, float]]:
+def blocks(at: ArrayTiming, traffic: Traffic,
+           preloaded: float = 0.0) -> list[tuple[float, float, float]]:
     """(compute cycles, load bytes, store bytes) of each block one array runs, merged.
 
-    The first fold's stationary tile arrives with the first block; every later tile is
+    The first fold's stationary tile arrives with the first block, less the ``preloaded`` bytes
+    of it that came in while the previous layer left the channel idle; every later tile is
     prefetched a slice per block during the fold before it (the weight FIFO fills in the
     background while the inputs stream).
     """
@@ -87,7 +89,7 @@ def blocks(at: ArrayTiming, traffic: Traffic) -> list[tuple[float, float, float]
         body = tuple(sum(b[k] for b in run) * (n - 2) for k in range(3))
         out = fold(0) + _split(body, min(MAX_BLOCKS, s * (n - 2))) + fold(n - 1)
     c, ld, st = out[0]
-    out[0] = (c + at.load_cycles, ld + w, st)
+    out[0] = (c + at.load_cycles, ld + w - min(w, preloaded), st)
     c, ld, st = out[-1]
     out[-1] = (c + at.fill_drain_cycles, ld, st)
     return _merge_middle(out)
@@ -142,7 +144,15 @@ def sram_cycles(chip: ChipConfig, at: ArrayTiming, traffic: Traffic) -> float:
     return (traffic.sram_read + traffic.sram_write) / (bw * max(at.arrays_used, 1))
 
 
-def gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic) -> LayerTime:
+def first_tile_bytes(at: ArrayTiming, traffic: Traffic) -> float:
+    """HBM bytes of each array's first stationary tile: what the previous layer can prefetch."""
+    return fold_bytes(at, traffic)[0]
+
+
+def gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
+              preloaded: float = 0.0) -> LayerTime:
+    """``preloaded``: bytes of each array's first tile already fetched during the previous
+    layer (TPUv1's weight FIFO fills whenever the channel is free)."""
     bw = chip.hbm_bytes_per_cycle
     hbm = traffic.hbm_total / bw
     if chip.timing.model == "scalesim":
@@ -150,8 +160,11 @@ def gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic) -> LayerTime:
         # model of its own: stalls are the roofline excess).
         total = max(at.compute_cycles, hbm)
     else:
-        total = flow_shop_cycles(blocks(at, traffic), bw / max(at.arrays_used, 1),
+        total = flow_shop_cycles(blocks(at, traffic, preloaded), bw / max(at.arrays_used, 1),
                                  buffer_depth(chip))
+        # bytes prefetched during the previous layer still crossed the channel: the roofline
+        # (every byte at full bandwidth) stays a bound on this layer's time
+        total = max(total, hbm)
     total = math.ceil(total - 1e-6)
     sram = sram_cycles(chip, at, traffic)
     stall_sram = max(0.0, sram - total)
