@@ -55,7 +55,7 @@ class HbmConfig(_Model):
     kind: str = "HBM2"
     bandwidth_gbps: float = Field(gt=0, description="off-chip bandwidth, GB/s (1e9 bytes/s)")
     energy_pj_per_bit: float = Field(
-        gt=0, description="pJ per bit moved; default: the kind's (tpusim.energy.OFFCHIP_PJ_PER_BIT)")
+        gt=0, description="pJ per bit moved; default: the kind's (energy.OFFCHIP_PJ_PER_BIT)")
     capacity_gib: float | None = Field(None, gt=0)
     efficiency: float = Field(1.0, gt=0, le=1, description="achievable fraction of bandwidth")
 
@@ -86,6 +86,9 @@ class TimingConfig(_Model):
     weight_load_cycles: int | None = Field(
         None, gt=0, description="cycles to shift one stationary tile in; default: rows")
     weight_fifo_depth: int = Field(2, ge=1, description="stationary tiles buffered ahead")
+    issue_efficiency: float = Field(
+        1.0, gt=0, le=1, description="fraction of cycles an array accepts a new input row "
+        "(pipelined model; < 1 when the feed path or the compiler leaves issue slots empty)")
 
 
 class EnergyConfig(_Model):

@@ -1,12 +1,17 @@
 """Energy = sum over actions of (count x energy per action), in picojoules.
 
-Actions: MACs (per format), vector element ops, SRAM bytes (per buffer, by its size), HBM bytes,
-and static power over time. Constants are 45 nm figures (Horowitz ISSCC 2014; CACTI 7 via
-Accelergy) scaled to the chip's node; a config can override each (``energy.*``).
+Actions: MACs (per format), vector element ops, SRAM bytes (per buffer, by its size), off-chip
+bytes (per memory kind), and static power over time. Constants are 45 nm figures (Horowitz ISSCC
+2014; CACTI 7 via Accelergy) scaled to the chip's node; a config can override each
+(``energy.*``, ``memory.hbm.energy_pj_per_bit``). Every constant sits in ``ENERGY_CONSTANTS`` (or
+:data:`tpusim.formats.CONSTANTS`) with its source.
 
 Node scaling (assumption): dynamic energy per operation scales linearly with feature size
 (switched capacitance ~ node, supply voltage roughly flat below 28 nm), so E(node) = E45 x node/45.
-Off-chip energy per bit is an interface property and is not scaled.
+Public sources disagree on this factor (Stillmaker & Baas 2017's PTM fits fall faster than linear,
+Google's 45 nm -> 7 nm comparisons slower), so the linear rule stays a stated assumption; it is
+valid over the same 7-180 nm range as the cited area table (:mod:`tpusim.area`), and a node outside
+it is an input error. Off-chip energy per bit is an interface property and is not scaled.
 """
 from __future__ import annotations
 
@@ -14,16 +19,63 @@ import math
 from dataclasses import dataclass
 
 from .config import ChipConfig
-from .formats import FORMATS, Format
+from .errors import InputError
+from .area import check_node
+from .formats import FORMATS, Constant, Format
+
+_CACTI = "CACTI 7 via Accelergy's plug-in, 45 nm, pJ per bit read (REFERENCE.md)"
+_OFFCHIP = ("component-model libraries, REFERENCE.md 'Energy and area' (no primary source agrees;"
+            " configurable per config)")
+
+ENERGY_CONSTANTS: dict[str, Constant] = {
+    "sram_8kib_pj_per_bit": Constant(0.096, "pJ/bit", _CACTI),
+    "sram_32kib_pj_per_bit": Constant(0.27, "pJ/bit", _CACTI),
+    "sram_1mib_pj_per_bit": Constant(0.98, "pJ/bit", _CACTI),
+    "vector_op_pj": Constant(0.9, "pJ", "assumption: one vector element op costs one fp32 add, "
+                             "0.9 pJ at 45 nm (Horowitz 2014)"),
+    "DDR3_pj_per_bit": Constant(70.0, "pJ/bit", _OFFCHIP),
+    "LPDDR4_pj_per_bit": Constant(8.0, "pJ/bit", _OFFCHIP),
+    "HBM2_pj_per_bit": Constant(3.9, "pJ/bit", _OFFCHIP),
+    "HBM3_pj_per_bit": Constant(4.0, "pJ/bit", _OFFCHIP),
+}
 
 # CACTI 7 at 45 nm, pJ per bit read, by capacity in bytes (REFERENCE.md).
-SRAM_PJ_PER_BIT_45NM = ((8 * 1024, 0.096), (32 * 1024, 0.27), (1024 * 1024, 0.98))
+SRAM_PJ_PER_BIT_45NM = (
+    (8 * 1024, ENERGY_CONSTANTS["sram_8kib_pj_per_bit"].value),
+    (32 * 1024, ENERGY_CONSTANTS["sram_32kib_pj_per_bit"].value),
+    (1024 * 1024, ENERGY_CONSTANTS["sram_1mib_pj_per_bit"].value),
+)
 # A vector element op is counted as one fp32 add at 45 nm (Horowitz 2014: 0.9 pJ) (assumption).
-VECTOR_OP_PJ_45NM = 0.9
+VECTOR_OP_PJ_45NM = ENERGY_CONSTANTS["vector_op_pj"].value
+
+# Off-chip memory kinds, pJ per bit moved (REFERENCE.md; keep configurable).
+OFFCHIP_PJ_PER_BIT: dict[str, float] = {
+    kind: ENERGY_CONSTANTS[f"{kind}_pj_per_bit"].value
+    for kind in ("DDR3", "LPDDR4", "HBM2", "HBM3")
+}
+
+def node_scale(node_nm: float, source: str | None = None) -> float:
+    """Dynamic energy at ``node_nm`` relative to 45 nm: node/45 (linear; an assumption, see the
+    module docstring), for nodes in 7-180 nm; outside that range an :class:`InputError`."""
+    return check_node(node_nm, source) / 45.0
 
 
-def node_scale(node_nm: float) -> float:
-    return node_nm / 45.0
+def offchip_pj_per_bit(kind: str, source: str | None = None,
+                       where: str = "memory.hbm.kind") -> float:
+    """Energy per bit of an off-chip memory kind (``DDR3``, ``LPDDR4``, ``HBM2``, ``HBM3``).
+
+    ``HBM2e`` counts as HBM2 (same interface class; assumption). Unknown kinds are an
+    :class:`InputError` naming the known ones; a config may instead set
+    ``memory.hbm.energy_pj_per_bit`` itself.
+    """
+    key = str(kind).strip().upper()
+    key = {"HBM2E": "HBM2", "LPDDR4X": "LPDDR4"}.get(key, key)
+    try:
+        return OFFCHIP_PJ_PER_BIT[key]
+    except KeyError:
+        raise InputError(source, where, kind, "known memory kinds: "
+                         + "|".join(OFFCHIP_PJ_PER_BIT)
+                         + " (or set memory.hbm.energy_pj_per_bit)") from None
 
 
 def sram_pj_per_bit_45nm(capacity_bytes: float) -> float:
@@ -46,7 +98,14 @@ def sram_pj_per_bit(chip: ChipConfig, buffer_kib: float) -> float:
     if chip.energy.sram_pj_per_bit is not None:
         return chip.energy.sram_pj_per_bit
     size = min(buffer_kib, chip.memory.sram.bank_kib) * 1024
-    return sram_pj_per_bit_45nm(size) * node_scale(chip.energy.node_nm)
+    return sram_pj_per_bit_45nm(size) * node_scale(chip.energy.node_nm, chip.name)
+
+
+def native_mac_pj(chip: ChipConfig, fmt: str) -> float:
+    """Energy of one MAC on a datapath built for ``fmt`` at the chip's node (no emulation)."""
+    if fmt in chip.energy.mac_pj:
+        return chip.energy.mac_pj[fmt]
+    return FORMATS[fmt].mac_pj_45nm * node_scale(chip.energy.node_nm, chip.name)
 
 
 def mac_pj(chip: ChipConfig, fmt: str) -> float:
@@ -56,13 +115,13 @@ def mac_pj(chip: ChipConfig, fmt: str) -> float:
     sup = chip.formats.get(fmt)
     if sup is not None and sup.emulate:
         return sup.passes * mac_pj(chip, sup.emulate)
-    return FORMATS[fmt].mac_pj_45nm * node_scale(chip.energy.node_nm)
+    return native_mac_pj(chip, fmt)
 
 
 def vector_op_pj(chip: ChipConfig) -> float:
     if chip.energy.vector_op_pj is not None:
         return chip.energy.vector_op_pj
-    return VECTOR_OP_PJ_45NM * node_scale(chip.energy.node_nm)
+    return VECTOR_OP_PJ_45NM * node_scale(chip.energy.node_nm, chip.name)
 
 
 @dataclass(frozen=True)

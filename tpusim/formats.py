@@ -4,7 +4,12 @@ A format names what the multiplier sees (``int8``, ``bf16`` ...) and what the pr
 in (its accumulator). Memory traffic uses ``bytes_per_element``; partial sums use the accumulator's
 width. Energy per MAC is anchored at 45 nm on Horowitz, ISSCC 2014 (multiply + accumulator add),
 with float multipliers scaled by their (M+1)^2 full-adder count (Dean 2020) where Horowitz gives no
-figure; :mod:`tpusim.energy` scales it to the chip's node.
+figure; :mod:`tpusim.energy` scales it to the chip's node, :mod:`tpusim.area` turns the same
+datapath into square micrometres and :mod:`tpusim.numerics` computes with it bit-accurately.
+
+Every published number the models use is a :class:`Constant` (value, unit, source) in a table
+(``CONSTANTS`` here, ``ENERGY_CONSTANTS`` in energy.py, ``AREA_CONSTANTS`` in area.py), so a user
+can see, test or replace it in one place.
 """
 from __future__ import annotations
 
@@ -12,15 +17,40 @@ from dataclasses import dataclass
 
 from .errors import InputError
 
+
+@dataclass(frozen=True)
+class Constant:
+    """A number taken from a public source (or a stated assumption), with its unit."""
+
+    value: float
+    unit: str
+    source: str
+
+
+_HOROWITZ = "Horowitz, 'Computing's energy problem', ISSCC 2014, 45 nm 0.9 V (REFERENCE.md)"
+_DEAN = "Dean, 'The Deep Learning Revolution and Its Implications for ...', 2020 (REFERENCE.md)"
+
+CONSTANTS: dict[str, Constant] = {
+    "int8_mult_pj": Constant(0.2, "pJ", _HOROWITZ),
+    "int8_add_pj": Constant(0.03, "pJ", _HOROWITZ),
+    "int32_add_pj": Constant(0.1, "pJ", _HOROWITZ),
+    "int32_mult_pj": Constant(3.1, "pJ", _HOROWITZ),
+    "fp16_mult_pj": Constant(1.1, "pJ", _HOROWITZ),
+    "fp16_add_pj": Constant(0.4, "pJ", _HOROWITZ),
+    "fp32_mult_pj": Constant(3.7, "pJ", _HOROWITZ),
+    "fp32_add_pj": Constant(0.9, "pJ", _HOROWITZ),
+    "fp16_mult_full_adders": Constant(121, "full adders", _DEAN + ": (10+1)^2"),
+}
+
 # Horowitz 2014, 45 nm, 0.9 V, pJ per operation (REFERENCE.md, "Energy and area").
-_INT8_MULT_PJ = 0.2
-_INT8_ADD_PJ = 0.03
-_INT32_ADD_PJ = 0.1
-_FP16_MULT_PJ = 1.1
-_FP16_ADD_PJ = 0.4
-_FP32_MULT_PJ = 3.7
-_FP32_ADD_PJ = 0.9
-_FP16_MULT_FULL_ADDERS = 121  # Dean 2020: (10+1)^2
+_INT8_MULT_PJ = CONSTANTS["int8_mult_pj"].value
+_INT8_ADD_PJ = CONSTANTS["int8_add_pj"].value
+_INT32_ADD_PJ = CONSTANTS["int32_add_pj"].value
+_FP16_MULT_PJ = CONSTANTS["fp16_mult_pj"].value
+_FP16_ADD_PJ = CONSTANTS["fp16_add_pj"].value
+_FP32_MULT_PJ = CONSTANTS["fp32_mult_pj"].value
+_FP32_ADD_PJ = CONSTANTS["fp32_add_pj"].value
+_FP16_MULT_FULL_ADDERS = CONSTANTS["fp16_mult_full_adders"].value  # Dean 2020: (10+1)^2
 
 
 def _float_mult_pj(mantissa_bits: int) -> float:
@@ -30,7 +60,12 @@ def _float_mult_pj(mantissa_bits: int) -> float:
 
 @dataclass(frozen=True)
 class Format:
-    """One datapath format. ``bits`` is the storage width of one element."""
+    """One datapath format. ``bits`` is the storage width of one element.
+
+    ``kind`` is ``int`` (two's complement, symmetric quantization), ``float`` (IEEE-style sign,
+    exponent, mantissa with a hidden bit) or ``binary`` (+-1 stored as one bit: the product is an
+    XNOR and the sum a popcount, as binarized networks compute).
+    """
 
     name: str
     bits: int
@@ -50,13 +85,25 @@ class Format:
         return self.accumulator_bits / 8
 
     @property
+    def significand_bits(self) -> int:
+        """Mantissa plus the hidden bit (floats); magnitude plus sign (ints); 1 for binary."""
+        if self.kind == "float":
+            return self.mantissa_bits + 1
+        if self.kind == "int":
+            return self.bits
+        return 1
+
+    @property
     def multiplier_full_adders(self) -> int:
-        """Full adders (or cells) in the multiplier: (M+1)^2 for floats, n^2 for ints (Dean 2020)."""
+        """Full adders (or cells) in the multiplier: (M+1)^2 for floats, n^2 for ints (Dean 2020).
+
+        Binary: one cell, the XNOR gate that forms its product (:mod:`tpusim.area` sizes it as
+        an XNOR, not as a full adder)."""
         if self.kind == "float":
             return (self.mantissa_bits + 1) ** 2
         if self.kind == "int":
             return self.bits ** 2
-        return 1  # binary: one XNOR gate per product
+        return 1
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
@@ -76,6 +123,12 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
 
 FORMAT_NAMES = tuple(FORMATS)
 
+# Accumulator formats, for their widths and split (sign/exponent/mantissa or integer bits).
+ACCUMULATORS: dict[str, Format] = {
+    "int32": Format("int32", 32, "int", 0, 31, "int32", 32, 0.0),
+    "fp32": FORMATS["fp32"],
+}
+
 # Trace dtype spellings accepted besides the canonical names.
 _ALIASES = {"uint8": "int8", "i8": "int8", "u8": "int8", "int": "int8", "bfloat16": "bf16",
             "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32",
@@ -91,6 +144,12 @@ def get_format(name: str, source: str | None = None, where: str | None = "format
         return FORMATS[key]
     except KeyError:
         raise InputError(source, where, name, "allowed: " + "|".join(FORMAT_NAMES)) from None
+
+
+def accumulator_of(fmt: str | Format) -> Format:
+    """The accumulator format of ``fmt`` (int32 for integers and binary, fp32 for floats)."""
+    f = fmt if isinstance(fmt, Format) else get_format(fmt)
+    return ACCUMULATORS[f.accumulator]
 
 
 def _float_rank(f: Format) -> tuple[int, int]:

@@ -45,7 +45,9 @@ def print_summary(result, out_dir: Path | None) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory (default results/<config>-<workload>/).")
 @click.option("--no-html", is_flag=True, help="Skip report.html.")
-def run(config, workload, fmt, batch, sets, engine, out_dir, no_html):
+@click.option("--numerics", is_flag=True,
+              help="Add gemm_rel_error per layer: its GEMM, sampled, computed bit-accurately.")
+def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, numerics):
     """Simulate WORKLOAD on chip CONFIG; write layers.csv, summary.json and report.html.
 
     CONFIG is a preset name (default, tpu_v1, tpu_v4, ...), a YAML file or a SCALE-Sim .cfg.
@@ -63,9 +65,17 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html):
     chip = tpusim.load_config(config, **parse_sets(sets))
     wl = tpusim.load_workload(workload)
     result = tpusim.simulate(chip, wl, format=fmt, batch=batch, engine=engine)
+    if numerics:
+        from ..numerics import layer_errors
+        result.layers["gemm_rel_error"] = layer_errors(result)
+        result.summary["max_gemm_rel_error"] = float(result.layers["gemm_rel_error"].max())
     out = out_dir or default_out(config, workload)
     write_result(result, out, html=not no_html)
     print_summary(result, out)
+    if numerics and result.layers["gemm_rel_error"].notna().any():
+        worst = result.layers.loc[result.layers["gemm_rel_error"].idxmax()]
+        click.echo(f"numerics: worst GEMM error {worst['gemm_rel_error']:.3g} "
+                   f"(layer {worst['name']}, {worst['format']}; sampled operands)")
 
 
 @click.command()

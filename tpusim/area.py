@@ -1,0 +1,184 @@
+"""Silicon area of a MAC datapath, a MAC array and a chip's SRAM, from standard-cell counts.
+
+A processing element (PE) is counted in cells, part by part, then converted to square micrometres
+with the cell areas of one public 45 nm library and scaled to the chip's node:
+
+- multiplier: (M+1)^2 full adders for a float with an M-bit mantissa (Dean 2020: fp32 576, fp16
+  121, bf16 64), n^2 for an n-bit integer, one XNOR gate for binary (+-1);
+- floats only: the exponent adder (E+1 full adders), the alignment shifter that lines the product
+  up with the accumulator (a barrel shifter: ceil(log2 W) stages of W 2:1 muxes, W the
+  accumulator's significand width, plus an exponent-difference adder) and the normalisation
+  after the add (a second such shifter plus the exponent adjust);
+- the accumulator adder (as wide as the accumulator: 32 full adders for int32, 25 for an fp32
+  significand plus sign) and the registers: the stationary weight and its shadow copy (weights
+  preload while the array computes), the activation passed to the next PE, and the partial sum.
+
+The model counts cells only: no wires, no clock tree, so its numbers are lower bounds of a real
+layout; the placement utilisation below is the one allowance for that. Every constant is in
+``AREA_CONSTANTS`` with its source; the node table is Stillmaker & Baas 2017.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .errors import InputError
+from .formats import Constant, Format, accumulator_of, get_format
+
+_NANGATE = "Nangate 45 nm Open Cell Library, typical corner (NangateOpenCellLibrary_typical.lib)"
+_STILLMAKER = ("Stillmaker & Baas, 'Scaling equations for the accurate prediction of CMOS device "
+               "performance from 180 nm to 7 nm', Integration 58 (2017), area scaling from 45 nm")
+
+AREA_CONSTANTS: dict[str, Constant] = {
+    "full_adder_um2": Constant(4.256, "um^2", _NANGATE + ": FA_X1"),
+    "flip_flop_um2": Constant(4.522, "um^2", _NANGATE + ": DFF_X1"),
+    "mux2_um2": Constant(1.862, "um^2", _NANGATE + ": MUX2_X1"),
+    "xnor2_um2": Constant(1.596, "um^2", _NANGATE + ": XNOR2_X1"),
+    "logic_utilization": Constant(0.7, "fraction", "assumption: standard cells fill 70% of the "
+                                  "placed area (routing and spacing take the rest)"),
+    "sram_bitcell_um2": Constant(0.346, "um^2", "Intel 45 nm high-k/metal-gate 6T SRAM cell, "
+                                 "Mistry et al., IEDM 2007"),
+    "sram_array_efficiency": Constant(0.7, "fraction", "assumption: bit cells fill 70% of an SRAM "
+                                      "macro (decoders, sense amplifiers, I/O the rest)"),
+}
+
+# Area at a node relative to 45 nm (Stillmaker & Baas 2017, area factors from the 45 nm row).
+NODE_AREA_SCALE: dict[int, Constant] = {
+    node: Constant(factor, "x area at 45 nm", _STILLMAKER)
+    for node, factor in ((180, 19.0), (130, 6.4), (90, 2.8), (65, 1.5), (45, 1.0), (32, 0.46),
+                         (20, 0.21), (16, 0.19), (14, 0.17), (10, 0.1), (7, 0.059))
+}
+
+_CELL_UM2 = {
+    "full_adder": AREA_CONSTANTS["full_adder_um2"].value,
+    "flip_flop": AREA_CONSTANTS["flip_flop_um2"].value,
+    "mux2": AREA_CONSTANTS["mux2_um2"].value,
+    "xnor2": AREA_CONSTANTS["xnor2_um2"].value,
+}
+
+
+NODE_RANGE_NM = (min(NODE_AREA_SCALE), max(NODE_AREA_SCALE))
+
+
+def check_node(node_nm: float, source: str | None = None,
+               where: str = "energy.node_nm") -> float:
+    """``node_nm`` as a float if the node scaling table covers it, else an :class:`InputError`."""
+    lo, hi = NODE_RANGE_NM
+    try:
+        x = float(node_nm)
+    except (TypeError, ValueError):
+        x = math.nan
+    if not (lo <= x <= hi):
+        raise InputError(source, where, node_nm, f"the node scaling table covers {lo}-{hi} nm "
+                         "(Stillmaker & Baas 2017)")
+    return x
+
+
+def area_scale(node_nm: float, source: str | None = None,
+               where: str = "energy.node_nm") -> float:
+    """Area at ``node_nm`` relative to 45 nm: the Stillmaker & Baas table, log-log interpolated
+    between its nodes (assumption); a node outside 7-180 nm is an :class:`InputError`."""
+    x = check_node(node_nm, source, where)
+    nodes = sorted(NODE_AREA_SCALE)
+    if x in NODE_AREA_SCALE:
+        return NODE_AREA_SCALE[int(x)].value
+    i = next(i for i in range(len(nodes) - 1) if nodes[i] < x < nodes[i + 1])
+    (x0, x1) = nodes[i], nodes[i + 1]
+    y0, y1 = NODE_AREA_SCALE[x0].value, NODE_AREA_SCALE[x1].value
+    t = math.log(x / x0) / math.log(x1 / x0)
+    return y0 * (y1 / y0) ** t
+
+
+@dataclass(frozen=True)
+class PEArea:
+    """One PE of a datapath for ``format``: cells per part and area (um^2) at ``node_nm``."""
+
+    format: str
+    node_nm: float
+    cells: dict[str, dict[str, int]] = field(default_factory=dict)
+    parts_um2: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_um2(self) -> float:
+        return sum(self.parts_um2.values())
+
+    @property
+    def full_adders(self) -> int:
+        return sum(c.get("full_adder", 0) for c in self.cells.values())
+
+
+def _shifter_muxes(width: int) -> int:
+    """2:1 muxes in a barrel shifter over ``width`` bits: ceil(log2 width) stages of ``width``."""
+    return width * math.ceil(math.log2(width))
+
+
+def pe_cells(fmt: str | Format) -> dict[str, dict[str, int]]:
+    """Cells of one PE of a weight-stationary array in ``fmt``, by part (see module docstring)."""
+    f = fmt if isinstance(fmt, Format) else get_format(fmt)
+    acc = accumulator_of(f)
+    cells: dict[str, dict[str, int]] = {}
+    if f.kind == "binary":
+        cells["multiplier"] = {"xnor2": 1}
+    else:
+        cells["multiplier"] = {"full_adder": f.multiplier_full_adders}
+    if f.kind == "float":
+        w = acc.significand_bits if acc.kind == "float" else acc.bits
+        e_acc = acc.exponent_bits
+        cells["exponent_adder"] = {"full_adder": f.exponent_bits + 1}
+        cells["alignment"] = {"mux2": _shifter_muxes(w), "full_adder": e_acc + 1}
+        cells["normalisation"] = {"mux2": _shifter_muxes(w), "full_adder": e_acc}
+        cells["accumulator_adder"] = {"full_adder": w + 1}
+    else:
+        cells["accumulator_adder"] = {"full_adder": acc.bits}
+    # weight + shadow weight + activation pass-through (format bits), partial sum (accumulator).
+    cells["registers"] = {"flip_flop": 3 * f.bits + acc.bits}
+    return cells
+
+
+def pe_area(fmt: str | Format, node_nm: float = 45, source: str | None = None) -> PEArea:
+    """Area of one PE in ``fmt`` at ``node_nm`` (cells / placement utilisation x node scale)."""
+    f = fmt if isinstance(fmt, Format) else get_format(fmt)
+    scale = area_scale(node_nm, source) / AREA_CONSTANTS["logic_utilization"].value
+    cells = pe_cells(f)
+    parts = {part: scale * sum(n * _CELL_UM2[c] for c, n in cs.items())
+             for part, cs in cells.items()}
+    return PEArea(format=f.name, node_nm=float(node_nm), cells=cells, parts_um2=parts)
+
+
+def mac_area_um2(fmt: str | Format, node_nm: float = 45, source: str | None = None) -> float:
+    return pe_area(fmt, node_nm, source).total_um2
+
+
+def sram_area_mm2(kib: float, node_nm: float = 45, source: str | None = None) -> float:
+    """Area of ``kib`` KiB of SRAM: bit cells over the macro's array efficiency, node-scaled."""
+    bits = kib * 1024 * 8
+    per_bit = AREA_CONSTANTS["sram_bitcell_um2"].value / AREA_CONSTANTS[
+        "sram_array_efficiency"].value
+    return bits * per_bit * area_scale(node_nm, source) / 1e6
+
+
+@dataclass(frozen=True)
+class ChipArea:
+    """Area of a chip's MAC arrays (built for ``format``) and SRAM buffers, mm^2."""
+
+    format: str
+    mac_um2: float
+    pes: int
+    macs_per_pe: float
+    array_mm2: float
+    sram_mm2: float
+
+    @property
+    def total_mm2(self) -> float:
+        return self.array_mm2 + self.sram_mm2
+
+
+def chip_area(chip, fmt: str, macs_per_pe: float = 1.0) -> ChipArea:
+    """Arrays (rows x cols x count PEs, each holding ``macs_per_pe`` MACs of ``fmt``) + SRAM."""
+    node = chip.energy.node_nm
+    mac = mac_area_um2(fmt, node, chip.name)
+    s = chip.memory.sram
+    sram = sram_area_mm2(s.input_kib + s.weight_kib + s.output_kib, node, chip.name)
+    return ChipArea(format=get_format(fmt).name, mac_um2=mac, pes=chip.pes,
+                    macs_per_pe=macs_per_pe, array_mm2=chip.pes * macs_per_pe * mac / 1e6,
+                    sram_mm2=sram)
