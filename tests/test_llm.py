@@ -1,0 +1,136 @@
+"""LLM traces against closed forms: published parameter counts, MACs = tokens x weights +
+attention, GQA sharing, prefill/decode shapes, and the CLI."""
+from __future__ import annotations
+
+import pytest
+
+from tpusim.errors import InputError
+from tpusim.importers.llm import (PRESETS, custom_config, get_preset, llm_macs, llm_rows,
+                                  llm_workload)
+from tpusim.workload import load_workload, make_layer
+
+# Published parameter counts of the checkpoints (Hugging Face model cards / safetensors totals).
+PUBLISHED_PARAMS = {
+    "gpt2": 124_439_808,
+    "bert_base": 109_482_240,
+    "llama3_8b": 8_030_261_248,
+    "llama2_70b": 68_976_648_192,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
+def test_preset_param_counts_match_published(name):
+    assert get_preset(name).param_count() == PUBLISHED_PARAMS[name]
+
+
+def _macs(rows):
+    return sum(make_layer(r).macs * r.get("count", 1) for r in rows)
+
+
+def test_llama3_8b_decode_is_params_per_token():
+    # Decode with a 1-token cache: MACs per token = every weight once (the embedding table is a
+    # gather, the norms are vector ops) + 2 x layers x hidden for the 1 x 1 attention.
+    cfg = get_preset("llama3_8b")
+    matmul_weights = PUBLISHED_PARAMS["llama3_8b"] - cfg.vocab * cfg.hidden - (2 * 32 + 1) * 4096
+    rows = llm_rows(cfg, "decode", batch=3, kv_len=1)
+    assert _macs(rows) == 3 * (matmul_weights + 2 * 32 * 4096)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("phase,batch,seq,kv", [("prefill", 2, 64, 64), ("prefill", 1, 16, 80),
+                                                 ("decode", 4, 1, 300)])
+def test_macs_closed_form(name, phase, batch, seq, kv):
+    cfg = get_preset(name)
+    hd = cfg.hidden // cfg.heads
+    tokens = batch * seq
+    # independent of linear_params(): Q, K, V, O, FFN and head from the dims
+    per_layer = (cfg.hidden * cfg.hidden * 2 + 2 * cfg.hidden * cfg.kv_heads * hd
+                 + (3 if cfg.gated else 2) * cfg.hidden * cfg.ffn)
+    head = cfg.vocab * cfg.hidden if cfg.lm_head else 0
+    attn = 2 * batch * cfg.layers * cfg.heads * seq * kv * hd
+    want = tokens * (cfg.layers * per_layer + head) + attn
+    wl = llm_workload(cfg, phase, batch, seq, kv)
+    assert wl.macs == want == llm_macs(cfg, batch, seq, kv)
+
+
+def test_gqa_shares_kv_per_group():
+    cfg = get_preset("llama2_70b")              # 64 query heads, 8 KV heads: groups of 8
+    rows = {r["name"]: r for r in llm_rows(cfg, "decode", batch=2, kv_len=1000)}
+    qk, av = rows["attn_qk"], rows["attn_av"]
+    assert (qk["batch"], qk["m"], qk["k"], qk["n"]) == (2 * 8, 8, 128, 1000)
+    assert (av["batch"], av["m"], av["k"], av["n"]) == (2 * 8, 8, 1000, 128)
+    assert qk["weights"] == av["weights"] == "dynamic"
+    layer = make_layer(qk)
+    # K operand = the KV cache of one layer: batch x kv_heads x head_dim x kv_len, once
+    assert layer.weight_elements == 2 * 8 * 128 * 1000
+    assert layer.macs == 2 * 64 * 1 * 128 * 1000
+    assert rows["qkv_proj"]["n"] == (64 + 2 * 8) * 128
+    assert rows["attn_softmax"]["elements"] == 2 * 64 * 1000
+    # MHA: batch x heads products
+    g = {r["name"]: r for r in llm_rows(get_preset("gpt2"), "prefill", batch=3, seq=10)}
+    assert (g["attn_qk"]["batch"], g["attn_qk"]["m"]) == (3 * 12, 10)
+
+
+def test_structure_counts_and_vector_rows():
+    cfg = get_preset("llama3_8b")
+    rows = {r["name"]: r for r in llm_rows(cfg, "prefill", batch=1, seq=32)}
+    assert rows["ffn_gate"]["count"] == 32 and "count" not in rows["lm_head"]
+    assert rows["ffn_silu"]["op"] == "silu" and rows["ffn_silu"]["elements"] == 32 * 14336
+    assert rows["attn_norm"]["op"] == "rmsnorm" and rows["rope"]["op"] == "rope"
+    g = {r["name"]: r for r in llm_rows(get_preset("gpt2"), "prefill", seq=8)}
+    assert "ffn_gate" not in g and g["ffn_gelu"]["op"] == "gelu"
+    assert g["attn_norm"]["op"] == "layernorm" and "pos_add" in g and "rope" not in g
+    b = {r["name"]: r for r in llm_rows(get_preset("bert_base"), "prefill", seq=8)}
+    assert "lm_head" not in b and "embed_norm" in b
+
+
+def test_logits_last_and_kv_growth():
+    cfg = get_preset("llama3_8b")
+    full = llm_workload(cfg, "prefill", 2, 100).macs
+    last = llm_workload(cfg, "prefill", 2, 100, logits="last").macs
+    assert full - last == (200 - 2) * cfg.vocab * cfg.hidden
+    # one more cached key adds QK^T and AV work only: 2 x batch x layers x heads x head_dim
+    a = llm_workload(cfg, "decode", 4, kv_len=500).macs
+    b = llm_workload(cfg, "decode", 4, kv_len=501).macs
+    assert b - a == 2 * 4 * 32 * 32 * 128
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(phase="decode"), "kv_len"),
+    (dict(phase="prefill", seq=10, kv_len=5), "kv_len"),
+    (dict(phase="train"), "prefill|decode"),
+    (dict(phase="prefill", batch=0), "batch"),
+    (dict(phase="prefill", dtype="fp64"), "dtype.*bf16"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        llm_rows(get_preset("gpt2"), **kwargs)
+
+
+def test_custom_config_checked():
+    with pytest.raises(InputError, match="kv_heads"):
+        custom_config(hidden=64, layers=1, heads=4, kv_heads=3, ffn=128, vocab=10)
+    cfg = custom_config(hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, vocab=10)
+    assert llm_workload(cfg, "prefill", 1, 4).macs == llm_macs(cfg, 1, 4, 4)
+
+
+def test_cli_llm(cli, tmp_path):
+    out = tmp_path / "dec.csv"
+    code, stdout, err = cli("workload", "llm", "llama3_8b", "--phase", "decode", "--batch", "8",
+                            "--kv-len", "2048", "--out", out)
+    assert code == 0, err
+    wl = load_workload(out)
+    assert wl.macs == llm_macs(get_preset("llama3_8b"), 8, 1, 2048)
+    assert "kv_len 2048" in wl.notes[0] and "regenerate" in wl.notes[0]
+    code, _, err = cli("workload", "llm", "--hidden", "256", "--layers", "2", "--heads", "4",
+                       "--vocab", "100", "--gated", "--seq", "16", "--out", tmp_path / "c.csv")
+    assert code == 0, err
+    c = custom_config(hidden=256, layers=2, heads=4, kv_heads=4, ffn=1024, vocab=100, gated=True)
+    assert load_workload(tmp_path / "c.csv").macs == llm_macs(c, 1, 16, 16)
+    code, _, err = cli("workload", "llm", "llama3_8b", "--phase", "decode", "--out",
+                       tmp_path / "x.csv")
+    assert code == 2 and "kv" in err and not (tmp_path / "x.csv").exists()
+    code, _, err = cli("workload", "llm", "gpt5", "--out", tmp_path / "x.csv")
+    assert code == 2 and "gpt2" in err
+    code, text, _ = cli("workload", "llm", "--help")
+    assert code == 0 and "Example" in text

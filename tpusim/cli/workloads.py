@@ -1,0 +1,92 @@
+"""``tpusim workload llm``: build LLM prefill/decode traces from a model config."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def workload():
+    """Build workload traces.
+
+    \b
+    Example:
+      tpusim workload llm llama3_8b --phase decode --batch 8 --kv-len 4096 --out l3-dec.csv
+    """
+
+
+@workload.command()
+@click.argument("preset", required=False)
+@click.option("--phase", type=click.Choice(["prefill", "decode"]), default="prefill",
+              show_default=True, help="Prefill (seq new tokens) or decode (one token per step).")
+@click.option("--batch", type=int, default=1, show_default=True, help="Sequences.")
+@click.option("--seq", type=int, default=None,
+              help="New tokens per sequence (default 128 for prefill, 1 for decode).")
+@click.option("--kv-len", type=int, default=None,
+              help="Keys attended per token, new ones included (default seq; needed for decode).")
+@click.option("--dtype", default="bf16", show_default=True,
+              help="Weight and activation dtype (int8|bf16|fp16|fp32|fp8_e4m3|...).")
+@click.option("--logits", type=click.Choice(["all", "last"]), default="all", show_default=True,
+              help="LM head on every new token, or on the last one only (serving prefill).")
+@click.option("--hidden", type=int, help="Hidden size (custom model or override).")
+@click.option("--layers", type=int, help="Blocks.")
+@click.option("--heads", type=int, help="Query heads.")
+@click.option("--kv-heads", type=int, help="Key/value heads (GQA; default = heads).")
+@click.option("--ffn", type=int, help="FFN inner size (default 4 x hidden).")
+@click.option("--vocab", type=int, help="Vocabulary size (LM head).")
+@click.option("--gated/--no-gated", default=None, help="Gated FFN (gate+up+down, SwiGLU).")
+@click.option("--norm", type=click.Choice(["layernorm", "rmsnorm"]), default=None,
+              help="Norm type.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Trace CSV to write (default NAME_PHASE.csv in the current dir).")
+def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads, kv_heads, ffn,
+        vocab, gated, norm, out):
+    """Write an LLM trace for PRESET (gpt2, bert_base, llama3_8b, llama2_70b) or a custom config.
+
+    \b
+    Example:
+      tpusim workload llm gpt2 --phase prefill --seq 1024 --out gpt2.csv
+      tpusim workload llm llama3_8b --phase decode --batch 8 --kv-len 4096
+      tpusim workload llm --hidden 2048 --layers 16 --heads 16 --kv-heads 4 --vocab 32000 \\
+          --gated --norm rmsnorm --seq 512
+    """
+    from dataclasses import replace
+
+    from ..errors import InputError
+    from ..importers.llm import custom_config, describe, get_preset, llm_rows
+    from ..importers.trace_csv import write_trace
+    from ..workload import make_layer
+
+    over = {k: v for k, v in dict(hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads,
+                                  ffn=ffn, vocab=vocab, gated=gated, norm=norm).items()
+            if v is not None}
+    if preset:
+        cfg = get_preset(preset)
+        if over:
+            cfg = replace(cfg, name=cfg.name + "_custom", **over)
+    else:
+        missing = [f"--{f}" for f in ("hidden", "layers", "heads", "vocab") if f not in over]
+        if missing:
+            raise InputError("tpusim workload llm", None, message="give a PRESET (gpt2, "
+                             "bert_base, llama3_8b, llama2_70b) or " + ", ".join(missing))
+        over.setdefault("kv_heads", over["heads"])
+        over.setdefault("ffn", 4 * over["hidden"])
+        if over.get("gated"):
+            over.setdefault("act", "silu")
+        cfg = custom_config(name="llm", **over)
+    rows = llm_rows(cfg, phase, batch, seq, kv_len, dtype, logits)
+    s = seq if seq is not None else (128 if phase == "prefill" else 1)
+    kv = kv_len if kv_len is not None else s
+    out = out or Path(f"{cfg.name}_{phase}.csv")
+    macs = sum(make_layer(r).macs * r.get("count", 1) for r in rows)
+    write_trace(rows, out, comments=[
+        describe(cfg, phase, batch, seq, kv_len, dtype)
+        + f"; regenerate: tpusim workload llm {preset or '...'} --phase {phase} --batch {batch} "
+        f"--seq {s} --kv-len {kv} --dtype {dtype}"
+        + (f" --logits {logits}" if logits != "all" else ""),
+        f"{macs / 1e9:.6g} GMAC",
+    ])
+    click.echo(f"{cfg.name} {phase}: {len(rows)} rows, {macs / 1e9:.6g} GMAC "
+               f"({cfg.param_count() / 1e6:.1f} M parameters)")
+    click.echo(f"wrote {out}")
