@@ -85,3 +85,27 @@ def test_debug_shows_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tpusim", "--debug", "run", "default",
                         str(tmp_path / "nope.csv")], capture_output=True, text=True)
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def _dynamic_onnx(path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), dtype=np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_run_onnx_with_input_shape(cli, tmp_path):
+    model = tmp_path / "m.onnx"
+    _dynamic_onnx(model)
+    code, _, err = cli("run", "default", model, "--out", tmp_path / "a", "--format", "bf16")
+    assert code == 2 and "--input-shape" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("run", "default", model, "--out", tmp_path / "b", "--format", "bf16",
+                       "--input-shape", "x=2x3x8x8", "--no-html")
+    assert code == 0, err
+    layers = pd.read_csv(tmp_path / "b" / "layers.csv")
+    assert layers["macs"].sum() == 2 * 8 * 8 * 4 * 27   # batch 2, 8x8 out, 4 filters of 3x3x3

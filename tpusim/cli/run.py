@@ -45,9 +45,12 @@ def print_summary(result, out_dir: Path | None) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory (default results/<config>-<workload>/).")
 @click.option("--no-html", is_flag=True, help="Skip report.html.")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=1x3x224x224",
+              help="Fix a dynamic input dim of an .onnx WORKLOAD (repeatable).")
 @click.option("--numerics", is_flag=True,
               help="Add gemm_rel_error per layer: its GEMM, sampled, computed bit-accurately.")
-def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, numerics):
+def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shapes,
+        numerics):
     """Simulate WORKLOAD on chip CONFIG; write layers.csv, summary.json and report.html.
 
     CONFIG is a preset name (default, tpu_v1, tpu_v4, ...), a YAML file or a SCALE-Sim .cfg.
@@ -63,7 +66,12 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, numerics):
     from ..results import write_result
 
     chip = tpusim.load_config(config, **parse_sets(sets))
-    wl = tpusim.load_workload(workload)
+    if input_shapes:
+        from ..importers.onnx import parse_input_shape
+        wl = tpusim.load_workload(workload, input_shapes=dict(map(parse_input_shape,
+                                                                  input_shapes)))
+    else:
+        wl = tpusim.load_workload(workload)
     result = tpusim.simulate(chip, wl, format=fmt, batch=batch, engine=engine)
     if numerics:
         from ..numerics import layer_errors
