@@ -18,7 +18,7 @@ _EXPORTS = {
     "InputError": "tpusim.errors",
     "Result": "tpusim.simulator", "simulate": "tpusim.simulator",
     "Layer": "tpusim.workload", "Workload": "tpusim.workload", "load_workload": "tpusim.workload",
-    "sweep": "tpusim.sweep",
+    "sweep": "tpusim.sweeper",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -1,0 +1,96 @@
+"""Sweep speed (numbers go into the issue notes; nothing here asserts a time).
+
+    python benchmarks/bench_sweep.py [--workload resnet50] [--jobs 2] [--dask-points 200]
+
+1. One ``simulate`` in-process (median of 10): the floor of a point's cost.
+2. A 1,000-point local sweep (10 rows x 10 cols x 2 formats x 5 HBM bandwidths) with ``--jobs``
+   processes, writing sweep.parquet/csv/html to a temporary directory; then the same command
+   again, which reuses every point (the cost of resuming).
+3. ``--dask-points`` points on a loopback Dask ``LocalCluster`` with 1 and then 2 worker
+   processes (one thread each), after a warm-up sweep so that worker start-up is not timed.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import tpusim
+from tpusim.sweeper import run_sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+FALLBACK = ROOT.parent / "shared" / "scalesim" / "topologies" / "mlperf" / "Resnet50.csv"
+
+AXES_1000 = {
+    "array.rows": [8, 16, 24, 32, 48, 64, 96, 128, 192, 256],
+    "array.cols": [8, 16, 24, 32, 48, 64, 96, 128, 192, 256],
+    "format": ["int8", "bf16"],
+    "memory.hbm.bandwidth_gbps": [150, 300, 600, 1200, 2400],
+}
+
+
+def workload_arg(name: str) -> str:
+    try:
+        tpusim.load_workload(name)
+        return name
+    except tpusim.InputError:
+        return str(FALLBACK)
+
+
+def timed(fn) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workload", default="resnet50")
+    ap.add_argument("--config", default="default")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--dask-points", type=int, default=200)
+    args = ap.parse_args()
+    wl_arg = workload_arg(args.workload)
+    wl = tpusim.load_workload(wl_arg)
+    chip = tpusim.load_config(args.config)
+
+    times = [timed(lambda: tpusim.simulate(chip, wl))[0] for _ in range(10)]
+    one = statistics.median(times)
+    print(f"workload {wl.name} ({wl_arg}): {len(wl.layers)} layers; one simulate "
+          f"{one * 1e3:.1f} ms in-process (median of 10)")
+
+    n = 1
+    for v in AXES_1000.values():
+        n *= len(v)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "sweep"
+        t, df = timed(lambda: run_sweep(chip, wl_arg, AXES_1000, jobs=args.jobs, out_dir=out))
+        print(f"local, {args.jobs} processes: {n} points in {t:.1f} s ({n / t:.0f} points/s; "
+              f"{df.attrs['failed']} failed; {t / n * 1e3 * args.jobs:.1f} ms per point-core), "
+              f"files written")
+        t, df = timed(lambda: run_sweep(chip, wl_arg, AXES_1000, jobs=args.jobs, out_dir=out))
+        print(f"resume with every point done: {t:.2f} s ({df.attrs['reused']} reused)")
+
+    try:
+        from dask.distributed import LocalCluster
+    except ImportError:
+        print("dask not installed: skipping the cluster runs")
+        return
+    axes = dict(AXES_1000)
+    axes["memory.hbm.bandwidth_gbps"] = [150, 600]
+    axes["array.rows"] = axes["array.rows"][: max(1, args.dask_points // 40)]
+    pts = len(axes["array.rows"]) * 10 * 2 * 2
+    for workers in (1, 2):
+        with LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
+                          dashboard_address=None) as cluster:
+            addr = cluster.scheduler_address
+            run_sweep(chip, wl_arg, {"array.rows": [16, 32]}, scheduler=addr)  # warm-up
+            t, df = timed(lambda a=addr: run_sweep(chip, wl_arg, axes, scheduler=a))
+            print(f"dask, {workers} worker(s): {pts} points in {t:.1f} s "
+                  f"({pts / t:.0f} points/s)")
+
+
+if __name__ == "__main__":
+    main()

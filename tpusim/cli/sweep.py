@@ -1,0 +1,114 @@
+"""``tpusim sweep``: the command-line shell over :func:`tpusim.sweeper.run_sweep`."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from .common import parse_sets, set_option
+
+ALLOWED_INTS = "expected a comma-separated list of positive integers, e.g. 16,32,64"
+
+
+def parse_int_list(option: str, text: str) -> list[int]:
+    """``"16,32,64"`` -> ``[16, 32, 64]``; anything else is an :class:`InputError`."""
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not re.fullmatch(r"[0-9]+", part) or int(part) <= 0:
+            raise InputError(option, None, part or text, ALLOWED_INTS)
+        out.append(int(part))
+    return out
+
+
+def parse_name_list(option: str, text: str) -> list[str]:
+    parts = [p.strip() for p in text.split(",")]
+    if any(not p for p in parts):
+        raise InputError(option, None, text, "expected a comma-separated list, e.g. int8,bf16")
+    return parts
+
+
+def build_axes(rows: str | None, cols: str | None, square: bool, formats: str | None,
+               sets: tuple[str, ...]) -> dict:
+    """The ``axes`` of :func:`run_sweep` from the command's options, in column order."""
+    axes: dict = {}
+    r = parse_int_list("--rows", rows) if rows else None
+    c = parse_int_list("--cols", cols) if cols else None
+    if square:
+        if r is None and c is None:
+            raise InputError("--square", None, message="needs --rows or --cols")
+        r, c = r or c, c or r
+        if len(r) != len(c):
+            raise InputError("--square", None, message=f"--rows has {len(r)} values and "
+                             f"--cols {len(c)}; give the same number (or only one of them)")
+        axes[("array.rows", "array.cols")] = list(zip(r, c))
+    else:
+        if r:
+            axes["array.rows"] = r
+        if c:
+            axes["array.cols"] = c
+    for path, values in parse_sets(sets, multi=True).items():
+        if path in ("array.rows", "array.cols") and (r if path == "array.rows" else c):
+            raise InputError("--set", path, message="given twice (also by --rows/--cols)")
+        if path == "format" and formats:
+            raise InputError("--set", path, message="given twice (also by --format)")
+        axes[path] = values
+    if formats:
+        axes["format"] = parse_name_list("--format", formats)
+    return axes
+
+
+def default_sweep_out(config: str, workloads: tuple[str, ...]) -> Path:
+    stems = "+".join(Path(str(w)).stem for w in workloads)
+    return Path("results") / f"sweep-{Path(str(config)).stem}-{stems}"
+
+
+@click.command()
+@click.argument("config")
+@click.argument("workloads", nargs=-1, required=True, metavar="WORKLOAD [WORKLOAD...]")
+@click.option("--rows", default=None, metavar="R1,R2,...", help="Array rows to sweep.")
+@click.option("--cols", default=None, metavar="C1,C2,...", help="Array columns to sweep.")
+@click.option("--square", is_flag=True,
+              help="Pair rows with cols (16x16, 32x32, ...) instead of every combination.")
+@click.option("--format", "formats", default=None, metavar="F1,F2,...",
+              help="Formats to force, e.g. int8,bf16 (default: each layer's own).")
+@set_option("Sweep any config field, e.g. --set memory.hbm.bandwidth_gbps=300,600,1200 "
+            "(repeatable).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Local worker processes (default: all cores; 1 runs in this process).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run on a Dask cluster, e.g. tcp://10.0.0.5:8786 (needs tpusim[dask]).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output directory (default results/sweep-<config>-<workload>/).")
+@click.option("--no-html", is_flag=True, help="Skip sweep.html.")
+def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler, out_dir,
+          no_html):
+    """Simulate WORKLOAD(s) on CONFIG at every combination of the listed values.
+
+    Writes DIR/sweep.parquet and DIR/sweep.csv (one row per point: the swept values, every
+    summary field, status and error) and DIR/sweep.html (heatmaps, Pareto front). Re-running
+    the same command resumes: finished points are read back, not recomputed. A point that
+    fails (e.g. a tile larger than SRAM) is recorded with its reason and the sweep goes on.
+
+    \b
+    Example:
+      tpusim sweep default resnet50 --rows 16,32,64,128 --cols 16,32,64,128
+      tpusim sweep tpu_v4 bert_base --rows 64,128,256 --square --format int8,bf16
+      tpusim sweep default resnet50 --set memory.hbm.bandwidth_gbps=300,600,1200 --jobs 2
+      tpusim sweep default resnet50 --rows 32,64 --scheduler tcp://127.0.0.1:8786
+    """
+    from ..sweeper import run_sweep
+
+    axes = build_axes(rows, cols, square, formats, sets)
+    out = out_dir or default_sweep_out(config, workloads)
+    df = run_sweep(config, list(workloads), axes, jobs=jobs, scheduler=scheduler, out_dir=out,
+                   html=not no_html)
+    a = df.attrs
+    files = "sweep.parquet, sweep.csv" + ("" if no_html else ", sweep.html")
+    click.echo(f"wrote {out}/{files}")
+    if a["failed"]:
+        first = df.loc[df["status"] == "failed", "error"].iloc[0]
+        click.echo(f"{a['failed']} failed (reasons in the error column), e.g. {first}")
+    click.echo(f"{a['points']} points: {a['computed']} computed, {a['reused']} reused")

@@ -1,0 +1,258 @@
+"""Figures of a sweep frame (``tpusim.sweeper.run_sweep``'s output) and the ``sweep.html`` page.
+
+- two swept config axes (``array.rows`` x ``array.cols`` when both vary): heatmaps of
+  throughput, energy per inference, EDP and utilization, one grid per workload/format/other values;
+- one swept config axis (``--square`` counts as one): the same four metrics as lines;
+- always: energy against latency per workload, with its Pareto front.
+
+Figures are built from the DataFrame only; the page embeds plotly.js (opens offline).
+"""
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import pandas as pd
+
+from .plots import figures_html, page
+
+# (column, title, unit) of the four metrics every view shows.
+METRICS = (
+    ("throughput_per_s", "throughput", "inferences/s"),
+    ("energy_per_inference_j", "energy per inference", "J"),
+    ("edp_j_s", "EDP (energy x latency)", "J*s"),
+    ("utilization", "utilization", ""),
+)
+MAX_GRIDS = 12  # heatmap grids on one page; more are summarised in a note
+NOT_AXES = ("workload", "format")
+SUMMARY_START = "config"  # first non-swept column of a sweep frame
+
+
+def swept_columns(df: pd.DataFrame) -> list[str]:
+    """The swept columns: everything before the summary fields."""
+    cols = list(df.columns)
+    return cols[:cols.index(SUMMARY_START)] if SUMMARY_START in cols else []
+
+
+def varying_axes(df: pd.DataFrame) -> list[str]:
+    """Swept config paths with more than one value; a path that moves in lockstep with an
+    earlier one (``--square``) is left out."""
+    axes = [c for c in swept_columns(df) if c not in NOT_AXES and df[c].nunique() > 1]
+    out: list[str] = []
+    for c in axes:
+        if any(df.groupby(o)[c].nunique().max() == 1 and df.groupby(c)[o].nunique().max() == 1
+               for o in out):
+            continue
+        out.append(c)
+    return out
+
+
+def pareto_front(latency: pd.Series, energy: pd.Series) -> list:
+    """Index labels of the points no other point beats in both latency and energy (ties: the
+    first one), sorted by latency."""
+    order = sorted(latency.index, key=lambda i: (latency[i], energy[i]))
+    front, best = [], float("inf")
+    for i in order:
+        if energy[i] < best:
+            front.append(i)
+            best = energy[i]
+    return front
+
+
+def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    ok = df[df["status"] == "ok"].copy()
+    if len(ok):
+        ok["edp_j_s"] = ok["energy_per_inference_j"] * ok["latency_s"]
+    return ok
+
+
+def _label(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def _groups(df: pd.DataFrame, by: list[str]) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+    if not by:
+        return [({}, df)]
+    return [(dict(zip(by, k if isinstance(k, tuple) else (k,))), g)
+            for k, g in df.groupby(by, sort=False)]
+
+
+# Domains of the 2x2 grid (x, y), in METRICS order, and where each colorbar goes.
+_GRID = (((0.0, 0.40), (0.58, 1.0)), ((0.57, 0.97), (0.58, 1.0)),
+         ((0.0, 0.40), (0.0, 0.42)), ((0.57, 0.97), (0.0, 0.42)))
+
+
+def _log_ticks(values: list[float]) -> dict:
+    """Colorbar ticks at 1, 2, 5 x 10^k inside the range of ``values`` (colour is log10)."""
+    if not values:
+        return {}
+    lo, hi = math.log10(min(values)), math.log10(max(values))
+    ticks = [m * 10.0 ** e for e in range(math.floor(lo), math.ceil(hi) + 1) for m in (1, 2, 5)]
+    ticks = [t for t in ticks if lo - 1e-9 <= math.log10(t) <= hi + 1e-9] or [min(values)]
+    return {"tickvals": [math.log10(t) for t in ticks], "ticktext": [f"{t:.3g}" for t in ticks]}
+
+
+def heatmap_grid(df: pd.DataFrame, x: str, y: str, title: str):
+    """Four heatmaps (METRICS) of one group over ``y`` (rows) x ``x`` (columns); cells of failed
+    points stay blank. Built as one layout dict: make_subplots costs ~0.1 s a figure."""
+    import plotly.graph_objects as go
+
+    xs = sorted(df[x].unique())
+    ys = sorted(df[y].unique())
+    ok = _ok(df)
+    traces, layout = [], {"title": {"text": title}, "height": 760, "annotations": []}
+    for i, ((col, name, unit), (xd, yd)) in enumerate(zip(METRICS, _GRID)):
+        n = "" if i == 0 else str(i + 1)
+        if len(ok):
+            grid = ok.pivot_table(index=y, columns=x, values=col, aggfunc="first")
+            grid = grid.reindex(index=ys, columns=xs)
+            z = [[None if pd.isna(v) else float(v) for v in r] for r in grid.to_numpy()]
+        else:
+            z = [[None] * len(xs) for _ in ys]
+        util = col == "utilization"
+        bar = {"x": xd[1] + 0.01, "y": (yd[0] + yd[1]) / 2, "len": yd[1] - yd[0],
+               "thickness": 12, "title": {"text": unit}}
+        color = z
+        if not util:  # these span decades: colour by log10, label in the metric's unit
+            color = [[math.log10(v) if v and v > 0 else None for v in r] for r in z]
+            bar.update(_log_ticks([v for r in z for v in r if v and v > 0]))
+        traces.append(go.Heatmap(
+            x=[str(v) for v in xs], y=[str(v) for v in ys], z=color, text=z, xaxis=f"x{n}",
+            yaxis=f"y{n}", texttemplate="%{text:.3g}", colorscale="Viridis",
+            reversescale=col in ("energy_per_inference_j", "edp_j_s"),
+            zmin=0 if util else None, zmax=1 if util else None, colorbar=bar,
+            hovertemplate=f"{y}=%{{y}}<br>{x}=%{{x}}<br>{name}: %{{text:.4g}} {unit}"
+                          "<extra></extra>"))
+        layout[f"xaxis{n}"] = {"domain": xd, "anchor": f"y{n}", "type": "category",
+                               "title": {"text": x}}
+        layout[f"yaxis{n}"] = {"domain": yd, "anchor": f"x{n}", "type": "category",
+                               "title": {"text": y}}
+        layout["annotations"].append({"text": name, "x": sum(xd) / 2, "y": yd[1], "xref": "paper",
+                                      "yref": "paper", "xanchor": "center", "yanchor": "bottom",
+                                      "showarrow": False})
+    return go.Figure(data=traces, layout=layout)
+
+
+def line_figure(df: pd.DataFrame, x: str, series: list[str], title: str,
+                x_title: str | None = None):
+    """The four metrics against one swept axis, a line per combination of ``series``."""
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[m[1] for m in METRICS],
+                        horizontal_spacing=0.12, vertical_spacing=0.16)
+    ok = _ok(df)
+    if not len(ok):
+        return fig
+    numeric = pd.api.types.is_numeric_dtype(df[x])
+    for gi, (vals, g) in enumerate(_groups(ok, series)):
+        g = g.sort_values(x)
+        for i, (col, name, _) in enumerate(METRICS):
+            color = qualitative.Plotly[gi % len(qualitative.Plotly)]
+            fig.add_scatter(x=g[x], y=g[col], mode="lines+markers", name=_label(vals) or name,
+                            legendgroup=str(gi), showlegend=i == 0, line={"color": color},
+                            row=i // 2 + 1, col=i % 2 + 1)
+    for i, (col, _, unit) in enumerate(METRICS):
+        fig.update_yaxes(title_text=unit, type=None if col == "utilization" else "log",
+                         row=i // 2 + 1, col=i % 2 + 1)
+    log = numeric and ok[x].min() > 0 and ok[x].max() / ok[x].min() >= 8
+    fig.update_xaxes(title_text=x_title or x, type="log" if log else None)
+    fig.update_layout(title=title, height=720)
+    return fig
+
+
+def pareto_figure(df: pd.DataFrame, title: str):
+    """Energy per inference against latency, every successful point, the front as a line."""
+    import plotly.graph_objects as go
+
+    ok = _ok(df)
+    swept = [c for c in swept_columns(df) if c != "workload"]
+    fig = go.Figure()
+    if not len(ok):
+        return fig
+    color_by = "format" if "format" in swept and ok["format"].nunique() > 1 else None
+    hover = "<br>".join(f"{c}=%{{customdata[{i}]}}" for i, c in enumerate(swept))
+    for vals, g in _groups(ok, [color_by] if color_by else []):
+        fig.add_scatter(x=g["latency_s"], y=g["energy_per_inference_j"], mode="markers",
+                        name=_label(vals) or "points", customdata=g[swept].astype(str).values,
+                        hovertemplate=hover + "<br>%{x:.4g} s, %{y:.4g} J<extra></extra>")
+    front = pareto_front(ok["latency_s"], ok["energy_per_inference_j"])
+    f = ok.loc[front]
+    fig.add_scatter(x=f["latency_s"], y=f["energy_per_inference_j"], mode="lines+markers",
+                    name="Pareto front", line={"color": "black", "shape": "hv"},
+                    marker={"symbol": "diamond-open", "size": 11, "color": "black"},
+                    customdata=f[swept].astype(str).values,
+                    hovertemplate=hover + "<br>%{x:.4g} s, %{y:.4g} J<extra>front</extra>")
+    fig.update_layout(title=title, xaxis_title="latency (s)", xaxis_type="log",
+                      yaxis_title="energy per inference (J)", yaxis_type="log")
+    return fig
+
+
+def _table(df: pd.DataFrame) -> str:
+    if not len(df):
+        return ""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+                   for row in df.itertuples(index=False))
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def sweep_figures(df: pd.DataFrame) -> tuple[list, list[str]]:
+    """The figures for ``df`` and notes on what was left out."""
+    figs, notes = [], []
+    axes = varying_axes(df)
+    if "array.rows" in axes and "array.cols" in axes:
+        x, y = "array.cols", "array.rows"
+    elif len(axes) >= 2:
+        x, y = axes[1], axes[0]
+    else:
+        x = y = None
+    facets = [c for c in swept_columns(df) if c not in (x, y) and df[c].nunique() > 1]
+    if x is not None:
+        groups = _groups(df, facets)
+        for vals, g in groups[:MAX_GRIDS]:
+            figs.append(heatmap_grid(g, x, y, f"{y} x {x}" + (f": {_label(vals)}" if vals else "")))
+        if len(groups) > MAX_GRIDS:
+            notes.append(f"heatmaps shown for the first {MAX_GRIDS} of {len(groups)} "
+                         f"combinations of {', '.join(facets)}")
+    elif len(axes) == 1:
+        series = [c for c in NOT_AXES if c in swept_columns(df) and df[c].nunique() > 1]
+        lockstep = [c for c in swept_columns(df) if c not in NOT_AXES and c != axes[0]
+                    and df[c].nunique() > 1]
+        name = " = ".join([axes[0], *lockstep])
+        fig = line_figure(df, axes[0], series, f"against {name}", name)
+        figs.append(fig)
+    for vals, g in _groups(df, ["workload"]):
+        figs.append(pareto_figure(g, f"Energy vs latency: {vals['workload']}"))
+    return figs, notes
+
+
+def sweep_html(df: pd.DataFrame, title: str = "tpusim sweep") -> str:
+    """The self-contained ``sweep.html`` page."""
+    figs, notes = sweep_figures(df)
+    n = len(df)
+    failed = df[df["status"] == "failed"] if n else df
+    swept = swept_columns(df)
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             f"<p>{n} points, {n - len(failed)} ok, {len(failed)} failed. "
+             f"Swept: {html.escape(', '.join(swept))}.</p>"]
+    ok = _ok(df)
+    if len(ok):
+        by = [c for c in ("workload", "format") if c in swept]
+        best = ok.loc[ok.groupby(by)["edp_j_s"].idxmin()] if by else ok.nsmallest(1, "edp_j_s")
+        cols = [*swept, "latency_s", "throughput_per_s", "energy_per_inference_j", "edp_j_s",
+                "utilization"]
+        parts += ["<h2>Lowest EDP</h2>", _table(best[cols])]
+    if len(failed):
+        reasons = failed.groupby("error").size().reset_index(name="points")
+        parts += ["<h2>Failed points</h2>", _table(reasons)]
+    parts += [f"<p><i>{html.escape(n)}</i></p>" for n in notes]
+    parts += figures_html(figs)
+    return page(title, parts)
