@@ -45,6 +45,10 @@ ifmap_sram_kb, filter_sram_kb, ofmap_sram_kb, bandwidth, bank_bandwidth
     SCALE-Sim 3.0.0 uses ``Bandwidth`` only for the OFMAP DRAM port; the IFMAP and FILTER DRAM
     ports run at the [layout] bank bandwidths (single_layer_sim.py).
 
+The closed forms that reproduce these numbers (cycles per dataflow, SRAM/DRAM counts) are written
+up in ``benchmarks/SCALESIM_BASELINE.md`` and encoded in ``closed_form()`` below; ``--verify``
+checks them against the CSV (it also runs after every generation).
+
 SCALE-Sim's ``-s N`` flag is ignored by scale.py 3.0.0 (it always writes traces); traces land in the
 temporary directory and are deleted unless --keep-tmp is given.
 """
@@ -94,6 +98,7 @@ CONV_BASIC = [C_SMALL, C_PW, C_S2, C_RECT, C_PW_S2]
 # GEMM layers: (name, M, N, K)
 G_TINY = ("g_tiny", 7, 5, 3)
 G_ODD = ("g_odd", 50, 13, 70)
+G_VEC = ("g_vec", 1, 10, 20)                     # matrix-vector (FC layer): M = 1
 
 
 def g_mult(rows: int, cols: int):
@@ -117,11 +122,13 @@ def build_cases():
                 conv.append(C_DP)
             if (rows, cols) == (8, 8):
                 conv.append(C_MED)
-            add(f"calc_{rows}x{cols}_{df}", rows, cols, df, conv,
-                [G_TINY, g_mult(rows, cols), G_ODD])
+            gemm = [G_TINY, g_mult(rows, cols), G_ODD]
+            if (rows, cols) in ((8, 8), (32, 32)):
+                gemm.append(G_VEC)
+            add(f"calc_{rows}x{cols}_{df}", rows, cols, df, conv, gemm)
     # CALC with tiny SRAMs (does CALC ever stall / re-fetch?).
     for df in ("ws", "os", "is"):
-        add(f"calc_8x8_{df}_sram1k", 8, 8, df, [C_S2, C_MED], [G_ODD], sram=(1, 1, 1))
+        add(f"calc_8x8_{df}_sram1k", 8, 8, df, [C_S2, C_MED], [], sram=(1, 1, 1))
 
     # USER (InterfaceBandwidth: USER, Bandwidth: 10), default and tiny SRAMs.
     for df in ("ws", "os", "is"):
