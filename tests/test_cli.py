@@ -72,6 +72,23 @@ def test_bad_trace_row_names_line(cli, tmp_path):
     assert code == 2 and "line 3" in err and "k" in err and str(bad) in err
 
 
+@pytest.mark.parametrize("text,needles", [
+    ("name,op,m,k,n\nfc,matmul,0,8,8\n", ["line 2", "column m", "0"]),
+    ("name,op,in_h,in_w,in_c,out_c,kernel_h,kernel_w\nc,conv2d,2,2,1,1,5,5\n",
+     ["line 2", "kernel_h=5"]),
+    ("name,op,m,k,n,colour\nfc,matmul,8,8,8,red\n", ["colour", "unknown column"]),
+    ("name,op,m,k,n\nfc,fft,8,8,8\n", ["line 2", "fft"]),
+])
+def test_bad_trace_via_cli(cli, tmp_path, text, needles):
+    bad = tmp_path / "t.csv"
+    bad.write_text(text)
+    code, _, err = cli("run", "default", bad, "--out", tmp_path / "o")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    for n in needles:
+        assert n in err, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_failed_run_keeps_existing_files(cli, tmp_path):
     out = tmp_path / "keep"
     out.mkdir()

@@ -63,6 +63,17 @@ def test_energy_is_the_sum_of_its_parts():
         ((d.hbm_read_bytes + d.hbm_write_bytes) * 8 * 70).sum())
 
 
+def test_streams_add_up():
+    d = tpusim.simulate("tpu_v1", RESNET18).layers
+    assert ((d.hbm_weight_read_bytes + d.hbm_input_read_bytes - d.hbm_read_bytes).abs()
+            < 1e-6).all()
+    assert ((d.sram_input_bytes + d.sram_weight_bytes + d.sram_output_bytes
+             - d.sram_read_bytes - d.sram_write_bytes).abs() < 1e-3).all()
+    # every weight byte of every layer is read at least once
+    w = sum(l.weight_elements for l in tpusim.load_workload(RESNET18).layers)
+    assert (d.hbm_weight_read_bytes * d["count"]).sum() >= w
+
+
 def test_activation_stays_on_chip_when_it_fits():
     layers = (L(name="a", op="matmul", m=256, k=256, n=256),
               L(name="b", op="matmul", m=256, k=256, n=256),

@@ -36,7 +36,9 @@ LAYER_COLUMNS = (
     # detail beyond SPEC's list
     "groups", "vector_ops", "stall_weight_cycles", "stall_input_cycles", "stall_output_cycles",
     "stall_sram_cycles", "fill_drain_cycles", "weight_shift_cycles", "hbm_cycles",
-    "weight_passes", "input_passes", "input_on_chip", "output_on_chip", "note",
+    "weight_passes", "input_passes", "input_on_chip", "output_on_chip",
+    "hbm_weight_read_bytes", "hbm_input_read_bytes", "sram_input_bytes", "sram_weight_bytes",
+    "sram_output_bytes", "note",
 )
 
 
@@ -73,7 +75,9 @@ _SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cy
            "energy_pj", "mac_energy_pj", "vector_energy_pj", "sram_energy_pj", "hbm_energy_pj",
            "static_energy_pj", "stall_weight_cycles", "stall_input_cycles",
            "stall_output_cycles", "stall_sram_cycles", "fill_drain_cycles",
-           "weight_shift_cycles", "hbm_cycles", "weight_passes", "input_passes")
+           "weight_shift_cycles", "hbm_cycles", "weight_passes", "input_passes",
+           "hbm_weight_read_bytes", "hbm_input_read_bytes", "sram_input_bytes",
+           "sram_weight_bytes", "sram_output_bytes")
 
 
 def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, carry: _Carry,
@@ -118,7 +122,9 @@ def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, 
         "weight_shift_cycles": lt.weight_shift_cycles, "hbm_cycles": lt.hbm_cycles,
         "weight_passes": traffic.weight_passes if layer.kind == "gemm" else 0,
         "input_passes": traffic.input_passes if layer.kind == "gemm" else 0,
-        "note": traffic.note,
+        "hbm_weight_read_bytes": traffic.hbm_weight, "hbm_input_read_bytes": traffic.hbm_input,
+        "sram_input_bytes": traffic.sram_input, "sram_weight_bytes": traffic.sram_weight,
+        "sram_output_bytes": traffic.sram_output, "note": traffic.note,
     }
 
 
