@@ -16,15 +16,9 @@ import time
 from pathlib import Path
 
 import tpusim
+from _timing import median_of as median_time
 
 
-def median_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -21,15 +21,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from _timing import best_of
 
 
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

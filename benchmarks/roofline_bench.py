@@ -15,15 +15,9 @@ import time
 import tpusim
 from tpusim.plots import report_html, roofline_chart
 from tpusim.roofline import chip_roofs, layer_table, workload_summary
+from _timing import best_of as best
 
 
-def best(fn, repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main(names: list[str]) -> None:

@@ -1,0 +1,54 @@
+"""Speed of calibration and validation (numbers go into the issue notes; nothing asserts a time).
+
+    python benchmarks/bench_calibrate.py [--measurements PATH]
+
+Measures, in-process: one prediction of every measured kernel (the fast path the optimiser
+calls), one full ``calibrate`` with the recipe recorded in ``configs/tpu_v4_calibrated.yaml``
+(fit on all kernels + k-fold cross-validation) and how many parameter points it simulated, and
+one ``run_checks`` (everything ``tpusim validate`` computes).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from tpusim import calibrate as cal_mod
+from tpusim.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT = ROOT.parent / "shared" / "measurements" / "tpu_v4_gemm_calibration.csv"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--measurements", type=Path, default=DEFAULT)
+    args = ap.parse_args()
+    rec = cal_mod.read_recipe(ROOT / "configs" / "tpu_v4_calibrated.yaml")
+    ms = cal_mod.read_measurements(args.measurements)
+    chip = load_config(rec["base"], **rec["set"])
+    fmts = cal_mod.formats_for(chip, ms, rec["format"])
+    reps = 5
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        cal_mod.predict_us(chip, ms, fmts)
+    per_pass = (time.perf_counter() - t0) / reps
+    print(f"predict {len(ms)} kernels: {per_pass * 1e3:.1f} ms "
+          f"({len(ms) / per_pass:,.0f} kernels/s)")
+
+    t0 = time.perf_counter()
+    cal = cal_mod.calibrate(rec["base"], ms, folds=rec["folds"], seed=rec["seed"],
+                            fmt=rec["format"], loss=rec["loss"], overrides=rec["set"])
+    wall = time.perf_counter() - t0
+    print(f"calibrate (fit + {rec['folds']}-fold CV): {wall:.2f} s, {cal.points} parameter points "
+          f"simulated ({cal.points * len(ms):,} kernel simulations), CV median "
+          f"{cal.stats['cv']['median']:.1%}")
+
+    from tpusim.validate import run_checks
+    t0 = time.perf_counter()
+    table = run_checks(measurements=args.measurements)
+    print(f"validate (all checks): {time.perf_counter() - t0:.2f} s, {len(table)} rows")
+
+
+if __name__ == "__main__":
+    main()
