@@ -20,7 +20,10 @@ another, ``cycles = folds x per_fold - 1`` with per-fold ``2R + C + T - 2`` (ws,
 ``pipelined`` is what a TPU does: the next fold's stationary tile shifts in (``L`` cycles, TPUv1:
 256 for a 256x256 tile) while the current fold streams its ``T`` rows, so a fold costs
 ``max(T, L)``; fill and drain (``R + C - 2``) are paid once per layer, the first tile's shift once.
-Several arrays split the folds; when there are fewer folds than arrays, the stream is split.
+Several arrays share the work evenly at row granularity: the busiest array loads
+``ceil(tiles / arrays)`` tiles and streams ``T x tiles / arrays`` rows in all (fewer tiles than
+arrays: the stream is split). ``timing.issue_efficiency`` (< 1) stretches the stream for issue
+slots the feed path leaves empty.
 """
 from __future__ import annotations
 
@@ -84,12 +87,13 @@ def array_timing(layer: Layer, chip: ChipConfig, fmt: str) -> ArrayTiming:
                            mapped_pe_fraction=mapped)
 
     load = chip.timing.weight_load_cycles or r
-    if tiles >= arrays:
-        steps, split, used = math.ceil(tiles / arrays), 1, arrays
-    else:
-        split = arrays // tiles                 # arrays sharing one tile's stream
-        steps, used = 1, tiles * split
-    stream = _stream_cycles(math.ceil(t / split), chip, fmt)
+    # The arrays share the streamed rows of all tiles evenly, so none idles while another streams
+    # a whole extra tile (assumption: with fewer tiles than arrays, a share that straddles two
+    # tiles loads the second behind its stream).
+    steps = math.ceil(tiles / arrays)           # stationary tiles the busiest array loads
+    used = min(arrays, tiles * t)
+    rows = math.ceil(t * tiles / (used * steps))  # rows it streams through each of them
+    stream = math.ceil(_stream_cycles(rows, chip, fmt) / chip.timing.issue_efficiency)
     step = max(stream, load)
     fill_drain = r + c - 2
     compute = load + (steps - 1) * step + stream + fill_drain

@@ -1,0 +1,317 @@
+"""Calibration and validation: parameters recovered from the model's own synthetic measurements,
+cross-validation that never scores a kernel on a fit that saw it, byte-identical output, bad input
+with one line and exit 2, a fit that does not converge with exit 1 and nothing written."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tpusim
+from tpusim import calibrate as cal_mod
+from tpusim.calibrate import (calibrate, kernel_cycles, kfold, predict_us, read_measurements,
+                              read_recipe, set_yaml_value)
+from tpusim.config import load_config
+from tpusim.errors import InputError
+from tpusim.workload import Workload, make_layer
+
+# Serial DMA (no double buffering), as the committed TPU v4 calibration assumes.
+SERIAL = {"memory.sram.double_buffered": False, "timing.weight_fifo_depth": 1}
+TRUE = {"timing.overhead_cycles_per_op": 700.0, "memory.hbm.efficiency": 0.45,
+        "timing.issue_efficiency": 0.5}
+SHAPES = [(m, k, n) for m, k, n in itertools.product((128, 384, 1024), (128, 512, 1024),
+                                                     (128, 256, 768))]
+
+
+def _synthetic(tmp_path, noise: float = 0.02, seed: int = 1, values=TRUE, name="meas.csv"):
+    """Measurements made by the model itself at known parameters, with seeded noise."""
+    chip = load_config("tpu_v4", **SERIAL, **values)
+    rng = np.random.default_rng(seed)
+    lines = ["m,k,n,latency_us,latency_std_us"]
+    for m, k, n in SHAPES:
+        layer = make_layer({"name": "g", "op": "matmul", "m": m, "k": k, "n": n})
+        us = (kernel_cycles(chip, layer, "bf16") + chip.timing.overhead_cycles_per_op) \
+            / (chip.clock_ghz * 1e3)
+        us *= math.exp(rng.normal(0, noise))
+        lines.append(f"{m},{k},{n},{us:.6f},0.01")
+    p = tmp_path / name
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+# ---------------------------------------------------------------- the optimiser and CV
+
+def test_recovers_known_parameters_from_noisy_synthetic_data(tmp_path):
+    path = _synthetic(tmp_path, noise=0.02)
+    cal = calibrate("tpu_v4", path, folds=3, seed=0, overrides=SERIAL)
+    assert cal.fit.converged
+    v = cal.values
+    assert v["memory.hbm.efficiency"] == pytest.approx(0.45, rel=0.08)
+    assert v["timing.issue_efficiency"] == pytest.approx(0.5, rel=0.08)
+    assert v["timing.overhead_cycles_per_op"] == pytest.approx(700, abs=120)
+    st = cal.stats
+    # 2% log-normal noise: the median |error| of a right model is about 0.67 x 2%.
+    assert st["after"]["median"] < 0.025 and st["cv"]["median"] < 0.03
+    assert st["before"]["median"] > 0.3          # the preset itself is far off
+
+
+def test_recovers_exact_parameters_without_noise(tmp_path):
+    path = _synthetic(tmp_path, noise=0.0)
+    cal = calibrate("tpu_v4", path, folds=3, seed=0, overrides=SERIAL)
+    assert cal.values["memory.hbm.efficiency"] == pytest.approx(0.45, rel=0.02)
+    assert cal.values["timing.issue_efficiency"] == pytest.approx(0.5, rel=0.02)
+    assert cal.stats["after"]["max"] < 0.01
+
+
+def test_kfold_sets_are_disjoint_and_cover_every_row():
+    sets = kfold(269, 5, seed=0)
+    assert len(sets) == 5
+    allidx = np.concatenate(sets)
+    assert sorted(allidx.tolist()) == list(range(269))          # each row in exactly one fold
+    for a, b in itertools.combinations(sets, 2):
+        assert not set(a.tolist()) & set(b.tolist())
+    assert {len(s) for s in sets} <= {53, 54}
+    assert [s.tolist() for s in kfold(269, 5, seed=0)] == [s.tolist() for s in sets]
+    assert [s.tolist() for s in kfold(269, 5, seed=1)] != [s.tolist() for s in sets]
+
+
+def test_cv_never_trains_on_the_fold_it_scores(tmp_path, monkeypatch):
+    path = _synthetic(tmp_path)
+    seen = []
+    real_fit = cal_mod.fit
+
+    def spy(model, params, idx, kind="mean", max_iter=200):
+        seen.append(np.array(idx))
+        return real_fit(model, params, idx, kind, max_iter)
+
+    monkeypatch.setattr(cal_mod, "fit", spy)
+    cal = calibrate("tpu_v4", path, folds=3, seed=0, overrides=SERIAL)
+    assert len(seen) == 4                         # all rows, then one fit per fold
+    assert len(seen[0]) == len(SHAPES)
+    for train, test in zip(seen[1:], cal.folds):
+        assert not set(train.tolist()) & set(test.tolist())
+        assert len(train) + len(test) == len(SHAPES)
+
+
+def test_a_held_out_measurement_does_not_move_its_own_prediction(tmp_path):
+    """Changing a kernel's measured latency changes the fits that saw it, never its own
+    out-of-fold prediction."""
+    path = _synthetic(tmp_path)
+    a = calibrate("tpu_v4", path, folds=3, seed=0, overrides=SERIAL)
+    df = pd.read_csv(path)
+    i = int(a.folds[1][0])
+    df.loc[i, "latency_us"] *= 5
+    p2 = tmp_path / "changed.csv"
+    df.to_csv(p2, index=False)
+    b = calibrate("tpu_v4", p2, folds=3, seed=0, overrides=SERIAL)
+    assert b.cv_us[i] == a.cv_us[i]
+    assert b.values != a.values                   # the fit on all rows did see it
+
+
+def test_fast_path_equals_simulate(tmp_path):
+    chip = load_config("tpu_v4", **SERIAL, **TRUE)
+    ms = read_measurements(_synthetic(tmp_path))
+    fmts = ["bf16"] * len(ms)
+    pred = predict_us(chip, ms, fmts)
+    for i in (0, 7, len(ms) - 1):
+        wl = Workload("one", (ms.rows[i].layer,))
+        res = tpusim.simulate(chip, wl, format="bf16")
+        assert pred[i] == pytest.approx(res.layers["latency_s"][0] * 1e6, rel=1e-12)
+
+
+# ---------------------------------------------------------------- the timing-model edits
+
+def _one(m, k, n):
+    return make_layer({"name": "g", "op": "matmul", "m": m, "k": k, "n": n})
+
+
+def test_rows_are_shared_evenly_when_tiles_do_not_divide_the_arrays():
+    from tpusim.timing import array_timing
+    chip = load_config("tpu_v4")      # 8 arrays of 128x128, load 128, fill+drain 254
+    # 5 tiles on 8 arrays: 5 x 128 rows / 8 = 80 rows each (not 128 on 5 arrays, 3 idle).
+    at = array_timing(_one(128, 640, 128), chip, "bf16")
+    assert (at.steps, at.stream_cycles, at.arrays_used) == (1, 80, 8)
+    assert at.compute_cycles == 128 + 80 + 254
+    # 9 tiles: two tile loads on the busiest array, 9 x 256 / 16 = 144 rows through each.
+    at = array_timing(_one(256, 384, 384), chip, "bf16")
+    assert (at.steps, at.stream_cycles) == (2, 144)
+    assert at.compute_cycles == 128 + 144 + 144 + 254
+    # 16 tiles divide 8 arrays: unchanged, two tiles of the full 256-row stream each.
+    at = array_timing(_one(256, 512, 512), chip, "bf16")
+    assert (at.steps, at.stream_cycles) == (2, 256)
+
+
+def test_issue_efficiency_stretches_the_stream_only():
+    from tpusim.timing import array_timing
+    full = array_timing(_one(1024, 256, 512), load_config("tpu_v4"), "bf16")
+    half = array_timing(_one(1024, 256, 512), load_config("tpu_v4", **{
+        "timing.issue_efficiency": 0.5}), "bf16")
+    assert half.stream_cycles == 2 * full.stream_cycles
+    assert half.load_cycles == full.load_cycles and half.steps == full.steps
+    # the SCALE-Sim model ignores it
+    s1 = array_timing(_one(1024, 256, 512), load_config("tpu_v4", **{"timing.model": "scalesim"}),
+                      "bf16")
+    s2 = array_timing(_one(1024, 256, 512), load_config("tpu_v4", **{
+        "timing.model": "scalesim", "timing.issue_efficiency": 0.5}), "bf16")
+    assert s1 == s2
+
+
+# ---------------------------------------------------------------- the calibrated YAML
+
+def test_yaml_edit_keeps_comments_and_inserts_missing_keys():
+    lines = ["# source", "name: x", "timing:", "  model: pipelined   # m",
+             "  overhead_cycles_per_op: 840  # old", "energy:", "  node_nm: 7  # nm"]
+    out = set_yaml_value(lines, "timing.overhead_cycles_per_op", 700.5, "fitted")
+    out = set_yaml_value(out, "timing.issue_efficiency", 0.4, "fitted")
+    out = set_yaml_value(out, "memory.hbm.efficiency", 0.5, "fitted")
+    import yaml
+    raw = yaml.safe_load("\n".join(out))
+    assert raw["timing"] == {"model": "pipelined", "overhead_cycles_per_op": 700.5,
+                             "issue_efficiency": 0.4}
+    assert raw["memory"] == {"hbm": {"efficiency": 0.5}} and raw["energy"] == {"node_nm": 7}
+    assert out[0] == "# source" and "  model: pipelined   # m" in out
+
+
+def test_cli_writes_a_config_that_records_its_fit_and_is_byte_identical(cli, tmp_path):
+    path = _synthetic(tmp_path)
+    out = tmp_path / "cal.yaml"
+    args = ["calibrate", "tpu_v4", path, "--out", out, "--folds", "3",
+            "--set", "memory.sram.double_buffered=false", "--set", "timing.weight_fifo_depth=1"]
+    code, stdout, err = cli(*args)
+    assert code == 0, err
+    assert "median" in stdout and "5-fold" not in stdout and "3-fold CV" in stdout
+    first = out.read_bytes()
+    code, _, err = cli(*args)
+    assert code == 0, err
+    assert out.read_bytes() == first
+    text = first.decode()
+    import hashlib
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in text
+    assert "tpusim calibrate tpu_v4" in text and "cross-validation" in text
+    assert "Jouppi 2023" in text                    # the preset's source comments survive
+    chip = load_config(out)
+    rec = read_recipe(out)
+    assert chip.name == "cal" and not chip.memory.sram.double_buffered
+    for k, v in rec["values"].items():
+        assert cal_mod._old_value(chip, k) == v
+    assert rec["folds"] == 3 and rec["sha256"] in text
+
+
+# ---------------------------------------------------------------- bad input and failure
+
+@pytest.mark.parametrize("text, needle", [
+    ("m,k,n\n128,128,128\n", "latency_us"),                       # missing column
+    ("m,k,latency_us\n128,128,1.0\n", "n"),                       # missing shape column
+    ("m,k,n,latency_us\n128,128,128,0\n", "latency_us"),          # zero latency
+    ("m,k,n,latency_us\n128,128,128,-2\n", "latency_us"),         # negative latency
+    ("m,k,n,latency_us\n128,128,128,abc\n", "latency_us"),        # not a number
+    ("m,k,n,latency_us\n128,0,128,1.0\n", "line 2"),              # shape a trace cannot express
+    ("m,k,n,latency_us\n128,1.5,128,1.0\n", "line 2"),
+    ("m,k,n,latency_us,flops\n128,128,128,1.0,5\n", "flops"),     # unknown column
+    ("m,k,n,latency_us,dtype\n128,128,128,1.0,fp13\n", "dtype"),  # unknown format
+    ("m,k,n,latency_us\n", "no measurement rows"),
+])
+def test_bad_measurements_exit_2_with_one_line(cli, tmp_path, text, needle):
+    p = tmp_path / "bad.csv"
+    p.write_text(text)
+    out = tmp_path / "never.yaml"
+    code, _, err = cli("calibrate", "tpu_v4", p, "--out", out)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "bad.csv" in err and needle in err
+    assert not out.exists()
+    with pytest.raises(InputError):
+        read_measurements(p)
+
+
+def test_bad_options_exit_2(cli, tmp_path):
+    p = _synthetic(tmp_path)
+    for extra in (["--folds", "1"], ["--fit", "timing.nope"], ["--fit", "timing.model=0:1"],
+                  ["--fit", "memory.hbm.efficiency=1:0"], ["--format", "int3"]):
+        code, _, err = cli("calibrate", "tpu_v4", p, "--out", tmp_path / "x.yaml", *extra)
+        assert code == 2, (extra, err)
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_a_fit_that_does_not_converge_exits_1_and_keeps_the_old_config(cli, tmp_path,
+                                                                      monkeypatch):
+    p = _synthetic(tmp_path)
+    out = tmp_path / "old.yaml"
+    out.write_text("old config\n")
+
+    def stuck(f, x0, step, max_iter, xtol, ftol):
+        return x0, f(x0), False, max_iter
+
+    monkeypatch.setattr(cal_mod, "_nelder_mead", stuck)
+    code, stdout, err = cli("calibrate", "tpu_v4", p, "--out", out)
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1 and "did not converge" in err
+    assert out.read_text() == "old config\n"
+
+
+# ---------------------------------------------------------------- validate
+
+def test_validate_scores_by_cv_and_skips_what_is_missing(cli, tmp_path, monkeypatch):
+    from tpusim import validate as val
+    meas = _synthetic(tmp_path)
+    calibrated = tmp_path / "v4cal.yaml"
+    code, _, err = cli("calibrate", "tpu_v4", meas, "--out", calibrated, "--folds", "3",
+                       "--set", "memory.sram.double_buffered=false",
+                       "--set", "timing.weight_fifo_depth=1")
+    assert code == 0, err
+    monkeypatch.setattr(val, "WORKLOAD_DIR", tmp_path / "no_workloads")
+    out = tmp_path / "val"
+    code, stdout, err = cli("validate", "--out", out, "--measurements", meas,
+                            "--calibrated", calibrated)
+    assert code == 0, err
+    df = pd.read_csv(out / "validation.csv")
+    assert list(df.columns[:7]) == ["check", "case", "metric", "unit", "predicted", "measured",
+                                    "error"]
+    assert df["fitted_on"].notna().all()
+    cv = df[df["metric"].str.contains("CV")]
+    assert len(cv) == len(SHAPES) and cv["fitted_on"].str.contains("held out").all()
+    assert (cv["error"].abs() < 0.15).all()
+    skipped = df[df["status"].str.startswith("skipped: missing")]
+    assert set(skipped["check"]) == {"tpu_v1 apps", "tpu_v1 cycle shares",
+                                     "edge_tpu int8 (Coral USB)"}
+    assert len(skipped[skipped["check"] == "tpu_v1 apps"]) == 6
+    html = (out / "validation.html").read_text()
+    assert "y = x" in html and 'src="https://cdn' not in html
+    assert len(html) > 1_000_000                      # plotly.js is inlined, not fetched
+
+
+def test_cycle_shares_sum_to_one():
+    from tpusim.validate import cycle_shares
+    res = tpusim.simulate("tpu_v1", Workload("mlp", (
+        make_layer({"name": "fc", "op": "matmul", "m": 200, "k": 2000, "n": 2000}),
+        make_layer({"name": "act", "op": "relu", "elements": 400000}))))
+    s = cycle_shares(res.layers)
+    assert sum(s.values()) == pytest.approx(1.0)
+    assert all(v >= -1e-9 for v in s.values())
+
+
+def test_yaml_edit_inside_a_one_line_flow_mapping():
+    import yaml
+    lines = ["formats:", "  bf16: {rate: 1}", "  fp16: {emulate: bf16, passes: 3}  # 3 passes"]
+    out = set_yaml_value(lines, "formats.fp16.passes", 1, "set")
+    assert yaml.safe_load("\n".join(out))["formats"] == {
+        "bf16": {"rate": 1}, "fp16": {"emulate": "bf16", "passes": 1}}
+    assert "was {emulate: bf16, passes: 3}: 3 passes" in out[2]
+
+
+def test_committed_tpu_v4_calibration_loads_and_names_its_data():
+    from tests.conftest import ROOT, SHARED
+    path = ROOT / "configs" / "tpu_v4_calibrated.yaml"
+    chip = load_config("tpu_v4_calibrated")
+    rec = read_recipe(path)
+    assert chip.name == "tpu_v4_calibrated" and rec["base"] == "tpu_v4"
+    for k, v in rec["values"].items():
+        assert cal_mod._old_value(chip, k) == v
+    for k, v in rec["set"].items():
+        assert cal_mod._old_value(chip, k) == v
+    data = SHARED / "measurements" / rec["measurements"]
+    if data.is_file():
+        import hashlib
+        assert hashlib.sha256(data.read_bytes()).hexdigest() == rec["sha256"]

@@ -1,0 +1,173 @@
+"""``tpusim calibrate`` and ``tpusim validate``."""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+
+from .common import parse_sets, set_option
+
+
+def _parse_fits(fits: tuple[str, ...]) -> dict | None:
+    from ..errors import InputError
+    if not fits:
+        return None
+    out: dict = {}
+    for item in fits:
+        path, sep, box = item.partition("=")
+        path = path.strip()
+        if not path:
+            raise InputError("--fit", None, item, "expected PATH or PATH=LOW:HIGH")
+        if not sep:
+            out[path] = None
+            continue
+        lo, colon, hi = box.partition(":")
+        try:
+            out[path] = (float(lo), float(hi))
+        except ValueError:
+            raise InputError("--fit", path, box, "expected LOW:HIGH, e.g. 0.05:1") from None
+        if not colon:
+            raise InputError("--fit", path, box, "expected LOW:HIGH, e.g. 0.05:1")
+    return out
+
+
+def command_line(config, measurements, out, folds, seed, fits, fmt, loss, sets) -> str:
+    """The command as typed, without dates: recorded in the calibrated config's header."""
+    parts = ["tpusim", "calibrate", str(config), str(measurements), "--out", str(out),
+             "--folds", str(folds), "--seed", str(seed)]
+    for s in sets:
+        parts += ["--set", s]
+    for f in fits:
+        parts += ["--fit", f]
+    if fmt:
+        parts += ["--format", fmt]
+    if loss != "mean":
+        parts += ["--loss", loss]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _print_report(cal) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..calibrate import _old_value
+
+    con = Console(highlight=False)
+    st = cal.stats
+    t = Table(title=f"{cal.base.name} on {Path(cal.measurements.source).name} "
+                    f"({len(cal.measurements)} kernels): error |predicted/measured - 1|")
+    for col in ("", "median", "p90", "max", "bias"):
+        t.add_column(col, justify="right" if col else "left")
+    for key, label in (("preset", "config as shipped"), ("before", "with the --set fields"),
+                       ("after", "calibrated (in-sample)"),
+                       ("cv", f"after, {len(cal.folds)}-fold CV")):
+        s = st[key]
+        t.add_row(label, f"{s['median']:.1%}", f"{s['p90']:.1%}", f"{s['max']:.1%}",
+                  f"{s['bias']:+.1%}")
+    con.print(t)
+    p = Table(title=f"fitted parameters ({cal.fit.message})")
+    for col in ("parameter", "before", "fitted (all)", "fold range"):
+        p.add_column(col, justify="left" if col == "parameter" else "right")
+    for prm in cal.params:
+        vals = [fv[prm.path] for fv in cal.fold_values]
+        p.add_row(prm.path, f"{_old_value(cal.base, prm.path)}", f"{cal.values[prm.path]:g}",
+                  f"{min(vals):g} .. {max(vals):g}")
+    con.print(p)
+    meas = cal.measurements.latency_us
+    err = cal.cv_us / meas - 1
+    worst = sorted(range(len(meas)), key=lambda i: -abs(err[i]))[:5]
+    w = Table(title="worst kernels under cross-validation")
+    for col in ("kernel", "m", "k", "n", "measured µs", "predicted µs", "error"):
+        w.add_column(col, justify="left" if col == "kernel" else "right")
+    for i in worst:
+        r = cal.measurements.rows[i]
+        w.add_row(r.name, str(r.layer.m), str(r.layer.k), str(r.layer.n), f"{meas[i]:.3f}",
+                  f"{cal.cv_us[i]:.3f}", f"{err[i]:+.1%}")
+    con.print(w)
+
+
+@click.command()
+@click.argument("config")
+@click.argument("measurements")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Calibrated config to write (default results/<config>_calibrated.yaml).")
+@click.option("--folds", type=int, default=5, show_default=True, help="Cross-validation folds.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold split.")
+@click.option("--fit", "fits", multiple=True, metavar="PATH[=LOW:HIGH]",
+              help="Parameter to fit (repeatable); default: timing.overhead_cycles_per_op, "
+                   "memory.hbm.efficiency, timing.issue_efficiency.")
+@click.option("--format", "fmt", default=None,
+              help="Run every kernel in this format (default: dtype column, else the config's).")
+@click.option("--loss", type=click.Choice(["mean", "median"]), default="mean", show_default=True,
+              help="Minimise the mean or the median of |log(predicted/measured)|.")
+@set_option("Fix a config field for the fit, e.g. --set timing.weight_fifo_depth=1.")
+@click.pass_context
+def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets):
+    """Fit CONFIG's uncertain parameters to the kernel latencies in MEASUREMENTS.csv.
+
+    MEASUREMENTS has one row per kernel: m,k,n (or a trace row's columns), optional dtype,
+    latency_us, optional latency_std_us. Prints the error before and after (median, p90, max),
+    cross-validated over --folds folds, and writes the calibrated config with a header that
+    records the file's sha256, the fitted values and the CV error. Exit 1 if the fit does not
+    converge (nothing is written).
+
+    \b
+    Example:
+      tpusim calibrate tpu_v4 ../shared/measurements/tpu_v4_gemm_calibration.csv \\
+        --set memory.sram.double_buffered=false --set timing.weight_fifo_depth=1 \\
+        --set formats.fp16.passes=1 --format fp16 --out configs/tpu_v4_calibrated.yaml
+    """
+    from .._io import atomic_write_text
+    from ..calibrate import FitError, calibrate as run_calibration, calibrated_yaml, recipe
+    from ..config import _resolve
+
+    overrides = parse_sets(sets)
+    fit_spec = _parse_fits(fits)
+    out = out or Path("results") / f"{Path(str(config)).stem}_calibrated.yaml"
+    try:
+        cal = run_calibration(config, measurements, fit_spec=fit_spec, folds=folds, seed=seed,
+                              fmt=fmt, loss=loss, overrides=overrides)
+    except FitError as exc:
+        click.echo(f"tpusim calibrate: {exc}", err=True)
+        ctx.exit(1)
+    _print_report(cal)
+    base_path = _resolve(config)
+    name = out.stem
+    text = calibrated_yaml(cal, base_path, name,
+                           command_line(config, measurements, out, folds, seed, fits, fmt, loss,
+                                        sets),
+                           recipe(cal, Path(str(config)).stem, overrides, fmt, fit_spec))
+    atomic_write_text(out, text)
+    click.echo(f"wrote {out}")
+
+
+@click.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("results/validation"), show_default=True, help="Output directory.")
+@click.option("--measurements", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="TPU v4 matmul measurements (default: the file the calibrated config names, "
+                   "looked up in ../shared/measurements/).")
+@click.option("--calibrated", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Calibrated TPU v4 config (default configs/tpu_v4_calibrated.yaml).")
+def validate(out_dir, measurements, calibrated):
+    """Run every public check: TPUv1 apps, TPU v4 matmuls, Edge TPU latencies.
+
+    Writes DIR/validation.csv (check, case, metric, predicted, measured, error, fitted_on: which
+    data fitted which parameter; no parameter is scored on the data that fitted it) and
+    DIR/validation.html (predicted against measured, with y = x). Checks whose inputs are
+    missing are listed as 'skipped: missing ...'.
+
+    \b
+    Example:
+      tpusim validate --out results/validation
+    """
+    from ..results import write_all
+    from ..validate import run_checks, summary_lines, validation_csv, validation_html
+
+    table = run_checks(measurements=measurements, calibrated=calibrated)
+    write_all({"validation.csv": lambda p: p.write_text(validation_csv(table)),
+               "validation.html": lambda p: p.write_text(validation_html(table))}, out_dir)
+    for line in summary_lines(table):
+        click.echo(line)
+    click.echo(f"wrote {out_dir}/validation.csv, validation.html")
