@@ -144,3 +144,17 @@ def test_fast_path_agrees_with_event_engine(preset):
         event = tpusim.simulate(chip, p, format=fmt, engine="event")
         a, b = fast.summary["total_cycles"], event.summary["total_cycles"]
         assert abs(b / a - 1) <= 0.01, f"{Path(p).name} on {preset}: {a} vs {b}"
+
+
+def test_depthwise_groups_pack_block_diagonally():
+    # 32 depthwise groups of a 3x3 conv (k=9, n=1) on a 64x64 ws array: 7 groups per tile
+    dw = make_layer({"name": "dw", "op": "conv2d", "in_h": 16, "in_w": 16, "in_c": 32,
+                     "out_c": 32, "kernel_h": 3, "kernel_w": 3, "padding": 1, "groups": 32})
+    c = chip(64, 64)
+    at = array_timing(dw, c, "int8")
+    assert at.tiles == 5                     # ceil(32 / 7)
+    assert at.compute_cycles == 64 + 4 * max(256, 64) + 256 + 126
+    os_ = array_timing(dw, chip(64, 64, dataflow="os"), "int8")
+    assert os_.tiles == 32 * 4               # os cannot pack: 32 groups x ceil(256/64) folds
+    r = _sim(c, [dw])
+    assert r.layers.loc[0, "macs"] == 16 * 16 * 32 * 9

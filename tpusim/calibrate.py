@@ -152,21 +152,9 @@ def read_measurements(path: str | Path) -> Measurements:
 def kernel_cycles(chip: ChipConfig, layer: Layer, fmt: str) -> float:
     """Cycles of one kernel run alone, without the per-op overhead (what ``simulate`` gives for
     a one-layer workload: input from HBM, output to HBM)."""
-    from .memory import gemm_traffic, vector_traffic
-    from .timing import array_timing, gemm_time, vector_time
+    from .simulator import layer_time
 
-    f = get_format(fmt)
-    if layer.kind == "gemm":
-        traffic = gemm_traffic(layer, chip, f, False, False)
-        at = array_timing(layer, chip, f.name)
-        if chip.timing.engine == "event":
-            from .contention import gemm_time_event
-            lt = gemm_time_event(chip, at, traffic)
-        else:
-            lt = gemm_time(chip, at, traffic)
-    else:
-        traffic = vector_traffic(layer, f, False, False)
-        lt = vector_time(chip, layer.vector_ops, traffic, False, 0.0)
+    lt = layer_time(chip, layer, fmt)
     return lt.cycles - lt.overhead_cycles
 
 

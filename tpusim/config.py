@@ -49,6 +49,8 @@ class SramConfig(_Model):
         None, gt=0, description="SRAM bytes per cycle per array; default: what feeds the array")
     bank_kib: float = Field(1024, gt=0, description="largest bank one access touches (energy)")
     double_buffered: bool = True
+    weights_persistent: bool = Field(
+        False, description="weights that fit the weight buffer stay there across inferences")
 
 
 class HbmConfig(_Model):

@@ -79,9 +79,14 @@ def check_tile_fits(chip: ChipConfig, fmt: Format, source: str | None = None) ->
                              f"({nbytes / 1024:g} KiB) for one tile")
 
 
-def gemm_traffic(layer: Layer, chip: ChipConfig, fmt: Format, input_resident: bool,
-                 output_resident: bool) -> Traffic:
-    """Bytes moved by one instance of a GEMM layer (all its groups)."""
+def gemm_traffic_options(layer: Layer, chip: ChipConfig, fmt: Format, input_resident: bool,
+                         output_resident: bool, weights_cached: bool = False) -> list[Traffic]:
+    """Bytes moved by one instance of a GEMM layer (all its groups), for each SRAM loop order
+    (weights outer, inputs outer). The simulator keeps the order that finishes first.
+
+    ``weights_cached``: the layer's weights stay in the weight buffer across inferences
+    (``memory.sram.weights_persistent``), so no HBM weight traffic.
+    """
     r, c, arrays = chip.array.rows, chip.array.cols, chip.array.count
     sram = chip.memory.sram
     half = 0.5 if sram.double_buffered else 1.0
@@ -105,37 +110,45 @@ def gemm_traffic(layer: Layer, chip: ChipConfig, fmt: Format, input_resident: bo
     per_row_in = in_bytes / max(1, g * m_stream)  # input bytes per streamed row (one group)
     in_rows = max(1, int(cap_in * half // max(per_row_in * g * 1.0, 1e-9)))
 
-    def order_weights_outer() -> tuple[float, float, int, int, int]:
-        strip = k * c * b * g
-        chunk = min(acc_rows, m_stream)
-        chunks = math.ceil(m_stream / chunk)
-        w_pass = 1 if (strip <= cap_w * half or chunks == 1) else chunks
-        i_pass = 1 if (in_bytes <= cap_in * half or nf == 1) else nf
-        return w_bytes * w_pass, in_bytes * i_pass, w_pass, i_pass, chunks
+    # weights outer: a column strip of weights stays while every m-chunk streams past it
+    chunks_wo = math.ceil(m_stream / min(acc_rows, m_stream))
+    strip = k * c * b * g
+    w_pass_wo = 1 if (strip <= cap_w * half or chunks_wo == 1) else chunks_wo
+    i_pass_wo = 1 if (in_bytes <= cap_in * half or nf == 1) else nf
+    # inputs outer: an m-chunk stays while every weight tile streams past it
+    chunks_io = math.ceil(m_stream / min(acc_rows, in_rows, m_stream))
+    w_pass_io = 1 if (w_bytes <= cap_w * half or chunks_io == 1) else chunks_io
+    orders = [(w_pass_wo, i_pass_wo, chunks_wo)]
+    if (w_pass_io, 1, chunks_io) != orders[0]:
+        orders.append((w_pass_io, 1, chunks_io))
 
-    def order_inputs_outer() -> tuple[float, float, int, int, int]:
-        chunk = min(acc_rows, in_rows, m_stream)
-        chunks = math.ceil(m_stream / chunk)
-        w_pass = 1 if (w_bytes <= cap_w * half or chunks == 1) else chunks
-        return w_bytes * w_pass, in_bytes, w_pass, 1, chunks
+    out = []
+    for w_pass, i_pass, chunks in orders:
+        note = ""
+        if weights_cached:
+            w_pass = 1
+        elif w_pass > 1:
+            note = (f"weights re-fetched {w_pass}x: {w_bytes / 2**20:.3g} MiB exceed the "
+                    f"{sram.weight_kib / 1024:g} MiB weight buffer")
+        if i_pass > 1 and not input_resident:
+            note = (f"input re-fetched {i_pass}x: {in_bytes / 2**20:.3g} MiB exceed the "
+                    f"{sram.input_kib / 1024:g} MiB input buffer")
+        w_hbm = 0.0 if weights_cached else w_bytes * w_pass
+        in_hbm = 0.0 if input_resident else in_bytes * i_pass
+        out_hbm = 0.0 if output_resident else out_bytes
+        out.append(_with_sram(chip, layer, fmt, w_hbm, in_hbm, out_hbm, w_pass,
+                              0 if input_resident else i_pass, chunks, note))
+    return out
 
-    wo, io_ = order_weights_outer(), order_inputs_outer()
-    best = min((wo, io_), key=lambda t: (t[0] + t[1], t is io_))
-    w_hbm, in_hbm, w_pass, i_pass, chunks = best
-    note = ""
-    if w_pass > 1:
-        note = (f"weights re-fetched {w_pass}x: {w_bytes / 2**20:.3g} MiB exceed the "
-                f"{sram.weight_kib / 1024:g} MiB weight buffer")
-    elif i_pass > 1:
-        note = (f"input re-fetched {i_pass}x: {in_bytes / 2**20:.3g} MiB exceed the "
-                f"{sram.input_kib / 1024:g} MiB input buffer")
-    if input_resident:
-        in_hbm = 0.0
-        i_pass = 0
-    out_hbm = 0.0 if output_resident else out_bytes
 
-    # SRAM traffic. The streamed operand is re-read once per fold of the other dimension;
-    # partial sums are written once per k fold and read back for all but the first.
+def _with_sram(chip: ChipConfig, layer: Layer, fmt: Format, w_hbm: float, in_hbm: float,
+               out_hbm: float, w_pass: int, i_pass: int, chunks: int, note: str) -> Traffic:
+    """Add SRAM traffic. The streamed operand is re-read once per fold of the other dimension;
+    partial sums are written once per k fold and read back as often."""
+    r, c = chip.array.rows, chip.array.cols
+    b, b_acc = fmt.bytes_per_element, fmt.accumulator_bytes
+    g, m_stream, k, n = layer.groups, layer.m * layer.shared_weights, layer.k, layer.n
+    kf, nf = math.ceil(k / r), math.ceil(n / c)
     df = chip.array.dataflow
     mk, kn, mn = m_stream * k * b * g, k * n * b * g, m_stream * n * g
     if df == "ws":
@@ -149,15 +162,43 @@ def gemm_traffic(layer: Layer, chip: ChipConfig, fmt: Format, input_resident: bo
     else:
         acc_writes, acc_reads = mn * b_acc * kf, mn * b_acc * kf
     out_write = mn * b                           # finished outputs into the activation buffer
-    sram_input = in_reads + out_write + in_hbm + out_hbm
-    sram_weight = w_reads + w_hbm
-    sram_output = acc_writes + acc_reads
-    sram_read = in_reads + w_reads + acc_reads + out_hbm
-    sram_write = out_write + acc_writes + in_hbm + w_hbm
     return Traffic(hbm_weight=w_hbm, hbm_input=in_hbm, hbm_output=out_hbm,
-                   sram_read=sram_read, sram_write=sram_write, sram_input=sram_input,
-                   sram_weight=sram_weight, sram_output=sram_output, weight_passes=w_pass,
-                   input_passes=i_pass, weight_tile_bytes=r * c * b, note=note)
+                   sram_read=in_reads + w_reads + acc_reads + out_hbm,
+                   sram_write=out_write + acc_writes + in_hbm + w_hbm,
+                   sram_input=in_reads + out_write + in_hbm + out_hbm,
+                   sram_weight=w_reads + w_hbm, sram_output=acc_writes + acc_reads,
+                   weight_passes=w_pass, input_passes=i_pass, weight_tile_bytes=r * c * b,
+                   note=note)
+
+
+def gemm_traffic(layer: Layer, chip: ChipConfig, fmt: Format, input_resident: bool,
+                 output_resident: bool, weights_cached: bool = False) -> Traffic:
+    """The loop order that moves the fewest HBM bytes (see :func:`gemm_traffic_options`)."""
+    return min(gemm_traffic_options(layer, chip, fmt, input_resident, output_resident,
+                                    weights_cached), key=lambda t: t.hbm_total)
+
+
+def plan_weight_cache(layers: list[Layer], chip: ChipConfig, fmts: list[Format]) -> list[bool]:
+    """Which rows keep their weights on chip across inferences.
+
+    Only with ``memory.sram.weights_persistent`` (the Edge TPU compiler caches parameters in its
+    on-chip SRAM): static weights are cached in trace order while they fit, leaving room for
+    the double-buffered tiles the other layers stream through; the rest stream every inference.
+    """
+    sram = chip.memory.sram
+    if not sram.weights_persistent:
+        return [False] * len(layers)
+    tile = max((chip.array.rows * chip.array.cols * f.bytes_per_element for f in fmts),
+               default=0)
+    free = _kib(sram.weight_kib) - 2 * tile
+    out = []
+    for layer, fmt in zip(layers, fmts):
+        need = layer.weight_elements * fmt.bytes_per_element * layer.count
+        ok = layer.kind == "gemm" and layer.weights == "static" and need <= free
+        if ok:
+            free -= need
+        out.append(ok)
+    return out
 
 
 def vector_traffic(layer: Layer, fmt: Format, input_resident: bool,

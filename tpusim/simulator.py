@@ -21,7 +21,8 @@ from .config import ChipConfig, load_config
 from .energy import layer_energy
 from .errors import InputError
 from .formats import get_format
-from .memory import check_tile_fits, gemm_traffic, plan_residency, vector_traffic
+from .memory import (check_tile_fits, gemm_traffic_options, plan_residency,
+                     plan_weight_cache, vector_traffic)
 from .roofline import bound_of, roof_tops
 from .timing import array_timing, gemm_time, vector_time
 from .timing.pipeline import first_tile_bytes
@@ -80,18 +81,38 @@ _SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cy
            "sram_weight_bytes", "sram_output_bytes")
 
 
-def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, carry: _Carry,
-              engine: str) -> dict[str, Any]:
-    """Metrics of one instance of ``layer``; updates ``carry`` for the next instance."""
-    if layer.kind == "gemm":
-        traffic = gemm_traffic(layer, chip, fmt, in_res, out_res)
-        at = array_timing(layer, chip, fmt.name)
+def _gemm(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, cached: bool,
+          carry: _Carry, engine: str):
+    """Traffic and time of the loop order that finishes first (then: fewer HBM bytes)."""
+    at = array_timing(layer, chip, fmt.name)
+    best = None
+    for traffic in gemm_traffic_options(layer, chip, fmt, in_res, out_res, cached):
         preload = min(first_tile_bytes(at, traffic), carry.idle_bytes)
         if engine == "event":
             from .contention import gemm_time_event
             lt = gemm_time_event(chip, at, traffic, preload)
         else:
             lt = gemm_time(chip, at, traffic, preload)
+        key = (lt.cycles, traffic.hbm_total)
+        if best is None or key < best[0]:
+            best = (key, traffic, lt)
+    return best[1], best[2]
+
+
+def layer_time(chip: ChipConfig, layer: Layer, fmt: str, engine: str | None = None):
+    """Time of ``layer`` run alone (input from HBM, output to HBM, nothing prefetched): the
+    ``LayerTime`` a one-layer workload gets. Calibration predicts kernels with it."""
+    f = get_format(fmt)
+    if layer.kind == "gemm":
+        return _gemm(chip, layer, f, False, False, False, _Carry(), engine or chip.timing.engine)[1]
+    return vector_time(chip, layer.vector_ops, vector_traffic(layer, f, False, False), False, 0.0)
+
+
+def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, carry: _Carry,
+              engine: str, cached: bool = False) -> dict[str, Any]:
+    """Metrics of one instance of ``layer``; updates ``carry`` for the next instance."""
+    if layer.kind == "gemm":
+        traffic, lt = _gemm(chip, layer, fmt, in_res, out_res, cached, carry, engine)
     else:
         traffic = vector_traffic(layer, fmt, in_res, out_res)
         lt = vector_time(chip, layer.vector_ops, traffic, layer.fused, carry.cycles)
@@ -187,12 +208,13 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
     for f in sorted(set(fmt_names)):
         check_tile_fits(chip, get_format(f), chip.name)
     residency = plan_residency(list(wl.layers), chip, fmts)
+    cached = plan_weight_cache(list(wl.layers), chip, fmts)
     bw_bytes_s = chip.memory.hbm.bandwidth_gbps * 1e9 * chip.memory.hbm.efficiency
 
     rows = []
     carry = _Carry()
-    for layer, fmt, res in zip(wl.layers, fmts, residency):
-        variants = [(n, _instance(chip, layer, fmt, i, o, carry, engine))
+    for layer, fmt, res, cache in zip(wl.layers, fmts, residency, cached):
+        variants = [(n, _instance(chip, layer, fmt, i, o, carry, engine, cache))
                     for n, i, o in res.instances(layer.count)]
         row = _average(variants, layer.count)
         row.update({"name": layer.name, "op": layer.op, "count": layer.count,

@@ -20,6 +20,7 @@ another, ``cycles = folds x per_fold - 1`` with per-fold ``2R + C + T - 2`` (ws,
 ``pipelined`` is what a TPU does: the next fold's stationary tile shifts in (``L`` cycles, TPUv1:
 256 for a 256x256 tile) while the current fold streams its ``T`` rows, so a fold costs
 ``max(T, L)``; fill and drain (``R + C - 2``) are paid once per layer, the first tile's shift once.
+Small groups of a grouped or depthwise conv share a tile block-diagonally (:func:`group_packing`).
 Several arrays share the work evenly at row granularity: the busiest array loads
 ``ceil(tiles / arrays)`` tiles and streams ``T x tiles / arrays`` rows in all (fewer tiles than
 arrays: the stream is split). ``timing.issue_efficiency`` (< 1) stretches the stream for issue
@@ -66,6 +67,25 @@ def _stream_cycles(t: int, chip: ChipConfig, fmt: str) -> float:
     return math.ceil(t / chip.native_rate(fmt))
 
 
+def group_packing(layer: Layer, chip: ChipConfig) -> int:
+    """Groups of a grouped/depthwise conv that share one stationary tile (pipelined model).
+
+    Small groups are packed block-diagonally: under ws, ``p`` groups' k x n weight blocks sit on
+    the tile's diagonal and the input row carries the ``p`` groups' patches side by side; under
+    is, ``p`` groups' input patches stack on the rows and the weight stream visits each group's
+    filters in turn. Output-stationary columns share one input row, so os cannot pack
+    (assumption: the compiler packs as many whole groups as fit).
+    """
+    if layer.groups <= 1:
+        return 1
+    r, c = chip.array.rows, chip.array.cols
+    if chip.array.dataflow == "ws" and layer.k <= r and layer.n <= c:
+        return max(1, min(r // layer.k, c // layer.n, layer.groups))
+    if chip.array.dataflow == "is" and layer.k <= r:
+        return max(1, min(r // layer.k, layer.groups))
+    return 1
+
+
 def array_timing(layer: Layer, chip: ChipConfig, fmt: str) -> ArrayTiming:
     r, c, arrays = chip.array.rows, chip.array.cols, chip.array.count
     sr, sc, t = fold_shape(layer, chip.array.dataflow)
@@ -87,6 +107,13 @@ def array_timing(layer: Layer, chip: ChipConfig, fmt: str) -> ArrayTiming:
                            mapped_pe_fraction=mapped)
 
     load = chip.timing.weight_load_cycles or r
+    pack = group_packing(layer, chip)
+    if pack > 1:
+        sr, sc, t = ((pack * sr, pack * sc, t) if chip.array.dataflow == "ws"
+                     else (pack * sr, sc, pack * t))
+        folds = math.ceil(sr / r) * math.ceil(sc / c)
+        tiles = folds * math.ceil(layer.groups / pack)
+        mapped = (sr * sc) / (folds * r * c)
     # The arrays share the streamed rows of all tiles evenly, so none idles while another streams
     # a whole extra tile (assumption: with fewer tiles than arrays, a share that straddles two
     # tiles loads the second behind its stream).
