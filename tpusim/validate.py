@@ -17,7 +17,6 @@ A check whose inputs are missing is a row with ``status`` ``skipped: missing ...
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ EDGE_TPU_MS = {
     "mobilenet_v1": (2.4, 224, ("mobilenet_v1",)),
     "mobilenet_v2": (2.6, 224, ("mobilenet_v2",)),
     "inception_v1": (3.4, 224, ("inception_v1", "googlenet")),
-    "resnet50": (49.0, 299, ("resnet50",)),
+    "resnet50": (49.0, 299, ("resnet50_299",)),
     "vgg16": (296.0, 224, ("vgg16",)),
 }
 NO_FIT_V1 = "none: tpu_v1 preset from Jouppi 2017 constants; no parameter fitted to Table 1 or 3"
@@ -190,24 +189,6 @@ def tpu_v4_checks(measurements: Path | None = None,
 
 # ---------------------------------------------------------------- Edge TPU
 
-def _at_resolution(wl, ratio: float):
-    """The workload at ``ratio`` x the spatial size (approximate: conv rows and vector rows grow
-    by ratio², matmul rows keep their shape)."""
-    s = ratio * ratio
-    layers = []
-    for l in wl.layers:
-        if l.kind == "gemm" and l.op in ("conv2d", "conv"):
-            m = max(1, round(l.m * s))
-            l = dataclasses.replace(l, m=m, in_elements=round(l.in_elements * s),
-                                    out_elements=round(l.out_elements * s))
-        elif l.kind == "vector":
-            l = dataclasses.replace(l, elements=round(l.elements * s),
-                                    in_elements=round(l.in_elements * s),
-                                    out_elements=round(l.out_elements * s))
-        layers.append(l)
-    return dataclasses.replace(wl, layers=tuple(layers), name=f"{wl.name}@{ratio:.3g}x")
-
-
 def edge_tpu_checks() -> list[dict[str, Any]]:
     from .simulator import simulate
     from .workload import load_workload
@@ -220,24 +201,11 @@ def edge_tpu_checks() -> list[dict[str, Any]]:
             rows.append(_skipped(check, model, "latency", "ms", ms,
                                  _rel(WORKLOAD_DIR / f"{names[0]}.csv"), NO_FIT_EDGE))
             continue
-        wl = load_workload(str(path))
-        trace_res = 224  # assumption: zoo traces are ImageNet 224x224 (their headers say so)
-        pred = simulate("edge_tpu", wl).summary["latency_s"] * 1e3
-        if res == trace_res:
-            rows.append(_row(check=check, case=model, metric="latency", unit="ms",
-                             predicted=pred, measured=ms, fitted_on=NO_FIT_EDGE, status="ok",
-                             note=f"{_rel(path)} at {trace_res}x{trace_res}"))
-            continue
-        rows.append(_row(check=check, case=f"{model} @{trace_res} vs measured @{res}",
-                         metric="latency", unit="ms", predicted=pred, measured=ms,
-                         fitted_on=NO_FIT_EDGE, status="not scored: resolution differs",
-                         note=f"trace at {trace_res}x{trace_res}, Coral measured {res}x{res}"))
-        scaled = simulate("edge_tpu", _at_resolution(wl, res / trace_res))
-        rows.append(_row(check=check, case=f"{model} @{res} (trace rescaled)", metric="latency",
-                         unit="ms", predicted=scaled.summary["latency_s"] * 1e3, measured=ms,
-                         fitted_on=NO_FIT_EDGE, status="ok",
-                         note=(f"{_rel(path)} rescaled from {trace_res} to {res}: conv and "
-                               f"vector rows x{(res / trace_res) ** 2:.3f} (approximate)")))
+        # the zoo traces are at the resolution Coral measured (224, resnet50_299 at 299)
+        pred = simulate("edge_tpu", load_workload(str(path))).summary["latency_s"] * 1e3
+        rows.append(_row(check=check, case=model, metric="latency", unit="ms",
+                         predicted=pred, measured=ms, fitted_on=NO_FIT_EDGE, status="ok",
+                         note=f"{_rel(path)} at {res}x{res}"))
     return rows
 
 
