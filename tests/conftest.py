@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-SCALESIM = SHARED / "scalesim"
+SCALESIM = ROOT / "tests" / "data" / "scalesim"  # SCALE-Sim configs/topologies (MIT)
 
 
 @pytest.fixture

@@ -98,7 +98,7 @@ def test_live_scalesim(tmp_path):
         except ImportError:
             pytest.skip("SCALE-Sim 3.0.0 not installed: set TPUSIM_SCALESIM_PYTHON to the python "
                         "of a venv with `pip install scalesim 'numpy<2.4'`")
-    shared = Path(__file__).resolve().parents[2] / "shared" / "scalesim"
+    shared = Path(__file__).resolve().parent / "data" / "scalesim"
     topo = tmp_path / "t.csv"
     topo.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
                     "Channels, Num Filter, Strides,\nC1,23,17,3,2,5,37,2,\nC2DP,12,12,3,3,3,9,1,\n"
