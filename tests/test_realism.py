@@ -193,15 +193,17 @@ def test_cnn0_cycle_shares(results):
     got = cycle_shares(results["cnn0"].layers)
     assert got["active"] == max(got.values())
     assert got["active"] > TABLE3["cnn0"]["active"] / 100
-    # Weight stalls stay small (the per-layer pipeline prologue only), unlike MLP0.
-    assert got["weight_stall"] < 0.15
+    # Weight stalls stay small, unlike MLP0: each layer's first tile is prefetched during the
+    # layer before, so only the chain's ends stall (3.0%, docs/tpu_v1_realism.md).
+    assert got["weight_stall"] < 0.05
 
 
 def test_count_row_costs_the_same_as_split_rows(tmp_path):
     """A row with count=16 runs its instances back to back, each reading the previous one's
     output from the Unified Buffer, exactly as 16 separate rows do."""
     gen = _generator()
-    one = tmp_path / "one.csv"
+    one, sep = tmp_path / "one.csv", tmp_path / "separate.csv"
     gen.write_trace([gen.conv("conv", 8, 19, 236, 236, count=16)], one)
-    split = tpusim.simulate("tpu_v1", TRACES / "cnn0.csv").summary["total_cycles"]
+    gen.write_trace([gen.conv(f"conv{i}", 8, 19, 236, 236) for i in range(16)], sep)
+    split = tpusim.simulate("tpu_v1", sep).summary["total_cycles"]
     assert tpusim.simulate("tpu_v1", one).summary["total_cycles"] == pytest.approx(split, rel=0.01)

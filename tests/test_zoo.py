@@ -26,7 +26,8 @@ def test_every_shipped_workload_loads_and_cites(path):
     assert first.startswith("#") and wl.notes, "first line must say where the shapes come from"
 
 
-@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2", "bert_base", "gpt2",
+@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2", "mobilenet_v1", "vgg16",
+                                  "bert_base", "gpt2",
                                   "llama3_8b_prefill", "llama3_8b_decode"])
 def test_regenerating_script_named_and_present(name):
     note = load_workload(name).notes[0]
@@ -67,3 +68,29 @@ def test_llm_traces_match_closed_form(name, preset, batch, seq, kv):
     wl = load_workload(name)
     assert wl.macs == llm_macs(get_preset(preset), batch, seq, kv)
     assert f"batch {batch}, seq {seq}" in wl.notes[0] and f"kv_len {kv}" in wl.notes[0]
+
+
+def test_mobilenet_v1_published_macs():
+    wl = load_workload("mobilenet_v1")
+    # Howard et al. 2017, Table 1 (width 1.0, 224x224): 569 million mult-adds, 4.2M parameters
+    assert wl.macs == pytest.approx(569e6, rel=0.01)
+    assert sum(l.weight_elements for l in wl.layers if l.kind == "gemm") == pytest.approx(
+        4.2e6, rel=0.01)
+    dw = [l for l in wl.layers if l.op == "conv2d" and l.groups > 1]
+    assert len(dw) == 13 and all(l.k == 9 and l.n == 1 for l in dw)   # depthwise: one channel
+    assert sum(l.op == "conv2d" for l in wl.layers) == 27
+
+
+def test_vgg16_closed_form_macs():
+    wl = load_workload("vgg16")
+    # Simonyan & Zisserman 2015, config D: 9 x sum(H^2 Cin Cout) over 13 conv3 + 3 FC
+    convs = 9 * (224**2 * (3 * 64 + 64 * 64) + 112**2 * (64 * 128 + 128 * 128)
+                 + 56**2 * (128 * 256 + 2 * 256 * 256) + 28**2 * (256 * 512 + 2 * 512 * 512)
+                 + 14**2 * 3 * 512 * 512)
+    fcs = 7 * 7 * 512 * 4096 + 4096 * 4096 + 4096 * 1000
+    assert wl.macs == convs + fcs == 15_470_264_320
+    # the paper's Table 2: 138M parameters for configuration D (weights; biases add 13k)
+    assert sum(l.weight_elements for l in wl.layers if l.kind == "gemm") == pytest.approx(
+        138e6, rel=0.01)
+    assert sum(l.op == "conv2d" for l in wl.layers) == 13
+    assert sum(l.op == "maxpool" for l in wl.layers) == 5

@@ -10,9 +10,10 @@ Conventions shared by all six:
 - A FC layer at batch B is a matmul with m = B rows through a static k x n weight matrix, so its
   MACs per weight byte is B (Table 1's column equals the batch for the MLPs and LSTMs).
 - A conv's MACs per weight byte is batch x output pixels, whatever its kernel or channels.
-- Repeated identical layers are one row with ``count``; the first and the last instance of a
-  chain get rows of their own so that the row boundaries fall where the activation really
-  enters from and leaves for off-chip memory (tpusim decides on-chip residency per row).
+- Repeated identical layers are one row with ``count``: tpusim runs the instances back to back,
+  each reading the previous one's output on chip when it fits, so only the first input and the
+  last output of the row follow its neighbours. The LSTMs put their vector ops before the last
+  FC layer.
 
 Run: python workloads/scripts/make_tpu_v1.py
      python workloads/scripts/make_tpu_v1.py --cnn1-sensitivity  (TOPS range of other CNN1
@@ -54,14 +55,9 @@ def vector(name: str, op: str, elements: int, count: int = 1, ops_per_element: f
 
 
 def chain(make, name: str, total: int, **kw) -> list[dict[str, Any]]:
-    """``total`` identical layers as first / middle (count) / last rows."""
-    if total == 1:
-        return [make(name, **kw)]
-    rows = [make(f"{name}_1", **kw)]
-    if total > 2:
-        rows.append(make(f"{name}_2_{total - 1}", count=total - 2, **kw))
-    rows.append(make(f"{name}_{total}", **kw))
-    return rows
+    """``total`` identical layers as one row with ``count``: tpusim runs its instances back to
+    back, each reading the previous one's output on chip when it fits."""
+    return [make(name, count=total, **kw)]
 
 
 def totals(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -103,10 +99,11 @@ def mlp(batch: int, layers: int, weights: float, name: str, table: str):
 
 def lstm(batch: int, fcs: int, vecs: int, weights: float, name: str, table: str):
     side = round(math.sqrt(weights / fcs))
-    rows = chain(fc, "fc", fcs, batch=batch, k=side, n=side)
     # The vector ops go between the first FC layers and the last one: their inputs and outputs
     # stay in the Unified Buffer either way, so where they sit in the chain does not change time.
-    rows[-1:-1] = [vector("cell_ops", "elementwise", batch * side, count=vecs)]
+    rows = (chain(fc, f"fc_1_{fcs - 1}", fcs - 1, batch=batch, k=side, n=side)
+            + [vector("cell_ops", "elementwise", batch * side, count=vecs)]
+            + chain(fc, f"fc_{fcs}", 1, batch=batch, k=side, n=side))
     return rows, [
         f"{name} stand-in. Source: {SOURCE}.",
         f"Table 1: {table}. Derivation: {fcs} square FC layers holding {weights / 1e6:g}M/{fcs} "
@@ -158,8 +155,7 @@ def cnn1():
             rows.append(vector(f"s{s}_pool2x2", "maxpool", batch * hw * hw * c, fused=True))
         prev = c
     flat = CNN1_STAGES[-1][0] ** 2 * CNN1_STAGES[-1][1]
-    rows += [fc("fc1", batch, flat, 4096), fc("fc2_3", batch, 4096, 4096, count=2),
-             fc("fc4", batch, 4096, 4096)]
+    rows += [fc("fc1", batch, flat, 4096), fc("fc2_4", batch, 4096, 4096, count=3)]
     stages = ", ".join(f"{n} x {hw}x{hw}x{c}" for hw, c, n in CNN1_STAGES)
     return rows, [
         f"CNN1 stand-in. Source: {SOURCE}.",
