@@ -214,10 +214,17 @@ def test_dask_cluster_matches_local(trace, small_chip, tmp_path):
     assert got.attrs == ref.attrs
 
 
+# Big enough (128 points) that the sweep is still running when the signal arrives.
+INTERRUPT_AXES = {"array.rows": [8, 16, 24, 32, 48, 64, 96, 128],
+                  "array.cols": [16, 32, 64, 128, 256, 512, 1024, 2048],
+                  "format": ["int8", "bf16"]}
+
+
 def _sweep_cmd(out: Path, *extra: str) -> list[str]:
+    ax = {k: ",".join(map(str, v)) for k, v in INTERRUPT_AXES.items()}
     return [sys.executable, "-m", "tpusim", "sweep", "default", str(RESNET18),
-            "--rows", "16,32,64,128", "--cols", "32,128,512,2048",
-            "--format", "int8,bf16", "--jobs", "1", "--out", str(out), *extra]
+            "--rows", ax["array.rows"], "--cols", ax["array.cols"],
+            "--format", ax["format"], "--jobs", "1", "--out", str(out), *extra]
 
 
 def _kill_after_first_chunk(out: Path, sig: int) -> subprocess.CompletedProcess:
@@ -252,10 +259,8 @@ def test_interrupted_sweep_resumes_to_the_same_result(tmp_path, sig):
     n, computed, reused = (int(s) for s in
                            last.replace(" points:", "").replace(" computed,", "")
                            .replace(" reused", "").split())
-    assert n == 32 and computed + reused == 32 and 0 < reused < 32, last
-    fresh = run_sweep("default", RESNET18, {"array.rows": [16, 32, 64, 128],
-                                            "array.cols": [32, 128, 512, 2048],
-                                            "format": ["int8", "bf16"]}, jobs=1)
+    assert n == 128 and computed + reused == 128 and 0 < reused < 128, last
+    fresh = run_sweep("default", RESNET18, INTERRUPT_AXES, jobs=1)
     pd.testing.assert_frame_equal(_drop_timing(pd.read_parquet(out / "sweep.parquet")),
                                   _drop_timing(fresh))
     assert not (out / JOURNAL_DIR).exists()
