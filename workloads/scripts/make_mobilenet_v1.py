@@ -14,26 +14,23 @@ Run: python workloads/scripts/make_mobilenet_v1.py
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from tpusim.importers.trace_csv import write_trace
 from tpusim.workload import make_layer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _layers import DT, conv  # noqa: E402  (shared row builders)
 
 OUT = Path(__file__).resolve().parent.parent / "mobilenet_v1.csv"
 # Table 1 after the first conv: (depthwise stride, pointwise output channels) per dw/pw pair.
 PAIRS = [(1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
          (1, 512), (1, 512), (1, 512), (1, 512), (1, 512),
          (2, 1024), (1, 1024)]
-DT = {"weight_dtype": "int8", "act_dtype": "int8"}
 PAPER_MACS = 569e6  # Howard et al. 2017, Table 1/8: 569 million mult-adds
 
 
-def conv(name, size, cin, cout, k, s, groups=1):
-    row = {"name": name, "op": "conv2d", "batch": 1, "in_h": size, "in_w": size, "in_c": cin,
-           "out_c": cout, "kernel_h": k, "kernel_w": k, "stride": s, "pad_h": k // 2,
-           "pad_w": k // 2, "groups": groups, **DT}
-    out = -(-size // s)
-    return row, out
 
 
 def bn_relu(name, size, c):

@@ -12,24 +12,21 @@ Run: python workloads/scripts/make_mobilenet_v2.py
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from tpusim.importers.trace_csv import write_trace
 from tpusim.workload import make_layer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _layers import DT, conv  # noqa: E402  (shared row builders)
+
 OUT = Path(__file__).resolve().parent.parent / "mobilenet_v2.csv"
 # Table 2: (t, c, n, s) per bottleneck sequence.
 BOTTLENECKS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                (6, 160, 3, 2), (6, 320, 1, 1)]
-DT = {"weight_dtype": "int8", "act_dtype": "int8"}
 
 
-def conv(name, size, cin, cout, k, s, groups=1):
-    row = {"name": name, "op": "conv2d", "batch": 1, "in_h": size, "in_w": size, "in_c": cin,
-           "out_c": cout, "kernel_h": k, "kernel_w": k, "stride": s, "pad_h": k // 2,
-           "pad_w": k // 2, "groups": groups, **DT}
-    out = -(-size // s)
-    return row, out
 
 
 def relu6(name, size, c):
