@@ -122,16 +122,23 @@ def test_formats_command_writes_table_and_page(cli, tmp_path):
 def test_formats_subset_with_workload(cli, tmp_path, write_csv):
     trace = write_csv("name,op,m,k,n\nfc1,matmul,256,512,256\nfc2,matmul,256,256,128\n")
     out = tmp_path / "w"
-    code, _, err = cli("formats", "tpu_v4", "--formats", "bf16,fp32,int4", "--workload", trace,
+    code, _, err = cli("formats", "tpu_v4", "--formats", "bf16,fp32", "--workload", trace,
                        "--gemm-size", "32", "--out", out)
     assert code == 0, err
     df = pd.read_csv(out / "formats.csv").set_index("format")
-    assert list(df.index) == ["bf16", "fp32", "int4"]
+    assert list(df.index) == ["bf16", "fp32"]
     assert df.loc["bf16", "latency_s"] > 0 and df.loc["bf16", "energy_j"] > 0
     # fp32 as 6 bf16 passes: more time and more MAC energy than bf16 for the same GEMMs
     assert df.loc["fp32", "latency_s"] > df.loc["bf16", "latency_s"]
     assert df.loc["fp32", "energy_j"] > df.loc["bf16", "energy_j"]
-    assert math.isnan(df.loc["int4", "latency_s"])
+
+
+def test_asking_for_a_format_the_chip_cannot_run_is_an_error(cli, tmp_path):
+    out = tmp_path / "x"
+    code, _, err = cli("formats", "tpu_v4", "--formats", "bf16,int4", "--out", out)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "int4" in err and "tpu_v4" in err and "bf16" in err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("args, needle", [

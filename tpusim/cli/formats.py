@@ -205,8 +205,9 @@ def formats(config, names, workload, sets, gemm_size, seed, out_dir):
     """Area, energy, peak throughput and numeric error of each format on chip CONFIG.
 
     Writes DIR/formats.csv and DIR/formats.html (bar charts of area and energy per format, and
-    TOPS/W against GEMM error as a Pareto view). Formats the chip neither runs nor emulates are
-    listed with empty throughput and a note; an unknown format name is an error.
+    TOPS/W against GEMM error as a Pareto view). Without --formats every format is listed, those
+    the chip neither runs nor emulates with empty throughput and a note; naming an unknown format
+    or one the chip cannot run in --formats is an error.
 
     \b
     Example:
@@ -230,6 +231,8 @@ def formats(config, names, workload, sets, gemm_size, seed, out_dir):
             raise InputError("--formats", None, names, "expected a comma-separated list, e.g. "
                              "int8,bf16")
         fmt_list = list(dict.fromkeys(get_format(p, "--formats", None).name for p in parts))
+        for f in fmt_list:   # asking for a format the chip cannot run is an error
+            chip.check_format(f, "--formats")
     wl = tpusim.load_workload(workload) if workload else None
     rows = format_rows(chip, fmt_list, wl, gemm_size, seed)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
