@@ -19,8 +19,8 @@ import simpy
 
 from .config import ChipConfig
 from .memory import Traffic
-from .timing.pipeline import (LayerTime, blocks, buffer_depth, gemm_time, sram_cycles,
-                              split_stall)
+from .timing.pipeline import (LayerTime, blocks, buffer_depth, finish_gemm_time,
+                              gemm_time)
 from .timing.systolic import ArrayTiming
 
 def simulate_gemm(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
@@ -66,14 +66,4 @@ def gemm_time_event(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
     """A :class:`~tpusim.timing.LayerTime` whose stalls come from the event engine."""
     if chip.timing.model != "pipelined":
         return gemm_time(chip, at, traffic, preloaded)
-    total = simulate_gemm(chip, at, traffic, preloaded)
-    hbm = traffic.hbm_total / chip.hbm_bytes_per_cycle
-    total = max(float(at.compute_cycles), float(-(-(max(total, hbm) - 1e-6) // 1)))
-    sram = sram_cycles(chip, at, traffic)
-    sw, si, so = split_stall(total - at.compute_cycles, traffic)
-    return LayerTime(compute_cycles=at.compute_cycles, stall_weight=sw, stall_input=si,
-                     stall_output=so, stall_sram=max(0.0, sram - total),
-                     overhead_cycles=chip.timing.overhead_cycles_per_op,
-                     fill_drain_cycles=at.fill_drain_cycles,
-                     weight_shift_cycles=at.weight_shift_cycles,
-                     hbm_cycles=traffic.hbm_total / chip.hbm_bytes_per_cycle, sram_cycles=sram)
+    return finish_gemm_time(chip, at, traffic, simulate_gemm(chip, at, traffic, preloaded))

@@ -38,7 +38,6 @@ class Traffic:
     sram_output: float = 0.0
     weight_passes: int = 1     # times the weights were read from HBM
     input_passes: int = 1      # times the input was read from HBM
-    weight_tile_bytes: float = 0.0
     note: str = ""
 
     @property
@@ -167,15 +166,7 @@ def _with_sram(chip: ChipConfig, layer: Layer, fmt: Format, w_hbm: float, in_hbm
                    sram_write=out_write + acc_writes + in_hbm + w_hbm,
                    sram_input=in_reads + out_write + in_hbm + out_hbm,
                    sram_weight=w_reads + w_hbm, sram_output=acc_writes + acc_reads,
-                   weight_passes=w_pass, input_passes=i_pass, weight_tile_bytes=r * c * b,
-                   note=note)
-
-
-def gemm_traffic(layer: Layer, chip: ChipConfig, fmt: Format, input_resident: bool,
-                 output_resident: bool, weights_cached: bool = False) -> Traffic:
-    """The loop order that moves the fewest HBM bytes (see :func:`gemm_traffic_options`)."""
-    return min(gemm_traffic_options(layer, chip, fmt, input_resident, output_resident,
-                                    weights_cached), key=lambda t: t.hbm_total)
+                   weight_passes=w_pass, input_passes=i_pass, note=note)
 
 
 def plan_weight_cache(layers: list[Layer], chip: ChipConfig, fmts: list[Format]) -> list[bool]:

@@ -163,9 +163,9 @@ def _num(x: float) -> str:
 
 def _mapped_fraction(chip: "ChipConfig", m: int, k: int, n: int) -> float:
     """Share of the R x C PEs the layer's folds cover (ws: k x n, os: m x n, is: k x m)."""
-    r, c = chip.array.rows, chip.array.cols
-    sr, sc = {"ws": (k, n), "os": (m, n), "is": (k, m)}[chip.array.dataflow]
-    return (sr / (math.ceil(sr / r) * r)) * (sc / (math.ceil(sc / c) * c))
+    from .timing.systolic import fold_dims, mapped_fraction
+    sr, sc, _ = fold_dims(m, k, n, chip.array.dataflow)
+    return mapped_fraction(sr, sc, chip.array.rows, chip.array.cols)
 
 
 def layer_reason(row: dict[str, Any], chip: "ChipConfig", roofs: ChipRoofs, first: bool,

@@ -160,17 +160,24 @@ def gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
         # model of its own: stalls are the roofline excess).
         total = max(at.compute_cycles, hbm)
     else:
+        # bytes prefetched during the previous layer still crossed the channel: the roofline
+        # (every byte at full bandwidth) stays a bound on this layer's time (finish_gemm_time)
         total = flow_shop_cycles(blocks(at, traffic, preloaded), bw / max(at.arrays_used, 1),
                                  buffer_depth(chip))
-        # bytes prefetched during the previous layer still crossed the channel: the roofline
-        # (every byte at full bandwidth) stays a bound on this layer's time
-        total = max(total, hbm)
-    total = math.ceil(total - 1e-6)
+    return finish_gemm_time(chip, at, traffic, total)
+
+
+def finish_gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
+                     total: float) -> LayerTime:
+    """The :class:`LayerTime` of a GEMM whose compute and memory took ``total`` cycles (from the
+    fast path or the event engine): whole cycles, never under the compute or the HBM roof,
+    stalls split by stream."""
+    hbm = traffic.hbm_total / chip.hbm_bytes_per_cycle
+    total = max(float(at.compute_cycles), float(math.ceil(max(total, hbm) - 1e-6)))
     sram = sram_cycles(chip, at, traffic)
-    stall_sram = max(0.0, sram - total)
     sw, si, so = split_stall(total - at.compute_cycles, traffic)
     return LayerTime(compute_cycles=at.compute_cycles, stall_weight=sw, stall_input=si,
-                     stall_output=so, stall_sram=stall_sram,
+                     stall_output=so, stall_sram=max(0.0, sram - total),
                      overhead_cycles=chip.timing.overhead_cycles_per_op,
                      fill_drain_cycles=at.fill_drain_cycles,
                      weight_shift_cycles=at.weight_shift_cycles, hbm_cycles=hbm,

@@ -47,18 +47,26 @@ class ArrayTiming:
     load_cycles: float         # cycles to shift one stationary tile into the array
     arrays_used: int
     tiles: int                 # folds over all groups
-    mapped_pe_fraction: float  # average share of the R x C PEs a fold uses
     substeps: int = 1          # DMA blocks per fold: the stream moves in blocks of ~L rows
+
+
+def fold_dims(m: int, k: int, n: int, dataflow: str) -> tuple[int, int, int]:
+    """(Sr, Sc, T) of an m x k x n GEMM for ``dataflow``."""
+    if dataflow == "ws":
+        return k, n, m
+    if dataflow == "os":
+        return m, n, k
+    return k, m, n
 
 
 def fold_shape(layer: Layer, dataflow: str) -> tuple[int, int, int]:
     """(Sr, Sc, T) of one group's GEMM for ``dataflow``."""
-    m = layer.m * layer.shared_weights
-    if dataflow == "ws":
-        return layer.k, layer.n, m
-    if dataflow == "os":
-        return m, layer.n, layer.k
-    return layer.k, m, layer.n
+    return fold_dims(layer.m * layer.shared_weights, layer.k, layer.n, dataflow)
+
+
+def mapped_fraction(sr: int, sc: int, rows: int, cols: int) -> float:
+    """Share of the rows x cols PEs the folds of an Sr x Sc stationary operand cover."""
+    return sr * sc / (math.ceil(sr / rows) * rows * math.ceil(sc / cols) * cols)
 
 
 def _stream_cycles(t: int, chip: ChipConfig, fmt: str) -> float:
@@ -91,7 +99,6 @@ def array_timing(layer: Layer, chip: ChipConfig, fmt: str) -> ArrayTiming:
     sr, sc, t = fold_shape(layer, chip.array.dataflow)
     folds = math.ceil(sr / r) * math.ceil(sc / c)
     tiles = folds * layer.groups
-    mapped = (sr * sc) / (folds * r * c)
     if chip.timing.model == "scalesim":
         per_fold_fixed = (r + c - 2) if chip.array.dataflow == "os" else (2 * r + c - 2)
         stream = _stream_cycles(t, chip, fmt)
@@ -103,8 +110,7 @@ def array_timing(layer: Layer, chip: ChipConfig, fmt: str) -> ArrayTiming:
         cycles = runs * (steps * (per_fold_fixed + stream) - 1)
         return ArrayTiming(compute_cycles=cycles, fill_drain_cycles=runs * steps * per_fold_fixed,
                            weight_shift_cycles=0.0, steps=runs * steps, stream_cycles=stream,
-                           load_cycles=0.0, arrays_used=used, tiles=tiles,
-                           mapped_pe_fraction=mapped)
+                           load_cycles=0.0, arrays_used=used, tiles=tiles)
 
     load = chip.timing.weight_load_cycles or r
     pack = group_packing(layer, chip)
@@ -113,7 +119,6 @@ def array_timing(layer: Layer, chip: ChipConfig, fmt: str) -> ArrayTiming:
                      else (pack * sr, sc, pack * t))
         folds = math.ceil(sr / r) * math.ceil(sc / c)
         tiles = folds * math.ceil(layer.groups / pack)
-        mapped = (sr * sc) / (folds * r * c)
     # The arrays share the streamed rows of all tiles evenly, so none idles while another streams
     # a whole extra tile (assumption: with fewer tiles than arrays, a share that straddles two
     # tiles loads the second behind its stream).
@@ -127,5 +132,5 @@ def array_timing(layer: Layer, chip: ChipConfig, fmt: str) -> ArrayTiming:
     shift = load + (steps - 1) * (step - stream)
     return ArrayTiming(compute_cycles=compute, fill_drain_cycles=fill_drain,
                        weight_shift_cycles=shift, steps=steps, stream_cycles=stream,
-                       load_cycles=load, arrays_used=used, tiles=tiles, mapped_pe_fraction=mapped,
+                       load_cycles=load, arrays_used=used, tiles=tiles,
                        substeps=max(1, math.ceil(stream / load)))
