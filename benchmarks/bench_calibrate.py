@@ -44,7 +44,7 @@ def main() -> None:
           f"simulated ({cal.points * len(ms):,} kernel simulations), CV median "
           f"{cal.stats['cv']['median']:.1%}")
 
-    from tpusim.validate import run_checks
+    from tpusim.fidelity import run_checks
     t0 = time.perf_counter()
     table = run_checks(measurements=args.measurements)
     print(f"validate (all checks): {time.perf_counter() - t0:.2f} s, {len(table)} rows")

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import tpusim
-from tpusim.sweeper import run_sweep
+from tpusim.sweeps import sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 FALLBACK = ROOT.parent / "shared" / "scalesim" / "topologies" / "mlperf" / "Resnet50.csv"
@@ -66,11 +66,11 @@ def main() -> None:
         n *= len(v)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "sweep"
-        t, df = timed(lambda: run_sweep(chip, wl_arg, AXES_1000, jobs=args.jobs, out_dir=out))
+        t, df = timed(lambda: sweep(chip, wl_arg, AXES_1000, jobs=args.jobs, out_dir=out))
         print(f"local, {args.jobs} processes: {n} points in {t:.1f} s ({n / t:.0f} points/s; "
               f"{df.attrs['failed']} failed; {t / n * 1e3 * args.jobs:.1f} ms per point-core), "
               f"files written")
-        t, df = timed(lambda: run_sweep(chip, wl_arg, AXES_1000, jobs=args.jobs, out_dir=out))
+        t, df = timed(lambda: sweep(chip, wl_arg, AXES_1000, jobs=args.jobs, out_dir=out))
         print(f"resume with every point done: {t:.2f} s ({df.attrs['reused']} reused)")
 
     try:
@@ -86,8 +86,8 @@ def main() -> None:
         with LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
                           dashboard_address=None) as cluster:
             addr = cluster.scheduler_address
-            run_sweep(chip, wl_arg, {"array.rows": [16, 32]}, scheduler=addr)  # warm-up
-            t, df = timed(lambda a=addr: run_sweep(chip, wl_arg, axes, scheduler=a))
+            sweep(chip, wl_arg, {"array.rows": [16, 32]}, scheduler=addr)  # warm-up
+            t, df = timed(lambda a=addr: sweep(chip, wl_arg, axes, scheduler=a))
             print(f"dask, {workers} worker(s): {pts} points in {t:.1f} s "
                   f"({pts / t:.0f} points/s)")
 

@@ -254,7 +254,7 @@ def test_a_fit_that_does_not_converge_exits_1_and_keeps_the_old_config(cli, tmp_
 # ---------------------------------------------------------------- validate
 
 def test_validate_scores_by_cv_and_skips_what_is_missing(cli, tmp_path, monkeypatch):
-    from tpusim import validate as val
+    from tpusim import fidelity as val
     meas = _synthetic(tmp_path)
     calibrated = tmp_path / "v4cal.yaml"
     code, _, err = cli("calibrate", "tpu_v4", meas, "--out", calibrated, "--folds", "3",
@@ -283,7 +283,7 @@ def test_validate_scores_by_cv_and_skips_what_is_missing(cli, tmp_path, monkeypa
 
 
 def test_cycle_shares_sum_to_one():
-    from tpusim.validate import cycle_shares
+    from tpusim.fidelity import cycle_shares
     res = tpusim.simulate("tpu_v1", Workload("mlp", (
         make_layer({"name": "fc", "op": "matmul", "m": 200, "k": 2000, "n": 2000}),
         make_layer({"name": "act", "op": "relu", "elements": 400000}))))

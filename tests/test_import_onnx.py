@@ -15,7 +15,8 @@ from onnx import numpy_helper as nh
 
 from tpusim.errors import InputError
 from tpusim.importers.onnx import import_onnx, load_onnx_workload, parse_input_shape
-from tpusim.workload import load_workload, make_layer
+from tpusim.importers import load_workload
+from tpusim.workload import make_layer
 
 quant = pytest.importorskip("onnxruntime.quantization")
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"

@@ -7,7 +7,8 @@ import pytest
 from tpusim.errors import InputError
 from tpusim.importers.llm import (PRESETS, custom_config, get_preset, llm_macs, llm_rows,
                                   llm_workload)
-from tpusim.workload import load_workload, make_layer
+from tpusim.importers import load_workload
+from tpusim.workload import make_layer
 
 # Published parameter counts of the checkpoints (Hugging Face model cards / safetensors totals).
 PUBLISHED_PARAMS = {

@@ -14,7 +14,7 @@ from tpusim.roofline import (BOUNDS, chip_roofs, derived_sram_bytes_per_cycle, l
                              ridge_point, workload_summary, workload_table)
 from tpusim.workload import Workload, make_layer
 
-REL = 1e-6  # cycle counts are rounded up to whole cycles with a 1e-6 slack (timing/pipeline.py)
+REL = 1e-6  # cycle counts are rounded up to whole cycles with a 1e-6 slack (timing/overlap.py)
 
 
 def fc_workload(m: int, k: int, n: int, name: str = "fc", dtype: str = "int8") -> Workload:

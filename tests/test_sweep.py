@@ -19,7 +19,7 @@ import tpusim
 from tpusim.config import load_config
 from tpusim.errors import InputError
 from tpusim.sweep_plots import pareto_front, sweep_figures, sweep_html, varying_axes
-from tpusim.sweeper import JOURNAL_DIR, flatten_summary, plan_sweep, run_sweep
+from tpusim.sweeps import JOURNAL_DIR, flatten_summary, plan_sweep, sweep
 
 from .conftest import ROOT, SCALESIM
 
@@ -53,7 +53,7 @@ def small_chip():
 
 def test_product_columns_and_equality_with_simulate(trace):
     axes = {"array.rows": [16, 64], "array.cols": [32, 128, 256], "format": ["int8", "bf16"]}
-    df = run_sweep("default", [trace], axes, jobs=1)
+    df = sweep("default", [trace], axes, jobs=1)
     assert len(df) == 12 and df.attrs == {"points": 12, "computed": 12, "reused": 0, "failed": 0}
     assert list(df.columns[:4]) == ["workload", "array.rows", "array.cols", "format"]
     got = set(zip(df["array.rows"], df["array.cols"], df["format"]))
@@ -93,7 +93,7 @@ def test_square_pairs_rows_with_cols(cli, trace, tmp_path):
 
 def test_failed_point_is_recorded_and_sweep_goes_on(trace, small_chip, tmp_path):
     axes = {"array.rows": [64, 128], "array.cols": [64, 128]}
-    df = run_sweep(small_chip, trace, axes, jobs=1, out_dir=tmp_path / "f")
+    df = sweep(small_chip, trace, axes, jobs=1, out_dir=tmp_path / "f")
     failed = df[df["status"] == "failed"]
     assert list(zip(failed["array.rows"], failed["array.cols"])) == [(128, 128)]
     err = failed["error"].iloc[0]
@@ -104,7 +104,7 @@ def test_failed_point_is_recorded_and_sweep_goes_on(trace, small_chip, tmp_path)
     on_disk = pd.read_csv(tmp_path / "f" / "sweep.csv")
     assert list(on_disk["status"]) == ["ok", "ok", "ok", "failed"]
     # A deterministic failure is a result too: the re-run reuses it.
-    again = run_sweep(small_chip, trace, axes, jobs=1, out_dir=tmp_path / "f")
+    again = sweep(small_chip, trace, axes, jobs=1, out_dir=tmp_path / "f")
     assert again.attrs["reused"] == 4 and again.attrs["computed"] == 0
 
 
@@ -137,18 +137,18 @@ def test_resume_reuses_points_and_extends(cli, trace, tmp_path):
 
 def test_key_is_content_not_spelling(trace, tmp_path):
     out = tmp_path / "k"
-    run_sweep("default", trace, {"array.rows": [64, 128]}, jobs=1, out_dir=out)
+    sweep("default", trace, {"array.rows": [64, 128]}, jobs=1, out_dir=out)
     # The default is 128x128: overriding cols to 128 gives the same config content.
-    df = run_sweep("default", trace, {"array.cols": [128, 256]}, jobs=1, out_dir=out)
+    df = sweep("default", trace, {"array.cols": [128, 256]}, jobs=1, out_dir=out)
     assert (df.attrs["reused"], df.attrs["computed"]) == (1, 1)
     # Same bytes under another name: reused, labelled with the new name.
     copy = tmp_path / "renamed.csv"
     copy.write_bytes(trace.read_bytes())
-    df = run_sweep("default", copy, {"array.cols": [128, 256]}, jobs=1, out_dir=out)
+    df = sweep("default", copy, {"array.cols": [128, 256]}, jobs=1, out_dir=out)
     assert df.attrs["reused"] == 2 and set(df["workload"]) == {"renamed"}
     # Changed content: recomputed.
     copy.write_text(TRACE.replace("1000,", "1001,"))
-    df = run_sweep("default", copy, {"array.cols": [128, 256]}, jobs=1, out_dir=out)
+    df = sweep("default", copy, {"array.cols": [128, 256]}, jobs=1, out_dir=out)
     assert df.attrs["computed"] == 2
 
 
@@ -193,8 +193,8 @@ def test_dask_missing_is_one_line(cli, trace, tmp_path, monkeypatch):
 
 def test_process_pool_matches_in_process(trace, tmp_path):
     axes = {"array.rows": [16, 32, 128], "array.cols": [16, 64, 128], "format": ["int8", "bf16"]}
-    ref = run_sweep("default", trace, axes, jobs=1)
-    pool = run_sweep("default", trace, axes, jobs=2, out_dir=tmp_path / "p")
+    ref = sweep("default", trace, axes, jobs=1)
+    pool = sweep("default", trace, axes, jobs=2, out_dir=tmp_path / "p")
     pd.testing.assert_frame_equal(_drop_timing(pool), _drop_timing(ref))
     disk = pd.read_parquet(tmp_path / "p" / "sweep.parquet")
     pd.testing.assert_frame_equal(_drop_timing(disk), _drop_timing(ref))
@@ -204,11 +204,11 @@ def test_process_pool_matches_in_process(trace, tmp_path):
 def test_dask_cluster_matches_local(trace, small_chip, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     axes = {"array.rows": [16, 64, 128], "array.cols": [32, 128], "format": ["int8", "bf16"]}
-    ref = run_sweep(small_chip, [trace, RESNET18], axes, jobs=1)
+    ref = sweep(small_chip, [trace, RESNET18], axes, jobs=1)
     assert ref.attrs["failed"] == 4  # 128x128 on both workloads and formats
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                                   dashboard_address=None) as cluster:
-        got = run_sweep(small_chip, [trace, RESNET18], axes, scheduler=cluster.scheduler_address,
+        got = sweep(small_chip, [trace, RESNET18], axes, scheduler=cluster.scheduler_address,
                         out_dir=tmp_path / "dask")
     pd.testing.assert_frame_equal(_drop_timing(got), _drop_timing(ref))
     assert got.attrs == ref.attrs
@@ -260,7 +260,7 @@ def test_interrupted_sweep_resumes_to_the_same_result(tmp_path, sig):
                            last.replace(" points:", "").replace(" computed,", "")
                            .replace(" reused", "").split())
     assert n == 128 and computed + reused == 128 and 0 < reused < 128, last
-    fresh = run_sweep("default", RESNET18, INTERRUPT_AXES, jobs=1)
+    fresh = sweep("default", RESNET18, INTERRUPT_AXES, jobs=1)
     pd.testing.assert_frame_equal(_drop_timing(pd.read_parquet(out / "sweep.parquet")),
                                   _drop_timing(fresh))
     assert not (out / JOURNAL_DIR).exists()
@@ -268,14 +268,14 @@ def test_interrupted_sweep_resumes_to_the_same_result(tmp_path, sig):
 
 
 def test_checkpoints_as_points_finish(trace, tmp_path, monkeypatch):
-    import tpusim.sweeper as sweeper
-    monkeypatch.setattr(sweeper, "CONSOLIDATE_EVERY_S", -1.0)  # consolidate after every chunk
+    import tpusim.sweeps as sweeps_mod
+    monkeypatch.setattr(sweeps_mod, "CONSOLIDATE_EVERY_S", -1.0)  # consolidate after every chunk
     seen = []
 
     def progress(done, total):
         seen.append((done, total))
     out = tmp_path / "ck"
-    df = run_sweep("default", trace, {"array.rows": list(range(8, 72, 8)),
+    df = sweep("default", trace, {"array.rows": list(range(8, 72, 8)),
                                       "array.cols": [16, 32]}, jobs=1, out_dir=out,
                    progress=progress)
     assert seen[-1] == (16, 16) and len(seen) == 4  # 16 points in chunks of 4
@@ -284,7 +284,7 @@ def test_checkpoints_as_points_finish(trace, tmp_path, monkeypatch):
 
 def test_sweep_page_has_heatmaps_pareto_and_embedded_plotly(trace, tmp_path):
     axes = {"array.rows": [16, 32, 64], "array.cols": [16, 64], "format": ["int8", "bf16"]}
-    df = run_sweep("default", trace, axes, jobs=1, out_dir=tmp_path / "h")
+    df = sweep("default", trace, axes, jobs=1, out_dir=tmp_path / "h")
     figs, _ = sweep_figures(df)
     kinds = [t.type for f in figs for t in f.data]
     assert kinds.count("heatmap") == 2 * 4  # a 2x2 grid per format
@@ -298,7 +298,7 @@ def test_sweep_page_has_heatmaps_pareto_and_embedded_plotly(trace, tmp_path):
 
 
 def test_one_dimensional_sweeps_draw_lines(trace):
-    df = run_sweep("default", trace, {("array.rows", "array.cols"): [(16, 16), (64, 64)]},
+    df = sweep("default", trace, {("array.rows", "array.cols"): [(16, 16), (64, 64)]},
                    jobs=1)
     assert varying_axes(df) == ["array.rows"]
     figs, _ = sweep_figures(df)
@@ -317,16 +317,16 @@ def test_pareto_front_hand_made():
 
 def test_api_errors_are_input_errors(trace):
     with pytest.raises(InputError, match="empty"):
-        run_sweep("default", trace, {"array.rows": []})
+        sweep("default", trace, {"array.rows": []})
     with pytest.raises(InputError, match="expected 2 values"):
-        run_sweep("default", trace, {("array.rows", "array.cols"): [(16,)]})
+        sweep("default", trace, {("array.rows", "array.cols"): [(16,)]})
     with pytest.raises(InputError, match="--jobs"):
-        run_sweep("default", trace, {"array.rows": [16]}, jobs=0)
+        sweep("default", trace, {"array.rows": [16]}, jobs=0)
 
 
 def test_tpusim_sweep_is_the_function(trace):
     import importlib
-    importlib.import_module("tpusim.sweeper")
-    assert tpusim.sweep is run_sweep
+    importlib.import_module("tpusim.sweeps")
+    assert tpusim.sweep is sweep
     assert len(tpusim.sweep("default", trace, {"array.rows": [32]}, jobs=1)) == 1
-    assert os.path.basename(tpusim.sweeper.__file__) == "sweeper.py"
+    assert tpusim.sweep is sweep  # importing the module does not shadow the function

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 import tpusim
 from tpusim.config import load_config
 from tpusim.timing import array_timing
-from tpusim.workload import WORKLOAD_DIR, Workload, make_layer
+from tpusim.importers import WORKLOAD_DIR
+from tpusim.workload import Workload, make_layer
 
 
 def chip(rows=4, cols=4, dataflow="ws", count=1, model="pipelined", bw=1e6, **kw):

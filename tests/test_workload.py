@@ -6,7 +6,8 @@ import pytest
 from tpusim.errors import InputError
 from tpusim.formats import datapath_format
 from tpusim.importers.scalesim import topology_rows
-from tpusim.workload import load_workload, lower_conv, make_layer
+from tpusim.importers import load_workload
+from tpusim.workload import lower_conv, make_layer
 
 from .conftest import SCALESIM
 

@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 from tpusim.importers.llm import get_preset, llm_macs
-from tpusim.workload import WORKLOAD_DIR, load_workload
+from tpusim.importers import WORKLOAD_DIR, load_workload
 
 SHIPPED = sorted(WORKLOAD_DIR.rglob("*.csv"))
 

@@ -17,8 +17,8 @@ _EXPORTS = {
     "ChipConfig": "tpusim.config", "load_config": "tpusim.config",
     "InputError": "tpusim.errors",
     "Result": "tpusim.simulator", "simulate": "tpusim.simulator",
-    "Layer": "tpusim.workload", "Workload": "tpusim.workload", "load_workload": "tpusim.workload",
-    "sweep": "tpusim.sweeper",
+    "Layer": "tpusim.workload", "Workload": "tpusim.workload", "load_workload": "tpusim.importers",
+    "sweep": "tpusim.sweeps",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
@@ -28,8 +28,7 @@ def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'tpusim' has no attribute {name!r}")
-    attr = "run_sweep" if name == "sweep" else name
-    value = getattr(importlib.import_module(module), attr)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import InputError
 from .formats import FORMAT_NAMES, get_format
+from .offchip import offchip_pj_per_bit
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -57,7 +58,7 @@ class HbmConfig(_Model):
     kind: str = "HBM2"
     bandwidth_gbps: float = Field(gt=0, description="off-chip bandwidth, GB/s (1e9 bytes/s)")
     energy_pj_per_bit: float = Field(
-        gt=0, description="pJ per bit moved; default: the kind's (energy.OFFCHIP_PJ_PER_BIT)")
+        gt=0, description="pJ per bit moved; default: the kind's (offchip.OFFCHIP_PJ_PER_BIT)")
     capacity_gib: float | None = Field(None, gt=0)
     efficiency: float = Field(1.0, gt=0, le=1, description="achievable fraction of bandwidth")
 
@@ -66,7 +67,6 @@ class HbmConfig(_Model):
     def _energy_from_kind(cls, data: Any) -> Any:
         """A config that names only ``kind`` gets that memory kind's cited pJ/bit."""
         if isinstance(data, dict) and data.get("energy_pj_per_bit") is None:
-            from .energy import offchip_pj_per_bit
             data = {**data, "energy_pj_per_bit": offchip_pj_per_bit(data.get("kind", "HBM2"))}
         return data
 

@@ -22,10 +22,9 @@ from .config import ChipConfig
 from .errors import InputError
 from .area import check_node
 from .formats import FORMATS, Constant, Format
+from .offchip import OFFCHIP_CONSTANTS, OFFCHIP_PJ_PER_BIT, offchip_pj_per_bit  # noqa: F401
 
 _CACTI = "CACTI 7 via Accelergy's plug-in, 45 nm, pJ per bit read (REFERENCE.md)"
-_OFFCHIP = ("component-model libraries, REFERENCE.md 'Energy and area' (no primary source agrees;"
-            " configurable per config)")
 
 ENERGY_CONSTANTS: dict[str, Constant] = {
     "sram_8kib_pj_per_bit": Constant(0.096, "pJ/bit", _CACTI),
@@ -33,10 +32,7 @@ ENERGY_CONSTANTS: dict[str, Constant] = {
     "sram_1mib_pj_per_bit": Constant(0.98, "pJ/bit", _CACTI),
     "vector_op_pj": Constant(0.9, "pJ", "assumption: one vector element op costs one fp32 add, "
                              "0.9 pJ at 45 nm (Horowitz 2014)"),
-    "DDR3_pj_per_bit": Constant(70.0, "pJ/bit", _OFFCHIP),
-    "LPDDR4_pj_per_bit": Constant(8.0, "pJ/bit", _OFFCHIP),
-    "HBM2_pj_per_bit": Constant(3.9, "pJ/bit", _OFFCHIP),
-    "HBM3_pj_per_bit": Constant(4.0, "pJ/bit", _OFFCHIP),
+    **{f"{kind}_pj_per_bit": c for kind, c in OFFCHIP_CONSTANTS.items()},
 }
 
 # CACTI 7 at 45 nm, pJ per bit read, by capacity in bytes (REFERENCE.md).
@@ -48,34 +44,11 @@ SRAM_PJ_PER_BIT_45NM = (
 # A vector element op is counted as one fp32 add at 45 nm (Horowitz 2014: 0.9 pJ) (assumption).
 VECTOR_OP_PJ_45NM = ENERGY_CONSTANTS["vector_op_pj"].value
 
-# Off-chip memory kinds, pJ per bit moved (REFERENCE.md; keep configurable).
-OFFCHIP_PJ_PER_BIT: dict[str, float] = {
-    kind: ENERGY_CONSTANTS[f"{kind}_pj_per_bit"].value
-    for kind in ("DDR3", "LPDDR4", "HBM2", "HBM3")
-}
 
 def node_scale(node_nm: float, source: str | None = None) -> float:
     """Dynamic energy at ``node_nm`` relative to 45 nm: node/45 (linear; an assumption, see the
     module docstring), for nodes in 7-180 nm; outside that range an :class:`InputError`."""
     return check_node(node_nm, source) / 45.0
-
-
-def offchip_pj_per_bit(kind: str, source: str | None = None,
-                       where: str = "memory.hbm.kind") -> float:
-    """Energy per bit of an off-chip memory kind (``DDR3``, ``LPDDR4``, ``HBM2``, ``HBM3``).
-
-    ``HBM2e`` counts as HBM2 (same interface class; assumption). Unknown kinds are an
-    :class:`InputError` naming the known ones; a config may instead set
-    ``memory.hbm.energy_pj_per_bit`` itself.
-    """
-    key = str(kind).strip().upper()
-    key = {"HBM2E": "HBM2", "LPDDR4X": "LPDDR4"}.get(key, key)
-    try:
-        return OFFCHIP_PJ_PER_BIT[key]
-    except KeyError:
-        raise InputError(source, where, kind, "known memory kinds: "
-                         + "|".join(OFFCHIP_PJ_PER_BIT)
-                         + " (or set memory.hbm.energy_pj_per_bit)") from None
 
 
 def sram_pj_per_bit_45nm(capacity_bytes: float) -> float:

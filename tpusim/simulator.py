@@ -1,7 +1,7 @@
 """One workload on one chip: the stages in order, each a pure function of the layer records.
 
     format -> traffic (memory.py) -> array timing (timing/systolic.py)
-           -> overlap with HBM (timing/pipeline.py or contention.py) -> energy -> roofline
+           -> overlap with HBM (timing/overlap.py or timing/overlap_event.py) -> energy -> roofline
 
 ``simulate`` returns a :class:`Result`: ``layers`` (one row per trace row, numbers per instance,
 columns as SPEC.md's layers.csv) and ``summary`` (totals over ``count``).
@@ -25,8 +25,9 @@ from .memory import (check_tile_fits, gemm_traffic_options, plan_residency,
                      plan_weight_cache, vector_traffic)
 from .roofline import bound_of, roof_tops
 from .timing import array_timing, gemm_time, vector_time
-from .timing.pipeline import first_tile_bytes
-from .workload import Layer, Workload, load_workload
+from .timing.overlap import first_tile_bytes
+from .importers import load_workload
+from .workload import Layer, Workload
 
 LAYER_COLUMNS = (
     "name", "op", "count", "m", "k", "n", "macs", "format", "cycles", "latency_s",
@@ -92,7 +93,7 @@ def _gemm(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, cach
     for traffic in gemm_traffic_options(layer, chip, fmt, in_res, out_res, cached):
         preload = min(first_tile_bytes(at, traffic), carry.idle_bytes)
         if engine == "event":
-            from .contention import gemm_time_event
+            from .timing.overlap_event import gemm_time_event
             lt = gemm_time_event(chip, at, traffic, preload)
         else:
             lt = gemm_time(chip, at, traffic, preload)

@@ -1,4 +1,4 @@
-"""Figures of a sweep frame (``tpusim.sweeper.run_sweep``'s output) and the ``sweep.html`` page.
+"""Figures of a sweep frame (``tpusim.sweeps.sweep``'s output) and the ``sweep.html`` page.
 
 - two swept config axes (``array.rows`` x ``array.cols`` when both vary): heatmaps of
   throughput, energy per inference, EDP and utilization, one grid per workload/format/other values;

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError
 from .formats import datapath_format, get_format
-
-WORKLOAD_DIR = Path(__file__).resolve().parent.parent / "workloads"
 
 GEMM_OPS = {"matmul": "matmul", "gemm": "matmul", "linear": "matmul", "fc": "matmul",
             "conv2d": "conv2d", "conv": "conv2d"}
@@ -254,35 +251,3 @@ def make_layer(row: dict[str, Any] | TraceRow, source: str = "", line: int | Non
     ope = row.ops_per_element if row.ops_per_element is not None else VECTOR_OPS[row.op]
     return Layer(kind="vector", elements=row.elements, ops_per_element=ope,
                  in_elements=row.elements, out_elements=row.elements, **common)
-
-
-def find_workload(name_or_path: str | Path) -> Path:
-    p = Path(name_or_path)
-    if p.suffix.lower() in (".csv", ".onnx") or p.exists():
-        if not p.is_file():
-            raise InputError(str(p), None, message="workload file not found")
-        return p
-    hits = sorted(WORKLOAD_DIR.rglob(f"{name_or_path}.csv"))
-    if hits:
-        return hits[0]
-    names = sorted({h.stem for h in WORKLOAD_DIR.rglob("*.csv")})
-    raise InputError(str(name_or_path), "workload", message="not a file and not a shipped "
-                     "workload; shipped: " + ", ".join(names))
-
-
-def load_workload(name_or_path: str | Path | Workload, **kwargs: Any) -> Workload:
-    """Load a trace CSV, a SCALE-Sim topology CSV, an ONNX model or a shipped workload name.
-
-    Extra keyword arguments go to the importer (``input_shapes=`` for ONNX, ``gemm=`` for
-    SCALE-Sim topologies).
-    """
-    if isinstance(name_or_path, Workload):
-        return name_or_path
-    path = find_workload(name_or_path)
-    if path.suffix.lower() == ".onnx":
-        from .importers import onnx as onnx_importer  # heavy: import lazily
-        return onnx_importer.load_onnx_workload(path, **kwargs)
-    from .importers import scalesim, trace_csv
-    if scalesim.is_topology(path):
-        return scalesim.load_topology(path, **kwargs)
-    return trace_csv.read_trace(path)

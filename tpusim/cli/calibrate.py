@@ -163,7 +163,7 @@ def validate(out_dir, measurements, calibrated):
       tpusim validate --out results/validation
     """
     from ..results import write_all
-    from ..validate import run_checks, summary_lines, validation_csv, validation_html
+    from ..fidelity import run_checks, summary_lines, validation_csv, validation_html
 
     table = run_checks(measurements=measurements, calibrated=calibrated)
     write_all({"validation.csv": lambda p: p.write_text(validation_csv(table)),

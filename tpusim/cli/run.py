@@ -95,7 +95,7 @@ def configs():
       tpusim configs
     """
     from ..config import load_config, preset_names
-    from ..workload import WORKLOAD_DIR
+    from ..importers import WORKLOAD_DIR
 
     for name in preset_names():
         c = load_config(name)

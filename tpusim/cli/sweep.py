@@ -1,4 +1,4 @@
-"""``tpusim sweep``: the command-line shell over :func:`tpusim.sweeper.run_sweep`."""
+"""``tpusim sweep``: the command-line shell over :func:`tpusim.sweeps.sweep`."""
 from __future__ import annotations
 
 import re
@@ -32,7 +32,7 @@ def parse_name_list(option: str, text: str) -> list[str]:
 
 def build_axes(rows: str | None, cols: str | None, square: bool, formats: str | None,
                sets: tuple[str, ...]) -> dict:
-    """The ``axes`` of :func:`run_sweep` from the command's options, in column order."""
+    """The ``axes`` of :func:`sweep` from the command's options, in column order."""
     axes: dict = {}
     r = parse_int_list("--rows", rows) if rows else None
     c = parse_int_list("--cols", cols) if cols else None
@@ -99,12 +99,12 @@ def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler,
       tpusim sweep default resnet50 --set memory.hbm.bandwidth_gbps=300,600,1200 --jobs 2
       tpusim sweep default resnet50 --rows 32,64 --scheduler tcp://127.0.0.1:8786
     """
-    from ..sweeper import run_sweep
+    from .. import sweeps
 
     axes = build_axes(rows, cols, square, formats, sets)
     out = out_dir or default_sweep_out(config, workloads)
-    df = run_sweep(config, list(workloads), axes, jobs=jobs, scheduler=scheduler, out_dir=out,
-                   html=not no_html)
+    df = sweeps.sweep(config, list(workloads), axes, jobs=jobs, scheduler=scheduler,
+                      out_dir=out, html=not no_html)
     a = df.attrs
     files = "sweep.parquet, sweep.csv" + ("" if no_html else ", sweep.html")
     click.echo(f"wrote {out}/{files}")

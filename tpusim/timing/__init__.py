@@ -3,10 +3,10 @@
 * :mod:`.systolic` maps a GEMM onto the arrays (one model for all three dataflows) and counts
   compute cycles, either as SCALE-Sim v3 does (``timing.model: scalesim``) or as a pipelined TPU
   does (``timing.model: pipelined``).
-* :mod:`.pipeline` overlaps those cycles with the HBM traffic of :mod:`tpusim.memory` in closed
-  form; :mod:`tpusim.contention` does the same with a simpy event engine.
+* :mod:`.overlap` overlaps those cycles with the HBM traffic of :mod:`tpusim.memory` in closed
+  form; :mod:`.overlap_event` does the same with a simpy event engine.
 """
-from .pipeline import LayerTime, gemm_time, vector_time
+from .overlap import LayerTime, gemm_time, vector_time
 from .systolic import ArrayTiming, array_timing, fold_shape
 
 __all__ = ["ArrayTiming", "LayerTime", "array_timing", "fold_shape", "gemm_time", "vector_time"]

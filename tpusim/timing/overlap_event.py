@@ -8,7 +8,7 @@ array's loads and every output write-back; the array takes a loaded block, compu
 slot and hands the block's outputs to a writer. The layer ends when the last array and the last
 write are done.
 
-This is the reference the closed form in :mod:`tpusim.timing.pipeline` is checked against; it
+This is the reference the closed form in :mod:`tpusim.timing.overlap` is checked against; it
 models the ``pipelined`` timing model (``scalesim`` has no overlap to simulate). Long runs of
 identical middle blocks are merged (bytes and cycles add up) so the event count stays bounded;
 the first and last blocks, which set the prologue and epilogue, are never merged.
@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import simpy
 
-from .config import ChipConfig
-from .memory import Traffic
-from .timing.pipeline import (LayerTime, blocks, buffer_depth, finish_gemm_time,
+from ..config import ChipConfig
+from ..memory import Traffic
+from .overlap import (LayerTime, blocks, buffer_depth, finish_gemm_time,
                               gemm_time)
-from .timing.systolic import ArrayTiming
+from .systolic import ArrayTiming
 
 def simulate_gemm(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
                   preloaded: float = 0.0) -> float:

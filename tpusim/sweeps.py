@@ -1,6 +1,4 @@
-"""Design-space sweeps (``tpusim.sweep`` is :func:`run_sweep`; the module is named apart from it).
-
-One simulation per point of a Cartesian product of config values.
+"""Design-space sweeps: :func:`sweep` runs one simulation per point of a product of config values.
 
 A sweep is a list of *points*. Each point is one workload, one value per swept config path
 (``array.rows``, ``array.cols``, any ``--set`` path) and optionally a forced ``format``. The
@@ -43,7 +41,8 @@ import pandas as pd
 from . import __version__
 from .config import ChipConfig, load_config
 from .errors import InputError
-from .workload import Workload, find_workload, load_workload
+from .importers import find_workload, load_workload
+from .workload import Workload
 
 JOURNAL_DIR = ".sweep-journal"
 CONSOLIDATE_EVERY_S = 30.0
@@ -52,7 +51,7 @@ CHUNKS_PER_WORKER = 4   # enough chunks per worker to even out uneven point cost
 FORMAT = "format"       # the one swept name that is not a config path
 INTERNAL = "internal error: "  # prefix of failures that are bugs, not bad input: retried on resume
 
-__all__ = ["run_sweep", "plan_sweep", "Plan", "Point", "JOURNAL_DIR"]
+__all__ = ["sweep", "plan_sweep", "Plan", "Point", "JOURNAL_DIR"]
 
 
 # ---------------------------------------------------------------- the plan
@@ -466,7 +465,7 @@ def _progress_bar(total: int, progress: Any, label: str) -> Iterator[Callable[[i
 
 # ---------------------------------------------------------------- the entry point
 
-def run_sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Iterable], *,
+def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Iterable], *,
               jobs: int | None = None, scheduler: Any = None, out_dir: str | Path | None = None,
               progress: Any = None, html: bool = True) -> pd.DataFrame:
     """Simulate every point of the product of ``workloads`` and ``axes``; one row per point.

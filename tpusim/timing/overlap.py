@@ -7,7 +7,7 @@ and writes its outputs after. DMA runs ahead through ``depth`` buffer slots, so 
 transfer overlap. :func:`flow_shop_cycles` computes the makespan of that block list through two
 resources in series (the HBM channel, then the array) as a recurrence over at most ~66 blocks
 (long runs of identical folds are merged); arrays are symmetric and each sees its fair share of
-the bandwidth. :mod:`tpusim.contention` runs the same blocks as simpy processes sharing one FIFO
+the bandwidth. :mod:`tpusim.timing.overlap_event` runs the same blocks as simpy processes sharing one FIFO
 channel, and the two agree within 1% on every shipped workload.
 
 Every byte crosses the channel, so ``cycles >= hbm_bytes / bandwidth``, and every fold runs, so

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from .config import CONFIG_DIR
-from .workload import WORKLOAD_DIR
+from .importers import WORKLOAD_DIR
 
 REPO = CONFIG_DIR.parent
 COLUMNS = ("check", "case", "metric", "unit", "predicted", "measured", "error", "error_kind",
@@ -191,7 +191,7 @@ def tpu_v4_checks(measurements: Path | None = None,
 
 def edge_tpu_checks() -> list[dict[str, Any]]:
     from .simulator import simulate
-    from .workload import load_workload
+    from .importers import load_workload
     check = "edge_tpu int8 (Coral USB)"
     rows = []
     for model, (ms, res, names) in EDGE_TPU_MS.items():
