@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .errors import InputError
 from .formats import FORMAT_NAMES, get_format
 from .offchip import offchip_pj_per_bit
+from .pod.topology import DcnConfig, IciConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -113,6 +114,8 @@ class ChipConfig(_Model):
     vector: VectorConfig
     timing: TimingConfig = TimingConfig()
     energy: EnergyConfig = EnergyConfig()
+    ici: IciConfig | None = Field(None, description="chip-to-chip links (pod/topology.py)")
+    dcn: DcnConfig | None = Field(None, description="network between slices, per chip")
 
     @model_validator(mode="after")
     def _check_formats(self) -> "ChipConfig":
@@ -169,6 +172,14 @@ def _dotted(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if not str(p).startswith("function-"))
 
 
+def _section_type(ann: Any) -> type[BaseModel] | None:
+    """The model class of a section field, ``Section | None`` (optional sections) included."""
+    for t in (ann, *getattr(ann, "__args__", ())):
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            return t
+    return None
+
+
 def _allowed_fields(model: type[BaseModel], loc: tuple) -> str:
     """Names allowed at the parent of ``loc``, for 'extra field' errors."""
     cls: Any = model
@@ -176,10 +187,8 @@ def _allowed_fields(model: type[BaseModel], loc: tuple) -> str:
         field = getattr(cls, "model_fields", {}).get(str(part))
         if field is None:
             return ""
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            cls = ann
-        else:
+        cls = _section_type(field.annotation)
+        if cls is None:
             return ""
     return "allowed fields: " + ", ".join(getattr(cls, "model_fields", {}))
 
@@ -224,8 +233,7 @@ def _set_dotted(raw: dict, path: str, value: Any, source: str) -> None:
             node[part] = nxt
         node = nxt
         if fields is not None:
-            ann = fields[part].annotation
-            cls = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+            cls = _section_type(fields[part].annotation)
 
 
 def parse_value(text: str) -> Any:
