@@ -174,7 +174,8 @@ def _dotted(loc: tuple) -> str:
 
 def _section_type(ann: Any) -> type[BaseModel] | None:
     """The model class of a section field, ``Section | None`` (optional sections) included."""
-    for t in (ann, *getattr(ann, "__args__", ())):
+    union = getattr(ann, "__origin__", None) is None and hasattr(ann, "__args__")  # X | None
+    for t in (ann, *(ann.__args__ if union else ())):
         if isinstance(t, type) and issubclass(t, BaseModel):
             return t
     return None
