@@ -116,3 +116,12 @@ def test_set_reaches_ici_fields():
 
 def test_parse_shape():
     assert parse_shape("4x4x8") == (4, 4, 8) and parse_shape((2, 2)) == (2, 2)
+
+
+@pytest.mark.parametrize("name", ["tpu_v5p", "tpu_v6e", "tpu_v7"])
+def test_new_presets_simulate(name):
+    # Every field the single-chip model reads (energy node, SRAM, vector unit) is in range.
+    from tpusim.importers.llm import llm_workload
+    from tpusim.simulator import simulate
+    r = simulate(name, llm_workload("gpt2", "prefill", batch=1, seq=128))
+    assert r.summary["latency_s"] > 0 and r.summary["energy_j"] > 0

@@ -54,6 +54,7 @@ class LlmConfig:
     parallel_block: bool = False     # attention and FFN read one norm's output (PaLM, GPT-J)
     experts: int = 0                 # MoE: FFN experts per layer (0: dense)
     top_k: int = 0                   # MoE: experts each token is routed to
+    expert_shards: int = 1           # MoE shard of one chip: it holds experts / expert_shards
 
     @property
     def head_dim(self) -> int:
@@ -225,6 +226,10 @@ def _check_config(cfg: LlmConfig) -> None:
         raise InputError("llm config", "top_k", cfg.top_k, f"must be in 1..experts={cfg.experts}")
     if not cfg.moe and cfg.top_k > 1:
         raise InputError("llm config", "top_k", cfg.top_k, "needs experts > 1")
+    if not isinstance(cfg.expert_shards, int) or cfg.expert_shards < 1 or \
+            (cfg.moe and cfg.experts % cfg.expert_shards):
+        raise InputError("llm config", "expert_shards", cfg.expert_shards,
+                         f"must be a positive divisor of experts={cfg.experts}")
 
 
 def llm_rows(cfg: LlmConfig, phase: Literal["prefill", "decode"] = "prefill", batch: int = 1,
@@ -318,7 +323,9 @@ def _moe_rows(cfg: LlmConfig, tok: int, L: int, dt: dict, vec, mm) -> list[dict[
     expert. Assumption: routing is balanced, so min(experts, tok x top_k) experts each get
     ceil(tok x top_k / active) tokens (exact MACs when that divides)."""
     h, f = cfg.hidden, cfg.ffn
-    active = min(cfg.experts, tok * cfg.top_k)
+    # Expert parallelism: a chip holds experts / expert_shards experts and, routing balanced,
+    # receives as many token-expert pairs (tok x top_k) as its tokens send out.
+    active = min(cfg.experts // cfg.expert_shards, tok * cfg.top_k)
     m = -(-tok * cfg.top_k // active)
 
     def expert(name: str, k: int, n: int) -> dict[str, Any]:

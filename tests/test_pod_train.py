@@ -1,0 +1,127 @@
+"""Training step: backward GEMMs against hand counts, MFU against PaLM's closed form, HFU == MFU
+where they must agree, conservation of sharded state, the pipeline bubble, exposed collectives,
+and one-line errors (batch, memory)."""
+from __future__ import annotations
+
+import pytest
+
+from tpusim.config import load_config
+from tpusim.errors import InputError
+from tpusim.importers.llm import custom_config, get_preset, llm_rows
+from tpusim.pod.sharding import ParallelSpec
+from tpusim.pod.topology import make_slice
+from tpusim.pod.train import backward_rows, model_flops_per_token, shard_config, train_step
+from tpusim.workload import make_layer
+
+CHIP = load_config("tpu_v5p")
+TINY = custom_config(name="tiny", hidden=512, layers=4, heads=8, kv_heads=8, ffn=2048,
+                     vocab=1024, gated=True, act="silu", norm="rmsnorm", positions="rope")
+
+
+def _slice(shape):
+    return make_slice(CHIP.ici, CHIP.dcn, shape=shape)
+
+
+def _macs(rows):
+    return sum(make_layer(r).macs * r.get("count", 1) for r in rows)
+
+
+def test_backward_has_two_gemms_per_matmul_of_equal_macs():
+    fwd = llm_rows(TINY, "prefill", batch=2, seq=64)
+    bwd = backward_rows(fwd)
+    mm = [r for r in fwd if r["op"] == "matmul"]
+    assert _macs([r for r in bwd if r["op"] == "matmul"]) == 2 * _macs(mm)
+    q = next(r for r in fwd if r["name"] == "qkv_proj")
+    d = next(r for r in bwd if r["name"] == "qkv_proj_dgrad")
+    w = next(r for r in bwd if r["name"] == "qkv_proj_wgrad")
+    # dX = dY[m, n] W^T[n, k]; dW = X^T[k, m] dY[m, n]
+    assert (d["m"], d["k"], d["n"]) == (q["m"], q["n"], q["k"])
+    assert (w["m"], w["k"], w["n"], w["weights"]) == (q["k"], q["m"], q["n"], "dynamic")
+
+
+def test_model_flops_per_token_palm_formula():
+    m = get_preset("llama2_7b")
+    n = m.linear_params()
+    full = 6 * n + 12 * 32 * 32 * 128 * 4096
+    assert model_flops_per_token(m, 4096, "full") == full
+    assert model_flops_per_token(m, 4096, "causal") == 6 * n + 6 * 32 * 32 * 128 * 4096
+
+
+def test_one_chip_no_remat_full_attention_hfu_equals_mfu():
+    # Forward MACs per token = N + 2 L H Q T, backward twice that: executed FLOPs are exactly
+    # 6 N + 12 L H Q T, PaLM's model FLOPs, so HFU and MFU agree.
+    r = train_step(CHIP, TINY, _slice("1"), ParallelSpec(), seq=128, global_batch=2,
+                   remat="none", attention="full")
+    assert r.hfu == pytest.approx(r.mfu, rel=1e-9)
+    assert sum(r.collectives_s.values()) == 0
+    t = r.time_s
+    assert r.step_s == pytest.approx(t["compute"] + t["optimizer"])
+    assert t["compute"] == pytest.approx(t["forward"] + t["backward"])
+
+
+def test_full_remat_recomputes_the_blocks():
+    kw = dict(seq=128, global_batch=2, attention="full")
+    none = train_step(CHIP, TINY, _slice("1"), ParallelSpec(), remat="none", **kw)
+    full = train_step(CHIP, TINY, _slice("1"), ParallelSpec(), remat="full", **kw)
+    assert full.time_s["forward"] == pytest.approx(none.time_s["forward"])
+    assert 0 < full.time_s["recompute"] < full.time_s["forward"]   # the blocks, not the head
+    assert full.hfu > full.mfu and full.step_s > none.step_s
+    assert full.memory_gib["activations"] < none.memory_gib["activations"]
+
+
+def test_fsdp_shards_state_evenly():
+    # Weights, gradients and Adam state (16 B/param) are split over the fsdp chips: the total
+    # over chips is conserved, the per-chip share shrinks as 1/chips.
+    a = train_step(CHIP, TINY, _slice("2"), ParallelSpec(fsdp=2), seq=64, global_batch=4)
+    b = train_step(CHIP, TINY, _slice("2x2x2"), ParallelSpec(fsdp=8), seq=64, global_batch=8)
+    wa, wb = a.memory_gib["weights_grads_optimizer"], b.memory_gib["weights_grads_optimizer"]
+    assert 2 * wa == pytest.approx(8 * wb)
+    assert a.collectives_s["fsdp_all_gather"] > 0 and not a.exposed["fsdp_all_gather"]
+
+
+def test_tensor_parallel_all_reduces_are_exposed():
+    r = train_step(CHIP, TINY, _slice("4"), ParallelSpec(tp=4), seq=64, global_batch=2)
+    assert r.exposed["tp_all_reduce"] and r.collectives_s["tp_all_reduce"] > 0
+    assert r.time_s["exposed_collectives"] >= r.collectives_s["tp_all_reduce"]
+    assert shard_config(TINY, ParallelSpec(tp=4)).heads == 2
+
+
+def test_pipeline_bubble_is_pp_minus_one_microbatch_slots():
+    r = train_step(CHIP, TINY, _slice("2"), ParallelSpec(pp=2), seq=64, global_batch=4,
+                   microbatches=4)
+    per_mb = r.time_s["compute"] / 4
+    assert r.time_s["bubble"] == pytest.approx(1 * per_mb)
+    assert r.collectives_s["pp_permute"] > 0
+
+
+def test_moe_expert_parallel_all_to_all():
+    moe = custom_config(name="moe", hidden=512, layers=2, heads=8, kv_heads=8, ffn=1024,
+                        vocab=1024, gated=True, act="silu", norm="rmsnorm", experts=4, top_k=2)
+    r = train_step(CHIP, moe, _slice("4"), ParallelSpec(ep=4), seq=64, global_batch=4)
+    assert r.collectives_s["ep_all_to_all"] > 0 and r.exposed["ep_all_to_all"]
+    shard = shard_config(moe, ParallelSpec(ep=4))
+    rows = {r["name"]: r for r in llm_rows(shard, "prefill", batch=1, seq=64)}
+    # One local expert receives every token-expert pair its 64 tokens send: 64 x top_k rows.
+    assert rows["expert_up"]["batch"] == 1 and rows["expert_up"]["m"] == 128
+    assert rows["moe_router"]["n"] == 4
+
+
+@pytest.mark.parametrize("kw,needle", [
+    ({"global_batch": 3}, "multiple of dp x fsdp x ep = 2"),
+    ({"microbatches": 3}, "must divide"),
+    ({"remat": "some"}, "none|minimal|full"),
+    ({"seq": 0}, "positive"),
+])
+def test_bad_step_arguments(kw, needle):
+    args = {"seq": 64, "global_batch": 4, **kw}
+    with pytest.raises(InputError) as exc:
+        train_step(CHIP, TINY, _slice("2"), ParallelSpec(fsdp=2), **args)
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_model_that_does_not_fit_says_by_how_much():
+    with pytest.raises(InputError) as exc:
+        train_step(CHIP, get_preset("llama2_70b"), _slice("2"), ParallelSpec(fsdp=2),
+                   seq=2048, global_batch=2)
+    msg = str(exc.value)
+    assert "does not fit the 95 GiB of HBM by" in msg and "\n" not in msg
