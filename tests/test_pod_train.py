@@ -125,3 +125,50 @@ def test_model_that_does_not_fit_says_by_how_much():
                    seq=2048, global_batch=2)
     msg = str(exc.value)
     assert "does not fit the 95 GiB of HBM by" in msg and "\n" not in msg
+
+
+# ---------------------------------------------------------------- tpusim train
+
+def test_cli_train_writes_train_json(cli, tmp_path):
+    import json
+    code, out, err = cli("train", "tpu_v5e", "gpt2", "--chips", "8", "--seq", "256",
+                         "--batch-per-chip", "2", "--parallel", "fsdp=4,tp=2", "--out", tmp_path)
+    assert code == 0, err
+    rec = json.loads((tmp_path / "train.json").read_text())
+    for key in ("step_s", "tokens_per_s", "tokens_per_s_per_chip", "mfu", "hfu",
+                "hbm_gib_per_chip", "parallel", "time_s"):
+        assert key in rec
+    assert rec["parallel"] == "fsdp=4,tp=2" and rec["chips"] == 8 and rec["topology"] == "2x4"
+    assert rec["tokens_per_s"] == pytest.approx(16 * 256 / rec["step_s"])
+    assert set(rec["time_s"]) >= {"compute", "exposed_collectives", "bubble", "optimizer"}
+
+
+def test_cli_train_searches_without_parallel(cli, tmp_path):
+    import json
+    code, out, err = cli("train", "tpu_v5e", "gpt2", "--chips", "4", "--seq", "128",
+                         "--remat", "full", "--top", "3", "--out", tmp_path)
+    assert code == 0, err
+    rec = json.loads((tmp_path / "train.json").read_text())
+    assert rec["sharding"] == "searched" and 1 <= len(rec["alternatives"]) <= 3
+    steps = [a["step_s"] for a in rec["alternatives"]]
+    assert steps == sorted(steps) and rec["step_s"] == steps[0]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--chips", "8", "--topology", "4x4"], "has 16 chips"),
+    (["--chips", "8", "--parallel", "fsdp=4"], "multiply to 4 chips"),
+    (["--chips", "8", "--parallel", "tp=8"], "12 attention heads"),
+    (["--chips", "8", "--parallel", "fsdp=8", "--global-batch", "4"], "multiple of"),
+    (["--chips", "1000"], "at most 256"),
+])
+def test_cli_train_bad_input_is_one_line_exit_2(cli, tmp_path, args, needle):
+    code, out, err = cli("train", "tpu_v5e", "gpt2", *args, "--out", tmp_path / "o")
+    assert code == 2 and needle in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_train_model_that_does_not_fit(cli, tmp_path):
+    code, out, err = cli("train", "tpu_v5e", "llama2_70b", "--chips", "8", "--parallel",
+                         "fsdp=8", "--seq", "4096", "--out", tmp_path / "o")
+    assert code == 2 and "does not fit the 16 GiB of HBM by" in err
+    assert not (tmp_path / "o").exists()
