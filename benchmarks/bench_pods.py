@@ -26,7 +26,7 @@ CASES = [
     ("tpu_v5p", "mixtral_8x7b", "4x4x8", 1, "fsdp=128", 4096, 1024, "causal", (0.5256, 2909)),
     ("tpu_v4", "palm_540b", "12x16x16", 2, "dp=2,fsdp=256,tp=12,sp", 2048, 2048, "full",
      (0.462, None)),
-    ("tpu_v7", "llama3_1_405b", "16x24x24", 1, "fsdp=1152,tp=8", 8192, 9216, "causal",
+    ("tpu_v7", "llama3_1_405b", "16x24x24", 1, "fsdp=1152,tp=8,sp", 8192, 2304, "causal",
      (None, None)),
 ]
 

@@ -24,6 +24,7 @@ COMMANDS = {
     "validate": ("tpusim.cli.calibrate", "validate", "Run every public check we have."),
     "configs": ("tpusim.cli.run", "configs", "List the chip presets and shipped workloads."),
     "train": ("tpusim.cli.train", "train", "One LLM training step on a multi-chip slice."),
+    "infer": ("tpusim.cli.infer", "infer", "One sharded LLM prefill/decode step on a slice."),
 }
 
 

@@ -100,7 +100,7 @@ def backward_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 _SIMULATED: dict[tuple[str, str], tuple[tuple[float, float], ...]] = {}
 
 
-def _row_seconds(chip, rows: list[dict[str, Any]]) -> tuple[tuple[float, float], ...]:
+def simulate_rows(chip, rows: list[dict[str, Any]]) -> tuple[tuple[float, float], ...]:
     """(seconds, MACs) of every row (all ``count`` instances) of ``rows`` run as one program on
     ``chip`` through the single-chip simulator. A program seen before (same chip, same rows) is
     not simulated again, so a sharding search pays once per distinct shard."""
@@ -168,7 +168,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
             "minimal": [r for r in block if r["op"] != "matmul"]}[remat]
     # Forward and backward run as one program; recompute reruns forward rows, so it is priced
     # from the forward rows' own times.
-    per_row = _row_seconds(chip, fwd + bwd)
+    per_row = simulate_rows(chip, fwd + bwd)
     t_f, macs_f = map(sum, zip(*per_row[:len(fwd)]))
     t_b, macs_b = map(sum, zip(*per_row[len(fwd):]))
     redo_names = {r["name"] for r in redo}
@@ -268,5 +268,5 @@ def _saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: i
     return layers * (tok_h + sum(make_layer(r).out_elements for r in keep)) * WIRE_BYTES
 
 
-__all__ = ["TrainResult", "train_step", "shard_config", "backward_rows",
+__all__ = ["TrainResult", "train_step", "shard_config", "backward_rows", "simulate_rows",
            "model_flops_per_token", "REMATS"]
