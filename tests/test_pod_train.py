@@ -172,3 +172,22 @@ def test_cli_train_model_that_does_not_fit(cli, tmp_path):
                          "fsdp=8", "--seq", "4096", "--out", tmp_path / "o")
     assert code == 2 and "does not fit the 16 GiB of HBM by" in err
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- validate: pods section
+
+def test_pod_checks_are_predictions_with_their_sharding_stated():
+    from tpusim.pod.fidelity import ROWS, pod_checks
+    rows = pod_checks()
+    cases = {r["case"] for r in rows}
+    assert cases == {row[1] for row in ROWS}                 # every published row appears
+    for r in rows:
+        assert r["fitted_on"].startswith("none:") and r["check"].startswith("pods: ")
+        if r["status"] == "ok":
+            assert r["predicted"] > 0 and "sharding" in r["note"]
+            assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1)
+        else:
+            assert r["status"].startswith("error: ") and "does not fit" in r["status"]
+    palm = {r["metric"]: r for r in rows if r["case"].startswith("palm")}
+    assert palm["HFU"]["predicted"] > palm["MFU"]["predicted"]   # full remat recomputes
+    assert set(palm) == {"MFU", "HFU"} and palm["MFU"]["measured"] == 0.462

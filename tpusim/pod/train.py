@@ -166,6 +166,28 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
     redo = {"none": [], "full": block,
             "minimal": [r for r in block if r["op"] != "matmul"]}[remat]
+    # Dense weights (and the embedding and LM head) are sharded over fsdp and ep, expert
+    # weights over fsdp (ep already splits the experts).
+    dense, expert = _layer_params(model, spec)
+    head = model.vocab * model.hidden / spec.tp * (1 if model.tied_embeddings else 2)
+    fsdp_axes = pl.of("fsdp")
+    dense_axes = pl.of("fsdp", "ep")
+    shard_params = ((L * dense + head) / math.prod(a.size for a in dense_axes)
+                    + L * expert / math.prod(a.size for a in fsdp_axes))
+
+    # Memory per chip, checked before anything is simulated.
+    gib = 2 ** 30
+    state = STATE_BYTES * shard_params
+    prefetch = 2 * (dense + expert) * WIRE_BYTES     # this layer and the next one, gathered
+    keep = _saved_activations(fwd, L, remat, spec.tp if spec.sequence_parallel else 1)
+    keep *= min(spec.pp, microbatches)       # 1F1B: the first stage holds pp microbatches
+    total = state + prefetch + keep
+    cap = chip.memory.hbm.capacity_gib
+    if cap is not None and total > cap * gib:
+        raise InputError("train", "memory", f"{total / gib:.1f} GiB per chip",
+                         f"does not fit the {cap:g} GiB of HBM by {(total - cap * gib) / gib:.1f}"
+                         f" GiB; shard more (fsdp/tp/pp), use --remat full or a smaller batch")
+
     # Forward and backward run as one program; recompute reruns forward rows, so it is priced
     # from the forward rows' own times.
     per_row = simulate_rows(chip, fwd + bwd)
@@ -178,13 +200,6 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     compute = microbatches * t_mb
 
     # Collectives per step, seconds.
-    # Dense weights (and the embedding and LM head) are sharded over fsdp and ep, expert
-    # weights over fsdp (ep already splits the experts).
-    dense, expert = _layer_params(model, spec)
-    head = model.vocab * model.hidden / spec.tp * (1 if model.tied_embeddings else 2)
-    fsdp_axes = pl.of("fsdp")
-    dense_axes = pl.of("fsdp", "ep")
-
     def gathered(params: float, axes) -> float:
         return all_gather(params * WIRE_BYTES, axes).total_s
 
@@ -195,8 +210,6 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                                  + gathered(head, dense_axes))
     scatter = (L * (scattered(dense, dense_axes) + scattered(expert, fsdp_axes))
                + scattered(head, dense_axes))
-    shard_params = ((L * dense + head) / math.prod(a.size for a in dense_axes)
-                    + L * expert / math.prod(a.size for a in fsdp_axes))
     grads_dp = all_reduce(shard_params * WIRE_BYTES, pl.of("dp")).total_s
     act = mb * seq * model.hidden * WIRE_BYTES
     per_block = 1 if model.parallel_block else 2
@@ -216,19 +229,6 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
 
     step = compute + exposed_hidden + tp_s + ep_s + pp_s + bubble + opt
 
-    # Memory per chip.
-    gib = 2 ** 30
-    state = STATE_BYTES * shard_params
-    gathered = 2 * (dense + expert) * WIRE_BYTES     # this layer and the next one, prefetched
-    keep = _saved_activations(fwd, L, remat, spec.tp if spec.sequence_parallel else 1)
-    keep *= min(spec.pp, microbatches)       # 1F1B: the first stage holds pp microbatches
-    total = state + gathered + keep
-    cap = chip.memory.hbm.capacity_gib
-    if cap is not None and total > cap * gib:
-        raise InputError("train", "memory", f"{total / gib:.1f} GiB per chip",
-                         f"does not fit the {cap:g} GiB of HBM by {(total - cap * gib) / gib:.1f}"
-                         f" GiB; shard more (fsdp/tp/pp), use --remat full or a smaller batch")
-
     tokens = global_batch * seq
     peak = chip.peak_tops("bf16") * 1e12 if "bf16" in chip.formats else \
         chip.peak_tops(chip.default_format) * 1e12
@@ -242,7 +242,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                 "backward": microbatches * t_b, "recompute": microbatches * t_r,
                 "exposed_collectives": exposed_hidden + tp_s + ep_s + pp_s, "bubble": bubble,
                 "optimizer": opt},
-        memory_gib={"weights_grads_optimizer": state / gib, "gathered_weights": gathered / gib,
+        memory_gib={"weights_grads_optimizer": state / gib, "gathered_weights": prefetch / gib,
                     "activations": keep / gib},
         collectives_s={"fsdp_all_gather": gather, "fsdp_reduce_scatter": scatter,
                        "dp_all_reduce": grads_dp, "tp_all_reduce": tp_s, "ep_all_to_all": ep_s,
