@@ -191,3 +191,18 @@ def test_pod_checks_are_predictions_with_their_sharding_stated():
     palm = {r["metric"]: r for r in rows if r["case"].startswith("palm")}
     assert palm["HFU"]["predicted"] > palm["MFU"]["predicted"]   # full remat recomputes
     assert set(palm) == {"MFU", "HFU"} and palm["MFU"]["measured"] == 0.462
+
+
+def test_flash_attention_tiles_keep_macs_and_skip_masked_tiles():
+    from tpusim.pod.train import flash_attention
+    rows = llm_rows(TINY, "prefill", batch=2, seq=4096)
+    attn = lambda rs: _macs([r for r in rs if r["name"] in ("attn_qk", "attn_av")])  # noqa: E731
+    full = flash_attention(rows, group=1, seq=4096, block=1024, causal=False)
+    assert attn(full) == attn(rows)                         # 4 x 4 tiles: every MAC once
+    causal = flash_attention(rows, group=1, seq=4096, block=1024, causal=True)
+    assert attn(causal) * 16 == attn(rows) * 10             # 4 x 5 / 2 = 10 of 16 tiles run
+    sm = next(r for r in causal if r["name"] == "attn_softmax")
+    qk = next(r for r in causal if r["name"] == "attn_qk")
+    assert sm["fused"] and (qk["m"], qk["n"], qk["k"]) == (1024, 1024, TINY.head_dim)
+    others = [r for r in rows if not r["name"].startswith("attn_")]
+    assert [r for r in causal if not r["name"].startswith("attn_")] == others

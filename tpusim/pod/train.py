@@ -5,7 +5,9 @@ grows with the distinct shards, not the chips): its GEMMs are the model's with h
 columns split tp ways, experts ep ways, layers pp ways, and the batch split over dp x fsdp x ep.
 Per microbatch the chip runs
 
-* forward: the single-chip trace of ``importers/llm.py`` for its shard, through ``simulate``;
+* forward: the single-chip trace of ``importers/llm.py`` for its shard, through ``simulate``,
+  with attention as a flash kernel (:func:`flash_attention`: tiles whose scores stay on chip,
+  causal tiles above the diagonal skipped);
 * backward: for every matmul the input-gradient GEMM (m x n x k) and the weight-gradient GEMM
   (k x m x n); every vector op's backward costs twice its forward (it reads its input and the
   incoming gradient: assumption); the embedding's backward is a scatter-add of its size;
@@ -48,6 +50,7 @@ WIRE_BYTES = 2            # bf16 on the wire (assumption)
 STATE_BYTES = 16          # bf16 weight + bf16 grad + fp32 master + 2 fp32 moments per parameter
 ADAM_BYTES = 32           # read 18 (w, g, master, m, v), write 14 (w, master, m, v) per parameter
 ADAM_OPS = 12             # vector ops per parameter of one Adam update (assumption)
+FLASH_BLOCK = 1024        # flash-attention tile edge (assumption; MaxText recipes: sa_block 1024-2048)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,30 @@ def simulate_rows(chip, rows: list[dict[str, Any]]) -> tuple[tuple[float, float]
     return _SIMULATED[key]
 
 
+def flash_attention(rows: list[dict[str, Any]], group: int, seq: int,
+                    block: int = FLASH_BLOCK, causal: bool = True) -> list[dict[str, Any]]:
+    """Attention as a tiled fused kernel (flash attention; MaxText's recipes run ``attention:
+    flash``): per (query block, key block) tile a QK^T GEMM whose scores stay on chip, the
+    softmax fused into its output pipeline, then the AV GEMM; K and V stream in once per query
+    block. ``group`` query heads share a KV head (the trace stacks them as rows). Causal prefill
+    skips the tiles above the diagonal: nq (nq + 1) / 2 of the nq^2 tiles run."""
+    names = {r["name"]: r for r in rows}
+    qk, av, sm = names.get("attn_qk"), names.get("attn_av"), names.get("attn_softmax")
+    if qk is None or av is None or sm is None:
+        return rows
+    kv = qk["n"]
+    bq, bk = min(block, seq), min(block, kv)
+    nq, nk = -(-seq // bq), -(-kv // bk)
+    tiles = nq * (nq + 1) // 2 if causal and seq == kv and bq == bk else nq * nk
+    batch = qk["batch"] * tiles
+    new = {
+        "attn_qk": {**qk, "batch": batch, "m": group * bq, "n": bk},
+        "attn_softmax": {**sm, "elements": batch * group * bq * bk, "fused": True},
+        "attn_av": {**av, "batch": batch, "m": group * bq, "k": bk},
+    }
+    return [new.get(r["name"], r) for r in rows]
+
+
 def _layer_params(model: LlmConfig, spec: ParallelSpec) -> tuple[float, float]:
     """(dense, expert) parameters of one layer on one chip before fsdp sharding."""
     h, hd = model.hidden, model.head_dim
@@ -162,6 +189,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     # The simulated stage carries the embedding and the LM head too: with pp > 1 it stands for
     # the slowest stage, which sets the pipeline's pace.
     fwd = llm_rows(shard, "prefill", batch=mb, seq=seq, kv_len=seq)
+    fwd = flash_attention(fwd, shard.heads // shard.kv_heads, seq)
     bwd = backward_rows(fwd)
     block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
     redo = {"none": [], "full": block,
@@ -269,4 +297,5 @@ def _saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: i
 
 
 __all__ = ["TrainResult", "train_step", "shard_config", "backward_rows", "simulate_rows",
+           "flash_attention",
            "model_flops_per_token", "REMATS"]
