@@ -24,7 +24,8 @@ from .area import check_node
 from .formats import FORMATS, Constant, Format
 from .offchip import OFFCHIP_CONSTANTS, OFFCHIP_PJ_PER_BIT, offchip_pj_per_bit  # noqa: F401
 
-_CACTI = "CACTI 7 via Accelergy's plug-in, 45 nm, pJ per bit read (REFERENCE.md)"
+_CACTI = ("CACTI 7 (Balasubramonian et al., ACM TACO 2017) via Accelergy's CACTI plug-in, "
+          "45 nm, pJ per bit read")
 
 ENERGY_CONSTANTS: dict[str, Constant] = {
     "sram_8kib_pj_per_bit": Constant(0.096, "pJ/bit", _CACTI),
@@ -35,7 +36,7 @@ ENERGY_CONSTANTS: dict[str, Constant] = {
     **{f"{kind}_pj_per_bit": c for kind, c in OFFCHIP_CONSTANTS.items()},
 }
 
-# CACTI 7 at 45 nm, pJ per bit read, by capacity in bytes (REFERENCE.md).
+# CACTI 7 at 45 nm, pJ per bit read, by capacity in bytes (Balasubramonian et al., TACO 2017).
 SRAM_PJ_PER_BIT_45NM = (
     (8 * 1024, ENERGY_CONSTANTS["sram_8kib_pj_per_bit"].value),
     (32 * 1024, ENERGY_CONSTANTS["sram_32kib_pj_per_bit"].value),

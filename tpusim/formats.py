@@ -27,8 +27,8 @@ class Constant:
     source: str
 
 
-_HOROWITZ = "Horowitz, 'Computing's energy problem', ISSCC 2014, 45 nm 0.9 V (REFERENCE.md)"
-_DEAN = "Dean, 'The Deep Learning Revolution and Its Implications for ...', 2020 (REFERENCE.md)"
+_HOROWITZ = "Horowitz, 'Computing's energy problem', ISSCC 2014, 45 nm 0.9 V"
+_DEAN = "Dean, 'The Deep Learning Revolution and Its Implications for ...', ISSCC 2020"
 
 CONSTANTS: dict[str, Constant] = {
     "int8_mult_pj": Constant(0.2, "pJ", _HOROWITZ),
@@ -42,7 +42,7 @@ CONSTANTS: dict[str, Constant] = {
     "fp16_mult_full_adders": Constant(121, "full adders", _DEAN + ": (10+1)^2"),
 }
 
-# Horowitz 2014, 45 nm, 0.9 V, pJ per operation (REFERENCE.md, "Energy and area").
+# Horowitz, "Computing's energy problem", ISSCC 2014: 45 nm, 0.9 V, pJ per operation.
 _INT8_MULT_PJ = CONSTANTS["int8_mult_pj"].value
 _INT8_ADD_PJ = CONSTANTS["int8_add_pj"].value
 _INT32_ADD_PJ = CONSTANTS["int32_add_pj"].value
@@ -108,7 +108,7 @@ class Format:
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("int8", 8, "int", 0, 7, "int32", 32, _INT8_MULT_PJ + _INT32_ADD_PJ),
-    # int4: multiplier cells scale as n^2 (REFERENCE.md), so 1/4 of int8's; int32 accumulate.
+    # int4: multiplier cells scale as n^2 (Dean, ISSCC 2020), so 1/4 of int8's; int32 accumulate.
     Format("int4", 4, "int", 0, 3, "int32", 32, _INT8_MULT_PJ / 4 + _INT32_ADD_PJ),
     Format("bf16", 16, "float", 8, 7, "fp32", 32, _float_mult_pj(7) + _FP32_ADD_PJ),
     Format("fp16", 16, "float", 5, 10, "fp32", 32, _FP16_MULT_PJ + _FP32_ADD_PJ),

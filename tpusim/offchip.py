@@ -8,8 +8,8 @@ from __future__ import annotations
 from .errors import InputError
 from .formats import Constant
 
-_OFFCHIP = ("component-model libraries, REFERENCE.md 'Energy and area' (no primary source agrees;"
-            " configurable per config)")
+_OFFCHIP = ("assumption: typical figures of architecture component-model libraries (no primary"
+            " source agrees; configurable per config; docs/references.md)")
 
 OFFCHIP_CONSTANTS: dict[str, Constant] = {
     "DDR3": Constant(70.0, "pJ/bit", _OFFCHIP),
