@@ -77,3 +77,29 @@ def test_readme_command_runs_as_written(cmd, skip, data, tmp_path, monkeypatch):
     if " --out " in f" {cmd} ":
         target = Path(shlex.split(cmd)[shlex.split(cmd).index("--out") + 1])
         assert (tmp_path / target).exists(), f"{cmd} did not write {target}"
+
+
+def test_setup_commands_are_on_the_first_screen_and_ci_runs_the_test_one():
+    text = README.read_text()
+    first_screen = "\n".join(text.splitlines()[:24])
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    install, tests = blocks[0].strip(), blocks[1].strip()
+    assert install.startswith("python3 -m venv .venv && .venv/bin/pip install -e .")
+    assert tests.startswith("python3 -m venv .venv && .venv/bin/pip install -e '.[test]'")
+    assert install in first_screen and tests in first_screen
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert tests in ci                                    # the same line, as written
+
+
+def test_example_onnx_model_is_what_its_script_makes(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_tiny_cnn",
+                                                  ROOT / "examples" / "make_tiny_cnn.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.build().SerializeToString() == (ROOT / "examples" / "tiny_cnn.onnx").read_bytes()
+    # and what tpusim makes of it: 2 convs + 1 FC; MACs by hand at 224x224 (pad 1, stride 2)
+    wl = __import__("tpusim").load_workload(ROOT / "examples" / "tiny_cnn.onnx",
+                                            input_shapes={"input": (1, 3, 224, 224)})
+    macs = 112 * 112 * 16 * 27 + 56 * 56 * 32 * 144 + 32 * 10
+    assert sum(l.macs * l.count for l in wl.layers) == macs
