@@ -42,7 +42,7 @@ TPU_V1_SHARES = {
              "non-matrix": 0.218},
 }
 # Coral Edge TPU benchmarks, USB accelerator, desktop host, int8 (coral.ai/docs/edgetpu/benchmarks,
-# via the issue text): model -> (latency ms, input resolution, trace names to look for).
+# the Edge TPU column of the table): model -> (latency ms, input resolution, trace names).
 EDGE_TPU_MS = {
     "mobilenet_v1": (2.4, 224, ("mobilenet_v1",)),
     "mobilenet_v2": (2.6, 224, ("mobilenet_v2",)),
