@@ -206,3 +206,15 @@ def test_flash_attention_tiles_keep_macs_and_skip_masked_tiles():
     assert sm["fused"] and (qk["m"], qk["n"], qk["k"]) == (1024, 1024, TINY.head_dim)
     others = [r for r in rows if not r["name"].startswith("attn_")]
     assert [r for r in causal if not r["name"].startswith("attn_")] == others
+
+
+def test_search_candidates_cover_hybrid_sharding_and_divide_the_model():
+    from tpusim.pod.search import candidate_specs
+    m = get_preset("gpt2")                       # 12 heads, FFN 3072, 12 layers
+    sl = make_slice(CHIP.ici, CHIP.dcn, shape="2x2x2", slices=2)
+    specs = candidate_specs(m, sl)
+    labels = {s.label() for s in specs}
+    assert "dp=4,fsdp=4" in labels and "dp=2,fsdp=8" in labels and "dp=2,fsdp=2,tp=4" in labels
+    for s in specs:
+        assert s.chips == 16 and s.dp % 2 == 0 and m.heads % s.tp == 0 and m.layers % s.pp == 0
+    assert len(labels) == len(specs)

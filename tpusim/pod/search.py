@@ -1,5 +1,5 @@
-"""Sharding search: every placement of tp, ep, pp and fsdp (dp across slices) that divides the
-chips and the model, under each remat policy, priced by :func:`pod.train.train_step`; the fastest
+"""Sharding search: every split of the chips into tp, ep, pp, fsdp and dp (dp across slices, and
+inside a slice with fsdp: hybrid sharding) that divides the model, under each remat policy, priced by :func:`pod.train.train_step`; the fastest
 that fit HBM come first. Candidates share shards (the same tp/ep/pp and per-chip batch give the
 same chip program), and ``train_step`` simulates each distinct shard once.
 """
@@ -28,7 +28,9 @@ def _divisors(n: int, cap: int) -> list[int]:
 
 def candidate_specs(model: LlmConfig, sl: Slice, max_tp: int = 64,
                     max_pp: int = 16) -> list[ParallelSpec]:
-    """Specs whose degrees multiply to the chips and divide the model; dp = the slices."""
+    """Specs whose degrees multiply to the chips and divide the model: tp, ep and pp, the rest
+    split between fsdp and data parallelism inside the slice (hybrid sharding, HSDP), times
+    the slices as data parallel over DCN."""
     per_slice = sl.chips_per_slice
     out = []
     for tp in _divisors(per_slice, max_tp):
@@ -41,7 +43,9 @@ def candidate_specs(model: LlmConfig, sl: Slice, max_tp: int = 64,
                 rest = per_slice // (tp * ep * pp)
                 if rest * tp * ep * pp != per_slice:
                     continue
-                out.append(ParallelSpec(dp=sl.slices, fsdp=rest, tp=tp, pp=pp, ep=ep))
+                for dp in _divisors(rest, rest):
+                    out.append(ParallelSpec(dp=sl.slices * dp, fsdp=rest // dp, tp=tp, pp=pp,
+                                            ep=ep))
     return out
 
 
