@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tpusim.config import load_config
 from tpusim.errors import InputError
-from tpusim.pod.collectives import (all_gather, all_reduce, all_to_all, axis_time, collective,
+from tpusim.pod.collectives import (all_gather, all_reduce, all_to_all, collective,
                                     permute, reduce_scatter)
 from tpusim.pod.topology import Axis, make_slice
 

@@ -2,7 +2,8 @@
 
 A chip is a set of identical MAC arrays (``array``) sharing on-chip SRAM buffers and one off-chip
 memory channel (``memory.hbm``), a vector unit for non-matrix ops, the numeric formats it runs,
-a timing model and the constants of its energy model. Units are in the field names
+a timing model and the constants of its energy model; chips that form pods add their links
+(``ici``, ``dcn``: ``pod/topology.py``). Units are in the field names
 (``clock_ghz``, ``bandwidth_gbps`` = 1e9 bytes/s, ``*_kib`` = 1024 bytes, ``*_pj_per_bit``).
 Every field is reachable by its dotted path, which ``--set PATH=VALUE`` and error messages use.
 """

@@ -57,7 +57,7 @@ KINDS: tuple[str, ...] = ("all_gather", "reduce_scatter", "all_reduce", "all_to_
 
 @dataclass(frozen=True)
 class Phase:
-    """One step of a schedule: the axes it uses, the bytes per chip it moves, its two terms."""
+    """One step of a schedule: the axes it uses and its latency and transfer terms."""
 
     axes: tuple[str, ...]
     latency_s: float
