@@ -218,3 +218,18 @@ def test_search_candidates_cover_hybrid_sharding_and_divide_the_model():
     for s in specs:
         assert s.chips == 16 and s.dp % 2 == 0 and m.heads % s.tp == 0 and m.layers % s.pp == 0
     assert len(labels) == len(specs)
+
+
+def test_cli_train_custom_model(cli, tmp_path):
+    import json
+    code, out, err = cli("train", "tpu_v5e", "custom", "--hidden", "1024", "--layers", "4",
+                         "--heads", "8", "--head-dim", "256", "--vocab", "32000", "--experts", "4",
+                         "--top-k", "2", "--gated", "--act", "silu", "--parallel-block",
+                         "--chips", "4", "--seq", "256", "--parallel", "ep=4", "--out", tmp_path)
+    assert code == 0, err
+    rec = json.loads((tmp_path / "train.json").read_text())
+    assert rec["model"] == "custom" and rec["collectives_s"]["ep_all_to_all"] > 0
+    code, out, err = cli("train", "tpu_v5e", "custom", "--hidden", "1024", "--out", tmp_path)
+    assert code == 2 and "needs --layers, --heads, --vocab" in err
+    code, out, err = cli("train", "tpu_v5e", "gpt2", "--hidden", "1024", "--out", tmp_path)
+    assert code == 2 and "go with MODEL custom" in err

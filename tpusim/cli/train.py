@@ -32,12 +32,28 @@ from .common import parse_sets, set_option
               show_default=True, help="MFU counts causal attention FLOPs halved (MaxText) or not.")
 @click.option("--top", type=int, default=5, show_default=True,
               help="Search: how many of the best shardings to report.")
+@click.option("--hidden", type=int, help="custom MODEL: hidden size.")
+@click.option("--layers", type=int, help="custom MODEL: blocks.")
+@click.option("--heads", type=int, help="custom MODEL: query heads.")
+@click.option("--kv-heads", type=int, help="custom MODEL: key/value heads (default = heads).")
+@click.option("--head-dim", type=int, help="custom MODEL: per-head size when heads x it != hidden.")
+@click.option("--ffn", type=int, help="custom MODEL: FFN inner size (default 4 x hidden).")
+@click.option("--vocab", type=int, help="custom MODEL: vocabulary.")
+@click.option("--experts", type=int, help="custom MODEL: MoE experts per layer.")
+@click.option("--top-k", type=int, help="custom MODEL: experts per token.")
+@click.option("--act", type=click.Choice(["relu", "gelu", "silu"]), default=None,
+              help="custom MODEL: FFN activation.")
+@click.option("--gated/--no-gated", default=None, help="custom MODEL: gated FFN (SwiGLU).")
+@click.option("--parallel-block", is_flag=True, default=None,
+              help="custom MODEL: attention and FFN in parallel (PaLM).")
 @set_option()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for train.json (default results/train-<config>-<model>/).")
 def train(config, model, chips, topology, slices, seq, global_batch, batch_per_chip, parallel,
-          remat, microbatches, attention, top, sets, out_dir):
-    """One training step of MODEL (an LLM preset, e.g. llama2_70b) on chip CONFIG's slice.
+          remat, microbatches, attention, top, hidden, layers, heads, kv_heads, head_dim, ffn,
+          vocab, experts, top_k, act, gated, parallel_block, sets, out_dir):
+    """One training step of MODEL (an LLM preset, e.g. llama2_70b, or ``custom`` with its
+    dimensions as options) on chip CONFIG's slice.
 
     Writes DIR/train.json: step_s, tokens_per_s(_per_chip), mfu, hfu, hbm_gib_per_chip, the
     parallelism and the time split (compute, exposed collectives, bubble, optimizer).
@@ -51,14 +67,30 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     from ..errors import InputError
     from .._io import atomic_write_text
     from ..config import load_config
-    from ..importers.llm import get_preset
+    from ..importers.llm import custom_config, get_preset
     from ..pod.search import search
     from ..pod.sharding import parse_spec
     from ..pod.topology import make_slice
     from ..pod.train import train_step
 
     chip = load_config(config, **parse_sets(sets))
-    cfg = get_preset(model)
+    dims = {"hidden": hidden, "layers": layers, "heads": heads, "kv_heads": kv_heads,
+            "head_size": head_dim, "ffn": ffn, "vocab": vocab, "experts": experts,
+            "top_k": top_k, "act": act, "gated": gated, "parallel_block": parallel_block}
+    dims = {k: v for k, v in dims.items() if v is not None}
+    if model == "custom":
+        missing = [f"--{f}" for f in ("hidden", "layers", "heads", "vocab") if f not in dims]
+        if missing:
+            raise InputError("tpusim train", "custom", None,
+                             "a custom MODEL needs " + ", ".join(missing))
+        dims.setdefault("kv_heads", dims["heads"])
+        dims.setdefault("ffn", 4 * dims["hidden"])
+        cfg = custom_config(name="custom", norm="rmsnorm", positions="rope", **dims)
+    elif dims:
+        raise InputError("tpusim train", None, ", ".join(f"--{k}" for k in dims),
+                         "model dimensions go with MODEL custom; presets have theirs")
+    else:
+        cfg = get_preset(model)
     sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, slices=slices)
     if global_batch is not None and batch_per_chip is not None:
         raise InputError("--global-batch", None, global_batch,
