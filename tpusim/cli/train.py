@@ -56,7 +56,8 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     dimensions as options) on chip CONFIG's slice.
 
     Writes DIR/train.json: step_s, tokens_per_s(_per_chip), mfu, hfu, hbm_gib_per_chip, the
-    parallelism and the time split (compute, exposed collectives, bubble, optimizer).
+    parallelism and the time split (compute, exposed collectives, bubble, optimizer), and
+    DIR/report.html, the same as a page.
 
     \b
     Example:
@@ -119,7 +120,9 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                                 "step_s": x.step_s, "mfu": x.mfu,
                                 "hbm_gib_per_chip": x.hbm_gib_per_chip}
                                for p, rm, m, x in picked]}
+    from ..pod.report import train_report
     atomic_write_text(out / "train.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out / "report.html", train_report(record))
     for p, rm, m, x in picked:
         click.echo(f"{p:28s} remat {rm:7s} mb {m:3d}  step {x.step_s:9.4g} s  "
                    f"MFU {x.mfu:6.1%}  HFU {x.hfu:6.1%}  {x.tokens_per_s_per_chip:9.4g} tok/s/chip"
@@ -129,4 +132,4 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                f"{picked[0][0]}: compute {t['compute']:.4g} s, exposed collectives "
                f"{t['exposed_collectives']:.4g} s, bubble {t['bubble']:.4g} s, optimizer "
                f"{t['optimizer']:.4g} s")
-    click.echo(f"wrote {out / 'train.json'}")
+    click.echo(f"wrote {out / 'train.json'}, {out / 'report.html'}")
