@@ -158,3 +158,27 @@ def test_empty_step_and_bad_kv_are_input_errors():
 def test_trace_layers_are_valid_trace_rows():
     for r in step_rows(SMALL, [3, 9], prefill_tokens=5):
         make_layer(r)
+
+
+def test_cli_generate_writes_the_steps_of_the_api(cli, tmp_path):
+    out = tmp_path / "steps.csv"
+    code, stdout, err = cli("generate", "tpu_v4", "gpt2", "--prompt", "64", "--steps", "5",
+                            "--batch", "2", "--out", out)
+    assert code == 0, err
+    g = generate("tpu_v4", "gpt2", 64, 5, batch=2)
+    lines = out.read_text().splitlines()
+    assert lines[0] == "step,kv_len,latency_s,energy_j"
+    assert [float(x) for x in lines[1].split(",")[2:]] == [g.prefill.latency_s,
+                                                            g.prefill.energy_j]
+    assert [int(l.split(",")[1]) for l in lines[2:]] == list(range(65, 70))
+    assert [float(l.split(",")[2]) for l in lines[2:]] == g.decode_latency_s.tolist()
+    assert f"{g.summary()['tokens_per_s']:.4g}" in stdout
+
+
+@pytest.mark.parametrize("args", [["--steps", "-1"], ["--batch", "0"], ["--kv-stride", "0"],
+                                  ["--rtol", "2"]])
+def test_cli_generate_bad_input_exit_2_no_file(cli, tmp_path, args):
+    out = tmp_path / "steps.csv"
+    code, stdout, err = cli("generate", "tpu_v4", "gpt2", "--prompt", "8", *args, "--out", out)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()

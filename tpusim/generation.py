@@ -64,6 +64,15 @@ def step_rows(cfg: LlmConfig, decode_kv: Sequence[int] = (), prefill_tokens: int
     sequences batched. ``logits="last"``: the LM head runs on one token per sequence (the one it
     samples next), ``"all"`` on every new token. A uniform decode batch gives exactly
     ``llm_rows(cfg, "decode", batch, 1, kv)``."""
+    groups, tokens, seqs = _groups(decode_kv, prefill_tokens, prefill_kv)
+    before, after = _shared_rows(cfg, tokens, seqs, dtype, logits)
+    many = len(groups) > 1
+    return before + [r for (seq, kv), n in groups
+                     for r in _attention_rows(cfg, seq, kv, n, dtype, many)] + after
+
+
+def _groups(decode_kv: Sequence[int], prefill_tokens: int, prefill_kv: int | None):
+    """The step's sequences as sorted ((new tokens, KV length), sequences), tokens, sequences."""
     decode_kv = [int(k) for k in decode_kv]
     if any(k < 1 for k in decode_kv):
         raise InputError("step", "decode_kv", min(decode_kv), "KV lengths must be >= 1")
@@ -74,31 +83,38 @@ def step_rows(cfg: LlmConfig, decode_kv: Sequence[int] = (), prefill_tokens: int
         groups[(1, k)] = groups.get((1, k), 0) + 1
     if prefill_tokens:
         kv = prefill_tokens if prefill_kv is None else int(prefill_kv)
+        if kv < prefill_tokens:
+            raise InputError("step", "prefill_kv", kv, f"must be >= prefill_tokens="
+                             f"{prefill_tokens} (the new tokens attend to themselves)")
         groups[(prefill_tokens, kv)] = groups.get((prefill_tokens, kv), 0) + 1
     if not groups:
         raise InputError("step", None, message="a step needs a decode sequence or prefill tokens")
+    tokens = len(decode_kv) + prefill_tokens
+    return sorted(groups.items()), tokens, len(decode_kv) + (1 if prefill_tokens else 0)
+
+
+def _shared_rows(cfg: LlmConfig, tokens: int, seqs: int, dtype: str, logits: str):
+    """The rows before and after attention for ``tokens`` new tokens of ``seqs`` sequences."""
     if logits not in ("last", "all"):
         raise InputError("step", "logits", logits, "allowed: all|last")
-    tokens = len(decode_kv) + prefill_tokens
-    seqs = len(decode_kv) + (1 if prefill_tokens else 0)
-    # the rows of `tokens` new tokens in one sequence; attention rows are replaced below
     shared = llm_rows(cfg, "prefill", 1, tokens, tokens, dtype, "all")
     if logits == "last" and seqs != tokens:
         head = {r["name"]: r for r in llm_rows(cfg, "prefill", seqs, 1, 1, dtype, "all")
                 if r["name"] in ("final_norm", "lm_head")}
         shared = [head.get(r["name"], r) for r in shared]
-    attention: list[dict[str, Any]] = []
-    many = len(groups) > 1
-    for g, ((seq, kv), n) in enumerate(sorted(groups.items())):
-        rows = [r for r in llm_rows(cfg, "decode" if seq == 1 else "prefill", n, seq, kv, dtype)
-                if r["name"] in _ATTENTION]
-        for r in rows:
-            if many:
-                r["name"] = f"{r['name']}_{seq}x{kv}"
-        attention += rows
     first = next(i for i, r in enumerate(shared) if r["name"] in _ATTENTION)
-    rest = [r for r in shared[first:] if r["name"] not in _ATTENTION]
-    return shared[:first] + attention + rest
+    return shared[:first], [r for r in shared[first:] if r["name"] not in _ATTENTION]
+
+
+def _attention_rows(cfg: LlmConfig, seq: int, kv: int, n: int, dtype: str, named: bool):
+    """QK^T, softmax and AV of ``n`` sequences of ``seq`` new tokens attending to ``kv`` keys;
+    ``named``: the row names carry the group (a step with several)."""
+    rows = [r for r in llm_rows(cfg, "decode" if seq == 1 else "prefill", n, seq, kv, dtype)
+            if r["name"] in _ATTENTION]
+    if named:
+        for r in rows:
+            r["name"] = f"{r['name']}_{seq}x{kv}"
+    return rows
 
 
 class StepCostModel:
@@ -121,6 +137,7 @@ class StepCostModel:
         self._clamp: dict[tuple, float] = {}
         self._formats: dict[int, Any] = {}
         self._checked: set[str] = set()
+        self._pieces: dict[tuple, Any] = {}
 
     def rows(self, decode_kv: Sequence[int] = (), prefill_tokens: int = 0,
              prefill_kv: int | None = None) -> list[dict[str, Any]]:
@@ -137,8 +154,24 @@ class StepCostModel:
 
     def step(self, decode_kv: Sequence[int] = (), prefill_tokens: int = 0,
              prefill_kv: int | None = None) -> StepCost:
-        rows = self.rows(decode_kv, prefill_tokens, prefill_kv)
-        return self._evaluate([self._layer(r) for r in rows], len(decode_kv) + prefill_tokens)
+        """Cost of one step (arguments as :func:`step_rows`); its layers are built from pieces
+        kept per (tokens, sequences) and per attention group, equal to :meth:`trace`'s."""
+        groups, tokens, seqs = _groups(decode_kv, prefill_tokens, prefill_kv)
+        shared = self._pieces.get((tokens, seqs))
+        if shared is None:
+            shared = self._pieces[(tokens, seqs)] = tuple(
+                [self._layer(r) for r in part]
+                for part in _shared_rows(self.model, tokens, seqs, self.dtype, self.logits))
+        many = len(groups) > 1
+        layers = list(shared[0])
+        for (seq, kv), n in groups:
+            key = (seq, kv, n, many)
+            attn = self._pieces.get(key)
+            if attn is None:
+                attn = self._pieces[key] = [self._layer(r) for r in _attention_rows(
+                    self.model, seq, kv, n, self.dtype, many)]
+            layers += attn
+        return self._evaluate(layers + shared[1], tokens)
 
     def _layer(self, row: dict[str, Any]) -> Layer:
         key = tuple(sorted(row.items()))
