@@ -188,3 +188,17 @@ def test_event_engine_two_arrays_stand_for_all(monkeypatch):
         monkeypatch.setattr(overlap_event, "SIM_ARRAYS", 2)
         assert abs(two / every - 1) <= 4e-4, name
     overlap_event._makespan.cache_clear()
+
+
+def test_event_engine_steady_state_extension_is_exact(monkeypatch):
+    # vgg16 on tpu_v4 has runs of 27 identical blocks: cut to 8 and 16 and extended linearly,
+    # the makespan equals simulating every block
+    from tpusim.timing import overlap_event
+    chip = load_config("tpu_v4")
+    overlap_event._makespan.cache_clear()
+    cut = tpusim.simulate(chip, "vgg16", engine="event").summary["total_cycles"]
+    monkeypatch.setattr(overlap_event, "STEADY_BLOCKS", 10**6)
+    overlap_event._makespan.cache_clear()
+    whole = tpusim.simulate(chip, "vgg16", engine="event").summary["total_cycles"]
+    overlap_event._makespan.cache_clear()
+    assert cut == pytest.approx(whole, rel=1e-9)
