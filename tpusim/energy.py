@@ -21,36 +21,10 @@ from dataclasses import dataclass
 
 from . import tables
 from .area import check_node
-<<<<<<< HEAD
 from .config import ChipConfig
 from .formats import Format
 from .offchip import OFFCHIP_PJ_PER_BIT, offchip_pj_per_bit  # noqa: F401  (re-exported)
 from .tables import ENERGY_CONSTANTS, OFFCHIP_CONSTANTS  # noqa: F401  (re-exported)
-=======
-from .formats import FORMATS, Constant, Format
-from .offchip import OFFCHIP_CONSTANTS, OFFCHIP_PJ_PER_BIT, offchip_pj_per_bit  # noqa: F401
-
-_CACTI = ("CACTI 7 (Balasubramonian et al., ACM TACO 2017) via Accelergy's CACTI plug-in, "
-          "45 nm, pJ per bit read")
-
-ENERGY_CONSTANTS: dict[str, Constant] = {
-    "sram_8kib_pj_per_bit": Constant(0.096, "pJ/bit", _CACTI),
-    "sram_32kib_pj_per_bit": Constant(0.27, "pJ/bit", _CACTI),
-    "sram_1mib_pj_per_bit": Constant(0.98, "pJ/bit", _CACTI),
-    "vector_op_pj": Constant(0.9, "pJ", "assumption: one vector element op costs one fp32 add, "
-                             "0.9 pJ at 45 nm (Horowitz 2014)"),
-    **{f"{kind}_pj_per_bit": c for kind, c in OFFCHIP_CONSTANTS.items()},
-}
-
-# CACTI 7 at 45 nm, pJ per bit read, by capacity in bytes (Balasubramonian et al., TACO 2017).
-SRAM_PJ_PER_BIT_45NM = (
-    (8 * 1024, ENERGY_CONSTANTS["sram_8kib_pj_per_bit"].value),
-    (32 * 1024, ENERGY_CONSTANTS["sram_32kib_pj_per_bit"].value),
-    (1024 * 1024, ENERGY_CONSTANTS["sram_1mib_pj_per_bit"].value),
-)
-# A vector element op is counted as one fp32 add at 45 nm (Horowitz 2014: 0.9 pJ) (assumption).
-VECTOR_OP_PJ_45NM = ENERGY_CONSTANTS["vector_op_pj"].value
->>>>>>> pack
 
 
 def node_scale(node_nm: float, source: str | None = None) -> float:
