@@ -56,11 +56,19 @@ class SramConfig(_Model):
 
 class HbmConfig(_Model):
     kind: str = "HBM2"
-    bandwidth_gbps: float = Field(gt=0, description="off-chip bandwidth, GB/s (1e9 bytes/s)")
+    # GB/s = 1e9 BYTES per second (not gigabits): the name is kept because configs and
+    # ``--set memory.hbm.bandwidth_gbps`` use it; code reads :attr:`bytes_per_s`.
+    bandwidth_gbps: float = Field(gt=0, description="off-chip bandwidth in GB/s (1e9 bytes/s, "
+                                  "not Gbit/s)")
     energy_pj_per_bit: float = Field(
         gt=0, description="pJ per bit moved; default: the kind's (offchip.OFFCHIP_PJ_PER_BIT)")
     capacity_gib: float | None = Field(None, gt=0)
     efficiency: float = Field(1.0, gt=0, le=1, description="achievable fraction of bandwidth")
+
+    @property
+    def bytes_per_s(self) -> float:
+        """Achievable off-chip bandwidth in bytes/s: ``bandwidth_gbps`` x 1e9 x ``efficiency``."""
+        return self.bandwidth_gbps * 1e9 * self.efficiency
 
     @model_validator(mode="before")
     @classmethod
@@ -153,7 +161,7 @@ class ChipConfig(_Model):
     @property
     def hbm_bytes_per_cycle(self) -> float:
         hbm = self.memory.hbm
-        return hbm.bandwidth_gbps * hbm.efficiency / self.clock_ghz
+        return hbm.bandwidth_gbps * hbm.efficiency / self.clock_ghz   # GB/s / GHz = bytes/cycle
 
     def check_format(self, fmt: str, source: str | None = None) -> str:
         name = get_format(fmt, source).name

@@ -94,12 +94,13 @@ class Energy:
 
 
 def layer_energy(chip: ChipConfig, fmt: Format, macs: float, vector_ops: float,
-                 sram_input: float, sram_weight: float, sram_output: float, hbm_bytes: float,
+                 sram_input_bytes: float, sram_weight_bytes: float, sram_output_bytes: float,
+                 hbm_bytes: float,
                  latency_s: float) -> Energy:
     s = chip.memory.sram
-    sram = 8 * (sram_input * sram_pj_per_bit(chip, s.input_kib)
-                + sram_weight * sram_pj_per_bit(chip, s.weight_kib)
-                + sram_output * sram_pj_per_bit(chip, s.output_kib))
+    sram = 8 * (sram_input_bytes * sram_pj_per_bit(chip, s.input_kib)
+                + sram_weight_bytes * sram_pj_per_bit(chip, s.weight_kib)
+                + sram_output_bytes * sram_pj_per_bit(chip, s.output_kib))
     return Energy(mac_pj=macs * mac_pj(chip, fmt.name),
                   vector_pj=vector_ops * vector_op_pj(chip),
                   sram_pj=sram,

@@ -78,7 +78,7 @@ def ridge_point(peak_tops: float, bandwidth_bytes_s: float) -> float:
 
 def bound_of(kind: str, lt) -> str:
     """What limits a layer: the largest of its compute, HBM and SRAM times."""
-    if lt.stall_sram > 0:
+    if lt.stall_sram_cycles > 0:
         return "sram"
     if kind == "vector":
         return "hbm" if lt.hbm_cycles > lt.compute_cycles else "vector"
@@ -175,7 +175,7 @@ def chip_roofs(chip: "ChipConfig", formats: list[str] | tuple[str, ...] | None =
         chip=chip.name, clock_hz=clock,
         compute_tops={f: chip.peak_tops(f) for f in fmts},
         vector_tops=chip.vector.ops_per_cycle * clock / 1e12,
-        hbm_bytes_s=hbm.bandwidth_gbps * 1e9 * hbm.efficiency,
+        hbm_bytes_s=hbm.bytes_per_s,
         sram_bytes_s=sram, sram_limits=bool(configured), assumptions=tuple(assumptions))
 
 
