@@ -320,7 +320,7 @@ def test_api_errors_are_input_errors(trace):
         sweep("default", trace, {"array.rows": []})
     with pytest.raises(InputError, match="expected 2 values"):
         sweep("default", trace, {("array.rows", "array.cols"): [(16,)]})
-    with pytest.raises(InputError, match="--jobs"):
+    with pytest.raises(InputError, match="^jobs: "):
         sweep("default", trace, {"array.rows": [16]}, jobs=0)
 
 

@@ -248,7 +248,9 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
-def _resolve(name_or_path: str | Path) -> Path:
+def find_config(name_or_path: str | Path) -> Path:
+    """The file a config name means: a ``.yaml``/``.cfg`` path as given, else a preset in
+    ``configs/``; neither is an :class:`InputError` listing the presets."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml", ".cfg") or p.exists():
         if not p.is_file():
@@ -339,9 +341,9 @@ def _apply_overrides(raw: dict, overrides: dict[str, Any], source: str) -> dict:
         path = key.replace("__", ".")
         if isinstance(value, dict):
             for sub, v in _flatten(value, path).items():
-                _set_dotted(raw, sub, v, "--set")
+                _set_dotted(raw, sub, v, "overrides")
         else:
-            _set_dotted(raw, path, value, "--set")
+            _set_dotted(raw, path, value, "overrides")
     return raw
 
 
@@ -366,7 +368,7 @@ def load_config(name_or_path: str | Path | ChipConfig = "default", **overrides: 
             return name_or_path
         raw, source = name_or_path.model_dump(), name_or_path.name
     else:
-        path = _resolve(name_or_path)
+        path = find_config(name_or_path)
         source = str(path)
         raw = read_scalesim_cfg(path) if path.suffix == ".cfg" else _read_yaml(path)
     try:
@@ -379,7 +381,7 @@ def load_config(name_or_path: str | Path | ChipConfig = "default", **overrides: 
     try:
         return ChipConfig.model_validate(raw)
     except ValidationError as err:
-        raise validation_to_input_error(err, "--set") from None
+        raise validation_to_input_error(err, "overrides") from None
 
 
 def config_label(name_or_path: str | Path) -> str:

@@ -472,3 +472,20 @@ def roofline_page(fig, title: str, tables_html: list[str], notes: list[str]) -> 
                         "<ul class='note'>" + "".join(f"<li>{html.escape(n)}</li>"
                                                       for n in notes) + "</ul>"])
 
+
+def _inf_num(x: float, spec: str = ".4g") -> str:
+    return "∞" if isinstance(x, float) and math.isinf(x) else format(x, spec)
+
+
+def workload_table_html(wt: pd.DataFrame) -> str:
+    """The per-workload roofline table (``roofline.workload_table``) as an HTML table."""
+    head = ("<tr><th class='l'>workload</th><th>format</th><th>time</th><th>ops/HBM B</th>"
+            "<th>achieved / attainable TOPS</th><th>headroom</th><th>memory-bound</th>"
+            "<th class='l'>bound</th></tr>")
+    rows = "".join(
+        f"<tr><td class='l'>{html.escape(str(r.workload))}</td><td>{html.escape(str(r.format))}"
+        f"</td><td>{r.time_s * 1e3:.4g} ms</td><td>{_inf_num(r.ops_per_hbm_byte, ',.4g')}</td>"
+        f"<td>{r.achieved_tops:.4g} / {r.attainable_tops:.4g}</td><td>{r.headroom:.2f}x</td>"
+        f"<td>{r.memory_bound_fraction:.0%}</td><td class='l'>{html.escape(str(r.bound))}</td>"
+        "</tr>" for r in wt.itertuples())
+    return f"<table>{head}{rows}</table>"

@@ -179,6 +179,16 @@ def chip_roofs(chip: "ChipConfig", formats: list[str] | tuple[str, ...] | None =
         sram_bytes_s=sram, sram_limits=bool(configured), assumptions=tuple(assumptions))
 
 
+def roof_notes(roofs: ChipRoofs) -> list[str]:
+    """Each roof and ridge in words, then the roofs' assumptions (the chart page's notes)."""
+    notes = [f"{f}: compute roof {p:.4g} TOPS, HBM ridge {roofs.ridge(f):,.0f} ops/B, "
+             f"SRAM ridge {roofs.ridge(f, 'sram'):,.3g} ops/B"
+             for f, p in roofs.compute_tops.items()]
+    notes.append(f"vector roof {roofs.vector_tops:.4g} TOPS (element ops), ridge "
+                 f"{roofs.vector_ridge:,.3g} ops/B")
+    return notes + list(roofs.assumptions)
+
+
 # ------------------------------------------------------------------ per layer
 
 def _mib(x: float) -> str:

@@ -59,7 +59,8 @@ def _resolve_format(layer: Layer, chip: ChipConfig, forced: str | None, source: 
     if fmt not in chip.formats:
         where = f"line {layer.line}" if layer.line else f"layer {layer.name!r}"
         raise InputError(source, where, fmt, f"chip {chip.name!r} runs "
-                         f"{'|'.join(chip.formats)}; pass --format to run it in one of them")
+                         f"{'|'.join(chip.formats)}; pass format= (--format) to run it in one "
+                         "of them")
     return fmt
 
 
@@ -203,13 +204,13 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
     chip = config if isinstance(config, ChipConfig) else load_config(config)
     wl = workload if isinstance(workload, Workload) else load_workload(workload)
     if batch < 1:
-        raise InputError("--batch", None, batch, "must be >= 1")
+        raise InputError("batch", None, batch, "must be >= 1")
     wl = scale_batch(wl, batch)
     source = wl.source or wl.name
-    forced = chip.check_format(format, "--format") if format else None
+    forced = chip.check_format(format, "format") if format else None
     engine = engine or chip.timing.engine
     if engine not in ("analytic", "event"):
-        raise InputError("--engine", None, engine, "allowed: analytic|event")
+        raise InputError("engine", None, engine, "allowed: analytic|event")
 
     fmt_names = [_resolve_format(l, chip, forced, source) for l in wl.layers]
     fmts = [get_format(f) for f in fmt_names]

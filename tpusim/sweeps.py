@@ -157,8 +157,8 @@ def plan_sweep(config: str | Path | ChipConfig, workloads: Any,
             for p, v in zip(paths, row):
                 if p == FORMAT:
                     if not isinstance(v, str):
-                        raise InputError("--format", None, v, "expected a format name")
-                    chip.check_format(v, "--format")
+                        raise InputError("format", None, v, "expected a format name")
+                    chip.check_format(v, "format")
     columns = tuple(p for paths, _ in norm for p in paths)
 
     chips: dict[str, str] = {}          # overrides JSON -> config content after overrides
@@ -308,12 +308,12 @@ def _dask_client(scheduler: Any):
     try:
         from dask.distributed import Client
     except ImportError:
-        raise InputError("--scheduler", None, message="Dask is not installed; "
+        raise InputError("scheduler", None, message="Dask is not installed; "
                          "pip install 'tpusim[dask]'") from None
     try:
         return Client(str(scheduler), timeout="15s", set_as_default=False), True
     except (OSError, TimeoutError, ValueError) as exc:
-        raise InputError("--scheduler", None, str(scheduler),
+        raise InputError("scheduler", None, str(scheduler),
                          f"could not connect to a Dask scheduler ({exc})") from None
 
 
@@ -480,7 +480,7 @@ def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Itera
     """
     plan = plan_sweep(config, workloads, axes)
     if jobs is not None and jobs < 1:
-        raise InputError("--jobs", None, jobs, "must be >= 1")
+        raise InputError("jobs", None, jobs, "must be >= 1")
     store = _Store(Path(out_dir)) if out_dir is not None else None
     known = store.load() if store else {}
 

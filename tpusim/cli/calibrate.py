@@ -51,7 +51,7 @@ def _print_report(cal) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..calibrate import _old_value
+    from ..yaml_edit import get_path
 
     con = Console(highlight=False)
     st = cal.stats
@@ -71,7 +71,7 @@ def _print_report(cal) -> None:
         p.add_column(col, justify="left" if col == "parameter" else "right")
     for prm in cal.params:
         vals = [fv[prm.path] for fv in cal.fold_values]
-        p.add_row(prm.path, f"{_old_value(cal.base, prm.path)}", f"{cal.values[prm.path]:g}",
+        p.add_row(prm.path, f"{get_path(cal.base, prm.path)}", f"{cal.values[prm.path]:g}",
                   f"{min(vals):g} .. {max(vals):g}")
     con.print(p)
     meas = cal.measurements.latency_us
@@ -120,7 +120,7 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
     """
     from .._io import atomic_write_text
     from ..calibrate import FitError, calibrate as run_calibration, calibrated_yaml, recipe
-    from ..config import _resolve
+    from ..config import find_config
 
     overrides = parse_sets(sets)
     fit_spec = _parse_fits(fits)
@@ -132,7 +132,7 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
         click.echo(f"tpusim calibrate: {exc}", err=True)
         ctx.exit(1)
     _print_report(cal)
-    base_path = _resolve(config)
+    base_path = find_config(config)
     name = out.stem
     text = calibrated_yaml(cal, base_path, name,
                            command_line(config, measurements, out, folds, seed, fits, fmt, loss,
