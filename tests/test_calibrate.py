@@ -283,16 +283,6 @@ def test_validate_scores_by_cv_and_skips_what_is_missing(cli, tmp_path, monkeypa
     assert len(html) > 1_000_000                      # plotly.js is inlined, not fetched
 
 
-def test_cycle_shares_sum_to_one():
-    from tpusim.fidelity import cycle_shares
-    res = tpusim.simulate("tpu_v1", Workload("mlp", (
-        make_layer({"name": "fc", "op": "matmul", "m": 200, "k": 2000, "n": 2000}),
-        make_layer({"name": "act", "op": "relu", "elements": 400000}))))
-    s = cycle_shares(res.layers)
-    assert sum(s.values()) == pytest.approx(1.0)
-    assert all(v >= -1e-9 for v in s.values())
-
-
 def test_yaml_edit_inside_a_one_line_flow_mapping():
     import yaml
     lines = ["formats:", "  bf16: {rate: 1}", "  fp16: {emulate: bf16, passes: 3}  # 3 passes"]

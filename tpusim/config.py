@@ -111,6 +111,16 @@ class EnergyConfig(_Model):
 
 
 class ChipConfig(_Model):
+    """One chip: ``array.count`` identical ``array.rows`` x ``array.cols`` MAC arrays at
+    ``clock_ghz``, sharing SRAM buffers and one off-chip channel (``memory``), a vector unit,
+    the ``formats`` it runs (natively at a rate or emulated in passes) with ``default_format``,
+    its ``timing`` model and its ``energy`` constants.
+
+    Frozen and validated: build one with :func:`load_config` (a preset, YAML or SCALE-Sim
+    ``.cfg``, plus dotted overrides). Derived numbers are methods whose names carry the unit
+    (``peak_tops``, ``hbm_bytes_per_cycle``).
+    """
+
     name: str
     description: str = ""
     clock_ghz: float = Field(gt=0)

@@ -91,7 +91,7 @@ def cycle_shares(layers: pd.DataFrame) -> dict[str, float]:
     """
     cnt = layers["count"]
     total = float((layers["cycles"] * cnt).sum())
-    gemm = layers["op"].isin(["matmul", "gemm", "linear", "fc", "conv2d", "conv"])
+    gemm = layers["kind"] == "gemm"
     stall = float((layers["stall_weight_cycles"] * cnt).sum())
     shift = float((layers["weight_shift_cycles"] * cnt)[gemm].sum())
     active = float(((layers["compute_cycles"] - layers["weight_shift_cycles"]

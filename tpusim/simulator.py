@@ -46,6 +46,14 @@ LAYER_COLUMNS = (
 
 @dataclass
 class Result:
+    """One simulated run: the chip and workload as run (batch applied) and two views of it.
+
+    ``layers``: one row per trace row, numbers per instance (multiply by ``count`` for totals),
+    columns :data:`LAYER_COLUMNS` (SPEC's ``layers.csv`` first, then detail). ``summary``: run
+    totals as ``summary.json`` holds them (latency, throughput, achieved and peak TOPS,
+    utilization, energy and its breakdown, HBM bytes, time share per bound).
+    """
+
     config: ChipConfig
     workload: Workload
     layers: pd.DataFrame
