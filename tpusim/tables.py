@@ -45,8 +45,9 @@ class Constant:
 
 
 _HOROWITZ = "Horowitz, 'Computing's energy problem', ISSCC 2014, 45 nm 0.9 V"
-_DEAN = "Dean, 'The Deep Learning Revolution and Its Implications for ...', 2020"
-_CACTI = "CACTI 7 via Accelergy's plug-in (accelergy-cacti-plug-in), 45 nm, pJ per bit read"
+_DEAN = "Dean, 'The Deep Learning Revolution and Its Implications for ...', ISSCC 2020"
+_CACTI = ("CACTI 7 (Balasubramonian et al., ACM TACO 2017) via Accelergy's CACTI plug-in, "
+          "45 nm, pJ per bit read")
 _OFFCHIP = ("component-model libraries (Accelergy/Timeloop tables; no primary source agrees, so "
             "a config may set memory.hbm.energy_pj_per_bit)")
 _NANGATE = "Nangate 45 nm Open Cell Library, typical corner (NangateOpenCellLibrary_typical.lib)"
