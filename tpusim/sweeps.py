@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 
-from . import __version__
+from . import __version__, tables
 from .config import ChipConfig, load_config
 from .errors import InputError
 from .importers import find_workload, load_workload
@@ -92,6 +92,7 @@ class _Payload:
     token: str
     base: ChipConfig
     workloads: tuple[Workload, ...]
+    table: tables.Tables = tables.DEFAULT   # the energy/area table the caller had installed
 
 
 def _sha(text: str | bytes) -> str:
@@ -161,6 +162,8 @@ def plan_sweep(config: str | Path | ChipConfig, workloads: Any,
                     chip.check_format(v, "format")
     columns = tuple(p for paths, _ in norm for p in paths)
 
+    table = tables.current()
+    table_key = "" if table == tables.DEFAULT else _sha(repr(table))
     chips: dict[str, str] = {}          # overrides JSON -> config content after overrides
     points: list[Point] = []
     combos = list(itertools.product(*[rows for _, rows in norm]))
@@ -175,9 +178,11 @@ def plan_sweep(config: str | Path | ChipConfig, workloads: Any,
             except InputError:          # fails in combination only: the point records why
                 content = base.model_dump_json() + over_json
             chips[over_json] = content
-        key = _sha(json.dumps({"config": _sha(content), "workload": hashes[wi],
-                               "format": dict(values).get(FORMAT), "tpusim": __version__},
-                              sort_keys=True))[:24]
+        ident = {"config": _sha(content), "workload": hashes[wi],
+                 "format": dict(values).get(FORMAT), "tpusim": __version__}
+        if table_key:   # a swapped energy/area table gives other energies: other points
+            ident["tables"] = table_key
+        key = _sha(json.dumps(ident, sort_keys=True))[:24]
         points.append(Point(len(points), wi, values, key))
     return Plan(base, tuple(wls), tuple(labels), columns, tuple(points))
 
@@ -225,6 +230,11 @@ def _chip_for(payload: _Payload, overrides: dict[str, Any]) -> ChipConfig:
 def _run_chunk(payload: _Payload, chunk: Sequence[tuple]) -> list[dict[str, Any]]:
     """Simulate each ``(index, key, workload, overrides, format)``; failures become records."""
     from .simulator import simulate
+    with tables.use(payload.table):
+        return _run_points(payload, chunk, simulate)
+
+
+def _run_points(payload: _Payload, chunk: Sequence[tuple], simulate) -> list[dict[str, Any]]:
     out = []
     for index, key, wi, overrides, fmt in chunk:
         rec: dict[str, Any] = {"index": index, "key": key}
@@ -494,7 +504,9 @@ def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Itera
             todo.append(p)
     reused = len(results)
 
-    payload = _Payload(_sha(plan.base.model_dump_json()), plan.base, plan.workloads)
+    table = tables.current()
+    token = plan.base.model_dump_json() + ("" if table == tables.DEFAULT else repr(table))
+    payload = _Payload(_sha(token), plan.base, plan.workloads, table)
     jobs = jobs or _cpu_count()
     if not todo:
         batches: Iterator[list[dict]] = iter(())
