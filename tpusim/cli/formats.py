@@ -218,6 +218,7 @@ def formats(config, names, workload, sets, gemm_size, seed, out_dir):
 
     import tpusim
     from ..formats import FORMAT_NAMES, get_format
+    from .._io import csv_safe
     from ..results import write_all
     from ..config import config_label
 
@@ -240,7 +241,7 @@ def formats(config, names, workload, sets, gemm_size, seed, out_dir):
         df = df.drop(columns=["latency_s", "energy_j"])
     out = out_dir or Path("results") / f"formats-{config_label(config)}"
     page_html = formats_html(df, chip.name, wl.name if wl else None)
-    csv_text = df.to_csv(index=False, float_format="%.10g")
+    csv_text = csv_safe(df).to_csv(index=False, float_format="%.10g")
     write_all({"formats.csv": lambda p: p.write_text(csv_text),
                "formats.html": lambda p: p.write_text(page_html)}, Path(out))
     print_table(df if wl is not None else df.assign(latency_s=math.nan), chip.name)
