@@ -120,6 +120,16 @@ def test_no_html_rerun_leaves_no_stale_report_and_keeps_user_files(cli, tmp_path
     assert f"(run {rid})" in (out / "config.yaml").read_text()
 
 
+def test_a_users_own_config_yaml_in_out_is_never_replaced(cli, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    mine = out / "config.yaml"
+    mine.write_text("name: mine\n")
+    code, _, err = cli("run", "default", _trace(tmp_path), "--out", out)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not written by tpusim" in err
+    assert mine.read_text() == "name: mine\n" and _visible(out) == {"config.yaml"}
+
+
 def test_crash_between_renames_leaves_no_mix_of_two_runs(cli, tmp_path, monkeypatch):
     trace = _trace(tmp_path)
     out = tmp_path / "r"

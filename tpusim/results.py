@@ -143,7 +143,16 @@ def write_result(result: "Result", out_dir: str | Path, html: bool = True,
 
     ``provenance`` (see :func:`tpusim.provenance.run_provenance`) goes into ``summary.json``;
     without it the record holds the run id, the version and the resolved config."""
+    from ._io import check_target
+    from .errors import InputError
     from .provenance import config_yaml, run_summary
+    out_dir = Path(out_dir)
+    mine = out_dir / "config.yaml"   # a common name: never replace a user's own config
+    check_target(mine)
+    if mine.exists() and "config.yaml" not in read_manifest(
+            out_dir, "run").get("files", []):
+        raise InputError(str(mine), None, message="exists and was not written by tpusim run; "
+                         "move it or choose another --out")
     summary = run_summary(result, provenance)
     run_id = summary["provenance"]["run_id"]
     files: dict[str, Callable[[Path], None]] = {

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import default_out, parse_sets, set_option
+from .common import parse_sets, set_option
 
 
 def print_summary(result, out_dir: Path | None, written: list | None = None) -> None:
