@@ -120,6 +120,17 @@ def test_no_html_rerun_leaves_no_stale_report_and_keeps_user_files(cli, tmp_path
     assert f"(run {rid})" in (out / "config.yaml").read_text()
 
 
+def test_folder_of_an_older_tpusim_loses_its_stale_report_too(cli, tmp_path):
+    trace = _trace(tmp_path)
+    out = tmp_path / "r"
+    assert cli("run", "default", trace, "--out", out)[0] == 0
+    (out / ".tpusim-run.json").unlink()      # as a tpusim without manifests left it
+    (out / "config.yaml").unlink()
+    (out / "other.html").write_text("mine")
+    assert cli("run", "default", trace, "--out", out, "--no-html")[0] == 0
+    assert _visible(out) == {"layers.csv", "summary.json", "config.yaml", "other.html"}
+
+
 def test_a_users_own_config_yaml_in_out_is_never_replaced(cli, tmp_path):
     out = tmp_path / "r"
     out.mkdir()

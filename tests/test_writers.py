@@ -79,6 +79,14 @@ def test_run_refuses_a_symlinked_output_and_writes_nothing(cli, tmp_path, name):
     assert {p.name for p in out.iterdir()} == {name}
 
 
+def test_run_refuses_a_fifo_summary_without_blocking(cli, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    os.mkfifo(out / "summary.json")
+    code, _, err = cli("run", "default", _trace(tmp_path), "--out", out)
+    _one_line_refusal(code, err, out / "summary.json")
+
+
 def test_formats_and_sweep_refuse_symlinked_outputs(cli, tmp_path):
     out = tmp_path / "f"
     out.mkdir()

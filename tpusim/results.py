@@ -82,7 +82,7 @@ def _remove_ours(out_dir: Path, names: list[str]) -> None:
 
 def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,
               group: str | None = None, run_id: str | None = None,
-              locked: bool = False) -> list[Path]:
+              locked: bool = False, adopt: tuple[str, ...] = ()) -> list[Path]:
     """Write each file via its writer to a temp path, then rename them all into ``out_dir``.
 
     If any writer fails, every temp file is removed and nothing in ``out_dir`` changes. Targets
@@ -96,6 +96,8 @@ def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,
     A crash between those renames leaves only files of the new run and a pending manifest,
     never a mix of two runs. Files tpusim did not write are never touched. Writers of one
     group serialise on an exclusive ``flock`` of ``out_dir`` (``locked``: the caller holds it).
+    ``adopt``: names to treat as the previous write's files when there is no manifest yet (a
+    directory written by a tpusim without manifests; the caller has checked it is one).
     """
     from ._io import check_dir, check_target, mode_for, replace_into, temp_beside
     out_dir = Path(out_dir)
@@ -112,7 +114,7 @@ def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,
         with _dir_lock(out_dir) if group and not locked else nullcontext():
             if group:
                 from ._io import atomic_write_text
-                old = read_manifest(out_dir, group)
+                old = read_manifest(out_dir, group) or {"files": list(adopt)}
                 record = {"run_id": run_id, "state": "pending", "files": list(files),
                           "temps": [t.name for t, _ in temps]}
                 atomic_write_text(_manifest_path(out_dir, group), json.dumps(record) + "\n")
@@ -155,6 +157,8 @@ def write_result(result: "Result", out_dir: str | Path, html: bool = True,
                          "move it or choose another --out")
     summary = run_summary(result, provenance)
     run_id = summary["provenance"]["run_id"]
+    # A folder an older tpusim wrote has no manifest: its summary.json says it was a run's.
+    adopt = RUN_FILES if _written_by_run(out_dir / "summary.json") else ()
     files: dict[str, Callable[[Path], None]] = {
         "layers.csv": lambda p: p.write_text(layers_csv(result)),
         "summary.json": lambda p: p.write_text(summary_json(summary)),
@@ -163,4 +167,17 @@ def write_result(result: "Result", out_dir: str | Path, html: bool = True,
     if html:
         from .plots import report_html
         files["report.html"] = lambda p: p.write_text(report_html(result))
-    return write_all(files, Path(out_dir), group="run", run_id=run_id)
+    return write_all(files, out_dir, group="run", run_id=run_id, adopt=adopt)
+
+
+RUN_FILES = ("layers.csv", "summary.json", "report.html")   # what every tpusim run wrote
+
+
+def _written_by_run(path: Path) -> bool:
+    if path.is_symlink() or not path.is_file():   # never open a FIFO: it would block
+        return False
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and "tpusim_version" in data and "total_cycles" in data
