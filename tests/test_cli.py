@@ -24,7 +24,8 @@ def test_run_writes_spec_files(cli, tmp_path):
     out = tmp_path / "r"
     code, stdout, err = cli("run", "tpu_v4", RESNET18, "--out", out)
     assert code == 0, err
-    assert {p.name for p in out.iterdir()} == {"layers.csv", "summary.json", "report.html"}
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
+        "layers.csv", "summary.json", "report.html", "config.yaml"}
     layers = pd.read_csv(out / "layers.csv")
     assert len(layers) == 21 and layers["macs"].sum() == 1471181568
     summary = json.loads((out / "summary.json").read_text())

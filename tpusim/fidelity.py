@@ -217,7 +217,8 @@ def run_checks(measurements: Path | None = None, calibrated: Path | None = None)
 
 
 def validation_csv(table: pd.DataFrame) -> str:
-    return table.to_csv(index=False, float_format="%.6g")
+    from ._io import csv_safe
+    return csv_safe(table).to_csv(index=False, float_format="%.6g")
 
 
 def _group_stats(table: pd.DataFrame) -> list[tuple[str, str, int, float, float, float, str]]:

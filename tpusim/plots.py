@@ -449,7 +449,8 @@ def report_html(result: "Result") -> str:
             time_per_layer_figure(result.layers, chip.clock_ghz),
             energy_figure(s, result.layers)]
     divs = figures_html(figs)
-    sub = (f"{chip.description} · format {s['format']} · batch {s['batch']} · "
+    from .provenance import describe_chip  # from the resolved fields, never the preset's text
+    sub = (f"{describe_chip(chip)} · format {s['format']} · batch {s['batch']} · "
            f"{s['timing_model']} timing ({s['engine']})")
     assumptions = "".join(f"<li>{html.escape(a)}</li>" for a in roofs.assumptions)
     foot = (f"tpusim {s.get('tpusim_version', '')}; simulated in "

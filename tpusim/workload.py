@@ -162,6 +162,8 @@ class Workload:
     layers: tuple[Layer, ...]
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # What an importer knows beyond the layers (ONNX: ``onnx_coverage``); not part of equality.
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def macs(self) -> int:

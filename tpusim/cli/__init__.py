@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in argv
     from ..errors import InputError
     try:
-        rv = cli.main(args=argv, prog_name="tpusim", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="tpusim", standalone_mode=False,
+                      obj={"argv": argv})
     except InputError as exc:
         if debug:
             raise

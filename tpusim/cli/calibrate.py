@@ -118,13 +118,14 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
         --set memory.sram.double_buffered=false --set timing.weight_fifo_depth=1 \\
         --set formats.fp16.passes=1 --format fp16 --out results/tpu_v4_calibrated.yaml
     """
-    from .._io import atomic_write_text
+    from .._io import atomic_write_text, check_target
     from ..calibrate import FitError, calibrate as run_calibration, calibrated_yaml, recipe
     from ..config import find_config
 
     overrides = parse_sets(sets)
     fit_spec = _parse_fits(fits)
     out = out or Path("results") / f"{Path(str(config)).stem}_calibrated.yaml"
+    check_target(out)   # before the fit: a bad --out fails in a second
     try:
         cal = run_calibration(config, measurements, fit_spec=fit_spec, folds=folds, seed=seed,
                               fmt=fmt, loss=loss, overrides=overrides)

@@ -60,6 +60,7 @@ def formats(config, names, workload, sets, gemm_size, seed, out_dir):
       tpusim formats tpu_v4 --formats int8,bf16,fp32 --workload resnet50 --out results/fmt
     """
     import tpusim
+    from .._io import csv_safe
     from ..config import config_label
     from ..format_report import format_table, formats_html
     from ..results import write_all
@@ -76,7 +77,7 @@ def formats(config, names, workload, sets, gemm_size, seed, out_dir):
     df = format_table(chip, fmt_list, wl, gemm_size, seed)
     out = out_dir or Path("results") / f"formats-{config_label(config)}"
     page_html = formats_html(df, chip.name, wl.name if wl else None)
-    csv_text = df.to_csv(index=False, float_format="%.10g")
+    csv_text = csv_safe(df).to_csv(index=False, float_format="%.10g")
     write_all({"formats.csv": lambda p: p.write_text(csv_text),
                "formats.html": lambda p: p.write_text(page_html)}, Path(out))
     print_table(df if wl is not None else df.assign(latency_s=math.nan), chip.name)

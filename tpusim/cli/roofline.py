@@ -110,7 +110,7 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     from rich.console import Console
 
     import tpusim
-    from .._io import atomic_path
+    from .._io import atomic_path, check_target, csv_safe
     from ..importers.reference import read_reference
     from ..plots import layer_table_html, roofline_chart, roofline_page, workload_table_html
     from ..results import write_all
@@ -140,6 +140,8 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
 
     html_path = Path(out or default_html(config, workloads, per_workload))
     csv_path = html_path.with_suffix(".csv")
+    for target in (html_path, csv_path, *([Path(png)] if png is not None else [])):
+        check_target(target)
     notes = roof_notes(roofs)
     parts = [f"<h2>Per workload</h2>{workload_table_html(wt)}"]
     if not per_workload:
@@ -147,7 +149,7 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
                   + layer_table_html(csv_table.sort_values("time_s", ascending=False,
                                                            kind="stable"), top=40)]
     page = roofline_page(fig, title, parts, notes)
-    csv_text = csv_table.to_csv(index=False, float_format="%.10g")
+    csv_text = csv_safe(csv_table).to_csv(index=False, float_format="%.10g")
     png_bytes = _png(fig) if png is not None else None
     files = {html_path.name: lambda p: p.write_text(page),
              csv_path.name: lambda p: p.write_text(csv_text)}
