@@ -2,6 +2,11 @@
 
 Every page embeds plotly.js (no CDN), so it opens from file:// with no network. Figures get fixed
 div ids, so the same result gives a byte-identical page.
+
+Templates are the slow part of a plotly figure (``Figure()`` validates a copy of the default
+template, ``update_layout(template=...)`` another): figures here are built with an empty
+template (:func:`new_figure`), and :func:`figures_html` writes the ``plotly_white`` template's
+JSON, read once from plotly's package data, into the page (the same JSON plotly would write).
 """
 from __future__ import annotations
 
@@ -23,6 +28,27 @@ SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "
            "triangle-down", "pentagon")
 ROOF_DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
 TEMPLATE = "plotly_white"
+_TEMPLATE_JSON: dict | None = None
+
+
+def new_figure(*data):
+    """A ``go.Figure`` with an empty template; :func:`figures_html` adds ``TEMPLATE``'s."""
+    import plotly.graph_objects as go
+    fig = go.Figure(*data, layout={"template": {}})
+    fig._add_template = True
+    return fig
+
+
+def template_json() -> dict:
+    """``TEMPLATE`` as plotly writes it, read from plotly's package data (no validation)."""
+    global _TEMPLATE_JSON
+    if _TEMPLATE_JSON is None:
+        import importlib.resources
+        import json
+        path = importlib.resources.files("plotly") / "package_data" / "templates"
+        raw = json.loads((path / f"{TEMPLATE}.json").read_text())
+        _TEMPLATE_JSON = {"data": raw["data"], "layout": raw["layout"]}
+    return _TEMPLATE_JSON
 
 # Parts of a layer's time, in stacking order: (label, colour).
 TIME_PARTS = {
@@ -60,14 +86,14 @@ def time_per_layer_figure(df: pd.DataFrame, clock_ghz: float | None = None):
     import plotly.graph_objects as go
     parts = time_parts(df)
     scale, unit = (1.0, "cycles") if not clock_ghz else (1e6 / (clock_ghz * 1e9), "µs")
-    fig = go.Figure()
+    fig = new_figure()
     x = _unique_names(df["name"])
     for label, color in TIME_PARTS.items():
         y = parts[label] * scale
         if y.sum() > 0:
             fig.add_bar(x=x, y=y, name=label, marker_color=color,
                         hovertemplate=f"%{{x}}<br>{label}: %{{y:.4g}} {unit}<extra></extra>")
-    fig.update_layout(template=TEMPLATE, barmode="stack", title="Time per layer (x count)",
+    fig.update_layout(barmode="stack", title="Time per layer (x count)",
                       xaxis_title="layer", yaxis_title=unit, height=460,
                       legend={"orientation": "h", "y": -0.25, "traceorder": "normal"},
                       margin={"t": 50, "b": 40})
@@ -88,11 +114,11 @@ def energy_figure(summary: dict, df: pd.DataFrame | None = None):
                  hovertemplate="%{label}: %{value:.4g} J (%{percent})<extra></extra>")
     title = f"Energy by component ({summary['energy_j']:.4g} J per run)"
     if df is None:
-        fig = go.Figure(pie)
-        fig.update_layout(template=TEMPLATE, title=title, height=420)
+        fig = new_figure(pie)
+        fig.update_layout(title=title, height=420)
         return fig
     fig = make_subplots(rows=1, cols=2, column_widths=[0.36, 0.64], horizontal_spacing=0.08,
-                        specs=[[{"type": "domain"}, {"type": "xy"}]])
+                        specs=[[{"type": "domain"}, {"type": "xy"}]], figure=new_figure())
     fig.add_trace(pie, row=1, col=1)
     x = _unique_names(df["name"])
     for key, (label, color) in ENERGY_PARTS.items():
@@ -102,7 +128,7 @@ def energy_figure(summary: dict, df: pd.DataFrame | None = None):
                                  hovertemplate=f"%{{x}}<br>{label}: %{{y:.4g}} µJ<extra></extra>"),
                           row=1, col=2)
     fig.update_yaxes(title_text="µJ per layer (x count)", row=1, col=2)
-    fig.update_layout(template=TEMPLATE, title=title, barmode="stack", height=460,
+    fig.update_layout(title=title, barmode="stack", height=460,
                       legend={"orientation": "h", "y": -0.2, "traceorder": "normal"},
                       margin={"t": 80, "b": 40})
     return fig
@@ -165,7 +191,7 @@ def roofline_chart(tables: list[pd.DataFrame] | pd.DataFrame, roofs: ChipRoofs,
     if reference is not None and len(reference):
         xs += list(reference["ops_per_byte"])
     lo, hi = _x_range(xs, ridges)
-    fig = go.Figure()
+    fig = new_figure()
 
     # Roofs: one compute roof per format over the HBM slope, then the vector roof.
     for i, f in enumerate(fmts):
@@ -207,7 +233,7 @@ def roofline_chart(tables: list[pd.DataFrame] | pd.DataFrame, roofs: ChipRoofs,
     y_lo = max(min(ys) / 3, 1e-9) if ys else 1e-3
     y_hi = max(ys) * 3 if ys else 1e3
     fig.update_layout(
-        template=TEMPLATE, title=title, height=640, hovermode="closest",
+        title=title, height=640, hovermode="closest",
         xaxis={"type": "log", "title": "operational intensity (ops per HBM byte)",
                "range": [math.log10(lo), math.log10(hi)]},
         yaxis={"type": "log", "title": "throughput (TOPS, 1 MAC = 2 ops)",
@@ -325,7 +351,7 @@ def roofline_figure(df: pd.DataFrame, peak_tops: float, bandwidth_bytes_s: float
     """
     import plotly.graph_objects as go
     g = df[(df["kind"] == "gemm") & (df["achieved_tops"] > 0)].copy()
-    fig = go.Figure()
+    fig = new_figure()
     finite = [v for v in g["intensity"] if math.isfinite(v)]
     ridge = ridge_point(peak_tops, bandwidth_bytes_s)
     lo, hi = _x_range(finite, [ridge])
@@ -344,7 +370,7 @@ def roofline_figure(df: pd.DataFrame, peak_tops: float, bandwidth_bytes_s: float
                           "n=%{customdata[3]}<br>%{customdata[4]}, %{customdata[5]:.4g} cycles"
                           "<br>HBM read %{customdata[6]:.4g} B<br>%{x:.3g} ops/B, "
                           "%{y:.3g} TOPS<extra></extra>")
-    fig.update_layout(template=TEMPLATE, title=title, xaxis_type="log", yaxis_type="log",
+    fig.update_layout(title=title, xaxis_type="log", yaxis_type="log",
                       xaxis_title="operational intensity (ops per HBM byte)",
                       yaxis_title="TOPS")
     return fig
@@ -378,10 +404,16 @@ def page(title: str, body_parts: list[str]) -> str:
 
 
 def figures_html(figs, first_id: int = 0) -> list[str]:
-    """Each figure as a div; plotly.js is inlined once, with the first (no CDN)."""
+    """Each figure as a div; plotly.js is inlined once, with the first (no CDN). A figure with
+    an empty template (:func:`new_figure`) gets ``TEMPLATE``'s JSON."""
+    import plotly.io as pio
     out = []
     for i, fig in enumerate(figs):
-        out.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0),
+        d = fig.to_dict()
+        if getattr(fig, "_add_template", False):
+            d["layout"] = {"template": template_json(),
+                           **{k: v for k, v in d["layout"].items() if k != "template"}}
+        out.append(pio.to_html(d, full_html=False, include_plotlyjs=(i == 0), validate=False,
                                div_id=f"plot-{first_id + i}",
                                config={"displaylogo": False, "responsive": True}))
     return out
