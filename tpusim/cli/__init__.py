@@ -22,6 +22,8 @@ COMMANDS = {
     "workload": ("tpusim.cli.workloads", "workload", "Build workload traces (LLM prefill/decode)."),
     "generate": ("tpusim.cli.generate", "generate",
                  "LLM prefill + decode steps with a growing KV cache."),
+    "serve": ("tpusim.cli.serve", "serve",
+              "Serve an LLM: requests, continuous batching, paged KV cache."),
     "calibrate": ("tpusim.cli.calibrate", "calibrate", "Fit a preset to measured latencies."),
     "validate": ("tpusim.cli.calibrate", "validate", "Run every public check we have."),
     "configs": ("tpusim.cli.run", "configs", "List the chip presets and shipped workloads."),

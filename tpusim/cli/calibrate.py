@@ -152,7 +152,7 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
 @click.option("--calibrated", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Calibrated TPU v4 config (default: the shipped tpu_v4_calibrated preset).")
 def validate(out_dir, measurements, calibrated):
-    """Run every public check: TPUv1 apps, TPU v4 matmuls, Edge TPU latencies.
+    """Run every public check: TPUv1 apps, TPU v4 matmuls, Edge TPU latencies, LLM serving.
 
     Writes DIR/validation.csv (check, case, metric, predicted, measured, error, fitted_on: which
     data fitted which parameter; no parameter is scored on the data that fitted it) and

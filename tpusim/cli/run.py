@@ -18,7 +18,7 @@ def print_summary(result, out_dir: Path | None, written: list | None = None) -> 
     t.add_column("value", justify="right")
     rows = [
         ("latency", f"{s['latency_s'] * 1e3:.4g} ms ({s['total_cycles']:.6g} cycles)"),
-        ("throughput", f"{s['throughput_per_s']:.4g} inferences/s (batch {s['batch']})"),
+        _throughput(result),
         ("achieved / peak", f"{s['achieved_tops']:.4g} / {s['peak_tops']:.4g} TOPS"),
         ("utilization", f"{s['utilization']:.1%}"),
         ("energy / inference", f"{s['energy_per_inference_j'] * 1e3:.4g} mJ"),
@@ -31,6 +31,22 @@ def print_summary(result, out_dir: Path | None, written: list | None = None) -> 
     Console(highlight=False).print(t)
     if out_dir is not None:
         click.echo(f"wrote {out_dir}/" + ", ".join(Path(p).name for p in written))
+
+
+def _throughput(result) -> tuple[str, str]:
+    """Tokens for an LLM step trace (its note says sequences and new tokens), else inferences."""
+    from ..serve.tokens import token_metrics
+
+    s = result.summary
+    tm = token_metrics(result.workload.notes, s["latency_s"], s["batch"])
+    if tm is None:
+        return ("throughput", f"{s['throughput_per_s']:.4g} inferences/s (batch {s['batch']})")
+    if tm["phase"] == "decode":
+        return ("tokens", f"{tm['tokens_per_s']:.4g} tokens/s, {tm['ms_per_output_token']:.4g} "
+                          f"ms per output token ({tm['sequences']} sequences, KV {tm['kv_len']})")
+    return ("prefill", f"time to first token {tm['time_to_first_token_s'] * 1e3:.4g} ms, "
+                       f"{tm['tokens_per_s']:.4g} prompt tokens/s ({tm['sequences']} x "
+                       f"{tm['new_tokens']} tokens)")
 
 
 @click.command()
