@@ -2,7 +2,8 @@
 
 A chip is a set of identical MAC arrays (``array``) sharing on-chip SRAM buffers and one off-chip
 memory channel (``memory.hbm``), a vector unit for non-matrix ops, the numeric formats it runs,
-a timing model and the constants of its energy model. Units are in the field names
+a timing model and the constants of its energy model; chips that form pods add their links
+(``ici``, ``dcn``: ``pod/topology.py``). Units are in the field names
 (``clock_ghz``, ``bandwidth_gbps`` = 1e9 bytes/s, ``*_kib`` = 1024 bytes, ``*_pj_per_bit``).
 Every field is reachable by its dotted path, which ``--set PATH=VALUE`` and error messages use.
 """
@@ -20,6 +21,7 @@ from ._data import presets_dir
 from .errors import InputError
 from .formats import FORMAT_NAMES, get_format
 from .offchip import offchip_pj_per_bit
+from .pod.topology import DcnConfig, IciConfig
 
 CONFIG_DIR = presets_dir()   # configs/ in the repository, tpusim/presets/ in the wheel
 
@@ -132,6 +134,8 @@ class ChipConfig(_Model):
     vector: VectorConfig
     timing: TimingConfig = TimingConfig()
     energy: EnergyConfig = EnergyConfig()
+    ici: IciConfig | None = Field(None, description="chip-to-chip links (pod/topology.py)")
+    dcn: DcnConfig | None = Field(None, description="network between slices, per chip")
 
     @model_validator(mode="after")
     def _check_formats(self) -> "ChipConfig":
@@ -188,6 +192,15 @@ def _dotted(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if not str(p).startswith("function-"))
 
 
+def _section_type(ann: Any) -> type[BaseModel] | None:
+    """The model class of a section field, ``Section | None`` (optional sections) included."""
+    union = getattr(ann, "__origin__", None) is None and hasattr(ann, "__args__")  # X | None
+    for t in (ann, *(ann.__args__ if union else ())):
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            return t
+    return None
+
+
 def _allowed_fields(model: type[BaseModel], loc: tuple) -> str:
     """Names allowed at the parent of ``loc``, for 'extra field' errors."""
     cls: Any = model
@@ -195,10 +208,8 @@ def _allowed_fields(model: type[BaseModel], loc: tuple) -> str:
         field = getattr(cls, "model_fields", {}).get(str(part))
         if field is None:
             return ""
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            cls = ann
-        else:
+        cls = _section_type(field.annotation)
+        if cls is None:
             return ""
     return "allowed fields: " + ", ".join(getattr(cls, "model_fields", {}))
 
@@ -243,8 +254,7 @@ def _set_dotted(raw: dict, path: str, value: Any, source: str) -> None:
             node[part] = nxt
         node = nxt
         if fields is not None:
-            ann = fields[part].annotation
-            cls = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+            cls = _section_type(fields[part].annotation)
 
 
 def parse_value(text: str) -> Any:

@@ -27,6 +27,8 @@ COMMANDS = {
     "calibrate": ("tpusim.cli.calibrate", "calibrate", "Fit a preset to measured latencies."),
     "validate": ("tpusim.cli.calibrate", "validate", "Run every public check we have."),
     "configs": ("tpusim.cli.run", "configs", "List the chip presets and shipped workloads."),
+    "train": ("tpusim.cli.train", "train", "One LLM training step on a multi-chip slice."),
+    "infer": ("tpusim.cli.infer", "infer", "One sharded LLM prefill/decode step on a slice."),
 }
 
 
