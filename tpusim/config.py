@@ -59,11 +59,19 @@ class SramConfig(_Model):
 
 class HbmConfig(_Model):
     kind: str = "HBM2"
-    bandwidth_gbps: float = Field(gt=0, description="off-chip bandwidth, GB/s (1e9 bytes/s)")
+    # GB/s = 1e9 BYTES per second (not gigabits): the name is kept because configs and
+    # ``--set memory.hbm.bandwidth_gbps`` use it; code reads :attr:`bytes_per_s`.
+    bandwidth_gbps: float = Field(gt=0, description="off-chip bandwidth in GB/s (1e9 bytes/s, "
+                                  "not Gbit/s)")
     energy_pj_per_bit: float = Field(
         gt=0, description="pJ per bit moved; default: the kind's (offchip.OFFCHIP_PJ_PER_BIT)")
     capacity_gib: float | None = Field(None, gt=0)
     efficiency: float = Field(1.0, gt=0, le=1, description="achievable fraction of bandwidth")
+
+    @property
+    def bytes_per_s(self) -> float:
+        """Achievable off-chip bandwidth in bytes/s: ``bandwidth_gbps`` x 1e9 x ``efficiency``."""
+        return self.bandwidth_gbps * 1e9 * self.efficiency
 
     @model_validator(mode="before")
     @classmethod
@@ -106,6 +114,16 @@ class EnergyConfig(_Model):
 
 
 class ChipConfig(_Model):
+    """One chip: ``array.count`` identical ``array.rows`` x ``array.cols`` MAC arrays at
+    ``clock_ghz``, sharing SRAM buffers and one off-chip channel (``memory``), a vector unit,
+    the ``formats`` it runs (natively at a rate or emulated in passes) with ``default_format``,
+    its ``timing`` model and its ``energy`` constants.
+
+    Frozen and validated: build one with :func:`load_config` (a preset, YAML or SCALE-Sim
+    ``.cfg``, plus dotted overrides). Derived numbers are methods whose names carry the unit
+    (``peak_tops``, ``hbm_bytes_per_cycle``).
+    """
+
     name: str
     description: str = ""
     clock_ghz: float = Field(gt=0)
@@ -158,7 +176,7 @@ class ChipConfig(_Model):
     @property
     def hbm_bytes_per_cycle(self) -> float:
         hbm = self.memory.hbm
-        return hbm.bandwidth_gbps * hbm.efficiency / self.clock_ghz
+        return hbm.bandwidth_gbps * hbm.efficiency / self.clock_ghz   # GB/s / GHz = bytes/cycle
 
     def check_format(self, fmt: str, source: str | None = None) -> str:
         name = get_format(fmt, source).name
@@ -251,7 +269,9 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
-def _resolve(name_or_path: str | Path) -> Path:
+def find_config(name_or_path: str | Path) -> Path:
+    """The file a config name means: a ``.yaml``/``.cfg`` path as given, else a preset in
+    ``configs/``; neither is an :class:`InputError` listing the presets."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml", ".cfg") or p.exists():
         if not p.is_file():
@@ -342,9 +362,9 @@ def _apply_overrides(raw: dict, overrides: dict[str, Any], source: str) -> dict:
         path = key.replace("__", ".")
         if isinstance(value, dict):
             for sub, v in _flatten(value, path).items():
-                _set_dotted(raw, sub, v, "--set")
+                _set_dotted(raw, sub, v, "overrides")
         else:
-            _set_dotted(raw, path, value, "--set")
+            _set_dotted(raw, path, value, "overrides")
     return raw
 
 
@@ -369,7 +389,7 @@ def load_config(name_or_path: str | Path | ChipConfig = "default", **overrides: 
             return name_or_path
         raw, source = name_or_path.model_dump(), name_or_path.name
     else:
-        path = _resolve(name_or_path)
+        path = find_config(name_or_path)
         source = str(path)
         raw = read_scalesim_cfg(path) if path.suffix == ".cfg" else _read_yaml(path)
     try:
@@ -382,7 +402,7 @@ def load_config(name_or_path: str | Path | ChipConfig = "default", **overrides: 
     try:
         return ChipConfig.model_validate(raw)
     except ValidationError as err:
-        raise validation_to_input_error(err, "--set") from None
+        raise validation_to_input_error(err, "overrides") from None
 
 
 def config_label(name_or_path: str | Path) -> str:
