@@ -244,18 +244,13 @@ def serving_checks() -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- all of it
 
-<<<<<<< HEAD
-def run_checks(measurements: Path | None = None, calibrated: Path | None = None) -> pd.DataFrame:
-    rows = (tpu_v1_checks() + tpu_v4_checks(measurements, calibrated) + edge_tpu_checks()
-            + serving_checks())
-=======
 def run_checks(measurements: Path | None = None, calibrated: Path | None = None,
                pods: bool = True) -> pd.DataFrame:
-    rows = tpu_v1_checks() + tpu_v4_checks(measurements, calibrated) + edge_tpu_checks()
+    rows = (tpu_v1_checks() + tpu_v4_checks(measurements, calibrated) + edge_tpu_checks()
+            + serving_checks())
     if pods:
         from .pod.fidelity import pod_checks
         rows += pod_checks()
->>>>>>> pods
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

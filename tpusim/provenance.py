@@ -48,8 +48,8 @@ def _input(kind: str, arg: Any) -> dict[str, Any] | None:
     if arg is None or not isinstance(arg, (str, Path)):
         return None
     if kind == "config":
-        from .config import _resolve
-        path = _resolve(arg)
+        from .config import find_config
+        path = find_config(arg)
     else:
         from .importers import find_workload
         path = find_workload(arg)

@@ -151,16 +151,11 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
                    "README); without it the TPU v4 rows are skipped.")
 @click.option("--calibrated", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Calibrated TPU v4 config (default: the shipped tpu_v4_calibrated preset).")
-<<<<<<< HEAD
-def validate(out_dir, measurements, calibrated):
-    """Run every public check: TPUv1 apps, TPU v4 matmuls, Edge TPU latencies, LLM serving.
-=======
 @click.option("--pods/--no-pods", default=True, show_default=True,
               help="Include the pods section (training steps against published MFU).")
 def validate(out_dir, measurements, calibrated, pods):
-    """Run every public check: TPUv1 apps, TPU v4 matmuls, Edge TPU latencies, pods (PaLM and
-    MaxText training MFU).
->>>>>>> pods
+    """Run every public check: TPUv1 apps, TPU v4 matmuls, Edge TPU latencies, LLM serving
+    (JetStream), pods (PaLM and MaxText training MFU).
 
     Writes DIR/validation.csv (check, case, metric, predicted, measured, error, fitted_on: which
     data fitted which parameter; no parameter is scored on the data that fitted it) and

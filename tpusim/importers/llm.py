@@ -150,10 +150,6 @@ def _llama(name: str, hidden: int, layers: int, heads: int, kv_heads: int, ffn: 
 
 
 PRESETS.update({
-    # Touvron et al. 2023; huggingface.co/meta-llama/Llama-2-7b-hf config.json: hidden 4096,
-    # intermediate 11008, 32 layers, 32 heads (no GQA), vocab 32000. 6,738,415,616 parameters.
-    "llama2_7b": _llama("llama2_7b", 4096, 32, 32, 32, 11008, 32000,
-                        "Llama-2-7B, huggingface.co/meta-llama/Llama-2-7b-hf config.json"),
     # Llama 3.1 (Dubey et al. 2024, Table 3); huggingface.co/meta-llama/Llama-3.1-8B config.json:
     # the Llama-3-8B dimensions (longer RoPE context only). 8,030,261,248 parameters.
     "llama3_1_8b": _llama("llama3_1_8b", 4096, 32, 32, 8, 14336, 128256,
