@@ -63,7 +63,7 @@ def _resolve_format(layer: Layer, chip: ChipConfig, forced: str | None, source: 
     return fmt
 
 
-_MAX_TIMED_INSTANCES = 16
+_MAX_TIMED_INSTANCES = 64
 
 
 @dataclass
@@ -73,6 +73,39 @@ class _Carry:
 
     cycles: float = 0.0
     idle_bytes: float = 0.0
+
+
+def _run_instances(n: int, run: Any, carry: _Carry) -> list[tuple[int, dict[str, Any]]]:
+    """``n`` instances run back to back, as (how many, metrics) per distinct instance; exact.
+
+    An instance depends on its row and on the carry the one before left, so once a carry
+    repeats the instances repeat with it: time them until that happens, then give each instance
+    of the cycle its share of what is left (a fixed point is a cycle of one). The carry is left
+    as the last of the ``n`` instances leaves it. Assumption, only where no carry repeats within
+    ``_MAX_TIMED_INSTANCES``: the remaining instances equal the last one timed.
+    """
+    out: list[list] = []
+    states: list[tuple[float, float]] = []
+    seen: dict[tuple[float, float], int] = {}
+    left = n
+    while left > 0:
+        state = (carry.cycles, carry.idle_bytes)
+        start = seen.get(state)
+        if start is None and len(out) >= _MAX_TIMED_INSTANCES:
+            out[-1][0] += left
+            break
+        if start is not None:
+            period = len(out) - start
+            full, rest = divmod(left, period)
+            for j in range(start, len(out)):
+                out[j][0] += full + (1 if j - start < rest else 0)
+            carry.cycles, carry.idle_bytes = states[start + rest] if rest else state
+            break
+        seen[state] = len(out)
+        states.append(state)
+        out.append([1, run()])
+        left -= 1
+    return [(w, v) for w, v in out]
 
 
 _SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cycles",
@@ -220,12 +253,8 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
     for layer, fmt, res, cache in zip(wl.layers, fmts, residency, cached):
         variants = []
         for n, i, o in res.instances(layer.count):
-            # Instances run one after another and each leaves the next its idle channel time,
-            # so consecutive instances can alternate: time up to 16 of a run in sequence and
-            # let each stand for an equal share of the run.
-            reps = min(n, _MAX_TIMED_INSTANCES)
-            variants += [(n / reps, _instance(chip, layer, fmt, i, o, carry, engine, cache))
-                         for _ in range(reps)]
+            variants += _run_instances(n, lambda: _instance(chip, layer, fmt, i, o, carry,
+                                                            engine, cache), carry)
         row = _average(variants, layer.count)
         row.update({"name": layer.name, "op": layer.op, "count": layer.count,
                     "m": layer.m if layer.kind == "gemm" else None,
