@@ -24,7 +24,8 @@ from .formats import get_format
 from .memory import (check_tile_fits, gemm_traffic_options, plan_residency,
                      plan_weight_cache, vector_traffic)
 from .roofline import bound_of, roof_tops
-from .timing import array_timing, gemm_time, vector_time
+from .timing import array_timing, vector_time
+from .timing.path import gemm_layer_time, timing_path
 from .timing.overlap import first_tile_bytes
 from .importers import load_workload
 from .workload import Layer, Workload
@@ -119,17 +120,13 @@ _SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cy
 
 
 def _gemm(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, cached: bool,
-          carry: _Carry, engine: str):
+          carry: _Carry, path: str):
     """Traffic and time of the loop order that finishes first (then: fewer HBM bytes)."""
     at = array_timing(layer, chip, fmt.name)
     best = None
     for traffic in gemm_traffic_options(layer, chip, fmt, in_res, out_res, cached):
         preload = min(first_tile_bytes(at, traffic), carry.idle_bytes)
-        if engine == "event":
-            from .timing.overlap_event import gemm_time_event
-            lt = gemm_time_event(chip, at, traffic, preload)
-        else:
-            lt = gemm_time(chip, at, traffic, preload)
+        lt = gemm_layer_time(path, chip, at, traffic, preload)
         key = (lt.cycles, traffic.hbm_total)
         if best is None or key < best[0]:
             best = (key, traffic, lt)
@@ -141,15 +138,15 @@ def layer_time(chip: ChipConfig, layer: Layer, fmt: str, engine: str | None = No
     ``LayerTime`` a one-layer workload gets. Calibration predicts kernels with it."""
     f = get_format(fmt)
     if layer.kind == "gemm":
-        return _gemm(chip, layer, f, False, False, False, _Carry(), engine or chip.timing.engine)[1]
+        return _gemm(chip, layer, f, False, False, False, _Carry(), timing_path(chip, engine))[1]
     return vector_time(chip, layer.vector_ops, vector_traffic(layer, f, False, False), False, 0.0)
 
 
 def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, carry: _Carry,
-              engine: str, cached: bool = False) -> dict[str, Any]:
+              path: str, cached: bool = False) -> dict[str, Any]:
     """Metrics of one instance of ``layer``; updates ``carry`` for the next instance."""
     if layer.kind == "gemm":
-        traffic, lt = _gemm(chip, layer, fmt, in_res, out_res, cached, carry, engine)
+        traffic, lt = _gemm(chip, layer, fmt, in_res, out_res, cached, carry, path)
     else:
         traffic = vector_traffic(layer, fmt, in_res, out_res)
         lt = vector_time(chip, layer.vector_ops, traffic, layer.fused, carry.cycles)
@@ -236,9 +233,8 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
     wl = scale_batch(wl, batch)
     source = wl.source or wl.name
     forced = chip.check_format(format, "--format") if format else None
+    path = timing_path(chip, engine)
     engine = engine or chip.timing.engine
-    if engine not in ("analytic", "event"):
-        raise InputError("--engine", None, engine, "allowed: analytic|event")
 
     fmt_names = [_resolve_format(l, chip, forced, source) for l in wl.layers]
     fmts = [get_format(f) for f in fmt_names]
@@ -254,7 +250,7 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
         variants = []
         for n, i, o in res.instances(layer.count):
             variants += _run_instances(n, lambda: _instance(chip, layer, fmt, i, o, carry,
-                                                            engine, cache), carry)
+                                                            path, cache), carry)
         row = _average(variants, layer.count)
         row.update({"name": layer.name, "op": layer.op, "count": layer.count,
                     "m": layer.m if layer.kind == "gemm" else None,

@@ -172,22 +172,36 @@ def first_tile_bytes(at: ArrayTiming, traffic: Traffic) -> float:
     return fold_bytes(at, traffic)[0]
 
 
+def scalesim_total(chip: ChipConfig, at: ArrayTiming, traffic: Traffic) -> float:
+    """SCALE-Sim's compute cycles, with memory time only where it exceeds them (it has no
+    overlap model of its own: stalls are the roofline excess)."""
+    return max(at.compute_cycles, traffic.hbm_total / chip.hbm_bytes_per_cycle)
+
+
+def pipelined_total(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
+                    preloaded: float = 0.0) -> float:
+    """Flow-shop makespan of the block plan with ``preloaded`` bytes of the first tile already
+    on chip.
+
+    Every start and end time in :func:`flow_shop_cycles` is a max of sums that all contain the
+    first block's load time (the channel starts with it and everything else waits behind it),
+    so the preload shortens the makespan by exactly its transfer time: the plan is timed once,
+    without it, and the saving subtracted. Bytes prefetched during the previous layer still
+    crossed the channel: the roofline stays a bound (:func:`finish_gemm_time`).
+    """
+    bw = chip.hbm_bytes_per_cycle / max(at.arrays_used, 1)
+    w = fold_bytes(at, traffic)[0]
+    return (flow_shop_cycles(blocks(at, traffic), bw, buffer_depth(chip))
+            - min(w, preloaded) / bw)
+
+
 def gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
               preloaded: float = 0.0) -> LayerTime:
-    """``preloaded``: bytes of each array's first tile already fetched during the previous
-    layer (TPUv1's weight FIFO fills whenever the channel is free)."""
-    bw = chip.hbm_bytes_per_cycle
-    hbm = traffic.hbm_total / bw
-    if chip.timing.model == "scalesim":
-        # SCALE-Sim's compute cycles, with memory time only where it exceeds them (no overlap
-        # model of its own: stalls are the roofline excess).
-        total = max(at.compute_cycles, hbm)
-    else:
-        # bytes prefetched during the previous layer still crossed the channel: the roofline
-        # (every byte at full bandwidth) stays a bound on this layer's time (finish_gemm_time)
-        total = flow_shop_cycles(blocks(at, traffic, preloaded), bw / max(at.arrays_used, 1),
-                                 buffer_depth(chip))
-    return finish_gemm_time(chip, at, traffic, total)
+    """Closed-form :class:`LayerTime` of the chip's timing model. ``preloaded``: bytes of each
+    array's first tile already fetched during the previous layer (TPUv1's weight FIFO fills
+    whenever the channel is free)."""
+    from .path import gemm_layer_time, timing_path
+    return gemm_layer_time(timing_path(chip, "analytic"), chip, at, traffic, preloaded)
 
 
 def finish_gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
