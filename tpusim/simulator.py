@@ -5,16 +5,19 @@
 
 ``simulate`` returns a :class:`Result`: ``layers`` (one row per trace row, numbers per instance,
 columns as SPEC.md's layers.csv) and ``summary`` (totals over ``count``).
+
+Two implementations of the same model: the columnar core (:mod:`tpusim.columnar`, the default:
+every layer at once as arrays, the table built only when ``layers`` is read) and the per-layer
+Python path below (``core="reference"``), kept as the readable reference the columnar core is
+tested against. The event engine runs on the reference path.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any
-
-import pandas as pd
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import __version__
 from .config import ChipConfig, load_config
@@ -29,6 +32,9 @@ from .timing.path import gemm_layer_time, timing_path
 from .timing.overlap import first_tile_bytes
 from .importers import load_workload
 from .workload import Layer, Workload
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LAYER_COLUMNS = (
     "name", "op", "count", "m", "k", "n", "macs", "format", "cycles", "latency_s",
@@ -45,12 +51,31 @@ LAYER_COLUMNS = (
 )
 
 
-@dataclass
 class Result:
-    config: ChipConfig
-    workload: Workload
-    layers: pd.DataFrame
-    summary: dict[str, Any] = field(default_factory=dict)
+    """One run: the chip, the workload (batch applied), ``summary`` (totals, plain Python) and
+    ``layers`` (the per-row DataFrame, built on first access when the columnar core ran)."""
+
+    def __init__(self, config: ChipConfig, workload: Workload, layers: "pd.DataFrame | None" = None,
+                 summary: dict[str, Any] | None = None,
+                 table: Callable[[], "pd.DataFrame"] | None = None):
+        self.config = config
+        self.workload = workload
+        self.summary = summary if summary is not None else {}
+        self._layers = layers
+        self._table = table
+
+    @property
+    def layers(self) -> "pd.DataFrame":
+        if self._layers is None and self._table is not None:
+            self._layers, self._table = self._table(), None
+        return self._layers
+
+    @layers.setter
+    def layers(self, df: "pd.DataFrame") -> None:
+        self._layers, self._table = df, None
+
+    def __repr__(self) -> str:
+        return f"Result(config={self.config.name!r}, workload={self.workload.name!r})"
 
 
 def _resolve_format(layer: Layer, chip: ChipConfig, forced: str | None, source: str) -> str:
@@ -222,19 +247,28 @@ def scale_batch(workload: Workload, batch: int) -> Workload:
 
 
 def simulate(config: ChipConfig | str, workload: Workload | str, format: str | None = None,
-             batch: int = 1, engine: str | None = None) -> Result:
+             batch: int = 1, engine: str | None = None, core: str = "columnar") -> Result:
     """Simulate ``workload`` on ``config``. ``format`` forces every GEMM layer's datapath format;
-    ``engine`` (``analytic``/``event``) overrides ``timing.engine``."""
+    ``engine`` (``analytic``/``event``) overrides ``timing.engine``; ``core`` is ``columnar``
+    (arrays, the default) or ``reference`` (the per-layer Python path; same numbers)."""
     t0 = time.perf_counter()
     chip = config if isinstance(config, ChipConfig) else load_config(config)
     wl = workload if isinstance(workload, Workload) else load_workload(workload)
     if batch < 1:
         raise InputError("--batch", None, batch, "must be >= 1")
+    if core not in ("columnar", "reference"):
+        raise InputError("core", None, core, "allowed: columnar|reference")
     wl = scale_batch(wl, batch)
     source = wl.source or wl.name
     forced = chip.check_format(format, "--format") if format else None
     path = timing_path(chip, engine)
     engine = engine or chip.timing.engine
+    if path != "event" and core == "columnar":
+        from .columnar import evaluate, prepare
+        cols = evaluate([prepare(chip, wl, forced, batch, engine)])[0]
+        summary = cols.summary()
+        summary["simulator_seconds"] = time.perf_counter() - t0
+        return Result(config=chip, workload=wl, summary=summary, table=cols.table)
 
     fmt_names = [_resolve_format(l, chip, forced, source) for l in wl.layers]
     fmts = [get_format(f) for f in fmt_names]
@@ -267,6 +301,7 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
             by_bound[v["bound"]] = by_bound.get(v["bound"], 0.0) + n * v["cycles"]
         row["bound"] = max(by_bound, key=by_bound.get)
         rows.append(row)
+    import pandas as pd
     df = pd.DataFrame(rows, columns=list(LAYER_COLUMNS))
     for col in ("m", "k", "n"):
         df[col] = df[col].astype("Int64")
