@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from typing import Any
+
 import numpy as np
 
 from .points import _MAX_TIMED, Point, _concat, _kernels, _point_arrays, _split
@@ -22,9 +24,9 @@ SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cyc
           "sram_weight_bytes", "sram_output_bytes")
 
 
-def _carry_pass(kr: dict, p: dict, layer_vars: list, base: int) -> list[list]:
-    """Records ``[weight, row, opt, cycles, compute, sw, si, so, ss, hbm, overhead, bound]``
-    of one point, layer by layer (``base``: the point's first variant row)."""
+def _carry_pass(kr: dict, p: dict, points_vars: list[tuple[list, int]]) -> list[list[list]]:
+    """Per point, records ``[weight, row, opt, cycles, compute, sw, si, so, ss, hbm, overhead,
+    bound]`` layer by layer (``points_vars``: each point's layer variants and first row)."""
     gemm, fused = p["gemm"].tolist(), p["fused"].tolist()
     second, compute = kr["second"].tolist(), kr["compute"].tolist()
     m0 = (kr["m0_0"].tolist(), kr["m0_1"].tolist())
@@ -68,6 +70,11 @@ def _carry_pass(kr: dict, p: dict, layer_vars: list, base: int) -> list[list]:
         cyc = vec + (((sw + si) + so) + 0.0) + ovh[r]
         return [0, r, 0, cyc, vec, sw, si, so, 0.0, hbm, ovh[r], 1 if hbm > vec else 3]
 
+    return [_walk(instance, fused, bpc, lv, base) for lv, base in points_vars]
+
+
+def _walk(instance, fused: list, bpc: list, layer_vars: list, base: int) -> list[list]:
+    """One point's instances in order, carrying cycles and idle bytes (``_run_instances``)."""
     out: list[list] = []
     cc = idle = 0.0
     for vs in layer_vars:
@@ -107,6 +114,71 @@ def _carry_pass(kr: dict, p: dict, layer_vars: list, base: int) -> list[list]:
                 left -= 1
             out.extend(recs)
     return out
+
+
+def _walk_many(kr: dict, p: dict, shape, bases: np.ndarray) -> np.ndarray:
+    """The carry pass of many points of one workload at once (every variant one instance):
+    layer by layer, arrays over the points; the same arithmetic as ``_carry_pass``."""
+    npts, nrows = len(bases), len(shape.row_layer)
+    out = np.zeros((npts, nrows, 12))
+    cc = np.zeros(npts)
+    idle = np.zeros(npts)
+    tr = kr["traffic"]
+    gemm, fused = shape.gemm[shape.row_layer], shape.fused[shape.row_layer]
+    for v in range(nrows):
+        r = bases + v
+        comp = kr["compute"][r]
+        ovh = p["overhead"][r]
+        o_rec = out[:, v]
+        o_rec[:, 0] = 1.0
+        o_rec[:, 1] = r
+        if gemm[v]:
+            best = None
+            for o in (0, 1):
+                total = kr[f"m0_{o}"][r]
+                total = np.where(p["scalesim"][r], total,
+                                 total - np.minimum(kr[f"w1_{o}"][r], idle) / kr["bwe"][r])
+                hbm = kr[f"hbm_{o}"][r]
+                t2 = np.maximum(comp, np.ceil(np.maximum(total, hbm) - 1e-6))
+                sw, si, so = _split_v(t2 - comp, tr[o], r, kr[f"tot_{o}"][r])
+                ss = np.maximum(0.0, kr[f"sram_{o}"][r] - t2)
+                cyc = comp + (((sw + si) + so) + ss) + ovh
+                bound = np.where(ss > 0, 2.0, np.where(hbm > comp, 1.0, 0.0))
+                cand = (cyc, kr[f"tot_{o}"][r], np.full(npts, float(o)), sw, si, so, ss, hbm,
+                        bound)
+                if best is None:
+                    best = cand
+                else:
+                    take = kr["second"][r] & ((cyc < best[0]) | ((cyc == best[0])
+                                                                 & (cand[1] < best[1])))
+                    best = tuple(np.where(take, a, b) for a, b in zip(cand, best))
+            cyc, _, opt, sw, si, so, ss, hbm, bound = best
+        elif fused[v]:
+            cyc = np.maximum(0.0, comp - cc)
+            comp = cyc
+            opt = sw = si = so = ss = hbm = np.zeros(npts)
+            ovh = np.zeros(npts)
+            bound = np.full(npts, 3.0)
+        else:
+            hbm = kr["hbm_0"][r]
+            sw, si, so = _split_v(np.maximum(0.0, np.ceil(hbm - 1e-6) - comp), tr[0], r,
+                                  kr["tot_0"][r])
+            ss = opt = np.zeros(npts)
+            cyc = comp + (((sw + si) + so) + 0.0) + ovh
+            bound = np.where(hbm > comp, 1.0, 3.0)
+        for j, col in enumerate((opt, cyc, comp, sw, si, so, ss, hbm, ovh, bound), start=2):
+            o_rec[:, j] = col
+        if not fused[v]:
+            cc = cyc
+            idle = np.maximum(0.0, cyc - hbm) * p["bpc"][r]
+    return out
+
+
+def _split_v(stall, t: dict, r, total):
+    ok = (stall > 0) & (total > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return tuple(np.where(ok, stall * t[k][r] / total, 0.0)
+                     for k in ("hbm_weight", "hbm_input", "hbm_output"))
 
 
 def _metrics(recs: np.ndarray, p: dict, kr: dict, macs: np.ndarray) -> dict:
@@ -159,13 +231,22 @@ def run_points(points: list[Point]) -> list[dict]:
     p = _concat([a[0] for a in arrays])
     kr = _kernels(p)
     bases = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
-    recs_all: list[list] = []
-    per_point = []
-    for pi, (pt, (_, lv)) in enumerate(zip(points, arrays)):
-        recs = _carry_pass(kr, p, lv, bases[pi])
-        per_point.append((len(recs_all), len(recs), [len(vs) for vs in lv]))
-        recs_all.extend(recs)
-    rec = np.array(recs_all, dtype=float).reshape(-1, 12)
+    blocks: list[Any] = [None] * len(points)
+    # points of one workload whose rows all run one instance per variant: one array walk
+    groups: dict[int, list[int]] = {}
+    for i, pt in enumerate(points):
+        if bool((pt.shape.row_n == 1).all()):
+            groups.setdefault(id(pt.shape), []).append(i)
+    for idx in groups.values():
+        if len(idx) < 2:
+            continue
+        walked = _walk_many(kr, p, points[idx[0]].shape, np.array([bases[i] for i in idx]))
+        for j, i in enumerate(idx):
+            blocks[i] = walked[j]
+    rest = [i for i, b in enumerate(blocks) if b is None]
+    for i, recs in zip(rest, _carry_pass(kr, p, [(arrays[i][1], bases[i]) for i in rest])):
+        blocks[i] = np.array(recs, dtype=float).reshape(-1, 12)
+    rec = np.concatenate(blocks) if blocks else np.zeros((0, 12))
     layer_macs = np.concatenate([pt.shape.macs for pt in points])
     lay_of_row = np.repeat(np.arange(len(layer_macs)),
                            [len(vs) for _, lv in arrays for vs in lv]).astype(np.int64)
