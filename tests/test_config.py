@@ -10,7 +10,9 @@ from tpusim.errors import InputError
 
 from .conftest import SCALESIM
 
-# Peak figures from REFERENCE.md's TPU table (the presets are built from units x clock).
+# Published peaks (the presets are built from units x clock): Jouppi et al. ISCA 2017 (v1), Norrie
+# et al. IEEE Micro 2021 (v2, v3), Jouppi et al. ISCA 2021 (v4i) and ISCA 2023 (v4), jax-ml
+# scaling-book (v5e), coral.ai (Edge TPU).
 PUBLISHED_PEAK_TOPS = {
     ("tpu_v1", "int8"): 92, ("tpu_v2", "bf16"): 46, ("tpu_v3", "bf16"): 123,
     ("tpu_v4i", "bf16"): 138, ("tpu_v4i", "int8"): 138, ("tpu_v4", "bf16"): 275,

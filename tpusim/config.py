@@ -16,11 +16,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ._data import presets_dir
 from .errors import InputError
 from .formats import FORMAT_NAMES, get_format
 from .offchip import offchip_pj_per_bit
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = presets_dir()   # configs/ in the repository, tpusim/presets/ in the wheel
 
 
 class _Model(BaseModel):

@@ -35,11 +35,14 @@ class Columns:
         pt = self.point
         chip = pt.chip
         hbm = self.cols["hbm_read_bytes"] + self.cols["hbm_write_bytes"]
-        macs = self.cols["macs"]
+        ops = self.cols["ops"]
         with np.errstate(divide="ignore", invalid="ignore"):
-            intensity = np.where(hbm > 0, 2 * macs / hbm, math.inf)
+            intensity = np.where(hbm > 0, ops / hbm, math.inf)   # roofline.intensity
+        # roofline.ChipRoofs.peak / hbm_roof: the format's peak, or the vector roof
         peaks = {f: chip.peak_tops(f) for f in set(pt.fmt_names)}
+        vector_tops = chip.vector.ops_per_cycle * (chip.clock_ghz * 1e9) / 1e12
         peak = np.array([peaks[f] for f in pt.fmt_names], dtype=float)
+        peak = np.where(pt.shape.gemm, peak, vector_tops)
         bw = chip.memory.hbm.bandwidth_gbps * 1e9 * chip.memory.hbm.efficiency
         self.cols["intensity"] = intensity
         self.cols["roof_tops"] = np.where(np.isinf(intensity), peak,
@@ -72,7 +75,10 @@ class Columns:
         bcode = c["bound_code"]
         bound_share = {b: float(cyc[bcode == i].sum() / total_cycles) if total_cycles else 0.0
                        for i, b in enumerate(_BOUNDS)}
-        rate = max(1.0, chip.native_rate(main_fmt))
+        # PE-cycles the MACs need at each format's peak rate, over the run's cycles
+        peak_mpc = {f: chip.peak_macs_per_cycle(f) for f in formats}
+        busy = float(sum(mm * cc / peak_mpc[f] for mm, cc, f in
+                         zip(pt.shape.macs_int.tolist(), cnt.tolist(), pt.fmt_names) if mm))
         breakdown = {k: float((c[f"{k}_energy_pj"] * cnt).sum()) * 1e-12
                      for k in ("mac", "vector", "sram", "hbm", "static")}
         stalls = {k: float((c[f"stall_{k}_cycles"] * cnt).sum())
@@ -87,7 +93,7 @@ class Columns:
             "throughput_per_s": batch / latency if latency > 0 else 0.0,
             "achieved_tops": 2 * macs / latency / 1e12 if latency > 0 else 0.0,
             "peak_tops": chip.peak_tops(main_fmt),
-            "utilization": macs / (total_cycles * chip.pes * rate) if total_cycles else 0.0,
+            "utilization": busy / total_cycles if total_cycles else 0.0,
             "energy_j": energy_pj * 1e-12, "energy_per_inference_j": energy_pj * 1e-12 / batch,
             "energy_breakdown_j": breakdown, "hbm_bytes": hbm, "macs": macs,
             "bound_share": bound_share, "stall_cycles": stalls,
@@ -151,7 +157,8 @@ class Columns:
             "vector_ops": np.array([l.vector_ops for l in layers], dtype=float),
             "input_on_chip": pt.first_in.astype(bool),
             "output_on_chip": pt.last_out.astype(bool),
-            "note": self._notes(),
+            "note": self._notes(), "kind": [l.kind for l in layers],
+            "fused": [l.fused for l in layers], "ops": c["ops"],
         }
         all_gemm_single = all(gemm) and not multi
         for key in ("cycles", "latency_s", "stall_cycles", "overhead_cycles", "utilization",

@@ -195,10 +195,10 @@ def _metrics(recs: np.ndarray, p: dict, kr: dict, macs: np.ndarray) -> dict:
     s_in, s_w, s_out = t("sram_input"), t("sram_weight"), t("sram_output")
     g = p["gemm"][row]
     lat = cyc / p["clock_hz"][row]
-    rate = np.maximum(1.0, p["rate"][row])
+    ops = np.where(g, 2.0 * macs, p["vops"][row])   # roofline.layer_ops
     with np.errstate(divide="ignore", invalid="ignore"):
-        util = np.where(cyc > 0, macs / (cyc * p["pes"][row] * rate), 0.0)
-        ach = np.where(lat > 0, 2 * macs / lat / 1e12, 0.0)
+        util = np.where(cyc > 0, macs / (cyc * (p["pes"][row] * p["rate"][row])), 0.0)
+        ach = np.where(lat > 0, ops / lat / 1e12, 0.0)
     hbm_tot = hw + hi + ho
     e_mac = macs * p["mac_pj"][row]
     e_vec = p["vops"][row] * p["vec_pj"][row]
@@ -212,7 +212,7 @@ def _metrics(recs: np.ndarray, p: dict, kr: dict, macs: np.ndarray) -> dict:
         "sram_read_bytes": t("sram_read"), "sram_write_bytes": t("sram_write"),
         "energy_pj": e_mac + e_vec + e_sram + e_hbm + e_static, "mac_energy_pj": e_mac,
         "vector_energy_pj": e_vec, "sram_energy_pj": e_sram, "hbm_energy_pj": e_hbm,
-        "static_energy_pj": e_static, "achieved_tops": ach,
+        "static_energy_pj": e_static, "achieved_tops": ach, "ops": ops,
         "stall_weight_cycles": sw, "stall_input_cycles": si, "stall_output_cycles": so,
         "stall_sram_cycles": ss,
         "fill_drain_cycles": np.where(g, kr["fill_drain"][row], 0.0),
@@ -289,8 +289,17 @@ def _aggregate(points, arrays, rec, rec_layer, m, kr, p, layer_macs) -> list[dic
         cols["utilization"] = np.where(multi, np.where(cyc_pe > 0, macs * count / cyc_pe, 0.0),
                                        util[first])
         lat = cols["latency_s"]
-        cols["achieved_tops"] = np.where(multi, np.where(lat > 0, 2 * macs / lat / 1e12, 0.0),
-                                         m["achieved_tops"][first])
+        ops = m["ops"][first]
+        ach = np.where(multi, np.where(lat > 0, ops / lat / 1e12, 0.0), m["achieved_tops"][first])
+        # a fused op's rate is over all its vector cycles, most hidden under its producer's
+        fused = np.concatenate([pt.shape.fused for pt in points])
+        clock = p["clock_hz"][np.minimum(rec[first, 1].astype(np.int64), len(p["clock_hz"]) - 1)] \
+            if len(rec) else np.zeros(nl)
+        opc = p["vec_opc"][rec[first, 1].astype(np.int64)] if len(rec) else np.ones(nl)
+        busy = np.ceil(ops / opc) / clock
+        ach = np.where(fused, np.where(busy > 0, ops / busy / 1e12, 0.0), ach)
+        cols["achieved_tops"] = ach
+        cols["ops"] = ops
     # the bound that holds for most of the row's time (first seen wins a tie)
     bcode = rec[:, 11].astype(np.int64)
     bound = bcode[first].copy()
