@@ -105,29 +105,34 @@ class Columns:
     # ------------------------------------------------------------------ table
 
     def _notes(self) -> list[str]:
+        """Per row the first of its instances' notes (a re-fetch the buffers forced)."""
         rec, starts, kr, p = self._rec
         pt, c = self.point, self.cols
         s = pt.chip.memory.sram
         tr = kr["traffic"]
-        out = []
-        for li, layer in enumerate(pt.workload.layers):
-            note = ""
-            for q in range(int(starts[li]), int(starts[li] + c["nrec"][li])):
-                r, o = int(rec[q, 1]), int(rec[q, 2])
-                t = tr[o]
-                text = ""
-                if t["note_i"][r]:
-                    text = (f"input re-fetched {int(t['input_passes'][r])}x: "
-                            f"{p['in_el'][r] * p['b'][r] / 2**20:.3g} MiB exceed the "
-                            f"{s.input_kib / 1024:g} MiB input buffer")
-                elif t["note_w"][r]:
-                    text = (f"weights re-fetched {int(t['weight_passes'][r])}x: "
-                            f"{p['w_el'][r] * p['b'][r] / 2**20:.3g} MiB exceed the "
-                            f"{s.weight_kib / 1024:g} MiB weight buffer")
-                if text:
-                    note = text
-                    break
-            out.append(note)
+        nrec = c["nrec"]
+        out = [""] * len(nrec)
+        if not len(rec):
+            return out
+        r, o = rec[:, 1].astype(np.int64), rec[:, 2] == 1
+        flag_i = np.where(o, tr[1]["note_i"][r], tr[0]["note_i"][r])
+        flag_w = np.where(o, tr[1]["note_w"][r], tr[0]["note_w"][r])
+        hits = np.flatnonzero(flag_i | flag_w)
+        if not len(hits):
+            return out
+        layer_of = np.searchsorted(starts + nrec, hits, side="right")
+        first_hit = np.unique(layer_of, return_index=True)
+        for li, j in zip(first_hit[0].tolist(), first_hit[1].tolist()):
+            q = int(hits[j])
+            rr, t = int(r[q]), tr[1 if o[q] else 0]
+            if flag_i[q]:
+                out[li] = (f"input re-fetched {int(t['input_passes'][rr])}x: "
+                           f"{p['in_el'][rr] * p['b'][rr] / 2**20:.3g} MiB exceed the "
+                           f"{s.input_kib / 1024:g} MiB input buffer")
+            else:
+                out[li] = (f"weights re-fetched {int(t['weight_passes'][rr])}x: "
+                           f"{p['w_el'][rr] * p['b'][rr] / 2**20:.3g} MiB exceed the "
+                           f"{s.weight_kib / 1024:g} MiB weight buffer")
         return out
 
     def table(self):
@@ -151,7 +156,7 @@ class Columns:
             "m": pd.array([l.m if g else None for l, g in zip(layers, gemm)], dtype="Int64"),
             "k": pd.array([l.k if g else None for l, g in zip(layers, gemm)], dtype="Int64"),
             "n": pd.array([l.n if g else None for l, g in zip(layers, gemm)], dtype="Int64"),
-            "macs": [l.macs for l in layers], "format": list(pt.fmt_names),
+            "macs": pt.shape.macs_int, "format": list(pt.fmt_names),
             "bound": [_BOUNDS[b] for b in c["bound_code"].tolist()],
             "groups": np.array([l.groups * l.shared_weights for l in layers], dtype=np.int64),
             "vector_ops": np.array([l.vector_ops for l in layers], dtype=float),
