@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,19 @@ def test_scalesim_cfg_bad_dataflow(tmp_path):
     with pytest.raises(InputError) as exc:
         load_config(p)
     assert "Dataflow" in str(exc.value) and "zz" in str(exc.value)
+
+
+def test_shipped_data_resolves_through_the_package_or_the_source_tree(monkeypatch):
+    from importlib.resources import files
+
+    from tpusim import _data
+    # installed (wheel or editable): the data packages tpusim.presets / tpusim.zoo
+    assert _data.presets_dir() == Path(str(files("tpusim.presets")))
+    assert {p.stem for p in _data.presets_dir().glob("*.yaml")} >= {"default", "tpu_v4"}
+    assert (_data.zoo_dir() / "resnet50.csv").is_file()
+
+    def not_installed(package):
+        raise ModuleNotFoundError(package)
+    monkeypatch.setattr(_data, "files", not_installed)
+    root = Path(_data.__file__).resolve().parent.parent
+    assert _data.presets_dir() == root / "configs" and _data.zoo_dir() == root / "workloads"

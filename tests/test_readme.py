@@ -117,3 +117,14 @@ def test_nothing_shipped_cites_or_reads_files_outside_the_repo():
                         hits.append(f"{p.relative_to(ROOT)}:{i}")
     assert hits == []
     assert (ROOT / "docs" / "references.md").is_file()
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), scope)   # noqa: S102 (our own README)
+    assert scope["chip"].array.rows == 256                 # the override it shows took effect
+    assert scope["result"].summary["latency_s"] > 0

@@ -13,7 +13,7 @@ import pytest
 
 from .conftest import ROOT
 
-pytestmark = pytest.mark.slow   # builds a wheel (pip, an isolated build env): ~10-30 s
+SLOW = pytest.mark.slow   # builds a wheel (pip, an isolated build env): ~10-30 s
 
 SKIP = shutil.ignore_patterns(".venv", "build", "dist", "*.egg-info", "results", "__pycache__",
                               ".git", ".pytest_cache", ".hypothesis", ".benchmarks")
@@ -34,6 +34,18 @@ def wheel(tmp_path_factory) -> Path:
     return whl
 
 
+def test_every_subpackage_is_listed_for_the_wheel():
+    # pyproject lists packages by hand (the data packages live outside tpusim/): a new
+    # subpackage must be added there or the wheel silently lacks it
+    import tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "tpusim").rglob(
+        "__init__.py")}
+    assert found <= listed and {"tpusim.presets", "tpusim.zoo"} <= listed, found - listed
+
+
+@SLOW
 def test_wheel_holds_every_preset_zoo_trace_and_module(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     presets = sorted((ROOT / "configs").glob("*.yaml"))
@@ -49,6 +61,7 @@ def test_wheel_holds_every_preset_zoo_trace_and_module(wheel):
                 or "calibration.csv" in n]
 
 
+@SLOW
 def test_unpacked_wheel_runs_from_an_empty_folder(wheel, tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
