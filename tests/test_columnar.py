@@ -117,3 +117,23 @@ def test_event_engine_runs_the_reference_path():
 def test_bad_core_is_an_input_error():
     with pytest.raises(tpusim.InputError, match="core.*columnar|reference"):
         tpusim.simulate("default", "resnet50", core="numpy")
+
+
+@pytest.mark.parametrize("preset", ["default", "tpu_v1", "tpu_v4"])
+def test_small_hand_made_traces_agree(preset):
+    """Shapes no shipped trace has: only vector rows (the reference keeps int columns), a
+    fused row first, count 2 and count > 2 rows, a dynamic batched operand."""
+    L = lambda **k: make_layer(k)   # noqa: E731
+    cases = [
+        (L(name="v", op="relu", elements=1000),),
+        (L(name="v", op="relu", elements=1000, count=3), L(name="w", op="gelu", elements=100)),
+        (L(name="v", op="relu", elements=1000, fused=True),
+         L(name="g", op="matmul", m=64, k=64, n=64)),
+        (L(name="g", op="matmul", m=64, k=512, n=512, count=2),
+         L(name="s", op="softmax", elements=4096, count=5),
+         L(name="g2", op="matmul", m=8, k=4096, n=4096, count=5)),
+        (L(name="qk", op="matmul", m=128, k=64, n=128, batch=12, weights="dynamic", count=3),),
+    ]
+    for layers in cases:
+        _same(preset, Workload("hand", layers))
+        _same(preset, Workload("hand", layers), batch=3)

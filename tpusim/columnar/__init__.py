@@ -180,6 +180,11 @@ class Columns:
         data["fill_drain_cycles"] = num("fill_drain_cycles", all_gemm_single)
         data["weight_shift_cycles"] = num("weight_shift_cycles", all_gemm_single and pipelined)
         data["weight_passes"] = num("weight_passes", not multi)
+        ovh = pt.chip.timing.overhead_cycles_per_op
+        data["overhead_cycles"] = num("overhead_cycles", isinstance(ovh, int) and not fused
+                                      and not multi)
+        if all(isinstance(l.vector_ops, int) for l in layers):
+            data["vector_ops"] = data["vector_ops"].astype(np.int64)
         data["input_passes"] = num("input_passes", not multi)
         return pd.DataFrame({k: data[k] for k in LAYER_COLUMNS}, columns=list(LAYER_COLUMNS))
 
