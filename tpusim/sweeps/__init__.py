@@ -11,7 +11,9 @@ finished points are appended, a chunk at a time, to small JSON-lines files under
 ``DIR/.sweep-journal/`` (each written under a temporary name and renamed), and consolidated into
 ``DIR/sweep.parquet`` and ``DIR/sweep.csv`` (all-or-nothing renames) every
 :data:`CONSOLIDATE_EVERY_S` seconds and at the end. A re-run reads both and skips every point
-whose key is already there; a kill loses only the chunks in flight.
+whose key is already there; a kill loses only the chunks in flight. Rows of an earlier sweep with
+other points stay in the files (results accumulate, keyed by the full config), and one sweep at
+a time may write a directory (an exclusive ``flock`` on it).
 
 Points run in chunks (consecutive points, so a worker reuses its config and workload) on one of
 three executors: in this process (``jobs=1``), a local process pool (default, all cores), or a
@@ -27,14 +29,18 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+from .. import tables
 from ..errors import InputError
 from .executors import (  # noqa: F401  (MAX_CHUNK, flatten_summary: re-exported)
     INTERNAL, MAX_CHUNK, _cpu_count, _dask_client, _Payload, _plain, _run_dask, _run_inline,
     _run_pool, flatten_summary)
 from .journal import JOURNAL_DIR, _Store
 from .plan import FORMAT, Plan, Point, _sha, plan_sweep  # noqa: F401
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CONSOLIDATE_EVERY_S = 30.0
 
@@ -47,7 +53,7 @@ def _reusable(rec: dict[str, Any] | None) -> bool:
     return rec.get("status") == "ok" or not str(rec.get("error") or "").startswith(INTERNAL)
 
 
-def _frame(plan: Plan, results: dict[int, dict[str, Any]]):
+def _frame(plan: Plan, results: dict[int, dict[str, Any]]) -> pd.DataFrame:
     """One row per finished point, in plan order: swept values, summary fields, status, error."""
     lead = ["workload", *plan.columns]
     rows, extra = [], {}
@@ -56,7 +62,8 @@ def _frame(plan: Plan, results: dict[int, dict[str, Any]]):
         rec = results[i]
         row: dict[str, Any] = {"workload": plan.labels[p.workload], **dict(p.values)}
         for k, v in rec.items():
-            if k not in row and k not in ("index", "key", "status", "error"):
+            if k not in row and k not in ("index", "key", "status", "error", "_workload",
+                                          "_values"):
                 row[k] = _plain(v)
                 extra.setdefault(k, None)
         row.setdefault("config", plan.base.name)
@@ -96,7 +103,7 @@ def _progress_bar(total: int, progress: Any, label: str) -> Iterator[Callable[[i
 
 def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Iterable], *,
               jobs: int | None = None, scheduler: Any = None, out_dir: str | Path | None = None,
-              progress: Any = None, html: bool = True):
+              progress: Any = None, html: bool = True) -> pd.DataFrame:
     """Simulate every point of the product of ``workloads`` and ``axes``; one row per point.
 
     ``axes`` maps a dotted config path (``"array.rows"``) or ``"format"`` to its values; a tuple
@@ -104,15 +111,29 @@ def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Itera
     process, otherwise a pool of ``jobs`` processes (default: every core); ``scheduler`` (an
     address such as ``"tcp://host:8786"`` or a ``distributed.Client``) runs the chunks on Dask.
     With ``out_dir`` the sweep is resumable and writes ``sweep.parquet``, ``sweep.csv`` and
-    (unless ``html=False``) ``sweep.html`` there. The frame's ``attrs`` hold ``points``,
-    ``computed``, ``reused`` and ``failed``.
+    (unless ``html=False``) ``sweep.html`` there; the files keep the rows of earlier, different
+    sweeps into the same directory (this frame and ``sweep.html`` hold this sweep's points).
+    The frame's ``attrs`` hold ``points``, ``computed``, ``reused``, ``failed`` and, when
+    ``out_dir`` held rows of other points, ``kept`` (how many stay in the files).
     """
     plan = plan_sweep(config, workloads, axes)
     if jobs is not None and jobs < 1:
-        raise InputError("--jobs", None, jobs, "must be >= 1")
+        raise InputError("jobs", None, jobs, "must be >= 1")
     store = _Store(Path(out_dir)) if out_dir is not None else None
-    known = store.load() if store else {}
+    if store is None:
+        return _sweep(plan, None, {}, jobs, scheduler, progress, html)
+    store.lock()
+    try:
+        known = store.load()
+        store.keep_foreign(known, plan)
+        return _sweep(plan, store, known, jobs, scheduler, progress, html)
+    finally:
+        store.release()
 
+
+def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
+           jobs: int | None, scheduler: Any, progress: Any, html: bool) -> pd.DataFrame:
+    """Run ``plan``'s points not in ``known``; write to ``store`` (locked by the caller)."""
     results: dict[int, dict[str, Any]] = {}
     todo: list[Point] = []
     for p in plan.points:
@@ -123,7 +144,9 @@ def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Itera
             todo.append(p)
     reused = len(results)
 
-    payload = _Payload(_sha(plan.base.model_dump_json()), plan.base, plan.workloads)
+    table = tables.current()
+    token = plan.base.model_dump_json() + ("" if table == tables.DEFAULT else repr(table))
+    payload = _Payload(_sha(token), plan.base, plan.workloads, table)
     jobs = jobs or _cpu_count()
     if not todo:
         batches: Iterator[list[dict]] = iter(())
@@ -139,7 +162,7 @@ def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Itera
         with _progress_bar(len(todo), progress, "sweep") as advance:
             for records in batches:
                 if store:
-                    store.append(records)
+                    store.append(records, plan)
                 for rec in records:
                     results[rec["index"]] = rec
                 advance(len(records))
@@ -167,4 +190,6 @@ def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Itera
         store.close()
     df.attrs.update(points=len(plan.points), computed=len(plan.points) - reused, reused=reused,
                     failed=int((df["status"] == "failed").sum()))
+    if store and store.foreign:
+        df.attrs["kept"] = len(store.foreign)
     return df

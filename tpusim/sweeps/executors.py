@@ -14,11 +14,13 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from .. import tables
 from ..config import ChipConfig, load_config
 from ..errors import InputError
 from ..workload import Workload
@@ -36,6 +38,7 @@ class _Payload:
     token: str
     base: ChipConfig
     workloads: tuple[Workload, ...]
+    table: tables.Tables = tables.DEFAULT   # the energy/area table the caller had installed
 
 
 _WORKER: dict[str, Any] = {"chips": {}}   # per process: payload and a small config cache
@@ -43,6 +46,9 @@ _WORKER: dict[str, Any] = {"chips": {}}   # per process: payload and a small con
 
 def _plain(v: Any) -> Any:
     """A JSON/Parquet-friendly scalar: numpy scalars unboxed, NaN as None."""
+    pd = sys.modules.get("pandas")   # only a frame read back holds pandas' NA
+    if pd is not None and v is pd.NA:
+        return None
     if hasattr(v, "item") and not isinstance(v, (str, bytes)):
         v = v.item()
     if isinstance(v, float) and math.isnan(v):
@@ -83,6 +89,11 @@ def _run_chunk(payload: _Payload, chunk: Sequence[tuple]) -> list[dict[str, Any]
     chunk's time shared equally by its points. A point the batch cannot run (a bug, not bad
     input) is isolated by running the chunk's points one by one.
     """
+    with tables.use(payload.table):
+        return _run_points(payload, chunk)
+
+
+def _run_points(payload: _Payload, chunk: Sequence[tuple]) -> list[dict[str, Any]]:
     from ..columnar import evaluate, prepare
     from ..timing.path import timing_path
     t0 = time.perf_counter()
@@ -94,7 +105,7 @@ def _run_chunk(payload: _Payload, chunk: Sequence[tuple]) -> list[dict[str, Any]
         try:
             chip = _chip_for(payload, overrides)
             wl = payload.workloads[wi]
-            forced = chip.check_format(fmt, "--format") if fmt else None
+            forced = chip.check_format(fmt, "format") if fmt else None
             if timing_path(chip) == "event":   # the event engine is not columnar
                 from ..simulator import simulate
                 rec.update(flatten_summary(simulate(chip, wl, format=fmt).summary),
@@ -131,16 +142,38 @@ def _failed(rec: dict[str, Any], exc: Exception) -> None:
         rec.update(status="failed", error=msg)
 
 
-def _init_pool_worker(payload: _Payload) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Make this worker exit when the sweep process ``parent`` dies (SIGKILL, a CI timeout):
+    Linux delivers SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``); elsewhere, and
+    for a parent that died before that call, a daemon thread polls ``os.getppid()``."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)   # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+    import threading
+    threading.Thread(target=watch, name="tpusim-parent-watch", daemon=True).start()
+
+
+def _init_pool_worker(payload: _Payload, parent: int | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if parent is not None:
+        _die_with_parent(parent)
     _WORKER["payload"] = payload
 
 
 def _pool_chunk(chunk: Sequence[tuple]) -> list[dict[str, Any]]:
     return _run_chunk(_WORKER["payload"], chunk)
 
-
-# ---------------------------------------------------------------- executors
 
 def _chunks(points: Sequence[Point], workers: int) -> list[list[tuple]]:
     size = max(1, min(MAX_CHUNK, math.ceil(len(points) / (workers * CHUNKS_PER_WORKER))))
@@ -166,7 +199,7 @@ def _run_pool(payload: _Payload, points: Sequence[Point], jobs: int) -> Iterator
     chunks = _chunks(points, jobs)
     workers = min(jobs, len(chunks))
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_pool_worker,
-                               initargs=(payload,))
+                               initargs=(payload, os.getpid()))
     futures: set = set()
     try:
         futures = {pool.submit(_pool_chunk, c) for c in chunks}
@@ -198,12 +231,12 @@ def _dask_client(scheduler: Any):
     try:
         from dask.distributed import Client
     except ImportError:
-        raise InputError("--scheduler", None, message="Dask is not installed; "
+        raise InputError("scheduler", None, message="Dask is not installed; "
                          "pip install 'tpusim[dask]'") from None
     try:
         return Client(str(scheduler), timeout="15s", set_as_default=False), True
     except (OSError, TimeoutError, ValueError) as exc:
-        raise InputError("--scheduler", None, str(scheduler),
+        raise InputError("scheduler", None, str(scheduler),
                          f"could not connect to a Dask scheduler ({exc})") from None
 
 

@@ -3,7 +3,8 @@
 A point is one workload, one value per swept config path and optionally a forced ``format``.
 :func:`plan_sweep` applies every listed value to the config alone before anything runs, so a
 typo fails in a second instead of after an hour. A point's key hashes the config content after
-its overrides, the workload file's content, the format and the tpusim version.
+its overrides, the workload file's content, the format, the tpusim version and a swapped
+energy/area table.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, tables
 from ..config import ChipConfig, load_config
 from ..errors import InputError
 from ..importers import find_workload, load_workload
@@ -115,10 +116,12 @@ def plan_sweep(config: str | Path | ChipConfig, workloads: Any,
             for p, v in zip(paths, row):
                 if p == FORMAT:
                     if not isinstance(v, str):
-                        raise InputError("--format", None, v, "expected a format name")
-                    chip.check_format(v, "--format")
+                        raise InputError("format", None, v, "expected a format name")
+                    chip.check_format(v, "format")
     columns = tuple(p for paths, _ in norm for p in paths)
 
+    table = tables.current()
+    table_key = "" if table == tables.DEFAULT else _sha(repr(table))
     chips: dict[str, str] = {}          # overrides JSON -> config content after overrides
     points: list[Point] = []
     combos = list(itertools.product(*[rows for _, rows in norm]))
@@ -133,8 +136,10 @@ def plan_sweep(config: str | Path | ChipConfig, workloads: Any,
             except InputError:          # fails in combination only: the point records why
                 content = base.model_dump_json() + over_json
             chips[over_json] = content
-        key = _sha(json.dumps({"config": _sha(content), "workload": hashes[wi],
-                               "format": dict(values).get(FORMAT), "tpusim": __version__},
-                              sort_keys=True))[:24]
+        ident = {"config": _sha(content), "workload": hashes[wi],
+                 "format": dict(values).get(FORMAT), "tpusim": __version__}
+        if table_key:   # a swapped energy/area table gives other energies: other points
+            ident["tables"] = table_key
+        key = _sha(json.dumps(ident, sort_keys=True))[:24]
         points.append(Point(len(points), wi, values, key))
     return Plan(base, tuple(wls), tuple(labels), columns, tuple(points))
