@@ -42,7 +42,7 @@ class Setup:
 def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "bf16",
           kv_dtype: str = "bf16", kv_block: int = 16, max_batch: int = 256,
           chunked_prefill: int | None = None, max_prompt: int = 2048, hbm_scale: float = 1.0,
-          buckets: tuple[int, int, int] = (8, 16, 128)) -> Setup:
+          buckets: tuple[int, int, int] = (16, 16, 128)) -> Setup:
     """The step model, its timer and the KV capacity for ``model`` on ``chips`` chips."""
     tp = chips if tp is None else tp
     for name, v in (("--chips", chips), ("--max-batch", max_batch)):
