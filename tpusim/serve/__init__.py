@@ -67,7 +67,7 @@ def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "
              f"{budget.activation_bytes / 2**30:.3g} GiB, KV {budget.blocks} blocks of "
              f"{budget.block_bytes / 2**20:.3g} MiB",
              f"max batch {max_batch}, chunked prefill "
-             f"{chunked_prefill or 'off'}; step shapes bucketed (batch, tokens, KV) = {buckets}"]
+             f"{chunked_prefill or 'off'}; step latency on a grid (batch, prefill tokens, KV) = {buckets}"]
     return Setup(cost, timer, budget.blocks, notes)
 
 
