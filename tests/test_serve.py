@@ -14,7 +14,7 @@ from tpusim.serve import serve, setup
 from tpusim.serve.kvcache import BlockManager, kv_blocks
 from tpusim.serve.metrics import saturation
 from tpusim.serve.requests import Request, load_requests, synthetic_requests
-from tpusim.serve.tp import ShardedStepCost, ring_all_reduce_s
+from tpusim.serve.tp import ShardedStepCost
 
 from .conftest import run_cli
 
@@ -138,7 +138,9 @@ def test_block_manager_prefix_refcounts():
     assert kv.take(8) and kv.available() == 0 and "p" not in {k[0] for k in kv.idle}
 
 
-def test_tp_shards_macs_and_adds_all_reduces():
+def test_tp_shards_macs_and_adds_collectives():
+    from tpusim.generation import StepCostModel
+    from tpusim.pod.collectives import all_gather, all_reduce
     m = get_preset("llama2_7b")
     one = ShardedStepCost(CHIP, m, tp=1)
     eight = ShardedStepCost(CHIP, m, tp=8)
@@ -147,9 +149,19 @@ def test_tp_shards_macs_and_adds_all_reduces():
     assert s1.macs == llm_macs(m, 4, 1, 300, "last") + llm_macs(m, 1, 64, 64, "last")
     # every matmul splits evenly 8 ways for Llama-2-7B (32 heads, ffn 11008, vocab 32000)
     assert s8.macs * 8 == pytest.approx(s1.macs, rel=1e-12)
-    ar = ring_all_reduce_s(68 * 4096 * 2, 8, 4.5e10)
-    assert ar == pytest.approx(2 * 7 / 8 * 68 * 4096 * 2 / 9e10 + 2 * 4 * 1e-6)
-    assert s8.latency_s > s1.latency_s / 8
+    # on top of the shard's compute: 2 all-reduces a block of 68 tokens x 4096 bf16 values,
+    # and an all-gather of 5 sampled tokens' logits (8 x 4000 vocabulary columns, bf16)
+    shard = StepCostModel(CHIP, eight.model).step([300] * 4, 64, 64).latency_s
+    comm = 32 * 2 * all_reduce(68 * 4096 * 2, eight.axes).total_s \
+        + all_gather(5 * 32000 * 2, eight.axes).total_s
+    assert s8.latency_s == pytest.approx(shard + comm, rel=1e-12)
+    assert len(eight.axes) >= 1 and comm > 0
+
+
+def test_tp_on_a_chip_without_ici_is_one_line(tmp_path):
+    code, _, err = run_cli("serve", "default", MODEL, "--chips", "2", "--num-requests", "2",
+                           "--out", tmp_path / "o")
+    assert code == 2 and "ici" in err and len(err.strip().splitlines()) == 1
 
 
 def test_saturation_rate():

@@ -100,7 +100,7 @@ def cycle_shares(layers: pd.DataFrame) -> dict[str, float]:
     """
     cnt = layers["count"]
     total = float((layers["cycles"] * cnt).sum())
-    gemm = layers["op"].isin(["matmul", "gemm", "linear", "fc", "conv2d", "conv"])
+    gemm = layers["kind"] == "gemm"
     stall = float((layers["stall_weight_cycles"] * cnt).sum())
     shift = float((layers["weight_shift_cycles"] * cnt)[gemm].sum())
     active = float(((layers["compute_cycles"] - layers["weight_shift_cycles"]
@@ -244,14 +244,19 @@ def serving_checks() -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- all of it
 
-def run_checks(measurements: Path | None = None, calibrated: Path | None = None) -> pd.DataFrame:
-    rows = (tpu_v1_checks() + tpu_v4_checks(measurements, calibrated) + edge_tpu_checks()
-            + serving_checks())
+def run_checks(measurements: Path | None = None, calibrated: Path | None = None,
+               pods: bool = True) -> pd.DataFrame:
+    rows = tpu_v1_checks() + tpu_v4_checks(measurements, calibrated) + edge_tpu_checks()
+    rows += serving_checks()
+    if pods:
+        from .pod.fidelity import pod_checks
+        rows += pod_checks()
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def validation_csv(table: pd.DataFrame) -> str:
-    return table.to_csv(index=False, float_format="%.6g")
+    from ._io import csv_safe
+    return csv_safe(table).to_csv(index=False, float_format="%.6g")
 
 
 def _group_stats(table: pd.DataFrame) -> list[tuple[str, str, int, float, float, float, str]]:

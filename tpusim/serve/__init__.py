@@ -58,10 +58,10 @@ def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "
     cost = ShardedStepCost(config, model, weights, tp)
     cost.chip.hbm_bytes_per_cycle   # noqa: B018  (the config is complete)
     step_tokens = chunked_prefill or (max_batch + max_prompt)
-    budget = kv_blocks(cost.chip, cost.model, tp, weights, kv_dtype, kv_block, step_tokens,
+    budget = kv_blocks(cost.chip, cost.full, tp, weights, kv_dtype, kv_block, step_tokens,
                        max_batch, hbm_scale)
     timer = StepTimer(cost, *buckets)
-    notes = [f"{cost.model.name} on {chips} x {cost.chip.name}, TP={tp}, weights {weights}, "
+    notes = [f"{cost.full.name} on {chips} x {cost.chip.name}, TP={tp}, weights {weights}, "
              f"KV {kv_dtype}, block {kv_block} tokens",
              f"per chip: weights {budget.weight_bytes / 2**30:.3g} GiB, activations "
              f"{budget.activation_bytes / 2**30:.3g} GiB, KV {budget.blocks} blocks of "
