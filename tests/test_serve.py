@@ -256,3 +256,15 @@ def test_run_prints_tokens_for_an_llm_trace(tmp_path):
     assert "ms per output token" in out and "inferences/s" not in out
     lat = json.loads((tmp_path / "r" / "summary.json").read_text())["latency_s"]
     assert f"{4 / lat:.4g} tokens/s" in out
+
+
+def test_jetstream_check_is_a_prediction():
+    from tpusim.fidelity import JETSTREAM, serving_checks
+    rows = {r["metric"]: r for r in serving_checks()}
+    assert set(rows) == {"output_tokens_per_s", "input_tokens_per_s"}
+    for m, r in rows.items():
+        assert r["measured"] == JETSTREAM[m] and r["status"] == "ok"
+        assert r["fitted_on"].startswith("none") and r["error"] == r["predicted"] / r["measured"] - 1
+    # the same lengths for every request: input/output tokens per second are in ratio 219:292
+    p = rows["input_tokens_per_s"]["predicted"] / rows["output_tokens_per_s"]["predicted"]
+    assert p == pytest.approx(219 / 292, rel=1e-12)
