@@ -268,3 +268,13 @@ def test_jetstream_check_is_a_prediction():
     # the same lengths for every request: input/output tokens per second are in ratio 219:292
     p = rows["input_tokens_per_s"]["predicted"] / rows["output_tokens_per_s"]["predicted"]
     assert p == pytest.approx(219 / 292, rel=1e-12)
+
+
+def test_cli_duration_labels_the_offered_rate(tmp_path):
+    out = tmp_path / "o"
+    code, stdout, err = run_cli("serve", CHIP, MODEL, "--num-requests", "50", "--rate", "100",
+                                "--duration", "0.1", "--out", out)
+    assert code == 0, err
+    s = json.loads((out / "serve.json").read_text())
+    assert s["offered_rate"] == 100 and s["unfinished"] > 0 and "rate 100/s" in stdout
+    assert s["finished"] + s["unfinished"] + s["not_arrived"] == 50

@@ -74,8 +74,9 @@ def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "
 def serve(st: Setup, requests: Sequence[Request], rates: Sequence[float] | None = None,
           kv_block: int = 16, max_batch: int = 256, chunked_prefill: int | None = None,
           prefix_caching: bool = False, duration: float | None = None,
-          seed: int = 0) -> list[ServeRun]:
-    """Serve ``requests`` (arrivals as given, or re-timed at each of ``rates``)."""
+          seed: int = 0, offered: float | None = None) -> list[ServeRun]:
+    """Serve ``requests`` (arrivals as given, or re-timed at each of ``rates``); ``offered``:
+    the rate the given arrivals were drawn at, for the labels (None: inf)."""
     if duration is not None and not (duration > 0):
         raise InputError("--duration", None, duration, "a time > 0 (seconds)")
     cap = st.blocks * kv_block
@@ -92,8 +93,9 @@ def serve(st: Setup, requests: Sequence[Request], rates: Sequence[float] | None 
         out = eng.run(reqs, duration)
         table = request_table(out)
         s = summarise(out, table)
-        s["offered_rate"] = rate if rate is None or math.isfinite(rate) else "inf"
-        runs.append(ServeRun(math.inf if rate is None else rate, s, table))
+        label = (math.inf if offered is None else offered) if rate is None else rate
+        s["offered_rate"] = label if math.isfinite(label) else "inf"
+        runs.append(ServeRun(label, s, table))
     return runs
 
 
