@@ -179,13 +179,17 @@ def test_cli_writes_outputs_and_curve(tmp_path):
     top = json.loads((out / "serve.json").read_text())
     assert [p["rate"] for p in top["curve"]] == [5, 50, "inf"]
     assert "saturation rate" in stdout and (out / "report.html").stat().st_size > 10_000
-    one = json.loads((out / "rate-5" / "serve.json").read_text())
+    one = json.loads((out / "serve-rate-5.json").read_text())
     for k in ("requests_per_s", "input_tokens_per_s", "output_tokens_per_s", "mean_in_system",
               "simulated_s", "preemptions"):
         assert k in one
     for k in ("ttft_s", "tpot_s", "e2e_s"):
         assert set(one[k]) >= {"p50", "p90", "p99"}
-    assert (out / "rate-inf" / "requests.csv").read_text().count("\n") == 31
+    assert (out / "requests-rate-inf.csv").read_text().count("\n") == 31
+    # a single run into the same folder leaves none of the curve's files behind
+    assert run_cli("serve", CHIP, MODEL, "--num-requests", "5", "--out", out)[0] == 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "report.html", "requests.csv", "serve.json"]
 
 
 def _jsonl(tmp_path, lines):

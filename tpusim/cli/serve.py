@@ -116,7 +116,9 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
         sat = saturation(curve_points(runs))
         click.echo(f"saturation rate: {sat:g} requests/s" if sat is not None else
                    "saturation rate: below every rate tried")
-    click.echo(f"simulated in {took:.3g} s; wrote " + ", ".join(f"{out}/{w}" for w in written))
+    shown = written if len(written) <= 4 else [w for w in written if "-rate-" not in w] + [
+        f"requests-rate-*.csv and serve-rate-*.json ({len(runs)} rates)"]
+    click.echo(f"simulated in {took:.3g} s; wrote {out}/: " + ", ".join(shown))
 
 
 def _ms(v) -> str:

@@ -108,38 +108,41 @@ def curve_points(runs: list[ServeRun]) -> list[dict[str, Any]]:
 
 
 def write_outputs(runs: list[ServeRun], out: Path, notes: list[str], html: bool = True) -> list[str]:
-    """``requests.csv`` and ``serve.json`` (one run), or one ``rate-R/`` folder per rate plus a
-    top-level ``serve.json`` with the curve and the saturation rate; and ``report.html``."""
-    from .._io import atomic_write_text
+    """``requests.csv`` and ``serve.json`` (one run), or ``requests-rate-R.csv`` and
+    ``serve-rate-R.json`` per rate plus a ``serve.json`` with the curve and the saturation rate;
+    and ``report.html``. All or nothing, and no file of an earlier serve run is left beside
+    them (:func:`tpusim.results.write_all`, group ``serve``)."""
+    from ..results import write_all
     from .report import serve_html
 
-    def _json(obj: Any) -> str:
-        return json.dumps(obj, indent=1, default=lambda v: None) + "\n"
+    def _json(obj: Any):
+        text = json.dumps(obj, indent=1, default=lambda v: None) + "\n"
+        return lambda p: p.write_text(text)
 
-    written = []
+    def _csv(table: pd.DataFrame):
+        return lambda p: p.write_text(table.to_csv(index=False))
+
+    files: dict[str, Any] = {}
+    curve = None
     if len(runs) == 1:
-        atomic_write_text(out / "requests.csv", runs[0].table.to_csv(index=False))
-        atomic_write_text(out / "serve.json", _json({**runs[0].summary, "notes": notes}))
-        written += ["requests.csv", "serve.json"]
-        curve = None
+        files["requests.csv"] = _csv(runs[0].table)
+        files["serve.json"] = _json({**runs[0].summary, "notes": notes})
     else:
         curve = curve_points(runs)
         for r in runs:
-            sub = out / f"rate-{r.rate:g}"
-            atomic_write_text(sub / "requests.csv", r.table.to_csv(index=False))
-            atomic_write_text(sub / "serve.json", _json(r.summary))
-        top = {"curve": [{**p, "rate": p["rate"] if math.isfinite(p["rate"]) else "inf"}
-                         for p in curve],
-               "saturation_rate": saturation(curve), "notes": notes,
-               "runs": {f"{r.rate:g}": r.summary for r in runs}}
-        atomic_write_text(out / "serve.json", _json(top))
-        written += [f"rate-*/requests.csv ({len(runs)})", "serve.json"]
+            files[f"requests-rate-{r.rate:g}.csv"] = _csv(r.table)
+            files[f"serve-rate-{r.rate:g}.json"] = _json(r.summary)
+        files["serve.json"] = _json({
+            "curve": [{**p, "rate": p["rate"] if math.isfinite(p["rate"]) else "inf"}
+                      for p in curve],
+            "saturation_rate": saturation(curve), "notes": notes,
+            "runs": {f"{r.rate:g}": r.summary for r in runs}})
     if html:
         page = serve_html("tpusim serve", [(r.rate, r.summary, r.table) for r in runs], curve,
                           notes)
-        atomic_write_text(out / "report.html", page)
-        written.append("report.html")
-    return written
+        files["report.html"] = lambda p: p.write_text(page)
+    write_all(files, out, group="serve")
+    return list(files)
 
 
 __all__ = ["serve", "setup", "write_outputs", "ServeRun", "Setup", "curve_points", "Request"]
