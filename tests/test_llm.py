@@ -16,7 +16,7 @@ PUBLISHED_PARAMS = {
     "bert_base": 109_482_240,
     "llama3_8b": 8_030_261_248,
     "llama2_70b": 68_976_648_192,
-    "llama2_7b": 6_738_415_616,
+    "llama2_7b": 6_738_415_616,         # huggingface.co/meta-llama/Llama-2-7b-hf (6.74B)
     "llama3_1_8b": 8_030_261_248,
     "llama3_1_70b": 70_553_706_496,
     "llama3_1_405b": 405_853_388_800,

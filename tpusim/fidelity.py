@@ -246,8 +246,8 @@ def serving_checks() -> list[dict[str, Any]]:
 
 def run_checks(measurements: Path | None = None, calibrated: Path | None = None,
                pods: bool = True) -> pd.DataFrame:
-    rows = tpu_v1_checks() + tpu_v4_checks(measurements, calibrated) + edge_tpu_checks()
-    rows += serving_checks()
+    rows = (tpu_v1_checks() + tpu_v4_checks(measurements, calibrated) + edge_tpu_checks()
+            + serving_checks())
     if pods:
         from .pod.fidelity import pod_checks
         rows += pod_checks()

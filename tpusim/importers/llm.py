@@ -125,6 +125,13 @@ PRESETS: dict[str, LlmConfig] = {
                            positions="rope",
                            source="Llama-3-8B, huggingface.co/meta-llama/Meta-Llama-3-8B "
                                   "config.json"),
+    # Touvron et al. 2023; huggingface.co/meta-llama/Llama-2-7b-hf config.json: hidden 4096,
+    # intermediate 11008, 32 layers, 32 heads, 32 KV heads (MHA), vocab 32000. 6,738,415,616 params.
+    "llama2_7b": LlmConfig("llama2_7b", hidden=4096, layers=32, heads=32, kv_heads=32,
+                           ffn=11008, vocab=32000, gated=True, act="silu", norm="rmsnorm",
+                           positions="rope",
+                           source="Llama-2-7B, huggingface.co/meta-llama/Llama-2-7b-hf "
+                                  "config.json"),
     # Touvron et al. 2023; huggingface.co/meta-llama/Llama-2-70b-hf config.json: hidden 8192,
     # intermediate 28672, 80 layers, 64 heads, 8 KV heads, vocab 32000. 68,976,648,192 params.
     "llama2_70b": LlmConfig("llama2_70b", hidden=8192, layers=80, heads=64, kv_heads=8,
@@ -143,10 +150,6 @@ def _llama(name: str, hidden: int, layers: int, heads: int, kv_heads: int, ffn: 
 
 
 PRESETS.update({
-    # Touvron et al. 2023; huggingface.co/meta-llama/Llama-2-7b-hf config.json: hidden 4096,
-    # intermediate 11008, 32 layers, 32 heads (no GQA), vocab 32000. 6,738,415,616 parameters.
-    "llama2_7b": _llama("llama2_7b", 4096, 32, 32, 32, 11008, 32000,
-                        "Llama-2-7B, huggingface.co/meta-llama/Llama-2-7b-hf config.json"),
     # Llama 3.1 (Dubey et al. 2024, Table 3); huggingface.co/meta-llama/Llama-3.1-8B config.json:
     # the Llama-3-8B dimensions (longer RoPE context only). 8,030,261,248 parameters.
     "llama3_1_8b": _llama("llama3_1_8b", 4096, 32, 32, 8, 14336, 128256,
