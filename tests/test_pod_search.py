@@ -88,3 +88,15 @@ def test_a_70b_search_covers_a_thousand_layouts_from_few_shards():
     chip, model = load_config("tpu_v5p"), get_preset("llama2_70b")
     sl = make_slice(chip.ici, chip.dcn, shape="4x8x8")
     assert len(candidates(model, sl, 1024)) >= 1000
+
+
+def test_layouts_that_cannot_fit_are_dropped_before_simulating():
+    from tpusim.errors import InputError
+    sl = make_slice(CHIP.ici, CHIP.dcn, shape="1")
+    costs.clear()
+    with pytest.raises(InputError, match="no sharding fits.*does not fit the 95 GiB"):
+        search(CHIP, get_preset("llama2_70b"), sl, seq=4096, global_batch=1)
+    assert costs.distinct_programs() == 0
+    st: dict = {}
+    search(CHIP, TINY, _slice("2x2x2"), seq=128, global_batch=16, stats=st)
+    assert st["fit"] <= st["candidates"] and st["programs"] == costs.distinct_programs()
