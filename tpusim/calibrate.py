@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ._input import check_unique_header, csv_rows, decode, load_yaml
 from .config import ChipConfig, load_config
 from .errors import InputError
 from .formats import get_format
@@ -95,15 +96,12 @@ def read_measurements(path: str | Path) -> Measurements:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(src, None, message=f"cannot read measurements ({exc.strerror})") from None
-    try:
-        text = data.decode()
-    except UnicodeDecodeError:
-        raise InputError(src, None, message="not a text CSV file") from None
+    text = decode(data, src, "measurement CSV")
     numbered = [(i, ln) for i, ln in enumerate(text.splitlines(), start=1)
                 if ln.strip() and not ln.lstrip().startswith("#")]
     if not numbered:
         raise InputError(src, None, message="empty: expected a header with m,k,n,latency_us")
-    rows = list(csv.reader([ln for _, ln in numbered]))
+    rows = csv_rows([ln for _, ln in numbered], [i for i, _ in numbered], src)
     header = [h.strip() for h in rows[0]]
     hline = numbered[0][0]
     allowed = set(TRACE_COLUMNS) | set(MEASUREMENT_COLUMNS)
@@ -112,8 +110,7 @@ def read_measurements(path: str | Path) -> Measurements:
             raise InputError(src, f"line {hline}, column {col!r}",
                              message="unknown column; allowed: "
                              + ", ".join(MEASUREMENT_COLUMNS + TRACE_COLUMNS))
-    if len(set(header)) != len(header):
-        raise InputError(src, f"line {hline}", message="a column appears twice in the header")
+    check_unique_header(header, src, hline)
     missing = [c for c in ("latency_us",) if c not in header]
     if "op" not in header:  # without an op column every row is a matmul
         missing += [c for c in ("m", "k", "n") if c not in header]
@@ -672,18 +669,41 @@ def load_config_text(text: str, name: str) -> ChipConfig:
     from pydantic import ValidationError
 
     from .config import validation_to_input_error
-    raw = yaml.safe_load(text)
+    raw = load_yaml(text, name)
+    if not isinstance(raw, dict):
+        raise InputError(name, None, message="expected a YAML mapping of config fields")
     try:
         return ChipConfig.model_validate(raw)
     except ValidationError as err:
         raise validation_to_input_error(err, name) from None
 
 
+RECIPE_KEYS = ("base", "measurements", "sha256", "folds", "seed")
+
+
 def read_recipe(path: str | Path) -> dict[str, Any] | None:
-    """The record a calibrated config's header carries, or None."""
-    for line in Path(path).read_text().splitlines():
+    """The record a calibrated config's header carries, or None; a damaged one is an InputError."""
+    from ._input import read_text
+    src = str(path)
+    for lineno, line in enumerate(read_text(path, "calibrated config").splitlines(), start=1):
         if not line.startswith("#"):
             break
         if RECIPE_TAG in line:
-            return json.loads(line.split(RECIPE_TAG, 1)[1])
+            try:
+                rec = json.loads(line.split(RECIPE_TAG, 1)[1])
+            except (ValueError, RecursionError):
+                rec = None
+            if not isinstance(rec, dict):
+                raise InputError(src, f"line {lineno}", message=f"the {RECIPE_TAG} record is not "
+                                 "a JSON object; rerun tpusim calibrate to write it again")
+            missing = [k for k in RECIPE_KEYS if k not in rec]
+            if missing:
+                raise InputError(src, f"line {lineno}", message=f"the {RECIPE_TAG} record lacks "
+                                 + ", ".join(missing) + "; rerun tpusim calibrate")
+            bad = [k for k in ("folds", "seed") if type(rec[k]) is not int]
+            bad += [k for k in ("base", "measurements") if not isinstance(rec[k], str)]
+            if bad:
+                raise InputError(src, f"line {lineno}", message=f"the {RECIPE_TAG} record has "
+                                 f"a malformed {', '.join(bad)}; rerun tpusim calibrate")
+            return rec
     return None

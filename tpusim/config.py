@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import configparser
 import copy
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
+from ._input import MAX_DIM, load_yaml, read_text, suggest
 from .errors import InputError
 from .formats import FORMAT_NAMES, get_format
 from .offchip import offchip_pj_per_bit
@@ -23,15 +26,36 @@ from .offchip import offchip_pj_per_bit
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
+def _wants_number(annotation: Any) -> bool:
+    """True for ``int``/``float`` fields (also optional ones and ``dict[str, float]`` values)."""
+    if annotation in (int, float):
+        return True
+    return any(_wants_number(a) for a in typing.get_args(annotation))
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Config numbers are finite: an infinite bandwidth or clock is a typo, never a chip.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        """``rows: true`` is not 1: a boolean where a number belongs is an error."""
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None or not _wants_number(field.annotation):
+            return v
+        if isinstance(v, bool) or (isinstance(v, dict)
+                                   and any(isinstance(x, bool) for x in v.values())):
+            shown = str(v).lower() if isinstance(v, bool) else repr(v)
+            raise ValueError(f"got {shown}; expected a number, not a boolean")
+        return v
 
 
 class ArrayConfig(_Model):
-    rows: int = Field(gt=0, description="PE rows (the reduction dimension under ws)")
-    cols: int = Field(gt=0, description="PE columns")
+    rows: int = Field(gt=0, le=MAX_DIM, description="PE rows (the reduction dimension under ws)")
+    cols: int = Field(gt=0, le=MAX_DIM, description="PE columns")
     dataflow: Literal["ws", "os", "is"] = "ws"
-    count: int = Field(1, gt=0, description="identical arrays (MXUs) per chip")
+    count: int = Field(1, gt=0, le=MAX_DIM, description="identical arrays (MXUs) per chip")
 
 
 class FormatSupport(_Model):
@@ -196,10 +220,17 @@ def validation_to_input_error(err: ValidationError, source: str) -> InputError:
         return InputError(source, where, message="required field is missing")
     if e.get("type") == "extra_forbidden":
         allowed = _allowed_fields(ChipConfig, loc)
-        return InputError(source, where, message=f"unknown field; {allowed}")
+        names = allowed.removeprefix("allowed fields: ").split(", ") if allowed else []
+        hint = suggest(loc[-1], names) if loc else ""
+        return InputError(source, where, message=f"unknown field{hint}; {allowed}")
     if msg.startswith("Value error, "):
-        return InputError(source, None, message=msg[len("Value error, "):])
+        return InputError(source, where, message=msg[len("Value error, "):])
     value = e.get("input")
+    if e.get("type") == "model_type":   # a section given as a scalar: "got 5; ... ArrayConfig"
+        return InputError(source, where, value if not isinstance(value, BaseModel) else None,
+                          "expected a section of fields (a mapping)")
+    if e.get("type") == "finite_number":
+        return InputError(source, where, value, "expected a finite number")
     rule = msg[0].lower() + msg[1:] if msg else "invalid"
     return InputError(source, where, value, rule)
 
@@ -211,8 +242,8 @@ def _set_dotted(raw: dict, path: str, value: Any, source: str) -> None:
     for i, part in enumerate(parts):
         fields = getattr(cls, "model_fields", None)
         if fields is not None and part not in fields:
-            raise InputError(source, path, message=f"unknown field {part!r}; allowed fields: "
-                             + ", ".join(fields))
+            raise InputError(source, path, message=f"unknown field {part!r}"
+                             f"{suggest(part, fields)}; allowed fields: " + ", ".join(fields))
         if i == len(parts) - 1:
             node[part] = value
             return
@@ -249,17 +280,13 @@ def _resolve(name_or_path: str | Path) -> Path:
     cand = CONFIG_DIR / f"{name_or_path}.yaml"
     if cand.is_file():
         return cand
-    raise InputError(str(name_or_path), "config", message="not a file and not a preset; presets: "
+    raise InputError(str(name_or_path), "config", message="not a file and not a preset"
+                     f"{suggest(name_or_path, preset_names())}; presets: "
                      + ", ".join(preset_names()))
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}" if mark else None
-        raise InputError(str(path), line, message=f"not valid YAML ({getattr(exc, 'problem', exc)})")
+    raw = load_yaml(read_text(path, "YAML config"), str(path))
     if not isinstance(raw, dict):
         raise InputError(str(path), None, message="expected a YAML mapping of config fields")
     raw.setdefault("name", path.stem)
@@ -272,11 +299,12 @@ def read_scalesim_cfg(path: Path) -> dict:
     SCALE-Sim has no clock, energy or vector unit: we assume 1 GHz (so cycles read as ns), int8
     words (its word is one byte), 45 nm Horowitz/CACTI energy and a vector unit one row wide.
     """
-    cp = configparser.ConfigParser()
+    cp = configparser.ConfigParser(interpolation=None)  # a '%' in a value is just a character
     try:
-        cp.read_string(path.read_text())
+        cp.read_string(read_text(path, "SCALE-Sim config"))
     except configparser.Error as exc:
-        raise InputError(str(path), None, message=f"not a SCALE-Sim config ({exc.message})")
+        msg = " ".join(str(getattr(exc, "message", exc)).split())
+        raise InputError(str(path), None, message=f"not a SCALE-Sim config ({msg})") from None
     arch = "architecture_presets"
     if not cp.has_section(arch):
         raise InputError(str(path), f"[{arch}]", message="section missing")

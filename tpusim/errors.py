@@ -11,6 +11,8 @@ class InputError(ValueError):
 
     def __init__(self, source: str | None, where: str | None, value: object = None,
                  allowed: str | None = None, *, message: str | None = None):
+        if hasattr(value, "item") and hasattr(value, "dtype"):  # a numpy scalar: quote it plainly
+            value = value.item()
         self.source = str(source) if source is not None else None
         self.where = where
         self.value = value

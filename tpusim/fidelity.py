@@ -143,8 +143,19 @@ def tpu_v4_checks(measurements: Path | None = None,
     from .calibrate import calibrate, formats_for, predict_us, read_measurements, read_recipe
     from .config import load_config
 
+    from .errors import InputError
+
+    explicit = calibrated is not None
     calibrated = Path(calibrated) if calibrated else CONFIG_DIR / "tpu_v4_calibrated.yaml"
+    if explicit and not calibrated.is_file():   # named by the user: never a silent skip
+        raise InputError(str(calibrated), "--calibrated", message="file not found")
     rec = read_recipe(calibrated) if calibrated.is_file() else None
+    if explicit:
+        if rec is None:
+            raise InputError(str(calibrated), "--calibrated", message="no tpusim-calibrate "
+                             "record in its header; expected a config written by tpusim "
+                             "calibrate")
+        load_config(calibrated)   # the config itself must load, too
     name = (rec or {}).get("measurements", "tpu_v4_gemm_calibration.csv")
     path = Path(measurements) if measurements else _find_measurements(name)
     check = "tpu_v4 matmuls"
@@ -212,7 +223,8 @@ def edge_tpu_checks() -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- all of it
 
 def run_checks(measurements: Path | None = None, calibrated: Path | None = None) -> pd.DataFrame:
-    rows = tpu_v1_checks() + tpu_v4_checks(measurements, calibrated) + edge_tpu_checks()
+    v4 = tpu_v4_checks(measurements, calibrated)   # first: it checks the files the user named
+    rows = tpu_v1_checks() + v4 + edge_tpu_checks()
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,8 @@ from .roofline import bound_of, roof_tops
 from .timing import array_timing, gemm_time, vector_time
 from .timing.overlap import first_tile_bytes
 from .importers import load_workload
-from .workload import Layer, Workload
+from ._input import check_size
+from .workload import Layer, Workload, check_layer_size
 
 LAYER_COLUMNS = (
     "name", "op", "count", "m", "k", "n", "macs", "format", "cycles", "latency_s",
@@ -187,7 +189,7 @@ def scale_batch(workload: Workload, batch: int) -> Workload:
         else:
             l = dataclasses.replace(l, m=l.m * batch, in_elements=l.in_elements * batch,
                                     out_elements=l.out_elements * batch)
-        layers.append(l)
+        layers.append(check_layer_size(l, "--batch", None, f"batch {batch} x"))
     return dataclasses.replace(workload, layers=tuple(layers))
 
 
@@ -198,8 +200,9 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
     t0 = time.perf_counter()
     chip = config if isinstance(config, ChipConfig) else load_config(config)
     wl = workload if isinstance(workload, Workload) else load_workload(workload)
-    if batch < 1:
-        raise InputError("--batch", None, batch, "must be >= 1")
+    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
+        raise InputError("--batch", None, batch, "must be an integer >= 1")
+    check_size(batch, "--batch", None)
     wl = scale_batch(wl, batch)
     source = wl.source or wl.name
     forced = chip.check_format(format, "--format") if format else None

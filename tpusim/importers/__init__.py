@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .._input import suggest
 from ..errors import InputError
 from ..workload import Workload
 
@@ -26,7 +27,7 @@ def find_workload(name_or_path: str | Path) -> Path:
         return hits[0]
     names = sorted({h.stem for h in WORKLOAD_DIR.rglob("*.csv")})
     raise InputError(str(name_or_path), "workload", message="not a file and not a shipped "
-                     "workload; shipped: " + ", ".join(names))
+                     f"workload{suggest(name_or_path, names)}; shipped: " + ", ".join(names))
 
 
 def load_workload(name_or_path: str | Path | Workload, **kwargs: Any) -> Workload:
