@@ -218,7 +218,7 @@ def test_validate_calibrated_missing_or_garbage_is_an_error(cli, tmp_path, monke
         tmp_path / "nope.yaml": "--calibrated: file not found",
         write(tmp_path, "plain.yaml", "name: x\n"): "no tpusim-calibrate record",
         write(tmp_path, "junk.yaml", "# tpusim-calibrate: {not json\nname: x\n"):
-            "line 1: the tpusim-calibrate: record is not a JSON object",
+            "line 1: the tpusim-calibrate record is not a JSON object",
         write(tmp_path, "keys.yaml", '# tpusim-calibrate: {"base": "tpu_v4"}\n'):
             "record lacks measurements, sha256, folds, seed",
         write(tmp_path, "bin.yaml", b"# tpusim-calibrate: \xff\n"): "line 1: byte 0xff",

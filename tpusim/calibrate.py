@@ -694,16 +694,16 @@ def read_recipe(path: str | Path) -> dict[str, Any] | None:
             except (ValueError, RecursionError):
                 rec = None
             if not isinstance(rec, dict):
-                raise InputError(src, f"line {lineno}", message=f"the {RECIPE_TAG} record is not "
+                raise InputError(src, f"line {lineno}", message=f"the {RECIPE_TAG[:-1]} record is not "
                                  "a JSON object; rerun tpusim calibrate to write it again")
             missing = [k for k in RECIPE_KEYS if k not in rec]
             if missing:
-                raise InputError(src, f"line {lineno}", message=f"the {RECIPE_TAG} record lacks "
+                raise InputError(src, f"line {lineno}", message=f"the {RECIPE_TAG[:-1]} record lacks "
                                  + ", ".join(missing) + "; rerun tpusim calibrate")
             bad = [k for k in ("folds", "seed") if type(rec[k]) is not int]
             bad += [k for k in ("base", "measurements") if not isinstance(rec[k], str)]
             if bad:
-                raise InputError(src, f"line {lineno}", message=f"the {RECIPE_TAG} record has "
+                raise InputError(src, f"line {lineno}", message=f"the {RECIPE_TAG[:-1]} record has "
                                  f"a malformed {', '.join(bad)}; rerun tpusim calibrate")
             return rec
     return None

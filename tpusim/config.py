@@ -142,7 +142,8 @@ class ChipConfig(_Model):
     def _check_formats(self) -> "ChipConfig":
         for name, sup in self.formats.items():
             if name not in FORMAT_NAMES:
-                raise ValueError(f"formats.{name}: unknown format; allowed: {'|'.join(FORMAT_NAMES)}")
+                raise ValueError(f"formats.{name}: unknown format{suggest(name, FORMAT_NAMES)}; "
+                                 f"allowed: {'|'.join(FORMAT_NAMES)}")
             if sup.emulate is not None:
                 base = self.formats.get(sup.emulate)
                 if base is None or base.emulate is not None:
@@ -224,7 +225,10 @@ def validation_to_input_error(err: ValidationError, source: str) -> InputError:
         hint = suggest(loc[-1], names) if loc else ""
         return InputError(source, where, message=f"unknown field{hint}; {allowed}")
     if msg.startswith("Value error, "):
-        return InputError(source, where, message=msg[len("Value error, "):])
+        msg = msg[len("Value error, "):]
+        if where and msg.startswith(where):   # the validator named the field itself
+            where = None
+        return InputError(source, where, message=msg)
     value = e.get("input")
     if e.get("type") == "model_type":   # a section given as a scalar: "got 5; ... ArrayConfig"
         return InputError(source, where, value if not isinstance(value, BaseModel) else None,
@@ -301,7 +305,16 @@ def read_scalesim_cfg(path: Path) -> dict:
     """
     cp = configparser.ConfigParser(interpolation=None)  # a '%' in a value is just a character
     try:
-        cp.read_string(read_text(path, "SCALE-Sim config"))
+        cp.read_string(read_text(path, "SCALE-Sim config"), source=str(path))
+    except (configparser.DuplicateOptionError, configparser.DuplicateSectionError) as exc:
+        what = (f"option {exc.option!r}" if isinstance(exc, configparser.DuplicateOptionError)
+                else "section") + f" [{exc.section}]"
+        raise InputError(str(path), f"line {exc.lineno}", message=f"{what} appears twice; "
+                         "give each once") from None
+    except configparser.MissingSectionHeaderError as exc:
+        raise InputError(str(path), f"line {exc.lineno}", message="expected a [section] header "
+                         "(a SCALE-Sim config starts with [general] or [architecture_presets])"
+                         ) from None
     except configparser.Error as exc:
         msg = " ".join(str(getattr(exc, "message", exc)).split())
         raise InputError(str(path), None, message=f"not a SCALE-Sim config ({msg})") from None
@@ -318,7 +331,9 @@ def read_scalesim_cfg(path: Path) -> dict:
         try:
             val = cast(sec[key.lower()])
         except ValueError:
-            raise InputError(str(path), f"[{arch}] {key}", sec[key.lower()], "expected a number")
+            raise InputError(str(path), f"[{arch}] {key}", sec[key.lower()],
+                             "expected a whole number" if cast is int else "expected a number"
+                             ) from None
         if val <= 0:
             raise InputError(str(path), f"[{arch}] {key}", val, "must be > 0")
         return val

@@ -23,7 +23,7 @@ _CONV_FIELDS = ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_f
 
 def _lines(path: Path) -> list[tuple[int, str]]:
     """(1-based line number, line) of the file, decoded (a UTF-8 BOM is dropped)."""
-    return list(enumerate(read_text(path, "SCALE-Sim topology").splitlines(), start=1))
+    return list(enumerate(read_text(path, "CSV file").splitlines(), start=1))
 
 
 def _cells(line: str, src: str, lineno: int) -> list[str]:

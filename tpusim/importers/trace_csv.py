@@ -34,7 +34,7 @@ def _data_lines(text: str) -> tuple[list[str], list[int], list[str]]:
 def read_trace(path: str | Path) -> Workload:
     path = Path(path)
     src = str(path)
-    lines, numbers, notes = _data_lines(read_text(path, "trace CSV"))
+    lines, numbers, notes = _data_lines(read_text(path, "CSV file"))
     if not lines:
         raise InputError(src, None, message="empty trace: expected a header line with name,op,...")
     rows = csv_rows(lines, numbers, src)
