@@ -502,6 +502,8 @@ def _gemm_row(g: _Graph, node, attrs, name: str) -> tuple[dict | None, str | Non
             a = a[:-2] + (a[-1], a[-2])
         if attrs.get("transB") and len(w) >= 2:
             w = w[:-2] + (w[-1], w[-2])
+    if len(a) == 0 or len(w) == 0:
+        return None, f"MatMul of a scalar: {a} x {w} (ONNX MatMul needs inputs of rank >= 1)"
     a2 = (1,) + a if len(a) == 1 else a
     w2 = w + (1,) if len(w) == 1 else w
     m, k, n = a2[-2], a2[-1], w2[-1]
