@@ -208,6 +208,21 @@ def test_lowered_and_batched_sizes_are_checked(cli, tmp_path):
     assert code == 2 and "--rows: got 100000000000000000; at most 2^53" in one_line(err)
 
 
+def test_llm_and_onnx_sizes_are_checked(cli, tmp_path):
+    code, _, err = cli("workload", "llm", "llama3_8b", "--batch", str(10**17),
+                       "--out", tmp_path / "l.csv")
+    assert code == 2 and "llm: batch: got 100000000000000000; at most 2^53" in one_line(err)
+    # batch 10^12 x seq 128 x hidden 4096 embedding elements exceed 2^53: named by layer
+    code, _, err = cli("workload", "llm", "llama3_8b", "--batch", str(10**12),
+                       "--out", tmp_path / "l.csv")
+    assert code == 2
+    assert "llm llama3_8b prefill: layer 'embed': column elements: got 5242880" in one_line(err)
+    assert not (tmp_path / "l.csv").exists()
+    from tpusim.importers.onnx import parse_input_shape
+    with pytest.raises(InputError, match=r"--input-shape: x: got 10{23}; at most 2\^53"):
+        parse_input_shape("x=1x" + "1" + "0" * 23)
+
+
 # ---------------------------------------------------------------- validate --calibrated
 
 def test_validate_calibrated_missing_or_garbage_is_an_error(cli, tmp_path, monkeypatch):

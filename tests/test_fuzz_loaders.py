@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tpusim.calibrate import read_measurements
@@ -124,6 +124,7 @@ dims = st.lists(st.one_of(st.integers(-2, 64), st.sampled_from([10**17, 2**62, 2
        strides=st.lists(st.integers(-1, 4), max_size=3), pads=st.lists(st.integers(-2, 4),
                                                                        max_size=5),
        group=st.integers(-1, 4), op=st.sampled_from(["Conv", "MatMul", "Gemm", "Frobnicate"]))
+@example(x_dims=[], w_dims=[], kernel=[], strides=[], pads=[], group=1, op="MatMul")  # scalars
 def test_onnx_models_with_random_dims_give_input_error_only(x_dims, w_dims, kernel, strides,
                                                              pads, group, op):
     only_input_error("onnx", _onnx_model(x_dims, w_dims, kernel, strides, pads, group, op))

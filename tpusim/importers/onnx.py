@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .._input import check_size
 from ..errors import InputError
 from ..workload import VECTOR_OPS, Workload, make_layer
 
@@ -198,6 +199,8 @@ def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
                          "by 'x', e.g. 1x3x224x224") from None
     if any(d <= 0 for d in shape):
         raise InputError("--input-shape", name, dims, "dims must be positive integers")
+    for d in shape:
+        check_size(d, "--input-shape", name)
     return name, shape
 
 
