@@ -243,6 +243,10 @@ def test_validate_calibrated_missing_or_garbage_is_an_error(cli, tmp_path, monke
         assert code == 2, err
         assert str(path) in err and needle in one_line(err), err
         assert not out.exists()
+    missing = tmp_path / "no_such.csv"
+    code, _, err = cli("validate", "--out", out, "--measurements", missing)
+    assert code == 2 and f"{missing}: --measurements: file not found" in one_line(err)
+    assert not out.exists()
 
 
 # ---------------------------------------------------------------- texts and suggestions

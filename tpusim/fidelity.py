@@ -157,6 +157,9 @@ def tpu_v4_checks(measurements: Path | None = None,
                              "calibrate")
         load_config(calibrated)   # the config itself must load, too
     name = (rec or {}).get("measurements", "tpu_v4_gemm_calibration.csv")
+    if measurements is not None and not Path(measurements).is_file():
+        # named by the user: an error, not a silent skip
+        raise InputError(str(measurements), "--measurements", message="file not found")
     path = Path(measurements) if measurements else _find_measurements(name)
     check = "tpu_v4 matmuls"
     if path is None or not path.is_file():
