@@ -91,6 +91,16 @@ def test_duplicate_yaml_key_is_refused(cli, tmp_path):
                                                                    "c": {"b": 1, "d": 2}}
 
 
+def test_a_set_field_given_twice_is_refused(cli, tmp_path):
+    code, _, err = cli("run", "default", "resnet50", "--set", "array.rows=64", "--set",
+                       "array.rows=128", "--out", tmp_path / "o")
+    assert code == 2 and "--set: array.rows: given twice" in one_line(err)
+    code, _, err = cli("sweep", "default", "resnet50", "--set", "array.rows=64", "--set",
+                       "array.rows=128", "--out", tmp_path / "s")
+    assert code == 2 and "--set: array.rows: given twice" in one_line(err)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "s").exists()
+
+
 # ---------------------------------------------------------------- booleans and non-finite numbers
 
 def test_booleans_are_not_numbers(cli, tmp_path):
@@ -163,6 +173,18 @@ def test_full_disk_names_the_target_and_keeps_the_earlier_result(cli, tmp_path, 
     assert code == 2 and "No space left on device" in one_line(err)
     monkeypatch.setattr(results, "summary_json", real)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_out_of_memory_is_one_line_exit_2(cli, tmp_path, monkeypatch):
+    import tpusim
+
+    def huge(*a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr(tpusim, "simulate", huge)
+    code, _, err = cli("run", "default", write(tmp_path, "t.csv", TRACE), "--out", tmp_path / "o")
+    assert code == 2 and "out of memory" in one_line(err)
+    assert not (tmp_path / "o").exists()
 
 
 def test_os_error_line_names_the_target_not_the_temp_file(tmp_path):
