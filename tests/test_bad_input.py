@@ -127,6 +127,15 @@ def test_infinite_config_numbers_are_refused():
         load_config("default", **{"memory.hbm.bandwidth_gbps": math.inf})
 
 
+def test_infinite_ops_and_negative_mac_energy_are_refused():
+    with pytest.raises(InputError, match="column ops_per_element: got 'inf'; input should be a "
+                                         "finite number"):
+        make_layer({"name": "s", "op": "softmax", "elements": 4, "ops_per_element": "inf"},
+                   "t.csv", 2)
+    with pytest.raises(InputError, match=r"energy.mac_pj.int8: got -1; input should be greater"):
+        load_config("default", **{"energy.mac_pj": {"int8": -1}})
+
+
 def test_trace_booleans_and_union_paths_read_plainly(tmp_path):
     with pytest.raises(InputError) as e:
         make_layer({"name": "c", "op": "conv2d", "in_h": 4, "in_w": 4, "in_c": 1, "out_c": 1,

@@ -12,7 +12,7 @@ import configparser
 import copy
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
@@ -119,8 +119,8 @@ class TimingConfig(_Model):
 
 class EnergyConfig(_Model):
     node_nm: float = Field(45, gt=0, description="process node the energy constants scale to")
-    mac_pj: dict[str, float] = Field(default_factory=dict,
-                                     description="per-format MAC energy override, pJ")
+    mac_pj: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="per-format MAC energy override, pJ")
     sram_pj_per_bit: float | None = Field(None, gt=0, description="override of the CACTI fit")
     vector_op_pj: float | None = Field(None, ge=0, description="override, pJ per vector op")
     static_w: float = Field(0, ge=0, description="leakage and idle power, W")

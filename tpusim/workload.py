@@ -42,7 +42,8 @@ TRACE_COLUMNS = (
 class TraceRow(BaseModel):
     """One row of a trace CSV, validated. Empty cells are ``None``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf or nan ops per element would make every later number inf or nan: refuse them here.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1)
     op: str

@@ -113,6 +113,7 @@ CONFIGS: dict[str, str | bytes] = {
     "bad_hbm_kind.yaml": yaml_with("    kind: HBM2\n", "    kind: HBM9\n"),
     "mac_pj_bool.yaml": yaml_with("  node_nm: 28", "  node_nm: 28\n  mac_pj: {int8: yes}"),
     "bandwidth_string.yaml": yaml_with("bandwidth_gbps: 100", "bandwidth_gbps: fast"),
+    "mac_pj_negative.yaml": yaml_with("  node_nm: 28", "  node_nm: 28\n  mac_pj: {int8: -0.1}"),
 }
 
 CFGS: dict[str, str | bytes] = {
@@ -160,6 +161,7 @@ TRACES: dict[str, str | bytes] = {
     "stride_zero.csv": CONV + "c1,conv2d,1,8,8,4,4,3,3,0,0,1\n",
     "vector_no_elements.csv": "name,op,elements\nsm,softmax,\n",
     "ops_per_element_negative.csv": "name,op,elements,ops_per_element\nsm,softmax,64,-1\n",
+    "ops_per_element_inf.csv": "name,op,elements,ops_per_element\nsm,softmax,64,inf\n",
     "empty.csv": "",
     "header_only.csv": "name,op,m,k,n\n",
     "comments_only.csv": "# nothing here\n# at all\n",
