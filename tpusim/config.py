@@ -8,7 +8,6 @@ Every field is reachable by its dotted path, which ``--set PATH=VALUE`` and erro
 """
 from __future__ import annotations
 
-import configparser
 import copy
 import typing
 from pathlib import Path
@@ -22,6 +21,7 @@ from ._input import MAX_DIM, load_yaml, read_text, suggest
 from .errors import InputError
 from .formats import FORMAT_NAMES, get_format
 from .offchip import offchip_pj_per_bit
+from .scalesim_config import read_scalesim_cfg
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -295,77 +295,6 @@ def _read_yaml(path: Path) -> dict:
         raise InputError(str(path), None, message="expected a YAML mapping of config fields")
     raw.setdefault("name", path.stem)
     return raw
-
-
-def read_scalesim_cfg(path: Path) -> dict:
-    """A SCALE-Sim v3 ``.cfg`` as a raw chip dict (``timing.model: scalesim``).
-
-    SCALE-Sim has no clock, energy or vector unit: we assume 1 GHz (so cycles read as ns), int8
-    words (its word is one byte), 45 nm Horowitz/CACTI energy and a vector unit one row wide.
-    """
-    cp = configparser.ConfigParser(interpolation=None)  # a '%' in a value is just a character
-    try:
-        cp.read_string(read_text(path, "SCALE-Sim config"), source=str(path))
-    except (configparser.DuplicateOptionError, configparser.DuplicateSectionError) as exc:
-        what = (f"option {exc.option!r}" if isinstance(exc, configparser.DuplicateOptionError)
-                else "section") + f" [{exc.section}]"
-        raise InputError(str(path), f"line {exc.lineno}", message=f"{what} appears twice; "
-                         "give each once") from None
-    except configparser.MissingSectionHeaderError as exc:
-        raise InputError(str(path), f"line {exc.lineno}", message="expected a [section] header "
-                         "(a SCALE-Sim config starts with [general] or [architecture_presets])"
-                         ) from None
-    except configparser.Error as exc:
-        msg = " ".join(str(getattr(exc, "message", exc)).split())
-        raise InputError(str(path), None, message=f"not a SCALE-Sim config ({msg})") from None
-    arch = "architecture_presets"
-    if not cp.has_section(arch):
-        raise InputError(str(path), f"[{arch}]", message="section missing")
-    sec = {k.lower(): v.split("#")[0].strip() for k, v in cp.items(arch)}
-
-    def num(key: str, cast=int, default=None):
-        if key.lower() not in sec:
-            if default is not None:
-                return default
-            raise InputError(str(path), f"[{arch}] {key}", message="required field is missing")
-        try:
-            val = cast(sec[key.lower()])
-        except ValueError:
-            raise InputError(str(path), f"[{arch}] {key}", sec[key.lower()],
-                             "expected a whole number" if cast is int else "expected a number"
-                             ) from None
-        if val <= 0:
-            raise InputError(str(path), f"[{arch}] {key}", val, "must be > 0")
-        return val
-
-    dataflow = sec.get("dataflow", "os").strip().lower()
-    if dataflow not in ("ws", "os", "is"):
-        raise InputError(str(path), f"[{arch}] Dataflow", dataflow, "allowed: ws|os|is")
-    mode = "USER"
-    if cp.has_section("run_presets"):
-        mode = cp.get("run_presets", "InterfaceBandwidth", fallback="USER").strip().upper()
-    words_per_cycle = num("Bandwidth", float, default=10.0)
-    # CALC mode sizes SCALE-Sim's interface so that it never stalls: model it as unbounded.
-    bandwidth = 1e6 if mode == "CALC" else words_per_cycle * 1.0  # 1 byte/word at 1 GHz
-    rows, cols = num("ArrayHeight"), num("ArrayWidth")
-    run_name = cp.get("general", "run_name", fallback=path.stem) if cp.has_section("general") \
-        else path.stem
-    return {
-        "name": path.stem,
-        "description": f"SCALE-Sim config {path.name} (run_name {run_name}, {mode} bandwidth)",
-        "clock_ghz": 1.0,
-        "array": {"rows": rows, "cols": cols, "dataflow": dataflow, "count": 1},
-        "formats": {"int8": {"rate": 1.0}},
-        "default_format": "int8",
-        "memory": {
-            "sram": {"input_kib": num("IfmapSramSzkB"), "weight_kib": num("FilterSramSzkB"),
-                     "output_kib": num("OfmapSramSzkB")},
-            "hbm": {"kind": "DRAM", "bandwidth_gbps": bandwidth, "energy_pj_per_bit": 70.0},
-        },
-        "vector": {"ops_per_cycle": float(cols)},
-        "timing": {"model": "scalesim"},
-        "energy": {"node_nm": 45},
-    }
 
 
 def _apply_overrides(raw: dict, overrides: dict[str, Any], source: str) -> dict:
