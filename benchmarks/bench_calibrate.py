@@ -1,6 +1,9 @@
 """Speed of calibration and validation (numbers go into the issue notes; nothing asserts a time).
 
-    python benchmarks/bench_calibrate.py [--measurements PATH]
+    python benchmarks/bench_calibrate.py --measurements tpu_v4_gemm_calibration.csv
+
+(the measured TPU v4 matmuls, see the README; ``shared/measurements/`` beside the clone, or the
+workplace copy, is used when present and no path is given)
 
 Measures, in-process: one prediction of every measured kernel (the fast path the optimiser
 calls), one full ``calibrate`` with the recipe recorded in ``configs/tpu_v4_calibrated.yaml``
@@ -17,13 +20,17 @@ from tpusim import calibrate as cal_mod
 from tpusim.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT = ROOT.parent / "shared" / "measurements" / "tpu_v4_gemm_calibration.csv"
+BESIDE = next((d / "measurements" / "tpu_v4_gemm_calibration.csv"
+               for d in (ROOT.parent / "shared", Path("/work/shared"))
+               if (d / "measurements" / "tpu_v4_gemm_calibration.csv").is_file()), None)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--measurements", type=Path, default=DEFAULT)
+    ap.add_argument("--measurements", type=Path, default=BESIDE)
     args = ap.parse_args()
+    if args.measurements is None:
+        ap.error("pass --measurements tpu_v4_gemm_calibration.csv (see the README)")
     rec = cal_mod.read_recipe(ROOT / "configs" / "tpu_v4_calibrated.yaml")
     ms = cal_mod.read_measurements(args.measurements)
     chip = load_config(rec["base"], **rec["set"])

@@ -21,7 +21,7 @@ import tpusim
 from tpusim.sweeps import sweep
 
 ROOT = Path(__file__).resolve().parent.parent
-FALLBACK = ROOT.parent / "shared" / "scalesim" / "topologies" / "mlperf" / "Resnet50.csv"
+FALLBACK = ROOT / "tests" / "data" / "scalesim" / "topologies" / "mlperf" / "Resnet50.csv"  # MIT copy
 
 AXES_1000 = {
     "array.rows": [8, 16, 24, 32, 48, 64, 96, 128, 192, 256],

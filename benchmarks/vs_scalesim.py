@@ -1,7 +1,7 @@
 """Side by side with SCALE-Sim 3.0.0: same .cfg, same topology, whole process each.
 
     python benchmarks/vs_scalesim.py --scalesim /path/to/scalesim-venv/bin/python \
-        [--cfg ../shared/scalesim/configs/scale.cfg] [--topology TOPO.csv] [--gemm]
+        [--cfg examples/scale.cfg] [--topology TOPO.csv] [--gemm]
 
 SCALE-Sim installs in its own venv: ``python -m venv ss && ss/bin/pip install scalesim
 "numpy<2.4"``. The script runs ``python -m scalesim.scale`` and ``tpusim run`` (timing model
@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "scalesim"
+SCALESIM_DATA = HERE.parent / "examples"   # SCALE-Sim's own scale.cfg and Resnet18.csv (MIT)
 
 
 def run_measured(cmd: list[str], cwd: Path) -> tuple[float, float]:
@@ -50,8 +50,8 @@ def scalesim_cycles(report: Path) -> list[int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scalesim", required=True, help="python of a venv with scalesim 3.0.0")
-    ap.add_argument("--cfg", default=str(SHARED / "configs" / "scale.cfg"))
-    ap.add_argument("--topology", default=str(SHARED / "topologies" / "conv_nets" / "Resnet18.csv"))
+    ap.add_argument("--cfg", default=str(SCALESIM_DATA / "scale.cfg"))
+    ap.add_argument("--topology", default=str(SCALESIM_DATA / "Resnet18.csv"))
     ap.add_argument("--gemm", action="store_true")
     args = ap.parse_args()
     tpusim_exe = Path(sys.executable).with_name("tpusim")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import math
+import re
 
 import pytest
 
@@ -99,6 +100,18 @@ def test_a_set_field_given_twice_is_refused(cli, tmp_path):
                        "array.rows=128", "--out", tmp_path / "s")
     assert code == 2 and "--set: array.rows: given twice" in one_line(err)
     assert not (tmp_path / "o").exists() and not (tmp_path / "s").exists()
+
+
+def test_energy_and_area_table_files_get_the_same_checks(tmp_path):
+    from tpusim import tables
+    for text, needle in ((b"mac_pj_45nm: {int8: 1.5}\n# \xff\n", "t.yaml: line 2: byte 0xff"),
+                         (b"mac_pj_45nm: {int8: 1.5, int8: 2}\n", "'int8' appears twice"),
+                         (b"mac_pj_45nm: {int8: true}\n", "mac_pj_45nm.int8: got 'true'; a "
+                                                          "finite number > 0, not a boolean"),
+                         (b"mac_pj_45: {int8: 1}\n", "did you mean mac_pj_45nm?")):
+        p = write(tmp_path, "t.yaml", text)
+        with pytest.raises(InputError, match=re.escape(needle)):
+            tables.load(p)
 
 
 # ---------------------------------------------------------------- booleans and non-finite numbers

@@ -315,3 +315,11 @@ def test_committed_tpu_v4_calibration_loads_and_names_its_data():
     if data.is_file():
         import hashlib
         assert hashlib.sha256(data.read_bytes()).hexdigest() == rec["sha256"]
+
+
+def test_validate_without_measurements_skips_tpu_v4_and_says_how_to_run_it():
+    # nothing is looked up beside the package: without a file the TPU v4 check is one skipped row
+    from tpusim.fidelity import tpu_v4_checks
+    rows = tpu_v4_checks(measurements=None)
+    assert len(rows) == 1 and rows[0]["predicted"] is None
+    assert rows[0]["status"].startswith("skipped: pass --measurements tpu_v4_gemm_calibration.csv")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,9 @@ from tpusim.errors import InputError
 
 from .conftest import SCALESIM
 
-# Peak figures from REFERENCE.md's TPU table (the presets are built from units x clock).
+# Published peaks (the presets are built from units x clock): Jouppi et al. ISCA 2017 (v1), Norrie
+# et al. IEEE Micro 2021 (v2, v3), Jouppi et al. ISCA 2021 (v4i) and ISCA 2023 (v4), jax-ml
+# scaling-book (v5e), coral.ai (Edge TPU).
 PUBLISHED_PEAK_TOPS = {
     ("tpu_v1", "int8"): 92, ("tpu_v2", "bf16"): 46, ("tpu_v3", "bf16"): 123,
     ("tpu_v4i", "bf16"): 138, ("tpu_v4i", "int8"): 138, ("tpu_v4", "bf16"): 275,
@@ -139,3 +142,19 @@ def test_scalesim_cfg_bad_dataflow(tmp_path):
     with pytest.raises(InputError) as exc:
         load_config(p)
     assert "Dataflow" in str(exc.value) and "zz" in str(exc.value)
+
+
+def test_shipped_data_resolves_through_the_package_or_the_source_tree(monkeypatch):
+    from importlib.resources import files
+
+    from tpusim import _data
+    # installed (wheel or editable): the data packages tpusim.presets / tpusim.zoo
+    assert _data.presets_dir() == Path(str(files("tpusim.presets")))
+    assert {p.stem for p in _data.presets_dir().glob("*.yaml")} >= {"default", "tpu_v4"}
+    assert (_data.zoo_dir() / "resnet50.csv").is_file()
+
+    def not_installed(package):
+        raise ModuleNotFoundError(package)
+    monkeypatch.setattr(_data, "files", not_installed)
+    root = Path(_data.__file__).resolve().parent.parent
+    assert _data.presets_dir() == root / "configs" and _data.zoo_dir() == root / "workloads"

@@ -22,7 +22,7 @@ def test_node_scale_linear_within_table_range():
 
 
 def test_sram_fit_passes_through_cacti_points():
-    # CACTI 7 at 45 nm (REFERENCE.md): 8 KiB 0.096, 32 KiB 0.27, 1 MiB 0.98 pJ/bit
+    # CACTI 7 at 45 nm (Balasubramonian et al., TACO 2017, via Accelergy's plug-in): 8 KiB 0.096, 32 KiB 0.27, 1 MiB 0.98 pJ/bit
     for kib, pj in ((8, 0.096), (32, 0.27), (1024, 0.98)):
         assert sram_pj_per_bit_45nm(kib * 1024) == pytest.approx(pj)
     sizes = [1, 4, 8, 16, 32, 256, 1024, 4096]

@@ -1,6 +1,6 @@
 """Realism check: TPUv1 stand-ins of the six Jouppi 2017 apps on the ``tpu_v1`` preset.
 
-Published truths (REFERENCE.md "TPUv1 production apps", from Jouppi et al., ISCA 2017): Table 1
+Published truths (Jouppi et al., "In-Datacenter Performance Analysis of a TPU", ISCA 2017): Table 1
 (layers, weights, MACs per weight byte, batch), the measured TOPS, the roofline ridge (1350 MACs
 per weight byte) and the MLP0/CNN0 cycle shares of Table 3. The stand-ins are built by
 ``workloads/scripts/make_tpu_v1.py``; docs/tpu_v1_realism.md explains every gap seen here.
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TRACES = ROOT / "workloads" / "tpu_v1"
 APPS = ("mlp0", "mlp1", "lstm0", "lstm1", "cnn0", "cnn1")
 
-# Jouppi 2017 Table 1 via REFERENCE.md: (FC, conv, vector/pool layers, weights, MACs per weight
+# Jouppi et al., ISCA 2017, Table 1: (FC, conv, vector/pool layers, weights, MACs per weight
 # byte, batch) and the measured TOPS (peak 92).
 TABLE1 = {
     "mlp0": (5, 0, 0, 20e6, 200, 200),
@@ -32,8 +32,8 @@ TABLE1 = {
 MEASURED_TOPS = {"mlp0": 12.3, "mlp1": 9.7, "lstm0": 3.7, "lstm1": 2.8, "cnn0": 86.0,
                  "cnn1": 14.1}
 DDR3_BYTES_S = 34e9        # TPUv1 weight memory, 34 GB/s (Jouppi 2017, Table 2)
-RIDGE_MACS_PER_BYTE = 1350  # REFERENCE.md: 46 T MAC/s / 34 GB/s
-# Table 3 cycle shares (REFERENCE.md), percent of all cycles.
+RIDGE_MACS_PER_BYTE = 1350  # Jouppi 2017, Fig. 5: 46 T MAC/s / 34 GB/s
+# Jouppi 2017, Table 3 cycle shares, percent of all cycles.
 TABLE3 = {
     "mlp0": {"active": 12.7, "weight_stall": 53.9, "weight_shift": 15.9, "non_matrix": 17.5},
     "cnn0": {"active": 78.2, "weight_stall": 0.0, "weight_shift": 0.0, "non_matrix": 21.8},

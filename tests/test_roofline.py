@@ -143,9 +143,12 @@ def test_no_layer_above_its_roof(chip, m, k, n, m2, fmt, engine):
     res, roofs, t = analyse(chip, wl, format=fmt, engine=engine)
     for r in t.itertuples():
         assert r.achieved_tops <= r.attainable_tops * (1 + REL), r
-        assert r.attainable_tops <= r.roof_tops * (1 + 1e-12)
+        assert r.attainable_tops <= r.peak_tops * (1 + 1e-12)
     lay = res.layers
     assert (lay["achieved_tops"] <= lay["roof_tops"] * (1 + REL)).all()
+    # The table's attainable roof adds the SRAM slope to layers.csv's HBM roof: never above it.
+    assert (t["attainable_tops"] <= lay["roof_tops"] * (1 + 1e-12)).all()
+    assert (t["ops_per_hbm_byte"] == lay["intensity"]).all()
     ws = workload_summary(t, roofs)
     assert ws["achieved_tops"] <= ws["attainable_tops"] * (1 + REL)
     assert ws["headroom"] >= 1 - REL
@@ -218,7 +221,7 @@ def test_reason_vector_and_hbm_bound():
     assert list(t["bound"]) == ["hbm", "vector", "hbm"]
     assert t["reason"][1].startswith("vector-bound")
     assert t["reason"][0].startswith("HBM-bound") and "mostly weights" in t["reason"][0]
-    assert t["roof"][1] == "vector" and t["roof_tops"][1] == roofs.vector_tops
+    assert t["roof"][1] == "vector" and t["peak_tops"][1] == roofs.vector_tops
 
 
 def test_reason_weight_shift_bound():
@@ -281,3 +284,59 @@ def test_fused_vector_op_takes_no_time_and_says_so():
     assert t["cycles"][1] == 0 and t["time_share"][1] == 0 and t["hbm_bytes"][1] == 0
     assert t["reason"][1].startswith("fused")
     assert t["time_share"][0] == 1.0
+
+
+# ------------------------------------------------------------------ one source per quantity
+
+def test_softmax_row_has_one_intensity_everywhere():
+    """A lone softmax of E int8 elements reads E bytes and writes E bytes and does 5 element ops
+    per element (exp, sum, max, subtract, divide), so ops / HBM byte = 5E / 2E = 2.5 in
+    layers.csv and in the roofline table alike, against the vector roof."""
+    e = 4096
+    wl = chain({"name": "sm", "op": "softmax", "elements": e})
+    res, roofs, t = analyse("default", wl)
+    row = res.layers.iloc[0]
+    assert (row["kind"], bool(row["fused"]), row["ops"]) == ("vector", False, 5 * e)
+    assert row["intensity"] == pytest.approx(2.5) and t["ops_per_hbm_byte"][0] == row["intensity"]
+    assert row["roof_tops"] == pytest.approx(min(roofs.vector_tops,
+                                                 roofs.hbm_bytes_s * 2.5 / 1e12))
+    latency = row["cycles"] / 1.05e9
+    assert row["achieved_tops"] == pytest.approx(5 * e / latency / 1e12)
+    assert t["achieved_tops"][0] == row["achieved_tops"]
+    assert t["peak_tops"][0] == roofs.vector_tops == pytest.approx(1024 * 1.05e9 / 1e12)
+
+
+def test_fused_op_never_runs_above_the_vector_roof():
+    """A fused ReLU longer than its tiny producer shows only its excess cycles; its rate is over
+    the vector cycles it streams for (ceil(ops / 1024) on the default chip), so at most the
+    vector roof, and it is flagged fused without moving HBM bytes."""
+    wl = chain({"name": "fc", "op": "matmul", "m": 8, "k": 128, "n": 128},
+               {"name": "relu", "op": "relu", "elements": 1 << 20, "fused": True})
+    res, roofs, _ = analyse("default", wl)
+    relu = res.layers.iloc[1]
+    assert bool(relu["fused"]) and relu["cycles"] > 0 and relu["intensity"] == math.inf
+    assert relu["achieved_tops"] == pytest.approx((1 << 20) / (math.ceil((1 << 20) / 1024)
+                                                               / 1.05e9) / 1e12)
+    assert relu["achieved_tops"] <= roofs.vector_tops * (1 + 1e-12)
+
+
+def test_utilization_is_the_fraction_of_the_formats_peak():
+    """fp32 on the default chip is six bf16 passes, so its peak is 1/6 of the PE slots:
+    utilization = macs / (cycles x PEs / 6) = achieved / fp32 peak, per layer and per run; a
+    mixed run counts each layer's MACs at its own format's rate."""
+    pes = 128 * 128 * 4
+    wl = chain({"name": "a", "op": "matmul", "m": 2048, "k": 1024, "n": 1024,
+                "weight_dtype": "fp32", "act_dtype": "fp32"},
+               {"name": "b", "op": "matmul", "m": 2048, "k": 1024, "n": 1024,
+                "weight_dtype": "int8", "act_dtype": "int8"})
+    res = tpusim.simulate("default", wl)
+    a, b = res.layers.iloc[0], res.layers.iloc[1]
+    assert a["format"] == "fp32" and b["format"] == "int8"
+    assert a["utilization"] == pytest.approx(a["macs"] / (a["cycles"] * pes / 6))
+    assert b["utilization"] == pytest.approx(b["macs"] / (b["cycles"] * pes))
+    s = res.summary
+    busy = a["macs"] * 6 / pes + b["macs"] / pes
+    assert s["utilization"] == pytest.approx(busy / (a["cycles"] + b["cycles"]))
+    one = tpusim.simulate("default", wl, format="fp32").summary
+    assert one["utilization"] == pytest.approx(one["achieved_tops"] / one["peak_tops"])
+    assert 0 < one["utilization"] <= 1

@@ -102,7 +102,7 @@ def test_scalesim_output_size_and_macs():
 
 
 @pytest.mark.parametrize("path,gmacs", [
-    # MAC totals SCALE-Sim 3.0.0 itself reports (../shared/scalesim/PARSE_CHECK_scalesim3.0.0.txt)
+    # MAC totals SCALE-Sim 3.0.0 itself reports (its parse check of these topologies)
     ("conv_nets/Resnet18.csv", 1.471), ("conv_nets/mobilenet.csv", 0.566),
     ("conv_nets/yolo_tiny.csv", 1.754), ("GEMM_mnk/gpt2.csv", 20.686),
     ("GEMM_mnk/vit_s.csv", 0.275), ("mlperf/Resnet50.csv", 3.480),

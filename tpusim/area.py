@@ -14,8 +14,9 @@ with the cell areas of one public 45 nm library and scaled to the chip's node:
   preload while the array computes), the activation passed to the next PE, and the partial sum.
 
 The model counts cells only: no wires, no clock tree, so its numbers are lower bounds of a real
-layout; the placement utilisation below is the one allowance for that. Every constant is in
-``AREA_CONSTANTS`` with its source; the node table is Stillmaker & Baas 2017.
+layout; the placement utilisation below is the one allowance for that. Cell areas and the
+placement and SRAM-macro fractions are read from :func:`tpusim.tables.current` at each call
+(cited in :data:`tpusim.tables.AREA_CONSTANTS`); the node table is Stillmaker & Baas 2017.
 """
 from __future__ import annotations
 
@@ -23,24 +24,12 @@ import math
 from dataclasses import dataclass, field
 
 from .errors import InputError
+from . import tables
 from .formats import Constant, Format, accumulator_of, get_format
+from .tables import AREA_CONSTANTS  # noqa: F401  (re-exported: the cited cell areas)
 
-_NANGATE = "Nangate 45 nm Open Cell Library, typical corner (NangateOpenCellLibrary_typical.lib)"
 _STILLMAKER = ("Stillmaker & Baas, 'Scaling equations for the accurate prediction of CMOS device "
                "performance from 180 nm to 7 nm', Integration 58 (2017), area scaling from 45 nm")
-
-AREA_CONSTANTS: dict[str, Constant] = {
-    "full_adder_um2": Constant(4.256, "um^2", _NANGATE + ": FA_X1"),
-    "flip_flop_um2": Constant(4.522, "um^2", _NANGATE + ": DFF_X1"),
-    "mux2_um2": Constant(1.862, "um^2", _NANGATE + ": MUX2_X1"),
-    "xnor2_um2": Constant(1.596, "um^2", _NANGATE + ": XNOR2_X1"),
-    "logic_utilization": Constant(0.7, "fraction", "assumption: standard cells fill 70% of the "
-                                  "placed area (routing and spacing take the rest)"),
-    "sram_bitcell_um2": Constant(0.346, "um^2", "Intel 45 nm high-k/metal-gate 6T SRAM cell, "
-                                 "Mistry et al., IEDM 2007"),
-    "sram_array_efficiency": Constant(0.7, "fraction", "assumption: bit cells fill 70% of an SRAM "
-                                      "macro (decoders, sense amplifiers, I/O the rest)"),
-}
 
 # Area at a node relative to 45 nm (Stillmaker & Baas 2017, area factors from the 45 nm row).
 NODE_AREA_SCALE: dict[int, Constant] = {
@@ -48,14 +37,6 @@ NODE_AREA_SCALE: dict[int, Constant] = {
     for node, factor in ((180, 19.0), (130, 6.4), (90, 2.8), (65, 1.5), (45, 1.0), (32, 0.46),
                          (20, 0.21), (16, 0.19), (14, 0.17), (10, 0.1), (7, 0.059))
 }
-
-_CELL_UM2 = {
-    "full_adder": AREA_CONSTANTS["full_adder_um2"].value,
-    "flip_flop": AREA_CONSTANTS["flip_flop_um2"].value,
-    "mux2": AREA_CONSTANTS["mux2_um2"].value,
-    "xnor2": AREA_CONSTANTS["xnor2_um2"].value,
-}
-
 
 NODE_RANGE_NM = (min(NODE_AREA_SCALE), max(NODE_AREA_SCALE))
 
@@ -138,9 +119,10 @@ def pe_cells(fmt: str | Format) -> dict[str, dict[str, int]]:
 def pe_area(fmt: str | Format, node_nm: float = 45, source: str | None = None) -> PEArea:
     """Area of one PE in ``fmt`` at ``node_nm`` (cells / placement utilisation x node scale)."""
     f = fmt if isinstance(fmt, Format) else get_format(fmt)
-    scale = area_scale(node_nm, source) / AREA_CONSTANTS["logic_utilization"].value
+    t = tables.current()
+    scale = area_scale(node_nm, source) / t.logic_utilization
     cells = pe_cells(f)
-    parts = {part: scale * sum(n * _CELL_UM2[c] for c, n in cs.items())
+    parts = {part: scale * sum(n * t.cell(c) for c, n in cs.items())
              for part, cs in cells.items()}
     return PEArea(format=f.name, node_nm=float(node_nm), cells=cells, parts_um2=parts)
 
@@ -152,8 +134,8 @@ def mac_area_um2(fmt: str | Format, node_nm: float = 45, source: str | None = No
 def sram_area_mm2(kib: float, node_nm: float = 45, source: str | None = None) -> float:
     """Area of ``kib`` KiB of SRAM: bit cells over the macro's array efficiency, node-scaled."""
     bits = kib * 1024 * 8
-    per_bit = AREA_CONSTANTS["sram_bitcell_um2"].value / AREA_CONSTANTS[
-        "sram_array_efficiency"].value
+    t = tables.current()
+    per_bit = t.sram_bitcell_um2 / t.sram_array_efficiency
     return bits * per_bit * area_scale(node_nm, source) / 1e6
 
 

@@ -17,13 +17,14 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
                       field_validator, model_validator)
 
+from ._data import presets_dir
 from ._input import MAX_DIM, load_yaml, read_text, suggest
 from .errors import InputError
 from .formats import FORMAT_NAMES, get_format
 from .offchip import offchip_pj_per_bit
 from .scalesim_config import read_scalesim_cfg
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = presets_dir()   # configs/ in the repository, tpusim/presets/ in the wheel
 
 
 def _wants_number(annotation: Any) -> bool:

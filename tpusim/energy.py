@@ -3,8 +3,9 @@
 Actions: MACs (per format), vector element ops, SRAM bytes (per buffer, by its size), off-chip
 bytes (per memory kind), and static power over time. Constants are 45 nm figures (Horowitz ISSCC
 2014; CACTI 7 via Accelergy) scaled to the chip's node; a config can override each
-(``energy.*``, ``memory.hbm.energy_pj_per_bit``). Every constant sits in ``ENERGY_CONSTANTS`` (or
-:data:`tpusim.formats.CONSTANTS`) with its source.
+(``energy.*``, ``memory.hbm.energy_pj_per_bit``). The 45 nm numbers are read from
+:func:`tpusim.tables.current` at every call (cited in :data:`tpusim.tables.ENERGY_CONSTANTS` and
+:data:`tpusim.tables.CONSTANTS`), so ``tpusim.tables.use(my_table)`` swaps them.
 
 Node scaling (assumption): dynamic energy per operation scales linearly with feature size
 (switched capacitance ~ node, supply voltage roughly flat below 28 nm), so E(node) = E45 x node/45.
@@ -18,31 +19,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import ChipConfig
-from .errors import InputError
+from . import tables
 from .area import check_node
-from .formats import FORMATS, Constant, Format
-from .offchip import OFFCHIP_CONSTANTS, OFFCHIP_PJ_PER_BIT, offchip_pj_per_bit  # noqa: F401
-
-_CACTI = "CACTI 7 via Accelergy's plug-in, 45 nm, pJ per bit read (REFERENCE.md)"
-
-ENERGY_CONSTANTS: dict[str, Constant] = {
-    "sram_8kib_pj_per_bit": Constant(0.096, "pJ/bit", _CACTI),
-    "sram_32kib_pj_per_bit": Constant(0.27, "pJ/bit", _CACTI),
-    "sram_1mib_pj_per_bit": Constant(0.98, "pJ/bit", _CACTI),
-    "vector_op_pj": Constant(0.9, "pJ", "assumption: one vector element op costs one fp32 add, "
-                             "0.9 pJ at 45 nm (Horowitz 2014)"),
-    **{f"{kind}_pj_per_bit": c for kind, c in OFFCHIP_CONSTANTS.items()},
-}
-
-# CACTI 7 at 45 nm, pJ per bit read, by capacity in bytes (REFERENCE.md).
-SRAM_PJ_PER_BIT_45NM = (
-    (8 * 1024, ENERGY_CONSTANTS["sram_8kib_pj_per_bit"].value),
-    (32 * 1024, ENERGY_CONSTANTS["sram_32kib_pj_per_bit"].value),
-    (1024 * 1024, ENERGY_CONSTANTS["sram_1mib_pj_per_bit"].value),
-)
-# A vector element op is counted as one fp32 add at 45 nm (Horowitz 2014: 0.9 pJ) (assumption).
-VECTOR_OP_PJ_45NM = ENERGY_CONSTANTS["vector_op_pj"].value
+from .config import ChipConfig
+from .formats import Format
+from .offchip import OFFCHIP_PJ_PER_BIT, offchip_pj_per_bit  # noqa: F401  (re-exported)
+from .tables import ENERGY_CONSTANTS, OFFCHIP_CONSTANTS  # noqa: F401  (re-exported)
 
 
 def node_scale(node_nm: float, source: str | None = None) -> float:
@@ -52,8 +34,9 @@ def node_scale(node_nm: float, source: str | None = None) -> float:
 
 
 def sram_pj_per_bit_45nm(capacity_bytes: float) -> float:
-    """Piecewise power law through the CACTI points (log-log interpolation, end slopes kept)."""
-    pts = SRAM_PJ_PER_BIT_45NM
+    """Piecewise power law through the table's SRAM points (default: CACTI 7), interpolated
+    log-log, end slopes kept."""
+    pts = tables.current().sram_pj_per_bit_45nm
     x = max(capacity_bytes, 1.0)
     if x <= pts[0][0]:
         (x0, y0), (x1, y1) = pts[0], pts[1]
@@ -78,7 +61,7 @@ def native_mac_pj(chip: ChipConfig, fmt: str) -> float:
     """Energy of one MAC on a datapath built for ``fmt`` at the chip's node (no emulation)."""
     if fmt in chip.energy.mac_pj:
         return chip.energy.mac_pj[fmt]
-    return FORMATS[fmt].mac_pj_45nm * node_scale(chip.energy.node_nm, chip.name)
+    return tables.current().mac_pj(fmt) * node_scale(chip.energy.node_nm, chip.name)
 
 
 def mac_pj(chip: ChipConfig, fmt: str) -> float:
@@ -94,7 +77,7 @@ def mac_pj(chip: ChipConfig, fmt: str) -> float:
 def vector_op_pj(chip: ChipConfig) -> float:
     if chip.energy.vector_op_pj is not None:
         return chip.energy.vector_op_pj
-    return VECTOR_OP_PJ_45NM * node_scale(chip.energy.node_nm, chip.name)
+    return tables.current().vector_op_pj_45nm * node_scale(chip.energy.node_nm, chip.name)
 
 
 @dataclass(frozen=True)

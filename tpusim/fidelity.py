@@ -6,14 +6,16 @@ fitted which parameter (``fitted_on``): a parameter is never scored on the data 
 * **TPUv1** (``tpu_v1`` preset, no fitted parameter): measured TOPS of the six production apps
   (Jouppi et al., ISCA 2017, Table 1) on the stand-in traces ``workloads/tpu_v1/*.csv``, and the
   Table 3 cycle shares of MLP0 and CNN0 (array active, weight stall, weight shift, non-matrix).
-* **TPU v4 matmuls** (public measurements, ``../shared/measurements``): the ``tpu_v4`` preset as
+* **TPU v4 matmuls** (measured kernel latencies from Dang et al., arXiv 2603.22535, passed as
+  ``measurements``; not shipped, see the README): the ``tpu_v4`` preset as
   published, and the calibrated preset scored by k-fold cross-validation with the recipe its
   header records (every kernel predicted by parameters fitted on the other folds).
 * **Edge TPU** (``edge_tpu`` preset, no fitted parameter): Coral's int8 latencies on the USB
   accelerator with a desktop host (coral.ai/docs/edgetpu/benchmarks) for the zoo models that
   have traces.
 
-A check whose inputs are missing is a row with ``status`` ``skipped: missing ...``.
+A check whose inputs are missing is a row with ``status`` ``skipped: missing ...`` (``skipped:
+pass --measurements ...`` for the TPU v4 rows when no measurement file is given).
 """
 from __future__ import annotations
 
@@ -26,13 +28,13 @@ import pandas as pd
 from .config import CONFIG_DIR
 from .importers import WORKLOAD_DIR
 
-REPO = CONFIG_DIR.parent
 COLUMNS = ("check", "case", "metric", "unit", "predicted", "measured", "error", "error_kind",
            "fitted_on", "status", "note")
 
-# Jouppi et al., ISCA 2017, Table 1 (measured TOPS; peak 92) via REFERENCE.md.
+# Jouppi et al., "In-Datacenter Performance Analysis of a Tensor Processing Unit", ISCA 2017,
+# Table 1 (measured TOPS; peak 92).
 TPU_V1_TOPS = {"mlp0": 12.3, "mlp1": 9.7, "lstm0": 3.7, "lstm1": 2.8, "cnn0": 86.0, "cnn1": 14.1}
-# Jouppi 2017, Table 3: share of cycles (MLP0, CNN0), via REFERENCE.md.
+# Jouppi et al., ISCA 2017, Table 3: share of cycles (MLP0, CNN0).
 TPU_V1_SHARES = {
     "mlp0": {"array active": 0.127, "weight stall": 0.539, "weight shift": 0.159,
              "non-matrix": 0.175},
@@ -40,7 +42,7 @@ TPU_V1_SHARES = {
              "non-matrix": 0.218},
 }
 # Coral Edge TPU benchmarks, USB accelerator, desktop host, int8 (coral.ai/docs/edgetpu/benchmarks,
-# via the issue text): model -> (latency ms, input resolution, trace names to look for).
+# the Edge TPU column of the table): model -> (latency ms, input resolution, trace names).
 EDGE_TPU_MS = {
     "mobilenet_v1": (2.4, 224, ("mobilenet_v1",)),
     "mobilenet_v2": (2.6, 224, ("mobilenet_v2",)),
@@ -74,10 +76,14 @@ def _skipped(check: str, case: str, metric: str, unit: str, measured: float | No
 
 
 def _rel(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(REPO))
-    except ValueError:
-        return str(path)
+    """A shipped file by its repository name (``workloads/...``, ``configs/...``), wherever the
+    package is installed; any other path as given."""
+    for root, name in ((WORKLOAD_DIR, "workloads"), (CONFIG_DIR, "configs")):
+        try:
+            return f"{name}/{path.resolve().relative_to(root.resolve()).as_posix()}"
+        except ValueError:
+            pass
+    return str(path)
 
 
 # ---------------------------------------------------------------- TPUv1
@@ -129,15 +135,6 @@ def tpu_v1_checks() -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- TPU v4
 
-def _find_measurements(name: str) -> Path | None:
-    for d in (REPO.parent / "shared" / "measurements", REPO / "data" / "measurements",
-              REPO / "measurements",
-              REPO / "tests" / "data"):
-        if (d / name).is_file():
-            return d / name
-    return None
-
-
 def tpu_v4_checks(measurements: Path | None = None,
                   calibrated: Path | None = None) -> list[dict[str, Any]]:
     from .calibrate import calibrate, formats_for, predict_us, read_measurements, read_recipe
@@ -157,14 +154,14 @@ def tpu_v4_checks(measurements: Path | None = None,
                              "calibrate")
         load_config(calibrated)   # the config itself must load, too
     name = (rec or {}).get("measurements", "tpu_v4_gemm_calibration.csv")
-    if measurements is not None and not Path(measurements).is_file():
-        # named by the user: an error, not a silent skip
-        raise InputError(str(measurements), "--measurements", message="file not found")
-    path = Path(measurements) if measurements else _find_measurements(name)
     check = "tpu_v4 matmuls"
-    if path is None or not path.is_file():
-        miss = str(path) if path else f"../shared/measurements/{name}"
-        return [_skipped(check, "all", "latency", "us", None, miss, NO_FIT_V4)]
+    if measurements is None:
+        return [_row(check=check, case="all", metric="latency", unit="us", fitted_on=NO_FIT_V4,
+                     status=f"skipped: pass --measurements {name} (measured TPU v4 matmul "
+                            "latencies; the README says where to get them)")]
+    path = Path(measurements)
+    if not path.is_file():   # named by the user: an error, not a silent skip
+        raise InputError(str(path), "--measurements", message="file not found")
     ms = read_measurements(path)
     meas = ms.latency_us
     cases = [f"m={r.layer.m} k={r.layer.k} n={r.layer.n}" for r in ms.rows]

@@ -7,55 +7,18 @@ with float multipliers scaled by their (M+1)^2 full-adder count (Dean 2020) wher
 figure; :mod:`tpusim.energy` scales it to the chip's node, :mod:`tpusim.area` turns the same
 datapath into square micrometres and :mod:`tpusim.numerics` computes with it bit-accurately.
 
-Every published number the models use is a :class:`Constant` (value, unit, source) in a table
-(``CONSTANTS`` here, ``ENERGY_CONSTANTS`` in energy.py, ``AREA_CONSTANTS`` in area.py), so a user
-can see, test or replace it in one place.
+Every published number the models use is a :class:`Constant` (value, unit, source) in
+:mod:`tpusim.tables`, and a format's MAC energy is looked up there each time it is asked for
+(:attr:`Format.mac_pj_45nm`), so a user can see, test or replace it in one place
+(``tpusim.tables.use``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import tables
 from .errors import InputError
-
-
-@dataclass(frozen=True)
-class Constant:
-    """A number taken from a public source (or a stated assumption), with its unit."""
-
-    value: float
-    unit: str
-    source: str
-
-
-_HOROWITZ = "Horowitz, 'Computing's energy problem', ISSCC 2014, 45 nm 0.9 V (REFERENCE.md)"
-_DEAN = "Dean, 'The Deep Learning Revolution and Its Implications for ...', 2020 (REFERENCE.md)"
-
-CONSTANTS: dict[str, Constant] = {
-    "int8_mult_pj": Constant(0.2, "pJ", _HOROWITZ),
-    "int8_add_pj": Constant(0.03, "pJ", _HOROWITZ),
-    "int32_add_pj": Constant(0.1, "pJ", _HOROWITZ),
-    "int32_mult_pj": Constant(3.1, "pJ", _HOROWITZ),
-    "fp16_mult_pj": Constant(1.1, "pJ", _HOROWITZ),
-    "fp16_add_pj": Constant(0.4, "pJ", _HOROWITZ),
-    "fp32_mult_pj": Constant(3.7, "pJ", _HOROWITZ),
-    "fp32_add_pj": Constant(0.9, "pJ", _HOROWITZ),
-    "fp16_mult_full_adders": Constant(121, "full adders", _DEAN + ": (10+1)^2"),
-}
-
-# Horowitz 2014, 45 nm, 0.9 V, pJ per operation (REFERENCE.md, "Energy and area").
-_INT8_MULT_PJ = CONSTANTS["int8_mult_pj"].value
-_INT8_ADD_PJ = CONSTANTS["int8_add_pj"].value
-_INT32_ADD_PJ = CONSTANTS["int32_add_pj"].value
-_FP16_MULT_PJ = CONSTANTS["fp16_mult_pj"].value
-_FP16_ADD_PJ = CONSTANTS["fp16_add_pj"].value
-_FP32_MULT_PJ = CONSTANTS["fp32_mult_pj"].value
-_FP32_ADD_PJ = CONSTANTS["fp32_add_pj"].value
-_FP16_MULT_FULL_ADDERS = CONSTANTS["fp16_mult_full_adders"].value  # Dean 2020: (10+1)^2
-
-
-def _float_mult_pj(mantissa_bits: int) -> float:
-    """Float multiplier energy scaled from fp16 by the (M+1)^2 full-adder count (Dean 2020)."""
-    return _FP16_MULT_PJ * (mantissa_bits + 1) ** 2 / _FP16_MULT_FULL_ADDERS
+from .tables import CONSTANTS, Constant  # noqa: F401  (re-exported: the cited numbers)
 
 
 @dataclass(frozen=True)
@@ -74,7 +37,11 @@ class Format:
     mantissa_bits: int  # explicit mantissa bits (floats) or magnitude bits (ints)
     accumulator: str  # name of the accumulator format
     accumulator_bits: int
-    mac_pj_45nm: float  # one multiply + one accumulator add at 45 nm
+
+    @property
+    def mac_pj_45nm(self) -> float:
+        """One multiply + one accumulator add at 45 nm, pJ, from the current table."""
+        return tables.current().mac_pj(self.name)
 
     @property
     def bytes_per_element(self) -> float:
@@ -107,25 +74,23 @@ class Format:
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("int8", 8, "int", 0, 7, "int32", 32, _INT8_MULT_PJ + _INT32_ADD_PJ),
-    # int4: multiplier cells scale as n^2 (REFERENCE.md), so 1/4 of int8's; int32 accumulate.
-    Format("int4", 4, "int", 0, 3, "int32", 32, _INT8_MULT_PJ / 4 + _INT32_ADD_PJ),
-    Format("bf16", 16, "float", 8, 7, "fp32", 32, _float_mult_pj(7) + _FP32_ADD_PJ),
-    Format("fp16", 16, "float", 5, 10, "fp32", 32, _FP16_MULT_PJ + _FP32_ADD_PJ),
-    Format("fp32", 32, "float", 8, 23, "fp32", 32, _FP32_MULT_PJ + _FP32_ADD_PJ),
-    # fp8 products summed in fp16-class adders keeps the MAC 50-180% above int8, as van Baalen
-    # et al. 2023 report; the numerics still accumulate in fp32 (assumption: wide accumulator).
-    Format("fp8_e4m3", 8, "float", 4, 3, "fp32", 32, _float_mult_pj(3) + _FP16_ADD_PJ),
-    Format("fp8_e5m2", 8, "float", 5, 2, "fp32", 32, _float_mult_pj(2) + _FP16_ADD_PJ),
-    # binary (+-1): XNOR + popcount; the popcount adder is counted as an int8 add (assumption).
-    Format("binary", 1, "binary", 0, 0, "int32", 32, _INT8_ADD_PJ),
+    Format("int8", 8, "int", 0, 7, "int32", 32),
+    Format("int4", 4, "int", 0, 3, "int32", 32),
+    Format("bf16", 16, "float", 8, 7, "fp32", 32),
+    Format("fp16", 16, "float", 5, 10, "fp32", 32),
+    Format("fp32", 32, "float", 8, 23, "fp32", 32),
+    # fp8 products accumulate in fp32 (assumption: wide accumulator; energy in tables.py).
+    Format("fp8_e4m3", 8, "float", 4, 3, "fp32", 32),
+    Format("fp8_e5m2", 8, "float", 5, 2, "fp32", 32),
+    # binary (+-1): XNOR + popcount, summed in int32.
+    Format("binary", 1, "binary", 0, 0, "int32", 32),
 )}
 
 FORMAT_NAMES = tuple(FORMATS)
 
 # Accumulator formats, for their widths and split (sign/exponent/mantissa or integer bits).
 ACCUMULATORS: dict[str, Format] = {
-    "int32": Format("int32", 32, "int", 0, 31, "int32", 32, 0.0),
+    "int32": Format("int32", 32, "int", 0, 31, "int32", 32),
     "fp32": FORMATS["fp32"],
 }
 

@@ -1,24 +1,17 @@
 """Off-chip memory kinds and their energy per bit moved, the one table a chip config reads.
 
 It lives apart from :mod:`tpusim.energy` so that :mod:`tpusim.config` can fill a config's default
-``memory.hbm.energy_pj_per_bit`` from its ``kind`` without importing the energy model.
+``memory.hbm.energy_pj_per_bit`` from its ``kind`` without importing the energy model. The
+numbers come from :func:`tpusim.tables.current` when the config is loaded.
 """
 from __future__ import annotations
 
+from . import tables
 from .errors import InputError
-from .formats import Constant
+from .tables import OFFCHIP_CONSTANTS  # noqa: F401  (re-exported)
 
-_OFFCHIP = ("component-model libraries, REFERENCE.md 'Energy and area' (no primary source agrees;"
-            " configurable per config)")
-
-OFFCHIP_CONSTANTS: dict[str, Constant] = {
-    "DDR3": Constant(70.0, "pJ/bit", _OFFCHIP),
-    "LPDDR4": Constant(8.0, "pJ/bit", _OFFCHIP),
-    "HBM2": Constant(3.9, "pJ/bit", _OFFCHIP),
-    "HBM3": Constant(4.0, "pJ/bit", _OFFCHIP),
-}
-# Off-chip memory kinds, pJ per bit moved (keep configurable: a config may set its own).
-OFFCHIP_PJ_PER_BIT: dict[str, float] = {k: c.value for k, c in OFFCHIP_CONSTANTS.items()}
+# The default table's kinds, pJ per bit moved (the swappable ones: tables.current()).
+OFFCHIP_PJ_PER_BIT: dict[str, float] = dict(tables.DEFAULT.offchip_pj_per_bit)
 
 
 def offchip_pj_per_bit(kind: str, source: str | None = None,
@@ -31,9 +24,10 @@ def offchip_pj_per_bit(kind: str, source: str | None = None,
     """
     key = str(kind).strip().upper()
     key = {"HBM2E": "HBM2", "LPDDR4X": "LPDDR4"}.get(key, key)
+    table = tables.current().offchip_pj_per_bit
     try:
-        return OFFCHIP_PJ_PER_BIT[key]
+        return table[key]
     except KeyError:
         raise InputError(source, where, kind, "known memory kinds: "
-                         + "|".join(OFFCHIP_PJ_PER_BIT)
+                         + "|".join(table)
                          + " (or set memory.hbm.energy_pj_per_bit)") from None

@@ -40,7 +40,7 @@ ENERGY_PARTS = {"mac": ("MACs", "#2a9d8f"), "vector": ("vector unit", "#577590")
 def time_parts(df: pd.DataFrame) -> pd.DataFrame:
     """Cycles of each layer (x count) split into the parts of ``TIME_PARTS``; sums to cycles."""
     cnt = df["count"]
-    vec = (df["macs"] == 0).to_numpy()
+    vec = (df["kind"] == "vector").to_numpy()
     compute = df["compute_cycles"].astype(float)
     shift = df["weight_shift_cycles"].astype(float).where(~vec, 0.0)
     fill = df["fill_drain_cycles"].astype(float).where(~vec, 0.0)
@@ -324,7 +324,7 @@ def roofline_figure(df: pd.DataFrame, peak_tops: float, bandwidth_bytes_s: float
     hierarchical chart from :func:`tpusim.roofline.layer_table`.
     """
     import plotly.graph_objects as go
-    g = df[(df["macs"] > 0) & (df["achieved_tops"] > 0)].copy()
+    g = df[(df["kind"] == "gemm") & (df["achieved_tops"] > 0)].copy()
     fig = go.Figure()
     finite = [v for v in g["intensity"] if math.isfinite(v)]
     ridge = ridge_point(peak_tops, bandwidth_bytes_s)

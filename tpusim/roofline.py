@@ -9,8 +9,13 @@ roofline (Yang et al., "Hierarchical Roofline Analysis", 2020). Its attainable t
     attainable = min(compute roof, hbm_bw x ops/HBM byte, sram_bw x ops/SRAM byte)
 
 GEMM layers count ops = 2 x MACs against the format's compute roof; vector layers count their
-element ops against the vector roof. Every number here is derived from a ``layers`` DataFrame
-(``layers.csv``) and the chip, so the chart, the table and the CSV all show the same numbers.
+element ops against the vector roof. The per-layer quantities have one source each:
+:func:`layer_ops`, :func:`intensity`, :func:`roof_tops` and :func:`achieved_tops` here, called by
+the simulator, which writes ``kind``, ``fused``, ``ops``, ``intensity``, ``roof_tops`` (the HBM
+roof: min(peak, HBM bandwidth x intensity)) and ``achieved_tops`` into ``layers.csv``. The
+roofline table reads those columns (it never guesses GEMM vs vector from ``macs == 0``) and adds
+the SRAM roof, so its ``attainable_tops`` <= ``layers.csv``'s ``roof_tops``; its ``peak_tops`` is
+the flat roof (the format's compute peak, or the vector roof).
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ MEMORY_BOUNDS = ("hbm", "sram")
 TABLE_COLUMNS = (
     "workload", "name", "op", "kind", "count", "format", "m", "k", "n", "ops", "cycles",
     "time_s", "time_share", "hbm_bytes", "sram_bytes", "ops_per_hbm_byte", "ops_per_sram_byte",
-    "roof_tops", "attainable_tops", "achieved_tops", "pct_of_attainable", "roof", "bound",
+    "peak_tops", "attainable_tops", "achieved_tops", "pct_of_attainable", "roof", "bound",
     "reason",
 )
 # Columns of the per-workload table (``--per-workload``).
@@ -42,6 +47,21 @@ WORKLOAD_COLUMNS = (
     "roof_time_s", "headroom", "bound", "memory_bound_fraction", "share_compute", "share_hbm",
     "share_sram", "share_vector",
 )
+
+
+def layer_ops(kind: str, macs: float, vector_ops: float) -> float:
+    """Ops of one layer instance: 2 x MACs for a GEMM, element ops for a vector op."""
+    return float(vector_ops) if kind == "vector" else 2.0 * float(macs)
+
+
+def intensity(ops: float, hbm_bytes: float) -> float:
+    """Ops per HBM byte; infinite when the layer moves nothing to or from HBM."""
+    return ops / hbm_bytes if hbm_bytes > 0 else math.inf
+
+
+def achieved_tops(ops: float, latency_s: float) -> float:
+    """Ops per second (in TOPS) over the layer's own time; 0 when it takes no time."""
+    return ops / latency_s / 1e12 if latency_s > 0 else 0.0
 
 
 def roof_tops(peak_tops: float, bandwidth_bytes_s: float, intensity: float) -> float:
@@ -102,6 +122,14 @@ class ChipRoofs:
         """Ops per byte of ``level`` (``hbm``/``sram``) where its slope meets ``fmt``'s roof."""
         bw = self.hbm_bytes_s if level == "hbm" else self.sram_bytes_s[fmt]
         return ridge_point(self.compute_tops[fmt], bw)
+
+    def peak(self, kind: str, fmt: str | None) -> float:
+        """The flat roof of a ``kind`` (``gemm``/``vector``) layer: ``fmt``'s peak or vector."""
+        return self.vector_tops if kind == "vector" else self.compute_tops[fmt]
+
+    def hbm_roof(self, kind: str, fmt: str | None, ops_per_hbm_byte: float) -> float:
+        """``layers.csv``'s ``roof_tops``: min(flat roof, HBM bandwidth x ops per HBM byte)."""
+        return roof_tops(self.peak(kind, fmt), self.hbm_bytes_s, ops_per_hbm_byte)
 
     @property
     def vector_ridge(self) -> float:
@@ -198,7 +226,7 @@ def layer_reason(row: dict[str, Any], chip: "ChipConfig", roofs: ChipRoofs, firs
         parts.append(f"vector-bound: {row['ops']:.3g} element ops at "
                      f"{chip.vector.ops_per_cycle:g} ops/cycle")
     else:
-        util = row["achieved_tops"] / row["roof_tops"] if row["roof_tops"] else 0.0
+        util = row["achieved_tops"] / row["peak_tops"] if row["peak_tops"] else 0.0
         parts.append(f"compute-bound at {util:.0%} of the {row['format']} peak")
         if row.get("roof") == "hbm":
             parts.append(f"its HBM roof ({row['attainable_tops']:.3g} TOPS) is lower, but the "
@@ -238,35 +266,31 @@ def layer_table(layers: "pd.DataFrame", chip: "ChipConfig", roofs: ChipRoofs | N
     roofs = roofs or chip_roofs(chip)
     clock = chip.clock_ghz * 1e9
     df = layers.reset_index(drop=True)
-    is_vec = (df["macs"] == 0) & (df["vector_ops"] > 0)
     total_time = float((df["cycles"] * df["count"]).sum()) / clock
-    not_fused = [i for i in range(len(df)) if not (is_vec[i] and df["cycles"][i] == 0)]
+    not_fused = [i for i in range(len(df)) if not df["fused"][i]]
     first, last = (not_fused[0], not_fused[-1]) if not_fused else (-1, -1)
     rows = []
     for i, r in enumerate(df.to_dict("records")):
-        kind = "vector" if is_vec[i] else "gemm"
-        ops = float(r["vector_ops"]) if kind == "vector" else 2.0 * float(r["macs"])
+        kind, ops, i_hbm = r["kind"], float(r["ops"]), float(r["intensity"])
         hbm = float(r["hbm_read_bytes"] + r["hbm_write_bytes"])
         sram = float(r["sram_read_bytes"] + r["sram_write_bytes"])
-        i_hbm = ops / hbm if hbm > 0 else math.inf
-        i_sram = ops / sram if sram > 0 else math.inf
+        i_sram = intensity(ops, sram)
         latency = float(r["cycles"]) / clock
         fmt = r["format"]
-        peak = roofs.vector_tops if kind == "vector" else roofs.compute_tops[fmt]
         attain, roof = roofs.attainable(fmt, i_hbm, i_sram, vector=kind == "vector")
-        achieved = ops / latency / 1e12 if latency > 0 else 0.0
+        achieved = float(r["achieved_tops"])
         row = {
             "workload": workload, "name": r["name"], "op": r["op"], "kind": kind,
             "count": int(r["count"]), "format": fmt, "m": r["m"], "k": r["k"], "n": r["n"],
             "ops": ops, "cycles": float(r["cycles"]), "time_s": latency * r["count"],
             "time_share": latency * r["count"] / total_time if total_time else 0.0,
             "hbm_bytes": hbm, "sram_bytes": sram, "ops_per_hbm_byte": i_hbm,
-            "ops_per_sram_byte": i_sram, "roof_tops": peak, "attainable_tops": attain,
-            "achieved_tops": achieved,
+            "ops_per_sram_byte": i_sram, "peak_tops": roofs.peak(kind, fmt),
+            "attainable_tops": attain, "achieved_tops": achieved,
             "pct_of_attainable": achieved / attain if attain > 0 else 0.0,
             "roof": roof, "bound": r["bound"],
         }
-        ctx = {**r, **row, "fused": kind == "vector" and r["cycles"] == 0}
+        ctx = {**r, **row}
         row["reason"] = layer_reason(ctx, chip, roofs, i == first, i == last)
         rows.append(row)
     out = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))

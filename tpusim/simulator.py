@@ -9,7 +9,6 @@ columns as SPEC.md's layers.csv) and ``summary`` (totals over ``count``).
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 import time
 from dataclasses import dataclass, field
@@ -24,9 +23,10 @@ from .errors import InputError
 from .formats import get_format
 from .memory import (check_tile_fits, gemm_traffic_options, plan_residency,
                      plan_weight_cache, vector_traffic)
-from .roofline import bound_of, roof_tops
+from . import roofline
+from .roofline import bound_of
 from .timing import array_timing, gemm_time, vector_time
-from .timing.overlap import first_tile_bytes
+from .timing.overlap import first_tile_bytes, vector_cycles
 from .importers import load_workload
 from ._input import check_size
 from .workload import Layer, Workload, check_layer_size
@@ -38,7 +38,7 @@ LAYER_COLUMNS = (
     "energy_pj", "mac_energy_pj", "vector_energy_pj", "sram_energy_pj", "hbm_energy_pj",
     "static_energy_pj", "intensity", "achieved_tops", "roof_tops", "bound",
     # detail beyond SPEC's list
-    "groups", "vector_ops", "stall_weight_cycles", "stall_input_cycles", "stall_output_cycles",
+    "kind", "fused", "ops", "groups", "vector_ops", "stall_weight_cycles", "stall_input_cycles", "stall_output_cycles",
     "stall_sram_cycles", "fill_drain_cycles", "weight_shift_cycles", "hbm_cycles",
     "weight_passes", "input_passes", "input_on_chip", "output_on_chip",
     "hbm_weight_read_bytes", "hbm_input_read_bytes", "sram_input_bytes", "sram_weight_bytes",
@@ -127,7 +127,7 @@ def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, 
     macs = layer.macs
     en = layer_energy(chip, fmt, macs, layer.vector_ops, traffic.sram_input,
                       traffic.sram_weight, traffic.sram_output, traffic.hbm_total, latency)
-    rate = max(1.0, chip.native_rate(fmt.name))
+    ops = roofline.layer_ops(layer.kind, macs, layer.vector_ops)
     if not layer.fused:
         carry.cycles = cycles
         carry.idle_bytes = max(0.0, cycles - lt.hbm_cycles) * chip.hbm_bytes_per_cycle
@@ -135,13 +135,14 @@ def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, 
         "macs": macs, "cycles": cycles, "latency_s": latency,
         "compute_cycles": lt.compute_cycles, "stall_cycles": lt.stall_cycles,
         "overhead_cycles": lt.overhead_cycles,
-        "utilization": macs / (cycles * chip.pes * rate) if cycles > 0 else 0.0,
+        "utilization": macs / (cycles * chip.peak_macs_per_cycle(fmt.name)) if cycles > 0
+        else 0.0,
         "hbm_read_bytes": traffic.hbm_read, "hbm_write_bytes": traffic.hbm_write,
         "sram_read_bytes": traffic.sram_read, "sram_write_bytes": traffic.sram_write,
         "energy_pj": en.total_pj, "mac_energy_pj": en.mac_pj, "vector_energy_pj": en.vector_pj,
         "sram_energy_pj": en.sram_pj, "hbm_energy_pj": en.hbm_pj,
         "static_energy_pj": en.static_pj,
-        "achieved_tops": (2 * macs / latency / 1e12) if latency > 0 else 0.0,
+        "ops": ops, "achieved_tops": roofline.achieved_tops(ops, latency),
         "bound": bound_of(layer.kind, lt), "vector_ops": layer.vector_ops,
         "stall_weight_cycles": lt.stall_weight, "stall_input_cycles": lt.stall_input,
         "stall_output_cycles": lt.stall_output, "stall_sram_cycles": lt.stall_sram,
@@ -163,7 +164,7 @@ def _average(variants: list[tuple[int, dict[str, Any]]], count: int) -> dict[str
     for key in _SUMMED:
         row[key] = sum(n * v[key] for n, v in variants) / count
     macs = row["macs"]
-    row["achieved_tops"] = 2 * macs / row["latency_s"] / 1e12 if row["latency_s"] > 0 else 0.0
+    row["achieved_tops"] = roofline.achieved_tops(row["ops"], row["latency_s"])
     cyc_pe = sum(n * v["macs"] / v["utilization"] for n, v in variants if v["utilization"] > 0)
     row["utilization"] = macs * count / cyc_pe if cyc_pe > 0 else 0.0
     row["note"] = next((v["note"] for _, v in variants if v["note"]), "")
@@ -216,7 +217,7 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
         check_tile_fits(chip, get_format(f), chip.name)
     residency = plan_residency(list(wl.layers), chip, fmts)
     cached = plan_weight_cache(list(wl.layers), chip, fmts)
-    bw_bytes_s = chip.memory.hbm.bandwidth_gbps * 1e9 * chip.memory.hbm.efficiency
+    roofs = roofline.chip_roofs(chip, sorted(set(fmt_names)))
 
     rows = []
     carry = _Carry()
@@ -231,15 +232,20 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
                          for _ in range(reps)]
         row = _average(variants, layer.count)
         row.update({"name": layer.name, "op": layer.op, "count": layer.count,
+                    "kind": layer.kind, "fused": layer.fused,
                     "m": layer.m if layer.kind == "gemm" else None,
                     "k": layer.k if layer.kind == "gemm" else None,
                     "n": layer.n if layer.kind == "gemm" else None,
                     "format": fmt.name, "groups": layer.groups * layer.shared_weights,
                     "input_on_chip": res.first_input, "output_on_chip": res.last_output})
-        hbm_bytes = row["hbm_read_bytes"] + row["hbm_write_bytes"]
-        macs = row["macs"]
-        row["intensity"] = (2 * macs / hbm_bytes) if hbm_bytes > 0 else math.inf
-        row["roof_tops"] = roof_tops(chip.peak_tops(fmt.name), bw_bytes_s, row["intensity"])
+        if layer.fused:
+            # A fused op streams through the vector unit for all its vector cycles, most of them
+            # hidden under its producer's: its rate is over those cycles, not its visible ones.
+            busy_s = vector_cycles(chip, row["ops"]) / (chip.clock_ghz * 1e9)
+            row["achieved_tops"] = roofline.achieved_tops(row["ops"], busy_s)
+        row["intensity"] = roofline.intensity(row["ops"],
+                                              row["hbm_read_bytes"] + row["hbm_write_bytes"])
+        row["roof_tops"] = roofs.hbm_roof(layer.kind, fmt.name, row["intensity"])
         by_bound: dict[str, float] = {}
         for n, v in variants:   # the bound that holds for most of the row's time
             by_bound[v["bound"]] = by_bound.get(v["bound"], 0.0) + n * v["cycles"]
@@ -268,7 +274,10 @@ def summarize(chip: ChipConfig, wl: Workload, df: pd.DataFrame, forced: str | No
     cyc = df["cycles"] * cnt
     bound_share = {b: float(cyc[df["bound"] == b].sum() / total_cycles) if total_cycles else 0.0
                    for b in ("compute", "hbm", "sram", "vector")}
-    rate = max(1.0, chip.native_rate(main_fmt))
+    # PE-cycles the MACs need at each format's peak rate, over the run's cycles: the fraction
+    # of the peak the run reaches (= achieved_tops / peak_tops when one format runs).
+    busy = float(sum(m * c / chip.peak_macs_per_cycle(f)
+                     for m, c, f in zip(df["macs"], cnt, df["format"]) if m))
     breakdown = {k: float((df[f"{k}_energy_pj"] * cnt).sum()) * 1e-12
                  for k in ("mac", "vector", "sram", "hbm", "static")}
     stalls = {k: float((df[f"stall_{k}_cycles"] * cnt).sum())
@@ -281,7 +290,7 @@ def summarize(chip: ChipConfig, wl: Workload, df: pd.DataFrame, forced: str | No
         "throughput_per_s": batch / latency if latency > 0 else 0.0,
         "achieved_tops": 2 * macs / latency / 1e12 if latency > 0 else 0.0,
         "peak_tops": chip.peak_tops(main_fmt),
-        "utilization": macs / (total_cycles * chip.pes * rate) if total_cycles else 0.0,
+        "utilization": busy / total_cycles if total_cycles else 0.0,
         "energy_j": energy_pj * 1e-12, "energy_per_inference_j": energy_pj * 1e-12 / batch,
         "energy_breakdown_j": breakdown, "hbm_bytes": hbm, "macs": macs,
         "bound_share": bound_share, "stall_cycles": stalls,

@@ -20,6 +20,8 @@ COMMANDS = {
     "formats": ("tpusim.cli.formats", "formats", "Area, energy, throughput and error per format."),
     "import": ("tpusim.cli.imports", "import_", "Convert ONNX models or SCALE-Sim topologies."),
     "workload": ("tpusim.cli.workloads", "workload", "Build workload traces (LLM prefill/decode)."),
+    "generate": ("tpusim.cli.generate", "generate",
+                 "LLM prefill + decode steps with a growing KV cache."),
     "calibrate": ("tpusim.cli.calibrate", "calibrate", "Fit a preset to measured latencies."),
     "validate": ("tpusim.cli.calibrate", "validate", "Run every public check we have."),
     "configs": ("tpusim.cli.run", "configs", "List the chip presets and shipped workloads."),

@@ -114,9 +114,9 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
 
     \b
     Example:
-      tpusim calibrate tpu_v4 ../shared/measurements/tpu_v4_gemm_calibration.csv \\
+      tpusim calibrate tpu_v4 tpu_v4_gemm_calibration.csv \\
         --set memory.sram.double_buffered=false --set timing.weight_fifo_depth=1 \\
-        --set formats.fp16.passes=1 --format fp16 --out configs/tpu_v4_calibrated.yaml
+        --set formats.fp16.passes=1 --format fp16 --out results/tpu_v4_calibrated.yaml
     """
     from .._io import atomic_write_text
     from ..calibrate import FitError, calibrate as run_calibration, calibrated_yaml, recipe
@@ -146,10 +146,10 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results/validation"), show_default=True, help="Output directory.")
 @click.option("--measurements", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="TPU v4 matmul measurements (default: the file the calibrated config names, "
-                   "looked up in ../shared/measurements/).")
+              help="Measured TPU v4 matmul latencies (tpu_v4_gemm_calibration.csv, see the "
+                   "README); without it the TPU v4 rows are skipped.")
 @click.option("--calibrated", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Calibrated TPU v4 config (default configs/tpu_v4_calibrated.yaml).")
+              help="Calibrated TPU v4 config (default: the shipped tpu_v4_calibrated preset).")
 def validate(out_dir, measurements, calibrated):
     """Run every public check: TPUv1 apps, TPU v4 matmuls, Edge TPU latencies.
 
@@ -161,6 +161,7 @@ def validate(out_dir, measurements, calibrated):
     \b
     Example:
       tpusim validate --out results/validation
+      tpusim validate --measurements tpu_v4_gemm_calibration.csv
     """
     from ..results import write_all
     from ..fidelity import run_checks, summary_lines, validation_csv, validation_html

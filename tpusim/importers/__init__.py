@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .._data import zoo_dir
 from .._input import suggest
 from ..errors import InputError
 from ..workload import Workload
 
-WORKLOAD_DIR = Path(__file__).resolve().parent.parent.parent / "workloads"
+WORKLOAD_DIR = zoo_dir()   # workloads/ in the repository, tpusim/zoo/ in the wheel
 
 
 def find_workload(name_or_path: str | Path) -> Path:

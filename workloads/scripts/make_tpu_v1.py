@@ -1,8 +1,8 @@
 """Regenerate workloads/tpu_v1/*.csv: stand-ins for the six TPUv1 production apps.
 
 Source: Jouppi et al., "In-Datacenter Performance Analysis of a Tensor Processing Unit", ISCA
-2017, Table 1 (layers, weights, MACs per weight byte, batch), as copied in REFERENCE.md "TPUv1
-production apps". The real layer shapes are not public; every stand-in matches Table 1's layer
+2017, Table 1 (layers, weights, MACs per weight byte, batch; arxiv.org/abs/1704.04760). The
+real layer shapes are not public; every stand-in matches Table 1's layer
 counts, total weights, batch and MACs per weight byte, and the header comments of each CSV say
 how (the totals there are computed from the rows written, not typed in). All int8.
 
@@ -29,8 +29,8 @@ from tpusim.importers.trace_csv import write_trace
 from tpusim.workload import make_layer
 
 OUT = Path(__file__).resolve().parent.parent / "tpu_v1"
-SOURCE = ("Jouppi et al., ISCA 2017, Table 1 (REFERENCE.md 'TPUv1 production apps'); "
-          "real layer shapes are not public")
+SOURCE = ("Jouppi et al., 'In-Datacenter Performance Analysis of a Tensor Processing Unit', "
+          "ISCA 2017, Table 1; real layer shapes are not public")
 I8 = {"weight_dtype": "int8", "act_dtype": "int8"}
 
 

@@ -1,0 +1,67 @@
+"""The simpy event engine against the closed form on every shipped workload (issue 12, target 6).
+
+    python benchmarks/bench_event.py [--config tpu_v4] [--repeat 3]
+
+For each ``workloads/**/*.csv``: median in-process ``simulate()`` time with ``engine="analytic"``
+and ``engine="event"`` (pipelined timing model), their ratio, and how far the event engine's
+total cycles are from the closed form's. The goal is every ratio <= 3. Nothing asserts a time.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import timings  # noqa: E402
+
+
+def table(config: str = "tpu_v4", repeat: int = 3) -> list[tuple[str, float, float, float]]:
+    """(workload, analytic s, event s, relative cycle difference) per shipped workload."""
+    import tpusim
+    from tpusim.importers import WORKLOAD_DIR
+    from tpusim.timing import overlap_event
+    chip = tpusim.load_config(config)
+    out = []
+    for path in sorted(WORKLOAD_DIR.rglob("*.csv")):
+        wl = tpusim.load_workload(path)
+        res = {}
+        for engine in ("analytic", "event"):
+            def once():
+                # cold: the event engine memoises identical instances; a repeat of the same
+                # workload must not find the last repeat's results
+                if hasattr(overlap_event, "_makespan"):
+                    overlap_event._makespan.cache_clear()
+                return tpusim.simulate(chip, wl, engine=engine)
+            res[engine] = once().summary["total_cycles"]
+            t = statistics.median(timings(once, repeat))
+            res[engine + "_s"] = t
+        diff = abs(res["event"] / res["analytic"] - 1)
+        out.append((str(path.relative_to(WORKLOAD_DIR)), res["analytic_s"], res["event_s"], diff))
+    return out
+
+
+def measure(repeat: int = 3) -> list[dict]:
+    rows = table(repeat=repeat)
+    worst = max(rows, key=lambda r: r[2] / r[1])
+    return [
+        {"target": f"6: event / analytic time, worst workload ({worst[0]})", "goal": 3.0,
+         "measured": worst[2] / worst[1], "unit": "x", "better": "lower"},
+        {"target": "6: event vs closed-form cycles, worst", "goal": 0.01,
+         "measured": max(r[3] for r in rows), "unit": "", "better": "lower"},
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="tpu_v4")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    print(f"{'workload':28s} {'analytic ms':>11s} {'event ms':>9s} {'ratio':>6s} {'cycles diff':>11s}")
+    for name, a, e, d in table(args.config, args.repeat):
+        print(f"{name:28s} {a * 1e3:11.1f} {e * 1e3:9.1f} {e / a:6.1f} {d:11.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""``tpusim generate``: an LLM prefill then decode steps with a growing KV cache."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import parse_sets, set_option
+
+
+@click.command()
+@click.argument("config")
+@click.argument("model")
+@click.option("--prompt", type=int, default=2048, show_default=True,
+              help="Prompt tokens per sequence (the prefill).")
+@click.option("--steps", type=int, default=1000, show_default=True, help="Decode steps.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Sequences.")
+@click.option("--dtype", default="bf16", show_default=True, help="Weight and activation dtype.")
+@click.option("--format", "fmt", default=None, help="Run every GEMM layer in this format.")
+@click.option("--kv-stride", type=int, default=1, show_default=True,
+              help="1: every step exact; N: exact every N KV lengths, interpolated between.")
+@click.option("--rtol", type=float, default=1e-4, show_default=True,
+              help="Interpolation: refine where a midpoint is off the line by more than this.")
+@set_option()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Per-step CSV to write (step, kv_len, latency_s, energy_j).")
+def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, sets, out):
+    """Simulate MODEL (gpt2, llama3_8b, llama2_70b, ...) generating on chip CONFIG: a prefill of
+    PROMPT tokens, then STEPS decode steps, step j attending to PROMPT + j keys.
+
+    \b
+    Example:
+      tpusim generate tpu_v4 llama2_70b --prompt 2048 --steps 1000
+      tpusim generate tpu_v5e llama3_8b --batch 8 --kv-stride 64 --out steps.csv
+    """
+    import time
+
+    from ..config import load_config
+    from ..generation import generate as run_generation
+
+    chip = load_config(config, **parse_sets(sets))
+    t0 = time.perf_counter()
+    g = run_generation(chip, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol)
+    took = time.perf_counter() - t0
+    s = g.summary()
+    click.echo(f"{s['model']} on {chip.name}: batch {batch}, prompt {prompt}, {steps} decode steps"
+               + (f" (interpolated, stride {kv_stride}, rtol {rtol:g})" if kv_stride > 1 else ""))
+    click.echo(f"  time to first token  {s['time_to_first_token_s'] * 1e3:.4g} ms")
+    click.echo(f"  per output token     {s['ms_per_output_token']:.4g} ms")
+    click.echo(f"  tokens/s             {s['tokens_per_s']:.4g} ({s['output_tokens']} tokens in "
+               f"{s['total_s']:.4g} s)")
+    click.echo(f"  energy               {s['energy_j']:.4g} J")
+    click.echo(f"  simulated in         {took * 1e3:.3g} ms")
+    if out is not None:
+        from .._io import atomic_write_text
+        lines = ["step,kv_len,latency_s,energy_j",
+                 f"0,{prompt},{g.prefill.latency_s!r},{g.prefill.energy_j!r}"]
+        lines += [f"{j + 1},{k},{lat!r},{en!r}" for j, (k, lat, en) in
+                  enumerate(zip(g.decode_kv.tolist(), g.decode_latency_s.tolist(),
+                                g.decode_energy_j.tolist()))]
+        atomic_write_text(out, "\n".join(lines) + "\n")
+        click.echo(f"wrote {out}")

@@ -1,0 +1,403 @@
+"""LLM generation and the cost of one engine step: a prefill, then decode steps whose KV grows.
+
+A step's trace (:func:`step_rows`, built from :func:`tpusim.importers.llm.llm_rows`) changes with
+the KV lengths only in its attention rows (QK^T, softmax, AV); every other row has the same shape
+in every step with the same number of new tokens. :class:`StepCostModel` evaluates a step's rows
+with the simulator's own per-instance model, in the order and with the carried state that
+:func:`tpusim.simulate` uses, and memoises each instance on everything it depends on: the layer,
+its format, where its input and output live, weight caching, and the part of the carried state
+that can change it. For a GEMM that part is the prefetchable idle-channel bytes clamped at its
+largest first weight tile (more cannot be prefetched); for a fused vector op, the producer's
+cycles clamped at its own (more hide it completely); an unfused vector op depends on none. So a
+step pays only for instances it has not seen, and its totals equal ``simulate()`` of its trace
+(up to the order of floating-point additions). Within a row the carried state repeats after a
+few instances, so a ``count = 80`` row costs a handful of evaluations, not 18.
+
+:func:`generate` runs a prefill of ``prompt`` tokens and ``steps`` decode steps (KV
+``prompt + 1 ... prompt + steps``). Each decode step has its own KV length, so exact evaluation
+still costs one set of attention instances per step; ``kv_stride > 1`` evaluates exactly every
+``kv_stride``-th KV length (and the last), refines where a straight line misses an interval's
+midpoint by more than ``rtol``, and interpolates latency and energy linearly in between
+(:func:`_interpolated` says why the error stays about ``2 x rtol``; measured against exact
+evaluation by ``benchmarks/bench_generation.py`` and stated in README).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from .config import ChipConfig, load_config
+from .errors import InputError
+from .formats import get_format
+from .importers.llm import LlmConfig, get_preset, llm_rows
+from .memory import check_tile_fits, gemm_traffic_options, plan_residency, plan_weight_cache
+from .simulator import _MAX_TIMED_INSTANCES, _Carry, _instance, _resolve_format
+from .timing import array_timing
+from .timing.overlap import first_tile_bytes, vector_cycles
+from .workload import Layer, make_layer
+
+_ATTENTION = ("attn_qk", "attn_softmax", "attn_av")
+_TOTALS = ("cycles", "energy_pj", "hbm_read_bytes", "hbm_write_bytes", "macs")
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """Totals of one engine step (over every row's ``count``)."""
+
+    cycles: float
+    latency_s: float
+    energy_j: float
+    hbm_bytes: float
+    macs: float
+    new_tokens: int
+
+
+def step_rows(cfg: LlmConfig, decode_kv: Sequence[int] = (), prefill_tokens: int = 0,
+              prefill_kv: int | None = None, dtype: str = "bf16",
+              logits: str = "last") -> list[dict[str, Any]]:
+    """Trace rows of one engine step: one new token for each decode sequence (attending to its
+    KV length, itself included) plus a prefill chunk of ``prefill_tokens`` tokens of one sequence
+    attending to ``prefill_kv`` keys (default: the chunk itself). Rows that do not depend on KV
+    run all new tokens together; attention runs once per distinct (new tokens, KV length), its
+    sequences batched. ``logits="last"``: the LM head runs on one token per sequence (the one it
+    samples next), ``"all"`` on every new token. A uniform decode batch gives exactly
+    ``llm_rows(cfg, "decode", batch, 1, kv)``."""
+    groups, tokens, seqs = _groups(decode_kv, prefill_tokens, prefill_kv)
+    before, after = _shared_rows(cfg, tokens, seqs, dtype, logits)
+    many = len(groups) > 1
+    return before + [r for (seq, kv), n in groups
+                     for r in _attention_rows(cfg, seq, kv, n, dtype, many)] + after
+
+
+def _groups(decode_kv: Sequence[int], prefill_tokens: int, prefill_kv: int | None):
+    """The step's sequences as sorted ((new tokens, KV length), sequences), tokens, sequences."""
+    decode_kv = [int(k) for k in decode_kv]
+    if any(k < 1 for k in decode_kv):
+        raise InputError("step", "decode_kv", min(decode_kv), "KV lengths must be >= 1")
+    if prefill_tokens < 0:
+        raise InputError("step", "prefill_tokens", prefill_tokens, "must be >= 0")
+    groups: dict[tuple[int, int], int] = {}
+    for k in decode_kv:
+        groups[(1, k)] = groups.get((1, k), 0) + 1
+    if prefill_tokens:
+        kv = prefill_tokens if prefill_kv is None else int(prefill_kv)
+        if kv < prefill_tokens:
+            raise InputError("step", "prefill_kv", kv, f"must be >= prefill_tokens="
+                             f"{prefill_tokens} (the new tokens attend to themselves)")
+        groups[(prefill_tokens, kv)] = groups.get((prefill_tokens, kv), 0) + 1
+    if not groups:
+        raise InputError("step", None, message="a step needs a decode sequence or prefill tokens")
+    tokens = len(decode_kv) + prefill_tokens
+    return sorted(groups.items()), tokens, len(decode_kv) + (1 if prefill_tokens else 0)
+
+
+def _shared_rows(cfg: LlmConfig, tokens: int, seqs: int, dtype: str, logits: str):
+    """The rows before and after attention for ``tokens`` new tokens of ``seqs`` sequences."""
+    if logits not in ("last", "all"):
+        raise InputError("step", "logits", logits, "allowed: all|last")
+    shared = llm_rows(cfg, "prefill", 1, tokens, tokens, dtype, "all")
+    if logits == "last" and seqs != tokens:
+        head = {r["name"]: r for r in llm_rows(cfg, "prefill", seqs, 1, 1, dtype, "all")
+                if r["name"] in ("final_norm", "lm_head")}
+        shared = [head.get(r["name"], r) for r in shared]
+    first = next(i for i, r in enumerate(shared) if r["name"] in _ATTENTION)
+    return shared[:first], [r for r in shared[first:] if r["name"] not in _ATTENTION]
+
+
+def _attention_rows(cfg: LlmConfig, seq: int, kv: int, n: int, dtype: str, named: bool):
+    """QK^T, softmax and AV of ``n`` sequences of ``seq`` new tokens attending to ``kv`` keys;
+    ``named``: the row names carry the group (a step with several)."""
+    rows = [r for r in llm_rows(cfg, "decode" if seq == 1 else "prefill", n, seq, kv, dtype)
+            if r["name"] in _ATTENTION]
+    if named:
+        for r in rows:
+            r["name"] = f"{r['name']}_{seq}x{kv}"
+    return rows
+
+
+class StepCostModel:
+    """Latency and energy of one engine step of ``model`` on ``config``, memoised (see module).
+
+    ``step(decode_kv, prefill_tokens, prefill_kv)`` is exact: it equals ``simulate()`` of the
+    step's trace (:meth:`trace`). Evaluated instances are kept for the model's lifetime.
+    """
+
+    def __init__(self, config: ChipConfig | str, model: LlmConfig | str, dtype: str = "bf16",
+                 format: str | None = None, logits: str = "last"):
+        self.chip = config if isinstance(config, ChipConfig) else load_config(config)
+        self.model = get_preset(model) if isinstance(model, str) else model
+        self.dtype, self.logits = dtype, logits
+        self.forced = self.chip.check_format(format, "--format") if format else None
+        self.engine = self.chip.timing.engine
+        self._layers: dict[tuple, Layer] = {}
+        self._instances: dict[tuple, tuple[dict[str, Any], tuple[float, float]]] = {}
+        self._rows: dict[tuple, tuple[tuple[float, ...], tuple[float, float]]] = {}
+        self._clamp: dict[tuple, float] = {}
+        self._formats: dict[int, Any] = {}
+        self._checked: set[str] = set()
+        self._pieces: dict[tuple, Any] = {}
+
+    def rows(self, decode_kv: Sequence[int] = (), prefill_tokens: int = 0,
+             prefill_kv: int | None = None) -> list[dict[str, Any]]:
+        return step_rows(self.model, decode_kv, prefill_tokens, prefill_kv, self.dtype,
+                         self.logits)
+
+    def trace(self, decode_kv: Sequence[int] = (), prefill_tokens: int = 0,
+              prefill_kv: int | None = None):
+        """The step as a :class:`~tpusim.workload.Workload` for :func:`tpusim.simulate`."""
+        from .workload import Workload
+        src = f"llm:{self.model.name}"
+        layers = tuple(self._layer(r) for r in self.rows(decode_kv, prefill_tokens, prefill_kv))
+        return Workload(name=f"{self.model.name}_step", layers=layers, source=src)
+
+    def step(self, decode_kv: Sequence[int] = (), prefill_tokens: int = 0,
+             prefill_kv: int | None = None) -> StepCost:
+        """Cost of one step (arguments as :func:`step_rows`); its layers are built from pieces
+        kept per (tokens, sequences) and per attention group, equal to :meth:`trace`'s."""
+        groups, tokens, seqs = _groups(decode_kv, prefill_tokens, prefill_kv)
+        shared = self._pieces.get((tokens, seqs))
+        if shared is None:
+            shared = self._pieces[(tokens, seqs)] = tuple(
+                [self._layer(r) for r in part]
+                for part in _shared_rows(self.model, tokens, seqs, self.dtype, self.logits))
+        many = len(groups) > 1
+        layers = list(shared[0])
+        for (seq, kv), n in groups:
+            key = (seq, kv, n, many)
+            attn = self._pieces.get(key)
+            if attn is None:
+                attn = self._pieces[key] = [self._layer(r) for r in _attention_rows(
+                    self.model, seq, kv, n, self.dtype, many)]
+            layers += attn
+        return self._evaluate(layers + shared[1], tokens)
+
+    def _layer(self, row: dict[str, Any]) -> Layer:
+        key = tuple(sorted(row.items()))
+        layer = self._layers.get(key)
+        if layer is None:
+            layer = self._layers[key] = make_layer(row, f"llm:{self.model.name}")
+        return layer
+
+    def _format(self, layer: Layer):
+        f = self._formats.get(id(layer))
+        if f is None:
+            name = _resolve_format(layer, self.chip, self.forced, f"llm:{self.model.name}")
+            f = self._formats[id(layer)] = get_format(name)
+        return f
+
+    def _evaluate(self, layers: list[Layer], new_tokens: int) -> StepCost:
+        chip = self.chip
+        fmts = [self._format(l) for l in layers]
+        for f in fmts:
+            if f.name not in self._checked:
+                check_tile_fits(chip, f, chip.name)
+                self._checked.add(f.name)
+        residency = plan_residency(layers, chip, fmts)
+        cached = plan_weight_cache(layers, chip, fmts)
+        carry = (0.0, 0.0)
+        cycles = energy = hbm = macs = 0.0
+        for layer, fmt, res, cache in zip(layers, fmts, residency, cached):
+            i, o = res.instances(1 if layer.count == 1 else 2)[0][1:]
+            key = (id(layer), fmt.name, res, cache, self._seen(layer, fmt, i, o, cache, carry))
+            hit = self._rows.get(key)
+            if hit is None:
+                hit = self._rows[key] = self._row(layer, fmt, res, cache, carry)
+            totals, out = hit
+            if not layer.fused:
+                carry = out
+            cycles += totals[0]
+            energy += totals[1]
+            hbm += totals[2] + totals[3]
+            macs += totals[4]
+        return StepCost(cycles=cycles, latency_s=cycles / (chip.clock_ghz * 1e9),
+                        energy_j=energy * 1e-12, hbm_bytes=hbm, macs=macs,
+                        new_tokens=new_tokens)
+
+    def _row(self, layer: Layer, fmt, res, cache: bool, carry: tuple[float, float]):
+        """A row's totals over its count and the state it leaves, as ``simulate`` times it:
+        up to 16 instances of each run in sequence. Once the carried state repeats, the
+        instances repeat with it, so the rest of the run is copied, not evaluated."""
+        variants = []
+        for n, i, o in res.instances(layer.count):
+            reps = min(n, _MAX_TIMED_INSTANCES)
+            run: list[dict[str, Any]] = []
+            states: list[tuple[float, float]] = []
+            while len(run) < reps:
+                if carry in states:   # periodic from here: copy the cycle
+                    p = states.index(carry)
+                    cycle = run[p:]
+                    while len(run) < reps:
+                        run.append(cycle[(len(run) - p) % len(cycle)])
+                    carry = self._after(layer, fmt, i, o, cache, states, run, carry, reps)
+                    break
+                states.append(carry)
+                row, carry = self._instance(layer, fmt, i, o, cache, carry)
+                run.append(row)
+            variants += [(n / reps, r) for r in run]
+        # the row's totals: sum over instances of (share x per-instance value), as simulate()
+        # gets them from its averaged row times count (equal up to rounding)
+        totals = tuple(sum(n * v[k] for n, v in variants) for k in _TOTALS)
+        return totals, carry
+
+    def _after(self, layer, fmt, i, o, cache, states, run, carry, reps):
+        """The carried state after ``reps`` instances of a periodic run (fused rows: unchanged)."""
+        if layer.fused:
+            return carry
+        p = states.index(carry)
+        period = len(states) - p
+        # the state before instance j (j >= p) is states[p + (j - p) % period]
+        return states[p + (reps - p) % period]
+
+    def _seen(self, layer: Layer, fmt, i: bool, o: bool, cache: bool,
+              carry: tuple[float, float]) -> tuple[float, float]:
+        """The part of the carried state an instance's numbers depend on (module docstring)."""
+        if layer.kind == "gemm":
+            static = (id(layer), fmt.name, i, o, cache)
+            clamp = self._clamp.get(static)
+            if clamp is None:
+                at = array_timing(layer, self.chip, fmt.name)
+                clamp = self._clamp[static] = max(
+                    first_tile_bytes(at, t)
+                    for t in gemm_traffic_options(layer, self.chip, fmt, i, o, cache))
+            return (0.0, min(carry[1], clamp))
+        if layer.fused:
+            return (min(carry[0], vector_cycles(self.chip, layer.vector_ops)), 0.0)
+        return (0.0, 0.0)
+
+    def _instance(self, layer: Layer, fmt, i: bool, o: bool, cache: bool,
+                  carry: tuple[float, float]):
+        """One instance, memoised on the carried state it can see; returns (row, carry out)."""
+        seen = self._seen(layer, fmt, i, o, cache, carry)
+        key = (id(layer), fmt.name, i, o, cache, seen)
+        hit = self._instances.get(key)
+        if hit is None:
+            c = _Carry(*seen)
+            row = _instance(self.chip, layer, fmt, i, o, c, self.engine, cache)
+            hit = self._instances[key] = (row, (c.cycles, c.idle_bytes))
+        row, out = hit
+        return row, (carry if layer.fused else out)
+
+
+@dataclass
+class Generation:
+    """A prefill then ``len(decode_kv)`` decode steps of ``batch`` sequences."""
+
+    config: str
+    model: str
+    batch: int
+    prompt: int
+    prefill: StepCost
+    decode_kv: np.ndarray          # KV length of each decode step (its new token included)
+    decode_latency_s: np.ndarray
+    decode_energy_j: np.ndarray
+    kv_stride: int = 1
+    rtol: float | None = None
+
+    @property
+    def steps(self) -> int:
+        return len(self.decode_kv)
+
+    @property
+    def total_s(self) -> float:
+        return self.prefill.latency_s + float(self.decode_latency_s.sum())
+
+    @property
+    def output_tokens(self) -> int:
+        """The prefill samples each sequence's first token, every decode step one more."""
+        return self.batch * (1 + self.steps)
+
+    def summary(self) -> dict[str, Any]:
+        decode_s = float(self.decode_latency_s.sum())
+        return {
+            "config": self.config, "model": self.model, "batch": self.batch,
+            "prompt_tokens": self.prompt, "decode_steps": self.steps,
+            "kv_stride": self.kv_stride, "rtol": self.rtol,
+            "time_to_first_token_s": self.prefill.latency_s,
+            "ms_per_output_token": decode_s / self.steps * 1e3 if self.steps else 0.0,
+            "output_tokens": self.output_tokens,
+            "tokens_per_s": self.output_tokens / self.total_s if self.total_s > 0 else 0.0,
+            "total_s": self.total_s,
+            "energy_j": self.prefill.energy_j + float(self.decode_energy_j.sum()),
+            "prefill_energy_j": self.prefill.energy_j,
+        }
+
+
+def generate(config: ChipConfig | str, model: LlmConfig | str, prompt: int, steps: int,
+             batch: int = 1, dtype: str = "bf16", format: str | None = None,
+             kv_stride: int = 1, rtol: float = 1e-4,
+             cost: StepCostModel | None = None) -> Generation:
+    """Prefill ``batch`` prompts of ``prompt`` tokens (the LM head on each one's last token),
+    then ``steps`` decode steps, step ``j`` attending to ``prompt + j`` keys.
+
+    ``kv_stride = 1``: every step exact. Larger (capped at the array's rows and columns): steps
+    every ``kv_stride`` KV lengths are exact and the rest interpolated, refined until each
+    interval's midpoint is within ``rtol`` (:func:`_interpolated`)."""
+    for name, v, low in (("prompt", prompt, 1), ("steps", steps, 0), ("batch", batch, 1),
+                         ("kv_stride", kv_stride, 1)):
+        if not isinstance(v, (int, np.integer)) or v < low:
+            raise InputError("generate", name, v, f"must be an integer >= {low}")
+    if not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
+        raise InputError("generate", "rtol", rtol, "must be a number in (0, 1)")
+    cost = cost or StepCostModel(config, model, dtype, format)
+    prefill_rows = llm_rows(cost.model, "prefill", batch, prompt, prompt, dtype, "last")
+    prefill = cost._evaluate([cost._layer(r) for r in prefill_rows], batch * prompt)
+    kv = np.arange(prompt + 1, prompt + steps + 1, dtype=np.int64)
+    if kv_stride == 1 or steps < 3:
+        at = [cost.step([int(k)] * batch) for k in kv]
+        lat = np.array([s.latency_s for s in at], dtype=float)
+        en = np.array([s.energy_j for s in at], dtype=float)
+    else:
+        # a fold more every array width: at most one such jump per starting interval, so
+        # two equal jumps cannot hide each other from the midpoint test
+        chip = cost.chip
+        kv_stride = min(kv_stride, chip.array.rows, chip.array.cols)
+        lat, en = _interpolated(cost, batch, kv, kv_stride, rtol)
+    name = config if isinstance(config, str) else cost.chip.name
+    return Generation(config=str(name), model=cost.model.name, batch=batch, prompt=prompt,
+                      prefill=prefill, decode_kv=kv, decode_latency_s=lat, decode_energy_j=en,
+                      kv_stride=kv_stride, rtol=rtol if kv_stride > 1 else None)
+
+
+def _interpolated(cost: StepCostModel, batch: int, kv: np.ndarray, stride: int,
+                  rtol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Step latency and energy at every KV length in ``kv``, exact at anchors and linear between.
+
+    Anchors start every ``stride`` KV lengths (and the last); each interval's midpoint is then
+    evaluated exactly and, when the straight line misses it by more than ``rtol`` (relative, in
+    latency or energy), the interval is split, down to adjacent integers. Step cost rises with
+    KV length linearly between jumps (a fold more at an array-width boundary, a tile that stops
+    fitting); a jump J inside an interval puts the midpoint J/2 off the line, so every jump over
+    ``2 x rtol`` of the step is pinned between two anchors, provided an interval holds one jump
+    (two equal ones can cancel at the midpoint: hence the stride cap in :func:`generate`).
+    Measured (``benchmarks/bench_generation.py``, README): error <= 4 x rtol per step."""
+    exact: dict[int, tuple[float, float]] = {}
+
+    def at(k: int) -> tuple[float, float]:
+        if k not in exact:
+            s = cost.step([k] * batch)
+            exact[k] = (s.latency_s, s.energy_j)
+        return exact[k]
+
+    lo, hi = int(kv[0]), int(kv[-1])
+    marks = list(range(lo, hi, stride)) + [hi]
+    todo = list(zip(marks, marks[1:]))
+    while todo:
+        a, b = todo.pop()
+        (la, ea), (lb, eb) = at(a), at(b)
+        if b - a <= 1:
+            continue
+        m = (a + b) // 2
+        lm, em = at(m)
+        f = (m - a) / (b - a)
+        if (abs(la + f * (lb - la) - lm) > rtol * lm
+                or abs(ea + f * (eb - ea) - em) > rtol * em):
+            todo += [(a, m), (m, b)]
+    keys = np.array(sorted(exact), dtype=np.int64)
+    lat = np.array([exact[k][0] for k in keys])
+    en = np.array([exact[k][1] for k in keys])
+    return np.interp(kv, keys, lat), np.interp(kv, keys, en)
+
+
+__all__ = ["StepCost", "StepCostModel", "Generation", "generate", "step_rows"]
