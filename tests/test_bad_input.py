@@ -114,6 +114,17 @@ def test_energy_and_area_table_files_get_the_same_checks(tmp_path):
             tables.load(p)
 
 
+def test_input_shape_on_a_csv_workload_is_refused_not_ignored(cli, tmp_path):
+    p = write(tmp_path, "t.csv", TRACE)
+    code, _, err = cli("run", "default", p, "--input-shape", "x=1x2", "--out", tmp_path / "o")
+    assert code == 2 and f"{p}: --input-shape: applies to .onnx models only" in one_line(err)
+    assert not (tmp_path / "o").exists()
+    from tpusim.importers.onnx import parse_input_shapes
+    assert parse_input_shapes(["x=1x2", "y=3"]) == {"x": (1, 2), "y": (3,)}
+    with pytest.raises(InputError, match="--input-shape: x: given twice"):
+        parse_input_shapes(["x=1x2", "x=1x4"])
+
+
 # ---------------------------------------------------------------- booleans and non-finite numbers
 
 def test_booleans_are_not_numbers(cli, tmp_path):

@@ -44,6 +44,12 @@ def load_workload(name_or_path: str | Path | Workload, **kwargs: Any) -> Workloa
         from . import onnx as onnx_importer  # heavy: import lazily
         return onnx_importer.load_onnx_workload(path, **kwargs)
     from . import scalesim, trace_csv
+    if "input_shapes" in kwargs:   # an option that would silently do nothing
+        raise InputError(str(path), "--input-shape", message="applies to .onnx models only; a "
+                         "CSV workload's shapes are in its rows")
     if scalesim.is_topology(path):
         return scalesim.load_topology(path, **kwargs)
+    if kwargs:
+        raise InputError(str(path), None, message="a trace CSV takes no importer options ("
+                         + ", ".join(sorted(kwargs)) + ")")
     return trace_csv.read_trace(path)

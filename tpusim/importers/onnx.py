@@ -204,6 +204,17 @@ def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
+def parse_input_shapes(texts) -> dict[str, tuple[int, ...]]:
+    """Every ``--input-shape``; an input named twice is an error (the last would win)."""
+    out: dict[str, tuple[int, ...]] = {}
+    for text in texts:
+        name, shape = parse_input_shape(text)
+        if name in out:
+            raise InputError("--input-shape", name, message="given twice; give each input once")
+        out[name] = shape
+    return out
+
+
 def _fix_inputs(model, src: str, input_shapes: dict[str, tuple[int, ...]] | None) -> None:
     """Write user-given dims into the graph inputs; refuse any dynamic dim left unfixed."""
     inits = {t.name for t in model.graph.initializer}
