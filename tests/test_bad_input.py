@@ -331,6 +331,18 @@ def test_misspelt_names_get_the_closest_one(cli, tmp_path, args, hint):
     assert code == 2 and hint in one_line(err)
 
 
+def test_huge_numbers_and_values_stay_one_short_line(cli, tmp_path):
+    digits = "9" * 5000   # past Python's 4300-digit int conversion limit
+    with pytest.raises(InputError, match=r"x.yaml: line 2: not valid YAML \(an integer of more "
+                                         r"than 4300 digits\)"):
+        load_yaml(f"a: 1\nb: {digits}\n", "x.yaml")
+    code, _, err = cli("run", "default", "resnet50", "--set", f"array.rows={digits}",
+                       "--out", tmp_path / "o")
+    line = one_line(err)
+    assert code == 2 and "--set: array.rows: got '999" in line and "(5002 characters)" in line
+    assert len(line) < 400
+
+
 def test_suggest_offers_nothing_for_unrelated_names():
     assert suggest("zzzz", ["tpu_v4", "default"]) == ""
     assert suggest("tpu_v5", ["tpu_v4", "tpu_v5e"]) == " (did you mean tpu_v5e?)"

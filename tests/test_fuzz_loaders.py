@@ -41,7 +41,7 @@ SEEDS = {
     "measurements": [b"m,k,n,latency_us,dtype\n128,128,128,3.5,bf16\n256,512,128,9.25,int8\n"],
 }
 TOKENS = [b"", b",", b"\n", b'"', b"#", b"true", b"no", b"-1", b"0", b"2.5", b"nan", b".inf",
-          b"1e400", b"100000000000000000", b"9" * 400, b"\xef\xbb\xbf", b"\x00", b"\xc3",
+          b"1e400", b"100000000000000000", b"9" * 5000, b"\xef\xbb\xbf", b"\x00", b"\xc3",
           b"&x ", b"*x", b"<<: ", b"{", b"[", b": ", b"- ", b"%(", b"[architecture_presets]",
           b"\t", b"same", b"conv2d", b"softmax", b"Layer name", b"x" * 140_000]
 # TPUSIM_FUZZ_EXAMPLES=2000 for a longer local run; 40 keeps the suite fast.

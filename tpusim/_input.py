@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -91,6 +92,11 @@ def load_yaml(text: str, source: str) -> Any:
         raise InputError(source, where, message=f"not valid YAML ({problem})") from None
     except RecursionError:
         raise InputError(source, None, message="not valid YAML (nested too deeply)") from None
+    except ValueError as exc:   # an integer of more than 4300 digits (Python's int limit)
+        long = re.search(r"[0-9_]{4300,}", text)
+        where = f"line {text.count(chr(10), 0, long.start()) + 1}" if long else None
+        raise InputError(source, where, message="not valid YAML (an integer of more than 4300 "
+                         "digits)" if long else f"not valid YAML ({exc})") from None
 
 
 def check_size(value: int, source: str | None, where: str | None) -> int:

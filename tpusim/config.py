@@ -268,7 +268,7 @@ def parse_value(text: str) -> Any:
     """A ``--set`` value: YAML scalar rules (``64`` int, ``1.5`` float, ``true`` bool, else str)."""
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):   # ValueError: an integer of over 4300 digits
         return text
 
 

@@ -19,8 +19,14 @@ class InputError(ValueError):
         self.allowed = allowed
         parts = [p for p in (self.source, where) if p]
         if message is None:
-            message = f"got {value!r}" if value is not None else "missing"
+            message = f"got {_shown(value)}" if value is not None else "missing"
             if allowed:
                 message += f"; {allowed}"
         self.detail = message
         super().__init__(": ".join(parts + [message]).replace("\n", " "))
+
+
+def _shown(value: object, limit: int = 120) -> str:
+    """``repr(value)``, cut to ``limit`` characters: one line stays readable."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 20]}... ({len(text)} characters)"

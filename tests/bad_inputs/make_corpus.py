@@ -93,6 +93,7 @@ CONFIGS: dict[str, str | bytes] = {
     "rows_fraction.yaml": yaml_with("rows: 32", "rows: 1.5"),
     "rows_word.yaml": yaml_with("rows: 32", "rows: many"),
     "rows_huge.yaml": yaml_with("rows: 32", "rows: 100000000000000000"),
+    "rows_5000_digits.yaml": yaml_with("rows: 32", "rows: " + "9" * 5000),
     "clock_inf.yaml": yaml_with("clock_ghz: 1.0", "clock_ghz: .inf"),
     "clock_nan.yaml": yaml_with("clock_ghz: 1.0", "clock_ghz: .nan"),
     "misspelt_field.yaml": yaml_with("array:", "arrray:"),
