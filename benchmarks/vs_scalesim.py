@@ -1,10 +1,16 @@
-"""Side by side with SCALE-Sim 3.0.0: same .cfg, same topology, whole process each.
+"""Side by side with SCALE-Sim 3.0.0: same .cfg, same topology, whole process each (target 7).
 
+    python benchmarks/vs_scalesim.py                  # the table, SCALE-Sim's side as recorded
     python benchmarks/vs_scalesim.py --scalesim /path/to/scalesim-venv/bin/python \
         [--cfg examples/scale.cfg] [--topology TOPO.csv] [--gemm]
 
-SCALE-Sim installs in its own venv: ``python -m venv ss && ss/bin/pip install scalesim
-"numpy<2.4"``. The script runs ``python -m scalesim.scale`` and ``tpusim run`` (timing model
+Without ``--scalesim`` it runs tpusim on ResNet-18 (``scale.cfg``, 32x32) and ResNet-50
+(``google.cfg``, 256x256) and prints speed-up and peak RSS against SCALE-Sim's wall time and
+peak RSS as measured in ``benchmarks/SCALESIM_BASELINE.md`` (SCALE-Sim takes minutes to
+hours), and checks tpusim's compute cycles against SCALE-Sim's per-layer cycles recorded there.
+
+With ``--scalesim`` (SCALE-Sim in its own venv: ``python -m venv ss && ss/bin/pip install
+scalesim "numpy<2.4"``) it runs ``python -m scalesim.scale`` and ``tpusim run`` (timing model
 ``scalesim``, read from the .cfg) as separate processes, measuring wall time and peak RSS of each
 (``resource.getrusage`` of the child), then compares per-layer compute cycles: SCALE-Sim's
 COMPUTE_REPORT "Total Cycles" (CALC bandwidth mode has no stalls) against tpusim's
@@ -15,17 +21,27 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import resource
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 SCALESIM_DATA = HERE.parent / "examples"   # SCALE-Sim's own scale.cfg and Resnet18.csv (MIT)
+TEST_DATA = HERE.parent / "tests" / "data" / "scalesim"   # SCALE-Sim's configs and topologies
+
+# SCALE-Sim 3.0.0's side, measured (SCALESIM_BASELINE.md says how): wall s, peak RSS MiB, and
+# per-layer "Compute cycles" of the layers it finished (None: not recorded).
+CASES = {
+    "ResNet-18, scale.cfg 32x32": dict(
+        cfg=SCALESIM_DATA / "scale.cfg", topology=SCALESIM_DATA / "Resnet18.csv",
+        wall_s=443.96, rss_mib=5452692 / 1024, cycles=None),
+    "ResNet-50, google.cfg 256x256": dict(
+        cfg=TEST_DATA / "configs" / "google.cfg",
+        topology=TEST_DATA / "topologies" / "mlperf" / "Resnet50.csv",
+        wall_s=None, rss_mib=None, cycles=None),
+}
 
 
 def run_measured(cmd: list[str], cwd: Path) -> tuple[float, float]:
@@ -47,20 +63,77 @@ def scalesim_cycles(report: Path) -> list[int]:
     return [int(r[2]) for r in rows[1:] if r and r[0].strip()]
 
 
+def tpusim_cycles(layers_csv: Path) -> list[int]:
+    """Per-layer compute cycles, a row's ``count`` instances each a layer."""
+    with open(layers_csv) as fh:
+        rows = list(csv.DictReader(fh))
+    return [int(float(r["compute_cycles"])) for r in rows for _ in range(int(r["count"]))]
+
+
+def tpusim_side(cfg: Path, topology: Path, repeat: int = 3) -> tuple[float, float, list[int]]:
+    """(median wall s, peak RSS MiB, per-layer compute cycles) of ``tpusim run --no-html``."""
+    exe = Path(sys.executable).with_name("tpusim")
+    walls, rss, cycles = [], 0.0, []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            w, r = run_measured([str(exe), "run", str(cfg), str(topology), "--out",
+                                 str(tmp / "tp"), "--no-html"], tmp)
+            walls.append(w)
+            rss = max(rss, r)
+            cycles = tpusim_cycles(tmp / "tp" / "layers.csv")
+    return statistics.median(walls), rss, cycles
+
+
+def measure(repeat: int = 3) -> list[dict]:
+    rows = []
+    for name, case in CASES.items():
+        wall, rss, cycles = tpusim_side(case["cfg"], case["topology"], repeat)
+        if case["wall_s"]:
+            rows.append({"target": f"7: speed-up vs SCALE-Sim, {name}", "goal": 1000,
+                         "measured": case["wall_s"] / wall, "unit": "x", "better": "higher"})
+        rows.append({"target": f"7: tpusim peak RSS, {name}", "goal": 200, "measured": rss,
+                     "unit": "MiB", "better": "lower"})
+        if case["cycles"]:
+            same = sum(a == b for a, b in zip(case["cycles"], cycles))
+            rows.append({"target": f"7: layers with SCALE-Sim's compute cycles, {name}",
+                         "goal": len(case["cycles"]), "measured": same, "unit": "",
+                         "better": "higher"})
+    return rows
+
+
+def table(repeat: int = 3) -> None:
+    print(f"{'case':32s} {'SCALE-Sim s':>11s} {'GiB':>5s} {'tpusim s':>8s} {'MiB':>6s} "
+          f"{'speed-up':>9s} {'cycles':>9s}")
+    for name, case in CASES.items():
+        wall, rss, cycles = tpusim_side(case["cfg"], case["topology"], repeat)
+        ss_wall = case["wall_s"]
+        ss_gib = case["rss_mib"] / 1024 if case["rss_mib"] else float("nan")
+        same = (f"{sum(a == b for a, b in zip(case['cycles'], cycles))}/{len(case['cycles'])}"
+                if case["cycles"] else "n/a")
+        print(f"{name:32s} {ss_wall or float('nan'):11.1f} {ss_gib:5.1f} {wall:8.3f} "
+              f"{rss:6.1f} {(ss_wall or float('nan')) / wall:8.0f}x {same:>9s}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scalesim", required=True, help="python of a venv with scalesim 3.0.0")
+    ap.add_argument("--scalesim", default=None, help="python of a venv with scalesim 3.0.0 "
+                    "(omit: print the table against the recorded SCALE-Sim runs)")
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cfg", default=str(SCALESIM_DATA / "scale.cfg"))
     ap.add_argument("--topology", default=str(SCALESIM_DATA / "Resnet18.csv"))
     ap.add_argument("--gemm", action="store_true")
     args = ap.parse_args()
+    if args.scalesim is None:
+        table(args.repeat)
+        return
     tpusim_exe = Path(sys.executable).with_name("tpusim")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ss_cmd = [args.scalesim, "-m", "scalesim.scale", "-c", args.cfg, "-t", args.topology,
                   "-p", str(tmp / "ss"), "-s", "N",
                   # SCALE-Sim insists on a layout file even when the config does not use one
-                  "-l", str(SHARED / "layouts" / "conv_nets" / "test.csv")]
+                  "-l", str(TEST_DATA / "layouts" / "conv_nets" / "test.csv")]
         ss_cmd += ["-i", "gemm"] if args.gemm else []
         ss_wall, ss_rss = run_measured(ss_cmd, tmp)
         tp_cmd = [str(tpusim_exe), "run", args.cfg, args.topology, "--out", str(tmp / "tp"),
@@ -68,9 +141,7 @@ def main() -> None:
         tp_wall, tp_rss = run_measured(tp_cmd, tmp)
         report = next((tmp / "ss").rglob("COMPUTE_REPORT.csv"))
         ss = scalesim_cycles(report)
-        layers = pd.read_csv(tmp / "tp" / "layers.csv")
-        ours = [int(c) for c, n in zip(layers["compute_cycles"], layers["count"])
-                for _ in range(int(n))]
+        ours = tpusim_cycles(tmp / "tp" / "layers.csv")
     same = sum(a == b for a, b in zip(ss, ours))
     print(f"config {Path(args.cfg).name}, topology {Path(args.topology).name}")
     print(f"SCALE-Sim 3.0.0: {ss_wall:8.2f} s wall, {ss_rss:8.1f} MiB peak RSS, "

@@ -2,6 +2,11 @@
 
 Every page embeds plotly.js (no CDN), so it opens from file:// with no network. Figures get fixed
 div ids, so the same result gives a byte-identical page.
+
+Figures here are :class:`tpusim.figure.Figure` dicts, not plotly ``graph_objects`` (whose import
+and per-property validation were most of a report's time); :func:`figures_html` writes them with
+the ``plotly_white`` template's JSON read from plotly's package data, and writes plotly figures
+made elsewhere (sweeps, fidelity, formats) through ``plotly.io``.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from .figure import Figure, figure_div, template
 from .roofline import BOUNDS, ChipRoofs, chip_roofs, layer_table, ridge_point, workload_summary
 
 if TYPE_CHECKING:
@@ -57,17 +63,16 @@ def time_parts(df: pd.DataFrame) -> pd.DataFrame:
 
 def time_per_layer_figure(df: pd.DataFrame, clock_ghz: float | None = None):
     """Stacked bars: each layer's time (x count) by compute part, stall cause and overhead."""
-    import plotly.graph_objects as go
     parts = time_parts(df)
     scale, unit = (1.0, "cycles") if not clock_ghz else (1e6 / (clock_ghz * 1e9), "µs")
-    fig = go.Figure()
+    fig = Figure()
     x = _unique_names(df["name"])
     for label, color in TIME_PARTS.items():
         y = parts[label] * scale
         if y.sum() > 0:
             fig.add_bar(x=x, y=y, name=label, marker_color=color,
                         hovertemplate=f"%{{x}}<br>{label}: %{{y:.4g}} {unit}<extra></extra>")
-    fig.update_layout(template=TEMPLATE, barmode="stack", title="Time per layer (x count)",
+    fig.update_layout(barmode="stack", title="Time per layer (x count)",
                       xaxis_title="layer", yaxis_title=unit, height=460,
                       legend={"orientation": "h", "y": -0.25, "traceorder": "normal"},
                       margin={"t": 50, "b": 40})
@@ -77,32 +82,33 @@ def time_per_layer_figure(df: pd.DataFrame, clock_ghz: float | None = None):
 def energy_figure(summary: dict, df: pd.DataFrame | None = None):
     """Donut of the run's energy by component; with the layers ``df``, beside it each layer's
     energy (x count) stacked by component, in µJ."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
     br = summary["energy_breakdown_j"]
     keys = [k for k in br if br[k] > 0]
-    pie = go.Pie(labels=[ENERGY_PARTS.get(k, (k,))[0] for k in keys],
-                 values=[br[k] for k in keys], hole=0.45, sort=False, showlegend=df is None,
-                 marker_colors=[ENERGY_PARTS.get(k, ("", None))[1] for k in keys],
-                 textinfo="percent", textposition="inside", insidetextorientation="horizontal",
-                 hovertemplate="%{label}: %{value:.4g} J (%{percent})<extra></extra>")
+    pie = dict(labels=[ENERGY_PARTS.get(k, (k,))[0] for k in keys],
+               values=[br[k] for k in keys], hole=0.45, sort=False, showlegend=df is None,
+               marker_colors=[ENERGY_PARTS.get(k, ("", None))[1] for k in keys],
+               textinfo="percent", textposition="inside", insidetextorientation="horizontal",
+               hovertemplate="%{label}: %{value:.4g} J (%{percent})<extra></extra>")
     title = f"Energy by component ({summary['energy_j']:.4g} J per run)"
+    fig = Figure()
     if df is None:
-        fig = go.Figure(pie)
-        fig.update_layout(template=TEMPLATE, title=title, height=420)
+        fig.add_pie(**pie)
+        fig.update_layout(title=title, height=420)
         return fig
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.36, 0.64], horizontal_spacing=0.08,
-                        specs=[[{"type": "domain"}, {"type": "xy"}]])
-    fig.add_trace(pie, row=1, col=1)
+    # two panels as make_subplots(cols=2, column_widths=[0.36, 0.64], horizontal_spacing=0.08)
+    # lays them out: the donut left, the bars right
+    fig.add_pie(**pie, domain={"x": [0.0, 0.3312], "y": [0.0, 1.0]})
+    fig.update_layout(xaxis={"anchor": "y", "domain": [0.4112, 1.0]},
+                      yaxis={"anchor": "x", "domain": [0.0, 1.0]})
     x = _unique_names(df["name"])
     for key, (label, color) in ENERGY_PARTS.items():
         y = df[f"{key}_energy_pj"] * df["count"] * 1e-6
         if y.sum() > 0:
-            fig.add_trace(go.Bar(x=x, y=y, name=label, marker_color=color,
-                                 hovertemplate=f"%{{x}}<br>{label}: %{{y:.4g}} µJ<extra></extra>"),
-                          row=1, col=2)
-    fig.update_yaxes(title_text="µJ per layer (x count)", row=1, col=2)
-    fig.update_layout(template=TEMPLATE, title=title, barmode="stack", height=460,
+            fig.add_bar(x=x, y=y, name=label, marker_color=color,
+                        hovertemplate=f"%{{x}}<br>{label}: %{{y:.4g}} µJ<extra></extra>",
+                        xaxis="x", yaxis="y")
+    fig.update_yaxes(title_text="µJ per layer (x count)")
+    fig.update_layout(title=title, barmode="stack", height=460,
                       legend={"orientation": "h", "y": -0.2, "traceorder": "normal"},
                       margin={"t": 80, "b": 40})
     return fig
@@ -150,8 +156,6 @@ def roofline_chart(tables: list[pd.DataFrame] | pd.DataFrame, roofs: ChipRoofs,
     (infinite intensity) are drawn at half the right edge of the axis; their hover says so.
     ``reference``: extra points with columns ``name, ops_per_byte, tops``.
     """
-    import plotly.graph_objects as go
-
     tables = [tables] if isinstance(tables, pd.DataFrame) else list(tables)
     if per_workload:
         points = pd.DataFrame([workload_summary(t, roofs) for t in tables])
@@ -165,7 +169,7 @@ def roofline_chart(tables: list[pd.DataFrame] | pd.DataFrame, roofs: ChipRoofs,
     if reference is not None and len(reference):
         xs += list(reference["ops_per_byte"])
     lo, hi = _x_range(xs, ridges)
-    fig = go.Figure()
+    fig = Figure()
 
     # Roofs: one compute roof per format over the HBM slope, then the vector roof.
     for i, f in enumerate(fmts):
@@ -207,7 +211,7 @@ def roofline_chart(tables: list[pd.DataFrame] | pd.DataFrame, roofs: ChipRoofs,
     y_lo = max(min(ys) / 3, 1e-9) if ys else 1e-3
     y_hi = max(ys) * 3 if ys else 1e3
     fig.update_layout(
-        template=TEMPLATE, title=title, height=640, hovermode="closest",
+        title=title, height=640, hovermode="closest",
         xaxis={"type": "log", "title": "operational intensity (ops per HBM byte)",
                "range": [math.log10(lo), math.log10(hi)]},
         yaxis={"type": "log", "title": "throughput (TOPS, 1 MAC = 2 ops)",
@@ -323,9 +327,8 @@ def roofline_figure(df: pd.DataFrame, peak_tops: float, bandwidth_bytes_s: float
     Kept for callers with only a layers table; :func:`roofline_chart` draws the full
     hierarchical chart from :func:`tpusim.roofline.layer_table`.
     """
-    import plotly.graph_objects as go
     g = df[(df["kind"] == "gemm") & (df["achieved_tops"] > 0)].copy()
-    fig = go.Figure()
+    fig = Figure()
     finite = [v for v in g["intensity"] if math.isfinite(v)]
     ridge = ridge_point(peak_tops, bandwidth_bytes_s)
     lo, hi = _x_range(finite, [ridge])
@@ -344,7 +347,7 @@ def roofline_figure(df: pd.DataFrame, peak_tops: float, bandwidth_bytes_s: float
                           "n=%{customdata[3]}<br>%{customdata[4]}, %{customdata[5]:.4g} cycles"
                           "<br>HBM read %{customdata[6]:.4g} B<br>%{x:.3g} ops/B, "
                           "%{y:.3g} TOPS<extra></extra>")
-    fig.update_layout(template=TEMPLATE, title=title, xaxis_type="log", yaxis_type="log",
+    fig.update_layout(title=title, xaxis_type="log", yaxis_type="log",
                       xaxis_title="operational intensity (ops per HBM byte)",
                       yaxis_title="TOPS")
     return fig
@@ -380,10 +383,16 @@ def page(title: str, body_parts: list[str]) -> str:
 def figures_html(figs, first_id: int = 0) -> list[str]:
     """Each figure as a div; plotly.js is inlined once, with the first (no CDN)."""
     out = []
+    config = {"displaylogo": False, "responsive": True}
     for i, fig in enumerate(figs):
-        out.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0),
-                               div_id=f"plot-{first_id + i}",
-                               config={"displaylogo": False, "responsive": True}))
+        div_id = f"plot-{first_id + i}"
+        if isinstance(fig, Figure):
+            d = fig.to_dict()
+            d["layout"] = {"template": template(TEMPLATE), **d["layout"]}
+            out.append(figure_div(d, div_id, i == 0, config))
+        else:   # a plotly graph_objects figure
+            out.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=div_id,
+                                   config=config))
     return out
 
 
@@ -449,7 +458,8 @@ def report_html(result: "Result") -> str:
             time_per_layer_figure(result.layers, chip.clock_ghz),
             energy_figure(s, result.layers)]
     divs = figures_html(figs)
-    sub = (f"{chip.description} · format {s['format']} · batch {s['batch']} · "
+    from .provenance import describe_chip  # from the resolved fields, never the preset's text
+    sub = (f"{describe_chip(chip)} · format {s['format']} · batch {s['batch']} · "
            f"{s['timing_model']} timing ({s['engine']})")
     assumptions = "".join(f"<li>{html.escape(a)}</li>" for a in roofs.assumptions)
     foot = (f"tpusim {s.get('tpusim_version', '')}; simulated in "
@@ -472,3 +482,20 @@ def roofline_page(fig, title: str, tables_html: list[str], notes: list[str]) -> 
                         "<ul class='note'>" + "".join(f"<li>{html.escape(n)}</li>"
                                                       for n in notes) + "</ul>"])
 
+
+def _inf_num(x: float, spec: str = ".4g") -> str:
+    return "∞" if isinstance(x, float) and math.isinf(x) else format(x, spec)
+
+
+def workload_table_html(wt: pd.DataFrame) -> str:
+    """The per-workload roofline table (``roofline.workload_table``) as an HTML table."""
+    head = ("<tr><th class='l'>workload</th><th>format</th><th>time</th><th>ops/HBM B</th>"
+            "<th>achieved / attainable TOPS</th><th>headroom</th><th>memory-bound</th>"
+            "<th class='l'>bound</th></tr>")
+    rows = "".join(
+        f"<tr><td class='l'>{html.escape(str(r.workload))}</td><td>{html.escape(str(r.format))}"
+        f"</td><td>{r.time_s * 1e3:.4g} ms</td><td>{_inf_num(r.ops_per_hbm_byte, ',.4g')}</td>"
+        f"<td>{r.achieved_tops:.4g} / {r.attainable_tops:.4g}</td><td>{r.headroom:.2f}x</td>"
+        f"<td>{r.memory_bound_fraction:.0%}</td><td class='l'>{html.escape(str(r.bound))}</td>"
+        "</tr>" for r in wt.itertuples())
+    return f"<table>{head}{rows}</table>"

@@ -48,6 +48,14 @@ LAYER_COLUMNS = (
 
 @dataclass
 class Result:
+    """One simulated run: the chip and workload as run (batch applied) and two views of it.
+
+    ``layers``: one row per trace row, numbers per instance (multiply by ``count`` for totals),
+    columns :data:`LAYER_COLUMNS` (SPEC's ``layers.csv`` first, then detail). ``summary``: run
+    totals as ``summary.json`` holds them (latency, throughput, achieved and peak TOPS,
+    utilization, energy and its breakdown, HBM bytes, time share per bound).
+    """
+
     config: ChipConfig
     workload: Workload
     layers: pd.DataFrame
@@ -61,7 +69,8 @@ def _resolve_format(layer: Layer, chip: ChipConfig, forced: str | None, source: 
     if fmt not in chip.formats:
         where = f"line {layer.line}" if layer.line else f"layer {layer.name!r}"
         raise InputError(source, where, fmt, f"chip {chip.name!r} runs "
-                         f"{'|'.join(chip.formats)}; pass --format to run it in one of them")
+                         f"{'|'.join(chip.formats)}; pass format= (--format) to run it in one "
+                         "of them")
     return fmt
 
 
@@ -99,7 +108,7 @@ def _gemm(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, cach
             lt = gemm_time_event(chip, at, traffic, preload)
         else:
             lt = gemm_time(chip, at, traffic, preload)
-        key = (lt.cycles, traffic.hbm_total)
+        key = (lt.cycles, traffic.hbm_total_bytes)
         if best is None or key < best[0]:
             best = (key, traffic, lt)
     return best[1], best[2]
@@ -125,8 +134,9 @@ def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, 
     cycles = lt.cycles
     latency = cycles / (chip.clock_ghz * 1e9)
     macs = layer.macs
-    en = layer_energy(chip, fmt, macs, layer.vector_ops, traffic.sram_input,
-                      traffic.sram_weight, traffic.sram_output, traffic.hbm_total, latency)
+    en = layer_energy(chip, fmt, macs, layer.vector_ops, traffic.sram_input_bytes,
+                      traffic.sram_weight_bytes, traffic.sram_output_bytes,
+                      traffic.hbm_total_bytes, latency)
     ops = roofline.layer_ops(layer.kind, macs, layer.vector_ops)
     if not layer.fused:
         carry.cycles = cycles
@@ -137,22 +147,24 @@ def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, 
         "overhead_cycles": lt.overhead_cycles,
         "utilization": macs / (cycles * chip.peak_macs_per_cycle(fmt.name)) if cycles > 0
         else 0.0,
-        "hbm_read_bytes": traffic.hbm_read, "hbm_write_bytes": traffic.hbm_write,
-        "sram_read_bytes": traffic.sram_read, "sram_write_bytes": traffic.sram_write,
+        "hbm_read_bytes": traffic.hbm_read_bytes, "hbm_write_bytes": traffic.hbm_write_bytes,
+        "sram_read_bytes": traffic.sram_read_bytes, "sram_write_bytes": traffic.sram_write_bytes,
         "energy_pj": en.total_pj, "mac_energy_pj": en.mac_pj, "vector_energy_pj": en.vector_pj,
         "sram_energy_pj": en.sram_pj, "hbm_energy_pj": en.hbm_pj,
         "static_energy_pj": en.static_pj,
         "ops": ops, "achieved_tops": roofline.achieved_tops(ops, latency),
         "bound": bound_of(layer.kind, lt), "vector_ops": layer.vector_ops,
-        "stall_weight_cycles": lt.stall_weight, "stall_input_cycles": lt.stall_input,
-        "stall_output_cycles": lt.stall_output, "stall_sram_cycles": lt.stall_sram,
+        "stall_weight_cycles": lt.stall_weight_cycles, "stall_input_cycles": lt.stall_input_cycles,
+        "stall_output_cycles": lt.stall_output_cycles, "stall_sram_cycles": lt.stall_sram_cycles,
         "fill_drain_cycles": lt.fill_drain_cycles,
         "weight_shift_cycles": lt.weight_shift_cycles, "hbm_cycles": lt.hbm_cycles,
         "weight_passes": traffic.weight_passes if layer.kind == "gemm" else 0,
         "input_passes": traffic.input_passes if layer.kind == "gemm" else 0,
-        "hbm_weight_read_bytes": traffic.hbm_weight, "hbm_input_read_bytes": traffic.hbm_input,
-        "sram_input_bytes": traffic.sram_input, "sram_weight_bytes": traffic.sram_weight,
-        "sram_output_bytes": traffic.sram_output, "note": traffic.note,
+        "hbm_weight_read_bytes": traffic.hbm_weight_bytes,
+        "hbm_input_read_bytes": traffic.hbm_input_bytes,
+        "sram_input_bytes": traffic.sram_input_bytes,
+        "sram_weight_bytes": traffic.sram_weight_bytes,
+        "sram_output_bytes": traffic.sram_output_bytes, "note": traffic.note,
     }
 
 
@@ -201,15 +213,17 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
     t0 = time.perf_counter()
     chip = config if isinstance(config, ChipConfig) else load_config(config)
     wl = workload if isinstance(workload, Workload) else load_workload(workload)
-    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
-        raise InputError("--batch", None, batch, "must be an integer >= 1")
-    check_size(batch, "--batch", None)
+    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral):
+        raise InputError("batch", None, batch, "must be an integer >= 1")
+    if batch < 1:
+        raise InputError("batch", None, batch, "must be >= 1")
+    check_size(batch, "batch", None)
     wl = scale_batch(wl, batch)
     source = wl.source or wl.name
-    forced = chip.check_format(format, "--format") if format else None
+    forced = chip.check_format(format, "format") if format else None
     engine = engine or chip.timing.engine
     if engine not in ("analytic", "event"):
-        raise InputError("--engine", None, engine, "allowed: analytic|event")
+        raise InputError("engine", None, engine, "allowed: analytic|event")
 
     fmt_names = [_resolve_format(l, chip, forced, source) for l in wl.layers]
     fmts = [get_format(f) for f in fmt_names]

@@ -11,7 +11,9 @@ finished points are appended, a chunk at a time, to small JSON-lines files under
 ``DIR/.sweep-journal/`` (each written under a temporary name and renamed), and consolidated into
 ``DIR/sweep.parquet`` and ``DIR/sweep.csv`` (all-or-nothing renames) every
 :data:`CONSOLIDATE_EVERY_S` seconds and at the end. A re-run reads both and skips every point
-whose key is already there; a kill loses only the chunks in flight.
+whose key is already there; a kill loses only the chunks in flight. Rows of an earlier sweep with
+other points stay in the files (results accumulate, keyed by the full config), and one sweep at
+a time may write a directory (an exclusive ``flock`` on it).
 
 Points run in chunks (consecutive points, so a worker reuses its config and workload) on one of
 three executors: in this process (``jobs=1``), a local process pool (default, all cores), or a
@@ -38,7 +40,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 
-from . import __version__
+from . import __version__, tables
 from .config import ChipConfig, load_config
 from .errors import InputError
 from .importers import find_workload, load_workload
@@ -92,6 +94,7 @@ class _Payload:
     token: str
     base: ChipConfig
     workloads: tuple[Workload, ...]
+    table: tables.Tables = tables.DEFAULT   # the energy/area table the caller had installed
 
 
 def _sha(text: str | bytes) -> str:
@@ -157,10 +160,12 @@ def plan_sweep(config: str | Path | ChipConfig, workloads: Any,
             for p, v in zip(paths, row):
                 if p == FORMAT:
                     if not isinstance(v, str):
-                        raise InputError("--format", None, v, "expected a format name")
-                    chip.check_format(v, "--format")
+                        raise InputError("format", None, v, "expected a format name")
+                    chip.check_format(v, "format")
     columns = tuple(p for paths, _ in norm for p in paths)
 
+    table = tables.current()
+    table_key = "" if table == tables.DEFAULT else _sha(repr(table))
     chips: dict[str, str] = {}          # overrides JSON -> config content after overrides
     points: list[Point] = []
     combos = list(itertools.product(*[rows for _, rows in norm]))
@@ -175,9 +180,11 @@ def plan_sweep(config: str | Path | ChipConfig, workloads: Any,
             except InputError:          # fails in combination only: the point records why
                 content = base.model_dump_json() + over_json
             chips[over_json] = content
-        key = _sha(json.dumps({"config": _sha(content), "workload": hashes[wi],
-                               "format": dict(values).get(FORMAT), "tpusim": __version__},
-                              sort_keys=True))[:24]
+        ident = {"config": _sha(content), "workload": hashes[wi],
+                 "format": dict(values).get(FORMAT), "tpusim": __version__}
+        if table_key:   # a swapped energy/area table gives other energies: other points
+            ident["tables"] = table_key
+        key = _sha(json.dumps(ident, sort_keys=True))[:24]
         points.append(Point(len(points), wi, values, key))
     return Plan(base, tuple(wls), tuple(labels), columns, tuple(points))
 
@@ -189,6 +196,8 @@ _WORKER: dict[str, Any] = {"chips": {}}   # per process: payload and a small con
 
 def _plain(v: Any) -> Any:
     """A JSON/Parquet-friendly scalar: numpy scalars unboxed, NaN as None."""
+    if v is pd.NA:
+        return None
     if hasattr(v, "item") and not isinstance(v, (str, bytes)):
         v = v.item()
     if isinstance(v, float) and math.isnan(v):
@@ -225,6 +234,11 @@ def _chip_for(payload: _Payload, overrides: dict[str, Any]) -> ChipConfig:
 def _run_chunk(payload: _Payload, chunk: Sequence[tuple]) -> list[dict[str, Any]]:
     """Simulate each ``(index, key, workload, overrides, format)``; failures become records."""
     from .simulator import simulate
+    with tables.use(payload.table):
+        return _run_points(payload, chunk, simulate)
+
+
+def _run_points(payload: _Payload, chunk: Sequence[tuple], simulate) -> list[dict[str, Any]]:
     out = []
     for index, key, wi, overrides, fmt in chunk:
         rec: dict[str, Any] = {"index": index, "key": key}
@@ -241,8 +255,32 @@ def _run_chunk(payload: _Payload, chunk: Sequence[tuple]) -> list[dict[str, Any]
     return out
 
 
-def _init_pool_worker(payload: _Payload) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Make this worker exit when the sweep process ``parent`` dies (SIGKILL, a CI timeout):
+    Linux delivers SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``); elsewhere, and
+    for a parent that died before that call, a daemon thread polls ``os.getppid()``."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)   # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+    import threading
+    threading.Thread(target=watch, name="tpusim-parent-watch", daemon=True).start()
+
+
+def _init_pool_worker(payload: _Payload, parent: int | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if parent is not None:
+        _die_with_parent(parent)
     _WORKER["payload"] = payload
 
 
@@ -276,7 +314,7 @@ def _run_pool(payload: _Payload, points: Sequence[Point], jobs: int) -> Iterator
     chunks = _chunks(points, jobs)
     workers = min(jobs, len(chunks))
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_pool_worker,
-                               initargs=(payload,))
+                               initargs=(payload, os.getpid()))
     futures: set = set()
     try:
         futures = {pool.submit(_pool_chunk, c) for c in chunks}
@@ -308,12 +346,12 @@ def _dask_client(scheduler: Any):
     try:
         from dask.distributed import Client
     except ImportError:
-        raise InputError("--scheduler", None, message="Dask is not installed; "
+        raise InputError("scheduler", None, message="Dask is not installed; "
                          "pip install 'tpusim[dask]'") from None
     try:
         return Client(str(scheduler), timeout="15s", set_as_default=False), True
     except (OSError, TimeoutError, ValueError) as exc:
-        raise InputError("--scheduler", None, str(scheduler),
+        raise InputError("scheduler", None, str(scheduler),
                          f"could not connect to a Dask scheduler ({exc})") from None
 
 
@@ -340,7 +378,13 @@ def _run_dask(payload: _Payload, points: Sequence[Point], client: Any,
 # ---------------------------------------------------------------- the output directory
 
 class _Store:
-    """``sweep.parquet``/``sweep.csv`` and the journal of chunks finished since their last write."""
+    """``sweep.parquet``/``sweep.csv`` and the journal of chunks finished since their last write.
+
+    The files hold every point any sweep into the directory finished, keyed by ``key`` (a hash
+    of the full config, workload content, format and version): a later sweep with other values
+    adds its rows and keeps the earlier ones (:meth:`keep_foreign`). One sweep at a time holds
+    an exclusive ``flock`` on the directory itself; a second one refuses with one line.
+    """
 
     def __init__(self, out_dir: Path):
         self.dir = out_dir
@@ -348,6 +392,36 @@ class _Store:
         self.pending: list[Path] = []   # journal files not yet consolidated
         self.seq = 0
         self.run_id = f"{int(time.time() * 1000):x}-{os.getpid()}"
+        self.foreign: list[dict[str, Any]] = []   # rows of earlier sweeps, not in this plan
+        self._lock: Any = None
+
+    def lock(self) -> None:
+        """Hold ``DIR/.sweep.lock`` until :meth:`release`, or raise one line if it is held."""
+        from ._io import check_dir
+        check_dir(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return
+        fd = os.open(self.dir, os.O_RDONLY)   # the directory itself: no lock file to leave
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise InputError(str(self.dir), None, message="another tpusim is writing this "
+                             "folder; wait for it to finish or choose another --out") from None
+        self._lock = fd
+
+    def release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)   # closing the descriptor drops the flock
+            self._lock = None
+
+    def keep_foreign(self, known: dict[str, dict[str, Any]], plan: "Plan") -> None:
+        """Remember the loaded rows whose points this plan does not have; every write keeps them."""
+        mine = {p.key for p in plan.points}
+        self.foreign = [_as_row(r) for k, r in known.items() if k not in mine]
 
     def load(self) -> dict[str, dict[str, Any]]:
         """Records by key from the last consolidation and any journal files after it."""
@@ -378,10 +452,15 @@ class _Store:
             tmp.unlink(missing_ok=True)
         return records
 
-    def append(self, records: list[dict[str, Any]]) -> None:
+    def append(self, records: list[dict[str, Any]], plan: "Plan | None" = None) -> None:
+        """Journal finished records; with ``plan``, each carries its workload and swept values
+        (``_workload``, ``_values``) so that a later, different sweep can keep it as a row."""
         from ._io import atomic_path
         self.seq += 1
         path = self.journal / f"{self.run_id}-{self.seq:06d}.jsonl"
+        if plan is not None:
+            records = [{**r, "_workload": plan.labels[plan.points[r["index"]].workload],
+                        "_values": dict(plan.points[r["index"]].values)} for r in records]
         text = "".join(json.dumps(r, default=_plain) + "\n" for r in records)
         with atomic_path(path) as tmp:
             tmp.write_text(text)
@@ -389,14 +468,16 @@ class _Store:
 
     def write(self, df: pd.DataFrame, html: str | None = None) -> list[Path]:
         """Write the files all-or-nothing, then drop the journal files they now contain."""
+        from ._io import csv_safe
         from .results import write_all
+        df = _with_rows(df, self.foreign)
         files = {
             "sweep.parquet": lambda p: df.to_parquet(p, index=False),
-            "sweep.csv": lambda p: p.write_text(df.to_csv(index=False)),
+            "sweep.csv": lambda p: p.write_text(csv_safe(df).to_csv(index=False)),
         }
         if html is not None:
             files["sweep.html"] = lambda p: p.write_text(html)
-        written = write_all(files, self.dir)
+        written = write_all(files, self.dir, group="sweep", locked=self._lock is not None)
         for path in self.pending:
             path.unlink(missing_ok=True)
         self.pending = []
@@ -410,6 +491,33 @@ class _Store:
 
 
 # ---------------------------------------------------------------- assembling the frame
+
+def _as_row(rec: dict[str, Any]) -> dict[str, Any]:
+    """A stored record as a frame row: parquet rows already are; journal records carry their
+    workload and swept values (records of an older tpusim without them keep what they have)."""
+    row = {k: v for k, v in rec.items() if k not in ("index", "_workload", "_values")}
+    if "_workload" in rec:
+        row = {"workload": rec["_workload"], **(rec.get("_values") or {}), **row}
+    return row
+
+
+def _with_rows(df: pd.DataFrame, extra: list[dict[str, Any]]) -> pd.DataFrame:
+    """``df`` followed by ``extra`` rows (earlier sweeps'); columns only they have go after the
+    swept columns, integer columns stay integers where a row lacks them."""
+    if not extra:
+        return df
+    more = pd.DataFrame(extra)
+    new = [c for c in more.columns if c not in df.columns]
+    lead = list(df.columns[:list(df.columns).index("config")]) if "config" in df.columns else []
+    cols = lead + new + [c for c in df.columns if c not in lead]
+    both = pd.concat([df, more], ignore_index=True, sort=False).reindex(columns=cols)
+    for c in cols:
+        if any(c in f.columns and f[c].dtype.kind in "iu" for f in (df, more)):
+            vals = pd.to_numeric(both[c], errors="coerce")
+            if vals.notna().sum() == both[c].notna().sum() and (vals.dropna() % 1 == 0).all():
+                both[c] = vals.astype("Int64")
+    return both
+
 
 def _reusable(rec: dict[str, Any] | None) -> bool:
     if rec is None:
@@ -426,7 +534,8 @@ def _frame(plan: Plan, results: dict[int, dict[str, Any]]) -> pd.DataFrame:
         rec = results[i]
         row: dict[str, Any] = {"workload": plan.labels[p.workload], **dict(p.values)}
         for k, v in rec.items():
-            if k not in row and k not in ("index", "key", "status", "error"):
+            if k not in row and k not in ("index", "key", "status", "error", "_workload",
+                                          "_values"):
                 row[k] = _plain(v)
                 extra.setdefault(k, None)
         row.setdefault("config", plan.base.name)
@@ -475,15 +584,29 @@ def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Itera
     process, otherwise a pool of ``jobs`` processes (default: every core); ``scheduler`` (an
     address such as ``"tcp://host:8786"`` or a ``distributed.Client``) runs the chunks on Dask.
     With ``out_dir`` the sweep is resumable and writes ``sweep.parquet``, ``sweep.csv`` and
-    (unless ``html=False``) ``sweep.html`` there. The frame's ``attrs`` hold ``points``,
-    ``computed``, ``reused`` and ``failed``.
+    (unless ``html=False``) ``sweep.html`` there; the files keep the rows of earlier, different
+    sweeps into the same directory (this frame and ``sweep.html`` hold this sweep's points).
+    The frame's ``attrs`` hold ``points``, ``computed``, ``reused``, ``failed`` and, when
+    ``out_dir`` held rows of other points, ``kept`` (how many stay in the files).
     """
     plan = plan_sweep(config, workloads, axes)
     if jobs is not None and jobs < 1:
-        raise InputError("--jobs", None, jobs, "must be >= 1")
+        raise InputError("jobs", None, jobs, "must be >= 1")
     store = _Store(Path(out_dir)) if out_dir is not None else None
-    known = store.load() if store else {}
+    if store is None:
+        return _sweep(plan, None, {}, jobs, scheduler, progress, html)
+    store.lock()
+    try:
+        known = store.load()
+        store.keep_foreign(known, plan)
+        return _sweep(plan, store, known, jobs, scheduler, progress, html)
+    finally:
+        store.release()
 
+
+def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
+           jobs: int | None, scheduler: Any, progress: Any, html: bool) -> pd.DataFrame:
+    """Run ``plan``'s points not in ``known``; write to ``store`` (locked by the caller)."""
     results: dict[int, dict[str, Any]] = {}
     todo: list[Point] = []
     for p in plan.points:
@@ -494,7 +617,9 @@ def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Itera
             todo.append(p)
     reused = len(results)
 
-    payload = _Payload(_sha(plan.base.model_dump_json()), plan.base, plan.workloads)
+    table = tables.current()
+    token = plan.base.model_dump_json() + ("" if table == tables.DEFAULT else repr(table))
+    payload = _Payload(_sha(token), plan.base, plan.workloads, table)
     jobs = jobs or _cpu_count()
     if not todo:
         batches: Iterator[list[dict]] = iter(())
@@ -510,7 +635,7 @@ def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Itera
         with _progress_bar(len(todo), progress, "sweep") as advance:
             for records in batches:
                 if store:
-                    store.append(records)
+                    store.append(records, plan)
                 for rec in records:
                     results[rec["index"]] = rec
                 advance(len(records))
@@ -538,4 +663,6 @@ def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Itera
         store.close()
     df.attrs.update(points=len(plan.points), computed=len(plan.points) - reused, reused=reused,
                     failed=int((df["status"] == "failed").sum()))
+    if store and store.foreign:
+        df.attrs["kept"] = len(store.foreign)
     return df

@@ -26,11 +26,20 @@ from .systolic import ArrayTiming
 
 @dataclass(frozen=True)
 class LayerTime:
+    """Time of one layer instance, in cycles of the chip clock, by where it goes.
+
+    ``cycles`` = ``compute_cycles`` (arrays or vector unit busy; for a GEMM it includes
+    ``fill_drain_cycles`` and ``weight_shift_cycles``) + ``stall_cycles`` (waiting on HBM, split
+    by the stream that caused it, or on SRAM bandwidth) + ``overhead_cycles`` (fixed launch cost).
+    ``hbm_cycles`` and ``sram_cycles`` are the transfer times alone (the memory roofs in cycles),
+    which overlap compute and so are not summed into ``cycles``.
+    """
+
     compute_cycles: float
-    stall_weight: float = 0.0
-    stall_input: float = 0.0
-    stall_output: float = 0.0
-    stall_sram: float = 0.0
+    stall_weight_cycles: float = 0.0
+    stall_input_cycles: float = 0.0
+    stall_output_cycles: float = 0.0
+    stall_sram_cycles: float = 0.0
     overhead_cycles: float = 0.0
     fill_drain_cycles: float = 0.0
     weight_shift_cycles: float = 0.0
@@ -39,25 +48,33 @@ class LayerTime:
 
     @property
     def stall_cycles(self) -> float:
-        return self.stall_weight + self.stall_input + self.stall_output + self.stall_sram
+        return (self.stall_weight_cycles + self.stall_input_cycles + self.stall_output_cycles
+                + self.stall_sram_cycles)
 
     @property
     def cycles(self) -> float:
         return self.compute_cycles + self.stall_cycles + self.overhead_cycles
 
+    # The names before units joined them; kept read-only while code written against them merges.
+    stall_weight = property(lambda self: self.stall_weight_cycles)
+    stall_input = property(lambda self: self.stall_input_cycles)
+    stall_output = property(lambda self: self.stall_output_cycles)
+    stall_sram = property(lambda self: self.stall_sram_cycles)
+
 
 def split_stall(stall: float, traffic: Traffic) -> tuple[float, float, float]:
-    total = traffic.hbm_total
+    total = traffic.hbm_total_bytes
     if stall <= 0 or total <= 0:
         return 0.0, 0.0, 0.0
-    return (stall * traffic.hbm_weight / total, stall * traffic.hbm_input / total,
-            stall * traffic.hbm_output / total)
+    return (stall * traffic.hbm_weight_bytes / total, stall * traffic.hbm_input_bytes / total,
+            stall * traffic.hbm_output_bytes / total)
 
 
 def fold_bytes(at: ArrayTiming, traffic: Traffic) -> tuple[float, float, float]:
     """HBM bytes of one fold on one array: (weights, inputs, outputs), spread evenly."""
     folds = max(at.arrays_used, 1) * max(at.steps, 1)
-    return (traffic.hbm_weight / folds, traffic.hbm_input / folds, traffic.hbm_output / folds)
+    return (traffic.hbm_weight_bytes / folds, traffic.hbm_input_bytes / folds,
+            traffic.hbm_output_bytes / folds)
 
 
 MAX_BLOCKS = 64
@@ -141,7 +158,7 @@ def sram_cycles(chip: ChipConfig, at: ArrayTiming, traffic: Traffic) -> float:
     bw = chip.memory.sram.bandwidth_bytes_per_cycle
     if bw is None:
         return 0.0
-    return (traffic.sram_read + traffic.sram_write) / (bw * max(at.arrays_used, 1))
+    return (traffic.sram_read_bytes + traffic.sram_write_bytes) / (bw * max(at.arrays_used, 1))
 
 
 def first_tile_bytes(at: ArrayTiming, traffic: Traffic) -> float:
@@ -154,7 +171,7 @@ def gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
     """``preloaded``: bytes of each array's first tile already fetched during the previous
     layer (TPUv1's weight FIFO fills whenever the channel is free)."""
     bw = chip.hbm_bytes_per_cycle
-    hbm = traffic.hbm_total / bw
+    hbm = traffic.hbm_total_bytes / bw
     if chip.timing.model == "scalesim":
         # SCALE-Sim's compute cycles, with memory time only where it exceeds them (no overlap
         # model of its own: stalls are the roofline excess).
@@ -172,12 +189,12 @@ def finish_gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
     """The :class:`LayerTime` of a GEMM whose compute and memory took ``total`` cycles (from the
     fast path or the event engine): whole cycles, never under the compute or the HBM roof,
     stalls split by stream."""
-    hbm = traffic.hbm_total / chip.hbm_bytes_per_cycle
+    hbm = traffic.hbm_total_bytes / chip.hbm_bytes_per_cycle
     total = max(float(at.compute_cycles), float(math.ceil(max(total, hbm) - 1e-6)))
     sram = sram_cycles(chip, at, traffic)
     sw, si, so = split_stall(total - at.compute_cycles, traffic)
-    return LayerTime(compute_cycles=at.compute_cycles, stall_weight=sw, stall_input=si,
-                     stall_output=so, stall_sram=max(0.0, sram - total),
+    return LayerTime(compute_cycles=at.compute_cycles, stall_weight_cycles=sw,
+                     stall_input_cycles=si, stall_output_cycles=so, stall_sram_cycles=max(0.0, sram - total),
                      overhead_cycles=chip.timing.overhead_cycles_per_op,
                      fill_drain_cycles=at.fill_drain_cycles,
                      weight_shift_cycles=at.weight_shift_cycles, hbm_cycles=hbm,
@@ -198,7 +215,8 @@ def vector_time(chip: ChipConfig, ops: float, traffic: Traffic, fused: bool,
     vec = vector_cycles(chip, ops)
     if fused:
         return LayerTime(compute_cycles=max(0.0, vec - producer_cycles))
-    hbm = traffic.hbm_total / chip.hbm_bytes_per_cycle
+    hbm = traffic.hbm_total_bytes / chip.hbm_bytes_per_cycle
     sw, si, so = split_stall(max(0.0, math.ceil(hbm - 1e-6) - vec), traffic)
-    return LayerTime(compute_cycles=vec, stall_weight=sw, stall_input=si, stall_output=so,
+    return LayerTime(compute_cycles=vec, stall_weight_cycles=sw, stall_input_cycles=si,
+                     stall_output_cycles=so,
                      overhead_cycles=chip.timing.overhead_cycles_per_op, hbm_cycles=hbm)
