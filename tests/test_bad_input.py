@@ -146,6 +146,14 @@ def test_booleans_are_not_numbers(cli, tmp_path):
     assert chip.clock_ghz == 2.0 and isinstance(chip.clock_ghz, float)
 
 
+def test_pod_sections_get_the_same_number_checks():
+    with pytest.raises(InputError, match=r"ici.links_per_chip: got true; expected a number"):
+        load_config("tpu_v4", **{"ici.links_per_chip": True})
+    with pytest.raises(InputError, match=r"ici.link_bandwidth_bytes_per_s: got inf; expected a "
+                                         r"finite number"):
+        load_config("tpu_v4", **{"ici.link_bandwidth_bytes_per_s": math.inf})
+
+
 def test_infinite_config_numbers_are_refused():
     with pytest.raises(InputError, match=r"memory.hbm.bandwidth_gbps: got inf; expected a finite"):
         load_config("default", **{"memory.hbm.bandwidth_gbps": math.inf})

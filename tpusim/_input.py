@@ -9,6 +9,8 @@ Every reader of a user file goes through here so that the same bad input gets th
 * :func:`csv_rows` and :func:`check_unique_header` parse CSV lines, naming a malformed line and
   refusing a column given twice (the last one would silently win).
 * :func:`suggest` names the closest allowed spelling of a misspelt name ("did you mean tpu_v4?").
+* :class:`InputModel` is the pydantic base of config sections: ``rows: true`` is not 1, and
+  ``.inf`` is not a bandwidth.
 * :data:`MAX_DIM` is the largest size (dimension, batch, count) the model accepts: 2**53, the
   largest integer a float64 holds exactly, since cycles, bytes and energy are computed in float64.
 """
@@ -17,10 +19,12 @@ from __future__ import annotations
 import csv
 import difflib
 import re
+import typing
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from .errors import InputError
 
@@ -125,3 +129,31 @@ def check_unique_header(header: list[str], src: str, lineno: int) -> None:
             raise InputError(src, f"line {lineno}, column {col!r}",
                              message="column appears twice in the header")
         seen.add(col)
+
+
+def _wants_number(annotation: Any) -> bool:
+    """True for ``int``/``float`` fields (also optional ones and ``dict[str, float]`` values)."""
+    if annotation in (int, float):
+        return True
+    return any(_wants_number(a) for a in typing.get_args(annotation))
+
+
+class InputModel(BaseModel):
+    """Base of every model read from a user's file: frozen, no unknown fields, finite numbers,
+    and no booleans where numbers belong."""
+
+    # Config numbers are finite: an infinite bandwidth or clock is a typo, never a chip.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        """``rows: true`` is not 1: a boolean where a number belongs is an error."""
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None or not _wants_number(field.annotation):
+            return v
+        if isinstance(v, bool) or (isinstance(v, dict)
+                                   and any(isinstance(x, bool) for x in v.values())):
+            shown = str(v).lower() if isinstance(v, bool) else repr(v)
+            raise ValueError(f"got {shown}; expected a number, not a boolean")
+        return v

@@ -10,16 +10,14 @@ Every field is reachable by its dotted path, which ``--set PATH=VALUE`` and erro
 from __future__ import annotations
 
 import copy
-import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from ._data import presets_dir
-from ._input import MAX_DIM, load_yaml, read_text, suggest
+from ._input import MAX_DIM, InputModel, load_yaml, read_text, suggest
 from .errors import InputError
 from .formats import FORMAT_NAMES, get_format
 from .offchip import offchip_pj_per_bit
@@ -29,29 +27,8 @@ from .scalesim_config import read_scalesim_cfg
 CONFIG_DIR = presets_dir()   # configs/ in the repository, tpusim/presets/ in the wheel
 
 
-def _wants_number(annotation: Any) -> bool:
-    """True for ``int``/``float`` fields (also optional ones and ``dict[str, float]`` values)."""
-    if annotation in (int, float):
-        return True
-    return any(_wants_number(a) for a in typing.get_args(annotation))
-
-
-class _Model(BaseModel):
-    # Config numbers are finite: an infinite bandwidth or clock is a typo, never a chip.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        """``rows: true`` is not 1: a boolean where a number belongs is an error."""
-        field = cls.model_fields.get(info.field_name or "")
-        if field is None or not _wants_number(field.annotation):
-            return v
-        if isinstance(v, bool) or (isinstance(v, dict)
-                                   and any(isinstance(x, bool) for x in v.values())):
-            shown = str(v).lower() if isinstance(v, bool) else repr(v)
-            raise ValueError(f"got {shown}; expected a number, not a boolean")
-        return v
+class _Model(InputModel):
+    """A config section: frozen, no unknown fields, finite numbers, no booleans for numbers."""
 
 
 class ArrayConfig(_Model):
