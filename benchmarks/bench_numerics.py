@@ -33,7 +33,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import tpusim
-    from tpusim.cli.formats import format_rows
+    from tpusim.format_report import format_rows
     from tpusim.formats import FORMAT_NAMES
     from tpusim.numerics import gemm_rel_error
 

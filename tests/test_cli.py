@@ -24,7 +24,8 @@ def test_run_writes_spec_files(cli, tmp_path):
     out = tmp_path / "r"
     code, stdout, err = cli("run", "tpu_v4", RESNET18, "--out", out)
     assert code == 0, err
-    assert {p.name for p in out.iterdir()} == {"layers.csv", "summary.json", "report.html"}
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
+        "layers.csv", "summary.json", "report.html", "config.yaml"}
     layers = pd.read_csv(out / "layers.csv")
     assert len(layers) == 21 and layers["macs"].sum() == 1471181568
     summary = json.loads((out / "summary.json").read_text())
@@ -126,3 +127,28 @@ def test_run_onnx_with_input_shape(cli, tmp_path):
     assert code == 0, err
     layers = pd.read_csv(tmp_path / "b" / "layers.csv")
     assert layers["macs"].sum() == 2 * 8 * 8 * 4 * 27   # batch 2, 8x8 out, 4 filters of 3x3x3
+
+
+def test_library_errors_name_arguments_and_the_cli_names_flags(cli, tmp_path):
+    """The library says which Python argument is wrong; the CLI says which flag."""
+    import tpusim
+    with pytest.raises(tpusim.InputError, match=r"^batch: got 0; must be >= 1$"):
+        tpusim.simulate("default", "resnet50", batch=0)
+    with pytest.raises(tpusim.InputError, match=r"^engine: "):
+        tpusim.simulate("default", "resnet50", engine="fast")
+    with pytest.raises(tpusim.InputError, match=r"^overrides: "):
+        tpusim.load_config("default", **{"array.rows": 0})
+    code, _, err = cli("run", "default", "resnet50", "--batch", "0", "--out", tmp_path / "r")
+    assert code == 2 and err.strip() == "tpusim: error: --batch: got 0; must be >= 1"
+    code, _, err = cli("run", "default", "resnet50", "--set", "array.rows=0",
+                       "--out", tmp_path / "r")
+    assert code == 2 and err.startswith("tpusim: error: --set: array.rows")
+    assert not (tmp_path / "r").exists()
+
+
+def test_public_api_names_resolve():
+    import tpusim
+    for name in tpusim.__all__:
+        assert getattr(tpusim, name) is not None, name
+    assert callable(tpusim.format_table) and callable(tpusim.simulate)
+    assert tpusim.tables.current() is tpusim.tables.DEFAULT

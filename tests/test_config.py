@@ -106,7 +106,7 @@ def test_overrides_by_dotted_path():
 def test_bad_override(path, value, needle):
     with pytest.raises(InputError) as exc:
         load_config("default", **{path: value})
-    assert needle in str(exc.value) and str(exc.value).startswith("--set")
+    assert needle in str(exc.value) and str(exc.value).startswith("overrides")
 
 
 def test_spec_override_paths_exist():

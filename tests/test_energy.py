@@ -63,8 +63,8 @@ def test_mac_energy_per_format_on_a_chip():
 def test_layer_energy_by_hand():
     chip = load_config("default", **{"energy.sram_pj_per_bit": 1.0, "energy.vector_op_pj": 0.5,
                                      "energy.static_w": 2.0})
-    en = layer_energy(chip, FORMATS["int8"], macs=10, vector_ops=4, sram_input=1, sram_weight=2,
-                      sram_output=3, hbm_bytes=5, latency_s=1e-6)
+    en = layer_energy(chip, FORMATS["int8"], macs=10, vector_ops=4, sram_input_bytes=1,
+                      sram_weight_bytes=2, sram_output_bytes=3, hbm_bytes=5, latency_s=1e-6)
     assert en.mac_pj == pytest.approx(10 * 0.3 * 7 / 45)
     assert en.vector_pj == pytest.approx(4 * 0.5) and vector_op_pj(chip) == 0.5
     assert en.sram_pj == pytest.approx(8 * 6 * 1.0)

@@ -179,7 +179,7 @@ def test_packed_format_counts_the_macs_a_pe_holds(cli, tmp_path):
 
 
 def test_pareto_front_by_hand():
-    from tpusim.cli.formats import _pareto
+    from tpusim.format_report import _pareto
     # (TOPS/W, error): (4, 0.1) is dominated by (10, 0.1); the rest trade one for the other
     pts = [(10.0, 0.1), (5.0, 0.01), (4.0, 0.1), (20.0, 1.0)]
     assert _pareto(pts) == [1, 0, 3]

@@ -16,7 +16,42 @@ PUBLISHED_PARAMS = {
     "bert_base": 109_482_240,
     "llama3_8b": 8_030_261_248,
     "llama2_70b": 68_976_648_192,
+    "llama2_7b": 6_738_415_616,         # huggingface.co/meta-llama/Llama-2-7b-hf (6.74B)
+    "llama3_1_8b": 8_030_261_248,
+    "llama3_1_70b": 70_553_706_496,
+    "llama3_1_405b": 405_853_388_800,
+    "mixtral_8x7b": 46_702_792_704,
+    "mixtral_8x22b": 140_620_634_112,
 }
+
+
+def test_palm_and_gptj_param_counts():
+    # PaLM-540B: "540.35B" (Chowdhery et al. 2022, Table 1). GPT-J-6B: 6,053,381,344
+    # (mesh-transformer-jax README); our count lands 0.04% under it, since GPT-J's attention
+    # has no biases while its FFN and LM head do and one `biases` flag cannot say both.
+    assert get_preset("palm_540b").param_count() / 1e9 == pytest.approx(540.35, abs=0.01)
+    assert get_preset("gptj_6b").param_count() == pytest.approx(6_053_381_344, rel=1e-3)
+
+
+def test_moe_active_params_and_decode_reads_only_routed_experts():
+    cfg = get_preset("mixtral_8x7b")
+    # Mixtral 8x7B: ~12.9 B active parameters per token (Jiang et al. 2024), embeddings included.
+    active = cfg.linear_params() + cfg.vocab * cfg.hidden
+    assert active / 1e9 == pytest.approx(12.9, abs=0.05)
+    rows = {r["name"]: r for r in llm_rows(cfg, "decode", batch=1, kv_len=8)}
+    assert rows["expert_up"]["batch"] == 2 and rows["expert_up"]["m"] == 1
+    rows = {r["name"]: r for r in llm_rows(cfg, "prefill", batch=4, seq=64)}
+    assert rows["expert_up"]["batch"] == 8 and rows["expert_up"]["m"] == 4 * 64 * 2 // 8
+
+
+def test_moe_config_checked():
+    with pytest.raises(InputError, match="top_k"):
+        custom_config(hidden=64, layers=1, heads=4, kv_heads=4, ffn=128, vocab=10, experts=4,
+                      top_k=5)
+    with pytest.raises(InputError, match="head_dim"):
+        custom_config(hidden=66, layers=1, heads=4, kv_heads=4, ffn=128, vocab=10)
+    assert custom_config(hidden=66, layers=1, heads=4, kv_heads=4, ffn=128, vocab=10,
+                         head_size=16).head_dim == 16
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
@@ -42,11 +77,12 @@ def test_llama3_8b_decode_is_params_per_token():
                                                  ("decode", 4, 1, 300)])
 def test_macs_closed_form(name, phase, batch, seq, kv):
     cfg = get_preset(name)
-    hd = cfg.hidden // cfg.heads
+    hd = cfg.head_size or cfg.hidden // cfg.heads
     tokens = batch * seq
-    # independent of linear_params(): Q, K, V, O, FFN and head from the dims
-    per_layer = (cfg.hidden * cfg.hidden * 2 + 2 * cfg.hidden * cfg.kv_heads * hd
-                 + (3 if cfg.gated else 2) * cfg.hidden * cfg.ffn)
+    # independent of linear_params(): Q, K, V, O, FFN (top_k experts + router for MoE) and head
+    ffn = (3 if cfg.gated else 2) * cfg.hidden * cfg.ffn
+    ffn = cfg.top_k * ffn + cfg.hidden * cfg.experts if cfg.experts > 1 else ffn
+    per_layer = (cfg.hidden * cfg.heads * hd * 2 + 2 * cfg.hidden * cfg.kv_heads * hd + ffn)
     head = cfg.vocab * cfg.hidden if cfg.lm_head else 0
     attn = 2 * batch * cfg.layers * cfg.heads * seq * kv * hd
     want = tokens * (cfg.layers * per_layer + head) + attn

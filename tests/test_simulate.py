@@ -129,7 +129,7 @@ def test_format_forcing_and_unsupported_format():
                           act_dtype="bf16"),), source="w.csv")
     with pytest.raises(tpusim.InputError) as exc:
         tpusim.simulate("tpu_v1", bf)
-    assert "--format" in str(exc.value)
+    assert "format=" in str(exc.value)
 
 
 def test_sram_too_small_for_one_tile():

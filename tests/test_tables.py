@@ -85,3 +85,24 @@ def test_table_file_partial_and_bad(tmp_path):
     missing = tables.Tables(**{**tables.DEFAULT.__dict__, "mac_pj_45nm": {}, "name": "empty"})
     with tables.use(missing), pytest.raises(InputError, match="mac_pj_45nm.int8"):
         get_format("int8").mac_pj_45nm
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_sweep_runs_under_the_callers_table(tmp_path, jobs):
+    """Worker processes start with the default table; the sweep hands them the caller's, and a
+    resumed sweep under another table recomputes instead of reusing the old energies."""
+    from tpusim.sweeps import sweep
+
+    wl = gemm()
+    axes = {"array.rows": [64, 128]}
+    out = tmp_path / "s"
+    base = sweep("default", wl, axes, jobs=jobs, out_dir=out, html=False)
+    assert base.attrs["computed"] == 2
+    with tables.use(tables.DEFAULT.replace(mac_pj_45nm={"int8": 3.0})):
+        swapped = sweep("default", wl, axes, jobs=jobs, out_dir=out, html=False)
+    assert swapped.attrs["computed"] == 2 and swapped.attrs["reused"] == 0
+    macs = 256 ** 3
+    mac_j = swapped["energy_breakdown_j.mac"] - base["energy_breakdown_j.mac"]
+    assert list(mac_j) == pytest.approx([macs * (3.0 - 0.3) * 7 / 45 * 1e-12] * 2)
+    again = sweep("default", wl, axes, jobs=jobs, out_dir=out, html=False)
+    assert list(again["energy_j"]) == list(base["energy_j"])

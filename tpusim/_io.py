@@ -1,27 +1,88 @@
-"""Writing files so that a failed or interrupted run never leaves a half-written one."""
+"""Writing files so that nothing a user had is lost and no half-written file is left.
+
+Every output goes to a temporary file beside its target and is renamed over it only when
+complete. Only regular files are replaced: a target that is a symlink, FIFO, device, socket or
+directory is refused with one line before anything is written (replacing ``/dev/null`` or the
+file a symlink points elsewhere is never what a user meant), and a file that already exists keeps
+its permission bits. CSV cells that a spreadsheet would run as a formula are neutralised.
+"""
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+from .errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_KINDS = ((stat.S_ISLNK, "a symlink"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+          (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
+
+
+def check_target(path: str | Path) -> None:
+    """Raise :class:`InputError` unless ``path`` is absent or a regular file (not a symlink)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise InputError(str(path), None, message=f"cannot write here ({exc.strerror})") from None
+    for test, kind in _KINDS:
+        if test(mode):
+            raise InputError(str(path), None, message=f"is {kind}; tpusim replaces only regular "
+                             "files: choose another --out")
+
+
+def check_dir(path: str | Path) -> None:
+    """Raise :class:`InputError` when ``path`` (or a parent) exists and is not a directory."""
+    p = Path(path)
+    for d in (p, *p.parents):
+        if d.exists() or d.is_symlink():
+            if not d.is_dir():
+                raise InputError(str(d), None, message="exists and is not a directory; "
+                                 "choose another --out")
+            return
+
+
+def mode_for(path: Path) -> int:
+    """The permission bits ``path`` has now, or the umask's default for a new file."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
+def replace_into(tmp: Path, path: Path) -> None:
+    """Rename the finished ``tmp`` over ``path`` with the permission bits ``path`` had."""
+    check_target(path)
+    os.chmod(tmp, mode_for(path))
+    os.replace(tmp, path)
+
+
+def temp_beside(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``."""
     path = Path(path)
+    check_target(path)
+    check_dir(path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_beside(path)
     try:
         yield tmp_path
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp_path, 0o666 & ~mask)
-        os.replace(tmp_path, path)
+        replace_into(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -30,3 +91,28 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+# ---------------------------------------------------------------- CSV formula injection
+
+_FORMULA_START = ("=", "+", "-", "@")
+
+
+def safe_cell(value: Any) -> Any:
+    """A string cell that starts like a formula (``= + - @``) gets a leading ``'``, which
+    spreadsheets show as text; numbers and other strings are returned as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_safe(df: "pd.DataFrame") -> "pd.DataFrame":
+    """``df`` with every string cell passed through :func:`safe_cell` (numeric columns as is)."""
+    cols = [c for c in df.columns
+            if df[c].dtype.kind == "O" or str(df[c].dtype) in ("str", "string")]
+    if not cols:
+        return df
+    out = df.copy()
+    for c in cols:
+        out[c] = out[c].map(safe_cell)
+    return out

@@ -2,7 +2,8 @@
 
 A chip is a set of identical MAC arrays (``array``) sharing on-chip SRAM buffers and one off-chip
 memory channel (``memory.hbm``), a vector unit for non-matrix ops, the numeric formats it runs,
-a timing model and the constants of its energy model. Units are in the field names
+a timing model and the constants of its energy model; chips that form pods add their links
+(``ici``, ``dcn``: ``pod/topology.py``). Units are in the field names
 (``clock_ghz``, ``bandwidth_gbps`` = 1e9 bytes/s, ``*_kib`` = 1024 bytes, ``*_pj_per_bit``).
 Every field is reachable by its dotted path, which ``--set PATH=VALUE`` and error messages use.
 """
@@ -20,6 +21,7 @@ from ._data import presets_dir
 from .errors import InputError
 from .formats import FORMAT_NAMES, get_format
 from .offchip import offchip_pj_per_bit
+from .pod.topology import DcnConfig, IciConfig
 
 CONFIG_DIR = presets_dir()   # configs/ in the repository, tpusim/presets/ in the wheel
 
@@ -57,11 +59,19 @@ class SramConfig(_Model):
 
 class HbmConfig(_Model):
     kind: str = "HBM2"
-    bandwidth_gbps: float = Field(gt=0, description="off-chip bandwidth, GB/s (1e9 bytes/s)")
+    # GB/s = 1e9 BYTES per second (not gigabits): the name is kept because configs and
+    # ``--set memory.hbm.bandwidth_gbps`` use it; code reads :attr:`bytes_per_s`.
+    bandwidth_gbps: float = Field(gt=0, description="off-chip bandwidth in GB/s (1e9 bytes/s, "
+                                  "not Gbit/s)")
     energy_pj_per_bit: float = Field(
         gt=0, description="pJ per bit moved; default: the kind's (offchip.OFFCHIP_PJ_PER_BIT)")
     capacity_gib: float | None = Field(None, gt=0)
     efficiency: float = Field(1.0, gt=0, le=1, description="achievable fraction of bandwidth")
+
+    @property
+    def bytes_per_s(self) -> float:
+        """Achievable off-chip bandwidth in bytes/s: ``bandwidth_gbps`` x 1e9 x ``efficiency``."""
+        return self.bandwidth_gbps * 1e9 * self.efficiency
 
     @model_validator(mode="before")
     @classmethod
@@ -104,6 +114,16 @@ class EnergyConfig(_Model):
 
 
 class ChipConfig(_Model):
+    """One chip: ``array.count`` identical ``array.rows`` x ``array.cols`` MAC arrays at
+    ``clock_ghz``, sharing SRAM buffers and one off-chip channel (``memory``), a vector unit,
+    the ``formats`` it runs (natively at a rate or emulated in passes) with ``default_format``,
+    its ``timing`` model and its ``energy`` constants.
+
+    Frozen and validated: build one with :func:`load_config` (a preset, YAML or SCALE-Sim
+    ``.cfg``, plus dotted overrides). Derived numbers are methods whose names carry the unit
+    (``peak_tops``, ``hbm_bytes_per_cycle``).
+    """
+
     name: str
     description: str = ""
     clock_ghz: float = Field(gt=0)
@@ -114,6 +134,8 @@ class ChipConfig(_Model):
     vector: VectorConfig
     timing: TimingConfig = TimingConfig()
     energy: EnergyConfig = EnergyConfig()
+    ici: IciConfig | None = Field(None, description="chip-to-chip links (pod/topology.py)")
+    dcn: DcnConfig | None = Field(None, description="network between slices, per chip")
 
     @model_validator(mode="after")
     def _check_formats(self) -> "ChipConfig":
@@ -154,7 +176,7 @@ class ChipConfig(_Model):
     @property
     def hbm_bytes_per_cycle(self) -> float:
         hbm = self.memory.hbm
-        return hbm.bandwidth_gbps * hbm.efficiency / self.clock_ghz
+        return hbm.bandwidth_gbps * hbm.efficiency / self.clock_ghz   # GB/s / GHz = bytes/cycle
 
     def check_format(self, fmt: str, source: str | None = None) -> str:
         name = get_format(fmt, source).name
@@ -170,6 +192,15 @@ def _dotted(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if not str(p).startswith("function-"))
 
 
+def _section_type(ann: Any) -> type[BaseModel] | None:
+    """The model class of a section field, ``Section | None`` (optional sections) included."""
+    union = getattr(ann, "__origin__", None) is None and hasattr(ann, "__args__")  # X | None
+    for t in (ann, *(ann.__args__ if union else ())):
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            return t
+    return None
+
+
 def _allowed_fields(model: type[BaseModel], loc: tuple) -> str:
     """Names allowed at the parent of ``loc``, for 'extra field' errors."""
     cls: Any = model
@@ -177,10 +208,8 @@ def _allowed_fields(model: type[BaseModel], loc: tuple) -> str:
         field = getattr(cls, "model_fields", {}).get(str(part))
         if field is None:
             return ""
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            cls = ann
-        else:
+        cls = _section_type(field.annotation)
+        if cls is None:
             return ""
     return "allowed fields: " + ", ".join(getattr(cls, "model_fields", {}))
 
@@ -225,8 +254,7 @@ def _set_dotted(raw: dict, path: str, value: Any, source: str) -> None:
             node[part] = nxt
         node = nxt
         if fields is not None:
-            ann = fields[part].annotation
-            cls = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+            cls = _section_type(fields[part].annotation)
 
 
 def parse_value(text: str) -> Any:
@@ -241,7 +269,9 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
-def _resolve(name_or_path: str | Path) -> Path:
+def find_config(name_or_path: str | Path) -> Path:
+    """The file a config name means: a ``.yaml``/``.cfg`` path as given, else a preset in
+    ``configs/``; neither is an :class:`InputError` listing the presets."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml", ".cfg") or p.exists():
         if not p.is_file():
@@ -332,9 +362,9 @@ def _apply_overrides(raw: dict, overrides: dict[str, Any], source: str) -> dict:
         path = key.replace("__", ".")
         if isinstance(value, dict):
             for sub, v in _flatten(value, path).items():
-                _set_dotted(raw, sub, v, "--set")
+                _set_dotted(raw, sub, v, "overrides")
         else:
-            _set_dotted(raw, path, value, "--set")
+            _set_dotted(raw, path, value, "overrides")
     return raw
 
 
@@ -359,7 +389,7 @@ def load_config(name_or_path: str | Path | ChipConfig = "default", **overrides: 
             return name_or_path
         raw, source = name_or_path.model_dump(), name_or_path.name
     else:
-        path = _resolve(name_or_path)
+        path = find_config(name_or_path)
         source = str(path)
         raw = read_scalesim_cfg(path) if path.suffix == ".cfg" else _read_yaml(path)
     try:
@@ -372,7 +402,7 @@ def load_config(name_or_path: str | Path | ChipConfig = "default", **overrides: 
     try:
         return ChipConfig.model_validate(raw)
     except ValidationError as err:
-        raise validation_to_input_error(err, "--set") from None
+        raise validation_to_input_error(err, "overrides") from None
 
 
 def config_label(name_or_path: str | Path) -> str:

@@ -82,6 +82,8 @@ def vector_op_pj(chip: ChipConfig) -> float:
 
 @dataclass(frozen=True)
 class Energy:
+    """One layer instance's energy by component, pJ; ``total_pj`` is their sum."""
+
     mac_pj: float
     vector_pj: float
     sram_pj: float
@@ -94,12 +96,17 @@ class Energy:
 
 
 def layer_energy(chip: ChipConfig, fmt: Format, macs: float, vector_ops: float,
-                 sram_input: float, sram_weight: float, sram_output: float, hbm_bytes: float,
+                 sram_input_bytes: float, sram_weight_bytes: float, sram_output_bytes: float,
+                 hbm_bytes: float,
                  latency_s: float) -> Energy:
+    """Energy of one layer instance in pJ, by action: ``macs`` in ``fmt`` (emulated formats
+    pay their passes), ``vector_ops`` element ops, the bytes through each SRAM buffer at that
+    buffer's pJ/bit (its size picks the CACTI point), ``hbm_bytes`` at the off-chip pJ/bit, and
+    static power over ``latency_s``."""
     s = chip.memory.sram
-    sram = 8 * (sram_input * sram_pj_per_bit(chip, s.input_kib)
-                + sram_weight * sram_pj_per_bit(chip, s.weight_kib)
-                + sram_output * sram_pj_per_bit(chip, s.output_kib))
+    sram = 8 * (sram_input_bytes * sram_pj_per_bit(chip, s.input_kib)
+                + sram_weight_bytes * sram_pj_per_bit(chip, s.weight_kib)
+                + sram_output_bytes * sram_pj_per_bit(chip, s.output_kib))
     return Energy(mac_pj=macs * mac_pj(chip, fmt.name),
                   vector_pj=vector_ops * vector_op_pj(chip),
                   sram_pj=sram,

@@ -13,6 +13,9 @@ fitted which parameter (``fitted_on``): a parameter is never scored on the data 
 * **Edge TPU** (``edge_tpu`` preset, no fitted parameter): Coral's int8 latencies on the USB
   accelerator with a desktop host (coral.ai/docs/edgetpu/benchmarks) for the zoo models that
   have traces.
+* **LLM serving** (``tpu_v5e`` and ``llama2_7b`` as published, nothing fitted): JetStream's
+  offline Llama-2-7B benchmark on a v5e-8 (AI-Hypercomputer/JetStream, experimental/jax/README.md)
+  served by :mod:`tpusim.serve` with TP = 8.
 
 A check whose inputs are missing is a row with ``status`` ``skipped: missing ...`` (``skipped:
 pass --measurements ...`` for the TPU v4 rows when no measurement file is given).
@@ -97,7 +100,7 @@ def cycle_shares(layers: pd.DataFrame) -> dict[str, float]:
     """
     cnt = layers["count"]
     total = float((layers["cycles"] * cnt).sum())
-    gemm = layers["op"].isin(["matmul", "gemm", "linear", "fc", "conv2d", "conv"])
+    gemm = layers["kind"] == "gemm"
     stall = float((layers["stall_weight_cycles"] * cnt).sum())
     shift = float((layers["weight_shift_cycles"] * cnt)[gemm].sum())
     active = float(((layers["compute_cycles"] - layers["weight_shift_cycles"]
@@ -209,15 +212,51 @@ def edge_tpu_checks() -> list[dict[str, Any]]:
     return rows
 
 
+# ---------------------------------------------------------------- LLM serving
+
+# AI-Hypercomputer/JetStream, experimental/jax/README.md, "Offline Benchmarking result":
+# Llama-2-7B (chat, HF checkpoint) on a TPU v5e-8, 8-way TP, 1,000 requests, 218,743 input and
+# 291,740 output tokens: 2,980.65 input and 3,975.33 output tokens/s.
+JETSTREAM = {"requests": 1000, "input_tokens": 218_743, "output_tokens": 291_740,
+             "input_tokens_per_s": 2980.654636529649, "output_tokens_per_s": 3975.332621666338}
+NO_FIT_SERVE = ("none: tpu_v5e preset and llama2_7b dims as published, vLLM-default scheduler "
+                "(max batch 256, block 16); nothing fitted to JetStream's numbers")
+
+
+def serving_checks() -> list[dict[str, Any]]:
+    """JetStream's offline benchmark as ``tpusim serve tpu_v5e llama2_7b --chips 8 --rate inf``.
+    Assumption: every request has the dataset's mean lengths (219 in, 292 out; the per-request
+    lengths are not published), so the token totals match to within rounding."""
+    from .serve import serve, setup
+    from .serve.requests import synthetic_requests
+
+    j = JETSTREAM
+    lin, lout = round(j["input_tokens"] / j["requests"]), round(j["output_tokens"] / j["requests"])
+    reqs = synthetic_requests(f"in={lin},out={lout}", j["requests"], math.inf)
+    s = serve(setup("tpu_v5e", "llama2_7b", chips=8), reqs)[0].summary
+    note = (f"{j['requests']} requests of {lin} in / {lout} out tokens, all at t=0, bf16, TP=8;"
+            f" simulated {s['simulated_s']:.3g} s, {s['preemptions']} preemptions")
+    return [_row(check="llm serving (JetStream)", case="llama2_7b v5e-8", metric=m,
+                 unit="tokens/s", predicted=s[m], measured=j[m], fitted_on=NO_FIT_SERVE,
+                 status="ok", note=note)
+            for m in ("output_tokens_per_s", "input_tokens_per_s")]
+
+
 # ---------------------------------------------------------------- all of it
 
-def run_checks(measurements: Path | None = None, calibrated: Path | None = None) -> pd.DataFrame:
-    rows = tpu_v1_checks() + tpu_v4_checks(measurements, calibrated) + edge_tpu_checks()
+def run_checks(measurements: Path | None = None, calibrated: Path | None = None,
+               pods: bool = True) -> pd.DataFrame:
+    rows = (tpu_v1_checks() + tpu_v4_checks(measurements, calibrated) + edge_tpu_checks()
+            + serving_checks())
+    if pods:
+        from .pod.fidelity import pod_checks
+        rows += pod_checks()
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def validation_csv(table: pd.DataFrame) -> str:
-    return table.to_csv(index=False, float_format="%.6g")
+    from ._io import csv_safe
+    return csv_safe(table).to_csv(index=False, float_format="%.6g")
 
 
 def _group_stats(table: pd.DataFrame) -> list[tuple[str, str, int, float, float, float, str]]:

@@ -28,29 +28,42 @@ from .workload import Layer
 class Traffic:
     """Bytes one layer instance moves, by stream. HBM writes are outputs only."""
 
-    hbm_weight: float = 0.0
-    hbm_input: float = 0.0
-    hbm_output: float = 0.0
-    sram_read: float = 0.0
-    sram_write: float = 0.0
-    sram_input: float = 0.0    # SRAM traffic of each buffer, for energy by buffer size
-    sram_weight: float = 0.0
-    sram_output: float = 0.0
+    hbm_weight_bytes: float = 0.0
+    hbm_input_bytes: float = 0.0
+    hbm_output_bytes: float = 0.0
+    sram_read_bytes: float = 0.0
+    sram_write_bytes: float = 0.0
+    sram_input_bytes: float = 0.0   # SRAM traffic of each buffer, for energy by buffer size
+    sram_weight_bytes: float = 0.0
+    sram_output_bytes: float = 0.0
     weight_passes: int = 1     # times the weights were read from HBM
     input_passes: int = 1      # times the input was read from HBM
     note: str = ""
 
     @property
-    def hbm_read(self) -> float:
-        return self.hbm_weight + self.hbm_input
+    def hbm_read_bytes(self) -> float:
+        return self.hbm_weight_bytes + self.hbm_input_bytes
 
     @property
-    def hbm_write(self) -> float:
-        return self.hbm_output
+    def hbm_write_bytes(self) -> float:
+        return self.hbm_output_bytes
 
     @property
-    def hbm_total(self) -> float:
-        return self.hbm_read + self.hbm_write
+    def hbm_total_bytes(self) -> float:
+        return self.hbm_read_bytes + self.hbm_write_bytes
+
+    # The names before units joined them; kept read-only while code written against them merges.
+    hbm_weight = property(lambda self: self.hbm_weight_bytes)
+    hbm_input = property(lambda self: self.hbm_input_bytes)
+    hbm_output = property(lambda self: self.hbm_output_bytes)
+    hbm_read = property(lambda self: self.hbm_read_bytes)
+    hbm_write = property(lambda self: self.hbm_write_bytes)
+    hbm_total = property(lambda self: self.hbm_total_bytes)
+    sram_read = property(lambda self: self.sram_read_bytes)
+    sram_write = property(lambda self: self.sram_write_bytes)
+    sram_input = property(lambda self: self.sram_input_bytes)
+    sram_weight = property(lambda self: self.sram_weight_bytes)
+    sram_output = property(lambda self: self.sram_output_bytes)
 
 
 def _kib(x: float) -> float:
@@ -161,11 +174,11 @@ def _with_sram(chip: ChipConfig, layer: Layer, fmt: Format, w_hbm: float, in_hbm
     else:
         acc_writes, acc_reads = mn * b_acc * kf, mn * b_acc * kf
     out_write = mn * b                           # finished outputs into the activation buffer
-    return Traffic(hbm_weight=w_hbm, hbm_input=in_hbm, hbm_output=out_hbm,
-                   sram_read=in_reads + w_reads + acc_reads + out_hbm,
-                   sram_write=out_write + acc_writes + in_hbm + w_hbm,
-                   sram_input=in_reads + out_write + in_hbm + out_hbm,
-                   sram_weight=w_reads + w_hbm, sram_output=acc_writes + acc_reads,
+    return Traffic(hbm_weight_bytes=w_hbm, hbm_input_bytes=in_hbm, hbm_output_bytes=out_hbm,
+                   sram_read_bytes=in_reads + w_reads + acc_reads + out_hbm,
+                   sram_write_bytes=out_write + acc_writes + in_hbm + w_hbm,
+                   sram_input_bytes=in_reads + out_write + in_hbm + out_hbm,
+                   sram_weight_bytes=w_reads + w_hbm, sram_output_bytes=acc_writes + acc_reads,
                    weight_passes=w_pass, input_passes=i_pass, note=note)
 
 
@@ -201,9 +214,9 @@ def vector_traffic(layer: Layer, fmt: Format, input_resident: bool,
     in_bytes, out_bytes = layer.in_elements * b, layer.out_elements * b
     in_hbm = 0.0 if input_resident else in_bytes
     out_hbm = 0.0 if output_resident else out_bytes
-    sram_input = in_bytes + out_bytes + in_hbm + out_hbm
-    return Traffic(hbm_input=in_hbm, hbm_output=out_hbm, sram_read=in_bytes + out_hbm,
-                   sram_write=out_bytes + in_hbm, sram_input=sram_input)
+    return Traffic(hbm_input_bytes=in_hbm, hbm_output_bytes=out_hbm,
+                   sram_read_bytes=in_bytes + out_hbm, sram_write_bytes=out_bytes + in_hbm,
+                   sram_input_bytes=in_bytes + out_bytes + in_hbm + out_hbm)
 
 
 @dataclass(frozen=True)

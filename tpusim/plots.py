@@ -458,7 +458,8 @@ def report_html(result: "Result") -> str:
             time_per_layer_figure(result.layers, chip.clock_ghz),
             energy_figure(s, result.layers)]
     divs = figures_html(figs)
-    sub = (f"{chip.description} · format {s['format']} · batch {s['batch']} · "
+    from .provenance import describe_chip  # from the resolved fields, never the preset's text
+    sub = (f"{describe_chip(chip)} · format {s['format']} · batch {s['batch']} · "
            f"{s['timing_model']} timing ({s['engine']})")
     assumptions = "".join(f"<li>{html.escape(a)}</li>" for a in roofs.assumptions)
     foot = (f"tpusim {s.get('tpusim_version', '')}; simulated in "
@@ -481,3 +482,20 @@ def roofline_page(fig, title: str, tables_html: list[str], notes: list[str]) -> 
                         "<ul class='note'>" + "".join(f"<li>{html.escape(n)}</li>"
                                                       for n in notes) + "</ul>"])
 
+
+def _inf_num(x: float, spec: str = ".4g") -> str:
+    return "∞" if isinstance(x, float) and math.isinf(x) else format(x, spec)
+
+
+def workload_table_html(wt: pd.DataFrame) -> str:
+    """The per-workload roofline table (``roofline.workload_table``) as an HTML table."""
+    head = ("<tr><th class='l'>workload</th><th>format</th><th>time</th><th>ops/HBM B</th>"
+            "<th>achieved / attainable TOPS</th><th>headroom</th><th>memory-bound</th>"
+            "<th class='l'>bound</th></tr>")
+    rows = "".join(
+        f"<tr><td class='l'>{html.escape(str(r.workload))}</td><td>{html.escape(str(r.format))}"
+        f"</td><td>{r.time_s * 1e3:.4g} ms</td><td>{_inf_num(r.ops_per_hbm_byte, ',.4g')}</td>"
+        f"<td>{r.achieved_tops:.4g} / {r.attainable_tops:.4g}</td><td>{r.headroom:.2f}x</td>"
+        f"<td>{r.memory_bound_fraction:.0%}</td><td class='l'>{html.escape(str(r.bound))}</td>"
+        "</tr>" for r in wt.itertuples())
+    return f"<table>{head}{rows}</table>"

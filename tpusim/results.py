@@ -1,16 +1,18 @@
-"""Writing a run's outputs: ``layers.csv``, ``summary.json`` and ``report.html``, all or nothing.
+"""Writing a run's outputs: ``layers.csv``, ``summary.json``, ``config.yaml`` and ``report.html``,
+all or nothing.
 
 Files are written under temporary names beside their targets and renamed only when every one
-of them is complete, so a failed run leaves whatever the directory held before.
+of them is complete, so a failed run leaves whatever the directory held before; a manifest per
+kind of output (see :func:`write_all`) makes sure every file there comes from one run.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import tempfile
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 
 if TYPE_CHECKING:
@@ -33,50 +35,149 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def summary_json(summary: dict[str, Any]) -> str:
     return json.dumps(_finite(summary), indent=2, sort_keys=False, default=_json_default) + "\n"
 
 
 def layers_csv(result: "Result") -> str:
-    return result.layers.to_csv(index=False, float_format="%.10g")
+    from ._io import csv_safe
+    return csv_safe(result.layers).to_csv(index=False, float_format="%.10g")
 
 
-def write_all(files: dict[str, Callable[[Path], None]], out_dir: Path) -> list[Path]:
+def _manifest_path(out_dir: Path, group: str) -> Path:
+    return out_dir / f".tpusim-{group}.json"
+
+
+def read_manifest(out_dir: Path, group: str) -> dict[str, Any]:
+    """The last write of ``group`` into ``out_dir``: ``{"run_id", "state", "files"}`` (or {})."""
+    try:
+        data = json.loads(_manifest_path(out_dir, group).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and isinstance(data.get("files"), list) else {}
+
+
+@contextmanager
+def _dir_lock(out_dir: Path) -> Iterator[None]:
+    """Serialise writers of one directory (a blocking ``flock``; none where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    fd = os.open(out_dir, os.O_RDONLY)   # the directory itself: no lock file left behind
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _remove_ours(out_dir: Path, names: list[str]) -> None:
+    for name in names:
+        p = out_dir / Path(str(name)).name
+        if p.is_file() and not p.is_symlink():
+            p.unlink()
+
+
+def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,
+              group: str | None = None, run_id: str | None = None,
+              locked: bool = False, adopt: tuple[str, ...] = ()) -> list[Path]:
     """Write each file via its writer to a temp path, then rename them all into ``out_dir``.
 
-    If any writer fails, every temp file is removed and nothing in ``out_dir`` changes.
+    If any writer fails, every temp file is removed and nothing in ``out_dir`` changes. Targets
+    that are not regular files are refused before anything is written.
+
+    With ``group`` (``"run"``, ``"sweep"``, ...) the directory keeps a manifest
+    ``.tpusim-GROUP.json`` of the files the last write of that group made. A new write first
+    records itself as pending, then removes every file the previous write of the group made
+    (so no file of an earlier run, e.g. a ``report.html`` a ``--no-html`` run does not write,
+    is left beside new ones), then renames its own files in and marks the manifest complete.
+    A crash between those renames leaves only files of the new run and a pending manifest,
+    never a mix of two runs. Files tpusim did not write are never touched. Writers of one
+    group serialise on an exclusive ``flock`` of ``out_dir`` (``locked``: the caller holds it).
+    ``adopt``: names to treat as the previous write's files when there is no manifest yet (a
+    directory written by a tpusim without manifests; the caller has checked it is one).
     """
+    from ._io import check_dir, check_target, mode_for, replace_into, temp_beside
+    out_dir = Path(out_dir)
+    check_dir(out_dir)
+    for name in files:
+        check_target(out_dir / name)
     out_dir.mkdir(parents=True, exist_ok=True)
     temps: list[tuple[Path, Path]] = []
     try:
         for name, writer in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
-            os.close(fd)
-            temps.append((Path(tmp), out_dir / name))
-            writer(Path(tmp))
-        mode = 0o666 & ~_umask()
-        for tmp, final in temps:
-            os.chmod(tmp, mode)
-            os.replace(tmp, final)
+            final = out_dir / name
+            temps.append((temp_beside(final), final))
+            writer(temps[-1][0])
+        with _dir_lock(out_dir) if group and not locked else nullcontext():
+            if group:
+                from ._io import atomic_write_text
+                old = read_manifest(out_dir, group) or {"files": list(adopt)}
+                record = {"run_id": run_id, "state": "pending", "files": list(files),
+                          "temps": [t.name for t, _ in temps]}
+                atomic_write_text(_manifest_path(out_dir, group), json.dumps(record) + "\n")
+                if old.get("state") == "pending":   # an earlier write crashed mid-way
+                    _remove_ours(out_dir, list(old.get("temps") or []))
+                modes = {final: mode_for(final) for _, final in temps}
+                _remove_ours(out_dir, [*old.get("files", []), *files])
+                for tmp, final in temps:
+                    os.chmod(tmp, modes[final])
+                    os.replace(tmp, final)
+            else:
+                for tmp, final in temps:
+                    replace_into(tmp, final)
+            if group:
+                record["state"] = "complete"
+                del record["temps"]
+                atomic_write_text(_manifest_path(out_dir, group), json.dumps(record) + "\n")
     finally:
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)
     return [final for _, final in temps]
 
 
-def write_result(result: "Result", out_dir: str | Path, html: bool = True) -> list[Path]:
-    """``layers.csv``, ``summary.json`` and (unless ``html=False``) ``report.html``."""
+def write_result(result: "Result", out_dir: str | Path, html: bool = True,
+                 provenance: dict[str, Any] | None = None) -> list[Path]:
+    """``layers.csv``, ``summary.json``, ``config.yaml`` and (unless ``html=False``)
+    ``report.html``: all from this run, nothing of an earlier run left beside them.
+
+    ``provenance`` (see :func:`tpusim.provenance.run_provenance`) goes into ``summary.json``;
+    without it the record holds the run id, the version and the resolved config."""
+    from ._io import check_target
+    from .errors import InputError
+    from .provenance import config_yaml, run_summary
+    out_dir = Path(out_dir)
+    mine = out_dir / "config.yaml"   # a common name: never replace a user's own config
+    check_target(mine)
+    if mine.exists() and "config.yaml" not in read_manifest(
+            out_dir, "run").get("files", []):
+        raise InputError(str(mine), None, message="exists and was not written by tpusim run; "
+                         "move it or choose another --out")
+    summary = run_summary(result, provenance)
+    run_id = summary["provenance"]["run_id"]
+    # A folder an older tpusim wrote has no manifest: its summary.json says it was a run's.
+    adopt = RUN_FILES if _written_by_run(out_dir / "summary.json") else ()
     files: dict[str, Callable[[Path], None]] = {
         "layers.csv": lambda p: p.write_text(layers_csv(result)),
-        "summary.json": lambda p: p.write_text(summary_json(result.summary)),
+        "summary.json": lambda p: p.write_text(summary_json(summary)),
+        "config.yaml": lambda p: p.write_text(config_yaml(result.config, run_id)),
     }
     if html:
         from .plots import report_html
         files["report.html"] = lambda p: p.write_text(report_html(result))
-    return write_all(files, Path(out_dir))
+    return write_all(files, out_dir, group="run", run_id=run_id, adopt=adopt)
+
+
+RUN_FILES = ("layers.csv", "summary.json", "report.html")   # what every tpusim run wrote
+
+
+def _written_by_run(path: Path) -> bool:
+    if path.is_symlink() or not path.is_file():   # never open a FIFO: it would block
+        return False
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and "tpusim_version" in data and "total_cycles" in data

@@ -78,7 +78,7 @@ def ridge_point(peak_tops: float, bandwidth_bytes_s: float) -> float:
 
 def bound_of(kind: str, lt) -> str:
     """What limits a layer: the largest of its compute, HBM and SRAM times."""
-    if lt.stall_sram > 0:
+    if lt.stall_sram_cycles > 0:
         return "sram"
     if kind == "vector":
         return "hbm" if lt.hbm_cycles > lt.compute_cycles else "vector"
@@ -175,8 +175,18 @@ def chip_roofs(chip: "ChipConfig", formats: list[str] | tuple[str, ...] | None =
         chip=chip.name, clock_hz=clock,
         compute_tops={f: chip.peak_tops(f) for f in fmts},
         vector_tops=chip.vector.ops_per_cycle * clock / 1e12,
-        hbm_bytes_s=hbm.bandwidth_gbps * 1e9 * hbm.efficiency,
+        hbm_bytes_s=hbm.bytes_per_s,
         sram_bytes_s=sram, sram_limits=bool(configured), assumptions=tuple(assumptions))
+
+
+def roof_notes(roofs: ChipRoofs) -> list[str]:
+    """Each roof and ridge in words, then the roofs' assumptions (the chart page's notes)."""
+    notes = [f"{f}: compute roof {p:.4g} TOPS, HBM ridge {roofs.ridge(f):,.0f} ops/B, "
+             f"SRAM ridge {roofs.ridge(f, 'sram'):,.3g} ops/B"
+             for f, p in roofs.compute_tops.items()]
+    notes.append(f"vector roof {roofs.vector_tops:.4g} TOPS (element ops), ridge "
+                 f"{roofs.vector_ridge:,.3g} ops/B")
+    return notes + list(roofs.assumptions)
 
 
 # ------------------------------------------------------------------ per layer

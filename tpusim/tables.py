@@ -16,7 +16,8 @@ installed with ``with tpusim.tables.use(my_table): ...`` (or :func:`set_current`
 energy and area computed while it is active. Off-chip energy is a config field
 (``memory.hbm.energy_pj_per_bit``) filled from ``kind`` when a config is loaded, so load the config
 inside the ``with`` block for a swapped off-chip table to apply. A table is per thread/task
-(a :class:`contextvars.ContextVar`); sweep worker processes start with the default table.
+(a :class:`contextvars.ContextVar`); :func:`tpusim.sweep` hands the caller's table to its worker
+processes and keys its resume journal by it.
 :func:`load` reads a YAML file of the same keys (any subset; the rest stay the defaults).
 
 The default numbers are the published constants below (:data:`CONSTANTS` for the MAC parts,

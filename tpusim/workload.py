@@ -152,10 +152,18 @@ class Layer:
 
 @dataclass(frozen=True)
 class Workload:
+    """An ordered tuple of :class:`Layer` records run one after another, as a trace lists them.
+
+    ``source`` is the file it came from (error messages name it); ``notes`` carry an
+    importer's remarks (e.g. ONNX nodes it skipped). ``macs`` counts every instance (x count).
+    """
+
     name: str
     layers: tuple[Layer, ...]
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # What an importer knows beyond the layers (ONNX: ``onnx_coverage``); not part of equality.
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def macs(self) -> int:

@@ -22,9 +22,13 @@ COMMANDS = {
     "workload": ("tpusim.cli.workloads", "workload", "Build workload traces (LLM prefill/decode)."),
     "generate": ("tpusim.cli.generate", "generate",
                  "LLM prefill + decode steps with a growing KV cache."),
+    "serve": ("tpusim.cli.serve", "serve",
+              "Serve an LLM: requests, continuous batching, paged KV cache."),
     "calibrate": ("tpusim.cli.calibrate", "calibrate", "Fit a preset to measured latencies."),
     "validate": ("tpusim.cli.calibrate", "validate", "Run every public check we have."),
     "configs": ("tpusim.cli.run", "configs", "List the chip presets and shipped workloads."),
+    "train": ("tpusim.cli.train", "train", "One LLM training step on a multi-chip slice."),
+    "infer": ("tpusim.cli.infer", "infer", "One sharded LLM prefill/decode step on a slice."),
 }
 
 
@@ -65,16 +69,31 @@ def cli(ctx, debug):
     ctx.obj["debug"] = debug
 
 
+# Library errors name the Python argument at fault; on the command line it is a flag.
+FLAGS = {"batch": "--batch", "format": "--format", "fmt": "--format", "formats": "--formats",
+         "engine": "--engine", "overrides": "--set", "jobs": "--jobs",
+         "scheduler": "--scheduler", "fit_spec": "--fit", "folds": "--folds", "loss": "--loss"}
+
+
+def cli_message(exc) -> str:
+    """``str(exc)`` of an :class:`~tpusim.errors.InputError` with its argument named as a flag."""
+    flag = FLAGS.get(exc.source or "")
+    if flag is None:
+        return str(exc)
+    return ": ".join(p for p in (flag, exc.where, exc.detail) if p).replace("\n", " ")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     from ..errors import InputError
     try:
-        rv = cli.main(args=argv, prog_name="tpusim", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="tpusim", standalone_mode=False,
+                      obj={"argv": argv})
     except InputError as exc:
         if debug:
             raise
-        click.echo(f"tpusim: error: {exc}", err=True)
+        click.echo(f"tpusim: error: {cli_message(exc)}", err=True)
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -51,7 +51,7 @@ def _print_report(cal) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..calibrate import _old_value
+    from ..yaml_edit import get_path
 
     con = Console(highlight=False)
     st = cal.stats
@@ -71,7 +71,7 @@ def _print_report(cal) -> None:
         p.add_column(col, justify="left" if col == "parameter" else "right")
     for prm in cal.params:
         vals = [fv[prm.path] for fv in cal.fold_values]
-        p.add_row(prm.path, f"{_old_value(cal.base, prm.path)}", f"{cal.values[prm.path]:g}",
+        p.add_row(prm.path, f"{get_path(cal.base, prm.path)}", f"{cal.values[prm.path]:g}",
                   f"{min(vals):g} .. {max(vals):g}")
     con.print(p)
     meas = cal.measurements.latency_us
@@ -118,13 +118,14 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
         --set memory.sram.double_buffered=false --set timing.weight_fifo_depth=1 \\
         --set formats.fp16.passes=1 --format fp16 --out results/tpu_v4_calibrated.yaml
     """
-    from .._io import atomic_write_text
+    from .._io import atomic_write_text, check_target
     from ..calibrate import FitError, calibrate as run_calibration, calibrated_yaml, recipe
-    from ..config import _resolve
+    from ..config import find_config
 
     overrides = parse_sets(sets)
     fit_spec = _parse_fits(fits)
     out = out or Path("results") / f"{Path(str(config)).stem}_calibrated.yaml"
+    check_target(out)   # before the fit: a bad --out fails in a second
     try:
         cal = run_calibration(config, measurements, fit_spec=fit_spec, folds=folds, seed=seed,
                               fmt=fmt, loss=loss, overrides=overrides)
@@ -132,7 +133,7 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
         click.echo(f"tpusim calibrate: {exc}", err=True)
         ctx.exit(1)
     _print_report(cal)
-    base_path = _resolve(config)
+    base_path = find_config(config)
     name = out.stem
     text = calibrated_yaml(cal, base_path, name,
                            command_line(config, measurements, out, folds, seed, fits, fmt, loss,
@@ -150,8 +151,11 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
                    "README); without it the TPU v4 rows are skipped.")
 @click.option("--calibrated", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Calibrated TPU v4 config (default: the shipped tpu_v4_calibrated preset).")
-def validate(out_dir, measurements, calibrated):
-    """Run every public check: TPUv1 apps, TPU v4 matmuls, Edge TPU latencies.
+@click.option("--pods/--no-pods", default=True, show_default=True,
+              help="Include the pods section (training steps against published MFU).")
+def validate(out_dir, measurements, calibrated, pods):
+    """Run every public check: TPUv1 apps, TPU v4 matmuls, Edge TPU latencies, LLM serving
+    (JetStream), pods (PaLM and MaxText training MFU).
 
     Writes DIR/validation.csv (check, case, metric, predicted, measured, error, fitted_on: which
     data fitted which parameter; no parameter is scored on the data that fitted it) and
@@ -166,7 +170,7 @@ def validate(out_dir, measurements, calibrated):
     from ..results import write_all
     from ..fidelity import run_checks, summary_lines, validation_csv, validation_html
 
-    table = run_checks(measurements=measurements, calibrated=calibrated)
+    table = run_checks(measurements=measurements, calibrated=calibrated, pods=pods)
     write_all({"validation.csv": lambda p: p.write_text(validation_csv(table)),
                "validation.html": lambda p: p.write_text(validation_html(table))}, out_dir)
     for line in summary_lines(table):

@@ -1,7 +1,6 @@
 """Options and helpers shared by the subcommands."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -33,6 +32,3 @@ def parse_sets(values: tuple[str, ...], multi: bool = False) -> dict[str, Any]:
 def set_option(help_text: str = "Override a config field, e.g. --set array.rows=64."):
     return click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help=help_text)
 
-
-def default_out(config: str, workload: str) -> Path:
-    return Path("results") / f"{Path(str(config)).stem}-{Path(str(workload)).stem}"

@@ -37,9 +37,11 @@ def onnx(model, input_shapes, out):
     from ..importers.onnx import import_onnx, parse_input_shape
     from ..importers.trace_csv import write_trace
 
+    from .._io import check_target
     shapes = dict(parse_input_shape(s) for s in input_shapes)
-    imp = import_onnx(model, shapes or None)
     out = out or Path(Path(model).stem + ".csv")
+    check_target(out)
+    imp = import_onnx(model, shapes or None)
     given = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in shapes.items())
     write_trace(imp.rows, out, comments=[
         f"shapes: ONNX model {Path(model).name} via tpusim import onnx"
@@ -79,8 +81,10 @@ def scalesim(topology, gemm, out):
 
     if not Path(topology).is_file():
         raise InputError(str(topology), None, message="topology file not found")
-    rows = topology_rows(topology, gemm)
+    from .._io import check_target
     out = out or Path(Path(topology).stem + "_trace.csv")
+    check_target(out)
+    rows = topology_rows(topology, gemm)
     macs = sum(make_layer(r, str(topology)).macs * r.get("count", 1) for r in rows)
     write_trace(rows, out, comments=[
         f"shapes: SCALE-Sim topology {Path(topology).name} via tpusim import scalesim"

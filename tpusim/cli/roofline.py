@@ -72,15 +72,6 @@ def print_workloads(console, wt, roofs) -> None:
     console.print(t)
 
 
-def roof_notes(roofs) -> list[str]:
-    notes = [f"{f}: compute roof {p:.4g} TOPS, HBM ridge {roofs.ridge(f):,.0f} ops/B, "
-             f"SRAM ridge {roofs.ridge(f, 'sram'):,.3g} ops/B"
-             for f, p in roofs.compute_tops.items()]
-    notes.append(f"vector roof {roofs.vector_tops:.4g} TOPS (element ops), ridge "
-                 f"{roofs.vector_ridge:,.3g} ops/B")
-    return notes + list(roofs.assumptions)
-
-
 @click.command()
 @click.argument("config")
 @click.argument("workloads", nargs=-1, required=True, metavar="WORKLOAD [WORKLOAD ...]")
@@ -119,15 +110,16 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     from rich.console import Console
 
     import tpusim
-    from .._io import atomic_path
-    from ..plots import layer_table_html, roofline_chart, roofline_page
+    from .._io import atomic_path, check_target, csv_safe
+    from ..importers.reference import read_reference
+    from ..plots import layer_table_html, roofline_chart, roofline_page, workload_table_html
     from ..results import write_all
-    from ..roofline import chip_roofs, layer_table, workload_table
+    from ..roofline import chip_roofs, layer_table, roof_notes, workload_table
 
     chip = tpusim.load_config(config, **parse_sets(sets))
     roofs = chip_roofs(chip)
     formats = [chip.check_format(f, "--format") if f else None for f in _split(fmts)]
-    ref = _read_reference(reference) if reference else None
+    ref = read_reference(reference) if reference else None
     tables = []
     for w in workloads:
         wl = tpusim.load_workload(w)
@@ -148,14 +140,16 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
 
     html_path = Path(out or default_html(config, workloads, per_workload))
     csv_path = html_path.with_suffix(".csv")
+    for target in (html_path, csv_path, *([Path(png)] if png is not None else [])):
+        check_target(target)
     notes = roof_notes(roofs)
-    parts = [f"<h2>Per workload</h2>{_workloads_html(wt)}"]
+    parts = [f"<h2>Per workload</h2>{workload_table_html(wt)}"]
     if not per_workload:
         parts += [f"<h2>{'Heaviest layers' if len(csv_table) > 40 else 'Layers'}</h2>"
                   + layer_table_html(csv_table.sort_values("time_s", ascending=False,
                                                            kind="stable"), top=40)]
     page = roofline_page(fig, title, parts, notes)
-    csv_text = csv_table.to_csv(index=False, float_format="%.10g")
+    csv_text = csv_safe(csv_table).to_csv(index=False, float_format="%.10g")
     png_bytes = _png(fig) if png is not None else None
     files = {html_path.name: lambda p: p.write_text(page),
              csv_path.name: lambda p: p.write_text(csv_text)}
@@ -178,40 +172,3 @@ def _png(fig) -> bytes:
         raise click.ClickException(
             f"kaleido could not write the PNG ({msg}); kaleido >= 1 needs Chrome or Chromium "
             "(e.g. apt-get install chromium, or plotly_get_chrome)") from None
-
-
-def _read_reference(path: Path):
-    import pandas as pd
-
-    from ..errors import InputError
-    try:
-        df = pd.read_csv(path, comment="#")
-    except Exception as exc:  # pandas raises several parser error types
-        raise InputError(str(path), None, message=f"not a CSV ({exc})") from None
-    need = ["name", "ops_per_byte", "tops"]
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise InputError(str(path), "header", ",".join(map(str, df.columns)),
-                         "columns needed: name,ops_per_byte,tops")
-    for col in need[1:]:
-        vals = pd.to_numeric(df[col], errors="coerce")
-        bad = df.index[~(vals > 0)]
-        if len(bad):
-            raise InputError(str(path), f"line {int(bad[0]) + 2}, column {col}",
-                             df[col].iloc[bad[0]], "a number > 0")
-        df[col] = vals
-    return df[need]
-
-
-def _workloads_html(wt) -> str:
-    import html
-    head = ("<tr><th class='l'>workload</th><th>format</th><th>time</th><th>ops/HBM B</th>"
-            "<th>achieved / attainable TOPS</th><th>headroom</th><th>memory-bound</th>"
-            "<th class='l'>bound</th></tr>")
-    rows = "".join(
-        f"<tr><td class='l'>{html.escape(str(r.workload))}</td><td>{html.escape(str(r.format))}"
-        f"</td><td>{r.time_s * 1e3:.4g} ms</td><td>{_num(r.ops_per_hbm_byte, ',.4g')}</td>"
-        f"<td>{r.achieved_tops:.4g} / {r.attainable_tops:.4g}</td><td>{r.headroom:.2f}x</td>"
-        f"<td>{r.memory_bound_fraction:.0%}</td><td class='l'>{html.escape(str(r.bound))}</td>"
-        "</tr>" for r in wt.itertuples())
-    return f"<table>{head}{rows}</table>"

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import click
 
-from .common import default_out, parse_sets, set_option
+from .common import parse_sets, set_option
 
 
-def print_summary(result, out_dir: Path | None) -> None:
+def print_summary(result, out_dir: Path | None, written: list | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -18,7 +18,7 @@ def print_summary(result, out_dir: Path | None) -> None:
     t.add_column("value", justify="right")
     rows = [
         ("latency", f"{s['latency_s'] * 1e3:.4g} ms ({s['total_cycles']:.6g} cycles)"),
-        ("throughput", f"{s['throughput_per_s']:.4g} inferences/s (batch {s['batch']})"),
+        _throughput(result),
         ("achieved / peak", f"{s['achieved_tops']:.4g} / {s['peak_tops']:.4g} TOPS"),
         ("utilization", f"{s['utilization']:.1%}"),
         ("energy / inference", f"{s['energy_per_inference_j'] * 1e3:.4g} mJ"),
@@ -30,7 +30,23 @@ def print_summary(result, out_dir: Path | None) -> None:
         t.add_row(k, v)
     Console(highlight=False).print(t)
     if out_dir is not None:
-        click.echo(f"wrote {out_dir}/layers.csv, summary.json, report.html")
+        click.echo(f"wrote {out_dir}/" + ", ".join(Path(p).name for p in written))
+
+
+def _throughput(result) -> tuple[str, str]:
+    """Tokens for an LLM step trace (its note says sequences and new tokens), else inferences."""
+    from ..serve.tokens import token_metrics
+
+    s = result.summary
+    tm = token_metrics(result.workload.notes, s["latency_s"], s["batch"])
+    if tm is None:
+        return ("throughput", f"{s['throughput_per_s']:.4g} inferences/s (batch {s['batch']})")
+    if tm["phase"] == "decode":
+        return ("tokens", f"{tm['tokens_per_s']:.4g} tokens/s, {tm['ms_per_output_token']:.4g} "
+                          f"ms per output token ({tm['sequences']} sequences, KV {tm['kv_len']})")
+    return ("prefill", f"time to first token {tm['time_to_first_token_s'] * 1e3:.4g} ms, "
+                       f"{tm['tokens_per_s']:.4g} prompt tokens/s ({tm['sequences']} x "
+                       f"{tm['new_tokens']} tokens)")
 
 
 @click.command()
@@ -43,7 +59,8 @@ def print_summary(result, out_dir: Path | None) -> None:
 @click.option("--engine", type=click.Choice(["analytic", "event"]), default=None,
               help="Closed-form fast path or the simpy event engine (default: config's).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output directory (default results/<config>-<workload>/).")
+              help="Output directory (default results/<config>-<workload>[-<options>]/, named "
+                   "for every option that changes the numbers).")
 @click.option("--no-html", is_flag=True, help="Skip report.html.")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=1x3x224x224",
               help="Fix a dynamic input dim of an .onnx WORKLOAD (repeatable).")
@@ -51,7 +68,12 @@ def print_summary(result, out_dir: Path | None) -> None:
               help="Add gemm_rel_error per layer: its GEMM, sampled, computed bit-accurately.")
 def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shapes,
         numerics):
-    """Simulate WORKLOAD on chip CONFIG; write layers.csv, summary.json and report.html.
+    """Simulate WORKLOAD on chip CONFIG; write layers.csv, summary.json, config.yaml, report.html.
+
+    summary.json records the resolved config, the overrides, the command line, the version and
+    the sha256 of each input; `tpusim run DIR/config.yaml WORKLOAD` (with the same --format,
+    --batch, --engine) reproduces the run. Files of an earlier run in DIR are replaced or
+    removed, so every file there comes from this run; other files are left alone.
 
     CONFIG is a preset name (default, tpu_v1, tpu_v4, ...), a YAML file or a SCALE-Sim .cfg.
     WORKLOAD is a trace .csv, a SCALE-Sim topology .csv, an .onnx model or a shipped name.
@@ -63,9 +85,17 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
       tpusim run scale.cfg Resnet18.csv
     """
     import tpusim
+    from .._io import check_dir
+    from ..provenance import (coverage_warning, default_run_dir, mark_overrides, new_run_id,
+                              run_provenance)
     from ..results import write_result
 
-    chip = tpusim.load_config(config, **parse_sets(sets))
+    overrides = parse_sets(sets)
+    out = out_dir or default_run_dir(config, workload, fmt=fmt, batch=batch, engine=engine,
+                                     overrides=overrides, input_shapes=input_shapes,
+                                     numerics=numerics)
+    check_dir(out)
+    chip = mark_overrides(tpusim.load_config(config, **overrides), overrides)
     if input_shapes:
         from ..importers.onnx import parse_input_shape
         wl = tpusim.load_workload(workload, input_shapes=dict(map(parse_input_shape,
@@ -77,9 +107,17 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
         from ..numerics import layer_errors
         result.layers["gemm_rel_error"] = layer_errors(result)
         result.summary["max_gemm_rel_error"] = float(result.layers["gemm_rel_error"].max())
-    out = out_dir or default_out(config, workload)
-    write_result(result, out, html=not no_html)
-    print_summary(result, out)
+    ctx = click.get_current_context()
+    argv = (ctx.find_object(dict) or {}).get("argv")
+    prov = run_provenance(result, run_id=new_run_id(), config_arg=config, workload_arg=workload,
+                          overrides=overrides, argv=argv, out_dir=out,
+                          options={"format": fmt, "batch": batch, "engine": engine,
+                                   "input_shapes": list(input_shapes), "numerics": numerics})
+    written = write_result(result, out, html=not no_html, provenance=prov)
+    warning = coverage_warning(result)
+    if warning:
+        click.echo(f"tpusim: {warning}", err=True)
+    print_summary(result, out, written)
     if numerics and result.layers["gemm_rel_error"].notna().any():
         worst = result.layers.loc[result.layers["gemm_rel_error"].idxmax()]
         click.echo(f"numerics: worst GEMM error {worst['gemm_rel_error']:.3g} "

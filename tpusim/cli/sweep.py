@@ -57,6 +57,9 @@ def build_axes(rows: str | None, cols: str | None, square: bool, formats: str | 
         axes[path] = values
     if formats:
         axes["format"] = parse_name_list("--format", formats)
+    if not axes:
+        raise InputError("tpusim sweep", None, message="nothing to sweep; give --rows, --cols, "
+                         "--format or --set PATH=V1,V2 (one point: use tpusim run)")
     return axes
 
 
@@ -89,8 +92,10 @@ def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler,
 
     Writes DIR/sweep.parquet and DIR/sweep.csv (one row per point: the swept values, every
     summary field, status and error) and DIR/sweep.html (heatmaps, Pareto front). Re-running
-    the same command resumes: finished points are read back, not recomputed. A point that
-    fails (e.g. a tile larger than SRAM) is recorded with its reason and the sweep goes on.
+    the same command resumes: finished points are read back, not recomputed; a different sweep
+    into the same DIR adds its rows and keeps the earlier ones. One sweep at a time may write a
+    DIR. A point that fails (e.g. a tile larger than SRAM) is recorded with its reason and the
+    sweep goes on.
 
     \b
     Example:
@@ -112,3 +117,6 @@ def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler,
         first = df.loc[df["status"] == "failed", "error"].iloc[0]
         click.echo(f"{a['failed']} failed (reasons in the error column), e.g. {first}")
     click.echo(f"{a['points']} points: {a['computed']} computed, {a['reused']} reused")
+    if a.get("kept"):
+        click.echo(f"kept {a['kept']} rows of earlier sweeps in {out} (they stay in sweep.csv "
+                   "and sweep.parquet)")

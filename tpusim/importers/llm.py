@@ -50,17 +50,34 @@ class LlmConfig:
     embed_norm: bool = False         # a norm right after the embeddings (BERT)
     final_norm: bool = True          # a norm before the LM head (GPT-2, Llama)
     source: str = ""
+    head_size: int = 0               # per-head dim when heads x head_dim != hidden (PaLM); 0: hidden/heads
+    parallel_block: bool = False     # attention and FFN read one norm's output (PaLM, GPT-J)
+    experts: int = 0                 # MoE: FFN experts per layer (0: dense)
+    top_k: int = 0                   # MoE: experts each token is routed to
+    expert_shards: int = 1           # MoE shard of one chip: it holds experts / expert_shards
 
     @property
     def head_dim(self) -> int:
-        return self.hidden // self.heads
+        return self.head_size or self.hidden // self.heads
+
+    @property
+    def moe(self) -> bool:
+        return self.experts > 1
+
+    def _ffn_params(self, experts: int) -> int:
+        """FFN weights of ``experts`` experts plus the router (MoE), one layer."""
+        per = (3 if self.gated else 2) * self.hidden * self.ffn
+        return experts * per + (self.hidden * self.experts if self.moe else 0)
 
     def param_count(self) -> int:
-        """Parameters as the published checkpoints count them (embeddings, norms, biases)."""
+        """Parameters as the published checkpoints count them (embeddings, norms, biases).
+        A layernorm carries a bias only in models with biases (PaLM has none anywhere)."""
         h, hd, f = self.hidden, self.head_dim, self.ffn
         qkv_n = (self.heads + 2 * self.kv_heads) * hd
-        norm_p = (2 if self.norm == "layernorm" else 1) * h
-        per = h * qkv_n + self.heads * hd * h + (3 if self.gated else 2) * h * f + 2 * norm_p
+        norm_p = (2 if self.norm == "layernorm" and self.biases else 1) * h
+        norms = 1 if self.parallel_block else 2
+        per = (h * qkv_n + self.heads * hd * h + self._ffn_params(max(self.experts, 1))
+               + norms * norm_p)
         if self.biases:
             per += qkv_n + h + (2 if self.gated else 1) * f + h
         total = self.layers * per + self.vocab * h
@@ -73,10 +90,11 @@ class LlmConfig:
         return total
 
     def linear_params(self) -> int:
-        """Weights of the matmuls one token passes through (blocks + LM head, no embeddings)."""
+        """Weights of the matmuls one token passes through (blocks + LM head, no embeddings);
+        for MoE the ``top_k`` experts a token visits and the router (active parameters)."""
         h, hd = self.hidden, self.head_dim
         per = (h * (self.heads + 2 * self.kv_heads) * hd + self.heads * hd * h
-               + (3 if self.gated else 2) * h * self.ffn)
+               + self._ffn_params(self.top_k if self.moe else 1))
         return self.layers * per + (self.vocab * h if self.lm_head else 0)
 
 
@@ -107,6 +125,13 @@ PRESETS: dict[str, LlmConfig] = {
                            positions="rope",
                            source="Llama-3-8B, huggingface.co/meta-llama/Meta-Llama-3-8B "
                                   "config.json"),
+    # Touvron et al. 2023; huggingface.co/meta-llama/Llama-2-7b-hf config.json: hidden 4096,
+    # intermediate 11008, 32 layers, 32 heads, 32 KV heads (MHA), vocab 32000. 6,738,415,616 params.
+    "llama2_7b": LlmConfig("llama2_7b", hidden=4096, layers=32, heads=32, kv_heads=32,
+                           ffn=11008, vocab=32000, gated=True, act="silu", norm="rmsnorm",
+                           positions="rope",
+                           source="Llama-2-7B, huggingface.co/meta-llama/Llama-2-7b-hf "
+                                  "config.json"),
     # Touvron et al. 2023; huggingface.co/meta-llama/Llama-2-70b-hf config.json: hidden 8192,
     # intermediate 28672, 80 layers, 64 heads, 8 KV heads, vocab 32000. 68,976,648,192 params.
     "llama2_70b": LlmConfig("llama2_70b", hidden=8192, layers=80, heads=64, kv_heads=8,
@@ -115,6 +140,57 @@ PRESETS: dict[str, LlmConfig] = {
                             source="Llama-2-70B, huggingface.co/meta-llama/Llama-2-70b-hf "
                                    "config.json"),
 }
+
+
+def _llama(name: str, hidden: int, layers: int, heads: int, kv_heads: int, ffn: int, vocab: int,
+           source: str, **kw: Any) -> LlmConfig:
+    return LlmConfig(name, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, ffn=ffn,
+                     vocab=vocab, gated=True, act="silu", norm="rmsnorm", positions="rope",
+                     source=source, **kw)
+
+
+PRESETS.update({
+    # Llama 3.1 (Dubey et al. 2024, Table 3); huggingface.co/meta-llama/Llama-3.1-8B config.json:
+    # the Llama-3-8B dimensions (longer RoPE context only). 8,030,261,248 parameters.
+    "llama3_1_8b": _llama("llama3_1_8b", 4096, 32, 32, 8, 14336, 128256,
+                          "Llama-3.1-8B, huggingface.co/meta-llama/Llama-3.1-8B config.json"),
+    # huggingface.co/meta-llama/Llama-3.1-70B config.json: hidden 8192, intermediate 28672,
+    # 80 layers, 64 heads, 8 KV heads, vocab 128256. 70,553,706,496 parameters.
+    "llama3_1_70b": _llama("llama3_1_70b", 8192, 80, 64, 8, 28672, 128256,
+                           "Llama-3.1-70B, huggingface.co/meta-llama/Llama-3.1-70B config.json"),
+    # huggingface.co/meta-llama/Llama-3.1-405B config.json: hidden 16384, intermediate 53248,
+    # 126 layers, 128 heads, 8 KV heads, vocab 128256. 405,853,388,800 parameters.
+    "llama3_1_405b": _llama("llama3_1_405b", 16384, 126, 128, 8, 53248, 128256,
+                            "Llama-3.1-405B, huggingface.co/meta-llama/Llama-3.1-405B "
+                            "config.json"),
+    # Jiang et al. 2024 ("Mixtral of Experts"); huggingface.co/mistralai/Mixtral-8x7B-v0.1
+    # config.json: hidden 4096, intermediate 14336, 32 layers, 32 heads, 8 KV heads, vocab 32000,
+    # 8 experts, 2 per token. 46,702,792,704 parameters.
+    "mixtral_8x7b": _llama("mixtral_8x7b", 4096, 32, 32, 8, 14336, 32000,
+                           "Mixtral-8x7B, huggingface.co/mistralai/Mixtral-8x7B-v0.1 config.json",
+                           experts=8, top_k=2),
+    # huggingface.co/mistralai/Mixtral-8x22B-v0.1 config.json: hidden 6144, intermediate 16384,
+    # 56 layers, 48 heads, 8 KV heads, vocab 32000, 8 experts, 2 per token.
+    "mixtral_8x22b": _llama("mixtral_8x22b", 6144, 56, 48, 8, 16384, 32000,
+                            "Mixtral-8x22B, huggingface.co/mistralai/Mixtral-8x22B-v0.1 "
+                            "config.json", experts=8, top_k=2),
+    # Chowdhery et al. 2022 ("PaLM"), Table 1 and Section 2: d_model 18432, 118 layers, 48 heads
+    # of 256 (heads x head_dim != d_model), multi-query attention (1 KV head), SwiGLU FFN of
+    # 4 x d_model, parallel attention + FFN blocks, RoPE, 256k vocabulary, shared input/output
+    # embeddings, no biases. 540.35 B parameters (Table 1).
+    "palm_540b": LlmConfig("palm_540b", hidden=18432, layers=118, heads=48, kv_heads=1,
+                           ffn=73728, vocab=256000, gated=True, act="silu", norm="layernorm",
+                           positions="rope", tied_embeddings=True, head_size=256,
+                           parallel_block=True,
+                           source="PaLM-540B, Chowdhery et al. 2022, Table 1"),
+    # Wang & Komatsuzaki 2021; huggingface.co/EleutherAI/gpt-j-6b config.json: n_embd 4096,
+    # 28 layers, 16 heads of 256, n_inner 16384, vocab 50400, rotary, gelu, parallel block,
+    # untied LM head. 6,053,381,344 parameters (mesh-transformer-jax README).
+    "gptj_6b": LlmConfig("gptj_6b", hidden=4096, layers=28, heads=16, kv_heads=16, ffn=16384,
+                         vocab=50400, act="gelu", norm="layernorm", positions="rope",
+                         biases=True, parallel_block=True,
+                         source="GPT-J-6B, huggingface.co/EleutherAI/gpt-j-6b config.json"),
+})
 
 
 def get_preset(name: str) -> LlmConfig:
@@ -139,11 +215,24 @@ def _check_config(cfg: LlmConfig) -> None:
         v = getattr(cfg, f)
         if not isinstance(v, int) or v <= 0:
             raise InputError("llm config", f, v, "must be a positive integer")
-    if cfg.hidden % cfg.heads:
-        raise InputError("llm config", "heads", cfg.heads, f"must divide hidden={cfg.hidden}")
+    if not cfg.head_size and cfg.hidden % cfg.heads:
+        raise InputError("llm config", "heads", cfg.heads, f"must divide hidden={cfg.hidden} "
+                         "(or give head_dim)")
     if cfg.heads % cfg.kv_heads:
         raise InputError("llm config", "kv_heads", cfg.kv_heads,
                          f"must divide heads={cfg.heads}")
+    for f in ("head_size", "experts", "top_k"):
+        v = getattr(cfg, f)
+        if not isinstance(v, int) or v < 0:
+            raise InputError("llm config", f, v, "must be an integer >= 0")
+    if cfg.moe and not 1 <= cfg.top_k <= cfg.experts:
+        raise InputError("llm config", "top_k", cfg.top_k, f"must be in 1..experts={cfg.experts}")
+    if not cfg.moe and cfg.top_k > 1:
+        raise InputError("llm config", "top_k", cfg.top_k, "needs experts > 1")
+    if not isinstance(cfg.expert_shards, int) or cfg.expert_shards < 1 or \
+            (cfg.moe and cfg.experts % cfg.expert_shards):
+        raise InputError("llm config", "expert_shards", cfg.expert_shards,
+                         f"must be a positive divisor of experts={cfg.experts}")
 
 
 def llm_rows(cfg: LlmConfig, phase: Literal["prefill", "decode"] = "prefill", batch: int = 1,
@@ -207,15 +296,20 @@ def llm_rows(cfg: LlmConfig, phase: Literal["prefill", "decode"] = "prefill", ba
          "n": hd, "count": L, "weights": "dynamic", **dt},
         mm("o_proj", tok, hq * hd, h, L),
         vec("attn_residual", "residual", tok * h, L),
-        vec("ffn_norm", cfg.norm, tok * h, L),
     ]
-    if cfg.gated:
+    if not cfg.parallel_block:
+        rows.append(vec("ffn_norm", cfg.norm, tok * h, L))
+    if cfg.moe:
+        rows += _moe_rows(cfg, tok, L, dt, vec, mm)
+    elif cfg.gated:
         rows += [mm("ffn_gate", tok, h, cfg.ffn, L), mm("ffn_up", tok, h, cfg.ffn, L),
                  vec(f"ffn_{cfg.act}", cfg.act, tok * cfg.ffn, L),
                  vec("ffn_gate_mul", "mul", tok * cfg.ffn, L)]
     else:
         rows += [mm("ffn_up", tok, h, cfg.ffn, L), vec(f"ffn_{cfg.act}", cfg.act, tok * cfg.ffn, L)]
-    rows += [mm("ffn_down", tok, cfg.ffn, h, L), vec("ffn_residual", "residual", tok * h, L)]
+    if not cfg.moe:
+        rows.append(mm("ffn_down", tok, cfg.ffn, h, L))
+    rows.append(vec("ffn_residual", "residual", tok * h, L))
     if cfg.lm_head:
         head_tok = batch if logits == "last" else tok
         if cfg.final_norm:
@@ -225,6 +319,32 @@ def llm_rows(cfg: LlmConfig, phase: Literal["prefill", "decode"] = "prefill", ba
         if r["count"] == 1:
             del r["count"]
     return rows
+
+
+def _moe_rows(cfg: LlmConfig, tok: int, L: int, dt: dict, vec, mm) -> list[dict[str, Any]]:
+    """Router, then each active expert's FFN as one batched matmul with a k x n operand per
+    expert. Assumption: routing is balanced, so min(experts, tok x top_k) experts each get
+    ceil(tok x top_k / active) tokens (exact MACs when that divides)."""
+    h, f = cfg.hidden, cfg.ffn
+    # Expert parallelism: a chip holds experts / expert_shards experts and, routing balanced,
+    # receives as many token-expert pairs (tok x top_k) as its tokens send out.
+    active = min(cfg.experts // cfg.expert_shards, tok * cfg.top_k)
+    m = -(-tok * cfg.top_k // active)
+
+    def expert(name: str, k: int, n: int) -> dict[str, Any]:
+        return {"name": name, "op": "matmul", "batch": active, "m": m, "k": k, "n": n,
+                "count": L, "weights": "dynamic", **dt}
+
+    rows = [mm("moe_router", tok, h, cfg.experts, L),
+            vec("moe_router_softmax", "softmax", tok * cfg.experts, L)]
+    if cfg.gated:
+        rows += [expert("expert_gate", h, f), expert("expert_up", h, f),
+                 vec(f"expert_{cfg.act}", cfg.act, active * m * f, L),
+                 vec("expert_gate_mul", "mul", active * m * f, L)]
+    else:
+        rows += [expert("expert_up", h, f), vec(f"expert_{cfg.act}", cfg.act, active * m * f, L)]
+    return rows + [expert("expert_down", f, h),
+                   vec("expert_combine", "mul", tok * cfg.top_k * h, L)]
 
 
 def llm_macs(cfg: LlmConfig, batch: int, seq: int, kv_len: int, logits: str = "all") -> int:

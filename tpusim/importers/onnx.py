@@ -130,6 +130,8 @@ class OnnxImport:
     nodes_costed: int = 0     # nodes that became rows
     nodes_free: int = 0       # layout / shape-only / constant-folded nodes
     macs: int = 0
+    costed_names: list[str] = field(default_factory=list)
+    free_names: list[str] = field(default_factory=list)
     vector_ops: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -143,6 +145,14 @@ class OnnxImport:
         return (f"{self.nodes_costed} nodes costed, {self.nodes_free} free (layout/shape/constant), "
                 f"{len(self.unsupported)} unsupported ({self.unsupported_share:.1%} of costed "
                 f"nodes); {self.macs / 1e9:.4g} GMAC, {self.vector_ops / 1e6:.4g} M vector ops")
+
+    def coverage(self) -> dict[str, Any]:
+        """What was costed, what cost nothing and what could not be costed, with node names
+        (``summary.json`` of ``tpusim run`` records it as ``onnx_coverage``)."""
+        return {"nodes_total": self.nodes_total, "nodes_costed": self.nodes_costed,
+                "nodes_free": self.nodes_free, "nodes_not_costed": len(self.unsupported),
+                "costed": list(self.costed_names), "free": list(self.free_names),
+                "not_costed": [{"name": n, "op": o, "why": w} for n, o, w in self.unsupported]}
 
 
 # --------------------------------------------------------------------------------------- loading
@@ -577,16 +587,19 @@ def import_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | Non
                 op != "ConstantOfShape" or all(i in g.static for i in inputs)):
             g.static.update(node.output)
             res.nodes_free += 1
+            res.free_names.append(name)
             continue
         if inputs and all(i in g.static for i in inputs):
             # Constant folding: computed once from weights/shapes before the model runs.
             g.static.update(node.output)
             res.nodes_free += 1
+            res.free_names.append(name)
             continue
         attrs = _attrs(node)
         if op in _FREE_OPS or node.domain == "com.microsoft" and op in ("DequantizeLinear",
                                                                           "QuantizeLinear"):
             res.nodes_free += 1
+            res.free_names.append(name)
             if node.output and inputs and inputs[0] in gemm_outputs and op in (
                     "QuantizeLinear", "DequantizeLinear", "Identity", "Cast") \
                     and g.consumers.get(inputs[0], 0) == 1:
@@ -594,6 +607,7 @@ def import_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | Non
             continue
         if op == "Gather" and node.output and dtypes.get(node.output[0]) in (6, 7):
             res.nodes_free += 1      # int32/int64 gather: index/shape bookkeeping
+            res.free_names.append(name)
             continue
         if op in _GEMM_INPUTS:
             row, why = _gemm_row(g, node, attrs, name)
@@ -626,6 +640,7 @@ def import_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | Non
             res.vector_ops += layer.vector_ops
         res.rows.append(row)
         res.nodes_costed += 1
+        res.costed_names.append(name)
     if not res.rows:
         why = "; ".join(f"{n} ({o}: {w})" for n, o, w in res.unsupported[:3])
         raise InputError(src, None, message="nothing importable: no node could be costed"
@@ -644,4 +659,5 @@ def load_onnx_workload(path: str | Path, input_shapes: dict[str, tuple[int, ...]
     src = str(path)
     layers = tuple(make_layer(r, src, None) for r in imp.rows)
     return Workload(name=imp.name, layers=layers, source=src,
-                    notes=(f"imported from ONNX: {imp.coverage_line()}",) + tuple(imp.notes))
+                    notes=(f"imported from ONNX: {imp.coverage_line()}",) + tuple(imp.notes),
+                    metadata={"onnx_coverage": imp.coverage()})

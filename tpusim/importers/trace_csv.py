@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 from typing import Any, Iterable
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, safe_cell
 from ..errors import InputError
 from ..workload import TRACE_COLUMNS, Layer, Workload, make_layer
 
@@ -83,7 +83,7 @@ def _cell(v: Any) -> str:
         return "true" if v else ""
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
-    return str(v)
+    return safe_cell(v) if isinstance(v, str) else str(v)
 
 
 def write_trace(rows: Iterable[dict[str, Any]], path: str | Path,

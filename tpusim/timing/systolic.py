@@ -95,6 +95,16 @@ def group_packing(layer: Layer, chip: ChipConfig) -> int:
 
 
 def array_timing(layer: Layer, chip: ChipConfig, fmt: str) -> ArrayTiming:
+    """Compute cycles of one instance of GEMM ``layer`` in ``fmt`` on the chip's arrays, with
+    every operand on chip (memory stalls are added later, by :mod:`.overlap`).
+
+    The GEMM folds into ceil(Sr / rows) x ceil(Sc / cols) stationary tiles per group, (Sr, Sc, T)
+    being (k, n, m) under ``ws``, (m, n, k) under ``os`` and (k, m, n) under ``is``. With
+    ``timing.model: scalesim`` every fold pays its own fill and drain as SCALE-Sim v3 counts
+    them; with ``pipelined`` the next tile shifts in (``weight_load_cycles``, default rows)
+    while the current one streams its T rows, so a fold costs max(stream, load) and fill/drain
+    (rows + cols - 2) is paid once. Small groups share an array when several fit side by side.
+    """
     r, c, arrays = chip.array.rows, chip.array.cols, chip.array.count
     sr, sc, t = fold_shape(layer, chip.array.dataflow)
     folds = math.ceil(sr / r) * math.ceil(sc / c)

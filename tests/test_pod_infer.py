@@ -1,0 +1,97 @@
+"""Sharded inference: tp=1 is the single-chip simulation, the tp all-reduces and the logits
+all-gather by hand, weights and KV cache per chip in closed form, one-line errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tpusim.config import load_config
+from tpusim.errors import InputError
+from tpusim.importers.llm import get_preset, llm_workload
+from tpusim.pod.collectives import all_gather, all_reduce
+from tpusim.pod.infer import infer_step
+from tpusim.pod.sharding import ParallelSpec, place
+from tpusim.pod.topology import make_slice
+from tpusim.simulator import simulate
+
+V5E = load_config("tpu_v5e")
+
+
+def _slice(shape):
+    return make_slice(V5E.ici, V5E.dcn, shape=shape)
+
+
+def test_one_chip_is_the_single_chip_simulation():
+    m = get_preset("gpt2")
+    r = infer_step(V5E, m, _slice("1"), ParallelSpec(), "decode", batch=4, kv_len=256)
+    want = simulate(V5E, llm_workload(m, "decode", batch=4, kv_len=256, logits="last"))
+    assert r.compute_s == pytest.approx(want.summary["latency_s"], rel=1e-9)
+    assert r.collectives_s == 0 and r.tokens_per_s == pytest.approx(4 / r.latency_s)
+
+
+def test_tp_all_reduces_on_the_critical_path():
+    m = get_preset("llama2_7b")
+    sl = _slice("2x4")
+    spec = ParallelSpec(tp=8)
+    r = infer_step(V5E, m, sl, spec, "decode", batch=8, kv_len=1024)
+    tp = place(spec, sl).of("tp")
+    want = 32 * 2 * all_reduce(8 * 4096 * 2, tp).total_s + all_gather(8 * 32000 * 2, tp).total_s
+    assert r.collectives_s == pytest.approx(want)
+    assert r.latency_s == pytest.approx(r.compute_s + r.collectives_s)
+
+
+def test_memory_per_chip_closed_form():
+    m = get_preset("llama2_7b")
+    r = infer_step(V5E, m, _slice("2x4"), ParallelSpec(tp=4, dp=2), "decode", batch=8,
+                   kv_len=2048)
+    gib = 2 ** 30
+    assert r.weights_gib_per_chip == pytest.approx(m.param_count() * 2 / 4 / gib)
+    # K and V, 32 layers, 32/4 KV heads of 128, 2048 positions, 4 sequences per replica, bf16
+    assert r.kv_cache_gib_per_chip == pytest.approx(2 * 32 * 8 * 128 * 2048 * 4 * 2 / gib)
+
+
+def test_more_tp_lowers_decode_latency_of_a_memory_bound_model():
+    m = get_preset("llama2_7b")
+    one = infer_step(V5E, m, _slice("1"), ParallelSpec(), "decode", batch=1, kv_len=512)
+    eight = infer_step(V5E, m, _slice("2x4"), ParallelSpec(tp=8), "decode", batch=1,
+                       kv_len=512)
+    assert eight.compute_s < one.compute_s / 4 and eight.collectives_s > 0
+
+
+@pytest.mark.parametrize("kw,needle", [
+    ({"spec": ParallelSpec(fsdp=8)}, "tp and dp only"),
+    ({"spec": ParallelSpec(tp=4, dp=2), "batch": 3}, "multiple of dp=2"),
+    ({"spec": ParallelSpec(tp=8), "model": "llama2_70b"}, "does not fit the 16 GiB"),
+])
+def test_bad_inference_inputs(kw, needle):
+    args = {"spec": ParallelSpec(tp=8), "model": "llama2_7b", "batch": 8, **kw}
+    with pytest.raises(InputError) as exc:
+        infer_step(V5E, get_preset(args["model"]), _slice("2x4"), args["spec"], "decode",
+                   batch=args["batch"], kv_len=1024)
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_cli_llama2_70b_decode_on_v5e_8_with_tp8_is_one_command(cli, tmp_path):
+    code, out, err = cli("infer", "tpu_v5e", "llama2_70b", "--chips", "8", "--parallel", "tp=8",
+                         "--dtype", "int8", "--phase", "decode", "--batch", "8", "--kv-len",
+                         "2048", "--out", tmp_path)
+    assert code == 0, err
+    rec = json.loads((tmp_path / "infer.json").read_text())
+    assert rec["chips"] == 8 and rec["parallel"] == "tp=8" and rec["collectives_s"] > 0
+    assert rec["latency_s"] == pytest.approx(rec["compute_s"] + rec["collectives_s"])
+
+
+def test_cli_infer_bad_input(cli, tmp_path):
+    code, out, err = cli("infer", "tpu_v5e", "llama2_70b", "--chips", "8", "--parallel", "tp=8",
+                         "--kv-len", "2048", "--out", tmp_path / "o")
+    assert code == 2 and "does not fit" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_prefill_attention_runs_as_a_flash_kernel():
+    # Causal prefill of 4,096 tokens in 1,024 tiles: 10 of 16 score tiles run.
+    m = get_preset("llama2_7b")
+    r = infer_step(V5E, m, _slice("1"), ParallelSpec(), "prefill", batch=1, seq=4096)
+    dense = simulate(V5E, llm_workload(m, "prefill", batch=1, seq=4096, logits="last"))
+    assert 0 < r.compute_s < dense.summary["latency_s"]

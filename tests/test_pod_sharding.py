@@ -1,0 +1,138 @@
+"""Parallelism specs: parsing, the one-line checks against chips and model dimensions, and the
+placement of degrees onto slice axes (whole axes, contiguous and strided factors, DCN)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tpusim.config import load_config
+from tpusim.errors import InputError
+from tpusim.importers.llm import custom_config, get_preset
+from tpusim.pod.collectives import all_gather
+from tpusim.pod.sharding import ParallelSpec, check_spec, parse_spec, place
+from tpusim.pod.topology import make_slice
+
+V5P = load_config("tpu_v5p")
+LINK = V5P.ici.link_bandwidth_bytes_per_s
+
+
+def _slice(shape, slices=1, chip=V5P):
+    return make_slice(chip.ici, chip.dcn, shape=shape, slices=slices)
+
+
+def test_parse_spec():
+    s = parse_spec("fsdp=16, tp=4,sp")
+    assert (s.fsdp, s.tp, s.dp, s.sequence_parallel, s.chips) == (16, 4, 1, True, 64)
+    assert s.label() == "fsdp=16,tp=4,sp"
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("fsdp=16,zp=2", "KIND=DEGREE"), ("tp=0", "positive"), ("tp=x", "positive"),
+    ("tp=2,tp=4", "given twice"), ("fsdp", "KIND=DEGREE"),
+])
+def test_bad_spec_text(text, needle):
+    with pytest.raises(InputError) as exc:
+        parse_spec(text)
+    assert needle in str(exc.value) and str(exc.value).startswith("--parallel")
+
+
+@pytest.mark.parametrize("spec,chips,model,slices,needle", [
+    ("fsdp=16,tp=4", 128, "llama2_70b", 1, "multiply to 64 chips; the slice has 128"),
+    ("fsdp=4,tp=16", 64, "llama2_7b", 1, None),
+    ("fsdp=2,tp=32", 64, "palm_540b", 1, "48 attention heads"),
+    ("fsdp=32,ep=2", 64, "llama2_70b", 1, "no experts"),
+    ("fsdp=4,ep=16", 64, "mixtral_8x7b", 1, "8 experts"),
+    ("fsdp=16,pp=3", 48, "llama2_70b", 1, "80 layers"),
+    ("fsdp=64,dp=1", 64, "llama2_70b", 2, "multiple of --slices=2"),
+])
+def test_check_spec(spec, chips, model, slices, needle):
+    s = parse_spec(spec)
+    if needle is None:
+        check_spec(s, chips, get_preset(model), slices)
+        return
+    with pytest.raises(InputError) as exc:
+        check_spec(s, chips, get_preset(model), slices)
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_tp_must_divide_the_ffn():
+    tiny = custom_config(hidden=96, layers=2, heads=6, kv_heads=6, ffn=100, vocab=10)
+    with pytest.raises(InputError, match="FFN width 100"):
+        check_spec(ParallelSpec(tp=3), 3, tiny)
+
+
+def test_tp_beyond_kv_heads_replicates_but_must_be_a_multiple():
+    llama = get_preset("llama2_70b")           # 64 heads, 8 KV heads
+    check_spec(ParallelSpec(tp=16, fsdp=4), 64, llama)    # KV heads replicated 2x
+    with pytest.raises(InputError, match="KV heads"):
+        check_spec(ParallelSpec(tp=12), 12, custom_config(hidden=96, layers=1, heads=48,
+                                                          kv_heads=8, ffn=96, vocab=10))
+
+
+def test_whole_axes_placement_keeps_rings():
+    pl = place(parse_spec("fsdp=64,tp=4"), _slice("4x8x8"))
+    (tp,) = pl.axes["tp"]
+    assert (tp.size, tp.kind, tp.bandwidth_bytes_per_s) == (4, "ring", LINK)
+    assert [a.size for a in pl.axes["fsdp"]] == [8, 8]
+    assert all(a.kind == "ring" for a in pl.axes["fsdp"])
+
+
+def test_factor_of_an_axis_contiguous_then_strided():
+    # 4x4x4 cube, tp=2: tp takes 2 neighbouring chips of axis 0 (a line); fsdp's share of that
+    # axis is the other factor 2, striding over the tp pairs: each hop crosses 2 links that
+    # 2 groups share, so half the bandwidth and twice the latency.
+    pl = place(parse_spec("fsdp=32,tp=2"), _slice("4x4x4"))
+    (tp,) = pl.axes["tp"]
+    assert (tp.size, tp.kind, tp.bandwidth_bytes_per_s) == (2, "line", LINK)
+    strided = pl.axes["fsdp"][0]
+    assert strided.size == 2 and strided.bandwidth_bytes_per_s == LINK / 2
+    assert strided.hop_latency_s == 2 * V5P.ici.hop_latency_s
+    assert [a.size for a in pl.axes["fsdp"]] == [2, 4, 4]
+
+
+def test_strided_factor_that_completes_a_wrapped_axis_is_a_ring():
+    pl = place(parse_spec("fsdp=16,tp=4"), _slice("4x16", chip=load_config("tpu_v5e")))
+    # tp takes axis 0 (4, no wrap on v5e), fsdp axis 1 (16: a full, wrapped axis).
+    assert pl.axes["tp"][0].kind == "line" and pl.axes["fsdp"][0].kind == "ring"
+    pl = place(parse_spec("fsdp=4,tp=4"), _slice("16", chip=load_config("tpu_v5e")))
+    (f,) = pl.axes["fsdp"]
+    assert (f.size, f.kind, f.bandwidth_bytes_per_s) == (4, "ring", 5e10 / 4)
+
+
+def test_strided_collective_is_slower_than_the_same_group_on_a_whole_axis():
+    v5e = load_config("tpu_v5e")
+    strided = place(parse_spec("fsdp=4,tp=4"), _slice("16", chip=v5e)).axes["fsdp"]
+    whole = place(parse_spec("fsdp=4,tp=4"), _slice("4x4", chip=v5e)).axes["fsdp"]
+    assert all_gather(1e9, strided).total_s > all_gather(1e9, whole).total_s
+
+
+def test_dp_takes_dcn_between_slices():
+    pl = place(parse_spec("dp=2,fsdp=64"), _slice("4x4x4", slices=2))
+    assert pl.axes["dp"][0].kind == "switch" and pl.axes["dp"][0].size == 2
+    assert pl.axes["dp"][0].bandwidth_bytes_per_s == V5P.dcn.bandwidth_bytes_per_s
+    assert pl.of("fsdp", "dp")[-1].name == "dcn"
+
+
+def test_spec_must_cover_the_slice():
+    with pytest.raises(InputError, match="multiply to"):
+        place(ParallelSpec(tp=4), _slice("4x4x4"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 12), min_size=1, max_size=3), st.data())
+def test_every_spec_that_multiplies_to_the_chips_is_placed(shape, data):
+    chips = math.prod(shape)
+    degrees, left = {}, chips
+    for kind in ("tp", "ep", "fsdp", "pp"):
+        divs = [d for d in range(1, left + 1) if left % d == 0]
+        degrees[kind] = data.draw(st.sampled_from(divs))
+        left //= degrees[kind]
+    spec = ParallelSpec(dp=left, **degrees)
+    pl = place(spec, make_slice(V5P.ici, shape=shape))
+    for kind in ("dp", "fsdp", "tp", "pp", "ep"):
+        assert math.prod(a.size for a in pl.axes[kind]) == getattr(spec, kind)
+    # Chips are conserved: the factors taken from each physical axis multiply to its size.
+    assert math.prod(a.size for k in pl.axes for a in pl.axes[k]) == chips

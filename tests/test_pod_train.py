@@ -1,0 +1,268 @@
+"""Training step: backward GEMMs against hand counts, MFU against PaLM's closed form, HFU == MFU
+where they must agree, conservation of sharded state, the pipeline bubble, exposed collectives,
+and one-line errors (batch, memory)."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tpusim.config import load_config
+from tpusim.errors import InputError
+from tpusim.importers.llm import custom_config, get_preset, llm_rows
+from tpusim.pod.sharding import ParallelSpec
+from tpusim.pod.topology import make_slice
+from tpusim.pod.train import backward_rows, model_flops_per_token, shard_config, train_step
+from tpusim.workload import make_layer
+
+CHIP = load_config("tpu_v5p")
+TINY = custom_config(name="tiny", hidden=512, layers=4, heads=8, kv_heads=8, ffn=2048,
+                     vocab=1024, gated=True, act="silu", norm="rmsnorm", positions="rope")
+
+
+def _slice(shape):
+    return make_slice(CHIP.ici, CHIP.dcn, shape=shape)
+
+
+def _macs(rows):
+    return sum(make_layer(r).macs * r.get("count", 1) for r in rows)
+
+
+def test_backward_has_two_gemms_per_matmul_of_equal_macs():
+    fwd = llm_rows(TINY, "prefill", batch=2, seq=64)
+    bwd = backward_rows(fwd)
+    mm = [r for r in fwd if r["op"] == "matmul"]
+    assert _macs([r for r in bwd if r["op"] == "matmul"]) == 2 * _macs(mm)
+    q = next(r for r in fwd if r["name"] == "qkv_proj")
+    d = next(r for r in bwd if r["name"] == "qkv_proj_dgrad")
+    w = next(r for r in bwd if r["name"] == "qkv_proj_wgrad")
+    # dX = dY[m, n] W^T[n, k]; dW = X^T[k, m] dY[m, n]
+    assert (d["m"], d["k"], d["n"]) == (q["m"], q["n"], q["k"])
+    assert (w["m"], w["k"], w["n"], w["weights"]) == (q["k"], q["m"], q["n"], "dynamic")
+
+
+def test_model_flops_per_token_palm_formula():
+    m = get_preset("llama2_7b")
+    n = m.linear_params()
+    full = 6 * n + 12 * 32 * 32 * 128 * 4096
+    assert model_flops_per_token(m, 4096, "full") == full
+    assert model_flops_per_token(m, 4096, "causal") == 6 * n + 6 * 32 * 32 * 128 * 4096
+
+
+def test_one_chip_no_remat_full_attention_hfu_equals_mfu():
+    # Forward MACs per token = N + 2 L H Q T, backward twice that: executed FLOPs are exactly
+    # 6 N + 12 L H Q T, PaLM's model FLOPs, so HFU and MFU agree.
+    r = train_step(CHIP, TINY, _slice("1"), ParallelSpec(), seq=128, global_batch=2,
+                   remat="none", attention="full")
+    assert r.hfu == pytest.approx(r.mfu, rel=1e-9)
+    assert sum(r.collectives_s.values()) == 0
+    t = r.time_s
+    assert r.step_s == pytest.approx(t["compute"] + t["optimizer"])
+    assert t["compute"] == pytest.approx(t["forward"] + t["backward"])
+
+
+def test_full_remat_recomputes_the_blocks():
+    kw = dict(seq=128, global_batch=2, attention="full")
+    none = train_step(CHIP, TINY, _slice("1"), ParallelSpec(), remat="none", **kw)
+    full = train_step(CHIP, TINY, _slice("1"), ParallelSpec(), remat="full", **kw)
+    assert full.time_s["forward"] == pytest.approx(none.time_s["forward"])
+    assert 0 < full.time_s["recompute"] < full.time_s["forward"]   # the blocks, not the head
+    assert full.hfu > full.mfu and full.step_s > none.step_s
+    assert full.memory_gib["activations"] < none.memory_gib["activations"]
+
+
+def test_fsdp_shards_state_evenly():
+    # Weights, gradients and Adam state (16 B/param) are split over the fsdp chips: the total
+    # over chips is conserved, the per-chip share shrinks as 1/chips.
+    a = train_step(CHIP, TINY, _slice("2"), ParallelSpec(fsdp=2), seq=64, global_batch=4)
+    b = train_step(CHIP, TINY, _slice("2x2x2"), ParallelSpec(fsdp=8), seq=64, global_batch=8)
+    wa, wb = a.memory_gib["weights_grads_optimizer"], b.memory_gib["weights_grads_optimizer"]
+    assert 2 * wa == pytest.approx(8 * wb)
+    assert a.collectives_s["fsdp_all_gather"] > 0 and not a.exposed["fsdp_all_gather"]
+
+
+def test_tensor_parallel_all_reduces_are_exposed():
+    r = train_step(CHIP, TINY, _slice("4"), ParallelSpec(tp=4), seq=64, global_batch=2)
+    assert r.exposed["tp_all_reduce"] and r.collectives_s["tp_all_reduce"] > 0
+    assert r.time_s["exposed_collectives"] >= r.collectives_s["tp_all_reduce"]
+    assert shard_config(TINY, ParallelSpec(tp=4)).heads == 2
+
+
+def test_pipeline_bubble_is_pp_minus_one_microbatch_slots():
+    r = train_step(CHIP, TINY, _slice("2"), ParallelSpec(pp=2), seq=64, global_batch=4,
+                   microbatches=4)
+    per_mb = r.time_s["compute"] / 4
+    assert r.time_s["bubble"] == pytest.approx(1 * per_mb)
+    assert r.collectives_s["pp_permute"] > 0
+
+
+def test_moe_expert_parallel_all_to_all():
+    moe = custom_config(name="moe", hidden=512, layers=2, heads=8, kv_heads=8, ffn=1024,
+                        vocab=1024, gated=True, act="silu", norm="rmsnorm", experts=4, top_k=2)
+    r = train_step(CHIP, moe, _slice("4"), ParallelSpec(ep=4), seq=64, global_batch=4)
+    assert r.collectives_s["ep_all_to_all"] > 0 and r.exposed["ep_all_to_all"]
+    shard = shard_config(moe, ParallelSpec(ep=4))
+    rows = {r["name"]: r for r in llm_rows(shard, "prefill", batch=1, seq=64)}
+    # One local expert receives every token-expert pair its 64 tokens send: 64 x top_k rows.
+    assert rows["expert_up"]["batch"] == 1 and rows["expert_up"]["m"] == 128
+    assert rows["moe_router"]["n"] == 4
+
+
+@pytest.mark.parametrize("kw,needle", [
+    ({"global_batch": 3}, "multiple of dp x fsdp x ep = 2"),
+    ({"microbatches": 3}, "must divide"),
+    ({"remat": "some"}, "none|minimal|full"),
+    ({"seq": 0}, "positive"),
+])
+def test_bad_step_arguments(kw, needle):
+    args = {"seq": 64, "global_batch": 4, **kw}
+    with pytest.raises(InputError) as exc:
+        train_step(CHIP, TINY, _slice("2"), ParallelSpec(fsdp=2), **args)
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_model_that_does_not_fit_says_by_how_much():
+    with pytest.raises(InputError) as exc:
+        train_step(CHIP, get_preset("llama2_70b"), _slice("2"), ParallelSpec(fsdp=2),
+                   seq=2048, global_batch=2)
+    msg = str(exc.value)
+    assert "does not fit the 95 GiB of HBM by" in msg and "\n" not in msg
+
+
+# ---------------------------------------------------------------- tpusim train
+
+def test_cli_train_writes_train_json(cli, tmp_path):
+    import json
+    code, out, err = cli("train", "tpu_v5e", "gpt2", "--chips", "8", "--seq", "256",
+                         "--batch-per-chip", "2", "--parallel", "fsdp=4,tp=2", "--out", tmp_path)
+    assert code == 0, err
+    rec = json.loads((tmp_path / "train.json").read_text())
+    for key in ("step_s", "tokens_per_s", "tokens_per_s_per_chip", "mfu", "hfu",
+                "hbm_gib_per_chip", "parallel", "time_s"):
+        assert key in rec
+    assert rec["parallel"] == "fsdp=4,tp=2" and rec["chips"] == 8 and rec["topology"] == "2x4"
+    assert rec["tokens_per_s"] == pytest.approx(16 * 256 / rec["step_s"])
+    assert set(rec["time_s"]) >= {"compute", "exposed_collectives", "bubble", "optimizer"}
+    html = (tmp_path / "report.html").read_text()
+    assert "fsdp=4,tp=2" in html and f"{rec['step_s']:.4g} s" in html
+    assert "exposed (critical path)" in html and "overlapped with compute" in html
+
+
+def test_cli_train_searches_without_parallel(cli, tmp_path):
+    import json
+    code, out, err = cli("train", "tpu_v5e", "gpt2", "--chips", "4", "--seq", "128",
+                         "--remat", "full", "--top", "3", "--out", tmp_path)
+    assert code == 0, err
+    rec = json.loads((tmp_path / "train.json").read_text())
+    assert rec["sharding"] == "searched" and 1 <= len(rec["alternatives"]) <= 3
+    steps = [a["step_s"] for a in rec["alternatives"]]
+    assert steps == sorted(steps) and rec["step_s"] == steps[0]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--chips", "8", "--topology", "4x4"], "has 16 chips"),
+    (["--chips", "8", "--parallel", "fsdp=4"], "multiply to 4 chips"),
+    (["--chips", "8", "--parallel", "tp=8"], "12 attention heads"),
+    (["--chips", "8", "--parallel", "fsdp=8", "--global-batch", "4"], "multiple of"),
+    (["--chips", "1000"], "at most 256"),
+])
+def test_cli_train_bad_input_is_one_line_exit_2(cli, tmp_path, args, needle):
+    code, out, err = cli("train", "tpu_v5e", "gpt2", *args, "--out", tmp_path / "o")
+    assert code == 2 and needle in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_train_model_that_does_not_fit(cli, tmp_path):
+    code, out, err = cli("train", "tpu_v5e", "llama2_70b", "--chips", "8", "--parallel",
+                         "fsdp=8", "--seq", "4096", "--out", tmp_path / "o")
+    assert code == 2 and "does not fit the 16 GiB of HBM by" in err
+    assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- validate: pods section
+
+def test_pod_checks_are_predictions_with_their_sharding_stated():
+    from tpusim.pod.fidelity import ROWS, pod_checks
+    rows = pod_checks()
+    cases = {r["case"] for r in rows}
+    assert cases == {row[1] for row in ROWS}                 # every published row appears
+    for r in rows:
+        assert r["fitted_on"].startswith("none:") and r["check"].startswith("pods: ")
+        if r["status"] == "ok":
+            assert r["predicted"] > 0 and "sharding" in r["note"]
+            assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1)
+        else:
+            assert r["status"].startswith("error: ") and "does not fit" in r["status"]
+    palm = {r["metric"]: r for r in rows if r["case"].startswith("palm")}
+    assert palm["HFU"]["predicted"] > palm["MFU"]["predicted"]   # full remat recomputes
+    assert set(palm) == {"MFU", "HFU"} and palm["MFU"]["measured"] == 0.462
+
+
+def test_flash_attention_tiles_keep_macs_and_skip_masked_tiles():
+    from tpusim.pod.train import flash_attention
+    rows = llm_rows(TINY, "prefill", batch=2, seq=4096)
+    attn = lambda rs: _macs([r for r in rs if r["name"] in ("attn_qk", "attn_av")])  # noqa: E731
+    full = flash_attention(rows, group=1, seq=4096, block=1024, causal=False)
+    assert attn(full) == attn(rows)                         # 4 x 4 tiles: every MAC once
+    causal = flash_attention(rows, group=1, seq=4096, block=1024, causal=True)
+    assert attn(causal) * 16 == attn(rows) * 10             # 4 x 5 / 2 = 10 of 16 tiles run
+    sm = next(r for r in causal if r["name"] == "attn_softmax")
+    qk = next(r for r in causal if r["name"] == "attn_qk")
+    assert sm["fused"] and (qk["m"], qk["n"], qk["k"]) == (1024, 1024, TINY.head_dim)
+    others = [r for r in rows if not r["name"].startswith("attn_")]
+    assert [r for r in causal if not r["name"].startswith("attn_")] == others
+
+
+def test_search_candidates_cover_hybrid_sharding_and_divide_the_model():
+    from tpusim.pod.search import candidate_specs
+    m = get_preset("gpt2")                       # 12 heads, FFN 3072, 12 layers
+    sl = make_slice(CHIP.ici, CHIP.dcn, shape="2x2x2", slices=2)
+    specs = candidate_specs(m, sl)
+    labels = {s.label() for s in specs}
+    assert "dp=4,fsdp=4" in labels and "dp=2,fsdp=8" in labels and "dp=2,fsdp=2,tp=4" in labels
+    for s in specs:
+        assert s.chips == 16 and s.dp % 2 == 0 and m.heads % s.tp == 0 and m.layers % s.pp == 0
+    assert len(labels) == len(specs)
+
+
+def test_cli_train_custom_model(cli, tmp_path):
+    import json
+    code, out, err = cli("train", "tpu_v5e", "custom", "--hidden", "1024", "--layers", "4",
+                         "--heads", "8", "--head-dim", "256", "--vocab", "32000", "--experts", "4",
+                         "--top-k", "2", "--gated", "--act", "silu", "--parallel-block",
+                         "--chips", "4", "--seq", "256", "--parallel", "ep=4", "--out", tmp_path)
+    assert code == 0, err
+    rec = json.loads((tmp_path / "train.json").read_text())
+    assert rec["model"] == "custom" and rec["collectives_s"]["ep_all_to_all"] > 0
+    code, out, err = cli("train", "tpu_v5e", "custom", "--hidden", "1024", "--out", tmp_path)
+    assert code == 2 and "needs --layers, --heads, --vocab" in err
+    code, out, err = cli("train", "tpu_v5e", "gpt2", "--hidden", "1024", "--out", tmp_path)
+    assert code == 2 and "go with MODEL custom" in err
+
+
+def test_cost_grows_with_distinct_shards_not_chips():
+    # The same per-chip shard on 8 and on 512 chips is one simulated program.
+    from tpusim.pod import train as train_mod
+    train_mod._SIMULATED.clear()
+    small = train_step(CHIP, TINY, _slice("2x2x2"), ParallelSpec(fsdp=8), seq=64, global_batch=8)
+    big = train_step(CHIP, TINY, _slice("8x8x8"), ParallelSpec(fsdp=512), seq=64,
+                     global_batch=512)
+    assert len(train_mod._SIMULATED) == 1
+    assert big.time_s["compute"] == small.time_s["compute"]
+    assert big.collectives_s["fsdp_all_gather"] > small.collectives_s["fsdp_all_gather"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from([(1, 1, 1), (2, 1, 1), (1, 2, 1), (1, 1, 2), (2, 2, 1), (4, 1, 2)]),
+       st.sampled_from(["none", "minimal", "full"]), st.sampled_from([64, 256]))
+def test_step_invariants(degrees, remat, seq):
+    # MFU <= HFU <= 1 (with a flash kernel the chips never run more than the model needs x the
+    # recompute), the step is at least its compute, and tokens/s is tokens over the step.
+    fsdp, tp, pp = degrees
+    chips = fsdp * tp * pp
+    sl = make_slice(CHIP.ici, CHIP.dcn, chips=chips)
+    r = train_step(CHIP, TINY, sl, ParallelSpec(fsdp=fsdp, tp=tp, pp=pp), seq=seq,
+                   global_batch=2 * fsdp, remat=remat, microbatches=2 if pp > 1 else 1)
+    assert 0 < r.mfu <= r.hfu * (1 + 1e-9) and r.hfu <= 1
+    assert r.step_s >= r.time_s["compute"]
+    assert r.tokens_per_s == pytest.approx(2 * fsdp * seq / r.step_s)

@@ -1,0 +1,246 @@
+"""Serving simulation against laws that hold whatever the step costs: Little's law, request and
+token conservation, a lone request's latency = its prefill + decode steps from the step model,
+more HBM never serving less, determinism; the KV capacity and the TP all-reduce by hand."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from tpusim.generation import generate
+from tpusim.importers.llm import get_preset, llm_macs
+from tpusim.serve import serve, setup
+from tpusim.serve.kvcache import BlockManager, kv_blocks
+from tpusim.serve.metrics import saturation
+from tpusim.serve.requests import Request, load_requests, synthetic_requests
+from tpusim.serve.tp import ShardedStepCost, ring_all_reduce_s
+
+from .conftest import run_cli
+
+CHIP, MODEL = "tpu_v5e", "gpt2"
+
+
+def _small_hbm(blocks: int, **kw):
+    """A setup whose KV cache holds about ``blocks`` blocks (HBM scaled down to fit)."""
+    st = setup(CHIP, MODEL, **kw)
+    b = kv_blocks(st.cost.chip, st.cost.model, 1, "bf16", "bf16", 16,
+                  kw.get("chunked_prefill") or (kw.get("max_batch", 256) + 2048),
+                  kw.get("max_batch", 256))
+    scale = (b.weight_bytes + b.activation_bytes + (blocks + 0.5) * b.block_bytes) / b.hbm_bytes
+    return setup(CHIP, MODEL, hbm_scale=scale, **kw)
+
+
+@pytest.fixture(scope="module")
+def st():
+    return setup(CHIP, MODEL, max_batch=32, chunked_prefill=256)
+
+
+def _little(s):
+    return s["mean_in_system"], s["requests_per_s"] * s["e2e_s"]["mean"]
+
+
+@pytest.mark.parametrize("rate", [20.0, 200.0, math.inf])
+def test_littles_law_and_conservation(st, rate):
+    reqs = synthetic_requests("in=uniform:20:200,out=uniform:5:60", 80, rate, seed=3)
+    run = serve(st, reqs, kv_block=16, max_batch=32, chunked_prefill=256)[0]
+    s, t = run.summary, run.table
+    assert s["finished"] == 80 and s["unfinished"] == 0
+    lhs, rhs = _little(s)
+    assert lhs == pytest.approx(rhs, rel=1e-9)
+    # every finished request: TTFT before e2e, tokens as asked, e2e = finish - arrival
+    assert (t["ttft_s"] > 0).all() and (t["ttft_s"] <= t["e2e_s"]).all()
+    assert (t["e2e_s"] - (t["finish_s"] - t["arrival_s"])).abs().max() < 1e-12
+    assert s["output_tokens_per_s"] == pytest.approx(t["output_tokens"].sum() / s["simulated_s"])
+
+
+def test_duration_reports_unfinished(st):
+    reqs = synthetic_requests("in=100,out=200", 50, 100.0, seed=1)
+    s = serve(st, reqs, kv_block=16, max_batch=32, chunked_prefill=256, duration=0.2)[0].summary
+    assert s["simulated_s"] == pytest.approx(0.2)
+    assert s["unfinished"] > 0
+    assert s["finished"] + s["unfinished"] + s["not_arrived"] == 50
+    arrived = sum(r.arrival_s <= 0.2 for r in reqs)
+    assert s["finished"] + s["unfinished"] == arrived
+
+
+def test_single_request_is_prefill_plus_decode_steps():
+    st = setup(CHIP, MODEL, buckets=(1, 1, 1))
+    r = serve(st, [Request(0, 0.5, 37, 10)])[0].table.iloc[0]
+    g = generate(CHIP, MODEL, prompt=37, steps=9, cost=st.cost)
+    assert r["ttft_s"] == pytest.approx(g.prefill.latency_s, rel=1e-12)
+    assert r["e2e_s"] == pytest.approx(g.total_s, rel=1e-12)
+    assert r["tpot_s"] == pytest.approx(g.decode_latency_s.mean(), rel=1e-12)
+
+
+def test_preemption_recomputes_and_everything_finishes():
+    st = _small_hbm(40, max_batch=64)
+    reqs = synthetic_requests("in=uniform:50:150,out=uniform:50:150", 40, math.inf, seed=2)
+    s = serve(st, reqs, max_batch=64)[0].summary
+    assert st.blocks == 40
+    assert s["preemptions"] > 0 and s["finished"] == 40
+    assert s["kv_utilisation"]["max"] <= 1.0
+    lhs, rhs = _little(s)
+    assert lhs == pytest.approx(rhs, rel=1e-9)
+
+
+@pytest.mark.parametrize("blocks", [30, 60, 120])
+def test_doubling_hbm_never_reduces_throughput(blocks):
+    reqs = synthetic_requests("in=uniform:30:200,out=uniform:20:150", 60, math.inf, seed=5)
+    tput = []
+    for b in (blocks, 2 * blocks):
+        st = _small_hbm(b, max_batch=64)
+        tput.append(serve(st, reqs, max_batch=64)[0].summary["output_tokens_per_s"])
+    assert tput[1] >= tput[0] * (1 - 1e-12)
+
+
+def test_deterministic_for_a_seed(st):
+    a = synthetic_requests("in=lognormal:100:0.5,out=uniform:5:50", 40, 50.0, seed=7)
+    b = synthetic_requests("in=lognormal:100:0.5,out=uniform:5:50", 40, 50.0, seed=7)
+    c = synthetic_requests("in=lognormal:100:0.5,out=uniform:5:50", 40, 50.0, seed=8)
+    assert a == b and a != c
+    ta = serve(st, a, max_batch=32, chunked_prefill=256)[0].table
+    tb = serve(st, b, max_batch=32, chunked_prefill=256)[0].table
+    assert ta.equals(tb)
+
+
+def test_prefix_caching_skips_shared_blocks():
+    st = setup(CHIP, MODEL, buckets=(1, 1, 1))
+    reqs = [Request(0, 0.0, 100, 2, "sys", 70), Request(1, 1.0, 100, 2, "sys", 70)]
+    on = serve(st, reqs, prefix_caching=True)[0]
+    off = serve(st, reqs)[0]
+    assert on.summary["prefix_hit_tokens"] == 64            # 4 full blocks of 16 of 70 tokens
+    assert off.summary["prefix_hit_tokens"] == 0
+    # the second request prefills 36 tokens attending to 100 keys
+    want = st.cost.step([], 36, 100).latency_s
+    assert on.table.iloc[1]["ttft_s"] == pytest.approx(want, rel=1e-12)
+    assert on.table.iloc[1]["ttft_s"] < off.table.iloc[1]["ttft_s"]
+
+
+def test_kv_capacity_by_hand():
+    m = get_preset("llama2_7b")
+    from tpusim.config import load_config
+    b = kv_blocks(load_config("tpu_v5e"), m, 8, "bf16", "bf16", 16, 2304, 256)
+    # K and V, 32 layers, 4 of 32 heads per chip, head 128, 2 bytes, 16 tokens
+    assert b.block_bytes == 2 * 32 * 4 * 128 * 2 * 16 == 2**20
+    assert b.weight_bytes == 6_738_415_616 * 2 / 8
+    act = 2304 * (3 * 4096 + 2 * 11008 / 8) * 2 + 256 * 32000 / 8 * 4
+    assert b.blocks == int((16 * 2**30 - b.weight_bytes - act) // 2**20)
+
+
+def test_block_manager_prefix_refcounts():
+    kv = BlockManager(10, 16, prefix_caching=True)
+    assert kv.take(5) and kv.publish_prefix("p", 48, 0) == 3
+    kv.give(5 - 3)
+    kv.release_prefix("p", 3)
+    assert kv.available() == 10 and kv.used == 0 and len(kv.idle) == 3
+    assert kv.hit_prefix("p", 40) == 2       # 2 full blocks of 40 tokens
+    assert kv.take(8) and kv.available() == 0 and "p" not in {k[0] for k in kv.idle}
+
+
+def test_tp_shards_macs_and_adds_all_reduces():
+    m = get_preset("llama2_7b")
+    one = ShardedStepCost(CHIP, m, tp=1)
+    eight = ShardedStepCost(CHIP, m, tp=8)
+    s1, s8 = one.step([300] * 4, 64, 64), eight.step([300] * 4, 64, 64)
+    # a step = 4 decode tokens at KV 300 + a 64-token prefill: the two passes' closed forms
+    assert s1.macs == llm_macs(m, 4, 1, 300, "last") + llm_macs(m, 1, 64, 64, "last")
+    # every matmul splits evenly 8 ways for Llama-2-7B (32 heads, ffn 11008, vocab 32000)
+    assert s8.macs * 8 == pytest.approx(s1.macs, rel=1e-12)
+    ar = ring_all_reduce_s(68 * 4096 * 2, 8, 4.5e10)
+    assert ar == pytest.approx(2 * 7 / 8 * 68 * 4096 * 2 / 9e10 + 2 * 4 * 1e-6)
+    assert s8.latency_s > s1.latency_s / 8
+
+
+def test_saturation_rate():
+    curve = [{"rate": r, "requests_per_s": a} for r, a in ((1, 1), (2, 1.95), (4, 3.0), (8, 3.1))]
+    assert saturation(curve) == 2
+    assert saturation([{"rate": 1, "requests_per_s": 0.5}]) is None
+
+
+def test_cli_writes_outputs_and_curve(tmp_path):
+    out = tmp_path / "o"
+    code, stdout, err = run_cli("serve", CHIP, MODEL, "--num-requests", "30", "--synthetic",
+                                "in=uniform:10:80,out=uniform:5:30", "--rates", "5,50,inf",
+                                "--max-batch", "16", "--out", out)
+    assert code == 0, err
+    top = json.loads((out / "serve.json").read_text())
+    assert [p["rate"] for p in top["curve"]] == [5, 50, "inf"]
+    assert "saturation rate" in stdout and (out / "report.html").stat().st_size > 10_000
+    one = json.loads((out / "rate-5" / "serve.json").read_text())
+    for k in ("requests_per_s", "input_tokens_per_s", "output_tokens_per_s", "mean_in_system",
+              "simulated_s", "preemptions"):
+        assert k in one
+    for k in ("ttft_s", "tpot_s", "e2e_s"):
+        assert set(one[k]) >= {"p50", "p90", "p99"}
+    assert (out / "rate-inf" / "requests.csv").read_text().count("\n") == 31
+
+
+def _jsonl(tmp_path, lines):
+    p = tmp_path / "r.jsonl"
+    p.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return p
+
+
+@pytest.mark.parametrize("lines,needle", [
+    ([{"arrival_s": 0, "input_tokens": 5}], "missing field 'output_tokens'"),
+    ([{"arrival_s": 0, "input_tokens": -5, "output_tokens": 3}], "input_tokens"),
+    ([{"arrival_s": 1, "input_tokens": 5, "output_tokens": 3},
+      {"arrival_s": 0.5, "input_tokens": 5, "output_tokens": 3}], "must not decrease"),
+])
+def test_bad_request_files(tmp_path, lines, needle):
+    p = _jsonl(tmp_path, lines)
+    out = tmp_path / "o"
+    code, _, err = run_cli("serve", CHIP, MODEL, "--requests", p, "--out", out)
+    assert code == 2 and needle in err and "line" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--rate", "0"], "--rate"), (["--rate", "-3"], "--rate"), (["--rates", "1,0"], "--rates"),
+    (["--kv-block", "0"], "--kv-block"), (["--synthetic", "in=-4,out=3"], "in"),
+])
+def test_bad_options(tmp_path, args, needle):
+    out = tmp_path / "o"
+    code, _, err = run_cli("serve", CHIP, MODEL, "--num-requests", "3", *args, "--out", out)
+    assert code == 2 and needle in err, err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_model_that_does_not_fit(tmp_path):
+    code, _, err = run_cli("serve", CHIP, "llama2_70b", "--num-requests", "3", "--out",
+                           tmp_path / "o")
+    assert code == 2 and "leave no room" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_load_requests_roundtrip(tmp_path):
+    p = _jsonl(tmp_path, [{"arrival_s": 0, "input_tokens": 5, "output_tokens": 3},
+                          {"arrival_s": 0.25, "input_tokens": 7, "output_tokens": 1,
+                           "prefix": "a", "prefix_tokens": 4}])
+    assert load_requests(p) == [Request(0, 0.0, 5, 3), Request(1, 0.25, 7, 1, "a", 4)]
+
+
+def test_token_metrics_from_the_trace_note():
+    import tpusim
+    from tpusim.importers.llm import llm_workload
+    from tpusim.serve.tokens import token_metrics
+    wl = llm_workload("gpt2", "decode", batch=8, kv_len=300)
+    lat = tpusim.simulate(CHIP, wl).summary["latency_s"]
+    tm = token_metrics(wl.notes, lat, run_batch=2)
+    assert tm["sequences"] == 16 and tm["tokens_per_s"] == pytest.approx(16 / lat)
+    assert tm["ms_per_output_token"] == pytest.approx(lat * 1e3)
+    pre = token_metrics(llm_workload("gpt2", "prefill", 2, 64).notes, 0.01)
+    assert pre["tokens"] == 128 and pre["time_to_first_token_s"] == 0.01
+    assert token_metrics(("a resnet trace",), 0.01) is None
+
+
+def test_run_prints_tokens_for_an_llm_trace(tmp_path):
+    trace = tmp_path / "d.csv"
+    assert run_cli("workload", "llm", "gpt2", "--phase", "decode", "--batch", "4", "--kv-len",
+                   "100", "--out", trace)[0] == 0
+    code, out, err = run_cli("run", CHIP, trace, "--out", tmp_path / "r", "--no-html")
+    assert code == 0, err
+    assert "ms per output token" in out and "inferences/s" not in out
+    lat = json.loads((tmp_path / "r" / "summary.json").read_text())["latency_s"]
+    assert f"{4 / lat:.4g} tokens/s" in out

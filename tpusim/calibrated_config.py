@@ -1,0 +1,110 @@
+"""The calibrated config file: the base preset's YAML with the fitted fields rewritten in place
+(:mod:`tpusim.yaml_edit`), under a comment header that records the measurements (name, SHA-256),
+the fitted values, the errors before and after, and a JSON recipe that re-creates it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import ChipConfig
+from .yaml_edit import get_path, set_yaml_value
+
+if TYPE_CHECKING:
+    from .calibrate import Calibration
+
+RECIPE_TAG = "tpusim-calibrate:"
+
+
+def fmt_stats(s: dict[str, float]) -> str:
+    """Error statistics (:func:`tpusim.calibrate.error_stats`) in one line."""
+    return (f"median {s['median']:.1%}, p90 {s['p90']:.1%}, max {s['max']:.1%} "
+            f"(bias {s['bias']:+.1%}, n={s['n']})")
+
+def recipe(cal: "Calibration", base_name: str, overrides: dict[str, Any], fmt: str | None,
+           fit_spec: dict | None) -> dict[str, Any]:
+    """The machine-readable record of how a calibrated config was made."""
+    return {"base": base_name, "measurements": Path(cal.measurements.source).name,
+            "sha256": cal.measurements.sha256, "rows": len(cal.measurements),
+            "set": overrides, "format": fmt,
+            "fit": {p.path: [p.low, p.high] for p in cal.params} if fit_spec else None,
+            "folds": len(cal.folds), "seed": cal.seed, "loss": cal.loss,
+            "values": cal.values}
+
+
+def calibrated_yaml(cal: "Calibration", base_source: str | Path | None, name: str,
+                    command: str, record: dict[str, Any]) -> str:
+    """The calibrated config as YAML: the base file with the fitted (and ``--set``) fields
+    rewritten in place, under a header that records what it was fitted on."""
+    import yaml
+
+    st = cal.stats
+    ms = cal.measurements
+    header = [
+        f"# {name}: {cal.base.name} calibrated against measured kernel latencies by tpusim.",
+        "# Generated; do not edit by hand. Re-create with:",
+        f"#   {command}",
+        f"# measurements: {Path(ms.source).name}, {len(ms)} kernels, sha256 {ms.sha256}",
+        f"# formats run: {', '.join(sorted(set(cal.formats)))}",
+        f"# fitted on all {len(ms)} kernels, loss {cal.loss} |log(predicted/measured)| "
+        f"({cal.fit.message}):",
+    ]
+    for p in cal.params:
+        header.append(f"#   {p.path} = {cal.values[p.path]:g}  (was "
+                      f"{get_path(cal.base, p.path)}; searched {p.low:g}..{p.high:g})")
+    header += [
+        "# error |predicted/measured - 1| over the kernels:",
+        f"#   {'as shipped:':<24}{fmt_stats(st['preset'])}",
+        f"#   {'with the --set fields:':<24}{fmt_stats(st['before'])}",
+        f"#   {'calibrated, in-sample:':<24}{fmt_stats(st['after'])}",
+        f"#   {len(cal.folds)}-fold cross-validation (seed {cal.seed}; each kernel predicted by a "
+        "fit that never saw it):",
+        f"#     {fmt_stats(st['cv'])}",
+        f"# {RECIPE_TAG} {json.dumps(record, sort_keys=True)}",
+        "",
+    ]
+    edits = dict(record.get("set") or {})
+    values = dict(cal.values)
+    if base_source is not None and Path(base_source).suffix in (".yaml", ".yml"):
+        lines = Path(base_source).read_text().splitlines()
+        for path, v in edits.items():
+            lines = set_yaml_value(lines, path, v, "set for the calibration (see header)")
+        for path, v in values.items():
+            old = get_path(cal.base, path) if path not in edits else edits[path]
+            lines = set_yaml_value(lines, path, v, f"fitted (was {old}; see header)")
+        lines = set_yaml_value(lines, "name", name, "calibrated (see header)")
+        body = "\n".join(lines) + "\n"
+    else:
+        raw = cal.chip.model_dump(mode="json")
+        raw["name"] = name
+        body = yaml.safe_dump(raw, sort_keys=False)
+    text = "\n".join(header) + body
+    check = load_config_text(text, name)
+    for path, v in {**edits, **values}.items():
+        if get_path(check, path) != v:
+            raise RuntimeError(f"calibrated YAML does not round-trip {path}: "
+                               f"{get_path(check, path)!r} != {v!r}")
+    return text
+
+
+def load_config_text(text: str, name: str) -> ChipConfig:
+    import yaml
+    from pydantic import ValidationError
+
+    from .config import validation_to_input_error
+    raw = yaml.safe_load(text)
+    try:
+        return ChipConfig.model_validate(raw)
+    except ValidationError as err:
+        raise validation_to_input_error(err, name) from None
+
+
+def read_recipe(path: str | Path) -> dict[str, Any] | None:
+    """The record a calibrated config's header carries, or None."""
+    for line in Path(path).read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        if RECIPE_TAG in line:
+            return json.loads(line.split(RECIPE_TAG, 1)[1])
+    return None

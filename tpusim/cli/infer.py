@@ -1,0 +1,62 @@
+"""``tpusim infer``: one sharded LLM prefill or decode step on a slice (tpusim/pod/infer.py)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .common import parse_sets, set_option
+
+
+@click.command()
+@click.argument("config")
+@click.argument("model")
+@click.option("--chips", type=int, default=None, help="Chips (default: the preset's slice).")
+@click.option("--topology", default=None, metavar="AxB[xC]", help="Slice shape, e.g. 2x4.")
+@click.option("--parallel", default=None, metavar="tp=..[,dp=..]",
+              help="Tensor and data parallel degrees (default: tp over every chip).")
+@click.option("--phase", type=click.Choice(["prefill", "decode"]), default="decode",
+              show_default=True, help="Prefill (seq new tokens) or one decode step.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Sequences in all.")
+@click.option("--seq", type=int, default=None,
+              help="New tokens per sequence (default 128 for prefill, 1 for decode).")
+@click.option("--kv-len", type=int, default=None,
+              help="Keys attended per token, new ones included (needed for decode).")
+@click.option("--dtype", default="bf16", show_default=True, help="Weight and activation dtype.")
+@set_option()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for infer.json (default results/infer-<config>-<model>/).")
+def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, dtype, sets,
+          out_dir):
+    """One sharded inference step of MODEL (an LLM preset) on chip CONFIG's slice.
+
+    Writes DIR/infer.json: latency_s, compute_s, collectives_s (tp all-reduces on the critical
+    path), tokens/s, HBM per chip (weights + KV cache).
+
+    \b
+    Example:
+      tpusim infer tpu_v5e llama2_70b --chips 8 --parallel tp=8 --dtype int8 \\
+          --phase decode --batch 8 --kv-len 2048
+    """
+    from .._io import atomic_write_text
+    from ..config import load_config
+    from ..importers.llm import get_preset
+    from ..pod.infer import infer_step
+    from ..pod.sharding import ParallelSpec, parse_spec
+    from ..pod.topology import make_slice
+
+    chip = load_config(config, **parse_sets(sets))
+    cfg = get_preset(model)
+    sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips)
+    spec = parse_spec(parallel) if parallel else ParallelSpec(tp=sl.chips)
+    r = infer_step(chip, cfg, sl, spec, phase, batch, seq, kv_len, dtype)
+    out = out_dir or Path("results") / f"infer-{Path(config).stem}-{cfg.name}"
+    record = {**r.as_dict(), "config": chip.name, "model": cfg.name, "batch": batch,
+              "seq": seq, "kv_len": kv_len, "dtype": dtype}
+    atomic_write_text(out / "infer.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+    click.echo(f"{cfg.name} {phase} on {chip.name} {r.topology} ({r.chips} chips, {r.parallel}): "
+               f"{r.latency_s * 1e3:.4g} ms ({r.compute_s * 1e3:.4g} ms compute + "
+               f"{r.collectives_s * 1e3:.4g} ms all-reduces), {r.tokens_per_s:.4g} tokens/s, "
+               f"{r.hbm_gib_per_chip:.1f} GiB/chip")
+    click.echo(f"wrote {out / 'infer.json'}")

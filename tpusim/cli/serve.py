@@ -1,0 +1,120 @@
+"""``tpusim serve``: a request-level LLM serving simulation (continuous batching, paged KV)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from .common import parse_sets, set_option
+
+
+def _rate(text: str, where: str) -> float:
+    from ..errors import InputError
+    from ..serve.requests import check_rate
+    try:
+        v = float(text)
+    except ValueError:
+        raise InputError(where, None, text, "a request rate > 0 (requests/s) or inf") from None
+    return check_rate(v, where)
+
+
+def _tp(text: str | None) -> int | None:
+    from ..errors import InputError
+    if text is None:
+        return None
+    key, sep, val = text.partition("=")
+    if key.strip() != "tp" or not sep or not val.strip().isdigit() or int(val) < 1:
+        raise InputError("--parallel", None, text, "tp=N with N >= 1 (tensor parallelism)")
+    return int(val)
+
+
+@click.command()
+@click.argument("config")
+@click.argument("model")
+@click.option("--chips", type=int, default=1, show_default=True, help="Chips serving the model.")
+@click.option("--parallel", default=None, metavar="tp=N", help="Split (default tp = --chips).")
+@click.option("--requests", "requests_file", type=click.Path(path_type=Path), default=None,
+              help="JSONL: arrival_s, input_tokens, output_tokens [, prefix, prefix_tokens].")
+@click.option("--synthetic", default="in=219,out=292", show_default=True,
+              help="Lengths: in=LEN_DIST,out=LEN_DIST (219, uniform:A:B, normal:M:SD, "
+                   "lognormal:MEAN:SIGMA).")
+@click.option("--num-requests", type=int, default=1000, show_default=True)
+@click.option("--rate", default=None, help="Poisson arrivals, requests/s; inf: all at t=0 "
+              "(default: the file's arrivals, or inf).")
+@click.option("--rates", default=None, help="Comma list of rates: a throughput-latency curve.")
+@click.option("--max-batch", type=int, default=256, show_default=True,
+              help="Sequences in flight (vLLM's max_num_seqs).")
+@click.option("--kv-block", type=int, default=16, show_default=True, help="Tokens per KV block.")
+@click.option("--chunked-prefill", type=int, default=None,
+              help="Token budget per step (decodes + a prefill chunk); default: whole prompts.")
+@click.option("--prefix-caching", is_flag=True, help="Reuse cached KV blocks of shared prefixes.")
+@click.option("--duration", type=float, default=None, help="Stop after this many simulated s.")
+@click.option("--weights", default="bf16", show_default=True, help="Weight (and compute) dtype.")
+@click.option("--kv-dtype", default="bf16", show_default=True, help="KV-cache dtype.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@set_option()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output directory (default results/serve-<config>-<model>/).")
+@click.option("--no-html", is_flag=True, help="Skip report.html.")
+def serve(config, model, chips, parallel, requests_file, synthetic, num_requests, rate, rates,
+          max_batch, kv_block, chunked_prefill, prefix_caching, duration, weights, kv_dtype,
+          seed, sets, out_dir, no_html):
+    """Serve MODEL (llama2_7b, llama3_8b, ...) on CHIPS x CONFIG: requests arrive, a
+    continuous-batching scheduler runs engine steps, a paged KV cache holds their tokens.
+
+    \b
+    Example:
+      tpusim serve tpu_v5e llama2_7b --chips 8 --synthetic in=219,out=292 --rate inf
+      tpusim serve tpu_v5e llama2_7b --chips 8 --rates 2,4,8,16 --out results/curve
+      tpusim serve tpu_v5e llama3_8b --requests trace.jsonl --chunked-prefill 512
+    """
+    import time
+
+    from ..config import load_config
+    from ..errors import InputError
+    from ..serve import serve as run_serve, setup, write_outputs
+    from ..serve.requests import load_requests, synthetic_requests
+
+    if rate is not None and rates is not None:
+        raise InputError("--rates", None, rates, "give --rate or --rates, not both")
+    if kv_block is not None and kv_block < 1:
+        raise InputError("--kv-block", None, kv_block, "an integer >= 1 (tokens per KV block)")
+    one = _rate(rate, "--rate") if rate is not None else None
+    many = [_rate(r.strip(), "--rates") for r in rates.split(",")] if rates else None
+    if requests_file is not None:
+        reqs = load_requests(requests_file)
+    else:
+        reqs = synthetic_requests(synthetic, num_requests, math.inf if one is None else one,
+                                  seed)
+        one = None
+    chip = load_config(config, **parse_sets(sets))
+    t0 = time.perf_counter()
+    st = setup(chip, model, chips, _tp(parallel), weights, kv_dtype, kv_block, max_batch,
+               chunked_prefill, max(r.input_tokens for r in reqs))
+    runs = run_serve(st, reqs, many or ([one] if one is not None else None), kv_block,
+                     max_batch, chunked_prefill, prefix_caching, duration, seed)
+    took = time.perf_counter() - t0
+    out = out_dir or Path("results") / f"serve-{Path(str(config)).stem}-{model}"
+    written = write_outputs(runs, out, st.notes, html=not no_html)
+    for note in st.notes:
+        click.echo(note)
+    for r in runs:
+        s = r.summary
+        click.echo(f"rate {r.rate:g}/s: {s['finished']}/{s['requests']} finished"
+                   + (f" ({s['unfinished']} unfinished)" if s["unfinished"] else "")
+                   + f" in {s['simulated_s']:.4g} s; {s['output_tokens_per_s']:.5g} output "
+                   f"tokens/s, {s['input_tokens_per_s']:.5g} input tokens/s; TTFT p50 "
+                   f"{_ms(s['ttft_s']['p50'])}, TPOT p50 {_ms(s['tpot_s']['p50'])}; "
+                   f"{s['preemptions']} preemptions")
+    if len(runs) > 1:
+        from ..serve import curve_points
+        from ..serve.metrics import saturation
+        sat = saturation(curve_points(runs))
+        click.echo(f"saturation rate: {sat:g} requests/s" if sat is not None else
+                   "saturation rate: below every rate tried")
+    click.echo(f"simulated in {took:.3g} s; wrote " + ", ".join(f"{out}/{w}" for w in written))
+
+
+def _ms(v) -> str:
+    return "-" if v is None else f"{v * 1e3:.4g} ms"

@@ -1,0 +1,135 @@
+"""``tpusim train``: one LLM training step on a multi-chip slice (tpusim/pod/train.py)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .common import parse_sets, set_option
+
+
+@click.command()
+@click.argument("config")
+@click.argument("model")
+@click.option("--chips", type=int, default=None,
+              help="Chips in all (default: the preset's slice times --slices).")
+@click.option("--topology", default=None, metavar="AxB[xC]",
+              help="Slice shape, e.g. 16x16 or 4x4x8 (default: derived from --chips).")
+@click.option("--slices", type=int, default=1, show_default=True,
+              help="Slices joined over DCN, data parallel across them.")
+@click.option("--seq", type=int, default=2048, show_default=True, help="Tokens per sequence.")
+@click.option("--global-batch", type=int, default=None, help="Sequences per step.")
+@click.option("--batch-per-chip", type=int, default=None,
+              help="Sequences per chip (global batch = this x chips); default 1.")
+@click.option("--parallel", default=None, metavar="fsdp=..,tp=..,dp=..,pp=..,ep=..[,sp]",
+              help="Parallelism degrees; without it, search the shardings that fit.")
+@click.option("--remat", type=click.Choice(["none", "minimal", "full"]), default=None,
+              help="Recompute policy (default full; searched when --parallel is not given).")
+@click.option("--microbatches", type=int, default=None,
+              help="Microbatches per step (pipeline / gradient accumulation; default 1, or pp).")
+@click.option("--attention", type=click.Choice(["causal", "full"]), default="causal",
+              show_default=True, help="MFU counts causal attention FLOPs halved (MaxText) or not.")
+@click.option("--top", type=int, default=5, show_default=True,
+              help="Search: how many of the best shardings to report.")
+@click.option("--hidden", type=int, help="custom MODEL: hidden size.")
+@click.option("--layers", type=int, help="custom MODEL: blocks.")
+@click.option("--heads", type=int, help="custom MODEL: query heads.")
+@click.option("--kv-heads", type=int, help="custom MODEL: key/value heads (default = heads).")
+@click.option("--head-dim", type=int, help="custom MODEL: per-head size when heads x it != hidden.")
+@click.option("--ffn", type=int, help="custom MODEL: FFN inner size (default 4 x hidden).")
+@click.option("--vocab", type=int, help="custom MODEL: vocabulary.")
+@click.option("--experts", type=int, help="custom MODEL: MoE experts per layer.")
+@click.option("--top-k", type=int, help="custom MODEL: experts per token.")
+@click.option("--act", type=click.Choice(["relu", "gelu", "silu"]), default=None,
+              help="custom MODEL: FFN activation.")
+@click.option("--gated/--no-gated", default=None, help="custom MODEL: gated FFN (SwiGLU).")
+@click.option("--parallel-block", is_flag=True, default=None,
+              help="custom MODEL: attention and FFN in parallel (PaLM).")
+@set_option()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for train.json (default results/train-<config>-<model>/).")
+def train(config, model, chips, topology, slices, seq, global_batch, batch_per_chip, parallel,
+          remat, microbatches, attention, top, hidden, layers, heads, kv_heads, head_dim, ffn,
+          vocab, experts, top_k, act, gated, parallel_block, sets, out_dir):
+    """One training step of MODEL (an LLM preset, e.g. llama2_70b, or ``custom`` with its
+    dimensions as options) on chip CONFIG's slice.
+
+    Writes DIR/train.json: step_s, tokens_per_s(_per_chip), mfu, hfu, hbm_gib_per_chip, the
+    parallelism and the time split (compute, exposed collectives, bubble, optimizer), and
+    DIR/report.html, the same as a page.
+
+    \b
+    Example:
+      tpusim train tpu_v5p llama2_70b --chips 256 --seq 4096 --batch-per-chip 4 \\
+          --parallel fsdp=256
+      tpusim train tpu_v4 palm_540b --chips 6144 --slices 2 --parallel dp=2,fsdp=256,tp=12,sp
+    """
+    from ..errors import InputError
+    from .._io import atomic_write_text
+    from ..config import load_config
+    from ..importers.llm import custom_config, get_preset
+    from ..pod.search import search
+    from ..pod.sharding import parse_spec
+    from ..pod.topology import make_slice
+    from ..pod.train import train_step
+
+    chip = load_config(config, **parse_sets(sets))
+    dims = {"hidden": hidden, "layers": layers, "heads": heads, "kv_heads": kv_heads,
+            "head_size": head_dim, "ffn": ffn, "vocab": vocab, "experts": experts,
+            "top_k": top_k, "act": act, "gated": gated, "parallel_block": parallel_block}
+    dims = {k: v for k, v in dims.items() if v is not None}
+    if model == "custom":
+        missing = [f"--{f}" for f in ("hidden", "layers", "heads", "vocab") if f not in dims]
+        if missing:
+            raise InputError("tpusim train", "custom", None,
+                             "a custom MODEL needs " + ", ".join(missing))
+        dims.setdefault("kv_heads", dims["heads"])
+        dims.setdefault("ffn", 4 * dims["hidden"])
+        cfg = custom_config(name="custom", norm="rmsnorm", positions="rope", **dims)
+    elif dims:
+        raise InputError("tpusim train", None, ", ".join(f"--{k}" for k in dims),
+                         "model dimensions go with MODEL custom; presets have theirs")
+    else:
+        cfg = get_preset(model)
+    sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, slices=slices)
+    if global_batch is not None and batch_per_chip is not None:
+        raise InputError("--global-batch", None, global_batch,
+                         "give --global-batch or --batch-per-chip, not both")
+    if batch_per_chip is not None and batch_per_chip < 1:
+        raise InputError("--batch-per-chip", None, batch_per_chip, "must be a positive integer")
+    gb = global_batch if global_batch is not None else (batch_per_chip or 1) * sl.chips
+    if parallel is not None:
+        spec = parse_spec(parallel)
+        mbs = microbatches or (spec.pp if spec.pp > 1 else 1)
+        r = train_step(chip, cfg, sl, spec, seq, gb, remat or "full", mbs, attention)
+        picked = [(spec.label(), remat or "full", mbs, r)]
+        how = "given"
+    else:
+        found = search(chip, cfg, sl, seq, gb, top=top,
+                       remats=(remat,) if remat else ("none", "minimal", "full"),
+                       attention=attention)
+        picked = [(c.spec.label(), c.remat, c.microbatches, c.result) for c in found]
+        how = "searched"
+    best = picked[0][3]
+    out = out_dir or Path("results") / f"train-{Path(config).stem}-{cfg.name}"
+    record = {**best.as_dict(), "remat": picked[0][1], "microbatches": picked[0][2],
+              "sharding": how, "config": chip.name, "model": cfg.name, "seq": seq,
+              "global_batch": gb, "attention": attention,
+              "alternatives": [{"parallel": p, "remat": rm, "microbatches": m,
+                                "step_s": x.step_s, "mfu": x.mfu,
+                                "hbm_gib_per_chip": x.hbm_gib_per_chip}
+                               for p, rm, m, x in picked]}
+    from ..pod.report import train_report
+    atomic_write_text(out / "train.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out / "report.html", train_report(record))
+    for p, rm, m, x in picked:
+        click.echo(f"{p:28s} remat {rm:7s} mb {m:3d}  step {x.step_s:9.4g} s  "
+                   f"MFU {x.mfu:6.1%}  HFU {x.hfu:6.1%}  {x.tokens_per_s_per_chip:9.4g} tok/s/chip"
+                   f"  {x.hbm_gib_per_chip:6.1f} GiB/chip")
+    t = best.time_s
+    click.echo(f"{cfg.name} on {chip.name} {sl.label()} ({sl.chips} chips), {how} sharding "
+               f"{picked[0][0]}: compute {t['compute']:.4g} s, exposed collectives "
+               f"{t['exposed_collectives']:.4g} s, bubble {t['bubble']:.4g} s, optimizer "
+               f"{t['optimizer']:.4g} s")
+    click.echo(f"wrote {out / 'train.json'}, {out / 'report.html'}")

@@ -1,0 +1,121 @@
+"""Measured kernel latencies: the CSV a calibration (and ``tpusim validate``) fits and checks.
+
+One row per kernel: its shape as in a trace (``m,k,n``, or any columns of a trace row),
+optionally ``dtype`` (the format it ran in), the measured ``latency_us`` and optionally
+``latency_std_us``. ``#`` lines are comments. Every value is checked on reading; a bad cell is
+an :class:`~tpusim.errors.InputError` naming the file, line and column.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..formats import get_format
+from ..workload import TRACE_COLUMNS, Layer, make_layer
+
+MEASUREMENT_COLUMNS = ("latency_us", "latency_std_us", "dtype")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured kernel: its layer record, format and latency (µs) and the line it came from."""
+
+    name: str
+    layer: Layer
+    dtype: str | None
+    latency_us: float
+    std_us: float | None
+    line: int
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """A measurement file: its path, its SHA-256 (recorded in calibrated configs) and rows."""
+
+    source: str
+    sha256: str
+    rows: tuple[Measurement, ...]
+
+    @property
+    def latency_us(self) -> np.ndarray:
+        return np.array([r.latency_us for r in self.rows], dtype=float)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _positive(src: str, where: str, text: str, allow_zero: bool = False) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        raise InputError(src, where, text, "must be a number >= 0" if allow_zero
+                         else "must be a number > 0")
+    return v
+
+
+def read_measurements(path: str | Path) -> Measurements:
+    """Read and validate a measurement CSV (``#`` lines are comments)."""
+    path = Path(path)
+    src = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(src, None, message=f"cannot read measurements ({exc.strerror})") from None
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise InputError(src, None, message="not a text CSV file") from None
+    numbered = [(i, ln) for i, ln in enumerate(text.splitlines(), start=1)
+                if ln.strip() and not ln.lstrip().startswith("#")]
+    if not numbered:
+        raise InputError(src, None, message="empty: expected a header with m,k,n,latency_us")
+    rows = list(csv.reader([ln for _, ln in numbered]))
+    header = [h.strip() for h in rows[0]]
+    hline = numbered[0][0]
+    allowed = set(TRACE_COLUMNS) | set(MEASUREMENT_COLUMNS)
+    for col in header:
+        if col not in allowed:
+            raise InputError(src, f"line {hline}, column {col!r}",
+                             message="unknown column; allowed: "
+                             + ", ".join(MEASUREMENT_COLUMNS + TRACE_COLUMNS))
+    if len(set(header)) != len(header):
+        raise InputError(src, f"line {hline}", message="a column appears twice in the header")
+    missing = [c for c in ("latency_us",) if c not in header]
+    if "op" not in header:  # without an op column every row is a matmul
+        missing += [c for c in ("m", "k", "n") if c not in header]
+    if missing:
+        raise InputError(src, f"line {hline}", message="required column(s) missing: "
+                         + ", ".join(missing) + "; need latency_us and a shape (m,k,n or a trace "
+                         "row's columns)")
+    out: list[Measurement] = []
+    for cells, (lineno, _) in zip(rows[1:], numbered[1:]):
+        if len(cells) != len(header):
+            raise InputError(src, f"line {lineno}", len(cells),
+                             f"expected {len(header)} cells as in the header")
+        row = {h: c.strip() for h, c in zip(header, cells)}
+        lat = _positive(src, f"line {lineno}, column latency_us", row.pop("latency_us"))
+        std_text = row.pop("latency_std_us", "")
+        std = (_positive(src, f"line {lineno}, column latency_std_us", std_text, allow_zero=True)
+               if std_text else None)
+        dtype = row.pop("dtype", "") or None
+        if dtype is not None:
+            dtype = get_format(dtype, src, f"line {lineno}, column dtype").name
+        trace = {k: v for k, v in row.items() if v != ""}
+        trace.setdefault("op", "matmul")
+        trace.setdefault("name", f"kernel{len(out) + 1}")
+        layer = make_layer(trace, src, lineno)
+        if layer.count != 1:
+            raise InputError(src, f"line {lineno}, column count", layer.count,
+                             "a measurement is one kernel: count must be 1")
+        out.append(Measurement(layer.name, layer, dtype, lat, std, lineno))
+    if not out:
+        raise InputError(src, None, message="no measurement rows after the header")
+    return Measurements(src, hashlib.sha256(data).hexdigest(), tuple(out))

@@ -1,0 +1,55 @@
+"""The report page of a ``tpusim train`` run: one self-contained HTML file, no scripts.
+
+It shows the step's headline numbers, where the time goes (compute, exposed collectives, bubble,
+optimizer) as a bar per part, each collective with whether it overlaps compute, the memory per
+chip, and the shardings the search compared.
+"""
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+
+def _bar(value: float, total: float) -> str:
+    width = 100 * value / total if total > 0 else 0
+    return (f'<div style="background:#4c78a8;height:12px;width:{width:.1f}%;'
+            f'min-width:1px"></div>')
+
+
+def train_report(rec: dict[str, Any]) -> str:
+    """HTML for a train.json record."""
+    t = rec["time_s"]
+    parts = ("compute", "exposed_collectives", "bubble", "optimizer")
+    step = rec["step_s"]
+    rows_time = "".join(f"<tr><td>{p}</td><td>{t[p]:.4g} s</td><td>{t[p] / step:.1%}</td>"
+                        f"<td style='width:50%'>{_bar(t[p], step)}</td></tr>" for p in parts)
+    rows_coll = "".join(
+        f"<tr><td>{k}</td><td>{v:.4g} s</td><td>"
+        f"{'exposed (critical path)' if rec['exposed'][k] else 'overlapped with compute'}"
+        f"</td></tr>" for k, v in rec["collectives_s"].items() if v > 0)
+    rows_mem = "".join(f"<tr><td>{k}</td><td>{v:.3g} GiB</td></tr>"
+                       for k, v in rec["memory_gib"].items())
+    rows_alt = "".join(
+        f"<tr><td>{escape(a['parallel'])}</td><td>{escape(a['remat'])}</td>"
+        f"<td>{a['microbatches']}</td><td>{a['step_s']:.4g} s</td><td>{a['mfu']:.1%}</td>"
+        f"<td>{a['hbm_gib_per_chip']:.3g} GiB</td></tr>" for a in rec["alternatives"])
+    title = (f"{escape(rec['model'])} on {escape(rec['config'])} {escape(rec['topology'])} "
+             f"({rec['chips']} chips)")
+    head = (f"<p>sharding {escape(rec['parallel'])} ({escape(rec['sharding'])}), remat "
+            f"{escape(rec['remat'])}, {rec['global_batch']} x {rec['seq']} tokens per step</p>"
+            f"<p><b>step {step:.4g} s</b> &middot; {rec['tokens_per_s_per_chip']:.4g} tokens/s "
+            f"per chip &middot; MFU {rec['mfu']:.1%} &middot; HFU {rec['hfu']:.1%} &middot; "
+            f"{rec['hbm_gib_per_chip']:.3g} GiB HBM per chip</p>")
+    table = "<table border='1' cellpadding='4' style='border-collapse:collapse'>{}</table>"
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + title +
+            "</title></head><body style='font-family:sans-serif;max-width:60em'>"
+            f"<h1>{title}</h1>{head}<h2>Time</h2>"
+            + table.format(rows_time) + "<h2>Collectives</h2>" + table.format(rows_coll)
+            + "<h2>Memory per chip</h2>" + table.format(rows_mem)
+            + "<h2>Shardings compared</h2>"
+            + table.format("<tr><th>parallel</th><th>remat</th><th>microbatches</th>"
+                           "<th>step</th><th>MFU</th><th>HBM/chip</th></tr>" + rows_alt)
+            + "</body></html>\n")
+
+
+__all__ = ["train_report"]

@@ -1,0 +1,169 @@
+"""Parallelism specs and their placement on a slice's axes.
+
+A spec gives the degree of each kind of parallelism; their product is the number of chips:
+
+* ``dp``: data parallel (whole model per replica; gradients all-reduced);
+* ``fsdp``: fully sharded data parallel, ZeRO-3 (weights all-gathered per layer, gradients
+  reduce-scattered; optimizer state sharded);
+* ``tp``: tensor parallel (attention heads and FFN columns split; an all-reduce, or with
+  ``sequence_parallel`` an all-gather plus a reduce-scatter, per block);
+* ``pp``: pipeline parallel (layers split into stages; activations sent stage to stage);
+* ``ep``: expert parallel (MoE experts split; tokens all-to-all'd to their experts).
+
+:func:`check_spec` rejects, in one line each, degrees that do not multiply to the chips or do not
+divide the model (heads and FFN width for tp, experts for ep, layers for pp, slices for dp).
+
+:func:`place` lays the degrees onto the slice's physical axes the way mesh builders do: ``dp`` takes
+the DCN axis first (slices are data parallel), then ICI axes are handed out in the order tp, ep,
+fsdp, dp, pp, so the chattiest kind gets the nearest chips. A degree that does not fill an axis
+takes a factor of it: the first factor taken from an axis is a contiguous run of chips (a line: it
+has no wraparound of its own); a later factor strides over the earlier ones, so each of its hops
+crosses ``stride`` links that ``stride`` groups share at once: bandwidth / stride per group,
+latency x stride per hop, and a ring only if the axis wraps and the factor completes it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import InputError
+from .topology import Axis, Slice
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..importers.llm import LlmConfig
+
+KINDS = ("dp", "fsdp", "tp", "pp", "ep")
+_ICI_ORDER = ("tp", "ep", "fsdp", "dp", "pp")
+
+
+@dataclass(frozen=True)
+class ParallelSpec:
+    dp: int = 1
+    fsdp: int = 1
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+    sequence_parallel: bool = False
+
+    @property
+    def chips(self) -> int:
+        return self.dp * self.fsdp * self.tp * self.pp * self.ep
+
+    @property
+    def replicas(self) -> int:
+        """Chips that see different data: the batch is split dp x fsdp (x ep: experts share
+        the data axes' chips, each with its own tokens)."""
+        return self.dp * self.fsdp * self.ep
+
+    def label(self) -> str:
+        parts = [f"{k}={getattr(self, k)}" for k in KINDS if getattr(self, k) > 1]
+        if self.sequence_parallel:
+            parts.append("sp")
+        return ",".join(parts) or "dp=1"
+
+
+def parse_spec(text: str, source: str = "--parallel") -> ParallelSpec:
+    """``"fsdp=16,tp=4"`` (``sp`` alone switches sequence parallelism on) -> ParallelSpec."""
+    got: dict[str, object] = {}
+    for item in (p.strip() for p in str(text).split(",")):
+        if not item:
+            continue
+        if item in ("sp", "sp=1", "sp=true"):
+            got["sequence_parallel"] = True
+            continue
+        key, eq, val = item.partition("=")
+        key = key.strip().lower()
+        if not eq or key not in KINDS:
+            raise InputError(source, None, item, "expected KIND=DEGREE with KIND one of "
+                             + "|".join(KINDS) + " (or sp), e.g. fsdp=16,tp=4")
+        if key in got:
+            raise InputError(source, key, item, "given twice")
+        try:
+            degree = int(val)
+        except ValueError:
+            degree = 0
+        if degree < 1:
+            raise InputError(source, key, val, "must be a positive integer")
+        got[key] = degree
+    return ParallelSpec(**got)
+
+
+def check_spec(spec: ParallelSpec, chips: int, model: "LlmConfig | None" = None,
+               slices: int = 1, source: str = "--parallel") -> None:
+    """One-line InputError unless the spec fits ``chips`` chips and ``model``'s dimensions."""
+    if spec.chips != chips:
+        raise InputError(source, None, spec.label(), f"degrees multiply to {spec.chips} chips; "
+                         f"the slice{'s have' if slices > 1 else ' has'} {chips}")
+    if slices > 1 and spec.dp % slices:
+        raise InputError(source, "dp", spec.dp, f"must be a multiple of --slices={slices} "
+                         "(slices are joined data-parallel over DCN)")
+    if model is None:
+        return
+    m = model
+    if m.heads % spec.tp:
+        raise InputError(source, "tp", spec.tp, f"must divide the {m.heads} attention heads "
+                         f"of {m.name}")
+    if m.kv_heads % spec.tp and spec.tp % m.kv_heads:
+        raise InputError(source, "tp", spec.tp, f"must divide, or be a multiple of, the "
+                         f"{m.kv_heads} KV heads of {m.name}")
+    if m.ffn % spec.tp:
+        raise InputError(source, "tp", spec.tp, f"must divide the FFN width {m.ffn} of {m.name}")
+    if spec.ep > 1 and not m.moe:
+        raise InputError(source, "ep", spec.ep, f"{m.name} has no experts (dense model)")
+    if m.moe and m.experts % spec.ep:
+        raise InputError(source, "ep", spec.ep, f"must divide the {m.experts} experts of "
+                         f"{m.name}")
+    if m.layers % spec.pp:
+        raise InputError(source, "pp", spec.pp, f"must divide the {m.layers} layers of {m.name}")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The axes each kind of parallelism runs its collectives over."""
+
+    spec: ParallelSpec
+    axes: dict[str, tuple[Axis, ...]]
+
+    def of(self, *kinds: str) -> tuple[Axis, ...]:
+        return tuple(ax for k in kinds for ax in self.axes.get(k, ()))
+
+
+def _factor_axis(base: Axis, wraps: bool, size: int, stride: int, total: int, name: str) -> Axis:
+    """A factor of ``size`` chips taken from a physical axis of ``total`` chips, whose earlier
+    factors multiply to ``stride`` (see the module docstring)."""
+    if size == total:
+        return Axis(size, base.kind, base.bandwidth_bytes_per_s, base.hop_latency_s, name)
+    if stride == 1:
+        return Axis(size, "line", base.bandwidth_bytes_per_s, base.hop_latency_s, name)
+    closes = wraps and stride * size == total
+    return Axis(size, "ring" if closes else "line", base.bandwidth_bytes_per_s / stride,
+                base.hop_latency_s * stride, name)
+
+
+def place(spec: ParallelSpec, sl: Slice, source: str = "--parallel") -> Placement:
+    """Lay ``spec`` onto ``sl``'s axes (module docstring). When the degrees multiply to the
+    chips this always succeeds: each kind takes, axis by axis, the greatest common factor of
+    what it still needs and what the axis has left, so every prime factor finds a home."""
+    check_spec(spec, sl.chips, slices=sl.slices, source=source)
+    out: dict[str, list[Axis]] = {k: [] for k in KINDS}
+    left = {k: getattr(spec, k) for k in KINDS}
+    if sl.slices > 1:
+        out["dp"].append(sl.dcn_axis())
+        left["dp"] //= sl.slices
+    remaining = list(sl.shape)          # chips of each physical axis not yet handed out
+    used = [1] * len(sl.shape)          # product of the factors already taken from each axis
+    phys = sl.axes
+    for kind in _ICI_ORDER:
+        for i in range(len(remaining)):
+            f = math.gcd(left[kind], remaining[i])
+            if f > 1:
+                out[kind].append(_factor_axis(phys[i], sl.wrap[i], f, used[i], sl.shape[i],
+                                              f"{kind}:{phys[i].name}"))
+                left[kind] //= f
+                remaining[i] //= f
+                used[i] *= f
+    return Placement(spec, {k: tuple(v) for k, v in out.items()})
+
+
+__all__ = ["ParallelSpec", "Placement", "KINDS", "parse_spec", "check_spec", "place"]

@@ -1,0 +1,302 @@
+"""One training step of an LLM on a slice (or several over DCN), from first principles.
+
+Every chip of an evenly sharded SPMD program runs the same shard, so one chip is simulated (cost
+grows with the distinct shards, not the chips): its GEMMs are the model's with heads and FFN
+columns split tp ways, experts ep ways, layers pp ways, and the batch split over dp x fsdp x ep.
+Per microbatch the chip runs
+
+* forward: the single-chip trace of ``importers/llm.py`` for its shard, through ``simulate``,
+  with attention as a flash kernel (:func:`flash_attention`: tiles whose scores stay on chip,
+  causal tiles above the diagonal skipped);
+* backward: for every matmul the input-gradient GEMM (m x n x k) and the weight-gradient GEMM
+  (k x m x n); every vector op's backward costs twice its forward (it reads its input and the
+  incoming gradient: assumption); the embedding's backward is a scatter-add of its size;
+* recompute (``remat``): ``full`` reruns each block's forward, ``minimal`` reruns its vector ops
+  (matmul outputs are kept), ``none`` keeps everything.
+
+Collectives (``pod/collectives.py``, bf16 on the wire: assumption): fsdp all-gathers each layer's
+weights in the forward and again in the backward and reduce-scatters its gradients, every
+microbatch (ZeRO-3 keeps no unsharded gradient between microbatches); dp
+all-reduces the gradients once per step; tp all-reduces activations twice per block per pass (once
+for parallel blocks); ep all-to-alls tokens to and from the experts twice per MoE layer per pass;
+pp sends activations to the next stage per microbatch and pass. Overlap, as XLA's async
+collectives do it: fsdp and dp traffic runs under compute and only its excess over the compute
+time is exposed; tp, ep and pp traffic sits on the critical path (exposed). The pipeline bubble
+is (pp - 1) microbatch slots (GPipe/1F1B). Optimizer: Adam in mixed precision (bf16 weights and
+gradients, fp32 master weights and two moments: 16 bytes per parameter, sharded over fsdp as
+ZeRO-3 does); its update reads 18 and writes 14 bytes and does 12 vector ops per parameter
+(assumption), at HBM or vector speed whichever is slower.
+
+MFU as PaLM (Chowdhery et al. 2022, Appendix B) defines it: (6 N + 12 L H Q T) FLOPs per token over
+the peak, N the matmul parameters a token passes (active ones for MoE), L layers, H heads, Q head
+dim, T sequence; ``attention="causal"`` halves the attention term as MaxText's tables do. HFU counts
+the FLOPs the chips actually run (backward, recompute, the full score blocks).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from ..errors import InputError
+from ..importers.llm import LlmConfig, llm_rows
+from .collectives import all_gather, all_reduce, all_to_all, permute, reduce_scatter
+from .sharding import ParallelSpec, Placement, check_spec, place
+from .topology import Slice
+
+REMATS = ("none", "minimal", "full")
+_OUTSIDE_BLOCKS = ("embed", "pos_add", "embed_norm", "final_norm", "lm_head")
+WIRE_BYTES = 2            # bf16 on the wire (assumption)
+STATE_BYTES = 16          # bf16 weight + bf16 grad + fp32 master + 2 fp32 moments per parameter
+ADAM_BYTES = 32           # read 18 (w, g, master, m, v), write 14 (w, master, m, v) per parameter
+ADAM_OPS = 12             # vector ops per parameter of one Adam update (assumption)
+FLASH_BLOCK = 1024        # flash-attention tile edge (assumption; MaxText recipes: sa_block 1024-2048)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    step_s: float
+    tokens_per_s: float
+    tokens_per_s_per_chip: float
+    mfu: float
+    hfu: float
+    hbm_gib_per_chip: float
+    parallel: str
+    chips: int
+    topology: str
+    time_s: dict[str, float]
+    memory_gib: dict[str, float]
+    collectives_s: dict[str, float]
+    exposed: dict[str, bool]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def shard_config(model: LlmConfig, spec: ParallelSpec) -> LlmConfig:
+    """The model one chip runs: heads, KV heads, FFN and vocabulary split tp ways (KV heads
+    replicated when tp exceeds them), experts ep ways (``expert_shards``), layers pp ways."""
+    kv = max(1, model.kv_heads // spec.tp)
+    return replace(model, name=f"{model.name}[{spec.label()}]", heads=model.heads // spec.tp,
+                   kv_heads=kv, head_size=model.head_dim, ffn=model.ffn // spec.tp,
+                   vocab=-(-model.vocab // spec.tp), layers=model.layers // spec.pp,
+                   expert_shards=spec.ep)
+
+
+def backward_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The backward pass of forward trace rows (module docstring)."""
+    out = []
+    for r in rows:
+        if r["op"] == "matmul":
+            dgrad = {**r, "name": r["name"] + "_dgrad", "k": r["n"], "n": r["k"]}
+            wgrad = {**r, "name": r["name"] + "_wgrad", "m": r["k"], "k": r["m"],
+                     "weights": "dynamic"}
+            out += [dgrad, wgrad]
+        elif r["op"] == "embedding":
+            out.append({**r, "name": r["name"] + "_bwd", "op": "add"})
+        else:
+            out.append({**r, "name": r["name"] + "_bwd", "count": 2 * r.get("count", 1)})
+    return out
+
+
+_SIMULATED: dict[tuple[str, str], tuple[tuple[float, float], ...]] = {}
+
+
+def simulate_rows(chip, rows: list[dict[str, Any]]) -> tuple[tuple[float, float], ...]:
+    """(seconds, MACs) of every row (all ``count`` instances) of ``rows`` run as one program on
+    ``chip`` through the single-chip simulator. A program seen before (same chip, same rows) is
+    not simulated again, so a sharding search pays once per distinct shard."""
+    from ..simulator import simulate
+    from ..workload import Workload, make_layer
+    key = (chip.model_dump_json(), json.dumps(rows, sort_keys=True))
+    if key not in _SIMULATED:
+        if len(_SIMULATED) > 1024:
+            _SIMULATED.clear()
+        wl = Workload(name="train_step", layers=tuple(make_layer(r, "train") for r in rows),
+                      source="train")
+        df = simulate(chip, wl).layers
+        secs = df["cycles"] * df["count"] / (chip.clock_ghz * 1e9)
+        _SIMULATED[key] = tuple(zip(secs.tolist(), (df["macs"] * df["count"]).tolist()))
+    return _SIMULATED[key]
+
+
+def flash_attention(rows: list[dict[str, Any]], group: int, seq: int,
+                    block: int = FLASH_BLOCK, causal: bool = True) -> list[dict[str, Any]]:
+    """Attention as a tiled fused kernel (flash attention; MaxText's recipes run ``attention:
+    flash``): per (query block, key block) tile a QK^T GEMM whose scores stay on chip, the
+    softmax fused into its output pipeline, then the AV GEMM; K and V stream in once per query
+    block. ``group`` query heads share a KV head (the trace stacks them as rows). Causal prefill
+    skips the tiles above the diagonal: nq (nq + 1) / 2 of the nq^2 tiles run."""
+    names = {r["name"]: r for r in rows}
+    qk, av, sm = names.get("attn_qk"), names.get("attn_av"), names.get("attn_softmax")
+    if qk is None or av is None or sm is None:
+        return rows
+    kv = qk["n"]
+    bq, bk = min(block, seq), min(block, kv)
+    nq, nk = -(-seq // bq), -(-kv // bk)
+    tiles = nq * (nq + 1) // 2 if causal and seq == kv and bq == bk else nq * nk
+    batch = qk["batch"] * tiles
+    new = {
+        "attn_qk": {**qk, "batch": batch, "m": group * bq, "n": bk},
+        "attn_softmax": {**sm, "elements": batch * group * bq * bk, "fused": True},
+        "attn_av": {**av, "batch": batch, "m": group * bq, "k": bk},
+    }
+    return [new.get(r["name"], r) for r in rows]
+
+
+def _layer_params(model: LlmConfig, spec: ParallelSpec) -> tuple[float, float]:
+    """(dense, expert) parameters of one layer on one chip before fsdp sharding."""
+    h, hd = model.hidden, model.head_dim
+    attn = h * (model.heads + 2 * model.kv_heads) * hd + model.heads * hd * h
+    ffn = (3 if model.gated else 2) * h * model.ffn
+    if model.moe:
+        return attn / spec.tp + h * model.experts, ffn * model.experts / (spec.tp * spec.ep)
+    return (attn + ffn) / spec.tp, 0.0
+
+
+def model_flops_per_token(model: LlmConfig, seq: int,
+                          attention: Literal["causal", "full"] = "causal") -> float:
+    """6 N + 12 L H Q T (PaLM Appendix B); the attention term halved when causal (MaxText)."""
+    attn = 12 * model.layers * model.heads * model.head_dim * seq
+    return 6 * model.linear_params() + (attn / 2 if attention == "causal" else attn)
+
+
+def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
+               global_batch: int, remat: str = "full", microbatches: int = 1,
+               attention: Literal["causal", "full"] = "causal") -> TrainResult:
+    """Time, memory and MFU of one step (module docstring). One-line InputErrors for specs that
+    do not divide the chips, the model or the batch, and for a shard that does not fit HBM."""
+    if remat not in REMATS:
+        raise InputError("--remat", None, remat, "allowed: " + "|".join(REMATS))
+    for name, v in (("--seq", seq), ("--global-batch", global_batch),
+                    ("--microbatches", microbatches)):
+        if not isinstance(v, int) or v < 1:
+            raise InputError(name, None, v, "must be a positive integer")
+    check_spec(spec, sl.chips, model, sl.slices)
+    pl: Placement = place(spec, sl)
+    if global_batch % spec.replicas:
+        raise InputError("--global-batch", None, global_batch, f"must be a multiple of "
+                         f"dp x fsdp x ep = {spec.replicas} (sequences per replica)")
+    per_chip = global_batch // spec.replicas
+    if per_chip % microbatches:
+        raise InputError("--microbatches", None, microbatches, f"must divide the {per_chip} "
+                         "sequences each chip trains on")
+    mb = per_chip // microbatches
+    shard = shard_config(model, spec)
+    L = shard.layers
+
+    # The simulated stage carries the embedding and the LM head too: with pp > 1 it stands for
+    # the slowest stage, which sets the pipeline's pace.
+    fwd = llm_rows(shard, "prefill", batch=mb, seq=seq, kv_len=seq)
+    fwd = flash_attention(fwd, shard.heads // shard.kv_heads, seq)
+    bwd = backward_rows(fwd)
+    block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
+    redo = {"none": [], "full": block,
+            "minimal": [r for r in block if r["op"] != "matmul"]}[remat]
+    # Dense weights (and the embedding and LM head) are sharded over fsdp and ep, expert
+    # weights over fsdp (ep already splits the experts).
+    dense, expert = _layer_params(model, spec)
+    head = model.vocab * model.hidden / spec.tp * (1 if model.tied_embeddings else 2)
+    fsdp_axes = pl.of("fsdp")
+    dense_axes = pl.of("fsdp", "ep")
+    shard_params = ((L * dense + head) / math.prod(a.size for a in dense_axes)
+                    + L * expert / math.prod(a.size for a in fsdp_axes))
+
+    # Memory per chip, checked before anything is simulated.
+    gib = 2 ** 30
+    state = STATE_BYTES * shard_params
+    prefetch = 2 * (dense + expert) * WIRE_BYTES     # this layer and the next one, gathered
+    keep = _saved_activations(fwd, L, remat, spec.tp if spec.sequence_parallel else 1)
+    keep *= min(spec.pp, microbatches)       # 1F1B: the first stage holds pp microbatches
+    total = state + prefetch + keep
+    cap = chip.memory.hbm.capacity_gib
+    if cap is not None and total > cap * gib:
+        raise InputError("train", "memory", f"{total / gib:.1f} GiB per chip",
+                         f"does not fit the {cap:g} GiB of HBM by {(total - cap * gib) / gib:.1f}"
+                         f" GiB; shard more (fsdp/tp/pp), use --remat full or a smaller batch")
+
+    # Forward and backward run as one program; recompute reruns forward rows, so it is priced
+    # from the forward rows' own times.
+    per_row = simulate_rows(chip, fwd + bwd)
+    t_f, macs_f = map(sum, zip(*per_row[:len(fwd)]))
+    t_b, macs_b = map(sum, zip(*per_row[len(fwd):]))
+    redo_names = {r["name"] for r in redo}
+    t_r = sum(t for r, (t, _) in zip(fwd, per_row) if r["name"] in redo_names)
+    macs_r = sum(m for r, (_, m) in zip(fwd, per_row) if r["name"] in redo_names)
+    t_mb = t_f + t_b + t_r
+    compute = microbatches * t_mb
+
+    # Collectives per step, seconds.
+    def gathered(params: float, axes) -> float:
+        return all_gather(params * WIRE_BYTES, axes).total_s
+
+    def scattered(params: float, axes) -> float:
+        return reduce_scatter(params * WIRE_BYTES, axes).total_s
+
+    gather = microbatches * 2 * (L * (gathered(dense, dense_axes) + gathered(expert, fsdp_axes))
+                                 + gathered(head, dense_axes))
+    scatter = microbatches * (L * (scattered(dense, dense_axes) + scattered(expert, fsdp_axes))
+                              + scattered(head, dense_axes))
+    grads_dp = all_reduce(shard_params * WIRE_BYTES, pl.of("dp")).total_s
+    act = mb * seq * model.hidden * WIRE_BYTES
+    per_block = 1 if model.parallel_block else 2
+    tp_s = L * microbatches * 2 * per_block * all_reduce(act, pl.of("tp")).total_s
+    ep_s = (L * microbatches * 2 * 2 * all_to_all(act * model.top_k, pl.of("ep")).total_s
+            if model.moe else 0.0)
+    pp_axes = pl.of("pp")
+    pp_s = microbatches * 2 * permute(act, pp_axes[0]).total_s if pp_axes else 0.0
+    hidden_comm = gather + scatter + grads_dp
+    exposed_hidden = max(0.0, hidden_comm - compute)
+    bubble = (spec.pp - 1) * t_mb
+
+    # Optimizer (Adam) on this chip's shard of every parameter.
+    hbm_bps = chip.memory.hbm.bandwidth_gbps * 1e9 * chip.memory.hbm.efficiency
+    vec_ops = chip.vector.ops_per_cycle * chip.clock_ghz * 1e9
+    opt = max(ADAM_BYTES * shard_params / hbm_bps, ADAM_OPS * shard_params / vec_ops)
+
+    step = compute + exposed_hidden + tp_s + ep_s + pp_s + bubble + opt
+
+    tokens = global_batch * seq
+    peak = chip.peak_tops("bf16") * 1e12 if "bf16" in chip.formats else \
+        chip.peak_tops(chip.default_format) * 1e12
+    mfu = model_flops_per_token(model, seq, attention) * tokens / (step * sl.chips * peak)
+    hfu = 2 * microbatches * (macs_f + macs_b + macs_r) / (step * peak)
+    return TrainResult(
+        step_s=step, tokens_per_s=tokens / step, tokens_per_s_per_chip=tokens / step / sl.chips,
+        mfu=mfu, hfu=hfu, hbm_gib_per_chip=total / gib, parallel=spec.label(), chips=sl.chips,
+        topology=sl.label(),
+        time_s={"compute": compute, "forward": microbatches * t_f,
+                "backward": microbatches * t_b, "recompute": microbatches * t_r,
+                "exposed_collectives": exposed_hidden + tp_s + ep_s + pp_s, "bubble": bubble,
+                "optimizer": opt},
+        memory_gib={"weights_grads_optimizer": state / gib, "gathered_weights": prefetch / gib,
+                    "activations": keep / gib},
+        collectives_s={"fsdp_all_gather": gather, "fsdp_reduce_scatter": scatter,
+                       "dp_all_reduce": grads_dp, "tp_all_reduce": tp_s, "ep_all_to_all": ep_s,
+                       "pp_permute": pp_s},
+        exposed={"fsdp_all_gather": False, "fsdp_reduce_scatter": False, "dp_all_reduce": False,
+                 "tp_all_reduce": True, "ep_all_to_all": True, "pp_permute": True},
+        notes=(f"per chip: {mb} sequence(s) of {seq} tokens x {microbatches} microbatch(es); "
+               f"remat {remat}; shard {shard.name}",))
+
+
+def _saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: int) -> float:
+    """Bytes kept for the backward pass (bf16). Assumption: attention runs as a fused kernel
+    that keeps no score matrix. ``full`` keeps each block's input (split ``sp`` ways under
+    sequence parallelism), ``minimal`` also its matmul outputs, ``none`` every block output."""
+    from ..workload import make_layer
+    block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
+    tok_h = make_layer(block[0]).out_elements      # the first norm's output: tokens x hidden
+    tok_h /= sp
+    if remat == "full":
+        return layers * tok_h * WIRE_BYTES
+    keep = [r for r in block if r["name"] not in ("attn_qk", "attn_softmax")
+            and (remat == "none" or r["op"] == "matmul")]
+    return layers * (tok_h + sum(make_layer(r).out_elements for r in keep)) * WIRE_BYTES
+
+
+__all__ = ["TrainResult", "train_step", "shard_config", "backward_rows", "simulate_rows",
+           "flash_attention",
+           "model_flops_per_token", "REMATS"]

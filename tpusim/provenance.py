@@ -1,0 +1,180 @@
+"""Provenance: what a run's outputs say about the run that made them.
+
+``summary.json`` of ``tpusim run`` carries a ``provenance`` record: the resolved chip config
+(every field, after ``--set``), the overrides and options given, the command line, the tpusim
+version, a run id shared by every file of the run, and the sha256 of each input file. ``run``
+also writes the resolved config as ``config.yaml``, so that
+``tpusim run DIR/config.yaml WORKLOAD`` (plus the recorded ``--format``/``--batch``/``--engine``)
+reproduces the run: the YAML holds every field, so nothing depends on the preset it came from.
+
+The default output folder of a run is named for everything that changes its numbers (config,
+workload, format, batch, engine, overrides, ONNX input shapes, ``--numerics``), so two different
+runs never share a default folder, while a rerun of the same command overwrites its own.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+import sys
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import yaml
+
+from . import __version__
+
+if TYPE_CHECKING:
+    from .config import ChipConfig
+    from .simulator import Result
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _input(kind: str, arg: Any) -> dict[str, Any] | None:
+    """``{"arg", "path", "sha256"}`` of a config or workload argument (None: an in-memory one)."""
+    if arg is None or not isinstance(arg, (str, Path)):
+        return None
+    if kind == "config":
+        from .config import find_config
+        path = find_config(arg)
+    else:
+        from .importers import find_workload
+        path = find_workload(arg)
+    return {"arg": str(arg), "path": str(Path(path).resolve()), "sha256": file_sha256(path)}
+
+
+def resolved_config(chip: "ChipConfig") -> dict[str, Any]:
+    """Every field of ``chip`` as plain JSON/YAML values."""
+    return chip.model_dump(mode="json")
+
+
+def config_yaml(chip: "ChipConfig", run_id: str | None = None) -> str:
+    """The resolved config as YAML that :func:`tpusim.load_config` reads back to ``chip``."""
+    head = ("# Resolved config of a tpusim run" + (f" (run {run_id})" if run_id else "")
+            + ": every field after --set.\n"
+            "# `tpusim run THIS_FILE WORKLOAD` with the run's options reproduces it.\n")
+    return head + yaml.safe_dump(resolved_config(chip), sort_keys=False, allow_unicode=True)
+
+
+def mark_overrides(chip: "ChipConfig", overrides: dict[str, Any]) -> "ChipConfig":
+    """``chip`` whose free-text description says which fields ``--set`` changed, so that the
+    ``config.yaml`` of a run does not describe the preset it no longer is."""
+    if not overrides:
+        return chip
+    given = ", ".join(f"{k}={v}" for k, v in overrides.items())
+    return chip.model_copy(update={"description": f"{chip.description} [--set {given}]".strip()})
+
+
+def describe_chip(chip: "ChipConfig") -> str:
+    """One line built from the config's own fields (never its free-text ``description``)."""
+    a, m = chip.array, chip.memory
+    arrays = f"{a.count} x " if a.count > 1 else ""
+    sram_mib = (m.sram.input_kib + m.sram.weight_kib + m.sram.output_kib) / 1024
+    return (f"{arrays}{a.rows}x{a.cols} {a.dataflow} array{'s' if a.count > 1 else ''} at "
+            f"{chip.clock_ghz:g} GHz · {sram_mib:.4g} MiB SRAM · {m.hbm.kind} "
+            f"{m.hbm.bandwidth_gbps:g} GB/s")
+
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    args = list(sys.argv[1:] if argv is None else argv)
+    return shlex.join(["tpusim", *args])
+
+
+def run_provenance(result: "Result", *, run_id: str, config_arg: Any = None,
+                   workload_arg: Any = None, overrides: dict[str, Any] | None = None,
+                   options: dict[str, Any] | None = None, argv: Sequence[str] | None = None,
+                   out_dir: str | Path | None = None) -> dict[str, Any]:
+    """The ``provenance`` record of ``summary.json``; ``argv``: the command's arguments."""
+    s = result.summary
+    opts = {k: v for k, v in (options or {}).items() if v not in (None, False, (), [], {})}
+    inputs = {k: v for k, v in (("config", _input("config", config_arg)),
+                                ("workload", _input("workload", workload_arg))) if v}
+    rec: dict[str, Any] = {
+        "run_id": run_id, "tpusim_version": __version__,
+        "command": command_line(argv) if argv is not None else None,
+        "overrides": dict(overrides or {}), "options": opts, "inputs": inputs,
+        "resolved_config": resolved_config(result.config),
+    }
+    if out_dir is not None and workload_arg is not None:
+        cmd = ["tpusim", "run", str(Path(out_dir) / "config.yaml"), str(workload_arg)]
+        if s.get("format") and options and options.get("format"):
+            cmd += ["--format", str(options["format"])]
+        if s.get("batch", 1) != 1:
+            cmd += ["--batch", str(s["batch"])]
+        if options and options.get("engine"):
+            cmd += ["--engine", str(options["engine"])]
+        for shape in (options or {}).get("input_shapes") or ():
+            cmd += ["--input-shape", str(shape)]
+        if options and options.get("numerics"):
+            cmd += ["--numerics"]
+        rec["reproduce"] = shlex.join(cmd)
+    return rec
+
+
+def coverage_warning(result: "Result") -> str | None:
+    """One line naming the ONNX nodes that were not costed, or None when every node was."""
+    cov = result.workload.metadata.get("onnx_coverage") if result.workload.metadata else None
+    if not cov or not cov["not_costed"]:
+        return None
+    names = ", ".join(f"{n['name']} ({n['op']})" for n in cov["not_costed"][:5])
+    more = f" and {len(cov['not_costed']) - 5} more" if len(cov["not_costed"]) > 5 else ""
+    return (f"warning: {result.workload.source or result.workload.name}: "
+            f"{len(cov['not_costed'])} of {cov['nodes_costed'] + len(cov['not_costed'])} compute "
+            f"nodes not costed (their time is missing from the totals): {names}{more}; "
+            "see onnx_coverage in summary.json")
+
+
+def run_summary(result: "Result", provenance: dict[str, Any] | None) -> dict[str, Any]:
+    """``summary.json``: the simulator's summary, then ``onnx_coverage`` and ``provenance``."""
+    out = dict(result.summary)
+    cov = result.workload.metadata.get("onnx_coverage") if result.workload.metadata else None
+    if cov is not None:
+        out["onnx_coverage"] = cov
+    out["provenance"] = provenance if provenance is not None else {
+        "run_id": new_run_id(), "tpusim_version": __version__,
+        "resolved_config": resolved_config(result.config)}
+    return out
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+,-]+")
+
+
+def default_run_dir(config: Any, workload: Any, *, fmt: str | None = None, batch: int = 1,
+                    engine: str | None = None, overrides: dict[str, Any] | None = None,
+                    input_shapes: Sequence[str] = (), numerics: bool = False,
+                    root: str | Path = "results") -> Path:
+    """``results/<config>-<workload>[-<format>][-b<batch>][-<engine>][-<overrides>]...``.
+
+    Overrides are sorted (their order does not change the run); a suffix longer than 60
+    characters is replaced by the first 12 hex digits of its sha256."""
+    parts = []
+    if fmt:
+        parts.append(str(fmt))
+    if batch != 1:
+        parts.append(f"b{batch}")
+    if engine:
+        parts.append(str(engine))
+    for path, value in sorted((overrides or {}).items()):
+        parts.append(f"{path}={json.dumps(value) if not isinstance(value, str) else value}")
+    if input_shapes:
+        parts.append("shape=" + ",".join(sorted(input_shapes)))
+    if numerics:
+        parts.append("numerics")
+    suffix = _UNSAFE.sub("_", "-".join(parts))
+    if len(suffix) > 60:
+        suffix = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
+    base = f"{Path(str(config)).stem}-{Path(str(workload)).stem}"
+    return Path(root) / (f"{base}-{suffix}" if suffix else base)

@@ -1,0 +1,143 @@
+"""Request-level LLM serving on simulated chips: traffic, a continuous-batching scheduler, a
+paged KV cache and tensor-parallel steps, timed by the first-principles step cost model.
+
+:func:`serve` runs one or more offered rates over the same request lengths and returns a
+:class:`ServeRun` per rate; :func:`write_outputs` writes ``requests.csv``, ``serve.json`` and
+``report.html``. Modules: ``requests`` (traffic), ``kvcache`` (blocks and capacity), ``tp``
+(sharded steps and all-reduces), ``engine`` (the simpy simulation), ``metrics``, ``report``.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from ..errors import InputError
+from .engine import Engine, StepTimer
+from .kvcache import BlockManager, kv_blocks
+from .metrics import request_table, saturation, summarise
+from .requests import Request, check_rate, with_arrivals
+from .tp import ShardedStepCost
+
+
+@dataclass
+class ServeRun:
+    rate: float
+    summary: dict[str, Any]
+    table: pd.DataFrame
+
+
+@dataclass
+class Setup:
+    cost: ShardedStepCost
+    timer: StepTimer
+    blocks: int
+    notes: list[str]
+
+
+def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "bf16",
+          kv_dtype: str = "bf16", kv_block: int = 16, max_batch: int = 256,
+          chunked_prefill: int | None = None, max_prompt: int = 2048, hbm_scale: float = 1.0,
+          buckets: tuple[int, int, int] = (8, 16, 128)) -> Setup:
+    """The step model, its timer and the KV capacity for ``model`` on ``chips`` chips."""
+    tp = chips if tp is None else tp
+    for name, v in (("--chips", chips), ("--max-batch", max_batch)):
+        if not isinstance(v, int) or v < 1:
+            raise InputError(name, None, v, "an integer >= 1")
+    if tp != chips:
+        raise InputError("--parallel", "tp", tp, f"tensor parallelism over all chips: tp={chips}"
+                         " (other splits are not modelled)")
+    if chunked_prefill is not None and (not isinstance(chunked_prefill, int)
+                                        or chunked_prefill <= max_batch):
+        raise InputError("--chunked-prefill", None, chunked_prefill,
+                         f"a token budget > --max-batch={max_batch}")
+    cost = ShardedStepCost(config, model, weights, tp)
+    cost.chip.hbm_bytes_per_cycle   # noqa: B018  (the config is complete)
+    step_tokens = chunked_prefill or (max_batch + max_prompt)
+    budget = kv_blocks(cost.chip, cost.model, tp, weights, kv_dtype, kv_block, step_tokens,
+                       max_batch, hbm_scale)
+    timer = StepTimer(cost, *buckets)
+    notes = [f"{cost.model.name} on {chips} x {cost.chip.name}, TP={tp}, weights {weights}, "
+             f"KV {kv_dtype}, block {kv_block} tokens",
+             f"per chip: weights {budget.weight_bytes / 2**30:.3g} GiB, activations "
+             f"{budget.activation_bytes / 2**30:.3g} GiB, KV {budget.blocks} blocks of "
+             f"{budget.block_bytes / 2**20:.3g} MiB",
+             f"max batch {max_batch}, chunked prefill "
+             f"{chunked_prefill or 'off'}; step shapes bucketed (batch, tokens, KV) = {buckets}"]
+    return Setup(cost, timer, budget.blocks, notes)
+
+
+def serve(st: Setup, requests: Sequence[Request], rates: Sequence[float] | None = None,
+          kv_block: int = 16, max_batch: int = 256, chunked_prefill: int | None = None,
+          prefix_caching: bool = False, duration: float | None = None,
+          seed: int = 0) -> list[ServeRun]:
+    """Serve ``requests`` (arrivals as given, or re-timed at each of ``rates``)."""
+    if duration is not None and not (duration > 0):
+        raise InputError("--duration", None, duration, "a time > 0 (seconds)")
+    cap = st.blocks * kv_block
+    for r in requests:
+        if r.input_tokens + r.output_tokens > cap:
+            raise InputError("requests", f"request {r.rid}", r.input_tokens + r.output_tokens,
+                             f"tokens must fit the KV cache ({cap} tokens on these chips)")
+    runs = []
+    for rate in (rates or [None]):
+        reqs = list(requests) if rate is None else with_arrivals(list(requests),
+                                                                 check_rate(rate), seed)
+        eng = Engine(st.timer, BlockManager(st.blocks, kv_block, prefix_caching), max_batch,
+                     chunked_prefill)
+        out = eng.run(reqs, duration)
+        table = request_table(out)
+        s = summarise(out, table)
+        s["offered_rate"] = rate if rate is None or math.isfinite(rate) else "inf"
+        runs.append(ServeRun(math.inf if rate is None else rate, s, table))
+    return runs
+
+
+def curve_points(runs: list[ServeRun]) -> list[dict[str, Any]]:
+    return [{"rate": r.rate, "requests_per_s": r.summary["requests_per_s"],
+             "output_tokens_per_s": r.summary["output_tokens_per_s"],
+             "ttft_p50_s": r.summary["ttft_s"]["p50"], "ttft_p99_s": r.summary["ttft_s"]["p99"],
+             "tpot_p50_s": r.summary["tpot_s"]["p50"], "e2e_p50_s": r.summary["e2e_s"]["p50"]}
+            for r in runs]
+
+
+def write_outputs(runs: list[ServeRun], out: Path, notes: list[str], html: bool = True) -> list[str]:
+    """``requests.csv`` and ``serve.json`` (one run), or one ``rate-R/`` folder per rate plus a
+    top-level ``serve.json`` with the curve and the saturation rate; and ``report.html``."""
+    from .._io import atomic_write_text
+    from .report import serve_html
+
+    def _json(obj: Any) -> str:
+        return json.dumps(obj, indent=1, default=lambda v: None) + "\n"
+
+    written = []
+    if len(runs) == 1:
+        atomic_write_text(out / "requests.csv", runs[0].table.to_csv(index=False))
+        atomic_write_text(out / "serve.json", _json({**runs[0].summary, "notes": notes}))
+        written += ["requests.csv", "serve.json"]
+        curve = None
+    else:
+        curve = curve_points(runs)
+        for r in runs:
+            sub = out / f"rate-{r.rate:g}"
+            atomic_write_text(sub / "requests.csv", r.table.to_csv(index=False))
+            atomic_write_text(sub / "serve.json", _json(r.summary))
+        top = {"curve": [{**p, "rate": p["rate"] if math.isfinite(p["rate"]) else "inf"}
+                         for p in curve],
+               "saturation_rate": saturation(curve), "notes": notes,
+               "runs": {f"{r.rate:g}": r.summary for r in runs}}
+        atomic_write_text(out / "serve.json", _json(top))
+        written += [f"rate-*/requests.csv ({len(runs)})", "serve.json"]
+    if html:
+        page = serve_html("tpusim serve", [(r.rate, r.summary, r.table) for r in runs], curve,
+                          notes)
+        atomic_write_text(out / "report.html", page)
+        written.append("report.html")
+    return written
+
+
+__all__ = ["serve", "setup", "write_outputs", "ServeRun", "Setup", "curve_points", "Request"]

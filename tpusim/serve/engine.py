@@ -1,0 +1,235 @@
+"""A serving run as a simpy discrete-event simulation: arrivals, a continuous-batching
+scheduler, a paged KV cache, and engine steps whose latency the step cost model gives.
+
+Each engine step (vLLM-style continuous batching, prefill and decode interleaved) carries one
+new token for every running sequence plus at most one prefill chunk: the partly prefilled
+request, else the oldest waiting one if a batch slot (``max_batch``) and its KV blocks are free.
+Without ``chunked_prefill`` a prompt is prefilled whole; with it, a step's tokens (decodes plus
+the chunk) stay within that budget. A decode that needs a KV block when none is free preempts
+the youngest running request (recompute), counted. Assumption: one prefill per step (packing
+several short prompts into one step's budget is not modelled).
+
+Step latency (:class:`StepTimer`) is :class:`~tpusim.generation.StepCostModel` of the step with
+its decode batch at the batch's mean KV length (a paged-attention kernel runs the ragged batch
+in one launch; its work is the sum of the KV lengths, which the mean keeps), with the decode
+batch padded up to ``batch_q`` slots, prefill chunks up to ``tok_q`` tokens and KV lengths up to
+``kv_q`` (shape buckets, as XLA serving engines compile them); each bucket is simulated once.
+``batch_q = tok_q = kv_q = 1`` is exact for a uniform batch. The error against per-length
+evaluation is measured in ``benchmarks/bench_serve.py``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import simpy
+
+from .kvcache import BlockManager
+from .requests import Request
+
+
+class StepTimer:
+    """Memoised step latency on shape buckets (module docstring)."""
+
+    def __init__(self, cost, batch_q: int = 8, tok_q: int = 16, kv_q: int = 128):
+        self.cost, self.batch_q, self.tok_q, self.kv_q = cost, batch_q, tok_q, kv_q
+        self.memo: dict[tuple[int, int, int, int], float] = {}
+
+    @staticmethod
+    def _up(v: int, q: int) -> int:
+        return -(-v // q) * q
+
+    def key(self, batch: int, kv_sum: int, prefill: int, prefill_kv: int):
+        b = self._up(batch, self.batch_q) if batch else 0
+        k = self._up(-(-kv_sum // batch), self.kv_q) if batch else 0
+        p = self._up(prefill, self.tok_q) if prefill else 0
+        pk = max(self._up(prefill_kv, self.kv_q), p) if prefill else 0
+        return b, k, p, pk
+
+    def latency(self, batch: int, kv_sum: int, prefill: int = 0, prefill_kv: int = 0) -> float:
+        key = self.key(batch, kv_sum, prefill, prefill_kv)
+        lat = self.memo.get(key)
+        if lat is None:
+            b, k, p, pk = key
+            lat = self.memo[key] = self.cost.step([k] * b, p, pk if p else None).latency_s
+        return lat
+
+
+@dataclass(eq=False)
+class _Req:
+    req: Request
+    computed: int = 0          # tokens whose K/V are in the cache
+    generated: int = 0         # output tokens sampled so far
+    target: int = 0            # tokens the current prefill must reach
+    taken: int = 0             # blocks this request reserved itself
+    held: int = 0              # cached prefix blocks it holds (not in ``taken``)
+    moved: int = 0             # of ``taken``, blocks published to the prefix cache
+    first_s: float = math.nan
+    done_s: float = math.nan
+    preempted: int = 0
+
+    @property
+    def blocks(self) -> int:
+        return self.taken + self.held
+
+
+@dataclass
+class Outcome:
+    """What a run leaves: per-request records and the engine's own counters."""
+
+    requests: list[_Req]
+    end_s: float
+    in_system_area: float      # integral of requests in system dt over [0, end_s]
+    preemptions: int
+    steps: int
+    kv_util: list[tuple[float, float]] = field(default_factory=list)
+    blocks: int = 0
+    prefix_hit_tokens: int = 0
+
+
+class Engine:
+    def __init__(self, timer: StepTimer, kv: BlockManager, max_batch: int = 256,
+                 chunked_prefill: int | None = None):
+        self.timer, self.kv = timer, kv
+        self.max_batch, self.chunk = max_batch, chunked_prefill
+
+    def run(self, requests: list[Request], duration: float | None = None) -> Outcome:
+        env = simpy.Environment()
+        self.env = env
+        self.waiting: list[_Req] = []
+        self.running: list[_Req] = []          # decoding, in admission order
+        self.prefilling: _Req | None = None
+        self.records = [_Req(r) for r in requests]
+        self.n_in, self.area, self.last_t = 0, 0.0, 0.0
+        self.preemptions = self.steps = self.hits = 0
+        self.util: list[tuple[float, float]] = []
+        self.wake = env.event()
+        self.left = len(requests)
+        env.process(self._arrivals())
+        done = env.process(self._loop())
+        env.run(until=done if duration is None else min_event(env, done, duration))
+        self._count(0)
+        return Outcome(self.records, env.now, self.area, self.preemptions, self.steps,
+                       self.util, self.kv.total, self.hits)
+
+    def _count(self, delta: int) -> None:
+        now = self.env.now
+        self.area += self.n_in * (now - self.last_t)
+        self.last_t, self.n_in = now, self.n_in + delta
+
+    def _arrivals(self):
+        env = self.env
+        for r in self.records:
+            if r.req.arrival_s > env.now:
+                yield env.timeout(r.req.arrival_s - env.now)
+            self._count(+1)
+            r.target = r.req.input_tokens
+            self.waiting.append(r)
+            if not self.wake.triggered:
+                self.wake.succeed()
+
+    def _finish(self, r: _Req) -> None:
+        r.done_s = self.env.now
+        self._free(r)
+        self._count(-1)
+        self.left -= 1
+
+    def _free(self, r: _Req) -> None:
+        self.kv.give(r.taken - r.moved)
+        self.kv.release_prefix(r.req.prefix, r.held + r.moved)
+        r.taken = r.held = r.moved = 0
+
+    def _grow(self, r: _Req, tokens: int) -> bool:
+        need = self.kv.blocks_for(tokens) - r.blocks
+        if need <= 0:
+            return True
+        if not self.kv.take(need):
+            return False
+        r.taken += need
+        return True
+
+    def _preempt(self, r: _Req) -> None:
+        self._free(r)
+        r.computed, r.target = 0, r.req.input_tokens + r.generated
+        r.preempted += 1
+        self.preemptions += 1
+        self.waiting.insert(0, r)
+
+    def _schedule(self):
+        """The step's decodes and prefill chunk (module docstring)."""
+        decodes: list[_Req] = []
+        queue = list(self.running)
+        while queue:
+            r = queue.pop(0)
+            while not self._grow(r, r.computed + 1):
+                victim = queue.pop() if queue else r
+                self.running.remove(victim)
+                self._preempt(victim)
+                if victim is r:
+                    break
+            else:
+                decodes.append(r)
+        p = self.prefilling
+        if p is None and self.waiting and len(self.running) < self.max_batch:
+            p = self.waiting[0]
+            prefix = min(p.req.prefix_tokens, p.target - 1)
+            p.held = self.kv.hit_prefix(p.req.prefix, prefix)
+            p.computed = p.held * self.kv.block
+            self.hits += p.computed
+        chunk = 0
+        if p is not None:
+            chunk = p.target - p.computed
+            if self.chunk:
+                chunk = min(chunk, self.chunk - len(decodes))
+            if chunk > 0 and self._grow(p, p.computed + chunk):
+                if p is not self.prefilling:
+                    self.waiting.pop(0)
+                    self.prefilling = p
+            else:
+                if p is not self.prefilling:      # not admitted: give the hits back
+                    self.kv.release_prefix(p.req.prefix, p.held)
+                    self.hits -= p.computed
+                    p.held = p.computed = 0
+                p, chunk = None, 0
+        return decodes, p, chunk
+
+    def _loop(self):
+        env = self.env
+        while self.left:
+            decodes, p, chunk = self._schedule()
+            if not decodes and p is None:
+                if self.running or self.prefilling:
+                    raise RuntimeError("scheduler stalled with work in hand")  # a bug, not input
+                self.wake = env.event()
+                yield self.wake
+                continue
+            kv_sum = sum(r.computed + 1 for r in decodes)
+            lat = self.timer.latency(len(decodes), kv_sum, chunk,
+                                     (p.computed + chunk) if p else 0)
+            yield env.timeout(lat)
+            self.steps += 1
+            for r in decodes:
+                r.computed += 1
+                r.generated += 1
+                if r.generated >= r.req.output_tokens:
+                    self.running.remove(r)
+                    self._finish(r)
+            if p is not None:
+                p.computed += chunk
+                if p.computed >= p.target:
+                    self.prefilling = None
+                    p.generated += 1
+                    if math.isnan(p.first_s):
+                        p.first_s = env.now
+                    p.moved = self.kv.publish_prefix(p.req.prefix, min(
+                        p.req.prefix_tokens, p.computed), p.held)
+                    if p.generated >= p.req.output_tokens:
+                        self._finish(p)
+                    else:
+                        self.running.append(p)
+            self.util.append((env.now, self.kv.used / self.kv.total))
+
+
+def min_event(env: simpy.Environment, done, duration: float):
+    """An event that fires when ``done`` does or at ``duration``, whichever is first."""
+    return env.any_of([done, env.timeout(duration)])

@@ -1,0 +1,46 @@
+"""The serving report page: latency distributions, KV-cache use over time and, for a rate
+sweep, the throughput-latency curve; self-contained like the other pages (tpusim/plots.py)."""
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import pandas as pd
+
+
+def serve_html(title: str, runs: list[tuple[float, dict[str, Any], pd.DataFrame]],
+               curve: list[dict[str, Any]] | None, notes: list[str]) -> str:
+    import plotly.graph_objects as go
+
+    from ..plots import figures_html, page
+
+    figs = []
+    if curve and len(curve) > 1:
+        f = go.Figure()
+        xs = [p["output_tokens_per_s"] for p in curve]
+        for key, name in (("ttft_p50_s", "TTFT p50"), ("ttft_p99_s", "TTFT p99"),
+                          ("tpot_p50_s", "TPOT p50")):
+            f.add_scatter(x=xs, y=[p[key] for p in curve], mode="lines+markers", name=name,
+                          text=[f"rate {p['rate']:g}/s" for p in curve])
+        f.update_layout(title="Throughput vs latency (one point per offered rate)",
+                        xaxis_title="output tokens/s", yaxis_title="seconds", yaxis_type="log")
+        figs.append(f)
+    rate, s, table = runs[-1]
+    fin = table[table["finished"]]
+    for col, name in (("ttft_s", "time to first token"), ("tpot_s", "time per output token"),
+                      ("e2e_s", "end-to-end latency")):
+        f = go.Figure(go.Histogram(x=fin[col], nbinsx=60))
+        f.update_layout(title=f"{name} (rate {rate:g}/s)", xaxis_title="seconds",
+                        yaxis_title="requests")
+        figs.append(f)
+    pts = s["kv_utilisation"]["over_time"]
+    f = go.Figure(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines"))
+    f.update_layout(title=f"KV cache in use (rate {rate:g}/s)", xaxis_title="simulated s",
+                    yaxis_title="fraction of blocks", yaxis_range=[0, 1])
+    figs.append(f)
+    head = {k: v for k, v in s.items() if k not in ("kv_utilisation",)}
+    body = [f"<h1>{html.escape(title)}</h1>",
+            "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>",
+            "<pre>" + html.escape(json.dumps(head, indent=1)) + "</pre>"]
+    return page(title, body + figures_html(figs))
