@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .._input import check_size
 from ..errors import InputError
 from ..workload import VECTOR_OPS, Workload, make_layer
 
@@ -208,7 +209,20 @@ def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
                          "by 'x', e.g. 1x3x224x224") from None
     if any(d <= 0 for d in shape):
         raise InputError("--input-shape", name, dims, "dims must be positive integers")
+    for d in shape:
+        check_size(d, "--input-shape", name)
     return name, shape
+
+
+def parse_input_shapes(texts) -> dict[str, tuple[int, ...]]:
+    """Every ``--input-shape``; an input named twice is an error (the last would win)."""
+    out: dict[str, tuple[int, ...]] = {}
+    for text in texts:
+        name, shape = parse_input_shape(text)
+        if name in out:
+            raise InputError("--input-shape", name, message="given twice; give each input once")
+        out[name] = shape
+    return out
 
 
 def _fix_inputs(model, src: str, input_shapes: dict[str, tuple[int, ...]] | None) -> None:
@@ -512,6 +526,8 @@ def _gemm_row(g: _Graph, node, attrs, name: str) -> tuple[dict | None, str | Non
             a = a[:-2] + (a[-1], a[-2])
         if attrs.get("transB") and len(w) >= 2:
             w = w[:-2] + (w[-1], w[-2])
+    if len(a) == 0 or len(w) == 0:
+        return None, f"MatMul of a scalar: {a} x {w} (ONNX MatMul needs inputs of rank >= 1)"
     a2 = (1,) + a if len(a) == 1 else a
     w2 = w + (1,) if len(w) == 1 else w
     m, k, n = a2[-2], a2[-1], w2[-1]
