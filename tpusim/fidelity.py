@@ -299,7 +299,7 @@ def validation_html(table: pd.DataFrame) -> str:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from .plots import figures_html, page
+    from .html_page import figures_html, page
 
     groups = [("tpu_v4 matmuls", "latency, µs", True), ("tpu_v1 apps", "TOPS", True),
               ("tpu_v1 cycle shares", "share of cycles", False),

@@ -110,7 +110,7 @@ def formats_html(df, chip_name: str, workload_name: str | None) -> str:
 
     import plotly.graph_objects as go
 
-    from .plots import figures_html, page
+    from .html_page import figures_html, page
 
     area = go.Figure()
     for col, label in (("multiplier_area_um2", "multiplier"),
