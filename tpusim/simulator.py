@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from . import __version__
+from .area import area_summary
 from .config import ChipConfig, load_config
 from .energy import layer_energy
 from .errors import InputError
@@ -264,6 +265,7 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
     for col in ("m", "k", "n"):
         df[col] = df[col].astype("Int64")
     summary = summarize(chip, wl, df, forced, batch, engine)
+    summary.update(area_summary(chip, summary["format"], summary["peak_tops"]))
     summary["simulator_seconds"] = time.perf_counter() - t0
     return Result(config=chip, workload=wl, layers=df, summary=summary)
 

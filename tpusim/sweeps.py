@@ -44,6 +44,7 @@ from . import __version__, tables
 from .config import ChipConfig, load_config
 from .errors import InputError
 from .importers import find_workload, load_workload
+from .sweep_metrics import DERIVED, add_derived
 from .workload import Workload
 
 JOURNAL_DIR = ".sweep-journal"
@@ -535,14 +536,14 @@ def _frame(plan: Plan, results: dict[int, dict[str, Any]]) -> pd.DataFrame:
         row: dict[str, Any] = {"workload": plan.labels[p.workload], **dict(p.values)}
         for k, v in rec.items():
             if k not in row and k not in ("index", "key", "status", "error", "_workload",
-                                          "_values"):
+                                          "_values", *DERIVED):
                 row[k] = _plain(v)
                 extra.setdefault(k, None)
         row.setdefault("config", plan.base.name)
         row.update(status=rec.get("status"), error=rec.get("error"), key=p.key)
         rows.append(row)
     cols = [*lead, "config", *[k for k in extra if k != "config"], "status", "error", "key"]
-    return pd.DataFrame(rows, columns=cols)
+    return add_derived(pd.DataFrame(rows, columns=cols))
 
 
 @contextmanager

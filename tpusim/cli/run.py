@@ -12,20 +12,28 @@ def print_summary(result, out_dir: Path | None, written: list | None = None) -> 
     from rich.console import Console
     from rich.table import Table
 
+    from .. import units
+
     s = result.summary
     t = Table(title=f"{s['workload']} on {s['config']} ({s['timing_model']}, {s['format']})")
     t.add_column("metric")
     t.add_column("value", justify="right")
     rows = [
-        ("latency", f"{s['latency_s'] * 1e3:.4g} ms ({s['total_cycles']:.6g} cycles)"),
+        ("latency", f"{units.seconds(s['latency_s'])} ({s['total_cycles']:,.0f} cycles)"),
         _throughput(result),
-        ("achieved / peak", f"{s['achieved_tops']:.4g} / {s['peak_tops']:.4g} TOPS"),
+        ("achieved / peak", f"{units.number(s['achieved_tops'])} / "
+                            f"{units.number(s['peak_tops'])} TOPS"),
         ("utilization", f"{s['utilization']:.1%}"),
-        ("energy / inference", f"{s['energy_per_inference_j'] * 1e3:.4g} mJ"),
-        ("HBM traffic", f"{s['hbm_bytes'] / 2**20:.4g} MiB"),
+        ("energy / inference", units.joules(s['energy_per_inference_j'])),
+        ("HBM traffic", units.nbytes(s['hbm_bytes'])),
         ("time by bound", ", ".join(f"{k} {v:.0%}" for k, v in s["bound_share"].items() if v)),
-        ("simulated in", f"{s['simulator_seconds'] * 1e3:.3g} ms"),
     ]
+    if s.get("chip_mm2") is not None:
+        rows.append(("chip area", f"≥ {units.number(s['chip_mm2'])} mm² (arrays "
+                                  f"{units.number(s['array_mm2'])} + SRAM "
+                                  f"{units.number(s['sram_mm2'])}), "
+                                  f"{units.number(s['tops_per_mm2'])} TOPS/mm²"))
+    rows.append(("simulated in", units.seconds(s['simulator_seconds'], 3)))
     for k, v in rows:
         t.add_row(k, v)
     Console(highlight=False).print(t)
@@ -35,12 +43,14 @@ def print_summary(result, out_dir: Path | None, written: list | None = None) -> 
 
 def _throughput(result) -> tuple[str, str]:
     """Tokens for an LLM step trace (its note says sequences and new tokens), else inferences."""
+    from .. import units
     from ..serve.tokens import token_metrics
 
     s = result.summary
     tm = token_metrics(result.workload.notes, s["latency_s"], s["batch"])
     if tm is None:
-        return ("throughput", f"{s['throughput_per_s']:.4g} inferences/s (batch {s['batch']})")
+        return ("throughput", f"{units.number(s['throughput_per_s'])} inferences/s "
+                              f"(batch {s['batch']})")
     if tm["phase"] == "decode":
         return ("tokens", f"{tm['tokens_per_s']:.4g} tokens/s, {tm['ms_per_output_token']:.4g} "
                           f"ms per output token ({tm['sequences']} sequences, KV {tm['kv_len']})")
