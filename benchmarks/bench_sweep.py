@@ -1,6 +1,11 @@
-"""Sweep speed (numbers go into the issue notes; nothing here asserts a time).
+"""Target 4: sweep speed (numbers go into the issue notes; nothing here asserts a time).
 
-    python benchmarks/bench_sweep.py [--workload resnet50] [--jobs 2] [--dask-points 200]
+    python benchmarks/bench_sweep.py [--workload resnet50] [--jobs 2] [--dask-points 200] [--big]
+
+``measure()`` (for the runner): points per second of a 1,000-point ResNet-50 sweep with 2
+processes, no files (goal 1,000); the parent's peak memory per point, from a 200- and a
+1,000-point sweep (tracemalloc; the output row itself is ~0.5 KiB); with ``big=True`` also the
+wall time of a 100,000-point sweep (goal 180 s). The script prints, in addition:
 
 1. One ``simulate`` in-process (median of 10): the floor of a point's cost.
 2. A 1,000-point local sweep (10 rows x 10 cols x 2 formats x 5 HBM bandwidths) with ``--jobs``
@@ -15,6 +20,7 @@ import argparse
 import statistics
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import tpusim
@@ -45,13 +51,50 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - t0, out
 
 
+def _axes(points: int) -> dict:
+    """The first ``points`` points of a rows x cols x formats x bandwidths product."""
+    bws = [150 * 2 ** (i / 4) for i in range(max(1, points // 200))]
+    return {**{k: v for k, v in AXES_1000.items() if k != "memory.hbm.bandwidth_gbps"},
+            "memory.hbm.bandwidth_gbps": bws}
+
+
+def measure(jobs: int = 2, big: bool = False) -> list[dict]:
+    chip = tpusim.load_config("default")
+    wl = workload_arg("resnet50")
+    sweep(chip, wl, {"array.rows": [16]}, jobs=1, progress=False)   # imports warm
+    t, df = timed(lambda: sweep(chip, wl, AXES_1000, jobs=jobs, progress=False))
+    out = [{"target": f"4: ResNet-50 sweep points/s ({jobs} processes, 1,000 points)",
+            "goal": 1000.0, "measured": len(df) / t, "unit": "points/s", "better": "higher"}]
+    peaks = []
+    for n in (200, 1000):
+        axes = _axes(n)
+        tracemalloc.start()
+        df = sweep(chip, wl, axes, jobs=jobs, progress=False)
+        peaks.append((len(df), tracemalloc.get_traced_memory()[1]))
+        tracemalloc.stop()
+    (n0, p0), (n1, p1) = peaks
+    out.append({"target": "4: parent memory per extra sweep point", "goal": 2.0,
+                "measured": (p1 - p0) / (n1 - n0) / 1024, "unit": "KiB", "better": "lower"})
+    if big:
+        axes = _axes(100_000)
+        with tempfile.TemporaryDirectory() as tmp:
+            t, df = timed(lambda: sweep(chip, wl, axes, jobs=jobs, progress=False,
+                                        out_dir=Path(tmp) / "big", html=False))
+        out.append({"target": f"4: {len(df):,}-point sweep, files written", "goal": 180.0,
+                    "measured": t, "unit": "s", "better": "lower"})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workload", default="resnet50")
     ap.add_argument("--config", default="default")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--dask-points", type=int, default=200)
+    ap.add_argument("--big", action="store_true", help="also the 100,000-point sweep")
     args = ap.parse_args()
+    for r in measure(args.jobs, args.big):
+        print(f"{r['target']:58s} {r['measured']:10.4g} {r['unit']} (goal {r['goal']:g})")
     wl_arg = workload_arg(args.workload)
     wl = tpusim.load_workload(wl_arg)
     chip = tpusim.load_config(args.config)

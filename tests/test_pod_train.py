@@ -4,6 +4,8 @@ and one-line errors (batch, memory)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tpusim.config import load_config
 from tpusim.errors import InputError
@@ -248,3 +250,19 @@ def test_cost_grows_with_distinct_shards_not_chips():
     assert len(train_mod._SIMULATED) == 1
     assert big.time_s["compute"] == small.time_s["compute"]
     assert big.collectives_s["fsdp_all_gather"] > small.collectives_s["fsdp_all_gather"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from([(1, 1, 1), (2, 1, 1), (1, 2, 1), (1, 1, 2), (2, 2, 1), (4, 1, 2)]),
+       st.sampled_from(["none", "minimal", "full"]), st.sampled_from([64, 256]))
+def test_step_invariants(degrees, remat, seq):
+    # MFU <= HFU <= 1 (with a flash kernel the chips never run more than the model needs x the
+    # recompute), the step is at least its compute, and tokens/s is tokens over the step.
+    fsdp, tp, pp = degrees
+    chips = fsdp * tp * pp
+    sl = make_slice(CHIP.ici, CHIP.dcn, chips=chips)
+    r = train_step(CHIP, TINY, sl, ParallelSpec(fsdp=fsdp, tp=tp, pp=pp), seq=seq,
+                   global_batch=2 * fsdp, remat=remat, microbatches=2 if pp > 1 else 1)
+    assert 0 < r.mfu <= r.hfu * (1 + 1e-9) and r.hfu <= 1
+    assert r.step_s >= r.time_s["compute"]
+    assert r.tokens_per_s == pytest.approx(2 * fsdp * seq / r.step_s)

@@ -14,7 +14,7 @@ from tpusim.serve import serve, setup
 from tpusim.serve.kvcache import BlockManager, kv_blocks
 from tpusim.serve.metrics import saturation
 from tpusim.serve.requests import Request, load_requests, synthetic_requests
-from tpusim.serve.tp import ShardedStepCost, ring_all_reduce_s
+from tpusim.serve.tp import ShardedStepCost
 
 from .conftest import run_cli
 
@@ -138,7 +138,9 @@ def test_block_manager_prefix_refcounts():
     assert kv.take(8) and kv.available() == 0 and "p" not in {k[0] for k in kv.idle}
 
 
-def test_tp_shards_macs_and_adds_all_reduces():
+def test_tp_shards_macs_and_adds_collectives():
+    from tpusim.generation import StepCostModel
+    from tpusim.pod.collectives import all_gather, all_reduce
     m = get_preset("llama2_7b")
     one = ShardedStepCost(CHIP, m, tp=1)
     eight = ShardedStepCost(CHIP, m, tp=8)
@@ -147,9 +149,19 @@ def test_tp_shards_macs_and_adds_all_reduces():
     assert s1.macs == llm_macs(m, 4, 1, 300, "last") + llm_macs(m, 1, 64, 64, "last")
     # every matmul splits evenly 8 ways for Llama-2-7B (32 heads, ffn 11008, vocab 32000)
     assert s8.macs * 8 == pytest.approx(s1.macs, rel=1e-12)
-    ar = ring_all_reduce_s(68 * 4096 * 2, 8, 4.5e10)
-    assert ar == pytest.approx(2 * 7 / 8 * 68 * 4096 * 2 / 9e10 + 2 * 4 * 1e-6)
-    assert s8.latency_s > s1.latency_s / 8
+    # on top of the shard's compute: 2 all-reduces a block of 68 tokens x 4096 bf16 values,
+    # and an all-gather of 5 sampled tokens' logits (8 x 4000 vocabulary columns, bf16)
+    shard = StepCostModel(CHIP, eight.model).step([300] * 4, 64, 64).latency_s
+    comm = 32 * 2 * all_reduce(68 * 4096 * 2, eight.axes).total_s \
+        + all_gather(5 * 32000 * 2, eight.axes).total_s
+    assert s8.latency_s == pytest.approx(shard + comm, rel=1e-12)
+    assert len(eight.axes) >= 1 and comm > 0
+
+
+def test_tp_on_a_chip_without_ici_is_one_line(tmp_path):
+    code, _, err = run_cli("serve", "default", MODEL, "--chips", "2", "--num-requests", "2",
+                           "--out", tmp_path / "o")
+    assert code == 2 and "ici" in err and len(err.strip().splitlines()) == 1
 
 
 def test_saturation_rate():
@@ -167,13 +179,17 @@ def test_cli_writes_outputs_and_curve(tmp_path):
     top = json.loads((out / "serve.json").read_text())
     assert [p["rate"] for p in top["curve"]] == [5, 50, "inf"]
     assert "saturation rate" in stdout and (out / "report.html").stat().st_size > 10_000
-    one = json.loads((out / "rate-5" / "serve.json").read_text())
+    one = json.loads((out / "serve-rate-5.json").read_text())
     for k in ("requests_per_s", "input_tokens_per_s", "output_tokens_per_s", "mean_in_system",
               "simulated_s", "preemptions"):
         assert k in one
     for k in ("ttft_s", "tpot_s", "e2e_s"):
         assert set(one[k]) >= {"p50", "p90", "p99"}
-    assert (out / "rate-inf" / "requests.csv").read_text().count("\n") == 31
+    assert (out / "requests-rate-inf.csv").read_text().count("\n") == 31
+    # a single run into the same folder leaves none of the curve's files behind
+    assert run_cli("serve", CHIP, MODEL, "--num-requests", "5", "--out", out)[0] == 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "report.html", "requests.csv", "serve.json"]
 
 
 def _jsonl(tmp_path, lines):
@@ -244,3 +260,25 @@ def test_run_prints_tokens_for_an_llm_trace(tmp_path):
     assert "ms per output token" in out and "inferences/s" not in out
     lat = json.loads((tmp_path / "r" / "summary.json").read_text())["latency_s"]
     assert f"{4 / lat:.4g} tokens/s" in out
+
+
+def test_jetstream_check_is_a_prediction():
+    from tpusim.fidelity import JETSTREAM, serving_checks
+    rows = {r["metric"]: r for r in serving_checks()}
+    assert set(rows) == {"output_tokens_per_s", "input_tokens_per_s"}
+    for m, r in rows.items():
+        assert r["measured"] == JETSTREAM[m] and r["status"] == "ok"
+        assert r["fitted_on"].startswith("none") and r["error"] == r["predicted"] / r["measured"] - 1
+    # the same lengths for every request: input/output tokens per second are in ratio 219:292
+    p = rows["input_tokens_per_s"]["predicted"] / rows["output_tokens_per_s"]["predicted"]
+    assert p == pytest.approx(219 / 292, rel=1e-12)
+
+
+def test_cli_duration_labels_the_offered_rate(tmp_path):
+    out = tmp_path / "o"
+    code, stdout, err = run_cli("serve", CHIP, MODEL, "--num-requests", "50", "--rate", "100",
+                                "--duration", "0.1", "--out", out)
+    assert code == 0, err
+    s = json.loads((out / "serve.json").read_text())
+    assert s["offered_rate"] == 100 and s["unfinished"] > 0 and "rate 100/s" in stdout
+    assert s["finished"] + s["unfinished"] + s["not_arrived"] == 50

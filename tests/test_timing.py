@@ -161,6 +161,21 @@ def test_depthwise_groups_pack_block_diagonally():
     assert r.layers.loc[0, "macs"] == 16 * 16 * 32 * 9
 
 
+def test_timing_path_is_decided_once():
+    """scalesim has no overlap to simulate, so the engine does not change its path; a bad
+    engine is an input error naming the argument."""
+    from tpusim.timing.path import timing_path
+    pipe, scale = load_config("default"), load_config("default", **{"timing.model": "scalesim"})
+    assert timing_path(pipe) == "analytic" and timing_path(pipe, "event") == "event"
+    assert timing_path(scale, "event") == timing_path(scale, "analytic") == "scalesim"
+    with pytest.raises(tpusim.InputError, match="engine.*allowed: analytic|event"):
+        timing_path(pipe, "simpy")
+    wl = tpusim.load_workload("resnet50")
+    a = tpusim.simulate(scale, wl, engine="event").layers
+    b = tpusim.simulate(scale, wl, engine="analytic").layers
+    assert a["cycles"].tolist() == b["cycles"].tolist()
+
+
 def test_event_engine_simulates_identical_instances_once():
     from tpusim.timing import overlap_event
     overlap_event._makespan.cache_clear()

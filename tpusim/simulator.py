@@ -5,15 +5,19 @@
 
 ``simulate`` returns a :class:`Result`: ``layers`` (one row per trace row, numbers per instance,
 columns as SPEC.md's layers.csv) and ``summary`` (totals over ``count``).
+
+Two implementations of the same model: the columnar core (:mod:`tpusim.columnar`, the default:
+every layer at once as arrays, the table built only when ``layers`` is read) and the per-layer
+Python path below (``core="reference"``), kept as the readable reference the columnar core is
+tested against. The event engine runs on the reference path.
 """
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import time
-from dataclasses import dataclass, field
-from typing import Any
-
-import pandas as pd
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import __version__
 from .area import area_summary
@@ -25,10 +29,15 @@ from .memory import (check_tile_fits, gemm_traffic_options, plan_residency,
                      plan_weight_cache, vector_traffic)
 from . import roofline
 from .roofline import bound_of
-from .timing import array_timing, gemm_time, vector_time
+from .timing import array_timing, vector_time
 from .timing.overlap import first_tile_bytes, vector_cycles
+from .timing.path import gemm_layer_time, timing_path
 from .importers import load_workload
-from .workload import Layer, Workload
+from ._input import check_size
+from .workload import Layer, Workload, check_layer_size
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LAYER_COLUMNS = (
     "name", "op", "count", "m", "k", "n", "macs", "format", "cycles", "latency_s",
@@ -45,20 +54,37 @@ LAYER_COLUMNS = (
 )
 
 
-@dataclass
 class Result:
     """One simulated run: the chip and workload as run (batch applied) and two views of it.
 
     ``layers``: one row per trace row, numbers per instance (multiply by ``count`` for totals),
     columns :data:`LAYER_COLUMNS` (SPEC's ``layers.csv`` first, then detail). ``summary``: run
     totals as ``summary.json`` holds them (latency, throughput, achieved and peak TOPS,
-    utilization, energy and its breakdown, HBM bytes, time share per bound).
+    utilization, energy and its breakdown, HBM bytes, time share per bound). With the columnar
+    core ``layers`` is built on first access.
     """
 
-    config: ChipConfig
-    workload: Workload
-    layers: pd.DataFrame
-    summary: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, config: ChipConfig, workload: Workload, layers: "pd.DataFrame | None" = None,
+                 summary: dict[str, Any] | None = None,
+                 table: Callable[[], "pd.DataFrame"] | None = None):
+        self.config = config
+        self.workload = workload
+        self.summary = summary if summary is not None else {}
+        self._layers = layers
+        self._table = table
+
+    @property
+    def layers(self) -> "pd.DataFrame":
+        if self._layers is None and self._table is not None:
+            self._layers, self._table = self._table(), None
+        return self._layers
+
+    @layers.setter
+    def layers(self, df: "pd.DataFrame") -> None:
+        self._layers, self._table = df, None
+
+    def __repr__(self) -> str:
+        return f"Result(config={self.config.name!r}, workload={self.workload.name!r})"
 
 
 def _resolve_format(layer: Layer, chip: ChipConfig, forced: str | None, source: str) -> str:
@@ -73,7 +99,7 @@ def _resolve_format(layer: Layer, chip: ChipConfig, forced: str | None, source: 
     return fmt
 
 
-_MAX_TIMED_INSTANCES = 16
+_MAX_TIMED_INSTANCES = 64
 
 
 @dataclass
@@ -83,6 +109,39 @@ class _Carry:
 
     cycles: float = 0.0
     idle_bytes: float = 0.0
+
+
+def _run_instances(n: int, run: Any, carry: _Carry) -> list[tuple[int, dict[str, Any]]]:
+    """``n`` instances run back to back, as (how many, metrics) per distinct instance; exact.
+
+    An instance depends on its row and on the carry the one before left, so once a carry
+    repeats the instances repeat with it: time them until that happens, then give each instance
+    of the cycle its share of what is left (a fixed point is a cycle of one). The carry is left
+    as the last of the ``n`` instances leaves it. Assumption, only where no carry repeats within
+    ``_MAX_TIMED_INSTANCES``: the remaining instances equal the last one timed.
+    """
+    out: list[list] = []
+    states: list[tuple[float, float]] = []
+    seen: dict[tuple[float, float], int] = {}
+    left = n
+    while left > 0:
+        state = (carry.cycles, carry.idle_bytes)
+        start = seen.get(state)
+        if start is None and len(out) >= _MAX_TIMED_INSTANCES:
+            out[-1][0] += left
+            break
+        if start is not None:
+            period = len(out) - start
+            full, rest = divmod(left, period)
+            for j in range(start, len(out)):
+                out[j][0] += full + (1 if j - start < rest else 0)
+            carry.cycles, carry.idle_bytes = states[start + rest] if rest else state
+            break
+        seen[state] = len(out)
+        states.append(state)
+        out.append([1, run()])
+        left -= 1
+    return [(w, v) for w, v in out]
 
 
 _SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cycles",
@@ -96,17 +155,13 @@ _SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cy
 
 
 def _gemm(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, cached: bool,
-          carry: _Carry, engine: str):
+          carry: _Carry, path: str):
     """Traffic and time of the loop order that finishes first (then: fewer HBM bytes)."""
     at = array_timing(layer, chip, fmt.name)
     best = None
     for traffic in gemm_traffic_options(layer, chip, fmt, in_res, out_res, cached):
         preload = min(first_tile_bytes(at, traffic), carry.idle_bytes)
-        if engine == "event":
-            from .timing.overlap_event import gemm_time_event
-            lt = gemm_time_event(chip, at, traffic, preload)
-        else:
-            lt = gemm_time(chip, at, traffic, preload)
+        lt = gemm_layer_time(path, chip, at, traffic, preload)
         key = (lt.cycles, traffic.hbm_total_bytes)
         if best is None or key < best[0]:
             best = (key, traffic, lt)
@@ -118,15 +173,15 @@ def layer_time(chip: ChipConfig, layer: Layer, fmt: str, engine: str | None = No
     ``LayerTime`` a one-layer workload gets. Calibration predicts kernels with it."""
     f = get_format(fmt)
     if layer.kind == "gemm":
-        return _gemm(chip, layer, f, False, False, False, _Carry(), engine or chip.timing.engine)[1]
+        return _gemm(chip, layer, f, False, False, False, _Carry(), timing_path(chip, engine))[1]
     return vector_time(chip, layer.vector_ops, vector_traffic(layer, f, False, False), False, 0.0)
 
 
 def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, carry: _Carry,
-              engine: str, cached: bool = False) -> dict[str, Any]:
+              path: str, cached: bool = False) -> dict[str, Any]:
     """Metrics of one instance of ``layer``; updates ``carry`` for the next instance."""
     if layer.kind == "gemm":
-        traffic, lt = _gemm(chip, layer, fmt, in_res, out_res, cached, carry, engine)
+        traffic, lt = _gemm(chip, layer, fmt, in_res, out_res, cached, carry, path)
     else:
         traffic = vector_traffic(layer, fmt, in_res, out_res)
         lt = vector_time(chip, layer.vector_ops, traffic, layer.fused, carry.cycles)
@@ -201,25 +256,36 @@ def scale_batch(workload: Workload, batch: int) -> Workload:
         else:
             l = dataclasses.replace(l, m=l.m * batch, in_elements=l.in_elements * batch,
                                     out_elements=l.out_elements * batch)
-        layers.append(l)
+        layers.append(check_layer_size(l, "batch", None, f"batch {batch} x"))
     return dataclasses.replace(workload, layers=tuple(layers))
 
 
 def simulate(config: ChipConfig | str, workload: Workload | str, format: str | None = None,
-             batch: int = 1, engine: str | None = None) -> Result:
+             batch: int = 1, engine: str | None = None, core: str = "columnar") -> Result:
     """Simulate ``workload`` on ``config``. ``format`` forces every GEMM layer's datapath format;
-    ``engine`` (``analytic``/``event``) overrides ``timing.engine``."""
+    ``engine`` (``analytic``/``event``) overrides ``timing.engine``; ``core`` is ``columnar``
+    (arrays, the default) or ``reference`` (the per-layer Python path; same numbers)."""
     t0 = time.perf_counter()
     chip = config if isinstance(config, ChipConfig) else load_config(config)
     wl = workload if isinstance(workload, Workload) else load_workload(workload)
+    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral):
+        raise InputError("batch", None, batch, "must be an integer >= 1")
     if batch < 1:
         raise InputError("batch", None, batch, "must be >= 1")
+    check_size(batch, "batch", None)
+    if core not in ("columnar", "reference"):
+        raise InputError("core", None, core, "allowed: columnar|reference")
     wl = scale_batch(wl, batch)
     source = wl.source or wl.name
     forced = chip.check_format(format, "format") if format else None
+    path = timing_path(chip, engine)
     engine = engine or chip.timing.engine
-    if engine not in ("analytic", "event"):
-        raise InputError("engine", None, engine, "allowed: analytic|event")
+    if path != "event" and core == "columnar":
+        from .columnar import evaluate, prepare
+        cols = evaluate([prepare(chip, wl, forced, batch, engine)])[0]
+        summary = cols.summary()
+        summary["simulator_seconds"] = time.perf_counter() - t0
+        return Result(config=chip, workload=wl, summary=summary, table=cols.table)
 
     fmt_names = [_resolve_format(l, chip, forced, source) for l in wl.layers]
     fmts = [get_format(f) for f in fmt_names]
@@ -234,12 +300,8 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
     for layer, fmt, res, cache in zip(wl.layers, fmts, residency, cached):
         variants = []
         for n, i, o in res.instances(layer.count):
-            # Instances run one after another and each leaves the next its idle channel time,
-            # so consecutive instances can alternate: time up to 16 of a run in sequence and
-            # let each stand for an equal share of the run.
-            reps = min(n, _MAX_TIMED_INSTANCES)
-            variants += [(n / reps, _instance(chip, layer, fmt, i, o, carry, engine, cache))
-                         for _ in range(reps)]
+            variants += _run_instances(n, lambda: _instance(chip, layer, fmt, i, o, carry,
+                                                            path, cache), carry)
         row = _average(variants, layer.count)
         row.update({"name": layer.name, "op": layer.op, "count": layer.count,
                     "kind": layer.kind, "fused": layer.fused,
@@ -261,11 +323,11 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
             by_bound[v["bound"]] = by_bound.get(v["bound"], 0.0) + n * v["cycles"]
         row["bound"] = max(by_bound, key=by_bound.get)
         rows.append(row)
+    import pandas as pd
     df = pd.DataFrame(rows, columns=list(LAYER_COLUMNS))
     for col in ("m", "k", "n"):
         df[col] = df[col].astype("Int64")
     summary = summarize(chip, wl, df, forced, batch, engine)
-    summary.update(area_summary(chip, summary["format"], summary["peak_tops"]))
     summary["simulator_seconds"] = time.perf_counter() - t0
     return Result(config=chip, workload=wl, layers=df, summary=summary)
 
@@ -293,7 +355,7 @@ def summarize(chip: ChipConfig, wl: Workload, df: pd.DataFrame, forced: str | No
                  for k in ("mac", "vector", "sram", "hbm", "static")}
     stalls = {k: float((df[f"stall_{k}_cycles"] * cnt).sum())
               for k in ("weight", "input", "output", "sram")}
-    return {
+    out = {
         "config": chip.name, "workload": wl.name,
         "format": main_fmt if len(formats) <= 1 or forced else "mixed",
         "formats": formats, "batch": batch, "timing_model": chip.timing.model, "engine": engine,
@@ -309,3 +371,5 @@ def summarize(chip: ChipConfig, wl: Workload, df: pd.DataFrame, forced: str | No
         "overhead_cycles": float((df["overhead_cycles"] * cnt).sum()),
         "tpusim_version": __version__,
     }
+    out.update(area_summary(chip, out["format"], out["peak_tops"]))
+    return out

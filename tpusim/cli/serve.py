@@ -82,18 +82,21 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
         raise InputError("--kv-block", None, kv_block, "an integer >= 1 (tokens per KV block)")
     one = _rate(rate, "--rate") if rate is not None else None
     many = [_rate(r.strip(), "--rates") for r in rates.split(",")] if rates else None
+    offered = None
     if requests_file is not None:
         reqs = load_requests(requests_file)
+        if rates is None and one is None and reqs[-1].arrival_s > 0:
+            offered = len(reqs) / reqs[-1].arrival_s     # the file's mean arrival rate
     else:
         reqs = synthetic_requests(synthetic, num_requests, math.inf if one is None else one,
                                   seed)
-        one = None
+        offered, one = one, None
     chip = load_config(config, **parse_sets(sets))
     t0 = time.perf_counter()
     st = setup(chip, model, chips, _tp(parallel), weights, kv_dtype, kv_block, max_batch,
                chunked_prefill, max(r.input_tokens for r in reqs))
     runs = run_serve(st, reqs, many or ([one] if one is not None else None), kv_block,
-                     max_batch, chunked_prefill, prefix_caching, duration, seed)
+                     max_batch, chunked_prefill, prefix_caching, duration, seed, offered)
     took = time.perf_counter() - t0
     out = out_dir or Path("results") / f"serve-{Path(str(config)).stem}-{model}"
     written = write_outputs(runs, out, st.notes, html=not no_html)
@@ -113,7 +116,9 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
         sat = saturation(curve_points(runs))
         click.echo(f"saturation rate: {sat:g} requests/s" if sat is not None else
                    "saturation rate: below every rate tried")
-    click.echo(f"simulated in {took:.3g} s; wrote " + ", ".join(f"{out}/{w}" for w in written))
+    shown = written if len(written) <= 4 else [w for w in written if "-rate-" not in w] + [
+        f"requests-rate-*.csv and serve-rate-*.json ({len(runs)} rates)"]
+    click.echo(f"simulated in {took:.3g} s; wrote {out}/: " + ", ".join(shown))
 
 
 def _ms(v) -> str:

@@ -3,7 +3,8 @@
 dp replicas each serve ``batch / dp`` sequences; inside a replica tp chips split the attention
 heads (KV heads replicated when tp exceeds them), the FFN columns and the vocabulary
 (Megatron-style). Each chip runs its shard's trace (``importers/llm.py``) through the single-chip
-``simulate``; on the critical path after it, per block, sit the all-reduces of the attention
+``simulate`` (prefill attention as the flash kernel of ``pod/train.py``); on the critical path
+after it, per block, sit the all-reduces of the attention
 output and the FFN output (one for parallel blocks) over the tp axes, and after the LM head an
 all-gather of the vocabulary-split logits. Nothing overlaps them: a decode step is a chain of
 dependent kernels (assumption: no collective-matmul overlap). Memory per chip: the weight shard
@@ -20,7 +21,7 @@ from ..importers.llm import LlmConfig, llm_rows
 from .collectives import all_gather, all_reduce
 from .sharding import ParallelSpec, check_spec, place
 from .topology import Slice
-from .train import simulate_rows, shard_config
+from .train import flash_attention, shard_config, simulate_rows
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
     rows = llm_rows(shard, phase, batch=b, seq=seq, kv_len=kv_len, dtype=dtype, logits=logits)
     seq = seq if seq is not None else (128 if phase == "prefill" else 1)
     kv_len = kv_len if kv_len is not None else seq
+    if phase == "prefill":      # as in training: a flash kernel, causal tiles skipped
+        rows = flash_attention(rows, shard.heads // shard.kv_heads, seq)
     compute = sum(t for t, _ in simulate_rows(chip, rows))
 
     elem = get_format(dtype, "--dtype", "dtype").bytes_per_element

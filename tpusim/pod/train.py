@@ -15,7 +15,8 @@ Per microbatch the chip runs
   (matmul outputs are kept), ``none`` keeps everything.
 
 Collectives (``pod/collectives.py``, bf16 on the wire: assumption): fsdp all-gathers each layer's
-weights in the forward and again in the backward and reduce-scatters its gradients; dp
+weights in the forward and again in the backward and reduce-scatters its gradients, every
+microbatch (ZeRO-3 keeps no unsharded gradient between microbatches); dp
 all-reduces the gradients once per step; tp all-reduces activations twice per block per pass (once
 for parallel blocks); ep all-to-alls tokens to and from the experts twice per MoE layer per pass;
 pp sends activations to the next stage per microbatch and pass. Overlap, as XLA's async
@@ -236,8 +237,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
 
     gather = microbatches * 2 * (L * (gathered(dense, dense_axes) + gathered(expert, fsdp_axes))
                                  + gathered(head, dense_axes))
-    scatter = (L * (scattered(dense, dense_axes) + scattered(expert, fsdp_axes))
-               + scattered(head, dense_axes))
+    scatter = microbatches * (L * (scattered(dense, dense_axes) + scattered(expert, fsdp_axes))
+                              + scattered(head, dense_axes))
     grads_dp = all_reduce(shard_params * WIRE_BYTES, pl.of("dp")).total_s
     act = mb * seq * model.hidden * WIRE_BYTES
     per_block = 1 if model.parallel_block else 2

@@ -42,7 +42,7 @@ class Setup:
 def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "bf16",
           kv_dtype: str = "bf16", kv_block: int = 16, max_batch: int = 256,
           chunked_prefill: int | None = None, max_prompt: int = 2048, hbm_scale: float = 1.0,
-          buckets: tuple[int, int, int] = (8, 16, 128)) -> Setup:
+          buckets: tuple[int, int, int] = (16, 16, 128)) -> Setup:
     """The step model, its timer and the KV capacity for ``model`` on ``chips`` chips."""
     tp = chips if tp is None else tp
     for name, v in (("--chips", chips), ("--max-batch", max_batch)):
@@ -58,24 +58,25 @@ def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "
     cost = ShardedStepCost(config, model, weights, tp)
     cost.chip.hbm_bytes_per_cycle   # noqa: B018  (the config is complete)
     step_tokens = chunked_prefill or (max_batch + max_prompt)
-    budget = kv_blocks(cost.chip, cost.model, tp, weights, kv_dtype, kv_block, step_tokens,
+    budget = kv_blocks(cost.chip, cost.full, tp, weights, kv_dtype, kv_block, step_tokens,
                        max_batch, hbm_scale)
     timer = StepTimer(cost, *buckets)
-    notes = [f"{cost.model.name} on {chips} x {cost.chip.name}, TP={tp}, weights {weights}, "
+    notes = [f"{cost.full.name} on {chips} x {cost.chip.name}, TP={tp}, weights {weights}, "
              f"KV {kv_dtype}, block {kv_block} tokens",
              f"per chip: weights {budget.weight_bytes / 2**30:.3g} GiB, activations "
              f"{budget.activation_bytes / 2**30:.3g} GiB, KV {budget.blocks} blocks of "
              f"{budget.block_bytes / 2**20:.3g} MiB",
              f"max batch {max_batch}, chunked prefill "
-             f"{chunked_prefill or 'off'}; step shapes bucketed (batch, tokens, KV) = {buckets}"]
+             f"{chunked_prefill or 'off'}; step latency on a grid (batch, prefill tokens, KV) = {buckets}"]
     return Setup(cost, timer, budget.blocks, notes)
 
 
 def serve(st: Setup, requests: Sequence[Request], rates: Sequence[float] | None = None,
           kv_block: int = 16, max_batch: int = 256, chunked_prefill: int | None = None,
           prefix_caching: bool = False, duration: float | None = None,
-          seed: int = 0) -> list[ServeRun]:
-    """Serve ``requests`` (arrivals as given, or re-timed at each of ``rates``)."""
+          seed: int = 0, offered: float | None = None) -> list[ServeRun]:
+    """Serve ``requests`` (arrivals as given, or re-timed at each of ``rates``); ``offered``:
+    the rate the given arrivals were drawn at, for the labels (None: inf)."""
     if duration is not None and not (duration > 0):
         raise InputError("--duration", None, duration, "a time > 0 (seconds)")
     cap = st.blocks * kv_block
@@ -92,8 +93,9 @@ def serve(st: Setup, requests: Sequence[Request], rates: Sequence[float] | None 
         out = eng.run(reqs, duration)
         table = request_table(out)
         s = summarise(out, table)
-        s["offered_rate"] = rate if rate is None or math.isfinite(rate) else "inf"
-        runs.append(ServeRun(math.inf if rate is None else rate, s, table))
+        label = (math.inf if offered is None else offered) if rate is None else rate
+        s["offered_rate"] = label if math.isfinite(label) else "inf"
+        runs.append(ServeRun(label, s, table))
     return runs
 
 
@@ -106,38 +108,41 @@ def curve_points(runs: list[ServeRun]) -> list[dict[str, Any]]:
 
 
 def write_outputs(runs: list[ServeRun], out: Path, notes: list[str], html: bool = True) -> list[str]:
-    """``requests.csv`` and ``serve.json`` (one run), or one ``rate-R/`` folder per rate plus a
-    top-level ``serve.json`` with the curve and the saturation rate; and ``report.html``."""
-    from .._io import atomic_write_text
+    """``requests.csv`` and ``serve.json`` (one run), or ``requests-rate-R.csv`` and
+    ``serve-rate-R.json`` per rate plus a ``serve.json`` with the curve and the saturation rate;
+    and ``report.html``. All or nothing, and no file of an earlier serve run is left beside
+    them (:func:`tpusim.results.write_all`, group ``serve``)."""
+    from ..results import write_all
     from .report import serve_html
 
-    def _json(obj: Any) -> str:
-        return json.dumps(obj, indent=1, default=lambda v: None) + "\n"
+    def _json(obj: Any):
+        text = json.dumps(obj, indent=1, default=lambda v: None) + "\n"
+        return lambda p: p.write_text(text)
 
-    written = []
+    def _csv(table: pd.DataFrame):
+        return lambda p: p.write_text(table.to_csv(index=False))
+
+    files: dict[str, Any] = {}
+    curve = None
     if len(runs) == 1:
-        atomic_write_text(out / "requests.csv", runs[0].table.to_csv(index=False))
-        atomic_write_text(out / "serve.json", _json({**runs[0].summary, "notes": notes}))
-        written += ["requests.csv", "serve.json"]
-        curve = None
+        files["requests.csv"] = _csv(runs[0].table)
+        files["serve.json"] = _json({**runs[0].summary, "notes": notes})
     else:
         curve = curve_points(runs)
         for r in runs:
-            sub = out / f"rate-{r.rate:g}"
-            atomic_write_text(sub / "requests.csv", r.table.to_csv(index=False))
-            atomic_write_text(sub / "serve.json", _json(r.summary))
-        top = {"curve": [{**p, "rate": p["rate"] if math.isfinite(p["rate"]) else "inf"}
-                         for p in curve],
-               "saturation_rate": saturation(curve), "notes": notes,
-               "runs": {f"{r.rate:g}": r.summary for r in runs}}
-        atomic_write_text(out / "serve.json", _json(top))
-        written += [f"rate-*/requests.csv ({len(runs)})", "serve.json"]
+            files[f"requests-rate-{r.rate:g}.csv"] = _csv(r.table)
+            files[f"serve-rate-{r.rate:g}.json"] = _json(r.summary)
+        files["serve.json"] = _json({
+            "curve": [{**p, "rate": p["rate"] if math.isfinite(p["rate"]) else "inf"}
+                      for p in curve],
+            "saturation_rate": saturation(curve), "notes": notes,
+            "runs": {f"{r.rate:g}": r.summary for r in runs}})
     if html:
         page = serve_html("tpusim serve", [(r.rate, r.summary, r.table) for r in runs], curve,
                           notes)
-        atomic_write_text(out / "report.html", page)
-        written.append("report.html")
-    return written
+        files["report.html"] = lambda p: p.write_text(page)
+    write_all(files, out, group="serve")
+    return list(files)
 
 
 __all__ = ["serve", "setup", "write_outputs", "ServeRun", "Setup", "curve_points", "Request"]

@@ -11,11 +11,12 @@ several short prompts into one step's budget is not modelled).
 
 Step latency (:class:`StepTimer`) is :class:`~tpusim.generation.StepCostModel` of the step with
 its decode batch at the batch's mean KV length (a paged-attention kernel runs the ragged batch
-in one launch; its work is the sum of the KV lengths, which the mean keeps), with the decode
-batch padded up to ``batch_q`` slots, prefill chunks up to ``tok_q`` tokens and KV lengths up to
-``kv_q`` (shape buckets, as XLA serving engines compile them); each bucket is simulated once.
-``batch_q = tok_q = kv_q = 1`` is exact for a uniform batch. The error against per-length
-evaluation is measured in ``benchmarks/bench_serve.py``.
+in one launch; its work is the sum of the KV lengths, which the mean keeps). Each distinct shape
+costs a simulation, so the timer evaluates a grid, ``batch_q`` sequences (powers of two below)
+by ``kv_q`` KV tokens, and interpolates bilinearly between (the step is close to linear in
+both between array-width folds); prefill chunks are padded up to ``tok_q`` tokens and their KV
+to ``kv_q``. ``batch_q = tok_q = kv_q = 1`` is exact. ``benchmarks/bench_serve.py`` measures
+the grid against exact shapes, per step and over the JetStream run's throughput.
 """
 from __future__ import annotations
 
@@ -39,20 +40,38 @@ class StepTimer:
     def _up(v: int, q: int) -> int:
         return -(-v // q) * q
 
-    def key(self, batch: int, kv_sum: int, prefill: int, prefill_kv: int):
-        b = self._up(batch, self.batch_q) if batch else 0
-        k = self._up(-(-kv_sum // batch), self.kv_q) if batch else 0
-        p = self._up(prefill, self.tok_q) if prefill else 0
-        pk = max(self._up(prefill_kv, self.kv_q), p) if prefill else 0
-        return b, k, p, pk
-
-    def latency(self, batch: int, kv_sum: int, prefill: int = 0, prefill_kv: int = 0) -> float:
-        key = self.key(batch, kv_sum, prefill, prefill_kv)
+    def _at(self, b: int, k: int, p: int, pk: int) -> float:
+        key = (b, k, p, pk)
         lat = self.memo.get(key)
         if lat is None:
-            b, k, p, pk = key
             lat = self.memo[key] = self.cost.step([k] * b, p, pk if p else None).latency_s
         return lat
+
+    def latency(self, batch: int, kv_sum: int, prefill: int = 0, prefill_kv: int = 0) -> float:
+        """Bilinear in (decode batch, mean KV) between grid points ``batch_q`` and ``kv_q``
+        apart (exact on the grid; the step is close to linear in both between array-width
+        folds), the prefill chunk padded up to ``tok_q`` tokens and its KV up to ``kv_q``."""
+        p = self._up(prefill, self.tok_q) if prefill else 0
+        pk = max(self._up(prefill_kv, self.kv_q), p) if prefill else 0
+        if not batch:
+            return self._at(0, 0, p, pk)
+        kv = kv_sum / batch
+        bq, kq = self.batch_q, self.kv_q
+        if batch >= bq:          # grid: multiples of batch_q, powers of two below
+            b0 = (batch // bq) * bq
+            b1 = b0 if b0 == batch else b0 + bq
+        else:
+            b0 = 1 << (batch.bit_length() - 1)
+            b1 = b0 if b0 == batch else min(2 * b0, bq)
+        k0 = max(1, int(kv // kq) * kq)
+        k1 = k0 if k0 == kv else self._up(math.ceil(kv), kq)
+        fb = 0.0 if b1 == b0 else (batch - b0) / (b1 - b0)
+        fk = 0.0 if k1 == k0 else (kv - k0) / (k1 - k0)
+        lo = self._at(b0, k0, p, pk) * (1 - fk) + (self._at(b0, k1, p, pk) * fk if fk else 0.0)
+        if not fb:
+            return lo
+        hi = self._at(b1, k0, p, pk) * (1 - fk) + (self._at(b1, k1, p, pk) * fk if fk else 0.0)
+        return lo * (1 - fb) + hi * fb
 
 
 @dataclass(eq=False)
@@ -157,18 +176,23 @@ class Engine:
 
     def _schedule(self):
         """The step's decodes and prefill chunk (module docstring)."""
-        decodes: list[_Req] = []
-        queue = list(self.running)
-        while queue:
-            r = queue.pop(0)
-            while not self._grow(r, r.computed + 1):
-                victim = queue.pop() if queue else r
-                self.running.remove(victim)
-                self._preempt(victim)
-                if victim is r:
-                    break
-            else:
-                decodes.append(r)
+        run, blk = self.running, self.kv.block
+        i = 0
+        while i < len(run):            # a decode adds one token: at most one new block
+            r = run[i]
+            if r.computed + 1 > (r.taken + r.held) * blk:
+                while not self.kv.take(1):
+                    victim = run.pop()      # the youngest; r itself when it is the last
+                    self._preempt(victim)
+                    if victim is r:
+                        break
+                else:
+                    r.taken += 1
+                    i += 1
+                    continue
+                break
+            i += 1
+        decodes = list(run)
         p = self.prefilling
         if p is None and self.waiting and len(self.running) < self.max_batch:
             p = self.waiting[0]

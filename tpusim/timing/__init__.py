@@ -5,6 +5,7 @@
   does (``timing.model: pipelined``).
 * :mod:`.overlap` overlaps those cycles with the HBM traffic of :mod:`tpusim.memory` in closed
   form; :mod:`.overlap_event` does the same with a simpy event engine.
+* :mod:`.path` decides once which of the three paths a run takes (scalesim, analytic, event).
 """
 from .overlap import LayerTime, gemm_time, vector_time
 from .systolic import ArrayTiming, array_timing, fold_shape

@@ -55,12 +55,6 @@ class LayerTime:
     def cycles(self) -> float:
         return self.compute_cycles + self.stall_cycles + self.overhead_cycles
 
-    # The names before units joined them; kept read-only while code written against them merges.
-    stall_weight = property(lambda self: self.stall_weight_cycles)
-    stall_input = property(lambda self: self.stall_input_cycles)
-    stall_output = property(lambda self: self.stall_output_cycles)
-    stall_sram = property(lambda self: self.stall_sram_cycles)
-
 
 def split_stall(stall: float, traffic: Traffic) -> tuple[float, float, float]:
     total = traffic.hbm_total_bytes
@@ -80,6 +74,29 @@ def fold_bytes(at: ArrayTiming, traffic: Traffic) -> tuple[float, float, float]:
 MAX_BLOCKS = 64
 
 
+def block_pieces(at: ArrayTiming, traffic: Traffic) -> tuple[tuple[tuple[float, float, float],
+                                                                 int], ...]:
+    """The block stream of one array before merging, run-length encoded: ``(value, count)``.
+
+    Fold ``f`` is ``substeps`` equal blocks; folds before the last also prefetch a slice of the
+    next tile and last ``max(T, L)``, the last one streams ``T``. With more than three folds the
+    identical middle folds come as ``min(64, substeps x (folds - 2))`` equal parts of their sum.
+    """
+    w, i, o = fold_bytes(at, traffic)
+    s = at.substeps
+    step = max(at.stream_cycles, at.load_cycles)
+    n = at.steps
+    a = (step / s, i / s + w / s, o / s)
+    z = (at.stream_cycles / s, i / s, o / s)
+    if n <= 1:
+        return ((z, s),)
+    if n <= 3:
+        return ((a, s * (n - 1)), (z, s))
+    parts = min(MAX_BLOCKS, s * (n - 2))
+    body = tuple(v * s * (n - 2) / parts for v in a)
+    return ((a, s), (body, parts), (z, s))
+
+
 def blocks(at: ArrayTiming, traffic: Traffic,
            preloaded: float = 0.0) -> list[tuple[float, float, float]]:
     """(compute cycles, load bytes, store bytes) of each block one array runs, merged.
@@ -87,43 +104,43 @@ def blocks(at: ArrayTiming, traffic: Traffic,
     The first fold's stationary tile arrives with the first block, less the ``preloaded`` bytes
     of it that came in while the previous layer left the channel idle; every later tile is
     prefetched a slice per block during the fold before it (the weight FIFO fills in the
-    background while the inputs stream).
+    background while the inputs stream). Beyond ``MAX_BLOCKS + 2`` blocks the middle ones are
+    summed in runs of equal length (``merge_size``); each sum is a value times a count read off
+    :func:`block_pieces`, so the cost does not grow with the layer.
     """
-    w, i, o = fold_bytes(at, traffic)
-    s = at.substeps
-    step = max(at.stream_cycles, at.load_cycles)
-    n = at.steps
-
-    def fold(f: int) -> list[tuple[float, float, float]]:
-        cycles = (step if f < n - 1 else at.stream_cycles) / s
-        prefetch = w / s if f < n - 1 else 0.0
-        return [(cycles, i / s + prefetch, o / s)] * s
-
-    if n <= 3:
-        out = [b for f in range(n) for b in fold(f)]
-    else:  # folds 1 .. n-2 are identical: add them as one run
-        run = fold(1)
-        body = tuple(sum(b[k] for b in run) * (n - 2) for k in range(3))
-        out = fold(0) + _split(body, min(MAX_BLOCKS, s * (n - 2))) + fold(n - 1)
+    pieces = block_pieces(at, traffic)
+    total = sum(c for _, c in pieces)
+    size = merge_size(total)
+    out = []
+    # the expanded stream's entries 0 and total-1 stay single; 1 .. total-2 merge in runs
+    for lo, hi in [(0, 1)] + [(a, min(a + size, total - 1)) for a in range(1, total - 1, size)] \
+            + ([(total - 1, total)] if total > 1 else []):
+        out.append(_range_sum(pieces, lo, hi))
+    w = fold_bytes(at, traffic)[0]
     c, ld, st = out[0]
     out[0] = (c + at.load_cycles, ld + w - min(w, preloaded), st)
     c, ld, st = out[-1]
     out[-1] = (c + at.fill_drain_cycles, ld, st)
-    return _merge_middle(out)
+    return out
 
 
-def _split(total: tuple[float, float, float], parts: int) -> list[tuple[float, float, float]]:
-    return [(total[0] / parts, total[1] / parts, total[2] / parts)] * parts
+def merge_size(total: int) -> int:
+    """Blocks per merged middle block when the stream has ``total`` blocks."""
+    return 1 if total <= MAX_BLOCKS + 2 else -(-(total - 2) // MAX_BLOCKS)
 
 
-def _merge_middle(seq: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
-    if len(seq) <= MAX_BLOCKS + 2:
-        return seq
-    first, middle, last = seq[0], seq[1:-1], seq[-1]
-    size = -(-len(middle) // MAX_BLOCKS)
-    merged = [tuple(sum(x[k] for x in middle[a:a + size]) for k in range(3))
-              for a in range(0, len(middle), size)]
-    return [first, *merged, last]
+def _range_sum(pieces, lo: int, hi: int) -> tuple[float, float, float]:
+    """Sum of the expanded stream's entries ``lo .. hi-1``."""
+    acc = None
+    start = 0
+    for v, cnt in pieces:
+        k = min(hi, start + cnt) - max(lo, start)
+        start += cnt
+        if k <= 0:
+            continue
+        term = v if k == 1 else (v[0] * k, v[1] * k, v[2] * k)
+        acc = term if acc is None else (acc[0] + term[0], acc[1] + term[1], acc[2] + term[2])
+    return acc
 
 
 def buffer_depth(chip: ChipConfig) -> int:
@@ -166,22 +183,36 @@ def first_tile_bytes(at: ArrayTiming, traffic: Traffic) -> float:
     return fold_bytes(at, traffic)[0]
 
 
+def scalesim_total(chip: ChipConfig, at: ArrayTiming, traffic: Traffic) -> float:
+    """SCALE-Sim's compute cycles, with memory time only where it exceeds them (it has no
+    overlap model of its own: stalls are the roofline excess)."""
+    return max(at.compute_cycles, traffic.hbm_total_bytes / chip.hbm_bytes_per_cycle)
+
+
+def pipelined_total(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
+                    preloaded: float = 0.0) -> float:
+    """Flow-shop makespan of the block plan with ``preloaded`` bytes of the first tile already
+    on chip.
+
+    Every start and end time in :func:`flow_shop_cycles` is a max of sums that all contain the
+    first block's load time (the channel starts with it and everything else waits behind it),
+    so the preload shortens the makespan by exactly its transfer time: the plan is timed once,
+    without it, and the saving subtracted. Bytes prefetched during the previous layer still
+    crossed the channel: the roofline stays a bound (:func:`finish_gemm_time`).
+    """
+    bw = chip.hbm_bytes_per_cycle / max(at.arrays_used, 1)
+    w = fold_bytes(at, traffic)[0]
+    return (flow_shop_cycles(blocks(at, traffic), bw, buffer_depth(chip))
+            - min(w, preloaded) / bw)
+
+
 def gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
               preloaded: float = 0.0) -> LayerTime:
-    """``preloaded``: bytes of each array's first tile already fetched during the previous
-    layer (TPUv1's weight FIFO fills whenever the channel is free)."""
-    bw = chip.hbm_bytes_per_cycle
-    hbm = traffic.hbm_total_bytes / bw
-    if chip.timing.model == "scalesim":
-        # SCALE-Sim's compute cycles, with memory time only where it exceeds them (no overlap
-        # model of its own: stalls are the roofline excess).
-        total = max(at.compute_cycles, hbm)
-    else:
-        # bytes prefetched during the previous layer still crossed the channel: the roofline
-        # (every byte at full bandwidth) stays a bound on this layer's time (finish_gemm_time)
-        total = flow_shop_cycles(blocks(at, traffic, preloaded), bw / max(at.arrays_used, 1),
-                                 buffer_depth(chip))
-    return finish_gemm_time(chip, at, traffic, total)
+    """Closed-form :class:`LayerTime` of the chip's timing model. ``preloaded``: bytes of each
+    array's first tile already fetched during the previous layer (TPUv1's weight FIFO fills
+    whenever the channel is free)."""
+    from .path import gemm_layer_time, timing_path
+    return gemm_layer_time(timing_path(chip, "analytic"), chip, at, traffic, preloaded)
 
 
 def finish_gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,

@@ -1,0 +1,260 @@
+"""Running a sweep's points: chunks on one of three executors, each chunk one columnar call.
+
+Points run in chunks (consecutive points, so a worker reuses its config and workload) in this
+process (``jobs=1``), a local process pool, or a Dask distributed cluster. All three run
+:func:`_run_chunk` on the same inputs, so they give the same numbers; only
+``simulator_seconds`` differs. A chunk's points are prepared one by one (a point that fails with
+:class:`~tpusim.errors.InputError` becomes a failed record) and then evaluated together by the
+columnar core (:func:`tpusim.columnar.evaluate`), summary only: the per-call overhead of the
+array code is paid once per chunk, not once per point.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from .. import tables
+from ..config import ChipConfig, load_config
+from ..errors import InputError
+from ..workload import Workload
+from .plan import Point
+
+MAX_CHUNK = 64          # points per chunk: one array call, and small enough that a kill loses little
+CHUNKS_PER_WORKER = 4   # enough chunks per worker to even out uneven point costs
+INTERNAL = "internal error: "  # prefix of failures that are bugs, not bad input: retried on resume
+
+
+@dataclass(frozen=True)
+class _Payload:
+    """What every worker needs once: the base chip and the workloads (no file access needed)."""
+
+    token: str
+    base: ChipConfig
+    workloads: tuple[Workload, ...]
+    table: tables.Tables = tables.DEFAULT   # the energy/area table the caller had installed
+
+
+_WORKER: dict[str, Any] = {"chips": {}}   # per process: payload and a small config cache
+
+
+def _plain(v: Any) -> Any:
+    """A JSON/Parquet-friendly scalar: numpy scalars unboxed, NaN as None."""
+    pd = sys.modules.get("pandas")   # only a frame read back holds pandas' NA
+    if pd is not None and v is pd.NA:
+        return None
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """Scalar summary fields as they are, dicts as ``name.sub`` columns, lists joined by ``,``."""
+    out: dict[str, Any] = {}
+    for k, v in summary.items():
+        if isinstance(v, dict):
+            for sk, sv in v.items():
+                out[f"{k}.{sk}"] = _plain(sv)
+        elif isinstance(v, (list, tuple)):
+            out[k] = ",".join(map(str, v))
+        else:
+            out[k] = _plain(v)
+    return out
+
+
+def _chip_for(payload: _Payload, overrides: dict[str, Any]) -> ChipConfig:
+    cache = _WORKER["chips"]
+    key = (payload.token, json.dumps(overrides, sort_keys=True, default=str))
+    chip = cache.get(key)
+    if chip is None:
+        if len(cache) > 256:
+            cache.clear()
+        chip = load_config(payload.base, **overrides) if overrides else payload.base
+        cache[key] = chip
+    return chip
+
+
+def _run_chunk(payload: _Payload, chunk: Sequence[tuple]) -> list[dict[str, Any]]:
+    """Simulate each ``(index, key, workload, overrides, format)``; failures become records.
+
+    The chunk's points go through the columnar core together; ``simulator_seconds`` is the
+    chunk's time shared equally by its points. A point the batch cannot run (a bug, not bad
+    input) is isolated by running the chunk's points one by one.
+    """
+    with tables.use(payload.table):
+        return _run_points(payload, chunk)
+
+
+def _run_points(payload: _Payload, chunk: Sequence[tuple]) -> list[dict[str, Any]]:
+    from ..columnar import evaluate, prepare
+    from ..timing.path import timing_path
+    t0 = time.perf_counter()
+    out: list[dict[str, Any]] = []
+    ready: list[tuple[dict, Any]] = []
+    for index, key, wi, overrides, fmt in chunk:
+        rec: dict[str, Any] = {"index": index, "key": key}
+        out.append(rec)
+        try:
+            chip = _chip_for(payload, overrides)
+            wl = payload.workloads[wi]
+            forced = chip.check_format(fmt, "format") if fmt else None
+            if timing_path(chip) == "event":   # the event engine is not columnar
+                from ..simulator import simulate
+                rec.update(flatten_summary(simulate(chip, wl, format=fmt).summary),
+                           status="ok", error=None)
+            else:
+                ready.append((rec, prepare(chip, wl, forced)))
+        except Exception as exc:
+            _failed(rec, exc)
+    if ready:
+        try:
+            results: list[Any] = [c.summary() for c in evaluate([pt for _, pt in ready])]
+        except Exception:
+            results = []
+            for _, pt in ready:
+                try:
+                    results.append(evaluate([pt])[0].summary())
+                except Exception as exc:
+                    results.append(exc)
+        share = (time.perf_counter() - t0) / max(1, len(chunk))
+        for (rec, _), res in zip(ready, results):
+            if isinstance(res, Exception):
+                _failed(rec, res)
+            else:
+                res["simulator_seconds"] = share
+                rec.update(flatten_summary(res), status="ok", error=None)
+    return out
+
+
+def _failed(rec: dict[str, Any], exc: Exception) -> None:
+    if isinstance(exc, InputError):
+        rec.update(status="failed", error=str(exc))
+    else:  # a bug, not bad input: record it, retry it on resume
+        msg = f"{INTERNAL}{type(exc).__name__}: {exc}".replace("\n", " ")
+        rec.update(status="failed", error=msg)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker exit when the sweep process ``parent`` dies (SIGKILL, a CI timeout):
+    Linux delivers SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``); elsewhere, and
+    for a parent that died before that call, a daemon thread polls ``os.getppid()``."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)   # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+    import threading
+    threading.Thread(target=watch, name="tpusim-parent-watch", daemon=True).start()
+
+
+def _init_pool_worker(payload: _Payload, parent: int | None = None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if parent is not None:
+        _die_with_parent(parent)
+    _WORKER["payload"] = payload
+
+
+def _pool_chunk(chunk: Sequence[tuple]) -> list[dict[str, Any]]:
+    return _run_chunk(_WORKER["payload"], chunk)
+
+
+def _chunks(points: Sequence[Point], workers: int) -> list[list[tuple]]:
+    size = max(1, min(MAX_CHUNK, math.ceil(len(points) / (workers * CHUNKS_PER_WORKER))))
+    items = [(p.index, p.key, p.workload, p.overrides, p.format) for p in points]
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _run_inline(payload: _Payload, points: Sequence[Point]) -> Iterator[list[dict]]:
+    for chunk in _chunks(points, 1):
+        yield _run_chunk(payload, chunk)
+
+
+def _run_pool(payload: _Payload, points: Sequence[Point], jobs: int) -> Iterator[list[dict]]:
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    chunks = _chunks(points, jobs)
+    workers = min(jobs, len(chunks))
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_pool_worker,
+                               initargs=(payload, os.getpid()))
+    futures: set = set()
+    try:
+        futures = {pool.submit(_pool_chunk, c) for c in chunks}
+        while futures:
+            done, futures = wait(futures, return_when=FIRST_COMPLETED)
+            for f in done:
+                yield f.result()
+    finally:
+        if futures:  # stopped early (Ctrl-C, an error): drop the chunks in flight, now
+            for f in futures:
+                f.cancel()
+            _terminate_workers(pool)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _terminate_workers(pool) -> None:
+    stop = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    if stop is not None:
+        stop()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+
+
+def _dask_client(scheduler: Any):
+    """A client for ``scheduler`` (an address, or a ``distributed.Client`` we do not own)."""
+    if not isinstance(scheduler, (str, Path)):
+        return scheduler, False
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise InputError("scheduler", None, message="Dask is not installed; "
+                         "pip install 'tpusim[dask]'") from None
+    try:
+        return Client(str(scheduler), timeout="15s", set_as_default=False), True
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError("scheduler", None, str(scheduler),
+                         f"could not connect to a Dask scheduler ({exc})") from None
+
+
+def _run_dask(payload: _Payload, points: Sequence[Point], client: Any,
+              owned: bool) -> Iterator[list[dict]]:
+    from dask.distributed import as_completed
+
+    futures: list = []
+    try:
+        threads = max(1, sum(client.nthreads().values()))
+        # Scattered once: each worker deserialises the workloads once, not per chunk.
+        shared = client.scatter(payload, broadcast=True, hash=False)
+        futures = [client.submit(_run_chunk, shared, c, pure=False)
+                   for c in _chunks(points, threads)]
+        for f in as_completed(futures, loop=client.loop):
+            yield f.result()
+    finally:
+        if futures:
+            client.cancel(futures)
+        if owned:
+            client.close()
