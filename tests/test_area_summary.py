@@ -85,3 +85,32 @@ def test_run_prints_human_units(cli, tmp_path):
     assert "mm²" in out and "TOPS/mm²" in out
     s = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert s["chip_mm2"] > s["sram_mm2"] > 0
+
+
+def test_configs_table_and_json(cli):
+    code, out, err = cli("configs")
+    assert code == 0, err
+    assert "TOPS" in out and "GB/s" in out and "GMAC" in out and "resnet50.csv" in out
+    code, out, err = cli("configs", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    v4 = next(c for c in data["presets"] if c["name"] == "tpu_v4")
+    assert v4["peak_tops"] == pytest.approx(tpusim.load_config("tpu_v4").peak_tops("bf16"))
+    rn = next(w for w in data["workloads"] if w["name"] == "resnet50.csv")
+    # the same total the simulator's summary counts, by another path
+    assert rn["gmac"] == pytest.approx(tpusim.simulate("default", "resnet50").summary["macs"] / 1e9)
+
+
+def test_run_json_on_stdout(cli, tmp_path):
+    code, out, err = cli("run", "default", "resnet50", "--json", "--no-html", "--out",
+                         tmp_path / "r")
+    assert code == 0, err
+    assert json.loads(out) == json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert "wrote" in err
+
+
+def test_result_repr_html_human_units():
+    r = tpusim.simulate("default", "resnet50")
+    page = r._repr_html_()
+    assert page.startswith("<table>") and "resnet50 on default" in page
+    assert units.seconds(r.summary["latency_s"]) in page and "e+" not in page and "e-" not in page

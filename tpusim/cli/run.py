@@ -76,8 +76,10 @@ def _throughput(result) -> tuple[str, str]:
               help="Fix a dynamic input dim of an .onnx WORKLOAD (repeatable).")
 @click.option("--numerics", is_flag=True,
               help="Add gemm_rel_error per layer: its GEMM, sampled, computed bit-accurately.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print summary.json on stdout instead of the table (messages go to stderr).")
 def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shapes,
-        numerics):
+        numerics, as_json):
     """Simulate WORKLOAD on chip CONFIG; write layers.csv, summary.json, config.yaml, report.html.
 
     summary.json records the resolved config, the overrides, the command line, the version and
@@ -126,6 +128,10 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
     warning = coverage_warning(result)
     if warning:
         click.echo(f"tpusim: {warning}", err=True)
+    if as_json:
+        click.echo((out / "summary.json").read_text(), nl=False)
+        click.echo(f"wrote {out}/" + ", ".join(Path(p).name for p in written), err=True)
+        return
     print_summary(result, out, written)
     if numerics and result.layers["gemm_rel_error"].notna().any():
         worst = result.layers.loc[result.layers["gemm_rel_error"].idxmax()]
@@ -133,20 +139,71 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
                    f"(layer {worst['name']}, {worst['format']}; sampled operands)")
 
 
+def configs_tables() -> tuple[list[dict], list[dict]]:
+    """One record per chip preset (peak TOPS in its default format, off-chip bandwidth, SRAM,
+    clock, PEs) and per shipped workload (layers, GMAC, op count)."""
+    from ..config import load_config, preset_names
+    from ..importers import WORKLOAD_DIR, load_workload
+
+    chips = []
+    for name in preset_names():
+        c = load_config(name)
+        s = c.memory.sram
+        chips.append({"name": name, "default_format": c.default_format,
+                      "peak_tops": c.peak_tops(c.default_format), "clock_ghz": c.clock_ghz,
+                      "pes": c.pes, "offchip": c.memory.hbm.kind,
+                      "offchip_gb_s": c.memory.hbm.bandwidth_gbps,
+                      "sram_kib": s.input_kib + s.weight_kib + s.output_kib,
+                      "description": c.description})
+    workloads = []
+    for p in sorted(WORKLOAD_DIR.rglob("*.csv")):
+        rel = str(p.relative_to(WORKLOAD_DIR))
+        try:
+            wl = load_workload(str(p))
+        except Exception as exc:   # a shipped trace that does not load is worth seeing here
+            workloads.append({"name": rel, "layers": None, "gmac": None, "error": str(exc)})
+            continue
+        workloads.append({"name": rel, "layers": sum(l.count for l in wl.layers),
+                          "rows": len(wl.layers),
+                          "gmac": sum(l.macs * l.count for l in wl.layers) / 1e9})
+    return chips, workloads
+
+
 @click.command()
-def configs():
-    """List chip presets and shipped workloads.
+@click.option("--json", "as_json", is_flag=True, help="Print the tables as JSON on stdout.")
+def configs(as_json):
+    """List chip presets (peak TOPS, bandwidth, SRAM, clock) and shipped workloads (layers,
+    GMAC).
 
     \b
     Example:
       tpusim configs
+      tpusim configs --json
     """
-    from ..config import load_config, preset_names
-    from ..importers import WORKLOAD_DIR
+    import json
 
-    for name in preset_names():
-        c = load_config(name)
-        click.echo(f"{name:10s} {c.description}")
-    click.echo("")
-    for p in sorted(WORKLOAD_DIR.rglob("*.csv")):
-        click.echo(f"workload  {p.relative_to(WORKLOAD_DIR)}")
+    from rich.console import Console
+    from rich.table import Table
+
+    from .. import units
+
+    chips, workloads = configs_tables()
+    if as_json:
+        click.echo(json.dumps({"presets": chips, "workloads": workloads}, indent=2))
+        return
+    t = Table(title="chip presets")
+    for col in ("preset", "TOPS", "fmt", "GHz", "PEs", "off-chip", "GB/s", "SRAM"):
+        t.add_column(col, justify="left" if col in ("preset", "fmt", "off-chip") else "right")
+    for c in chips:
+        t.add_row(c["name"], units.number(c["peak_tops"]), c["default_format"],
+                  f"{c['clock_ghz']:g}", f"{c['pes']:,}", c["offchip"],
+                  units.number(c["offchip_gb_s"]), units.nbytes(c["sram_kib"] * 1024))
+    w = Table(title="shipped workloads")
+    for col in ("workload", "layers", "GMAC"):
+        w.add_column(col, justify="left" if col == "workload" else "right")
+    for r in workloads:
+        w.add_row(r["name"], "—" if r["layers"] is None else f"{r['layers']:,}",
+                  "—" if r["gmac"] is None else units.number(r["gmac"]))
+    console = Console(highlight=False)
+    console.print(t)
+    console.print(w)
