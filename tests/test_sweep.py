@@ -288,7 +288,8 @@ def test_sweep_page_has_heatmaps_pareto_and_embedded_plotly(trace, tmp_path):
     df = sweep("default", trace, axes, jobs=1, out_dir=tmp_path / "h")
     figs, _ = sweep_figures(df)
     kinds = [t.type for f in figs for t in f.data]
-    assert kinds.count("heatmap") == 2 * 4  # a 2x2 grid per format
+    # per format a 2x2 grid of METRICS and one of EFFICIENCY (perf/area, perf/W, area, power)
+    assert kinds.count("heatmap") == 2 * 8
     heat = figs[0].data[0]  # throughput, int8: rows down, cols across
     row = df[(df["format"] == "int8") & (df["array.rows"] == 32) & (df["array.cols"] == 64)]
     value = row["throughput_per_s"].iloc[0]

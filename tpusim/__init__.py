@@ -26,6 +26,7 @@ _EXPORTS = {
     "chip_roofs": "tpusim.roofline", "layer_table": "tpusim.roofline",
     "workload_table": "tpusim.roofline", "roofline_chart": "tpusim.roofline_plots",
     "format_table": "tpusim.format_report", "sweep": "tpusim.sweeps",
+    "compare": "tpusim.comparison",
     "read_measurements": "tpusim.importers.measurements",
     "run_checks": "tpusim.fidelity",
     # the energy and area tables (a module: tpusim.tables.use(...))

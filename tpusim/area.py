@@ -164,3 +164,29 @@ def chip_area(chip, fmt: str, macs_per_pe: float = 1.0) -> ChipArea:
     return ChipArea(format=get_format(fmt).name, mac_um2=mac, pes=chip.pes,
                     macs_per_pe=macs_per_pe, array_mm2=chip.pes * macs_per_pe * mac / 1e6,
                     sram_mm2=sram)
+
+
+def hardware_area(chip, fmt: str) -> ChipArea:
+    """The area of the datapath that runs ``fmt`` on ``chip``: an emulated format runs on the
+    arrays of the format it is emulated with, a native one on arrays of its own PEs, each PE
+    holding the format's rate of MACs."""
+    sup = chip.formats.get(fmt)
+    if sup is not None and sup.emulate:
+        return chip_area(chip, sup.emulate, chip.formats[sup.emulate].rate)
+    return chip_area(chip, fmt, sup.rate if sup is not None else 1.0)
+
+
+def area_summary(chip, fmt: str, peak_tops: float) -> dict[str, float | bool | str]:
+    """The area fields of a run's summary (and of every sweep point): ``array_mm2``,
+    ``sram_mm2``, ``chip_mm2`` = their sum and ``tops_per_mm2`` = ``peak_tops`` / ``chip_mm2``.
+
+    ``chip_mm2`` counts the MAC arrays and the on-chip SRAM only (standard cells and bit cells,
+    no wires, no vector unit, no off-chip PHY or interconnect), so it is a lower bound of the
+    die (``chip_mm2_is_lower_bound``) and ``tops_per_mm2`` an upper bound. The one function
+    every summary builder calls, so the fields stay the same whichever path simulates."""
+    hw = hardware_area(chip, fmt if fmt in chip.formats else chip.default_format)
+    chip_mm2 = hw.total_mm2
+    return {"array_mm2": hw.array_mm2, "sram_mm2": hw.sram_mm2, "chip_mm2": chip_mm2,
+            "chip_mm2_is_lower_bound": True,
+            "area_counts": "MAC arrays + on-chip SRAM (cells only)",
+            "tops_per_mm2": peak_tops / chip_mm2 if chip_mm2 > 0 else math.nan}

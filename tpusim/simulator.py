@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import __version__
+from .area import area_summary
 from .config import ChipConfig, load_config
 from .energy import layer_energy
 from .errors import InputError
@@ -85,6 +86,27 @@ class Result:
     def __repr__(self) -> str:
         return f"Result(config={self.config.name!r}, workload={self.workload.name!r})"
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: the headline numbers in human units (no layer table)."""
+        import html
+
+        from . import units
+        s = self.summary
+        rows = [("latency", f"{units.seconds(s['latency_s'])} ({s['total_cycles']:,.0f} cycles)"),
+                ("throughput", f"{units.number(s['throughput_per_s'])} inferences/s "
+                               f"(batch {s['batch']})"),
+                ("achieved / peak", f"{units.number(s['achieved_tops'])} / "
+                                    f"{units.number(s['peak_tops'])} TOPS"),
+                ("utilization", f"{s['utilization']:.1%}"),
+                ("energy / inference", units.joules(s["energy_per_inference_j"])),
+                ("off-chip traffic", units.nbytes(s["hbm_bytes"]))]
+        if s.get("chip_mm2") is not None:
+            rows.append(("chip area", f"≥ {units.number(s['chip_mm2'])} mm²"))
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+                       f"<td style='text-align:right'>{html.escape(v)}</td></tr>"
+                       for k, v in rows)
+        title = html.escape(f"{s['workload']} on {s['config']} ({s['format']})")
+        return f"<table><caption>{title}</caption>{body}</table>"
 
 def _resolve_format(layer: Layer, chip: ChipConfig, forced: str | None, source: str) -> str:
     if forced:
@@ -354,7 +376,7 @@ def summarize(chip: ChipConfig, wl: Workload, df: pd.DataFrame, forced: str | No
                  for k in ("mac", "vector", "sram", "hbm", "static")}
     stalls = {k: float((df[f"stall_{k}_cycles"] * cnt).sum())
               for k in ("weight", "input", "output", "sram")}
-    return {
+    out = {
         "config": chip.name, "workload": wl.name,
         "format": main_fmt if len(formats) <= 1 or forced else "mixed",
         "formats": formats, "batch": batch, "timing_model": chip.timing.model, "engine": engine,
@@ -370,3 +392,5 @@ def summarize(chip: ChipConfig, wl: Workload, df: pd.DataFrame, forced: str | No
         "overhead_cycles": float((df["overhead_cycles"] * cnt).sum()),
         "tpusim_version": __version__,
     }
+    out.update(area_summary(chip, out["format"], out["peak_tops"]))
+    return out

@@ -24,6 +24,14 @@ METRICS = (
     ("edp_j_s", "EDP (energy x latency)", "J*s"),
     ("utilization", "utilization", ""),
 )
+# perf/area and perf/W (tpusim.sweep_metrics), a second grid of four.
+EFFICIENCY = (
+    ("throughput_per_mm2", "perf/area", "inferences/s/mm²"),
+    ("tops_per_w", "perf/W (achieved TOPS / average power)", "TOPS/W"),
+    ("chip_mm2", "chip area (arrays + SRAM, lower bound)", "mm²"),
+    ("avg_power_w", "average power", "W"),
+)
+LOWER_IS_BETTER = ("energy_per_inference_j", "edp_j_s", "chip_mm2", "avg_power_w")
 MAX_GRIDS = 12  # heatmap grids on one page; more are summarised in a note
 NOT_AXES = ("workload", "format")
 SUMMARY_START = "config"  # first non-swept column of a sweep frame
@@ -93,8 +101,8 @@ def _log_ticks(values: list[float]) -> dict:
     return {"tickvals": [math.log10(t) for t in ticks], "ticktext": [f"{t:.3g}" for t in ticks]}
 
 
-def heatmap_grid(df: pd.DataFrame, x: str, y: str, title: str):
-    """Four heatmaps (METRICS) of one group over ``y`` (rows) x ``x`` (columns); cells of failed
+def heatmap_grid(df: pd.DataFrame, x: str, y: str, title: str, metrics=METRICS):
+    """Four heatmaps (``metrics``: METRICS or EFFICIENCY) of one group over ``y`` (rows) x ``x`` (columns); cells of failed
     points stay blank. Built as one layout dict: make_subplots costs ~0.1 s a figure."""
     import plotly.graph_objects as go
 
@@ -102,7 +110,7 @@ def heatmap_grid(df: pd.DataFrame, x: str, y: str, title: str):
     ys = sorted(df[y].unique())
     ok = _ok(df)
     traces, layout = [], {"title": {"text": title}, "height": 760, "annotations": []}
-    for i, ((col, name, unit), (xd, yd)) in enumerate(zip(METRICS, _GRID)):
+    for i, ((col, name, unit), (xd, yd)) in enumerate(zip(metrics, _GRID)):
         n = "" if i == 0 else str(i + 1)
         if len(ok):
             grid = ok.pivot_table(index=y, columns=x, values=col, aggfunc="first")
@@ -120,7 +128,7 @@ def heatmap_grid(df: pd.DataFrame, x: str, y: str, title: str):
         traces.append(go.Heatmap(
             x=[str(v) for v in xs], y=[str(v) for v in ys], z=color, text=z, xaxis=f"x{n}",
             yaxis=f"y{n}", texttemplate="%{text:.3g}", colorscale="Viridis",
-            reversescale=col in ("energy_per_inference_j", "edp_j_s"),
+            reversescale=col in LOWER_IS_BETTER,
             zmin=0 if util else None, zmax=1 if util else None, colorbar=bar,
             hovertemplate=f"{y}=%{{y}}<br>{x}=%{{x}}<br>{name}: %{{text:.4g}} {unit}"
                           "<extra></extra>"))
@@ -218,7 +226,10 @@ def sweep_figures(df: pd.DataFrame) -> tuple[list, list[str]]:
     if x is not None:
         groups = _groups(df, facets)
         for vals, g in groups[:MAX_GRIDS]:
-            figs.append(heatmap_grid(g, x, y, f"{y} x {x}" + (f": {_label(vals)}" if vals else "")))
+            label = f"{y} x {x}" + (f": {_label(vals)}" if vals else "")
+            figs.append(heatmap_grid(g, x, y, label))
+            if "chip_mm2" in g:
+                figs.append(heatmap_grid(g, x, y, f"perf/area and perf/W, {label}", EFFICIENCY))
         if len(groups) > MAX_GRIDS:
             notes.append(f"heatmaps shown for the first {MAX_GRIDS} of {len(groups)} "
                          f"combinations of {', '.join(facets)}")
@@ -232,6 +243,31 @@ def sweep_figures(df: pd.DataFrame) -> tuple[list, list[str]]:
     for vals, g in _groups(df, ["workload"]):
         figs.append(pareto_figure(g, f"Energy vs latency: {vals['workload']}"))
     return figs, notes
+
+
+def static_power_note(df: pd.DataFrame) -> str:
+    """What the energy of every point assumes about static power, in one sentence."""
+    static = pd.to_numeric(df.get("energy_breakdown_j.static", pd.Series(dtype=float)),
+                           errors="coerce")
+    zero = "" if (static > 0).any() else "; here it is 0 W, so energy is dynamic energy alone"
+    return ("Static power is the config's energy.static_w, the same watts at every point (it "
+            "does not grow with array or SRAM area), so it adds energy in proportion to latency "
+            f"only{zero}.")
+
+
+def pareto_section(ok: pd.DataFrame, swept: list[str]) -> list[str]:
+    """The latency x energy x area Pareto points of each workload as a table."""
+    from .sweep_metrics import PARETO_AXES, pareto_3d
+    if "chip_mm2" not in ok:
+        return []
+    cols = [*swept, *PARETO_AXES, "throughput_per_mm2", "tops_per_w"]
+    out = ["<h2>Pareto front: latency x energy x area</h2>",
+           "<p>Points no other point beats in all three (lower is better in each); chip area "
+           "is arrays + SRAM, a lower bound of the die.</p>"]
+    for vals, g in _groups(ok, ["workload"]):
+        front = pareto_3d(g)
+        out.append(_table(g.loc[front, [c for c in cols if c in g]]))
+    return out
 
 
 def sweep_html(df: pd.DataFrame, title: str = "tpusim sweep") -> str:
@@ -250,9 +286,11 @@ def sweep_html(df: pd.DataFrame, title: str = "tpusim sweep") -> str:
         cols = [*swept, "latency_s", "throughput_per_s", "energy_per_inference_j", "edp_j_s",
                 "utilization"]
         parts += ["<h2>Lowest EDP</h2>", _table(best[cols])]
+        parts += pareto_section(ok, swept)
     if len(failed):
         reasons = failed.groupby("error").size().reset_index(name="points")
         parts += ["<h2>Failed points</h2>", _table(reasons)]
     parts += [f"<p><i>{html.escape(n)}</i></p>" for n in notes]
+    parts.append(f"<p class='note'>{html.escape(static_power_note(df))}</p>")
     parts += figures_html(figs)
     return page(title, parts)

@@ -26,6 +26,8 @@ COMMANDS = {
               "Serve an LLM: requests, continuous batching, paged KV cache."),
     "calibrate": ("tpusim.cli.calibrate", "calibrate", "Fit a preset to measured latencies."),
     "validate": ("tpusim.cli.calibrate", "validate", "Run every public check we have."),
+    "compare": ("tpusim.cli.compare", "compare",
+                "Compare runs: summary deltas, per-layer speedup, overlaid rooflines."),
     "configs": ("tpusim.cli.run", "configs", "List the chip presets and shipped workloads."),
     "train": ("tpusim.cli.train", "train", "One LLM training step on a multi-chip slice."),
     "infer": ("tpusim.cli.infer", "infer", "One sharded LLM prefill/decode step on a slice."),

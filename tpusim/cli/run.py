@@ -12,20 +12,28 @@ def print_summary(result, out_dir: Path | None, written: list | None = None) -> 
     from rich.console import Console
     from rich.table import Table
 
+    from .. import units
+
     s = result.summary
     t = Table(title=f"{s['workload']} on {s['config']} ({s['timing_model']}, {s['format']})")
     t.add_column("metric")
     t.add_column("value", justify="right")
     rows = [
-        ("latency", f"{s['latency_s'] * 1e3:.4g} ms ({s['total_cycles']:.6g} cycles)"),
+        ("latency", f"{units.seconds(s['latency_s'])} ({s['total_cycles']:,.0f} cycles)"),
         _throughput(result),
-        ("achieved / peak", f"{s['achieved_tops']:.4g} / {s['peak_tops']:.4g} TOPS"),
+        ("achieved / peak", f"{units.number(s['achieved_tops'])} / "
+                            f"{units.number(s['peak_tops'])} TOPS"),
         ("utilization", f"{s['utilization']:.1%}"),
-        ("energy / inference", f"{s['energy_per_inference_j'] * 1e3:.4g} mJ"),
-        ("HBM traffic", f"{s['hbm_bytes'] / 2**20:.4g} MiB"),
+        ("energy / inference", units.joules(s['energy_per_inference_j'])),
+        ("HBM traffic", units.nbytes(s['hbm_bytes'])),
         ("time by bound", ", ".join(f"{k} {v:.0%}" for k, v in s["bound_share"].items() if v)),
-        ("simulated in", f"{s['simulator_seconds'] * 1e3:.3g} ms"),
     ]
+    if s.get("chip_mm2") is not None:
+        rows.append(("chip area", f"≥ {units.number(s['chip_mm2'])} mm² (arrays "
+                                  f"{units.number(s['array_mm2'])} + SRAM "
+                                  f"{units.number(s['sram_mm2'])}), "
+                                  f"{units.number(s['tops_per_mm2'])} TOPS/mm²"))
+    rows.append(("simulated in", units.seconds(s['simulator_seconds'], 3)))
     for k, v in rows:
         t.add_row(k, v)
     Console(highlight=False).print(t)
@@ -35,12 +43,14 @@ def print_summary(result, out_dir: Path | None, written: list | None = None) -> 
 
 def _throughput(result) -> tuple[str, str]:
     """Tokens for an LLM step trace (its note says sequences and new tokens), else inferences."""
+    from .. import units
     from ..serve.tokens import token_metrics
 
     s = result.summary
     tm = token_metrics(result.workload.notes, s["latency_s"], s["batch"])
     if tm is None:
-        return ("throughput", f"{s['throughput_per_s']:.4g} inferences/s (batch {s['batch']})")
+        return ("throughput", f"{units.number(s['throughput_per_s'])} inferences/s "
+                              f"(batch {s['batch']})")
     if tm["phase"] == "decode":
         return ("tokens", f"{tm['tokens_per_s']:.4g} tokens/s, {tm['ms_per_output_token']:.4g} "
                           f"ms per output token ({tm['sequences']} sequences, KV {tm['kv_len']})")
@@ -70,8 +80,10 @@ def _throughput(result) -> tuple[str, str]:
               help="LLM step trace: shard it over this many chips (writes DIR/sharded.json).")
 @click.option("--parallel", default=None, metavar="tp=..[,dp=..]",
               help="With --chips: tensor and data parallel degrees (default tp over all chips).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print summary.json on stdout instead of the table (messages go to stderr).")
 def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shapes,
-        numerics, chips, parallel):
+        numerics, chips, parallel, as_json):
     """Simulate WORKLOAD on chip CONFIG; write layers.csv, summary.json, config.yaml, report.html.
 
     summary.json records the resolved config, the overrides, the command line, the version and
@@ -123,11 +135,45 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
     warning = coverage_warning(result)
     if warning:
         click.echo(f"tpusim: {warning}", err=True)
+    if as_json:
+        click.echo((out / "summary.json").read_text(), nl=False)
+        click.echo(f"wrote {out}/" + ", ".join(Path(p).name for p in written), err=True)
+        return
     print_summary(result, out, written)
     if numerics and result.layers["gemm_rel_error"].notna().any():
         worst = result.layers.loc[result.layers["gemm_rel_error"].idxmax()]
         click.echo(f"numerics: worst GEMM error {worst['gemm_rel_error']:.3g} "
                    f"(layer {worst['name']}, {worst['format']}; sampled operands)")
+
+
+def configs_tables() -> tuple[list[dict], list[dict]]:
+    """One record per chip preset (peak TOPS in its default format, off-chip bandwidth, SRAM,
+    clock, PEs) and per shipped workload (layers, GMAC, op count)."""
+    from ..config import load_config, preset_names
+    from ..importers import WORKLOAD_DIR, load_workload
+
+    chips = []
+    for name in preset_names():
+        c = load_config(name)
+        s = c.memory.sram
+        chips.append({"name": name, "default_format": c.default_format,
+                      "peak_tops": c.peak_tops(c.default_format), "clock_ghz": c.clock_ghz,
+                      "pes": c.pes, "offchip": c.memory.hbm.kind,
+                      "offchip_gb_s": c.memory.hbm.bandwidth_gbps,
+                      "sram_kib": s.input_kib + s.weight_kib + s.output_kib,
+                      "description": c.description})
+    workloads = []
+    for p in sorted(WORKLOAD_DIR.rglob("*.csv")):
+        rel = str(p.relative_to(WORKLOAD_DIR))
+        try:
+            wl = load_workload(str(p))
+        except Exception as exc:   # a shipped trace that does not load is worth seeing here
+            workloads.append({"name": rel, "layers": None, "gmac": None, "error": str(exc)})
+            continue
+        workloads.append({"name": rel, "layers": sum(l.count for l in wl.layers),
+                          "rows": len(wl.layers),
+                          "gmac": sum(l.macs * l.count for l in wl.layers) / 1e9})
+    return chips, workloads
 
 
 def _sharded(config, workload, overrides, chips, parallel, batch, out_dir) -> None:
@@ -144,19 +190,40 @@ def _sharded(config, workload, overrides, chips, parallel, batch, out_dir) -> No
 
 
 @click.command()
-def configs():
-    """List chip presets and shipped workloads.
+@click.option("--json", "as_json", is_flag=True, help="Print the tables as JSON on stdout.")
+def configs(as_json):
+    """List chip presets (peak TOPS, bandwidth, SRAM, clock) and shipped workloads (layers,
+    GMAC).
 
     \b
     Example:
       tpusim configs
+      tpusim configs --json
     """
-    from ..config import load_config, preset_names
-    from ..importers import WORKLOAD_DIR
+    import json
 
-    for name in preset_names():
-        c = load_config(name)
-        click.echo(f"{name:10s} {c.description}")
-    click.echo("")
-    for p in sorted(WORKLOAD_DIR.rglob("*.csv")):
-        click.echo(f"workload  {p.relative_to(WORKLOAD_DIR)}")
+    from rich.console import Console
+    from rich.table import Table
+
+    from .. import units
+
+    chips, workloads = configs_tables()
+    if as_json:
+        click.echo(json.dumps({"presets": chips, "workloads": workloads}, indent=2))
+        return
+    t = Table(title="chip presets")
+    for col in ("preset", "TOPS", "fmt", "GHz", "PEs", "off-chip", "GB/s", "SRAM"):
+        t.add_column(col, justify="left" if col in ("preset", "fmt", "off-chip") else "right")
+    for c in chips:
+        t.add_row(c["name"], units.number(c["peak_tops"]), c["default_format"],
+                  f"{c['clock_ghz']:g}", f"{c['pes']:,}", c["offchip"],
+                  units.number(c["offchip_gb_s"]), units.nbytes(c["sram_kib"] * 1024))
+    w = Table(title="shipped workloads")
+    for col in ("workload", "layers", "GMAC"):
+        w.add_column(col, justify="left" if col == "workload" else "right")
+    for r in workloads:
+        w.add_row(r["name"], "—" if r["layers"] is None else f"{r['layers']:,}",
+                  "—" if r["gmac"] is None else units.number(r["gmac"]))
+    console = Console(highlight=False)
+    console.print(t)
+    console.print(w)

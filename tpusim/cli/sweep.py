@@ -114,6 +114,7 @@ def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler,
     a = df.attrs
     files = "sweep.parquet, sweep.csv" + ("" if no_html else ", sweep.html")
     click.echo(f"wrote {out}/{files}")
+    print_best(df)
     if a["failed"]:
         first = df.loc[df["status"] == "failed", "error"].iloc[0]
         click.echo(f"{a['failed']} failed (reasons in the error column), e.g. {first}")
@@ -121,3 +122,34 @@ def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler,
     if a.get("kept"):
         click.echo(f"kept {a['kept']} rows of earlier sweeps in {out} (they stay in sweep.csv "
                    "and sweep.parquet)")
+
+
+def _point(row, swept: list[str]) -> str:
+    from .. import units
+    vals = " ".join(f"{c}={row[c]}" for c in swept if c != "workload")
+    return (f"{vals}: {units.seconds(row['latency_s'])}, "
+            f"{units.joules(row['energy_per_inference_j'])}/inference, "
+            f"≥{units.number(row['chip_mm2'])} mm², "
+            f"{units.number(row['throughput_per_mm2'])} inf/s/mm², "
+            f"{units.number(row['tops_per_w'])} TOPS/W")
+
+
+def print_best(df, top: int = 3, max_front: int = 10) -> None:
+    """The latency x energy x area Pareto points, then the best few by perf/area and perf/W."""
+    from ..sweep_metrics import pareto_3d
+    from ..sweep_plots import swept_columns
+    ok = df[df["status"] == "ok"] if len(df) else df
+    if not len(ok) or "chip_mm2" not in ok or ok["chip_mm2"].isna().all():
+        return
+    swept = swept_columns(df)
+    for wl, g in ok.groupby("workload", sort=False):
+        front = pareto_3d(g)
+        more = f" (first {max_front})" if len(front) > max_front else ""
+        click.echo(f"{wl}: Pareto front over latency x energy x area, {len(front)} "
+                   f"points{more}:")
+        for i in front[:max_front]:
+            click.echo("  " + _point(g.loc[i], swept))
+        for col, name in (("throughput_per_mm2", "perf/area"), ("tops_per_w", "perf/W")):
+            click.echo(f"{wl}: top {min(top, len(g))} by {name}:")
+            for _, row in g.nlargest(top, col).iterrows():
+                click.echo("  " + _point(row, swept))

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..area import area_summary
 from .assemble import run_points
 from .points import Point, prepare
 
@@ -84,7 +85,7 @@ class Columns:
         stalls = {k: float((c[f"stall_{k}_cycles"] * cnt).sum())
                   for k in ("weight", "input", "output", "sram")}
         batch = pt.batch
-        return {
+        out = {
             "config": chip.name, "workload": pt.workload.name,
             "format": main_fmt if len(formats) <= 1 or pt.forced else "mixed",
             "formats": formats, "batch": batch, "timing_model": chip.timing.model,
@@ -101,6 +102,8 @@ class Columns:
             "overhead_cycles": float((c["overhead_cycles"] * cnt).sum()),
             "tpusim_version": __version__,
         }
+        out.update(area_summary(chip, out["format"], out["peak_tops"]))
+        return out
 
     # ------------------------------------------------------------------ table
 

@@ -55,6 +55,7 @@ def _reusable(rec: dict[str, Any] | None) -> bool:
 
 def _frame(plan: Plan, results: dict[int, dict[str, Any]]) -> pd.DataFrame:
     """One row per finished point, in plan order: swept values, summary fields, status, error."""
+    from ..sweep_metrics import DERIVED, add_derived   # perf/area, perf/W per point
     lead = ["workload", *plan.columns]
     rows, extra = [], {}
     for i in sorted(results):
@@ -63,7 +64,7 @@ def _frame(plan: Plan, results: dict[int, dict[str, Any]]) -> pd.DataFrame:
         row: dict[str, Any] = {"workload": plan.labels[p.workload], **dict(p.values)}
         for k, v in rec.items():
             if k not in row and k not in ("index", "key", "status", "error", "_workload",
-                                          "_values"):
+                                          "_values", *DERIVED):
                 row[k] = _plain(v)
                 extra.setdefault(k, None)
         row.setdefault("config", plan.base.name)
@@ -71,7 +72,7 @@ def _frame(plan: Plan, results: dict[int, dict[str, Any]]) -> pd.DataFrame:
         rows.append(row)
     cols = [*lead, "config", *[k for k in extra if k != "config"], "status", "error", "key"]
     import pandas as pd
-    return pd.DataFrame(rows, columns=cols)
+    return add_derived(pd.DataFrame(rows, columns=cols))
 
 
 @contextmanager

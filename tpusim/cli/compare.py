@@ -1,0 +1,62 @@
+"""``tpusim compare``."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+
+def _default_out(labels: list[str]) -> Path:
+    safe = [re.sub(r"[^A-Za-z0-9._=+,-]+", "_", l)[:40] for l in labels]
+    return Path("results") / ("compare-" + "-vs-".join(safe))[:120]
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output directory (default results/compare-<A>-vs-<B>/).")
+@click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Layers per run to print, by how much their time changed.")
+def compare(runs, out_dir, top):
+    """Compare RUNS against the first: summary deltas, per-layer speedup and energy ratios,
+    overlaid rooflines; writes compare.csv and compare.html.
+
+    Each RUN is a folder `tpusim run` wrote or CONFIG:WORKLOAD (simulated here). All runs must
+    be of the same workload (the same layers in the same order).
+
+    \b
+    Example:
+      tpusim run default resnet50 --out results/a
+      tpusim run default resnet50 --set array.rows=256 --out results/b
+      tpusim compare results/a results/b
+      tpusim compare default:resnet50 tpu_v4:resnet50 --out results/cmp
+    """
+    from .._io import check_dir
+    from ..comparison import compare as compare_runs, write_comparison
+    from .. import units
+
+    if len(runs) < 2:
+        raise click.UsageError("compare needs at least two RUNS")
+    c = compare_runs(list(runs))
+    out = out_dir or _default_out([r.label for r in c.runs])
+    check_dir(out)
+    written = write_comparison(c, out)
+    base = c.runs[0]
+    click.echo(f"baseline: {base.label}")
+    from ..compare_page import _value
+    for r in c.summary.itertuples():
+        if r.run == base.label:
+            continue
+        change = f"{r.change_pct:+.1f}%" if abs(r.change_pct) != float("inf") and \
+            r.change_pct == r.change_pct else "—"
+        click.echo(f"  {r.run}: {r.label:20s} {_value(r.baseline_value, r.unit):>14s} -> "
+                   f"{_value(r.value, r.unit):>14s}  {change}")
+    if top:
+        click.echo(f"largest changes (top {top} per run, by time):")
+        for r in c.top_changes(top).itertuples():
+            click.echo(f"  {r.run}: layer {r.layer_index} {r.name}: "
+                       f"{units.seconds(r.base_time_s)} -> {units.seconds(r.time_s)} "
+                       f"(speedup {units.number(r.speedup)}x, energy "
+                       f"{units.number(r.energy_ratio)}x)")
+    click.echo(f"wrote {out}/" + ", ".join(Path(p).name for p in written))

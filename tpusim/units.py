@@ -1,0 +1,59 @@
+"""Numbers in the units people read: seconds as ms/µs, bytes as GiB/MiB, joules as mJ/µJ.
+
+Each formatter picks the largest unit in which the value is at least 1 (so ``0.0001459 s`` reads
+``145.9 µs`` and ``17,155,735,552 B`` reads ``15.98 GiB``), keeps four significant digits and
+writes thousands separators for values of 1,000 or more in the smallest unit. Zero, NaN and
+infinities are written as they are (``0 s``, ``—``, ``∞``).
+"""
+from __future__ import annotations
+
+import math
+
+_TIME = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
+_ENERGY = (("kJ", 1e3), ("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12))
+_BYTES = (("TiB", 2.0**40), ("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10), ("B", 1.0))
+
+
+def number(x: float, digits: int = 4) -> str:
+    """``x`` with ``digits`` significant digits, thousands separators, no exponent below 1e15."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    if x == 0:
+        return "0"
+    if abs(x) >= 10 ** digits:
+        return f"{x:,.0f}" if abs(x) < 1e15 else f"{x:.{digits - 1}e}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    out = f"{x:,.{decimals}f}"
+    if "." in out:
+        out = out.rstrip("0").rstrip(".")
+    return out
+
+
+def _scaled(x: float, scale: tuple[tuple[str, float], ...], digits: int) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if x == 0 or math.isinf(x):
+        return f"{number(x, digits)} {_base(scale)}"
+    for unit, size in scale:
+        if abs(x) >= size:
+            return f"{number(x / size, digits)} {unit}"
+    unit, size = scale[-1]
+    return f"{number(x / size, digits)} {unit}"
+
+
+def _base(scale: tuple[tuple[str, float], ...]) -> str:
+    return next(u for u, s in scale if s == 1.0)
+
+
+def seconds(x: float, digits: int = 4) -> str:
+    return _scaled(x, _TIME, digits)
+
+
+def joules(x: float, digits: int = 4) -> str:
+    return _scaled(x, _ENERGY, digits)
+
+
+def nbytes(x: float, digits: int = 4) -> str:
+    return _scaled(x, _BYTES, digits)
