@@ -93,18 +93,44 @@ def load_config_text(text: str, name: str) -> ChipConfig:
     from pydantic import ValidationError
 
     from .config import validation_to_input_error
-    raw = yaml.safe_load(text)
+    from ._input import load_yaml
+    from .errors import InputError
+    raw = load_yaml(text, name)   # no key given twice
+    if not isinstance(raw, dict):
+        raise InputError(name, None, message="expected a YAML mapping of config fields")
     try:
         return ChipConfig.model_validate(raw)
     except ValidationError as err:
         raise validation_to_input_error(err, name) from None
 
 
+RECIPE_KEYS = ("base", "measurements", "sha256", "folds", "seed")
+
+
 def read_recipe(path: str | Path) -> dict[str, Any] | None:
-    """The record a calibrated config's header carries, or None."""
-    for line in Path(path).read_text().splitlines():
+    """The record a calibrated config's header carries, or None; a damaged one is an InputError."""
+    from ._input import read_text
+    from .errors import InputError
+    src = str(path)
+    for lineno, line in enumerate(read_text(path, "calibrated config").splitlines(), start=1):
         if not line.startswith("#"):
             break
         if RECIPE_TAG in line:
-            return json.loads(line.split(RECIPE_TAG, 1)[1])
+            try:
+                rec = json.loads(line.split(RECIPE_TAG, 1)[1])
+            except (ValueError, RecursionError):
+                rec = None
+            if not isinstance(rec, dict):
+                raise InputError(src, f"line {lineno}", message=f"the {RECIPE_TAG[:-1]} record "
+                                 "is not a JSON object; rerun tpusim calibrate to write it again")
+            missing = [k for k in RECIPE_KEYS if k not in rec]
+            if missing:
+                raise InputError(src, f"line {lineno}", message=f"the {RECIPE_TAG[:-1]} record "
+                                 "lacks " + ", ".join(missing) + "; rerun tpusim calibrate")
+            bad = [k for k in ("folds", "seed") if type(rec[k]) is not int]
+            bad += [k for k in ("base", "measurements") if not isinstance(rec[k], str)]
+            if bad:
+                raise InputError(src, f"line {lineno}", message=f"the {RECIPE_TAG[:-1]} record "
+                                 f"has a malformed {', '.join(bad)}; rerun tpusim calibrate")
+            return rec
     return None
