@@ -57,12 +57,13 @@ class StepTimer:
         """Latency of each workload (its cycles over the clock), in one columnar call; None for
         the event engine, which has no columnar form."""
         c = self.cost
-        if c.engine != "analytic":
+        if getattr(c, "path", None) == "event" or c.chip.timing.engine == "event":
             return None
         from ..columnar import evaluate, prepare
-        hz = c.chip.clock_ghz * 1e9
+        hz, engine = c.chip.clock_ghz * 1e9, c.chip.timing.engine
         return [float((col.cols["cycles"] * col.point.shape.count).sum()) / hz
-                for col in evaluate([prepare(c.chip, wl, c.forced) for wl in workloads])]
+                for col in evaluate([prepare(c.chip, wl, c.forced, 1, engine)
+                                     for wl in workloads])]
 
     def _fill(self, keys: list[_Key], groups: list[tuple[int, int]] = ()) -> None:
         """Grid steps not yet known (the step's trace, plus the TP collectives if any) and
@@ -71,7 +72,7 @@ class StepTimer:
         groups = [g for g in dict.fromkeys(groups) if g not in self.attn]
         if not keys and not groups:
             return
-        from ..generation import _attention_rows
+        from ..step_trace import _attention_rows
         from ..workload import Workload
         c = self.cost
         wls = [c.trace([k] * b, p, pk if p else None) for b, k, p, pk in keys]
