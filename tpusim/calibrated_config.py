@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .config import ChipConfig
 from .yaml_edit import get_path, set_yaml_value
 
-if TYPE_CHECKING:
-    from .calibrate import Calibration
-
+# The ``cal`` arguments below are :class:`tpusim.calibrate.Calibration` records; this module only
+# reads their fields, so it does not import the calibration (which imports this module).
 RECIPE_TAG = "tpusim-calibrate:"
 
 
@@ -22,7 +21,7 @@ def fmt_stats(s: dict[str, float]) -> str:
     return (f"median {s['median']:.1%}, p90 {s['p90']:.1%}, max {s['max']:.1%} "
             f"(bias {s['bias']:+.1%}, n={s['n']})")
 
-def recipe(cal: "Calibration", base_name: str, overrides: dict[str, Any], fmt: str | None,
+def recipe(cal: Any, base_name: str, overrides: dict[str, Any], fmt: str | None,
            fit_spec: dict | None) -> dict[str, Any]:
     """The machine-readable record of how a calibrated config was made."""
     return {"base": base_name, "measurements": Path(cal.measurements.source).name,
@@ -33,7 +32,7 @@ def recipe(cal: "Calibration", base_name: str, overrides: dict[str, Any], fmt: s
             "values": cal.values}
 
 
-def calibrated_yaml(cal: "Calibration", base_source: str | Path | None, name: str,
+def calibrated_yaml(cal: Any, base_source: str | Path | None, name: str,
                     command: str, record: dict[str, Any]) -> str:
     """The calibrated config as YAML: the base file with the fitted (and ``--set``) fields
     rewritten in place, under a header that records what it was fitted on."""
