@@ -282,3 +282,32 @@ def test_cli_duration_labels_the_offered_rate(tmp_path):
     s = json.loads((out / "serve.json").read_text())
     assert s["offered_rate"] == 100 and s["unfinished"] > 0 and "rate 100/s" in stdout
     assert s["finished"] + s["unfinished"] + s["not_arrived"] == 50
+
+
+def test_ragged_batch_costs_each_sequence_at_its_own_kv():
+    st = setup(CHIP, MODEL)
+    c, t = st.cost, st.timer
+    # 30 sequences at KV lengths across 8 array folds of 128: the exact step has one
+    # attention group per length; the batch at its mean KV misses the folds by ~9%
+    kv = [40, 90, 130, 260, 400, 513, 600, 777, 900, 1000] * 3
+    exact = c.step(kv).latency_s
+    mean = sum(kv) / len(kv)
+    f = mean - int(mean)
+    at_mean = (c.step([int(mean)] * 30).latency_s * (1 - f)
+               + c.step([int(mean) + 1] * 30).latency_s * f)
+    assert abs(at_mean / exact - 1) > 0.05
+    assert t.latency(kv) == pytest.approx(exact, rel=0.005)
+    assert t.ragged([150, 150, 150], [(1.0, 3, 150)]) == pytest.approx(0.0, abs=1e-18)
+    # the exact timer is the step's own ragged trace
+    exact_timer = setup(CHIP, MODEL, buckets=(1, 1, 1)).timer
+    assert exact_timer.latency([100, 200]) == exact_timer.cost.step([100, 200]).latency_s
+
+
+def test_timer_grid_equals_the_step_model():
+    # on grid points the columnar evaluation equals StepCostModel.step (= simulate())
+    for tp in (1, 8):
+        st = setup(CHIP, "llama2_7b", chips=tp)
+        c, t = st.cost, st.timer
+        assert t.latency([128] * 16) == pytest.approx(c.step([128] * 16).latency_s, rel=1e-12)
+        assert t.latency([256] * 4, 64, 128) == pytest.approx(
+            c.step([256] * 4, 64, 128).latency_s, rel=1e-12)

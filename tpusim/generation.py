@@ -1,7 +1,7 @@
 """LLM generation and the cost of one engine step: a prefill, then decode steps whose KV grows.
 
-A step's trace (:func:`step_rows`, built from :func:`tpusim.importers.llm.llm_rows`) changes with
-the KV lengths only in its attention rows (QK^T, softmax, AV); every other row has the same shape
+A step's trace (:func:`tpusim.step_trace.step_rows`) changes with the KV lengths only in its
+attention rows (QK^T, softmax, AV); every other row has the same shape
 in every step with the same number of new tokens. :class:`StepCostModel` evaluates a step's rows
 with the simulator's own per-instance model, in the order and with the carried state that
 :func:`tpusim.simulate` uses, and memoises each instance on everything it depends on: the layer,
@@ -32,6 +32,7 @@ from .config import ChipConfig, load_config
 from .errors import InputError
 from .formats import get_format
 from .importers.llm import LlmConfig, get_preset, llm_rows
+from .step_trace import _attention_rows, _groups, _shared_rows, step_rows  # noqa: F401
 from .memory import check_tile_fits, gemm_traffic_options, plan_residency, plan_weight_cache
 from . import simulator as _sim
 from .simulator import _Carry, _resolve_format
@@ -40,7 +41,6 @@ from .timing.overlap import first_tile_bytes, vector_cycles
 from .timing.path import timing_path
 from .workload import Layer, make_layer
 
-_ATTENTION = ("attn_qk", "attn_softmax", "attn_av")
 _TOTALS = ("cycles", "energy_pj", "hbm_read_bytes", "hbm_write_bytes", "macs")
 
 
@@ -54,69 +54,6 @@ class StepCost:
     hbm_bytes: float
     macs: float
     new_tokens: int
-
-
-def step_rows(cfg: LlmConfig, decode_kv: Sequence[int] = (), prefill_tokens: int = 0,
-              prefill_kv: int | None = None, dtype: str = "bf16",
-              logits: str = "last") -> list[dict[str, Any]]:
-    """Trace rows of one engine step: one new token for each decode sequence (attending to its
-    KV length, itself included) plus a prefill chunk of ``prefill_tokens`` tokens of one sequence
-    attending to ``prefill_kv`` keys (default: the chunk itself). Rows that do not depend on KV
-    run all new tokens together; attention runs once per distinct (new tokens, KV length), its
-    sequences batched. ``logits="last"``: the LM head runs on one token per sequence (the one it
-    samples next), ``"all"`` on every new token. A uniform decode batch gives exactly
-    ``llm_rows(cfg, "decode", batch, 1, kv)``."""
-    groups, tokens, seqs = _groups(decode_kv, prefill_tokens, prefill_kv)
-    before, after = _shared_rows(cfg, tokens, seqs, dtype, logits)
-    many = len(groups) > 1
-    return before + [r for (seq, kv), n in groups
-                     for r in _attention_rows(cfg, seq, kv, n, dtype, many)] + after
-
-
-def _groups(decode_kv: Sequence[int], prefill_tokens: int, prefill_kv: int | None):
-    """The step's sequences as sorted ((new tokens, KV length), sequences), tokens, sequences."""
-    decode_kv = [int(k) for k in decode_kv]
-    if any(k < 1 for k in decode_kv):
-        raise InputError("step", "decode_kv", min(decode_kv), "KV lengths must be >= 1")
-    if prefill_tokens < 0:
-        raise InputError("step", "prefill_tokens", prefill_tokens, "must be >= 0")
-    groups: dict[tuple[int, int], int] = {}
-    for k in decode_kv:
-        groups[(1, k)] = groups.get((1, k), 0) + 1
-    if prefill_tokens:
-        kv = prefill_tokens if prefill_kv is None else int(prefill_kv)
-        if kv < prefill_tokens:
-            raise InputError("step", "prefill_kv", kv, f"must be >= prefill_tokens="
-                             f"{prefill_tokens} (the new tokens attend to themselves)")
-        groups[(prefill_tokens, kv)] = groups.get((prefill_tokens, kv), 0) + 1
-    if not groups:
-        raise InputError("step", None, message="a step needs a decode sequence or prefill tokens")
-    tokens = len(decode_kv) + prefill_tokens
-    return sorted(groups.items()), tokens, len(decode_kv) + (1 if prefill_tokens else 0)
-
-
-def _shared_rows(cfg: LlmConfig, tokens: int, seqs: int, dtype: str, logits: str):
-    """The rows before and after attention for ``tokens`` new tokens of ``seqs`` sequences."""
-    if logits not in ("last", "all"):
-        raise InputError("step", "logits", logits, "allowed: all|last")
-    shared = llm_rows(cfg, "prefill", 1, tokens, tokens, dtype, "all")
-    if logits == "last" and seqs != tokens:
-        head = {r["name"]: r for r in llm_rows(cfg, "prefill", seqs, 1, 1, dtype, "all")
-                if r["name"] in ("final_norm", "lm_head")}
-        shared = [head.get(r["name"], r) for r in shared]
-    first = next(i for i, r in enumerate(shared) if r["name"] in _ATTENTION)
-    return shared[:first], [r for r in shared[first:] if r["name"] not in _ATTENTION]
-
-
-def _attention_rows(cfg: LlmConfig, seq: int, kv: int, n: int, dtype: str, named: bool):
-    """QK^T, softmax and AV of ``n`` sequences of ``seq`` new tokens attending to ``kv`` keys;
-    ``named``: the row names carry the group (a step with several)."""
-    rows = [r for r in llm_rows(cfg, "decode" if seq == 1 else "prefill", n, seq, kv, dtype)
-            if r["name"] in _ATTENTION]
-    if named:
-        for r in rows:
-            r["name"] = f"{r['name']}_{seq}x{kv}"
-    return rows
 
 
 class StepCostModel:

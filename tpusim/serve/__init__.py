@@ -4,7 +4,8 @@ paged KV cache and tensor-parallel steps, timed by the first-principles step cos
 :func:`serve` runs one or more offered rates over the same request lengths and returns a
 :class:`ServeRun` per rate; :func:`write_outputs` writes ``requests.csv``, ``serve.json`` and
 ``report.html``. Modules: ``requests`` (traffic), ``kvcache`` (blocks and capacity), ``tp``
-(sharded steps and all-reduces), ``engine`` (the simpy simulation), ``metrics``, ``report``.
+(sharded steps and all-reduces), ``timer`` (step latency, ragged batches per sequence),
+``engine`` (the simpy simulation), ``metrics``, ``report``.
 """
 from __future__ import annotations
 

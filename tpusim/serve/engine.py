@@ -9,14 +9,8 @@ the chunk) stay within that budget. A decode that needs a KV block when none is 
 the youngest running request (recompute), counted. Assumption: one prefill per step (packing
 several short prompts into one step's budget is not modelled).
 
-Step latency (:class:`StepTimer`) is :class:`~tpusim.generation.StepCostModel` of the step with
-its decode batch at the batch's mean KV length (a paged-attention kernel runs the ragged batch
-in one launch; its work is the sum of the KV lengths, which the mean keeps). Each distinct shape
-costs a simulation, so the timer evaluates a grid, ``batch_q`` sequences (powers of two below)
-by ``kv_q`` KV tokens, and interpolates bilinearly between (the step is close to linear in
-both between array-width folds); prefill chunks are padded up to ``tok_q`` tokens and their KV
-to ``kv_q``. ``batch_q = tok_q = kv_q = 1`` is exact. ``benchmarks/bench_serve.py`` measures
-the grid against exact shapes, per step and over the JetStream run's throughput.
+Step latency is :class:`~tpusim.serve.timer.StepTimer`'s: every decode sequence's attention at its
+own KV length, the rest of the step shared by the batch.
 """
 from __future__ import annotations
 
@@ -27,51 +21,7 @@ import simpy
 
 from .kvcache import BlockManager
 from .requests import Request
-
-
-class StepTimer:
-    """Memoised step latency on shape buckets (module docstring)."""
-
-    def __init__(self, cost, batch_q: int = 8, tok_q: int = 16, kv_q: int = 128):
-        self.cost, self.batch_q, self.tok_q, self.kv_q = cost, batch_q, tok_q, kv_q
-        self.memo: dict[tuple[int, int, int, int], float] = {}
-
-    @staticmethod
-    def _up(v: int, q: int) -> int:
-        return -(-v // q) * q
-
-    def _at(self, b: int, k: int, p: int, pk: int) -> float:
-        key = (b, k, p, pk)
-        lat = self.memo.get(key)
-        if lat is None:
-            lat = self.memo[key] = self.cost.step([k] * b, p, pk if p else None).latency_s
-        return lat
-
-    def latency(self, batch: int, kv_sum: int, prefill: int = 0, prefill_kv: int = 0) -> float:
-        """Bilinear in (decode batch, mean KV) between grid points ``batch_q`` and ``kv_q``
-        apart (exact on the grid; the step is close to linear in both between array-width
-        folds), the prefill chunk padded up to ``tok_q`` tokens and its KV up to ``kv_q``."""
-        p = self._up(prefill, self.tok_q) if prefill else 0
-        pk = max(self._up(prefill_kv, self.kv_q), p) if prefill else 0
-        if not batch:
-            return self._at(0, 0, p, pk)
-        kv = kv_sum / batch
-        bq, kq = self.batch_q, self.kv_q
-        if batch >= bq:          # grid: multiples of batch_q, powers of two below
-            b0 = (batch // bq) * bq
-            b1 = b0 if b0 == batch else b0 + bq
-        else:
-            b0 = 1 << (batch.bit_length() - 1)
-            b1 = b0 if b0 == batch else min(2 * b0, bq)
-        k0 = max(1, int(kv // kq) * kq)
-        k1 = k0 if k0 == kv else self._up(math.ceil(kv), kq)
-        fb = 0.0 if b1 == b0 else (batch - b0) / (b1 - b0)
-        fk = 0.0 if k1 == k0 else (kv - k0) / (k1 - k0)
-        lo = self._at(b0, k0, p, pk) * (1 - fk) + (self._at(b0, k1, p, pk) * fk if fk else 0.0)
-        if not fb:
-            return lo
-        hi = self._at(b1, k0, p, pk) * (1 - fk) + (self._at(b1, k1, p, pk) * fk if fk else 0.0)
-        return lo * (1 - fb) + hi * fb
+from .timer import StepTimer
 
 
 @dataclass(eq=False)
@@ -227,8 +177,7 @@ class Engine:
                 self.wake = env.event()
                 yield self.wake
                 continue
-            kv_sum = sum(r.computed + 1 for r in decodes)
-            lat = self.timer.latency(len(decodes), kv_sum, chunk,
+            lat = self.timer.latency([r.computed + 1 for r in decodes], chunk,
                                      (p.computed + chunk) if p else 0)
             yield env.timeout(lat)
             self.steps += 1
