@@ -4,8 +4,8 @@
 
 For each workload (default: the shipped traces that exist among resnet50, bert_base,
 llama3_8b_prefill, cnn1) it times, best of 5: ``simulate`` on the default chip,
-``roofline.layer_table`` + ``workload_summary``, ``plots.roofline_chart`` and
-``plots.report_html`` (the whole run page, plotly.js included).
+``roofline.layer_table`` + ``workload_summary``, ``roofline_plots.roofline_chart`` and
+``report_pages.report_html`` (the whole run page, plotly.js included).
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import sys
 import time
 
 import tpusim
-from tpusim.plots import report_html, roofline_chart
+from tpusim.report_pages import report_html
+from tpusim.roofline_plots import roofline_chart
 from tpusim.roofline import chip_roofs, layer_table, workload_summary
 from _timing import best_of as best
 

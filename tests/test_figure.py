@@ -13,8 +13,9 @@ import pytest
 
 import tpusim
 from tpusim.figure import Figure, figure_div, template
-from tpusim.plots import (chip_roofs, energy_figure, layer_table, roofline_chart,
-                          roofline_figure, time_per_layer_figure)
+from tpusim.plots import energy_figure, time_per_layer_figure
+from tpusim.roofline import chip_roofs, layer_table
+from tpusim.roofline_plots import roofline_chart, roofline_figure
 
 
 def _norm(v):

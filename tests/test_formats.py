@@ -133,16 +133,30 @@ def test_formats_subset_with_workload(cli, tmp_path, write_csv):
     assert df.loc["fp32", "energy_j"] > df.loc["bf16", "energy_j"]
 
 
-def test_asking_for_a_format_the_chip_cannot_run_is_an_error(cli, tmp_path):
+def test_formats_the_chip_lacks_are_compared_with_empty_throughput(cli, tmp_path, write_csv):
+    # tpu_v4 has no fp8: comparing it with int8 is what the command is for, not an error
+    trace = write_csv("name,op,m,k,n\nfc1,matmul,64,128,64\n")
     out = tmp_path / "x"
-    code, _, err = cli("formats", "tpu_v4", "--formats", "bf16,int4", "--out", out)
-    assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "int4" in err and "tpu_v4" in err and "bf16" in err
-    assert not out.exists()
+    code, _, err = cli("formats", "tpu_v4", "--formats", "int8,fp8_e4m3", "--workload", trace,
+                       "--gemm-size", "16", "--out", out)
+    assert code == 0, err
+    df = pd.read_csv(out / "formats.csv").set_index("format")
+    assert list(df.index) == ["int8", "fp8_e4m3"]
+    fp8, int8 = df.loc["fp8_e4m3"], df.loc["int8"]
+    assert fp8["support"] == "unsupported" and int8["support"] == "native"
+    for col in ("mac_area_um2", "mac_energy_pj", "native_mac_energy_pj", "gemm_rel_error"):
+        assert fp8[col] > 0, col
+    for col in ("peak_tops", "tops_per_w", "latency_s", "energy_j"):
+        assert math.isnan(fp8[col]), col
+    assert int8["latency_s"] > 0 and int8["peak_tops"] > 0
+    assert "tpu_v4 runs" in fp8["note"] and "throughput" in fp8["note"]
+    # Dean 2020 full-adder counts: an fp8 E4M3 multiplier (16) is smaller than int8's (64)
+    assert fp8["multiplier_full_adders"] == 16 and int8["multiplier_full_adders"] == 64
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["formats", "--formats", "int8,int9"], "--formats: got 'int9'; allowed: int8|"),
+    (["formats", "--formats", "int8,int9"], "--formats: got 'int9'; unknown format (did you mean "
+     "int8?); allowed: int8|"),
     (["formats", "--formats", "int8,"], "--formats: got 'int8,'"),
     (["formats", "--set", "energy.node_nm=5"], "energy.node_nm: got 5"),
     (["formats", "--set", "energy.node_nm=300"], "covers 7-180 nm"),

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 import tpusim
-from tpusim.plots import plotted_layers, report_html, roofline_chart, time_parts
+from tpusim.plots import time_parts
+from tpusim.report_pages import report_html
+from tpusim.roofline_plots import plotted_layers, roofline_chart
 from tpusim.roofline import chip_roofs, layer_table, workload_table
 
 from .conftest import run_cli

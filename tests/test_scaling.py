@@ -68,7 +68,7 @@ def test_huge_layer_is_planned_in_bounded_blocks():
     plan = blocks(at, traffic)
     assert len(plan) <= MAX_BLOCKS + 2
     # the plan conserves the layer's bytes and its busy cycles
-    assert sum(b[1] + b[2] for b in plan) == pytest.approx(traffic.hbm_total / at.arrays_used,
+    assert sum(b[1] + b[2] for b in plan) == pytest.approx(traffic.hbm_total_bytes / at.arrays_used,
                                                            rel=1e-9)
     r = tpusim.simulate(chip, Workload("one", (layer,)))
     assert r.summary["total_cycles"] >= at.compute_cycles

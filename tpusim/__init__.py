@@ -21,10 +21,10 @@ _EXPORTS = {
     "load_workload": "tpusim.importers", "import_onnx": "tpusim.importers.onnx",
     "llm_workload": "tpusim.importers.llm", "write_trace": "tpusim.importers.trace_csv",
     "Result": "tpusim.simulator", "simulate": "tpusim.simulator",
-    "write_result": "tpusim.results", "report_html": "tpusim.plots",
+    "write_result": "tpusim.results", "report_html": "tpusim.report_pages",
     # analyses
     "chip_roofs": "tpusim.roofline", "layer_table": "tpusim.roofline",
-    "workload_table": "tpusim.roofline", "roofline_chart": "tpusim.plots",
+    "workload_table": "tpusim.roofline", "roofline_chart": "tpusim.roofline_plots",
     "format_table": "tpusim.format_report", "sweep": "tpusim.sweeps",
     "read_measurements": "tpusim.importers.measurements",
     "run_checks": "tpusim.fidelity",

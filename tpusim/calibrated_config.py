@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .config import ChipConfig
 from .yaml_edit import get_path, set_yaml_value
 
-if TYPE_CHECKING:
-    from .calibrate import Calibration
-
+# The ``cal`` arguments below are :class:`tpusim.calibrate.Calibration` records; this module only
+# reads their fields, so it does not import the calibration (which imports this module).
 RECIPE_TAG = "tpusim-calibrate:"
 
 
@@ -22,7 +21,7 @@ def fmt_stats(s: dict[str, float]) -> str:
     return (f"median {s['median']:.1%}, p90 {s['p90']:.1%}, max {s['max']:.1%} "
             f"(bias {s['bias']:+.1%}, n={s['n']})")
 
-def recipe(cal: "Calibration", base_name: str, overrides: dict[str, Any], fmt: str | None,
+def recipe(cal: Any, base_name: str, overrides: dict[str, Any], fmt: str | None,
            fit_spec: dict | None) -> dict[str, Any]:
     """The machine-readable record of how a calibrated config was made."""
     return {"base": base_name, "measurements": Path(cal.measurements.source).name,
@@ -33,7 +32,7 @@ def recipe(cal: "Calibration", base_name: str, overrides: dict[str, Any], fmt: s
             "values": cal.values}
 
 
-def calibrated_yaml(cal: "Calibration", base_source: str | Path | None, name: str,
+def calibrated_yaml(cal: Any, base_source: str | Path | None, name: str,
                     command: str, record: dict[str, Any]) -> str:
     """The calibrated config as YAML: the base file with the fitted (and ``--set``) fields
     rewritten in place, under a header that records what it was fitted on."""
@@ -93,18 +92,44 @@ def load_config_text(text: str, name: str) -> ChipConfig:
     from pydantic import ValidationError
 
     from .config import validation_to_input_error
-    raw = yaml.safe_load(text)
+    from ._input import load_yaml
+    from .errors import InputError
+    raw = load_yaml(text, name)   # no key given twice
+    if not isinstance(raw, dict):
+        raise InputError(name, None, message="expected a YAML mapping of config fields")
     try:
         return ChipConfig.model_validate(raw)
     except ValidationError as err:
         raise validation_to_input_error(err, name) from None
 
 
+RECIPE_KEYS = ("base", "measurements", "sha256", "folds", "seed")
+
+
 def read_recipe(path: str | Path) -> dict[str, Any] | None:
-    """The record a calibrated config's header carries, or None."""
-    for line in Path(path).read_text().splitlines():
+    """The record a calibrated config's header carries, or None; a damaged one is an InputError."""
+    from ._input import read_text
+    from .errors import InputError
+    src = str(path)
+    for lineno, line in enumerate(read_text(path, "calibrated config").splitlines(), start=1):
         if not line.startswith("#"):
             break
         if RECIPE_TAG in line:
-            return json.loads(line.split(RECIPE_TAG, 1)[1])
+            try:
+                rec = json.loads(line.split(RECIPE_TAG, 1)[1])
+            except (ValueError, RecursionError):
+                rec = None
+            if not isinstance(rec, dict):
+                raise InputError(src, f"line {lineno}", message=f"the {RECIPE_TAG[:-1]} record "
+                                 "is not a JSON object; rerun tpusim calibrate to write it again")
+            missing = [k for k in RECIPE_KEYS if k not in rec]
+            if missing:
+                raise InputError(src, f"line {lineno}", message=f"the {RECIPE_TAG[:-1]} record "
+                                 "lacks " + ", ".join(missing) + "; rerun tpusim calibrate")
+            bad = [k for k in ("folds", "seed") if type(rec[k]) is not int]
+            bad += [k for k in ("base", "measurements") if not isinstance(rec[k], str)]
+            if bad:
+                raise InputError(src, f"line {lineno}", message=f"the {RECIPE_TAG[:-1]} record "
+                                 f"has a malformed {', '.join(bad)}; rerun tpusim calibrate")
+            return rec
     return None

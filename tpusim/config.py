@@ -9,32 +9,33 @@ Every field is reachable by its dotted path, which ``--set PATH=VALUE`` and erro
 """
 from __future__ import annotations
 
-import configparser
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from ._data import presets_dir
+from ._input import MAX_DIM, InputModel, load_yaml, read_text, suggest
 from .errors import InputError
 from .formats import FORMAT_NAMES, get_format
 from .offchip import offchip_pj_per_bit
 from .pod.topology import DcnConfig, IciConfig
+from .scalesim_config import read_scalesim_cfg
 
 CONFIG_DIR = presets_dir()   # configs/ in the repository, tpusim/presets/ in the wheel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Model(InputModel):
+    """A config section: frozen, no unknown fields, finite numbers, no booleans for numbers."""
 
 
 class ArrayConfig(_Model):
-    rows: int = Field(gt=0, description="PE rows (the reduction dimension under ws)")
-    cols: int = Field(gt=0, description="PE columns")
+    rows: int = Field(gt=0, le=MAX_DIM, description="PE rows (the reduction dimension under ws)")
+    cols: int = Field(gt=0, le=MAX_DIM, description="PE columns")
     dataflow: Literal["ws", "os", "is"] = "ws"
-    count: int = Field(1, gt=0, description="identical arrays (MXUs) per chip")
+    count: int = Field(1, gt=0, le=MAX_DIM, description="identical arrays (MXUs) per chip")
 
 
 class FormatSupport(_Model):
@@ -106,8 +107,8 @@ class TimingConfig(_Model):
 
 class EnergyConfig(_Model):
     node_nm: float = Field(45, gt=0, description="process node the energy constants scale to")
-    mac_pj: dict[str, float] = Field(default_factory=dict,
-                                     description="per-format MAC energy override, pJ")
+    mac_pj: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="per-format MAC energy override, pJ")
     sram_pj_per_bit: float | None = Field(None, gt=0, description="override of the CACTI fit")
     vector_op_pj: float | None = Field(None, ge=0, description="override, pJ per vector op")
     static_w: float = Field(0, ge=0, description="leakage and idle power, W")
@@ -141,7 +142,8 @@ class ChipConfig(_Model):
     def _check_formats(self) -> "ChipConfig":
         for name, sup in self.formats.items():
             if name not in FORMAT_NAMES:
-                raise ValueError(f"formats.{name}: unknown format; allowed: {'|'.join(FORMAT_NAMES)}")
+                raise ValueError(f"formats.{name}: unknown format{suggest(name, FORMAT_NAMES)}; "
+                                 f"allowed: {'|'.join(FORMAT_NAMES)}")
             if sup.emulate is not None:
                 base = self.formats.get(sup.emulate)
                 if base is None or base.emulate is not None:
@@ -226,10 +228,20 @@ def validation_to_input_error(err: ValidationError, source: str) -> InputError:
         return InputError(source, where, message="required field is missing")
     if e.get("type") == "extra_forbidden":
         allowed = _allowed_fields(ChipConfig, loc)
-        return InputError(source, where, message=f"unknown field; {allowed}")
+        names = allowed.removeprefix("allowed fields: ").split(", ") if allowed else []
+        hint = suggest(loc[-1], names) if loc else ""
+        return InputError(source, where, message=f"unknown field{hint}; {allowed}")
     if msg.startswith("Value error, "):
-        return InputError(source, None, message=msg[len("Value error, "):])
+        msg = msg[len("Value error, "):]
+        if where and msg.startswith(where):   # the validator named the field itself
+            where = None
+        return InputError(source, where, message=msg)
     value = e.get("input")
+    if e.get("type") == "model_type":   # a section given as a scalar: "got 5; ... ArrayConfig"
+        return InputError(source, where, value if not isinstance(value, BaseModel) else None,
+                          "expected a section of fields (a mapping)")
+    if e.get("type") == "finite_number":
+        return InputError(source, where, value, "expected a finite number")
     rule = msg[0].lower() + msg[1:] if msg else "invalid"
     return InputError(source, where, value, rule)
 
@@ -241,8 +253,8 @@ def _set_dotted(raw: dict, path: str, value: Any, source: str) -> None:
     for i, part in enumerate(parts):
         fields = getattr(cls, "model_fields", None)
         if fields is not None and part not in fields:
-            raise InputError(source, path, message=f"unknown field {part!r}; allowed fields: "
-                             + ", ".join(fields))
+            raise InputError(source, path, message=f"unknown field {part!r}"
+                             f"{suggest(part, fields)}; allowed fields: " + ", ".join(fields))
         if i == len(parts) - 1:
             node[part] = value
             return
@@ -261,7 +273,7 @@ def parse_value(text: str) -> Any:
     """A ``--set`` value: YAML scalar rules (``64`` int, ``1.5`` float, ``true`` bool, else str)."""
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):   # ValueError: an integer of over 4300 digits
         return text
 
 
@@ -280,80 +292,17 @@ def find_config(name_or_path: str | Path) -> Path:
     cand = CONFIG_DIR / f"{name_or_path}.yaml"
     if cand.is_file():
         return cand
-    raise InputError(str(name_or_path), "config", message="not a file and not a preset; presets: "
+    raise InputError(str(name_or_path), "config", message="not a file and not a preset"
+                     f"{suggest(name_or_path, preset_names())}; presets: "
                      + ", ".join(preset_names()))
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}" if mark else None
-        raise InputError(str(path), line, message=f"not valid YAML ({getattr(exc, 'problem', exc)})")
+    raw = load_yaml(read_text(path, "YAML config"), str(path))
     if not isinstance(raw, dict):
         raise InputError(str(path), None, message="expected a YAML mapping of config fields")
     raw.setdefault("name", path.stem)
     return raw
-
-
-def read_scalesim_cfg(path: Path) -> dict:
-    """A SCALE-Sim v3 ``.cfg`` as a raw chip dict (``timing.model: scalesim``).
-
-    SCALE-Sim has no clock, energy or vector unit: we assume 1 GHz (so cycles read as ns), int8
-    words (its word is one byte), 45 nm Horowitz/CACTI energy and a vector unit one row wide.
-    """
-    cp = configparser.ConfigParser()
-    try:
-        cp.read_string(path.read_text())
-    except configparser.Error as exc:
-        raise InputError(str(path), None, message=f"not a SCALE-Sim config ({exc.message})")
-    arch = "architecture_presets"
-    if not cp.has_section(arch):
-        raise InputError(str(path), f"[{arch}]", message="section missing")
-    sec = {k.lower(): v.split("#")[0].strip() for k, v in cp.items(arch)}
-
-    def num(key: str, cast=int, default=None):
-        if key.lower() not in sec:
-            if default is not None:
-                return default
-            raise InputError(str(path), f"[{arch}] {key}", message="required field is missing")
-        try:
-            val = cast(sec[key.lower()])
-        except ValueError:
-            raise InputError(str(path), f"[{arch}] {key}", sec[key.lower()], "expected a number")
-        if val <= 0:
-            raise InputError(str(path), f"[{arch}] {key}", val, "must be > 0")
-        return val
-
-    dataflow = sec.get("dataflow", "os").strip().lower()
-    if dataflow not in ("ws", "os", "is"):
-        raise InputError(str(path), f"[{arch}] Dataflow", dataflow, "allowed: ws|os|is")
-    mode = "USER"
-    if cp.has_section("run_presets"):
-        mode = cp.get("run_presets", "InterfaceBandwidth", fallback="USER").strip().upper()
-    words_per_cycle = num("Bandwidth", float, default=10.0)
-    # CALC mode sizes SCALE-Sim's interface so that it never stalls: model it as unbounded.
-    bandwidth = 1e6 if mode == "CALC" else words_per_cycle * 1.0  # 1 byte/word at 1 GHz
-    rows, cols = num("ArrayHeight"), num("ArrayWidth")
-    run_name = cp.get("general", "run_name", fallback=path.stem) if cp.has_section("general") \
-        else path.stem
-    return {
-        "name": path.stem,
-        "description": f"SCALE-Sim config {path.name} (run_name {run_name}, {mode} bandwidth)",
-        "clock_ghz": 1.0,
-        "array": {"rows": rows, "cols": cols, "dataflow": dataflow, "count": 1},
-        "formats": {"int8": {"rate": 1.0}},
-        "default_format": "int8",
-        "memory": {
-            "sram": {"input_kib": num("IfmapSramSzkB"), "weight_kib": num("FilterSramSzkB"),
-                     "output_kib": num("OfmapSramSzkB")},
-            "hbm": {"kind": "DRAM", "bandwidth_gbps": bandwidth, "energy_pj_per_bit": 70.0},
-        },
-        "vector": {"ops_per_cycle": float(cols)},
-        "timing": {"model": "scalesim"},
-        "energy": {"node_nm": 45},
-    }
 
 
 def _apply_overrides(raw: dict, overrides: dict[str, Any], source: str,

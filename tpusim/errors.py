@@ -11,14 +11,22 @@ class InputError(ValueError):
 
     def __init__(self, source: str | None, where: str | None, value: object = None,
                  allowed: str | None = None, *, message: str | None = None):
+        if hasattr(value, "item") and hasattr(value, "dtype"):  # a numpy scalar: quote it plainly
+            value = value.item()
         self.source = str(source) if source is not None else None
         self.where = where
         self.value = value
         self.allowed = allowed
         parts = [p for p in (self.source, where) if p]
         if message is None:
-            message = f"got {value!r}" if value is not None else "missing"
+            message = f"got {_shown(value)}" if value is not None else "missing"
             if allowed:
                 message += f"; {allowed}"
         self.detail = message
         super().__init__(": ".join(parts + [message]).replace("\n", " "))
+
+
+def _shown(value: object, limit: int = 120) -> str:
+    """``repr(value)``, cut to ``limit`` characters: one line stays readable."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 20]}... ({len(text)} characters)"

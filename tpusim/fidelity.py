@@ -143,8 +143,19 @@ def tpu_v4_checks(measurements: Path | None = None,
     from .calibrate import calibrate, formats_for, predict_us, read_measurements, read_recipe
     from .config import load_config
 
+    from .errors import InputError
+
+    explicit = calibrated is not None
     calibrated = Path(calibrated) if calibrated else CONFIG_DIR / "tpu_v4_calibrated.yaml"
+    if explicit and not calibrated.is_file():   # named by the user: never a silent skip
+        raise InputError(str(calibrated), "--calibrated", message="file not found")
     rec = read_recipe(calibrated) if calibrated.is_file() else None
+    if explicit:
+        if rec is None:
+            raise InputError(str(calibrated), "--calibrated", message="no tpusim-calibrate "
+                             "record in its header; expected a config written by tpusim "
+                             "calibrate")
+        load_config(calibrated)   # the config itself must load, too
     name = (rec or {}).get("measurements", "tpu_v4_gemm_calibration.csv")
     check = "tpu_v4 matmuls"
     if measurements is None:
@@ -152,8 +163,8 @@ def tpu_v4_checks(measurements: Path | None = None,
                      status=f"skipped: pass --measurements {name} (measured TPU v4 matmul "
                             "latencies; the README says where to get them)")]
     path = Path(measurements)
-    if not path.is_file():
-        return [_skipped(check, "all", "latency", "us", None, str(path), NO_FIT_V4)]
+    if not path.is_file():   # named by the user: an error, not a silent skip
+        raise InputError(str(path), "--measurements", message="file not found")
     ms = read_measurements(path)
     meas = ms.latency_us
     cases = [f"m={r.layer.m} k={r.layer.k} n={r.layer.n}" for r in ms.rows]
@@ -246,8 +257,8 @@ def serving_checks() -> list[dict[str, Any]]:
 
 def run_checks(measurements: Path | None = None, calibrated: Path | None = None,
                pods: bool = True) -> pd.DataFrame:
-    rows = (tpu_v1_checks() + tpu_v4_checks(measurements, calibrated) + edge_tpu_checks()
-            + serving_checks())
+    v4 = tpu_v4_checks(measurements, calibrated)   # first: it checks the files the user named
+    rows = tpu_v1_checks() + v4 + edge_tpu_checks() + serving_checks()
     if pods:
         from .pod.fidelity import pod_checks
         rows += pod_checks()
@@ -288,7 +299,7 @@ def validation_html(table: pd.DataFrame) -> str:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from .plots import figures_html, page
+    from .html_page import figures_html, page
 
     groups = [("tpu_v4 matmuls", "latency, µs", True), ("tpu_v1 apps", "TOPS", True),
               ("tpu_v1 cycle shares", "share of cycles", False),

@@ -3,7 +3,7 @@
 plotly's ``graph_objects`` validate every property as a figure is built, and importing them is
 a good part of a report's time; the report's figures are only ever written out, so they are
 built here as dicts. :class:`Figure` keeps the part of the ``graph_objects`` API the builders in
-:mod:`tpusim.plots` use (``add_scatter``, ``add_bar``, ``add_pie``, ``add_annotation``,
+:mod:`tpusim.plots` and :mod:`tpusim.roofline_plots` use (``add_scatter``, ``add_bar``, ``add_pie``, ``add_annotation``,
 ``update_layout``, ``update_yaxes``, attribute access to ``data`` and ``layout``), with
 plotly's conventions: ``marker_color=`` means ``marker={"color": ...}``, a string title means
 ``{"text": ...}``. :func:`figure_div` writes the div :func:`plotly.io.to_html` writes

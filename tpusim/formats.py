@@ -108,7 +108,9 @@ def get_format(name: str, source: str | None = None, where: str | None = "format
     try:
         return FORMATS[key]
     except KeyError:
-        raise InputError(source, where, name, "allowed: " + "|".join(FORMAT_NAMES)) from None
+        from ._input import suggest
+        raise InputError(source, where, name, f"unknown format{suggest(key, FORMAT_NAMES)}; "
+                         "allowed: " + "|".join(FORMAT_NAMES)) from None
 
 
 def accumulator_of(fmt: str | Format) -> Format:

@@ -33,7 +33,8 @@ from .errors import InputError
 from .formats import get_format
 from .importers.llm import LlmConfig, get_preset, llm_rows
 from .memory import check_tile_fits, gemm_traffic_options, plan_residency, plan_weight_cache
-from .simulator import _MAX_TIMED_INSTANCES, _Carry, _instance, _resolve_format
+from . import simulator as _sim
+from .simulator import _Carry, _resolve_format
 from .timing import array_timing
 from .timing.overlap import first_tile_bytes, vector_cycles
 from .workload import Layer, make_layer
@@ -130,7 +131,11 @@ class StepCostModel:
         self.model = get_preset(model) if isinstance(model, str) else model
         self.dtype, self.logits = dtype, logits
         self.forced = self.chip.check_format(format, "--format") if format else None
-        self.engine = self.chip.timing.engine
+        try:   # the simulator's one choice of timing path, where it has one
+            from .timing.path import timing_path
+            self.path = timing_path(self.chip, None)
+        except ImportError:
+            self.path = self.chip.timing.engine
         self._layers: dict[tuple, Layer] = {}
         self._instances: dict[tuple, tuple[dict[str, Any], tuple[float, float]]] = {}
         self._rows: dict[tuple, tuple[tuple[float, ...], tuple[float, float]]] = {}
@@ -216,12 +221,26 @@ class StepCostModel:
                         new_tokens=new_tokens)
 
     def _row(self, layer: Layer, fmt, res, cache: bool, carry: tuple[float, float]):
-        """A row's totals over its count and the state it leaves, as ``simulate`` times it:
-        up to 16 instances of each run in sequence. Once the carried state repeats, the
-        instances repeat with it, so the rest of the run is copied, not evaluated."""
+        """A row's totals over its count and the state it leaves, as ``simulate`` times it.
+
+        Where the simulator times a run of instances with ``_run_instances`` (until the carried
+        state repeats), that is used with the memoised instances; otherwise up to
+        ``_MAX_TIMED_INSTANCES`` instances in sequence, each an equal share of the run, and
+        once the carried state repeats the rest of the run is copied, not evaluated."""
         variants = []
+        run_instances = getattr(_sim, "_run_instances", None)
         for n, i, o in res.instances(layer.count):
-            reps = min(n, _MAX_TIMED_INSTANCES)
+            if run_instances is not None:
+                c = _Carry(*carry)
+
+                def one(layer=layer, i=i, o=o, c=c):
+                    row, out = self._instance(layer, fmt, i, o, cache, (c.cycles, c.idle_bytes))
+                    c.cycles, c.idle_bytes = out
+                    return row
+                variants += run_instances(n, one, c)
+                carry = (c.cycles, c.idle_bytes)
+                continue
+            reps = min(n, _sim._MAX_TIMED_INSTANCES)
             run: list[dict[str, Any]] = []
             states: list[tuple[float, float]] = []
             while len(run) < reps:
@@ -274,7 +293,7 @@ class StepCostModel:
         hit = self._instances.get(key)
         if hit is None:
             c = _Carry(*seen)
-            row = _instance(self.chip, layer, fmt, i, o, c, self.engine, cache)
+            row = _sim._instance(self.chip, layer, fmt, i, o, c, self.path, cache)
             hit = self._instances[key] = (row, (c.cycles, c.idle_bytes))
         row, out = hit
         return row, (carry if layer.fused else out)

@@ -52,19 +52,6 @@ class Traffic:
     def hbm_total_bytes(self) -> float:
         return self.hbm_read_bytes + self.hbm_write_bytes
 
-    # The names before units joined them; kept read-only while code written against them merges.
-    hbm_weight = property(lambda self: self.hbm_weight_bytes)
-    hbm_input = property(lambda self: self.hbm_input_bytes)
-    hbm_output = property(lambda self: self.hbm_output_bytes)
-    hbm_read = property(lambda self: self.hbm_read_bytes)
-    hbm_write = property(lambda self: self.hbm_write_bytes)
-    hbm_total = property(lambda self: self.hbm_total_bytes)
-    sram_read = property(lambda self: self.sram_read_bytes)
-    sram_write = property(lambda self: self.sram_write_bytes)
-    sram_input = property(lambda self: self.sram_input_bytes)
-    sram_weight = property(lambda self: self.sram_weight_bytes)
-    sram_output = property(lambda self: self.sram_output_bytes)
-
 
 def _kib(x: float) -> float:
     return x * 1024

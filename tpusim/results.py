@@ -165,7 +165,7 @@ def write_result(result: "Result", out_dir: str | Path, html: bool = True,
         "config.yaml": lambda p: p.write_text(config_yaml(result.config, run_id)),
     }
     if html:
-        from .plots import report_html
+        from .report_pages import report_html
         files["report.html"] = lambda p: p.write_text(report_html(result))
     return write_all(files, out_dir, group="run", run_id=run_id, adopt=adopt)
 

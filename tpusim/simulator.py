@@ -14,6 +14,7 @@ tested against. The event engine runs on the reference path.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -31,7 +32,8 @@ from .timing import array_timing, vector_time
 from .timing.overlap import first_tile_bytes, vector_cycles
 from .timing.path import gemm_layer_time, timing_path
 from .importers import load_workload
-from .workload import Layer, Workload
+from ._input import check_size
+from .workload import Layer, Workload, check_layer_size
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -253,7 +255,7 @@ def scale_batch(workload: Workload, batch: int) -> Workload:
         else:
             l = dataclasses.replace(l, m=l.m * batch, in_elements=l.in_elements * batch,
                                     out_elements=l.out_elements * batch)
-        layers.append(l)
+        layers.append(check_layer_size(l, "batch", None, f"batch {batch} x"))
     return dataclasses.replace(workload, layers=tuple(layers))
 
 
@@ -265,8 +267,11 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
     t0 = time.perf_counter()
     chip = config if isinstance(config, ChipConfig) else load_config(config)
     wl = workload if isinstance(workload, Workload) else load_workload(workload)
+    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral):
+        raise InputError("batch", None, batch, "must be an integer >= 1")
     if batch < 1:
         raise InputError("batch", None, batch, "must be >= 1")
+    check_size(batch, "batch", None)
     if core not in ("columnar", "reference"):
         raise InputError("core", None, core, "allowed: columnar|reference")
     wl = scale_batch(wl, batch)

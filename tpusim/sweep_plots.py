@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from .plots import figures_html, page
+from .html_page import figures_html, page
 
 # (column, title, unit) of the four metrics every view shows.
 METRICS = (

@@ -222,22 +222,18 @@ _SCALARS = ("vector_op_pj_45nm", "logic_utilization", "sram_bitcell_um2",
 def load(path: str | Path, base: Tables = DEFAULT) -> Tables:
     """A table from a YAML file whose keys are :class:`Tables` fields (any subset; mappings are
     merged into ``base``). Every number must be > 0."""
-    import yaml
+    from ._input import load_yaml, read_text, suggest
 
     src = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise InputError(src, None, message=f"cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise InputError(src, None, message=f"not YAML ({str(exc).splitlines()[0]})") from None
+    data = load_yaml(read_text(path, "YAML table"), src)   # UTF-8, no key given twice
     if not isinstance(data, dict):
         raise InputError(src, None, type(data).__name__, "a mapping of table fields")
     allowed = (*_MAPPINGS, "sram_pj_per_bit_45nm", *_SCALARS)
     changes: dict[str, Any] = {}
     for key, value in data.items():
         if key not in allowed:
-            raise InputError(src, key, "unknown field", "allowed: " + "|".join(allowed))
+            raise InputError(src, str(key), message=f"unknown field{suggest(key, allowed)}; "
+                             "allowed: " + "|".join(allowed))
         if key in _MAPPINGS:
             if not isinstance(value, dict):
                 raise InputError(src, key, value, "a mapping of name: number")
@@ -257,6 +253,8 @@ def load(path: str | Path, base: Tables = DEFAULT) -> Tables:
 
 
 def _positive(src: str, where: str, value: Any) -> float:
+    if isinstance(value, bool):   # float(True) is 1.0: a boolean is not a number here
+        raise InputError(src, where, str(value).lower(), "a finite number > 0, not a boolean")
     try:
         x = float(value)
     except (TypeError, ValueError):

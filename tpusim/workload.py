@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ._input import MAX_DIM, MAX_DIM_TEXT, suggest
 from .errors import InputError
-from .formats import datapath_format, get_format
+from .formats import FORMAT_NAMES, datapath_format, get_format
 
 GEMM_OPS = {"matmul": "matmul", "gemm": "matmul", "linear": "matmul", "fc": "matmul",
             "conv2d": "conv2d", "conv": "conv2d"}
@@ -41,7 +42,8 @@ TRACE_COLUMNS = (
 class TraceRow(BaseModel):
     """One row of a trace CSV, validated. Empty cells are ``None``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf or nan ops per element would make every later number inf or nan: refuse them here.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1)
     op: str
@@ -70,12 +72,31 @@ class TraceRow(BaseModel):
     act_dtype: str | None = None
     fused: bool = False
 
+    @field_validator("count", "batch", "m", "k", "n", "in_h", "in_w", "in_c", "out_c", "kernel_h",
+                     "kernel_w", "stride", "stride_h", "stride_w", "pad_h", "pad_w", "groups",
+                     "elements", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> Any:
+        """Sizes are whole numbers up to 2**53 (assumption: float64 cost arithmetic is exact)."""
+        if isinstance(v, bool):
+            raise ValueError("expected an integer, not a boolean")
+        if isinstance(v, str) and v.strip().isdigit() and len(v.strip()) > 16:
+            v = int(v.strip())
+        try:
+            big = not isinstance(v, str) and v is not None and v > MAX_DIM
+        except TypeError:
+            big = False
+        if big:
+            raise ValueError(MAX_DIM_TEXT)
+        return v
+
     @field_validator("op")
     @classmethod
     def _op(cls, v: str) -> str:
         v = v.strip().lower()
+        ops = sorted(set(GEMM_OPS) | set(VECTOR_OPS))
         if v not in GEMM_OPS and v not in VECTOR_OPS:
-            raise ValueError("allowed ops: " + "|".join(sorted(set(GEMM_OPS) | set(VECTOR_OPS))))
+            raise ValueError(f"unknown op{suggest(v, ops)}; allowed ops: " + "|".join(ops))
         return v
 
     @field_validator("weight_dtype", "act_dtype")
@@ -85,16 +106,18 @@ class TraceRow(BaseModel):
             return None
         try:
             return get_format(v).name
-        except InputError as exc:
-            raise ValueError(exc.detail) from None
+        except InputError:
+            raise ValueError(f"unknown format{suggest(v.strip().lower(), FORMAT_NAMES)}; "
+                             "allowed: " + "|".join(FORMAT_NAMES)) from None
 
     @field_validator("padding", mode="before")
     @classmethod
     def _padding(cls, v: Any) -> Any:
         if isinstance(v, str) and v.strip().lstrip("-").isdigit():
             v = int(v)
-        if isinstance(v, int) and v < 0:
-            raise ValueError("must be >= 0, 'same' or 'valid'")
+        if isinstance(v, bool) or (isinstance(v, int) and v < 0) or (
+                isinstance(v, str) and v.strip().lower() not in ("same", "valid")):
+            raise ValueError("must be an integer >= 0, 'same' or 'valid'")
         return v.strip().lower() if isinstance(v, str) else v
 
     @model_validator(mode="after")
@@ -206,15 +229,33 @@ def lower_conv(batch: int, in_h: int, in_w: int, in_c: int, out_c: int, kernel_h
             "n": out_c // groups, "out_h": out_h, "out_w": out_w}
 
 
+def check_layer_size(layer: Layer, source: str | None, where: str | None,
+                     why: str = "lowered") -> Layer:
+    """``layer`` if its GEMM dims, instances and elements are at most 2**53, else InputError."""
+    for field_name, v in (("m", layer.m), ("k", layer.k), ("n", layer.n),
+                          ("instances", layer.groups * layer.shared_weights),
+                          ("elements", layer.elements), ("count", layer.count)):
+        if v > MAX_DIM:
+            raise InputError(source, where, message=f"layer {layer.name!r}: {why} {field_name} = "
+                             f"{v} is too large; {MAX_DIM_TEXT}")
+    return layer
+
+
 def make_layer(row: dict[str, Any] | TraceRow, source: str = "", line: int | None = None) -> Layer:
     """Validate one trace row (dict of column -> value, empty cells None) and lower it."""
     where = f"line {line}" if line is not None else None
+    return check_layer_size(_make_layer(row, source, line, where), source, where)
+
+
+def _make_layer(row: dict[str, Any] | TraceRow, source: str, line: int | None,
+                where: str | None) -> Layer:
     if not isinstance(row, TraceRow):
         try:
             row = TraceRow.model_validate(row)
         except ValidationError as err:
             e = err.errors()[0]
-            col = ".".join(str(p) for p in e.get("loc", ()) if p not in ("function-after",))
+            # The column is the first part of the path; the rest names a union branch.
+            col = str(e["loc"][0]) if e.get("loc") else ""
             msg = e.get("msg", "invalid").removeprefix("Value error, ")
             here = ", ".join(p for p in (where, f"column {col}" if col else None) if p) or None
             if e.get("type") == "extra_forbidden":

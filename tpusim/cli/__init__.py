@@ -83,6 +83,22 @@ def cli_message(exc) -> str:
     return ": ".join(p for p in (flag, exc.where, exc.detail) if p).replace("\n", " ")
 
 
+def os_error_line(exc: OSError) -> str:
+    """One line for a failed file operation, naming the user's path (not our temp file)."""
+    import re
+    from pathlib import Path
+    name = exc.filename if exc.filename is not None else exc.filename2
+    if name is not None:
+        p = Path(str(name))
+        m = re.fullmatch(r"\.(.+)\.[^.]+\.tmp", p.name)   # atomic writers' ".NAME.XXXX.tmp"
+        if m:
+            p = p.with_name(m.group(1))
+        name = str(p)
+    why = exc.strerror or type(exc).__name__
+    # Readers turn their OSErrors into InputErrors, so what reaches here is a failed write.
+    return f"{name}: cannot write ({why})" if name else f"cannot write output ({why})"
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -94,6 +110,17 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         click.echo(f"tpusim: error: {cli_message(exc)}", err=True)
+        sys.exit(2)
+    except OSError as exc:   # an unwritable, missing or full --out, found when writing
+        if debug:
+            raise
+        click.echo(f"tpusim: error: {os_error_line(exc)}", err=True)
+        sys.exit(2)
+    except MemoryError:
+        if debug:
+            raise
+        click.echo("tpusim: error: out of memory: a layer or sweep is larger than this machine "
+                   "can simulate; reduce its dims, --batch or the number of points", err=True)
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -19,6 +19,8 @@ def parse_sets(values: tuple[str, ...], multi: bool = False) -> dict[str, Any]:
         path = path.strip()
         if not path:
             raise InputError("--set", None, item, "expected PATH=VALUE, e.g. array.rows=64")
+        if path in out:   # the last one would silently win
+            raise InputError("--set", path, message="given twice; give each field once")
         if multi:
             parts = [p.strip() for p in value.split(",")]
             if any(p == "" for p in parts):

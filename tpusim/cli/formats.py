@@ -50,14 +50,15 @@ def formats(config, names, workload, sets, gemm_size, seed, out_dir):
     """Area, energy, peak throughput and numeric error of each format on chip CONFIG.
 
     Writes DIR/formats.csv and DIR/formats.html (bar charts of area and energy per format, and
-    TOPS/W against GEMM error as a Pareto view). Without --formats every format is listed, those
-    the chip neither runs nor emulates with empty throughput and a note; naming an unknown format
-    or one the chip cannot run in --formats is an error.
+    TOPS/W against GEMM error as a Pareto view). Formats the chip neither runs nor emulates are
+    compared too, with empty throughput (and workload latency) and a note saying so; naming an
+    unknown format in --formats is an error.
 
     \b
     Example:
       tpusim formats
       tpusim formats tpu_v4 --formats int8,bf16,fp32 --workload resnet50 --out results/fmt
+      tpusim formats tpu_v4 --formats int8,fp8_e4m3   # fp8 as a native datapath would be
     """
     import tpusim
     from .._io import csv_safe

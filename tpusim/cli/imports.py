@@ -34,11 +34,11 @@ def onnx(model, input_shapes, out):
     Example:
       tpusim import onnx model.onnx --input-shape input_ids=1x128 --out bert.csv
     """
-    from ..importers.onnx import import_onnx, parse_input_shape
+    from ..importers.onnx import import_onnx, parse_input_shapes
     from ..importers.trace_csv import write_trace
 
     from .._io import check_target
-    shapes = dict(parse_input_shape(s) for s in input_shapes)
+    shapes = parse_input_shapes(input_shapes)
     out = out or Path(Path(model).stem + ".csv")
     check_target(out)
     imp = import_onnx(model, shapes or None)

@@ -112,7 +112,8 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     import tpusim
     from .._io import atomic_path, check_target, csv_safe
     from ..importers.reference import read_reference
-    from ..plots import layer_table_html, roofline_chart, roofline_page, workload_table_html
+    from ..report_pages import layer_table_html, roofline_page, workload_table_html
+    from ..roofline_plots import roofline_chart
     from ..results import write_all
     from ..roofline import chip_roofs, layer_table, roof_notes, workload_table
 

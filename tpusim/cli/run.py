@@ -97,9 +97,8 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
     check_dir(out)
     chip = mark_overrides(tpusim.load_config(config, **overrides), overrides)
     if input_shapes:
-        from ..importers.onnx import parse_input_shape
-        wl = tpusim.load_workload(workload, input_shapes=dict(map(parse_input_shape,
-                                                                  input_shapes)))
+        from ..importers.onnx import parse_input_shapes
+        wl = tpusim.load_workload(workload, input_shapes=parse_input_shapes(input_shapes))
     else:
         wl = tpusim.load_workload(workload)
     result = tpusim.simulate(chip, wl, format=fmt, batch=batch, engine=engine)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .._input import check_size
 from ..errors import InputError
 from .common import parse_sets, set_option
 
@@ -19,7 +20,7 @@ def parse_int_list(option: str, text: str) -> list[int]:
         part = part.strip()
         if not re.fullmatch(r"[0-9]+", part) or int(part) <= 0:
             raise InputError(option, None, part or text, ALLOWED_INTS)
-        out.append(int(part))
+        out.append(check_size(int(part), option, None))
     return out
 
 
@@ -34,8 +35,8 @@ def build_axes(rows: str | None, cols: str | None, square: bool, formats: str | 
                sets: tuple[str, ...]) -> dict:
     """The ``axes`` of :func:`sweep` from the command's options, in column order."""
     axes: dict = {}
-    r = parse_int_list("--rows", rows) if rows else None
-    c = parse_int_list("--cols", cols) if cols else None
+    r = parse_int_list("--rows", rows) if rows is not None else None
+    c = parse_int_list("--cols", cols) if cols is not None else None
     if square:
         if r is None and c is None:
             raise InputError("--square", None, message="needs --rows or --cols")
@@ -52,10 +53,10 @@ def build_axes(rows: str | None, cols: str | None, square: bool, formats: str | 
     for path, values in parse_sets(sets, multi=True).items():
         if path in ("array.rows", "array.cols") and (r if path == "array.rows" else c):
             raise InputError("--set", path, message="given twice (also by --rows/--cols)")
-        if path == "format" and formats:
+        if path == "format" and formats is not None:
             raise InputError("--set", path, message="given twice (also by --format)")
         axes[path] = values
-    if formats:
+    if formats is not None:
         axes["format"] = parse_name_list("--format", formats)
     if not axes:
         raise InputError("tpusim sweep", None, message="nothing to sweep; give --rows, --cols, "

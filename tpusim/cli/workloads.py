@@ -79,7 +79,8 @@ def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads,
     s = seq if seq is not None else (128 if phase == "prefill" else 1)
     kv = kv_len if kv_len is not None else s
     out = out or Path(f"{cfg.name}_{phase}.csv")
-    macs = sum(make_layer(r).macs * r.get("count", 1) for r in rows)
+    macs = sum(make_layer(r, f"llm {cfg.name} {phase}: layer {r['name']!r}").macs
+               * r.get("count", 1) for r in rows)
     write_trace(rows, out, comments=[
         describe(cfg, phase, batch, seq, kv_len, dtype)
         + f"; regenerate: tpusim workload llm {preset or '...'} --phase {phase} --batch {batch} "

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .._data import zoo_dir
+from .._input import suggest
 from ..errors import InputError
 from ..workload import Workload
 
@@ -27,7 +28,7 @@ def find_workload(name_or_path: str | Path) -> Path:
         return hits[0]
     names = sorted({h.stem for h in WORKLOAD_DIR.rglob("*.csv")})
     raise InputError(str(name_or_path), "workload", message="not a file and not a shipped "
-                     "workload; shipped: " + ", ".join(names))
+                     f"workload{suggest(name_or_path, names)}; shipped: " + ", ".join(names))
 
 
 def load_workload(name_or_path: str | Path | Workload, **kwargs: Any) -> Workload:
@@ -43,6 +44,12 @@ def load_workload(name_or_path: str | Path | Workload, **kwargs: Any) -> Workloa
         from . import onnx as onnx_importer  # heavy: import lazily
         return onnx_importer.load_onnx_workload(path, **kwargs)
     from . import scalesim, trace_csv
+    if "input_shapes" in kwargs:   # an option that would silently do nothing
+        raise InputError(str(path), "--input-shape", message="applies to .onnx models only; a "
+                         "CSV workload's shapes are in its rows")
     if scalesim.is_topology(path):
         return scalesim.load_topology(path, **kwargs)
+    if kwargs:
+        raise InputError(str(path), None, message="a trace CSV takes no importer options ("
+                         + ", ".join(sorted(kwargs)) + ")")
     return trace_csv.read_trace(path)

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from ..errors import InputError
+from .._input import check_size, suggest
 from ..workload import Workload, make_layer
 
 
@@ -196,7 +197,8 @@ PRESETS.update({
 def get_preset(name: str) -> LlmConfig:
     key = name.lower().replace("-", "_")
     if key not in PRESETS:
-        raise InputError("llm preset", None, name, "allowed: " + "|".join(PRESETS))
+        raise InputError("llm preset", None, name, f"unknown preset{suggest(key, PRESETS)}; "
+                         "allowed: " + "|".join(PRESETS))
     return PRESETS[key]
 
 
@@ -255,6 +257,7 @@ def llm_rows(cfg: LlmConfig, phase: Literal["prefill", "decode"] = "prefill", ba
     for f, v in (("batch", batch), ("seq", seq), ("kv_len", kv_len)):
         if not isinstance(v, int) or v <= 0:
             raise InputError("llm", f, v, "must be a positive integer")
+        check_size(v, "llm", f)
     if kv_len < seq:
         raise InputError("llm", "kv_len", kv_len, f"must be >= seq={seq} (the new tokens "
                          "attend to themselves)")

@@ -7,7 +7,6 @@ an :class:`~tpusim.errors.InputError` naming the file, line and column.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import math
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._input import check_unique_header, csv_rows, decode
 from ..errors import InputError
 from ..formats import get_format
 from ..workload import TRACE_COLUMNS, Layer, make_layer
@@ -69,15 +69,12 @@ def read_measurements(path: str | Path) -> Measurements:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(src, None, message=f"cannot read measurements ({exc.strerror})") from None
-    try:
-        text = data.decode()
-    except UnicodeDecodeError:
-        raise InputError(src, None, message="not a text CSV file") from None
+    text = decode(data, src, "measurement CSV")   # UTF-8; a BOM (Excel) is dropped
     numbered = [(i, ln) for i, ln in enumerate(text.splitlines(), start=1)
                 if ln.strip() and not ln.lstrip().startswith("#")]
     if not numbered:
         raise InputError(src, None, message="empty: expected a header with m,k,n,latency_us")
-    rows = list(csv.reader([ln for _, ln in numbered]))
+    rows = csv_rows([ln for _, ln in numbered], [i for i, _ in numbered], src)
     header = [h.strip() for h in rows[0]]
     hline = numbered[0][0]
     allowed = set(TRACE_COLUMNS) | set(MEASUREMENT_COLUMNS)
@@ -86,8 +83,7 @@ def read_measurements(path: str | Path) -> Measurements:
             raise InputError(src, f"line {hline}, column {col!r}",
                              message="unknown column; allowed: "
                              + ", ".join(MEASUREMENT_COLUMNS + TRACE_COLUMNS))
-    if len(set(header)) != len(header):
-        raise InputError(src, f"line {hline}", message="a column appears twice in the header")
+    check_unique_header(header, src, hline)
     missing = [c for c in ("latency_us",) if c not in header]
     if "op" not in header:  # without an op column every row is a matmul
         missing += [c for c in ("m", "k", "n") if c not in header]

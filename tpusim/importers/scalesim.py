@@ -14,25 +14,41 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from .._input import check_size, read_text
 from ..errors import InputError
 from ..workload import Workload, make_layer
 
 _CONV_FIELDS = ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filter", "stride")
 
 
-def _header(path: Path) -> list[str]:
-    with open(path, newline="") as fh:
-        for line in fh:
-            if line.strip():
-                return [c.strip().lower() for c in next(csv.reader([line]))]
+def _lines(path: Path) -> list[tuple[int, str]]:
+    """(1-based line number, line) of the file, decoded (a UTF-8 BOM is dropped)."""
+    return list(enumerate(read_text(path, "CSV file").splitlines(), start=1))
+
+
+def _cells(line: str, src: str, lineno: int) -> list[str]:
+    try:
+        return next(csv.reader([line]), [])
+    except csv.Error as exc:
+        raise InputError(src, f"line {lineno}", message=f"not a CSV line ({exc})") from None
+
+
+def _header_of(lines: list[tuple[int, str]], src: str) -> list[str]:
+    for lineno, line in lines:
+        if line.strip():
+            return [c.strip().lower() for c in _cells(line, src, lineno)]
     return []
+
+
+def _header(path: Path) -> list[str]:
+    return _header_of(_lines(path), str(path))
 
 
 def is_topology(path: str | Path) -> bool:
     """True when the CSV's header is SCALE-Sim's (first cell 'Layer name' or 'Layer'/'L')."""
     try:
         head = _header(Path(path))
-    except (UnicodeDecodeError, OSError):
+    except InputError:   # not text: the trace reader says why
         return False
     return bool(head) and head[0] in ("layer name", "layer", "l") and "op" not in head
 
@@ -51,12 +67,11 @@ def topology_rows(path: str | Path, gemm: bool | None = None) -> list[dict[str, 
     """The topology as tpusim trace rows (dicts of trace columns)."""
     path = Path(path)
     src = str(path)
-    head = _header(path)
+    lines = _lines(path)
+    head = _header_of(lines, src)
     if gemm is None:
         gemm = _is_gemm_header(head)
     rows: list[dict[str, Any]] = []
-    with open(path, newline="") as fh:
-        lines = list(enumerate(fh, start=1))
     first = True
     for lineno, line in lines:
         if not line.strip():
@@ -64,7 +79,7 @@ def topology_rows(path: str | Path, gemm: bool | None = None) -> list[dict[str, 
         if first:
             first = False
             continue
-        cells = [c.strip() for c in next(csv.reader([line]))]
+        cells = [c.strip() for c in _cells(line, src, lineno)]
         if not any(cells):
             continue
         need = 4 if gemm else 8
@@ -83,7 +98,7 @@ def topology_rows(path: str | Path, gemm: bool | None = None) -> list[dict[str, 
                                  "expected a positive integer") from None
             if x <= 0:
                 raise InputError(src, f"line {lineno}, column {f}", x, "must be > 0")
-            nums.append(x)
+            nums.append(check_size(x, src, f"line {lineno}, column {f}"))
         name = cells[0] or f"layer{len(rows)}"
         if gemm:
             m, n, k = nums

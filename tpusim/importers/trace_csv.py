@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 from typing import Any, Iterable
 
+from .._input import check_unique_header, csv_rows, read_text, suggest
 from .._io import atomic_write_text, safe_cell
 from ..errors import InputError
 from ..workload import TRACE_COLUMNS, Layer, Workload, make_layer
@@ -33,21 +34,19 @@ def _data_lines(text: str) -> tuple[list[str], list[int], list[str]]:
 def read_trace(path: str | Path) -> Workload:
     path = Path(path)
     src = str(path)
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise InputError(src, None, message="not a text CSV file") from None
-    lines, numbers, notes = _data_lines(text)
+    lines, numbers, notes = _data_lines(read_text(path, "CSV file"))
     if not lines:
         raise InputError(src, None, message="empty trace: expected a header line with name,op,...")
-    rows = list(csv.reader(lines))
+    rows = csv_rows(lines, numbers, src)
     header = [h.strip() for h in rows[0]]
     while header and header[-1] == "":
         header.pop()
     for col in header:
         if col not in TRACE_COLUMNS:
             raise InputError(src, f"line {numbers[0]}, column {col!r}",
-                             message="unknown column; allowed columns: " + ", ".join(TRACE_COLUMNS))
+                             message=f"unknown column{suggest(col, TRACE_COLUMNS)}; allowed "
+                             "columns: " + ", ".join(TRACE_COLUMNS))
+    check_unique_header(header, src, numbers[0])
     for col in ("name", "op"):
         if col not in header:
             raise InputError(src, f"line {numbers[0]}", message=f"required column {col!r} missing")

@@ -20,13 +20,14 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from .._input import InputModel
 from ..errors import InputError
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Section(InputModel):
+    """A pod config section: frozen, no unknown fields, finite numbers, no booleans for numbers."""
 
 
 def parse_shape(text: str | tuple[int, ...] | list[int], source: str = "topology",

@@ -1,5 +1,5 @@
 """The serving report page: latency distributions, KV-cache use over time and, for a rate
-sweep, the throughput-latency curve; self-contained like the other pages (tpusim/plots.py)."""
+sweep, the throughput-latency curve; self-contained like the other pages (tpusim/html_page.py)."""
 from __future__ import annotations
 
 import html
@@ -13,7 +13,7 @@ def serve_html(title: str, runs: list[tuple[float, dict[str, Any], pd.DataFrame]
                curve: list[dict[str, Any]] | None, notes: list[str]) -> str:
     import plotly.graph_objects as go
 
-    from ..plots import figures_html, page
+    from ..html_page import figures_html, page
 
     figs = []
     if curve and len(curve) > 1:

@@ -55,12 +55,6 @@ class LayerTime:
     def cycles(self) -> float:
         return self.compute_cycles + self.stall_cycles + self.overhead_cycles
 
-    # The names before units joined them; kept read-only while code written against them merges.
-    stall_weight = property(lambda self: self.stall_weight_cycles)
-    stall_input = property(lambda self: self.stall_input_cycles)
-    stall_output = property(lambda self: self.stall_output_cycles)
-    stall_sram = property(lambda self: self.stall_sram_cycles)
-
 
 def split_stall(stall: float, traffic: Traffic) -> tuple[float, float, float]:
     total = traffic.hbm_total_bytes

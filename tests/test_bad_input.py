@@ -1,0 +1,356 @@
+"""Bad input, item by item: each gets one line naming the file and field or line, exit 2, and
+nothing silently wrong (a BOM is accepted, a duplicate is refused, a boolean is not a number)."""
+from __future__ import annotations
+
+import errno
+import math
+import re
+
+import pytest
+
+from tpusim import fidelity, results
+from tpusim._input import MAX_DIM, load_yaml, suggest
+from tpusim.calibrate import read_measurements
+from tpusim.config import load_config
+from tpusim.errors import InputError
+from tpusim.importers import load_workload
+from tpusim.workload import make_layer
+
+from .conftest import SCALESIM
+
+TRACE = "name,op,m,k,n\nfc1,matmul,64,128,32\nfc2,matmul,32,64,16\n"
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def write(tmp_path, name: str, data: bytes | str):
+    p = tmp_path / name
+    p.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return p
+
+
+# ---------------------------------------------------------------- encodings
+
+@pytest.mark.parametrize("name, data, cmd, lineno", [
+    ("chip.yaml", b"name: x\nclock_ghz: 1\n# caf\xe9\n", "config", 3),
+    ("chip.cfg", b"[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8 \xff\n", "config", 3),
+    ("topo.csv", b"Layer name,M,N,K,\nfc,64,32,\xfe16,\n", "workload", 2),
+    ("trace.csv", b"name,op,m,k,n\n\nfc\x80,matmul,4,4,4\n", "workload", 3),
+])
+def test_non_utf8_bytes_name_file_and_line(cli, tmp_path, name, data, cmd, lineno):
+    p = write(tmp_path, name, data)
+    args = ["run", p, "resnet50"] if cmd == "config" else ["run", "default", p]
+    code, _, err = cli(*args, "--out", tmp_path / "o")
+    assert code == 2
+    line = one_line(err)
+    assert f"{p}: line {lineno}: byte 0x" in line and "is not UTF-8 text" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_bom_is_accepted_in_traces_topologies_measurements_and_cfg(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    plain = load_workload(write(tmp_path, "a.csv", TRACE))
+    with_bom = load_workload(write(tmp_path, "b.csv", bom + TRACE.encode()))
+    assert with_bom.layers == plain.layers
+    topo = "Layer name,M,N,K,\nfc,64,32,16,\n"
+    t1 = load_workload(write(tmp_path, "t1.csv", topo))
+    t2 = load_workload(write(tmp_path, "t2.csv", bom + topo.encode()))
+    assert t2.layers == t1.layers and t2.layers[0].m == 64 and t2.layers[0].k == 16
+    meas = "m,k,n,latency_us\n128,128,128,3.5\n"
+    assert read_measurements(write(tmp_path, "m.csv", bom + meas.encode())).latency_us[0] == 3.5
+    cfg = (SCALESIM / "configs" / "scale.cfg").read_bytes()
+    a = load_config(write(tmp_path, "s1.cfg", cfg))
+    b = load_config(write(tmp_path, "s2.cfg", bom + cfg))
+    assert (a.array, a.memory, a.timing) == (b.array, b.memory, b.timing)
+    assert a.array.rows == 32 and a.array.dataflow == "ws"
+
+
+# ---------------------------------------------------------------- duplicates
+
+def test_duplicate_csv_column_is_refused(cli, tmp_path):
+    p = write(tmp_path, "dup.csv", "name,op,m,k,n,m\nfc,matmul,4,4,4,8\n")
+    code, _, err = cli("run", "default", p, "--out", tmp_path / "o")
+    assert code == 2
+    assert f"{p}: line 1, column 'm': column appears twice" in one_line(err)
+    q = write(tmp_path, "meas.csv", "m,k,n,latency_us,latency_us\n4,4,4,1,2\n")
+    with pytest.raises(InputError, match="line 1, column 'latency_us': column appears twice"):
+        read_measurements(q)
+
+
+def test_duplicate_yaml_key_is_refused(cli, tmp_path):
+    p = write(tmp_path, "dup.yaml", "array:\n  rows: 64\n  cols: 64\n  rows: 128\n")
+    with pytest.raises(InputError, match=r"dup.yaml: line 4: .*'rows' appears twice \(first on "
+                                         r"line 2\)"):
+        load_config(p)
+    # merge keys are not duplicates
+    assert load_yaml("a: &x {b: 1}\nc:\n  <<: *x\n  d: 2\n", "s") == {"a": {"b": 1},
+                                                                   "c": {"b": 1, "d": 2}}
+
+
+def test_a_set_field_given_twice_is_refused(cli, tmp_path):
+    code, _, err = cli("run", "default", "resnet50", "--set", "array.rows=64", "--set",
+                       "array.rows=128", "--out", tmp_path / "o")
+    assert code == 2 and "--set: array.rows: given twice" in one_line(err)
+    code, _, err = cli("sweep", "default", "resnet50", "--set", "array.rows=64", "--set",
+                       "array.rows=128", "--out", tmp_path / "s")
+    assert code == 2 and "--set: array.rows: given twice" in one_line(err)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "s").exists()
+
+
+def test_energy_and_area_table_files_get_the_same_checks(tmp_path):
+    from tpusim import tables
+    for text, needle in ((b"mac_pj_45nm: {int8: 1.5}\n# \xff\n", "t.yaml: line 2: byte 0xff"),
+                         (b"mac_pj_45nm: {int8: 1.5, int8: 2}\n", "'int8' appears twice"),
+                         (b"mac_pj_45nm: {int8: true}\n", "mac_pj_45nm.int8: got 'true'; a "
+                                                          "finite number > 0, not a boolean"),
+                         (b"mac_pj_45: {int8: 1}\n", "did you mean mac_pj_45nm?")):
+        p = write(tmp_path, "t.yaml", text)
+        with pytest.raises(InputError, match=re.escape(needle)):
+            tables.load(p)
+
+
+def test_input_shape_on_a_csv_workload_is_refused_not_ignored(cli, tmp_path):
+    p = write(tmp_path, "t.csv", TRACE)
+    code, _, err = cli("run", "default", p, "--input-shape", "x=1x2", "--out", tmp_path / "o")
+    assert code == 2 and f"{p}: --input-shape: applies to .onnx models only" in one_line(err)
+    assert not (tmp_path / "o").exists()
+    from tpusim.importers.onnx import parse_input_shapes
+    assert parse_input_shapes(["x=1x2", "y=3"]) == {"x": (1, 2), "y": (3,)}
+    with pytest.raises(InputError, match="--input-shape: x: given twice"):
+        parse_input_shapes(["x=1x2", "x=1x4"])
+
+
+# ---------------------------------------------------------------- booleans and non-finite numbers
+
+def test_booleans_are_not_numbers(cli, tmp_path):
+    with pytest.raises(InputError, match=r"overrides: array.rows: got true; expected a number"):
+        load_config("default", **{"array.rows": True})
+    code, _, err = cli("run", "default", "resnet50", "--set", "array.rows=true",
+                       "--out", tmp_path / "o")
+    assert code == 2 and "array.rows: got true; expected a number" in one_line(err)
+    raw = (load_config("default").model_dump())
+    import yaml
+    raw["clock_ghz"] = True
+    p = write(tmp_path, "b.yaml", yaml.safe_dump(raw))
+    with pytest.raises(InputError, match=r"b.yaml: clock_ghz: got true"):
+        load_config(p)
+    with pytest.raises(InputError, match=r"energy.mac_pj: got \{'int8': True\}"):
+        load_config("default", **{"energy.mac_pj": {"int8": True}})
+    # ints still fill float fields, and true still fills a bool field
+    chip = load_config("default", **{"clock_ghz": 2, "memory.sram.double_buffered": True})
+    assert chip.clock_ghz == 2.0 and isinstance(chip.clock_ghz, float)
+
+
+def test_pod_sections_get_the_same_number_checks():
+    with pytest.raises(InputError, match=r"ici.links_per_chip: got true; expected a number"):
+        load_config("tpu_v4", **{"ici.links_per_chip": True})
+    with pytest.raises(InputError, match=r"ici.link_bandwidth_bytes_per_s: got inf; expected a "
+                                         r"finite number"):
+        load_config("tpu_v4", **{"ici.link_bandwidth_bytes_per_s": math.inf})
+
+
+def test_infinite_config_numbers_are_refused():
+    with pytest.raises(InputError, match=r"memory.hbm.bandwidth_gbps: got inf; expected a finite"):
+        load_config("default", **{"memory.hbm.bandwidth_gbps": math.inf})
+
+
+def test_infinite_ops_and_negative_mac_energy_are_refused():
+    with pytest.raises(InputError, match="column ops_per_element: got 'inf'; input should be a "
+                                         "finite number"):
+        make_layer({"name": "s", "op": "softmax", "elements": 4, "ops_per_element": "inf"},
+                   "t.csv", 2)
+    with pytest.raises(InputError, match=r"energy.mac_pj.int8: got -1; input should be greater"):
+        load_config("default", **{"energy.mac_pj": {"int8": -1}})
+
+
+def test_trace_booleans_and_union_paths_read_plainly(tmp_path):
+    with pytest.raises(InputError) as e:
+        make_layer({"name": "c", "op": "conv2d", "in_h": 4, "in_w": 4, "in_c": 1, "out_c": 1,
+                    "kernel_h": 3, "kernel_w": 3, "padding": "abc"}, "t.csv", 2)
+    msg = str(e.value)
+    assert "column padding: got 'abc'" in msg and "padding.int" not in msg
+    with pytest.raises(InputError, match="column m: got True; expected an integer"):
+        make_layer({"name": "g", "op": "matmul", "m": True, "k": 4, "n": 4}, "t.csv", 2)
+
+
+# ---------------------------------------------------------------- empty list options
+
+@pytest.mark.parametrize("opt", ["--rows", "--cols", "--format"])
+def test_empty_list_options_of_sweep(cli, tmp_path, opt):
+    code, _, err = cli("sweep", "default", "resnet50", opt, "", "--out", tmp_path / "s")
+    assert code == 2 and f"{opt}: got ''" in one_line(err)
+    assert not (tmp_path / "s").exists()
+
+
+# ---------------------------------------------------------------- unwritable or full --out
+
+def test_out_under_a_regular_file_is_one_line(cli, tmp_path):
+    trace = write(tmp_path, "t.csv", TRACE)
+    blocker = write(tmp_path, "file", "x")
+    code, _, err = cli("run", "default", trace, "--out", blocker / "sub", "--no-html")
+    assert code == 2 and str(blocker) in one_line(err)
+    assert blocker.read_text() == "x"
+
+
+def test_full_disk_names_the_target_and_keeps_the_earlier_result(cli, tmp_path, monkeypatch):
+    trace = write(tmp_path, "t.csv", TRACE)
+    out = tmp_path / "o"
+    code, _, err = cli("run", "default", trace, "--out", out, "--no-html")
+    assert code == 0, err
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = results.summary_json
+
+    def full(summary):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(results, "summary_json", full)
+    code, _, err = cli("run", "default", trace, "--out", out, "--no-html", "--batch", "2")
+    assert code == 2 and "No space left on device" in one_line(err)
+    monkeypatch.setattr(results, "summary_json", real)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_out_of_memory_is_one_line_exit_2(cli, tmp_path, monkeypatch):
+    import tpusim
+
+    def huge(*a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr(tpusim, "simulate", huge)
+    code, _, err = cli("run", "default", write(tmp_path, "t.csv", TRACE), "--out", tmp_path / "o")
+    assert code == 2 and "out of memory" in one_line(err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_os_error_line_names_the_target_not_the_temp_file(tmp_path):
+    from tpusim.cli import os_error_line
+    exc = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".layers.csv.ab12.tmp"))
+    assert os_error_line(exc) == f"{tmp_path / 'layers.csv'}: cannot write (No space left on device)"
+
+
+# ---------------------------------------------------------------- sizes beyond the model
+
+def test_sizes_up_to_2_53_are_accepted_and_beyond_refused(tmp_path, cli):
+    assert make_layer({"name": "g", "op": "matmul", "m": 10**15, "k": 8, "n": 8}).m == 10**15
+    assert make_layer({"name": "g", "op": "matmul", "m": str(MAX_DIM), "k": 1, "n": 1}).m \
+        == 2**53
+    for col in ("m", "k", "n", "count", "batch"):
+        row = {"name": "g", "op": "matmul", "m": 4, "k": 4, "n": 4, col: 10**17}
+        with pytest.raises(InputError, match=rf"t.csv: line 3, column {col}: got 100000000000000000;"
+                                             r" at most 2\^53"):
+            make_layer(row, "t.csv", 3)
+    p = write(tmp_path, "big.csv", "name,op,m,k,n\nfc,matmul,100000000000000000,4,4\n")
+    code, _, err = cli("run", "default", p, "--out", tmp_path / "o")
+    assert code == 2 and "line 2, column m: got '100000000000000000'" in one_line(err)
+    topo = write(tmp_path, "topo.csv", "Layer name,M,N,K,\nfc,100000000000000000,4,4,\n")
+    with pytest.raises(InputError, match="line 2, column M: got 100000000000000000; at most 2"):
+        load_workload(topo)
+
+
+def test_lowered_and_batched_sizes_are_checked(cli, tmp_path):
+    # a 10^9 x 10^9 conv: each dim is fine, its im2col rows (10^18) are not
+    with pytest.raises(InputError, match=r"layer 'c': lowered m = 1000000000000000000 is too "
+                                         r"large; at most 2\^53"):
+        make_layer({"name": "c", "op": "conv2d", "in_h": 10**9, "in_w": 10**9, "in_c": 1,
+                    "out_c": 1, "kernel_h": 1, "kernel_w": 1}, "t.csv", 2)
+    p = write(tmp_path, "t.csv", "name,op,m,k,n\nfc,matmul,1000000000000000,4,4\n")
+    code, _, err = cli("run", "default", p, "--batch", "100", "--out", tmp_path / "o")
+    assert code == 2
+    assert "--batch: layer 'fc': batch 100 x m = 100000000000000000 is too large" in one_line(err)
+    code, _, err = cli("run", "default", "resnet50", "--batch", str(10**17),
+                       "--out", tmp_path / "o")
+    assert code == 2 and "--batch: got 100000000000000000; at most 2^53" in one_line(err)
+    code, _, err = cli("sweep", "default", "resnet50", "--rows", str(10**17),
+                       "--out", tmp_path / "s")
+    assert code == 2 and "--rows: got 100000000000000000; at most 2^53" in one_line(err)
+
+
+def test_llm_and_onnx_sizes_are_checked(cli, tmp_path):
+    code, _, err = cli("workload", "llm", "llama3_8b", "--batch", str(10**17),
+                       "--out", tmp_path / "l.csv")
+    assert code == 2 and "llm: batch: got 100000000000000000; at most 2^53" in one_line(err)
+    # batch 10^12 x seq 128 x hidden 4096 embedding elements exceed 2^53: named by layer
+    code, _, err = cli("workload", "llm", "llama3_8b", "--batch", str(10**12),
+                       "--out", tmp_path / "l.csv")
+    assert code == 2
+    assert "llm llama3_8b prefill: layer 'embed': column elements: got 5242880" in one_line(err)
+    assert not (tmp_path / "l.csv").exists()
+    from tpusim.importers.onnx import parse_input_shape
+    with pytest.raises(InputError, match=r"--input-shape: x: got 10{23}; at most 2\^53"):
+        parse_input_shape("x=1x" + "1" + "0" * 23)
+
+
+# ---------------------------------------------------------------- validate --calibrated
+
+def test_validate_calibrated_missing_or_garbage_is_an_error(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(fidelity, "WORKLOAD_DIR", tmp_path / "none")
+    meas = write(tmp_path, "m.csv", "m,k,n,latency_us\n128,128,128,3.5\n")
+    out = tmp_path / "val"
+    cases = {
+        tmp_path / "nope.yaml": "--calibrated: file not found",
+        write(tmp_path, "plain.yaml", "name: x\n"): "no tpusim-calibrate record",
+        write(tmp_path, "junk.yaml", "# tpusim-calibrate: {not json\nname: x\n"):
+            "line 1: the tpusim-calibrate record is not a JSON object",
+        write(tmp_path, "keys.yaml", '# tpusim-calibrate: {"base": "tpu_v4"}\n'):
+            "record lacks measurements, sha256, folds, seed",
+        write(tmp_path, "bin.yaml", b"# tpusim-calibrate: \xff\n"): "line 1: byte 0xff",
+    }
+    for path, needle in cases.items():
+        code, _, err = cli("validate", "--out", out, "--measurements", meas, "--calibrated", path)
+        assert code == 2, err
+        assert str(path) in err and needle in one_line(err), err
+        assert not out.exists()
+    missing = tmp_path / "no_such.csv"
+    code, _, err = cli("validate", "--out", out, "--measurements", missing)
+    assert code == 2 and f"{missing}: --measurements: file not found" in one_line(err)
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- texts and suggestions
+
+def test_error_texts_quote_plain_values_and_dotted_paths(cli, tmp_path):
+    p = write(tmp_path, "t.csv", "name,op,m,k,n,weight_dtype\nfc,matmul,4,4,4,int3\n")
+    code, _, err = cli("run", "default", p, "--out", tmp_path / "o")
+    line = one_line(err)
+    assert code == 2 and line.count("got 'int3'") == 1 and "did you mean int8?" in line
+    code, _, err = cli("run", "default", "resnet50", "--set", "array=5", "--out", tmp_path / "o")
+    line = one_line(err)
+    assert code == 2 and "ArrayConfig" not in line and "array: got 5; expected a section" in line
+    import numpy as np
+    assert str(InputError("f", "x", np.int64(-1), "must be > 0")) == "f: x: got -1; must be > 0"
+
+
+@pytest.mark.parametrize("args, hint", [
+    (["run", "tpu_v44", "resnet50"], "did you mean tpu_v4?"),
+    (["run", "default", "resnet5"], "did you mean resnet50?"),
+    (["run", "default", "resnet50", "--set", "array.rowz=8"], "did you mean rows?"),
+    (["run", "default", "resnet50", "--set", "memory.hmb.kind=DRAM"], "did you mean hbm?"),
+    (["run", "default", "resnet50", "--format", "bf61"], "did you mean bf16?"),
+    (["formats", "default", "--formats", "int8,fp8_e4m4"], "did you mean fp8_e4m3?"),
+])
+def test_misspelt_names_get_the_closest_one(cli, tmp_path, args, hint):
+    code, _, err = cli(*args, "--out", tmp_path / "o")
+    assert code == 2 and hint in one_line(err)
+
+
+def test_huge_numbers_and_values_stay_one_short_line(cli, tmp_path):
+    digits = "9" * 5000   # past Python's 4300-digit int conversion limit
+    with pytest.raises(InputError, match=r"x.yaml: line 2: not valid YAML \(an integer of more "
+                                         r"than 4300 digits\)"):
+        load_yaml(f"a: 1\nb: {digits}\n", "x.yaml")
+    code, _, err = cli("run", "default", "resnet50", "--set", f"array.rows={digits}",
+                       "--out", tmp_path / "o")
+    line = one_line(err)
+    assert code == 2 and "--set: array.rows: got '999" in line and "(5002 characters)" in line
+    assert len(line) < 400
+
+
+def test_suggest_offers_nothing_for_unrelated_names():
+    assert suggest("zzzz", ["tpu_v4", "default"]) == ""
+    assert suggest("tpu_v5", ["tpu_v4", "tpu_v5e"]) == " (did you mean tpu_v5e?)"
+
