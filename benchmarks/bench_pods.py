@@ -2,6 +2,11 @@
 
     python benchmarks/bench_pods.py [--repeat 3] [--search]
 
+``measure()`` returns the speed targets of issue 13 as a list of dicts (target, goal, measured,
+unit, better): the sharding search for Llama-2-70B on v5p-256 (candidate layouts priced, and its
+seconds) and one cold step of Llama-3.1-405B on 9,216 Ironwood chips. Seconds are wall-clock
+medians; ``cpu_s`` next to them is the process CPU time, which a loaded machine inflates less.
+
 Times one ``train_step`` (first call, which simulates the shard, and a repeat, which reuses it)
 for the cases below, prints their predicted MFU and tokens/s/chip next to the published MaxText /
 PaLM figures (predictions: nothing is fitted to them), and with ``--search`` times the sharding
@@ -15,8 +20,9 @@ import time
 
 from tpusim.config import load_config
 from tpusim.importers.llm import get_preset
+from tpusim.pod import costs
 from tpusim.pod import train as train_mod
-from tpusim.pod.search import candidate_specs, search
+from tpusim.pod.search import search
 from tpusim.pod.sharding import parse_spec
 from tpusim.pod.topology import make_slice
 
@@ -41,7 +47,7 @@ def main() -> None:
         sl = make_slice(chip.ici, chip.dcn, shape=shape, slices=slices)
         cold, warm = [], []
         for _ in range(args.repeat):
-            train_mod._SIMULATED.clear()
+            costs.clear()
             t = time.perf_counter()
             r = train_mod.train_step(chip, model, sl, parse_spec(spec), seq, gb, attention=att)
             cold.append(time.perf_counter() - t)
@@ -54,15 +60,43 @@ def main() -> None:
               f"{r.hbm_gib_per_chip:.1f} GiB/chip; simulated in {statistics.median(cold):.2f} s "
               f"cold, {statistics.median(warm) * 1e3:.1f} ms warm")
     if args.search:
-        chip, model = load_config("tpu_v5p"), get_preset("llama2_70b")
-        sl = make_slice(chip.ici, chip.dcn, shape="4x8x8")
-        train_mod._SIMULATED.clear()
-        t = time.perf_counter()
-        best = search(chip, model, sl, 4096, 1024)
-        n = len(candidate_specs(model, sl)) * 3
-        print(f"search: {n} candidates (specs x remat) in {time.perf_counter() - t:.1f} s; best "
-              f"{best[0].spec.label()} remat {best[0].remat}, MFU {best[0].result.mfu:.1%}")
+        for row in measure(args.repeat):
+            print(row)
 
+
+def _timed(fn, repeat: int) -> tuple[float, float, object]:
+    """Median wall and CPU seconds of ``repeat`` cold calls (memo cleared), and the last value."""
+    wall, cpu, out = [], [], None
+    for _ in range(repeat):
+        costs.clear()
+        t, c = time.perf_counter(), time.process_time()
+        out = fn()
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu), out
+
+
+def measure(repeat: int = 3) -> list[dict]:
+    """The issue's speed targets, measured (module docstring)."""
+    chip, model = load_config("tpu_v5p"), get_preset("llama2_70b")
+    sl = make_slice(chip.ici, chip.dcn, shape="4x8x8")
+    stats: dict = {}
+    wall, cpu, best = _timed(lambda: search(chip, model, sl, 4096, 1024, stats=stats), repeat)
+    rows = [
+        {"target": "search llama2_70b v5p-256: candidate layouts", "goal": 1000,
+         "measured": stats["candidates"], "unit": "layouts", "better": "higher",
+         "fit": stats["fit"], "distinct_shards": stats["programs"]},
+        {"target": "search llama2_70b v5p-256: seconds", "goal": 10.0, "measured": wall,
+         "unit": "s", "better": "lower", "cpu_s": cpu,
+         "best": f"{best[0].spec.label()} remat {best[0].remat} x{best[0].microbatches}"},
+    ]
+    chip, model = load_config("tpu_v7"), get_preset("llama3_1_405b")
+    sl = make_slice(chip.ici, chip.dcn, shape="16x24x24")
+    wall, cpu, _ = _timed(lambda: train_mod.train_step(
+        chip, model, sl, parse_spec("fsdp=1152,tp=8,sp"), 8192, 2304), repeat)
+    rows.append({"target": "step llama3_1_405b on 9,216 tpu_v7, cold", "goal": 1.0,
+                 "measured": wall, "unit": "s", "better": "lower", "cpu_s": cpu})
+    return rows
 
 if __name__ == "__main__":
     main()

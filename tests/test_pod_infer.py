@@ -95,3 +95,57 @@ def test_prefill_attention_runs_as_a_flash_kernel():
     r = infer_step(V5E, m, _slice("1"), ParallelSpec(), "prefill", batch=1, seq=4096)
     dense = simulate(V5E, llm_workload(m, "prefill", batch=1, seq=4096, logits="last"))
     assert 0 < r.compute_s < dense.summary["latency_s"]
+
+
+def _llm_trace(cli, tmp_path, *args):
+    path = tmp_path / "step.csv"
+    code, _, err = cli("workload", "llm", *args, "--out", path)
+    assert code == 0, err
+    return path
+
+
+def test_run_chips_shards_an_llm_trace_as_infer_does(cli, tmp_path):
+    # "Llama-2-70B decode on a v5e-8 with TP=8" as one command: the record is infer_step's for
+    # the step the trace's note names, with the tp all-reduces on the critical path.
+    trace = _llm_trace(cli, tmp_path, "llama2_70b", "--phase", "decode", "--batch", "8",
+                       "--kv-len", "2048", "--dtype", "int8")
+    code, out, err = cli("run", "tpu_v5e", trace, "--chips", "8", "--parallel", "tp=8",
+                         "--out", tmp_path / "o")
+    assert code == 0, err
+    rec = json.loads((tmp_path / "o" / "sharded.json").read_text())
+    want = infer_step(V5E, get_preset("llama2_70b"), _slice("2x4"), ParallelSpec(tp=8),
+                      "decode", batch=8, seq=1, kv_len=2048, dtype="int8")
+    assert rec["latency_s"] == pytest.approx(want.latency_s, rel=1e-12)
+    assert rec["collectives_s"] > 0 and rec["parallel"] == "tp=8" and rec["chips"] == 8
+    assert rec["latency_s"] == pytest.approx(rec["compute_s"] + rec["collectives_s"])
+    assert "all-reduces on the critical path" in out
+
+
+def test_run_one_chip_sharded_is_the_single_chip_run(cli, tmp_path):
+    trace = _llm_trace(cli, tmp_path, "gpt2", "--phase", "decode", "--batch", "4",
+                       "--kv-len", "256")
+    code, _, err = cli("run", "tpu_v5e", trace, "--chips", "1", "--batch", "2",
+                       "--out", tmp_path / "o")
+    assert code == 0, err
+    rec = json.loads((tmp_path / "o" / "sharded.json").read_text())
+    single = simulate(V5E, str(trace), batch=2)
+    assert rec["collectives_s"] == 0 and rec["sequences"] == 8
+    assert rec["latency_s"] == pytest.approx(single.summary["latency_s"], rel=1e-9)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("--chips", "8", "--parallel", "tp=3"), "degrees multiply to 3 chips"),
+    (("--chips", "6", "--parallel", "tp=6"), "must divide the 64 attention heads"),
+    (("--chips", "8", "--parallel", "pp=8"), "inference shards with tp and dp only"),
+])
+def test_run_chips_bad_spec_is_one_line_exit_2(cli, tmp_path, args, needle):
+    trace = _llm_trace(cli, tmp_path, "llama2_70b", "--phase", "decode", "--batch", "8",
+                       "--kv-len", "128", "--dtype", "int8")
+    code, out, err = cli("run", "tpu_v5e", trace, *args, "--out", tmp_path / "o")
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_chips_needs_an_llm_trace(cli, tmp_path):
+    code, _, err = cli("run", "tpu_v5e", "resnet50", "--chips", "8", "--out", tmp_path / "o")
+    assert code == 2 and "LLM step traces only" in err and len(err.strip().splitlines()) == 1

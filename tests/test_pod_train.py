@@ -242,12 +242,12 @@ def test_cli_train_custom_model(cli, tmp_path):
 
 def test_cost_grows_with_distinct_shards_not_chips():
     # The same per-chip shard on 8 and on 512 chips is one simulated program.
-    from tpusim.pod import train as train_mod
-    train_mod._SIMULATED.clear()
+    from tpusim.pod import costs
+    costs.clear()
     small = train_step(CHIP, TINY, _slice("2x2x2"), ParallelSpec(fsdp=8), seq=64, global_batch=8)
     big = train_step(CHIP, TINY, _slice("8x8x8"), ParallelSpec(fsdp=512), seq=64,
                      global_batch=512)
-    assert len(train_mod._SIMULATED) == 1
+    assert costs.distinct_programs() == 1
     assert big.time_s["compute"] == small.time_s["compute"]
     assert big.collectives_s["fsdp_all_gather"] > small.collectives_s["fsdp_all_gather"]
 

@@ -29,10 +29,9 @@ from typing import Any
 import pandas as pd
 
 from .config import CONFIG_DIR
+from .check_rows import COLUMNS, check_row
 from .importers import WORKLOAD_DIR
 
-COLUMNS = ("check", "case", "metric", "unit", "predicted", "measured", "error", "error_kind",
-           "fitted_on", "status", "note")
 
 # Jouppi et al., "In-Datacenter Performance Analysis of a Tensor Processing Unit", ISCA 2017,
 # Table 1 (measured TOPS; peak 92).
@@ -59,22 +58,9 @@ NO_FIT_EDGE = ("none: edge_tpu preset (coral.ai peak and 8 MB, USB 3 line rate, 
 NO_FIT_V4 = "none: tpu_v4 preset as published (Jouppi 2023); no parameter fitted"
 
 
-def _row(**kw: Any) -> dict[str, Any]:
-    row = {c: None for c in COLUMNS}
-    row.update(kw)
-    p, m = row["predicted"], row["measured"]
-    if row["error"] is None and p is not None and m is not None and row["status"] == "ok":
-        if row["error_kind"] == "absolute":
-            row["error"] = p - m
-        elif m:
-            row["error_kind"] = "relative"
-            row["error"] = p / m - 1
-    return row
-
-
 def _skipped(check: str, case: str, metric: str, unit: str, measured: float | None,
              missing: str, fitted_on: str) -> dict[str, Any]:
-    return _row(check=check, case=case, metric=metric, unit=unit, measured=measured,
+    return check_row(check=check, case=case, metric=metric, unit=unit, measured=measured,
                 fitted_on=fitted_on, status=f"skipped: missing {missing}")
 
 
@@ -123,13 +109,13 @@ def tpu_v1_checks() -> list[dict[str, Any]]:
                               "fraction", v, _rel(path), NO_FIT_V1) for k, v in shares.items()]
             continue
         res = simulate("tpu_v1", str(path))
-        rows.append(_row(check="tpu_v1 apps", case=app, metric="achieved TOPS", unit="TOPS",
+        rows.append(check_row(check="tpu_v1 apps", case=app, metric="achieved TOPS", unit="TOPS",
                          predicted=res.summary["achieved_tops"], measured=tops,
                          fitted_on=NO_FIT_V1, status="ok",
                          note="stand-in shapes from Table 1 (real shapes not public)"))
         got = cycle_shares(res.layers)
         for key, want in shares.items():
-            rows.append(_row(check="tpu_v1 cycle shares", case=f"{app}: {key}",
+            rows.append(check_row(check="tpu_v1 cycle shares", case=f"{app}: {key}",
                              metric="share of cycles", unit="fraction", predicted=got[key],
                              measured=want, error_kind="absolute", fitted_on=NO_FIT_V1,
                              status="ok", note="error = predicted - measured share"))
@@ -159,7 +145,7 @@ def tpu_v4_checks(measurements: Path | None = None,
     name = (rec or {}).get("measurements", "tpu_v4_gemm_calibration.csv")
     check = "tpu_v4 matmuls"
     if measurements is None:
-        return [_row(check=check, case="all", metric="latency", unit="us", fitted_on=NO_FIT_V4,
+        return [check_row(check=check, case="all", metric="latency", unit="us", fitted_on=NO_FIT_V4,
                      status=f"skipped: pass --measurements {name} (measured TPU v4 matmul "
                             "latencies; the README says where to get them)")]
     path = Path(measurements)
@@ -173,7 +159,7 @@ def tpu_v4_checks(measurements: Path | None = None,
     fmt = (rec or {}).get("format")
     pre = predict_us(preset, ms, formats_for(preset, ms, fmt))
     for c, p, m in zip(cases, pre, meas):
-        rows.append(_row(check=check, case=c, metric="latency (tpu_v4 preset)", unit="us",
+        rows.append(check_row(check=check, case=c, metric="latency (tpu_v4 preset)", unit="us",
                          predicted=float(p), measured=float(m), fitted_on=NO_FIT_V4,
                          status="ok", note=f"format {fmt or preset.default_format}"))
     if rec is None:
@@ -193,7 +179,7 @@ def tpu_v4_checks(measurements: Path | None = None,
     fold_of = {int(i): f for f, test in enumerate(cal.folds) for i in test}
     for i, (c, p, m) in enumerate(zip(cases, cal.cv_us, meas)):
         f = fold_of[i]
-        rows.append(_row(
+        rows.append(check_row(
             check=check, case=c, metric=f"latency ({calibrated.stem}, {len(cal.folds)}-fold CV)",
             unit="us", predicted=float(p), measured=float(m), status="ok",
             fitted_on=(f"{params}: the {len(cal.folds) - 1} other folds of {path.name} "
@@ -217,7 +203,7 @@ def edge_tpu_checks() -> list[dict[str, Any]]:
             continue
         # the zoo traces are at the resolution Coral measured (224, resnet50_299 at 299)
         pred = simulate("edge_tpu", load_workload(str(path))).summary["latency_s"] * 1e3
-        rows.append(_row(check=check, case=model, metric="latency", unit="ms",
+        rows.append(check_row(check=check, case=model, metric="latency", unit="ms",
                          predicted=pred, measured=ms, fitted_on=NO_FIT_EDGE, status="ok",
                          note=f"{_rel(path)} at {res}x{res}"))
     return rows
@@ -247,7 +233,7 @@ def serving_checks() -> list[dict[str, Any]]:
     s = serve(setup("tpu_v5e", "llama2_7b", chips=8), reqs)[0].summary
     note = (f"{j['requests']} requests of {lin} in / {lout} out tokens, all at t=0, bf16, TP=8;"
             f" simulated {s['simulated_s']:.3g} s, {s['preemptions']} preemptions")
-    return [_row(check="llm serving (JetStream)", case="llama2_7b v5e-8", metric=m,
+    return [check_row(check="llm serving (JetStream)", case="llama2_7b v5e-8", metric=m,
                  unit="tokens/s", predicted=s[m], measured=j[m], fitted_on=NO_FIT_SERVE,
                  status="ok", note=note)
             for m in ("output_tokens_per_s", "input_tokens_per_s")]

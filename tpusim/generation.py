@@ -11,7 +11,7 @@ largest first weight tile (more cannot be prefetched); for a fused vector op, th
 cycles clamped at its own (more hide it completely); an unfused vector op depends on none. So a
 step pays only for instances it has not seen, and its totals equal ``simulate()`` of its trace
 (up to the order of floating-point additions). Within a row the carried state repeats after a
-few instances, so a ``count = 80`` row costs a handful of evaluations, not 18.
+few instances, so a ``count = 80`` row costs a handful of evaluations.
 
 :func:`generate` runs a prefill of ``prompt`` tokens and ``steps`` decode steps (KV
 ``prompt + 1 ... prompt + steps``). Each decode step has its own KV length, so exact evaluation
@@ -37,6 +37,7 @@ from . import simulator as _sim
 from .simulator import _Carry, _resolve_format
 from .timing import array_timing
 from .timing.overlap import first_tile_bytes, vector_cycles
+from .timing.path import timing_path
 from .workload import Layer, make_layer
 
 _ATTENTION = ("attn_qk", "attn_softmax", "attn_av")
@@ -131,11 +132,7 @@ class StepCostModel:
         self.model = get_preset(model) if isinstance(model, str) else model
         self.dtype, self.logits = dtype, logits
         self.forced = self.chip.check_format(format, "--format") if format else None
-        try:   # the simulator's one choice of timing path, where it has one
-            from .timing.path import timing_path
-            self.path = timing_path(self.chip, None)
-        except ImportError:
-            self.path = self.chip.timing.engine
+        self.path = timing_path(self.chip, None)   # the simulator's one choice of path
         self._layers: dict[tuple, Layer] = {}
         self._instances: dict[tuple, tuple[dict[str, Any], tuple[float, float]]] = {}
         self._rows: dict[tuple, tuple[tuple[float, ...], tuple[float, float]]] = {}
@@ -223,51 +220,22 @@ class StepCostModel:
     def _row(self, layer: Layer, fmt, res, cache: bool, carry: tuple[float, float]):
         """A row's totals over its count and the state it leaves, as ``simulate`` times it.
 
-        Where the simulator times a run of instances with ``_run_instances`` (until the carried
-        state repeats), that is used with the memoised instances; otherwise up to
-        ``_MAX_TIMED_INSTANCES`` instances in sequence, each an equal share of the run, and
-        once the carried state repeats the rest of the run is copied, not evaluated."""
+        Each run of identical-residency instances is timed by the simulator's own
+        ``_run_instances`` (until the carried state repeats) over the memoised instances."""
         variants = []
-        run_instances = getattr(_sim, "_run_instances", None)
         for n, i, o in res.instances(layer.count):
-            if run_instances is not None:
-                c = _Carry(*carry)
+            c = _Carry(*carry)
 
-                def one(layer=layer, i=i, o=o, c=c):
-                    row, out = self._instance(layer, fmt, i, o, cache, (c.cycles, c.idle_bytes))
-                    c.cycles, c.idle_bytes = out
-                    return row
-                variants += run_instances(n, one, c)
-                carry = (c.cycles, c.idle_bytes)
-                continue
-            reps = min(n, _sim._MAX_TIMED_INSTANCES)
-            run: list[dict[str, Any]] = []
-            states: list[tuple[float, float]] = []
-            while len(run) < reps:
-                if carry in states:   # periodic from here: copy the cycle
-                    p = states.index(carry)
-                    cycle = run[p:]
-                    while len(run) < reps:
-                        run.append(cycle[(len(run) - p) % len(cycle)])
-                    carry = self._after(layer, fmt, i, o, cache, states, run, carry, reps)
-                    break
-                states.append(carry)
-                row, carry = self._instance(layer, fmt, i, o, cache, carry)
-                run.append(row)
-            variants += [(n / reps, r) for r in run]
+            def one(layer=layer, i=i, o=o, c=c):
+                row, out = self._instance(layer, fmt, i, o, cache, (c.cycles, c.idle_bytes))
+                c.cycles, c.idle_bytes = out
+                return row
+            variants += _sim._run_instances(n, one, c)
+            carry = (c.cycles, c.idle_bytes)
         # the row's totals: sum over instances of (share x per-instance value), as simulate()
         # gets them from its averaged row times count (equal up to rounding)
         totals = tuple(sum(n * v[k] for n, v in variants) for k in _TOTALS)
         return totals, carry
-
-    def _after(self, layer, fmt, i, o, cache, states, run, carry, reps):
-        """The carried state after ``reps`` instances of a periodic run (fused rows: unchanged)."""
-        if layer.fused:
-            return carry
-        p = states.index(carry)
-        period = len(states) - p
-        # the state before instance j (j >= p) is states[p + (j - p) % period]
-        return states[p + (reps - p) % period]
 
     def _seen(self, layer: Layer, fmt, i: bool, o: bool, cache: bool,
               carry: tuple[float, float]) -> tuple[float, float]:

@@ -66,8 +66,12 @@ def _throughput(result) -> tuple[str, str]:
               help="Fix a dynamic input dim of an .onnx WORKLOAD (repeatable).")
 @click.option("--numerics", is_flag=True,
               help="Add gemm_rel_error per layer: its GEMM, sampled, computed bit-accurately.")
+@click.option("--chips", type=int, default=None,
+              help="LLM step trace: shard it over this many chips (writes DIR/sharded.json).")
+@click.option("--parallel", default=None, metavar="tp=..[,dp=..]",
+              help="With --chips: tensor and data parallel degrees (default tp over all chips).")
 def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shapes,
-        numerics):
+        numerics, chips, parallel):
     """Simulate WORKLOAD on chip CONFIG; write layers.csv, summary.json, config.yaml, report.html.
 
     summary.json records the resolved config, the overrides, the command line, the version and
@@ -83,6 +87,7 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
       tpusim run default resnet50
       tpusim run tpu_v4 bert_base --format bf16 --set array.rows=256 --out results/v4
       tpusim run scale.cfg Resnet18.csv
+      tpusim run tpu_v5e llama2_70b_decode.csv --chips 8 --parallel tp=8
     """
     import tpusim
     from .._io import check_dir
@@ -91,6 +96,8 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
     from ..results import write_result
 
     overrides = parse_sets(sets)
+    if chips is not None or parallel is not None:
+        return _sharded(config, workload, overrides, chips, parallel, batch, out_dir)
     out = out_dir or default_run_dir(config, workload, fmt=fmt, batch=batch, engine=engine,
                                      overrides=overrides, input_shapes=input_shapes,
                                      numerics=numerics)
@@ -121,6 +128,19 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
         worst = result.layers.loc[result.layers["gemm_rel_error"].idxmax()]
         click.echo(f"numerics: worst GEMM error {worst['gemm_rel_error']:.3g} "
                    f"(layer {worst['name']}, {worst['format']}; sampled operands)")
+
+
+def _sharded(config, workload, overrides, chips, parallel, batch, out_dir) -> None:
+    """``--chips``/``--parallel``: the LLM step sharded (tpusim/pod/sharded_run.py)."""
+    from ..config import load_config
+    from ..pod.sharded_run import run_sharded
+
+    r = run_sharded(load_config(config, **overrides), workload, chips, parallel, batch, out_dir)
+    click.echo(f"{r['model']} {r['phase']} on {r['config']} {r['topology']} ({r['chips']} chips, "
+               f"{r['parallel']}): {r['latency_s'] * 1e3:.4g} ms ({r['compute_s'] * 1e3:.4g} ms "
+               f"compute + {r['collectives_s'] * 1e3:.4g} ms all-reduces on the critical path), "
+               f"{r['tokens_per_s']:.4g} tokens/s, {r['hbm_gib_per_chip']:.1f} GiB/chip")
+    click.echo(f"wrote {r['out']}")
 
 
 @click.command()

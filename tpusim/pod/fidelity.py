@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..check_rows import check_row
 from ..errors import InputError
 
 NO_FIT = "none: pods model from preset figures; no parameter fitted to step-level results"
@@ -68,13 +69,12 @@ def _predict(chip_name, model_name, shape, slices, spec_text, seq, per_chip, att
 
 def pod_checks() -> list[dict[str, Any]]:
     """Rows in ``tpusim.fidelity``'s column layout (``check``, ``case``, ``metric`` ...)."""
-    from ..fidelity import _row
     rows = []
     for check, case, chip, model, shape, slices, spec, seq, per_chip, att, mfu, hfu, tps in ROWS:
         try:
             used, gb, r = _predict(chip, model, shape, slices, spec, seq, per_chip, att)
         except InputError as exc:
-            rows.append(_row(check=f"pods: {check}", case=case, metric="MFU", unit="fraction",
+            rows.append(check_row(check=f"pods: {check}", case=case, metric="MFU", unit="fraction",
                              measured=mfu, fitted_on=NO_FIT, status=f"error: {exc}"))
             continue
         note = (f"sharding {used.label()} (recipe), remat full, {gb} x {seq} tokens per step, "
@@ -84,7 +84,7 @@ def pod_checks() -> list[dict[str, Any]]:
                                          ("tokens/s/chip", "tokens/s", r.tokens_per_s_per_chip,
                                           tps)):
             if meas is not None:
-                rows.append(_row(check=f"pods: {check}", case=case, metric=metric, unit=unit,
+                rows.append(check_row(check=f"pods: {check}", case=case, metric=metric, unit=unit,
                                  predicted=pred, measured=meas, fitted_on=NO_FIT, status="ok",
                                  note=note))
     return rows

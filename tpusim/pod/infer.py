@@ -21,7 +21,8 @@ from ..importers.llm import LlmConfig, llm_rows
 from .collectives import all_gather, all_reduce
 from .sharding import ParallelSpec, check_spec, place
 from .topology import Slice
-from .train import flash_attention, shard_config, simulate_rows
+from .costs import simulate_rows
+from .train import flash_attention, shard_config
 
 
 @dataclass(frozen=True)

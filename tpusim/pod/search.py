@@ -1,14 +1,17 @@
 """Sharding search: every split of the chips into tp, ep, pp, fsdp and dp (dp across slices, and
-inside a slice with fsdp: hybrid sharding) that divides the model, under each remat policy, priced by :func:`pod.train.train_step`; the fastest
-that fit HBM come first. Candidates share shards (the same tp/ep/pp and per-chip batch give the
-same chip program), and ``train_step`` simulates each distinct shard once.
+inside a slice with fsdp: hybrid sharding) that divides the model, with and without sequence
+parallelism, under each remat policy and microbatch count, priced by
+:func:`pod.train.train_step`; the fastest that fit HBM come first. Candidates share shards (the
+same tp and ep and per-microbatch batch give the same chip program whatever the dp/fsdp split,
+remat or layers per stage), and ``pod/costs.py`` simulates each distinct shard once.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import InputError
 from ..importers.llm import LlmConfig
+from . import costs
 from .sharding import ParallelSpec
 from .topology import Slice
 from .train import REMATS, TrainResult, train_step
@@ -49,27 +52,61 @@ def candidate_specs(model: LlmConfig, sl: Slice, max_tp: int = 64,
     return out
 
 
+def microbatch_counts(spec: ParallelSpec, per_chip: int, most: int = 16) -> list[int]:
+    """Microbatch counts that divide a chip's sequences: gradient accumulation (1, 2, 4, ...)
+    without pp; with pp at least pp microbatches (fewer leave stages idle beyond the bubble),
+    pp, 2 pp, 4 pp, ..."""
+    first = spec.pp
+    out, m = [], first
+    while m <= min(per_chip, most * first):
+        if per_chip % m == 0:
+            out.append(m)
+        m *= 2
+    return out
+
+
+def candidates(model: LlmConfig, sl: Slice, global_batch: int,
+               remats: tuple[str, ...] = REMATS) -> list[tuple[ParallelSpec, str, int]]:
+    """(spec, remat, microbatches) layouts the search prices: every spec of
+    :func:`candidate_specs` whose replicas divide the batch, with and without sequence
+    parallelism when tp > 1, times the remat policies and the microbatch counts."""
+    out = []
+    for spec in candidate_specs(model, sl):
+        if global_batch % spec.replicas:
+            continue
+        per_chip = global_batch // spec.replicas
+        specs = [spec, replace(spec, sequence_parallel=True)] if spec.tp > 1 else [spec]
+        for sp in specs:
+            for mb in microbatch_counts(sp, per_chip):
+                out += [(sp, remat, mb) for remat in remats]
+    return out
+
+
 def search(chip, model: LlmConfig, sl: Slice, seq: int, global_batch: int, top: int = 5,
-           remats: tuple[str, ...] = REMATS, attention: str = "causal") -> list[Candidate]:
-    """The ``top`` fastest (spec, remat) that fit, fastest first; InputError if none fits."""
+           remats: tuple[str, ...] = REMATS, attention: str = "causal",
+           stats: dict | None = None) -> list[Candidate]:
+    """The ``top`` fastest layouts of :func:`candidates` that fit, fastest first; InputError if
+    none fits. A layout that does not fit HBM is dropped before its shard is simulated
+    (``train_step`` checks memory first), and layouts that share a shard share its simulation
+    (``pod/costs.py``). ``stats``, if given, receives ``candidates``, ``fit`` and ``programs``
+    (distinct shards simulated)."""
     found: list[Candidate] = []
     why = None
-    for spec in candidate_specs(model, sl):
-        per_chip = global_batch // spec.replicas if global_batch % spec.replicas == 0 else 0
-        if per_chip == 0:
-            why = why or f"--global-batch {global_batch} is not a multiple of {spec.replicas}"
+    before = costs.distinct_programs()
+    layouts = candidates(model, sl, global_batch, remats)
+    if not layouts:
+        why = (f"--global-batch {global_batch} is not a multiple of any layout's data-parallel "
+               "replicas")
+    for spec, remat, mb in layouts:
+        try:
+            r = train_step(chip, model, sl, spec, seq, global_batch, remat, mb, attention)
+        except InputError as exc:
+            why = str(exc)
             continue
-        mbs = [m for m in (spec.pp, 2 * spec.pp, 4 * spec.pp) if per_chip % m == 0] \
-            if spec.pp > 1 else [1]
-        for mb in mbs[:1] or []:
-            for remat in remats:
-                try:
-                    r = train_step(chip, model, sl, spec, seq, global_batch, remat, mb,
-                                   attention)
-                except InputError as exc:
-                    why = str(exc)
-                    continue
-                found.append(Candidate(spec, remat, mb, r))
+        found.append(Candidate(spec, remat, mb, r))
+    if stats is not None:
+        stats.update(candidates=len(layouts), fit=len(found),
+                     programs=max(0, costs.distinct_programs() - before))
     if not found:
         raise InputError("train", "search", f"{model.name} on {sl.label()}",
                          f"no sharding fits ({why or 'no candidate divides the model'})")
@@ -77,4 +114,4 @@ def search(chip, model: LlmConfig, sl: Slice, seq: int, global_batch: int, top: 
     return found[:top]
 
 
-__all__ = ["Candidate", "candidate_specs", "search"]
+__all__ = ["Candidate", "candidate_specs", "candidates", "microbatch_counts", "search"]

@@ -5,7 +5,8 @@ grows with the distinct shards, not the chips): its GEMMs are the model's with h
 columns split tp ways, experts ep ways, layers pp ways, and the batch split over dp x fsdp x ep.
 Per microbatch the chip runs
 
-* forward: the single-chip trace of ``importers/llm.py`` for its shard, through ``simulate``,
+* forward: the single-chip trace of ``importers/llm.py`` for its shard, through ``simulate``
+  (one instance of each row, times the layers: ``pod/costs.py``, memoised per distinct shard),
   with attention as a flash kernel (:func:`flash_attention`: tiles whose scores stay on chip,
   causal tiles above the diagonal skipped);
 * backward: for every matmul the input-gradient GEMM (m x n x k) and the weight-gradient GEMM
@@ -34,7 +35,6 @@ the FLOPs the chips actually run (backward, recompute, the full score blocks).
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -42,6 +42,7 @@ from typing import Any, Literal
 from ..errors import InputError
 from ..importers.llm import LlmConfig, llm_rows
 from .collectives import all_gather, all_reduce, all_to_all, permute, reduce_scatter
+from .costs import simulate_rows
 from .sharding import ParallelSpec, Placement, check_spec, place
 from .topology import Slice
 
@@ -101,27 +102,6 @@ def backward_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-_SIMULATED: dict[tuple[str, str], tuple[tuple[float, float], ...]] = {}
-
-
-def simulate_rows(chip, rows: list[dict[str, Any]]) -> tuple[tuple[float, float], ...]:
-    """(seconds, MACs) of every row (all ``count`` instances) of ``rows`` run as one program on
-    ``chip`` through the single-chip simulator. A program seen before (same chip, same rows) is
-    not simulated again, so a sharding search pays once per distinct shard."""
-    from ..simulator import simulate
-    from ..workload import Workload, make_layer
-    key = (chip.model_dump_json(), json.dumps(rows, sort_keys=True))
-    if key not in _SIMULATED:
-        if len(_SIMULATED) > 1024:
-            _SIMULATED.clear()
-        wl = Workload(name="train_step", layers=tuple(make_layer(r, "train") for r in rows),
-                      source="train")
-        df = simulate(chip, wl).layers
-        secs = df["cycles"] * df["count"] / (chip.clock_ghz * 1e9)
-        _SIMULATED[key] = tuple(zip(secs.tolist(), (df["macs"] * df["count"]).tolist()))
-    return _SIMULATED[key]
-
-
 def flash_attention(rows: list[dict[str, Any]], group: int, seq: int,
                     block: int = FLASH_BLOCK, causal: bool = True) -> list[dict[str, Any]]:
     """Attention as a tiled fused kernel (flash attention; MaxText's recipes run ``attention:
@@ -165,9 +145,11 @@ def model_flops_per_token(model: LlmConfig, seq: int,
 
 def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                global_batch: int, remat: str = "full", microbatches: int = 1,
-               attention: Literal["causal", "full"] = "causal") -> TrainResult:
+               attention: Literal["causal", "full"] = "causal",
+               memo: bool = True) -> TrainResult:
     """Time, memory and MFU of one step (module docstring). One-line InputErrors for specs that
-    do not divide the chips, the model or the batch, and for a shard that does not fit HBM."""
+    do not divide the chips, the model or the batch, and for a shard that does not fit HBM
+    (checked before anything is simulated). ``memo=False``: price the shard afresh."""
     if remat not in REMATS:
         raise InputError("--remat", None, remat, "allowed: " + "|".join(REMATS))
     for name, v in (("--seq", seq), ("--global-batch", global_batch),
@@ -219,7 +201,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
 
     # Forward and backward run as one program; recompute reruns forward rows, so it is priced
     # from the forward rows' own times.
-    per_row = simulate_rows(chip, fwd + bwd)
+    per_row = simulate_rows(chip, fwd + bwd, per_instance=True, memo=memo)
     t_f, macs_f = map(sum, zip(*per_row[:len(fwd)]))
     t_b, macs_b = map(sum, zip(*per_row[len(fwd):]))
     redo_names = {r["name"] for r in redo}

@@ -7,7 +7,8 @@
   form; :mod:`.overlap_event` does the same with a simpy event engine.
 * :mod:`.path` decides once which of the three paths a run takes (scalesim, analytic, event).
 """
-from .overlap import LayerTime, gemm_time, vector_time
+from .overlap import LayerTime, vector_time
+from .path import gemm_time
 from .systolic import ArrayTiming, array_timing, fold_shape
 
 __all__ = ["ArrayTiming", "LayerTime", "array_timing", "fold_shape", "gemm_time", "vector_time"]

@@ -206,15 +206,6 @@ def pipelined_total(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
             - min(w, preloaded) / bw)
 
 
-def gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
-              preloaded: float = 0.0) -> LayerTime:
-    """Closed-form :class:`LayerTime` of the chip's timing model. ``preloaded``: bytes of each
-    array's first tile already fetched during the previous layer (TPUv1's weight FIFO fills
-    whenever the channel is free)."""
-    from .path import gemm_layer_time, timing_path
-    return gemm_layer_time(timing_path(chip, "analytic"), chip, at, traffic, preloaded)
-
-
 def finish_gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
                      total: float) -> LayerTime:
     """The :class:`LayerTime` of a GEMM whose compute and memory took ``total`` cycles (from the

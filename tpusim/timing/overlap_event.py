@@ -25,7 +25,7 @@ import simpy
 
 from ..config import ChipConfig
 from ..memory import Traffic
-from .overlap import LayerTime, blocks, buffer_depth, finish_gemm_time, gemm_time
+from .overlap import blocks, buffer_depth
 from .systolic import ArrayTiming
 
 
@@ -115,11 +115,3 @@ def _run(plan: list[tuple[float, float, float]], bw: float, depth: int, arrays: 
         env.process(array(slots, ready))
     env.run()
     return env.now
-
-
-def gemm_time_event(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
-                    preloaded: float = 0.0) -> LayerTime:
-    """A :class:`~tpusim.timing.LayerTime` whose stalls come from the event engine."""
-    if chip.timing.model != "pipelined":
-        return gemm_time(chip, at, traffic, preloaded)
-    return finish_gemm_time(chip, at, traffic, simulate_gemm(chip, at, traffic, preloaded))

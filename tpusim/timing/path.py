@@ -42,3 +42,11 @@ def gemm_layer_time(path: Path, chip: ChipConfig, at: ArrayTiming, traffic: Traf
     else:
         total = pipelined_total(chip, at, traffic, preloaded)
     return finish_gemm_time(chip, at, traffic, total)
+
+
+def gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
+              preloaded: float = 0.0) -> LayerTime:
+    """Closed-form :class:`LayerTime` of the chip's timing model. ``preloaded``: bytes of each
+    array's first tile already fetched during the previous layer (TPUv1's weight FIFO fills
+    whenever the channel is free)."""
+    return gemm_layer_time(timing_path(chip, "analytic"), chip, at, traffic, preloaded)

@@ -1,0 +1,102 @@
+"""Sharding search and its memo: the memoised search returns exactly the step times of
+evaluating every layout afresh; per-instance pricing against the whole-trace simulation and
+against a doubled layer count; the layouts enumerated (microbatches, sp, remat) by hand."""
+from __future__ import annotations
+
+import pytest
+
+from tpusim.config import load_config
+from tpusim.importers.llm import custom_config, get_preset
+from tpusim.pod import costs
+from tpusim.pod.search import candidates, microbatch_counts, search
+from tpusim.pod.sharding import ParallelSpec
+from tpusim.pod.topology import make_slice
+from tpusim.pod.train import train_step
+
+CHIP = load_config("tpu_v5p")
+TINY = custom_config(name="tiny", hidden=512, layers=4, heads=8, kv_heads=8, ffn=2048,
+                     vocab=1024, gated=True, act="silu", norm="rmsnorm", positions="rope")
+
+
+def _slice(shape):
+    return make_slice(CHIP.ici, CHIP.dcn, shape=shape)
+
+
+def test_memoised_search_equals_fresh_evaluation_of_every_layout():
+    sl = _slice("2x2x2")
+    costs.clear()
+    best = search(CHIP, TINY, sl, seq=128, global_batch=16, top=10**6)
+    assert costs.distinct_programs() < len(best)          # layouts really share shards
+    for c in best:
+        fresh = train_step(CHIP, TINY, sl, c.spec, 128, 16, c.remat, c.microbatches,
+                           memo=False)
+        assert fresh.step_s == c.result.step_s             # exactly, not approximately
+        assert fresh.time_s == c.result.time_s
+
+
+def test_memo_keys_on_shapes_not_names_or_layer_counts():
+    from tpusim.importers.llm import llm_rows
+    rows = llm_rows(TINY, "prefill", batch=2, seq=64, kv_len=64)
+    renamed = [{**r, "name": r["name"] + "_x"} for r in rows]
+    costs.clear()
+    a = costs.simulate_rows(CHIP, rows, per_instance=True)
+    b = costs.simulate_rows(CHIP, renamed, per_instance=True)
+    deeper = [{**r, "count": 2 * r.get("count", 1)} if r.get("count", 1) > 1 else r
+              for r in rows]
+    c = costs.simulate_rows(CHIP, deeper, per_instance=True)
+    assert costs.distinct_programs() == 1 and a == b
+    for r, (t1, m1), (t2, m2) in zip(rows, a, c):   # twice the layers: exactly twice the cost
+        k = 2 if r.get("count", 1) > 1 else 1
+        assert t2 == pytest.approx(k * t1, rel=1e-12) and m2 == pytest.approx(k * m1, rel=1e-12)
+    # A different chip is a different program.
+    costs.simulate_rows(load_config("tpu_v4"), rows, per_instance=True)
+    assert costs.distinct_programs() == 2
+
+
+def test_per_instance_pricing_is_close_to_the_whole_trace():
+    # Pricing one instance of each row in block order moves a dense step by well under 1%
+    # against the single-chip trace semantics (each row's instances back to back).
+    from tpusim.importers.llm import llm_rows
+    rows = llm_rows(get_preset("llama2_7b"), "prefill", batch=1, seq=2048, kv_len=2048)
+    whole = sum(t for t, _ in costs.simulate_rows(CHIP, rows, memo=False))
+    each = sum(t for t, _ in costs.simulate_rows(CHIP, rows, per_instance=True, memo=False))
+    assert each == pytest.approx(whole, rel=0.01)
+    macs_w = sum(m for _, m in costs.simulate_rows(CHIP, rows, memo=False))
+    macs_e = sum(m for _, m in costs.simulate_rows(CHIP, rows, per_instance=True, memo=False))
+    assert macs_e == pytest.approx(macs_w, rel=1e-12)
+
+
+def test_microbatch_counts_by_hand():
+    assert microbatch_counts(ParallelSpec(), 8) == [1, 2, 4, 8]
+    assert microbatch_counts(ParallelSpec(pp=2, fsdp=4), 8) == [2, 4, 8]
+    assert microbatch_counts(ParallelSpec(pp=4, fsdp=2), 6) == []     # 6 < 8 and 4 does not divide
+    assert microbatch_counts(ParallelSpec(pp=3, fsdp=2), 12) == [3, 6, 12]
+
+
+def test_candidates_cover_sp_remat_and_microbatches():
+    sl = _slice("2x2x2")
+    got = candidates(TINY, sl, global_batch=16)
+    assert len(set(got)) == len(got)
+    sp = [s for s, _, _ in got if s.sequence_parallel]
+    assert sp and all(s.tp > 1 for s in sp)
+    # fsdp=8: 2 sequences per chip -> microbatches 1 and 2, times 3 remat policies
+    assert sum(1 for s, _, _ in got if s == ParallelSpec(fsdp=8)) == 6
+    assert {r for _, r, _ in got} == {"none", "minimal", "full"}
+
+
+def test_a_70b_search_covers_a_thousand_layouts_from_few_shards():
+    chip, model = load_config("tpu_v5p"), get_preset("llama2_70b")
+    sl = make_slice(chip.ici, chip.dcn, shape="4x8x8")
+    assert len(candidates(model, sl, 1024)) >= 1000
+
+
+def test_layouts_that_cannot_fit_are_dropped_before_simulating():
+    from tpusim.errors import InputError
+    sl = make_slice(CHIP.ici, CHIP.dcn, shape="1")
+    costs.clear()
+    with pytest.raises(InputError, match="no sharding fits.*does not fit the 95 GiB"):
+        search(CHIP, get_preset("llama2_70b"), sl, seq=4096, global_batch=1)
+    assert costs.distinct_programs() == 0
+    st: dict = {}
+    search(CHIP, TINY, _slice("2x2x2"), seq=128, global_batch=16, stats=st)
+    assert st["fit"] <= st["candidates"] and st["programs"] == costs.distinct_programs()

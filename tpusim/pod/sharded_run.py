@@ -1,0 +1,79 @@
+"""``tpusim run CONFIG WORKLOAD --chips N --parallel tp=..,dp=..``: an LLM step trace, sharded.
+
+A trace written by ``tpusim workload llm`` names its step in its note (model, phase, sequences,
+new tokens, kv_len, dtype; ``serve/tokens.py``) and its LM head row says whether it computes
+every token's logits or the last one's. Rather than give the trace format a collective row type
+(which every importer, writer and plot would then have to know), a sharded run rebuilds the
+step from that note and prices it with :func:`pod.infer.infer_step`: each chip runs its tp shard
+of the model through the single-chip ``simulate``, and the tp all-reduces and the logits
+all-gather sit on the critical path after it. The model must be a preset whose dimensions match
+the note (a custom model's note does not carry all of them: ``tpusim infer`` is its command).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+_DTYPE = re.compile(r"kv_len \d+, (?P<dtype>[A-Za-z0-9_]+);")
+_DIMS = ("hidden", "layers", "heads", "kv_heads", "ffn", "vocab")
+
+
+def llm_step_of(wl, source: str) -> dict[str, Any]:
+    """The LLM step a trace's notes describe, with its dtype and logits mode; a one-line
+    InputError for a trace that is not one step of a preset model."""
+    from ..importers.llm import PRESETS
+    from ..serve.tokens import llm_step
+    step = llm_step(wl.notes)
+    if step is None:
+        raise InputError(source, "notes", wl.name, "--chips shards LLM step traces only (those "
+                         "`tpusim workload llm` writes); other workloads run on one chip")
+    if step["model"] not in PRESETS:
+        raise InputError(source, "model", step["model"], "--chips needs a preset model (for a "
+                         "custom one use `tpusim infer`); presets: " + ", ".join(sorted(PRESETS)))
+    cfg = PRESETS[step["model"]]
+    note = next(n for n in wl.notes if n.startswith(f"{step['model']} {step['phase']}:"))
+    for dim in _DIMS:
+        got = re.search(rf"\b{dim} (\d+)", note)
+        if got and int(got.group(1)) != getattr(cfg, dim):
+            raise InputError(source, dim, int(got.group(1)), f"the trace's {dim} differs from "
+                             f"preset {cfg.name}'s {getattr(cfg, dim)}; use `tpusim infer`")
+    m = _DTYPE.search(note)
+    head = next((l for l in wl.layers if l.name == "lm_head"), None)
+    logits = "last" if head is not None and head.m == step["sequences"] and \
+        step["new_tokens"] > 1 else "all"
+    return {**step, "cfg": cfg, "dtype": m["dtype"] if m else "bf16", "logits": logits}
+
+
+def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: int,
+                out_dir: Path | None, topology: str | None = None) -> dict[str, Any]:
+    """Price the trace ``workload`` sharded over ``chips`` chips, write ``DIR/sharded.json``
+    and return its record. ``batch`` multiplies the trace's sequences, as ``run --batch``."""
+    from .. import load_workload
+    from .._io import atomic_write_text, check_dir
+    from .infer import infer_step
+    from .sharding import ParallelSpec, parse_spec
+    from .topology import make_slice
+    if not isinstance(batch, int) or batch < 1:
+        raise InputError("--batch", None, batch, "must be a positive integer")
+    wl = load_workload(workload)
+    step = llm_step_of(wl, str(workload))
+    sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips)
+    spec = parse_spec(parallel) if parallel else ParallelSpec(tp=sl.chips)
+    r = infer_step(chip, step["cfg"], sl, spec, step["phase"], step["sequences"] * batch,
+                   step["new_tokens"], step["kv_len"], step["dtype"], step["logits"])
+    out = out_dir or Path("results") / (f"{Path(str(chip.name)).stem}-{wl.name}-{sl.chips}chips-"
+                                        + spec.label().replace(",", "-").replace("=", ""))
+    check_dir(out)
+    record = {**r.as_dict(), "config": chip.name, "workload": wl.name, "model": step["model"],
+              "sequences": step["sequences"] * batch, "new_tokens": step["new_tokens"],
+              "kv_len": step["kv_len"], "dtype": step["dtype"], "logits": step["logits"]}
+    atomic_write_text(out / "sharded.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+    record["out"] = str(out / "sharded.json")
+    return record
+
+
+__all__ = ["llm_step_of", "run_sharded"]
