@@ -107,6 +107,19 @@ def test_bad_override(path, value, needle):
     with pytest.raises(InputError) as exc:
         load_config("default", **{path: value})
     assert needle in str(exc.value) and str(exc.value).startswith("overrides")
+    with pytest.raises(InputError) as exc:   # the same line from a loaded chip (sweeps' path)
+        load_config(load_config("default"), **{path: value})
+    assert needle in str(exc.value) and str(exc.value).startswith("overrides")
+
+
+def test_overrides_on_a_loaded_chip_match_the_file_and_leave_it_alone():
+    base = load_config("tpu_v4")
+    before = base.model_dump()
+    over = {"array.rows": 64, "memory.hbm": {"bandwidth_gbps": 600}, "timing.model": "scalesim"}
+    derived = load_config(base, **over)
+    assert derived == load_config("tpu_v4", **over)
+    assert derived.array.rows == 64 and derived.memory.hbm.bandwidth_gbps == 600
+    assert base.model_dump() == before and base.array.rows != 64
 
 
 def test_spec_override_paths_exist():

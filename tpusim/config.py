@@ -305,8 +305,11 @@ def _read_yaml(path: Path) -> dict:
     return raw
 
 
-def _apply_overrides(raw: dict, overrides: dict[str, Any], source: str) -> dict:
-    raw = copy.deepcopy(raw)
+def _apply_overrides(raw: dict, overrides: dict[str, Any], source: str,
+                     fresh: bool = False) -> dict:
+    """``raw`` with the dotted ``overrides`` set; a copy unless ``fresh`` says that nobody else
+    holds ``raw`` (a ``model_dump`` made for this call)."""
+    raw = raw if fresh else copy.deepcopy(raw)
     for key, value in overrides.items():
         path = key.replace("__", ".")
         if isinstance(value, dict):
@@ -336,18 +339,21 @@ def load_config(name_or_path: str | Path | ChipConfig = "default", **overrides: 
     if isinstance(name_or_path, ChipConfig):
         if not overrides:
             return name_or_path
-        raw, source = name_or_path.model_dump(), name_or_path.name
+        # A validated chip's dump is valid and fresh: no second validation, no copy (a sweep
+        # derives one chip per point this way, so these two costs were most of a point's).
+        raw = _apply_overrides(name_or_path.model_dump(), overrides, name_or_path.name,
+                               fresh=True)
     else:
         path = find_config(name_or_path)
         source = str(path)
         raw = read_scalesim_cfg(path) if path.suffix == ".cfg" else _read_yaml(path)
-    try:
-        chip = ChipConfig.model_validate(raw)
-    except ValidationError as err:
-        raise validation_to_input_error(err, source) from None
-    if not overrides:
-        return chip
-    raw = _apply_overrides(raw, overrides, source)
+        try:
+            chip = ChipConfig.model_validate(raw)
+        except ValidationError as err:
+            raise validation_to_input_error(err, source) from None
+        if not overrides:
+            return chip
+        raw = _apply_overrides(raw, overrides, source)
     try:
         return ChipConfig.model_validate(raw)
     except ValidationError as err:

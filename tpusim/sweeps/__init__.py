@@ -36,6 +36,7 @@ from ..errors import InputError
 from .executors import (  # noqa: F401  (MAX_CHUNK, flatten_summary: re-exported)
     INTERNAL, MAX_CHUNK, _cpu_count, _dask_client, _Payload, _plain, _run_dask, _run_inline,
     _run_pool, flatten_summary)
+from .columns import Columns
 from .journal import JOURNAL_DIR, _Store
 from .plan import FORMAT, Plan, Point, _sha, plan_sweep  # noqa: F401
 
@@ -51,28 +52,6 @@ def _reusable(rec: dict[str, Any] | None) -> bool:
     if rec is None:
         return False
     return rec.get("status") == "ok" or not str(rec.get("error") or "").startswith(INTERNAL)
-
-
-def _frame(plan: Plan, results: dict[int, dict[str, Any]]) -> pd.DataFrame:
-    """One row per finished point, in plan order: swept values, summary fields, status, error."""
-    from ..sweep_metrics import DERIVED, add_derived   # perf/area, perf/W per point
-    lead = ["workload", *plan.columns]
-    rows, extra = [], {}
-    for i in sorted(results):
-        p = plan.points[i]
-        rec = results[i]
-        row: dict[str, Any] = {"workload": plan.labels[p.workload], **dict(p.values)}
-        for k, v in rec.items():
-            if k not in row and k not in ("index", "key", "status", "error", "_workload",
-                                          "_values", *DERIVED):
-                row[k] = _plain(v)
-                extra.setdefault(k, None)
-        row.setdefault("config", plan.base.name)
-        row.update(status=rec.get("status"), error=rec.get("error"), key=p.key)
-        rows.append(row)
-    cols = [*lead, "config", *[k for k in extra if k != "config"], "status", "error", "key"]
-    import pandas as pd
-    return add_derived(pd.DataFrame(rows, columns=cols))
 
 
 @contextmanager
@@ -100,6 +79,12 @@ def _progress_bar(total: int, progress: Any, label: str) -> Iterator[Callable[[i
                   console=Console(stderr=True)) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def _frame(results: Columns) -> "pd.DataFrame":
+    """The finished points' frame with the derived per-point metrics (perf/area, perf/W)."""
+    from ..sweep_metrics import add_derived
+    return add_derived(results.frame())
 
 
 def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Iterable], *,
@@ -135,14 +120,18 @@ def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Itera
 def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
            jobs: int | None, scheduler: Any, progress: Any, html: bool) -> pd.DataFrame:
     """Run ``plan``'s points not in ``known``; write to ``store`` (locked by the caller)."""
-    results: dict[int, dict[str, Any]] = {}
+    results = Columns(plan)
     todo: list[Point] = []
+    again: list[dict[str, Any]] = []
     for p in plan.points:
         rec = known.get(p.key)
         if _reusable(rec):
-            results[p.index] = rec
+            again.append({**rec, "index": p.index})
         else:
             todo.append(p)
+    for i in range(0, len(again), 4096):
+        results.add(again[i:i + 4096])
+    del again
     reused = len(results)
 
     table = tables.current()
@@ -162,26 +151,27 @@ def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
     try:
         with _progress_bar(len(todo), progress, "sweep") as advance:
             for records in batches:
+                # Held before journalled: a Ctrl-C between the two still writes these rows
+                # (the interrupt's consolidation drops every journal file it has seen).
+                results.add(records)
                 if store:
                     store.append(records, plan)
-                for rec in records:
-                    results[rec["index"]] = rec
                 advance(len(records))
                 if store and time.monotonic() - last > CONSOLIDATE_EVERY_S:
-                    store.write(_frame(plan, results))
+                    store.write(_frame(results))
                     last = time.monotonic()
     except KeyboardInterrupt:
         if store:  # keep what finished; the re-run resumes from here
             batches_close = getattr(batches, "close", None)
             if batches_close:
                 batches_close()
-            store.write(_frame(plan, results))
+            store.write(_frame(results))
             store.close()
         raise
     finally:
         getattr(batches, "close", lambda: None)()
 
-    df = _frame(plan, results)
+    df = _frame(results)
     if store:
         page = None
         if html:
