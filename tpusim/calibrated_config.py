@@ -88,7 +88,6 @@ def calibrated_yaml(cal: Any, base_source: str | Path | None, name: str,
 
 
 def load_config_text(text: str, name: str) -> ChipConfig:
-    import yaml
     from pydantic import ValidationError
 
     from .config import validation_to_input_error

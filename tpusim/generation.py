@@ -23,7 +23,7 @@ evaluation by ``benchmarks/bench_generation.py`` and stated in README).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -35,7 +35,8 @@ from .importers.llm import LlmConfig, get_preset, llm_rows
 from .step_trace import _attention_rows, _groups, _shared_rows, step_rows  # noqa: F401
 from .memory import check_tile_fits, gemm_traffic_options, plan_residency, plan_weight_cache
 from . import simulator as _sim
-from .simulator import _Carry, _resolve_format
+from .layer_rules import resolve_format as _resolve_format
+from .simulator import _Carry
 from .timing import array_timing
 from .timing.overlap import first_tile_bytes, vector_cycles
 from .timing.path import timing_path

@@ -34,24 +34,14 @@ from .timing.overlap import first_tile_bytes, vector_cycles
 from .timing.path import gemm_layer_time, timing_path
 from .importers import load_workload
 from ._input import check_size
+from .layer_rules import LAYER_COLUMNS  # noqa: F401  (re-exported: the layer table's columns)
+from .layer_rules import MAX_TIMED_INSTANCES as _MAX_TIMED_INSTANCES
+from .layer_rules import resolve_format as _resolve_format
 from .workload import Layer, Workload, check_layer_size
 
 if TYPE_CHECKING:
     import pandas as pd
 
-LAYER_COLUMNS = (
-    "name", "op", "count", "m", "k", "n", "macs", "format", "cycles", "latency_s",
-    "compute_cycles", "stall_cycles", "overhead_cycles", "utilization",
-    "hbm_read_bytes", "hbm_write_bytes", "sram_read_bytes", "sram_write_bytes",
-    "energy_pj", "mac_energy_pj", "vector_energy_pj", "sram_energy_pj", "hbm_energy_pj",
-    "static_energy_pj", "intensity", "achieved_tops", "roof_tops", "bound",
-    # detail beyond SPEC's list
-    "kind", "fused", "ops", "groups", "vector_ops", "stall_weight_cycles", "stall_input_cycles", "stall_output_cycles",
-    "stall_sram_cycles", "fill_drain_cycles", "weight_shift_cycles", "hbm_cycles",
-    "weight_passes", "input_passes", "input_on_chip", "output_on_chip",
-    "hbm_weight_read_bytes", "hbm_input_read_bytes", "sram_input_bytes", "sram_weight_bytes",
-    "sram_output_bytes", "note",
-)
 
 
 class Result:
@@ -108,19 +98,6 @@ class Result:
         title = html.escape(f"{s['workload']} on {s['config']} ({s['format']})")
         return f"<table><caption>{title}</caption>{body}</table>"
 
-def _resolve_format(layer: Layer, chip: ChipConfig, forced: str | None, source: str) -> str:
-    if forced:
-        return forced
-    fmt = layer.format or chip.default_format
-    if fmt not in chip.formats:
-        where = f"line {layer.line}" if layer.line else f"layer {layer.name!r}"
-        raise InputError(source, where, fmt, f"chip {chip.name!r} runs "
-                         f"{'|'.join(chip.formats)}; pass format= (--format) to run it in one "
-                         "of them")
-    return fmt
-
-
-_MAX_TIMED_INSTANCES = 64
 
 
 @dataclass

@@ -8,7 +8,6 @@ layers through :func:`make_layer`, which validates a row and lowers it.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 

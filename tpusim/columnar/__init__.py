@@ -142,7 +142,7 @@ class Columns:
         """The layer table (``layers.csv``), columns and dtypes as the reference builds them."""
         import pandas as pd
 
-        from ..simulator import LAYER_COLUMNS
+        from ..layer_rules import LAYER_COLUMNS
         pt, c = self.point, self.cols
         layers = pt.workload.layers
         gemm = [l.kind == "gemm" for l in layers]

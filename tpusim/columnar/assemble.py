@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .points import _MAX_TIMED, Point, _concat, _kernels, _point_arrays, _split
+from ..layer_rules import MAX_TIMED_INSTANCES as _MAX_TIMED
+from .points import Point, _concat, _kernels, _point_arrays, _split
 
 SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cycles",
           "hbm_read_bytes", "hbm_write_bytes", "sram_read_bytes", "sram_write_bytes",

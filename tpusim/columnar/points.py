@@ -24,7 +24,6 @@ from ..timing.overlap import buffer_depth
 from ..workload import Workload
 from . import kernels as K
 
-_MAX_TIMED = 64  # as tpusim.simulator._MAX_TIMED_INSTANCES
 
 
 @dataclass
@@ -109,8 +108,8 @@ def prepare(chip: ChipConfig, wl: Workload, forced: str | None, batch: int = 1,
         names = [f or chip.default_format for f in sh.formats]
         bad = [i for i, f in enumerate(names) if f not in chip.formats]
         if bad:
-            from ..simulator import _resolve_format
-            _resolve_format(wl.layers[bad[0]], chip, None, wl.source or wl.name)
+            from ..layer_rules import resolve_format
+            resolve_format(wl.layers[bad[0]], chip, None, wl.source or wl.name)
     fmts = {f: get_format(f) for f in set(names)}
     for f in sorted(fmts):
         check_tile_fits(chip, fmts[f], chip.name)
