@@ -2,6 +2,7 @@
 an empty folder without the checkout (``.ci/run`` also installs it into a fresh venv)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -75,12 +76,13 @@ def test_unpacked_wheel_runs_from_an_empty_folder(wheel, tmp_path):
         return subprocess.run([sys.executable, "-c", code, str(site), *args], cwd=empty, env=env,
                               capture_output=True, text=True)
 
-    listing = tpusim("configs")
+    listing = tpusim("configs", "--json")
     assert listing.returncode == 0, listing.stderr
-    for p in (ROOT / "configs").glob("*.yaml"):
-        assert f"\n{p.stem} " in "\n" + listing.stdout
-    for p in (ROOT / "workloads").rglob("*.csv"):
-        assert f"workload  {p.relative_to(ROOT / 'workloads').as_posix()}" in listing.stdout
+    shipped = json.loads(listing.stdout)
+    assert {c["name"] for c in shipped["presets"]} == {p.stem for p in
+                                                      (ROOT / "configs").glob("*.yaml")}
+    assert {w["name"] for w in shipped["workloads"]} == {
+        p.relative_to(ROOT / "workloads").as_posix() for p in (ROOT / "workloads").rglob("*.csv")}
     run = tpusim("run", "default", "resnet50", "--no-html")
     assert run.returncode == 0, run.stderr
     assert list(empty.rglob("summary.json")), run.stdout   # written under the empty folder
