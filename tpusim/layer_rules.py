@@ -4,6 +4,10 @@ runs in, and how many instances of a repeated row are timed.
 """
 from __future__ import annotations
 
+from typing import Any
+
+from . import __version__
+from .area import area_summary
 from .config import ChipConfig
 from .errors import InputError
 from .workload import Layer
@@ -40,3 +44,30 @@ def resolve_format(layer: Layer, chip: ChipConfig, forced: str | None, source: s
 # A repeated row (count > 1) is timed instance by instance until the carried state repeats, at
 # most this many instances; the rest equal the last one timed.
 MAX_TIMED_INSTANCES = 64
+
+
+def run_summary(chip: ChipConfig, workload: str, main_fmt: str, formats: list, forced: Any,
+                batch: int, engine: str, total_cycles: float, latency: float, macs: float,
+                busy: float, energy_pj: float, breakdown: dict, hbm: float, bound_share: dict,
+                stalls: dict, compute_cycles: float, overhead_cycles: float) -> dict[str, Any]:
+    """A run's summary dict from its totals (both paths aggregate them their own way).
+
+    ``busy``: PE-cycles the MACs need at each format's peak rate, so ``utilization`` is the
+    fraction of the peak the run reaches (= achieved_tops / peak_tops when one format runs)."""
+    out = {
+        "config": chip.name, "workload": workload,
+        "format": main_fmt if len(formats) <= 1 or forced else "mixed",
+        "formats": formats, "batch": batch, "timing_model": chip.timing.model, "engine": engine,
+        "total_cycles": total_cycles, "latency_s": latency,
+        "throughput_per_s": batch / latency if latency > 0 else 0.0,
+        "achieved_tops": 2 * macs / latency / 1e12 if latency > 0 else 0.0,
+        "peak_tops": chip.peak_tops(main_fmt),
+        "utilization": busy / total_cycles if total_cycles else 0.0,
+        "energy_j": energy_pj * 1e-12, "energy_per_inference_j": energy_pj * 1e-12 / batch,
+        "energy_breakdown_j": breakdown, "hbm_bytes": hbm, "macs": macs,
+        "bound_share": bound_share, "stall_cycles": stalls,
+        "compute_cycles": compute_cycles, "overhead_cycles": overhead_cycles,
+        "tpusim_version": __version__,
+    }
+    out.update(area_summary(chip, out["format"], out["peak_tops"]))
+    return out

@@ -19,8 +19,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import __version__
-from .area import area_summary
 from .config import ChipConfig, load_config
 from .energy import layer_energy
 from .errors import InputError
@@ -37,6 +35,7 @@ from ._input import check_size
 from .layer_rules import LAYER_COLUMNS  # noqa: F401  (re-exported: the layer table's columns)
 from .layer_rules import MAX_TIMED_INSTANCES as _MAX_TIMED_INSTANCES
 from .layer_rules import resolve_format as _resolve_format
+from .layer_rules import run_summary
 from .workload import Layer, Workload, check_layer_size
 
 if TYPE_CHECKING:
@@ -353,21 +352,7 @@ def summarize(chip: ChipConfig, wl: Workload, df: pd.DataFrame, forced: str | No
                  for k in ("mac", "vector", "sram", "hbm", "static")}
     stalls = {k: float((df[f"stall_{k}_cycles"] * cnt).sum())
               for k in ("weight", "input", "output", "sram")}
-    out = {
-        "config": chip.name, "workload": wl.name,
-        "format": main_fmt if len(formats) <= 1 or forced else "mixed",
-        "formats": formats, "batch": batch, "timing_model": chip.timing.model, "engine": engine,
-        "total_cycles": total_cycles, "latency_s": latency,
-        "throughput_per_s": batch / latency if latency > 0 else 0.0,
-        "achieved_tops": 2 * macs / latency / 1e12 if latency > 0 else 0.0,
-        "peak_tops": chip.peak_tops(main_fmt),
-        "utilization": busy / total_cycles if total_cycles else 0.0,
-        "energy_j": energy_pj * 1e-12, "energy_per_inference_j": energy_pj * 1e-12 / batch,
-        "energy_breakdown_j": breakdown, "hbm_bytes": hbm, "macs": macs,
-        "bound_share": bound_share, "stall_cycles": stalls,
-        "compute_cycles": float((df["compute_cycles"] * cnt).sum()),
-        "overhead_cycles": float((df["overhead_cycles"] * cnt).sum()),
-        "tpusim_version": __version__,
-    }
-    out.update(area_summary(chip, out["format"], out["peak_tops"]))
-    return out
+    return run_summary(chip, wl.name, main_fmt, formats, forced, batch, engine, total_cycles,
+                       latency, macs, busy, energy_pj, breakdown, hbm, bound_share, stalls,
+                       float((df["compute_cycles"] * cnt).sum()),
+                       float((df["overhead_cycles"] * cnt).sum()))

@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
-from ..area import area_summary
+from ..layer_rules import run_summary
 from .assemble import run_points
 from .points import Point, prepare
 
@@ -85,25 +84,11 @@ class Columns:
         stalls = {k: float((c[f"stall_{k}_cycles"] * cnt).sum())
                   for k in ("weight", "input", "output", "sram")}
         batch = pt.batch
-        out = {
-            "config": chip.name, "workload": pt.workload.name,
-            "format": main_fmt if len(formats) <= 1 or pt.forced else "mixed",
-            "formats": formats, "batch": batch, "timing_model": chip.timing.model,
-            "engine": pt.engine,
-            "total_cycles": total_cycles, "latency_s": latency,
-            "throughput_per_s": batch / latency if latency > 0 else 0.0,
-            "achieved_tops": 2 * macs / latency / 1e12 if latency > 0 else 0.0,
-            "peak_tops": chip.peak_tops(main_fmt),
-            "utilization": busy / total_cycles if total_cycles else 0.0,
-            "energy_j": energy_pj * 1e-12, "energy_per_inference_j": energy_pj * 1e-12 / batch,
-            "energy_breakdown_j": breakdown, "hbm_bytes": hbm, "macs": macs,
-            "bound_share": bound_share, "stall_cycles": stalls,
-            "compute_cycles": float((c["compute_cycles"] * cnt).sum()),
-            "overhead_cycles": float((c["overhead_cycles"] * cnt).sum()),
-            "tpusim_version": __version__,
-        }
-        out.update(area_summary(chip, out["format"], out["peak_tops"]))
-        return out
+        return run_summary(chip, pt.workload.name, main_fmt, formats, pt.forced, batch,
+                           pt.engine, total_cycles, latency, macs, busy, energy_pj, breakdown,
+                           hbm, bound_share, stalls,
+                           float((c["compute_cycles"] * cnt).sum()),
+                           float((c["overhead_cycles"] * cnt).sum()))
 
     # ------------------------------------------------------------------ table
 
