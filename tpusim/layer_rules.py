@@ -1,9 +1,10 @@
 """What the two simulation paths (the per-layer reference in :mod:`tpusim.simulator` and the
 columnar core in :mod:`tpusim.columnar`) share: the layer table's columns, the format each layer
-runs in, and how many instances of a repeated row are timed.
+runs in, how the instances of a repeated row are timed, and the summary dict.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
@@ -71,3 +72,45 @@ def run_summary(chip: ChipConfig, workload: str, main_fmt: str, formats: list, f
     }
     out.update(area_summary(chip, out["format"], out["peak_tops"]))
     return out
+
+
+@dataclass
+class Carry:
+    """What one instance leaves the next: its cycles (a fused op hides in them) and the HBM
+    bytes the channel could have moved while idle (the next weight tile prefetches there)."""
+
+    cycles: float = 0.0
+    idle_bytes: float = 0.0
+
+
+def run_instances(n: int, run: Any, carry: Carry) -> list[tuple[int, dict[str, Any]]]:
+    """``n`` instances run back to back, as (how many, metrics) per distinct instance; exact.
+
+    An instance depends on its row and on the carry the one before left, so once a carry
+    repeats the instances repeat with it: time them until that happens, then give each instance
+    of the cycle its share of what is left (a fixed point is a cycle of one). The carry is left
+    as the last of the ``n`` instances leaves it. Assumption, only where no carry repeats within
+    ``MAX_TIMED_INSTANCES``: the remaining instances equal the last one timed.
+    """
+    out: list[list] = []
+    states: list[tuple[float, float]] = []
+    seen: dict[tuple[float, float], int] = {}
+    left = n
+    while left > 0:
+        state = (carry.cycles, carry.idle_bytes)
+        start = seen.get(state)
+        if start is None and len(out) >= MAX_TIMED_INSTANCES:
+            out[-1][0] += left
+            break
+        if start is not None:
+            period = len(out) - start
+            full, rest = divmod(left, period)
+            for j in range(start, len(out)):
+                out[j][0] += full + (1 if j - start < rest else 0)
+            carry.cycles, carry.idle_bytes = states[start + rest] if rest else state
+            break
+        seen[state] = len(out)
+        states.append(state)
+        out.append([1, run()])
+        left -= 1
+    return [(w, v) for w, v in out]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from .config import ChipConfig, load_config
@@ -33,7 +32,8 @@ from .timing.path import gemm_layer_time, timing_path
 from .importers import load_workload
 from ._input import check_size
 from .layer_rules import LAYER_COLUMNS  # noqa: F401  (re-exported: the layer table's columns)
-from .layer_rules import MAX_TIMED_INSTANCES as _MAX_TIMED_INSTANCES
+from .layer_rules import Carry as _Carry  # noqa: F401  (generation.py, tests)
+from .layer_rules import run_instances as _run_instances
 from .layer_rules import resolve_format as _resolve_format
 from .layer_rules import run_summary
 from .workload import Layer, Workload, check_layer_size
@@ -99,46 +99,6 @@ class Result:
 
 
 
-@dataclass
-class _Carry:
-    """What one instance leaves the next: its cycles (a fused op hides in them) and the HBM
-    bytes the channel could have moved while idle (the next weight tile prefetches there)."""
-
-    cycles: float = 0.0
-    idle_bytes: float = 0.0
-
-
-def _run_instances(n: int, run: Any, carry: _Carry) -> list[tuple[int, dict[str, Any]]]:
-    """``n`` instances run back to back, as (how many, metrics) per distinct instance; exact.
-
-    An instance depends on its row and on the carry the one before left, so once a carry
-    repeats the instances repeat with it: time them until that happens, then give each instance
-    of the cycle its share of what is left (a fixed point is a cycle of one). The carry is left
-    as the last of the ``n`` instances leaves it. Assumption, only where no carry repeats within
-    ``_MAX_TIMED_INSTANCES``: the remaining instances equal the last one timed.
-    """
-    out: list[list] = []
-    states: list[tuple[float, float]] = []
-    seen: dict[tuple[float, float], int] = {}
-    left = n
-    while left > 0:
-        state = (carry.cycles, carry.idle_bytes)
-        start = seen.get(state)
-        if start is None and len(out) >= _MAX_TIMED_INSTANCES:
-            out[-1][0] += left
-            break
-        if start is not None:
-            period = len(out) - start
-            full, rest = divmod(left, period)
-            for j in range(start, len(out)):
-                out[j][0] += full + (1 if j - start < rest else 0)
-            carry.cycles, carry.idle_bytes = states[start + rest] if rest else state
-            break
-        seen[state] = len(out)
-        states.append(state)
-        out.append([1, run()])
-        left -= 1
-    return [(w, v) for w, v in out]
 
 
 _SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cycles",

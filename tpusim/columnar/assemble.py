@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..layer_rules import MAX_TIMED_INSTANCES as _MAX_TIMED
+from ..layer_rules import Carry, run_instances
 from .points import Point, _concat, _kernels, _point_arrays, _split
 
 SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cycles",
@@ -88,32 +88,17 @@ def _walk(instance, fused: list, bpc: list, layer_vars: list, base: int) -> list
                 if not fused[r]:
                     cc, idle = rec[3], max(0.0, rec[3] - rec[9]) * bpc[r]
                 continue
-            recs: list[list] = []
-            states: list = []
-            seen: dict = {}
-            left = n
-            while left > 0:
-                state = (cc, idle)
-                start = seen.get(state)
-                if start is None and len(recs) >= _MAX_TIMED:
-                    recs[-1][0] += left
-                    break
-                if start is not None:
-                    period = len(recs) - start
-                    full, rest = divmod(left, period)
-                    for j in range(start, len(recs)):
-                        recs[j][0] += full + (1 if j - start < rest else 0)
-                    cc, idle = states[start + rest] if rest else state
-                    break
-                seen[state] = len(recs)
-                states.append(state)
-                rec = instance(r, cc, idle)
-                rec[0] = 1
-                recs.append(rec)
+            carry = Carry(cc, idle)
+
+            def one(r=r, carry=carry):
+                rec = instance(r, carry.cycles, carry.idle_bytes)
                 if not fused[r]:
-                    cc, idle = rec[3], max(0.0, rec[3] - rec[9]) * bpc[r]
-                left -= 1
-            out.extend(recs)
+                    carry.cycles, carry.idle_bytes = rec[3], max(0.0, rec[3] - rec[9]) * bpc[r]
+                return rec
+            for w, rec in run_instances(n, one, carry):
+                rec[0] = w
+                out.append(rec)
+            cc, idle = carry.cycles, carry.idle_bytes
     return out
 
 
