@@ -29,7 +29,9 @@ def test_required_presets_exist():
 @pytest.mark.parametrize("chip,fmt", sorted(PUBLISHED_PEAK_TOPS))
 def test_peak_matches_published(chip, fmt):
     c = load_config(chip)
-    assert c.peak_tops(fmt) == pytest.approx(PUBLISHED_PEAK_TOPS[(chip, fmt)], rel=0.02)
+    # coral.ai's "4 TOPS" has one significant digit: 4,096 MACs x 2 x 0.5 GHz = 4.096 rounds to it
+    rel = 0.05 if chip == "edge_tpu" else 0.02
+    assert c.peak_tops(fmt) == pytest.approx(PUBLISHED_PEAK_TOPS[(chip, fmt)], rel=rel)
 
 
 def test_published_bandwidths():

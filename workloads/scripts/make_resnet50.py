@@ -10,6 +10,9 @@ activations), as after post-training quantization, since tpusim's default run is
   3.8e9) stride the 1x1.
 * resnet50_299.csv: the same graph at 1x3x299x299, the resolution of Coral's Edge TPU benchmark.
 * inception_v1.csv: light_inception_v1.onnx (GoogLeNet) at 1x3x224x224.
+* densenet121.csv, squeezenet.csv, vgg19.csv: light_densenet121.onnx, light_squeezenet.onnx
+  (0.35 GMAC: SqueezeNet 1.1's size) and light_vgg19.onnx at 1x3x224x224, three more models of
+  Coral's Edge TPU benchmark table, used only as held-out checks.
 
 Run: python workloads/scripts/make_resnet50.py
 """
@@ -29,6 +32,9 @@ TRACES = {
     "resnet50": ("light_resnet50.onnx", "gpu_0/data_0", 224),
     "resnet50_299": ("light_resnet50.onnx", "gpu_0/data_0", 299),
     "inception_v1": ("light_inception_v1.onnx", "data_0", 224),
+    "densenet121": ("light_densenet121.onnx", "data_0", 224),
+    "squeezenet": ("light_squeezenet.onnx", "data_0", 224),
+    "vgg19": ("light_vgg19.onnx", "data_0", 224),
 }
 
 
