@@ -75,6 +75,13 @@ class Result:
     def __repr__(self) -> str:
         return f"Result(config={self.config.name!r}, workload={self.workload.name!r})"
 
+    def timeline(self, detail: str = "layers"):
+        """A plotly figure of where the time goes, one track per resource (arrays, vector unit,
+        stalls by cause, HBM DMA per stream): each layer's totals (``detail="layers"``) or
+        every instance's block schedule (``"blocks"``, what ``run --trace`` writes)."""
+        from .timeline_plot import result_timeline
+        return result_timeline(self, detail)
+
     def _repr_html_(self) -> str:
         """A notebook's view: the headline numbers in human units (no layer table)."""
         import html
