@@ -97,7 +97,7 @@ class _Builder:
 
     def add(self, track: str, name: str, start: float, dur: float, row: int,
             nbytes: float = 0.0, label: str = "") -> None:
-        if dur <= 0:
+        if dur <= 0 or (dur < 1e-6 and not nbytes):   # float noise in a gap: not a stall
             return
         self.tl.slices.append(Slice(track, name, start, dur, row, nbytes, label))
         if track in DMA_TRACKS:
