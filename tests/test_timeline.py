@@ -99,7 +99,7 @@ def test_two_layers_by_hand(tmp_path):
     got = lambda track: [(e["args"]["layer"], e["name"], e["ts"] * 1e3, e["dur"] * 1e3)
                          for e in tracks[track]]
     assert got("layers") == [("a", "a", 0, 70), ("b", "b", 70, 70)]
-    assert got("arrays") == [("a", "a", 32, 38), ("b", "b", 70, 38)]
+    assert got("MXU 0") == [("a", "a", 32, 38), ("b", "b", 70, 38)]
     assert got("HBM weights") == [("a", "a", 0, 16), ("b", "prefetch", 54, 16)]
     assert got("HBM inputs") == [("a", "a", 16, 16), ("a", "a", 32, 16)]
     assert got("HBM outputs") == [("b", "b", 108, 32)]
@@ -151,6 +151,39 @@ def test_conservation(config, workload, engine, detail):
         assert tl.blocks_drawn > 0
 
 
+SMALL_BIG = """
+name,op,m,k,n,weight_dtype,act_dtype
+small,matmul,64,128,128,bf16,bf16
+big,matmul,64,2048,2048,bf16,bf16
+"""
+
+
+@pytest.mark.parametrize("detail", ["blocks", "layers"])
+def test_each_mxu_a_layer_uses_has_its_slices(detail, tmp_path):
+    """A layer on k of N arrays: MXU 0 .. k-1 carry the same busy slices, the others none."""
+    from tpusim.timing import array_timing
+    # SCALE-Sim's mapping gives each array whole tiles: a one-tile layer leaves 7 of 8 idle
+    chip = tpusim.load_config("tpu_v4", **{"timing.model": "scalesim"})
+    (tmp_path / "sb.csv").write_text(SMALL_BIG.strip() + "\n")
+    r = tpusim.simulate(chip, tpusim.load_workload(tmp_path / "sb.csv"))
+    tl = build_timeline(r, detail)
+    assert tl.tracks[1:9] == tuple(f"MXU {i}" for i in range(8))
+    busy = defaultdict(lambda: defaultdict(list))
+    for s in tl.slices:
+        if s.track.startswith("MXU"):
+            busy[s.row][int(s.track.split()[1])].append((s.start, s.dur))
+    fewer = 0
+    for i, (layer, f) in enumerate(zip(r.workload.layers, r.layers["format"])):
+        if layer.kind != "gemm":
+            assert i not in busy
+            continue
+        used = array_timing(layer, r.config, f).arrays_used
+        assert sorted(busy[i]) == list(range(used))
+        assert all(busy[i][k] == busy[i][0] for k in range(used))
+        fewer += used < 8
+    assert fewer > 0
+
+
 def test_over_the_block_budget_instances_are_totals(monkeypatch):
     import tpusim.timeline as T
     r = tpusim.simulate("tpu_v1", "tpu_v1/mlp0")
@@ -173,7 +206,7 @@ def test_result_timeline_is_a_plotly_figure():
     fig = r.timeline()
     assert isinstance(fig, go.Figure)
     names = {t.name for t in fig.data}
-    assert {"arrays", "vector unit", "HBM weights"} <= names
+    assert {"arrays (MXUs)", "vector unit", "HBM weights"} <= names
     layers = [t for t in fig.data if t.name.startswith("layer:")]
     total_us = sum(sum(t.x) for t in layers)
     assert total_us == pytest.approx(r.summary["latency_s"] * 1e6, rel=1e-9)

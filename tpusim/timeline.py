@@ -1,12 +1,13 @@
 """Where the time goes, resource by resource: the timeline of a run.
 
-One track per resource (:data:`TRACKS`): ``layers`` (one slice per trace row, over all its
-instances), ``arrays`` (the MXUs computing: every array a layer uses runs the same block plan on
-its share of the bandwidth, so one track stands for all of them), ``vector unit``, ``stalls``
+One track per resource (:meth:`Timeline.tracks`): ``layers`` (one slice per trace row, over
+all its instances), ``MXU 0`` .. ``MXU N-1`` (the arrays computing: the arrays a layer uses run
+the same block plan on equal shares of the bandwidth, as the model has them, so their slices
+are the same and an array the layer leaves idle has none), ``vector unit``, ``stalls``
 (the arrays or the vector unit waiting, by cause as ``layers.csv`` splits it, and the per-op
 launch overhead) and the HBM channel by stream (``HBM weights``, ``HBM inputs``, ``HBM outputs``:
 the channel is serial, so no two DMA slices overlap; a slice moves ``nbytes`` over all arrays at
-the full bandwidth). Per layer, the slices on ``arrays``, ``vector unit`` and ``stalls`` tile the
+the full bandwidth). Per layer, the slices on ``MXU 0``, ``vector unit`` and ``stalls`` tile the
 layer's time exactly (they sum to ``cycles x count``) and its DMA slices move its HBM bytes.
 
 Two levels of detail:
@@ -39,15 +40,17 @@ from .timing.schedule import flow_shop_schedule
 if TYPE_CHECKING:
     from .simulator import Result
 
-TRACKS = ("layers", "arrays", "vector unit", "stalls", "HBM weights", "HBM inputs",
-          "HBM outputs")
 DMA_TRACKS = ("HBM weights", "HBM inputs", "HBM outputs")
-BUSY_TRACKS = ("arrays", "vector unit", "stalls")
+BUSY_TRACKS = ("MXU 0", "vector unit", "stalls")   # per layer, these tile its time
+
+
+def mxu(i: int) -> str:
+    return f"MXU {i}"
 STALL_NAMES = ("stall: weights", "stall: inputs", "stall: outputs")
 
 # Instances are drawn block by block until this many blocks are drawn, then as totals (a
 # Perfetto trace stays a few MB; the numbers do not change).
-BLOCK_BUDGET = 20_000
+BLOCK_BUDGET = 10_000
 
 
 @dataclass(slots=True)
@@ -74,11 +77,17 @@ class Timeline:
     clock_ghz: float
     bytes_per_cycle: float
     detail: str
+    arrays: int
     slices: list[Slice] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     blocks_drawn: int = 0
     totals_drawn: int = 0      # instances drawn as totals
     unplaced_bytes: float = 0.0  # prefetched bytes no idle gap before their layer could hold
+
+    @property
+    def tracks(self) -> tuple[str, ...]:
+        return ("layers", *(mxu(i) for i in range(self.arrays)), "vector unit", "stalls",
+                *DMA_TRACKS)
 
     @property
     def cycles(self) -> float:
@@ -130,12 +139,20 @@ class _Builder:
             self.add("HBM weights", name, s, d, row, d * self.bw, "prefetch")
         self.tl.unplaced_bytes += max(0.0, need) * self.bw
 
-    def totals(self, t0: float, name: str, row: int, track: str, compute: float,
+    def compute(self, used: int, name: str, start: float, dur: float, row: int) -> None:
+        """The arrays busy: ``used`` of them (0: the vector unit)."""
+        for i in range(used) if used else ():
+            self.add(mxu(i), name, start, dur, row)
+        if not used:
+            self.add("vector unit", name, start, dur, row)
+
+    def totals(self, t0: float, name: str, row: int, used: int, compute: float,
                stalls: tuple[float, float, float, float], overhead: float,
                dma: tuple[float, float, float]) -> None:
-        """One layer or instance drawn as totals (the module docstring's layout)."""
+        """One layer or instance drawn as totals (the module docstring's layout); ``used``:
+        the arrays it runs on (0: a vector op)."""
         self.add("stalls", name, t0, overhead, row, label="per-op overhead")
-        self.add(track, name, t0 + overhead, compute, row)
+        self.compute(used, name, t0 + overhead, compute, row)
         t = t0 + overhead + compute
         for label, d in zip(STALL_NAMES + ("stall: SRAM",), stalls):
             self.add("stalls", name, t, d, row, label=label)
@@ -202,7 +219,7 @@ def _gemm_blocks(b: _Builder, chip, layer, fmt, m: dict, t0: float, row: int) ->
             runs.append([blk.compute_start, blk.compute_end])
     for start, end in runs:
         b.stalls(base + cursor, start - cursor, shares, name, row)
-        b.add("arrays", name, base + start, end - start, row)
+        b.compute(arrays, name, base + start, end - start, row)
         cursor = end
     b.stalls(base + cursor, span - cursor, shares, name, row)
     b.add("stalls", name, base + span, sram, row, label="stall: SRAM")
@@ -217,13 +234,20 @@ def _row_record(r: Any, index: int, start: float, cycles: float) -> dict[str, An
             "cycles_per_instance": float(r.cycles)}
 
 
-def _layer_totals(b: _Builder, r: Any, t0: float, index: int) -> None:
+def _layer_totals(b: _Builder, r: Any, t0: float, index: int, used: int) -> None:
     n = r.count
-    track = "arrays" if r.kind == "gemm" else "vector unit"
-    b.totals(t0, str(r.name), index, track, r.compute_cycles * n,
+    b.totals(t0, str(r.name), index, used, r.compute_cycles * n,
              (r.stall_weight_cycles * n, r.stall_input_cycles * n, r.stall_output_cycles * n,
               r.stall_sram_cycles * n), r.overhead_cycles * n,
              (r.hbm_weight_read_bytes * n, r.hbm_input_read_bytes * n, r.hbm_write_bytes * n))
+
+
+def _used(chip, layer, fmt) -> int:
+    """Arrays a layer runs on (0 for a vector op)."""
+    if layer.kind != "gemm":
+        return 0
+    from .timing import array_timing
+    return max(array_timing(layer, chip, fmt.name).arrays_used, 1)
 
 
 def build_timeline(result: "Result", detail: str = "layers") -> Timeline:
@@ -231,12 +255,15 @@ def build_timeline(result: "Result", detail: str = "layers") -> Timeline:
     table) or ``blocks`` (every instance from its block schedule; walks the run again)."""
     chip, df = result.config, result.layers
     s = result.summary
-    tl = Timeline(s["config"], s["workload"], chip.clock_ghz, chip.hbm_bytes_per_cycle, detail)
+    tl = Timeline(s["config"], s["workload"], chip.clock_ghz, chip.hbm_bytes_per_cycle, detail,
+                  chip.array.count)
     b = _Builder(tl)
     t = 0.0
     if detail == "layers":
-        for idx, r in enumerate(df.itertuples(index=False)):
-            _layer_totals(b, r, t, idx)
+        from .formats import get_format
+        for idx, (r, layer) in enumerate(zip(df.itertuples(index=False),
+                                             result.workload.layers)):
+            _layer_totals(b, r, t, idx, _used(chip, layer, get_format(str(r.format))))
             b.add("layers", str(r.name), t, float(r.cycles) * r.count, idx)
             tl.rows.append(_row_record(r, idx, t, float(r.cycles) * r.count))
             t += float(r.cycles) * r.count
@@ -256,6 +283,7 @@ def build_timeline(result: "Result", detail: str = "layers") -> Timeline:
                 if not (layer.kind == "gemm" and path == "analytic"
                         and _gemm_blocks(b, chip, layer, fmt, m, t, idx)):
                     pre = 0.0
+                    used = _used(chip, layer, fmt)
                     if layer.kind == "gemm" and path != "scalesim":
                         from .timing import array_timing
                         at = array_timing(layer, chip, fmt.name)
@@ -263,8 +291,7 @@ def build_timeline(result: "Result", detail: str = "layers") -> Timeline:
                         if pre > 0:
                             b.prefetch(pre, t, layer.name, idx)
                     tl.totals_drawn += 1
-                    b.totals(t, layer.name, idx, "arrays" if layer.kind == "gemm"
-                             else "vector unit", lt.compute_cycles,
+                    b.totals(t, layer.name, idx, used, lt.compute_cycles,
                              (lt.stall_weight_cycles, lt.stall_input_cycles,
                               lt.stall_output_cycles, lt.stall_sram_cycles), lt.overhead_cycles,
                              (tr.hbm_weight_bytes - pre, tr.hbm_input_bytes,

@@ -11,10 +11,10 @@ from collections import defaultdict
 
 from .figure import Figure
 from .plots import BOUND_COLORS, BOUND_LABELS, TIME_PARTS
-from .timeline import TRACKS, Timeline
+from .timeline import Timeline
 
 # Colours: a stall has the colour of the stream it waits on.
-COLORS = {"arrays": TIME_PARTS["array busy"], "vector unit": TIME_PARTS["vector unit"],
+COLORS = {"MXU": TIME_PARTS["array busy"], "vector unit": TIME_PARTS["vector unit"],
           "HBM weights": TIME_PARTS["stall: weights"], "HBM inputs": TIME_PARTS["stall: inputs"],
           "HBM outputs": TIME_PARTS["stall: outputs"], "prefetch": "#c0392b",
           **{k: v for k, v in TIME_PARTS.items() if k.startswith("stall")},
@@ -28,7 +28,7 @@ def _unit(cycles: float, tl: Timeline) -> tuple[float, str]:
 
 
 def timeline_figure(tl: Timeline, title: str | None = None) -> Figure:
-    """The Gantt chart of ``tl``: tracks top to bottom as :data:`TRACKS`, time along x."""
+    """The Gantt chart of ``tl``: tracks top to bottom as ``tl.tracks``, time along x."""
     scale, unit = _unit(tl.cycles, tl)
     groups: dict[tuple[str, str], list] = defaultdict(list)
     for s in tl.slices:
@@ -40,9 +40,13 @@ def timeline_figure(tl: Timeline, title: str | None = None) -> Figure:
             key = (s.track, s.track)
         groups[key].append(s)
     fig = Figure()
-    for (track, kind), slices in sorted(groups.items(), key=lambda kv: TRACKS.index(kv[0][0])):
+    tracks = tl.tracks
+    shown = set()
+    for (track, kind), slices in sorted(groups.items(), key=lambda kv: tracks.index(kv[0][0])):
         if track == "layers":
             color, legend = BOUND_COLORS.get(kind, "#888"), f"layer: {BOUND_LABELS.get(kind, kind)}"
+        elif track.startswith("MXU"):
+            color, legend = COLORS["MXU"], "arrays (MXUs)"
         else:
             color, legend = COLORS.get(kind, "#888"), kind
         info = []
@@ -58,16 +62,18 @@ def timeline_figure(tl: Timeline, title: str | None = None) -> Figure:
             info.append([s.name, extra, s.start * scale])
         fig.add_bar(y=[track] * len(slices), x=[s.dur * scale for s in slices],
                     base=[s.start * scale for s in slices], orientation="h", name=legend,
+                    legendgroup=legend, showlegend=legend not in shown,
                     marker={"color": color, "line": {"color": "white", "width": 0.5}},
                     customdata=info,
                     hovertemplate=(f"%{{customdata[0]}}<br>{legend}: %{{x:.4g}} {unit} from "
                                    f"%{{customdata[2]:.4g}} {unit}<br>%{{customdata[1]}}<extra></extra>"))
+        shown.add(legend)
     fig.update_layout(barmode="overlay", bargap=0.25,
                       title=title or f"Timeline: {tl.workload} on {tl.config}",
                       xaxis={"title": {"text": f"time ({unit})"}},
-                      yaxis={"categoryorder": "array", "categoryarray": list(reversed(TRACKS)),
+                      yaxis={"categoryorder": "array", "categoryarray": list(reversed(tracks)),
                              "fixedrange": True},
-                      height=420, legend={"orientation": "h", "y": -0.2},
+                      height=300 + 20 * len(tracks), legend={"orientation": "h", "y": -0.2},
                       margin={"t": 50, "b": 40, "l": 110})
     return fig
 

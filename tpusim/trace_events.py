@@ -2,7 +2,7 @@
 open: ``tpusim run CONFIG WORKLOAD --trace trace.json``.
 
 One process (the chip running the workload), one thread per resource track of
-:mod:`tpusim.timeline` (named by ``thread_name`` metadata events and kept in that order by
+:mod:`tpusim.timeline` (``layers``, ``MXU 0`` .., ``vector unit``, ``stalls``, HBM by stream) (named by ``thread_name`` metadata events and kept in that order by
 ``thread_sort_index``), every slice a complete event (``"ph": "X"``, ``ts`` and ``dur`` in
 microseconds) sorted by ``ts`` on its track, and a counter (``"ph": "C"``) of the HBM bandwidth
 in use in GB/s, which integrates over time to the bytes moved. Each slice's ``args`` name its
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .timeline import DMA_TRACKS, TRACKS, Timeline
+from .timeline import DMA_TRACKS, Timeline
 
 PID = 1
 COUNTER = "HBM bandwidth in use"
@@ -32,7 +32,7 @@ def trace_events(tl: Timeline, meta: dict[str, Any] | None = None) -> dict[str, 
     ev: list[dict[str, Any]] = [
         {"ph": "M", "name": "process_name", "pid": PID, "tid": 0,
          "args": {"name": f"{tl.workload} on {tl.config}"}}]
-    tids = {t: i + 1 for i, t in enumerate(TRACKS)}
+    tids = {t: i + 1 for i, t in enumerate(tl.tracks)}
     for t, tid in tids.items():
         ev.append({"ph": "M", "name": "thread_name", "pid": PID, "tid": tid,
                    "args": {"name": t}})
