@@ -32,7 +32,7 @@ TINY = ["--set", "array.count=1", "--set", "array.rows=8", "--set", "array.cols=
 
 
 def validate(trace: dict) -> dict[int, list[dict]]:
-    """Check ``trace`` against the trace-event format; returns the X events per tid."""
+    """Check ``trace`` against the trace-event format; returns the X events per resource."""
     assert isinstance(trace, dict) and isinstance(trace["traceEvents"], list)
     names, by_tid, counters = {}, defaultdict(list), []
     for e in trace["traceEvents"]:
@@ -59,8 +59,11 @@ def validate(trace: dict) -> dict[int, list[dict]]:
         for a, b in zip(evs, evs[1:]):
             assert b["ts"] >= a["ts"], (names[tid], a, b)                   # monotone
             assert b["ts"] >= a["ts"] + a["dur"] - 1e-5, (names[tid], a, b)  # no overlap
+        assert len({e["cat"] for e in evs}) == 1       # one resource per track
     assert all(b["ts"] >= a["ts"] for a, b in zip(counters, counters[1:]))
-    return {names[t]: v for t, v in by_tid.items()} | {"counter": counters}
+    # by resource (``cat``: the off-chip tracks are shown named by the memory's kind)
+    return {evs[0]["cat"]: evs for evs in by_tid.values()} | {"counter": counters,
+                                                              "names": names}
 
 
 def integral_bytes(counters: list[dict]) -> float:
@@ -111,6 +114,7 @@ def test_two_layers_by_hand(tmp_path):
     c = [(e["ts"] * 1e3, e["args"]["GB/s"]) for e in tracks["counter"]]
     assert c == [(0, 4), (48, 0), (54, 4), (70, 0), (108, 4), (140, 0)]
     assert integral_bytes(tracks["counter"]) == pytest.approx(64 + 128 + 64 + 128)
+    assert "HBM2 weights" in tracks["names"].values()   # the default chip's off-chip kind
 
 
 CASES = [("default", "resnet50", None), ("tpu_v1", "tpu_v1/mlp0", None),
@@ -206,7 +210,7 @@ def test_result_timeline_is_a_plotly_figure():
     fig = r.timeline()
     assert isinstance(fig, go.Figure)
     names = {t.name for t in fig.data}
-    assert {"arrays (MXUs)", "vector unit", "HBM weights"} <= names
+    assert {"arrays (MXUs)", "vector unit", "HBM2 weights"} <= names
     layers = [t for t in fig.data if t.name.startswith("layer:")]
     total_us = sum(sum(t.x) for t in layers)
     assert total_us == pytest.approx(r.summary["latency_s"] * 1e6, rel=1e-9)

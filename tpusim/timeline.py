@@ -78,6 +78,7 @@ class Timeline:
     bytes_per_cycle: float
     detail: str
     arrays: int
+    offchip: str = "HBM"         # the off-chip memory's kind, named on its tracks
     slices: list[Slice] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     blocks_drawn: int = 0
@@ -88,6 +89,10 @@ class Timeline:
     def tracks(self) -> tuple[str, ...]:
         return ("layers", *(mxu(i) for i in range(self.arrays)), "vector unit", "stalls",
                 *DMA_TRACKS)
+
+    def label(self, track: str) -> str:
+        """A track's name as shown: the off-chip memory by its kind (``DDR3 weights``)."""
+        return track.replace("HBM", self.offchip, 1) if track in DMA_TRACKS else track
 
     @property
     def cycles(self) -> float:
@@ -256,7 +261,7 @@ def build_timeline(result: "Result", detail: str = "layers") -> Timeline:
     chip, df = result.config, result.layers
     s = result.summary
     tl = Timeline(s["config"], s["workload"], chip.clock_ghz, chip.hbm_bytes_per_cycle, detail,
-                  chip.array.count)
+                  chip.array.count, chip.memory.hbm.kind)
     b = _Builder(tl)
     t = 0.0
     if detail == "layers":

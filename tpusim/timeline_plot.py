@@ -48,7 +48,7 @@ def timeline_figure(tl: Timeline, title: str | None = None) -> Figure:
         elif track.startswith("MXU"):
             color, legend = COLORS["MXU"], "arrays (MXUs)"
         else:
-            color, legend = COLORS.get(kind, "#888"), kind
+            color, legend = COLORS.get(kind, "#888"), tl.label(kind)
         info = []
         for s in slices:
             r = tl.rows[s.row]
@@ -60,7 +60,7 @@ def timeline_figure(tl: Timeline, title: str | None = None) -> Figure:
             else:
                 extra = f"{s.dur:,.0f} cycles"
             info.append([s.name, extra, s.start * scale])
-        fig.add_bar(y=[track] * len(slices), x=[s.dur * scale for s in slices],
+        fig.add_bar(y=[tl.label(track)] * len(slices), x=[s.dur * scale for s in slices],
                     base=[s.start * scale for s in slices], orientation="h", name=legend,
                     legendgroup=legend, showlegend=legend not in shown,
                     marker={"color": color, "line": {"color": "white", "width": 0.5}},
@@ -71,7 +71,7 @@ def timeline_figure(tl: Timeline, title: str | None = None) -> Figure:
     fig.update_layout(barmode="overlay", bargap=0.25,
                       title=title or f"Timeline: {tl.workload} on {tl.config}",
                       xaxis={"title": {"text": f"time ({unit})"}},
-                      yaxis={"categoryorder": "array", "categoryarray": list(reversed(tracks)),
+                      yaxis={"categoryorder": "array", "categoryarray": [tl.label(t) for t in reversed(tracks)],
                              "fixedrange": True},
                       height=300 + 20 * len(tracks), legend={"orientation": "h", "y": -0.2},
                       margin={"t": 50, "b": 40, "l": 110})

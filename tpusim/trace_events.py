@@ -4,8 +4,8 @@ open: ``tpusim run CONFIG WORKLOAD --trace trace.json``.
 One process (the chip running the workload), one thread per resource track of
 :mod:`tpusim.timeline` (``layers``, ``MXU 0`` .., ``vector unit``, ``stalls``, HBM by stream) (named by ``thread_name`` metadata events and kept in that order by
 ``thread_sort_index``), every slice a complete event (``"ph": "X"``, ``ts`` and ``dur`` in
-microseconds) sorted by ``ts`` on its track, and a counter (``"ph": "C"``) of the HBM bandwidth
-in use in GB/s, which integrates over time to the bytes moved. Each slice's ``args`` name its
+microseconds) sorted by ``ts`` on its track, and a counter (``"ph": "C"``) of the off-chip (HBM)
+bandwidth in use in GB/s, which integrates over time to the bytes moved. Each slice's ``args`` name its
 layer (``layer``, the row's index in ``layers.csv`` as ``row``), its cycles, and for DMA slices
 the bytes; the ``layers`` slices carry the row's op, shape, format, count and bound.
 """
@@ -19,7 +19,6 @@ from .errors import InputError
 from .timeline import DMA_TRACKS, Timeline
 
 PID = 1
-COUNTER = "HBM bandwidth in use"
 
 
 def _r(x: float) -> float:
@@ -35,7 +34,7 @@ def trace_events(tl: Timeline, meta: dict[str, Any] | None = None) -> dict[str, 
     tids = {t: i + 1 for i, t in enumerate(tl.tracks)}
     for t, tid in tids.items():
         ev.append({"ph": "M", "name": "thread_name", "pid": PID, "tid": tid,
-                   "args": {"name": t}})
+                   "args": {"name": tl.label(t)}})
         ev.append({"ph": "M", "name": "thread_sort_index", "pid": PID, "tid": tid,
                    "args": {"sort_index": tid}})
     rows = tl.rows
@@ -67,7 +66,7 @@ def _counter(tl: Timeline, us: float) -> list[dict[str, Any]]:
             out.pop()
         if out and out[-1]["args"]["GB/s"] == v:
             return
-        out.append({"name": COUNTER, "ph": "C", "ts": ts, "pid": PID, "args": {"GB/s": v}})
+        out.append({"name": f"{tl.offchip} bandwidth in use", "ph": "C", "ts": ts, "pid": PID, "args": {"GB/s": v}})
 
     for s in dma:
         point(s.start, s.nbytes / s.dur * tl.clock_ghz)
