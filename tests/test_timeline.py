@@ -190,17 +190,25 @@ def test_each_mxu_a_layer_uses_has_its_slices(detail, tmp_path):
 
 def test_over_the_block_budget_instances_are_totals(monkeypatch):
     import tpusim.timeline as T
-    r = tpusim.simulate("tpu_v1", "tpu_v1/mlp0")
+    from tpusim.simulator import walk
+    r = tpusim.simulate("tpu_v1", "tpu_v1/cnn0")
+    repeats = sum(n - 1 for layer, _, _, v in walk(r.config, r.workload, list(r.layers.format),
+                                                    "analytic")
+                  if layer.kind == "gemm" for n, _ in v)
+    assert repeats > 0
     full = build_timeline(r, "blocks")
-    monkeypatch.setattr(T, "BLOCK_BUDGET", 100)
+    monkeypatch.setattr(T, "BLOCK_BUDGET", 1)
     cut = build_timeline(r, "blocks")
-    assert 0 < cut.blocks_drawn <= 100 < full.blocks_drawn and cut.totals_drawn > 0
+    # the first of each distinct instance is always drawn block by block, repeats as totals
+    assert full.totals_drawn == 0 and cut.totals_drawn == repeats
+    assert 0 < cut.blocks_drawn < full.blocks_drawn
     for tl in (full, cut):
         per = defaultdict(float)
         for s in tl.slices:
             if s.track in BUSY_TRACKS:
                 per[s.row] += s.dur
-        assert [pytest.approx(v) for v in per.values()] == list(r.layers.cycles * r.layers["count"])
+        want = r.layers.cycles * r.layers["count"]
+        assert [per[i] for i in range(len(want))] == [pytest.approx(w) for w in want]
     validate(trace_events(cut))
 
 

@@ -18,7 +18,8 @@ Two levels of detail:
   :func:`tpusim.timing.schedule.flow_shop_schedule`, the recurrence the model's makespan comes
   from. Bytes of a tile the model prefetched while the channel was idle during the layer before
   (TPUv1's weight FIFO) are drawn in the channel's latest idle gaps before the layer starts.
-  Instances past :data:`BLOCK_BUDGET` blocks, vector ops, ``timing.model: scalesim`` (no overlap
+  The first instance of each distinct instance of a row is always drawn so; further repeats
+  while fewer than :data:`BLOCK_BUDGET` blocks are drawn, then as totals. Vector ops, ``timing.model: scalesim`` (no overlap
   model) and the event engine (its own schedule, within 1% of this one) are drawn as totals.
 * ``layers`` (``report.html``, :meth:`tpusim.simulator.Result.timeline`): each row's totals from
   the layer table, drawn as totals; nothing is re-simulated, so a report costs nothing extra.
@@ -48,9 +49,9 @@ def mxu(i: int) -> str:
     return f"MXU {i}"
 STALL_NAMES = ("stall: weights", "stall: inputs", "stall: outputs")
 
-# Instances are drawn block by block until this many blocks are drawn, then as totals (a
-# Perfetto trace stays a few MB; the numbers do not change).
-BLOCK_BUDGET = 10_000
+# Repeated instances are drawn block by block until this many blocks are drawn, then as
+# totals (a Perfetto trace stays a few MB; the numbers do not change).
+BLOCK_BUDGET = 5_000
 
 
 @dataclass(slots=True)
@@ -182,7 +183,8 @@ class _Weights:
     hbm_output_bytes: float = 0.0
 
 
-def _gemm_blocks(b: _Builder, chip, layer, fmt, m: dict, t0: float, row: int) -> bool:
+def _gemm_blocks(b: _Builder, chip, layer, fmt, m: dict, t0: float, row: int,
+                 first: bool) -> bool:
     """Draw one GEMM instance from its block schedule; False when it must be drawn as totals
     (over the budget, or a schedule that does not fit the instance's cycles)."""
     from .timing import array_timing
@@ -191,7 +193,7 @@ def _gemm_blocks(b: _Builder, chip, layer, fmt, m: dict, t0: float, row: int) ->
     arrays = max(at.arrays_used, 1)
     pre = min(first_tile_bytes(at, tr), m["_idle"])
     plan = blocks(at, tr, pre)
-    if b.tl.blocks_drawn + len(plan) > BLOCK_BUDGET:
+    if not first and b.tl.blocks_drawn + len(plan) > BLOCK_BUDGET:
         return False
     share = b.bw / arrays
     s = flow_shop_schedule(plan, share, buffer_depth(chip))
@@ -284,9 +286,9 @@ def build_timeline(result: "Result", detail: str = "layers") -> Timeline:
         t0 = t
         for n, m in variants:
             lt, tr = m["_time"], m["_traffic"]
-            for _ in range(n):
+            for k in range(n):
                 if not (layer.kind == "gemm" and path == "analytic"
-                        and _gemm_blocks(b, chip, layer, fmt, m, t, idx)):
+                        and _gemm_blocks(b, chip, layer, fmt, m, t, idx, k == 0)):
                     pre = 0.0
                     used = _used(chip, layer, fmt)
                     if layer.kind == "gemm" and path != "scalesim":
