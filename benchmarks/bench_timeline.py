@@ -25,6 +25,7 @@ GOALS = {"report timeline": 0.03, "trace": 1.0, "trace MiB": 16.0}
 
 def measure(repeat: int = 5) -> list[dict]:
     import tpusim
+    from tpusim.simulator import walk
     from tpusim.timeline import build_timeline
     from tpusim.timeline_plot import timeline_figure
     from tpusim.trace_events import write_trace
@@ -39,7 +40,7 @@ def measure(repeat: int = 5) -> list[dict]:
         res = tpusim.simulate(cfg, wl)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "t.json"
-            t = median_of(lambda: write_trace(build_timeline(res, "blocks"), path), repeat)
+            t = median_of(lambda: write_trace(build_timeline(res, "blocks", walk), path), repeat)
             size = os.path.getsize(path) / 2**20
         rows.append({"target": f"16.1: run --trace, {wl} on {cfg}", "goal": GOALS["trace"],
                      "measured": t, "unit": "s", "better": "lower"})

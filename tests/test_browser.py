@@ -201,11 +201,12 @@ def test_timeline_screenshot_is_not_blank(browser, tmp_path):
     """The block-level timeline alone on a page (what Result.timeline("blocks") shows)."""
     import tpusim
     from tpusim.html_page import figures_html, page
+    from tpusim.simulator import walk
     from tpusim.timeline import build_timeline
     from tpusim.timeline_plot import timeline_figure
     r = tpusim.simulate("tpu_v1", "tpu_v1/mlp0")
     p = tmp_path / "tl.html"
-    p.write_text(page("timeline", figures_html([timeline_figure(build_timeline(r, "blocks"))]))
+    p.write_text(page("timeline", figures_html([timeline_figure(build_timeline(r, "blocks", walk))]))
                  .replace("<head>", "<head>" + HOOK, 1))
     res = run_browser(browser, tmp_path, "--dump-dom", p.as_uri())
     assert page_errors(res.stdout) is None and not console_errors(res.stderr)

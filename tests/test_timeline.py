@@ -14,6 +14,7 @@ from collections import defaultdict
 import pytest
 
 import tpusim
+from tpusim.simulator import walk
 from tpusim.timeline import BUSY_TRACKS, DMA_TRACKS, build_timeline
 from tpusim.timing.overlap import flow_shop_cycles
 from tpusim.timing.schedule import flow_shop_schedule
@@ -128,7 +129,7 @@ CASES = [("default", "resnet50", None), ("tpu_v1", "tpu_v1/mlp0", None),
 def test_conservation(config, workload, engine, detail):
     r = tpusim.simulate(config, workload, engine=engine)
     df = r.layers
-    tl = build_timeline(r, detail)
+    tl = build_timeline(r, detail, walk)
     tracks = validate(trace_events(tl))
     us = 1e6 / (r.config.clock_ghz * 1e9)
     busy, moved = defaultdict(float), defaultdict(float)
@@ -170,7 +171,7 @@ def test_each_mxu_a_layer_uses_has_its_slices(detail, tmp_path):
     chip = tpusim.load_config("tpu_v4", **{"timing.model": "scalesim"})
     (tmp_path / "sb.csv").write_text(SMALL_BIG.strip() + "\n")
     r = tpusim.simulate(chip, tpusim.load_workload(tmp_path / "sb.csv"))
-    tl = build_timeline(r, detail)
+    tl = build_timeline(r, detail, walk)
     assert tl.tracks[1:9] == tuple(f"MXU {i}" for i in range(8))
     busy = defaultdict(lambda: defaultdict(list))
     for s in tl.slices:
@@ -190,15 +191,14 @@ def test_each_mxu_a_layer_uses_has_its_slices(detail, tmp_path):
 
 def test_over_the_block_budget_instances_are_totals(monkeypatch):
     import tpusim.timeline as T
-    from tpusim.simulator import walk
     r = tpusim.simulate("tpu_v1", "tpu_v1/cnn0")
     repeats = sum(n - 1 for layer, _, _, v in walk(r.config, r.workload, list(r.layers.format),
                                                     "analytic")
                   if layer.kind == "gemm" for n, _ in v)
     assert repeats > 0
-    full = build_timeline(r, "blocks")
+    full = build_timeline(r, "blocks", walk)
     monkeypatch.setattr(T, "BLOCK_BUDGET", 1)
-    cut = build_timeline(r, "blocks")
+    cut = build_timeline(r, "blocks", walk)
     # the first of each distinct instance is always drawn block by block, repeats as totals
     assert full.totals_drawn == 0 and cut.totals_drawn == repeats
     assert 0 < cut.blocks_drawn < full.blocks_drawn
@@ -223,6 +223,8 @@ def test_result_timeline_is_a_plotly_figure():
     total_us = sum(sum(t.x) for t in layers)
     assert total_us == pytest.approx(r.summary["latency_s"] * 1e6, rel=1e-9)
     assert len(r.timeline("blocks").data) >= len(fig.data)
+    with pytest.raises(tpusim.InputError, match="allowed: layers|blocks"):
+        r.timeline("cycles")
 
 
 def test_report_has_the_timeline(tmp_path):

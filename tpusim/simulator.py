@@ -79,8 +79,10 @@ class Result:
         """A plotly figure of where the time goes, one track per resource (arrays, vector unit,
         stalls by cause, HBM DMA per stream): each layer's totals (``detail="layers"``) or
         every instance's block schedule (``"blocks"``, what ``run --trace`` writes)."""
+        if detail not in ("layers", "blocks"):
+            raise InputError("detail", None, detail, "allowed: layers|blocks")
         from .timeline_plot import result_timeline
-        return result_timeline(self, detail)
+        return result_timeline(self, detail, walk)
 
     def _repr_html_(self) -> str:
         """A notebook's view: the headline numbers in human units (no layer table)."""

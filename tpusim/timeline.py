@@ -257,9 +257,11 @@ def _used(chip, layer, fmt) -> int:
     return max(array_timing(layer, chip, fmt.name).arrays_used, 1)
 
 
-def build_timeline(result: "Result", detail: str = "layers") -> Timeline:
+def build_timeline(result: "Result", detail: str = "layers", walk: Any = None) -> Timeline:
     """The timeline of ``result``: ``detail`` is ``layers`` (each row's totals, from the layer
-    table) or ``blocks`` (every instance from its block schedule; walks the run again)."""
+    table) or ``blocks`` (every instance from its block schedule): ``walk`` runs the reference
+    path again (:func:`tpusim.simulator.walk`, passed in so this module never imports the
+    simulator back)."""
     chip, df = result.config, result.layers
     s = result.summary
     tl = Timeline(s["config"], s["workload"], chip.clock_ghz, chip.hbm_bytes_per_cycle, detail,
@@ -275,9 +277,8 @@ def build_timeline(result: "Result", detail: str = "layers") -> Timeline:
             tl.rows.append(_row_record(r, idx, t, float(r.cycles) * r.count))
             t += float(r.cycles) * r.count
         return tl
-    if detail != "blocks":
-        raise ValueError(f"detail: {detail!r}; allowed: layers|blocks")
-    from .simulator import walk
+    if detail != "blocks" or walk is None:
+        raise ValueError(f"detail: {detail!r}; allowed: layers, or blocks with walk=")
     from .timing.path import timing_path
     path = timing_path(chip, s.get("engine"))
     recs = list(df.itertuples(index=False))

@@ -78,9 +78,9 @@ def timeline_figure(tl: Timeline, title: str | None = None) -> Figure:
     return fig
 
 
-def result_timeline(result, detail: str = "layers"):
+def result_timeline(result, detail: str = "layers", walk=None):
     """:meth:`Result.timeline`: the timeline of ``result`` as a plotly figure."""
     import plotly.graph_objects as go
 
     from .timeline import build_timeline
-    return go.Figure(timeline_figure(build_timeline(result, detail)).to_dict())
+    return go.Figure(timeline_figure(build_timeline(result, detail, walk)).to_dict())

@@ -142,8 +142,9 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
                                    "input_shapes": list(input_shapes), "numerics": numerics})
     timeline = None
     if trace_path is not None:   # built before anything is written: a failure leaves nothing
+        from ..simulator import walk
         from ..timeline import build_timeline
-        timeline = build_timeline(result, "blocks")
+        timeline = build_timeline(result, "blocks", walk)
     written = write_result(result, out, html=not no_html, provenance=prov)
     if timeline is not None:
         from ..trace_events import write_trace
