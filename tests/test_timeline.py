@@ -259,3 +259,18 @@ def test_trace_replaces_only_a_regular_file(tmp_path):
     assert json.loads(t.read_text())["otherData"]["workload"] == "mlp0"
     assert t.stat().st_mode & 0o777 == 0o600
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".t.json")]   # no temp left
+
+
+def test_trace_in_the_output_folder_is_one_of_the_runs_files(tmp_path):
+    out = tmp_path / "r"   # does not exist yet: the run creates it
+    code, _, err = run_cli("run", "tpu_v1", "tpu_v1/mlp0", "--out", out, "--trace",
+                           out / "trace.json")
+    assert code == 0, err
+    run_id = json.loads((out / "summary.json").read_text())["provenance"]["run_id"]
+    assert json.loads((out / "trace.json").read_text())["otherData"]["run_id"] == run_id
+    code, _, err = run_cli("run", "tpu_v1", "tpu_v1/mlp0", "--out", out)
+    assert code == 0, err
+    assert not (out / "trace.json").exists()   # a rerun leaves no trace of the earlier run
+    code, _, err = run_cli("run", "tpu_v1", "tpu_v1/mlp0", "--out", out, "--trace",
+                           out / "summary.json")
+    assert code == 2 and "one of the run's own files" in err

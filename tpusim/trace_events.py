@@ -12,6 +12,7 @@ the bytes; the ``layers`` slices carry the row's op, shape, format, count and bo
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from .errors import InputError
 from .timeline import DMA_TRACKS, Timeline
 
 PID = 1
+RUN_NAMES = ("layers.csv", "summary.json", "config.yaml", "report.html")   # write_result's
 
 
 def _r(x: float) -> float:
@@ -74,25 +76,38 @@ def _counter(tl: Timeline, us: float) -> list[dict[str, Any]]:
     return out
 
 
-def check_trace_path(path: str | Path) -> Path:
-    """``path`` as a place to write a trace: its directory exists, and it is absent or a regular
-    file; else :class:`InputError` (one line) before anything is written."""
+def check_trace_path(path: str | Path, out_dir: str | Path | None = None) -> Path:
+    """``path`` as a place to write a trace: its directory exists (or is ``out_dir``, which the
+    run creates), and it is absent or a regular file; else :class:`InputError` (one line)
+    before anything is written."""
     from ._io import check_target
     p = Path(path)
     if p.is_dir():
         raise InputError(str(p), None, message="is a directory; --trace takes a file path "
                          "such as trace.json")
     check_target(p)
+    if in_dir(p, out_dir) and p.name in RUN_NAMES:
+        raise InputError(str(p), None, message="is one of the run's own files; name the trace "
+                         "something else, such as trace.json")
     parent = p.parent
-    if not parent.is_dir():
+    if not parent.is_dir() and not in_dir(p, out_dir):
         raise InputError(str(p), None, message=f"directory {str(parent)!r} does not exist; "
                          "create it or choose another --trace path")
     return p
+
+
+def in_dir(path: Path, out_dir: str | Path | None) -> bool:
+    """Whether ``path`` names a file directly in ``out_dir``."""
+    return out_dir is not None and os.path.abspath(path.parent) == os.path.abspath(out_dir)
+
+
+def trace_json(tl: Timeline, meta: dict[str, Any] | None = None) -> str:
+    return json.dumps(trace_events(tl, meta), separators=(",", ":")) + "\n"
 
 
 def write_trace(tl: Timeline, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
     """Write ``tl`` to ``path`` atomically (a temporary file renamed over it when complete)."""
     from ._io import atomic_write_text
     p = check_trace_path(path)
-    atomic_write_text(p, json.dumps(trace_events(tl, meta), separators=(",", ":")) + "\n")
+    atomic_write_text(p, trace_json(tl, meta))
     return p

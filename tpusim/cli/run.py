@@ -112,17 +112,17 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
     from ..results import write_result
 
     overrides = parse_sets(sets)
-    if trace_path is not None:
-        from ..trace_events import check_trace_path
-        if chips is not None or parallel is not None:
-            raise click.UsageError("--trace draws one chip's run; it does not go with --chips")
-        trace_path = check_trace_path(trace_path)
+    if trace_path is not None and (chips is not None or parallel is not None):
+        raise click.UsageError("--trace draws one chip's run; it does not go with --chips")
     if chips is not None or parallel is not None:
         return _sharded(config, workload, overrides, chips, parallel, batch, out_dir)
     out = out_dir or default_run_dir(config, workload, fmt=fmt, batch=batch, engine=engine,
                                      overrides=overrides, input_shapes=input_shapes,
                                      numerics=numerics)
     check_dir(out)
+    if trace_path is not None:
+        from ..trace_events import check_trace_path
+        trace_path = check_trace_path(trace_path, out)
     chip = mark_overrides(tpusim.load_config(config, **overrides), overrides)
     if input_shapes:
         from ..importers.onnx import parse_input_shapes
@@ -140,13 +140,17 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
                           overrides=overrides, argv=argv, out_dir=out,
                           options={"format": fmt, "batch": batch, "engine": engine,
                                    "input_shapes": list(input_shapes), "numerics": numerics})
-    timeline = None
+    timeline, extra = None, {}
     if trace_path is not None:   # built before anything is written: a failure leaves nothing
         from ..simulator import walk
         from ..timeline import build_timeline
+        from ..trace_events import in_dir, trace_json
         timeline = build_timeline(result, "blocks", walk)
-    written = write_result(result, out, html=not no_html, provenance=prov)
-    if timeline is not None:
+        if in_dir(trace_path, out):   # one of the run's files: replaced or removed with them
+            text = trace_json(timeline, {"run_id": prov["run_id"]})
+            extra[trace_path.name] = lambda p: p.write_text(text)
+    written = write_result(result, out, html=not no_html, provenance=prov, extra=extra)
+    if timeline is not None and not extra:
         from ..trace_events import write_trace
         write_trace(timeline, trace_path, {"run_id": prov["run_id"]})
     warning = coverage_warning(result)
