@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # in issue-target order; modules written on other branches may not be here yet
 MODULES = ["bench_scaling", "bench_columnar", "bench_startup", "bench_sweep",
-           "bench_generation", "bench_event", "bench_serve", "vs_scalesim"]
+           "bench_generation", "bench_event", "bench_serve", "bench_timeline", "vs_scalesim"]
 
 
 def ratio(row: dict) -> float:

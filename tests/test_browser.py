@@ -64,7 +64,7 @@ def pages(tmp_path_factory):
                            "--out", d / "roofline.html")
     assert code == 0, err
     out = {}
-    for name, path, plots in (("report", d / "run" / "report.html", 3),
+    for name, path, plots in (("report", d / "run" / "report.html", 4),
                               ("roofline", d / "roofline.html", 1)):
         text = path.read_text()
         hooked = d / f"{name}-hooked.html"
@@ -182,3 +182,34 @@ def drawn(px: np.ndarray) -> bool:
     not_white = (px < 235).any(axis=2).mean()
     colours = len(np.unique(px.reshape(-1, 3) // 16, axis=0))
     return bool(not_white > 0.02 and colours >= 8 and px.std() > 10)
+
+
+def test_report_timeline_draws_its_tracks(browser, pages, tmp_path):
+    """The report's timeline (the fourth plot) is drawn: bars on the resource tracks."""
+    path, _ = pages["report"]
+    res = run_browser(browser, tmp_path, "--dump-dom", path.as_uri())
+    assert page_errors(res.stdout) is None and not console_errors(res.stderr)
+    dom = res.stdout
+    tl = dom[dom.index('id="plot-3"'):]
+    assert "Timeline: mlp on tpu_v1" in tl
+    assert tl.count("trace bars") >= 4     # layers, MXU busy, stalls, HBM weights at least
+    for track in ("MXU 0", "vector unit", "stalls", "DDR3 weights", "DDR3 outputs"):
+        assert f">{track}<" in tl, track
+
+
+def test_timeline_screenshot_is_not_blank(browser, tmp_path):
+    """The block-level timeline alone on a page (what Result.timeline("blocks") shows)."""
+    import tpusim
+    from tpusim.html_page import figures_html, page
+    from tpusim.simulator import walk
+    from tpusim.timeline import build_timeline
+    from tpusim.timeline_plot import timeline_figure
+    r = tpusim.simulate("tpu_v1", "tpu_v1/mlp0")
+    p = tmp_path / "tl.html"
+    p.write_text(page("timeline", figures_html([timeline_figure(build_timeline(r, "blocks", walk))]))
+                 .replace("<head>", "<head>" + HOOK, 1))
+    res = run_browser(browser, tmp_path, "--dump-dom", p.as_uri())
+    assert page_errors(res.stdout) is None and not console_errors(res.stderr)
+    shot = tmp_path / "tl.png"
+    run_browser(browser, tmp_path, "--window-size=1200,900", f"--screenshot={shot}", p.as_uri())
+    assert drawn(png_pixels(shot.read_bytes()))

@@ -86,4 +86,4 @@ def test_report_does_not_import_plotly(tmp_path):
                          check=True)
     assert out.stdout.strip() == "[]"
     html = (tmp_path / "report.html").read_text()
-    assert html.count("plotly.js v") == 1 and html.count('class="plotly-graph-div"') == 3
+    assert html.count("plotly.js v") == 1 and html.count('class="plotly-graph-div"') == 4

@@ -77,7 +77,7 @@ def report_html(result: "Result") -> str:
     shares = ", ".join(f"{BOUND_LABELS[b]} {v:.0%}" for b, v in s["bound_share"].items() if v)
     figs = [roofline_chart(table, roofs, f"Roofline: {s['workload']} on {s['config']}"),
             time_per_layer_figure(result.layers, chip.clock_ghz),
-            energy_figure(s, result.layers)]
+            energy_figure(s, result.layers), _timeline(result)]
     divs = figures_html(figs)
     from .provenance import describe_chip  # from the resolved fields, never the preset's text
     sub = (f"{describe_chip(chip)} · format {s['format']} · batch {s['batch']} · "
@@ -92,9 +92,23 @@ def report_html(result: "Result") -> str:
         "<h2>Roofline</h2>", divs[0],
         "<h2>Time per layer</h2>", divs[1],
         "<h2>Energy</h2>", divs[2],
+        "<h2>Timeline</h2>", divs[3], f"<p class='note'>{html.escape(TIMELINE_NOTE)}</p>",
         "<h2>Heaviest layers</h2>", layer_table_html(table),
         "<h2>Assumptions</h2>", f"<ul class='note'>{assumptions}</ul>",
         f"<p class='note'>{html.escape(foot)}</p>"])
+
+
+TIMELINE_NOTE = ("Each layer's totals on each resource, in run order: the arrays (or the "
+                 "vector unit) busy, then their stalls by cause and the launch overhead, and "
+                 "the layer's HBM weights, inputs and outputs at full bandwidth; within a layer "
+                 "the order is not drawn here. `tpusim run ... --trace trace.json` writes every "
+                 "block of the model's schedule for ui.perfetto.dev.")
+
+
+def _timeline(result: "Result"):
+    from .timeline import build_timeline
+    from .timeline_plot import timeline_figure
+    return timeline_figure(build_timeline(result, "layers"))
 
 
 def roofline_page(fig, title: str, tables_html: list[str], notes: list[str]) -> str:

@@ -139,12 +139,14 @@ def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,
 
 
 def write_result(result: "Result", out_dir: str | Path, html: bool = True,
-                 provenance: dict[str, Any] | None = None) -> list[Path]:
+                 provenance: dict[str, Any] | None = None,
+                 extra: dict[str, Callable[[Path], None]] | None = None) -> list[Path]:
     """``layers.csv``, ``summary.json``, ``config.yaml`` and (unless ``html=False``)
     ``report.html``: all from this run, nothing of an earlier run left beside them.
 
     ``provenance`` (see :func:`tpusim.provenance.run_provenance`) goes into ``summary.json``;
-    without it the record holds the run id, the version and the resolved config."""
+    without it the record holds the run id, the version and the resolved config. ``extra``:
+    more files of the run (name: writer), written and recorded with the others."""
     from ._io import check_target
     from .errors import InputError
     from .provenance import config_yaml, run_summary
@@ -167,6 +169,7 @@ def write_result(result: "Result", out_dir: str | Path, html: bool = True,
     if html:
         from .report_pages import report_html
         files["report.html"] = lambda p: p.write_text(report_html(result))
+    files.update(extra or {})
     return write_all(files, out_dir, group="run", run_id=run_id, adopt=adopt)
 
 

@@ -75,6 +75,15 @@ class Result:
     def __repr__(self) -> str:
         return f"Result(config={self.config.name!r}, workload={self.workload.name!r})"
 
+    def timeline(self, detail: str = "layers"):
+        """A plotly figure of where the time goes, one track per resource (arrays, vector unit,
+        stalls by cause, HBM DMA per stream): each layer's totals (``detail="layers"``) or
+        every instance's block schedule (``"blocks"``, what ``run --trace`` writes)."""
+        if detail not in ("layers", "blocks"):
+            raise InputError("detail", None, detail, "allowed: layers|blocks")
+        from .timeline_plot import result_timeline
+        return result_timeline(self, detail, walk)
+
     def _repr_html_(self) -> str:
         """A notebook's view: the headline numbers in human units (no layer table)."""
         import html
@@ -136,7 +145,10 @@ def layer_time(chip: ChipConfig, layer: Layer, fmt: str, engine: str | None = No
 
 def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, carry: _Carry,
               path: str, cached: bool = False) -> dict[str, Any]:
-    """Metrics of one instance of ``layer``; updates ``carry`` for the next instance."""
+    """Metrics of one instance of ``layer``; updates ``carry`` for the next instance. The
+    ``_traffic``, ``_time`` and ``_idle`` entries (what :mod:`tpusim.timeline` draws the
+    instance's block schedule from) are not table columns."""
+    idle = carry.idle_bytes
     if layer.kind == "gemm":
         traffic, lt = _gemm(chip, layer, fmt, in_res, out_res, cached, carry, path)
     else:
@@ -176,6 +188,7 @@ def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, 
         "sram_input_bytes": traffic.sram_input_bytes,
         "sram_weight_bytes": traffic.sram_weight_bytes,
         "sram_output_bytes": traffic.sram_output_bytes, "note": traffic.note,
+        "_traffic": traffic, "_time": lt, "_idle": idle,
     }
 
 
@@ -217,6 +230,24 @@ def scale_batch(workload: Workload, batch: int) -> Workload:
     return dataclasses.replace(workload, layers=tuple(layers))
 
 
+def walk(chip: ChipConfig, wl: Workload, fmt_names: list[str], path: str):
+    """The reference path's rows in order: ``(layer, format, residency, variants)``, where
+    ``variants`` lists each distinct instance of the row as ``(how many, metrics)`` in the
+    order first timed (:func:`tpusim.layer_rules.run_instances`)."""
+    fmts = [get_format(f) for f in fmt_names]
+    for f in sorted(set(fmt_names)):
+        check_tile_fits(chip, get_format(f), chip.name)
+    residency = plan_residency(list(wl.layers), chip, fmts)
+    cached = plan_weight_cache(list(wl.layers), chip, fmts)
+    carry = _Carry()
+    for layer, fmt, res, cache in zip(wl.layers, fmts, residency, cached):
+        variants = []
+        for n, i, o in res.instances(layer.count):
+            variants += _run_instances(n, lambda: _instance(chip, layer, fmt, i, o, carry,
+                                                            path, cache), carry)
+        yield layer, fmt, res, variants
+
+
 def simulate(config: ChipConfig | str, workload: Workload | str, format: str | None = None,
              batch: int = 1, engine: str | None = None, core: str = "columnar") -> Result:
     """Simulate ``workload`` on ``config``. ``format`` forces every GEMM layer's datapath format;
@@ -245,20 +276,10 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
         return Result(config=chip, workload=wl, summary=summary, table=cols.table)
 
     fmt_names = [_resolve_format(l, chip, forced, source) for l in wl.layers]
-    fmts = [get_format(f) for f in fmt_names]
-    for f in sorted(set(fmt_names)):
-        check_tile_fits(chip, get_format(f), chip.name)
-    residency = plan_residency(list(wl.layers), chip, fmts)
-    cached = plan_weight_cache(list(wl.layers), chip, fmts)
     roofs = roofline.chip_roofs(chip, sorted(set(fmt_names)))
 
     rows = []
-    carry = _Carry()
-    for layer, fmt, res, cache in zip(wl.layers, fmts, residency, cached):
-        variants = []
-        for n, i, o in res.instances(layer.count):
-            variants += _run_instances(n, lambda: _instance(chip, layer, fmt, i, o, carry,
-                                                            path, cache), carry)
+    for layer, fmt, res, variants in walk(chip, wl, fmt_names, path):
         row = _average(variants, layer.count)
         row.update({"name": layer.name, "op": layer.op, "count": layer.count,
                     "kind": layer.kind, "fused": layer.fused,

@@ -82,8 +82,11 @@ def _throughput(result) -> tuple[str, str]:
               help="With --chips: tensor and data parallel degrees (default tp over all chips).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print summary.json on stdout instead of the table (messages go to stderr).")
+@click.option("--trace", "trace_path", default=None, metavar="FILE.json",
+              help="Also write the block-by-block timeline as a Chrome/Perfetto trace "
+                   "(open it in ui.perfetto.dev).")
 def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shapes,
-        numerics, chips, parallel, as_json):
+        numerics, chips, parallel, as_json, trace_path):
     """Simulate WORKLOAD on chip CONFIG; write layers.csv, summary.json, config.yaml, report.html.
 
     summary.json records the resolved config, the overrides, the command line, the version and
@@ -100,6 +103,7 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
       tpusim run tpu_v4 bert_base --format bf16 --set array.rows=256 --out results/v4
       tpusim run scale.cfg Resnet18.csv
       tpusim run tpu_v5e llama2_70b_decode.csv --chips 8 --parallel tp=8
+      tpusim run tpu_v4 resnet50 --trace trace.json
     """
     import tpusim
     from .._io import check_dir
@@ -108,12 +112,17 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
     from ..results import write_result
 
     overrides = parse_sets(sets)
+    if trace_path is not None and (chips is not None or parallel is not None):
+        raise click.UsageError("--trace draws one chip's run; it does not go with --chips")
     if chips is not None or parallel is not None:
         return _sharded(config, workload, overrides, chips, parallel, batch, out_dir)
     out = out_dir or default_run_dir(config, workload, fmt=fmt, batch=batch, engine=engine,
                                      overrides=overrides, input_shapes=input_shapes,
                                      numerics=numerics)
     check_dir(out)
+    if trace_path is not None:
+        from ..trace_events import check_trace_path
+        trace_path = check_trace_path(trace_path, out)
     chip = mark_overrides(tpusim.load_config(config, **overrides), overrides)
     if input_shapes:
         from ..importers.onnx import parse_input_shapes
@@ -131,15 +140,31 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
                           overrides=overrides, argv=argv, out_dir=out,
                           options={"format": fmt, "batch": batch, "engine": engine,
                                    "input_shapes": list(input_shapes), "numerics": numerics})
-    written = write_result(result, out, html=not no_html, provenance=prov)
+    timeline, extra = None, {}
+    if trace_path is not None:   # built before anything is written: a failure leaves nothing
+        from ..simulator import walk
+        from ..timeline import build_timeline
+        from ..trace_events import in_dir, trace_json
+        timeline = build_timeline(result, "blocks", walk)
+        if in_dir(trace_path, out):   # one of the run's files: replaced or removed with them
+            text = trace_json(timeline, {"run_id": prov["run_id"]})
+            extra[trace_path.name] = lambda p: p.write_text(text)
+    written = write_result(result, out, html=not no_html, provenance=prov, extra=extra)
+    if timeline is not None and not extra:
+        from ..trace_events import write_trace
+        write_trace(timeline, trace_path, {"run_id": prov["run_id"]})
     warning = coverage_warning(result)
     if warning:
         click.echo(f"tpusim: {warning}", err=True)
     if as_json:
         click.echo((out / "summary.json").read_text(), nl=False)
         click.echo(f"wrote {out}/" + ", ".join(Path(p).name for p in written), err=True)
+        if timeline is not None:
+            click.echo(f"wrote {trace_path} (open it in ui.perfetto.dev)", err=True)
         return
     print_summary(result, out, written)
+    if timeline is not None:
+        click.echo(f"wrote {trace_path} (open it in ui.perfetto.dev)")
     if numerics and result.layers["gemm_rel_error"].notna().any():
         worst = result.layers.loc[result.layers["gemm_rel_error"].idxmax()]
         click.echo(f"numerics: worst GEMM error {worst['gemm_rel_error']:.3g} "
