@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import simpy
 
 from .kvcache import BlockManager
@@ -36,6 +37,7 @@ class _Req:
     first_s: float = math.nan
     done_s: float = math.nan
     preempted: int = 0
+    pos: int = 0               # index among the run's records
 
     @property
     def blocks(self) -> int:
@@ -57,6 +59,11 @@ class Outcome:
 
 
 class Engine:
+    """The scheduler and the step loop (module docstring). The running decodes are kept as
+    arrays over the batch (record index, tokens computed and generated, output length, blocks
+    taken and held), so a step's bookkeeping is a few array operations whatever its batch; a
+    request's :class:`_Req` is brought up to date when it leaves the batch."""
+
     def __init__(self, timer: StepTimer, kv: BlockManager, max_batch: int = 256,
                  chunked_prefill: int | None = None):
         self.timer, self.kv = timer, kv
@@ -66,9 +73,10 @@ class Engine:
         env = simpy.Environment()
         self.env = env
         self.waiting: list[_Req] = []
-        self.running: list[_Req] = []          # decoding, in admission order
         self.prefilling: _Req | None = None
         self.records = [_Req(r) for r in requests]
+        self.outs = np.array([r.output_tokens for r in requests], dtype=np.int64)
+        self._set_batch(np.zeros(0, dtype=np.int64))   # decoding, in admission order
         self.n_in, self.area, self.last_t = 0, 0.0, 0.0
         self.preemptions = self.steps = self.hits = 0
         self.util: list[tuple[float, float]] = []
@@ -78,8 +86,41 @@ class Engine:
         done = env.process(self._loop())
         env.run(until=done if duration is None else min_event(env, done, duration))
         self._count(0)
+        self._sync(np.arange(len(self.idx)))
         return Outcome(self.records, env.now, self.area, self.preemptions, self.steps,
                        self.util, self.kv.total, self.hits)
+
+    # ------------------------------------------------------------------ the running batch
+
+    def _set_batch(self, idx, computed=None, generated=None, taken=None, held=None) -> None:
+        """The running batch as arrays: these records' fields (taken from them if not given)."""
+        self.idx = idx
+
+        def col(v, f):
+            return v if v is not None else np.array(
+                [getattr(self.records[i], f) for i in idx.tolist()], dtype=np.int64)
+        self.comp, self.gen = col(computed, "computed"), col(generated, "generated")
+        self.taken, self.held = col(taken, "taken"), col(held, "held")
+        self.out = self.outs[idx]
+
+    def _sync(self, pos) -> None:
+        """Write the batch's arrays at positions ``pos`` back to their records."""
+        for j in np.asarray(pos).tolist():
+            r = self.records[int(self.idx[j])]
+            r.computed, r.generated, r.taken = (int(self.comp[j]), int(self.gen[j]),
+                                                int(self.taken[j]))
+
+    def _keep(self, mask) -> None:
+        self._set_batch(self.idx[mask], self.comp[mask], self.gen[mask], self.taken[mask],
+                        self.held[mask])
+
+    def _append(self, r: _Req) -> None:
+        one = np.array([r.pos], dtype=np.int64)
+        self._set_batch(np.concatenate([self.idx, one]),
+                        np.append(self.comp, r.computed), np.append(self.gen, r.generated),
+                        np.append(self.taken, r.taken), np.append(self.held, r.held))
+
+    # ------------------------------------------------------------------ events
 
     def _count(self, delta: int) -> None:
         now = self.env.now
@@ -88,11 +129,11 @@ class Engine:
 
     def _arrivals(self):
         env = self.env
-        for r in self.records:
+        for i, r in enumerate(self.records):
             if r.req.arrival_s > env.now:
                 yield env.timeout(r.req.arrival_s - env.now)
             self._count(+1)
-            r.target = r.req.input_tokens
+            r.target, r.pos = r.req.input_tokens, i
             self.waiting.append(r)
             if not self.wake.triggered:
                 self.wake.succeed()
@@ -124,11 +165,23 @@ class Engine:
         self.preemptions += 1
         self.waiting.insert(0, r)
 
-    def _schedule(self):
-        """The step's decodes and prefill chunk (module docstring)."""
-        run, blk = self.running, self.kv.block
+    def _blocks_for_decodes(self) -> None:
+        """A decode adds one token: at most one new block each. When the free blocks cover
+        every decode that needs one, all take theirs at once; else in admission order, each
+        shortfall preempting the youngest running request (the one short itself when it is
+        the youngest)."""
+        need = self.comp + 1 > (self.taken + self.held) * self.kv.block
+        n = int(np.count_nonzero(need))
+        if not n:
+            return
+        if self.kv.take(n):
+            self.taken = self.taken + need
+            return
+        self._sync(np.arange(len(self.idx)))
+        run = [self.records[i] for i in self.idx.tolist()]
+        blk = self.kv.block
         i = 0
-        while i < len(run):            # a decode adds one token: at most one new block
+        while i < len(run):
             r = run[i]
             if r.computed + 1 > (r.taken + r.held) * blk:
                 while not self.kv.take(1):
@@ -142,9 +195,14 @@ class Engine:
                     continue
                 break
             i += 1
-        decodes = list(run)
+        self._set_batch(np.array([r.pos for r in run], dtype=np.int64))
+
+    def _schedule(self):
+        """The step's prefill chunk, after the decodes' blocks (module docstring)."""
+        self._blocks_for_decodes()
+        decodes = len(self.idx)
         p = self.prefilling
-        if p is None and self.waiting and len(self.running) < self.max_batch:
+        if p is None and self.waiting and decodes < self.max_batch:
             p = self.waiting[0]
             prefix = min(p.req.prefix_tokens, p.target - 1)
             p.held = self.kv.hit_prefix(p.req.prefix, prefix)
@@ -154,7 +212,7 @@ class Engine:
         if p is not None:
             chunk = p.target - p.computed
             if self.chunk:
-                chunk = min(chunk, self.chunk - len(decodes))
+                chunk = min(chunk, self.chunk - decodes)
             if chunk > 0 and self._grow(p, p.computed + chunk):
                 if p is not self.prefilling:
                     self.waiting.pop(0)
@@ -172,21 +230,24 @@ class Engine:
         while self.left:
             decodes, p, chunk = self._schedule()
             if not decodes and p is None:
-                if self.running or self.prefilling:
+                if self.prefilling:
                     raise RuntimeError("scheduler stalled with work in hand")  # a bug, not input
                 self.wake = env.event()
                 yield self.wake
                 continue
-            lat = self.timer.latency([r.computed + 1 for r in decodes], chunk,
-                                     (p.computed + chunk) if p else 0)
+            lat = self.timer.latency(self.comp + 1, chunk, (p.computed + chunk) if p else 0)
             yield env.timeout(lat)
             self.steps += 1
-            for r in decodes:
-                r.computed += 1
-                r.generated += 1
-                if r.generated >= r.req.output_tokens:
-                    self.running.remove(r)
-                    self._finish(r)
+            if decodes:
+                self.comp = self.comp + 1
+                self.gen = self.gen + 1
+                done = self.gen >= self.out
+                if done.any():
+                    pos = np.flatnonzero(done)
+                    self._sync(pos)
+                    for j in pos.tolist():
+                        self._finish(self.records[int(self.idx[j])])
+                    self._keep(~done)
             if p is not None:
                 p.computed += chunk
                 if p.computed >= p.target:
@@ -199,7 +260,7 @@ class Engine:
                     if p.generated >= p.req.output_tokens:
                         self._finish(p)
                     else:
-                        self.running.append(p)
+                        self._append(p)
             self.util.append((env.now, self.kv.used / self.kv.total))
 
 
