@@ -44,6 +44,10 @@ class _Req:
         return self.taken + self.held
 
 
+_ROWS = ("request", "computed", "generated", "output", "taken", "held", "capacity")
+_IDX, _COMP, _GEN, _OUT, _TAKEN, _HELD, _CAP = range(len(_ROWS))
+
+
 @dataclass
 class Outcome:
     """What a run leaves: per-request records and the engine's own counters."""
@@ -75,8 +79,7 @@ class Engine:
         self.waiting: list[_Req] = []
         self.prefilling: _Req | None = None
         self.records = [_Req(r) for r in requests]
-        self.outs = np.array([r.output_tokens for r in requests], dtype=np.int64)
-        self._set_batch(np.zeros(0, dtype=np.int64))   # decoding, in admission order
+        self._set_batch([])                     # decoding, in admission order
         self.n_in, self.area, self.last_t = 0, 0.0, 0.0
         self.preemptions = self.steps = self.hits = 0
         self.util: list[tuple[float, float]] = []
@@ -86,39 +89,37 @@ class Engine:
         done = env.process(self._loop())
         env.run(until=done if duration is None else min_event(env, done, duration))
         self._count(0)
-        self._sync(np.arange(len(self.idx)))
+        self._sync(np.arange(self.n))
         return Outcome(self.records, env.now, self.area, self.preemptions, self.steps,
                        self.util, self.kv.total, self.hits)
 
     # ------------------------------------------------------------------ the running batch
 
-    def _set_batch(self, idx, computed=None, generated=None, taken=None, held=None) -> None:
-        """The running batch as arrays: these records' fields (taken from them if not given)."""
-        self.idx = idx
-
-        def col(v, f):
-            return v if v is not None else np.array(
-                [getattr(self.records[i], f) for i in idx.tolist()], dtype=np.int64)
-        self.comp, self.gen = col(computed, "computed"), col(generated, "generated")
-        self.taken, self.held = col(taken, "taken"), col(held, "held")
-        self.out = self.outs[idx]
-
-    def _sync(self, pos) -> None:
-        """Write the batch's arrays at positions ``pos`` back to their records."""
-        for j in np.asarray(pos).tolist():
-            r = self.records[int(self.idx[j])]
-            r.computed, r.generated, r.taken = (int(self.comp[j]), int(self.gen[j]),
-                                                int(self.taken[j]))
-
-    def _keep(self, mask) -> None:
-        self._set_batch(self.idx[mask], self.comp[mask], self.gen[mask], self.taken[mask],
-                        self.held[mask])
+    def _set_batch(self, recs: list[_Req]) -> None:
+        """The running batch, ``self.B[:, :self.n]``: one column per request in admission order,
+        rows ``_ROWS`` (the blocks' capacity in tokens kept with them)."""
+        self.B = np.zeros((len(_ROWS), self.max_batch + 1), dtype=np.int64)
+        self.n = 0
+        for r in recs:
+            self._append(r)
 
     def _append(self, r: _Req) -> None:
-        one = np.array([r.pos], dtype=np.int64)
-        self._set_batch(np.concatenate([self.idx, one]),
-                        np.append(self.comp, r.computed), np.append(self.gen, r.generated),
-                        np.append(self.taken, r.taken), np.append(self.held, r.held))
+        self.B[:, self.n] = (r.pos, r.computed, r.generated, r.req.output_tokens, r.taken,
+                             r.held, (r.taken + r.held) * self.kv.block)
+        self.n += 1
+
+    def _sync(self, pos) -> None:
+        """Write the batch's columns ``pos`` back to their records."""
+        B = self.B
+        for j in np.asarray(pos).tolist():
+            r = self.records[int(B[_IDX, j])]
+            r.computed, r.generated, r.taken = (int(B[_COMP, j]), int(B[_GEN, j]),
+                                                int(B[_TAKEN, j]))
+
+    def _keep(self, mask) -> None:
+        m = int(np.count_nonzero(mask))
+        self.B[:, :m] = self.B[:, :self.n][:, mask]
+        self.n = m
 
     # ------------------------------------------------------------------ events
 
@@ -170,15 +171,17 @@ class Engine:
         every decode that needs one, all take theirs at once; else in admission order, each
         shortfall preempting the youngest running request (the one short itself when it is
         the youngest)."""
-        need = self.comp + 1 > (self.taken + self.held) * self.kv.block
+        b = self.B[:, :self.n]
+        need = b[_COMP] + 1 > b[_CAP]
         n = int(np.count_nonzero(need))
         if not n:
             return
         if self.kv.take(n):
-            self.taken = self.taken + need
+            b[_TAKEN] += need
+            b[_CAP] += need * self.kv.block
             return
-        self._sync(np.arange(len(self.idx)))
-        run = [self.records[i] for i in self.idx.tolist()]
+        self._sync(np.arange(self.n))
+        run = [self.records[i] for i in b[_IDX].tolist()]
         blk = self.kv.block
         i = 0
         while i < len(run):
@@ -195,12 +198,12 @@ class Engine:
                     continue
                 break
             i += 1
-        self._set_batch(np.array([r.pos for r in run], dtype=np.int64))
+        self._set_batch(run)
 
     def _schedule(self):
         """The step's prefill chunk, after the decodes' blocks (module docstring)."""
         self._blocks_for_decodes()
-        decodes = len(self.idx)
+        decodes = self.n
         p = self.prefilling
         if p is None and self.waiting and decodes < self.max_batch:
             p = self.waiting[0]
@@ -235,18 +238,18 @@ class Engine:
                 self.wake = env.event()
                 yield self.wake
                 continue
-            lat = self.timer.latency(self.comp + 1, chunk, (p.computed + chunk) if p else 0)
+            b = self.B[:, :decodes]
+            lat = self.timer.latency(b[_COMP] + 1, chunk, (p.computed + chunk) if p else 0)
             yield env.timeout(lat)
             self.steps += 1
             if decodes:
-                self.comp = self.comp + 1
-                self.gen = self.gen + 1
-                done = self.gen >= self.out
+                b[_COMP:_GEN + 1] += 1
+                done = b[_GEN] >= b[_OUT]
                 if done.any():
                     pos = np.flatnonzero(done)
                     self._sync(pos)
-                    for j in pos.tolist():
-                        self._finish(self.records[int(self.idx[j])])
+                    for j in b[_IDX, pos].tolist():
+                        self._finish(self.records[j])
                     self._keep(~done)
             if p is not None:
                 p.computed += chunk
