@@ -43,8 +43,10 @@ class Setup:
 def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "bf16",
           kv_dtype: str = "bf16", kv_block: int = 16, max_batch: int = 256,
           chunked_prefill: int | None = None, max_prompt: int = 2048, hbm_scale: float = 1.0,
-          buckets: tuple[int, int, int] = (16, 16, 128)) -> Setup:
-    """The step model, its timer and the KV capacity for ``model`` on ``chips`` chips."""
+          exact: bool = False, rtol: float = 1e-3) -> Setup:
+    """The step model, its timer and the KV capacity for ``model`` on ``chips`` chips;
+    ``exact``: every step costed by its own ragged trace (slow), else from the timer's tables
+    refined to ``rtol`` (:mod:`tpusim.serve.timer`)."""
     tp = chips if tp is None else tp
     for name, v in (("--chips", chips), ("--max-batch", max_batch)):
         if not isinstance(v, int) or v < 1:
@@ -61,14 +63,15 @@ def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "
     step_tokens = chunked_prefill or (max_batch + max_prompt)
     budget = kv_blocks(cost.chip, cost.full, tp, weights, kv_dtype, kv_block, step_tokens,
                        max_batch, hbm_scale)
-    timer = StepTimer(cost, *buckets)
+    timer = StepTimer(cost, exact=exact, rtol=rtol)
     notes = [f"{cost.full.name} on {chips} x {cost.chip.name}, TP={tp}, weights {weights}, "
              f"KV {kv_dtype}, block {kv_block} tokens",
              f"per chip: weights {budget.weight_bytes / 2**30:.3g} GiB, activations "
              f"{budget.activation_bytes / 2**30:.3g} GiB, KV {budget.blocks} blocks of "
              f"{budget.block_bytes / 2**20:.3g} MiB",
              f"max batch {max_batch}, chunked prefill "
-             f"{chunked_prefill or 'off'}; step latency on a grid (batch, prefill tokens, KV) = {buckets}"]
+             f"{chunked_prefill or 'off'}; step latency "
+             + ("exact per step" if exact else f"from per-part tables refined to {rtol:g}")]
     return Setup(cost, timer, budget.blocks, notes)
 
 
@@ -85,6 +88,9 @@ def serve(st: Setup, requests: Sequence[Request], rates: Sequence[float] | None 
         if r.input_tokens + r.output_tokens > cap:
             raise InputError("requests", f"request {r.rid}", r.input_tokens + r.output_tokens,
                              f"tokens must fit the KV cache ({cap} tokens on these chips)")
+    prompt = max((r.input_tokens for r in requests), default=1)
+    longest = max((r.input_tokens + r.output_tokens for r in requests), default=1)
+    st.timer.prepare(min(max_batch + prompt, chunked_prefill or math.inf), max_batch, longest)
     runs = []
     for rate in (rates or [None]):
         reqs = list(requests) if rate is None else with_arrivals(list(requests),
