@@ -22,6 +22,7 @@ from .engine import Engine, StepTimer
 from .kvcache import BlockManager, kv_blocks
 from .metrics import request_table, saturation, summarise
 from .requests import Request, check_rate, with_arrivals
+from .shapes import StepShapes
 from .tp import ShardedStepCost
 
 
@@ -78,9 +79,16 @@ def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "
 def serve(st: Setup, requests: Sequence[Request], rates: Sequence[float] | None = None,
           kv_block: int = 16, max_batch: int = 256, chunked_prefill: int | None = None,
           prefix_caching: bool = False, duration: float | None = None,
-          seed: int = 0, offered: float | None = None) -> list[ServeRun]:
+          seed: int = 0, offered: float | None = None,
+          shapes: StepShapes = StepShapes()) -> list[ServeRun]:
     """Serve ``requests`` (arrivals as given, or re-timed at each of ``rates``); ``offered``:
-    the rate the given arrivals were drawn at, for the labels (None: inf)."""
+    the rate the given arrivals were drawn at, for the labels (None: inf); ``shapes``: how the
+    engine pads its steps (:mod:`tpusim.serve.shapes`)."""
+    if chunked_prefill and shapes.prefill_chunks:
+        raise InputError("--prefill-chunks", None, ",".join(map(str, shapes.prefill_chunks)),
+                         "give --chunked-prefill or --prefill-chunks, not both")
+    if shapes.fixed_batch and st.timer.exact:
+        raise InputError("--fixed-batch", None, True, "padding the batch needs the table timer")
     if duration is not None and not (duration > 0):
         raise InputError("--duration", None, duration, "a time > 0 (seconds)")
     cap = st.blocks * kv_block
@@ -90,13 +98,14 @@ def serve(st: Setup, requests: Sequence[Request], rates: Sequence[float] | None 
                              f"tokens must fit the KV cache ({cap} tokens on these chips)")
     prompt = max((r.input_tokens for r in requests), default=1)
     longest = max((r.input_tokens + r.output_tokens for r in requests), default=1)
+    prompt = max(prompt, shapes.chunk_for(prompt) or 0)
     st.timer.prepare(min(max_batch + prompt, chunked_prefill or math.inf), max_batch, longest)
     runs = []
     for rate in (rates or [None]):
         reqs = list(requests) if rate is None else with_arrivals(list(requests),
                                                                  check_rate(rate), seed)
         eng = Engine(st.timer, BlockManager(st.blocks, kv_block, prefix_caching), max_batch,
-                     chunked_prefill)
+                     chunked_prefill, shapes)
         out = eng.run(reqs, duration)
         table = request_table(out)
         s = summarise(out, table)

@@ -7,7 +7,9 @@ request, else the oldest waiting one if a batch slot (``max_batch``) and its KV 
 Without ``chunked_prefill`` a prompt is prefilled whole; with it, a step's tokens (decodes plus
 the chunk) stay within that budget. A decode that needs a KV block when none is free preempts
 the youngest running request (recompute), counted. Assumption: one prefill per step (packing
-several short prompts into one step's budget is not modelled).
+several short prompts into one step's budget is not modelled). :mod:`tpusim.serve.shapes` pads
+steps as a compiled engine does (prompt chunks, a fixed decode batch, attention blocks) and can
+hold decodes back while prompts are prefilled (JetStream's offline policy).
 
 Step latency is :class:`~tpusim.serve.timer.StepTimer`'s: every decode sequence's attention at its
 own KV length, the rest of the step shared by the batch.
@@ -22,6 +24,7 @@ import simpy
 
 from .kvcache import BlockManager
 from .requests import Request
+from .shapes import StepShapes
 from .timer import StepTimer
 
 
@@ -69,8 +72,8 @@ class Engine:
     request's :class:`_Req` is brought up to date when it leaves the batch."""
 
     def __init__(self, timer: StepTimer, kv: BlockManager, max_batch: int = 256,
-                 chunked_prefill: int | None = None):
-        self.timer, self.kv = timer, kv
+                 chunked_prefill: int | None = None, shapes: StepShapes = StepShapes()):
+        self.timer, self.kv, self.shapes = timer, kv, shapes
         self.max_batch, self.chunk = max_batch, chunked_prefill
 
     def run(self, requests: list[Request], duration: float | None = None) -> Outcome:
@@ -201,11 +204,16 @@ class Engine:
         self._set_batch(run)
 
     def _schedule(self):
-        """The step's prefill chunk, after the decodes' blocks (module docstring)."""
-        self._blocks_for_decodes()
-        decodes = self.n
+        """The step's prefill chunk, after the decodes' blocks (module docstring); decodes held
+        back (``shapes.decode_hold``) while a prompt is prefilled and few slots are filled."""
+        sh = self.shapes
+        hold = bool(sh.decode_hold and self.n <= sh.decode_hold * self.max_batch and (
+            self.prefilling is not None or (self.waiting and self.n < self.max_batch)))
+        if not hold:
+            self._blocks_for_decodes()
+        decodes = 0 if hold else self.n
         p = self.prefilling
-        if p is None and self.waiting and decodes < self.max_batch:
+        if p is None and self.waiting and self.n < self.max_batch:
             p = self.waiting[0]
             prefix = min(p.req.prefix_tokens, p.target - 1)
             p.held = self.kv.hit_prefix(p.req.prefix, prefix)
@@ -216,6 +224,8 @@ class Engine:
             chunk = p.target - p.computed
             if self.chunk:
                 chunk = min(chunk, self.chunk - decodes)
+            if sh.prefill_chunks:
+                chunk = min(chunk, sh.chunk_for(p.target))
             if chunk > 0 and self._grow(p, p.computed + chunk):
                 if p is not self.prefilling:
                     self.waiting.pop(0)
@@ -226,7 +236,22 @@ class Engine:
                     self.hits -= p.computed
                     p.held = p.computed = 0
                 p, chunk = None, 0
+        if hold and p is None:                    # nothing to hold them for
+            self._blocks_for_decodes()
+            decodes = self.n
         return decodes, p, chunk
+
+    def _latency(self, decodes: int, p: _Req | None, chunk: int) -> float:
+        """The step's latency as the engine's shapes pad it (:mod:`tpusim.serve.shapes`)."""
+        sh = self.shapes
+        kv = self.B[_COMP, :decodes] + 1
+        if sh.attention_block > 1:
+            kv = -(-kv // sh.attention_block) * sh.attention_block
+        tokens = chunk
+        if p is not None and sh.prefill_chunks:
+            tokens = sh.chunk_for(p.target)
+        batch = self.max_batch if sh.fixed_batch and decodes else 0
+        return self.timer.latency(kv, tokens, (p.computed + tokens) if p else 0, batch)
 
     def _loop(self):
         env = self.env
@@ -239,8 +264,7 @@ class Engine:
                 yield self.wake
                 continue
             b = self.B[:, :decodes]
-            lat = self.timer.latency(b[_COMP] + 1, chunk, (p.computed + chunk) if p else 0)
-            yield env.timeout(lat)
+            yield env.timeout(self._latency(decodes, p, chunk))
             self.steps += 1
             if decodes:
                 b[_COMP:_GEN + 1] += 1

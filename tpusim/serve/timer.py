@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..errors import InputError
 from ..step_trace import _ATTENTION, _attention_rows
 
 _HEAD = ("final_norm", "lm_head")
@@ -217,10 +218,16 @@ class StepTimer:
         a0, a1 = pre[(p, k0)], pre[(p, k1)]
         return a0 if k1 == k0 else a0 + (max(kv, p) - k0) / (k1 - k0) * (a1 - a0)
 
-    def latency(self, kv: Sequence[int], prefill: int = 0, prefill_kv: int = 0) -> float:
+    def latency(self, kv: Sequence[int], prefill: int = 0, prefill_kv: int = 0,
+                batch: int = 0) -> float:
         """The step of decode sequences at KV lengths ``kv`` (each its new token included) and a
-        prefill chunk of ``prefill`` tokens attending to ``prefill_kv`` keys (module docstring)."""
+        prefill chunk of ``prefill`` tokens attending to ``prefill_kv`` keys (module docstring);
+        ``batch``: the rows that do not depend on KV run at least this many decode tokens (a
+        fixed compiled batch, its idle slots' attention skipped)."""
         if self.exact:
+            if batch > len(kv):
+                raise InputError("--fixed-batch", None, batch,
+                                 "padding the batch needs the table timer (exact=False)")
             key = (tuple(sorted(int(k) for k in kv)), prefill, prefill_kv)
             lat = self.memo.get(key)
             if lat is None:
@@ -229,7 +236,7 @@ class StepTimer:
             return lat
         kv = np.asarray(kv, dtype=np.int64)
         b = len(kv)
-        t, s = b + prefill, b + (1 if prefill else 0)
+        t, s = max(b, batch) + prefill, max(b, batch) + (1 if prefill else 0)
         lats = self._latencies
         lat = float(self.body.at(t, t, lats)[t]) + float(self.head.at(s, s, lats)[s])
         if b:
