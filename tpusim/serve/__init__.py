@@ -5,7 +5,8 @@ paged KV cache and tensor-parallel steps, timed by the first-principles step cos
 :class:`ServeRun` per rate; :func:`write_outputs` writes ``requests.csv``, ``serve.json`` and
 ``report.html``. Modules: ``requests`` (traffic), ``kvcache`` (blocks and capacity), ``tp``
 (sharded steps and all-reduces), ``timer`` (step latency, ragged batches per sequence),
-``engine`` (the simpy simulation), ``metrics``, ``report``.
+``engine`` (the simpy simulation), ``shapes`` (padding as a compiled engine does), ``metrics``,
+``report``.
 """
 from __future__ import annotations
 
