@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from tpusim.generation import generate
@@ -65,7 +66,7 @@ def test_duration_reports_unfinished(st):
 
 
 def test_single_request_is_prefill_plus_decode_steps():
-    st = setup(CHIP, MODEL, buckets=(1, 1, 1))
+    st = setup(CHIP, MODEL, exact=True)
     r = serve(st, [Request(0, 0.5, 37, 10)])[0].table.iloc[0]
     g = generate(CHIP, MODEL, prompt=37, steps=9, cost=st.cost)
     assert r["ttft_s"] == pytest.approx(g.prefill.latency_s, rel=1e-12)
@@ -105,7 +106,7 @@ def test_deterministic_for_a_seed(st):
 
 
 def test_prefix_caching_skips_shared_blocks():
-    st = setup(CHIP, MODEL, buckets=(1, 1, 1))
+    st = setup(CHIP, MODEL, exact=True)
     reqs = [Request(0, 0.0, 100, 2, "sys", 70), Request(1, 1.0, 100, 2, "sys", 70)]
     on = serve(st, reqs, prefix_caching=True)[0]
     off = serve(st, reqs)[0]
@@ -297,17 +298,49 @@ def test_ragged_batch_costs_each_sequence_at_its_own_kv():
                + c.step([int(mean) + 1] * 30).latency_s * f)
     assert abs(at_mean / exact - 1) > 0.05
     assert t.latency(kv) == pytest.approx(exact, rel=0.005)
-    assert t.ragged([150, 150, 150], [(1.0, 3, 150)]) == pytest.approx(0.0, abs=1e-18)
+    # three sequences at one KV length are one batched attention row, as in the exact step
+    rows = c._evaluate([c._layer(r) for r in t._attention_rows(1, 150, 3)], 0).latency_s
+    assert t.decode_attention(np.array([150, 150, 150])) == pytest.approx(rows, rel=1e-12)
     # the exact timer is the step's own ragged trace
-    exact_timer = setup(CHIP, MODEL, buckets=(1, 1, 1)).timer
+    exact_timer = setup(CHIP, MODEL, exact=True).timer
     assert exact_timer.latency([100, 200]) == exact_timer.cost.step([100, 200]).latency_s
 
 
-def test_timer_grid_equals_the_step_model():
-    # on grid points the columnar evaluation equals StepCostModel.step (= simulate())
-    for tp in (1, 8):
-        st = setup(CHIP, "llama2_7b", chips=tp)
-        c, t = st.cost, st.timer
-        assert t.latency([128] * 16) == pytest.approx(c.step([128] * 16).latency_s, rel=1e-12)
-        assert t.latency([256] * 4, 64, 128) == pytest.approx(
-            c.step([256] * 4, 64, 128).latency_s, rel=1e-12)
+@pytest.mark.parametrize("tp", [1, 8])
+def test_timer_tables_against_the_step_model(tp):
+    st = setup(CHIP, "llama2_7b", chips=tp)
+    c, t = st.cost, st.timer
+    # at a fold's ends the body table is the exact cost of those rows (+ the all-reduces)
+    for x in (128, 129):
+        t.latency([1] * (x - 64), 64, 64)
+        rows = c._evaluate([c._layer(r) for r in t._body_rows(x)], x).latency_s
+        extra = c.reduce_s(x) if tp > 1 else 0.0
+        assert t.body.table[x] == pytest.approx(rows + extra, rel=1e-12)
+    # whole ragged steps, with and without a prefill chunk, within 0.5% of the exact step
+    rng = np.random.default_rng(4)
+    for p in (0, 219, 37):
+        kv = rng.integers(220, 700, 90).tolist()
+        exact = c.step(kv, p, (p + 300 if p == 37 else p) if p else None).latency_s
+        assert t.latency(kv, p, p + 300 if p == 37 else p) == pytest.approx(exact, rel=0.005)
+
+
+def test_fold_curve_is_exact_at_fold_ends_and_refines_kinks():
+    from tpusim.serve.timer import FoldCurve, build
+    w, rtol = 16, 1e-3
+
+    def f(x):   # a kink at 37 and a jump between folds, linear otherwise
+        return max(1.0 + 0.01 * x, 0.2 * x - 6.0) + 0.5 * ((x - 1) // w)
+    calls = []
+
+    def latencies(rows):
+        calls.append(len(rows))
+        return [f(r[0]) for r in rows]
+    curve = FoldCurve(lambda x: [x], None, w, rtol)
+    curve.at(1, 100, latencies)
+    xs = np.arange(1, 113)
+    got, want = curve.table[1:113], np.array([f(x) for x in xs])
+    ends = [x for x in xs if x % w in (0, 1)]
+    assert np.array_equal(got[np.array(ends) - 1], want[np.array(ends) - 1])
+    assert np.max(np.abs(got / want - 1)) <= 2 * rtol
+    # a straight fold costs its two ends and the midpoint; the kinked one is refined
+    assert curve.evaluated < 7 * 3 + 2 * 4 and len(calls) <= 5

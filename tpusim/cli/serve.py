@@ -43,12 +43,27 @@ def _tp(text: str | None) -> int | None:
 @click.option("--rate", default=None, help="Poisson arrivals, requests/s; inf: all at t=0 "
               "(default: the file's arrivals, or inf).")
 @click.option("--rates", default=None, help="Comma list of rates: a throughput-latency curve.")
-@click.option("--max-batch", type=int, default=256, show_default=True,
-              help="Sequences in flight (vLLM's max_num_seqs).")
-@click.option("--kv-block", type=int, default=16, show_default=True, help="Tokens per KV block.")
+@click.option("--max-batch", type=int, default=None,
+              help="Sequences in flight (vLLM's max_num_seqs; default 256, 160 with --jetstream).")
+@click.option("--kv-block", type=int, default=None,
+              help="Tokens per KV block (default 16, 128 with --jetstream).")
 @click.option("--chunked-prefill", type=int, default=None,
               help="Token budget per step (decodes + a prefill chunk); default: whole prompts.")
 @click.option("--prefix-caching", is_flag=True, help="Reuse cached KV blocks of shared prefixes.")
+@click.option("--prefill-chunks", default=None, metavar="N1,N2,..",
+              help="Prefill prompts in chunks of the smallest size that holds them (else the "
+                   "largest), each padded to its size.")
+@click.option("--fixed-batch", is_flag=True,
+              help="A step with decodes runs all --max-batch slots (a compiled static batch).")
+@click.option("--attention-block", type=int, default=None,
+              help="Decode attention reads KV in blocks of this many keys (default 1: exactly).")
+@click.option("--decode-hold", type=float, default=None,
+              help="Hold decodes while a prompt is prefilled unless more than this fraction "
+                   "of slots hold one (default 0).")
+@click.option("--jetstream", is_flag=True,
+              help="JetStream's documented engine: 160 slots, 128-token pages, prefill chunks "
+                   "128,256,512,1024, fixed batch, 512-key attention blocks, decode hold 0.95 "
+                   "(each overridable).")
 @click.option("--duration", type=float, default=None, help="Stop after this many simulated s.")
 @click.option("--weights", default="bf16", show_default=True, help="Weight (and compute) dtype.")
 @click.option("--kv-dtype", default="bf16", show_default=True, help="KV-cache dtype.")
@@ -58,8 +73,9 @@ def _tp(text: str | None) -> int | None:
               help="Output directory (default results/serve-<config>-<model>/).")
 @click.option("--no-html", is_flag=True, help="Skip report.html.")
 def serve(config, model, chips, parallel, requests_file, synthetic, num_requests, rate, rates,
-          max_batch, kv_block, chunked_prefill, prefix_caching, duration, weights, kv_dtype,
-          seed, sets, out_dir, no_html):
+          max_batch, kv_block, chunked_prefill, prefix_caching, prefill_chunks, fixed_batch,
+          attention_block, decode_hold, jetstream, duration, weights, kv_dtype, seed, sets,
+          out_dir, no_html):
     """Serve MODEL (llama2_7b, llama3_8b, ...) on CHIPS x CONFIG: requests arrive, a
     continuous-batching scheduler runs engine steps, a paged KV cache holds their tokens.
 
@@ -68,6 +84,7 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
       tpusim serve tpu_v5e llama2_7b --chips 8 --synthetic in=219,out=292 --rate inf
       tpusim serve tpu_v5e llama2_7b --chips 8 --rates 2,4,8,16 --out results/curve
       tpusim serve tpu_v5e llama3_8b --requests trace.jsonl --chunked-prefill 512
+      tpusim serve tpu_v5e llama2_7b --chips 8 --rate inf --jetstream
     """
     import time
 
@@ -75,6 +92,18 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
     from ..errors import InputError
     from ..serve import serve as run_serve, setup, write_outputs
     from ..serve.requests import load_requests, synthetic_requests
+    from ..serve.shapes import JETSTREAM, step_shapes
+
+    like = JETSTREAM if jetstream else None
+    max_batch = max_batch if max_batch is not None else (160 if jetstream else 256)
+    kv_block = kv_block if kv_block is not None else (128 if jetstream else 16)
+    shapes = step_shapes(
+        prefill_chunks if prefill_chunks is not None else (
+            ",".join(map(str, like.prefill_chunks)) if like else None),
+        fixed_batch or bool(like and like.fixed_batch),
+        attention_block if attention_block is not None else (
+            like.attention_block if like else 1),
+        decode_hold if decode_hold is not None else (like.decode_hold if like else 0.0))
 
     if rate is not None and rates is not None:
         raise InputError("--rates", None, rates, "give --rate or --rates, not both")
@@ -96,8 +125,13 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
     st = setup(chip, model, chips, _tp(parallel), weights, kv_dtype, kv_block, max_batch,
                chunked_prefill, max(r.input_tokens for r in reqs))
     runs = run_serve(st, reqs, many or ([one] if one is not None else None), kv_block,
-                     max_batch, chunked_prefill, prefix_caching, duration, seed, offered)
+                     max_batch, chunked_prefill, prefix_caching, duration, seed, offered,
+                     shapes)
     took = time.perf_counter() - t0
+    if shapes != type(shapes)():
+        st.notes.append(f"engine shapes: prefill chunks {list(shapes.prefill_chunks) or 'none'}"
+                        f", fixed batch {shapes.fixed_batch}, attention block "
+                        f"{shapes.attention_block} keys, decode hold {shapes.decode_hold:g}")
     out = out_dir or Path("results") / f"serve-{Path(str(config)).stem}-{model}"
     written = write_outputs(runs, out, st.notes, html=not no_html)
     for note in st.notes:

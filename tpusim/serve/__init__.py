@@ -5,7 +5,8 @@ paged KV cache and tensor-parallel steps, timed by the first-principles step cos
 :class:`ServeRun` per rate; :func:`write_outputs` writes ``requests.csv``, ``serve.json`` and
 ``report.html``. Modules: ``requests`` (traffic), ``kvcache`` (blocks and capacity), ``tp``
 (sharded steps and all-reduces), ``timer`` (step latency, ragged batches per sequence),
-``engine`` (the simpy simulation), ``metrics``, ``report``.
+``engine`` (the simpy simulation), ``shapes`` (padding as a compiled engine does), ``metrics``,
+``report``.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .engine import Engine, StepTimer
 from .kvcache import BlockManager, kv_blocks
 from .metrics import request_table, saturation, summarise
 from .requests import Request, check_rate, with_arrivals
+from .shapes import StepShapes
 from .tp import ShardedStepCost
 
 
@@ -43,8 +45,10 @@ class Setup:
 def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "bf16",
           kv_dtype: str = "bf16", kv_block: int = 16, max_batch: int = 256,
           chunked_prefill: int | None = None, max_prompt: int = 2048, hbm_scale: float = 1.0,
-          buckets: tuple[int, int, int] = (16, 16, 128)) -> Setup:
-    """The step model, its timer and the KV capacity for ``model`` on ``chips`` chips."""
+          exact: bool = False, rtol: float = 1e-3) -> Setup:
+    """The step model, its timer and the KV capacity for ``model`` on ``chips`` chips;
+    ``exact``: every step costed by its own ragged trace (slow), else from the timer's tables
+    refined to ``rtol`` (:mod:`tpusim.serve.timer`)."""
     tp = chips if tp is None else tp
     for name, v in (("--chips", chips), ("--max-batch", max_batch)):
         if not isinstance(v, int) or v < 1:
@@ -61,23 +65,31 @@ def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "
     step_tokens = chunked_prefill or (max_batch + max_prompt)
     budget = kv_blocks(cost.chip, cost.full, tp, weights, kv_dtype, kv_block, step_tokens,
                        max_batch, hbm_scale)
-    timer = StepTimer(cost, *buckets)
+    timer = StepTimer(cost, exact=exact, rtol=rtol)
     notes = [f"{cost.full.name} on {chips} x {cost.chip.name}, TP={tp}, weights {weights}, "
              f"KV {kv_dtype}, block {kv_block} tokens",
              f"per chip: weights {budget.weight_bytes / 2**30:.3g} GiB, activations "
              f"{budget.activation_bytes / 2**30:.3g} GiB, KV {budget.blocks} blocks of "
              f"{budget.block_bytes / 2**20:.3g} MiB",
              f"max batch {max_batch}, chunked prefill "
-             f"{chunked_prefill or 'off'}; step latency on a grid (batch, prefill tokens, KV) = {buckets}"]
+             f"{chunked_prefill or 'off'}; step latency "
+             + ("exact per step" if exact else f"from per-part tables refined to {rtol:g}")]
     return Setup(cost, timer, budget.blocks, notes)
 
 
 def serve(st: Setup, requests: Sequence[Request], rates: Sequence[float] | None = None,
           kv_block: int = 16, max_batch: int = 256, chunked_prefill: int | None = None,
           prefix_caching: bool = False, duration: float | None = None,
-          seed: int = 0, offered: float | None = None) -> list[ServeRun]:
+          seed: int = 0, offered: float | None = None,
+          shapes: StepShapes = StepShapes()) -> list[ServeRun]:
     """Serve ``requests`` (arrivals as given, or re-timed at each of ``rates``); ``offered``:
-    the rate the given arrivals were drawn at, for the labels (None: inf)."""
+    the rate the given arrivals were drawn at, for the labels (None: inf); ``shapes``: how the
+    engine pads its steps (:mod:`tpusim.serve.shapes`)."""
+    if chunked_prefill and shapes.prefill_chunks:
+        raise InputError("--prefill-chunks", None, ",".join(map(str, shapes.prefill_chunks)),
+                         "give --chunked-prefill or --prefill-chunks, not both")
+    if shapes.fixed_batch and st.timer.exact:
+        raise InputError("--fixed-batch", None, True, "padding the batch needs the table timer")
     if duration is not None and not (duration > 0):
         raise InputError("--duration", None, duration, "a time > 0 (seconds)")
     cap = st.blocks * kv_block
@@ -85,12 +97,16 @@ def serve(st: Setup, requests: Sequence[Request], rates: Sequence[float] | None 
         if r.input_tokens + r.output_tokens > cap:
             raise InputError("requests", f"request {r.rid}", r.input_tokens + r.output_tokens,
                              f"tokens must fit the KV cache ({cap} tokens on these chips)")
+    prompt = max((r.input_tokens for r in requests), default=1)
+    longest = max((r.input_tokens + r.output_tokens for r in requests), default=1)
+    prompt = max(prompt, shapes.chunk_for(prompt) or 0)
+    st.timer.prepare(min(max_batch + prompt, chunked_prefill or math.inf), max_batch, longest)
     runs = []
     for rate in (rates or [None]):
         reqs = list(requests) if rate is None else with_arrivals(list(requests),
                                                                  check_rate(rate), seed)
         eng = Engine(st.timer, BlockManager(st.blocks, kv_block, prefix_caching), max_batch,
-                     chunked_prefill)
+                     chunked_prefill, shapes)
         out = eng.run(reqs, duration)
         table = request_table(out)
         s = summarise(out, table)

@@ -7,7 +7,9 @@ request, else the oldest waiting one if a batch slot (``max_batch``) and its KV 
 Without ``chunked_prefill`` a prompt is prefilled whole; with it, a step's tokens (decodes plus
 the chunk) stay within that budget. A decode that needs a KV block when none is free preempts
 the youngest running request (recompute), counted. Assumption: one prefill per step (packing
-several short prompts into one step's budget is not modelled).
+several short prompts into one step's budget is not modelled). :mod:`tpusim.serve.shapes` pads
+steps as a compiled engine does (prompt chunks, a fixed decode batch, attention blocks) and can
+hold decodes back while prompts are prefilled (JetStream's offline policy).
 
 Step latency is :class:`~tpusim.serve.timer.StepTimer`'s: every decode sequence's attention at its
 own KV length, the rest of the step shared by the batch.
@@ -17,10 +19,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import simpy
 
 from .kvcache import BlockManager
 from .requests import Request
+from .shapes import StepShapes
 from .timer import StepTimer
 
 
@@ -36,10 +40,15 @@ class _Req:
     first_s: float = math.nan
     done_s: float = math.nan
     preempted: int = 0
+    pos: int = 0               # index among the run's records
 
     @property
     def blocks(self) -> int:
         return self.taken + self.held
+
+
+_ROWS = ("request", "computed", "generated", "output", "taken", "held", "capacity")
+_IDX, _COMP, _GEN, _OUT, _TAKEN, _HELD, _CAP = range(len(_ROWS))
 
 
 @dataclass
@@ -57,18 +66,23 @@ class Outcome:
 
 
 class Engine:
+    """The scheduler and the step loop (module docstring). The running decodes are kept as
+    arrays over the batch (record index, tokens computed and generated, output length, blocks
+    taken and held), so a step's bookkeeping is a few array operations whatever its batch; a
+    request's :class:`_Req` is brought up to date when it leaves the batch."""
+
     def __init__(self, timer: StepTimer, kv: BlockManager, max_batch: int = 256,
-                 chunked_prefill: int | None = None):
-        self.timer, self.kv = timer, kv
+                 chunked_prefill: int | None = None, shapes: StepShapes = StepShapes()):
+        self.timer, self.kv, self.shapes = timer, kv, shapes
         self.max_batch, self.chunk = max_batch, chunked_prefill
 
     def run(self, requests: list[Request], duration: float | None = None) -> Outcome:
         env = simpy.Environment()
         self.env = env
         self.waiting: list[_Req] = []
-        self.running: list[_Req] = []          # decoding, in admission order
         self.prefilling: _Req | None = None
         self.records = [_Req(r) for r in requests]
+        self._set_batch([])                     # decoding, in admission order
         self.n_in, self.area, self.last_t = 0, 0.0, 0.0
         self.preemptions = self.steps = self.hits = 0
         self.util: list[tuple[float, float]] = []
@@ -78,8 +92,39 @@ class Engine:
         done = env.process(self._loop())
         env.run(until=done if duration is None else min_event(env, done, duration))
         self._count(0)
+        self._sync(np.arange(self.n))
         return Outcome(self.records, env.now, self.area, self.preemptions, self.steps,
                        self.util, self.kv.total, self.hits)
+
+    # ------------------------------------------------------------------ the running batch
+
+    def _set_batch(self, recs: list[_Req]) -> None:
+        """The running batch, ``self.B[:, :self.n]``: one column per request in admission order,
+        rows ``_ROWS`` (the blocks' capacity in tokens kept with them)."""
+        self.B = np.zeros((len(_ROWS), self.max_batch + 1), dtype=np.int64)
+        self.n = 0
+        for r in recs:
+            self._append(r)
+
+    def _append(self, r: _Req) -> None:
+        self.B[:, self.n] = (r.pos, r.computed, r.generated, r.req.output_tokens, r.taken,
+                             r.held, (r.taken + r.held) * self.kv.block)
+        self.n += 1
+
+    def _sync(self, pos) -> None:
+        """Write the batch's columns ``pos`` back to their records."""
+        B = self.B
+        for j in np.asarray(pos).tolist():
+            r = self.records[int(B[_IDX, j])]
+            r.computed, r.generated, r.taken = (int(B[_COMP, j]), int(B[_GEN, j]),
+                                                int(B[_TAKEN, j]))
+
+    def _keep(self, mask) -> None:
+        m = int(np.count_nonzero(mask))
+        self.B[:, :m] = self.B[:, :self.n][:, mask]
+        self.n = m
+
+    # ------------------------------------------------------------------ events
 
     def _count(self, delta: int) -> None:
         now = self.env.now
@@ -88,11 +133,11 @@ class Engine:
 
     def _arrivals(self):
         env = self.env
-        for r in self.records:
+        for i, r in enumerate(self.records):
             if r.req.arrival_s > env.now:
                 yield env.timeout(r.req.arrival_s - env.now)
             self._count(+1)
-            r.target = r.req.input_tokens
+            r.target, r.pos = r.req.input_tokens, i
             self.waiting.append(r)
             if not self.wake.triggered:
                 self.wake.succeed()
@@ -124,11 +169,25 @@ class Engine:
         self.preemptions += 1
         self.waiting.insert(0, r)
 
-    def _schedule(self):
-        """The step's decodes and prefill chunk (module docstring)."""
-        run, blk = self.running, self.kv.block
+    def _blocks_for_decodes(self) -> None:
+        """A decode adds one token: at most one new block each. When the free blocks cover
+        every decode that needs one, all take theirs at once; else in admission order, each
+        shortfall preempting the youngest running request (the one short itself when it is
+        the youngest)."""
+        b = self.B[:, :self.n]
+        need = b[_COMP] + 1 > b[_CAP]
+        n = int(np.count_nonzero(need))
+        if not n:
+            return
+        if self.kv.take(n):
+            b[_TAKEN] += need
+            b[_CAP] += need * self.kv.block
+            return
+        self._sync(np.arange(self.n))
+        run = [self.records[i] for i in b[_IDX].tolist()]
+        blk = self.kv.block
         i = 0
-        while i < len(run):            # a decode adds one token: at most one new block
+        while i < len(run):
             r = run[i]
             if r.computed + 1 > (r.taken + r.held) * blk:
                 while not self.kv.take(1):
@@ -142,9 +201,19 @@ class Engine:
                     continue
                 break
             i += 1
-        decodes = list(run)
+        self._set_batch(run)
+
+    def _schedule(self):
+        """The step's prefill chunk, after the decodes' blocks (module docstring); decodes held
+        back (``shapes.decode_hold``) while a prompt is prefilled and few slots are filled."""
+        sh = self.shapes
+        hold = bool(sh.decode_hold and self.n <= sh.decode_hold * self.max_batch and (
+            self.prefilling is not None or (self.waiting and self.n < self.max_batch)))
+        if not hold:
+            self._blocks_for_decodes()
+        decodes = 0 if hold else self.n
         p = self.prefilling
-        if p is None and self.waiting and len(self.running) < self.max_batch:
+        if p is None and self.waiting and self.n < self.max_batch:
             p = self.waiting[0]
             prefix = min(p.req.prefix_tokens, p.target - 1)
             p.held = self.kv.hit_prefix(p.req.prefix, prefix)
@@ -154,7 +223,9 @@ class Engine:
         if p is not None:
             chunk = p.target - p.computed
             if self.chunk:
-                chunk = min(chunk, self.chunk - len(decodes))
+                chunk = min(chunk, self.chunk - decodes)
+            if sh.prefill_chunks:
+                chunk = min(chunk, sh.chunk_for(p.target))
             if chunk > 0 and self._grow(p, p.computed + chunk):
                 if p is not self.prefilling:
                     self.waiting.pop(0)
@@ -165,28 +236,45 @@ class Engine:
                     self.hits -= p.computed
                     p.held = p.computed = 0
                 p, chunk = None, 0
+        if hold and p is None:                    # nothing to hold them for
+            self._blocks_for_decodes()
+            decodes = self.n
         return decodes, p, chunk
+
+    def _latency(self, decodes: int, p: _Req | None, chunk: int) -> float:
+        """The step's latency as the engine's shapes pad it (:mod:`tpusim.serve.shapes`)."""
+        sh = self.shapes
+        kv = self.B[_COMP, :decodes] + 1
+        if sh.attention_block > 1:
+            kv = -(-kv // sh.attention_block) * sh.attention_block
+        tokens = chunk
+        if p is not None and sh.prefill_chunks:
+            tokens = sh.chunk_for(p.target)
+        batch = self.max_batch if sh.fixed_batch and decodes else 0
+        return self.timer.latency(kv, tokens, (p.computed + tokens) if p else 0, batch)
 
     def _loop(self):
         env = self.env
         while self.left:
             decodes, p, chunk = self._schedule()
             if not decodes and p is None:
-                if self.running or self.prefilling:
+                if self.prefilling:
                     raise RuntimeError("scheduler stalled with work in hand")  # a bug, not input
                 self.wake = env.event()
                 yield self.wake
                 continue
-            lat = self.timer.latency([r.computed + 1 for r in decodes], chunk,
-                                     (p.computed + chunk) if p else 0)
-            yield env.timeout(lat)
+            b = self.B[:, :decodes]
+            yield env.timeout(self._latency(decodes, p, chunk))
             self.steps += 1
-            for r in decodes:
-                r.computed += 1
-                r.generated += 1
-                if r.generated >= r.req.output_tokens:
-                    self.running.remove(r)
-                    self._finish(r)
+            if decodes:
+                b[_COMP:_GEN + 1] += 1
+                done = b[_GEN] >= b[_OUT]
+                if done.any():
+                    pos = np.flatnonzero(done)
+                    self._sync(pos)
+                    for j in b[_IDX, pos].tolist():
+                        self._finish(self.records[j])
+                    self._keep(~done)
             if p is not None:
                 p.computed += chunk
                 if p.computed >= p.target:
@@ -199,7 +287,7 @@ class Engine:
                     if p.generated >= p.req.output_tokens:
                         self._finish(p)
                     else:
-                        self.running.append(p)
+                        self._append(p)
             self.util.append((env.now, self.kv.used / self.kv.total))
 
 

@@ -1,169 +1,249 @@
-"""The latency of one serving step, ragged decode batches included, fast enough for a whole run.
+"""The latency of one serving step, ragged decode batches included, in O(1) table look-ups.
 
 A step carries one new token for each decode sequence, each attending to its own KV length, and
 at most one prefill chunk. Its exact cost is :meth:`tpusim.generation.StepCostModel.step` of the
-step's trace, where the shared rows (projections, FFN, LM head) run all new tokens together and
-the attention rows (QK^T, softmax, AV) run once per distinct KV length. Each distinct shape costs
-a simulation and a ragged batch is nearly always a new shape, so :class:`StepTimer` splits it:
+step's trace: the rows that do not depend on KV run all ``T`` new tokens together (the *body*:
+embedding, norms, projections, FFN), the LM head runs the ``s`` sampled tokens, the attention
+rows (QK^T, softmax, AV) run once per distinct KV length, and with TP the all-reduces (``T``
+tokens) and the logits' all-gather (``s`` tokens) follow. :class:`StepTimer` adds these parts:
 
-* **the batch at its mean KV** on a grid, ``batch_q`` sequences (powers of two below) by
-  ``kv_q`` KV tokens, interpolated bilinearly between (the step is close to linear in both
-  between array-width folds), prefill chunks padded up to ``tok_q`` tokens and their KV to
-  ``kv_q``;
-* **plus the ragged batch's attention**: the attention rows of each (KV length, sequences)
-  group evaluated on their own, minus those of the grid batches the mean was interpolated from.
-  The shared rows do not depend on KV, so they cancel; what is left is every sequence's
-  attention at its own length. Assumption: the attention rows' cost does not depend on the rows
-  around them (the carried prefetch state and on-chip residency at their edges are ignored).
+    step = body(T) + head(s) + sum over the decodes of attention(KV) + prefill attention
 
-Missing grid points are evaluated together in one call of the columnar core
-(:func:`tpusim.columnar.evaluate`, equal to :func:`tpusim.simulate`), and one sequence's
-attention at every ``attn_q``-th KV length of an array fold (``W`` lengths) at once. ``batch_q = tok_q =
-kv_q = 1`` is exact: the step's own ragged trace. ``benchmarks/bench_serve.py`` measures the
-timer against exact ragged steps and states the error in README.
+* ``body(T)`` (with the all-reduces), ``head(s)`` (with the all-gather) and one sequence's
+  decode ``attention(KV)`` are :class:`FoldCurve` tables over every integer: exact at both ends
+  of every array fold (``W`` = the array's width; the tiling jumps between folds), refined where
+  the straight line misses an interval's midpoint by more than ``rtol``, linear between. Within
+  a fold these curves are straight lines with at most a kink (weight-bound to compute-bound), so
+  the error stays about ``2 x rtol`` (:func:`tpusim.generation._interpolated` says why);
+* several decodes at one KV length are one batched attention row in the exact step: such a
+  group is evaluated on its own (memoised);
+* a prefill chunk's attention is evaluated with its tokens rounded up to ``tok_q`` and
+  interpolated linearly between KV lengths that are multiples of ``kv_q``.
+
+Assumption: a part's cost does not depend on the rows around it (the prefetch state and
+on-chip residency carried across the part's edges are ignored); with the interpolation this
+keeps the timer within 0.5% of the exact ragged step (``benchmarks/bench_serve.py``, README).
+A step then costs a few array look-ups and one sum over the batch; the tables grow a fold at a
+time, each level of refinement one call of the columnar core (:func:`tpusim.columnar.evaluate`,
+equal to :func:`tpusim.simulate`). ``exact=True`` costs every step by its own ragged trace.
 """
 from __future__ import annotations
 
-import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-_Key = tuple[int, int, int, int]     # (decode sequences, KV, prefill tokens, prefill KV)
+from ..errors import InputError
+from ..step_trace import _ATTENTION, _attention_rows
+
+_HEAD = ("final_norm", "lm_head")
+
+
+class FoldCurve:
+    """``f(x)`` at every integer ``x >= 1`` from a few evaluations (module docstring): ``rows(x)``
+    are the trace rows whose latency is timed, ``extra(x)`` seconds added to it (collectives).
+    Folds are built when first needed, several curves' together (:func:`build`)."""
+
+    def __init__(self, rows: Callable[[int], list[dict]], extra: Callable[[int], float] | None,
+                 width: int, rtol: float = 1e-3):
+        self.rows, self.extra, self.width, self.rtol = rows, extra, max(1, int(width)), rtol
+        self.table = np.zeros(1)          # table[x]; x = 0 and unbuilt folds unused
+        self.built: list[bool] = []      # per fold
+        self.evaluated = 0
+
+    def missing(self, lo: int, hi: int) -> list[int]:
+        """Folds not yet built among those holding ``lo .. hi``."""
+        f0, f1 = (lo - 1) // self.width, (hi - 1) // self.width
+        if f1 < len(self.built) and (self.built[f0] if f0 == f1 else all(self.built[f0:f1 + 1])):
+            return []
+        return [f for f in range(f0, f1 + 1) if f >= len(self.built) or not self.built[f]]
+
+    def builder(self, folds: list[int]):
+        """A generator that builds ``folds``: it yields the ``x`` it needs and is sent their
+        values, level by level of refinement."""
+        w = self.width
+        todo = [(f * w + 1, (f + 1) * w) for f in folds]
+        known: dict[int, float] = {}
+        want = [e for ab in todo for e in ab]
+        while todo:
+            want += [(a + b) // 2 for a, b in todo if b - a > 1]
+            new = [v for v in dict.fromkeys(want) if v not in known]
+            known.update(zip(new, (yield new)))
+            self.evaluated += len(new)
+            want, split = [], []
+            for a, b in todo:
+                if b - a <= 1:
+                    continue
+                m = (a + b) // 2
+                line = known[a] + (m - a) / (b - a) * (known[b] - known[a])
+                if abs(line - known[m]) > self.rtol * abs(known[m]):
+                    split += [(a, m), (m, b)]
+            todo = split
+        top = (max(folds) + 1) * w + 1
+        if top > len(self.table):
+            self.table = np.concatenate([self.table, np.zeros(top - len(self.table))])
+            self.built += [False] * (top // w - len(self.built))
+        for f in folds:
+            xs = [x for x in sorted(known) if f * w < x <= (f + 1) * w]
+            self.table[f * w + 1:(f + 1) * w + 1] = np.interp(
+                np.arange(f * w + 1, (f + 1) * w + 1), xs, [known[x] for x in xs])
+            self.built[f] = True
+
+    def at(self, lo: int, hi: int, latencies) -> np.ndarray:
+        """The table, built over ``lo .. hi``."""
+        folds = self.missing(lo, hi)
+        if folds:
+            build([(self, folds)], latencies)
+        return self.table
+
+
+def build(work: list[tuple[FoldCurve, list[int]]], latencies) -> None:
+    """Build each curve's folds, every level of every curve in one ``latencies`` call (a list
+    of row lists -> their latencies)."""
+    gens = [(c, c.builder(folds)) for c, folds in work if folds]
+    asks = [(c, g, next(g)) for c, g in gens]
+    while asks:
+        lats = latencies([c.rows(x) for c, _, xs in asks for x in xs])
+        nxt, i = [], 0
+        for c, g, xs in asks:
+            vals = [lat + (c.extra(x) if c.extra else 0.0)
+                    for lat, x in zip(lats[i:i + len(xs)], xs)]
+            i += len(xs)
+            try:
+                nxt.append((c, g, g.send(vals)))
+            except StopIteration:
+                pass
+        asks = nxt
 
 
 class StepTimer:
-    """Memoised step latency on shape buckets, ragged batches per sequence (module docstring)."""
+    """Step latency from the parts' tables, ragged batches per sequence (module docstring)."""
 
-    def __init__(self, cost, batch_q: int = 8, tok_q: int = 16, kv_q: int = 128,
-                 attn_q: int = 32):
-        self.cost, self.batch_q, self.tok_q, self.kv_q = cost, batch_q, tok_q, kv_q
-        self.attn_q = attn_q
+    def __init__(self, cost, exact: bool = False, tok_q: int = 16, kv_q: int = 128,
+                 rtol: float = 1e-3):
+        self.cost, self.exact, self.tok_q, self.kv_q = cost, exact, tok_q, kv_q
+        chip = cost.chip
+        width = min(chip.array.rows, chip.array.cols)
         self.memo: dict = {}
-        self.attn: dict[tuple[int, int], float] = {}
-        self._one = np.zeros(1)       # one sequence's attention at KV 0 .. len - 1 (0 unused)
-
-    @property
-    def exact(self) -> bool:
-        return self.batch_q == self.tok_q == self.kv_q == 1
-
-    @staticmethod
-    def _up(v: int, q: int) -> int:
-        return -(-v // q) * q
+        self.groups: dict[tuple[int, int], float] = {}    # (KV, sequences) -> attention
+        self.prefills: dict[tuple[int, int], float] = {}  # (tokens, KV) -> attention
+        self.body = FoldCurve(self._body_rows, getattr(cost, "reduce_s", None), width, rtol)
+        self.head = FoldCurve(self._head_rows, getattr(cost, "gather_s", None), width, rtol)
+        self.one = FoldCurve(lambda k: self._attention_rows(1, k, 1), None, width, rtol)
 
     # ------------------------------------------------------------------ evaluation
 
-    def _columnar(self, workloads: list) -> list[float] | None:
-        """Latency of each workload (its cycles over the clock), in one columnar call; None for
-        the event engine, which has no columnar form."""
-        c = self.cost
-        if getattr(c, "path", None) == "event" or c.chip.timing.engine == "event":
-            return None
-        from ..columnar import evaluate, prepare
-        hz, engine = c.chip.clock_ghz * 1e9, c.chip.timing.engine
-        return [float((col.cols["cycles"] * col.point.shape.count).sum()) / hz
-                for col in evaluate([prepare(c.chip, wl, c.forced, 1, engine)
-                                     for wl in workloads])]
-
-    def _fill(self, keys: list[_Key], groups: list[tuple[int, int]] = ()) -> None:
-        """Grid steps not yet known (the step's trace, plus the TP collectives if any) and
-        attention rows of (KV, sequences) groups on their own, in one columnar call."""
-        keys = [k for k in dict.fromkeys(keys) if k not in self.memo]
-        groups = [g for g in dict.fromkeys(groups) if g not in self.attn]
-        if not keys and not groups:
-            return
-        from ..step_trace import _attention_rows
+    def _latencies(self, row_lists: list[list[dict]]) -> list[float]:
+        """Latency of each list of trace rows as a workload of its own, in one columnar call
+        (the event engine, which has no columnar form, through the step model); 0 for none."""
         from ..workload import Workload
         c = self.cost
-        wls = [c.trace([k] * b, p, pk if p else None) for b, k, p, pk in keys]
-        wls += [Workload(name=f"attn_{k}x{n}", source=f"llm:{c.model.name}", layers=tuple(
-            c._layer(r) for r in _attention_rows(c.model, 1, k, n, c.dtype, False)))
-            for k, n in groups]
-        lats = self._columnar(wls)
-        comm = getattr(c, "collectives_s", None)
-        for i, (b, k, p, pk) in enumerate(keys):
-            if lats is None:
-                self.memo[(b, k, p, pk)] = c.step([k] * b, p, pk if p else None).latency_s
-            else:
-                extra = comm(b + p, b + (1 if p else 0)) if comm and c.tp > 1 else 0.0
-                self.memo[(b, k, p, pk)] = lats[i] + extra
-        for i, g in enumerate(groups, len(keys)):
-            self.attn[g] = lats[i] if lats is not None else \
-                c._evaluate(list(wls[i].layers), 0).latency_s
+        todo = [i for i, rows in enumerate(row_lists) if rows]
+        out = [0.0] * len(row_lists)
+        if not todo:
+            return out
+        layers = [tuple(c._layer(r) for r in row_lists[i]) for i in todo]
+        if getattr(c, "path", None) == "event" or c.chip.timing.engine == "event":
+            lats = [c._evaluate(list(ls), 0).latency_s for ls in layers]
+        else:
+            from ..columnar import evaluate, prepare
+            hz, engine = c.chip.clock_ghz * 1e9, c.chip.timing.engine
+            wls = [Workload(name=f"part{i}", source=f"llm:{c.model.name}", layers=ls)
+                   for i, ls in enumerate(layers)]
+            lats = [float((col.cols["cycles"] * col.point.shape.count).sum()) / hz
+                    for col in evaluate([prepare(c.chip, wl, c.forced, 1, engine)
+                                         for wl in wls])]
+        for i, lat in zip(todo, lats):
+            out[i] = lat
+        return out
 
-    def _attention(self, groups: list[tuple[int, int]]) -> None:
-        self._fill([], groups)
+    def _rows(self, tokens: int) -> list[dict]:
+        from ..importers.llm import llm_rows
+        c = self.cost
+        return llm_rows(c.model, "prefill", 1, tokens, tokens, c.dtype, "all")
 
-    def _extend(self, k: int) -> None:
-        """One sequence's attention at every KV length up to ``k``, a fold (``W`` lengths) at a
-        time: exact at the fold's ends (where the tiling jumps) and every ``attn_q`` lengths,
-        linear between (within a fold it rises by small rounding steps only)."""
-        chip = self.cost.chip
-        width = min(chip.array.rows, chip.array.cols)
-        while k >= len(self._one):
-            lo = len(self._one)
-            hi = (lo - 1) // width * width + width
-            at = sorted(set(range(lo, hi, self.attn_q)) | {hi})
-            self._attention([(j, 1) for j in at])
-            lat = np.interp(np.arange(lo, hi + 1), at, [self.attn.pop((j, 1)) for j in at])
-            self._one = np.concatenate([self._one, lat])
+    def _body_rows(self, t: int) -> list[dict]:
+        """``t`` new tokens' rows that do not depend on KV (head and attention left out)."""
+        return [r for r in self._rows(t) if r["name"] not in _ATTENTION + _HEAD]
+
+    def _head_rows(self, s: int) -> list[dict]:
+        """The final norm and LM head of ``s`` sampled tokens."""
+        return [r for r in self._rows(s) if r["name"] in _HEAD]
+
+    def _attention_rows(self, seq: int, k: int, n: int) -> list[dict]:
+        """Attention rows of ``n`` sequences of ``seq`` new tokens at KV ``k``."""
+        c = self.cost
+        return _attention_rows(c.model, seq, k, n, c.dtype, False)
+
+    def prepare(self, tokens: int, seqs: int, kv: int) -> None:
+        """Build the tables up to ``tokens`` new tokens, ``seqs`` sampled ones and KV length
+        ``kv`` (each capped at 16 folds; the rest are built when first needed), together."""
+        if self.exact:
+            return
+        cap = 16 * self.body.width
+        build([(c, c.missing(1, min(n, cap))) for c, n in
+               ((self.body, tokens), (self.head, seqs), (self.one, kv)) if n >= 1],
+              self._latencies)
 
     # ------------------------------------------------------------------ the step
 
-    def ragged(self, kv: Sequence[int], corners) -> float:
-        """What costing each distinct KV length's attention on its own adds to the batch at its
-        mean KV: the step's groups' attention rows minus the grid batches' (``corners``:
-        (weight, sequences, KV) the mean was interpolated from)."""
-        arr = np.asarray(kv)
-        self._extend(int(arr.max()))
-        ks, ns = np.unique(arr, return_counts=True)
-        one = ns == 1
-        many = list(zip(ks[~one].tolist(), ns[~one].tolist()))
-        grid = [(k, b) for f, b, k in corners if f]
-        self._attention(many + grid)
-        own = float(self._one[ks[one]].sum()) + sum(self.attn[g] for g in many)
-        return own - sum(f * self.attn[(k, b)] for f, b, k in corners if f)
+    def decode_attention(self, kv: np.ndarray) -> float:
+        """Every decode's attention at its own KV length; sequences at one length together."""
+        if len(kv) == 1:
+            k = int(kv[0])
+            return float(self.one.at(k, k, self._latencies)[k])
+        srt = np.sort(kv)
+        table = self.one.at(int(srt[0]), int(srt[-1]), self._latencies)
+        if not (srt[1:] == srt[:-1]).any():
+            return float(table[kv].sum())
+        ks, ns = np.unique(srt, return_counts=True)
+        single = ns == 1
+        many = list(zip(ks[~single].tolist(), ns[~single].tolist()))
+        new = [g for g in many if g not in self.groups]
+        self.groups.update(zip(new, self._latencies(
+            [self._attention_rows(1, k, n) for k, n in new])))
+        return float(table[ks[single]].sum()) + sum(self.groups[g] for g in many)
 
-    def latency(self, kv: Sequence[int], prefill: int = 0, prefill_kv: int = 0) -> float:
+    def prefill_attention(self, tokens: int, kv: int) -> float:
+        """A prefill chunk's attention: tokens up to ``tok_q``, linear in KV between multiples
+        of ``kv_q`` (module docstring)."""
+        p = -(-tokens // self.tok_q) * self.tok_q
+        k0 = max(p, kv // self.kv_q * self.kv_q)
+        k1 = max(p, -(-kv // self.kv_q) * self.kv_q)
+        pre = self.prefills
+        if (p, k0) not in pre or (p, k1) not in pre:
+            new = list(dict.fromkeys((k0, k1)))
+            pre.update(zip([(p, k) for k in new], self._latencies(
+                [self._attention_rows(p, k, 1) for k in new])))
+        a0, a1 = pre[(p, k0)], pre[(p, k1)]
+        return a0 if k1 == k0 else a0 + (max(kv, p) - k0) / (k1 - k0) * (a1 - a0)
+
+    def latency(self, kv: Sequence[int], prefill: int = 0, prefill_kv: int = 0,
+                batch: int = 0) -> float:
         """The step of decode sequences at KV lengths ``kv`` (each its new token included) and a
-        prefill chunk of ``prefill`` tokens attending to ``prefill_kv`` keys (module docstring)."""
-        batch = len(kv)
+        prefill chunk of ``prefill`` tokens attending to ``prefill_kv`` keys (module docstring);
+        ``batch``: the rows that do not depend on KV run at least this many decode tokens (a
+        fixed compiled batch, its idle slots' attention skipped)."""
         if self.exact:
-            key = (tuple(sorted(kv)), prefill, prefill_kv)
+            if batch > len(kv):
+                raise InputError("--fixed-batch", None, batch,
+                                 "padding the batch needs the table timer (exact=False)")
+            key = (tuple(sorted(int(k) for k in kv)), prefill, prefill_kv)
             lat = self.memo.get(key)
             if lat is None:
                 lat = self.memo[key] = self.cost.step(
                     list(kv), prefill, prefill_kv if prefill else None).latency_s
             return lat
-        p = self._up(prefill, self.tok_q) if prefill else 0
-        pk = max(self._up(prefill_kv, self.kv_q), p) if prefill else 0
-        memo = self.memo
-        if not batch:
-            self._fill([(0, 0, p, pk)])
-            return memo[(0, 0, p, pk)]
-        mean = sum(kv) / batch
-        bq, kq = self.batch_q, self.kv_q
-        if batch >= bq:          # grid: multiples of batch_q, powers of two below
-            b0 = (batch // bq) * bq
-            b1 = b0 if b0 == batch else b0 + bq
-        else:
-            b0 = 1 << (batch.bit_length() - 1)
-            b1 = b0 if b0 == batch else min(2 * b0, bq)
-        k0 = max(1, int(mean // kq) * kq)
-        k1 = k0 if k0 == mean else self._up(math.ceil(mean), kq)
-        corners = [(b0, k0, p, pk), (b0, k1, p, pk), (b1, k0, p, pk), (b1, k1, p, pk)]
-        if any(c not in memo for c in corners):   # the corners and their attention, one call
-            self._fill(corners, [(k, b) for b, k, _, _ in corners if b > 1])
-        fb = 0.0 if b1 == b0 else (batch - b0) / (b1 - b0)
-        fk = 0.0 if k1 == k0 else (mean - k0) / (k1 - k0)
-        lo = memo[corners[0]] * (1 - fk) + (memo[corners[1]] * fk if fk else 0.0)
-        if fb:
-            hi = memo[corners[2]] * (1 - fk) + (memo[corners[3]] * fk if fk else 0.0)
-            lo = lo * (1 - fb) + hi * fb
-        if min(kv) != max(kv):
-            lo += self.ragged(kv, (((1 - fb) * (1 - fk), b0, k0), ((1 - fb) * fk, b0, k1),
-                                   (fb * (1 - fk), b1, k0), (fb * fk, b1, k1)))
-        return lo
+        kv = np.asarray(kv, dtype=np.int64)
+        b = len(kv)
+        t, s = max(b, batch) + prefill, max(b, batch) + (1 if prefill else 0)
+        lats = self._latencies
+        lat = float(self.body.at(t, t, lats)[t]) + float(self.head.at(s, s, lats)[s])
+        if b:
+            lat += self.decode_attention(kv)
+        if prefill:
+            lat += self.prefill_attention(prefill, max(prefill_kv, prefill))
+        return lat
 
 
-__all__ = ["StepTimer"]
+__all__ = ["FoldCurve", "StepTimer", "build"]

@@ -51,14 +51,25 @@ class ShardedStepCost(StepCostModel):
         key = (tokens, sampled)
         t = self._comm.get(key)
         if t is None:
-            from ..pod.collectives import all_gather, all_reduce
-            m = self.full
-            per_block = 1 if getattr(m, "parallel_block", False) else 2
-            t = m.layers * per_block * all_reduce(tokens * m.hidden * self.elem,
-                                                  self.axes).total_s
-            t += all_gather(sampled * self.model.vocab * self.tp * self.elem, self.axes).total_s
-            t = self._comm[key] = t
+            t = self._comm[key] = self.reduce_s(tokens) + self.gather_s(sampled)
         return t
+
+    def reduce_s(self, tokens: int) -> float:
+        """The blocks' all-reduces of ``tokens`` new tokens' activations (0 without TP)."""
+        if self.tp == 1:
+            return 0.0
+        from ..pod.collectives import all_reduce
+        m = self.full
+        per_block = 1 if getattr(m, "parallel_block", False) else 2
+        return m.layers * per_block * all_reduce(tokens * m.hidden * self.elem,
+                                                 self.axes).total_s
+
+    def gather_s(self, sampled: int) -> float:
+        """The all-gather of ``sampled`` tokens' vocabulary-split logits (0 without TP)."""
+        if self.tp == 1:
+            return 0.0
+        from ..pod.collectives import all_gather
+        return all_gather(sampled * self.model.vocab * self.tp * self.elem, self.axes).total_s
 
     def step(self, decode_kv=(), prefill_tokens: int = 0, prefill_kv: int | None = None):
         s = super().step(decode_kv, prefill_tokens, prefill_kv)
