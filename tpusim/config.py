@@ -36,6 +36,16 @@ class ArrayConfig(_Model):
     cols: int = Field(gt=0, le=MAX_DIM, description="PE columns")
     dataflow: Literal["ws", "os", "is"] = "ws"
     count: int = Field(1, gt=0, le=MAX_DIM, description="identical arrays (MXUs) per chip")
+    cores: int = Field(1, gt=0, le=MAX_DIM, description="cores the arrays are split between "
+                       "(count / cores each), sharing HBM; a GEMM's output is split between "
+                       "them (tpusim/cores.py); 1 = one flat set of arrays")
+
+    @model_validator(mode="after")
+    def _count_per_core(self) -> "ArrayConfig":
+        if self.count % self.cores:
+            raise ValueError(f"array.cores: {self.cores} does not divide array.count "
+                             f"({self.count}); each core has count / cores arrays")
+        return self
 
 
 class FormatSupport(_Model):
@@ -103,6 +113,9 @@ class TimingConfig(_Model):
     issue_efficiency: float = Field(
         1.0, gt=0, le=1, description="fraction of cycles an array accepts a new input row "
         "(pipelined model; < 1 when the feed path or the compiler leaves issue slots empty)")
+    wave_cycles: float = Field(
+        0, ge=0, description="fixed cycles per wave of output tiles (each array computes one "
+        "rows x cols output tile per wave; pipelined model): the DMA latency a wave exposes")
 
 
 class EnergyConfig(_Model):

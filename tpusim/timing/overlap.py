@@ -207,14 +207,14 @@ def pipelined_total(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
 
 
 def finish_gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
-                     total: float) -> LayerTime:
+                     total: float, split_by: Traffic | None = None) -> LayerTime:
     """The :class:`LayerTime` of a GEMM whose compute and memory took ``total`` cycles (from the
     fast path or the event engine): whole cycles, never under the compute or the HBM roof,
     stalls split by stream."""
     hbm = traffic.hbm_total_bytes / chip.hbm_bytes_per_cycle
     total = max(float(at.compute_cycles), float(math.ceil(max(total, hbm) - 1e-6)))
     sram = sram_cycles(chip, at, traffic)
-    sw, si, so = split_stall(total - at.compute_cycles, traffic)
+    sw, si, so = split_stall(total - at.compute_cycles, split_by or traffic)
     return LayerTime(compute_cycles=at.compute_cycles, stall_weight_cycles=sw,
                      stall_input_cycles=si, stall_output_cycles=so, stall_sram_cycles=max(0.0, sram - total),
                      overhead_cycles=chip.timing.overhead_cycles_per_op,
