@@ -290,6 +290,11 @@ def parse_value(text: str) -> Any:
         return text
 
 
+# Old preset names that still load: the calibrated TPU v4 values now live in tpu_v4 itself (one
+# preset per chip), so the name of the separate file it replaced points there.
+PRESET_ALIASES = {"tpu_v4_calibrated": "tpu_v4"}
+
+
 def preset_names() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
@@ -302,7 +307,7 @@ def find_config(name_or_path: str | Path) -> Path:
         if not p.is_file():
             raise InputError(str(p), None, message="config file not found")
         return p
-    cand = CONFIG_DIR / f"{name_or_path}.yaml"
+    cand = CONFIG_DIR / f"{PRESET_ALIASES.get(str(name_or_path), name_or_path)}.yaml"
     if cand.is_file():
         return cand
     raise InputError(str(name_or_path), "config", message="not a file and not a preset"
