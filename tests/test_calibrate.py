@@ -276,12 +276,23 @@ def test_validate_scores_by_cv_and_skips_what_is_missing(cli, tmp_path, monkeypa
     cv = df[df["metric"].str.contains("CV")]
     assert len(cv) == len(SHAPES) and cv["fitted_on"].str.contains("held out").all()
     assert (cv["error"].abs() < 0.15).all()
+    # the config itself was fitted on this very file: its rows are shown, never scored
+    own = df[df["metric"] == "latency (v4cal preset)"]
+    assert len(own) == len(SHAPES) and (own["status"] == "in-sample").all()
+    assert own["fitted_on"].str.contains("fitted on all 27 kernels of meas.csv").all()
+    # one line per group: n, median, p90, max and what was fitted on what
+    line = next(x for x in stdout.splitlines() if "5-fold" in x or "3-fold CV" in x)
+    e = cv["error"].abs()
+    assert f"n={len(SHAPES)}" in line and f"median {e.median():.1%}" in line
+    assert f"max {e.max():.1%}" in line and "fitted: 3 parameters" in line
+    assert "in-sample, not scored" in stdout
     skipped = df[df["status"].str.startswith("skipped: missing")]
     assert set(skipped["check"]) == {"tpu_v1 apps", "tpu_v1 cycle shares",
                                      "edge_tpu int8 (Coral USB)"}
     assert len(skipped[skipped["check"] == "tpu_v1 apps"]) == 6
     html = (out / "validation.html").read_text()
     assert "y = x" in html and 'src="https://cdn' not in html
+    assert "fitted on</th>" in html and "tpu_v4 matmuls" in html
     assert len(html) > 1_000_000                      # plotly.js is inlined, not fetched
 
 
