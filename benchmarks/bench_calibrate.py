@@ -6,7 +6,7 @@
 workplace copy, is used when present and no path is given)
 
 Measures, in-process: one prediction of every measured kernel (the fast path the optimiser
-calls), one full ``calibrate`` with the recipe recorded in ``configs/tpu_v4_calibrated.yaml``
+calls), one full ``calibrate`` with the recipe recorded in ``configs/tpu_v4.yaml``
 (fit on all kernels + k-fold cross-validation) and how many parameter points it simulated, and
 one ``run_checks`` (everything ``tpusim validate`` computes).
 """
@@ -31,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.measurements is None:
         ap.error("pass --measurements tpu_v4_gemm_calibration.csv (see the README)")
-    rec = cal_mod.read_recipe(ROOT / "configs" / "tpu_v4_calibrated.yaml")
+    rec = cal_mod.read_recipe(ROOT / "configs" / "tpu_v4.yaml")
     ms = cal_mod.read_measurements(args.measurements)
     chip = load_config(rec["base"], **rec["set"])
     fmts = cal_mod.formats_for(chip, ms, rec["format"])
@@ -44,7 +44,8 @@ def main() -> None:
           f"({len(ms) / per_pass:,.0f} kernels/s)")
 
     t0 = time.perf_counter()
-    cal = cal_mod.calibrate(rec["base"], ms, folds=rec["folds"], seed=rec["seed"],
+    fit = {k: tuple(v) for k, v in rec["fit"].items()} if rec.get("fit") else None
+    cal = cal_mod.calibrate(rec["base"], ms, fit_spec=fit, folds=rec["folds"], seed=rec["seed"],
                             fmt=rec["format"], loss=rec["loss"], overrides=rec["set"])
     wall = time.perf_counter() - t0
     print(f"calibrate (fit + {rec['folds']}-fold CV): {wall:.2f} s, {cal.points} parameter points "

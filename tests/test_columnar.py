@@ -63,6 +63,8 @@ def test_columnar_equals_reference(preset, model):
     {"memory.sram.bandwidth_bytes_per_cycle": 64}, {"timing.issue_efficiency": 0.7},
     {"timing.overhead_cycles_per_op": 120}, {"memory.sram.input_kib": 64,
                                              "memory.sram.weight_kib": 64},
+    {"array.cores": 2, "timing.wave_cycles": 200}, {"array.cores": 4, "array.dataflow": "os"},
+    {"array.cores": 2, "timing.model": "scalesim"},
 ])
 def test_columnar_equals_reference_off_the_presets(over):
     """Dataflows, array counts, buffer depths, an SRAM roof, re-fetches: the branches the

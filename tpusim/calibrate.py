@@ -46,6 +46,13 @@ DEFAULT_FIT: dict[str, tuple[float, float]] = {
     "memory.hbm.efficiency": (0.05, 1.0),
     "timing.issue_efficiency": (0.05, 1.0),
 }
+# Boxes of other parameters a --fit may name without a range. Wave cost: 0 to 2 µs at 1 GHz;
+# a format's rate: 0.05 to 1 MAC per PE per cycle.
+KNOWN_BOXES: dict[str, tuple[float, float]] = {
+    "timing.wave_cycles": (0.0, 2000.0),
+    "formats.fp16.rate": (0.05, 1.0), "formats.bf16.rate": (0.05, 1.0),
+    "formats.int8.rate": (0.05, 4.0),
+}
 
 
 class FitError(RuntimeError):
@@ -114,13 +121,21 @@ class FitParam:
 
 
 def _field_annotation(path: str) -> Any:
+    """The type of the config field at ``path``; a mapping's key is a path part too
+    (``formats.fp16.rate``)."""
     cls: Any = ChipConfig
     ann = None
-    for part in path.split("."):
+    parts = path.split(".")
+    i = 0
+    while i < len(parts):
         fields = getattr(cls, "model_fields", None)
-        if not fields or part not in fields:
+        if not fields or parts[i] not in fields:
             raise InputError("fit_spec", path, message="unknown config field")
-        ann = fields[part].annotation
+        ann = fields[parts[i]].annotation
+        i += 1
+        if getattr(ann, "__origin__", None) is dict and i < len(parts):
+            ann = ann.__args__[1]   # dict[str, Section]: skip the key
+            i += 1
         cls = ann
     return ann
 
@@ -135,9 +150,9 @@ def make_params(spec: dict[str, tuple[float, float] | None] | None) -> list[FitP
         if not any(t in text for t in ("float", "int")) or "bool" in text:
             raise InputError("fit_spec", path, message="only numeric fields can be fitted")
         if box is None:
-            if path not in DEFAULT_FIT:
+            box = DEFAULT_FIT.get(path) or KNOWN_BOXES.get(path)
+            if box is None:
                 raise InputError("fit_spec", path, message="give a range: PATH=LOW:HIGH")
-            box = DEFAULT_FIT[path]
         lo, hi = float(box[0]), float(box[1])
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise InputError("fit_spec", path, f"{lo}:{hi}", "LOW:HIGH with LOW < HIGH")

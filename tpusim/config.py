@@ -36,6 +36,16 @@ class ArrayConfig(_Model):
     cols: int = Field(gt=0, le=MAX_DIM, description="PE columns")
     dataflow: Literal["ws", "os", "is"] = "ws"
     count: int = Field(1, gt=0, le=MAX_DIM, description="identical arrays (MXUs) per chip")
+    cores: int = Field(1, gt=0, le=MAX_DIM, description="cores the arrays are split between "
+                       "(count / cores each), sharing HBM; a GEMM's output is split between "
+                       "them (tpusim/cores.py); 1 = one flat set of arrays")
+
+    @model_validator(mode="after")
+    def _count_per_core(self) -> "ArrayConfig":
+        if self.count % self.cores:
+            raise ValueError(f"array.cores: {self.cores} does not divide array.count "
+                             f"({self.count}); each core has count / cores arrays")
+        return self
 
 
 class FormatSupport(_Model):
@@ -103,6 +113,9 @@ class TimingConfig(_Model):
     issue_efficiency: float = Field(
         1.0, gt=0, le=1, description="fraction of cycles an array accepts a new input row "
         "(pipelined model; < 1 when the feed path or the compiler leaves issue slots empty)")
+    wave_cycles: float = Field(
+        0, ge=0, description="fixed cycles per wave of output tiles (each array computes one "
+        "rows x cols output tile per wave; pipelined model): the DMA latency a wave exposes")
 
 
 class EnergyConfig(_Model):
@@ -277,6 +290,11 @@ def parse_value(text: str) -> Any:
         return text
 
 
+# Old preset names that still load: the calibrated TPU v4 values now live in tpu_v4 itself (one
+# preset per chip), so the name of the separate file it replaced points there.
+PRESET_ALIASES = {"tpu_v4_calibrated": "tpu_v4"}
+
+
 def preset_names() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
@@ -289,7 +307,7 @@ def find_config(name_or_path: str | Path) -> Path:
         if not p.is_file():
             raise InputError(str(p), None, message="config file not found")
         return p
-    cand = CONFIG_DIR / f"{name_or_path}.yaml"
+    cand = CONFIG_DIR / f"{PRESET_ALIASES.get(str(name_or_path), name_or_path)}.yaml"
     if cand.is_file():
         return cand
     raise InputError(str(name_or_path), "config", message="not a file and not a preset"

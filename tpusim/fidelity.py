@@ -6,10 +6,11 @@ fitted which parameter (``fitted_on``): a parameter is never scored on the data 
 * **TPUv1** (``tpu_v1`` preset, no fitted parameter): measured TOPS of the six production apps
   (Jouppi et al., ISCA 2017, Table 1) on the stand-in traces ``workloads/tpu_v1/*.csv``, and the
   Table 3 cycle shares of MLP0 and CNN0 (array active, weight stall, weight shift, non-matrix).
-* **TPU v4 matmuls** (measured kernel latencies from Dang et al., arXiv 2603.22535, passed as
-  ``measurements``; not shipped, see the README): the ``tpu_v4`` preset as
-  published, and the calibrated preset scored by k-fold cross-validation with the recipe its
-  header records (every kernel predicted by parameters fitted on the other folds).
+* **TPU v4 matmuls** (:mod:`tpusim.fidelity_v4`; measured kernel latencies from Dang et al.,
+  arXiv 2603.22535, passed as ``measurements``; not shipped, see the README): the calibrated
+  ``tpu_v4`` preset (in-sample on the file it was fitted on, so not scored there), and its
+  recipe scored by k-fold cross-validation (every kernel predicted by parameters fitted on the
+  other folds).
 * **Edge TPU** (``edge_tpu`` preset, one fitted parameter): Coral's int8 latencies on the USB
   accelerator with a desktop host (coral.ai/docs/edgetpu/benchmarks) for the zoo models that
   have traces, each predicted leave-one-out (``timing.issue_efficiency`` fitted on the other
@@ -30,8 +31,9 @@ from typing import Any
 import pandas as pd
 
 from .config import CONFIG_DIR
-from .check_rows import COLUMNS, check_row
+from .check_rows import COLUMNS, check_row, skipped_row
 from .edge_fit import EDGE_TPU_MS
+from .fidelity_v4 import tpu_v4_checks  # noqa: F401  (one section of run_checks)
 from .importers import WORKLOAD_DIR
 
 
@@ -53,18 +55,15 @@ TPU_V1_NOTES = {
               "theirs); the model reads each weight once per batch, as Table 1 says, and lands on "
               "the roof"),
 }
-NO_FIT_V4 = "none: tpu_v4 preset as published (Jouppi 2023); no parameter fitted"
 
 
 def _skipped(check: str, case: str, metric: str, unit: str, measured: float | None,
              missing: str, fitted_on: str) -> dict[str, Any]:
-    return check_row(check=check, case=case, metric=metric, unit=unit, measured=measured,
-                fitted_on=fitted_on, status=f"skipped: missing {missing}")
+    return skipped_row(check, case, metric, unit, measured, missing, fitted_on)
 
 
 def _rel(path: Path) -> str:
-    """A shipped file by its repository name (``workloads/...``, ``configs/...``), wherever the
-    package is installed; any other path as given."""
+    """A shipped file by its repository name, wherever the package is installed."""
     for root, name in ((WORKLOAD_DIR, "workloads"), (CONFIG_DIR, "configs")):
         try:
             return f"{name}/{path.resolve().relative_to(root.resolve()).as_posix()}"
@@ -118,71 +117,6 @@ def tpu_v1_checks() -> list[dict[str, Any]]:
                              metric="share of cycles", unit="fraction", predicted=got[key],
                              measured=want, error_kind="absolute", fitted_on=NO_FIT_V1,
                              status="ok", note="error = predicted - measured share"))
-    return rows
-
-
-# ---------------------------------------------------------------- TPU v4
-
-def tpu_v4_checks(measurements: Path | None = None,
-                  calibrated: Path | None = None) -> list[dict[str, Any]]:
-    from .calibrate import calibrate, formats_for, predict_us, read_measurements, read_recipe
-    from .config import load_config
-
-    from .errors import InputError
-
-    explicit = calibrated is not None
-    calibrated = Path(calibrated) if calibrated else CONFIG_DIR / "tpu_v4_calibrated.yaml"
-    if explicit and not calibrated.is_file():   # named by the user: never a silent skip
-        raise InputError(str(calibrated), "--calibrated", message="file not found")
-    rec = read_recipe(calibrated) if calibrated.is_file() else None
-    if explicit:
-        if rec is None:
-            raise InputError(str(calibrated), "--calibrated", message="no tpusim-calibrate "
-                             "record in its header; expected a config written by tpusim "
-                             "calibrate")
-        load_config(calibrated)   # the config itself must load, too
-    name = (rec or {}).get("measurements", "tpu_v4_gemm_calibration.csv")
-    check = "tpu_v4 matmuls"
-    if measurements is None:
-        return [check_row(check=check, case="all", metric="latency", unit="us", fitted_on=NO_FIT_V4,
-                     status=f"skipped: pass --measurements {name} (measured TPU v4 matmul "
-                            "latencies; the README says where to get them)")]
-    path = Path(measurements)
-    if not path.is_file():   # named by the user: an error, not a silent skip
-        raise InputError(str(path), "--measurements", message="file not found")
-    ms = read_measurements(path)
-    meas = ms.latency_us
-    cases = [f"m={r.layer.m} k={r.layer.k} n={r.layer.n}" for r in ms.rows]
-    rows = []
-    preset = load_config("tpu_v4")
-    fmt = (rec or {}).get("format")
-    pre = predict_us(preset, ms, formats_for(preset, ms, fmt))
-    for c, p, m in zip(cases, pre, meas):
-        rows.append(check_row(check=check, case=c, metric="latency (tpu_v4 preset)", unit="us",
-                         predicted=float(p), measured=float(m), fitted_on=NO_FIT_V4,
-                         status="ok", note=f"format {fmt or preset.default_format}"))
-    if rec is None:
-        rows.append(_skipped(check, "calibrated (cross-validated)", "latency", "us", None,
-                             _rel(calibrated), "none"))
-        return rows
-    if rec.get("sha256") != ms.sha256:
-        note = f"{path.name} differs from the file the calibration recorded (sha256)"
-    else:
-        note = f"same file as the calibration (sha256 {ms.sha256[:12]})"
-    fit = rec.get("fit")
-    fit_spec = {k: tuple(v) for k, v in fit.items()} if fit else None
-    cal = calibrate(rec["base"], ms, fit_spec=fit_spec, folds=int(rec["folds"]),
-                    seed=int(rec["seed"]), fmt=rec.get("format"), loss=rec.get("loss", "mean"),
-                    overrides=rec.get("set") or {})
-    params = ", ".join(p.path for p in cal.params)
-    fold_of = {int(i): f for f, test in enumerate(cal.folds) for i in test}
-    for i, (c, p, m) in enumerate(zip(cases, cal.cv_us, meas)):
-        f = fold_of[i]
-        rows.append(check_row(
-            check=check, case=c, metric=f"latency ({calibrated.stem}, {len(cal.folds)}-fold CV)",
-            unit="us", predicted=float(p), measured=float(m), status="ok",
-            fitted_on=(f"{params}: the {len(cal.folds) - 1} other folds of {path.name} "
-                       f"(fold {f + 1} held out; seed {cal.seed})"), note=note))
     return rows
 
 
@@ -241,21 +175,26 @@ def _edge_held_out_rows(check: str) -> list[dict[str, Any]]:
 # 291,740 output tokens: 2,980.65 input and 3,975.33 output tokens/s.
 JETSTREAM = {"requests": 1000, "input_tokens": 218_743, "output_tokens": 291_740,
              "input_tokens_per_s": 2980.654636529649, "output_tokens_per_s": 3975.332621666338}
-NO_FIT_SERVE = ("none: tpu_v5e preset and llama2_7b dims as published, vLLM-default scheduler "
-                "(max batch 256, block 16); nothing fitted to JetStream's numbers")
+NO_FIT_SERVE = ("none: tpu_v5e preset and llama2_7b dims as published, JetStream's documented "
+                "engine (160 slots, 128-token pages, padded prefill chunks, fixed batch; "
+                "tpusim.serve.shapes.JETSTREAM); nothing fitted to JetStream's numbers")
 
 
 def serving_checks() -> list[dict[str, Any]]:
-    """JetStream's offline benchmark as ``tpusim serve tpu_v5e llama2_7b --chips 8 --rate inf``.
+    """JetStream's offline benchmark as ``tpusim serve tpu_v5e llama2_7b --chips 8 --rate inf
+    --jetstream``.
     Assumption: every request has the dataset's mean lengths (219 in, 292 out; the per-request
     lengths are not published), so the token totals match to within rounding."""
     from .serve import serve, setup
     from .serve.requests import synthetic_requests
+    from .serve.shapes import JETSTREAM as ENGINE
 
     j = JETSTREAM
     lin, lout = round(j["input_tokens"] / j["requests"]), round(j["output_tokens"] / j["requests"])
     reqs = synthetic_requests(f"in={lin},out={lout}", j["requests"], math.inf)
-    s = serve(setup("tpu_v5e", "llama2_7b", chips=8), reqs)[0].summary
+    slots, page = 160, 128   # JetStream's engine settings (same as `tpusim serve --jetstream`)
+    st = setup("tpu_v5e", "llama2_7b", chips=8, kv_block=page, max_batch=slots)
+    s = serve(st, reqs, kv_block=page, max_batch=slots, shapes=ENGINE)[0].summary
     note = (f"{j['requests']} requests of {lin} in / {lout} out tokens, all at t=0, bf16, TP=8;"
             f" simulated {s['simulated_s']:.3g} s, {s['preemptions']} preemptions")
     return [check_row(check="llm serving (JetStream)", case="llama2_7b v5e-8", metric=m,
@@ -281,54 +220,72 @@ def validation_csv(table: pd.DataFrame) -> str:
     return csv_safe(table).to_csv(index=False, float_format="%.6g")
 
 
-def _group_stats(table: pd.DataFrame) -> list[tuple[str, str, int, float, float, float, str]]:
-    """(check, metric, n, median |error|, p90, max, error kind) per scored group."""
+# How each check's chart is drawn: (unit, log axes). A check not named here gets a chart with
+# its rows' unit on log axes, so a new section needs only its rows (and, if wanted, a line here).
+CHARTS: dict[str, tuple[str, bool]] = {
+    "tpu_v4 matmuls": ("latency, µs", True), "tpu_v1 apps": ("TOPS", True),
+    "tpu_v1 cycle shares": ("share of cycles", False),
+    "edge_tpu int8 (Coral USB)": ("latency, ms", True),
+}
+SHOWN = ("ok", "in-sample")   # statuses with an error; only "ok" rows are scored
+
+
+def _fitted_summary(g: pd.DataFrame) -> str:
+    """What was fitted on what, for a group of rows: their ``fitted_on`` when they share one."""
+    f = g["fitted_on"].dropna().astype(str).unique()
+    return str(f[0]) if len(f) == 1 else f"{len(f)} fits (see fitted_on per row)"
+
+
+def _group_stats(table: pd.DataFrame) -> list[tuple]:
+    """(check, metric, n, median |error|, p90, max, error kind, status, fitted) per group of
+    rows with an error: scored (``ok``) groups, then ``in-sample`` ones (shown, not scored)."""
     out = []
-    ok = table[table["status"] == "ok"]
-    for (check, metric), g in ok.groupby(["check", "metric"], sort=False):
+    shown = table[table["status"].isin(SHOWN) & table["error"].notna()]
+    for (check, metric, status), g in shown.groupby(["check", "metric", "status"], sort=False):
         e = g["error"].abs().astype(float)
         out.append((check, metric, len(g), float(e.median()), float(e.quantile(0.9)),
-                    float(e.max()), str(g["error_kind"].iloc[0])))
-    return out
+                    float(e.max()), str(g["error_kind"].iloc[0]), status, _fitted_summary(g)))
+    return sorted(out, key=lambda r: r[7] != "ok")
 
 
 def summary_lines(table: pd.DataFrame) -> list[str]:
+    """One line per group of rows (n, median, p90, max |error|, what was fitted on what), then
+    one per kind of skipped check."""
     lines = []
-    for check, metric, n, med, p90, mx, kind in _group_stats(table):
-        unit = "%" if kind == "relative" else " (share)"
+    for check, metric, n, med, p90, mx, kind, status, fitted in _group_stats(table):
         f = (lambda v: f"{v:.1%}") if kind == "relative" else (lambda v: f"{v:.3f}")
-        lines.append(f"{check} / {metric}: n={n}, |error| median {f(med)}, p90 {f(p90)}, "
-                     f"max {f(mx)}")
-    for _, r in table[table["status"] != "ok"].iterrows():
-        lines.append(f"{r['check']} / {r['case']}: {r['status']}")
+        tag = "" if status == "ok" else f" [{status}, not scored]"
+        lines.append(f"{check} / {metric}{tag}: n={n}, |error| median {f(med)}, p90 {f(p90)}, "
+                     f"max {f(mx)}; fitted: {fitted}")
+    rest = table[~table["status"].isin(SHOWN)]
+    for (check, status), g in rest.groupby(["check", "status"], sort=False):
+        cases = ", ".join(g["case"].astype(str).head(3)) + (", ..." if len(g) > 3 else "")
+        lines.append(f"{check} ({cases}): {status}")
     return lines
 
 
-def validation_html(table: pd.DataFrame) -> str:
-    import html
-
+def _chart(table: pd.DataFrame):
+    """Predicted against measured, one panel per check with numbers (log-log where the chart
+    says so), the y = x line in each."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from .html_page import figures_html, page
-
-    groups = [("tpu_v4 matmuls", "latency, µs", True), ("tpu_v1 apps", "TOPS", True),
-              ("tpu_v1 cycle shares", "share of cycles", False),
-              ("edge_tpu int8 (Coral USB)", "latency, ms", True)]
-    fig = make_subplots(rows=2, cols=2, subplot_titles=[g[0] for g in groups],
-                        horizontal_spacing=0.1, vertical_spacing=0.14)
-    for i, (check, unit, log) in enumerate(groups):
-        r, c = i // 2 + 1, i % 2 + 1
-        g = table[(table["check"] == check) & table["predicted"].notna()
-                  & table["measured"].notna()]
+    have = table[table["predicted"].notna() & table["measured"].notna()]
+    checks = [c for c in CHARTS if c in set(have["check"])]
+    checks += [c for c in have["check"].unique() if c not in checks]
+    cols = 2
+    nrows = max(1, -(-len(checks) // cols))
+    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=checks or ["no checks ran"],
+                        horizontal_spacing=0.1, vertical_spacing=0.3 / nrows)
+    for i, check in enumerate(checks):
+        g = have[have["check"] == check]
+        unit, log = CHARTS.get(check, (str(g["unit"].iloc[0]), True))
+        r, c = i // cols + 1, i % cols + 1
         vals = pd.concat([g["predicted"], g["measured"]]).astype(float)
         vals = vals[vals > 0] if log else vals
         lo = float(vals.min()) if len(vals) else (0.1 if log else 0.0)
         hi = float(vals.max()) if len(vals) else 1.0
-        if log:
-            lo, hi = lo / 1.3, hi * 1.3
-        else:
-            lo, hi = 0.0, max(hi * 1.1, 0.1)
+        lo, hi = (lo / 1.3, hi * 1.3) if log else (0.0, max(hi * 1.1, 0.1))
         fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x",
                                  line={"color": "#888", "dash": "dash"}, showlegend=i == 0),
                       row=r, col=c)
@@ -344,13 +301,24 @@ def validation_html(table: pd.DataFrame) -> str:
         kind = "log" if log else "linear"
         fig.update_xaxes(type=kind, title_text=f"measured ({unit})", row=r, col=c)
         fig.update_yaxes(type=kind, title_text=f"predicted ({unit})", row=r, col=c)
-    fig.update_layout(height=900, title="Predicted against measured (y = x is perfect)",
-                      legend={"orientation": "h", "y": -0.08})
+    fig.update_layout(height=450 * nrows, title="Predicted against measured (y = x is perfect)",
+                      legend={"orientation": "h", "y": -0.05})
+    return fig
+
+
+def validation_html(table: pd.DataFrame) -> str:
+    import html
+
+    from .html_page import figures_html, page
+
+    fig = _chart(table)
+    pct = lambda v, k: f"<td>{v:.1%}</td>" if k == "relative" else f"<td>{v:.3f}</td>"  # noqa: E731
     stats = "".join(
-        f"<tr><td class='l'>{html.escape(c)}</td><td class='l'>{html.escape(m)}</td><td>{n}</td>"
-        + "".join(f"<td>{v:.1%}</td>" if k == "relative" else f"<td>{v:.3f}</td>"
-                  for v in (med, p90, mx)) + "</tr>"
-        for c, m, n, med, p90, mx, k in _group_stats(table))
+        f"<tr><td class='l'>{html.escape(c)}</td><td class='l'>{html.escape(m)}"
+        + ("" if st == "ok" else f" <i>({html.escape(st)}, not scored)</i>")
+        + f"</td><td>{n}</td>" + "".join(pct(v, k) for v in (med, p90, mx))
+        + f"<td class='l'>{html.escape(fitted)}</td></tr>"
+        for c, m, n, med, p90, mx, k, st, fitted in _group_stats(table))
     shown = table[table["check"] != "tpu_v4 matmuls"]
     body_rows = "".join(
         "<tr>" + "".join(f"<td class='l'>{html.escape(_cell(r[col]))}</td>"
@@ -363,12 +331,14 @@ def validation_html(table: pd.DataFrame) -> str:
     parts = [
         "<h1>tpusim validation</h1>",
         "<p class='note'>Every row compares a prediction with a published or measured number. "
-        "<b>fitted_on</b> names the data that fitted each parameter; no parameter is scored on "
-        "the data that fitted it (the calibrated TPU v4 preset is scored by cross-validation). "
+        "<b>fitted on</b> names the data that fitted each parameter; no parameter is scored on "
+        "the data that fitted it (the TPU v4 preset, fitted on the calibration kernels, is "
+        "scored there by cross-validation; its in-sample rows are shown, not scored). "
         "Relative error = predicted/measured - 1; cycle shares: predicted - measured.</p>",
         *figures_html([fig]),
         "<h2>Error by check</h2><table><tr><th class='l'>check</th><th class='l'>metric</th>"
-        "<th>n</th><th>median |error|</th><th>p90</th><th>max</th></tr>" + stats + "</table>",
+        "<th>n</th><th>median |error|</th><th>p90</th><th>max</th>"
+        "<th class='l'>fitted on</th></tr>" + stats + "</table>",
         "<h2>Rows (TPU v4 kernels: see validation.csv)</h2><table><tr>" + head + "</tr>"
         + body_rows + "</table>",
     ]

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .config import ChipConfig, load_config
+from .cores import core_chip, split_gemm
 from .errors import InputError
 from .formats import get_format
 from .importers.llm import LlmConfig, get_preset, llm_rows
@@ -182,10 +183,11 @@ class StepCostModel:
             static = (id(layer), fmt.name, i, o, cache)
             clamp = self._clamp.get(static)
             if clamp is None:
-                at = array_timing(layer, self.chip, fmt.name)
+                one, part = core_chip(self.chip), split_gemm(layer, self.chip).layer
+                at = array_timing(part, one, fmt.name)
                 clamp = self._clamp[static] = max(
                     first_tile_bytes(at, t)
-                    for t in gemm_traffic_options(layer, self.chip, fmt, i, o, cache))
+                    for t in gemm_traffic_options(part, one, fmt, i, o, cache))
             return (0.0, min(carry[1], clamp))
         if layer.fused:
             return (min(carry[0], vector_cycles(self.chip, layer.vector_ops)), 0.0)

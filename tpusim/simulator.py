@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from .config import ChipConfig, load_config
+from .cores import chip_traffic, core_chip, split_gemm
 from .energy import layer_energy
 from .errors import InputError
 from .formats import get_format
@@ -122,12 +123,15 @@ _SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cy
 
 def _gemm(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, cached: bool,
           carry: _Carry, path: str):
-    """Traffic and time of the loop order that finishes first (then: fewer HBM bytes)."""
-    at = array_timing(layer, chip, fmt.name)
+    """Traffic and time of the loop order that finishes first (then: fewer HBM bytes); on a
+    multi-core chip the busiest core's part is timed on one core (:mod:`tpusim.cores`)."""
+    one, sp = core_chip(chip), split_gemm(layer, chip)
+    at = array_timing(sp.layer, one, fmt.name)
     best = None
-    for traffic in gemm_traffic_options(layer, chip, fmt, in_res, out_res, cached):
-        preload = min(first_tile_bytes(at, traffic), carry.idle_bytes)
-        lt = gemm_layer_time(path, chip, at, traffic, preload)
+    for part in gemm_traffic_options(sp.layer, one, fmt, in_res, out_res, cached):
+        traffic = chip_traffic(part, sp)
+        preload = min(first_tile_bytes(at, part), carry.idle_bytes)
+        lt = gemm_layer_time(path, one, at, part, preload, traffic)
         key = (lt.cycles, traffic.hbm_total_bytes)
         if best is None or key < best[0]:
             best = (key, traffic, lt)

@@ -116,7 +116,8 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
     Example:
       tpusim calibrate tpu_v4 tpu_v4_gemm_calibration.csv \\
         --set memory.sram.double_buffered=false --set timing.weight_fifo_depth=1 \\
-        --set formats.fp16.passes=1 --format fp16 --out results/tpu_v4_calibrated.yaml
+        --fit timing.overhead_cycles_per_op --fit memory.hbm.efficiency --fit formats.fp16.rate \\
+        --fit timing.wave_cycles --format fp16 --loss median --out results/tpu_v4.yaml
     """
     from .._io import atomic_write_text, check_target
     from ..calibrate import FitError, calibrate as run_calibration, calibrated_yaml, recipe
@@ -150,7 +151,7 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
               help="Measured TPU v4 matmul latencies (tpu_v4_gemm_calibration.csv, see the "
                    "README); without it the TPU v4 rows are skipped.")
 @click.option("--calibrated", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Calibrated TPU v4 config (default: the shipped tpu_v4_calibrated preset).")
+              help="Calibrated TPU v4 config (default: the shipped tpu_v4 preset, calibrated).")
 @click.option("--pods/--no-pods", default=True, show_default=True,
               help="Include the pods section (training steps against published MFU).")
 def validate(out_dir, measurements, calibrated, pods):

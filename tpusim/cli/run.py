@@ -232,11 +232,15 @@ def configs(as_json):
 
     from .. import units
 
+    from ..config import PRESET_ALIASES
+
     chips, workloads = configs_tables()
     if as_json:
-        click.echo(json.dumps({"presets": chips, "workloads": workloads}, indent=2))
+        click.echo(json.dumps({"presets": chips, "aliases": PRESET_ALIASES,
+                               "workloads": workloads}, indent=2))
         return
-    t = Table(title="chip presets")
+    t = Table(title="chip presets", caption="aliases: " + ", ".join(
+        f"{a} = {b}" for a, b in PRESET_ALIASES.items()))
     for col in ("preset", "TOPS", "fmt", "GHz", "PEs", "off-chip", "GB/s", "SRAM"):
         t.add_column(col, justify="left" if col in ("preset", "fmt", "off-chip") else "right")
     for c in chips:

@@ -94,9 +94,11 @@ class Columns:
 
     def _notes(self) -> list[str]:
         """Per row the first of its instances' notes (a re-fetch the buffers forced)."""
+        from ..cores import core_chip, split_columns
+
         rec, starts, kr, p = self._rec
         pt, c = self.point, self.cols
-        s = pt.chip.memory.sram
+        s = core_chip(pt.chip).memory.sram   # the buffers of one core, as the reference says
         tr = kr["traffic"]
         nrec = c["nrec"]
         out = [""] * len(nrec)
@@ -108,6 +110,9 @@ class Columns:
         hits = np.flatnonzero(flag_i | flag_w)
         if not len(hits):
             return out
+        with np.errstate(divide="ignore", invalid="ignore"):   # vector rows: no m, n
+            part = split_columns(p)[0]
+        p = {**p, "in_el": part["in_el"], "w_el": part["w_el"]}
         layer_of = np.searchsorted(starts + nrec, hits, side="right")
         first_hit = np.unique(layer_of, return_index=True)
         for li, j in zip(first_hit[0].tolist(), first_hit[1].tolist()):
@@ -164,8 +169,11 @@ class Columns:
                     "sram_weight_bytes", "sram_output_bytes"):
             data[key] = c[key]
         # where the reference holds Python ints in every row, pandas makes the column int64
-        data["compute_cycles"] = num("compute_cycles", not fused and not multi)
-        data["fill_drain_cycles"] = num("fill_drain_cycles", all_gemm_single)
+        # (a float cost per wave of output tiles makes a pipelined GEMM's drain a float)
+        wave_int = (isinstance(pt.chip.timing.wave_cycles, int) or not pipelined
+                    or not any(gemm))
+        data["compute_cycles"] = num("compute_cycles", not fused and not multi and wave_int)
+        data["fill_drain_cycles"] = num("fill_drain_cycles", all_gemm_single and wave_int)
         data["weight_shift_cycles"] = num("weight_shift_cycles", all_gemm_single and pipelined)
         data["weight_passes"] = num("weight_passes", not multi)
         ovh = pt.chip.timing.overhead_cycles_per_op

@@ -67,7 +67,9 @@ def array_timing(p: dict) -> dict:
     rows = _ceil(t2 * tiles2 / (used * steps))
     stream = _ceil(_ceil(rows / rate) / p["issue"])
     step = np.maximum(stream, load)
-    fill = r + c - 2
+    # one fixed cost per wave of rows x cols output tiles (timing.systolic.output_waves)
+    waves = _ceil(_ceil(ms / r) * _ceil(pack * n / c) * _ceil(g / pack) / arrays)
+    fill = r + c - 2 + waves * p["wave"]
     compute = load + (steps - 1) * step + stream + fill
     shift = load + (steps - 1) * (step - stream)
 

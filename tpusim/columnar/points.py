@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..config import ChipConfig
+from ..cores import core_scalars, scale_column, split_columns
 from ..energy import mac_pj, sram_pj_per_bit, vector_op_pj
 from ..formats import get_format
 from ..memory import check_tile_fits, plan_weight_cache
@@ -165,6 +166,7 @@ def _point_arrays(pt: Point) -> tuple[dict, list]:
         "rows": chip.array.rows, "cols": chip.array.cols, "arrays": chip.array.count,
         "dataflow": {"ws": K.WS, "os": K.OS, "is": K.IS}[chip.array.dataflow],
         "load": t.weight_load_cycles or chip.array.rows, "issue": t.issue_efficiency,
+        "wave": t.wave_cycles,
         "depth": buffer_depth(chip), "half": 0.5 if s.double_buffered else 1.0,
         "cap_in": s.input_kib * 1024, "cap_w": s.weight_kib * 1024, "cap_out": s.output_kib * 1024,
         "sram_bw": s.bandwidth_bytes_per_cycle or 0.0, "bpc": chip.hbm_bytes_per_cycle,
@@ -174,6 +176,7 @@ def _point_arrays(pt: Point) -> tuple[dict, list]:
         "p_w": sram_pj_per_bit(chip, s.weight_kib), "p_out": sram_pj_per_bit(chip, s.output_kib),
         "vec_pj": vector_op_pj(chip), "epb": hbm.energy_pj_per_bit, "static_w": chip.energy.static_w,
     }
+    scal.update(core_scalars(chip))
     for k, v in scal.items():
         p[k] = np.full(rows, v, dtype=bool if k == "scalesim" else float)
     return p, sh.layer_vars
@@ -188,8 +191,9 @@ def _kernels(p: dict) -> dict:
     rows = len(p["gemm"])
     g = np.flatnonzero(p["gemm"])
     v = np.flatnonzero(~p["gemm"])
-    pg = {k: a[g] for k, a in p.items()}
     pv = {k: a[v] for k, a in p.items()}
+    # a multi-core chip: the busiest core's part of each GEMM, timed on one core (tpusim.cores)
+    pg, fac = split_columns({k: a[g] for k, a in p.items()})
     at = K.array_timing(pg)
     one, two, second = K.gemm_traffic(pg)
     vt = K.vector_traffic(pv)
@@ -200,7 +204,7 @@ def _kernels(p: dict) -> dict:
         full = {}
         for key in one:
             arr = np.zeros(rows, dtype=one[key].dtype)
-            arr[g] = opt[key]
+            arr[g] = scale_column(key, opt[key], fac)
             arr[v] = vt[key]
             full[key] = arr
         traffic.append(full)
@@ -232,9 +236,15 @@ def _kernels(p: dict) -> dict:
         out[f"w1_{o}"] = w1
         t_all = K.hbm_total(traffic[o])
         out[f"tot_{o}"] = t_all
-        out[f"hbm_{o}"] = t_all / p["bpc"]
-        out[f"sram_{o}"] = np.where(p["sram_bw"] > 0, (traffic[o]["sram_read"]
-                                    + traffic[o]["sram_write"]) / (np.where(
+        # the memory roofs as the busiest core sees them (its bytes, its bandwidth share)
+        core = {key: arr.copy() for key, arr in traffic[o].items()}
+        for key in core:
+            core[key][g] = opt[key]
+        hbm = K.hbm_total(core) / p["bpc"]
+        hbm[g] = tot / pg["bpc"]
+        out[f"hbm_{o}"] = hbm
+        out[f"sram_{o}"] = np.where(p["sram_bw"] > 0, (core["sram_read"]
+                                    + core["sram_write"]) / (np.where(
                                         p["sram_bw"] > 0, p["sram_bw"], 1.0)
                                         * np.maximum(_used_full(rows, g, at), 1)), 0.0)
     bwe = np.ones(rows)

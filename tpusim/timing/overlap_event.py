@@ -40,7 +40,8 @@ def simulate_gemm(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
 
 # Arrays run identical plans; simulating two of them on their share of the channel keeps the
 # FIFO contention between arrays and write-backs (within 4e-4 of simulating all of them on every
-# shipped workload and preset, measured) at a fraction of the events.
+# shipped workload and preset, measured; up to 4e-3 (mlp1) on the calibrated tpu_v4, whose
+# fitted HBM efficiency makes more layers memory-bound) at a fraction of the events.
 SIM_ARRAYS = 2
 
 

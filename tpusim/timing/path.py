@@ -32,8 +32,9 @@ def timing_path(chip: ChipConfig, engine: str | None = None) -> Path:
 
 
 def gemm_layer_time(path: Path, chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
-                    preloaded: float = 0.0) -> LayerTime:
-    """The :class:`LayerTime` of one GEMM instance on ``path``."""
+                    preloaded: float = 0.0, split_by: Traffic | None = None) -> LayerTime:
+    """The :class:`LayerTime` of one GEMM instance on ``path`` (stalls split by the bytes of
+    ``split_by``, default ``traffic``: a multi-core chip's, when ``chip`` is one core)."""
     if path == "scalesim":
         total = scalesim_total(chip, at, traffic)
     elif path == "event":
@@ -41,7 +42,7 @@ def gemm_layer_time(path: Path, chip: ChipConfig, at: ArrayTiming, traffic: Traf
         total = simulate_gemm(chip, at, traffic, preloaded)
     else:
         total = pipelined_total(chip, at, traffic, preloaded)
-    return finish_gemm_time(chip, at, traffic, total)
+    return finish_gemm_time(chip, at, traffic, total, split_by)
 
 
 def gemm_time(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,

@@ -24,7 +24,10 @@ Small groups of a grouped or depthwise conv share a tile block-diagonally (:func
 Several arrays share the work evenly at row granularity: the busiest array loads
 ``ceil(tiles / arrays)`` tiles and streams ``T x tiles / arrays`` rows in all (fewer tiles than
 arrays: the stream is split). ``timing.issue_efficiency`` (< 1) stretches the stream for issue
-slots the feed path leaves empty.
+slots the feed path leaves empty. ``timing.wave_cycles`` is a fixed cost per wave of output
+tiles (:func:`output_waves`), paid with the drain: the latency of the DMA that brings a wave's
+operands from HBM into VMEM and takes its results back, which streaming does not hide
+(assumption: one exposed round trip per wave).
 """
 from __future__ import annotations
 
@@ -94,6 +97,15 @@ def group_packing(layer: Layer, chip: ChipConfig) -> int:
     return 1
 
 
+def output_waves(layer: Layer, chip: ChipConfig, pack: int = 1) -> int:
+    """Waves of output tiles: each array computes one rows x cols tile of the m x n output per
+    wave, so ``ceil(tiles / arrays)`` waves (all groups' tiles dealt out together; ``pack``
+    groups packed in one tile share their tiles, their outputs side by side along n)."""
+    tiles = (math.ceil(layer.m * layer.shared_weights / chip.array.rows)
+             * math.ceil(pack * layer.n / chip.array.cols) * math.ceil(layer.groups / pack))
+    return math.ceil(tiles / chip.array.count)
+
+
 def array_timing(layer: Layer, chip: ChipConfig, fmt: str) -> ArrayTiming:
     """Compute cycles of one instance of GEMM ``layer`` in ``fmt`` on the chip's arrays, with
     every operand on chip (memory stalls are added later, by :mod:`.overlap`).
@@ -137,7 +149,7 @@ def array_timing(layer: Layer, chip: ChipConfig, fmt: str) -> ArrayTiming:
     rows = math.ceil(t * tiles / (used * steps))  # rows it streams through each of them
     stream = math.ceil(_stream_cycles(rows, chip, fmt) / chip.timing.issue_efficiency)
     step = max(stream, load)
-    fill_drain = r + c - 2
+    fill_drain = r + c - 2 + output_waves(layer, chip, pack) * chip.timing.wave_cycles
     compute = load + (steps - 1) * step + stream + fill_drain
     shift = load + (steps - 1) * (step - stream)
     return ArrayTiming(compute_cycles=compute, fill_drain_cycles=fill_drain,
