@@ -4,7 +4,8 @@ A processing element (PE) is counted in cells, part by part, then converted to s
 with the cell areas of one public 45 nm library and scaled to the chip's node:
 
 - multiplier: (M+1)^2 full adders for a float with an M-bit mantissa (Dean 2020: fp32 576, fp16
-  121, bf16 64), n^2 for an n-bit integer, one XNOR gate for binary (+-1);
+  121, bf16 64), n^2 for an n-bit integer, one XNOR gate for binary (+-1), an XNOR and its mask
+  gate (sized as an XNOR, assumption) for ternary ({-1, 0, +1});
 - floats only: the exponent adder (E+1 full adders), the alignment shifter that lines the product
   up with the accumulator (a barrel shifter: ceil(log2 W) stages of W 2:1 muxes, W the
   accumulator's significand width, plus an exponent-difference adder) and the normalisation
@@ -100,6 +101,8 @@ def pe_cells(fmt: str | Format) -> dict[str, dict[str, int]]:
     cells: dict[str, dict[str, int]] = {}
     if f.kind == "binary":
         cells["multiplier"] = {"xnor2": 1}
+    elif f.kind == "ternary":
+        cells["multiplier"] = {"xnor2": 2}
     else:
         cells["multiplier"] = {"full_adder": f.multiplier_full_adders}
     if f.kind == "float":

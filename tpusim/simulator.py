@@ -34,7 +34,7 @@ from ._input import check_size
 from .layer_rules import LAYER_COLUMNS  # noqa: F401  (re-exported: the layer table's columns)
 from .layer_rules import Carry as _Carry  # noqa: F401  (generation.py, tests)
 from .layer_rules import run_instances as _run_instances
-from .layer_rules import resolve_format as _resolve_format
+from .layer_rules import layer_formats
 from .layer_rules import run_summary
 from .workload import Layer, Workload, check_layer_size
 
@@ -244,7 +244,7 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
         summary["simulator_seconds"] = time.perf_counter() - t0
         return Result(config=chip, workload=wl, summary=summary, table=cols.table)
 
-    fmt_names = [_resolve_format(l, chip, forced, source) for l in wl.layers]
+    fmt_names = layer_formats(wl.layers, chip, forced, source)
     fmts = [get_format(f) for f in fmt_names]
     for f in sorted(set(fmt_names)):
         check_tile_fits(chip, get_format(f), chip.name)
