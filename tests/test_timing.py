@@ -133,7 +133,7 @@ def _shipped():
     return sorted(p for p in WORKLOAD_DIR.rglob("*.csv"))
 
 
-@pytest.mark.parametrize("preset", ["default", "tpu_v1", "tpu_v4", "edge_tpu"])
+@pytest.mark.parametrize("preset", ["default", "tpu_v1", "tpu_v4", "edge_tpu", "finn_zc706"])
 def test_fast_path_agrees_with_event_engine(preset):
     paths = _shipped()
     if not paths:
@@ -142,9 +142,10 @@ def test_fast_path_agrees_with_event_engine(preset):
     fmt = chip.default_format if len(chip.formats) == 1 else None  # int8-only chips
     for p in paths:
         lacks = {l.format for l in load_workload(p).layers} - set(chip.formats) - {None}
-        f = fmt or (chip.default_format if lacks else None)   # a BNN trace on a non-BNN chip
-        fast = tpusim.simulate(chip, p, format=f, engine="analytic")
-        event = tpusim.simulate(chip, p, format=f, engine="event")
+        if lacks and fmt is None:   # e.g. a BNN trace on a chip without binary: run elsewhere
+            continue
+        fast = tpusim.simulate(chip, p, format=fmt, engine="analytic")
+        event = tpusim.simulate(chip, p, format=fmt, engine="event")
         a, b = fast.summary["total_cycles"], event.summary["total_cycles"]
         assert abs(b / a - 1) <= 0.01, f"{Path(p).name} on {preset}: {a} vs {b}"
 
