@@ -103,3 +103,21 @@ def test_finn_like_engine_against_finns_published_cnv_rate():
     # (true if the pipeline's engines average at most 1,024 lanes): a bracket, nothing fitted.
     fps = tpusim.simulate("finn_zc706", "cnv_bnn").summary["throughput_per_s"]
     assert fps < 21_906 < 9 * fps
+
+
+def test_xnor_pe_lanes_share_one_popcount_tree_and_accumulator():
+    from tpusim.area import chip_area, pe_cells
+    # 32 lanes: 32 XNORs, a 32-input popcount tree of 32 - 1 = 31 full adders, one int32
+    # accumulator (32 full adders), 3 operand bits per lane + the 32-bit partial sum
+    assert pe_cells("binary", 32) == {"multiplier": {"xnor2": 32},
+                                      "popcount": {"full_adder": 31},
+                                      "accumulator_adder": {"full_adder": 32},
+                                      "registers": {"flip_flop": 3 * 32 + 32}}
+    assert pe_cells("binary") == {"multiplier": {"xnor2": 1},
+                                  "accumulator_adder": {"full_adder": 32},
+                                  "registers": {"flip_flop": 35}}
+    chip = load_config("finn_zc706")
+    per_mac = {f: chip_area(chip, f, r).mac_um2 for f, r in
+               (("int8", 1), ("int4", 1), ("ternary", 16), ("binary", 32))}
+    assert per_mac["binary"] < per_mac["ternary"] < per_mac["int4"] < per_mac["int8"], per_mac
+    assert per_mac["binary"] < chip_area(chip, "binary", 1).mac_um2 / 4   # sharing pays
