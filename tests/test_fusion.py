@@ -122,7 +122,7 @@ def test_fused_workload_same_on_both_paths():
 
 def test_run_fuse_writes_savings(cli, tmp_path):
     out = tmp_path / "r"
-    code, stdout, err = cli("run", "default", "resnet50", "--fuse", "--no-html",
+    code, stdout, err = cli("run", "default", "resnet50", "--fuse",
                             "--set", "memory.sram.input_kib=256", "--out", out)
     assert code == 0, err
     assert "fusion:" in stdout
@@ -131,3 +131,5 @@ def test_run_fuse_writes_savings(cli, tmp_path):
     assert f["groups"] and f["total"]["launches_saved"] == sum(g["launches_saved"]
                                                                for g in f["groups"])
     assert f["unfused_hbm_bytes"] - s["hbm_bytes"] == pytest.approx(f["total"]["hbm_bytes_saved"])
+    page = (out / "report.html").read_text()
+    assert "saving per fused group" in page and f["groups"][0]["producer"] in page
