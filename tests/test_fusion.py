@@ -62,6 +62,8 @@ def test_not_fused_when_the_intermediate_does_not_fit():
     assert groups == [] and not any(l.fused for l in fused.layers)
     fused, groups = fuse(_chain(), _chip(**{"memory.sram.output_kib": 8}))
     assert len(groups) == 1
+    # at batch 2 the 8 KiB intermediate no longer fits the 4 KiB half-buffer
+    assert fuse(_chain(), _chip(**{"memory.sram.output_kib": 8}), batch=2)[1] == []
 
 
 def test_pool_and_mismatched_elements_are_not_fused():

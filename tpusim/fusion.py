@@ -61,8 +61,10 @@ def _fits_kind(layer: Layer, producer: Layer) -> bool:
     return layer.op in ELEMENTWISE and layer.elements == producer.out_elements
 
 
-def fuse(workload: Workload, config: ChipConfig | str) -> tuple[Workload, list[FusedGroup]]:
-    """``workload`` with every fusible chain fused (see the module docstring), and the groups.
+def fuse(workload: Workload, config: ChipConfig | str,
+         batch: int = 1) -> tuple[Workload, list[FusedGroup]]:
+    """``workload`` with every fusible chain fused (see the module docstring), and the groups;
+    ``batch``: the batch it will run at (the intermediate it must hold grows with it).
 
     A plain function of the workload and the chip, so other passes (``tpusim compress``) can
     chain it. Fusing never adds HBM traffic: a fused row moves nothing, and the rows after it
@@ -79,7 +81,7 @@ def fuse(workload: Workload, config: ChipConfig | str) -> tuple[Workload, list[F
             i += 1
             continue
         fmt = get_format(p.format or chip.default_format)
-        inter = p.out_elements * fmt.bytes_per_element
+        inter = p.out_elements * batch * fmt.bytes_per_element
         members, already = [], []
         j = i + 1
         while j < len(layers) and _fits_kind(layers[j], p):

@@ -35,6 +35,7 @@ from .layer_rules import LAYER_COLUMNS  # noqa: F401  (re-exported: the layer ta
 from .layer_rules import Carry as _Carry  # noqa: F401  (generation.py, tests)
 from .layer_rules import run_instances as _run_instances
 from .layer_rules import layer_formats
+from .layer_rules import resolve_format as _resolve_format  # noqa: F401  (tests, callers)
 from .layer_rules import run_summary
 from .workload import Layer, Workload, check_layer_size
 

@@ -145,7 +145,7 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
         from ..fusion import fuse as fuse_pass
         from ..fusion import fusion_summary
         unfused = tpusim.simulate(chip, wl, format=fmt, batch=batch, engine=engine)
-        wl, groups = fuse_pass(wl, chip)
+        wl, groups = fuse_pass(wl, chip, batch)
     result = tpusim.simulate(chip, wl, format=fmt, batch=batch, engine=engine)
     if fuse:
         result.summary["fusion"] = fusion_summary(unfused, result, groups)
