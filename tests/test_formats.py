@@ -18,7 +18,7 @@ SPEC_COLUMNS = ["format", "bits", "multiplier_full_adders", "mac_area_um2", "mac
 
 def test_registry_is_complete():
     assert set(FORMAT_NAMES) == {"int8", "int4", "bf16", "fp16", "fp32", "fp8_e4m3", "fp8_e5m2",
-                                 "binary"}
+                                 "binary", "ternary"}
     for f in FORMATS.values():
         assert f.bytes_per_element == f.bits / 8
         assert f.accumulator in ACCUMULATORS
@@ -39,7 +39,7 @@ def test_multiplier_full_adders_follow_dean_2020():
     # Dean 2020: (M+1)^2 full adders -- fp32 576, fp16 121, bf16 64, fp8 E4M3 16; ints n^2
     got = {n: FORMATS[n].multiplier_full_adders for n in FORMAT_NAMES}
     assert got == {"fp32": 576, "fp16": 121, "bf16": 64, "fp8_e4m3": 16, "fp8_e5m2": 9,
-                   "int8": 64, "int4": 16, "binary": 1}
+                   "int8": 64, "int4": 16, "binary": 1, "ternary": 1}
 
 
 def test_mac_energy_anchored_on_horowitz_and_ordered():

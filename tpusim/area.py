@@ -4,7 +4,8 @@ A processing element (PE) is counted in cells, part by part, then converted to s
 with the cell areas of one public 45 nm library and scaled to the chip's node:
 
 - multiplier: (M+1)^2 full adders for a float with an M-bit mantissa (Dean 2020: fp32 576, fp16
-  121, bf16 64), n^2 for an n-bit integer, one XNOR gate for binary (+-1);
+  121, bf16 64), n^2 for an n-bit integer, one XNOR gate for binary (+-1), an XNOR and its mask
+  gate (sized as an XNOR, assumption) for ternary ({-1, 0, +1});
 - floats only: the exponent adder (E+1 full adders), the alignment shifter that lines the product
   up with the accumulator (a barrel shifter: ceil(log2 W) stages of W 2:1 muxes, W the
   accumulator's significand width, plus an exponent-difference adder) and the normalisation
@@ -12,6 +13,9 @@ with the cell areas of one public 45 nm library and scaled to the chip's node:
 - the accumulator adder (as wide as the accumulator: 32 full adders for int32, 25 for an fp32
   significand plus sign) and the registers: the stationary weight and its shadow copy (weights
   preload while the array computes), the activation passed to the next PE, and the partial sum.
+- binary and ternary PEs of ``lanes`` XNOR lanes (a format's ``rate``) share one popcount tree
+  (W - popcount(W) full adders sum W one-bit products; ternary has two, for the masked XNOR word
+  and the mask) and one accumulator; each lane keeps its own gate and operand registers.
 
 The model counts cells only: no wires, no clock tree, so its numbers are lower bounds of a real
 layout; the placement utilisation below is the one allowance for that. Cell areas and the
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 from . import tables
-from .formats import Constant, Format, accumulator_of, get_format
+from .formats import XNOR_KINDS, Constant, Format, accumulator_of, get_format
 from .tables import AREA_CONSTANTS  # noqa: F401  (re-exported: the cited cell areas)
 
 _STILLMAKER = ("Stillmaker & Baas, 'Scaling equations for the accurate prediction of CMOS device "
@@ -93,15 +97,22 @@ def _shifter_muxes(width: int) -> int:
     return width * math.ceil(math.log2(width))
 
 
-def pe_cells(fmt: str | Format) -> dict[str, dict[str, int]]:
-    """Cells of one PE of a weight-stationary array in ``fmt``, by part (see module docstring)."""
+def pe_cells(fmt: str | Format, lanes: int = 1) -> dict[str, dict[str, int]]:
+    """Cells of one PE of a weight-stationary array in ``fmt``, by part (see module docstring);
+    ``lanes``: XNOR lanes of a binary or ternary PE (other formats: one MAC)."""
     f = fmt if isinstance(fmt, Format) else get_format(fmt)
     acc = accumulator_of(f)
     cells: dict[str, dict[str, int]] = {}
-    if f.kind == "binary":
-        cells["multiplier"] = {"xnor2": 1}
-    else:
-        cells["multiplier"] = {"full_adder": f.multiplier_full_adders}
+    if f.kind in XNOR_KINDS:
+        popcounts = 1 if f.kind == "binary" else 2
+        cells["multiplier"] = {"xnor2": popcounts * lanes}
+        tree = popcounts * (lanes - bin(lanes).count("1"))
+        if tree:
+            cells["popcount"] = {"full_adder": tree}
+        cells["accumulator_adder"] = {"full_adder": acc.bits}
+        cells["registers"] = {"flip_flop": 3 * f.bits * lanes + acc.bits}
+        return cells
+    cells["multiplier"] = {"full_adder": f.multiplier_full_adders}
     if f.kind == "float":
         w = acc.significand_bits if acc.kind == "float" else acc.bits
         e_acc = acc.exponent_bits
@@ -116,12 +127,13 @@ def pe_cells(fmt: str | Format) -> dict[str, dict[str, int]]:
     return cells
 
 
-def pe_area(fmt: str | Format, node_nm: float = 45, source: str | None = None) -> PEArea:
+def pe_area(fmt: str | Format, node_nm: float = 45, source: str | None = None,
+            lanes: int = 1) -> PEArea:
     """Area of one PE in ``fmt`` at ``node_nm`` (cells / placement utilisation x node scale)."""
     f = fmt if isinstance(fmt, Format) else get_format(fmt)
     t = tables.current()
     scale = area_scale(node_nm, source) / t.logic_utilization
-    cells = pe_cells(f)
+    cells = pe_cells(f, lanes)
     parts = {part: scale * sum(n * t.cell(c) for c, n in cs.items())
              for part, cs in cells.items()}
     return PEArea(format=f.name, node_nm=float(node_nm), cells=cells, parts_um2=parts)
@@ -158,7 +170,12 @@ class ChipArea:
 def chip_area(chip, fmt: str, macs_per_pe: float = 1.0) -> ChipArea:
     """Arrays (rows x cols x count PEs, each holding ``macs_per_pe`` MACs of ``fmt``) + SRAM."""
     node = chip.energy.node_nm
-    mac = mac_area_um2(fmt, node, chip.name)
+    f = get_format(fmt)
+    if f.kind in XNOR_KINDS and macs_per_pe >= 1 and float(macs_per_pe).is_integer():
+        # the lanes of one XNOR-popcount PE share its popcount tree and accumulator
+        mac = pe_area(f, node, chip.name, int(macs_per_pe)).total_um2 / macs_per_pe
+    else:
+        mac = mac_area_um2(fmt, node, chip.name)
     s = chip.memory.sram
     sram = sram_area_mm2(s.input_kib + s.weight_kib + s.output_kib, node, chip.name)
     return ChipArea(format=get_format(fmt).name, mac_um2=mac, pes=chip.pes,

@@ -26,13 +26,14 @@ class Format:
     """One datapath format. ``bits`` is the storage width of one element.
 
     ``kind`` is ``int`` (two's complement, symmetric quantization), ``float`` (IEEE-style sign,
-    exponent, mantissa with a hidden bit) or ``binary`` (+-1 stored as one bit: the product is an
-    XNOR and the sum a popcount, as binarized networks compute).
+    exponent, mantissa with a hidden bit), ``binary`` (+-1 stored as one bit: the product is an
+    XNOR and the sum a popcount, as binarized networks compute) or ``ternary`` ({-1, 0, +1} in two
+    bits, a sign and a non-zero mask: an XNOR masked by the AND of both masks, two popcounts).
     """
 
     name: str
     bits: int
-    kind: str  # "int", "float" or "binary"
+    kind: str  # "int", "float", "binary" or "ternary"
     exponent_bits: int
     mantissa_bits: int  # explicit mantissa bits (floats) or magnitude bits (ints)
     accumulator: str  # name of the accumulator format
@@ -53,7 +54,8 @@ class Format:
 
     @property
     def significand_bits(self) -> int:
-        """Mantissa plus the hidden bit (floats); magnitude plus sign (ints); 1 for binary."""
+        """Mantissa plus the hidden bit (floats); magnitude plus sign (ints); 1 for binary and
+        ternary (one sign bit multiplies; ternary's mask only gates it)."""
         if self.kind == "float":
             return self.mantissa_bits + 1
         if self.kind == "int":
@@ -64,8 +66,8 @@ class Format:
     def multiplier_full_adders(self) -> int:
         """Full adders (or cells) in the multiplier: (M+1)^2 for floats, n^2 for ints (Dean 2020).
 
-        Binary: one cell, the XNOR gate that forms its product (:mod:`tpusim.area` sizes it as
-        an XNOR, not as a full adder)."""
+        Binary and ternary: one cell, the XNOR gate that forms the product's sign
+        (:mod:`tpusim.area` sizes it as an XNOR, not as a full adder; ternary adds its mask gate)."""
         if self.kind == "float":
             return (self.mantissa_bits + 1) ** 2
         if self.kind == "int":
@@ -84,7 +86,12 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("fp8_e5m2", 8, "float", 5, 2, "fp32", 32),
     # binary (+-1): XNOR + popcount, summed in int32.
     Format("binary", 1, "binary", 0, 0, "int32", 32),
+    # ternary ({-1, 0, +1}, TWN, Li & Liu 2016): sign + mask bits, popcounts summed in int32.
+    Format("ternary", 2, "ternary", 0, 1, "int32", 32),
 )}
+
+# Formats computed with XNOR + popcount rather than a multiplier.
+XNOR_KINDS = ("binary", "ternary")
 
 FORMAT_NAMES = tuple(FORMATS)
 
@@ -98,7 +105,7 @@ ACCUMULATORS: dict[str, Format] = {
 _ALIASES = {"uint8": "int8", "i8": "int8", "u8": "int8", "int": "int8", "bfloat16": "bf16",
             "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32",
             "fp8": "fp8_e4m3", "e4m3": "fp8_e4m3", "e5m2": "fp8_e5m2", "uint4": "int4",
-            "bool": "binary", "int1": "binary"}
+            "bool": "binary", "int1": "binary", "int2": "ternary", "tern": "ternary"}
 
 
 def get_format(name: str, source: str | None = None, where: str | None = "format") -> Format:
@@ -114,7 +121,8 @@ def get_format(name: str, source: str | None = None, where: str | None = "format
 
 
 def accumulator_of(fmt: str | Format) -> Format:
-    """The accumulator format of ``fmt`` (int32 for integers and binary, fp32 for floats)."""
+    """The accumulator format of ``fmt`` (int32 for integers, binary and ternary; fp32 for
+    floats)."""
     f = fmt if isinstance(fmt, Format) else get_format(fmt)
     return ACCUMULATORS[f.accumulator]
 
@@ -126,7 +134,7 @@ def _float_rank(f: Format) -> tuple[int, int]:
 def datapath_format(weight_dtype: str | None, act_dtype: str | None) -> str | None:
     """The format a layer runs in, from its operand dtypes; None when neither is given.
 
-    Two integer (or binary) operands run in the wider integer format; if either is a float, the
+    Two integer (or binary/ternary) operands run in the wider integer format; if either is a float, the
     layer runs in the most precise float among them, an int operand being widened to bf16
     (weight-only quantization dequantizes on the fly).
     """

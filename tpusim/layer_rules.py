@@ -11,6 +11,7 @@ from . import __version__
 from .area import area_summary
 from .config import ChipConfig
 from .errors import InputError
+from .formats import XNOR_KINDS
 from .workload import Layer
 
 LAYER_COLUMNS = (
@@ -40,6 +41,19 @@ def resolve_format(layer: Layer, chip: ChipConfig, forced: str | None, source: s
                          f"{'|'.join(chip.formats)}; pass format= (--format) to run it in one "
                          "of them")
     return fmt
+
+
+def layer_formats(layers, chip: ChipConfig, forced: str | None, source: str) -> list[str]:
+    """The datapath format of every layer. A forced binary or ternary format keeps the first and
+    last GEMM layers in their own format (trace dtype or the chip's default), as binarized
+    networks do (Courbariaux et al. 2016; FINN, Umuroglu et al. 2017): the image and the logits
+    stay in higher precision."""
+    keep: set[int] = set()
+    if forced in XNOR_KINDS:
+        gemms = [i for i, l in enumerate(layers) if l.kind == "gemm"]
+        keep = {gemms[0], gemms[-1]} if gemms else set()
+    return [resolve_format(l, chip, None if i in keep else forced, source)
+            for i, l in enumerate(layers)]
 
 
 # A repeated row (count > 1) is timed instance by instance until the carried state repeats, at

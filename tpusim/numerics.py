@@ -5,14 +5,15 @@ Inputs are rounded to the format first: floats to the nearest representable valu
 a value beyond the largest finite one becomes inf, or NaN for E4M3, which has no infinity, as the
 ``ml_dtypes`` types define), integers by symmetric per-tensor
 quantization (scale = max|x| / (2^(n-1) - 1), round to nearest even, clip), binary to sign(x) with
-a per-tensor scale mean|x| (XNOR-Net, Rastegari et al. 2016).
+a per-tensor scale mean|x| (XNOR-Net, Rastegari et al. 2016), ternary to {-1, 0, +1} with the
+threshold 0.7 mean|x| and the scale mean|x| over the kept values (TWN, Li & Liu 2016).
 
 Then every product is added, in the array's order, to an accumulator of the format's accumulator
 type, rounding after each add:
 
 - float formats accumulate in fp32: ``acc = fp32(acc + fp32(a_ik * b_kj))`` for k = 0, 1, ...
   (products of bf16/fp16/fp8 values are exact in fp32; an fp32 product is rounded to fp32);
-- integer and binary formats accumulate in int32 with saturation (the adder clamps at
+- integer, binary and ternary formats accumulate in int32 with saturation (the adder clamps at
   +-(2^31 - 1) / -2^31 instead of wrapping), then the result is rescaled;
 - with ``tile_k`` (the array's rows under weight-stationary dataflow), each group of ``tile_k``
   products is summed down a column from zero, and the tile's partial sums are added to the
@@ -58,7 +59,8 @@ def quantize(x: np.ndarray, fmt: str | Format) -> tuple[np.ndarray, float]:
     """``(q, scale)`` with ``x ~ q * scale``: q holds exact values of the format as float64.
 
     Floats: q = x rounded to the format, scale 1. Integers: symmetric per-tensor quantization.
-    Binary: q = sign(x) (0 counts as +1), scale = mean |x|.
+    Binary: q = sign(x) (0 counts as +1), scale = mean |x|. Ternary: q = sign(x) where
+    |x| > 0.7 mean|x|, else 0; scale = mean |x| over those kept.
     """
     f = fmt if isinstance(fmt, Format) else get_format(fmt)
     x = np.asarray(x, dtype=np.float64)
@@ -67,6 +69,10 @@ def quantize(x: np.ndarray, fmt: str | Format) -> tuple[np.ndarray, float]:
     if f.kind == "binary":
         scale = float(np.mean(np.abs(x))) if x.size else 1.0
         return np.where(x >= 0, 1.0, -1.0), (scale or 1.0)
+    if f.kind == "ternary":
+        keep = np.abs(x) > 0.7 * float(np.mean(np.abs(x))) if x.size else np.zeros(0, bool)
+        scale = float(np.mean(np.abs(x[keep]))) if keep.any() else 1.0
+        return np.where(keep, np.sign(x), 0.0), scale
     qmax = 2 ** (f.bits - 1) - 1
     amax = float(np.max(np.abs(x))) if x.size else 0.0
     scale = amax / qmax if amax > 0 else 1.0

@@ -155,7 +155,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=+,-]+")
 def default_run_dir(config: Any, workload: Any, *, fmt: str | None = None, batch: int = 1,
                     engine: str | None = None, overrides: dict[str, Any] | None = None,
                     input_shapes: Sequence[str] = (), numerics: bool = False,
-                    root: str | Path = "results") -> Path:
+                    fuse: bool = False, root: str | Path = "results") -> Path:
     """``results/<config>-<workload>[-<format>][-b<batch>][-<engine>][-<overrides>]...``.
 
     Overrides are sorted (their order does not change the run); a suffix longer than 60
@@ -173,6 +173,8 @@ def default_run_dir(config: Any, workload: Any, *, fmt: str | None = None, batch
         parts.append("shape=" + ",".join(sorted(input_shapes)))
     if numerics:
         parts.append("numerics")
+    if fuse:
+        parts.append("fused")
     suffix = _UNSAFE.sub("_", "-".join(parts))
     if len(suffix) > 60:
         suffix = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]

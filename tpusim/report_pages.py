@@ -55,6 +55,20 @@ def layer_table_html(table: pd.DataFrame, top: int | None = 12) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def fusion_table_html(fusion: dict) -> str:
+    """What each fused group of a ``run --fuse`` saved (its ``fusion`` summary record)."""
+    head = ("<tr><th class='l'>producer</th><th class='l'>fused into it</th><th>HBM bytes saved"
+            "</th><th>cycles saved</th><th>launches saved</th></tr>")
+    rows = [f"<tr><td class='l'>{html.escape(g['producer'])}</td>"
+            f"<td class='l'>{html.escape(', '.join(g['fused']))}</td>"
+            f"<td>{_num(g['hbm_bytes_saved'])}</td><td>{_num(g['cycles_saved'])}</td>"
+            f"<td>{g['launches_saved']}</td></tr>" for g in fusion["groups"]]
+    t = fusion["total"]
+    rows.append(f"<tr><th class='l'>total</th><td></td><th>{_num(t['hbm_bytes_saved'])}</th>"
+                f"<th>{_num(t['cycles_saved'])}</th><th>{t['launches_saved']}</th></tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
 def report_html(result: "Result") -> str:
     """The page ``tpusim run`` writes: summary cards, time per layer, energy, roofline, the
     heaviest layers with their bound and its reason, and the roofline's assumptions."""
@@ -94,6 +108,8 @@ def report_html(result: "Result") -> str:
         "<h2>Energy</h2>", divs[2],
         "<h2>Timeline</h2>", divs[3], f"<p class='note'>{html.escape(TIMELINE_NOTE)}</p>",
         "<h2>Heaviest layers</h2>", layer_table_html(table),
+        *(["<h2>Fusion: saving per fused group</h2>", fusion_table_html(s["fusion"])]
+          if s.get("fusion") else []),
         "<h2>Assumptions</h2>", f"<ul class='note'>{assumptions}</ul>",
         f"<p class='note'>{html.escape(foot)}</p>"])
 

@@ -35,7 +35,8 @@ from ._input import check_size
 from .layer_rules import LAYER_COLUMNS  # noqa: F401  (re-exported: the layer table's columns)
 from .layer_rules import Carry as _Carry  # noqa: F401  (generation.py, tests)
 from .layer_rules import run_instances as _run_instances
-from .layer_rules import resolve_format as _resolve_format
+from .layer_rules import layer_formats
+from .layer_rules import resolve_format as _resolve_format  # noqa: F401  (tests, callers)
 from .layer_rules import run_summary
 from .workload import Layer, Workload, check_layer_size
 
@@ -279,7 +280,7 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
         summary["simulator_seconds"] = time.perf_counter() - t0
         return Result(config=chip, workload=wl, summary=summary, table=cols.table)
 
-    fmt_names = [_resolve_format(l, chip, forced, source) for l in wl.layers]
+    fmt_names = layer_formats(wl.layers, chip, forced, source)
     roofs = roofline.chip_roofs(chip, sorted(set(fmt_names)))
 
     rows = []

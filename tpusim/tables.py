@@ -116,9 +116,28 @@ def default_mac_pj_45nm() -> dict[str, float]:
         # Baalen et al. 2023 report (assumption: the numerics still accumulate in fp32).
         "fp8_e4m3": _float_mult_pj(3) + _c("fp16_add_pj"),
         "fp8_e5m2": _float_mult_pj(2) + _c("fp16_add_pj"),
-        # binary (+-1): XNOR + popcount; the popcount adder is counted as an int8 add (assumption).
-        "binary": _c("int8_add_pj"),
+        "binary": xnor_popcount_mac_pj(1),
+        "ternary": xnor_popcount_mac_pj(2),
     }
+
+
+# A W-input popcount tree holds about W full adders (W - popcount(W) exactly), so one per binary
+# product; the word's popcount is added into the int32 accumulator once per this many products
+# (assumption: 32-bit words, as XNOR-Net and FINN pack binary operands).
+POPCOUNT_WORD_BITS = 32
+
+
+def full_adder_pj() -> float:
+    """One full adder's switching energy: Horowitz's 8-bit add over its 8 bits (assumption:
+    a ripple adder's energy is proportional to its width)."""
+    return _c("int8_add_pj") / 8
+
+
+def xnor_popcount_mac_pj(popcounts: int) -> float:
+    """One binary (``popcounts`` = 1) or ternary (2: the masked XNOR word and the mask word are
+    each popcounted) MAC at 45 nm: per popcount an XNOR (assumption: no more than one full
+    adder's energy), its full adder in the popcount tree, and 1/32 of the int32 accumulate."""
+    return popcounts * (2 * full_adder_pj() + _c("int32_add_pj") / POPCOUNT_WORD_BITS)
 
 
 _MAPPINGS = ("mac_pj_45nm", "offchip_pj_per_bit", "cell_um2")

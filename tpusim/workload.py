@@ -28,6 +28,8 @@ VECTOR_OPS: dict[str, float] = {
     "hardswish": 4, "softmax": 5, "layernorm": 8, "rmsnorm": 6, "pool": 1, "maxpool": 1,
     "avgpool": 1, "globalpool": 1, "reduce": 1, "transpose": 1, "concat": 1, "embedding": 1,
     "rope": 6, "lstm_cell": 10, "vector": 1,
+    # a BNN's batchnorm + sign folded into one compare per output (FINN's threshold unit)
+    "threshold": 1, "sign": 1,
 }
 
 TRACE_COLUMNS = (

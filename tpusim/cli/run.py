@@ -41,6 +41,22 @@ def print_summary(result, out_dir: Path | None, written: list | None = None) -> 
         click.echo(f"wrote {out_dir}/" + ", ".join(Path(p).name for p in written))
 
 
+def print_fusion(fusion: dict) -> None:
+    """One line per fused group: what fusing it saved (HBM bytes, cycles, launches)."""
+    from .. import units
+
+    tot = fusion["total"]
+    click.echo(f"fusion: {len(fusion['groups'])} groups saved {units.nbytes(tot['hbm_bytes_saved'])}"
+               f" HBM traffic, {tot['cycles_saved']:,.0f} cycles, {tot['launches_saved']:,} "
+               "launches")
+    for g in fusion["groups"][:20]:
+        click.echo(f"  {g['producer']} + {', '.join(g['fused'])}: "
+                   f"{units.nbytes(g['hbm_bytes_saved'])}, {g['cycles_saved']:,.0f} cycles, "
+                   f"{g['launches_saved']} launches")
+    if len(fusion["groups"]) > 20:
+        click.echo(f"  ... {len(fusion['groups']) - 20} more groups in summary.json")
+
+
 def _throughput(result) -> tuple[str, str]:
     """Tokens for an LLM step trace (its note says sequences and new tokens), else inferences."""
     from .. import units
@@ -80,13 +96,16 @@ def _throughput(result) -> tuple[str, str]:
               help="LLM step trace: shard it over this many chips (writes DIR/sharded.json).")
 @click.option("--parallel", default=None, metavar="tp=..[,dp=..]",
               help="With --chips: tensor and data parallel degrees (default tp over all chips).")
+@click.option("--fuse", is_flag=True,
+              help="Fuse elementwise chains and attention softmax into their producers "
+                   "(tpusim/fusion.py); the summary shows what each fused group saved.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print summary.json on stdout instead of the table (messages go to stderr).")
 @click.option("--trace", "trace_path", default=None, metavar="FILE.json",
               help="Also write the block-by-block timeline as a Chrome/Perfetto trace "
                    "(open it in ui.perfetto.dev).")
 def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shapes,
-        numerics, chips, parallel, as_json, trace_path):
+        numerics, chips, parallel, fuse, as_json, trace_path):
     """Simulate WORKLOAD on chip CONFIG; write layers.csv, summary.json, config.yaml, report.html.
 
     summary.json records the resolved config, the overrides, the command line, the version and
@@ -102,6 +121,7 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
       tpusim run default resnet50
       tpusim run tpu_v4 bert_base --format bf16 --set array.rows=256 --out results/v4
       tpusim run scale.cfg Resnet18.csv
+      tpusim run edge_tpu mobilenet_v2 --fuse
       tpusim run tpu_v5e llama2_70b_decode.csv --chips 8 --parallel tp=8
       tpusim run tpu_v4 resnet50 --trace trace.json
     """
@@ -118,7 +138,7 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
         return _sharded(config, workload, overrides, chips, parallel, batch, out_dir)
     out = out_dir or default_run_dir(config, workload, fmt=fmt, batch=batch, engine=engine,
                                      overrides=overrides, input_shapes=input_shapes,
-                                     numerics=numerics)
+                                     numerics=numerics, fuse=fuse)
     check_dir(out)
     if trace_path is not None:
         from ..trace_events import check_trace_path
@@ -129,7 +149,15 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
         wl = tpusim.load_workload(workload, input_shapes=parse_input_shapes(input_shapes))
     else:
         wl = tpusim.load_workload(workload)
+    groups = None
+    if fuse:
+        from ..fusion import fuse as fuse_pass
+        from ..fusion import fusion_summary
+        unfused = tpusim.simulate(chip, wl, format=fmt, batch=batch, engine=engine)
+        wl, groups = fuse_pass(wl, chip, batch)
     result = tpusim.simulate(chip, wl, format=fmt, batch=batch, engine=engine)
+    if fuse:
+        result.summary["fusion"] = fusion_summary(unfused, result, groups)
     if numerics:
         from ..numerics import layer_errors
         result.layers["gemm_rel_error"] = layer_errors(result)
@@ -139,7 +167,8 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
     prov = run_provenance(result, run_id=new_run_id(), config_arg=config, workload_arg=workload,
                           overrides=overrides, argv=argv, out_dir=out,
                           options={"format": fmt, "batch": batch, "engine": engine,
-                                   "input_shapes": list(input_shapes), "numerics": numerics})
+                                   "input_shapes": list(input_shapes), "numerics": numerics,
+                                   "fuse": fuse})
     timeline, extra = None, {}
     if trace_path is not None:   # built before anything is written: a failure leaves nothing
         from ..simulator import walk
@@ -165,6 +194,8 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
     print_summary(result, out, written)
     if timeline is not None:
         click.echo(f"wrote {trace_path} (open it in ui.perfetto.dev)")
+    if fuse:
+        print_fusion(result.summary["fusion"])
     if numerics and result.layers["gemm_rel_error"].notna().any():
         worst = result.layers.loc[result.layers["gemm_rel_error"].idxmax()]
         click.echo(f"numerics: worst GEMM error {worst['gemm_rel_error']:.3g} "

@@ -19,7 +19,7 @@ import numpy as np
 from ..config import ChipConfig
 from ..cores import core_scalars, scale_column, split_columns
 from ..energy import mac_pj, sram_pj_per_bit, vector_op_pj
-from ..formats import get_format
+from ..formats import XNOR_KINDS, get_format
 from ..memory import check_tile_fits, plan_weight_cache
 from ..timing.overlap import buffer_depth
 from ..workload import Workload
@@ -103,7 +103,10 @@ def prepare(chip: ChipConfig, wl: Workload, forced: str | None, batch: int = 1,
     last such row; a fused row passes the residency before it through.
     """
     sh = _shape(wl)
-    if forced:
+    if forced in XNOR_KINDS:   # first and last GEMM keep their own format (layer_rules)
+        from ..layer_rules import layer_formats
+        names = layer_formats(wl.layers, chip, forced, wl.source or wl.name)
+    elif forced:
         names = [forced] * len(sh.formats)
     else:
         names = [f or chip.default_format for f in sh.formats]
