@@ -183,9 +183,9 @@ def figure_div(fig: dict, div_id: str, include_plotlyjs: bool, config: dict) -> 
     config = {**config}
     config.setdefault("responsive", True)
     load = ""
-    if include_plotlyjs:
-        load = ("<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
-                f"        <script>{plotly_js()}</script>")
+    if include_plotlyjs:   # inline, or a tag to plotly.min.js / the CDN (tpusim.plotlyjs)
+        from .plotlyjs import script_tag
+        load = script_tag()
     script = (f'                if (document.getElementById("{div_id}")) {{'
               f'                    Plotly.newPlot(                        "{div_id}",'
               f'                        {_json(fig.get("data", []))},'

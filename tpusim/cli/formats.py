@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option
+from .common import parse_sets, set_option, plotlyjs_option
 
 def print_table(df, chip_name: str) -> None:
     from rich.console import Console
@@ -46,6 +46,7 @@ def print_table(df, chip_name: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random GEMM.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory (default results/formats-<config>/).")
+@plotlyjs_option()
 def formats(config, names, workload, sets, gemm_size, seed, out_dir):
     """Area, energy, peak throughput and numeric error of each format on chip CONFIG.
 

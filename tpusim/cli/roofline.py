@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option
+from .common import parse_sets, set_option, plotlyjs_option
 
 PNG_HINT = "--png needs kaleido, which is not installed: pip install 'tpusim[png]'"
 
@@ -90,6 +90,7 @@ def print_workloads(console, wt, roofs) -> None:
                    "goes to the same name with .csv.")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a static PNG (needs kaleido: pip install 'tpusim[png]').")
+@plotlyjs_option()
 def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out, png):
     """Roofline chart and table of WORKLOAD(s) on chip CONFIG.
 

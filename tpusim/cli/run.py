@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option
+from .common import parse_sets, set_option, plotlyjs_option
 
 
 def print_summary(result, out_dir: Path | None, written: list | None = None) -> None:
@@ -82,6 +82,7 @@ def _throughput(result) -> tuple[str, str]:
               help="With --chips: tensor and data parallel degrees (default tp over all chips).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print summary.json on stdout instead of the table (messages go to stderr).")
+@plotlyjs_option()
 def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shapes,
         numerics, chips, parallel, as_json):
     """Simulate WORKLOAD on chip CONFIG; write layers.csv, summary.json, config.yaml, report.html.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option
+from .common import parse_sets, set_option, plotlyjs_option
 
 
 def _rate(text: str, where: str) -> float:
@@ -57,6 +57,7 @@ def _tp(text: str | None) -> int | None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory (default results/serve-<config>-<model>/).")
 @click.option("--no-html", is_flag=True, help="Skip report.html.")
+@plotlyjs_option()
 def serve(config, model, chips, parallel, requests_file, synthetic, num_requests, rate, rates,
           max_batch, kv_block, chunked_prefill, prefix_caching, duration, weights, kv_dtype,
           seed, sets, out_dir, no_html):
