@@ -37,7 +37,7 @@ MEMORY_BOUNDS = ("hbm", "sram")
 TABLE_COLUMNS = (
     "workload", "name", "op", "kind", "count", "format", "m", "k", "n", "ops", "cycles",
     "time_s", "time_share", "hbm_bytes", "sram_bytes", "ops_per_hbm_byte", "ops_per_sram_byte",
-    "peak_tops", "attainable_tops", "achieved_tops", "pct_of_attainable", "roof", "bound",
+    "on_chip", "peak_tops", "attainable_tops", "achieved_tops", "pct_of_attainable", "roof", "bound",
     "reason",
 )
 # Columns of the per-workload table (``--per-workload``).
@@ -281,7 +281,8 @@ def layer_table(layers: "pd.DataFrame", chip: "ChipConfig", roofs: ChipRoofs | N
     first, last = (not_fused[0], not_fused[-1]) if not_fused else (-1, -1)
     rows = []
     for i, r in enumerate(df.to_dict("records")):
-        kind, ops, i_hbm = r["kind"], float(r["ops"]), float(r["intensity"])
+        kind, ops = r["kind"], float(r["ops"])
+        i_hbm = float(r["intensity"])      # NaN for a row with no HBM traffic (on_chip)
         hbm = float(r["hbm_read_bytes"] + r["hbm_write_bytes"])
         sram = float(r["sram_read_bytes"] + r["sram_write_bytes"])
         i_sram = intensity(ops, sram)
@@ -295,7 +296,7 @@ def layer_table(layers: "pd.DataFrame", chip: "ChipConfig", roofs: ChipRoofs | N
             "ops": ops, "cycles": float(r["cycles"]), "time_s": latency * r["count"],
             "time_share": latency * r["count"] / total_time if total_time else 0.0,
             "hbm_bytes": hbm, "sram_bytes": sram, "ops_per_hbm_byte": i_hbm,
-            "ops_per_sram_byte": i_sram, "peak_tops": roofs.peak(kind, fmt),
+            "ops_per_sram_byte": i_sram, "on_chip": hbm <= 0, "peak_tops": roofs.peak(kind, fmt),
             "attainable_tops": attain, "achieved_tops": achieved,
             "pct_of_attainable": achieved / attain if attain > 0 else 0.0,
             "roof": roof, "bound": r["bound"],

@@ -32,6 +32,7 @@ from .timing.path import gemm_layer_time, timing_path
 from .importers import load_workload
 from ._input import check_size
 from .layer_rules import LAYER_COLUMNS  # noqa: F401  (re-exported: the layer table's columns)
+from .layer_rules import TOTAL_COLUMNS, layer_totals
 from .layer_rules import Carry as _Carry  # noqa: F401  (generation.py, tests)
 from .layer_rules import run_instances as _run_instances
 from .layer_rules import resolve_format as _resolve_format
@@ -281,9 +282,10 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
         row["bound"] = max(by_bound, key=by_bound.get)
         rows.append(row)
     import pandas as pd
-    df = pd.DataFrame(rows, columns=list(LAYER_COLUMNS))
+    df = pd.DataFrame(rows, columns=[c for c in LAYER_COLUMNS if c not in TOTAL_COLUMNS])
     for col in ("m", "k", "n"):
         df[col] = df[col].astype("Int64")
+    df = layer_totals(df)
     summary = summarize(chip, wl, df, forced, batch, engine)
     summary["simulator_seconds"] = time.perf_counter() - t0
     return Result(config=chip, workload=wl, layers=df, summary=summary)
