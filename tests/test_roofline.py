@@ -213,8 +213,8 @@ def test_reason_activation_spilled_and_read_back():
                {"name": "b", "op": "matmul", "m": 4096, "k": 2048, "n": 256})
     res, _, t = analyse(chip, wl)
     assert not res.layers["output_on_chip"].iloc[0]
-    assert "spilled to HBM" in t["reason"].iloc[0] and "4 MiB activation buffer" in t["reason"][0]
-    assert "read back from HBM" in t["reason"].iloc[1]
+    assert "spilled to DDR3" in t["reason"].iloc[0] and "4 MiB activation buffer" in t["reason"][0]
+    assert "read back from DDR3" in t["reason"].iloc[1]   # TPUv1: DDR3
 
 
 def test_reason_vector_and_hbm_bound():
@@ -224,7 +224,7 @@ def test_reason_vector_and_hbm_bound():
     _, roofs, t = analyse("tpu_v1", wl)
     assert list(t["bound"]) == ["hbm", "vector", "hbm"]
     assert t["reason"][1].startswith("vector-bound")
-    assert t["reason"][0].startswith("HBM-bound") and "mostly weights" in t["reason"][0]
+    assert t["reason"][0].startswith("DDR3-bound") and "mostly weights" in t["reason"][0]
     assert t["roof"][1] == "vector" and t["peak_tops"][1] == roofs.vector_tops
 
 

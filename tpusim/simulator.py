@@ -81,15 +81,14 @@ class Result:
         import html
 
         from . import units
+        from .wording import offchip, peak_phrase
         s = self.summary
         rows = [("latency", f"{units.seconds(s['latency_s'])} ({s['total_cycles']:,.0f} cycles)"),
                 ("throughput", f"{units.number(s['throughput_per_s'])} inferences/s "
                                f"(batch {s['batch']})"),
-                ("achieved / peak", f"{units.number(s['achieved_tops'])} / "
-                                    f"{units.number(s['peak_tops'])} TOPS"),
-                ("utilization", f"{s['utilization']:.1%}"),
+                ("achieved of peak", peak_phrase(s, self.config)),
                 ("energy / inference", units.joules(s["energy_per_inference_j"])),
-                ("off-chip traffic", units.nbytes(s["hbm_bytes"]))]
+                (f"{offchip(self.config)} traffic", units.nbytes(s["hbm_bytes"]))]
         if s.get("chip_mm2") is not None:
             rows.append(("chip area", f"≥ {units.number(s['chip_mm2'])} mm²"))
         body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
