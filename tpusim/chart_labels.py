@@ -37,15 +37,20 @@ def to_px(x: float, y: float, x_range: tuple[float, float], y_range: tuple[float
 
 def place(points: list[tuple[float, float, str]], x_range: tuple[float, float],
           y_range: tuple[float, float], size: tuple[float, float] = (1000.0, 500.0),
-          font: float = 11.0, marker_px: float = 16.0) -> list[tuple[float, float]]:
+          font: float = 11.0, marker_px: float = 16.0,
+          obstacles: list[tuple[float, float, float]] = ()) -> list[tuple[float, float]]:
     """For each (x, y, text) of a log-log chart, in order, the offset (ax, ay) in pixels of
     its label's centre from the point, as a plotly annotation takes it (``ay`` > 0 is down):
     the nearest of eight directions on rings 1, 2, 3 and 4 label-sizes out whose box is
-    clear of the labels placed before, of every point and of the plot's edges (else the
-    least overlapping)."""
+    clear of the labels placed before, of every point (and ``obstacles``) and of the plot's
+    edges (else the least overlapping)."""
     px = [to_px(x, y, x_range, y_range, size) for x, y, _ in points]
     half = marker_px / 2
     markers = [(a - half, b - half, a + half, b + half) for a, b in px]
+    for x, y, d in obstacles:      # other markers: (x, y, diameter in pixels)
+        if x > 0 and y > 0 and math.isfinite(x) and math.isfinite(y):
+            a, b = to_px(x, y, x_range, y_range, size)
+            markers.append((a - d / 2, b - d / 2, a + d / 2, b + d / 2))
     placed: list[tuple] = []
     out = []
     for i, ((a, b), (_, _, text)) in enumerate(zip(px, points)):

@@ -137,10 +137,14 @@ def roofline_chart(tables: list[pd.DataFrame] | pd.DataFrame, roofs: ChipRoofs,
                         hovertemplate="%{text} (reference)<br>%{x:.4g} ops/B, %{y:.4g} TOPS"
                                       "<extra></extra>")
         labelled.append(fig.data[-1])
-    rx = [roofs.ridge(f) for f in fmts]
-    fig.add_scatter(x=rx, y=[roofs.compute_tops[f] for f in fmts], mode="markers+text",
+    same_roof: dict[float, list[str]] = {}   # formats with one peak share a ridge and label
+    for f in fmts:
+        same_roof.setdefault(roofs.compute_tops[f], []).append(f)
+    rx = [ridge_point(p, roofs.hbm_bytes_s) for p in same_roof]
+    fig.add_scatter(x=rx, y=list(same_roof), mode="markers+text",
                     name="ridge point", meta={"kind": "ridges"},
-                    text=[f"{f} ridge {units.number(r)} ops/B" for f, r in zip(fmts, rx)],
+                    text=[f"{'/'.join(fs)} ridge {units.number(r)} ops/B"
+                          for fs, r in zip(same_roof.values(), rx)],
                     marker={"symbol": "diamond", "size": 11, "color": "#222"},
                     hovertemplate="ridge %{x:.4g} ops/B at %{y:.4g} TOPS<extra></extra>")
     labelled.append(fig.data[-1])
@@ -181,7 +185,13 @@ def _place_labels(fig, traces: list, xr: tuple[float, float],
         for x, y, t in zip(tr.x, tr.y, tr.text):
             if x and y and x > 0 and y > 0 and math.isfinite(x) and math.isfinite(y):
                 pts.append((x, y, str(t)))
-    for (x, y, t), (ax, ay) in zip(pts, place(pts, xr, yr)):
+    others = []
+    for tr in fig.data:
+        if (tr.meta or {}).get("kind") == "layers" and tr.visible is not False:
+            sizes = tr.marker.size
+            sizes = sizes if isinstance(sizes, list) else [sizes or 8] * len(tr.x)
+            others += [(x, y, sz) for x, y, sz in zip(tr.x, tr.y, sizes)]
+    for (x, y, t), (ax, ay) in zip(pts, place(pts, xr, yr, obstacles=others)):
         fig.add_annotation(x=math.log10(x), y=math.log10(y), text=t, ax=ax, ay=ay,
                            showarrow=True, arrowhead=0, arrowwidth=1, arrowcolor="#999",
                            xanchor="center", yanchor="middle", font={"size": 11},
