@@ -238,7 +238,8 @@ def layer_reason(row: dict[str, Any], chip: "ChipConfig", roofs: ChipRoofs, firs
         parts.append(f"SRAM-bound: {_mib(row['sram_bytes'])} through "
                      f"{chip.memory.sram.bandwidth_bytes_per_cycle:g} B/cycle per array")
     elif bound == "vector":
-        parts.append(f"vector-bound: {row['ops']:.3g} element ops at "
+        from .units import number
+        parts.append(f"vector-bound: {number(row['ops'], 3)} element ops at "
                      f"{chip.vector.ops_per_cycle:g} ops/cycle")
     else:
         util = row["achieved_tops"] / row["peak_tops"] if row["peak_tops"] else 0.0

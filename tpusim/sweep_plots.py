@@ -197,19 +197,9 @@ def pareto_figure(df: pd.DataFrame, title: str):
     return fig
 
 
-def _table(df: pd.DataFrame) -> str:
-    if not len(df):
-        return ""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
-                   for row in df.itertuples(index=False))
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+def _table(df: pd.DataFrame, energy_unit: tuple[str, float] | None = None) -> str:
+    from .pretty import html_table
+    return html_table(df, energy_unit)
 
 
 def sweep_figures(df: pd.DataFrame) -> tuple[list, list[str]]:
@@ -255,7 +245,8 @@ def static_power_note(df: pd.DataFrame) -> str:
             f"only{zero}.")
 
 
-def pareto_section(ok: pd.DataFrame, swept: list[str]) -> list[str]:
+def pareto_section(ok: pd.DataFrame, swept: list[str],
+                   energy_unit: tuple[str, float] | None = None) -> list[str]:
     """The latency x energy x area Pareto points of each workload as a table."""
     from .sweep_metrics import PARETO_AXES, pareto_3d
     if "chip_mm2" not in ok:
@@ -266,7 +257,7 @@ def pareto_section(ok: pd.DataFrame, swept: list[str]) -> list[str]:
            "is arrays + SRAM, a lower bound of the die.</p>"]
     for vals, g in _groups(ok, ["workload"]):
         front = pareto_3d(g)
-        out.append(_table(g.loc[front, [c for c in cols if c in g]]))
+        out.append(_table(g.loc[front, [c for c in cols if c in g]], energy_unit))
     return out
 
 
@@ -285,8 +276,10 @@ def sweep_html(df: pd.DataFrame, title: str = "tpusim sweep") -> str:
         best = ok.loc[ok.groupby(by)["edp_j_s"].idxmin()] if by else ok.nsmallest(1, "edp_j_s")
         cols = [*swept, "latency_s", "throughput_per_s", "energy_per_inference_j", "edp_j_s",
                 "utilization"]
-        parts += ["<h2>Lowest EDP</h2>", _table(best[cols])]
-        parts += pareto_section(ok, swept)
+        from .units import unit_for   # one energy unit for the page's tables
+        eu = unit_for(float(ok["energy_per_inference_j"].median()))
+        parts += ["<h2>Lowest EDP</h2>", _table(best[cols], eu)]
+        parts += pareto_section(ok, swept, eu)
     if len(failed):
         reasons = failed.groupby("error").size().reset_index(name="points")
         parts += ["<h2>Failed points</h2>", _table(reasons)]
