@@ -16,7 +16,6 @@ import json
 import math
 from typing import Any
 
-_PLOTLY_JS: str | None = None
 _TEMPLATES: dict[str, dict] = {}
 
 
@@ -149,10 +148,8 @@ def _package_file(*parts: str) -> str:
 
 
 def plotly_js() -> str:
-    global _PLOTLY_JS
-    if _PLOTLY_JS is None:
-        _PLOTLY_JS = _package_file("plotly.min.js")
-    return _PLOTLY_JS
+    from .plotlyjs import source
+    return source()
 
 
 def _finite(v: Any) -> Any:

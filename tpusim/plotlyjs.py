@@ -46,10 +46,19 @@ def use(value: str) -> Iterator[None]:
         _MODE.reset(token)
 
 
+_SOURCE: list[str] = []
+
+
 def source() -> str:
-    """plotly.js as plotly's package ships it (read without importing plotly)."""
-    from .figure import plotly_js
-    return plotly_js()
+    """plotly.js as plotly's package ships it (read once, without importing plotly)."""
+    if not _SOURCE:
+        import importlib.util
+        spec = importlib.util.find_spec("plotly")
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError("plotly is needed for the HTML pages (pip install plotly)")
+        root = Path(list(spec.submodule_search_locations)[0])
+        _SOURCE.append((root / "package_data" / FILE).read_text(encoding="utf-8"))
+    return _SOURCE[0]
 
 
 def version() -> str:
