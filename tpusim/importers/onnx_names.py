@@ -4,10 +4,11 @@ Exporters often number nodes (``n12``, ``node_3``, ``Conv_7``) or leave them emp
 weights keep the framework's names (``gpu_0/res2_0_branch2a_w_0``). A node whose own name is
 generic is named, in order of preference:
 
-1. after its first constant input (a weight or scale initialiser), less the prefix every
-   constant shares (``gpu_0/``) and a parameter suffix (``_w_0``, ``.weight``, ``_bn_s_0``
-   stays ``_bn``): ``res2_0_branch2a``, ``res2_0_branch2a_bn``;
-2. after its output tensor, when that name is not generic either;
+1. after its output tensor, when that name is not generic either (as before names were
+   derived);
+2. after its first constant input (a weight or scale initialiser), less the prefix nearly
+   every constant shares (``gpu_0/``) and a parameter suffix (``_w_0``, ``.weight``;
+   ``_bn_s_0`` leaves ``_bn``): ``res2_0_branch2a``, ``res2_0_branch2a_bn``;
 3. after the named layer its first input comes from, plus its op: ``res2_0_branch2a_bn/relu``
    (and the max-pool after that relu ``res2_0_branch2a_bn/maxpool``);
 4. as it was.
@@ -77,15 +78,16 @@ class Namer:
 
     def _derived(self, node, op: str) -> tuple[str | None, str | None]:
         """(name, the layer name later nodes fed by it are named after)."""
+        outs = [o for o in node.output if o]
+        if outs and not generic(outs[0], op):
+            o = outs[0][len(self.prefix):] if self.prefix and outs[0].startswith(
+                self.prefix) and len(outs[0]) > len(self.prefix) else outs[0]
+            return o, o
         consts = [i for i in list(node.input)[1:] if i and i in self.static]
         if consts:
             stem = _param_stem(consts[0], self.prefix)
             if stem and not generic(stem):
                 return stem, stem
-        outs = [o for o in node.output if o]
-        if outs and not generic(outs[0], op):
-            stem = _param_stem(outs[0], self.prefix) or outs[0]
-            return stem, stem
         src = next((i for i in node.input if i), None)
         if src is not None and src in self.root:
             return f"{self.root[src]}/{op.lower()}", self.root[src]
