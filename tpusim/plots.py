@@ -73,10 +73,12 @@ def time_per_layer_figure(df: pd.DataFrame, clock_ghz: float | None = None):
         if y.sum() > 0:
             fig.add_bar(x=x, y=y, name=label, marker_color=color,
                         hovertemplate=f"%{{x}}<br>{label}: %{{y:,.4g}} {unit}<extra></extra>")
+    # legend above the plot: long layer names below it would run into it
     fig.update_layout(barmode="stack", title="Time per layer (x count)",
-                      xaxis_title="layer", yaxis_title=unit, height=460,
-                      legend={"orientation": "h", "y": -0.25, "traceorder": "normal"},
-                      margin={"t": 50, "b": 40})
+                      xaxis={"title": "layer", "automargin": True}, yaxis_title=unit,
+                      height=520, legend={"orientation": "h", "y": 1.0, "yanchor": "bottom",
+                                          "x": 0, "traceorder": "normal"},
+                      margin={"t": 90, "b": 40})
     return fig
 
 
@@ -117,9 +119,10 @@ def energy_figure(summary: dict, df: pd.DataFrame | None = None, offchip: str = 
                         hovertemplate=f"%{{x}}<br>{label}: %{{y:,.4g}} {uname}<extra></extra>",
                         xaxis="x", yaxis="y")
     fig.update_yaxes(title_text=f"{uname} per layer (x count)")
-    fig.update_layout(title=title, barmode="stack", height=460,
-                      legend={"orientation": "h", "y": -0.2, "traceorder": "normal"},
-                      margin={"t": 80, "b": 40})
+    fig.update_layout(title=title, barmode="stack", height=520,
+                      legend={"orientation": "h", "y": 1.04, "yanchor": "bottom", "x": 0.4,
+                              "traceorder": "normal"},
+                      xaxis={"automargin": True}, margin={"t": 90, "b": 40})
     return fig
 
 
