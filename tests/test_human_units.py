@@ -110,3 +110,15 @@ def test_html_table_headers_and_units():
     assert header("peak_tops") == "peak TOPS" and header("chip_mm2") == "chip mm² (≥)"
     assert units.unit_for(0.0123) == ("mJ", 1e-3) and units.in_unit(0.0005, ("mJ", 1e-3)) == \
         "0.5 mJ"
+
+
+def test_sweep_page_states_energy_in_one_unit(made):
+    """Tables and figures of sweep.html use the one unit of the median energy per inference."""
+    d, _ = made
+    df = pd.read_csv(d / "sweep" / "sweep.csv")
+    unit = units.unit_for(float(df["energy_per_inference_j"].median()))[0]
+    text = page_text(d / "sweep" / "sweep.html")
+    assert set(re.findall(r"\d (kJ|mJ|µJ|nJ|pJ|J)\b", text)) == {unit}
+    raw = (d / "sweep" / "sweep.html").read_text()
+    assert f"energy per inference ({unit})" in raw
+    assert "energy per inference (J)" not in raw or unit == "J"
