@@ -51,8 +51,9 @@ def formatter(col: str, values: list, energy_unit: tuple[str, float] | None = No
     mid = sorted(nums)[len(nums) // 2] if nums else 0.0
     if col == "utilization" or col.startswith("share_") or col.endswith("_fraction"):
         return lambda v: f"{float(v):.1%}"
-    if col == "edp_j_s":
-        return lambda v: units.joules(float(v)) + "·s"
+    if col == "edp_j_s":       # in the table's energy unit, times seconds
+        eu = energy_unit
+        return lambda v: (units.in_unit(float(v), eu) if eu else units.joules(float(v))) + "·s"
     if col.endswith("_j") or col == "energy_j":
         unit = energy_unit or units.unit_for(mid)
         return lambda v: units.in_unit(float(v), unit)
