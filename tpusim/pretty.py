@@ -51,9 +51,14 @@ def formatter(col: str, values: list, energy_unit: tuple[str, float] | None = No
     mid = sorted(nums)[len(nums) // 2] if nums else 0.0
     if col == "utilization" or col.startswith("share_") or col.endswith("_fraction"):
         return lambda v: f"{float(v):.1%}"
-    if col == "edp_j_s":       # in the table's energy unit, times seconds
-        eu = energy_unit
-        return lambda v: (units.in_unit(float(v), eu) if eu else units.joules(float(v))) + "·s"
+    if col == "edp_j_s":       # the table's energy unit times the time unit that reads best
+        eu = energy_unit or units.unit_for(math.sqrt(mid) if mid else 0.0)
+
+        def edp(v: Any) -> str:
+            t = float(v) / eu[1]
+            tu = units.unit_for(t, "time")
+            return f"{units.number(t / tu[1])} {eu[0]}·{tu[0]}"
+        return edp
     if col.endswith("_j") or col == "energy_j":
         unit = energy_unit or units.unit_for(mid)
         return lambda v: units.in_unit(float(v), unit)
