@@ -35,15 +35,18 @@ def _split(value: str | None) -> list[str | None]:
 
 
 def _num(x: float) -> str:
+    """A number; NaN (an on-chip row's intensity: no off-chip byte) as "on chip"."""
     from ..units import number
-    return "on chip" if isinstance(x, float) and not math.isfinite(x) else number(x)
+    return "on chip" if isinstance(x, float) and math.isnan(x) else number(x)
 
 
 def print_layers(console, table, several: bool, mem: str = "HBM") -> None:
     from rich.table import Table
+
+    from ..roofline_plots import bound_label
     t = Table(title="Roofline per layer", show_lines=False, expand=False)
     cols = (["workload"] if several else []) + [
-        "layer", "format", "shape m×k×n", "time", f"ops/{mem} B", "ops/SRAM B",
+        "layer", "format", "shape m×k×n", "share of time", f"ops/{mem} B", "ops/SRAM B",
         "attainable TOPS", "achieved TOPS", "bound", "why"]
     for c in cols:
         t.add_column(c, justify="left" if c in ("workload", "layer", "why", "bound", "format",
@@ -53,8 +56,8 @@ def print_layers(console, table, several: bool, mem: str = "HBM") -> None:
         shape = "vector" if r.kind == "vector" else f"{r.m}×{r.k}×{r.n}"
         cells = ([str(r.workload)] if several else []) + [
             str(r.name), r.format, shape, f"{r.time_share:.1%}", _num(r.ops_per_hbm_byte),
-            _num(r.ops_per_sram_byte), _num(r.attainable_tops), _num(r.achieved_tops), r.bound,
-            r.reason]
+            _num(r.ops_per_sram_byte), _num(r.attainable_tops), _num(r.achieved_tops),
+            bound_label(r.bound, mem), r.reason]
         t.add_row(*cells)
     console.print(t)
 
@@ -62,6 +65,7 @@ def print_layers(console, table, several: bool, mem: str = "HBM") -> None:
 def print_workloads(console, wt, roofs) -> None:
     from rich.table import Table
 
+    from ..roofline_plots import bound_label
     from ..units import seconds
     t = Table(title=f"Roofline per workload on {roofs.chip}")
     for c in ("workload", "format", "time", f"ops/{roofs.offchip} B", "attainable TOPS",
@@ -72,7 +76,7 @@ def print_workloads(console, wt, roofs) -> None:
         t.add_row(str(r.workload), str(r.format), seconds(r.time_s),
                   _num(r.ops_per_hbm_byte), _num(r.attainable_tops), _num(r.achieved_tops),
                   f"{r.pct_of_attainable:.0%}", f"{r.headroom:.2f}x",
-                  f"{r.memory_bound_fraction:.0%}", str(r.bound))
+                  f"{r.memory_bound_fraction:.0%}", bound_label(str(r.bound), roofs.offchip))
     console.print(t)
 
 
