@@ -124,3 +124,20 @@ def test_sweep_page_states_energy_in_one_unit(made):
     title = f"energy per inference ({unit})"
     assert title in raw or json.dumps(title)[1:-1] in raw
     assert "energy per inference (J)" not in raw or unit == "J"
+
+
+def test_emulated_format_says_how_next_to_one_utilization():
+    """fp32 on the default chip is 6 bf16 passes per MAC: the phrase says so, and its
+    percentage is achieved / peak of the same phrase (no second definition)."""
+    import tpusim
+    from tpusim.wording import peak_phrase
+    r = tpusim.simulate("default", "resnet50", format="fp32")
+    s = r.summary
+    text = peak_phrase(s, r.config)
+    assert f"{units.number(s['achieved_tops'])} of {units.number(s['peak_tops'])} TOPS peak " \
+           "for fp32 (emulated: 6 bf16 passes per MAC)" in text
+    pct = float(re.search(r": ([\d.]+)%$", text).group(1)) / 100
+    assert pct == pytest.approx(s["achieved_tops"] / s["peak_tops"], abs=5e-4)
+    assert s["peak_tops"] == pytest.approx(tpusim.load_config("default").peak_tops("bf16") / 6)
+    html = r._repr_html_()
+    assert text in html.replace("&#x27;", "'")
