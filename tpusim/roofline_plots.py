@@ -221,29 +221,32 @@ def merged_points(table: pd.DataFrame) -> pd.DataFrame:
     g = plotted_layers(table)
     if not len(g):
         return g.assign(rows=[], names=[])
-    key = pd.Series(["|".join(map(str, row)) for row in g[list(_SAME)].itertuples(index=False)],
-                    index=g.index)
+    groups: dict[tuple, list[tuple[int, dict]]] = {}
+    for i, r in zip(g.index, g.to_dict("records")):   # plain dicts: pandas per group is slow
+        groups.setdefault(tuple(str(r[c]) for c in _SAME), []).append((i, r))
     out = []
-    for _, sub in g.groupby(key, sort=False):
-        first = sub.iloc[0].to_dict()
-        if len(sub) > 1:
-            ops = sub["ops"] * sub["count"]
-            hbm = float((sub["hbm_bytes"] * sub["count"]).sum())
-            sram = float((sub["sram_bytes"] * sub["count"]).sum())
-            n = int(sub["count"].sum())
-            roof_t = float((ops / (sub["attainable_tops"] * 1e12)).sum())
+    for members in groups.values():
+        first = dict(members[0][1])
+        rs = [r for _, r in members]
+        if len(rs) > 1:
+            ops = sum(r["ops"] * r["count"] for r in rs)
+            hbm = sum(r["hbm_bytes"] * r["count"] for r in rs)
+            sram = sum(r["sram_bytes"] * r["count"] for r in rs)
+            n = sum(r["count"] for r in rs)
+            roof_t = sum(r["ops"] * r["count"] / (r["attainable_tops"] * 1e12) for r in rs)
             first.update(
-                ops_per_hbm_byte=ops.sum() / hbm if hbm > 0 else math.nan, on_chip=hbm <= 0,
-                ops_per_sram_byte=ops.sum() / sram if sram > 0 else math.inf,
-                achieved_tops=ops.sum() / sub["time_s"].sum() / 1e12,
-                attainable_tops=ops.sum() / roof_t / 1e12 if roof_t > 0 else math.inf,
-                cycles=float((sub["cycles"] * sub["count"]).sum()) / n,
+                ops_per_hbm_byte=ops / hbm if hbm > 0 else math.nan, on_chip=hbm <= 0,
+                ops_per_sram_byte=ops / sram if sram > 0 else math.inf,
+                achieved_tops=ops / sum(r["time_s"] for r in rs) / 1e12,
+                attainable_tops=ops / roof_t / 1e12 if roof_t > 0 else math.inf,
+                cycles=sum(r["cycles"] * r["count"] for r in rs) / n,
                 hbm_bytes=hbm / n, sram_bytes=sram / n)
-        first.update(rows=list(sub.index), names=[str(x) for x in sub["name"]],
-                     count=int(sub["count"].sum()), time_share=float(sub["time_share"].sum()),
-                     time_s=float(sub["time_s"].sum()))
+        first.update(rows=[i for i, _ in members], names=[str(r["name"]) for r in rs],
+                     count=int(sum(r["count"] for r in rs)),
+                     time_share=float(sum(r["time_share"] for r in rs)),
+                     time_s=float(sum(r["time_s"] for r in rs)))
         out.append(first)
-    return pd.DataFrame(out).sort_values("rows", key=lambda c: c.map(min), kind="stable")
+    return pd.DataFrame(out)   # groups in order of their first row
 
 
 def _names(names: list[str], limit: int = 6) -> str:
