@@ -1,4 +1,5 @@
-"""The pages in a real browser: headless Chromium opens ``report.html`` and a roofline page from
+"""The pages in a real browser: headless Chromium opens ``report.html``, a roofline page,
+``compare.html`` and a ``--plotlyjs directory`` report (plotly.js from the file beside it) from
 file:// with networking off, runs their scripts without a console error, and plotly draws.
 
 Needs Debian's ``chromium`` (``apt-get install -y chromium``); skipped with a reason otherwise.
@@ -63,11 +64,19 @@ def pages(tmp_path_factory):
     code, _, err = run_cli("roofline", "default", trace, "--format", "int8,bf16",
                            "--out", d / "roofline.html")
     assert code == 0, err
+    code, _, err = run_cli("compare", d / "run", f"default:{trace}", "--out", d / "cmp")
+    assert code == 0, err
+    code, _, err = run_cli("run", "tpu_v1", trace, "--out", d / "dir", "--plotlyjs",
+                           "directory")
+    assert code == 0, err
+    assert (d / "dir" / "plotly.min.js").is_file()
     out = {}
     for name, path, plots in (("report", d / "run" / "report.html", 4),
-                              ("roofline", d / "roofline.html", 1)):
+                              ("roofline", d / "roofline.html", 1),
+                              ("compare", d / "cmp" / "compare.html", 2),
+                              ("directory", d / "dir" / "report.html", 4)):
         text = path.read_text()
-        hooked = d / f"{name}-hooked.html"
+        hooked = path.parent / f"{name}-hooked.html"   # beside plotly.min.js when it is one
         hooked.write_text(text.replace("<head>", "<head>" + HOOK, 1))
         out[name] = (hooked, plots)
     return out
@@ -151,7 +160,7 @@ def test_the_checks_catch_a_broken_page(browser, tmp_path):
     assert not drawn(png_pixels(shot.read_bytes()))
 
 
-@pytest.mark.parametrize("name", ["report", "roofline"])
+@pytest.mark.parametrize("name", ["report", "roofline", "compare", "directory"])
 def test_page_loads_without_errors_and_plots_draw(browser, pages, tmp_path, name):
     path, plots = pages[name]
     res = run_browser(browser, tmp_path, "--dump-dom", path.as_uri())
@@ -165,7 +174,7 @@ def test_page_loads_without_errors_and_plots_draw(browser, pages, tmp_path, name
     assert 'class="scatterlayer' in dom
 
 
-@pytest.mark.parametrize("name", ["report", "roofline"])
+@pytest.mark.parametrize("name", ["report", "roofline", "compare"])
 def test_screenshot_is_not_blank(browser, pages, tmp_path, name):
     path, _ = pages[name]
     shot = tmp_path / "shot.png"

@@ -500,3 +500,50 @@ def test_import_scalesim_cli(cli, tmp_path):
     assert code == 2 and "not found" in err
     code, out_text, _ = cli("import", "onnx", "--help")
     assert code == 0 and "Example" in out_text
+
+
+# ---- names: generic node names (n0, n1 ...) give way to the weights' names
+
+def test_generic_node_names_are_replaced_by_weight_names(tmp_path):
+    """As in the onnx wheel's light_resnet50: nodes n0..n5, outputs r0..r5, weights under a
+    prefix every parameter shares. Rows are named after their weights (prefix and _w_0 /
+    _bn_s_0 suffix off), ops without weights after the layer they follow; a node with a real
+    name keeps it; a repeated name gets _2. Shapes and MACs are those of the numbered graph."""
+    x = oh.make_tensor_value_info("gpu_0/data_0", TP.FLOAT, [1, 8, 8, 8])
+    y = oh.make_tensor_value_info("r6", TP.FLOAT, None)
+    inits = [_w("gpu_0/res2_0_branch2a_w_0", [8, 8, 1, 1]),
+             _w("gpu_0/res2_0_branch2a_bn_s_0", [8]), _w("gpu_0/res2_0_branch2a_bn_b_0", [8]),
+             _w("gpu_0/res2_0_branch2a_bn_rm_0", [8]),
+             _w("gpu_0/res2_0_branch2a_bn_riv_0", [8]), _w("gpu_0/fc_w_0", [8, 8]),
+             _w("gpu_0/res2_0_branch2b_w_0", [8, 8, 1, 1])]
+    nodes = [
+        oh.make_node("Conv", ["gpu_0/data_0", "gpu_0/res2_0_branch2a_w_0"], ["r0"], name="n0"),
+        oh.make_node("BatchNormalization", ["r0", "gpu_0/res2_0_branch2a_bn_s_0",
+                                            "gpu_0/res2_0_branch2a_bn_b_0",
+                                            "gpu_0/res2_0_branch2a_bn_rm_0",
+                                            "gpu_0/res2_0_branch2a_bn_riv_0"], ["r1"], name="n1"),
+        oh.make_node("Relu", ["r1"], ["r2"], name="n2"),
+        oh.make_node("MaxPool", ["r2"], ["r3"], kernel_shape=[1, 1], name="n3"),
+        oh.make_node("Conv", ["r3", "gpu_0/res2_0_branch2b_w_0"], ["r4"], name="my_conv"),
+        oh.make_node("Conv", ["r4", "gpu_0/res2_0_branch2b_w_0"], ["r5"], name="Conv_7"),
+        oh.make_node("Relu", ["r5"], ["r6"], name=""),
+    ]
+    p = _save(_model(nodes, [x], [y], inits), tmp_path / "numbered.onnx")
+    imp = import_onnx(p)
+    assert [r["name"] for r in imp.rows] == [
+        "res2_0_branch2a", "res2_0_branch2a_bn", "res2_0_branch2a_bn/relu",
+        "res2_0_branch2a_bn/maxpool", "my_conv", "res2_0_branch2b", "res2_0_branch2b/relu"]
+    assert imp.costed_names == [r["name"] for r in imp.rows]
+    assert imp.macs == 3 * 64 * 8 * 8          # three 1x1 convs 8 -> 8 over 8x8
+    # two nodes that would get one name: the second is told apart
+    nodes[5] = oh.make_node("Conv", ["r4", "gpu_0/res2_0_branch2a_w_0"], ["r5"], name="n5")
+    imp = import_onnx(_save(_model(nodes, [x], [y], inits), tmp_path / "twice.onnx"))
+    assert [r["name"] for r in imp.rows][5] == "res2_0_branch2a_2"
+
+
+def test_shipped_resnet50_trace_carries_the_weight_names():
+    from tpusim.importers import load_workload as lw
+    names = [l.name for l in lw("resnet50").layers]
+    assert names[:3] == ["conv1", "res_conv1_bn", "res_conv1_bn/relu"]
+    assert "res5_2_branch2c" in names and names[-2] == "pred"
+    assert len(set(names)) == len(names) and not any(n[1:].isdigit() for n in names)

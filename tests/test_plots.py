@@ -73,30 +73,134 @@ def test_time_parts_add_up_to_cycles(write_csv, model):
     np.testing.assert_allclose(parts.sum(axis=1), res.layers["cycles"] * res.layers["count"])
 
 
+def _aggregate(rows: pd.DataFrame) -> tuple[float, float]:
+    """Where rows merged into one marker belong: their ops over their HBM bytes and time."""
+    ops = (rows["ops"] * rows["count"]).sum()
+    hbm = (rows["hbm_bytes"] * rows["count"]).sum()
+    return (ops / hbm if hbm else math.nan), ops / rows["time_s"].sum() / 1e12
+
+
+def _layer_markers(fig):
+    """{row index: (x, y, first name, colour, symbol, rows merged)} of the layer markers."""
+    shown = {}
+    for tr in fig.data:
+        if (tr.meta or {}).get("kind") == "layers":
+            colors = tr.marker.color
+            for j, (x, y, cd) in enumerate(zip(tr.x, tr.y, tr.customdata)):
+                for i in cd[11]:
+                    assert i not in shown         # every row in one marker only
+                    shown[i] = (x, y, cd[0], colors, tr.marker.symbol, cd[11])
+    return shown
+
+
 def test_roofline_chart_shows_the_table(mlp_result):
     chip = mlp_result.config
     roofs = chip_roofs(chip)
     table = layer_table(mlp_result.layers, chip, roofs, "mlp")
     fig = roofline_chart(table, roofs)
-    shown = {}
-    for tr in fig.data:
-        if (tr.meta or {}).get("kind") == "layers":
-            for x, y, cd in zip(tr.x, tr.y, tr.customdata):
-                shown[cd[11]] = (x, y, cd[0], tr.marker.color)
+    shown = _layer_markers(fig)
     want = plotted_layers(table)
     assert sorted(shown) == list(want.index) == [0, 1, 2, 3]
-    hi = 10 ** fig.layout.xaxis.range[1]
+    gutter = fig.layout.shapes[0]
+    ticks = fig.layout.xaxis.tickvals
+    g0, g1 = gutter["x0"], gutter["x1"]
     for i, r in want.iterrows():
-        x, y, name, color = shown[i]
-        assert name == r["name"] and y == r["achieved_tops"]
-        assert x == pytest.approx(r["ops_per_hbm_byte"] if math.isfinite(r["ops_per_hbm_byte"])
-                                  else hi / 2, rel=1e-12)
-        assert color == {"hbm": "#e76f51", "vector": "#577590", "compute": "#2a9d8f"}[r["bound"]]
+        x, y, name, color, _, rows = shown[i]
+        agg = table.loc[rows]
+        assert y == pytest.approx(_aggregate(agg)[1], rel=1e-12)
+        assert name == table["name"][rows[0]]
+        assert agg[["kind", "format", "m", "k", "n", "roof", "bound"]].astype(str).nunique().max() == 1
+        if len(rows) == 1:
+            assert y == r["achieved_tops"]
+        if r["on_chip"]:    # the tanh moves no DDR3 byte: in the gutter, right of every tick
+            assert g0 < x < g1 and x > max(ticks)
+        else:
+            assert x == pytest.approx(_aggregate(agg)[0], rel=1e-12) and x < g0
+        # coloured by the roof that binds at its intensity, not by the timing bound
+        assert color == {"hbm": "#e76f51", "vector": "#577590", "compute": "#2a9d8f",
+                         "sram": "#e9c46a"}[r["roof"]]
+    assert any("on chip" in a.text for a in fig.layout.annotations)
+    # TPUv1's off-chip memory is DDR3, and the chart says so
+    assert "DDR3" in fig.layout.xaxis.title.text
+    assert any(a.text.startswith("DDR3 ") for a in fig.layout.annotations)
     # the roof line: peak at and past the ridge, bandwidth x intensity before it
     roof = next(tr for tr in fig.data if tr.name.startswith("int8 roof"))
     for x, y in zip(roof.x, roof.y):
         assert y == pytest.approx(min(roofs.compute_tops["int8"], 34e9 * x / 1e12))
     assert roofs.ridge("int8") in roof.x
+
+
+def test_identical_layers_are_one_marker_and_colour_is_the_binding_roof(write_csv):
+    """Three FCs of one shape (one a count-2 row) are one marker x3 with their names, at the
+    point their sums make; on TPUv1 a layer whose DDR3 roof is below the compute peak is
+    coloured for the DDR3 slope, whatever the timing model calls it."""
+    trace = write_csv("name,op,m,k,n,count\nbig,matmul,2048,2048,2048,\na,matmul,256,256,256,\n"
+                      "b,matmul,256,256,256,2\nc,matmul,256,256,256,\n"
+                      "big2,matmul,2048,2048,2048,\n")
+    r = tpusim.simulate("tpu_v1", tpusim.load_workload(trace))
+    roofs = chip_roofs(r.config)
+    table = layer_table(r.layers, r.config, roofs, "t")
+    assert table.loc[[1, 2, 3], "cycles"].nunique() > 1     # same shape, different carry
+    fig = roofline_chart(table, roofs)
+    shown = _layer_markers(fig)
+    assert sorted(shown[1][5]) == [1, 2, 3] and sorted(shown[0][5]) == [0, 4]
+    tr = next(t for t in fig.data if (t.meta or {}).get("kind") == "layers")
+    cd = next(cd for cd in tr.customdata if sorted(cd[11]) == [1, 2, 3])
+    assert cd[14] == " ×3: a, b, c" and cd[4] == 4 and cd[15] == ["a", "b", "c"]
+    x, y = _aggregate(table.loc[[1, 2, 3]])
+    assert shown[1][0] == pytest.approx(x) and shown[1][1] == pytest.approx(y)
+    # the merged point stays under its roof: the same rule as the per-workload point
+    j = tr.customdata.index(cd)
+    assert tr.y[j] <= cd[8] * (1 + 1e-12)
+    for i, v in shown.items():
+        roof = table["roof"][i]
+        assert v[3] == {"hbm": "#e76f51", "compute": "#2a9d8f"}[roof]
+        if roof == "hbm":
+            assert table["attainable_tops"][i] < roofs.compute_tops["int8"]
+
+
+def test_several_series_are_coloured_by_series(mlp_result, write_csv):
+    chip = mlp_result.config
+    roofs = chip_roofs(chip)
+    cnn = tpusim.simulate(chip, tpusim.load_workload(write_csv(CNN)))
+    tables = [layer_table(mlp_result.layers, chip, roofs, "mlp"),
+              layer_table(cnn.layers, chip, roofs, "cnn")]
+    fig = roofline_chart(tables, roofs)
+    by_series = {}
+    for tr in fig.data:
+        if (tr.meta or {}).get("kind") == "layers":
+            by_series.setdefault(tr.meta["series"], set()).add(tr.marker.color)
+            # the symbol says the roof
+            assert tr.marker.symbol == {"compute": "circle", "hbm": "square", "sram": "diamond",
+                                        "vector": "triangle-up"}[tr.meta["roof"]]
+    assert all(len(c) == 1 for c in by_series.values())
+    assert by_series[0] != by_series[1]
+
+
+def test_edge_tpu_off_chip_memory_is_usb(write_csv):
+    trace = write_csv("name,op,m,k,n\nfc,matmul,64,1024,1024\n")
+    r = tpusim.simulate("edge_tpu", tpusim.load_workload(trace))
+    page = report_html(r)
+    assert "USB3 traffic" in page and "ops per USB3 byte" in page and "HBM" not in page
+
+
+def test_labels_do_not_overlap():
+    """Six workloads at nearby points get label boxes that overlap no other label and no point."""
+    from tpusim.chart_labels import label_box, overlap, place, to_px
+    pts = [(100, 10, "mlp0"), (110, 11, "mlp1"), (95, 9.5, "lstm0"), (105, 10.5, "lstm1"),
+           (120, 9, "cnn0"), (90, 11.5, "cnn1 int8")]
+    xr, yr = (0.0, 4.0), (-1.0, 3.0)
+    offsets = place(pts, xr, yr)
+    px = [to_px(x, y, xr, yr, (1000, 500)) for x, y, _ in pts]
+    boxes = [label_box(a, b, o, t) for (a, b), o, (_, _, t) in zip(px, offsets, pts)]
+    for i in range(len(boxes)):
+        for j in range(i):
+            assert overlap(boxes[i], boxes[j]) == 0, (pts[i], pts[j])
+        for a, b in px:      # nor any marker (16 px)
+            assert overlap(boxes[i], (a - 8, b - 8, a + 8, b + 8)) == 0
+    # alone, a label sits right above its point
+    (ax, ay), = place([(10, 1, "a")], xr, yr)
+    assert ax == 0 and -30 < ay < 0
 
 
 def test_per_workload_chart_shows_the_workload_table(mlp_result, write_csv):
@@ -123,9 +227,14 @@ def test_report_page_is_self_contained_and_deterministic(mlp_result):
         assert f'id="plot-{i}"' in page
     for heading in ("Roofline", "Time per layer", "Energy", "Heaviest layers", "Assumptions"):
         assert f"<h2>{heading}</h2>" in page
-    assert "HBM-bound" in page and "vector-bound" in page
+    assert "DDR3-bound" in page and "vector-bound" in page   # TPUv1: DDR3 off chip
     s = mlp_result.summary
-    assert f"{s['latency_s'] * 1e3:.4g} ms" in page
+    from tpusim import units
+    assert units.seconds(s["latency_s"]) in page
+    # one definition of utilization, beside the two numbers it divides
+    assert (f"{units.number(s['achieved_tops'])} of {units.number(s['peak_tops'])} TOPS peak "
+            f"for int8: {s['utilization']:.1%}") in page
+    assert s["utilization"] == pytest.approx(s["achieved_tops"] / s["peak_tops"])
 
 
 # ------------------------------------------------------------------ the CLI
@@ -146,17 +255,22 @@ def test_roofline_cli_writes_chart_table_and_csv(tmp_path, monkeypatch, write_cs
     page = html_path.read_text()
     no_cdn(page)
     # the chart's points are the CSV's rows
-    points = {(cd[10], cd[0], cd[2]): (x, y)
+    points = {(cd[10], name, cd[2]): (x, y, cd[15])
               for tr in figure_data(page, "plot-0")
               if (tr.get("meta") or {}).get("kind") == "layers"
-              for x, y, cd in zip(tr["x"], tr["y"], tr["customdata"])}
+              for x, y, cd in zip(tr["x"], tr["y"], tr["customdata"]) for name in cd[15]}
     shown = table[(table["achieved_tops"] > 0) & (table["time_s"] > 0)]
     assert len(points) == len(shown)
     for r in shown.itertuples():
-        x, y = points[(r.workload, r.name, r.format)]
-        assert y == pytest.approx(r.achieved_tops, rel=1e-9)
-        if math.isfinite(r.ops_per_hbm_byte):
-            assert x == pytest.approx(r.ops_per_hbm_byte, rel=1e-9)
+        x, y, names = points[(r.workload, r.name, r.format)]
+        rows = shown[(shown["workload"] == r.workload) & (shown["format"] == r.format)
+                     & shown["name"].isin(names)]
+        ax, ay = _aggregate(rows)
+        assert y == pytest.approx(ay, rel=1e-9)
+        if len(rows) == 1:
+            assert y == pytest.approx(r.achieved_tops, rel=1e-9)
+        if not r.on_chip:
+            assert x == pytest.approx(ax, rel=1e-9)
 
 
 def test_roofline_cli_per_workload(tmp_path, write_csv):

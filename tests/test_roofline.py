@@ -148,7 +148,11 @@ def test_no_layer_above_its_roof(chip, m, k, n, m2, fmt, engine):
     assert (lay["achieved_tops"] <= lay["roof_tops"] * (1 + REL)).all()
     # The table's attainable roof adds the SRAM slope to layers.csv's HBM roof: never above it.
     assert (t["attainable_tops"] <= lay["roof_tops"] * (1 + 1e-12)).all()
-    assert (t["ops_per_hbm_byte"] == lay["intensity"]).all()
+    same = (t["ops_per_hbm_byte"] == lay["intensity"]) | (t["on_chip"] & lay["intensity"].isna())
+    assert same.all()
+    # no HBM byte: no intensity (NaN) and the on_chip flag, in both tables
+    assert (lay["on_chip"] == (lay["hbm_read_bytes"] + lay["hbm_write_bytes"] == 0)).all()
+    assert (lay["intensity"].isna() == lay["on_chip"]).all() and (t["on_chip"] == lay["on_chip"]).all()
     ws = workload_summary(t, roofs)
     assert ws["achieved_tops"] <= ws["attainable_tops"] * (1 + REL)
     assert ws["headroom"] >= 1 - REL
@@ -209,8 +213,8 @@ def test_reason_activation_spilled_and_read_back():
                {"name": "b", "op": "matmul", "m": 4096, "k": 2048, "n": 256})
     res, _, t = analyse(chip, wl)
     assert not res.layers["output_on_chip"].iloc[0]
-    assert "spilled to HBM" in t["reason"].iloc[0] and "4 MiB activation buffer" in t["reason"][0]
-    assert "read back from HBM" in t["reason"].iloc[1]
+    assert "spilled to DDR3" in t["reason"].iloc[0] and "4 MiB activation buffer" in t["reason"][0]
+    assert "read back from DDR3" in t["reason"].iloc[1]   # TPUv1: DDR3
 
 
 def test_reason_vector_and_hbm_bound():
@@ -220,7 +224,7 @@ def test_reason_vector_and_hbm_bound():
     _, roofs, t = analyse("tpu_v1", wl)
     assert list(t["bound"]) == ["hbm", "vector", "hbm"]
     assert t["reason"][1].startswith("vector-bound")
-    assert t["reason"][0].startswith("HBM-bound") and "mostly weights" in t["reason"][0]
+    assert t["reason"][0].startswith("DDR3-bound") and "mostly weights" in t["reason"][0]
     assert t["roof"][1] == "vector" and t["peak_tops"][1] == roofs.vector_tops
 
 
@@ -314,7 +318,8 @@ def test_fused_op_never_runs_above_the_vector_roof():
                {"name": "relu", "op": "relu", "elements": 1 << 20, "fused": True})
     res, roofs, _ = analyse("default", wl)
     relu = res.layers.iloc[1]
-    assert bool(relu["fused"]) and relu["cycles"] > 0 and relu["intensity"] == math.inf
+    assert bool(relu["fused"]) and relu["cycles"] > 0 and math.isnan(relu["intensity"])
+    assert bool(relu["on_chip"])
     assert relu["achieved_tops"] == pytest.approx((1 << 20) / (math.ceil((1 << 20) / 1024)
                                                                / 1.05e9) / 1e12)
     assert relu["achieved_tops"] <= roofs.vector_tops * (1 + 1e-12)

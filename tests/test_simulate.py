@@ -147,3 +147,25 @@ def test_deterministic_outputs():
     sa = {k: v for k, v in a.summary.items() if k != "simulator_seconds"}
     sb = {k: v for k, v in b.summary.items() if k != "simulator_seconds"}
     assert json.dumps(sa, sort_keys=True) == json.dumps(sb, sort_keys=True)
+
+
+@pytest.mark.parametrize("engine", ["analytic", "event"])
+def test_total_columns_add_up_to_the_summary(engine):
+    """``total_*`` = per instance x count, and they sum to the run's totals; ``time_share``
+    sums to 1; a vector op that stays on chip has no intensity (NaN) and ``on_chip``."""
+    wl = Workload("t", [L(name="fc", op="matmul", m=64, k=512, n=512, count=3),
+                        L(name="act", op="relu", elements=64 * 512, fused=True, count=3),
+                        L(name="fc2", op="matmul", m=64, k=512, n=256)])
+    r = tpusim.simulate("default", wl, engine=engine)
+    d, s = r.layers, r.summary
+    assert list(d["total_cycles"]) == pytest.approx(list(d["cycles"] * d["count"]), rel=1e-15)
+    assert d["total_cycles"].sum() == pytest.approx(s["total_cycles"], rel=1e-12)
+    assert d["total_energy_j"].sum() == pytest.approx(s["energy_j"], rel=1e-12)
+    assert d["total_hbm_bytes"].sum() == pytest.approx(s["hbm_bytes"], rel=1e-12)
+    assert d["total_energy_j"][0] == pytest.approx(3 * d["energy_pj"][0] * 1e-12, rel=1e-15)
+    assert d["time_share"].sum() == pytest.approx(1.0, rel=1e-12)
+    on = d["hbm_read_bytes"] + d["hbm_write_bytes"] == 0
+    assert on[1] and not on[0]
+    assert (d["on_chip"] == on).all() and (d["intensity"].isna() == on).all()
+    assert d["intensity"][0] == pytest.approx(d["ops"][0] / (d["hbm_read_bytes"][0]
+                                                             + d["hbm_write_bytes"][0]))

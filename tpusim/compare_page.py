@@ -4,7 +4,8 @@ Three views: the summary (each metric of each run beside the baseline's, with it
 overlaid roofline (each run's roofs and layers, and a line from each layer's baseline point to
 its point in the run, so a layer's move reads at a glance) and the per-layer speedup over the
 baseline, then the layers whose time changed most. Layers with no off-chip traffic have no
-place on the intensity axis; they are left off the roofline and counted under it.
+place on the intensity axis; they sit in a shaded gutter right of it, labelled "on chip"
+(as on every roofline, :mod:`tpusim.roofline_plots`).
 """
 from __future__ import annotations
 
@@ -45,8 +46,15 @@ def _finite_pos(x) -> bool:
 def roofline_overlay(c) -> Figure:
     """Every run's roofs and layer points on one log-log chart, each layer's move drawn."""
     fig = Figure()
+    from .roofline_plots import GUTTER, gutter_x
     xs = [float(x) for r in c.runs for x in r.layers["intensity"] if _finite_pos(x)]
     lo, hi = (min(xs) / 3, max(xs) * 3) if xs else (0.1, 1e4)
+    gx = gutter_x(hi)
+
+    def at(x, y):   # a layer's x: its intensity, or the gutter when it moves no off-chip byte
+        return float(x) if _finite_pos(x) else (gx if _finite_pos(y) else None)
+    on_chip = any(not _finite_pos(x) and _finite_pos(y) for r in c.runs
+                  for x, y in zip(r.layers["intensity"], r.layers["achieved_tops"]))
     for i, run in enumerate(c.runs):
         colour = _COLOURS[i % len(_COLOURS)]
         if run.chip is not None:
@@ -55,16 +63,16 @@ def roofline_overlay(c) -> Figure:
             fmt = str(run.summary.get("format"))
             peak = roofs.compute_tops.get(fmt, max(roofs.compute_tops.values()))
             ridge = peak * 1e12 / roofs.hbm_bytes_s
-            x = [min(lo, ridge / 3), ridge, max(hi, ridge * 3)]
+            x = [min(lo, ridge / 3), ridge, hi]
             fig.add_scatter(x=x, y=[roofs.hbm_bytes_s * x[0] / 1e12, peak, peak],
                             mode="lines", name=f"{run.label} roof", legendgroup=run.label,
                             line={"color": colour, "width": 1.5, "dash": "dash"},
                             hoverinfo="skip")
         l = run.layers
-        ok = [_finite_pos(a) and _finite_pos(b) for a, b in zip(l["intensity"],
-                                                                 l["achieved_tops"])]
+        ok = [at(a, b) is not None for a, b in zip(l["intensity"], l["achieved_tops"])]
         sub = l[ok]
-        fig.add_scatter(x=sub["intensity"], y=sub["achieved_tops"], mode="markers",
+        fig.add_scatter(x=[at(a, b) for a, b in zip(sub["intensity"], sub["achieved_tops"])],
+                        y=sub["achieved_tops"], mode="markers",
                         name=run.label, legendgroup=run.label, text=sub["name"].astype(str),
                         marker={"color": colour, "size": 7, "opacity": 0.8},
                         hovertemplate="%{text}<br>%{x:.4g} ops/B<br>%{y:.4g} TOPS<extra>"
@@ -74,13 +82,26 @@ def roofline_overlay(c) -> Figure:
         mx, my = [], []
         for (ax, ay, bx, by) in zip(base["intensity"], base["achieved_tops"],
                                     run.layers["intensity"], run.layers["achieved_tops"]):
-            if all(_finite_pos(v) for v in (ax, ay, bx, by)):
-                mx += [float(ax), float(bx), None]
+            if all(v is not None for v in (at(ax, ay), at(bx, by))):
+                mx += [at(ax, ay), at(bx, by), None]
                 my += [float(ay), float(by), None]
         fig.add_scatter(x=mx, y=my, mode="lines", name=f"move to {run.label}",
                         line={"color": "#999", "width": 1}, hoverinfo="skip")
+    x_hi = hi * GUTTER[1] if on_chip else hi
+    if on_chip:
+        fig.update_layout(shapes=[{"type": "rect", "xref": "x", "yref": "paper",
+                                   "x0": hi * GUTTER[0], "x1": x_hi, "y0": 0, "y1": 1,
+                                   "fillcolor": "#f1f1f1", "line": {"width": 0},
+                                   "layer": "below"}])
+        fig.add_annotation(x=math.log10(gx), y=1, yref="paper", yanchor="top",
+                           text="on chip:<br>no off-chip<br>bytes", showarrow=False,
+                           font={"size": 11, "color": "#555"})
+    k0, k1 = math.ceil(math.log10(lo)), math.floor(math.log10(hi))
+    ticks = [10.0 ** k for k in range(k0, k1 + 1)]
     fig.update_layout(title="Roofline: each layer's move from the baseline",
-                      xaxis={"type": "log", "title": "ops per off-chip byte"},
+                      xaxis={"type": "log", "title": "ops per off-chip byte",
+                             "range": [math.log10(lo), math.log10(x_hi)], "tickvals": ticks,
+                             "ticktext": [units.number(t) for t in ticks]},
                       yaxis={"type": "log", "title": "achieved TOPS"}, height=520)
     return fig
 
@@ -91,9 +112,14 @@ def speedup_figure(c) -> Figure:
     for i, run in enumerate(c.runs[1:], start=1):
         d = c.layers[c.layers["run"] == run.label]
         x = [f"{j}: {n}" for j, n in zip(d["layer_index"], d["name"])]
-        y = [v if _finite_pos(v) else None for v in d["speedup"]]
-        fig.add_bar(x=x, y=y, name=run.label, marker_color=_COLOURS[i % len(_COLOURS)])
-    fig.update_layout(title="Speedup per layer (baseline time / run time)", barmode="group",
+        # bars grow from 1 (unchanged) up to a speedup or down to a slowdown
+        sp = [float(v) if _finite_pos(v) else None for v in d["speedup"]]
+        fig.add_bar(x=x, y=[v - 1 if v is not None else None for v in sp], base=1,
+                    customdata=sp, name=run.label, marker_color=_COLOURS[i % len(_COLOURS)],
+                    hovertemplate="%{x}: %{customdata:.4g}×<extra>" + html.escape(run.label)
+                                  + "</extra>")
+    fig.update_layout(title="Speedup per layer (baseline time / run time; 1 = unchanged)",
+                      barmode="group",
                       yaxis={"type": "log", "title": "speedup"}, height=420,
                       xaxis={"title": "layer", "showticklabels": len(c.runs[0].layers) <= 60})
     return fig
@@ -139,8 +165,8 @@ def compare_html(c) -> str:
     notes = [f"Baseline: {base.label}. Speedup > 1: the run is faster; energy ratio < 1: it "
              "spends less. Times and energies are per layer over its count instances.",
              f"{off} of {len(base.layers)} baseline layers move no off-chip bytes (or do no "
-             "work) and have no place on the intensity axis; they are not drawn on the "
-             "roofline.", *c.notes]
+             "work) and have no place on the intensity axis; those that take time are drawn "
+             "in the roofline's \"on chip\" gutter.", *c.notes]
     sources = "".join(f"<li>{html.escape(r.label)}: {html.escape(str(r.summary.get('config')))}"
                       f" / {html.escape(str(r.summary.get('workload')))} "
                       f"({html.escape(str(r.summary.get('format')))}, batch "

@@ -34,7 +34,7 @@ SUMMARY_METRICS = (
     ("achieved_tops", "achieved TOPS", "TOPS", False),
     ("utilization", "utilization", "", False),
     ("energy_per_inference_j", "energy / inference", "J", True),
-    ("hbm_bytes", "HBM traffic", "B", True),
+    ("hbm_bytes", "off-chip traffic", "B", True),
     ("chip_mm2", "chip area", "mm²", True),
 )
 

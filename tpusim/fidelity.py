@@ -349,5 +349,6 @@ def _cell(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
     if isinstance(v, float):
-        return f"{v:.4g}"
+        from .units import number
+        return number(v)
     return str(v)

@@ -16,7 +16,6 @@ import json
 import math
 from typing import Any
 
-_PLOTLY_JS: str | None = None
 _TEMPLATES: dict[str, dict] = {}
 
 
@@ -149,10 +148,8 @@ def _package_file(*parts: str) -> str:
 
 
 def plotly_js() -> str:
-    global _PLOTLY_JS
-    if _PLOTLY_JS is None:
-        _PLOTLY_JS = _package_file("plotly.min.js")
-    return _PLOTLY_JS
+    from .plotlyjs import source
+    return source()
 
 
 def _finite(v: Any) -> Any:
@@ -183,9 +180,9 @@ def figure_div(fig: dict, div_id: str, include_plotlyjs: bool, config: dict) -> 
     config = {**config}
     config.setdefault("responsive", True)
     load = ""
-    if include_plotlyjs:
-        load = ("<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
-                f"        <script>{plotly_js()}</script>")
+    if include_plotlyjs:   # inline, or a tag to plotly.min.js / the CDN (tpusim.plotlyjs)
+        from .plotlyjs import script_tag
+        load = script_tag()
     script = (f'                if (document.getElementById("{div_id}")) {{'
               f'                    Plotly.newPlot(                        "{div_id}",'
               f'                        {_json(fig.get("data", []))},'

@@ -157,8 +157,8 @@ def formats_html(df, chip_name: str, workload_name: str | None) -> str:
                         "mac_energy_pj", "array_area_mm2", "peak_tops", "tops_per_mm2",
                         "tops_per_w", "gemm_rel_error", "latency_s", "energy_j")
             if c in df.columns]
-    table = df[show].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="",
-                             escape=True)
+    from .pretty import html_table
+    table = html_table(df[show])
     notes = "".join(f"<li><b>{html.escape(f)}</b>: {html.escape(n)}</li>"
                     for f, n in zip(df["format"], df["note"]) if n)
     notes = f"<ul>{notes}</ul>" if notes else ""

@@ -1,7 +1,8 @@
 """A self-contained HTML page: one stylesheet, figures as divs with plotly.js inlined once.
 
 Every page tpusim writes (run report, roofline, sweep, formats, validation, serving) is built
-with :func:`page` and :func:`figures_html`, so it opens from file:// with no network, and figures
+with :func:`page` and :func:`figures_html`, so it opens from file:// with no network (unless
+``--plotlyjs cdn``: :mod:`tpusim.plotlyjs`), and figures
 get fixed div ids, so the same result gives a byte-identical page.
 """
 from __future__ import annotations
@@ -39,7 +40,8 @@ def page(title: str, body_parts: list[str]) -> str:
 
 
 def figures_html(figs, first_id: int = 0) -> list[str]:
-    """Each figure as a div; plotly.js is inlined once, with the first (no CDN)."""
+    """Each figure as a div; plotly.js is loaded once, with the first: inlined, or from
+    ``plotly.min.js`` beside the page or the CDN (:mod:`tpusim.plotlyjs`)."""
     out = []
     config = {"displaylogo": False, "responsive": True}
     for i, fig in enumerate(figs):
@@ -49,6 +51,7 @@ def figures_html(figs, first_id: int = 0) -> list[str]:
             d["layout"] = {"template": template(TEMPLATE), **d["layout"]}
             out.append(figure_div(d, div_id, i == 0, config))
         else:   # a plotly graph_objects figure
-            out.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=div_id,
-                                   config=config))
+            from .plotlyjs import for_plotly
+            out.append(fig.to_html(full_html=False, include_plotlyjs=for_plotly() if i == 0
+                                   else False, div_id=div_id, config=config))
     return out

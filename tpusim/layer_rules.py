@@ -26,7 +26,29 @@ LAYER_COLUMNS = (
     "weight_passes", "input_passes", "input_on_chip", "output_on_chip",
     "hbm_weight_read_bytes", "hbm_input_read_bytes", "sram_input_bytes", "sram_weight_bytes",
     "sram_output_bytes", "note",
+    # totals over the row's count instances, and what the intensity cannot say (layer_totals)
+    "total_cycles", "total_energy_j", "total_hbm_bytes", "time_share", "on_chip",
 )
+TOTAL_COLUMNS = LAYER_COLUMNS[-5:]
+
+
+def layer_totals(df: Any) -> Any:
+    """The layer table with :data:`TOTAL_COLUMNS` added, in :data:`LAYER_COLUMNS` order.
+
+    ``total_*`` = the per-instance number x ``count``; ``time_share`` = the row's share of the
+    run's cycles; ``on_chip``: the row moves no HBM byte, so its ``intensity`` (ops per HBM byte)
+    has no value and is NaN, not infinity (a chart puts such rows in a gutter, not at an x)."""
+    import numpy as np
+    cnt = df["count"].to_numpy(dtype=float)
+    cycles = df["cycles"].to_numpy(dtype=float) * cnt
+    hbm = (df["hbm_read_bytes"] + df["hbm_write_bytes"]).to_numpy(dtype=float)
+    total = float(cycles.sum())
+    out = df.assign(
+        total_cycles=cycles, total_energy_j=df["energy_pj"].to_numpy(dtype=float) * cnt * 1e-12,
+        total_hbm_bytes=hbm * cnt, time_share=cycles / total if total > 0 else 0.0 * cycles,
+        on_chip=hbm <= 0)
+    out["intensity"] = np.where(hbm > 0, out["intensity"].to_numpy(dtype=float), np.nan)
+    return out[list(LAYER_COLUMNS)]
 
 
 def resolve_format(layer: Layer, chip: ChipConfig, forced: str | None, source: str) -> str:

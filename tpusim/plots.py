@@ -19,6 +19,9 @@ from .html_page import CSS, TEMPLATE, figures_html, page  # noqa: F401  (re-expo
 BOUND_COLORS = {"compute": "#2a9d8f", "hbm": "#e76f51", "sram": "#e9c46a", "vector": "#577590"}
 BOUND_LABELS = {"compute": "compute-bound", "hbm": "HBM-bound", "sram": "SRAM-bound",
                 "vector": "vector-bound"}
+# One colour per series (workload, format, run) where colour means the series, not the bound.
+SERIES_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                 "#7f7f7f", "#bcbd22", "#17becf")
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon",
            "triangle-down", "pentagon")
 ROOF_DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
@@ -56,33 +59,47 @@ def time_parts(df: pd.DataFrame) -> pd.DataFrame:
 
 def time_per_layer_figure(df: pd.DataFrame, clock_ghz: float | None = None):
     """Stacked bars: each layer's time (x count) by compute part, stall cause and overhead."""
+    from . import units
     parts = time_parts(df)
-    scale, unit = (1.0, "cycles") if not clock_ghz else (1e6 / (clock_ghz * 1e9), "µs")
+    scale, unit = 1.0, "cycles"
+    if clock_ghz:   # the unit of the longest layer's time, for every bar
+        unit, size = units.unit_for(float(parts.sum(axis=1).max() or 0) / (clock_ghz * 1e9),
+                                    "time")
+        scale = 1 / (clock_ghz * 1e9 * size)
     fig = Figure()
     x = _unique_names(df["name"])
     for label, color in TIME_PARTS.items():
         y = parts[label] * scale
         if y.sum() > 0:
             fig.add_bar(x=x, y=y, name=label, marker_color=color,
-                        hovertemplate=f"%{{x}}<br>{label}: %{{y:.4g}} {unit}<extra></extra>")
+                        hovertemplate=f"%{{x}}<br>{label}: %{{y:,.4g}} {unit}<extra></extra>")
+    # legend above the plot: long layer names below it would run into it
     fig.update_layout(barmode="stack", title="Time per layer (x count)",
-                      xaxis_title="layer", yaxis_title=unit, height=460,
-                      legend={"orientation": "h", "y": -0.25, "traceorder": "normal"},
-                      margin={"t": 50, "b": 40})
+                      xaxis={"title": "layer", "automargin": True}, yaxis_title=unit,
+                      height=520, legend={"orientation": "h", "y": 1.0, "yanchor": "bottom",
+                                          "x": 0, "traceorder": "normal"},
+                      margin={"t": 90, "b": 40})
     return fig
 
 
-def energy_figure(summary: dict, df: pd.DataFrame | None = None):
+def energy_figure(summary: dict, df: pd.DataFrame | None = None, offchip: str = "HBM / DRAM",
+                  unit: tuple[str, float] | None = None):
     """Donut of the run's energy by component; with the layers ``df``, beside it each layer's
-    energy (x count) stacked by component, in µJ."""
+    energy (x count) stacked by component. Every energy is in ``unit`` (default: the unit of
+    the run's total, :func:`tpusim.units.unit_for`); ``offchip`` names the memory part."""
+    from . import units
+    unit = unit or units.unit_for(summary["energy_j"])
+    uname, usize = unit
+    names = {**{k: v[0] for k, v in ENERGY_PARTS.items()}, "hbm": offchip}
     br = summary["energy_breakdown_j"]
     keys = [k for k in br if br[k] > 0]
-    pie = dict(labels=[ENERGY_PARTS.get(k, (k,))[0] for k in keys],
-               values=[br[k] for k in keys], hole=0.45, sort=False, showlegend=df is None,
+    pie = dict(labels=[names.get(k, k) for k in keys],
+               values=[br[k] / usize for k in keys], hole=0.45, sort=False,
+               showlegend=df is None,
                marker_colors=[ENERGY_PARTS.get(k, ("", None))[1] for k in keys],
                textinfo="percent", textposition="inside", insidetextorientation="horizontal",
-               hovertemplate="%{label}: %{value:.4g} J (%{percent})<extra></extra>")
-    title = f"Energy by component ({summary['energy_j']:.4g} J per run)"
+               hovertemplate=f"%{{label}}: %{{value:,.4g}} {uname} (%{{percent}})<extra></extra>")
+    title = f"Energy by component ({units.in_unit(summary['energy_j'], unit)} per run)"
     fig = Figure()
     if df is None:
         fig.add_pie(**pie)
@@ -95,15 +112,17 @@ def energy_figure(summary: dict, df: pd.DataFrame | None = None):
                       yaxis={"anchor": "x", "domain": [0.0, 1.0]})
     x = _unique_names(df["name"])
     for key, (label, color) in ENERGY_PARTS.items():
-        y = df[f"{key}_energy_pj"] * df["count"] * 1e-6
+        label = names[key]
+        y = df[f"{key}_energy_pj"] * df["count"] * 1e-12 / usize
         if y.sum() > 0:
             fig.add_bar(x=x, y=y, name=label, marker_color=color,
-                        hovertemplate=f"%{{x}}<br>{label}: %{{y:.4g}} µJ<extra></extra>",
+                        hovertemplate=f"%{{x}}<br>{label}: %{{y:,.4g}} {uname}<extra></extra>",
                         xaxis="x", yaxis="y")
-    fig.update_yaxes(title_text="µJ per layer (x count)")
-    fig.update_layout(title=title, barmode="stack", height=460,
-                      legend={"orientation": "h", "y": -0.2, "traceorder": "normal"},
-                      margin={"t": 80, "b": 40})
+    fig.update_yaxes(title_text=f"{uname} per layer (x count)")
+    fig.update_layout(title=title, barmode="stack", height=520,
+                      legend={"orientation": "h", "y": 1.04, "yanchor": "bottom", "x": 0.4,
+                              "traceorder": "normal"},
+                      xaxis={"automargin": True}, margin={"t": 90, "b": 40})
     return fig
 
 

@@ -9,16 +9,18 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from . import units
 from .html_page import figures_html, page
-from .plots import BOUND_COLORS, BOUND_LABELS, energy_figure, time_per_layer_figure
+from .plots import BOUND_COLORS, energy_figure, time_per_layer_figure
 from .roofline import chip_roofs, layer_table, workload_summary
-from .roofline_plots import _shape, roofline_chart
+from .roofline_plots import _shape, bound_label, roofline_chart
+from .wording import offchip, peak_phrase
 
 if TYPE_CHECKING:
     from .simulator import Result
 
 def _num(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+    return units.number(x, 3) if abs(x) < 100 else f"{x:,.0f}"
 
 
 def _card(value: str, key: str) -> str:
@@ -26,31 +28,33 @@ def _card(value: str, key: str) -> str:
            f"<div class='k'>{html.escape(key)}</div></div>"
 
 
-def _bound_badge(b: str) -> str:
+def _bound_badge(b: str, mem: str = "HBM") -> str:
     return f"<span class='bound' style='background:{BOUND_COLORS.get(b, '#888')}'>" \
-           f"{html.escape(b)}</span>"
+           f"{html.escape(bound_label(b, mem))}</span>"
 
 
-def layer_table_html(table: pd.DataFrame, top: int | None = 12) -> str:
-    """The heaviest layers (by time) of a roofline table as an HTML table."""
+def layer_table_html(table: pd.DataFrame, top: int | None = 12, mem: str = "HBM") -> str:
+    """The heaviest layers (by time) of a roofline table as an HTML table; ``mem`` names the
+    off-chip memory."""
     t = table.sort_values("time_share", ascending=False, kind="stable")
     if top:
         t = t.head(top)
     several = table["workload"].nunique() > 1
     head = ("<tr>" + ("<th class='l'>workload</th>" if several else "")
             + "<th class='l'>layer</th><th class='l'>shape m×k×n</th><th>format</th>"
-            "<th>time</th><th>ops/HBM B</th><th>achieved / attainable TOPS</th>"
-            "<th class='l'>bound</th><th class='l'>why</th></tr>")
+            f"<th>share of time</th><th>ops per {html.escape(mem)} byte</th>"
+            "<th>achieved / attainable TOPS</th><th class='l'>bound</th>"
+            "<th class='l'>why</th></tr>")
     rows = []
     for r in t.itertuples():
-        x = "∞" if math.isinf(r.ops_per_hbm_byte) else _num(r.ops_per_hbm_byte)
+        x = "on chip" if r.on_chip else _num(r.ops_per_hbm_byte)
         wl = f"<td class='l'>{html.escape(str(r.workload))}</td>" if several else ""
         rows.append(
             f"<tr>{wl}<td class='l'>{html.escape(str(r.name))}</td>"
             f"<td class='l'>{html.escape(_shape(r))}</td><td>{html.escape(r.format)}</td>"
             f"<td>{r.time_share:.1%}</td><td>{x}</td>"
-            f"<td>{r.achieved_tops:.4g} / {r.attainable_tops:.4g}</td>"
-            f"<td class='l'>{_bound_badge(r.bound)}</td>"
+            f"<td>{units.number(r.achieved_tops)} / {units.number(r.attainable_tops)}</td>"
+            f"<td class='l'>{_bound_badge(r.bound, mem)}</td>"
             f"<td class='l note'>{html.escape(r.reason)}</td></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
 
@@ -78,20 +82,27 @@ def report_html(result: "Result") -> str:
     table = layer_table(result.layers, chip, roofs, s["workload"])
     ws = workload_summary(table, roofs)
     headroom = "—" if not math.isfinite(ws["headroom"]) else f"{ws['headroom']:.2f}x"
+    mem = offchip(chip)
+    energy_unit = units.unit_for(s["energy_j"])   # one energy unit on the page
     cards = [
-        _card(f"{s['latency_s'] * 1e3:.4g} ms", f"latency ({s['total_cycles']:,.0f} cycles)"),
-        _card(f"{s['throughput_per_s']:,.4g}/s", f"inferences per second (batch {s['batch']})"),
-        _card(f"{s['achieved_tops']:.4g} TOPS", f"achieved of {s['peak_tops']:.4g} peak "
-              f"({s['utilization']:.1%} utilization)"),
-        _card(f"{s['energy_per_inference_j'] * 1e3:.4g} mJ", "energy per inference"),
-        _card(f"{s['hbm_bytes'] / 2**20:,.4g} MiB", "HBM traffic"),
+        _card(units.seconds(s["latency_s"]), f"latency ({s['total_cycles']:,.0f} cycles)"),
+        _card(f"{units.number(s['throughput_per_s'])}/s",
+              f"inferences per second (batch {s['batch']})"),
+        _card(f"{units.number(s['achieved_tops'])} TOPS",
+              "achieved: " + peak_phrase(s, chip) + " utilization"),
+        _card(units.in_unit(s["energy_j"], energy_unit),
+              "energy per run" + (f" ({units.in_unit(s['energy_per_inference_j'], energy_unit)}"
+                                  " per inference)" if s["batch"] > 1 else "")),
+        _card(units.nbytes(s["hbm_bytes"]), f"{mem} traffic"),
         _card(f"{ws['memory_bound_fraction']:.0%}", "of time memory-bound"),
         _card(headroom, "headroom: time / time at the roofs"),
     ]
-    shares = ", ".join(f"{BOUND_LABELS[b]} {v:.0%}" for b, v in s["bound_share"].items() if v)
+    shares = ", ".join(f"{bound_label(b, mem)} {v:.0%}" for b, v in s["bound_share"].items()
+                       if v)
     figs = [roofline_chart(table, roofs, f"Roofline: {s['workload']} on {s['config']}"),
             time_per_layer_figure(result.layers, chip.clock_ghz),
-            energy_figure(s, result.layers), _timeline(result)]
+            energy_figure(s, result.layers, offchip=mem, unit=energy_unit),
+            _timeline(result, mem)]
     divs = figures_html(figs)
     from .provenance import describe_chip  # from the resolved fields, never the preset's text
     sub = (f"{describe_chip(chip)} · format {s['format']} · batch {s['batch']} · "
@@ -106,8 +117,9 @@ def report_html(result: "Result") -> str:
         "<h2>Roofline</h2>", divs[0],
         "<h2>Time per layer</h2>", divs[1],
         "<h2>Energy</h2>", divs[2],
-        "<h2>Timeline</h2>", divs[3], f"<p class='note'>{html.escape(TIMELINE_NOTE)}</p>",
-        "<h2>Heaviest layers</h2>", layer_table_html(table),
+        "<h2>Timeline</h2>", divs[3],
+        f"<p class='note'>{html.escape(TIMELINE_NOTE.format(mem=mem))}</p>",
+        "<h2>Heaviest layers</h2>", layer_table_html(table, mem=mem),
         *(["<h2>Fusion: saving per fused group</h2>", fusion_table_html(s["fusion"])]
           if s.get("fusion") else []),
         "<h2>Assumptions</h2>", f"<ul class='note'>{assumptions}</ul>",
@@ -116,15 +128,15 @@ def report_html(result: "Result") -> str:
 
 TIMELINE_NOTE = ("Each layer's totals on each resource, in run order: the arrays (or the "
                  "vector unit) busy, then their stalls by cause and the launch overhead, and "
-                 "the layer's HBM weights, inputs and outputs at full bandwidth; within a layer "
+                 "the layer's {mem} weights, inputs and outputs at full bandwidth; within a layer "
                  "the order is not drawn here. `tpusim run ... --trace trace.json` writes every "
                  "block of the model's schedule for ui.perfetto.dev.")
 
 
-def _timeline(result: "Result"):
+def _timeline(result: "Result", mem: str):
     from .timeline import build_timeline
     from .timeline_plot import timeline_figure
-    return timeline_figure(build_timeline(result, "layers"))
+    return timeline_figure(build_timeline(result, "layers"), offchip=mem)
 
 
 def roofline_page(fig, title: str, tables_html: list[str], notes: list[str]) -> str:
@@ -134,19 +146,21 @@ def roofline_page(fig, title: str, tables_html: list[str], notes: list[str]) -> 
                                                       for n in notes) + "</ul>"])
 
 
-def _inf_num(x: float, spec: str = ".4g") -> str:
-    return "∞" if isinstance(x, float) and math.isinf(x) else format(x, spec)
+def _inf_num(x: float) -> str:
+    return "on chip" if isinstance(x, float) and not math.isfinite(x) else units.number(x)
 
 
-def workload_table_html(wt: pd.DataFrame) -> str:
+def workload_table_html(wt: pd.DataFrame, mem: str = "HBM") -> str:
     """The per-workload roofline table (``roofline.workload_table``) as an HTML table."""
-    head = ("<tr><th class='l'>workload</th><th>format</th><th>time</th><th>ops/HBM B</th>"
+    head = ("<tr><th class='l'>workload</th><th>format</th><th>time</th>"
+            f"<th>ops per {html.escape(mem)} byte</th>"
             "<th>achieved / attainable TOPS</th><th>headroom</th><th>memory-bound</th>"
             "<th class='l'>bound</th></tr>")
     rows = "".join(
         f"<tr><td class='l'>{html.escape(str(r.workload))}</td><td>{html.escape(str(r.format))}"
-        f"</td><td>{r.time_s * 1e3:.4g} ms</td><td>{_inf_num(r.ops_per_hbm_byte, ',.4g')}</td>"
-        f"<td>{r.achieved_tops:.4g} / {r.attainable_tops:.4g}</td><td>{r.headroom:.2f}x</td>"
-        f"<td>{r.memory_bound_fraction:.0%}</td><td class='l'>{html.escape(str(r.bound))}</td>"
+        f"</td><td>{units.seconds(r.time_s)}</td><td>{_inf_num(r.ops_per_hbm_byte)}</td>"
+        f"<td>{units.number(r.achieved_tops)} / {units.number(r.attainable_tops)}</td>"
+        f"<td>{r.headroom:.2f}x</td><td>{r.memory_bound_fraction:.0%}</td>"
+        f"<td class='l'>{html.escape(bound_label(str(r.bound), mem))}</td>"
         "</tr>" for r in wt.itertuples())
     return f"<table>{head}{rows}</table>"

@@ -135,6 +135,8 @@ def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,
     finally:
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)
+    from .plotlyjs import write_beside   # --plotlyjs directory: the pages' shared copy
+    write_beside(out_dir, list(files))
     return [final for _, final in temps]
 
 

@@ -37,8 +37,8 @@ MEMORY_BOUNDS = ("hbm", "sram")
 TABLE_COLUMNS = (
     "workload", "name", "op", "kind", "count", "format", "m", "k", "n", "ops", "cycles",
     "time_s", "time_share", "hbm_bytes", "sram_bytes", "ops_per_hbm_byte", "ops_per_sram_byte",
-    "peak_tops", "attainable_tops", "achieved_tops", "pct_of_attainable", "roof", "bound",
-    "reason",
+    "on_chip", "peak_tops", "attainable_tops", "achieved_tops", "pct_of_attainable", "roof",
+    "bound", "reason",
 )
 # Columns of the per-workload table (``--per-workload``).
 WORKLOAD_COLUMNS = (
@@ -117,6 +117,7 @@ class ChipRoofs:
     sram_bytes_s: dict[str, float]
     sram_limits: bool              # the timing model enforces the SRAM roof (configured)
     assumptions: tuple[str, ...] = ()
+    offchip: str = "HBM"           # the off-chip memory's kind (memory.hbm.kind: DDR3, USB3...)
 
     def ridge(self, fmt: str, level: str = "hbm") -> float:
         """Ops per byte of ``level`` (``hbm``/``sram``) where its slope meets ``fmt``'s roof."""
@@ -159,7 +160,8 @@ def chip_roofs(chip: "ChipConfig", formats: list[str] | tuple[str, ...] | None =
     hbm = chip.memory.hbm
     arrays = chip.array.count
     configured = chip.memory.sram.bandwidth_bytes_per_cycle
-    assumptions = [f"HBM roof = {hbm.bandwidth_gbps:g} GB/s x efficiency {hbm.efficiency:g}."]
+    assumptions = [f"Off-chip ({hbm.kind}) roof = {hbm.bandwidth_gbps:g} GB/s x efficiency "
+                   f"{hbm.efficiency:g}."]
     if configured:
         sram = {f: configured * arrays * clock for f in fmts}
         assumptions.append(f"SRAM roof = memory.sram.bandwidth_bytes_per_cycle {configured:g} "
@@ -176,12 +178,13 @@ def chip_roofs(chip: "ChipConfig", formats: list[str] | tuple[str, ...] | None =
         compute_tops={f: chip.peak_tops(f) for f in fmts},
         vector_tops=chip.vector.ops_per_cycle * clock / 1e12,
         hbm_bytes_s=hbm.bytes_per_s,
-        sram_bytes_s=sram, sram_limits=bool(configured), assumptions=tuple(assumptions))
+        sram_bytes_s=sram, sram_limits=bool(configured), assumptions=tuple(assumptions),
+        offchip=str(hbm.kind))
 
 
 def roof_notes(roofs: ChipRoofs) -> list[str]:
     """Each roof and ridge in words, then the roofs' assumptions (the chart page's notes)."""
-    notes = [f"{f}: compute roof {p:.4g} TOPS, HBM ridge {roofs.ridge(f):,.0f} ops/B, "
+    notes = [f"{f}: compute roof {p:.4g} TOPS, {roofs.offchip} ridge {roofs.ridge(f):,.0f} ops/B, "
              f"SRAM ridge {roofs.ridge(f, 'sram'):,.3g} ops/B"
              for f, p in roofs.compute_tops.items()]
     notes.append(f"vector roof {roofs.vector_tops:.4g} TOPS (element ops), ridge "
@@ -192,7 +195,8 @@ def roof_notes(roofs: ChipRoofs) -> list[str]:
 # ------------------------------------------------------------------ per layer
 
 def _mib(x: float) -> str:
-    return f"{x / 2**20:.3g} MiB"
+    from .units import nbytes
+    return nbytes(x, 3)
 
 
 def _num(x: float) -> str:
@@ -225,21 +229,24 @@ def layer_reason(row: dict[str, Any], chip: "ChipConfig", roofs: ChipRoofs, firs
             ridge = roofs.vector_ridge
         else:
             ridge = roofs.ridge(row["format"])
-        parts.append(f"HBM-bound: {_mib(hbm)} at {roofs.hbm_bytes_s / 1e9:.3g} GB/s take "
+        parts.append(f"{roofs.offchip}-bound: {_mib(hbm)} at {roofs.hbm_bytes_s / 1e9:.3g} GB/s "
+                     "take "
                      f"{_num(row['hbm_cycles'])} cycles vs {_num(compute)} compute cycles "
                      f"({_num(row['ops_per_hbm_byte'])} ops/B < ridge {_num(ridge)} ops/B); "
-                     f"HBM traffic mostly {main}")
+                     f"traffic mostly {main}")
     elif bound == "sram":
         parts.append(f"SRAM-bound: {_mib(row['sram_bytes'])} through "
                      f"{chip.memory.sram.bandwidth_bytes_per_cycle:g} B/cycle per array")
     elif bound == "vector":
-        parts.append(f"vector-bound: {row['ops']:.3g} element ops at "
+        from .units import number
+        parts.append(f"vector-bound: {number(row['ops'], 3)} element ops at "
                      f"{chip.vector.ops_per_cycle:g} ops/cycle")
     else:
         util = row["achieved_tops"] / row["peak_tops"] if row["peak_tops"] else 0.0
         parts.append(f"compute-bound at {util:.0%} of the {row['format']} peak")
         if row.get("roof") == "hbm":
-            parts.append(f"its HBM roof ({row['attainable_tops']:.3g} TOPS) is lower, but the "
+            parts.append(f"its {roofs.offchip} roof ({row['attainable_tops']:.3g} TOPS) is "
+                         "lower, but the "
                          f"arrays take longer than the transfers")
     if row["kind"] == "gemm" and compute > 0 and bound == "compute":
         shift = float(row["weight_shift_cycles"])
@@ -258,10 +265,12 @@ def layer_reason(row: dict[str, Any], chip: "ChipConfig", roofs: ChipRoofs, firs
     if row.get("note"):
         parts.append(str(row["note"]))
     if not row["output_on_chip"] and not last and row["hbm_write_bytes"] > 0:
-        parts.append(f"output {_mib(row['hbm_write_bytes'])} spilled to HBM: input + output do "
+        parts.append(f"output {_mib(row['hbm_write_bytes'])} spilled to {roofs.offchip}: "
+                     "input + output do "
                      f"not fit the {buf:g} MiB activation buffer")
     if not row["input_on_chip"] and not first and row["kind"] == "gemm":
-        parts.append("input read back from HBM (the previous output did not stay on chip)")
+        parts.append(f"input read back from {roofs.offchip} (the previous output did not "
+                     "stay on chip)")
     if float(row["overhead_cycles"]) > 0.2 * cycles:
         parts.append(f"per-op overhead {row['overhead_cycles'] / cycles:.0%} of its time")
     return "; ".join(parts)
@@ -281,7 +290,8 @@ def layer_table(layers: "pd.DataFrame", chip: "ChipConfig", roofs: ChipRoofs | N
     first, last = (not_fused[0], not_fused[-1]) if not_fused else (-1, -1)
     rows = []
     for i, r in enumerate(df.to_dict("records")):
-        kind, ops, i_hbm = r["kind"], float(r["ops"]), float(r["intensity"])
+        kind, ops = r["kind"], float(r["ops"])
+        i_hbm = float(r["intensity"])      # NaN for a row with no HBM traffic (on_chip)
         hbm = float(r["hbm_read_bytes"] + r["hbm_write_bytes"])
         sram = float(r["sram_read_bytes"] + r["sram_write_bytes"])
         i_sram = intensity(ops, sram)
@@ -295,7 +305,7 @@ def layer_table(layers: "pd.DataFrame", chip: "ChipConfig", roofs: ChipRoofs | N
             "ops": ops, "cycles": float(r["cycles"]), "time_s": latency * r["count"],
             "time_share": latency * r["count"] / total_time if total_time else 0.0,
             "hbm_bytes": hbm, "sram_bytes": sram, "ops_per_hbm_byte": i_hbm,
-            "ops_per_sram_byte": i_sram, "peak_tops": roofs.peak(kind, fmt),
+            "ops_per_sram_byte": i_sram, "on_chip": hbm <= 0, "peak_tops": roofs.peak(kind, fmt),
             "attainable_tops": attain, "achieved_tops": achieved,
             "pct_of_attainable": achieved / attain if attain > 0 else 0.0,
             "roof": roof, "bound": r["bound"],

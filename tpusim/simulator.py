@@ -33,6 +33,7 @@ from .timing.path import gemm_layer_time, timing_path
 from .importers import load_workload
 from ._input import check_size
 from .layer_rules import LAYER_COLUMNS  # noqa: F401  (re-exported: the layer table's columns)
+from .layer_rules import TOTAL_COLUMNS, layer_totals
 from .layer_rules import Carry as _Carry  # noqa: F401  (generation.py, tests)
 from .layer_rules import run_instances as _run_instances
 from .layer_rules import layer_formats
@@ -91,15 +92,14 @@ class Result:
         import html
 
         from . import units
+        from .wording import offchip, peak_phrase
         s = self.summary
         rows = [("latency", f"{units.seconds(s['latency_s'])} ({s['total_cycles']:,.0f} cycles)"),
                 ("throughput", f"{units.number(s['throughput_per_s'])} inferences/s "
                                f"(batch {s['batch']})"),
-                ("achieved / peak", f"{units.number(s['achieved_tops'])} / "
-                                    f"{units.number(s['peak_tops'])} TOPS"),
-                ("utilization", f"{s['utilization']:.1%}"),
+                ("achieved of peak", peak_phrase(s, self.config)),
                 ("energy / inference", units.joules(s["energy_per_inference_j"])),
-                ("off-chip traffic", units.nbytes(s["hbm_bytes"]))]
+                (f"{offchip(self.config)} traffic", units.nbytes(s["hbm_bytes"]))]
         if s.get("chip_mm2") is not None:
             rows.append(("chip area", f"≥ {units.number(s['chip_mm2'])} mm²"))
         body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
@@ -307,9 +307,10 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
         row["bound"] = max(by_bound, key=by_bound.get)
         rows.append(row)
     import pandas as pd
-    df = pd.DataFrame(rows, columns=list(LAYER_COLUMNS))
+    df = pd.DataFrame(rows, columns=[c for c in LAYER_COLUMNS if c not in TOTAL_COLUMNS])
     for col in ("m", "k", "n"):
         df[col] = df[col].astype("Int64")
+    df = layer_totals(df)
     summary = summarize(chip, wl, df, forced, batch, engine)
     summary["simulator_seconds"] = time.perf_counter() - t0
     return Result(config=chip, workload=wl, layers=df, summary=summary)

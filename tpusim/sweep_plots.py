@@ -143,12 +143,12 @@ def heatmap_grid(df: pd.DataFrame, x: str, y: str, title: str, metrics=METRICS):
 
 
 def line_figure(df: pd.DataFrame, x: str, series: list[str], title: str,
-                x_title: str | None = None):
+                x_title: str | None = None, metrics=METRICS):
     """The four metrics against one swept axis, a line per combination of ``series``."""
     from plotly.colors import qualitative
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=2, cols=2, subplot_titles=[m[1] for m in METRICS],
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[m[1] for m in metrics],
                         horizontal_spacing=0.12, vertical_spacing=0.16)
     ok = _ok(df)
     if not len(ok):
@@ -156,12 +156,12 @@ def line_figure(df: pd.DataFrame, x: str, series: list[str], title: str,
     numeric = pd.api.types.is_numeric_dtype(df[x])
     for gi, (vals, g) in enumerate(_groups(ok, series)):
         g = g.sort_values(x)
-        for i, (col, name, _) in enumerate(METRICS):
+        for i, (col, name, _) in enumerate(metrics):
             color = qualitative.Plotly[gi % len(qualitative.Plotly)]
             fig.add_scatter(x=g[x], y=g[col], mode="lines+markers", name=_label(vals) or name,
                             legendgroup=str(gi), showlegend=i == 0, line={"color": color},
                             row=i // 2 + 1, col=i % 2 + 1)
-    for i, (col, _, unit) in enumerate(METRICS):
+    for i, (col, _, unit) in enumerate(metrics):
         fig.update_yaxes(title_text=unit, type=None if col == "utilization" else "log",
                          row=i // 2 + 1, col=i % 2 + 1)
     log = numeric and ok[x].min() > 0 and ok[x].max() / ok[x].min() >= 8
@@ -170,7 +170,7 @@ def line_figure(df: pd.DataFrame, x: str, series: list[str], title: str,
     return fig
 
 
-def pareto_figure(df: pd.DataFrame, title: str):
+def pareto_figure(df: pd.DataFrame, title: str, energy_unit: str = "J"):
     """Energy per inference against latency, every successful point, the front as a line."""
     import plotly.graph_objects as go
 
@@ -184,37 +184,45 @@ def pareto_figure(df: pd.DataFrame, title: str):
     for vals, g in _groups(ok, [color_by] if color_by else []):
         fig.add_scatter(x=g["latency_s"], y=g["energy_per_inference_j"], mode="markers",
                         name=_label(vals) or "points", customdata=g[swept].astype(str).values,
-                        hovertemplate=hover + "<br>%{x:.4g} s, %{y:.4g} J<extra></extra>")
+                        hovertemplate=hover + "<br>%{x:.4g} s, %{y:.4g} " + energy_unit
+                                      + "<extra></extra>")
     front = pareto_front(ok["latency_s"], ok["energy_per_inference_j"])
     f = ok.loc[front]
     fig.add_scatter(x=f["latency_s"], y=f["energy_per_inference_j"], mode="lines+markers",
                     name="Pareto front", line={"color": "black", "shape": "hv"},
                     marker={"symbol": "diamond-open", "size": 11, "color": "black"},
                     customdata=f[swept].astype(str).values,
-                    hovertemplate=hover + "<br>%{x:.4g} s, %{y:.4g} J<extra>front</extra>")
+                    hovertemplate=hover + "<br>%{x:.4g} s, %{y:.4g} " + energy_unit
+                                  + "<extra>front</extra>")
     fig.update_layout(title=title, xaxis_title="latency (s)", xaxis_type="log",
-                      yaxis_title="energy per inference (J)", yaxis_type="log")
+                      yaxis_title=f"energy per inference ({energy_unit})", yaxis_type="log")
     return fig
 
 
-def _table(df: pd.DataFrame) -> str:
-    if not len(df):
-        return ""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
-                   for row in df.itertuples(index=False))
-    return f"<table><tr>{head}</tr>{body}</table>"
+def _table(df: pd.DataFrame, energy_unit: tuple[str, float] | None = None) -> str:
+    from .pretty import html_table
+    return html_table(df, energy_unit)
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+def in_page_units(df: pd.DataFrame) -> tuple[pd.DataFrame, tuple, str]:
+    """``df`` with energy (and EDP) in the page's one energy unit (that of the median energy per
+    inference), the metrics titled in it, and the unit's name; only for drawing."""
+    from .units import unit_for
+    ok = _ok(df)
+    name, size = unit_for(float(ok["energy_per_inference_j"].median()) if len(ok) else 0.0)
+    df = df.copy()
+    for col in ("energy_per_inference_j", "edp_j_s"):
+        if col in df:
+            df[col] = pd.to_numeric(df[col], errors="coerce") / size
+    metrics = tuple((c, t, {"energy_per_inference_j": name, "edp_j_s": f"{name}*s"}.get(c, u))
+                    for c, t, u in METRICS)
+    return df, metrics, name
 
 
 def sweep_figures(df: pd.DataFrame) -> tuple[list, list[str]]:
     """The figures for ``df`` and notes on what was left out."""
     figs, notes = [], []
+    df, metrics, eunit = in_page_units(df)
     axes = varying_axes(df)
     if "array.rows" in axes and "array.cols" in axes:
         x, y = "array.cols", "array.rows"
@@ -227,7 +235,7 @@ def sweep_figures(df: pd.DataFrame) -> tuple[list, list[str]]:
         groups = _groups(df, facets)
         for vals, g in groups[:MAX_GRIDS]:
             label = f"{y} x {x}" + (f": {_label(vals)}" if vals else "")
-            figs.append(heatmap_grid(g, x, y, label))
+            figs.append(heatmap_grid(g, x, y, label, metrics))
             if "chip_mm2" in g:
                 figs.append(heatmap_grid(g, x, y, f"perf/area and perf/W, {label}", EFFICIENCY))
         if len(groups) > MAX_GRIDS:
@@ -238,10 +246,10 @@ def sweep_figures(df: pd.DataFrame) -> tuple[list, list[str]]:
         lockstep = [c for c in swept_columns(df) if c not in NOT_AXES and c != axes[0]
                     and df[c].nunique() > 1]
         name = " = ".join([axes[0], *lockstep])
-        fig = line_figure(df, axes[0], series, f"against {name}", name)
+        fig = line_figure(df, axes[0], series, f"against {name}", name, metrics)
         figs.append(fig)
     for vals, g in _groups(df, ["workload"]):
-        figs.append(pareto_figure(g, f"Energy vs latency: {vals['workload']}"))
+        figs.append(pareto_figure(g, f"Energy vs latency: {vals['workload']}", eunit))
     return figs, notes
 
 
@@ -255,7 +263,8 @@ def static_power_note(df: pd.DataFrame) -> str:
             f"only{zero}.")
 
 
-def pareto_section(ok: pd.DataFrame, swept: list[str]) -> list[str]:
+def pareto_section(ok: pd.DataFrame, swept: list[str],
+                   energy_unit: tuple[str, float] | None = None) -> list[str]:
     """The latency x energy x area Pareto points of each workload as a table."""
     from .sweep_metrics import PARETO_AXES, pareto_3d
     if "chip_mm2" not in ok:
@@ -266,7 +275,7 @@ def pareto_section(ok: pd.DataFrame, swept: list[str]) -> list[str]:
            "is arrays + SRAM, a lower bound of the die.</p>"]
     for vals, g in _groups(ok, ["workload"]):
         front = pareto_3d(g)
-        out.append(_table(g.loc[front, [c for c in cols if c in g]]))
+        out.append(_table(g.loc[front, [c for c in cols if c in g]], energy_unit))
     return out
 
 
@@ -285,8 +294,10 @@ def sweep_html(df: pd.DataFrame, title: str = "tpusim sweep") -> str:
         best = ok.loc[ok.groupby(by)["edp_j_s"].idxmin()] if by else ok.nsmallest(1, "edp_j_s")
         cols = [*swept, "latency_s", "throughput_per_s", "energy_per_inference_j", "edp_j_s",
                 "utilization"]
-        parts += ["<h2>Lowest EDP</h2>", _table(best[cols])]
-        parts += pareto_section(ok, swept)
+        from .units import unit_for   # one energy unit for the page's tables
+        eu = unit_for(float(ok["energy_per_inference_j"].median()))
+        parts += ["<h2>Lowest EDP</h2>", _table(best[cols], eu)]
+        parts += pareto_section(ok, swept, eu)
     if len(failed):
         reasons = failed.groupby("error").size().reset_index(name="points")
         parts += ["<h2>Failed points</h2>", _table(reasons)]

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from .figure import Figure
-from .plots import BOUND_COLORS, BOUND_LABELS, TIME_PARTS
+from .plots import BOUND_COLORS, TIME_PARTS
+from .roofline_plots import bound_label
 from .timeline import Timeline
 
 # Colours: a stall has the colour of the stream it waits on.
@@ -27,8 +28,9 @@ def _unit(cycles: float, tl: Timeline) -> tuple[float, str]:
     return (us / 1e3, "ms") if tl.us(cycles) >= 1e3 else (us, "µs")
 
 
-def timeline_figure(tl: Timeline, title: str | None = None) -> Figure:
-    """The Gantt chart of ``tl``: tracks top to bottom as ``tl.tracks``, time along x."""
+def timeline_figure(tl: Timeline, title: str | None = None, offchip: str = "HBM") -> Figure:
+    """The Gantt chart of ``tl``: tracks top to bottom as ``tl.tracks``, time along x;
+    ``offchip``: the off-chip memory's kind, for the bound names (DDR3, USB3, HBM2...)."""
     scale, unit = _unit(tl.cycles, tl)
     groups: dict[tuple[str, str], list] = defaultdict(list)
     for s in tl.slices:
@@ -44,7 +46,7 @@ def timeline_figure(tl: Timeline, title: str | None = None) -> Figure:
     shown = set()
     for (track, kind), slices in sorted(groups.items(), key=lambda kv: tracks.index(kv[0][0])):
         if track == "layers":
-            color, legend = BOUND_COLORS.get(kind, "#888"), f"layer: {BOUND_LABELS.get(kind, kind)}"
+            color, legend = BOUND_COLORS.get(kind, "#888"), f"layer: {bound_label(kind, offchip)}"
         elif track.startswith("MXU"):
             color, legend = COLORS["MXU"], "arrays (MXUs)"
         else:
@@ -54,7 +56,7 @@ def timeline_figure(tl: Timeline, title: str | None = None) -> Figure:
             r = tl.rows[s.row]
             if track == "layers":
                 extra = (f"{r['op']} {r['shape']} {r['format']} × {r['count']}<br>"
-                         f"{r['cycles']:,.0f} cycles, {BOUND_LABELS.get(r['bound'], r['bound'])}")
+                         f"{r['cycles']:,.0f} cycles, {bound_label(r['bound'], offchip)}")
             elif s.nbytes:
                 extra = f"{s.nbytes / 2**20:,.4g} MiB at {s.nbytes / s.dur * tl.clock_ghz:,.4g} GB/s"
             else:

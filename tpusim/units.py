@@ -57,3 +57,17 @@ def joules(x: float, digits: int = 4) -> str:
 
 def nbytes(x: float, digits: int = 4) -> str:
     return _scaled(x, _BYTES, digits)
+
+
+def unit_for(x: float, kind: str = "energy") -> tuple[str, float]:
+    """(unit, size) the formatters would write ``x`` in (``kind``: time, energy, bytes), so a
+    page can state every number of that kind in the one unit its headline uses."""
+    scale = {"time": _TIME, "energy": _ENERGY, "bytes": _BYTES}[kind]
+    if x is None or not math.isfinite(x) or x == 0:
+        return next((u, s) for u, s in scale if s == 1.0)
+    return next(((u, s) for u, s in scale if abs(x) >= s), scale[-1])
+
+
+def in_unit(x: float, unit: tuple[str, float], digits: int = 4) -> str:
+    """``x`` in the given (unit, size): ``in_unit(0.0012, ("mJ", 1e-3))`` is ``1.2 mJ``."""
+    return f"{number(x / unit[1], digits)} {unit[0]}"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option
+from .common import parse_sets, set_option, plotlyjs_option
 
 
 def _parse_fits(fits: tuple[str, ...]) -> dict | None:
@@ -154,6 +154,7 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
               help="Calibrated TPU v4 config (default: the shipped tpu_v4 preset, calibrated).")
 @click.option("--pods/--no-pods", default=True, show_default=True,
               help="Include the pods section (training steps against published MFU).")
+@plotlyjs_option()
 def validate(out_dir, measurements, calibrated, pods):
     """Run every public check: TPUv1 apps, TPU v4 matmuls, Edge TPU latencies, LLM serving
     (JetStream), pods (PaLM and MaxText training MFU).

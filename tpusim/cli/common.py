@@ -34,3 +34,21 @@ def parse_sets(values: tuple[str, ...], multi: bool = False) -> dict[str, Any]:
 def set_option(help_text: str = "Override a config field, e.g. --set array.rows=64."):
     return click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help=help_text)
 
+
+
+def _use_plotlyjs(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Build this command's pages in mode ``value`` until the command ends."""
+    from ..plotlyjs import _MODE, check
+    token = _MODE.set(check(value))
+    ctx.call_on_close(lambda: _MODE.reset(token))
+    return value
+
+
+def plotlyjs_option():
+    """``--plotlyjs inline|directory|cdn`` on every command that writes a page."""
+    from ..plotlyjs import MODES
+    return click.option(
+        "--plotlyjs", type=click.Choice(MODES), default="inline", show_default=True,
+        expose_value=False, callback=_use_plotlyjs,
+        help="How pages load plotly.js: inline (one self-contained file), directory (one "
+             "shared plotly.min.js beside the pages, offline) or cdn (needs the network).")

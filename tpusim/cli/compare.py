@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .common import plotlyjs_option
+
 
 def _default_out(labels: list[str]) -> Path:
     safe = [re.sub(r"[^A-Za-z0-9._=+,-]+", "_", l)[:40] for l in labels]
@@ -18,6 +20,7 @@ def _default_out(labels: list[str]) -> Path:
               help="Output directory (default results/compare-<A>-vs-<B>/).")
 @click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
               help="Layers per run to print, by how much their time changed.")
+@plotlyjs_option()
 def compare(runs, out_dir, top):
     """Compare RUNS against the first: summary deltas, per-layer speedup and energy ratios,
     overlaid rooflines; writes compare.csv and compare.html.

@@ -6,28 +6,30 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option
+from .common import parse_sets, set_option, plotlyjs_option
 
 def print_table(df, chip_name: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .. import units
     t = Table(title=f"Numeric formats on {chip_name}")
-    cols = [("format", "format", "{}"), ("support", "support", "{}"), ("bits", "bits", "{}"),
-            ("mult FAs", "multiplier_full_adders", "{}"),
-            ("MAC um^2", "mac_area_um2", "{:.3g}"), ("MAC pJ", "mac_energy_pj", "{:.3g}"),
-            ("array mm^2", "array_area_mm2", "{:.3g}"), ("peak TOPS", "peak_tops", "{:.4g}"),
-            ("TOPS/mm^2", "tops_per_mm2", "{:.3g}"), ("TOPS/W", "tops_per_w", "{:.3g}"),
-            ("GEMM error", "gemm_rel_error", "{:.2e}")]
+    num3 = lambda v: units.number(v, 3)   # noqa: E731
+    cols = [("format", "format", str), ("support", "support", str), ("bits", "bits", str),
+            ("mult FAs", "multiplier_full_adders", str),
+            ("MAC µm²", "mac_area_um2", num3), ("MAC pJ", "mac_energy_pj", num3),
+            ("array mm²", "array_area_mm2", num3), ("peak TOPS", "peak_tops", units.number),
+            ("TOPS/mm²", "tops_per_mm2", num3), ("TOPS/W", "tops_per_w", num3),
+            ("GEMM error", "gemm_rel_error", "{:.2e}".format)]
     if df["latency_s"].notna().any():
-        cols += [("latency s", "latency_s", "{:.4g}"), ("energy J", "energy_j", "{:.4g}")]
+        cols += [("latency", "latency_s", units.seconds), ("energy", "energy_j", units.joules)]
     for label, _, _ in cols:
         t.add_column(label, justify="left" if label in ("format", "support") else "right")
     for _, r in df.iterrows():
         cells = []
         for _, key, fmt in cols:
             v = r[key]
-            cells.append("-" if isinstance(v, float) and math.isnan(v) else fmt.format(v))
+            cells.append("-" if isinstance(v, float) and math.isnan(v) else fmt(v))
         t.add_row(*cells)
     console = Console(highlight=False)
     if not console.is_terminal:
@@ -46,6 +48,7 @@ def print_table(df, chip_name: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random GEMM.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory (default results/formats-<config>/).")
+@plotlyjs_option()
 def formats(config, names, workload, sets, gemm_size, seed, out_dir):
     """Area, energy, peak throughput and numeric error of each format on chip CONFIG.
 

@@ -47,9 +47,10 @@ def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, s
                + (f" (interpolated, stride {kv_stride}, rtol {rtol:g})" if kv_stride > 1 else ""))
     click.echo(f"  time to first token  {s['time_to_first_token_s'] * 1e3:.4g} ms")
     click.echo(f"  per output token     {s['ms_per_output_token']:.4g} ms")
-    click.echo(f"  tokens/s             {s['tokens_per_s']:.4g} ({s['output_tokens']} tokens in "
-               f"{s['total_s']:.4g} s)")
-    click.echo(f"  energy               {s['energy_j']:.4g} J")
+    from .. import units
+    click.echo(f"  tokens/s             {units.number(s['tokens_per_s'])} ({s['output_tokens']:,}"
+               f" tokens in {units.seconds(s['total_s'])})")
+    click.echo(f"  energy               {units.joules(s['energy_j'])}")
     click.echo(f"  simulated in         {took * 1e3:.3g} ms")
     if out is not None:
         from .._io import atomic_write_text

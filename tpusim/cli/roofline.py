@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option
+from .common import parse_sets, set_option, plotlyjs_option
 
 PNG_HINT = "--png needs kaleido, which is not installed: pip install 'tpusim[png]'"
 
@@ -34,15 +34,19 @@ def _split(value: str | None) -> list[str | None]:
     return parts
 
 
-def _num(x: float, spec: str = ".4g") -> str:
-    return "∞" if isinstance(x, float) and math.isinf(x) else format(x, spec)
+def _num(x: float) -> str:
+    """A number; NaN (an on-chip row's intensity: no off-chip byte) as "on chip"."""
+    from ..units import number
+    return "on chip" if isinstance(x, float) and math.isnan(x) else number(x)
 
 
-def print_layers(console, table, several: bool) -> None:
+def print_layers(console, table, several: bool, mem: str = "HBM") -> None:
     from rich.table import Table
+
+    from ..roofline_plots import bound_label
     t = Table(title="Roofline per layer", show_lines=False, expand=False)
     cols = (["workload"] if several else []) + [
-        "layer", "format", "shape m×k×n", "time", "ops/HBM B", "ops/SRAM B",
+        "layer", "format", "shape m×k×n", "share of time", f"ops/{mem} B", "ops/SRAM B",
         "attainable TOPS", "achieved TOPS", "bound", "why"]
     for c in cols:
         t.add_column(c, justify="left" if c in ("workload", "layer", "why", "bound", "format",
@@ -52,23 +56,27 @@ def print_layers(console, table, several: bool) -> None:
         shape = "vector" if r.kind == "vector" else f"{r.m}×{r.k}×{r.n}"
         cells = ([str(r.workload)] if several else []) + [
             str(r.name), r.format, shape, f"{r.time_share:.1%}", _num(r.ops_per_hbm_byte),
-            _num(r.ops_per_sram_byte), _num(r.attainable_tops), _num(r.achieved_tops), r.bound,
-            r.reason]
+            _num(r.ops_per_sram_byte), _num(r.attainable_tops), _num(r.achieved_tops),
+            bound_label(r.bound, mem), r.reason]
         t.add_row(*cells)
     console.print(t)
 
 
 def print_workloads(console, wt, roofs) -> None:
     from rich.table import Table
+
+    from ..roofline_plots import bound_label
+    from ..units import seconds
     t = Table(title=f"Roofline per workload on {roofs.chip}")
-    for c in ("workload", "format", "time", "ops/HBM B", "attainable TOPS", "achieved TOPS",
+    for c in ("workload", "format", "time", f"ops/{roofs.offchip} B", "attainable TOPS",
+              "achieved TOPS",
               "of roof", "headroom", "memory-bound", "bound"):
         t.add_column(c, justify="left" if c in ("workload", "format", "bound") else "right")
     for r in wt.itertuples():
-        t.add_row(str(r.workload), str(r.format), f"{r.time_s * 1e3:.4g} ms",
+        t.add_row(str(r.workload), str(r.format), seconds(r.time_s),
                   _num(r.ops_per_hbm_byte), _num(r.attainable_tops), _num(r.achieved_tops),
                   f"{r.pct_of_attainable:.0%}", f"{r.headroom:.2f}x",
-                  f"{r.memory_bound_fraction:.0%}", str(r.bound))
+                  f"{r.memory_bound_fraction:.0%}", bound_label(str(r.bound), roofs.offchip))
     console.print(t)
 
 
@@ -90,6 +98,7 @@ def print_workloads(console, wt, roofs) -> None:
                    "goes to the same name with .csv.")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a static PNG (needs kaleido: pip install 'tpusim[png]').")
+@plotlyjs_option()
 def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out, png):
     """Roofline chart and table of WORKLOAD(s) on chip CONFIG.
 
@@ -136,7 +145,7 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     if not per_workload:
-        print_layers(console, csv_table, several)
+        print_layers(console, csv_table, several, roofs.offchip)
     print_workloads(console, wt, roofs)
 
     html_path = Path(out or default_html(config, workloads, per_workload))
@@ -144,11 +153,12 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     for target in (html_path, csv_path, *([Path(png)] if png is not None else [])):
         check_target(target)
     notes = roof_notes(roofs)
-    parts = [f"<h2>Per workload</h2>{workload_table_html(wt)}"]
+    parts = [f"<h2>Per workload</h2>{workload_table_html(wt, roofs.offchip)}"]
     if not per_workload:
         parts += [f"<h2>{'Heaviest layers' if len(csv_table) > 40 else 'Layers'}</h2>"
                   + layer_table_html(csv_table.sort_values("time_s", ascending=False,
-                                                           kind="stable"), top=40)]
+                                                           kind="stable"), top=40,
+                                    mem=roofs.offchip)]
     page = roofline_page(fig, title, parts, notes)
     csv_text = csv_safe(csv_table).to_csv(index=False, float_format="%.10g")
     png_bytes = _png(fig) if png is not None else None

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option
+from .common import parse_sets, set_option, plotlyjs_option
 
 
 def print_summary(result, out_dir: Path | None, written: list | None = None) -> None:
@@ -13,6 +13,8 @@ def print_summary(result, out_dir: Path | None, written: list | None = None) -> 
     from rich.table import Table
 
     from .. import units
+    from ..roofline_plots import bound_label
+    from ..wording import offchip, peak_phrase
 
     s = result.summary
     t = Table(title=f"{s['workload']} on {s['config']} ({s['timing_model']}, {s['format']})")
@@ -21,12 +23,11 @@ def print_summary(result, out_dir: Path | None, written: list | None = None) -> 
     rows = [
         ("latency", f"{units.seconds(s['latency_s'])} ({s['total_cycles']:,.0f} cycles)"),
         _throughput(result),
-        ("achieved / peak", f"{units.number(s['achieved_tops'])} / "
-                            f"{units.number(s['peak_tops'])} TOPS"),
-        ("utilization", f"{s['utilization']:.1%}"),
+        ("achieved of peak", peak_phrase(s, result.config)),
         ("energy / inference", units.joules(s['energy_per_inference_j'])),
-        ("HBM traffic", units.nbytes(s['hbm_bytes'])),
-        ("time by bound", ", ".join(f"{k} {v:.0%}" for k, v in s["bound_share"].items() if v)),
+        (f"{offchip(result.config)} traffic", units.nbytes(s['hbm_bytes'])),
+        ("time by bound", ", ".join(f"{bound_label(k, offchip(result.config))} {v:.0%}"
+                                    for k, v in s["bound_share"].items() if v)),
     ]
     if s.get("chip_mm2") is not None:
         rows.append(("chip area", f"≥ {units.number(s['chip_mm2'])} mm² (arrays "
@@ -104,6 +105,7 @@ def _throughput(result) -> tuple[str, str]:
 @click.option("--trace", "trace_path", default=None, metavar="FILE.json",
               help="Also write the block-by-block timeline as a Chrome/Perfetto trace "
                    "(open it in ui.perfetto.dev).")
+@plotlyjs_option()
 def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shapes,
         numerics, chips, parallel, fuse, as_json, trace_path):
     """Simulate WORKLOAD on chip CONFIG; write layers.csv, summary.json, config.yaml, report.html.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option
+from .common import parse_sets, set_option, plotlyjs_option
 
 
 def _rate(text: str, where: str) -> float:
@@ -72,6 +72,7 @@ def _tp(text: str | None) -> int | None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory (default results/serve-<config>-<model>/).")
 @click.option("--no-html", is_flag=True, help="Skip report.html.")
+@plotlyjs_option()
 def serve(config, model, chips, parallel, requests_file, synthetic, num_requests, rate, rates,
           max_batch, kv_block, chunked_prefill, prefix_caching, prefill_chunks, fixed_batch,
           attention_block, decode_hold, jetstream, duration, weights, kv_dtype, seed, sets,
@@ -136,12 +137,14 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
     written = write_outputs(runs, out, st.notes, html=not no_html)
     for note in st.notes:
         click.echo(note)
+    from ..units import number, seconds
     for r in runs:
         s = r.summary
         click.echo(f"rate {r.rate:g}/s: {s['finished']}/{s['requests']} finished"
                    + (f" ({s['unfinished']} unfinished)" if s["unfinished"] else "")
-                   + f" in {s['simulated_s']:.4g} s; {s['output_tokens_per_s']:.5g} output "
-                   f"tokens/s, {s['input_tokens_per_s']:.5g} input tokens/s; TTFT p50 "
+                   + f" in {seconds(s['simulated_s'])}; {number(s['output_tokens_per_s'], 5)} "
+                   f"output tokens/s, {number(s['input_tokens_per_s'], 5)} input tokens/s; "
+                   "TTFT p50 "
                    f"{_ms(s['ttft_s']['p50'])}, TPOT p50 {_ms(s['tpot_s']['p50'])}; "
                    f"{s['preemptions']} preemptions")
     if len(runs) > 1:
@@ -152,8 +155,9 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
                    "saturation rate: below every rate tried")
     shown = written if len(written) <= 4 else [w for w in written if "-rate-" not in w] + [
         f"requests-rate-*.csv and serve-rate-*.json ({len(runs)} rates)"]
-    click.echo(f"simulated in {took:.3g} s; wrote {out}/: " + ", ".join(shown))
+    click.echo(f"simulated in {seconds(took, 3)}; wrote {out}/: " + ", ".join(shown))
 
 
 def _ms(v) -> str:
-    return "-" if v is None else f"{v * 1e3:.4g} ms"
+    from ..units import seconds
+    return "-" if v is None else seconds(v)

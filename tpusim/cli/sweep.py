@@ -8,7 +8,7 @@ import click
 
 from .._input import check_size
 from ..errors import InputError
-from .common import parse_sets, set_option
+from .common import parse_sets, set_option, plotlyjs_option
 
 ALLOWED_INTS = "expected a comma-separated list of positive integers, e.g. 16,32,64"
 
@@ -87,6 +87,7 @@ def default_sweep_out(config: str, workloads: tuple[str, ...]) -> Path:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory (default results/sweep-<config>-<workload>/).")
 @click.option("--no-html", is_flag=True, help="Skip sweep.html.")
+@plotlyjs_option()
 def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler, out_dir,
           no_html):
     """Simulate WORKLOAD(s) on CONFIG at every combination of the listed values.

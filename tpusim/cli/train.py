@@ -123,13 +123,14 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     from ..pod.report import train_report
     atomic_write_text(out / "train.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
     atomic_write_text(out / "report.html", train_report(record))
+    from ..units import number, seconds
     for p, rm, m, x in picked:
-        click.echo(f"{p:28s} remat {rm:7s} mb {m:3d}  step {x.step_s:9.4g} s  "
-                   f"MFU {x.mfu:6.1%}  HFU {x.hfu:6.1%}  {x.tokens_per_s_per_chip:9.4g} tok/s/chip"
-                   f"  {x.hbm_gib_per_chip:6.1f} GiB/chip")
+        click.echo(f"{p:28s} remat {rm:7s} mb {m:3d}  step {seconds(x.step_s):>9s}  "
+                   f"MFU {x.mfu:6.1%}  HFU {x.hfu:6.1%}  {number(x.tokens_per_s_per_chip):>9s} "
+                   f"tok/s/chip  {x.hbm_gib_per_chip:6.1f} GiB/chip")
     t = best.time_s
     click.echo(f"{cfg.name} on {chip.name} {sl.label()} ({sl.chips} chips), {how} sharding "
-               f"{picked[0][0]}: compute {t['compute']:.4g} s, exposed collectives "
-               f"{t['exposed_collectives']:.4g} s, bubble {t['bubble']:.4g} s, optimizer "
-               f"{t['optimizer']:.4g} s")
+               f"{picked[0][0]}: compute {seconds(t['compute'])}, exposed collectives "
+               f"{seconds(t['exposed_collectives'])}, bubble {seconds(t['bubble'])}, optimizer "
+               f"{seconds(t['optimizer'])}")
     click.echo(f"wrote {out / 'train.json'}, {out / 'report.html'}")

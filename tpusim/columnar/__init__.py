@@ -132,7 +132,7 @@ class Columns:
         """The layer table (``layers.csv``), columns and dtypes as the reference builds them."""
         import pandas as pd
 
-        from ..layer_rules import LAYER_COLUMNS
+        from ..layer_rules import LAYER_COLUMNS, TOTAL_COLUMNS, layer_totals
         pt, c = self.point, self.cols
         layers = pt.workload.layers
         gemm = [l.kind == "gemm" for l in layers]
@@ -182,7 +182,8 @@ class Columns:
         if all(isinstance(l.vector_ops, int) for l in layers):
             data["vector_ops"] = data["vector_ops"].astype(np.int64)
         data["input_passes"] = num("input_passes", not multi)
-        return pd.DataFrame({k: data[k] for k in LAYER_COLUMNS}, columns=list(LAYER_COLUMNS))
+        cols = [k for k in LAYER_COLUMNS if k not in TOTAL_COLUMNS]
+        return layer_totals(pd.DataFrame({k: data[k] for k in cols}, columns=cols))
 
 
 def evaluate(points: list[Point]) -> list[Columns]:

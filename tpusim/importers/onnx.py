@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..workload import VECTOR_OPS, Workload, make_layer
+from .onnx_names import Namer
 from .onnx_graph import (_attrs, _fix_inputs, _infer, _load, _numel,  # noqa: F401
                          parse_input_shape, parse_input_shapes)
 from .onnx_ops import (_CONV_OPS, _DTYPES, _FREE_OPS, _FUSABLE, _GEMM_INPUTS, _INPUT_ELEMENTS,
@@ -240,9 +241,10 @@ def import_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | Non
     g = _Graph(model, src, shapes, dtypes)
     res = OnnxImport(name=path.stem, rows=[], unsupported=[], nodes_total=len(model.graph.node))
     gemm_outputs: set[str] = set()
+    namer = Namer(model, g.static)      # generic node names (n0, n1 ...) -> weight names
     for idx, node in enumerate(model.graph.node):
         op = node.op_type
-        name = node.name or (node.output[0] if node.output else f"{op}_{idx}")
+        name = namer.name(node, idx)
         inputs = [i for i in node.input if i]
         # Quantized dtype and static-ness follow data through layout ops.
         if op in _PASS_THROUGH and inputs:
@@ -308,9 +310,10 @@ def import_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | Non
                 row["fused"] = True
                 gemm_outputs.update(node.output[:1])
             res.vector_ops += layer.vector_ops
+        row["name"] = namer.unique(row["name"])
         res.rows.append(row)
         res.nodes_costed += 1
-        res.costed_names.append(name)
+        res.costed_names.append(row["name"])
     if not res.rows:
         why = "; ".join(f"{n} ({o}: {w})" for n, o, w in res.unsupported[:3])
         raise InputError(src, None, message="nothing importable: no node could be costed"

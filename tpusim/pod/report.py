@@ -21,23 +21,25 @@ def train_report(rec: dict[str, Any]) -> str:
     t = rec["time_s"]
     parts = ("compute", "exposed_collectives", "bubble", "optimizer")
     step = rec["step_s"]
-    rows_time = "".join(f"<tr><td>{p}</td><td>{t[p]:.4g} s</td><td>{t[p] / step:.1%}</td>"
+    from ..units import number, seconds
+    rows_time = "".join(f"<tr><td>{p}</td><td>{seconds(t[p])}</td><td>{t[p] / step:.1%}</td>"
                         f"<td style='width:50%'>{_bar(t[p], step)}</td></tr>" for p in parts)
     rows_coll = "".join(
-        f"<tr><td>{k}</td><td>{v:.4g} s</td><td>"
+        f"<tr><td>{k}</td><td>{seconds(v)}</td><td>"
         f"{'exposed (critical path)' if rec['exposed'][k] else 'overlapped with compute'}"
         f"</td></tr>" for k, v in rec["collectives_s"].items() if v > 0)
     rows_mem = "".join(f"<tr><td>{k}</td><td>{v:.3g} GiB</td></tr>"
                        for k, v in rec["memory_gib"].items())
     rows_alt = "".join(
         f"<tr><td>{escape(a['parallel'])}</td><td>{escape(a['remat'])}</td>"
-        f"<td>{a['microbatches']}</td><td>{a['step_s']:.4g} s</td><td>{a['mfu']:.1%}</td>"
+        f"<td>{a['microbatches']}</td><td>{seconds(a['step_s'])}</td><td>{a['mfu']:.1%}</td>"
         f"<td>{a['hbm_gib_per_chip']:.3g} GiB</td></tr>" for a in rec["alternatives"])
     title = (f"{escape(rec['model'])} on {escape(rec['config'])} {escape(rec['topology'])} "
              f"({rec['chips']} chips)")
     head = (f"<p>sharding {escape(rec['parallel'])} ({escape(rec['sharding'])}), remat "
             f"{escape(rec['remat'])}, {rec['global_batch']} x {rec['seq']} tokens per step</p>"
-            f"<p><b>step {step:.4g} s</b> &middot; {rec['tokens_per_s_per_chip']:.4g} tokens/s "
+            f"<p><b>step {seconds(step)}</b> &middot; {number(rec['tokens_per_s_per_chip'])} "
+            "tokens/s "
             f"per chip &middot; MFU {rec['mfu']:.1%} &middot; HFU {rec['hfu']:.1%} &middot; "
             f"{rec['hbm_gib_per_chip']:.3g} GiB HBM per chip</p>")
     table = "<table border='1' cellpadding='4' style='border-collapse:collapse'>{}</table>"

@@ -3,7 +3,6 @@ sweep, the throughput-latency curve; self-contained like the other pages (tpusim
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 
 import pandas as pd
@@ -39,8 +38,30 @@ def serve_html(title: str, runs: list[tuple[float, dict[str, Any], pd.DataFrame]
     f.update_layout(title=f"KV cache in use (rate {rate:g}/s)", xaxis_title="simulated s",
                     yaxis_title="fraction of blocks", yaxis_range=[0, 1])
     figs.append(f)
-    head = {k: v for k, v in s.items() if k not in ("kv_utilisation",)}
     body = [f"<h1>{html.escape(title)}</h1>",
             "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>",
-            "<pre>" + html.escape(json.dumps(head, indent=1)) + "</pre>"]
+            *summary_tables(s, rate)]
     return page(title, body + figures_html(figs))
+
+
+def summary_tables(s: dict[str, Any], rate: float) -> list[str]:
+    """A run's serve.json summary as two tables in human units: the counts and rates, and each
+    latency's mean and percentiles (serve.json keeps every number in seconds)."""
+    from ..pretty import formatter, header
+    from ..units import seconds
+    scalars = [(k, v) for k, v in s.items() if isinstance(v, (int, float, str))
+               and not isinstance(v, bool)]
+    dists = [(k, v) for k, v in s.items() if isinstance(v, dict)
+             and v and all(isinstance(x, (int, float)) for x in v.values())]
+    rows = "".join(f"<tr><td class='l'>{html.escape(header(k))}</td><td>"
+                   f"{html.escape(str(v) if isinstance(v, str) else formatter(k, [v])(v))}"
+                   "</td></tr>" for k, v in scalars)
+    cols = list(dict.fromkeys(c for _, v in dists for c in v))
+    drows = "".join(
+        f"<tr><td class='l'>{html.escape(header(k))}</td>"
+        + "".join(f"<td>{seconds(v[c]) if c in v and v[c] is not None else ''}</td>"
+                  for c in cols) + "</tr>" for k, v in dists)
+    return [f"<h2>Rate {rate:g}/s</h2><table><tr><th class='l'>metric</th><th>value</th></tr>"
+            f"{rows}</table>",
+            "<table><tr><th class='l'>latency</th>"
+            + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + f"</tr>{drows}</table>"]
