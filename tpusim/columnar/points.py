@@ -21,6 +21,7 @@ from ..energy import mac_pj, sram_pj_per_bit, vector_op_pj
 from ..formats import get_format
 from ..memory import check_tile_fits, plan_weight_cache
 from ..timing.overlap import buffer_depth
+from ..timing.vector import layer_vector_cost
 from ..workload import Workload
 from . import kernels as K
 
@@ -176,6 +177,12 @@ def _point_arrays(pt: Point) -> tuple[dict, list]:
     }
     for k, v in scal.items():
         p[k] = np.full(rows, v, dtype=bool if k == "scalesim" else float)
+    # the vector unit's cost per layer (tpusim.timing.vector, as the reference path calls it)
+    vc = [layer_vector_cost(chip, l) if l.kind == "vector" else None for l in pt.workload.layers]
+    vtab = np.array([(c.compute_cycles, c.launch_cycles, c.input_reads, c.hbm_efficiency)
+                     if c else (0.0, t.overhead_cycles_per_op, 1.0, 1.0) for c in vc],
+                    dtype=float).reshape(-1, 4)[rl]
+    p["vcomp"], p["overhead"], p["vreads"], p["veff"] = vtab.T if rows else (np.zeros(0),) * 4
     return p, sh.layer_vars
 
 
@@ -207,7 +214,7 @@ def _kernels(p: dict) -> dict:
     out["traffic"] = traffic
     compute = np.zeros(rows)
     compute[g] = at["compute"]
-    compute[v] = np.ceil(pv["vops"] / pv["vec_opc"])
+    compute[v] = pv["vcomp"]
     out["compute"] = compute
     for key in ("fill_drain", "shift"):
         arr = np.zeros(rows)
@@ -232,7 +239,10 @@ def _kernels(p: dict) -> dict:
         out[f"w1_{o}"] = w1
         t_all = K.hbm_total(traffic[o])
         out[f"tot_{o}"] = t_all
-        out[f"hbm_{o}"] = t_all / p["bpc"]
+        hbm = t_all / p["bpc"]
+        # vector rows: VectorCost.hbm_cycles (every operand read, the streams' efficiency)
+        hbm[v] = (t_all[v] + vt["hbm_input"] * (pv["vreads"] - 1.0)) / (pv["bpc"] * pv["veff"])
+        out[f"hbm_{o}"] = hbm
         out[f"sram_{o}"] = np.where(p["sram_bw"] > 0, (traffic[o]["sram_read"]
                                     + traffic[o]["sram_write"]) / (np.where(
                                         p["sram_bw"] > 0, p["sram_bw"], 1.0)
