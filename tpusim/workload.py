@@ -27,7 +27,8 @@ VECTOR_OPS: dict[str, float] = {
     "batchnorm": 2, "bias": 1, "sigmoid": 4, "tanh": 4, "silu": 5, "swish": 5, "gelu": 8,
     "hardswish": 4, "softmax": 5, "layernorm": 8, "rmsnorm": 6, "pool": 1, "maxpool": 1,
     "avgpool": 1, "globalpool": 1, "reduce": 1, "transpose": 1, "concat": 1, "embedding": 1,
-    "rope": 6, "lstm_cell": 10, "vector": 1,
+    "rope": 6, "lstm_cell": 10, "vector": 1, "layer_norm": 8, "leaky_relu": 2, "prelu": 2,
+    "parametric_relu": 2, "elu": 4, "selu": 5, "binary_step": 1, "identity": 1,
 }
 
 TRACE_COLUMNS = (

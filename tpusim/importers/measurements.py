@@ -1,8 +1,9 @@
 """Measured kernel latencies: the CSV a calibration (and ``tpusim validate``) fits and checks.
 
-One row per kernel: its shape as in a trace (``m,k,n``, or any columns of a trace row),
-optionally ``dtype`` (the format it ran in), the measured ``latency_us`` and optionally
-``latency_std_us``. ``#`` lines are comments. Every value is checked on reading; a bad cell is
+One row per kernel: its shape as in a trace (``m,k,n``, or any columns of a trace row; a vector
+op as ``op`` and ``elements`` or ``shape``, dimensions joined by ``x``), optionally ``dtype`` (the
+format it ran in), the measured ``latency_us`` and optionally ``latency_std_us``; ``n_repeats``
+and ``source_path`` are read and ignored. ``#`` lines are comments. Every value is checked on reading; a bad cell is
 an :class:`~tpusim.errors.InputError` naming the file, line and column.
 """
 from __future__ import annotations
@@ -19,7 +20,24 @@ from ..errors import InputError
 from ..formats import get_format
 from ..workload import TRACE_COLUMNS, Layer, make_layer
 
-MEASUREMENT_COLUMNS = ("latency_us", "latency_std_us", "dtype")
+MEASUREMENT_COLUMNS = ("latency_us", "latency_std_us", "dtype", "shape", "n_repeats",
+                       "source_path")
+# Informational columns: read, checked where they must agree, never simulated.
+_INFO = ("n_repeats", "source_path")
+# A measurement file's activation "linear" is the identity function, not a matmul (a row with
+# elements and no m, k, n).
+_VECTOR_ALIASES = {"linear": "identity"}
+
+
+def _shape_elements(src: str, where: str, text: str) -> int:
+    """The element count of a ``shape`` cell (dimensions joined by ``x``)."""
+    try:
+        dims = [int(d) for d in text.lower().split("x")]
+    except ValueError:
+        dims = []
+    if not dims or any(d <= 0 for d in dims):
+        raise InputError(src, where, text, "must be positive dimensions joined by x, e.g. 2x128")
+    return math.prod(dims)
 
 
 @dataclass(frozen=True)
@@ -104,7 +122,19 @@ def read_measurements(path: str | Path) -> Measurements:
         dtype = row.pop("dtype", "") or None
         if dtype is not None:
             dtype = get_format(dtype, src, f"line {lineno}, column dtype").name
+        for col in _INFO:
+            row.pop(col, None)
+        shape = row.pop("shape", "")
+        if shape:
+            n_el = _shape_elements(src, f"line {lineno}, column shape", shape)
+            if row.get("elements", "") == "":
+                row["elements"] = str(n_el)
+            elif row["elements"] != str(n_el):
+                raise InputError(src, f"line {lineno}, column elements", row["elements"],
+                                 f"must be the product of shape {shape} ({n_el})")
         trace = {k: v for k, v in row.items() if v != ""}
+        if "elements" in trace and not {"m", "k", "n"} & set(trace):
+            trace["op"] = _VECTOR_ALIASES.get(trace.get("op", ""), trace.get("op", ""))
         trace.setdefault("op", "matmul")
         trace.setdefault("name", f"kernel{len(out) + 1}")
         layer = make_layer(trace, src, lineno)

@@ -32,6 +32,10 @@ BINARY = frozenset({"add", "sub", "mul", "div", "residual", "elementwise_add"})
 # same reduce-then-normalise structure with one fewer step for RMS norm).
 LAUNCHES = {"layernorm": 5, "layer_norm": 5, "softmax": 5, "rmsnorm": 4}
 
+# Trace names of one function (a fitted entry under either name applies to both).
+SAME = {"layernorm": "layer_norm", "layer_norm": "layernorm", "prelu": "parametric_relu",
+        "parametric_relu": "prelu", "swish": "silu", "silu": "swish"}
+
 
 @dataclass(frozen=True)
 class VectorCost:
@@ -63,7 +67,7 @@ def vector_cost(chip: ChipConfig, op: str, elements: float, ops: float,
         return VectorCost(math.ceil(ops / v.ops_per_cycle), chip.timing.overhead_cycles_per_op)
     regs = math.ceil(elements / (v.lanes * v.sublanes))
     per_core = math.ceil(regs / v.cores)
-    cpe = v.cycles_per_element.get(op, ops_per_element)
+    cpe = v.cycles_per_element.get(op, v.cycles_per_element.get(SAME.get(op, op), ops_per_element))
     launch = v.launch_cycles if v.launch_cycles is not None else chip.timing.overhead_cycles_per_op
     return VectorCost(math.ceil(per_core * cpe - 1e-9), float(LAUNCHES.get(op, 1) * launch),
                       2.0 if op in BINARY else 1.0, v.hbm_efficiency)

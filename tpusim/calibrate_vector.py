@@ -1,0 +1,222 @@
+"""Fitting the vector unit's physical parameters to measured vector-kernel latencies, with k-fold CV.
+
+The model is :mod:`tpusim.timing.vector` (lanes model): a kernel takes
+``launches x launch_cycles + max(VPU cycles, HBM cycles)``, VPU cycles = vector registers per core
+x ``cycles_per_element[function]``, HBM cycles = operand and result bytes over the channel at
+``hbm_efficiency``. Fitted: ``vector.launch_cycles``, ``vector.hbm_efficiency`` and one
+``vector.cycles_per_element`` entry per function in the file; the register shape (sublanes,
+lanes, cores) is the published one and is never fitted. The loss is the mean ``|log(predicted /
+measured)|`` (as :mod:`tpusim.calibrate`); the optimiser is a deterministic coordinate descent
+nested fit: launch and efficiency on a grid, then Nelder-Mead; for
+each candidate pair every function's cycles per register is solved on its own kernels (a scan,
+then golden-section search), since functions share nothing else. While fitting, kernels are evaluated in closed form with
+numpy; every reported prediction comes from the simulator itself (:func:`tpusim.calibrate.predict_us`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .calibrate import error_stats, formats_for, kfold, predict_us
+from .config import ChipConfig, load_config
+from .errors import InputError
+from .formats import get_format
+from .importers.measurements import Measurements, read_measurements
+from .optimise import golden_section, nelder_mead
+from .timing.vector import BINARY, LAUNCHES
+
+LAUNCH, EFF, CPE = "vector.launch_cycles", "vector.hbm_efficiency", "vector.cycles_per_element"
+# Search boxes: launch 0..5000 cycles (0..~5 µs at 1 GHz), efficiency 2..100 % of the channel,
+# 0..400 VPU cycles per register.
+BOXES = {LAUNCH: (0.0, 5000.0), EFF: (0.02, 1.0), CPE: (0.0, 400.0)}
+
+
+def is_vector_file(ms: Measurements) -> bool:
+    """True when every kernel of ``ms`` is a vector op."""
+    return all(r.layer.kind == "vector" for r in ms.rows)
+
+
+@dataclass(frozen=True)
+class _Kernels:
+    """What the closed form needs per kernel (same quantities as :func:`vector_cost`)."""
+
+    func: np.ndarray        # index into ``names``
+    names: tuple[str, ...]
+    regs: np.ndarray        # vector registers per core
+    launches: np.ndarray
+    bytes_: np.ndarray      # HBM bytes at one read per operand (input x reads + output)
+    bpc: float
+    clock_ghz: float
+
+    @classmethod
+    def of(cls, chip: ChipConfig, ms: Measurements, fmts: list[str]) -> "_Kernels":
+        v = chip.vector
+        names = tuple(sorted({r.layer.op for r in ms.rows}))
+        b = np.array([get_format(f).bytes_per_element for f in fmts])
+        el = np.array([r.layer.elements for r in ms.rows], dtype=float)
+        reads = np.array([2.0 if r.layer.op in BINARY else 1.0 for r in ms.rows])
+        inp = np.array([r.layer.in_elements for r in ms.rows], dtype=float) * b
+        out = np.array([r.layer.out_elements for r in ms.rows], dtype=float) * b
+        return cls(np.array([names.index(r.layer.op) for r in ms.rows]), names,
+                   np.ceil(np.ceil(el / (v.lanes * v.sublanes)) / v.cores),
+                   np.array([LAUNCHES.get(r.layer.op, 1) for r in ms.rows], dtype=float),
+                   inp * reads + out, chip.hbm_bytes_per_cycle, chip.clock_ghz)
+
+    def us(self, x: np.ndarray) -> np.ndarray:
+        """Predicted µs for parameters ``x`` = (launch, efficiency, cpe per function)."""
+        vec = np.ceil(self.regs * x[2:][self.func] - 1e-9)
+        hbm = np.ceil(self.bytes_ / (self.bpc * x[1]) - 1e-6)
+        return (self.launches * x[0] + np.maximum(vec, hbm)) / (self.clock_ghz * 1e3)
+
+
+def _best_cpe(k: _Kernels, meas: np.ndarray, rows: np.ndarray, x: np.ndarray, j: int,
+              loss: str) -> tuple[float, float]:
+    """The cycles per register of function ``j`` that minimise the loss over its ``rows``, the
+    launch and efficiency in ``x`` held (functions are independent given those two)."""
+    lo, hi = BOXES[CPE]
+    launch = k.launches[rows] * x[0]
+    hbm = np.ceil(k.bytes_[rows] / (k.bpc * x[1]) - 1e-6)
+    scale = k.clock_ghz * 1e3
+
+    def losses(c: np.ndarray) -> np.ndarray:
+        vec = np.ceil(k.regs[rows][None, :] * c[:, None] - 1e-9)
+        a = np.abs(np.log((launch + np.maximum(vec, hbm)) / scale / meas[rows]))
+        return np.median(a, axis=1) if loss == "median" else a.mean(axis=1)
+    grid = np.linspace(lo, hi, 401)
+    ls = losses(grid)
+    i = int(np.argmin(ls))
+    a, b = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    v = golden_section(lambda c: float(losses(np.array([c]))[0]), a, b, (hi - lo) * 1e-7)
+    lv = float(losses(np.array([v]))[0])
+    return (v, lv) if lv <= ls[i] else (float(grid[i]), float(ls[i]))
+
+
+def _fit(k: _Kernels, meas: np.ndarray, idx: np.ndarray, x0: np.ndarray, loss: str,
+         grid: int = 17) -> tuple[np.ndarray, float]:
+    """Launch and efficiency on a grid then by Nelder-Mead, each function's cycles per register
+    solved inside for every candidate pair."""
+    groups = [(j, idx[k.func[idx] == j]) for j in range(len(k.names))]
+    groups = [(j, r) for j, r in groups if len(r)]
+    n = len(idx)
+    (l_lo, l_hi), (e_lo, e_hi) = BOXES[LAUNCH], BOXES[EFF]
+
+    def solve(u: np.ndarray) -> tuple[float, np.ndarray]:
+        x = x0.copy()
+        x[0] = l_lo + (l_hi - l_lo) * min(1.0, max(0.0, u[0]))
+        x[1] = e_lo + (e_hi - e_lo) * min(1.0, max(0.0, u[1]))
+        total = 0.0
+        for j, rows in groups:
+            x[2 + j], lj = _best_cpe(k, meas, rows, x, j, loss)
+            total += lj * len(rows)   # mean over all kernels (median: weighted, an approximation)
+        return total / n, x
+    axis = np.linspace(0.0, 1.0, grid)
+    best_u, best = None, math.inf
+    for a in axis:
+        for b in axis:
+            f, _ = solve(np.array([a, b]))
+            if f < best:
+                best_u, best = np.array([a, b]), f
+    u, best, _, _ = nelder_mead(lambda u: solve(u)[0], best_u, step=0.5 / (grid - 1),
+                                max_iter=200, xtol=1e-4, ftol=1e-9)
+    f, x = solve(u)
+    return x, f
+
+
+def _values(k: _Kernels, x: np.ndarray, idx: np.ndarray | None = None) -> dict[str, float]:
+    present = set(k.func.tolist() if idx is None else k.func[idx].tolist())
+    out = {LAUNCH: float(f"{x[0]:.4g}"), EFF: float(f"{x[1]:.4g}")}
+    for i, name in enumerate(k.names):
+        if i in present:
+            out[f"{CPE}.{name}"] = round(float(x[2 + i]), 2)   # hundredths of a cycle
+    return out
+
+
+def chip_with(base: ChipConfig, values: dict[str, float]) -> ChipConfig:
+    """``base`` with fitted vector values (``vector.cycles_per_element.NAME`` merged)."""
+    cpe = dict(base.vector.cycles_per_element)
+    plain = {}
+    for path, v in values.items():
+        if path.startswith(CPE + "."):
+            cpe[path[len(CPE) + 1:]] = v
+        else:
+            plain[path] = v
+    return load_config(base, **plain, **{CPE: cpe})
+
+
+@dataclass(frozen=True)
+class VectorCalibration:
+    base: ChipConfig
+    chip: ChipConfig
+    values: dict[str, float]
+    measurements: Measurements
+    formats: tuple[str, ...]
+    preset_us: np.ndarray
+    after_us: np.ndarray
+    cv_us: np.ndarray
+    folds: tuple[np.ndarray, ...]
+    fold_values: tuple[dict[str, float], ...]
+    loss: str
+    seed: int
+
+    @property
+    def ops(self) -> np.ndarray:
+        return np.array([r.layer.op for r in self.measurements.rows])
+
+    @property
+    def stats(self) -> dict[str, dict[str, float]]:
+        m = self.measurements.latency_us
+        return {"preset": error_stats(self.preset_us, m), "after": error_stats(self.after_us, m),
+                "cv": error_stats(self.cv_us, m)}
+
+    def by_function(self) -> dict[str, dict[str, dict[str, float]]]:
+        m, ops = self.measurements.latency_us, self.ops
+        return {op: {key: error_stats(pred[ops == op], m[ops == op]) for key, pred in
+                     (("preset", self.preset_us), ("after", self.after_us), ("cv", self.cv_us))}
+                for op in sorted(set(ops.tolist()))}
+
+
+def calibrate_vector(config: ChipConfig | str, measurements: Measurements | str,
+                     folds: int = 5, seed: int = 0, loss: str = "mean",
+                     overrides: dict[str, Any] | None = None) -> VectorCalibration:
+    """Fit the vector unit of ``config`` (which must set ``vector.lanes``) on all kernels and by
+    ``folds``-fold cross-validation (the same seeded folds as :func:`tpusim.calibrate.kfold`)."""
+    if loss not in ("mean", "median"):
+        raise InputError("loss", None, loss, "allowed: mean|median")
+    preset = load_config(config)
+    base = load_config(preset, **(overrides or {}))
+    if base.vector.lanes is None:
+        raise InputError(base.name, "vector.lanes", None, "the vector fit needs the lanes model: "
+                         "set vector.lanes (and sublanes, cores), e.g. --set vector.lanes=128")
+    ms = measurements if isinstance(measurements, Measurements) \
+        else read_measurements(measurements)
+    if not is_vector_file(ms):
+        raise InputError(ms.source, None, message="mixes matmuls and vector ops; calibrate "
+                         "them from separate files")
+    fmts = formats_for(base, ms, None)
+    k = _Kernels.of(base, ms, fmts)
+    meas = ms.latency_us
+    x0 = np.array([base.vector.launch_cycles if base.vector.launch_cycles is not None
+                   else base.timing.overhead_cycles_per_op, base.vector.hbm_efficiency]
+                  + [base.vector.cycles_per_element.get(n, 1.0) for n in k.names], dtype=float)
+    n = len(ms)
+    x, _ = _fit(k, meas, np.arange(n), x0, loss)
+    values = _values(k, x)
+    chip = chip_with(base, values)
+    cv = np.zeros(n)
+    fold_values = []
+    tests = kfold(n, folds, seed)
+    for test in tests:
+        train = np.setdiff1d(np.arange(n), test)
+        xf, _ = _fit(k, meas, train, x0, loss)
+        fv = _values(k, xf, train)
+        fold_values.append(fv)
+        cv[test] = predict_us(chip_with(base, fv), ms, fmts, test)
+    if not math.isfinite(float(np.sum(cv))):
+        raise InputError(ms.source, None, message="cross-validated predictions are not finite")
+    return VectorCalibration(base, chip, values, ms, tuple(fmts),
+                             predict_us(preset, ms, formats_for(preset, ms, None)),
+                             predict_us(chip, ms, fmts), cv, tuple(tests), tuple(fold_values),
+                             loss, seed)
