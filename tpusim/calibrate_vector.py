@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -220,3 +221,48 @@ def calibrate_vector(config: ChipConfig | str, measurements: Measurements | str,
                              predict_us(preset, ms, formats_for(preset, ms, None)),
                              predict_us(chip, ms, fmts), cv, tuple(tests), tuple(fold_values),
                              loss, seed)
+
+
+def vector_yaml(cal: VectorCalibration, base_source: Path | str | None, name: str,
+                command: str) -> str:
+    """The calibrated config: the base YAML with the vector fields rewritten in place under a
+    header (command, data sha256, errors, the ``tpusim-calibrate-vector`` record)."""
+    import json
+
+    import yaml
+
+    from .calibrated_config import fmt_stats, load_config_text
+    from .yaml_edit import set_yaml_value
+
+    ms, st = cal.measurements, cal.stats
+    rec = {"base": cal.base.name, "measurements": Path(ms.source).name, "sha256": ms.sha256,
+           "rows": len(ms), "folds": len(cal.folds), "seed": cal.seed, "loss": cal.loss}
+    header = [f"# {name}: {cal.base.name} with its vector unit fitted by tpusim calibrate on "
+              "measured vector-kernel latencies. Re-create with:", f"#   {command}",
+              f"# measurements: {Path(ms.source).name}, {len(ms)} kernels, sha256 {ms.sha256}",
+              f"#   {'as shipped:':<24}{fmt_stats(st['preset'])}",
+              f"#   {'fitted, in-sample:':<24}{fmt_stats(st['after'])}",
+              f"#   {f'{len(cal.folds)}-fold CV (seed {cal.seed}):':<24}{fmt_stats(st['cv'])}",
+              f"# {TAG} {json.dumps(rec, sort_keys=True)}", ""]
+    values = {p: v for p, v in cal.values.items()}
+    shape = {"vector.lanes": cal.base.vector.lanes, "vector.sublanes": cal.base.vector.sublanes,
+             "vector.cores": cal.base.vector.cores}
+    if base_source is not None and Path(base_source).suffix in (".yaml", ".yml"):
+        lines = Path(base_source).read_text().splitlines()
+        for path, v in {**shape, **values}.items():
+            lines = set_yaml_value(lines, path, v, "fitted (see header)" if path in values
+                                   else "register shape used by the fit")
+        lines = set_yaml_value(lines, "name", name, "calibrated (see header)")
+        body = "\n".join(lines) + "\n"
+    else:
+        raw = cal.chip.model_dump(mode="json")
+        raw["name"] = name
+        body = yaml.safe_dump(raw, sort_keys=False)
+    text = "\n".join(header) + body
+    check = load_config_text(text, name)
+    if check.vector != cal.chip.vector:
+        raise RuntimeError("calibrated YAML does not round-trip the vector section")
+    return text
+
+
+TAG = "tpusim-calibrate-vector:"

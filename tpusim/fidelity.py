@@ -241,10 +241,12 @@ def serving_checks() -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- all of it
 
-def run_checks(measurements: Path | None = None, calibrated: Path | None = None,
+def run_checks(measurements: Path | list[Path] | None = None, calibrated: Path | None = None,
                pods: bool = True) -> pd.DataFrame:
-    v4 = tpu_v4_checks(measurements, calibrated)   # first: it checks the files the user named
-    rows = tpu_v1_checks() + v4 + edge_tpu_checks() + serving_checks()
+    from .fidelity_vector import split_measurements
+    gemm, vector = split_measurements(measurements)   # vector files: tpu_v4 vector ops
+    v4 = tpu_v4_checks(gemm, calibrated)   # first: it checks the files the user named
+    rows = tpu_v1_checks() + v4 + vector + edge_tpu_checks() + serving_checks()
     if pods:
         from .pod.fidelity import pod_checks
         rows += pod_checks()
@@ -289,8 +291,9 @@ def validation_html(table: pd.DataFrame) -> str:
 
     groups = [("tpu_v4 matmuls", "latency, µs", True), ("tpu_v1 apps", "TOPS", True),
               ("tpu_v1 cycle shares", "share of cycles", False),
-              ("edge_tpu int8 (Coral USB)", "latency, ms", True)]
-    fig = make_subplots(rows=2, cols=2, subplot_titles=[g[0] for g in groups],
+              ("edge_tpu int8 (Coral USB)", "latency, ms", True),
+              ("tpu_v4 vector ops", "latency, µs", True)]
+    fig = make_subplots(rows=3, cols=2, subplot_titles=[g[0] for g in groups],
                         horizontal_spacing=0.1, vertical_spacing=0.14)
     for i, (check, unit, log) in enumerate(groups):
         r, c = i // 2 + 1, i % 2 + 1
@@ -319,14 +322,14 @@ def validation_html(table: pd.DataFrame) -> str:
         kind = "log" if log else "linear"
         fig.update_xaxes(type=kind, title_text=f"measured ({unit})", row=r, col=c)
         fig.update_yaxes(type=kind, title_text=f"predicted ({unit})", row=r, col=c)
-    fig.update_layout(height=900, title="Predicted against measured (y = x is perfect)",
+    fig.update_layout(height=1300, title="Predicted against measured (y = x is perfect)",
                       legend={"orientation": "h", "y": -0.08})
     stats = "".join(
         f"<tr><td class='l'>{html.escape(c)}</td><td class='l'>{html.escape(m)}</td><td>{n}</td>"
         + "".join(f"<td>{v:.1%}</td>" if k == "relative" else f"<td>{v:.3f}</td>"
                   for v in (med, p90, mx)) + "</tr>"
         for c, m, n, med, p90, mx, k in _group_stats(table))
-    shown = table[table["check"] != "tpu_v4 matmuls"]
+    shown = table[~table["check"].isin(["tpu_v4 matmuls", "tpu_v4 vector ops"])]
     body_rows = "".join(
         "<tr>" + "".join(f"<td class='l'>{html.escape(_cell(r[col]))}</td>"
                          for col in ("check", "case", "metric", "predicted", "measured", "error",
