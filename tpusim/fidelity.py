@@ -244,6 +244,8 @@ def serving_checks() -> list[dict[str, Any]]:
 def run_checks(measurements: Path | list[Path] | None = None, calibrated: Path | None = None,
                pods: bool = True) -> pd.DataFrame:
     from .fidelity_vector import split_measurements
+    if calibrated is not None:
+        tpu_v4_checks(None, calibrated)   # a bad --calibrated is reported before any data file
     gemm, vector = split_measurements(measurements)   # vector files: tpu_v4 vector ops
     v4 = tpu_v4_checks(gemm, calibrated)   # first: it checks the files the user named
     rows = tpu_v1_checks() + v4 + vector + edge_tpu_checks() + serving_checks()
