@@ -45,6 +45,17 @@ def test_compute_bound_layer_norm_by_hand():
     assert layer_time(chip, _vec("layernorm", e), "bf16").cycles == lt.cycles
 
 
+def test_reduced_rows_cost_per_core_by_hand():
+    chip = load_config("tpu_v3", **LANES, **{"vector.launch_cycles": 0.0,
+                                             "vector.cycles_per_element": {"layer_norm": 1.0},
+                                             "vector.row_cycles": {"layer_norm": 3.0}})
+    # 64 rows of 1,024: 64 registers and 64 rows, half of each per core
+    lt = layer_time(chip, _vec("layer_norm", 64 * 1024, n=1024), "bf16")
+    assert lt.compute_cycles == 32 * 1 + 32 * 3
+    # without a last axis the op is one row
+    assert layer_time(chip, _vec("layer_norm", 64 * 1024), "bf16").compute_cycles == 32 + 3
+
+
 def test_unfitted_function_costs_its_ops_per_element():
     chip = load_config("tpu_v3", **LANES)
     c = vector_cost(chip, "gelu", 4096, 4096 * 8.0, 8.0)
@@ -80,9 +91,10 @@ def _synthetic(tmp_path, chip, n_per=12):
     lines = ["op,shape,elements,dtype,latency_us"]
     rng = np.random.default_rng(1)
     for op in ("add", "relu", "layer_norm", "sigmoid"):
-        for e in np.unique(rng.integers(1, 4096, n_per) * 1024):
-            us = layer_time(chip, _vec(op, int(e)), "fp16").cycles / (chip.clock_ghz * 1e3)
-            lines.append(f"{op},{e},{e},float16,{us:.6f}")
+        for rows, last in zip(rng.integers(1, 4096, n_per), rng.choice([512, 1024, 4096], n_per)):
+            e = int(rows * last)
+            us = layer_time(chip, _vec(op, e, n=int(last)), "fp16").cycles / (chip.clock_ghz * 1e3)
+            lines.append(f"{op},{rows}x{last},{e},float16,{us:.6f}")
     p = tmp_path / "vec.csv"
     p.write_text("\n".join(lines) + "\n")
     return p
@@ -92,7 +104,9 @@ def test_fit_recovers_planted_parameters(tmp_path):
     planted = load_config("tpu_v4", **{"vector.launch_cycles": 700.0,
                                        "vector.hbm_efficiency": 0.4,
                                        "vector.cycles_per_element": {"layer_norm": 60.0,
-                                                                     "sigmoid": 80.0}})
+                                                                     "sigmoid": 80.0,
+                                                                     "add": 0.0, "relu": 0.0},
+                                       "vector.row_cycles": {"layer_norm": 20.0}})
     cal = calibrate_vector("tpu_v4", _synthetic(tmp_path, planted), folds=3)
     v = cal.values
     assert v["vector.launch_cycles"] == pytest.approx(700, rel=0.02)
@@ -101,6 +115,7 @@ def test_fit_recovers_planted_parameters(tmp_path):
     assert v["vector.hbm_efficiency"] >= 0.4 * 0.98
     assert v["vector.cycles_per_element.layer_norm"] == pytest.approx(60, rel=0.02)
     assert v["vector.cycles_per_element.sigmoid"] == pytest.approx(80, rel=0.02)
+    assert v["vector.row_cycles.layer_norm"] == pytest.approx(20, rel=0.05)
     assert cal.stats["cv"]["median"] < 0.01
 
 
@@ -111,6 +126,7 @@ def test_measurement_shapes_and_the_linear_activation(tmp_path):
     ms = read_measurements(p)
     assert [r.layer.op for r in ms.rows] == ["identity", "add"]
     assert [r.layer.elements for r in ms.rows] == [128, 16]
+    assert [r.layer.n for r in ms.rows] == [16, 4]   # the last axis of the shape
     p.write_text("op,shape,elements,latency_us\nrelu,8x16,100,0.9\n")
     with pytest.raises(InputError, match="line 2, column elements.*product of shape 8x16"):
         read_measurements(p)

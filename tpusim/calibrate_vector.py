@@ -29,10 +29,11 @@ from .importers.measurements import Measurements, read_measurements
 from .optimise import golden_section, nelder_mead
 from .timing.vector import BINARY, LAUNCHES
 
-LAUNCH, EFF, CPE = "vector.launch_cycles", "vector.hbm_efficiency", "vector.cycles_per_element"
+LAUNCH, EFF = "vector.launch_cycles", "vector.hbm_efficiency"
+CPE, ROW = "vector.cycles_per_element", "vector.row_cycles"
 # Search boxes: launch 0..5000 cycles (0..~5 µs at 1 GHz), efficiency 2..100 % of the channel,
-# 0..400 VPU cycles per register.
-BOXES = {LAUNCH: (0.0, 5000.0), EFF: (0.02, 1.0), CPE: (0.0, 400.0)}
+# 0..400 VPU cycles per register, 0..40 cycles per reduced row.
+BOXES = {LAUNCH: (0.0, 5000.0), EFF: (0.02, 1.0), CPE: (0.0, 400.0), ROW: (0.0, 40.0)}
 
 
 def is_vector_file(ms: Measurements) -> bool:
@@ -47,6 +48,7 @@ class _Kernels:
     func: np.ndarray        # index into ``names``
     names: tuple[str, ...]
     regs: np.ndarray        # vector registers per core
+    rows: np.ndarray        # reduced rows per core (reductions with a last axis; else 0)
     launches: np.ndarray
     bytes_: np.ndarray      # HBM bytes at one read per operand (input x reads + output)
     bpc: float
@@ -58,48 +60,72 @@ class _Kernels:
         names = tuple(sorted({r.layer.op for r in ms.rows}))
         b = np.array([get_format(f).bytes_per_element for f in fmts])
         el = np.array([r.layer.elements for r in ms.rows], dtype=float)
+        last = np.array([r.layer.n if r.layer.op in LAUNCHES else 0 for r in ms.rows], float)
+        rows = np.where(last > 0, np.ceil(np.ceil(el / np.maximum(last, 1)) / v.cores), 0.0)
         reads = np.array([2.0 if r.layer.op in BINARY else 1.0 for r in ms.rows])
         inp = np.array([r.layer.in_elements for r in ms.rows], dtype=float) * b
         out = np.array([r.layer.out_elements for r in ms.rows], dtype=float) * b
         return cls(np.array([names.index(r.layer.op) for r in ms.rows]), names,
-                   np.ceil(np.ceil(el / (v.lanes * v.sublanes)) / v.cores),
+                   np.ceil(np.ceil(el / (v.lanes * v.sublanes)) / v.cores), rows,
                    np.array([LAUNCHES.get(r.layer.op, 1) for r in ms.rows], dtype=float),
                    inp * reads + out, chip.hbm_bytes_per_cycle, chip.clock_ghz)
 
     def us(self, x: np.ndarray) -> np.ndarray:
-        """Predicted µs for parameters ``x`` = (launch, efficiency, cpe per function)."""
-        vec = np.ceil(self.regs * x[2:][self.func] - 1e-9)
+        """Predicted µs for ``x`` = (launch, efficiency, cpe per function, row cycles per
+        function)."""
+        nf = len(self.names)
+        vec = np.ceil(self.regs * x[2:2 + nf][self.func]
+                      + self.rows * x[2 + nf:][self.func] - 1e-9)
         hbm = np.ceil(self.bytes_ / (self.bpc * x[1]) - 1e-6)
         return (self.launches * x[0] + np.maximum(vec, hbm)) / (self.clock_ghz * 1e3)
 
 
-def _best_cpe(k: _Kernels, meas: np.ndarray, rows: np.ndarray, x: np.ndarray, j: int,
-              loss: str) -> tuple[float, float]:
-    """The cycles per register of function ``j`` that minimise the loss over its ``rows``, the
-    launch and efficiency in ``x`` held (functions are independent given those two)."""
-    lo, hi = BOXES[CPE]
-    launch = k.launches[rows] * x[0]
-    hbm = np.ceil(k.bytes_[rows] / (k.bpc * x[1]) - 1e-6)
+def _best_function(k: _Kernels, meas: np.ndarray, sel: np.ndarray, x: np.ndarray,
+                   loss: str) -> tuple[float, float, float]:
+    """(cycles per register, cycles per row, loss) of one function over its kernels ``sel``,
+    launch and efficiency in ``x`` held: functions share nothing else. A 2-D grid when the
+    kernels have reduced rows (a 1-D one otherwise), then golden-section on each coordinate."""
+    launch = k.launches[sel] * x[0]
+    hbm = np.ceil(k.bytes_[sel] / (k.bpc * x[1]) - 1e-6)
+    regs, rows, m = k.regs[sel], k.rows[sel], meas[sel]
     scale = k.clock_ghz * 1e3
 
-    def losses(c: np.ndarray) -> np.ndarray:
-        vec = np.ceil(k.regs[rows][None, :] * c[:, None] - 1e-9)
-        a = np.abs(np.log((launch + np.maximum(vec, hbm)) / scale / meas[rows]))
+    def losses(c: np.ndarray, r: np.ndarray) -> np.ndarray:
+        vec = np.ceil(regs[None, :] * c[:, None] + rows[None, :] * r[:, None] - 1e-9)
+        a = np.abs(np.log((launch + np.maximum(vec, hbm)) / scale / m))
         return np.median(a, axis=1) if loss == "median" else a.mean(axis=1)
-    grid = np.linspace(lo, hi, 401)
-    ls = losses(grid)
-    i = int(np.argmin(ls))
-    a, b = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-    v = golden_section(lambda c: float(losses(np.array([c]))[0]), a, b, (hi - lo) * 1e-7)
-    lv = float(losses(np.array([v]))[0])
-    return (v, lv) if lv <= ls[i] else (float(grid[i]), float(ls[i]))
+    (c_lo, c_hi), (r_lo, r_hi) = BOXES[CPE], BOXES[ROW]
+    has_rows = bool(rows.any())
+    cg = np.linspace(c_lo, c_hi, 101 if has_rows else 401)
+    rg = np.linspace(r_lo, r_hi, 21) if has_rows else np.zeros(1)
+    cc, rr = np.meshgrid(cg, rg, indexing="ij")
+    ls = losses(cc.ravel(), rr.ravel()).reshape(cc.shape)
+    i, j = np.unravel_index(int(np.argmin(ls)), ls.shape)
+    c, r, best = float(cg[i]), float(rg[j]), float(ls[i, j])
+    steps = [(cg[1] - cg[0], c_lo, c_hi, 0)] + ([(rg[1] - rg[0], r_lo, r_hi, 1)]
+                                                  if has_rows else [])
+    for _ in range(2 if has_rows else 1):
+        for step, lo, hi, which in steps:
+            cur = (c, r)
+
+            def f(v: float, which=which, cur=cur) -> float:
+                arg = (v, cur[1]) if which == 0 else (cur[0], v)
+                return float(losses(np.array([arg[0]]), np.array([arg[1]]))[0])
+            v = golden_section(f, max(lo, cur[which] - step), min(hi, cur[which] + step),
+                               step * 1e-3)
+            lv = f(v)
+            if lv <= best:
+                best = lv
+                c, r = (v, r) if which == 0 else (c, v)
+    return c, r, best
 
 
 def _fit(k: _Kernels, meas: np.ndarray, idx: np.ndarray, x0: np.ndarray, loss: str,
-         grid: int = 17) -> tuple[np.ndarray, float]:
+         grid: int = 11) -> tuple[np.ndarray, float]:
     """Launch and efficiency on a grid then by Nelder-Mead, each function's cycles per register
-    solved inside for every candidate pair."""
-    groups = [(j, idx[k.func[idx] == j]) for j in range(len(k.names))]
+    (and per row) solved inside for every candidate pair."""
+    nf = len(k.names)
+    groups = [(j, idx[k.func[idx] == j]) for j in range(nf)]
     groups = [(j, r) for j, r in groups if len(r)]
     n = len(idx)
     (l_lo, l_hi), (e_lo, e_hi) = BOXES[LAUNCH], BOXES[EFF]
@@ -109,9 +135,9 @@ def _fit(k: _Kernels, meas: np.ndarray, idx: np.ndarray, x0: np.ndarray, loss: s
         x[0] = l_lo + (l_hi - l_lo) * min(1.0, max(0.0, u[0]))
         x[1] = e_lo + (e_hi - e_lo) * min(1.0, max(0.0, u[1]))
         total = 0.0
-        for j, rows in groups:
-            x[2 + j], lj = _best_cpe(k, meas, rows, x, j, loss)
-            total += lj * len(rows)   # mean over all kernels (median: weighted, an approximation)
+        for j, sel in groups:
+            x[2 + j], x[2 + nf + j], lj = _best_function(k, meas, sel, x, loss)
+            total += lj * len(sel)   # mean over all kernels (median: weighted, an approximation)
         return total / n, x
     axis = np.linspace(0.0, 1.0, grid)
     best_u, best = None, math.inf
@@ -121,7 +147,7 @@ def _fit(k: _Kernels, meas: np.ndarray, idx: np.ndarray, x0: np.ndarray, loss: s
             if f < best:
                 best_u, best = np.array([a, b]), f
     u, best, _, _ = nelder_mead(lambda u: solve(u)[0], best_u, step=0.5 / (grid - 1),
-                                max_iter=200, xtol=1e-4, ftol=1e-9)
+                                max_iter=80, xtol=1e-3, ftol=1e-7)
     f, x = solve(u)
     return x, f
 
@@ -129,22 +155,29 @@ def _fit(k: _Kernels, meas: np.ndarray, idx: np.ndarray, x0: np.ndarray, loss: s
 def _values(k: _Kernels, x: np.ndarray, idx: np.ndarray | None = None) -> dict[str, float]:
     present = set(k.func.tolist() if idx is None else k.func[idx].tolist())
     out = {LAUNCH: float(f"{x[0]:.4g}"), EFF: float(f"{x[1]:.4g}")}
+    nf = len(k.names)
     for i, name in enumerate(k.names):
         if i in present:
             out[f"{CPE}.{name}"] = round(float(x[2 + i]), 2)   # hundredths of a cycle
+    for i, name in enumerate(k.names):
+        sel = k.func == i if idx is None else k.func[idx] == i
+        rows = k.rows if idx is None else k.rows[idx]
+        if i in present and rows[sel].any():
+            out[f"{ROW}.{name}"] = round(float(x[2 + nf + i]), 2)
     return out
 
 
 def chip_with(base: ChipConfig, values: dict[str, float]) -> ChipConfig:
     """``base`` with fitted vector values (``vector.cycles_per_element.NAME`` merged)."""
-    cpe = dict(base.vector.cycles_per_element)
+    tables = {CPE: dict(base.vector.cycles_per_element), ROW: dict(base.vector.row_cycles)}
     plain = {}
     for path, v in values.items():
-        if path.startswith(CPE + "."):
-            cpe[path[len(CPE) + 1:]] = v
+        head, _, name = path.rpartition(".")
+        if head in tables:
+            tables[head][name] = v
         else:
             plain[path] = v
-    return load_config(base, **plain, **{CPE: cpe})
+    return load_config(base, **plain, **tables)
 
 
 @dataclass(frozen=True)
@@ -201,7 +234,8 @@ def calibrate_vector(config: ChipConfig | str, measurements: Measurements | str,
     meas = ms.latency_us
     x0 = np.array([base.vector.launch_cycles if base.vector.launch_cycles is not None
                    else base.timing.overhead_cycles_per_op, base.vector.hbm_efficiency]
-                  + [base.vector.cycles_per_element.get(n, 1.0) for n in k.names], dtype=float)
+                  + [base.vector.cycles_per_element.get(n, 1.0) for n in k.names]
+                  + [base.vector.row_cycles.get(n, 0.0) for n in k.names], dtype=float)
     n = len(ms)
     x, _ = _fit(k, meas, np.arange(n), x0, loss)
     values = _values(k, x)

@@ -104,6 +104,9 @@ class VectorConfig(_Model):
     cycles_per_element: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict, description="VPU cycles per register by function (lanes model; "
         "default: the layer's ops per element)")
+    row_cycles: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict, description="cycles per reduced row (n elements of the last axis) "
+        "on one core, by function (lanes model; default 0)")
 
 
 class TimingConfig(_Model):

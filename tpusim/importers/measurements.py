@@ -25,7 +25,7 @@ MEASUREMENT_COLUMNS = ("latency_us", "latency_std_us", "dtype", "shape", "n_repe
 # Informational columns: read, checked where they must agree, never simulated.
 _INFO = ("n_repeats", "source_path")
 # A measurement file's activation "linear" is the identity function, not a matmul (a row with
-# elements and no m, k, n).
+# elements and no m, k).
 _VECTOR_ALIASES = {"linear": "identity"}
 
 
@@ -132,8 +132,10 @@ def read_measurements(path: str | Path) -> Measurements:
             elif row["elements"] != str(n_el):
                 raise InputError(src, f"line {lineno}, column elements", row["elements"],
                                  f"must be the product of shape {shape} ({n_el})")
+            if row.get("n", "") == "" and not {"m", "k"} & {c for c, v in row.items() if v}:
+                row["n"] = shape.lower().split("x")[-1]   # the last axis (a norm reduces it)
         trace = {k: v for k, v in row.items() if v != ""}
-        if "elements" in trace and not {"m", "k", "n"} & set(trace):
+        if "elements" in trace and not {"m", "k"} & set(trace):
             trace["op"] = _VECTOR_ALIASES.get(trace.get("op", ""), trace.get("op", ""))
         trace.setdefault("op", "matmul")
         trace.setdefault("name", f"kernel{len(out) + 1}")

@@ -7,7 +7,9 @@ Two models, chosen by the config:
 * **lanes** (``vector.lanes`` set, e.g. TPU v4's (8, 128) per core, 2 cores): the tensor is cut
   into vector registers of ``sublanes x lanes`` elements, split evenly over ``cores``; each
   register costs ``cycles_per_element[function]`` cycles (default: the layer's ops per element,
-  one VPU cycle each). Operands stream from HBM at ``vector.hbm_efficiency`` of the channel,
+  one VPU cycle each), and each row of the last axis (``n`` on the trace row) a reduction
+  reduces costs ``row_cycles[function]`` more on its core (the cross-lane reduce and
+  broadcast; default 0). Operands stream from HBM at ``vector.hbm_efficiency`` of the channel,
   overlapped with compute (the slower of the two shows). A function launches ``launches`` kernels
   (layer norm: a statistics and a normalisation program, five fusions in XLA's TPU lowering) at
   ``vector.launch_cycles`` each (default: ``timing.overhead_cycles_per_op``).
@@ -58,21 +60,30 @@ def lanes_model(chip: ChipConfig) -> bool:
     return chip.vector.lanes is not None
 
 
+def _of(table: dict[str, float], op: str, default: float) -> float:
+    return table.get(op, table.get(SAME.get(op, op), default))
+
+
 def vector_cost(chip: ChipConfig, op: str, elements: float, ops: float,
-                ops_per_element: float) -> VectorCost:
+                ops_per_element: float, last_axis: int = 0) -> VectorCost:
     """The :class:`VectorCost` of one instance of vector op ``op`` on ``elements`` elements
-    (``ops`` element ops, ``ops_per_element`` each)."""
+    (``ops`` element ops, ``ops_per_element`` each; rows of ``last_axis`` elements, or one row
+    when 0)."""
     v = chip.vector
     if v.lanes is None:
         return VectorCost(math.ceil(ops / v.ops_per_cycle), chip.timing.overhead_cycles_per_op)
     regs = math.ceil(elements / (v.lanes * v.sublanes))
     per_core = math.ceil(regs / v.cores)
-    cpe = v.cycles_per_element.get(op, v.cycles_per_element.get(SAME.get(op, op), ops_per_element))
+    cpe = _of(v.cycles_per_element, op, ops_per_element)
+    # a reduction's per-row work (cross-lane reduce and broadcast) on each core's share of rows
+    rows = math.ceil(math.ceil(elements / last_axis) / v.cores) if last_axis else 1
     launch = v.launch_cycles if v.launch_cycles is not None else chip.timing.overhead_cycles_per_op
-    return VectorCost(math.ceil(per_core * cpe - 1e-9), float(LAUNCHES.get(op, 1) * launch),
+    compute = math.ceil(per_core * cpe + rows * _of(v.row_cycles, op, 0.0) - 1e-9)
+    return VectorCost(compute, float(LAUNCHES.get(op, 1) * launch),
                       2.0 if op in BINARY else 1.0, v.hbm_efficiency)
 
 
 def layer_vector_cost(chip: ChipConfig, layer: Layer) -> VectorCost:
     """The :class:`VectorCost` of one instance of vector ``layer``."""
-    return vector_cost(chip, layer.op, layer.elements, layer.vector_ops, layer.ops_per_element)
+    return vector_cost(chip, layer.op, layer.elements, layer.vector_ops, layer.ops_per_element,
+                       layer.n)
