@@ -91,7 +91,8 @@ def _synthetic(tmp_path, chip, n_per=12):
     lines = ["op,shape,elements,dtype,latency_us"]
     rng = np.random.default_rng(1)
     for op in ("add", "relu", "layer_norm", "sigmoid"):
-        for rows, last in zip(rng.integers(1, 4096, n_per), rng.choice([512, 1024, 4096], n_per)):
+        # rows < last: the last axis is also the longest (the reader's lane axis either way)
+        for rows, last in zip(rng.integers(1, 500, n_per), rng.choice([512, 1024, 4096], n_per)):
             e = int(rows * last)
             us = layer_time(chip, _vec(op, e, n=int(last)), "fp16").cycles / (chip.clock_ghz * 1e3)
             lines.append(f"{op},{rows}x{last},{e},float16,{us:.6f}")
@@ -126,7 +127,10 @@ def test_measurement_shapes_and_the_linear_activation(tmp_path):
     ms = read_measurements(p)
     assert [r.layer.op for r in ms.rows] == ["identity", "add"]
     assert [r.layer.elements for r in ms.rows] == [128, 16]
-    assert [r.layer.n for r in ms.rows] == [16, 4]   # the last axis of the shape
+    assert [r.layer.n for r in ms.rows] == [16, 4]   # the longest axis of the shape
+    p.write_text("op,shape,latency_us\nrelu,64x8,0.9\nlayer_norm,64x8,5.0\n")
+    # an elementwise op's rows run along its longest axis, a reduction's along its last
+    assert [r.layer.n for r in read_measurements(p).rows] == [64, 8]
     p.write_text("op,shape,elements,latency_us\nrelu,8x16,100,0.9\n")
     with pytest.raises(InputError, match="line 2, column elements.*product of shape 8x16"):
         read_measurements(p)

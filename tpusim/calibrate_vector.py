@@ -3,13 +3,14 @@
 The model is :mod:`tpusim.timing.vector` (lanes model): a kernel takes
 ``launches x launch_cycles + max(VPU cycles, HBM cycles)``, VPU cycles = vector registers per core
 x ``cycles_per_element[function]``, HBM cycles = operand and result bytes over the channel at
-``hbm_efficiency``. Fitted: ``vector.launch_cycles``, ``vector.hbm_efficiency`` and one
-``vector.cycles_per_element`` entry per function in the file; the register shape (sublanes,
+``hbm_efficiency``, plus ``row_cycles[function]`` per row of the lane axis on each core. Fitted:
+``vector.launch_cycles``, ``vector.hbm_efficiency`` and one ``vector.cycles_per_element`` and
+``vector.row_cycles`` entry per function in the file; the register shape (sublanes,
 lanes, cores) is the published one and is never fitted. The loss is the mean ``|log(predicted /
-measured)|`` (as :mod:`tpusim.calibrate`); the optimiser is a deterministic coordinate descent
-nested fit: launch and efficiency on a grid, then Nelder-Mead; for
-each candidate pair every function's cycles per register is solved on its own kernels (a scan,
-then golden-section search), since functions share nothing else. While fitting, kernels are evaluated in closed form with
+measured)|`` (as :mod:`tpusim.calibrate`). The optimiser is deterministic and nested: launch and
+efficiency on a grid, then Nelder-Mead; for each candidate pair every function's cycles per
+register and per row are solved on its own kernels (a grid, then golden-section search), since
+functions share nothing else. While fitting, kernels are evaluated in closed form with
 numpy; every reported prediction comes from the simulator itself (:func:`tpusim.calibrate.predict_us`).
 """
 from __future__ import annotations
@@ -48,7 +49,7 @@ class _Kernels:
     func: np.ndarray        # index into ``names``
     names: tuple[str, ...]
     regs: np.ndarray        # vector registers per core
-    rows: np.ndarray        # reduced rows per core (reductions with a last axis; else 0)
+    rows: np.ndarray        # rows per core (kernels with a lane axis n; else 1)
     launches: np.ndarray
     bytes_: np.ndarray      # HBM bytes at one read per operand (input x reads + output)
     bpc: float
@@ -60,8 +61,8 @@ class _Kernels:
         names = tuple(sorted({r.layer.op for r in ms.rows}))
         b = np.array([get_format(f).bytes_per_element for f in fmts])
         el = np.array([r.layer.elements for r in ms.rows], dtype=float)
-        last = np.array([r.layer.n if r.layer.op in LAUNCHES else 0 for r in ms.rows], float)
-        rows = np.where(last > 0, np.ceil(np.ceil(el / np.maximum(last, 1)) / v.cores), 0.0)
+        last = np.array([r.layer.n for r in ms.rows], float)
+        rows = np.where(last > 0, np.ceil(np.ceil(el / np.maximum(last, 1)) / v.cores), 1.0)
         reads = np.array([2.0 if r.layer.op in BINARY else 1.0 for r in ms.rows])
         inp = np.array([r.layer.in_elements for r in ms.rows], dtype=float) * b
         out = np.array([r.layer.out_elements for r in ms.rows], dtype=float) * b
@@ -95,8 +96,8 @@ def _best_function(k: _Kernels, meas: np.ndarray, sel: np.ndarray, x: np.ndarray
         a = np.abs(np.log((launch + np.maximum(vec, hbm)) / scale / m))
         return np.median(a, axis=1) if loss == "median" else a.mean(axis=1)
     (c_lo, c_hi), (r_lo, r_hi) = BOXES[CPE], BOXES[ROW]
-    has_rows = bool(rows.any())
-    cg = np.linspace(c_lo, c_hi, 101 if has_rows else 401)
+    has_rows = bool((rows > 1).any())
+    cg = np.linspace(c_lo, c_hi, 81 if has_rows else 401)
     rg = np.linspace(r_lo, r_hi, 21) if has_rows else np.zeros(1)
     cc, rr = np.meshgrid(cg, rg, indexing="ij")
     ls = losses(cc.ravel(), rr.ravel()).reshape(cc.shape)
@@ -121,7 +122,7 @@ def _best_function(k: _Kernels, meas: np.ndarray, sel: np.ndarray, x: np.ndarray
 
 
 def _fit(k: _Kernels, meas: np.ndarray, idx: np.ndarray, x0: np.ndarray, loss: str,
-         grid: int = 11) -> tuple[np.ndarray, float]:
+         grid: int = 7) -> tuple[np.ndarray, float]:
     """Launch and efficiency on a grid then by Nelder-Mead, each function's cycles per register
     (and per row) solved inside for every candidate pair."""
     nf = len(k.names)
@@ -147,7 +148,7 @@ def _fit(k: _Kernels, meas: np.ndarray, idx: np.ndarray, x0: np.ndarray, loss: s
             if f < best:
                 best_u, best = np.array([a, b]), f
     u, best, _, _ = nelder_mead(lambda u: solve(u)[0], best_u, step=0.5 / (grid - 1),
-                                max_iter=80, xtol=1e-3, ftol=1e-7)
+                                max_iter=60, xtol=1e-3, ftol=1e-7)
     f, x = solve(u)
     return x, f
 
@@ -162,7 +163,7 @@ def _values(k: _Kernels, x: np.ndarray, idx: np.ndarray | None = None) -> dict[s
     for i, name in enumerate(k.names):
         sel = k.func == i if idx is None else k.func[idx] == i
         rows = k.rows if idx is None else k.rows[idx]
-        if i in present and rows[sel].any():
+        if i in present and (rows[sel] > 1).any():
             out[f"{ROW}.{name}"] = round(float(x[2 + nf + i]), 2)
     return out
 

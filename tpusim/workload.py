@@ -298,6 +298,6 @@ def _make_layer(row: dict[str, Any] | TraceRow, source: str, line: int | None,
                      weight_elements=row.kernel_h * row.kernel_w * (row.in_c // groups)
                      * row.out_c, **common)
     ope = row.ops_per_element if row.ops_per_element is not None else VECTOR_OPS[row.op]
-    # n on a vector row: the length of its last axis, the one a norm or softmax reduces over
+    # n on a vector row: the length of the axis its rows run along (a norm's reduced last axis)
     return Layer(kind="vector", elements=row.elements, ops_per_element=ope, n=row.n or 0,
                  in_elements=row.elements, out_elements=row.elements, **common)

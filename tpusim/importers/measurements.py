@@ -29,6 +29,16 @@ _INFO = ("n_repeats", "source_path")
 _VECTOR_ALIASES = {"linear": "identity"}
 
 
+def _lane_axis(op: str, shape: str) -> int:
+    """The axis a vector op's rows run along (``n``): a reduction's last axis (the one it
+    reduces); for an elementwise op the longest axis (assumption: the compiler lays the longest
+    axis along the lanes; on TPU v4 the extra time of 3-D activations follows elements / longest
+    axis, not the last axis)."""
+    from ..timing.vector import LAUNCHES
+    dims = [int(d) for d in shape.lower().split("x")]
+    return dims[-1] if op.strip().lower() in LAUNCHES else max(dims)
+
+
 def _shape_elements(src: str, where: str, text: str) -> int:
     """The element count of a ``shape`` cell (dimensions joined by ``x``)."""
     try:
@@ -133,7 +143,7 @@ def read_measurements(path: str | Path) -> Measurements:
                 raise InputError(src, f"line {lineno}, column elements", row["elements"],
                                  f"must be the product of shape {shape} ({n_el})")
             if row.get("n", "") == "" and not {"m", "k"} & {c for c, v in row.items() if v}:
-                row["n"] = shape.lower().split("x")[-1]   # the last axis (a norm reduces it)
+                row["n"] = str(_lane_axis(row.get("op", ""), shape))
         trace = {k: v for k, v in row.items() if v != ""}
         if "elements" in trace and not {"m", "k"} & set(trace):
             trace["op"] = _VECTOR_ALIASES.get(trace.get("op", ""), trace.get("op", ""))

@@ -7,9 +7,9 @@ Two models, chosen by the config:
 * **lanes** (``vector.lanes`` set, e.g. TPU v4's (8, 128) per core, 2 cores): the tensor is cut
   into vector registers of ``sublanes x lanes`` elements, split evenly over ``cores``; each
   register costs ``cycles_per_element[function]`` cycles (default: the layer's ops per element,
-  one VPU cycle each), and each row of the last axis (``n`` on the trace row) a reduction
-  reduces costs ``row_cycles[function]`` more on its core (the cross-lane reduce and
-  broadcast; default 0). Operands stream from HBM at ``vector.hbm_efficiency`` of the channel,
+  one VPU cycle each), and each row along the lane axis (``n`` on the trace row: a norm's
+  reduced last axis; rows = elements / n) costs ``row_cycles[function]`` more on its core (a
+  norm's cross-lane reduce and broadcast, an elementwise op's per-row layout cost; default 0). Operands stream from HBM at ``vector.hbm_efficiency`` of the channel,
   overlapped with compute (the slower of the two shows). A function launches ``launches`` kernels
   (layer norm: a statistics and a normalisation program, five fusions in XLA's TPU lowering) at
   ``vector.launch_cycles`` each (default: ``timing.overhead_cycles_per_op``).
@@ -75,7 +75,7 @@ def vector_cost(chip: ChipConfig, op: str, elements: float, ops: float,
     regs = math.ceil(elements / (v.lanes * v.sublanes))
     per_core = math.ceil(regs / v.cores)
     cpe = _of(v.cycles_per_element, op, ops_per_element)
-    # a reduction's per-row work (cross-lane reduce and broadcast) on each core's share of rows
+    # per-row work (a norm's cross-lane reduce, a layout's rows) on each core's share of rows
     rows = math.ceil(math.ceil(elements / last_axis) / v.cores) if last_axis else 1
     launch = v.launch_cycles if v.launch_cycles is not None else chip.timing.overhead_cycles_per_op
     compute = math.ceil(per_core * cpe + rows * _of(v.row_cycles, op, 0.0) - 1e-9)
