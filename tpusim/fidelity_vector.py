@@ -42,7 +42,8 @@ def tpu_v4_vector_checks(ms) -> list[dict[str, Any]]:
     preset = load_config("tpu_v4")
     rec = vector_recipe(CONFIG_DIR / "tpu_v4.yaml") or {}
     name = Path(ms.source).name
-    cases = [f"{r.layer.op} {r.layer.elements} elements" for r in ms.rows]
+    cases = [f"{r.layer.op} {r.layer.elements} elements, n={r.layer.n} (line {r.line})"
+             for r in ms.rows]
     meas = ms.latency_us
     fitted = f"vector.* of tpu_v4 fitted on {rec.get('measurements', '?')} " \
              f"(sha256 {str(rec.get('sha256', '?'))[:12]})"
