@@ -145,3 +145,20 @@ def test_validate_scores_the_preset_on_a_file_it_was_not_fitted_on(tmp_path):
     assert gemm is None and [r["status"] for r in rows] == ["ok", "ok"]
     assert all("out of sample" in r["note"] for r in rows)
     assert all(abs(r["error"]) < 0.2 for r in rows)
+
+
+def test_calibrate_cli_vector_file_bad_input_and_output(tmp_path):
+    from .conftest import run_cli
+    m = tmp_path / "vec.csv"
+    m.write_text("op,shape,latency_us\nrelu,4096,0.9\nadd,64x64,1.0\nrelu,8x8,0.9\n"
+                 "add,128x128,1.3\n")
+    out = tmp_path / "fit.yaml"
+    code, _, err = run_cli("calibrate", "tpu_v3", m, "--out", out, "--folds", "2")
+    assert code == 2 and "vector.lanes" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli("calibrate", "tpu_v4", m, "--out", out, "--fit", "timing.issue_efficiency")
+    assert code == 2 and "--fit" in err and not out.exists()
+    code, text, err = run_cli("calibrate", "tpu_v4", m, "--out", out, "--folds", "2")
+    assert code == 0, err
+    chip = load_config(out)
+    assert chip.vector.lanes == 128 and "relu" in chip.vector.cycles_per_element
+    assert "tpusim-calibrate-vector:" in out.read_text().splitlines()[6]
