@@ -70,6 +70,14 @@ def kernel_cycles(chip: ChipConfig, layer: Layer, fmt: str) -> float:
     return lt.cycles - lt.overhead_cycles
 
 
+def _total_cycles(chip: ChipConfig, layer: Layer, fmt: str, overhead: float) -> float:
+    """A matmul's cycles with ``overhead`` added; a vector op's with its own launch cost."""
+    if layer.kind == "gemm":
+        return kernel_cycles(chip, layer, fmt) + overhead
+    from .simulator import layer_time
+    return layer_time(chip, layer, fmt).cycles
+
+
 def formats_for(chip: ChipConfig, ms: Measurements, forced: str | None) -> list[str]:
     """The format each kernel runs in: ``forced``, else its dtype column, else the trace dtypes,
     else the chip's default."""
@@ -89,7 +97,7 @@ def predict_us(chip: ChipConfig, ms: Measurements, fmts: Sequence[str],
     """Predicted latency (µs, overhead included) of the kernels ``idx`` (default: all)."""
     idx = range(len(ms)) if idx is None else idx
     oh = chip.timing.overhead_cycles_per_op
-    cyc = np.array([kernel_cycles(chip, ms.rows[i].layer, fmts[i]) + oh for i in idx])
+    cyc = np.array([_total_cycles(chip, ms.rows[i].layer, fmts[i], oh) for i in idx])
     return cyc / (chip.clock_ghz * 1e3)
 
 

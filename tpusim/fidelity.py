@@ -205,10 +205,14 @@ def serving_checks() -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- all of it
 
-def run_checks(measurements: Path | None = None, calibrated: Path | None = None,
+def run_checks(measurements: Path | list[Path] | None = None, calibrated: Path | None = None,
                pods: bool = True) -> pd.DataFrame:
-    v4 = tpu_v4_checks(measurements, calibrated)   # first: it checks the files the user named
-    rows = tpu_v1_checks() + v4 + edge_tpu_checks() + serving_checks()
+    from .fidelity_vector import split_measurements
+    if calibrated is not None:
+        tpu_v4_checks(None, calibrated)   # a bad --calibrated is reported before any data file
+    gemm, vector = split_measurements(measurements)   # vector files: tpu_v4 vector ops
+    v4 = tpu_v4_checks(gemm, calibrated)   # first: it checks the files the user named
+    rows = tpu_v1_checks() + v4 + vector + edge_tpu_checks() + serving_checks()
     if pods:
         from .pod.fidelity import pod_checks
         rows += pod_checks()
@@ -225,7 +229,7 @@ def validation_csv(table: pd.DataFrame) -> str:
 CHARTS: dict[str, tuple[str, bool]] = {
     "tpu_v4 matmuls": ("latency, µs", True), "tpu_v1 apps": ("TOPS", True),
     "tpu_v1 cycle shares": ("share of cycles", False),
-    "edge_tpu int8 (Coral USB)": ("latency, ms", True),
+    "edge_tpu int8 (Coral USB)": ("latency, ms", True), "tpu_v4 vector ops": ("latency, µs", True),
 }
 SHOWN = ("ok", "in-sample")   # statuses with an error; only "ok" rows are scored
 
@@ -319,7 +323,7 @@ def validation_html(table: pd.DataFrame) -> str:
         + f"</td><td>{n}</td>" + "".join(pct(v, k) for v in (med, p90, mx))
         + f"<td class='l'>{html.escape(fitted)}</td></tr>"
         for c, m, n, med, p90, mx, k, st, fitted in _group_stats(table))
-    shown = table[table["check"] != "tpu_v4 matmuls"]
+    shown = table[~table["check"].isin(["tpu_v4 matmuls", "tpu_v4 vector ops"])]
     body_rows = "".join(
         "<tr>" + "".join(f"<td class='l'>{html.escape(_cell(r[col]))}</td>"
                          for col in ("check", "case", "metric", "predicted", "measured", "error",

@@ -39,7 +39,8 @@ from . import simulator as _sim
 from .layer_rules import resolve_format as _resolve_format
 from .simulator import _Carry
 from .timing import array_timing
-from .timing.overlap import first_tile_bytes, vector_cycles
+from .timing.overlap import first_tile_bytes
+from .timing.vector import layer_vector_cost
 from .timing.path import timing_path
 from .workload import Layer, make_layer
 
@@ -190,7 +191,7 @@ class StepCostModel:
                     for t in gemm_traffic_options(part, one, fmt, i, o, cache))
             return (0.0, min(carry[1], clamp))
         if layer.fused:
-            return (min(carry[0], vector_cycles(self.chip, layer.vector_ops)), 0.0)
+            return (min(carry[0], layer_vector_cost(self.chip, layer).compute_cycles), 0.0)
         return (0.0, 0.0)
 
     def _instance(self, layer: Layer, fmt, i: bool, o: bool, cache: bool,

@@ -28,6 +28,7 @@ from .memory import (check_tile_fits, gemm_traffic_options, plan_residency,
 from . import roofline
 from .roofline import bound_of
 from .timing import array_timing, vector_time
+from .timing.vector import layer_vector_cost
 from .timing.overlap import first_tile_bytes, vector_cycles
 from .timing.path import gemm_layer_time, timing_path
 from .importers import load_workload
@@ -145,7 +146,8 @@ def layer_time(chip: ChipConfig, layer: Layer, fmt: str, engine: str | None = No
     f = get_format(fmt)
     if layer.kind == "gemm":
         return _gemm(chip, layer, f, False, False, False, _Carry(), timing_path(chip, engine))[1]
-    return vector_time(chip, layer.vector_ops, vector_traffic(layer, f, False, False), False, 0.0)
+    return vector_time(chip, layer_vector_cost(chip, layer), vector_traffic(layer, f, False, False),
+                       False, 0.0)
 
 
 def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, carry: _Carry,
@@ -158,7 +160,7 @@ def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, 
         traffic, lt = _gemm(chip, layer, fmt, in_res, out_res, cached, carry, path)
     else:
         traffic = vector_traffic(layer, fmt, in_res, out_res)
-        lt = vector_time(chip, layer.vector_ops, traffic, layer.fused, carry.cycles)
+        lt = vector_time(chip, layer_vector_cost(chip, layer), traffic, layer.fused, carry.cycles)
     cycles = lt.cycles
     latency = cycles / (chip.clock_ghz * 1e9)
     macs = layer.macs

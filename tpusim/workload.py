@@ -27,7 +27,8 @@ VECTOR_OPS: dict[str, float] = {
     "batchnorm": 2, "bias": 1, "sigmoid": 4, "tanh": 4, "silu": 5, "swish": 5, "gelu": 8,
     "hardswish": 4, "softmax": 5, "layernorm": 8, "rmsnorm": 6, "pool": 1, "maxpool": 1,
     "avgpool": 1, "globalpool": 1, "reduce": 1, "transpose": 1, "concat": 1, "embedding": 1,
-    "rope": 6, "lstm_cell": 10, "vector": 1,
+    "rope": 6, "lstm_cell": 10, "vector": 1, "layer_norm": 8, "leaky_relu": 2, "prelu": 2,
+    "parametric_relu": 2, "elu": 4, "selu": 5, "binary_step": 1, "identity": 1,
     # a BNN's batchnorm + sign folded into one compare per output (FINN's threshold unit)
     "threshold": 1, "sign": 1,
 }
@@ -299,5 +300,6 @@ def _make_layer(row: dict[str, Any] | TraceRow, source: str, line: int | None,
                      weight_elements=row.kernel_h * row.kernel_w * (row.in_c // groups)
                      * row.out_c, **common)
     ope = row.ops_per_element if row.ops_per_element is not None else VECTOR_OPS[row.op]
-    return Layer(kind="vector", elements=row.elements, ops_per_element=ope,
+    # n on a vector row: the length of the axis its rows run along (a norm's reduced last axis)
+    return Layer(kind="vector", elements=row.elements, ops_per_element=ope, n=row.n or 0,
                  in_elements=row.elements, out_elements=row.elements, **common)

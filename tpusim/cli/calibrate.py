@@ -127,6 +127,14 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
     fit_spec = _parse_fits(fits)
     out = out or Path("results") / f"{Path(str(config)).stem}_calibrated.yaml"
     check_target(out)   # before the fit: a bad --out fails in a second
+    from ..calibrate_vector import is_vector_file
+    from ..importers.measurements import read_measurements
+    ms = read_measurements(measurements)
+    if is_vector_file(ms):   # the vector unit's own fit (tpusim/calibrate_vector.py)
+        from .calibrate_vector_report import run_vector
+        run_vector(config, ms, out, folds, seed, loss, overrides, fits, fmt,
+                   command_line(config, measurements, out, folds, seed, fits, fmt, loss, sets))
+        return
     try:
         cal = run_calibration(config, measurements, fit_spec=fit_spec, folds=folds, seed=seed,
                               fmt=fmt, loss=loss, overrides=overrides)
@@ -147,16 +155,18 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
 @click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results/validation"), show_default=True, help="Output directory.")
-@click.option("--measurements", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Measured TPU v4 matmul latencies (tpu_v4_gemm_calibration.csv, see the "
-                   "README); without it the TPU v4 rows are skipped.")
+@click.option("--measurements", type=click.Path(dir_okay=False, path_type=Path), multiple=True,
+              help="Measured TPU v4 kernel latencies, repeatable: one matmul file "
+                   "(tpu_v4_gemm_calibration.csv) and any vector-op files "
+                   "(tpu_v4_vector_calibration.csv), see the README; without them the TPU v4 "
+                   "rows are skipped.")
 @click.option("--calibrated", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Calibrated TPU v4 config (default: the shipped tpu_v4 preset, calibrated).")
 @click.option("--pods/--no-pods", default=True, show_default=True,
               help="Include the pods section (training steps against published MFU).")
 @plotlyjs_option()
 def validate(out_dir, measurements, calibrated, pods):
-    """Run every public check: TPUv1 apps, TPU v4 matmuls, Edge TPU latencies, LLM serving
+    """Run every public check: TPUv1 apps, TPU v4 matmuls and vector ops, Edge TPU latencies, LLM serving
     (JetStream), pods (PaLM and MaxText training MFU).
 
     Writes DIR/validation.csv (check, case, metric, predicted, measured, error, fitted_on: which
@@ -172,7 +182,7 @@ def validate(out_dir, measurements, calibrated, pods):
     from ..results import write_all
     from ..fidelity import run_checks, summary_lines, validation_csv, validation_html
 
-    table = run_checks(measurements=measurements, calibrated=calibrated, pods=pods)
+    table = run_checks(measurements=list(measurements), calibrated=calibrated, pods=pods)
     write_all({"validation.csv": lambda p: p.write_text(validation_csv(table)),
                "validation.html": lambda p: p.write_text(validation_html(table))}, out_dir)
     for line in summary_lines(table):

@@ -177,8 +177,10 @@ class Columns:
         data["weight_shift_cycles"] = num("weight_shift_cycles", all_gemm_single and pipelined)
         data["weight_passes"] = num("weight_passes", not multi)
         ovh = pt.chip.timing.overhead_cycles_per_op
+        # the lanes model's vector launch is a float (tpusim.timing.vector.vector_cost)
+        lanes_vec = pt.chip.vector.lanes is not None and any(l.kind == "vector" for l in layers)
         data["overhead_cycles"] = num("overhead_cycles", isinstance(ovh, int) and not fused
-                                      and not multi)
+                                      and not multi and not lanes_vec)
         if all(isinstance(l.vector_ops, int) for l in layers):
             data["vector_ops"] = data["vector_ops"].astype(np.int64)
         data["input_passes"] = num("input_passes", not multi)

@@ -22,6 +22,7 @@ from ..energy import mac_pj, sram_pj_per_bit, vector_op_pj
 from ..formats import XNOR_KINDS, get_format
 from ..memory import check_tile_fits, plan_weight_cache
 from ..timing.overlap import buffer_depth
+from ..timing.vector import layer_vector_cost
 from ..workload import Workload
 from . import kernels as K
 
@@ -182,6 +183,12 @@ def _point_arrays(pt: Point) -> tuple[dict, list]:
     scal.update(core_scalars(chip))
     for k, v in scal.items():
         p[k] = np.full(rows, v, dtype=bool if k == "scalesim" else float)
+    # the vector unit's cost per layer (tpusim.timing.vector, as the reference path calls it)
+    vc = [layer_vector_cost(chip, l) if l.kind == "vector" else None for l in pt.workload.layers]
+    vtab = np.array([(c.compute_cycles, c.launch_cycles, c.input_reads, c.hbm_efficiency)
+                     if c else (0.0, t.overhead_cycles_per_op, 1.0, 1.0) for c in vc],
+                    dtype=float).reshape(-1, 4)[rl]
+    p["vcomp"], p["overhead"], p["vreads"], p["veff"] = vtab.T if rows else (np.zeros(0),) * 4
     return p, sh.layer_vars
 
 
@@ -214,7 +221,7 @@ def _kernels(p: dict) -> dict:
     out["traffic"] = traffic
     compute = np.zeros(rows)
     compute[g] = at["compute"]
-    compute[v] = np.ceil(pv["vops"] / pv["vec_opc"])
+    compute[v] = pv["vcomp"]
     out["compute"] = compute
     for key in ("fill_drain", "shift"):
         arr = np.zeros(rows)
@@ -245,6 +252,8 @@ def _kernels(p: dict) -> dict:
             core[key][g] = opt[key]
         hbm = K.hbm_total(core) / p["bpc"]
         hbm[g] = tot / pg["bpc"]
+        # vector rows: VectorCost.hbm_cycles (every operand read, the streams' efficiency)
+        hbm[v] = (t_all[v] + vt["hbm_input"] * (pv["vreads"] - 1.0)) / (pv["bpc"] * pv["veff"])
         out[f"hbm_{o}"] = hbm
         out[f"sram_{o}"] = np.where(p["sram_bw"] > 0, (core["sram_read"]
                                     + core["sram_write"]) / (np.where(

@@ -1,8 +1,9 @@
 """Measured kernel latencies: the CSV a calibration (and ``tpusim validate``) fits and checks.
 
-One row per kernel: its shape as in a trace (``m,k,n``, or any columns of a trace row),
-optionally ``dtype`` (the format it ran in), the measured ``latency_us`` and optionally
-``latency_std_us``. ``#`` lines are comments. Every value is checked on reading; a bad cell is
+One row per kernel: its shape as in a trace (``m,k,n``, or any columns of a trace row; a vector
+op as ``op`` and ``elements`` or ``shape``, dimensions joined by ``x``), optionally ``dtype`` (the
+format it ran in), the measured ``latency_us`` and optionally ``latency_std_us``; ``n_repeats``
+and ``source_path`` are read and ignored. ``#`` lines are comments. Every value is checked on reading; a bad cell is
 an :class:`~tpusim.errors.InputError` naming the file, line and column.
 """
 from __future__ import annotations
@@ -19,7 +20,34 @@ from ..errors import InputError
 from ..formats import get_format
 from ..workload import TRACE_COLUMNS, Layer, make_layer
 
-MEASUREMENT_COLUMNS = ("latency_us", "latency_std_us", "dtype")
+MEASUREMENT_COLUMNS = ("latency_us", "latency_std_us", "dtype", "shape", "n_repeats",
+                       "source_path")
+# Informational columns: read, checked where they must agree, never simulated.
+_INFO = ("n_repeats", "source_path")
+# A measurement file's activation "linear" is the identity function, not a matmul (a row with
+# elements and no m, k).
+_VECTOR_ALIASES = {"linear": "identity"}
+
+
+def _lane_axis(op: str, shape: str) -> int:
+    """The axis a vector op's rows run along (``n``): a reduction's last axis (the one it
+    reduces); for an elementwise op the longest axis (assumption: the compiler lays the longest
+    axis along the lanes; on TPU v4 the extra time of 3-D activations follows elements / longest
+    axis, not the last axis)."""
+    from ..timing.vector import LAUNCHES
+    dims = [int(d) for d in shape.lower().split("x")]
+    return dims[-1] if op.strip().lower() in LAUNCHES else max(dims)
+
+
+def _shape_elements(src: str, where: str, text: str) -> int:
+    """The element count of a ``shape`` cell (dimensions joined by ``x``)."""
+    try:
+        dims = [int(d) for d in text.lower().split("x")]
+    except ValueError:
+        dims = []
+    if not dims or any(d <= 0 for d in dims):
+        raise InputError(src, where, text, "must be positive dimensions joined by x, e.g. 2x128")
+    return math.prod(dims)
 
 
 @dataclass(frozen=True)
@@ -104,7 +132,21 @@ def read_measurements(path: str | Path) -> Measurements:
         dtype = row.pop("dtype", "") or None
         if dtype is not None:
             dtype = get_format(dtype, src, f"line {lineno}, column dtype").name
+        for col in _INFO:
+            row.pop(col, None)
+        shape = row.pop("shape", "")
+        if shape:
+            n_el = _shape_elements(src, f"line {lineno}, column shape", shape)
+            if row.get("elements", "") == "":
+                row["elements"] = str(n_el)
+            elif row["elements"] != str(n_el):
+                raise InputError(src, f"line {lineno}, column elements", row["elements"],
+                                 f"must be the product of shape {shape} ({n_el})")
+            if row.get("n", "") == "" and not {"m", "k"} & {c for c, v in row.items() if v}:
+                row["n"] = str(_lane_axis(row.get("op", ""), shape))
         trace = {k: v for k, v in row.items() if v != ""}
+        if "elements" in trace and not {"m", "k"} & set(trace):
+            trace["op"] = _VECTOR_ALIASES.get(trace.get("op", ""), trace.get("op", ""))
         trace.setdefault("op", "matmul")
         trace.setdefault("name", f"kernel{len(out) + 1}")
         layer = make_layer(trace, src, lineno)

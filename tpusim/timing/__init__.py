@@ -5,10 +5,13 @@
   does (``timing.model: pipelined``).
 * :mod:`.overlap` overlaps those cycles with the HBM traffic of :mod:`tpusim.memory` in closed
   form; :mod:`.overlap_event` does the same with a simpy event engine.
+* :mod:`.vector` times a vector op (lanes x sublanes, HBM streaming, launch).
 * :mod:`.path` decides once which of the three paths a run takes (scalesim, analytic, event).
 """
 from .overlap import LayerTime, vector_time
 from .path import gemm_time
 from .systolic import ArrayTiming, array_timing, fold_shape
+from .vector import VectorCost, vector_cost
 
-__all__ = ["ArrayTiming", "LayerTime", "array_timing", "fold_shape", "gemm_time", "vector_time"]
+__all__ = ["ArrayTiming", "LayerTime", "array_timing", "fold_shape", "gemm_time", "vector_cost",
+           "vector_time", "VectorCost"]

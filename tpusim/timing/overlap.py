@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from ..config import ChipConfig
 from ..memory import Traffic
 from .systolic import ArrayTiming
+from .vector import VectorCost
 
 
 @dataclass(frozen=True)
@@ -231,18 +232,19 @@ def vector_cycles(chip: ChipConfig, ops: float) -> float:
     return math.ceil(ops / chip.vector.ops_per_cycle)
 
 
-def vector_time(chip: ChipConfig, ops: float, traffic: Traffic, fused: bool,
+def vector_time(chip: ChipConfig, cost: VectorCost, traffic: Traffic, fused: bool,
                 producer_cycles: float = 0.0) -> LayerTime:
-    """A vector op streams through the vector unit while its operands stream from HBM.
+    """A vector op streams through the vector unit while its operands stream from HBM
+    (``cost``: :func:`tpusim.timing.vector.vector_cost`).
 
     A fused op runs in its producer's output pipeline: only the part of its work longer than the
     producer's cycles shows, and it has no memory pass or launch overhead of its own.
     """
-    vec = vector_cycles(chip, ops)
+    vec = cost.compute_cycles
     if fused:
         return LayerTime(compute_cycles=max(0.0, vec - producer_cycles))
-    hbm = traffic.hbm_total_bytes / chip.hbm_bytes_per_cycle
+    hbm = cost.hbm_cycles(traffic.hbm_total_bytes, traffic.hbm_input_bytes,
+                          chip.hbm_bytes_per_cycle)
     sw, si, so = split_stall(max(0.0, math.ceil(hbm - 1e-6) - vec), traffic)
     return LayerTime(compute_cycles=vec, stall_weight_cycles=sw, stall_input_cycles=si,
-                     stall_output_cycles=so,
-                     overhead_cycles=chip.timing.overhead_cycles_per_op, hbm_cycles=hbm)
+                     stall_output_cycles=so, overhead_cycles=cost.launch_cycles, hbm_cycles=hbm)
