@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from ._data import presets_dir
 from ._input import MAX_DIM, InputModel, load_yaml, read_text, suggest
@@ -23,6 +23,7 @@ from .formats import FORMAT_NAMES, get_format
 from .offchip import offchip_pj_per_bit
 from .pod.topology import DcnConfig, IciConfig
 from .scalesim_config import read_scalesim_cfg
+from .sparsity import NM_HELP, parse_nm
 
 CONFIG_DIR = presets_dir()   # configs/ in the repository, tpusim/presets/ in the wheel
 
@@ -36,6 +37,23 @@ class ArrayConfig(_Model):
     cols: int = Field(gt=0, le=MAX_DIM, description="PE columns")
     dataflow: Literal["ws", "os", "is"] = "ws"
     count: int = Field(1, gt=0, le=MAX_DIM, description="identical arrays (MXUs) per chip")
+    sparsity: list[str] = Field(default_factory=list, description="weight sparsity the array "
+                                "skips: N:M patterns (e.g. 2:4) and/or unstructured")
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity(cls, v: list[str]) -> list[str]:
+        out = []
+        for s in v:
+            if str(s).strip().lower() == "unstructured":
+                out.append("unstructured")
+                continue
+            try:
+                n, m = parse_nm(s)
+            except ValueError:
+                raise ValueError(f"{s!r}: each entry must be {NM_HELP} or unstructured") from None
+            out.append(f"{n}:{m}")
+        return out
 
 
 class FormatSupport(_Model):

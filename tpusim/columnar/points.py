@@ -101,6 +101,8 @@ def prepare(chip: ChipConfig, wl: Workload, forced: str | None, batch: int = 1,
     stays on chip when its input and output fit the activation buffer together and it is not the
     last such row; a fused row passes the residency before it through.
     """
+    from ..compression import lower
+    wl = lower(wl, chip, forced)   # sparse / packed weights: the GEMMs the array runs
     sh = _shape(wl)
     if forced:
         names = [forced] * len(sh.formats)
