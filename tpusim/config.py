@@ -40,11 +40,16 @@ class ArrayConfig(_Model):
     sparsity: list[str] = Field(default_factory=list, description="weight sparsity the array "
                                 "skips: N:M patterns (e.g. 2:4) and/or unstructured")
 
-    @field_validator("sparsity")
+    @field_validator("sparsity", mode="before")
     @classmethod
-    def _sparsity(cls, v: list[str]) -> list[str]:
+    def _sparsity(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            return v
         out = []
         for s in v:
+            if isinstance(s, int) and not isinstance(s, bool):
+                raise ValueError(f"{s}: quote N:M patterns, e.g. \"2:4\" (YAML reads 2:4 "
+                                 "unquoted as the base-60 number 124)")
             if str(s).strip().lower() == "unstructured":
                 out.append("unstructured")
                 continue
