@@ -242,3 +242,33 @@ def test_bad_compress_input_is_one_line_exit_2(tmp_path, cli, args, needle):
     code, stdout, err = cli("compress", "tpu_v4", "bert_base", *args, *extra, "--out", out)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_onnx_initialisers_give_density_and_the_24_pattern(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto as TP
+    from onnx import helper as oh
+    from onnx import numpy_helper as nh
+
+    from tpusim.importers.onnx import import_onnx
+    rng = np.random.default_rng(0)
+    w24 = rng.standard_normal((64, 32)).astype(np.float32)      # k=64 along axis 0
+    w24.reshape(16, 4, 32)[:, 2:, :] = 0                        # 2 of every 4 along k
+    wd = rng.standard_normal((32, 16)).astype(np.float32)
+    wd[rng.random(wd.shape) < 0.4] = 0                          # unstructured
+    wd[0, 0] = 1.0
+    g = oh.make_graph(
+        [oh.make_node("MatMul", ["x", "w1"], ["h"], name="fc1"),
+         oh.make_node("Gemm", ["h", "w2"], ["y"], name="fc2"),
+         oh.make_node("Gemm", ["y", "w3"], ["z"], name="fc3")], "g",
+        [oh.make_tensor_value_info("x", TP.FLOAT, [8, 64])],
+        [oh.make_tensor_value_info("z", TP.FLOAT, [8, 16])],
+        [nh.from_array(w24, "w1"), nh.from_array(wd, "w2"),
+         nh.from_array(rng.standard_normal((16, 16)).astype(np.float32), "w3")])
+    path = tmp_path / "m.onnx"
+    onnx.save(oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)]), str(path))
+    rows = {r["name"]: r for r in import_onnx(path).rows}
+    assert rows["fc1"]["sparsity"] == "2:4" and rows["fc1"]["density"] == 0.5
+    assert "sparsity" not in rows["fc2"]
+    assert rows["fc2"]["density"] == pytest.approx(np.count_nonzero(wd) / wd.size)
+    assert "density" not in rows["fc3"] and "sparsity" not in rows["fc3"]

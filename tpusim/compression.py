@@ -85,8 +85,8 @@ def plan(layer: Layer, chip: ChipConfig, forced: str | None = None) -> Plan | No
     packed = value_bits < f.bits
     d = layer.density if layer.density is not None else 1.0
     nm = parse_nm(layer.sparsity) if layer.sparsity else None
-    if nm:
-        d = nm[0] / nm[1]
+    if nm:   # a measured density (ONNX) may be below the pattern's bound
+        d = min(d, nm[0] / nm[1])
     if not packed and d >= 1.0:
         return None
     e = float(layer.weight_elements)
