@@ -116,6 +116,10 @@ def plan(layer: Layer, chip: ChipConfig, forced: str | None = None) -> Plan | No
 
 def lower(wl: Workload, chip: ChipConfig, forced: str | None = None) -> Workload:
     """The workload the array runs (module docstring); ``wl`` itself when nothing changes."""
+    if not forced and not any(l.sparsity or l.density is not None or (
+            l.weight_dtype and l.act_dtype and l.weight_dtype != l.act_dtype)
+            for l in wl.layers):
+        return wl   # unforced, weights can only be narrower than a datapath of other dtypes
     out: list[Layer] = []
     changed = False
     for layer in wl.layers:
