@@ -7,7 +7,8 @@ the compression lowering in :mod:`tpusim.compression`.
   "Accelerating Sparse Deep Neural Networks", arXiv:2104.08378): of every M consecutive weights
   along the reduction dimension at most N are non-zero. A sparse array stores the N kept values
   of each group and, per kept value, its position in the group: ceil(log2 M) bits (2 bits for
-  2:4, the figure the paper gives), and skips the M - N zero MACs of each group.
+  2:4: NVIDIA's PTX ISA, mma.sp "Sparse matrix storage", stores each kept element's index in
+  its group of 4 as metadata, 4 bits per pair), and skips the M - N zero MACs of each group.
 * **Unstructured** (density d, any positions): stored as a bitmap, one bit per dense weight
   position plus the d x E kept values (assumption: bitmap rather than CSR, because a 16-bit
   CSR column index costs more than the bitmap's 1 bit per position for any density above 1/16).
