@@ -272,3 +272,33 @@ def test_onnx_initialisers_give_density_and_the_24_pattern(tmp_path):
     assert "sparsity" not in rows["fc2"]
     assert rows["fc2"]["density"] == pytest.approx(np.count_nonzero(wd) / wd.size)
     assert "density" not in rows["fc3"] and "sparsity" not in rows["fc3"]
+
+
+def test_dense_rows_of_a_sparse_trace_report_their_dense_weight_bytes(sparse_trace):
+    r = _row(_run(_chip(), sparse_trace), "dense")
+    assert r["weight_value_bytes"] == K * N * 2 and r["weight_index_bytes"] == 0
+    assert r["density"] == 1.0 and r["sparse_speedup"] == 1.0
+
+
+def test_a_forced_format_is_every_operands_format(write_csv):
+    p = write_csv(f"name,op,m,k,n,weight_dtype,act_dtype\na,matmul,{M},{K},{N},int4,bf16\n")
+    res = tpusim.simulate(_chip(), p, format="bf16")
+    assert list(res.layers["name"]) == ["a"]             # no dequantize row
+    r = _row(res, "a")
+    assert r["hbm_weight_read_bytes"] == K * N * 2 * r["weight_passes"]
+
+
+def test_run_prints_the_sparse_speedup_and_writes_the_columns(sparse_trace, tmp_path, cli):
+    out = tmp_path / "r"
+    code, stdout, err = cli("run", "tpu_v4", sparse_trace, "--set", 'array.sparsity=["2:4"]',
+                            "--out", out)
+    assert code == 0, err
+    assert "sparse weights" in stdout and "vs dense" in stdout
+    import json
+
+    import pandas as pd
+    s = json.loads((out / "summary.json").read_text())
+    assert s["sparse_speedup"] == pytest.approx(s["dense_latency_s"] / s["latency_s"])
+    assert s["sparse_speedup"] > 1
+    df = pd.read_csv(out / "layers.csv")
+    assert list(df["sparse_skipped"].fillna("")) == ["", "N:M", ""]

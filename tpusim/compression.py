@@ -26,7 +26,8 @@ thing and need no sparsity logic of their own:
   weights under a wider integer datapath (W4A8, binary + int8) are sign-extended on the way into
   the array (assumption: free).
 
-Rows without any of this are returned as they are (the same objects), so a trace without
+A forced format (``format=``, ``--format``) is the format of every operand, so under it only
+sparsity changes a row. Rows without any of this are returned as they are (the same objects), so a trace without
 compression, or with density 1.0, gives byte-identical results.
 """
 from __future__ import annotations
@@ -80,7 +81,8 @@ def plan(layer: Layer, chip: ChipConfig, forced: str | None = None) -> Plan | No
     f = _datapath(layer, chip, forced)
     if f is None:   # a format the chip does not run: resolve_format reports it later
         return None
-    w = get_format(layer.weight_dtype) if layer.weight_dtype else f
+    # a forced format (--format) is every operand's format: the trace's dtypes no longer apply
+    w = get_format(layer.weight_dtype) if layer.weight_dtype and not forced else f
     value_bits = min(w.bits, f.bits)
     packed = value_bits < f.bits
     d = layer.density if layer.density is not None else 1.0
@@ -116,10 +118,10 @@ def plan(layer: Layer, chip: ChipConfig, forced: str | None = None) -> Plan | No
 
 def lower(wl: Workload, chip: ChipConfig, forced: str | None = None) -> Workload:
     """The workload the array runs (module docstring); ``wl`` itself when nothing changes."""
-    if not forced and not any(l.sparsity or l.density is not None or (
-            l.weight_dtype and l.act_dtype and l.weight_dtype != l.act_dtype)
+    if not any(l.sparsity or l.density is not None or (
+            not forced and l.weight_dtype and l.act_dtype and l.weight_dtype != l.act_dtype)
             for l in wl.layers):
-        return wl   # unforced, weights can only be narrower than a datapath of other dtypes
+        return wl   # weights are narrower than the datapath only under other (trace) dtypes
     out: list[Layer] = []
     changed = False
     for layer in wl.layers:

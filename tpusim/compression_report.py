@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .compression import DEQUANT_SUFFIX, plan
 from .config import ChipConfig
+from .formats import get_format
 from .workload import Workload
 
 if TYPE_CHECKING:
@@ -71,7 +72,8 @@ def _augment(wl: Workload, chip: ChipConfig, forced: str | None, sparse: "pd.Dat
         cols["sparsity"].append(layer.sparsity or "")
         cols["sparse_skipped"].append(p.skipped if p else "")
         cols["weight_value_bytes"].append(p.value_bytes if p else (
-            row["hbm_weight_read_bytes"] / max(row["weight_passes"], 1) if kind else np.nan))
+            layer.weight_elements * get_format(row["format"]).bytes_per_element if kind
+            else np.nan))
         cols["weight_index_bytes"].append(p.index_bytes if p else (0.0 if kind else np.nan))
         cols["sparse_speedup"].append(speedup)
         cols["sparse_why"].append(_why(p, row, drow, speedup) if kind else "")

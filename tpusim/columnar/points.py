@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..compression import lower
 from ..config import ChipConfig
 from ..energy import mac_pj, sram_pj_per_bit, vector_op_pj
 from ..formats import get_format
@@ -101,7 +102,6 @@ def prepare(chip: ChipConfig, wl: Workload, forced: str | None, batch: int = 1,
     stays on chip when its input and output fit the activation buffer together and it is not the
     last such row; a fused row passes the residency before it through.
     """
-    from ..compression import lower
     wl = lower(wl, chip, forced)   # sparse / packed weights: the GEMMs the array runs
     sh = _shape(wl)
     if forced:
