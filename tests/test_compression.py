@@ -302,3 +302,14 @@ def test_run_prints_the_sparse_speedup_and_writes_the_columns(sparse_trace, tmp_
     assert s["sparse_speedup"] > 1
     df = pd.read_csv(out / "layers.csv")
     assert list(df["sparse_skipped"].fillna("")) == ["", "N:M", ""]
+
+
+def test_sweeping_the_arrays_sparsity_support(sparse_trace, tmp_path, cli):
+    out = tmp_path / "s"
+    code, stdout, err = cli("sweep", "tpu_v4", sparse_trace, "--set",
+                            'array.sparsity=[],["2:4"]', "--out", out)
+    assert code == 0, err
+    got = {l.split(": ")[0].strip(): float(l.split(": ")[1].split(" µs")[0])
+           for l in stdout.splitlines() if "array.sparsity=" in l}
+    assert set(got) == {"array.sparsity=[]", "array.sparsity=['2:4']"}
+    assert got["array.sparsity=['2:4']"] < got["array.sparsity=[]"]   # 2:4 skips MACs

@@ -215,6 +215,9 @@ def _fmt(v: Any) -> str:
 def sweep_figures(df: pd.DataFrame) -> tuple[list, list[str]]:
     """The figures for ``df`` and notes on what was left out."""
     figs, notes = [], []
+    # list-valued config fields (array.sparsity) as their text, so they group and compare
+    df = df.apply(lambda s: s.map(lambda v: str(v) if isinstance(v, list) else v)
+                  if s.dtype == object else s)
     axes = varying_axes(df)
     if "array.rows" in axes and "array.cols" in axes:
         x, y = "array.cols", "array.rows"
