@@ -5,7 +5,9 @@
 ``density``, ``sparsity``, ``sparse_skipped`` (what the array skipped), the stored weight bytes
 split into values and index (``weight_value_bytes``, ``weight_index_bytes``, per instance),
 ``sparse_speedup`` (dense cycles / sparse cycles) and ``sparse_why`` (compute saved vs memory
-saved vs overhead, in words). The summary gains ``dense_latency_s`` and ``sparse_speedup``.
+saved vs overhead, in words). The table's ``k`` and ``macs`` are what the array runs (a 2:4 row
+on a sparse array: half the dense k). The summary gains ``dense_latency_s`` and
+``sparse_speedup``.
 """
 from __future__ import annotations
 
@@ -28,8 +30,8 @@ def _why(p: Any, row: dict, dense_row: dict, speedup: float) -> str:
     if p is None:
         return "dense weights"
     if p.skipped:
-        parts.append(f"{p.skipped} zeros skipped on the array: MACs x"
-                     f"{dense_row['macs'] / max(row['macs'], 1):.2f} fewer")
+        parts.append(f"{p.skipped} zeros skipped on the array: k {p.k_dense} -> {p.k_run}, "
+                     f"MACs x{dense_row['macs'] / max(row['macs'], 1):.2f} fewer")
     elif p.density < 1:
         parts.append("array runs every MAC (it does not skip this sparsity)")
     if p.index:
