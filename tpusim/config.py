@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from ._data import presets_dir
 from ._input import MAX_DIM, InputModel, load_yaml, read_text, suggest
@@ -23,6 +23,7 @@ from .formats import FORMAT_NAMES, get_format
 from .offchip import offchip_pj_per_bit
 from .pod.topology import DcnConfig, IciConfig
 from .scalesim_config import read_scalesim_cfg
+from .sparsity import NM_HELP, parse_nm
 
 CONFIG_DIR = presets_dir()   # configs/ in the repository, tpusim/presets/ in the wheel
 
@@ -39,6 +40,8 @@ class ArrayConfig(_Model):
     cores: int = Field(1, gt=0, le=MAX_DIM, description="cores the arrays are split between "
                        "(count / cores each), sharing HBM; a GEMM's output is split between "
                        "them (tpusim/cores.py); 1 = one flat set of arrays")
+    sparsity: list[str] = Field(default_factory=list, description="weight sparsity the array "
+                                "skips: N:M patterns (e.g. 2:4) and/or unstructured")
 
     @model_validator(mode="after")
     def _count_per_core(self) -> "ArrayConfig":
@@ -46,6 +49,26 @@ class ArrayConfig(_Model):
             raise ValueError(f"array.cores: {self.cores} does not divide array.count "
                              f"({self.count}); each core has count / cores arrays")
         return self
+
+    @field_validator("sparsity", mode="before")
+    @classmethod
+    def _sparsity(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            return v
+        out = []
+        for s in v:
+            if isinstance(s, int) and not isinstance(s, bool):
+                raise ValueError(f"{s}: quote N:M patterns, e.g. \"2:4\" (YAML reads 2:4 "
+                                 "unquoted as the base-60 number 124)")
+            if str(s).strip().lower() == "unstructured":
+                out.append("unstructured")
+                continue
+            try:
+                n, m = parse_nm(s)
+            except ValueError:
+                raise ValueError(f"{s!r}: each entry must be {NM_HELP} or unstructured") from None
+            out.append(f"{n}:{m}")
+        return out
 
 
 class FormatSupport(_Model):

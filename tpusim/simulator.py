@@ -18,6 +18,8 @@ import numbers
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from .compression import dense, has_sparsity, lower
+from .compression_report import with_sparse_report
 from .config import ChipConfig, load_config
 from .cores import chip_traffic, core_chip, split_gemm
 from .energy import layer_energy
@@ -256,10 +258,13 @@ def walk(chip: ChipConfig, wl: Workload, fmt_names: list[str], path: str):
 
 
 def simulate(config: ChipConfig | str, workload: Workload | str, format: str | None = None,
-             batch: int = 1, engine: str | None = None, core: str = "columnar") -> Result:
+             batch: int = 1, engine: str | None = None, core: str = "columnar",
+             sparse_report: bool = True) -> Result:
     """Simulate ``workload`` on ``config``. ``format`` forces every GEMM layer's datapath format;
     ``engine`` (``analytic``/``event``) overrides ``timing.engine``; ``core`` is ``columnar``
-    (arrays, the default) or ``reference`` (the per-layer Python path; same numbers)."""
+    (arrays, the default) or ``reference`` (the per-layer Python path; same numbers).
+    A trace with sparse weights also runs dense, for the per-row speedup columns
+    (:mod:`tpusim.compression_report`; ``sparse_report=False`` skips that)."""
     t0 = time.perf_counter()
     chip = config if isinstance(config, ChipConfig) else load_config(config)
     wl = workload if isinstance(workload, Workload) else load_workload(workload)
@@ -270,11 +275,16 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
     check_size(batch, "batch", None)
     if core not in ("columnar", "reference"):
         raise InputError("core", None, core, "allowed: columnar|reference")
+    if sparse_report and has_sparsity(wl):
+        run = dict(format=format, batch=batch, engine=engine, core=core, sparse_report=False)
+        return with_sparse_report(wl, chip, format, simulate(chip, wl, **run),
+                                  simulate(chip, dense(wl), **run))
     wl = scale_batch(wl, batch)
     source = wl.source or wl.name
     forced = chip.check_format(format, "format") if format else None
     path = timing_path(chip, engine)
     engine = engine or chip.timing.engine
+    wl = lower(wl, chip, forced)   # sparse / packed weights: the GEMMs the array runs
     if path != "event" and core == "columnar":
         from .columnar import evaluate, prepare
         cols = evaluate([prepare(chip, wl, forced, batch, engine)])[0]

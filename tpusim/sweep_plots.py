@@ -222,6 +222,9 @@ def in_page_units(df: pd.DataFrame) -> tuple[pd.DataFrame, tuple, str]:
 def sweep_figures(df: pd.DataFrame) -> tuple[list, list[str]]:
     """The figures for ``df`` and notes on what was left out."""
     figs, notes = [], []
+    # list-valued config fields (array.sparsity) as their text, so they group and compare
+    df = df.apply(lambda s: s.map(lambda v: str(v) if isinstance(v, list) else v)
+                  if s.dtype == object else s)
     df, metrics, eunit = in_page_units(df)
     axes = varying_axes(df)
     if "array.rows" in axes and "array.cols" in axes:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ._input import MAX_DIM, MAX_DIM_TEXT, suggest
 from .errors import InputError
 from .formats import FORMAT_NAMES, datapath_format, get_format
+from .sparsity import parse_nm
 
 GEMM_OPS = {"matmul": "matmul", "gemm": "matmul", "linear": "matmul", "fc": "matmul",
             "conv2d": "conv2d", "conv": "conv2d"}
@@ -37,7 +38,7 @@ TRACE_COLUMNS = (
     "name", "op", "count", "batch", "m", "k", "n", "weights",
     "in_h", "in_w", "in_c", "out_c", "kernel_h", "kernel_w", "stride", "stride_h", "stride_w",
     "padding", "pad_h", "pad_w", "groups", "elements", "ops_per_element",
-    "weight_dtype", "act_dtype", "fused",
+    "weight_dtype", "act_dtype", "fused", "sparsity", "density",
 )
 
 
@@ -73,6 +74,16 @@ class TraceRow(BaseModel):
     weight_dtype: str | None = None
     act_dtype: str | None = None
     fused: bool = False
+    sparsity: str | None = None      # structured N:M weight pattern, e.g. "2:4"
+    density: float | None = Field(None, gt=0, le=1)   # fraction of non-zero weights
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        n, m = parse_nm(v)
+        return f"{n}:{m}"
 
     @field_validator("count", "batch", "m", "k", "n", "in_h", "in_w", "in_c", "out_c", "kernel_h",
                      "kernel_w", "stride", "stride_h", "stride_w", "pad_h", "pad_w", "groups",
@@ -134,6 +145,11 @@ class TraceRow(BaseModel):
         missing = [f for f in need if getattr(self, f) is None]
         if missing:
             raise ValueError(f"op {self.op} needs column(s) {', '.join(missing)}")
+        if (self.sparsity or self.density is not None) and (
+                op is None or self.weights == "dynamic"):
+            raise ValueError("sparsity/density apply to matmul/conv rows with static weights "
+                             f"only, not to op {self.op}"
+                             + (" with dynamic weights" if op else ""))
         return self
 
 
@@ -160,6 +176,8 @@ class Layer:
     weight_elements: int = 0     # parameter tensor (static weights) or second operand (dynamic)
     shared_weights: int = 1      # instances sharing one weight tile set (batched static matmul)
     line: int | None = None      # source line, for messages
+    sparsity: str | None = None  # structured "N:M" weight pattern (tpusim.sparsity)
+    density: float | None = None  # fraction of non-zero weights (unstructured)
 
     @property
     def macs(self) -> int:
@@ -270,6 +288,8 @@ def _make_layer(row: dict[str, Any] | TraceRow, source: str, line: int | None,
     op = GEMM_OPS.get(row.op)
     common = dict(name=row.name, op=row.op, count=row.count, weight_dtype=row.weight_dtype,
                   act_dtype=row.act_dtype, fused=row.fused, line=line)
+    if op is not None:
+        common.update(sparsity=row.sparsity, density=row.density)
     if op == "matmul":
         batch = row.batch or 1
         dynamic = row.weights == "dynamic"

@@ -18,6 +18,8 @@ COMMANDS = {
     "sweep": ("tpusim.cli.sweep", "sweep", "Sweep array sizes, formats and config fields."),
     "roofline": ("tpusim.cli.roofline", "roofline", "Roofline chart and table of a workload."),
     "formats": ("tpusim.cli.formats", "formats", "Area, energy, throughput and error per format."),
+    "compress": ("tpusim.cli.compress", "compress",
+                 "What sparsity, mixed precision and their combinations buy on a chip."),
     "import": ("tpusim.cli.imports", "import_", "Convert ONNX models or SCALE-Sim topologies."),
     "workload": ("tpusim.cli.workloads", "workload", "Build workload traces (LLM prefill/decode)."),
     "generate": ("tpusim.cli.generate", "generate",

@@ -34,6 +34,10 @@ def print_summary(result, out_dir: Path | None, written: list | None = None) -> 
                                   f"{units.number(s['array_mm2'])} + SRAM "
                                   f"{units.number(s['sram_mm2'])}), "
                                   f"{units.number(s['tops_per_mm2'])} TOPS/mm²"))
+    if "sparse_speedup" in s:
+        rows.append(("sparse weights", f"x{s['sparse_speedup']:.3g} vs dense "
+                                       f"({units.seconds(s['dense_latency_s'])}); per layer: "
+                                       "sparse_speedup, sparse_why"))
     rows.append(("simulated in", units.seconds(s['simulator_seconds'], 3)))
     for k, v in rows:
         t.add_row(k, v)

@@ -91,3 +91,52 @@ def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads,
     click.echo(f"{cfg.name} {phase}: {len(rows)} rows, {macs / 1e9:.6g} GMAC "
                f"({cfg.param_count() / 1e6:.1f} M parameters)")
     click.echo(f"wrote {out}")
+
+
+@workload.command()
+@click.argument("trace")
+@click.option("--channels", type=float, required=True,
+              help="Fraction of output channels to remove (0 <= f < 1).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output trace CSV [default: <trace>_pruned.csv].")
+def prune(trace, channels, out):
+    """Channel-prune a trace CSV: drop a fraction of each conv/matmul's output channels and the
+    matching input channels of the next layer, where the trace shows the chain.
+
+    The first layer's inputs and the last layer's outputs stay dense; so do outputs that feed a
+    residual add (see tpusim.prune).
+
+    \b
+    Example:
+      tpusim workload prune vgg16 --channels 0.5 --out vgg16_half.csv
+    """
+    import math
+
+    from ..errors import InputError
+    from ..importers import find_workload
+    from ..importers.trace_csv import read_trace_rows, write_trace
+    from ..prune import prune_rows
+    from ..workload import make_layer
+
+    if not (math.isfinite(channels) and 0 <= channels < 1):
+        raise InputError("--channels", None, channels, "must be a fraction 0 <= f < 1")
+    path = find_workload(trace)
+    if path.suffix.lower() == ".onnx":
+        raise InputError(str(path), None, message="prune works on trace CSVs; convert the model "
+                         "with `tpusim import` first")
+    rows, comments = read_trace_rows(path)
+    dense = [make_layer(r, str(path), n) for r, n in rows]
+    pruned, notes = prune_rows([r for r, _ in rows], channels, str(path))
+    out = out or Path(f"{path.stem}_pruned.csv")
+    write_trace(pruned, out, comments=list(comments) + [
+        f"channel-pruned by tpusim workload prune --channels {channels:g} from {path.name}"])
+    after = sum(make_layer(r, str(out), i).macs * make_layer(r, str(out), i).count
+                for i, r in enumerate(pruned, start=2))
+    before = sum(l.macs * l.count for l in dense)
+    click.echo(f"{path.stem}: {len(notes)} rows changed, {before / 1e9:.6g} -> "
+               f"{after / 1e9:.6g} GMAC ({after / before if before else 1:.1%})")
+    for n in notes[:8]:
+        click.echo("  " + n)
+    if len(notes) > 8:
+        click.echo(f"  ... {len(notes) - 8} more")
+    click.echo(f"wrote {out}")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..compression import lower
 from ..config import ChipConfig
 from ..cores import core_scalars, scale_column, split_columns
 from ..energy import mac_pj, sram_pj_per_bit, vector_op_pj
@@ -103,6 +104,7 @@ def prepare(chip: ChipConfig, wl: Workload, forced: str | None, batch: int = 1,
     stays on chip when its input and output fit the activation buffer together and it is not the
     last such row; a fused row passes the residency before it through.
     """
+    wl = lower(wl, chip, forced)   # sparse / packed weights: the GEMMs the array runs
     sh = _shape(wl)
     if forced in XNOR_KINDS:   # first and last GEMM keep their own format (layer_rules)
         from ..layer_rules import layer_formats

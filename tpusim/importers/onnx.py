@@ -90,6 +90,7 @@ class _Graph:
         self.shapes = shapes
         self.dtypes = dtypes
         self.static: set[str] = {t.name for t in model.graph.initializer}
+        self.sparsity: dict[str, dict] = {}   # initialiser -> axis -> density/pattern
         self.qdtype: dict[str, str] = {}
         self.consumers: dict[str, int] = {}
         for node in model.graph.node:
@@ -114,6 +115,14 @@ def _per_channel(g: _Graph, operand: str, out: str) -> bool:
         return True
     a, o = g.shape(operand), g.shape(out)
     return a is not None and o is not None and bool(o) and _numel(a) <= o[-1]
+
+
+def _sparsity(g: _Graph, w_name: str, axis: int) -> dict[str, Any]:
+    """Density and N:M pattern of a static weight held in the file (:mod:`.onnx_sparsity`)."""
+    by_axis = g.sparsity.get(w_name)
+    if not by_axis:
+        return {}
+    return dict(by_axis.get(axis % len(by_axis), {}))
 
 
 def _gemm_row(g: _Graph, node, attrs, name: str) -> tuple[dict | None, str | None]:
@@ -167,6 +176,8 @@ def _gemm_row(g: _Graph, node, attrs, name: str) -> tuple[dict | None, str | Non
                        pad_w=pw, groups=groups)
         if not static:
             row["weights"] = "dynamic"
+        elif op != "ConvTranspose":
+            row.update(_sparsity(g, w_name, 1))
         return row, None
     if op in ("Gemm", "QGemm", "FusedGemm"):
         if len(a) != 2 or len(w) != 2:
@@ -174,6 +185,8 @@ def _gemm_row(g: _Graph, node, attrs, name: str) -> tuple[dict | None, str | Non
         m, k = (a[1], a[0]) if attrs.get("transA") else a
         n = w[0] if attrs.get("transB") else w[1]
         row.update(op="matmul", m=m, k=k, n=n, weights="static" if static else "dynamic")
+        if static:
+            row.update(_sparsity(g, w_name, 1 if attrs.get("transB") else 0))
         return row, None
     # MatMul family: numpy-style broadcasting of the batch dims.
     if op == "FusedMatMul":   # com.microsoft: MatMul with optional transposes of A and B
@@ -197,6 +210,8 @@ def _gemm_row(g: _Graph, node, attrs, name: str) -> tuple[dict | None, str | Non
     if static:
         # A static operand: each of its wb matrices is read once and streams the rows that use it.
         row.update(op="matmul", m=m * (nb // max(wb, 1)), k=k, n=n, weights="static")
+        if len(w) >= 2:
+            row.update(_sparsity(g, w_name, -2))
         if wb > 1:
             row["count"] = wb
     elif wb == 1:
@@ -235,10 +250,12 @@ def import_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | Non
     src = str(path)
     if not path.is_file():
         raise InputError(src, None, message="ONNX file not found")
-    model = _load(path)
+    sparsity: dict[str, dict] = {}
+    model = _load(path, sparsity)
     _fix_inputs(model, src, input_shapes)
     shapes, dtypes = _infer(model, src)
     g = _Graph(model, src, shapes, dtypes)
+    g.sparsity = sparsity
     res = OnnxImport(name=path.stem, rows=[], unsupported=[], nodes_total=len(model.graph.node))
     gemm_outputs: set[str] = set()
     namer = Namer(model, g.static)      # generic node names (n0, n1 ...) -> weight names

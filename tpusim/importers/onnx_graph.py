@@ -20,7 +20,9 @@ _MS_SAME_SHAPE = {"QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRel
                   "QLinearSoftmax"}
 
 
-def _load(path: Path):
+def _load(path: Path, sparsity: dict | None = None):
+    """The model, weights dropped; ``sparsity`` (if given) gets each 2-D+ initialiser's
+    :func:`.onnx_sparsity.sparsity_by_axis`."""
     import onnx
     from google.protobuf.message import DecodeError
     src = str(path)
@@ -37,6 +39,13 @@ def _load(path: Path):
     if model.ir_version <= 0 or not model.HasField("graph") or len(model.graph.node) == 0:
         raise InputError(src, None, message="not an ONNX model (no IR version or no graph "
                          "nodes; a truncated or non-ONNX file?)")
+    if sparsity is not None:   # read from the weights before they are dropped
+        from .onnx_sparsity import sparsity_by_axis
+        for t in model.graph.initializer:
+            if len(t.dims) >= 2:
+                got = sparsity_by_axis(t)
+                if got:
+                    sparsity[t.name] = got
     _strip_weights(model)
     return model
 

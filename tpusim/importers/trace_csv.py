@@ -31,7 +31,9 @@ def _data_lines(text: str) -> tuple[list[str], list[int], list[str]]:
     return lines, numbers, notes
 
 
-def read_trace(path: str | Path) -> Workload:
+def read_trace_rows(path: str | Path) -> tuple[list[tuple[dict[str, str], int]], list[str]]:
+    """The rows of a trace as (column -> cell text, non-empty cells only; line number), and
+    its comments. Checks the header, not the rows (:func:`read_trace` builds the layers)."""
     path = Path(path)
     src = str(path)
     lines, numbers, notes = _data_lines(read_text(path, "CSV file"))
@@ -50,17 +52,23 @@ def read_trace(path: str | Path) -> Workload:
     for col in ("name", "op"):
         if col not in header:
             raise InputError(src, f"line {numbers[0]}", message=f"required column {col!r} missing")
-    layers: list[Layer] = []
+    out = []
     for cells, lineno in zip(rows[1:], numbers[1:]):
         extra = [c for c in cells[len(header):] if c.strip()]
         if extra:
             raise InputError(src, f"line {lineno}", extra[0],
                              f"more cells than the {len(header)} header columns")
-        row = {h: c.strip() for h, c in zip(header, cells) if c.strip() != ""}
-        layers.append(make_layer(row, src, lineno))
-    if not layers:
+        out.append(({h: c.strip() for h, c in zip(header, cells) if c.strip() != ""}, lineno))
+    if not out:
         raise InputError(src, None, message="trace has a header but no layer rows")
-    return Workload(name=path.stem, layers=tuple(layers), source=src, notes=tuple(notes))
+    return out, notes
+
+
+def read_trace(path: str | Path) -> Workload:
+    path = Path(path)
+    rows, notes = read_trace_rows(path)
+    layers = [make_layer(row, str(path), lineno) for row, lineno in rows]
+    return Workload(name=path.stem, layers=tuple(layers), source=str(path), notes=tuple(notes))
 
 
 def rows_to_csv(rows: Iterable[dict[str, Any]], comments: Iterable[str] = ()) -> str:

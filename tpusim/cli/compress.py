@@ -1,0 +1,61 @@
+"""``tpusim compress``: one table of what sparsity, formats and their combinations buy."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import parse_sets, set_option
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [s for v in values for s in v.split(",") if s.strip()]
+
+
+@click.command()
+@click.argument("config")
+@click.argument("workload")
+@click.option("--sparsity", "sparsity", multiple=True, metavar="2:4|0.5,...",
+              help="Weight sparsity to try: N:M patterns or densities (comma-separated).")
+@click.option("--formats", "formats", multiple=True, metavar="w4a8,w8a8,...",
+              help="Weight/activation formats to try: wXaY, X in 1|b|4|8|16, Y in 4|8|16.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Samples per run.")
+@set_option()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Output directory [default: results/compress-<config>-<workload>].")
+def compress(config, workload, sparsity, formats, batch, sets, out_dir):
+    """What each compression technique, and each combination, buys on CONFIG for WORKLOAD:
+    latency, energy, HBM bytes, area and numeric error, against the dense baseline.
+
+    \b
+    Example:
+      tpusim compress tpu_v4 resnet50 --sparsity 2:4,0.3 --formats w8a8,w4a16
+    """
+    import tpusim
+
+    from .._io import atomic_write_text, check_dir, csv_safe
+    from ..compress import compress_html, compress_table, table_text, techniques
+    from ..errors import InputError
+
+    techs = techniques(_split(sparsity), _split(formats))
+    if not techs:
+        raise InputError("compress", None, message="give at least one --sparsity or --formats "
+                         "entry")
+    chip = tpusim.load_config(config, **parse_sets(sets))
+    wl = tpusim.load_workload(workload)
+    out = out_dir or Path("results") / f"compress-{chip.name}-{wl.name}"
+    check_dir(out)
+    df = compress_table(chip, wl, techs, batch)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "compress.csv", csv_safe(df).to_csv(index=False))
+    atomic_write_text(out / "compress.html", compress_html(df, chip.name, wl.name))
+    rows = table_text(df)
+    show = [0, 1, 2, 4, 5, 6, 10]
+    widths = [max(len(r[c]) for r in rows) for c in show]
+    for r in rows:
+        click.echo("  ".join(r[c].ljust(w) if c == 0 else r[c].rjust(w)
+                             for c, w in zip(show, widths)))
+    for _, r in df.iterrows():
+        if r["note"]:
+            click.echo(f"  {r['technique']}: {r['note']}")
+    click.echo(f"wrote {out}/compress.csv, compress.html")
