@@ -313,3 +313,21 @@ def test_sweeping_the_arrays_sparsity_support(sparse_trace, tmp_path, cli):
            for l in stdout.splitlines() if "array.sparsity=" in l}
     assert set(got) == {"array.sparsity=[]", "array.sparsity=['2:4']"}
     assert got["array.sparsity=['2:4']"] < got["array.sparsity=[]"]   # 2:4 skips MACs
+
+
+def test_compress_fuse_rows_never_add_hbm_bytes_and_w1a1_parses():
+    """--fuse adds the fusion pass alone and on top of each row; fusing never adds HBM bytes,
+    and binary x binary (w1a1) and ternary weights (wta8) are accepted formats."""
+    from tpusim.compress import compress_table, parse_formats, techniques
+    techs = techniques(["2:4"], ["w4a16"], fuse=True)
+    names = [t.name for t in techs]
+    assert names == ["sparsity 2:4", "w4a16", "sparsity 2:4 + w4a16", "fuse",
+                     "sparsity 2:4 + fuse", "w4a16 + fuse", "sparsity 2:4 + w4a16 + fuse"]
+    chip = tpusim.load_config("default", **{"memory.sram.input_kib": 256})  # activations spill
+    df = compress_table(chip, tpusim.load_workload("resnet50"), techs).set_index("technique")
+    for name in names[:3] + ["dense baseline"]:
+        fused = "fuse" if name == "dense baseline" else f"{name} + fuse"
+        assert df.loc[fused, "hbm_bytes"] <= df.loc[name, "hbm_bytes"]
+    assert df.loc["fuse", "hbm_bytes"] < df.loc["dense baseline", "hbm_bytes"]
+    assert parse_formats("w1a1").wa == ("binary", "binary")
+    assert parse_formats("wta8").wa == ("ternary", "int8")

@@ -10,10 +10,12 @@ formats (:func:`mixed_rel_error`).
 * ``sparsity`` ``N:M`` or a density ``d``: every static matmul/conv row gets that weight pattern
   (:mod:`tpusim.compression`: skipped on arrays whose ``array.sparsity`` lists it, else storage
   only).
-* ``formats`` ``wXaY`` (X in 1|b|4|8|16, Y in 4|8|16; 1 or b = binary, 16 = bf16, else intN):
+* ``formats`` ``wXaY`` (X, Y in 1|b|t|2|4|8|16; 1 or b = binary, t or 2 = ternary, 16 = bf16,
+  else intN; binary x binary runs on the XNOR-popcount datapath where the chip has one):
   every static matmul/conv row gets weight format X and activation format Y; other rows keep
   theirs.
-* combinations: each sparsity with each format set.
+* ``fuse`` (:func:`tpusim.fusion.fuse`): elementwise chains fused into their producers.
+* combinations: each sparsity with each format set, and (with ``fuse``) every row above fused.
 """
 from __future__ import annotations
 
@@ -31,8 +33,9 @@ from .workload import Layer, Workload
 
 Transform = Callable[[Workload, ChipConfig], "tuple[Workload, ChipConfig]"]
 
-_BITS = {"1": "binary", "b": "binary", "4": "int4", "8": "int8", "16": "bf16"}
-_WA = re.compile(r"^w(1|b|4|8|16)a(4|8|16)$")
+_BITS = {"1": "binary", "b": "binary", "t": "ternary", "2": "ternary", "4": "int4", "8": "int8",
+         "16": "bf16"}
+_WA = re.compile(r"^w(1|b|t|2|4|8|16)a(1|b|t|2|4|8|16)$")
 
 COLUMNS = ("technique", "latency_s", "speedup", "energy_j", "energy_ratio", "hbm_bytes",
            "hbm_ratio", "macs", "chip_mm2", "formats", "gemm_rel_error", "note")
@@ -82,8 +85,8 @@ def parse_formats(text: str) -> Technique:
     s = text.strip().lower()
     hit = _WA.match(s)
     if not hit:
-        raise InputError("--formats", None, text, "each entry must be wXaY with X in "
-                         "1|b|4|8|16 and Y in 4|8|16 (e.g. w4a8, w4a16, w8a8, wba8)")
+        raise InputError("--formats", None, text, "each entry must be wXaY with X and Y in "
+                         "1|b|t|2|4|8|16 (1/b binary, t/2 ternary; e.g. w4a8, w4a16, wba8, w1a1)")
     w, a = _BITS[hit.group(1)], _BITS[hit.group(2)]
     return Technique(s, lambda wl, c: (_each_gemm(wl, weight_dtype=w, act_dtype=a), c), (w, a))
 
@@ -94,18 +97,18 @@ def combine(a: Technique, b: Technique) -> Technique:
     return Technique(f"{a.name} + {b.name}", apply, b.wa or a.wa)
 
 
-def techniques(sparsity: list[str], formats: list[str], fuse: bool = False) -> list[Technique]:
+def techniques(sparsity: list[str], formats: list[str], fuse: bool = False,
+               batch: int = 1) -> list[Technique]:
     """The table's rows after the baseline: each technique, then each combination."""
     sp = [parse_sparsity(s) for s in sparsity]
     fm = [parse_formats(f) for f in formats]
     out = sp + fm + [combine(s, f) for s in sp for f in fm]
     if fuse:
-        # FUSION: the coordinator registers the fusion pass here after merging, e.g.
-        #   from .fusion import fuse_workload
-        #   fz = Technique("fuse", lambda wl, c: (fuse_workload(wl, c), c))
-        #   out += [fz] + [combine(t, fz) for t in sp + fm]
-        raise InputError("--fuse", None, message="the fusion pass (tpusim.fusion) is not part "
-                         "of this build")
+        from .fusion import fuse as fuse_pass
+        # fusion runs last, on the compressed rows (a dequantize row fuses into its GEMM's chain
+        # like any elementwise row); the capacity rule uses the table's batch
+        fz = Technique("fuse", lambda wl, c: (fuse_pass(wl, c, batch)[0], c))
+        out += [fz] + [combine(t, fz) for t in list(out)]
     return out
 
 

@@ -18,18 +18,21 @@ def _split(values: tuple[str, ...]) -> list[str]:
 @click.option("--sparsity", "sparsity", multiple=True, metavar="2:4|0.5,...",
               help="Weight sparsity to try: N:M patterns or densities (comma-separated).")
 @click.option("--formats", "formats", multiple=True, metavar="w4a8,w8a8,...",
-              help="Weight/activation formats to try: wXaY, X in 1|b|4|8|16, Y in 4|8|16.")
+              help="Weight/activation formats to try: wXaY, X and Y in 1|b|t|2|4|8|16.")
+@click.option("--fuse", is_flag=True,
+              help="Also fuse elementwise chains into their producers (tpusim/fusion.py), alone "
+                   "and on top of every other row.")
 @click.option("--batch", type=int, default=1, show_default=True, help="Samples per run.")
 @set_option()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Output directory [default: results/compress-<config>-<workload>].")
-def compress(config, workload, sparsity, formats, batch, sets, out_dir):
+def compress(config, workload, sparsity, formats, fuse, batch, sets, out_dir):
     """What each compression technique, and each combination, buys on CONFIG for WORKLOAD:
     latency, energy, HBM bytes, area and numeric error, against the dense baseline.
 
     \b
     Example:
-      tpusim compress tpu_v4 resnet50 --sparsity 2:4,0.3 --formats w8a8,w4a16
+      tpusim compress tpu_v4 resnet50 --sparsity 2:4,0.3 --formats w8a8,w4a16 --fuse
     """
     import tpusim
 
@@ -37,10 +40,10 @@ def compress(config, workload, sparsity, formats, batch, sets, out_dir):
     from ..compress import compress_html, compress_table, table_text, techniques
     from ..errors import InputError
 
-    techs = techniques(_split(sparsity), _split(formats))
+    techs = techniques(_split(sparsity), _split(formats), fuse, batch)
     if not techs:
-        raise InputError("compress", None, message="give at least one --sparsity or --formats "
-                         "entry")
+        raise InputError("compress", None, message="give at least one --sparsity, --formats "
+                         "or --fuse")
     chip = tpusim.load_config(config, **parse_sets(sets))
     wl = tpusim.load_workload(workload)
     out = out_dir or Path("results") / f"compress-{chip.name}-{wl.name}"
