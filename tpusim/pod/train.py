@@ -7,8 +7,9 @@ Per microbatch the chip runs
 
 * forward: the single-chip trace of ``importers/llm.py`` for its shard, through ``simulate``
   (one instance of each row, times the layers: ``pod/costs.py``, memoised per distinct shard),
-  with attention as a flash kernel (:func:`flash_attention`: tiles whose scores stay on chip,
-  causal tiles above the diagonal skipped);
+  with attention as a flash kernel (:func:`flash_attention`: one row instance per tile, so a
+  score tile stays in VMEM from QK^T through softmax to AV; causal tiles above the diagonal
+  skipped);
 * backward: for every matmul the input-gradient GEMM (m x n x k) and the weight-gradient GEMM
   (k x m x n); every vector op's backward costs twice its forward (it reads its input and the
   incoming gradient: assumption); the embedding's backward is a scatter-add of its size;
@@ -21,12 +22,15 @@ microbatch (ZeRO-3 keeps no unsharded gradient between microbatches); dp
 all-reduces the gradients once per step; tp all-reduces activations twice per block per pass (once
 for parallel blocks); ep all-to-alls tokens to and from the experts twice per MoE layer per pass;
 pp sends activations to the next stage per microbatch and pass. Overlap, as XLA's async
-collectives do it: fsdp and dp traffic runs under compute and only its excess over the compute
-time is exposed; tp, ep and pp traffic sits on the critical path (exposed). The pipeline bubble
+collectives do it: fsdp and in-slice dp traffic runs under compute and only its excess over the
+compute time is exposed; tp, ep and pp traffic sits on the critical path (exposed), and so does
+the gradient exchange across slices over DCN, which starts once the backward is done (PaLM). The pipeline bubble
 is (pp - 1) microbatch slots (GPipe/1F1B). Optimizer: Adam in mixed precision (bf16 weights and
 gradients, fp32 master weights and two moments: 16 bytes per parameter, sharded over fsdp as
 ZeRO-3 does); its update reads 18 and writes 14 bytes and does 12 vector ops per parameter
-(assumption), at HBM or vector speed whichever is slower.
+(assumption), at HBM or vector speed whichever is slower. HBM per chip: the sharded state, two
+layers' gathered weights, the activations the remat policy keeps, and the working set of the
+layer being back-propagated (its whole forward, recomputed where the policy dropped it).
 
 MFU as PaLM (Chowdhery et al. 2022, Appendix B) defines it: (6 N + 12 L H Q T) FLOPs per token over
 the peak, N the matmul parameters a token passes (active ones for MoE), L layers, H heads, Q head
@@ -198,13 +202,11 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     gib = 2 ** 30
     state = STATE_BYTES * shard_params
     prefetch = 2 * (dense + expert) * WIRE_BYTES     # this layer and the next one, gathered
-    keep = _saved_activations(fwd, L, remat, spec.tp if spec.sequence_parallel else 1)
-    keep *= min(spec.pp, microbatches)       # 1F1B: the first stage holds pp microbatches
+    saved = _saved_per_layer(fwd, spec.tp if spec.sequence_parallel else 1)
+    keep = L * saved[remat] * min(spec.pp, microbatches)  # 1F1B: stage 1 holds pp microbatches
     # The layer being back-propagated has its whole forward live at once (what remat dropped is
     # recomputed for it): one layer's every block output beyond what the policy keeps.
-    sp = spec.tp if spec.sequence_parallel else 1
-    working = (_saved_activations(fwd, 1, "none", sp) - _saved_activations(fwd, 1, remat, sp)
-               if remat != "none" else 0.0)
+    working = saved["none"] - saved[remat]
     total = state + prefetch + keep + working
     cap = chip.memory.hbm.capacity_gib
     if cap is not None and total > cap * gib:
@@ -288,27 +290,37 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                f"remat {remat}; shard {shard.name}",))
 
 
-def _saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: int) -> float:
-    """Bytes kept for the backward pass (bf16). Assumption: attention runs as a fused kernel
-    that keeps no score matrix. ``full`` keeps each block's input (split ``sp`` ways under
-    sequence parallelism), ``minimal`` also its matmul outputs, ``none`` every block output."""
+def _saved_per_layer(fwd: list[dict[str, Any]], sp: int) -> dict[str, float]:
+    """Bytes one layer keeps for the backward pass (bf16) under each remat policy. Assumption:
+    attention runs as a fused kernel that keeps no score matrix. ``full`` keeps each block's
+    input (split ``sp`` ways under sequence parallelism), ``minimal`` also its matmul outputs,
+    ``none`` every block output."""
     from ..workload import make_layer
     block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
-    tok_h = make_layer(block[0]).out_elements      # the first norm's output: tokens x hidden
-    tok_h /= sp
-    if remat == "full":
-        return layers * tok_h * WIRE_BYTES
-    keep = [r for r in block if r["name"] not in ("attn_qk", "attn_softmax")
-            and (remat == "none" or r["op"] == "matmul")]
-    # Flash attention's output is what o_proj reads (tokens x heads x head_dim), not its
-    # per-tile partial outputs; its scores are never kept (the backward recomputes them).
-    def saved(r: dict[str, Any]) -> int:
-        o_proj = next((b for b in block if b["name"] == "o_proj"), None)
+    tok_h = make_layer(block[0]).out_elements / sp   # the first norm's output: tokens x hidden
+    o_proj = next((b for b in block if b["name"] == "o_proj"), None)
+    mm = vec = 0.0
+    for r in block:
+        if r["name"] in ("attn_qk", "attn_softmax"):
+            continue
+        # Flash attention's output is what o_proj reads (tokens x heads x head_dim), not its
+        # per-tile partial outputs; its scores are never kept (the backward recomputes them).
         if r["name"] == "attn_av" and o_proj is not None:
-            return make_layer(o_proj).in_elements
-        return make_layer(r).out_elements
-    kept = sum(saved(r) for r in keep)
-    return layers * (tok_h + kept) * WIRE_BYTES
+            n = make_layer(o_proj).in_elements
+        else:
+            n = make_layer(r).out_elements
+        if r["op"] == "matmul":
+            mm += n
+        else:
+            vec += n
+    return {"full": tok_h * WIRE_BYTES, "minimal": (tok_h + mm) * WIRE_BYTES,
+            "none": (tok_h + mm + vec) * WIRE_BYTES}
+
+
+def _saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: int) -> float:
+    """Bytes ``layers`` layers keep for the backward pass under ``remat``
+    (:func:`_saved_per_layer`)."""
+    return layers * _saved_per_layer(fwd, sp)[remat]
 
 
 __all__ = ["TrainResult", "train_step", "shard_config", "backward_rows", "simulate_rows",
