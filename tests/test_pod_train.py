@@ -106,6 +106,12 @@ def test_moe_expert_parallel_all_to_all():
     # One local expert receives every token-expert pair its 64 tokens send: 64 x top_k rows.
     assert rows["expert_up"]["batch"] == 1 and rows["expert_up"]["m"] == 128
     assert rows["moe_router"]["n"] == 4
+    # Dropless dispatch sorts every token-expert pair's hidden vector into its expert's group
+    # (a gather before the grouped matmuls), and the combine gathers them back: 64 x 2 x 512.
+    names = list(rows)
+    assert names.index("moe_router_softmax") < names.index("moe_permute") < \
+        names.index("expert_gate")
+    assert rows["moe_permute"]["elements"] == rows["expert_combine"]["elements"] == 64 * 2 * 512
 
 
 @pytest.mark.parametrize("kw,needle", [
