@@ -106,6 +106,12 @@ def test_moe_expert_parallel_all_to_all():
     # One local expert receives every token-expert pair its 64 tokens send: 64 x top_k rows.
     assert rows["expert_up"]["batch"] == 1 and rows["expert_up"]["m"] == 128
     assert rows["moe_router"]["n"] == 4
+    # Dropless dispatch sorts every token-expert pair's hidden vector into its expert's group
+    # (a gather before the grouped matmuls), and the combine gathers them back: 64 x 2 x 512.
+    names = list(rows)
+    assert names.index("moe_router_softmax") < names.index("moe_permute") < \
+        names.index("expert_gate")
+    assert rows["moe_permute"]["elements"] == rows["expert_combine"]["elements"] == 64 * 2 * 512
 
 
 @pytest.mark.parametrize("kw,needle", [
@@ -267,3 +273,65 @@ def test_step_invariants(degrees, remat, seq):
     assert 0 < r.mfu <= r.hfu * (1 + 1e-9) and r.hfu <= 1
     assert r.step_s >= r.time_s["compute"]
     assert r.tokens_per_s == pytest.approx(2 * fsdp * seq / r.step_s)
+
+
+def test_flash_tile_scores_stay_on_chip_when_the_tile_fits():
+    # One (query block, key block) tile of QK^T -> softmax -> AV: the score tile (1024 x 1024
+    # bf16 = 2 MiB) and its inputs fit v5p's activation buffer, so QK^T writes no HBM bytes and
+    # AV reads only V (1024 x head_dim) from HBM. Before tiling per instance the whole 4096 x
+    # 4096 score block went to HBM and back.
+    from tpusim.pod.costs import simulate_rows
+    from tpusim.pod.train import flash_attention
+    from tpusim.simulator import simulate
+    from tpusim.workload import Workload
+    rows = flash_attention(llm_rows(TINY, "prefill", batch=1, seq=4096), group=1, seq=4096)
+    attn = [r for r in rows if r["name"] in ("attn_qk", "attn_softmax", "attn_av")]
+    assert attn[0]["count"] == TINY.layers * TINY.kv_heads * 10      # 4 x 5 / 2 causal tiles
+    one = [{**r, "count": 1} for r in attn]
+    df = simulate(CHIP, Workload(name="t", layers=tuple(make_layer(r) for r in one),
+                                 source="t")).layers.set_index("name")
+    assert df.loc["attn_qk", "hbm_write_bytes"] == 0
+    assert df.loc["attn_av", "input_on_chip"]
+    v_bytes = 1024 * TINY.head_dim * 2
+    assert df.loc["attn_av", "hbm_read_bytes"] == v_bytes
+    # The step prices every tile instance: the per-instance seconds times the count.
+    per = simulate_rows(CHIP, attn, per_instance=True, memo=False)
+    assert per[0][0] == pytest.approx(df.loc["attn_qk", "latency_s"] * attn[0]["count"])
+
+
+def test_cross_slice_gradient_exchange_is_exposed_after_the_backward():
+    # Two slices joined over DCN, data parallel across them: each chip all-reduces its shard of
+    # the gradients (bf16) with its peer, 2 x (1/2) x D / b_dcn + latency, after the backward
+    # (PaLM Section 4), so it adds to the step; in-slice dp stays hidden under compute.
+    from tpusim.pod.collectives import all_reduce
+    sl = make_slice(CHIP.ici, CHIP.dcn, shape="2x2x2", slices=2)
+    r = train_step(CHIP, TINY, sl, ParallelSpec(dp=2, fsdp=8), seq=64, global_batch=16)
+    assert r.exposed["dcn_all_reduce"] and not r.exposed["dp_all_reduce"]
+    params = r.memory_gib["weights_grads_optimizer"] * 2 ** 30 / 16
+    want = 2 * 0.5 * params * 2 / CHIP.dcn.bandwidth_bytes_per_s
+    assert r.collectives_s["dcn_all_reduce"] == pytest.approx(
+        all_reduce(params * 2, sl.dcn_axis()).total_s)
+    assert r.collectives_s["dcn_all_reduce"] >= want
+    parts = r.time_s
+    assert r.step_s == pytest.approx(parts["compute"] + parts["exposed_collectives"]
+                                     + parts["bubble"] + parts["optimizer"])
+    assert parts["exposed_collectives"] >= r.collectives_s["dcn_all_reduce"]
+
+
+@pytest.mark.parametrize("remat", ["none", "minimal", "full"])
+def test_memory_counts_the_backward_working_set_of_one_layer(remat):
+    # The layer being back-propagated holds its whole forward: one layer's block outputs under
+    # remat none, less what the policy already keeps (nothing extra under none).
+    from tpusim.pod.train import _saved_activations
+    r = train_step(CHIP, TINY, _slice("2"), ParallelSpec(fsdp=2), seq=64, global_batch=2,
+                   remat=remat)
+    fwd = llm_rows(shard_config(TINY, ParallelSpec(fsdp=2)), "prefill", batch=1, seq=64)
+    want = 0.0 if remat == "none" else (_saved_activations(fwd, 1, "none", 1)
+                                        - _saved_activations(fwd, 1, remat, 1))
+    assert r.memory_gib["backward_working_set"] * 2 ** 30 == pytest.approx(want)
+    if remat == "full":
+        # By hand, per token: attn_norm 512, qkv 1536, rope (8 + 8) x 64, attention out 512,
+        # o_proj, residual, ffn_norm 512 each, gate / up / silu / mul 2048 each, down and
+        # residual 512 each = 14,336 bf16 values beyond the kept block input.
+        assert r.memory_gib["backward_working_set"] * 2 ** 30 == 14336 * 64 * 2
+    assert r.hbm_gib_per_chip == pytest.approx(sum(r.memory_gib.values()))

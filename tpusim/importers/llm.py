@@ -338,8 +338,12 @@ def _moe_rows(cfg: LlmConfig, tok: int, L: int, dt: dict, vec, mm) -> list[dict[
         return {"name": name, "op": "matmul", "batch": active, "m": m, "k": k, "n": n,
                 "count": L, "weights": "dynamic", **dt}
 
+    # Dropless MoE (MaxText's megablox path) sorts each token's hidden vector into its top_k
+    # experts' groups before the grouped matmuls (a gather: one copy per token-expert pair) and
+    # unsorts after them (``expert_combine``: the gather back and the weighted sum).
     rows = [mm("moe_router", tok, h, cfg.experts, L),
-            vec("moe_router_softmax", "softmax", tok * cfg.experts, L)]
+            vec("moe_router_softmax", "softmax", tok * cfg.experts, L),
+            vec("moe_permute", "transpose", tok * cfg.top_k * h, L)]
     if cfg.gated:
         rows += [expert("expert_gate", h, f), expert("expert_up", h, f),
                  vec(f"expert_{cfg.act}", cfg.act, active * m * f, L),

@@ -9,9 +9,9 @@ runs the sharding its recipe names (``ici_fsdp_parallelism: -1``: fsdp over ever
 batch sizes are not all public, and that rule is stated, not tuned. Nothing in the pods model is
 fitted to these numbers; each row says so in ``fitted_on``. v5p slice names count TensorCores
 (Cloud TPU docs): v5p-512 is 256 chips (4x8x8), v5p-256 is the table's 8x4x4 = 128 chips.
-Known gaps, stated where they show: the single-chip LLM trace writes the attention scores to HBM
-and runs softmax over the whole seq x seq block (no flash-attention fusion), which
-under-predicts long-sequence rows; host offload (the 405B recipe) is not modelled.
+Known gaps, stated where they show (docs/pods.md): host offload (the 405B recipe) is not
+modelled, so 405B does not fit; the single-chip model prices the weight-gradient GEMMs (whose
+contraction runs over the tokens) HBM-bound, and flash tiles VPU-bound on softmax.
 """
 from __future__ import annotations
 

@@ -7,8 +7,9 @@ Per microbatch the chip runs
 
 * forward: the single-chip trace of ``importers/llm.py`` for its shard, through ``simulate``
   (one instance of each row, times the layers: ``pod/costs.py``, memoised per distinct shard),
-  with attention as a flash kernel (:func:`flash_attention`: tiles whose scores stay on chip,
-  causal tiles above the diagonal skipped);
+  with attention as a flash kernel (:func:`flash_attention`: one row instance per tile, so a
+  score tile stays in VMEM from QK^T through softmax to AV; causal tiles above the diagonal
+  skipped);
 * backward: for every matmul the input-gradient GEMM (m x n x k) and the weight-gradient GEMM
   (k x m x n); every vector op's backward costs twice its forward (it reads its input and the
   incoming gradient: assumption); the embedding's backward is a scatter-add of its size;
@@ -21,12 +22,15 @@ microbatch (ZeRO-3 keeps no unsharded gradient between microbatches); dp
 all-reduces the gradients once per step; tp all-reduces activations twice per block per pass (once
 for parallel blocks); ep all-to-alls tokens to and from the experts twice per MoE layer per pass;
 pp sends activations to the next stage per microbatch and pass. Overlap, as XLA's async
-collectives do it: fsdp and dp traffic runs under compute and only its excess over the compute
-time is exposed; tp, ep and pp traffic sits on the critical path (exposed). The pipeline bubble
+collectives do it: fsdp and in-slice dp traffic runs under compute and only its excess over the
+compute time is exposed; tp, ep and pp traffic sits on the critical path (exposed), and so does
+the gradient exchange across slices over DCN, which starts once the backward is done (PaLM). The pipeline bubble
 is (pp - 1) microbatch slots (GPipe/1F1B). Optimizer: Adam in mixed precision (bf16 weights and
 gradients, fp32 master weights and two moments: 16 bytes per parameter, sharded over fsdp as
 ZeRO-3 does); its update reads 18 and writes 14 bytes and does 12 vector ops per parameter
-(assumption), at HBM or vector speed whichever is slower.
+(assumption), at HBM or vector speed whichever is slower. HBM per chip: the sharded state, two
+layers' gathered weights, the activations the remat policy keeps, and the working set of the
+layer being back-propagated (its whole forward, recomputed where the policy dropped it).
 
 MFU as PaLM (Chowdhery et al. 2022, Appendix B) defines it: (6 N + 12 L H Q T) FLOPs per token over
 the peak, N the matmul parameters a token passes (active ones for MoE), L layers, H heads, Q head
@@ -105,10 +109,17 @@ def backward_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def flash_attention(rows: list[dict[str, Any]], group: int, seq: int,
                     block: int = FLASH_BLOCK, causal: bool = True) -> list[dict[str, Any]]:
     """Attention as a tiled fused kernel (flash attention; MaxText's recipes run ``attention:
-    flash``): per (query block, key block) tile a QK^T GEMM whose scores stay on chip, the
-    softmax fused into its output pipeline, then the AV GEMM; K and V stream in once per query
-    block. ``group`` query heads share a KV head (the trace stacks them as rows). Causal prefill
-    skips the tiles above the diagonal: nq (nq + 1) / 2 of the nq^2 tiles run."""
+    flash``, the splash kernel): per (query block, key block) tile a QK^T GEMM, the softmax fused
+    into its output pipeline, then the AV GEMM that consumes the scores where they are. ``group``
+    query heads share a KV head (the trace stacks them as rows). Causal prefill skips the tiles
+    above the diagonal: nq (nq + 1) / 2 of the nq^2 tiles run.
+
+    Each tile is one instance of the three rows (``count`` = layers x sequences x KV heads x
+    tiles), so the single-chip model sees what the kernel does: a score tile of group x bq x bk
+    that stays in VMEM between QK^T, softmax and AV whenever it and its inputs fit the
+    activation buffer (``memory.plan_residency``), instead of a whole seq x seq score block
+    written to HBM and read back. Assumption: the output block is written once per tile (the
+    kernel accumulates it on chip across key blocks: this over-counts its HBM writes)."""
     names = {r["name"]: r for r in rows}
     qk, av, sm = names.get("attn_qk"), names.get("attn_av"), names.get("attn_softmax")
     if qk is None or av is None or sm is None:
@@ -117,11 +128,12 @@ def flash_attention(rows: list[dict[str, Any]], group: int, seq: int,
     bq, bk = min(block, seq), min(block, kv)
     nq, nk = -(-seq // bq), -(-kv // bk)
     tiles = nq * (nq + 1) // 2 if causal and seq == kv and bq == bk else nq * nk
-    batch = qk["batch"] * tiles
+    per_layer = qk.get("batch", 1) * tiles
+    count = qk.get("count", 1) * per_layer
     new = {
-        "attn_qk": {**qk, "batch": batch, "m": group * bq, "n": bk},
-        "attn_softmax": {**sm, "elements": batch * group * bq * bk, "fused": True},
-        "attn_av": {**av, "batch": batch, "m": group * bq, "k": bk},
+        "attn_qk": {**qk, "batch": 1, "m": group * bq, "n": bk, "count": count},
+        "attn_softmax": {**sm, "elements": group * bq * bk, "fused": True, "count": count},
+        "attn_av": {**av, "batch": 1, "m": group * bq, "k": bk, "count": count},
     }
     return [new.get(r["name"], r) for r in rows]
 
@@ -190,9 +202,12 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     gib = 2 ** 30
     state = STATE_BYTES * shard_params
     prefetch = 2 * (dense + expert) * WIRE_BYTES     # this layer and the next one, gathered
-    keep = _saved_activations(fwd, L, remat, spec.tp if spec.sequence_parallel else 1)
-    keep *= min(spec.pp, microbatches)       # 1F1B: the first stage holds pp microbatches
-    total = state + prefetch + keep
+    saved = _saved_per_layer(fwd, spec.tp if spec.sequence_parallel else 1)
+    keep = L * saved[remat] * min(spec.pp, microbatches)  # 1F1B: stage 1 holds pp microbatches
+    # The layer being back-propagated has its whole forward live at once (what remat dropped is
+    # recomputed for it): one layer's every block output beyond what the policy keeps.
+    working = saved["none"] - saved[remat]
+    total = state + prefetch + keep + working
     cap = chip.memory.hbm.capacity_gib
     if cap is not None and total > cap * gib:
         raise InputError("train", "memory", f"{total / gib:.1f} GiB per chip",
@@ -221,7 +236,15 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                                  + gathered(head, dense_axes))
     scatter = microbatches * (L * (scattered(dense, dense_axes) + scattered(expert, fsdp_axes))
                               + scattered(head, dense_axes))
-    grads_dp = all_reduce(shard_params * WIRE_BYTES, pl.of("dp")).total_s
+    # dp inside a slice all-reduces under the backward; across slices (DCN) the exchange starts
+    # only once the gradients are complete (PaLM, Section 4: "the transfer does not start until
+    # each core finishes computing the gradients"), so it is exposed: a reduce-scatter over the
+    # slice's dp axes, the DCN all-reduce of each chip's 1/dp_ici part, an all-gather back.
+    dp_ici = tuple(a for a in pl.of("dp") if a.kind != "switch")
+    dp_dcn = tuple(a for a in pl.of("dp") if a.kind == "switch")
+    grads_dp = all_reduce(shard_params * WIRE_BYTES, dp_ici).total_s
+    grads_dcn = all_reduce(shard_params * WIRE_BYTES / math.prod(a.size for a in dp_ici),
+                           dp_dcn).total_s
     act = mb * seq * model.hidden * WIRE_BYTES
     per_block = 1 if model.parallel_block else 2
     tp_s = L * microbatches * 2 * per_block * all_reduce(act, pl.of("tp")).total_s
@@ -238,7 +261,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     vec_ops = chip.vector.ops_per_cycle * chip.clock_ghz * 1e9
     opt = max(ADAM_BYTES * shard_params / hbm_bps, ADAM_OPS * shard_params / vec_ops)
 
-    step = compute + exposed_hidden + tp_s + ep_s + pp_s + bubble + opt
+    step = compute + exposed_hidden + tp_s + ep_s + pp_s + grads_dcn + bubble + opt
 
     tokens = global_batch * seq
     peak = chip.peak_tops("bf16") * 1e12 if "bf16" in chip.formats else \
@@ -251,32 +274,53 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         topology=sl.label(),
         time_s={"compute": compute, "forward": microbatches * t_f,
                 "backward": microbatches * t_b, "recompute": microbatches * t_r,
-                "exposed_collectives": exposed_hidden + tp_s + ep_s + pp_s, "bubble": bubble,
+                "exposed_collectives": exposed_hidden + tp_s + ep_s + pp_s + grads_dcn,
+                "bubble": bubble,
                 "optimizer": opt},
         memory_gib={"weights_grads_optimizer": state / gib, "gathered_weights": prefetch / gib,
-                    "activations": keep / gib},
+                    "activations": keep / gib, "backward_working_set": working / gib},
         collectives_s={"fsdp_all_gather": gather, "fsdp_reduce_scatter": scatter,
-                       "dp_all_reduce": grads_dp, "tp_all_reduce": tp_s, "ep_all_to_all": ep_s,
+                       "dp_all_reduce": grads_dp, "dcn_all_reduce": grads_dcn,
+                       "tp_all_reduce": tp_s, "ep_all_to_all": ep_s,
                        "pp_permute": pp_s},
         exposed={"fsdp_all_gather": False, "fsdp_reduce_scatter": False, "dp_all_reduce": False,
+                 "dcn_all_reduce": True,
                  "tp_all_reduce": True, "ep_all_to_all": True, "pp_permute": True},
         notes=(f"per chip: {mb} sequence(s) of {seq} tokens x {microbatches} microbatch(es); "
                f"remat {remat}; shard {shard.name}",))
 
 
-def _saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: int) -> float:
-    """Bytes kept for the backward pass (bf16). Assumption: attention runs as a fused kernel
-    that keeps no score matrix. ``full`` keeps each block's input (split ``sp`` ways under
-    sequence parallelism), ``minimal`` also its matmul outputs, ``none`` every block output."""
+def _saved_per_layer(fwd: list[dict[str, Any]], sp: int) -> dict[str, float]:
+    """Bytes one layer keeps for the backward pass (bf16) under each remat policy. Assumption:
+    attention runs as a fused kernel that keeps no score matrix. ``full`` keeps each block's
+    input (split ``sp`` ways under sequence parallelism), ``minimal`` also its matmul outputs,
+    ``none`` every block output."""
     from ..workload import make_layer
     block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
-    tok_h = make_layer(block[0]).out_elements      # the first norm's output: tokens x hidden
-    tok_h /= sp
-    if remat == "full":
-        return layers * tok_h * WIRE_BYTES
-    keep = [r for r in block if r["name"] not in ("attn_qk", "attn_softmax")
-            and (remat == "none" or r["op"] == "matmul")]
-    return layers * (tok_h + sum(make_layer(r).out_elements for r in keep)) * WIRE_BYTES
+    tok_h = make_layer(block[0]).out_elements / sp   # the first norm's output: tokens x hidden
+    o_proj = next((b for b in block if b["name"] == "o_proj"), None)
+    mm = vec = 0.0
+    for r in block:
+        if r["name"] in ("attn_qk", "attn_softmax"):
+            continue
+        # Flash attention's output is what o_proj reads (tokens x heads x head_dim), not its
+        # per-tile partial outputs; its scores are never kept (the backward recomputes them).
+        if r["name"] == "attn_av" and o_proj is not None:
+            n = make_layer(o_proj).in_elements
+        else:
+            n = make_layer(r).out_elements
+        if r["op"] == "matmul":
+            mm += n
+        else:
+            vec += n
+    return {"full": tok_h * WIRE_BYTES, "minimal": (tok_h + mm) * WIRE_BYTES,
+            "none": (tok_h + mm + vec) * WIRE_BYTES}
+
+
+def _saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: int) -> float:
+    """Bytes ``layers`` layers keep for the backward pass under ``remat``
+    (:func:`_saved_per_layer`)."""
+    return layers * _saved_per_layer(fwd, sp)[remat]
 
 
 __all__ = ["TrainResult", "train_step", "shard_config", "backward_rows", "simulate_rows",
