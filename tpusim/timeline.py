@@ -33,13 +33,10 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .timing.overlap import blocks, buffer_depth, first_tile_bytes
 from .timing.schedule import flow_shop_schedule
-
-if TYPE_CHECKING:
-    from .simulator import Result
 
 DMA_TRACKS = ("HBM weights", "HBM inputs", "HBM outputs")
 BUSY_TRACKS = ("MXU 0", "vector unit", "stalls")   # per layer, these tile its time
@@ -257,7 +254,7 @@ def _used(chip, layer, fmt) -> int:
     return max(array_timing(layer, chip, fmt.name).arrays_used, 1)
 
 
-def build_timeline(result: "Result", detail: str = "layers", walk: Any = None) -> Timeline:
+def build_timeline(result: Any, detail: str = "layers", walk: Any = None) -> Timeline:
     """The timeline of ``result``: ``detail`` is ``layers`` (each row's totals, from the layer
     table) or ``blocks`` (every instance from its block schedule): ``walk`` runs the reference
     path again (:func:`tpusim.simulator.walk`, passed in so this module never imports the
