@@ -14,8 +14,9 @@ it. Both simulation paths compose the same way (``core``), so they agree whereve
   input it needs (a k x k conv on its first k - 1 rows plus k pixels; a fully connected layer on
   its first SIMD chunk) and finishing no earlier than its own cycles after it started nor, once
   its producer has finished, than the work left after its last input (a conv's last output row;
-  a fully connected layer's other neuron folds). Assumption: a stage emits its outputs evenly
-  over its cycles and the FIFOs between stages never fill (FINN sizes them so).
+  a fully connected layer's other neuron folds; a pool or elementwise unit all of its cycles).
+  Assumptions: a stage's outputs leave evenly between its start and its finish, and the FIFOs
+  between stages never fill. A conv whose shape is not in a trace CSV waits for all its input.
 
 Assumptions: every weight sits in its engine's on-chip memory (FINN section 4), so the stages
 do not share an off-chip channel; energy per frame is the stages' sum.
@@ -117,7 +118,8 @@ def _geometry(wl: Workload) -> dict[str, dict[str, str]]:
     return {r["name"]: r for r, _ in rows if r.get("op") == "conv2d"}
 
 
-def _lead_tail(layer, shape: dict[str, str] | None, cycles: float, pe: int) -> tuple[float, float]:
+def _lead_tail(layer, shape: dict[str, str] | None, cycles: float, pe: int,
+               simd: int) -> tuple[float, float]:
     """(share of the producer's output a stage needs before its first output, cycles it still
     works after its last input arrives). A conv without its shape in a trace waits for all of
     its input (share 1, all its cycles after it): the stages then add up, an upper bound."""
@@ -130,8 +132,10 @@ def _lead_tail(layer, shape: dict[str, str] | None, cycles: float, pe: int) -> t
         first = (g["kernel_h"] - 1) * g["in_w"] + g["kernel_w"]   # row-major input stream
         return min(1.0, first / (g["in_h"] * g["in_w"])), cycles / out_h
     if layer.op == "matmul":
-        folds = math.ceil(layer.n / pe)   # neuron folds; the input streams in during the first
-        return 0.0, cycles * (folds - 1) / folds
+        # the input streams in during the first neuron fold, whose last SIMD chunk and the other
+        # folds come after the last input
+        folds, chunks = math.ceil(layer.n / pe), math.ceil(layer.k / simd)
+        return 0.0, cycles * (folds - 1) / folds + cycles / (folds * chunks)
     return 0.0, cycles   # a pool or elementwise unit: all of it after the last input (an upper bound)
 
 
@@ -170,7 +174,7 @@ def dataflow(config: ChipConfig | str, workload: Workload | str,
             raise InputError("folding", layer.name, layer.op, "only conv2d/matmul layers fold")
         else:
             cycles, energy = float(b.cycles), float(b.energy_pj)
-        lead, tail = _lead_tail(layer, shapes.get(layer.name), cycles, pe or 1)
+        lead, tail = _lead_tail(layer, shapes.get(layer.name), cycles, pe or 1, simd or 1)
         rows.append({"name": layer.name, "op": layer.op, "format": b.format, "pe": pe,
                      "simd": simd, "lanes": (pe or 0) * (simd or 0), "cycles": cycles,
                      "energy_pj": energy, "lead": lead, "tail": tail})
