@@ -18,6 +18,9 @@ fitted which parameter (``fitted_on``): a parameter is never scored on the data 
 * **LLM serving** (``tpu_v5e`` and ``llama2_7b`` as published, nothing fitted): JetStream's
   offline Llama-2-7B benchmark on a v5e-8 (AI-Hypercomputer/JetStream, experimental/jax/README.md)
   served by :mod:`tpusim.serve` with TP = 8.
+* **FINN BNN** (:mod:`tpusim.fidelity_bnn`; ``finn_zc706`` engines with the published folding,
+  nothing fitted): BNN-PYNQ's CNV W1A1 single-image time on Ultra96 and PYNQ-Z2 as FINN's
+  dataflow pipeline (:mod:`tpusim.dataflow`).
 
 A check whose inputs are missing is a row with ``status`` ``skipped: missing ...`` (``skipped:
 pass --measurements ...`` for the TPU v4 rows when no measurement file is given).
@@ -212,7 +215,9 @@ def run_checks(measurements: Path | list[Path] | None = None, calibrated: Path |
         tpu_v4_checks(None, calibrated)   # a bad --calibrated is reported before any data file
     gemm, vector = split_measurements(measurements)   # vector files: tpu_v4 vector ops
     v4 = tpu_v4_checks(gemm, calibrated)   # first: it checks the files the user named
-    rows = tpu_v1_checks() + v4 + vector + edge_tpu_checks() + serving_checks()
+    from .fidelity_bnn import finn_bnn_checks
+    rows = (tpu_v1_checks() + v4 + vector + edge_tpu_checks() + serving_checks()
+            + finn_bnn_checks())
     if pods:
         from .pod.fidelity import pod_checks
         rows += pod_checks()
