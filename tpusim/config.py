@@ -114,6 +114,9 @@ class VectorConfig(_Model):
     cycles_per_element: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict, description="VPU cycles per register by function (lanes model; "
         "default: the layer's ops per element)")
+    element_cycles: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict, description="cycles per element of the named unfused functions, "
+        "whole chip (ops model): replaces element ops / ops_per_cycle for them (0: not set)")
     row_cycles: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict, description="cycles per reduced row (n elements of the last axis) "
         "on one core, by function (lanes model; default 0)")
@@ -130,6 +133,10 @@ class TimingConfig(_Model):
     issue_efficiency: float = Field(
         1.0, gt=0, le=1, description="fraction of cycles an array accepts a new input row "
         "(pipelined model; < 1 when the feed path or the compiler leaves issue slots empty)")
+    invoke_cycles: float = Field(
+        0, ge=0, description="fixed cycles per inference outside every layer (the runtime's "
+        "invoke: host handshake and instruction issue), added to the run's latency once per "
+        "batch element")
     wave_cycles: float = Field(
         0, ge=0, description="fixed cycles per wave of output tiles (each array computes one "
         "rows x cols output tile per wave; pipelined model): the DMA latency a wave exposes")

@@ -90,7 +90,16 @@ def run_summary(chip: ChipConfig, workload: str, main_fmt: str, formats: list, f
     """A run's summary dict from its totals (both paths aggregate them their own way).
 
     ``busy``: PE-cycles the MACs need at each format's peak rate, so ``utilization`` is the
-    fraction of the peak the run reaches (= achieved_tops / peak_tops when one format runs)."""
+    fraction of the peak the run reaches (= achieved_tops / peak_tops when one format runs).
+    ``timing.invoke_cycles`` per batch element is added here, outside every layer row: the
+    chip idles at its static power meanwhile, and the cycles count as overhead."""
+    invoke = chip.timing.invoke_cycles * batch
+    if invoke:
+        idle_pj = chip.energy.static_w * invoke / (chip.clock_ghz * 1e9) * 1e12
+        total_cycles, overhead_cycles = total_cycles + invoke, overhead_cycles + invoke
+        latency = total_cycles / (chip.clock_ghz * 1e9)
+        energy_pj += idle_pj
+        breakdown = {**breakdown, "static": breakdown.get("static", 0.0) + idle_pj * 1e-12}
     out = {
         "config": chip.name, "workload": workload,
         "format": main_fmt if len(formats) <= 1 or forced else "mixed",
