@@ -21,6 +21,7 @@ from ._input import MAX_DIM, InputModel, load_yaml, read_text, suggest
 from .errors import InputError
 from .formats import FORMAT_NAMES, get_format
 from .offchip import offchip_pj_per_bit
+from .config_vector import VectorConfig
 from .pod.topology import DcnConfig, IciConfig
 from .scalesim_config import read_scalesim_cfg
 from .sparsity import NM_HELP, parse_nm
@@ -121,27 +122,6 @@ class MemoryConfig(_Model):
     hbm: HbmConfig
 
 
-class VectorConfig(_Model):
-    """The vector unit. Without ``lanes``: ``ops_per_cycle`` element ops per cycle and nothing else
-    (older configs). With ``lanes``: the lanes model of :mod:`tpusim.timing.vector`."""
-
-    ops_per_cycle: float = Field(gt=0, description="element operations per cycle, whole chip")
-    lanes: int | None = Field(None, gt=0, le=MAX_DIM, description="lanes of a vector register")
-    sublanes: int = Field(8, gt=0, le=MAX_DIM, description="sublanes of a vector register")
-    cores: int = Field(1, gt=0, le=MAX_DIM, description="cores sharing a vector op (lanes model)")
-    launch_cycles: float | None = Field(
-        None, ge=0, description="fixed cost per vector kernel (lanes model; default: "
-        "timing.overhead_cycles_per_op)")
-    hbm_efficiency: float = Field(1.0, gt=0, le=1, description="fraction of the HBM channel a "
-                                  "vector op's streams reach (lanes model)")
-    cycles_per_element: dict[str, Annotated[float, Field(ge=0)]] = Field(
-        default_factory=dict, description="VPU cycles per register by function (lanes model; "
-        "default: the layer's ops per element)")
-    row_cycles: dict[str, Annotated[float, Field(ge=0)]] = Field(
-        default_factory=dict, description="cycles per reduced row (n elements of the last axis) "
-        "on one core, by function (lanes model; default 0)")
-
-
 class TimingConfig(_Model):
     model: Literal["pipelined", "scalesim"] = "pipelined"
     engine: Literal["analytic", "event"] = Field(
@@ -153,6 +133,8 @@ class TimingConfig(_Model):
     issue_efficiency: float = Field(
         1.0, gt=0, le=1, description="fraction of cycles an array accepts a new input row "
         "(pipelined model; < 1 when the feed path or the compiler leaves issue slots empty)")
+    invoke_cycles: float = Field(0, ge=0, description="fixed cycles per inference, outside every "
+                                 "layer (the runtime's invoke), once per batch element")
     wave_cycles: float = Field(
         0, ge=0, description="fixed cycles per wave of output tiles (each array computes one "
         "rows x cols output tile per wave; pipelined model): the DMA latency a wave exposes")

@@ -13,8 +13,8 @@ fitted which parameter (``fitted_on``): a parameter is never scored on the data 
   other folds).
 * **Edge TPU** (``edge_tpu`` preset, one fitted parameter): Coral's int8 latencies on the USB
   accelerator with a desktop host (coral.ai/docs/edgetpu/benchmarks) for the zoo models that
-  have traces, each predicted leave-one-out (``timing.issue_efficiency`` fitted on the other
-  models' latencies, :mod:`tpusim.edge_fit`).
+  have traces, each predicted leave-one-out (``timing.invoke_cycles`` and the element cost of
+  add/mul fitted on the other models' latencies, :mod:`tpusim.edge_fit`).
 * **LLM serving** (``tpu_v5e`` and ``llama2_7b`` as published, nothing fitted): JetStream's
   offline Llama-2-7B benchmark on a v5e-8 (AI-Hypercomputer/JetStream, experimental/jax/README.md)
   served by :mod:`tpusim.serve` with TP = 8.
@@ -126,9 +126,9 @@ def tpu_v1_checks() -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- Edge TPU
 
 def edge_tpu_checks() -> list[dict[str, Any]]:
-    """Coral's latencies, each predicted leave-one-out: the preset with ``timing.issue_efficiency``
-    fitted on the other four models (:mod:`tpusim.edge_fit`)."""
-    from .edge_fit import PARAM, leave_one_out, trace_path
+    """Coral's latencies, each predicted leave-one-out: the preset with its two costs fitted on
+    the other four models (:mod:`tpusim.edge_fit`)."""
+    from .edge_fit import PARAMS, describe, leave_one_out, trace_path
     check = "edge_tpu int8 (Coral USB)"
     have = tuple(m for m in EDGE_TPU_MS if trace_path(m, WORKLOAD_DIR) is not None)
     rows = []
@@ -139,13 +139,13 @@ def edge_tpu_checks() -> list[dict[str, Any]]:
             missing = (_rel(WORKLOAD_DIR / f"{names[0]}.csv") if path is None
                        else "a second Coral trace to fit on")
             rows.append(_skipped(check, model, "latency (leave-one-out)", "ms", ms, missing,
-                                 f"{PARAM}: fitted on the other Coral models"))
+                                 f"{', '.join(PARAMS)}: fitted on the other Coral models"))
             continue
         value, pred = loo[model]
         others = ", ".join(m for m in have if m != model)
         rows.append(check_row(check=check, case=model, metric="latency (leave-one-out)", unit="ms",
                          predicted=pred, measured=ms, status="ok",
-                         fitted_on=f"{PARAM} = {value:g}: Coral's latencies of {others}",
+                         fitted_on=f"{describe(value)}: Coral's latencies of {others}",
                          note=f"{_rel(path)} at {res}x{res}"))
     rows += _edge_held_out_rows(check)
     return rows
@@ -153,10 +153,9 @@ def edge_tpu_checks() -> list[dict[str, Any]]:
 
 def _edge_held_out_rows(check: str) -> list[dict[str, Any]]:
     """Coral models no parameter was fitted on, scored with the ``edge_tpu`` preset as shipped."""
-    from .config import load_config
-    from .edge_fit import EDGE_TPU_HELD_OUT_MS, PARAM, predicted_ms, trace_path
-    value = load_config("edge_tpu").timing.issue_efficiency
-    fitted = f"{PARAM} = {value:g}: the five fitted models, not this one"
+    from .edge_fit import EDGE_TPU_HELD_OUT_MS, describe, predicted_ms, preset_value, trace_path
+    value = preset_value("edge_tpu")
+    fitted = f"{describe(value)}: the five fitted models, not this one"
     rows = []
     for model, (ms, res, names) in EDGE_TPU_HELD_OUT_MS.items():
         path = trace_path(model, WORKLOAD_DIR)

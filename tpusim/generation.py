@@ -36,7 +36,7 @@ from .importers.llm import LlmConfig, get_preset, llm_rows
 from .step_trace import _attention_rows, _groups, _shared_rows, step_rows  # noqa: F401
 from .memory import check_tile_fits, gemm_traffic_options, plan_residency, plan_weight_cache
 from . import simulator as _sim
-from .layer_rules import resolve_format as _resolve_format
+from .layer_rules import invoke_cost, resolve_format as _resolve_format
 from .simulator import _Carry
 from .timing import array_timing
 from .timing.overlap import first_tile_bytes
@@ -153,6 +153,8 @@ class StepCostModel:
             energy += totals[1]
             hbm += totals[2] + totals[3]
             macs += totals[4]
+        invoke, idle_pj = invoke_cost(chip)   # one invoke per step, as simulate(trace) pays
+        cycles, energy = cycles + invoke, energy + idle_pj
         return StepCost(cycles=cycles, latency_s=cycles / (chip.clock_ghz * 1e9),
                         energy_j=energy * 1e-12, hbm_bytes=hbm, macs=macs,
                         new_tokens=new_tokens)

@@ -83,6 +83,13 @@ def layer_formats(layers, chip: ChipConfig, forced: str | None, source: str) -> 
 MAX_TIMED_INSTANCES = 64
 
 
+def invoke_cost(chip: ChipConfig, invokes: int = 1) -> tuple[float, float]:
+    """(cycles, static pJ) of ``invokes`` runs of the fixed per-inference cost
+    ``timing.invoke_cycles``: the chip waits at its static power meanwhile."""
+    cycles = chip.timing.invoke_cycles * invokes
+    return cycles, chip.energy.static_w * cycles / (chip.clock_ghz * 1e9) * 1e12
+
+
 def run_summary(chip: ChipConfig, workload: str, main_fmt: str, formats: list, forced: Any,
                 batch: int, engine: str, total_cycles: float, latency: float, macs: float,
                 busy: float, energy_pj: float, breakdown: dict, hbm: float, bound_share: dict,
@@ -90,7 +97,15 @@ def run_summary(chip: ChipConfig, workload: str, main_fmt: str, formats: list, f
     """A run's summary dict from its totals (both paths aggregate them their own way).
 
     ``busy``: PE-cycles the MACs need at each format's peak rate, so ``utilization`` is the
-    fraction of the peak the run reaches (= achieved_tops / peak_tops when one format runs)."""
+    fraction of the peak the run reaches (= achieved_tops / peak_tops when one format runs).
+    ``timing.invoke_cycles`` per batch element is added here, outside every layer row: the
+    chip idles at its static power meanwhile, and the cycles count as overhead."""
+    invoke, idle_pj = invoke_cost(chip, batch)
+    if invoke:
+        total_cycles, overhead_cycles = total_cycles + invoke, overhead_cycles + invoke
+        latency = total_cycles / (chip.clock_ghz * 1e9)
+        energy_pj += idle_pj
+        breakdown = {**breakdown, "static": breakdown.get("static", 0.0) + idle_pj * 1e-12}
     out = {
         "config": chip.name, "workload": workload,
         "format": main_fmt if len(formats) <= 1 or forced else "mixed",

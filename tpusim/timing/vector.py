@@ -3,7 +3,9 @@
 Two models, chosen by the config:
 
 * **ops** (``vector.lanes`` unset, every older config): ``ceil(element ops / ops_per_cycle)``
-  cycles, operands over the HBM channel at full rate, ``timing.overhead_cycles_per_op`` per op.
+  cycles, operands over the HBM channel at full rate, ``timing.overhead_cycles_per_op`` per op;
+  a function named in ``vector.element_cycles`` costs ``ceil(elements x cycles)`` instead (a
+  per-element rate of its own, e.g. an int8 add that requantises every element).
 * **lanes** (``vector.lanes`` set, e.g. TPU v4's (8, 128) per core, 2 cores): the tensor is cut
   into vector registers of ``sublanes x lanes`` elements, split evenly over ``cores``; each
   register costs ``cycles_per_element[function]`` cycles (default: the layer's ops per element,
@@ -65,13 +67,17 @@ def _of(table: dict[str, float], op: str, default: float) -> float:
 
 
 def vector_cost(chip: ChipConfig, op: str, elements: float, ops: float,
-                ops_per_element: float, last_axis: int = 0) -> VectorCost:
+                ops_per_element: float, last_axis: int = 0, fused: bool = False) -> VectorCost:
     """The :class:`VectorCost` of one instance of vector op ``op`` on ``elements`` elements
     (``ops`` element ops, ``ops_per_element`` each; rows of ``last_axis`` elements, or one row
-    when 0)."""
+    when 0). A ``fused`` op never takes ``element_cycles``: it is folded into its producer's
+    output path (assumption: an int8 compiler folds a scale, shift or add that follows a GEMM
+    into the GEMM's requantisation)."""
     v = chip.vector
     if v.lanes is None:
-        return VectorCost(math.ceil(ops / v.ops_per_cycle), chip.timing.overhead_cycles_per_op)
+        cpe = 0.0 if fused else _of(v.element_cycles, op, 0.0)
+        compute = math.ceil(elements * cpe - 1e-9) if cpe else math.ceil(ops / v.ops_per_cycle)
+        return VectorCost(compute, chip.timing.overhead_cycles_per_op)
     regs = math.ceil(elements / (v.lanes * v.sublanes))
     per_core = math.ceil(regs / v.cores)
     cpe = _of(v.cycles_per_element, op, ops_per_element)
@@ -86,4 +92,4 @@ def vector_cost(chip: ChipConfig, op: str, elements: float, ops: float,
 def layer_vector_cost(chip: ChipConfig, layer: Layer) -> VectorCost:
     """The :class:`VectorCost` of one instance of vector ``layer``."""
     return vector_cost(chip, layer.op, layer.elements, layer.vector_ops, layer.ops_per_element,
-                       layer.n)
+                       layer.n, layer.fused)
