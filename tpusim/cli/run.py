@@ -13,8 +13,7 @@ def print_summary(result, out_dir: Path | None, written: list | None = None) -> 
     from rich.table import Table
 
     from .. import units
-    from ..roofline_plots import bound_label
-    from ..wording import offchip, peak_phrase
+    from ..wording import bound_label, offchip, peak_phrase
 
     s = result.summary
     t = Table(title=f"{s['workload']} on {s['config']} ({s['timing_model']}, {s['format']})")
@@ -61,7 +60,7 @@ def print_fusion(fusion: dict) -> None:
 def _throughput(result) -> tuple[str, str]:
     """Tokens for an LLM step trace (its note says sequences and new tokens), else inferences."""
     from .. import units
-    from ..serve.tokens import token_metrics
+    from ..llm_tokens import token_metrics
 
     s = result.summary
     tm = token_metrics(result.workload.notes, s["latency_s"], s["batch"])
