@@ -35,7 +35,7 @@ def _pipe(monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
 
 
-@pytest.mark.parametrize("width", [80, 160])
+@pytest.mark.parametrize("width", [60, 72, 80, 160])
 @pytest.mark.parametrize("preset", ["default", "tpu_v4", "edge_tpu", "tpu_v1"])
 def test_every_shipped_workload_prints_as_rich_does(preset, width, monkeypatch):
     monkeypatch.setenv("COLUMNS", str(width))
@@ -51,7 +51,7 @@ def test_every_shipped_workload_prints_as_rich_does(preset, width, monkeypatch):
         if got is not None:
             assert got == _rich(title, rows, width), (preset, wl)
             printed += 1
-    if width == 160:   # every summary fits: none left to rich
+    if width >= 80:   # at 80 columns rich wraps only the value column: none left to rich
         assert printed == ran > 0
 
 
@@ -68,12 +68,25 @@ def test_hand_made_tables_print_as_rich_does(title, rows):
     ("[bold]markup[/bold]", [("a", "b")]),       # rich renders markup
     ("t", [("a", ":smile: code")]),               # and emoji codes
     ("t", [("wide", "東京")]),                      # two cells per character
-    ("t", [("a", "x" * 90)]),                     # wider than 80 columns: rich wraps it
+    ("t", [("a", "x" * 90)]),                     # a word wider than 80 columns: rich folds it
+    ("t", [("m" * 50, "v " * 30)]),               # rich would narrow the metric column too
     ("a title longer than the table it sits on", [("a", "b")]),   # rich wraps the title
     ("", [("a", "b")]),
 ])
 def test_declines_what_rich_renders_differently(title, rows):
     assert plain_table.render(title, ("metric", "value"), rows) is None
+
+
+def test_wraps_a_long_value_as_rich_does(monkeypatch):
+    rows = [("chip area", "≥ 1.746 mm² (arrays 0.9681 + SRAM 0.7774), 1.173 TOPS/mm²   x"),
+            ("latency", "2.52 ms"), ("a", "one  two   three four-five six")]
+    wrapped = 0
+    for width in range(30, 90):
+        monkeypatch.setenv("COLUMNS", str(width))
+        got = plain_table.render("title", ("metric", "value"), rows)
+        assert got is None or got == _rich("title", rows, width), width
+        wrapped += got is not None and width < 76
+    assert wrapped >= 30
 
 
 def test_declines_when_colour_is_forced(monkeypatch):

@@ -2,9 +2,10 @@
 
 Importing rich costs ~75 ms, a fifth of a whole ``tpusim run --no-html``. When the output is not
 a terminal (no colour, no markup to render) and the table fits the console width unchanged, this
-writes the characters rich would (``tests/test_plain_table.py`` compares the two); anything else
-(a terminal, colour forced by the environment, markup, emoji codes, wide or control characters,
-a table rich would wrap) goes to rich.
+writes the characters rich would, wrapping a too-wide value column as rich does
+(``tests/test_plain_table.py`` compares the two); anything else (a terminal, colour forced by
+the environment, markup, emoji codes, wide or control characters, a word rich would fold, a
+metric column rich would narrow) goes to rich.
 """
 from __future__ import annotations
 
@@ -43,6 +44,23 @@ def _console_width() -> int:
     return 80
 
 
+def _wrap(text: str, width: int) -> list[str] | None:
+    """rich's greedy word wrap (``rich.text.Text.wrap``, ``divide_line``): a word goes on the
+    line while it fits without its trailing spaces; None where a word must be folded."""
+    lines, line, pos = [], "", 0
+    for word in re.findall(r"\s*\S+\s*", text):
+        length = len(word.rstrip())
+        if length > width:
+            return None
+        if width - pos >= length:
+            line, pos = line + word, pos + len(word)
+        else:
+            lines.append(line)
+            line, pos = word, len(word)
+    lines.append(line)
+    return [ln.rstrip() for ln in lines]
+
+
 def render(title: str, headers: tuple[str, str], rows: list[tuple[str, str]]) -> str | None:
     """rich's ``Table(title)`` with a left and a right-justified column, or None where this
     cannot promise rich's output."""
@@ -59,14 +77,25 @@ def render(title: str, headers: tuple[str, str], rows: list[tuple[str, str]]) ->
         return None
     w0 = max(len(c) for c in (headers[0], *(r[0] for r in rows)))
     w1 = max(len(c) for c in (headers[1], *(r[1] for r in rows)))
+    excess = w0 + w1 + 7 - _console_width()
+    if excess > 0:   # rich narrows the widest column to fit and wraps its cells
+        if w1 - w0 < excess:
+            return None
+        w1 -= excess
     width = w0 + w1 + 7   # three borders, a space either side of each cell
-    if width > _console_width() or len(title) > width or not title:
+    if len(title) > width or not title:
         return None
+    body = []
+    for a, b in rows:
+        lines = _wrap(b, w1) if len(b) > w1 else [b]
+        if lines is None or not lines:
+            return None
+        body += [f"│ {(a if i == 0 else '').ljust(w0)} │ {ln.rjust(w1)} │"
+                 for i, ln in enumerate(lines)]
     left = (width - len(title)) // 2
     out = [" " * left + title + " " * (width - left - len(title)),
            f"┏{'━' * (w0 + 2)}┳{'━' * (w1 + 2)}┓",
            f"┃ {headers[0].ljust(w0)} ┃ {headers[1].rjust(w1)} ┃",
-           f"┡{'━' * (w0 + 2)}╇{'━' * (w1 + 2)}┩"]
-    out += [f"│ {a.ljust(w0)} │ {b.rjust(w1)} │" for a, b in rows]
-    out.append(f"└{'─' * (w0 + 2)}┴{'─' * (w1 + 2)}┘")
+           f"┡{'━' * (w0 + 2)}╇{'━' * (w1 + 2)}┩", *body,
+           f"└{'─' * (w0 + 2)}┴{'─' * (w1 + 2)}┘"]
     return "\n".join(out) + "\n"
