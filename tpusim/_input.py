@@ -64,8 +64,8 @@ def suggest(name: object, choices: Iterable[str]) -> str:
     return f" (did you mean {hits[0]}?)" if hits else ""
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (merge keys ``<<`` aside)."""
+class _UniqueKeys:
+    """A SafeLoader mixin that refuses a key given twice in one mapping (merge keys aside)."""
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -85,10 +85,27 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+class _UniqueKeyLoader(_UniqueKeys, yaml.SafeLoader):
+    """PyYAML's pure-Python SafeLoader, refusing repeated keys."""
+
+
+class _FastUniqueKeyLoader(_UniqueKeys, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The same on libyaml's parser (shipped in PyYAML's wheels): ~10x faster on a preset."""
+
+
+def _parse_yaml(text: str) -> Any:
+    if hasattr(yaml, "CSafeLoader"):
+        try:
+            return yaml.load(text, Loader=_FastUniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        except Exception:   # noqa: BLE001 - the pure-Python parser below words every error
+            pass            # as it always has (libyaml's messages differ)
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_yaml(text: str, source: str) -> Any:
     """Parse YAML text; syntax errors and duplicate keys are one line naming the line."""
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else None

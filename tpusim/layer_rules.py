@@ -38,17 +38,27 @@ def layer_totals(df: Any) -> Any:
     ``total_*`` = the per-instance number x ``count``; ``time_share`` = the row's share of the
     run's cycles; ``on_chip``: the row moves no HBM byte, so its ``intensity`` (ops per HBM byte)
     has no value and is NaN, not infinity (a chart puts such rows in a gutter, not at an x)."""
-    import numpy as np
-    cnt = df["count"].to_numpy(dtype=float)
-    cycles = df["cycles"].to_numpy(dtype=float) * cnt
-    hbm = (df["hbm_read_bytes"] + df["hbm_write_bytes"]).to_numpy(dtype=float)
-    total = float(cycles.sum())
-    out = df.assign(
-        total_cycles=cycles, total_energy_j=df["energy_pj"].to_numpy(dtype=float) * cnt * 1e-12,
-        total_hbm_bytes=hbm * cnt, time_share=cycles / total if total > 0 else 0.0 * cycles,
-        on_chip=hbm <= 0)
-    out["intensity"] = np.where(hbm > 0, out["intensity"].to_numpy(dtype=float), np.nan)
+    out = df.assign(**totals_arrays(df["count"].to_numpy(), df["cycles"].to_numpy(),
+                                    df["energy_pj"].to_numpy(), df["hbm_read_bytes"].to_numpy(),
+                                    df["hbm_write_bytes"].to_numpy(),
+                                    df["intensity"].to_numpy(dtype=float)))
     return out[list(LAYER_COLUMNS)]
+
+
+def totals_arrays(count, cycles, energy_pj, hbm_read, hbm_write, intensity) -> dict[str, Any]:
+    """:data:`TOTAL_COLUMNS` and the NaN-for-on-chip ``intensity`` from numpy columns (what
+    :func:`layer_totals` adds; ``tpusim.table_csv`` uses it without pandas)."""
+    import numpy as np
+    cnt = np.asarray(count, dtype=float)
+    cyc = np.asarray(cycles, dtype=float) * cnt
+    hbm = (np.asarray(hbm_read) + np.asarray(hbm_write)).astype(float)
+    total = float(cyc.sum())
+    return {"total_cycles": cyc,
+            "total_energy_j": np.asarray(energy_pj, dtype=float) * cnt * 1e-12,
+            "total_hbm_bytes": hbm * cnt,
+            "time_share": cyc / total if total > 0 else 0.0 * cyc,
+            "on_chip": hbm <= 0,
+            "intensity": np.where(hbm > 0, np.asarray(intensity, dtype=float), np.nan)}
 
 
 def resolve_format(layer: Layer, chip: ChipConfig, forced: str | None, source: str) -> str:

@@ -40,6 +40,11 @@ def summary_json(summary: dict[str, Any]) -> str:
 
 
 def layers_csv(result: "Result") -> str:
+    # A columnar run whose table nobody has read yet: write it from the arrays (no pandas).
+    cols = getattr(getattr(result, "_table", None), "__self__", None)
+    if getattr(result, "_layers", None) is None and hasattr(cols, "table_data"):
+        from .table_csv import columns_csv
+        return columns_csv(cols.table_data())
     from ._io import csv_safe
     return csv_safe(result.layers).to_csv(index=False, float_format="%.10g")
 

@@ -25,6 +25,7 @@ from .chart_labels import place
 from .figure import Figure
 from .plots import BOUND_COLORS, ROOF_DASHES, SERIES_COLORS
 from .roofline import BOUNDS, ChipRoofs, ridge_point, workload_summary
+from .wording import bound_label  # noqa: F401  (re-exported; defined without pandas)
 
 ROOF_SYMBOLS = {"compute": "circle", "hbm": "square", "sram": "diamond", "vector": "triangle-up"}
 GUTTER = (1.25, 8.0)   # the on-chip gutter spans hi x these factors on the log axis
@@ -34,12 +35,6 @@ def roof_label(roof: str, offchip: str = "HBM") -> str:
     """A point class in words: the roof that binds it."""
     return {"compute": "compute roof", "hbm": f"{offchip} slope", "sram": "SRAM slope",
             "vector": "vector roof"}[roof]
-
-
-def bound_label(bound: str, offchip: str = "HBM") -> str:
-    """What the timing model says holds a layer (``layers.csv``'s ``bound``) in words."""
-    return {"compute": "compute-bound", "hbm": f"{offchip}-bound", "sram": "SRAM-bound",
-            "vector": "vector-bound"}.get(bound, str(bound))
 
 
 def _shape(r) -> str:

@@ -11,6 +11,12 @@ from typing import Any
 from . import units
 
 
+def bound_label(bound: str, offchip: str = "HBM") -> str:
+    """What the timing model says holds a layer (``layers.csv``'s ``bound``) in words."""
+    return {"compute": "compute-bound", "hbm": f"{offchip}-bound", "sram": "SRAM-bound",
+            "vector": "vector-bound"}.get(bound, str(bound))
+
+
 def offchip(chip: Any) -> str:
     """The off-chip memory's name: its kind from the config (DDR3, USB3, HBM2 ...)."""
     return str(chip.memory.hbm.kind)

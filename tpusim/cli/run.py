@@ -9,17 +9,32 @@ from .common import parse_sets, set_option, plotlyjs_option
 
 
 def print_summary(result, out_dir: Path | None, written: list | None = None) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from .plain_table import render
 
+    title, rows = summary_rows(result)
+    text = render(title, ("metric", "value"), rows)   # rich's characters, without rich
+    if text is not None:
+        click.echo(text, nl=False)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+        t = Table(title=title)
+        t.add_column("metric")
+        t.add_column("value", justify="right")
+        for k, v in rows:
+            t.add_row(k, v)
+        Console(highlight=False).print(t)
+    if out_dir is not None:
+        click.echo(f"wrote {out_dir}/" + ", ".join(Path(p).name for p in written))
+
+
+def summary_rows(result) -> tuple[str, list[tuple[str, str]]]:
+    """The terminal summary's title and (metric, value) rows."""
     from .. import units
-    from ..roofline_plots import bound_label
-    from ..wording import offchip, peak_phrase
+    from ..wording import bound_label, offchip, peak_phrase
 
     s = result.summary
-    t = Table(title=f"{s['workload']} on {s['config']} ({s['timing_model']}, {s['format']})")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
+    title = f"{s['workload']} on {s['config']} ({s['timing_model']}, {s['format']})"
     rows = [
         ("latency", f"{units.seconds(s['latency_s'])} ({s['total_cycles']:,.0f} cycles)"),
         _throughput(result),
@@ -39,11 +54,7 @@ def print_summary(result, out_dir: Path | None, written: list | None = None) -> 
                                        f"({units.seconds(s['dense_latency_s'])}); per layer: "
                                        "sparse_speedup, sparse_why"))
     rows.append(("simulated in", units.seconds(s['simulator_seconds'], 3)))
-    for k, v in rows:
-        t.add_row(k, v)
-    Console(highlight=False).print(t)
-    if out_dir is not None:
-        click.echo(f"wrote {out_dir}/" + ", ".join(Path(p).name for p in written))
+    return title, rows
 
 
 def print_fusion(fusion: dict) -> None:
@@ -65,7 +76,7 @@ def print_fusion(fusion: dict) -> None:
 def _throughput(result) -> tuple[str, str]:
     """Tokens for an LLM step trace (its note says sequences and new tokens), else inferences."""
     from .. import units
-    from ..serve.tokens import token_metrics
+    from ..llm_tokens import token_metrics
 
     s = result.summary
     tm = token_metrics(result.workload.notes, s["latency_s"], s["batch"])

@@ -133,6 +133,16 @@ class Columns:
         import pandas as pd
 
         from ..layer_rules import LAYER_COLUMNS, TOTAL_COLUMNS, layer_totals
+        data = self.table_data()
+        for key in ("m", "k", "n"):   # None where the row has no GEMM: pandas' nullable Int64
+            data[key] = pd.array(data[key], dtype="Int64")
+        cols = [k for k in LAYER_COLUMNS if k not in TOTAL_COLUMNS]
+        return layer_totals(pd.DataFrame({k: data[k] for k in cols}, columns=cols))
+
+    def table_data(self) -> dict[str, Any]:
+        """The layer table's columns before totals, without pandas: numpy arrays in the dtypes
+        the table has, lists of str/bool, and ``m``/``k``/``n`` as lists of int or None
+        (:mod:`tpusim.table_csv` writes ``layers.csv`` from these)."""
         pt, c = self.point, self.cols
         layers = pt.workload.layers
         gemm = [l.kind == "gemm" for l in layers]
@@ -146,9 +156,9 @@ class Columns:
         data: dict[str, Any] = {
             "name": [l.name for l in layers], "op": [l.op for l in layers],
             "count": np.array([l.count for l in layers], dtype=np.int64),
-            "m": pd.array([l.m if g else None for l, g in zip(layers, gemm)], dtype="Int64"),
-            "k": pd.array([l.k if g else None for l, g in zip(layers, gemm)], dtype="Int64"),
-            "n": pd.array([l.n if g else None for l, g in zip(layers, gemm)], dtype="Int64"),
+            "m": [l.m if g else None for l, g in zip(layers, gemm)],
+            "k": [l.k if g else None for l, g in zip(layers, gemm)],
+            "n": [l.n if g else None for l, g in zip(layers, gemm)],
             "macs": pt.shape.macs_int, "format": list(pt.fmt_names),
             "bound": [_BOUNDS[b] for b in c["bound_code"].tolist()],
             "groups": np.array([l.groups * l.shared_weights for l in layers], dtype=np.int64),
@@ -184,8 +194,7 @@ class Columns:
         if all(isinstance(l.vector_ops, int) for l in layers):
             data["vector_ops"] = data["vector_ops"].astype(np.int64)
         data["input_passes"] = num("input_passes", not multi)
-        cols = [k for k in LAYER_COLUMNS if k not in TOTAL_COLUMNS]
-        return layer_totals(pd.DataFrame({k: data[k] for k in cols}, columns=cols))
+        return data
 
 
 def evaluate(points: list[Point]) -> list[Columns]:

@@ -216,7 +216,7 @@ def pipelined_makespan(at: dict, t: dict, bw: np.ndarray, depth: np.ndarray) -> 
     cyc = np.where(j == nblk - 1, cyc + at["fill_drain"], cyc)
 
     out = np.empty(rows)
-    for d in np.unique(depth):
+    for d in sorted(set(depth.tolist())):   # np.unique would import numpy.ma (~20 ms)
         sel = depth == d
         out[sel] = _flow_shop(cyc[:, sel], ld[:, sel], st[:, sel], bw[sel], int(d))
     return out

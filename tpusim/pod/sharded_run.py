@@ -1,7 +1,7 @@
 """``tpusim run CONFIG WORKLOAD --chips N --parallel tp=..,dp=..``: an LLM step trace, sharded.
 
 A trace written by ``tpusim workload llm`` names its step in its note (model, phase, sequences,
-new tokens, kv_len, dtype; ``serve/tokens.py``) and its LM head row says whether it computes
+new tokens, kv_len, dtype; ``llm_tokens.py``) and its LM head row says whether it computes
 every token's logits or the last one's. Rather than give the trace format a collective row type
 (which every importer, writer and plot would then have to know), a sharded run rebuilds the
 step from that note and prices it with :func:`pod.infer.infer_step`: each chip runs its tp shard
@@ -26,7 +26,7 @@ def llm_step_of(wl, source: str) -> dict[str, Any]:
     """The LLM step a trace's notes describe, with its dtype and logits mode; a one-line
     InputError for a trace that is not one step of a preset model."""
     from ..importers.llm import PRESETS
-    from ..serve.tokens import llm_step
+    from ..llm_tokens import llm_step
     step = llm_step(wl.notes)
     if step is None:
         raise InputError(source, "notes", wl.name, "--chips shards LLM step traces only (those "
