@@ -33,8 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from .config import CONFIG_DIR
-from .check_rows import COLUMNS, check_row, skipped_row
+from .check_rows import COLUMNS, check_row, shipped_name, skipped_row
 from .edge_fit import EDGE_TPU_MS
 from .fidelity_v4 import tpu_v4_checks  # noqa: F401  (one section of run_checks)
 from .importers import WORKLOAD_DIR
@@ -65,14 +64,7 @@ def _skipped(check: str, case: str, metric: str, unit: str, measured: float | No
     return skipped_row(check, case, metric, unit, measured, missing, fitted_on)
 
 
-def _rel(path: Path) -> str:
-    """A shipped file by its repository name, wherever the package is installed."""
-    for root, name in ((WORKLOAD_DIR, "workloads"), (CONFIG_DIR, "configs")):
-        try:
-            return f"{name}/{path.resolve().relative_to(root.resolve()).as_posix()}"
-        except ValueError:
-            pass
-    return str(path)
+_rel = shipped_name   # a shipped file by its repository name, wherever the package is installed
 
 
 # ---------------------------------------------------------------- TPUv1
