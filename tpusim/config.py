@@ -320,6 +320,27 @@ def _apply_overrides(raw: dict, overrides: dict[str, Any], source: str,
     return raw
 
 
+def _opened(chip: ChipConfig, overrides: dict[str, Any]) -> dict:
+    """``chip``'s fields as a fresh dict in which only the sections an override path enters are
+    dicts (copied); every other section stays the validated instance, which pydantic takes as
+    it is (``revalidate_instances="never"``), so a sweep point validates only what it changes."""
+    raw = dict(chip)
+    for key, value in overrides.items():
+        path = key.replace("__", ".")
+        for sub in (_flatten(value, path) if isinstance(value, dict) else (path,)):
+            node = raw
+            for part in sub.split(".")[:-1]:
+                nxt = node.get(part)
+                if isinstance(nxt, BaseModel):
+                    nxt = node[part] = dict(nxt)
+                elif isinstance(nxt, dict):
+                    nxt = node[part] = dict(nxt)
+                else:
+                    break
+                node = nxt
+    return raw
+
+
 def _flatten(d: dict, prefix: str) -> dict:
     out = {}
     for k, v in d.items():
@@ -341,7 +362,7 @@ def load_config(name_or_path: str | Path | ChipConfig = "default", **overrides: 
             return name_or_path
         # A validated chip's dump is valid and fresh: no second validation, no copy (a sweep
         # derives one chip per point this way, so these two costs were most of a point's).
-        raw = _apply_overrides(name_or_path.model_dump(), overrides, name_or_path.name,
+        raw = _apply_overrides(_opened(name_or_path, overrides), overrides, name_or_path.name,
                                fresh=True)
     else:
         path = find_config(name_or_path)

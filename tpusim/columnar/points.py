@@ -174,8 +174,11 @@ def _point_arrays(pt: Point) -> tuple[dict, list]:
         "p_w": sram_pj_per_bit(chip, s.weight_kib), "p_out": sram_pj_per_bit(chip, s.output_kib),
         "vec_pj": vector_op_pj(chip), "epb": hbm.energy_pj_per_bit, "static_w": chip.energy.static_w,
     }
-    for k, v in scal.items():
-        p[k] = np.full(rows, v, dtype=bool if k == "scalesim" else float)
+    p["scalesim"] = np.full(rows, scal.pop("scalesim"), dtype=bool)
+    # one float64 conversion and one repeat for every per-chip constant (rows of a 2-D block)
+    block = np.repeat(np.array(list(scal.values()), dtype=float)[:, None], rows, axis=1)
+    for k, row in zip(scal, block):
+        p[k] = row
     return p, sh.layer_vars
 
 

@@ -46,6 +46,11 @@ _WORKER: dict[str, Any] = {"chips": {}}   # per process: payload and a small con
 
 def _plain(v: Any) -> Any:
     """A JSON/Parquet-friendly scalar: numpy scalars unboxed, NaN as None."""
+    kind = type(v)
+    if kind is str or kind is int or kind is bool or v is None:   # most summary fields
+        return v
+    if kind is float:
+        return None if v != v else v
     pd = sys.modules.get("pandas")   # only a frame read back holds pandas' NA
     if pd is not None and v is pd.NA:
         return None
