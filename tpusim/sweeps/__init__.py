@@ -29,7 +29,10 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+import numpy as np
 
 from .. import tables
 from ..errors import InputError
@@ -81,6 +84,24 @@ def _progress_bar(total: int, progress: Any, label: str) -> Iterator[Callable[[i
         yield lambda n: bar.advance(task, n)
 
 
+class _Subset(Sequence):
+    """Points ``idx`` of a plan, built when reached (a resumed sweep's points still to run)."""
+
+    def __init__(self, points: Sequence[Point], idx: list[int]):
+        self.points, self.idx = points, np.array(idx, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self.points[int(j)] for j in self.idx[i]]
+        return self.points[int(self.idx[i])]
+
+    def __iter__(self) -> Iterator[Point]:
+        return (self.points[j] for j in self.idx.tolist())
+
+
 def _frame(results: Columns) -> "pd.DataFrame":
     """The finished points' frame with the derived per-point metrics (perf/area, perf/W)."""
     from ..sweep_metrics import add_derived
@@ -121,17 +142,20 @@ def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
            jobs: int | None, scheduler: Any, progress: Any, html: bool) -> pd.DataFrame:
     """Run ``plan``'s points not in ``known``; write to ``store`` (locked by the caller)."""
     results = Columns(plan)
-    todo: list[Point] = []
-    again: list[dict[str, Any]] = []
-    for p in plan.points:
-        rec = known.get(p.key)
-        if _reusable(rec):
-            again.append({**rec, "index": p.index})
-        else:
-            todo.append(p)
-    for i in range(0, len(again), 4096):
-        results.add(again[i:i + 4096])
-    del again
+    todo: Sequence[Point] = plan.points
+    if known:
+        left: list[int] = []
+        again: list[dict[str, Any]] = []
+        for p in plan.points:
+            rec = known.get(p.key)
+            if _reusable(rec):
+                again.append({**rec, "index": p.index})
+            else:
+                left.append(p.index)
+        for i in range(0, len(again), 4096):
+            results.add(again[i:i + 4096])
+        del again
+        todo = _Subset(plan.points, left)
     reused = len(results)
 
     table = tables.current()

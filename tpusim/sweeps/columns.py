@@ -101,10 +101,12 @@ class Columns:
         # A re-finished point (a retried failure) keeps its latest record, as a dict would.
         last = {int(i): pos for pos, i in enumerate(allidx)}
         order = np.array([last[i] for i in sorted(last)], dtype=np.int64)
-        pts = [plan.points[int(allidx[o])] for o in order]
-        data: dict[str, Any] = {"workload": [plan.labels[p.workload] for p in pts]}
+        pidx = allidx[order]
+        labels = np.empty(len(plan.labels), dtype=object)
+        labels[:] = list(plan.labels)
+        data: dict[str, Any] = {"workload": labels[plan.points.workloads(pidx)].tolist()}
         for c in plan.columns:
-            data[c] = [dict(p.values).get(c) for p in pts]
+            data[c] = plan.points.values(c, pidx)
         seen: dict[str, tuple[int, int]] = {}
         for _, _, first in self.batches:
             for k, at in first.items():
@@ -117,7 +119,7 @@ class Columns:
                 data[k] = self._column(k, order, None)
         data["status"] = self._column("status", order, None)
         data["error"] = self._column("error", order, None)
-        data["key"] = [p.key for p in pts]
+        data["key"] = plan.points.keys(pidx)
         cols = ["workload", *plan.columns, "config", *[k for k in extra if k != "config"],
                 "status", "error", "key"]
         return pd.DataFrame(data, columns=cols)
