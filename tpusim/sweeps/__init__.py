@@ -102,10 +102,11 @@ class _Subset(Sequence):
         return (self.points[j] for j in self.idx.tolist())
 
 
-def _frame(results: Columns) -> "pd.DataFrame":
-    """The finished points' frame with the derived per-point metrics (perf/area, perf/W)."""
+def _frame(results: Columns, last: bool = False) -> "pd.DataFrame":
+    """The finished points' frame with the derived per-point metrics (perf/area, perf/W);
+    ``last``: the sweep's final frame, which empties ``results`` as it is built."""
     from ..sweep_metrics import add_derived
-    return add_derived(results.frame())
+    return add_derived(results.frame(consume=last), inplace=True)
 
 
 def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Iterable], *,
@@ -195,7 +196,8 @@ def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
     finally:
         getattr(batches, "close", lambda: None)()
 
-    df = _frame(results)
+    df = _frame(results, last=True)
+    del results
     if store:
         page = None
         if html:
