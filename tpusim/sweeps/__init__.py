@@ -10,7 +10,8 @@ content, the format and the tpusim version. With an output directory the sweep i
 finished points are appended, a chunk at a time, to small JSON-lines files under
 ``DIR/.sweep-journal/`` (each written under a temporary name and renamed), and consolidated into
 ``DIR/sweep.parquet`` and ``DIR/sweep.csv`` (all-or-nothing renames) every
-:data:`CONSOLIDATE_EVERY_S` seconds and at the end. A re-run reads both and skips every point
+:data:`CONSOLIDATE_EVERY_S` seconds (longer once rewriting the files takes over a tenth of
+that) and at the end. A re-run reads both and skips every point
 whose key is already there; a kill loses only the chunks in flight. Rows of an earlier sweep with
 other points stay in the files (results accumulate, keyed by the full config), and one sweep at
 a time may write a directory (an exclusive ``flock`` on it).
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 CONSOLIDATE_EVERY_S = 30.0
+WRITE_SHARE = 10.0      # consolidations wait at least this many times their last write's time
 
 __all__ = ["sweep", "plan_sweep", "Plan", "Point", "JOURNAL_DIR", "flatten_summary"]
 
@@ -172,7 +174,7 @@ def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
     else:
         batches = _run_pool(payload, todo, jobs)
 
-    last = time.monotonic()
+    last, pause = time.monotonic(), CONSOLIDATE_EVERY_S
     try:
         with _progress_bar(len(todo), progress, "sweep") as advance:
             for records in batches:
@@ -182,9 +184,14 @@ def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
                 if store:
                     store.append(records, plan)
                 advance(len(records))
-                if store and time.monotonic() - last > CONSOLIDATE_EVERY_S:
+                if store and time.monotonic() - last > pause:
+                    began = time.monotonic()
                     store.write(_frame(results))
                     last = time.monotonic()
+                    # Each consolidation rewrites every row so far: space them so that they
+                    # take at most ~1/WRITE_SHARE of the sweep (the journal keeps it resumable).
+                    if CONSOLIDATE_EVERY_S > 0:   # <= 0: after every chunk (tests)
+                        pause = max(CONSOLIDATE_EVERY_S, (last - began) * WRITE_SHARE)
     except KeyboardInterrupt:
         if store:  # keep what finished; the re-run resumes from here
             batches_close = getattr(batches, "close", None)
