@@ -57,7 +57,8 @@ def test_lazy_points_are_the_product_in_order(traces):
 
 def _rows(n: int, seed: int) -> tuple[dict, dict]:
     rng = np.random.default_rng(seed)
-    at = {"used": rng.integers(1, 5, n).astype(float), "steps": rng.integers(1, 300, n).astype(float),
+    at = {"used": rng.integers(1, 5, n).astype(float),
+          "steps": rng.integers(1, 300, n).astype(float),
           "substeps": rng.integers(1, 40, n).astype(float),
           "stream": rng.uniform(1, 5e4, n).round(), "load": rng.integers(8, 256, n).astype(float),
           "fill_drain": rng.integers(0, 512, n).astype(float)}

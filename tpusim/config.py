@@ -10,6 +10,7 @@ Every field is reachable by its dotted path, which ``--set PATH=VALUE`` and erro
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -194,6 +195,7 @@ def _dotted(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if not str(p).startswith("function-"))
 
 
+@functools.lru_cache(maxsize=None)   # a sweep applies overrides once per point
 def _section_type(ann: Any) -> type[BaseModel] | None:
     """The model class of a section field, ``Section | None`` (optional sections) included."""
     union = getattr(ann, "__origin__", None) is None and hasattr(ann, "__args__")  # X | None
@@ -321,22 +323,18 @@ def _apply_overrides(raw: dict, overrides: dict[str, Any], source: str,
 
 
 def _opened(chip: ChipConfig, overrides: dict[str, Any]) -> dict:
-    """``chip``'s fields as a fresh dict in which only the sections an override path enters are
-    dicts (copied); every other section stays the validated instance, which pydantic takes as
-    it is (``revalidate_instances="never"``), so a sweep point validates only what it changes."""
-    raw = dict(chip)
+    """``chip``'s fields in a fresh dict where only sections an override enters are (copied)
+    dicts: pydantic takes the other, validated sections as they are (no re-validation)."""
+    raw = dict(iter(chip))   # iter(): dict() would first look for a keys() the model lacks
     for key, value in overrides.items():
         path = key.replace("__", ".")
         for sub in (_flatten(value, path) if isinstance(value, dict) else (path,)):
             node = raw
             for part in sub.split(".")[:-1]:
                 nxt = node.get(part)
-                if isinstance(nxt, BaseModel):
-                    nxt = node[part] = dict(nxt)
-                elif isinstance(nxt, dict):
-                    nxt = node[part] = dict(nxt)
-                else:
+                if not isinstance(nxt, (BaseModel, dict)):
                     break
+                node[part] = nxt = dict(iter(nxt) if isinstance(nxt, BaseModel) else nxt)
                 node = nxt
     return raw
 

@@ -200,11 +200,15 @@ def pipelined_makespan(at: dict, t: dict, bw: np.ndarray, depth: np.ndarray) -> 
                            {k: v[sel] for k, v in u_t.items()})
         for full, blk in zip((cyc, ld, st), part):
             full[width - w:, sel] = blk   # front padding: empty blocks, as in one call
-    cyc, ld, st = cyc[:, inv], ld[:, inv], st[:, inv]
+    depths = np.unique(depth)
+    if len(depths) == 1:   # one buffer depth (a sweep that does not vary it): one gather
+        cyc, ld, st = (np.take(m, inv, axis=1) for m in (cyc, ld, st))
+        return _flow_shop(cyc, ld, st, bw, int(depths[0]))
     out = np.empty(rows)
-    for d in np.unique(depth):
-        sel = depth == d
-        out[sel] = _flow_shop(cyc[:, sel], ld[:, sel], st[:, sel], bw[sel], int(d))
+    for d in depths:
+        sel = np.flatnonzero(depth == d)
+        cs, ls, ss = (np.take(m, inv[sel], axis=1) for m in (cyc, ld, st))
+        out[sel] = _flow_shop(cs, ls, ss, bw[sel], int(d))
     return out
 
 
