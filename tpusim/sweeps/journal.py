@@ -122,7 +122,8 @@ class _Store:
         df = _with_rows(df, self.foreign)
         files = {
             "sweep.parquet": lambda p: df.to_parquet(p, index=False),
-            "sweep.csv": lambda p: p.write_text(csv_safe(df).to_csv(index=False)),
+            # streamed to the file in pieces: never the whole text in memory at once
+            "sweep.csv": lambda p: csv_safe(df).to_csv(p, index=False, lineterminator="\n"),
         }
         if html is not None:
             files["sweep.html"] = lambda p: p.write_text(html)
