@@ -10,7 +10,7 @@ integers involved stay below 2^53:
 * :func:`pipelined_makespan` -- :func:`tpusim.timing.overlap.blocks` and ``flow_shop_cycles``:
   the block plan is read off its run-length form for every row at once (front-padded with empty
   blocks, which change no start or end time), and the flow-shop recurrence steps over at most
-  ``MAX_BLOCKS + 2`` blocks with all rows side by side.
+  ``MAX_BLOCKS + 2`` blocks with all rows side by side (each distinct plan built once).
 
 Inputs are dicts of float64 arrays of equal length (chip parameters repeated per row, so rows
 of different chips -- sweep points -- can share one call).
