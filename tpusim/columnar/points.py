@@ -114,7 +114,8 @@ def prepare(chip: ChipConfig, wl: Workload, forced: str | None, batch: int = 1,
     for f in sorted(fmts):
         check_tile_fits(chip, fmts[f], chip.name)
     nl = len(names)
-    b = np.array([fmts[f].bytes_per_element for f in names], dtype=float)
+    bpe = {f: fmt.bytes_per_element for f, fmt in fmts.items()}
+    b = np.array([bpe[f] for f in names], dtype=float)
     cap = chip.memory.sram.input_kib * 1024
     fits = (sh.cols["in_el"] + sh.cols["out_el"]) * b <= cap if nl else np.zeros(0, bool)
     idx = np.arange(nl)
