@@ -155,6 +155,21 @@ def _wants_number(annotation: Any) -> bool:
     return any(_wants_number(a) for a in typing.get_args(annotation))
 
 
+# (class, field name) -> whether the field wants a number: the answer never changes for a
+# class, and working it out per value was most of validating a chip (a sweep validates one per
+# point).
+_NUMERIC: dict[tuple[type, str], bool] = {}
+
+
+def _numeric_field(cls: type, name: str) -> bool:
+    try:
+        return _NUMERIC[cls, name]
+    except KeyError:
+        field = cls.model_fields.get(name)   # type: ignore[attr-defined]
+        out = _NUMERIC[cls, name] = field is not None and _wants_number(field.annotation)
+        return out
+
+
 class InputModel(BaseModel):
     """Base of every model read from a user's file: frozen, no unknown fields, finite numbers,
     and no booleans where numbers belong."""
@@ -166,8 +181,7 @@ class InputModel(BaseModel):
     @classmethod
     def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
         """``rows: true`` is not 1: a boolean where a number belongs is an error."""
-        field = cls.model_fields.get(info.field_name or "")
-        if field is None or not _wants_number(field.annotation):
+        if not _numeric_field(cls, info.field_name or ""):
             return v
         if isinstance(v, bool) or (isinstance(v, dict)
                                    and any(isinstance(x, bool) for x in v.values())):

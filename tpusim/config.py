@@ -10,6 +10,7 @@ Every field is reachable by its dotted path, which ``--set PATH=VALUE`` and erro
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -229,6 +230,7 @@ def _dotted(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if not str(p).startswith("function-"))
 
 
+@functools.lru_cache(maxsize=None)   # a sweep applies overrides once per point
 def _section_type(ann: Any) -> type[BaseModel] | None:
     """The model class of a section field, ``Section | None`` (optional sections) included."""
     union = getattr(ann, "__origin__", None) is None and hasattr(ann, "__args__")  # X | None
@@ -360,6 +362,23 @@ def _apply_overrides(raw: dict, overrides: dict[str, Any], source: str,
     return raw
 
 
+def _opened(chip: ChipConfig, overrides: dict[str, Any]) -> dict:
+    """``chip``'s fields in a fresh dict where only sections an override enters are (copied)
+    dicts: pydantic takes the other, validated sections as they are (no re-validation)."""
+    raw = dict(iter(chip))   # iter(): dict() would first look for a keys() the model lacks
+    for key, value in overrides.items():
+        path = key.replace("__", ".")
+        for sub in (_flatten(value, path) if isinstance(value, dict) else (path,)):
+            node = raw
+            for part in sub.split(".")[:-1]:
+                nxt = node.get(part)
+                if not isinstance(nxt, (BaseModel, dict)):
+                    break
+                node[part] = nxt = dict(iter(nxt) if isinstance(nxt, BaseModel) else nxt)
+                node = nxt
+    return raw
+
+
 def _flatten(d: dict, prefix: str) -> dict:
     out = {}
     for k, v in d.items():
@@ -381,7 +400,7 @@ def load_config(name_or_path: str | Path | ChipConfig = "default", **overrides: 
             return name_or_path
         # A validated chip's dump is valid and fresh: no second validation, no copy (a sweep
         # derives one chip per point this way, so these two costs were most of a point's).
-        raw = _apply_overrides(name_or_path.model_dump(), overrides, name_or_path.name,
+        raw = _apply_overrides(_opened(name_or_path, overrides), overrides, name_or_path.name,
                                fresh=True)
     else:
         path = find_config(name_or_path)

@@ -27,10 +27,11 @@ def _div(a: pd.Series, b: pd.Series) -> pd.Series:
     return a / b.where(b > 0)
 
 
-def add_derived(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with the :data:`DERIVED` columns (NaN where a point failed or lacks a field)."""
+def add_derived(df: pd.DataFrame, inplace: bool = False) -> pd.DataFrame:
+    """``df`` with the :data:`DERIVED` columns (NaN where a point failed or lacks a field);
+    ``inplace`` adds them to ``df`` itself (a frame nobody else holds: no copy of it)."""
     col = lambda c: df[c] if c in df else pd.Series(np.nan, index=df.index)  # noqa: E731
-    out = df.copy()
+    out = df if inplace else df.copy()
     power = _div(col("energy_j"), col("latency_s"))
     out["avg_power_w"] = power
     out["tops_per_w"] = _div(col("achieved_tops"), power)

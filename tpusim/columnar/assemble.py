@@ -230,7 +230,8 @@ def run_points(points: list[Point]) -> list[dict]:
         for j, i in enumerate(idx):
             blocks[i] = walked[j]
     rest = [i for i, b in enumerate(blocks) if b is None]
-    for i, recs in zip(rest, _carry_pass(kr, p, [(arrays[i][1], bases[i]) for i in rest])):
+    walked_one = _carry_pass(kr, p, [(arrays[i][1], bases[i]) for i in rest]) if rest else []
+    for i, recs in zip(rest, walked_one):   # (its set-up is a list copy of every column)
         blocks[i] = np.array(recs, dtype=float).reshape(-1, 12)
     rec = np.concatenate(blocks) if blocks else np.zeros((0, 12))
     layer_macs = np.concatenate([pt.shape.macs for pt in points])

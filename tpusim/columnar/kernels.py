@@ -10,7 +10,7 @@ integers involved stay below 2^53:
 * :func:`pipelined_makespan` -- :func:`tpusim.timing.overlap.blocks` and ``flow_shop_cycles``:
   the block plan is read off its run-length form for every row at once (front-padded with empty
   blocks, which change no start or end time), and the flow-shop recurrence steps over at most
-  ``MAX_BLOCKS + 2`` blocks with all rows side by side.
+  ``MAX_BLOCKS + 2`` blocks with all rows side by side (each distinct plan built once).
 
 Inputs are dicts of float64 arrays of equal length (chip parameters repeated per row, so rows
 of different chips -- sweep points -- can share one call).
@@ -170,11 +170,71 @@ def first_tile(at: dict, t: dict) -> np.ndarray:
     return t["hbm_weight"] / (np.maximum(at["used"], 1) * np.maximum(at["steps"], 1))
 
 
+_PLAN_AT = ("used", "steps", "substeps", "stream", "load", "fill_drain")
+_PLAN_T = ("hbm_weight", "hbm_input", "hbm_output")
+
+
 def pipelined_makespan(at: dict, t: dict, bw: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    """Flow-shop makespan of every row's block plan, nothing preloaded (``flow_shop_cycles``)."""
+    """Flow-shop makespan of every row's block plan, nothing preloaded (``flow_shop_cycles``).
+
+    A block plan depends on nine of a row's numbers, not on its bandwidth or depth, and a sweep
+    (points differing in bandwidth, a layer repeated in a network) repeats plans: each distinct
+    plan is built once, from rows equal to the last bit, and the recurrence runs for every row;
+    plans are built in groups of similar block counts so that short plans are not padded to the
+    longest. Element-wise arithmetic on equal inputs, so the result is the same to the last bit.
+    """
     rows = len(bw)
     if rows == 0:
         return np.zeros(0)
+    key = np.ascontiguousarray(np.stack([at[k] for k in _PLAN_AT] + [t[k] for k in _PLAN_T],
+                                        axis=1).astype(np.float64))
+    _, first, inv = np.unique(key.view(np.dtype((np.void, key.shape[1] * 8))).ravel(),
+                              return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    u_at = {k: at[k][first] for k in _PLAN_AT}
+    u_t = {k: t[k][first] for k in _PLAN_T}
+    nblk = _block_counts(u_at)
+    width = int(nblk.max())
+    cyc, ld, st = (np.zeros((width, len(first))) for _ in range(3))
+    for sel in _width_groups(nblk):
+        w = int(nblk[sel].max())
+        part = _block_plan({k: v[sel] for k, v in u_at.items()},
+                           {k: v[sel] for k, v in u_t.items()})
+        for full, blk in zip((cyc, ld, st), part):
+            full[width - w:, sel] = blk   # front padding: empty blocks, as in one call
+    depths = sorted(set(depth.tolist()))   # np.unique on floats would import numpy.ma (~20 ms)
+    if len(depths) == 1:   # one buffer depth (a sweep that does not vary it): one gather
+        cyc, ld, st = (np.take(m, inv, axis=1) for m in (cyc, ld, st))
+        return _flow_shop(cyc, ld, st, bw, int(depths[0]))
+    out = np.empty(rows)
+    for d in depths:
+        sel = np.flatnonzero(depth == d)
+        cs, ls, ss = (np.take(m, inv[sel], axis=1) for m in (cyc, ld, st))
+        out[sel] = _flow_shop(cs, ls, ss, bw[sel], int(d))
+    return out
+
+
+def _block_counts(at: dict) -> np.ndarray:
+    """Blocks in each row's plan (as :func:`_block_plan` lays them out)."""
+    s, n = at["substeps"], at["steps"]
+    parts = np.minimum(MAX_BLOCKS, s * (n - 2))
+    few = n <= 3
+    total = np.where(n <= 1, 0.0, np.where(few, s * (n - 1), s)) + np.where(few, 0.0, parts) + s
+    size = np.where(total <= MAX_BLOCKS + 2, 1.0, _ceil((total - 2) / MAX_BLOCKS))
+    middle = np.where(total > 2, _ceil((total - 2) / size), 0.0)
+    return 1 + middle + (total > 1)
+
+
+def _width_groups(nblk: np.ndarray, groups: int = 4) -> list[np.ndarray]:
+    """Row indices in up to ``groups`` sets of similar block counts (quantiles of the count)."""
+    order = np.argsort(nblk, kind="stable")
+    return [g for g in np.array_split(order, min(groups, len(order))) if len(g)]
+
+
+def _block_plan(at: dict, t: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(compute cycles, HBM bytes loaded, bytes stored) per block (axis 0) of every row's plan,
+    front-padded with empty blocks to the longest plan."""
+    rows = len(at["steps"])
     folds = np.maximum(at["used"], 1) * np.maximum(at["steps"], 1)
     w, i, o = t["hbm_weight"] / folds, t["hbm_input"] / folds, t["hbm_output"] / folds
     s, n = at["substeps"], at["steps"]
@@ -214,12 +274,7 @@ def pipelined_makespan(at: dict, t: dict, bw: np.ndarray, depth: np.ndarray) -> 
     cyc = np.where(first, cyc + at["load"], cyc)
     ld = np.where(first, ld + w, ld)
     cyc = np.where(j == nblk - 1, cyc + at["fill_drain"], cyc)
-
-    out = np.empty(rows)
-    for d in sorted(set(depth.tolist())):   # np.unique would import numpy.ma (~20 ms)
-        sel = depth == d
-        out[sel] = _flow_shop(cyc[:, sel], ld[:, sel], st[:, sel], bw[sel], int(d))
-    return out
+    return cyc, ld, st
 
 
 def _flow_shop(cyc, ld, st, bw, depth: int) -> np.ndarray:

@@ -121,7 +121,8 @@ def prepare(chip: ChipConfig, wl: Workload, forced: str | None, batch: int = 1,
     for f in sorted(fmts):
         check_tile_fits(chip, fmts[f], chip.name)
     nl = len(names)
-    b = np.array([fmts[f].bytes_per_element for f in names], dtype=float)
+    bpe = {f: fmt.bytes_per_element for f, fmt in fmts.items()}
+    b = np.array([bpe[f] for f in names], dtype=float)
     cap = chip.memory.sram.input_kib * 1024
     fits = (sh.cols["in_el"] + sh.cols["out_el"]) * b <= cap if nl else np.zeros(0, bool)
     idx = np.arange(nl)
@@ -183,8 +184,11 @@ def _point_arrays(pt: Point) -> tuple[dict, list]:
         "vec_pj": vector_op_pj(chip), "epb": hbm.energy_pj_per_bit, "static_w": chip.energy.static_w,
     }
     scal.update(core_scalars(chip))
-    for k, v in scal.items():
-        p[k] = np.full(rows, v, dtype=bool if k == "scalesim" else float)
+    p["scalesim"] = np.full(rows, scal.pop("scalesim"), dtype=bool)
+    # one float64 conversion and one repeat for every per-chip constant (rows of a 2-D block)
+    block = np.repeat(np.array(list(scal.values()), dtype=float)[:, None], rows, axis=1)
+    for k, row in zip(scal, block):
+        p[k] = row
     # the vector unit's cost per layer (tpusim.timing.vector, as the reference path calls it)
     vc = [layer_vector_cost(chip, l) if l.kind == "vector" else None for l in pt.workload.layers]
     vtab = np.array([(c.compute_cycles, c.launch_cycles, c.input_reads, c.hbm_efficiency)

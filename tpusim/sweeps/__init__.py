@@ -10,7 +10,8 @@ content, the format and the tpusim version. With an output directory the sweep i
 finished points are appended, a chunk at a time, to small JSON-lines files under
 ``DIR/.sweep-journal/`` (each written under a temporary name and renamed), and consolidated into
 ``DIR/sweep.parquet`` and ``DIR/sweep.csv`` (all-or-nothing renames) every
-:data:`CONSOLIDATE_EVERY_S` seconds and at the end. A re-run reads both and skips every point
+:data:`CONSOLIDATE_EVERY_S` seconds (longer once rewriting the files takes over a tenth of
+that) and at the end. A re-run reads both and skips every point
 whose key is already there; a kill loses only the chunks in flight. Rows of an earlier sweep with
 other points stay in the files (results accumulate, keyed by the full config), and one sweep at
 a time may write a directory (an exclusive ``flock`` on it).
@@ -29,7 +30,10 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+import numpy as np
 
 from .. import tables
 from ..errors import InputError
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 CONSOLIDATE_EVERY_S = 30.0
+WRITE_SHARE = 10.0      # consolidations wait at least this many times their last write's time
 
 __all__ = ["sweep", "plan_sweep", "Plan", "Point", "JOURNAL_DIR", "flatten_summary"]
 
@@ -81,10 +86,29 @@ def _progress_bar(total: int, progress: Any, label: str) -> Iterator[Callable[[i
         yield lambda n: bar.advance(task, n)
 
 
-def _frame(results: Columns) -> "pd.DataFrame":
-    """The finished points' frame with the derived per-point metrics (perf/area, perf/W)."""
+class _Subset(Sequence):
+    """Points ``idx`` of a plan, built when reached (a resumed sweep's points still to run)."""
+
+    def __init__(self, points: Sequence[Point], idx: list[int]):
+        self.points, self.idx = points, np.array(idx, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self.points[int(j)] for j in self.idx[i]]
+        return self.points[int(self.idx[i])]
+
+    def __iter__(self) -> Iterator[Point]:
+        return (self.points[j] for j in self.idx.tolist())
+
+
+def _frame(results: Columns, last: bool = False) -> "pd.DataFrame":
+    """The finished points' frame with the derived per-point metrics (perf/area, perf/W);
+    ``last``: the sweep's final frame, which empties ``results`` as it is built."""
     from ..sweep_metrics import add_derived
-    return add_derived(results.frame())
+    return add_derived(results.frame(consume=last), inplace=True)
 
 
 def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Iterable], *,
@@ -121,17 +145,20 @@ def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
            jobs: int | None, scheduler: Any, progress: Any, html: bool) -> pd.DataFrame:
     """Run ``plan``'s points not in ``known``; write to ``store`` (locked by the caller)."""
     results = Columns(plan)
-    todo: list[Point] = []
-    again: list[dict[str, Any]] = []
-    for p in plan.points:
-        rec = known.get(p.key)
-        if _reusable(rec):
-            again.append({**rec, "index": p.index})
-        else:
-            todo.append(p)
-    for i in range(0, len(again), 4096):
-        results.add(again[i:i + 4096])
-    del again
+    todo: Sequence[Point] = plan.points
+    if known:
+        left: list[int] = []
+        again: list[dict[str, Any]] = []
+        for p in plan.points:
+            rec = known.get(p.key)
+            if _reusable(rec):
+                again.append({**rec, "index": p.index})
+            else:
+                left.append(p.index)
+        for i in range(0, len(again), 4096):
+            results.add(again[i:i + 4096])
+        del again
+        todo = _Subset(plan.points, left)
     reused = len(results)
 
     table = tables.current()
@@ -147,7 +174,7 @@ def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
     else:
         batches = _run_pool(payload, todo, jobs)
 
-    last = time.monotonic()
+    last, pause = time.monotonic(), CONSOLIDATE_EVERY_S
     try:
         with _progress_bar(len(todo), progress, "sweep") as advance:
             for records in batches:
@@ -157,9 +184,14 @@ def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
                 if store:
                     store.append(records, plan)
                 advance(len(records))
-                if store and time.monotonic() - last > CONSOLIDATE_EVERY_S:
+                if store and time.monotonic() - last > pause:
+                    began = time.monotonic()
                     store.write(_frame(results))
                     last = time.monotonic()
+                    # Each consolidation rewrites every row so far: space them so that they
+                    # take at most ~1/WRITE_SHARE of the sweep (the journal keeps it resumable).
+                    if CONSOLIDATE_EVERY_S > 0:   # <= 0: after every chunk (tests)
+                        pause = max(CONSOLIDATE_EVERY_S, (last - began) * WRITE_SHARE)
     except KeyboardInterrupt:
         if store:  # keep what finished; the re-run resumes from here
             batches_close = getattr(batches, "close", None)
@@ -171,7 +203,8 @@ def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
     finally:
         getattr(batches, "close", lambda: None)()
 
-    df = _frame(results)
+    df = _frame(results, last=True)
+    del results
     if store:
         page = None
         if html:

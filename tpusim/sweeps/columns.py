@@ -77,8 +77,8 @@ class Columns:
         packed = {k: _packed(v) for k, v in cols.items()}
         self.batches.append((np.array(idx, dtype=np.int64), packed, first))
 
-    def _column(self, name: str, order: np.ndarray, fill: Any) -> Any:
-        parts = [b.get(name) for _, b, _ in self.batches]
+    def _column(self, name: str, order: np.ndarray, fill: Any, consume: bool = False) -> Any:
+        parts = [b.pop(name, None) if consume else b.get(name) for _, b, _ in self.batches]
         sizes = [len(ix) for ix, _, _ in self.batches]
         if all(isinstance(p, np.ndarray) for p in parts) and len({p.dtype for p in parts}) == 1:
             return np.concatenate(parts)[order]
@@ -91,33 +91,38 @@ class Columns:
                             [fill if v is _MISSING else v for v in p])
         return [flat[o] for o in order]
 
-    def frame(self) -> "pd.DataFrame":
+    def frame(self, consume: bool = False) -> "pd.DataFrame":
         """One row per finished point, in plan order: workload, swept values, summary fields,
-        ``config`` (the base chip's name where a record has none), status, error, key."""
+        ``config`` (the base chip's name where a record has none), status, error, key.
+        ``consume`` empties the store column by column as the frame is built (the last frame
+        of a sweep: the parent's peak is then about one frame, not two)."""
         import pandas as pd
         plan = self.plan
         allidx = (np.concatenate([ix for ix, _, _ in self.batches]) if self.batches
                   else np.zeros(0, np.int64))
         # A re-finished point (a retried failure) keeps its latest record, as a dict would.
-        last = {int(i): pos for pos, i in enumerate(allidx)}
-        order = np.array([last[i] for i in sorted(last)], dtype=np.int64)
-        pts = [plan.points[int(allidx[o])] for o in order]
-        data: dict[str, Any] = {"workload": [plan.labels[p.workload] for p in pts]}
+        _, from_end = np.unique(allidx[::-1], return_index=True)   # by point index
+        order = (len(allidx) - 1 - from_end).astype(np.int64)
+        pidx = allidx[order]
+        labels = np.empty(len(plan.labels), dtype=object)
+        labels[:] = list(plan.labels)
+        data: dict[str, Any] = {"workload": labels[plan.points.workloads(pidx)].tolist()}
         for c in plan.columns:
-            data[c] = [dict(p.values).get(c) for p in pts]
+            data[c] = plan.points.values(c, pidx)
         seen: dict[str, tuple[int, int]] = {}
         for _, _, first in self.batches:
             for k, at in first.items():
                 if k not in seen or at < seen[k]:
                     seen[k] = at
         extra = sorted(seen, key=seen.__getitem__)
-        data["config"] = self._column("config", order, plan.base.name)
+        data["config"] = self._column("config", order, plan.base.name, consume)
         for k in extra:
             if k != "config":
-                data[k] = self._column(k, order, None)
-        data["status"] = self._column("status", order, None)
-        data["error"] = self._column("error", order, None)
-        data["key"] = [p.key for p in pts]
+                data[k] = self._column(k, order, None, consume)
+        data["status"] = self._column("status", order, None, consume)
+        data["error"] = self._column("error", order, None, consume)
+        data["key"] = plan.points.keys(pidx)
         cols = ["workload", *plan.columns, "config", *[k for k in extra if k != "config"],
                 "status", "error", "key"]
-        return pd.DataFrame(data, columns=cols)
+        # the columns were made for this frame: no copy of them (copy=False)
+        return pd.DataFrame(data, columns=cols, copy=False)

@@ -10,6 +10,7 @@ array code is paid once per chunk, not once per point.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from .plan import Point
 
 MAX_CHUNK = 64          # points per chunk: one array call, and small enough that a kill loses little
 CHUNKS_PER_WORKER = 4   # enough chunks per worker to even out uneven point costs
+IN_FLIGHT = 3           # chunks submitted per worker ahead of the results read back
 INTERNAL = "internal error: "  # prefix of failures that are bugs, not bad input: retried on resume
 
 
@@ -46,6 +48,11 @@ _WORKER: dict[str, Any] = {"chips": {}}   # per process: payload and a small con
 
 def _plain(v: Any) -> Any:
     """A JSON/Parquet-friendly scalar: numpy scalars unboxed, NaN as None."""
+    kind = type(v)
+    if kind is str or kind is int or kind is bool or v is None:   # most summary fields
+        return v
+    if kind is float:
+        return None if v != v else v
     pd = sys.modules.get("pandas")   # only a frame read back holds pandas' NA
     if pd is not None and v is pd.NA:
         return None
@@ -175,10 +182,21 @@ def _pool_chunk(chunk: Sequence[tuple]) -> list[dict[str, Any]]:
     return _run_chunk(_WORKER["payload"], chunk)
 
 
-def _chunks(points: Sequence[Point], workers: int) -> list[list[tuple]]:
-    size = max(1, min(MAX_CHUNK, math.ceil(len(points) / (workers * CHUNKS_PER_WORKER))))
-    items = [(p.index, p.key, p.workload, p.overrides, p.format) for p in points]
-    return [items[i:i + size] for i in range(0, len(items), size)]
+def _chunk_size(points: Sequence[Point], workers: int) -> int:
+    return max(1, min(MAX_CHUNK, math.ceil(len(points) / (workers * CHUNKS_PER_WORKER))))
+
+
+def _chunks(points: Sequence[Point], workers: int) -> Iterator[list[tuple]]:
+    """The points' chunks, each built when reached (a long sweep never holds them all)."""
+    size = _chunk_size(points, workers)
+    chunk: list[tuple] = []
+    for p in points:
+        chunk.append((p.index, p.key, p.workload, p.overrides, p.format))
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _cpu_count() -> int:
@@ -197,14 +215,18 @@ def _run_pool(payload: _Payload, points: Sequence[Point], jobs: int) -> Iterator
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     chunks = _chunks(points, jobs)
-    workers = min(jobs, len(chunks))
+    workers = min(jobs, math.ceil(len(points) / _chunk_size(points, jobs)))
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_pool_worker,
                                initargs=(payload, os.getpid()))
     futures: set = set()
     try:
-        futures = {pool.submit(_pool_chunk, c) for c in chunks}
+        # A bounded window of chunks in flight: the parent never holds every chunk's points.
+        for c in itertools.islice(chunks, workers * IN_FLIGHT):
+            futures.add(pool.submit(_pool_chunk, c))
         while futures:
             done, futures = wait(futures, return_when=FIRST_COMPLETED)
+            for c in itertools.islice(chunks, len(done)):
+                futures.add(pool.submit(_pool_chunk, c))
             for f in done:
                 yield f.result()
     finally:

@@ -107,8 +107,9 @@ class _Store:
         self.seq += 1
         path = self.journal / f"{self.run_id}-{self.seq:06d}.jsonl"
         if plan is not None:
-            records = [{**r, "_workload": plan.labels[plan.points[r["index"]].workload],
-                        "_values": dict(plan.points[r["index"]].values)} for r in records]
+            pts = [plan.points[r["index"]] for r in records]   # built on access: once each
+            records = [{**r, "_workload": plan.labels[p.workload], "_values": dict(p.values)}
+                       for r, p in zip(records, pts)]
         text = "".join(json.dumps(r, default=_plain) + "\n" for r in records)
         with atomic_path(path) as tmp:
             tmp.write_text(text)
@@ -121,7 +122,8 @@ class _Store:
         df = _with_rows(df, self.foreign)
         files = {
             "sweep.parquet": lambda p: df.to_parquet(p, index=False),
-            "sweep.csv": lambda p: p.write_text(csv_safe(df).to_csv(index=False)),
+            # streamed to the file in pieces: never the whole text in memory at once
+            "sweep.csv": lambda p: csv_safe(df).to_csv(p, index=False, lineterminator="\n"),
         }
         if html is not None:
             files["sweep.html"] = lambda p: p.write_text(html)

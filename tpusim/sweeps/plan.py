@@ -11,9 +11,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
+import operator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .. import __version__, tables
 from ..config import ChipConfig, load_config
@@ -42,6 +47,67 @@ class Point:
         return dict(self.values).get(FORMAT)
 
 
+class Points(Sequence):
+    """A plan's points, built when asked for: per point only its 24-character key is stored
+    (as 24 bytes), so a plan of 10^5 points takes ~2.4 MB, not one Python object per point.
+    Point ``i`` is workload ``i // combos`` and, within it, combination ``i % combos`` of the
+    axes in ``itertools.product`` order (the last axis varies fastest)."""
+
+    def __init__(self, norm: list[tuple[tuple[str, ...], list[tuple]]], keys: np.ndarray):
+        self._paths = [paths for paths, _ in norm]
+        self._rows = [rows for _, rows in norm]
+        self._combos = math.prod(len(r) for r in self._rows)
+        self._keys = keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def _point(self, i: int) -> Point:
+        wi, c = divmod(i, self._combos)
+        picks = []
+        for rows in reversed(self._rows):
+            c, k = divmod(c, len(rows))
+            picks.append(rows[k])
+        values = tuple((p, v) for paths, row in zip(self._paths, reversed(picks))
+                       for p, v in zip(paths, row))
+        return Point(i, wi, values, self._keys[i].decode())
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self._point(j) for j in range(*i.indices(len(self)))]
+        i = operator.index(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("point index out of range")
+        return self._point(i)
+
+    def __iter__(self) -> Iterator[Point]:
+        return (self._point(i) for i in range(len(self)))
+
+    def keys(self, idx: np.ndarray) -> list[str]:
+        """The keys of points ``idx``."""
+        return self._keys[idx].astype(str).tolist()
+
+    def workloads(self, idx: np.ndarray) -> np.ndarray:
+        """The workload index of points ``idx``."""
+        return np.asarray(idx, dtype=np.int64) // self._combos
+
+    def values(self, path: str, idx: np.ndarray) -> list:
+        """The value of swept ``path`` at points ``idx`` (the objects the axes were given)."""
+        stride = self._combos
+        for paths, rows in zip(self._paths, self._rows):
+            stride //= len(rows)
+            if path in paths:
+                at = paths.index(path)
+                vals = np.empty(len(rows), dtype=object)
+                for j, row in enumerate(rows):   # one by one: a value may be a list
+                    vals[j] = row[at]
+                k = (np.asarray(idx, dtype=np.int64) % self._combos) // stride % len(rows)
+                return vals[k].tolist()
+        raise KeyError(path)
+
+
 @dataclass(frozen=True)
 class Plan:
     """A validated sweep: the base chip, the loaded workloads and every point in order."""
@@ -50,7 +116,7 @@ class Plan:
     workloads: tuple[Workload, ...]
     labels: tuple[str, ...]             # the ``workload`` column, one per workload
     columns: tuple[str, ...]            # swept paths in column order (``format`` included)
-    points: tuple[Point, ...]
+    points: Points
 
 
 def _sha(text: str | bytes) -> str:
@@ -122,24 +188,26 @@ def plan_sweep(config: str | Path | ChipConfig, workloads: Any,
 
     table = tables.current()
     table_key = "" if table == tables.DEFAULT else _sha(repr(table))
-    chips: dict[str, str] = {}          # overrides JSON -> config content after overrides
-    points: list[Point] = []
-    combos = list(itertools.product(*[rows for _, rows in norm]))
-    for wi, combo in itertools.product(range(len(wls)), combos):
+    chips: dict[str, str] = {}          # overrides JSON -> hash of the config after overrides
+    nwl = len(wls)
+    combos = math.prod(len(rows) for _, rows in norm)
+    keys = np.empty(nwl * combos, dtype="S24")
+    i = 0
+    for wi, combo in itertools.product(range(nwl), itertools.product(*[r for _, r in norm])):
         values = tuple((p, v) for (paths, _), row in zip(norm, combo) for p, v in zip(paths, row))
         over = {p: v for p, v in values if p != FORMAT}
         over_json = json.dumps(over, sort_keys=True, default=str)
         content = chips.get(over_json)
         if content is None:
             try:
-                content = load_config(base, **over).model_dump_json()
+                content = _sha(load_config(base, **over).model_dump_json())
             except InputError:          # fails in combination only: the point records why
-                content = base.model_dump_json() + over_json
+                content = _sha(base.model_dump_json() + over_json)
             chips[over_json] = content
-        ident = {"config": _sha(content), "workload": hashes[wi],
+        ident = {"config": content, "workload": hashes[wi],
                  "format": dict(values).get(FORMAT), "tpusim": __version__}
         if table_key:   # a swapped energy/area table gives other energies: other points
             ident["tables"] = table_key
-        key = _sha(json.dumps(ident, sort_keys=True))[:24]
-        points.append(Point(len(points), wi, values, key))
-    return Plan(base, tuple(wls), tuple(labels), columns, tuple(points))
+        keys[i] = _sha(json.dumps(ident, sort_keys=True))[:24].encode()
+        i += 1
+    return Plan(base, tuple(wls), tuple(labels), columns, Points(norm, keys))
