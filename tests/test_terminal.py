@@ -1,4 +1,4 @@
-"""`tpusim roofline` in a terminal: the heaviest N layers (--top, --all), within 80 columns."""
+"""The terminal: `roofline` prints the heaviest N layers (--top, --all); `roofline` and `formats` fit 80 columns."""
 import re
 
 import pandas as pd
@@ -51,3 +51,19 @@ def test_roofline_top_must_be_positive(tmp_path, bad):
                              "--out", tmp_path / "c.html")
     assert code == 2 and "--top" in err and "Traceback" not in err
     assert not (tmp_path / "c.html").exists()
+
+
+@pytest.mark.parametrize("config", ["default", "edge_tpu"])
+def test_formats_fits_80_columns(tmp_path, monkeypatch, config):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = run_cli("formats", config, "--workload", "tpu_v1/mlp0", "--out", tmp_path)
+    assert code == 0, err
+    lines = [x for x in out.splitlines() if not x.startswith("wrote ")]
+    assert max(len(x) for x in lines) <= 80 and "…" not in out      # nothing cut off
+    df = pd.read_csv(tmp_path / "formats.csv")
+    for r in df.itertuples():    # each format's row whole: name, support and its GEMM error
+        assert re.search(rf"^{r.format} +{r.support} .* {r.gemm_rel_error:.2e}$", out, re.M), r
+    assert "mlp0 in each format on" in out
+    supported = df[df.latency_s.notna()]
+    assert len(supported) and len(re.findall(r" (?:µs|ms|s) +[\d.,]+ [mµn]?J$", out, re.M)) \
+        == len(supported)
