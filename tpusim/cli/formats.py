@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option, plotlyjs_option
+from .common import echo_json, json_option, parse_sets, set_option, plotlyjs_option
 
 def _console():
     """A terminal's width (or COLUMNS'); logs and pipes get 200 columns (no folded cells)."""
@@ -69,8 +69,9 @@ def print_table(df, chip_name: str, workload: str | None = None) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random GEMM.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory (default results/formats-<config>/).")
+@json_option("formats.csv's rows")
 @plotlyjs_option()
-def formats(config, names, workload, sets, gemm_size, seed, out_dir):
+def formats(config, names, workload, sets, gemm_size, seed, out_dir, as_json):
     """Area, energy, peak throughput and numeric error of each format on chip CONFIG.
 
     Writes DIR/formats.csv and DIR/formats.html (bar charts of area and energy per format, and
@@ -105,5 +106,8 @@ def formats(config, names, workload, sets, gemm_size, seed, out_dir):
     csv_text = csv_safe(df).to_csv(index=False, float_format="%.10g")
     write_all({"formats.csv": lambda p: p.write_text(csv_text),
                "formats.html": lambda p: p.write_text(page_html)}, Path(out))
-    print_table(df, chip.name, wl.name if wl is not None else None)
-    click.echo(f"wrote {out}/formats.csv, formats.html")
+    if as_json:
+        echo_json({"config": chip.name, "workload": wl.name if wl else None, "formats": df})
+    else:
+        print_table(df, chip.name, wl.name if wl is not None else None)
+    click.echo(f"wrote {out}/formats.csv, formats.html", err=as_json)

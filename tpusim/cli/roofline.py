@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option, plotlyjs_option
+from .common import echo_json, json_option, parse_sets, set_option, plotlyjs_option
 
 PNG_HINT = "--png needs kaleido, which is not installed: pip install 'tpusim[png]'"
 
@@ -142,9 +142,10 @@ def print_workloads(console, wt, roofs) -> None:
 @click.option("--top", type=click.IntRange(min=1), default=15, show_default=True,
               help="Print the N layers that take most time (the CSV and page hold every layer).")
 @click.option("--all", "all_rows", is_flag=True, help="Print every layer, in run order.")
+@json_option("every layer's row (unless --per-workload) and the per-workload rows")
 @plotlyjs_option()
 def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out, png, top,
-             all_rows):
+             all_rows, as_json):
     """Roofline chart and table of WORKLOAD(s) on chip CONFIG.
 
     Log-log chart: a compute roof per format and the vector roof over the HBM slope, the ridge
@@ -192,10 +193,14 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     # a pipe gets 200 columns (no folded cells in logs) unless COLUMNS says otherwise
     wide = sys.stdout.isatty() or os.environ.get("COLUMNS")
     console = Console(highlight=False, width=None if wide else 200)
-    if not per_workload:
-        print_layers(console, csv_table, csv_table["workload"].nunique() > 1, roofs.offchip,
-                     None if all_rows else top)
-    print_workloads(console, wt, roofs)
+    if as_json:
+        echo_json({"config": chip.name, **({} if per_workload else {"layers": csv_table}),
+                   "workloads": wt})
+    else:
+        if not per_workload:
+            print_layers(console, csv_table, csv_table["workload"].nunique() > 1,
+                         roofs.offchip, None if all_rows else top)
+        print_workloads(console, wt, roofs)
 
     html_path = Path(out or default_html(config, workloads, per_workload))
     csv_path = html_path.with_suffix(".csv")
@@ -221,7 +226,7 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
         with atomic_path(png) as tmp:
             tmp.write_bytes(png_bytes)
     written = [html_path, csv_path] + ([png] if png is not None else [])
-    click.echo("wrote " + ", ".join(str(p) for p in written))
+    click.echo("wrote " + ", ".join(str(p) for p in written), err=as_json)
 
 
 def _png(fig) -> bytes:

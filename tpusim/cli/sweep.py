@@ -8,7 +8,7 @@ import click
 
 from .._input import check_size
 from ..errors import InputError
-from .common import parse_sets, set_option, plotlyjs_option
+from .common import echo_json, json_option, parse_sets, set_option, plotlyjs_option
 
 ALLOWED_INTS = "expected a comma-separated list of positive integers, e.g. 16,32,64"
 
@@ -87,9 +87,10 @@ def default_sweep_out(config: str, workloads: tuple[str, ...]) -> Path:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory (default results/sweep-<config>-<workload>/).")
 @click.option("--no-html", is_flag=True, help="Skip sweep.html.")
+@json_option("the counts and, per workload, the latency x energy x area Pareto points")
 @plotlyjs_option()
 def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler, out_dir,
-          no_html):
+          no_html, as_json):
     """Simulate WORKLOAD(s) on CONFIG at every combination of the listed values.
 
     Writes DIR/sweep.parquet and DIR/sweep.csv (one row per point: the swept values, every
@@ -114,6 +115,10 @@ def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler,
                       out_dir=out, html=not no_html)
     a = df.attrs
     files = "sweep.parquet, sweep.csv" + ("" if no_html else ", sweep.html")
+    if as_json:
+        click.echo(f"wrote {out}/{files}", err=True)
+        echo_json(sweep_json(df, out))
+        return
     click.echo(f"wrote {out}/{files}")
     print_best(df)
     if a["failed"]:
@@ -123,6 +128,19 @@ def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler,
     if a.get("kept"):
         click.echo(f"kept {a['kept']} rows of earlier sweeps in {out} (they stay in sweep.csv "
                    "and sweep.parquet)")
+
+
+def sweep_json(df, out: Path) -> dict:
+    """What ``sweep --json`` prints: the counts, the output folder and each workload's Pareto
+    points (every column of sweep.csv); all points are in sweep.csv."""
+    from ..sweep_metrics import pareto_3d
+    ok = df[df["status"] == "ok"] if len(df) else df
+    front = {}
+    if len(ok) and "chip_mm2" in ok:
+        front = {str(wl): g.loc[pareto_3d(g)] for wl, g in ok.groupby("workload", sort=False)}
+    a = df.attrs
+    return {"out": str(out), **{k: a.get(k) for k in ("points", "computed", "reused", "failed")},
+            "pareto": front}
 
 
 def _point(row, swept: list[str]) -> str:
