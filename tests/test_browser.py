@@ -1,6 +1,7 @@
 """The pages in a real browser: headless Chromium opens ``report.html``, a roofline page,
 ``compare.html``, ``sweep.html``, ``formats.html`` and a ``--plotlyjs directory`` report
-(plotly.js from the file beside it) from file:// with networking off, runs their scripts without a console error, and plotly draws.
+(plotly.js from the file beside it) from file:// with networking off, runs their scripts
+without a console error, and plotly draws.
 
 Needs Debian's ``chromium`` (``apt-get install -y chromium``); skipped with a reason otherwise.
 """
