@@ -140,3 +140,13 @@ def test_sweep_chart_shows_the_3d_front_coloured_by_area():
         for t in f.data:
             if t.type == "heatmap":
                 assert not any("e+" in s or "e-" in s for s in t.colorbar.ticktext or ())
+
+
+def test_report_page_shows_the_chip_area(cli, tmp_path):
+    out = tmp_path / "r"
+    code, _, err = cli("run", "default", "tpu_v1/mlp0", "--out", out)
+    assert code == 0, err
+    s = json.loads((out / "summary.json").read_text())
+    page = (out / "report.html").read_text()
+    assert f"≥ {units.number(s['chip_mm2'])} mm²" in page
+    assert f"{units.number(s['tops_per_mm2'])} peak TOPS/mm²" in page
