@@ -22,7 +22,7 @@ from .html_page import figures_html, page
 METRICS = (
     ("throughput_per_s", "throughput", "inferences/s"),
     ("energy_per_inference_j", "energy per inference", "J"),
-    ("edp_j_s", "EDP (energy x latency)", "J*s"),
+    ("edp_j_s", "EDP (energy x latency)", "J·s"),
     ("utilization", "utilization", ""),
 )
 # perf/area and perf/W (tpusim.sweep_metrics), a second grid of four.
@@ -239,7 +239,7 @@ def in_page_units(df: pd.DataFrame) -> tuple[pd.DataFrame, tuple, str]:
     for col in ("energy_per_inference_j", "edp_j_s"):
         if col in df:
             df[col] = pd.to_numeric(df[col], errors="coerce") / size
-    metrics = tuple((c, t, {"energy_per_inference_j": name, "edp_j_s": f"{name}*s"}.get(c, u))
+    metrics = tuple((c, t, {"energy_per_inference_j": name, "edp_j_s": f"{name}·s"}.get(c, u))
                     for c, t, u in METRICS)
     return df, metrics, name
 
