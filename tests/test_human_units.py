@@ -108,6 +108,10 @@ def test_html_table_headers_and_units():
     assert "12.3 mJ" in t and "0.5 mJ" in t
     assert html_table(df, ("µJ", 1e-6)).count("µJ") == 2
     assert header("peak_tops") == "peak TOPS" and header("chip_mm2") == "chip mm² (≥)"
+    # a rate keeps its "/s" (not "requests per"), serving's acronyms are spelt out
+    assert header("requests_per_s") == "requests/s"
+    assert header("output_tokens_per_s") == "output tokens/s"
+    assert header("ttft_s").startswith("TTFT")
     assert units.unit_for(0.0123) == ("mJ", 1e-3) and units.in_unit(0.0005, ("mJ", 1e-3)) == \
         "0.5 mJ"
 
@@ -141,3 +145,19 @@ def test_emulated_format_says_how_next_to_one_utilization():
     assert s["peak_tops"] == pytest.approx(tpusim.load_config("default").peak_tops("bf16") / 6)
     html = r._repr_html_()
     assert text in html.replace("&#x27;", "'")
+
+
+def test_serve_page_histograms_in_the_tables_unit(made):
+    """The latency histograms are in ms/µs (the unit of the median), not seconds."""
+    from .test_formats import _figure
+    d, _ = made
+    page = (d / "serve" / "report.html").read_text()
+    req = pd.read_csv(d / "serve" / "requests.csv")
+    req = req[req["finished"]]
+    for i, col in enumerate(("ttft_s", "tpot_s", "e2e_s")):
+        data, layout = _figure(page, f"plot-{i}")
+        uname, usize = units.unit_for(float(req[col].median()), "time")
+        assert layout["xaxis"]["title"]["text"] == uname and uname != "s"
+        assert sorted(data[0]["x"]) == pytest.approx(sorted(req[col] / usize), rel=1e-9)
+    assert "requests per<" not in page and "requests/s" in page
+

@@ -27,10 +27,15 @@ def serve_html(title: str, runs: list[tuple[float, dict[str, Any], pd.DataFrame]
         figs.append(f)
     rate, s, table = runs[-1]
     fin = table[table["finished"]]
+    from ..units import unit_for
     for col, name in (("ttft_s", "time to first token"), ("tpot_s", "time per output token"),
                       ("e2e_s", "end-to-end latency")):
-        f = go.Figure(go.Histogram(x=fin[col], nbinsx=60))
-        f.update_layout(title=f"{name} (rate {rate:g}/s)", xaxis_title="seconds",
+        # in the unit of the median (ms, µs), as the tables above write it
+        uname, usize = unit_for(float(fin[col].median()) if len(fin) else 0.0, "time")
+        f = go.Figure(go.Histogram(x=fin[col] / usize, nbinsx=60,
+                                   hovertemplate=f"%{{x}} {uname}: %{{y}} requests"
+                                                 "<extra></extra>"))
+        f.update_layout(title=f"{name} (rate {rate:g}/s)", xaxis_title=uname,
                         yaxis_title="requests")
         figs.append(f)
     pts = s["kv_utilisation"]["over_time"]
