@@ -161,3 +161,22 @@ def test_serve_page_histograms_in_the_tables_unit(made):
         assert sorted(data[0]["x"]) == pytest.approx(sorted(req[col] / usize), rel=1e-9)
     assert "requests per<" not in page and "requests/s" in page
 
+
+
+def test_serve_curve_in_one_time_unit(tmp_path):
+    """The throughput-latency curve's y axis is in ms/µs (the median value's unit), and each
+    point is serve.json's latency in that unit."""
+    import json
+    from .test_formats import _figure
+    out = tmp_path / "sv"
+    code, _, err = run_cli("serve", "tpu_v5e", "gpt2", "--synthetic", "in=64,out=16",
+                           "--num-requests", "8", "--rates", "200,inf", "--out", out)
+    assert code == 0, err
+    curve = json.loads((out / "serve.json").read_text())["curve"]
+    data, layout = _figure((out / "report.html").read_text(), "plot-0")
+    uname = layout["yaxis"]["title"]["text"]
+    size = {"s": 1.0, "ms": 1e-3, "µs": 1e-6}[uname]
+    for trace, key in zip(data, ("ttft_p50_s", "ttft_p99_s", "tpot_p50_s")):
+        assert [y * size for y in trace["y"]] == pytest.approx([p[key] for p in curve])
+    values = sorted(p[k] for p in curve for k in ("ttft_p50_s", "ttft_p99_s", "tpot_p50_s"))
+    assert units.unit_for(values[len(values) // 2], "time")[0] == uname != "s"
