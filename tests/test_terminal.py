@@ -67,3 +67,20 @@ def test_formats_fits_80_columns(tmp_path, monkeypatch, config):
     supported = df[df.latency_s.notna()]
     assert len(supported) and len(re.findall(r" (?:µs|ms|s) +[\d.,]+ [mµn]?J$", out, re.M)) \
         == len(supported)
+
+
+def test_sweep_prints_the_pareto_points_within_80_columns(tmp_path, monkeypatch):
+    from tpusim.sweep_metrics import pareto_3d
+    monkeypatch.setenv("COLUMNS", "80")
+    out = tmp_path / "s"
+    code, stdout, err = run_cli("sweep", "default", "tpu_v1/mlp0", "--rows", "16,64,128",
+                                "--cols", "16,128", "--jobs", "1", "--out", out)
+    assert code == 0, err
+    lines = [x for x in stdout.splitlines() if not x.startswith("wrote ")]
+    assert max(len(x) for x in lines) <= 80
+    csv = pd.read_csv(out / "sweep.csv")
+    front = csv.loc[pareto_3d(csv)]
+    block = stdout.split("Pareto front over latency x energy x area")[1].split("top 3 by")[0]
+    printed = [tuple(map(int, m)) for m in re.findall(r"^ *(\d+) +(\d+) ", block, re.M)]
+    assert printed == list(zip(front["array.rows"], front["array.cols"]))
+    assert f"{len(front)} points" in stdout
