@@ -114,3 +114,39 @@ def test_result_repr_html_human_units():
     page = r._repr_html_()
     assert page.startswith("<table>") and "resnet50 on default" in page
     assert units.seconds(r.summary["latency_s"]) in page and "e+" not in page and "e-" not in page
+
+
+def test_sweep_chart_shows_the_3d_front_coloured_by_area():
+    """The energy-latency chart of a sweep rings exactly the latency x energy x area front,
+    colours every point by its chip area and puts latency in the page's unit (µs here)."""
+    from tpusim.sweep_plots import pareto_figure, sweep_figures
+    df = tpusim.sweep("default", "tpu_v1/mlp0", {"array.rows": [32, 64, 128],
+                                                 "array.cols": [32, 128]}, jobs=1)
+    fig = pareto_figure(df, "t")
+    ok = df[df.status == "ok"]
+    front3 = ok.loc[pareto_3d(ok)]
+    ring = next(t for t in fig.data if t.name == "front: latency × energy × area")
+    scale = 1e-6 if fig.layout.xaxis.title.text == "latency (µs)" else 1e-3
+    assert fig.layout.xaxis.title.text in ("latency (µs)", "latency (ms)")
+    assert sorted(np.asarray(ring.x) * scale) == pytest.approx(sorted(front3.latency_s))
+    points = fig.data[0]
+    assert list(points.marker.color) == pytest.approx(list(ok.chip_mm2))
+    assert list(np.asarray(points.x) * scale) == pytest.approx(list(ok.latency_s))
+    # the 3-D front holds more than the energy-latency front when area trades against both
+    two_d = next(t for t in fig.data if t.name == "front: latency × energy")
+    assert len(ring.x) >= len(two_d.x)
+    # heatmap colour bars are labelled in plain numbers, not 5e+03
+    for f in sweep_figures(df)[0]:
+        for t in f.data:
+            if t.type == "heatmap":
+                assert not any("e+" in s or "e-" in s for s in t.colorbar.ticktext or ())
+
+
+def test_report_page_shows_the_chip_area(cli, tmp_path):
+    out = tmp_path / "r"
+    code, _, err = cli("run", "default", "tpu_v1/mlp0", "--out", out)
+    assert code == 0, err
+    s = json.loads((out / "summary.json").read_text())
+    page = (out / "report.html").read_text()
+    assert f"≥ {units.number(s['chip_mm2'])} mm²" in page
+    assert f"{units.number(s['tops_per_mm2'])} peak TOPS/mm²" in page

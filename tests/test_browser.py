@@ -1,6 +1,7 @@
 """The pages in a real browser: headless Chromium opens ``report.html``, a roofline page,
-``compare.html`` and a ``--plotlyjs directory`` report (plotly.js from the file beside it) from
-file:// with networking off, runs their scripts without a console error, and plotly draws.
+``compare.html``, ``sweep.html``, ``formats.html`` and a ``--plotlyjs directory`` report
+(plotly.js from the file beside it) from file:// with networking off, runs their scripts
+without a console error, and plotly draws.
 
 Needs Debian's ``chromium`` (``apt-get install -y chromium``); skipped with a reason otherwise.
 """
@@ -70,11 +71,19 @@ def pages(tmp_path_factory):
                            "directory")
     assert code == 0, err
     assert (d / "dir" / "plotly.min.js").is_file()
+    code, _, err = run_cli("sweep", "default", trace, "--rows", "16,64", "--cols", "16,64",
+                           "--jobs", "1", "--out", d / "sweep")
+    assert code == 0, err
+    code, _, err = run_cli("formats", "tpu_v4", "--workload", trace, "--gemm-size", "16",
+                           "--out", d / "formats")
+    assert code == 0, err
     out = {}
     for name, path, plots in (("report", d / "run" / "report.html", 4),
                               ("roofline", d / "roofline.html", 1),
                               ("compare", d / "cmp" / "compare.html", 2),
-                              ("directory", d / "dir" / "report.html", 4)):
+                              ("directory", d / "dir" / "report.html", 4),
+                              ("sweep", d / "sweep" / "sweep.html", 3),
+                              ("formats", d / "formats" / "formats.html", 4)):
         text = path.read_text()
         hooked = path.parent / f"{name}-hooked.html"   # beside plotly.min.js when it is one
         hooked.write_text(text.replace("<head>", "<head>" + HOOK, 1))
@@ -160,7 +169,8 @@ def test_the_checks_catch_a_broken_page(browser, tmp_path):
     assert not drawn(png_pixels(shot.read_bytes()))
 
 
-@pytest.mark.parametrize("name", ["report", "roofline", "compare", "directory"])
+@pytest.mark.parametrize("name", ["report", "roofline", "compare", "directory", "sweep",
+                                  "formats"])
 def test_page_loads_without_errors_and_plots_draw(browser, pages, tmp_path, name):
     path, plots = pages[name]
     res = run_browser(browser, tmp_path, "--dump-dom", path.as_uri())
@@ -170,11 +180,12 @@ def test_page_loads_without_errors_and_plots_draw(browser, pages, tmp_path, name
     assert not console_errors(res.stderr), console_errors(res.stderr)
     # plotly replaced each empty div with its rendered SVG: two main-svg layers per plot
     assert dom.count('class="main-svg"') >= 2 * plots
-    assert dom.count('class="point"') > 0 or dom.count("class='point'") > 0
+    # plotly marks a point with customdata "point plotly-customdata"
+    assert re.search(r"""class=["']point["' ]""", dom)
     assert 'class="scatterlayer' in dom
 
 
-@pytest.mark.parametrize("name", ["report", "roofline", "compare"])
+@pytest.mark.parametrize("name", ["report", "roofline", "compare", "sweep", "formats"])
 def test_screenshot_is_not_blank(browser, pages, tmp_path, name):
     path, _ = pages[name]
     shot = tmp_path / "shot.png"

@@ -2,6 +2,7 @@
 peak rates per format, the table and page the command writes, and its one-line errors."""
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -197,3 +198,45 @@ def test_pareto_front_by_hand():
     # (TOPS/W, error): (4, 0.1) is dominated by (10, 0.1); the rest trade one for the other
     pts = [(10.0, 0.1), (5.0, 0.01), (4.0, 0.1), (20.0, 1.0)]
     assert _pareto(pts) == [1, 0, 3]
+
+
+def _figure(page: str, div_id: str) -> tuple[list, dict]:
+    """(traces, layout) a page passes to ``Plotly.newPlot(div_id, ...)``."""
+    from .test_plots import figure_data
+    dec = json.JSONDecoder()
+    start = page.index("[", page.index(f'"{div_id}",'))
+    _, end = dec.raw_decode(page, start)
+    layout, _ = dec.raw_decode(page, page.index("{", end))
+    return figure_data(page, div_id), layout
+
+
+def test_formats_page_labels_do_not_overlap_and_energy_is_in_one_unit(cli, tmp_path,
+                                                                       write_csv):
+    from tpusim.chart_labels import label_box, to_px
+    trace = write_csv("name,op,m,k,n,weight_dtype,act_dtype\nfc,matmul,64,512,512,int8,int8\n",
+                      "t.csv")
+    out = tmp_path / "f"
+    code, _, err = cli("formats", "tpu_v4", "--workload", trace, "--out", out)
+    assert code == 0, err
+    page = (out / "formats.html").read_text()
+    df = pd.read_csv(out / "formats.csv")
+    # the error/efficiency chart: every format named once, as a label placed off its point,
+    # no two labels' boxes overlapping (the boxes the placement assumes)
+    _, pareto = _figure(page, "plot-2")
+    assert "numeric error" in pareto["title"]["text"]
+    names = [a["text"] for a in pareto["annotations"]]
+    assert sorted(names) == sorted(df["format"])
+    xr, yr = pareto["xaxis"]["range"], pareto["yaxis"]["range"]
+    boxes = [label_box(*to_px(10 ** a["x"], 10 ** a["y"], xr, yr, (800.0, 330.0)),
+                       (a["ax"], a["ay"]), a["text"]) for a in pareto["annotations"]]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1])
+    # the workload's energy per format in the unit of the largest, not J with 0.002 ticks
+    data, energy = _figure(page, "plot-3")
+    assert "energy per format" in energy["title"]["text"]
+    unit = energy["title"]["text"].rsplit("(", 1)[1].rstrip(")")
+    size = {"J": 1, "mJ": 1e-3, "µJ": 1e-6, "nJ": 1e-9}[unit]
+    assert 1 <= df["energy_j"].max() / size < 1000
+    ys = [y for y in data[0]["y"] if y is not None]
+    assert max(ys) * size == pytest.approx(df["energy_j"].max(), rel=1e-9)

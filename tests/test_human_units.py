@@ -108,6 +108,10 @@ def test_html_table_headers_and_units():
     assert "12.3 mJ" in t and "0.5 mJ" in t
     assert html_table(df, ("µJ", 1e-6)).count("µJ") == 2
     assert header("peak_tops") == "peak TOPS" and header("chip_mm2") == "chip mm² (≥)"
+    # a rate keeps its "/s" (not "requests per"), serving's acronyms are spelt out
+    assert header("requests_per_s") == "requests/s"
+    assert header("output_tokens_per_s") == "output tokens/s"
+    assert header("ttft_s").startswith("TTFT")
     assert units.unit_for(0.0123) == ("mJ", 1e-3) and units.in_unit(0.0005, ("mJ", 1e-3)) == \
         "0.5 mJ"
 
@@ -141,3 +145,38 @@ def test_emulated_format_says_how_next_to_one_utilization():
     assert s["peak_tops"] == pytest.approx(tpusim.load_config("default").peak_tops("bf16") / 6)
     html = r._repr_html_()
     assert text in html.replace("&#x27;", "'")
+
+
+def test_serve_page_histograms_in_the_tables_unit(made):
+    """The latency histograms are in ms/µs (the unit of the median), not seconds."""
+    from .test_formats import _figure
+    d, _ = made
+    page = (d / "serve" / "report.html").read_text()
+    req = pd.read_csv(d / "serve" / "requests.csv")
+    req = req[req["finished"]]
+    for i, col in enumerate(("ttft_s", "tpot_s", "e2e_s")):
+        data, layout = _figure(page, f"plot-{i}")
+        uname, usize = units.unit_for(float(req[col].median()), "time")
+        assert layout["xaxis"]["title"]["text"] == uname and uname != "s"
+        assert sorted(data[0]["x"]) == pytest.approx(sorted(req[col] / usize), rel=1e-9)
+    assert "requests per<" not in page and "requests/s" in page
+
+
+
+def test_serve_curve_in_one_time_unit(tmp_path):
+    """The throughput-latency curve's y axis is in ms/µs (the median value's unit), and each
+    point is serve.json's latency in that unit."""
+    import json
+    from .test_formats import _figure
+    out = tmp_path / "sv"
+    code, _, err = run_cli("serve", "tpu_v5e", "gpt2", "--synthetic", "in=64,out=16",
+                           "--num-requests", "8", "--rates", "200,inf", "--out", out)
+    assert code == 0, err
+    curve = json.loads((out / "serve.json").read_text())["curve"]
+    data, layout = _figure((out / "report.html").read_text(), "plot-0")
+    uname = layout["yaxis"]["title"]["text"]
+    size = {"s": 1.0, "ms": 1e-3, "µs": 1e-6}[uname]
+    for trace, key in zip(data, ("ttft_p50_s", "ttft_p99_s", "tpot_p50_s")):
+        assert [y * size for y in trace["y"]] == pytest.approx([p[key] for p in curve])
+    values = sorted(p[k] for p in curve for k in ("ttft_p50_s", "ttft_p99_s", "tpot_p50_s"))
+    assert units.unit_for(values[len(values) // 2], "time")[0] == uname != "s"

@@ -153,6 +153,14 @@ def test_cli_train_writes_train_json(cli, tmp_path):
     from tpusim.units import seconds
     assert "fsdp=4,tp=2" in html and f"step {seconds(rec['step_s'])}" in html
     assert "exposed (critical path)" in html and "overlapped with compute" in html
+    # names a reader knows and human byte units, not train.json's keys and 0.0176 GiB
+    import re
+    from tpusim.units import nbytes
+    cells = re.findall(r"<td>([^<]*)</td>", html)
+    assert not [c for c in cells if "_" in c], cells
+    assert "FSDP all-gather" in html and "TP all-reduce" in html
+    for v in rec["memory_gib"].values():
+        assert f"<td>{nbytes(v * 2**30)}</td>" in html
 
 
 def test_cli_train_searches_without_parallel(cli, tmp_path):

@@ -105,6 +105,22 @@ def _pareto(points: list[tuple[float, float]]) -> list[int]:
     return sorted(keep, key=lambda i: points[i][1])
 
 
+def _log_range(values: list[float], pad: float = 0.35) -> tuple[float, float]:
+    logs = [math.log10(v) for v in values if v and v > 0 and math.isfinite(v)]
+    return (min(logs) - pad, max(logs) + pad) if logs else (0.0, 1.0)
+
+
+def _labels(fig, points: list[tuple[float, float, str]], xr, yr) -> None:
+    """Each format's name beside its point, clear of the other names and points
+    (:func:`tpusim.chart_labels.place`; the plot area is taken as 800 x 330 px)."""
+    from .chart_labels import place
+    pts = [p for p in points if p[0] > 0 and p[1] > 0 and math.isfinite(p[1])]
+    for (x, y, t), (ax, ay) in zip(pts, place(pts, xr, yr, size=(800.0, 330.0), marker_px=14)):
+        fig.add_annotation(x=math.log10(x), y=math.log10(y), text=t, ax=ax, ay=ay,
+                           showarrow=True, arrowhead=0, arrowwidth=1, arrowcolor="#999",
+                           font={"size": 11})
+
+
 def formats_html(df, chip_name: str, workload_name: str | None) -> str:
     import html
 
@@ -120,8 +136,8 @@ def formats_html(df, chip_name: str, workload_name: str | None) -> str:
         area.add_bar(x=df["format"], y=df[col], name=label)
     area.add_scatter(x=df["format"], y=df["mac_area_um2"], mode="text", showlegend=False,
                      text=[f"{v:.3g}" for v in df["mac_area_um2"]], textposition="top center")
-    area.update_layout(title="Area of one MAC (PE) per format, um^2 at the chip's node",
-                       yaxis_title="um^2", barmode="stack", legend_orientation="h")
+    area.update_layout(title="Area of one MAC (PE) per format, µm² at the chip's node",
+                       yaxis_title="µm²", barmode="stack", legend_orientation="h")
     energy = go.Figure()
     energy.add_bar(x=df["format"], y=df["native_mac_energy_pj"], name="native datapath")
     energy.add_bar(x=df["format"], y=df["mac_energy_pj"], name=f"as {chip_name} runs it")
@@ -138,20 +154,28 @@ def formats_html(df, chip_name: str, workload_name: str | None) -> str:
         idx = [i for i in range(len(df)) if on_chip[i] == flag]
         if idx:
             pareto.add_scatter(x=[err[i] for i in idx], y=[eff[i] for i in idx],
-                               mode="markers+text", name=label,
-                               text=[df["format"].iloc[i] for i in idx], textposition="top center",
+                               mode="markers", name=label, text=[df["format"].iloc[i] for i in idx],
+                               hovertemplate="%{text}: error %{x:.3g}, %{y:,.4g} TOPS/W"
+                                             "<extra></extra>",
                                marker={"size": 12, "symbol": symbol})
     pareto.add_scatter(x=[err[i] for i in front], y=[eff[i] for i in front], mode="lines",
                        name="Pareto front", line={"dash": "dot", "color": "#888"})
+    xr, yr = _log_range(err), _log_range(eff)
+    _labels(pareto, [(e, t, f) for e, t, f in zip(err, eff, df["format"])], xr, yr)
     pareto.update_layout(title="MAC efficiency vs numeric error (up and left is better)",
-                         xaxis_title="relative Frobenius error of a random GEMM vs float64",
-                         yaxis_title="TOPS/W (MAC datapath)", xaxis_type="log",
-                         yaxis_type="log")
+                         xaxis={"type": "log", "range": list(xr), "title": {
+                             "text": "relative Frobenius error of a random GEMM vs float64"}},
+                         yaxis={"type": "log", "range": list(yr),
+                                "title": {"text": "TOPS/W (MAC datapath)"}}, height=480)
     figs = [area, energy, pareto]
     if workload_name and df["energy_j"].notna().any():
+        from .units import unit_for
+        uname, usize = unit_for(float(df["energy_j"].max()))   # one unit: the largest's
         wl = go.Figure()
-        wl.add_bar(x=df["format"], y=df["energy_j"], name="energy (J)")
-        wl.update_layout(title=f"{workload_name}: energy per format (J)", yaxis_title="J")
+        wl.add_bar(x=df["format"], y=df["energy_j"] / usize, name=f"energy ({uname})",
+                   hovertemplate=f"%{{x}}: %{{y:,.4g}} {uname}<extra></extra>")
+        wl.update_layout(title=f"{workload_name}: energy per format ({uname})",
+                         yaxis_title=uname)
         figs.append(wl)
     show = [c for c in ("format", "support", "bits", "multiplier_full_adders", "mac_area_um2",
                         "mac_energy_pj", "array_area_mm2", "peak_tops", "tops_per_mm2",

@@ -26,6 +26,11 @@ HEADERS = {
     "mac_energy_pj": "MAC pJ", "array_area_mm2": "array mm²", "peak_tops": "peak TOPS",
     "gemm_rel_error": "GEMM relative error", "achieved_tops": "achieved TOPS",
     "error": "why", "points": "points",
+    # serving (serve.json)
+    "ttft_s": "TTFT (time to first token)", "tpot_s": "TPOT (time per output token)",
+    "e2e_s": "end-to-end latency", "simulated_s": "simulated time",
+    "mean_in_system": "mean requests in system", "kv_blocks": "KV blocks",
+    "offered_rate": "offered rate (/s)",
 }
 
 
@@ -38,6 +43,8 @@ def header(col: str) -> str:
     for suffix, unit in (("_mm2", " mm²"), ("_um2", " µm²"), ("_pj", " pJ"), ("_w", " (W)")):
         if col.endswith(suffix):
             return col[: -len(suffix)].replace("_", " ") + unit
+    if col.endswith("_per_s"):            # a rate: requests_per_s is "requests/s"
+        return col[: -len("_per_s")].replace("_", " ") + "/s"
     for suffix in ("_s", "_j", "_bytes"):
         if col.endswith(suffix):
             return col[: -len(suffix)].replace("_", " ")

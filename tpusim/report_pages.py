@@ -97,6 +97,11 @@ def report_html(result: "Result") -> str:
         _card(f"{ws['memory_bound_fraction']:.0%}", "of time memory-bound"),
         _card(headroom, "headroom: time / time at the roofs"),
     ]
+    if s.get("chip_mm2") is not None:   # arrays + SRAM: a lower bound of the die
+        cards.append(_card(f"≥ {units.number(s['chip_mm2'])} mm²",
+                           f"chip area (arrays {units.number(s['array_mm2'])} + SRAM "
+                           f"{units.number(s['sram_mm2'])}), "
+                           f"{units.number(s['tops_per_mm2'])} peak TOPS/mm²"))
     shares = ", ".join(f"{bound_label(b, mem)} {v:.0%}" for b, v in s["bound_share"].items()
                        if v)
     figs = [roofline_chart(table, roofs, f"Roofline: {s['workload']} on {s['config']}"),

@@ -90,6 +90,16 @@ class Result:
         from .timeline_plot import result_timeline
         return result_timeline(self, detail, walk)
 
+    def roofline(self):
+        """A plotly figure of the run's roofline (as in ``report.html``)."""
+        from .result_figures import result_roofline
+        return result_roofline(self)
+
+    def energy(self):
+        """A plotly figure of the run's energy by component and per layer (as in ``report.html``)."""
+        from .result_figures import result_energy
+        return result_energy(self)
+
     def _repr_html_(self) -> str:
         """A notebook's view: the headline numbers in human units (no layer table)."""
         import html

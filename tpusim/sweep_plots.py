@@ -3,7 +3,8 @@
 - two swept config axes (``array.rows`` x ``array.cols`` when both vary): heatmaps of
   throughput, energy per inference, EDP and utilization, one grid per workload/format/other values;
 - one swept config axis (``--square`` counts as one): the same four metrics as lines;
-- always: energy against latency per workload, with its Pareto front.
+- always: energy against latency per workload, coloured by chip area, with the points of the
+  latency x energy x area front ringed and the energy-latency front as a line.
 
 Figures are built from the DataFrame only; the page embeds plotly.js (opens offline).
 """
@@ -21,7 +22,7 @@ from .html_page import figures_html, page
 METRICS = (
     ("throughput_per_s", "throughput", "inferences/s"),
     ("energy_per_inference_j", "energy per inference", "J"),
-    ("edp_j_s", "EDP (energy x latency)", "J*s"),
+    ("edp_j_s", "EDP (energy x latency)", "J·s"),
     ("utilization", "utilization", ""),
 )
 # perf/area and perf/W (tpusim.sweep_metrics), a second grid of four.
@@ -98,7 +99,8 @@ def _log_ticks(values: list[float]) -> dict:
     lo, hi = math.log10(min(values)), math.log10(max(values))
     ticks = [m * 10.0 ** e for e in range(math.floor(lo), math.ceil(hi) + 1) for m in (1, 2, 5)]
     ticks = [t for t in ticks if lo - 1e-9 <= math.log10(t) <= hi + 1e-9] or [min(values)]
-    return {"tickvals": [math.log10(t) for t in ticks], "ticktext": [f"{t:.3g}" for t in ticks]}
+    from .units import number
+    return {"tickvals": [math.log10(t) for t in ticks], "ticktext": [number(t, 3) for t in ticks]}
 
 
 def heatmap_grid(df: pd.DataFrame, x: str, y: str, title: str, metrics=METRICS):
@@ -127,10 +129,10 @@ def heatmap_grid(df: pd.DataFrame, x: str, y: str, title: str, metrics=METRICS):
             bar.update(_log_ticks([v for r in z for v in r if v and v > 0]))
         traces.append(go.Heatmap(
             x=[str(v) for v in xs], y=[str(v) for v in ys], z=color, text=z, xaxis=f"x{n}",
-            yaxis=f"y{n}", texttemplate="%{text:.3g}", colorscale="Viridis",
+            yaxis=f"y{n}", texttemplate="%{text:,.3~r}", colorscale="Viridis",
             reversescale=col in LOWER_IS_BETTER,
             zmin=0 if util else None, zmax=1 if util else None, colorbar=bar,
-            hovertemplate=f"{y}=%{{y}}<br>{x}=%{{x}}<br>{name}: %{{text:.4g}} {unit}"
+            hovertemplate=f"{y}=%{{y}}<br>{x}=%{{x}}<br>{name}: %{{text:,.4~r}} {unit}"
                           "<extra></extra>"))
         layout[f"xaxis{n}"] = {"domain": xd, "anchor": f"y{n}", "type": "category",
                                "title": {"text": x}}
@@ -171,31 +173,54 @@ def line_figure(df: pd.DataFrame, x: str, series: list[str], title: str,
 
 
 def pareto_figure(df: pd.DataFrame, title: str, energy_unit: str = "J"):
-    """Energy per inference against latency, every successful point, the front as a line."""
+    """Energy per inference against latency (in the unit of the median latency), every
+    successful point coloured by chip area when the sweep has it; the points of the latency x
+    energy x area front ringed, and the energy-latency front as a line."""
     import plotly.graph_objects as go
 
+    from .sweep_metrics import pareto_3d
+    from .units import unit_for
     ok = _ok(df)
     swept = [c for c in swept_columns(df) if c != "workload"]
     fig = go.Figure()
     if not len(ok):
         return fig
+    tname, tsize = unit_for(float(ok["latency_s"].median()), "time")
+    area = "chip_mm2" in ok and ok["chip_mm2"].notna().all() and ok["chip_mm2"].nunique() > 1
     color_by = "format" if "format" in swept and ok["format"].nunique() > 1 else None
+    cols = [*swept, *(["chip_mm2"] if "chip_mm2" in ok else [])]
     hover = "<br>".join(f"{c}=%{{customdata[{i}]}}" for i, c in enumerate(swept))
-    for vals, g in _groups(ok, [color_by] if color_by else []):
-        fig.add_scatter(x=g["latency_s"], y=g["energy_per_inference_j"], mode="markers",
-                        name=_label(vals) or "points", customdata=g[swept].astype(str).values,
-                        hovertemplate=hover + "<br>%{x:.4g} s, %{y:.4g} " + energy_unit
-                                      + "<extra></extra>")
+    if "chip_mm2" in ok:
+        hover += f"<br>chip ≥ %{{customdata[{len(swept)}]:,.4g}} mm²"
+    hover += f"<br>%{{x:,.4g}} {tname}, %{{y:,.4g}} {energy_unit}"
+    symbols = ("circle", "square", "triangle-up", "cross", "x", "star")
+    for gi, (vals, g) in enumerate(_groups(ok, [color_by] if color_by else [])):
+        marker = {"size": 9, "symbol": symbols[gi % len(symbols)]}
+        if area:   # colour is the third Pareto axis; the symbol tells formats apart
+            marker.update(color=g["chip_mm2"], colorscale="Viridis", reversescale=True,
+                          cmin=float(ok["chip_mm2"].min()), cmax=float(ok["chip_mm2"].max()),
+                          showscale=gi == 0, colorbar={"title": {"text": "chip mm²"}})
+        fig.add_scatter(x=g["latency_s"] / tsize, y=g["energy_per_inference_j"], mode="markers",
+                        name=_label(vals) or "points", customdata=g[cols].astype(object).values,
+                        marker=marker, hovertemplate=hover + "<extra></extra>")
+    if "chip_mm2" in ok:
+        f3 = ok.loc[pareto_3d(ok)]
+        fig.add_scatter(x=f3["latency_s"] / tsize, y=f3["energy_per_inference_j"],
+                        mode="markers", name="front: latency × energy × area",
+                        marker={"symbol": "circle-open", "size": 17, "color": "crimson",
+                                "line": {"width": 2}},
+                        customdata=f3[cols].astype(object).values,
+                        hovertemplate=hover + "<extra>3-D front</extra>")
     front = pareto_front(ok["latency_s"], ok["energy_per_inference_j"])
     f = ok.loc[front]
-    fig.add_scatter(x=f["latency_s"], y=f["energy_per_inference_j"], mode="lines+markers",
-                    name="Pareto front", line={"color": "black", "shape": "hv"},
+    fig.add_scatter(x=f["latency_s"] / tsize, y=f["energy_per_inference_j"], mode="lines+markers",
+                    name="front: latency × energy", line={"color": "black", "shape": "hv"},
                     marker={"symbol": "diamond-open", "size": 11, "color": "black"},
-                    customdata=f[swept].astype(str).values,
-                    hovertemplate=hover + "<br>%{x:.4g} s, %{y:.4g} " + energy_unit
-                                  + "<extra>front</extra>")
-    fig.update_layout(title=title, xaxis_title="latency (s)", xaxis_type="log",
-                      yaxis_title=f"energy per inference ({energy_unit})", yaxis_type="log")
+                    customdata=f[cols].astype(object).values,
+                    hovertemplate=hover + "<extra>front</extra>")
+    fig.update_layout(title=title, xaxis_title=f"latency ({tname})", xaxis_type="log",
+                      yaxis_title=f"energy per inference ({energy_unit})", yaxis_type="log",
+                      legend={"orientation": "h", "y": -0.2})
     return fig
 
 
@@ -214,7 +239,7 @@ def in_page_units(df: pd.DataFrame) -> tuple[pd.DataFrame, tuple, str]:
     for col in ("energy_per_inference_j", "edp_j_s"):
         if col in df:
             df[col] = pd.to_numeric(df[col], errors="coerce") / size
-    metrics = tuple((c, t, {"energy_per_inference_j": name, "edp_j_s": f"{name}*s"}.get(c, u))
+    metrics = tuple((c, t, {"energy_per_inference_j": name, "edp_j_s": f"{name}·s"}.get(c, u))
                     for c, t, u in METRICS)
     return df, metrics, name
 

@@ -85,4 +85,6 @@ def result_timeline(result, detail: str = "layers", walk=None):
     import plotly.graph_objects as go
 
     from .timeline import build_timeline
-    return go.Figure(timeline_figure(build_timeline(result, detail, walk)).to_dict())
+    from .wording import offchip
+    tl = build_timeline(result, detail, walk)
+    return go.Figure(timeline_figure(tl, offchip=offchip(result.config)).to_dict())

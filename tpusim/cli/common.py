@@ -52,3 +52,33 @@ def plotlyjs_option():
         expose_value=False, callback=_use_plotlyjs,
         help="How pages load plotly.js: inline (one self-contained file), directory (one "
              "shared plotly.min.js beside the pages, offline) or cdn (needs the network).")
+
+
+def json_option(what: str):
+    """``--json``: ``what`` as JSON on stdout instead of the tables; messages go to stderr."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help=f"Print {what} as JSON on stdout instead of the tables (the "
+                             "'wrote ...' line goes to stderr).")
+
+
+def _plain(v: Any) -> Any:
+    """JSON values: DataFrames as lists of records, numpy scalars as numbers, NaN and
+    infinities as null (JSON has neither)."""
+    import math
+    if hasattr(v, "to_dict") and hasattr(v, "columns"):
+        return [_plain(r) for r in v.to_dict("records")]
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):   # numpy scalar
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def echo_json(obj: Any) -> None:
+    """``obj`` as indented JSON on stdout (see :func:`_plain`)."""
+    import json
+    click.echo(json.dumps(_plain(obj), indent=2, allow_nan=False, default=str))

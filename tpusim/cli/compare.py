@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import plotlyjs_option
+from .common import echo_json, json_option, plotlyjs_option
 
 
 def _default_out(labels: list[str]) -> Path:
@@ -20,8 +20,9 @@ def _default_out(labels: list[str]) -> Path:
               help="Output directory (default results/compare-<A>-vs-<B>/).")
 @click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
               help="Layers per run to print, by how much their time changed.")
+@json_option("the summary deltas and the --top changes")
 @plotlyjs_option()
-def compare(runs, out_dir, top):
+def compare(runs, out_dir, top, as_json):
     """Compare RUNS against the first: summary deltas, per-layer speedup and energy ratios,
     overlaid rooflines; writes compare.csv and compare.html.
 
@@ -46,6 +47,11 @@ def compare(runs, out_dir, top):
     check_dir(out)
     written = write_comparison(c, out)
     base = c.runs[0]
+    if as_json:
+        echo_json({"baseline": base.label, "summary": c.summary,
+                   "top_changes": c.top_changes(top) if top else []})
+        click.echo(f"wrote {out}/" + ", ".join(Path(p).name for p in written), err=True)
+        return
     click.echo(f"baseline: {base.label}")
     from ..compare_page import _value
     for r in c.summary.itertuples():

@@ -6,23 +6,27 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option, plotlyjs_option
+from .common import echo_json, json_option, parse_sets, set_option, plotlyjs_option
 
-def print_table(df, chip_name: str) -> None:
+def _console():
+    """A terminal's width (or COLUMNS'); logs and pipes get 200 columns (no folded cells)."""
+    import os
+
     from rich.console import Console
+    console = Console(highlight=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(highlight=False, width=200)
+    return console
+
+
+def _table(title: str, cols, df):
+    from rich import box
     from rich.table import Table
 
-    from .. import units
-    t = Table(title=f"Numeric formats on {chip_name}")
-    num3 = lambda v: units.number(v, 3)   # noqa: E731
-    cols = [("format", "format", str), ("support", "support", str), ("bits", "bits", str),
-            ("mult FAs", "multiplier_full_adders", str),
-            ("MAC µm²", "mac_area_um2", num3), ("MAC pJ", "mac_energy_pj", num3),
-            ("array mm²", "array_area_mm2", num3), ("peak TOPS", "peak_tops", units.number),
-            ("TOPS/mm²", "tops_per_mm2", num3), ("TOPS/W", "tops_per_w", num3),
-            ("GEMM error", "gemm_rel_error", "{:.2e}".format)]
-    if df["latency_s"].notna().any():
-        cols += [("latency", "latency_s", units.seconds), ("energy", "energy_j", units.joules)]
+    # no vertical rules and one space between columns: the 11 columns fit 80 characters
+
+    t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 0), pad_edge=False,
+              collapse_padding=True)
     for label, _, _ in cols:
         t.add_column(label, justify="left" if label in ("format", "support") else "right")
     for _, r in df.iterrows():
@@ -31,10 +35,27 @@ def print_table(df, chip_name: str) -> None:
             v = r[key]
             cells.append("-" if isinstance(v, float) and math.isnan(v) else fmt(v))
         t.add_row(*cells)
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console = Console(highlight=False, width=200)  # logs and pipes: no truncated columns
-    console.print(t)
+    return t
+
+
+def print_table(df, chip_name: str, workload: str | None = None) -> None:
+    """The formats table (area, energy, peak, error) and, with a workload, its latency and
+    energy in each format as a second table; each fits 80 columns."""
+    from .. import units
+    num3 = lambda v: units.number(v, 3)   # noqa: E731
+    cols = [("format", "format", str), ("support", "support", str), ("bits", "bits", str),
+            ("mult\nFAs", "multiplier_full_adders", str),
+            ("MAC\nµm²", "mac_area_um2", num3), ("MAC\npJ", "mac_energy_pj", num3),
+            ("array\nmm²", "array_area_mm2", num3), ("peak\nTOPS", "peak_tops", num3),
+            ("TOPS\n/mm²", "tops_per_mm2", num3), ("TOPS\n/W", "tops_per_w", num3),
+            ("GEMM\nerror", "gemm_rel_error", "{:.2e}".format)]
+    console = _console()
+    console.print(_table(f"Numeric formats on {chip_name}", cols, df))
+    if workload is not None and df["latency_s"].notna().any():
+        run = [("format", "format", str), ("support", "support", str),
+               ("latency", "latency_s", units.seconds), ("energy", "energy_j", units.joules)]
+        console.print()
+        console.print(_table(f"{workload} in each format on {chip_name}", run, df))
 
 
 @click.command()
@@ -48,8 +69,9 @@ def print_table(df, chip_name: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random GEMM.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory (default results/formats-<config>/).")
+@json_option("formats.csv's rows")
 @plotlyjs_option()
-def formats(config, names, workload, sets, gemm_size, seed, out_dir):
+def formats(config, names, workload, sets, gemm_size, seed, out_dir, as_json):
     """Area, energy, peak throughput and numeric error of each format on chip CONFIG.
 
     Writes DIR/formats.csv and DIR/formats.html (bar charts of area and energy per format, and
@@ -84,5 +106,8 @@ def formats(config, names, workload, sets, gemm_size, seed, out_dir):
     csv_text = csv_safe(df).to_csv(index=False, float_format="%.10g")
     write_all({"formats.csv": lambda p: p.write_text(csv_text),
                "formats.html": lambda p: p.write_text(page_html)}, Path(out))
-    print_table(df if wl is not None else df.assign(latency_s=math.nan), chip.name)
-    click.echo(f"wrote {out}/formats.csv, formats.html")
+    if as_json:
+        echo_json({"config": chip.name, "workload": wl.name if wl else None, "formats": df})
+    else:
+        print_table(df, chip.name, wl.name if wl is not None else None)
+    click.echo(f"wrote {out}/formats.csv, formats.html", err=as_json)

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import sys
 from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option, plotlyjs_option
+from .common import echo_json, json_option, parse_sets, set_option, plotlyjs_option
 
 PNG_HINT = "--png needs kaleido, which is not installed: pip install 'tpusim[png]'"
 
@@ -34,49 +35,89 @@ def _split(value: str | None) -> list[str | None]:
     return parts
 
 
-def _num(x: float) -> str:
+def _num(x: float, digits: int = 4) -> str:
     """A number; NaN (an on-chip row's intensity: no off-chip byte) as "on chip"."""
     from ..units import number
-    return "on chip" if isinstance(x, float) and math.isnan(x) else number(x)
+    return "on chip" if isinstance(x, float) and math.isnan(x) else number(x, digits)
 
 
-def print_layers(console, table, several: bool, mem: str = "HBM") -> None:
+def _tops(achieved: float, roof: float) -> str:
+    return f"{_num(achieved, 3)} / {_num(roof, 3)}"
+
+
+def _bound(bound: str, mem: str) -> str:
+    from ..roofline_plots import bound_label
+    return bound_label(bound, mem).removesuffix("-bound")
+
+
+def heaviest(table, top: int | None):
+    """The ``top`` rows of ``table`` that take most time, heaviest first (all rows in run order
+    when ``top`` is None)."""
+    if top is None:
+        return table
+    return table.sort_values("time_s", ascending=False, kind="stable").head(top)
+
+
+def _reasons(rows) -> list[str]:
+    """``#i, j: reason`` for each distinct reason (rows of one shape share one)."""
+    by: dict[str, list[int]] = {}
+    for i, r in enumerate(rows.itertuples(), 1):
+        by.setdefault(str(r.reason), []).append(i)
+    return [f"#{', '.join(map(str, ids))}: {why}" for why, ids in by.items()]
+
+
+def print_layers(console, table, several: bool, mem: str = "HBM", top: int | None = 15) -> None:
+    """The heaviest ``top`` layers (every layer when None) as a table that fits 80 columns,
+    each distinct reason for a bound listed under it, and a line on the rows left out."""
     from rich.table import Table
 
-    from ..roofline_plots import bound_label
-    t = Table(title="Roofline per layer", show_lines=False, expand=False)
-    cols = (["workload"] if several else []) + [
-        "layer", "format", "shape m×k×n", "share of time", f"ops/{mem} B", "ops/SRAM B",
-        "attainable TOPS", "achieved TOPS", "bound", "why"]
+    rows = heaviest(table, top)
+    title = ("Roofline per layer" if top is None or len(rows) == len(table)
+             else f"Roofline per layer: the {len(rows)} heaviest of {len(table)} rows")
+    fmts = sorted(set(table["format"]))
+    title += f" ({fmts[0]})" if len(fmts) == 1 else ""
+    t = Table(title=title, caption=f"time: share of the run; ops/B: ops per {mem} byte; "
+                                   "TOPS: achieved / attainable",
+              pad_edge=False, collapse_padding=True)
+    cols = ["#"] + (["workload"] if several else []) + ["layer"] + (
+        ["format"] if len(fmts) > 1 else []) + ["shape m×k×n", "time", "ops/B", "TOPS", "bound"]
     for c in cols:
-        t.add_column(c, justify="left" if c in ("workload", "layer", "why", "bound", "format",
-                                                "shape m×k×n") else "right",
-                     overflow="fold")
-    for r in table.itertuples():
+        left = c in ("workload", "layer", "bound", "format", "shape m×k×n")
+        t.add_column(c, justify="left" if left else "right", overflow="fold",
+                     no_wrap=c in ("#", "time", "ops/B", "TOPS", "bound"),
+                     max_width=28 if c == "layer" else None)
+    for i, r in enumerate(rows.itertuples(), 1):
         shape = "vector" if r.kind == "vector" else f"{r.m}×{r.k}×{r.n}"
-        cells = ([str(r.workload)] if several else []) + [
-            str(r.name), r.format, shape, f"{r.time_share:.1%}", _num(r.ops_per_hbm_byte),
-            _num(r.ops_per_sram_byte), _num(r.attainable_tops), _num(r.achieved_tops),
-            bound_label(r.bound, mem), r.reason]
-        t.add_row(*cells)
+        t.add_row(str(i), *([str(r.workload)] if several else []), str(r.name),
+                  *([r.format] if len(fmts) > 1 else []), shape, f"{r.time_share:.1%}",
+                  _num(r.ops_per_hbm_byte), _tops(r.achieved_tops, r.attainable_tops),
+                  _bound(r.bound, mem))
     console.print(t)
+    for line in _reasons(rows):
+        console.print(line, overflow="fold")
+    if len(rows) < len(table):
+        rest = 1 - float(rows["time_s"].sum()) / float(table["time_s"].sum())
+        console.print(f"… {len(table) - len(rows)} more rows ({rest:.1%} of the time) in the "
+                      "CSV and the HTML page; --all prints every row, --top N the heaviest N.")
 
 
 def print_workloads(console, wt, roofs) -> None:
     from rich.table import Table
 
-    from ..roofline_plots import bound_label
     from ..units import seconds
-    t = Table(title=f"Roofline per workload on {roofs.chip}")
-    for c in ("workload", "format", "time", f"ops/{roofs.offchip} B", "attainable TOPS",
-              "achieved TOPS",
-              "of roof", "headroom", "memory-bound", "bound"):
-        t.add_column(c, justify="left" if c in ("workload", "format", "bound") else "right")
+    t = Table(title=f"Roofline per workload on {roofs.chip}", pad_edge=False,
+              collapse_padding=True,
+              caption=f"ops/B: ops per {roofs.offchip} byte; TOPS: achieved / attainable; "
+                      "headroom: time / time at the roofs")
+    # no "of roof" column: it is 1 / headroom, and TOPS shows achieved beside attainable
+    for c in ("workload", "format", "time", "ops/B", "TOPS", "headroom", "mem-bound", "bound"):
+        t.add_column(c, justify="left" if c in ("workload", "format", "bound") else "right",
+                     overflow="fold", no_wrap=c not in ("workload", "format"))
     for r in wt.itertuples():
         t.add_row(str(r.workload), str(r.format), seconds(r.time_s),
-                  _num(r.ops_per_hbm_byte), _num(r.attainable_tops), _num(r.achieved_tops),
-                  f"{r.pct_of_attainable:.0%}", f"{r.headroom:.2f}x",
-                  f"{r.memory_bound_fraction:.0%}", bound_label(str(r.bound), roofs.offchip))
+                  _num(r.ops_per_hbm_byte), _tops(r.achieved_tops, r.attainable_tops),
+                  f"{r.headroom:.2f}x",
+                  f"{r.memory_bound_fraction:.0%}", _bound(str(r.bound), roofs.offchip))
     console.print(t)
 
 
@@ -98,14 +139,20 @@ def print_workloads(console, wt, roofs) -> None:
                    "goes to the same name with .csv.")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a static PNG (needs kaleido: pip install 'tpusim[png]').")
+@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True,
+              help="Print the N layers that take most time (the CSV and page hold every layer).")
+@click.option("--all", "all_rows", is_flag=True, help="Print every layer, in run order.")
+@json_option("every layer's row (unless --per-workload) and the per-workload rows")
 @plotlyjs_option()
-def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out, png):
+def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out, png, top,
+             all_rows, as_json):
     """Roofline chart and table of WORKLOAD(s) on chip CONFIG.
 
     Log-log chart: a compute roof per format and the vector roof over the HBM slope, the ridge
     marked, one point per layer sized by its share of time and coloured by what bounds it
-    (compute, hbm, sram, vector). Prints the table (with the reason for each bound) and writes
-    the chart as a self-contained HTML file and the table as CSV beside it.
+    (compute, hbm, sram, vector). Prints the heaviest layers (--top N, or --all), the reason for
+    each bound and the per-workload summary, and writes the chart as a self-contained HTML file
+    and every layer as CSV beside it.
 
     \b
     Example:
@@ -143,10 +190,17 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     wt = workload_table(tables, roofs)
     csv_table = wt if per_workload else pd.concat(tables, ignore_index=True)
 
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-    if not per_workload:
-        print_layers(console, csv_table, several, roofs.offchip)
-    print_workloads(console, wt, roofs)
+    # a pipe gets 200 columns (no folded cells in logs) unless COLUMNS says otherwise
+    wide = sys.stdout.isatty() or os.environ.get("COLUMNS")
+    console = Console(highlight=False, width=None if wide else 200)
+    if as_json:
+        echo_json({"config": chip.name, **({} if per_workload else {"layers": csv_table}),
+                   "workloads": wt})
+    else:
+        if not per_workload:
+            print_layers(console, csv_table, csv_table["workload"].nunique() > 1,
+                         roofs.offchip, None if all_rows else top)
+        print_workloads(console, wt, roofs)
 
     html_path = Path(out or default_html(config, workloads, per_workload))
     csv_path = html_path.with_suffix(".csv")
@@ -172,7 +226,7 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
         with atomic_path(png) as tmp:
             tmp.write_bytes(png_bytes)
     written = [html_path, csv_path] + ([png] if png is not None else [])
-    click.echo("wrote " + ", ".join(str(p) for p in written))
+    click.echo("wrote " + ", ".join(str(p) for p in written), err=as_json)
 
 
 def _png(fig) -> bytes:

@@ -8,7 +8,7 @@ import click
 
 from .._input import check_size
 from ..errors import InputError
-from .common import parse_sets, set_option, plotlyjs_option
+from .common import echo_json, json_option, parse_sets, set_option, plotlyjs_option
 
 ALLOWED_INTS = "expected a comma-separated list of positive integers, e.g. 16,32,64"
 
@@ -87,9 +87,10 @@ def default_sweep_out(config: str, workloads: tuple[str, ...]) -> Path:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory (default results/sweep-<config>-<workload>/).")
 @click.option("--no-html", is_flag=True, help="Skip sweep.html.")
+@json_option("the counts and, per workload, the latency x energy x area Pareto points")
 @plotlyjs_option()
 def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler, out_dir,
-          no_html):
+          no_html, as_json):
     """Simulate WORKLOAD(s) on CONFIG at every combination of the listed values.
 
     Writes DIR/sweep.parquet and DIR/sweep.csv (one row per point: the swept values, every
@@ -114,6 +115,10 @@ def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler,
                       out_dir=out, html=not no_html)
     a = df.attrs
     files = "sweep.parquet, sweep.csv" + ("" if no_html else ", sweep.html")
+    if as_json:
+        click.echo(f"wrote {out}/{files}", err=True)
+        echo_json(sweep_json(df, out))
+        return
     click.echo(f"wrote {out}/{files}")
     print_best(df)
     if a["failed"]:
@@ -125,32 +130,62 @@ def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler,
                    "and sweep.parquet)")
 
 
-def _point(row, swept: list[str]) -> str:
+def sweep_json(df, out: Path) -> dict:
+    """What ``sweep --json`` prints: the counts, the output folder and each workload's Pareto
+    points (every column of sweep.csv); all points are in sweep.csv."""
+    from ..sweep_metrics import pareto_3d
+    ok = df[df["status"] == "ok"] if len(df) else df
+    front = {}
+    if len(ok) and "chip_mm2" in ok:
+        front = {str(wl): g.loc[pareto_3d(g)] for wl, g in ok.groupby("workload", sort=False)}
+    a = df.attrs
+    return {"out": str(out), **{k: a.get(k) for k in ("points", "computed", "reused", "failed")},
+            "pareto": front}
+
+
+def _points_table(title: str, rows, swept: list[str]):
+    """Sweep points as a table narrow enough for 80 columns: the swept values, then latency,
+    energy per inference, chip area, perf/area and perf/W."""
+    from rich import box
+    from rich.table import Table
+
     from .. import units
-    vals = " ".join(f"{c}={row[c]}" for c in swept if c != "workload")
-    return (f"{vals}: {units.seconds(row['latency_s'])}, "
-            f"{units.joules(row['energy_per_inference_j'])}/inference, "
-            f"≥{units.number(row['chip_mm2'])} mm², "
-            f"{units.number(row['throughput_per_mm2'])} inf/s/mm², "
-            f"{units.number(row['tops_per_w'])} TOPS/W")
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+              pad_edge=False, collapse_padding=True)
+    vals = [c for c in swept if c != "workload"]
+    for c in vals:
+        t.add_column(c, justify="right", overflow="fold")
+    for c in ("latency", "energy/inf", "chip mm²", "inf/s/mm²", "TOPS/W"):
+        t.add_column(c, justify="right", no_wrap=True)
+    for _, row in rows.iterrows():
+        t.add_row(*[str(row[c]) for c in vals], units.seconds(row["latency_s"]),
+                  units.joules(row["energy_per_inference_j"]),
+                  f"≥{units.number(row['chip_mm2'])}", units.number(row["throughput_per_mm2"]),
+                  units.number(row["tops_per_w"]))
+    return t
 
 
 def print_best(df, top: int = 3, max_front: int = 10) -> None:
     """The latency x energy x area Pareto points, then the best few by perf/area and perf/W."""
+    import os
+    import sys
+
+    from rich.console import Console
+
     from ..sweep_metrics import pareto_3d
     from ..sweep_plots import swept_columns
     ok = df[df["status"] == "ok"] if len(df) else df
     if not len(ok) or "chip_mm2" not in ok or ok["chip_mm2"].isna().all():
         return
+    wide = sys.stdout.isatty() or os.environ.get("COLUMNS")
+    console = Console(highlight=False, width=None if wide else 200)
     swept = swept_columns(df)
     for wl, g in ok.groupby("workload", sort=False):
         front = pareto_3d(g)
         more = f" (first {max_front})" if len(front) > max_front else ""
-        click.echo(f"{wl}: Pareto front over latency x energy x area, {len(front)} "
-                   f"points{more}:")
-        for i in front[:max_front]:
-            click.echo("  " + _point(g.loc[i], swept))
+        console.print(_points_table(f"{wl}: Pareto front over latency x energy x area, "
+                                    f"{len(front)} points{more}", g.loc[front[:max_front]],
+                                    swept))
         for col, name in (("throughput_per_mm2", "perf/area"), ("tops_per_w", "perf/W")):
-            click.echo(f"{wl}: top {min(top, len(g))} by {name}:")
-            for _, row in g.nlargest(top, col).iterrows():
-                click.echo("  " + _point(row, swept))
+            console.print(_points_table(f"{wl}: top {min(top, len(g))} by {name}",
+                                        g.nlargest(top, col), swept))

@@ -16,24 +16,43 @@ def _bar(value: float, total: float) -> str:
             f'min-width:1px"></div>')
 
 
+# train.json's keys as a reader names them
+NAMES = {"exposed_collectives": "exposed collectives", "dp_all_reduce": "DP all-reduce",
+         "ep_all_to_all": "EP all-to-all", "fsdp_all_gather": "FSDP all-gather",
+         "fsdp_reduce_scatter": "FSDP reduce-scatter", "pp_permute": "PP send/receive",
+         "tp_all_reduce": "TP all-reduce", "weights_grads_optimizer":
+         "weights, gradients and optimizer state", "gathered_weights": "gathered weights"}
+
+
+def _name(key: str) -> str:
+    return escape(NAMES.get(key, key.replace("_", " ")))
+
+
+def _gib(v: float) -> str:
+    from ..units import nbytes
+    return nbytes(v * 2**30)
+
+
 def train_report(rec: dict[str, Any]) -> str:
     """HTML for a train.json record."""
     t = rec["time_s"]
     parts = ("compute", "exposed_collectives", "bubble", "optimizer")
     step = rec["step_s"]
     from ..units import number, seconds
-    rows_time = "".join(f"<tr><td>{p}</td><td>{seconds(t[p])}</td><td>{t[p] / step:.1%}</td>"
+    rows_time = "".join(f"<tr><td>{_name(p)}</td><td>{seconds(t[p])}</td>"
+                        f"<td>{t[p] / step:.1%}</td>"
                         f"<td style='width:50%'>{_bar(t[p], step)}</td></tr>" for p in parts)
     rows_coll = "".join(
-        f"<tr><td>{k}</td><td>{seconds(v)}</td><td>"
+        f"<tr><td>{_name(k)}</td><td>{seconds(v)}</td><td>"
         f"{'exposed (critical path)' if rec['exposed'][k] else 'overlapped with compute'}"
-        f"</td></tr>" for k, v in rec["collectives_s"].items() if v > 0)
-    rows_mem = "".join(f"<tr><td>{k}</td><td>{v:.3g} GiB</td></tr>"
+        f"</td></tr>" for k, v in rec["collectives_s"].items() if v > 0) or \
+        "<tr><td colspan='3'>none: one chip's worth of work, nothing to exchange</td></tr>"
+    rows_mem = "".join(f"<tr><td>{_name(k)}</td><td>{_gib(v)}</td></tr>"
                        for k, v in rec["memory_gib"].items())
     rows_alt = "".join(
         f"<tr><td>{escape(a['parallel'])}</td><td>{escape(a['remat'])}</td>"
         f"<td>{a['microbatches']}</td><td>{seconds(a['step_s'])}</td><td>{a['mfu']:.1%}</td>"
-        f"<td>{a['hbm_gib_per_chip']:.3g} GiB</td></tr>" for a in rec["alternatives"])
+        f"<td>{_gib(a['hbm_gib_per_chip'])}</td></tr>" for a in rec["alternatives"])
     title = (f"{escape(rec['model'])} on {escape(rec['config'])} {escape(rec['topology'])} "
              f"({rec['chips']} chips)")
     head = (f"<p>sharding {escape(rec['parallel'])} ({escape(rec['sharding'])}), remat "
@@ -41,13 +60,17 @@ def train_report(rec: dict[str, Any]) -> str:
             f"<p><b>step {seconds(step)}</b> &middot; {number(rec['tokens_per_s_per_chip'])} "
             "tokens/s "
             f"per chip &middot; MFU {rec['mfu']:.1%} &middot; HFU {rec['hfu']:.1%} &middot; "
-            f"{rec['hbm_gib_per_chip']:.3g} GiB HBM per chip</p>")
+            f"{_gib(rec['hbm_gib_per_chip'])} HBM per chip</p>")
     table = "<table border='1' cellpadding='4' style='border-collapse:collapse'>{}</table>"
     return ("<!doctype html><html><head><meta charset='utf-8'><title>" + title +
             "</title></head><body style='font-family:sans-serif;max-width:60em'>"
             f"<h1>{title}</h1>{head}<h2>Time</h2>"
-            + table.format(rows_time) + "<h2>Collectives</h2>" + table.format(rows_coll)
-            + "<h2>Memory per chip</h2>" + table.format(rows_mem)
+            + table.format("<tr><th>part</th><th>time</th><th>share</th><th></th></tr>"
+                           + rows_time) + "<h2>Collectives on ICI</h2>"
+            + table.format("<tr><th>collective</th><th>time</th><th>on the step</th></tr>"
+                           + rows_coll)
+            + "<h2>Memory per chip</h2>"
+            + table.format("<tr><th>what</th><th>HBM</th></tr>" + rows_mem)
             + "<h2>Shardings compared</h2>"
             + table.format("<tr><th>parallel</th><th>remat</th><th>microbatches</th>"
                            "<th>step</th><th>MFU</th><th>HBM/chip</th></tr>" + rows_alt)

@@ -16,21 +16,30 @@ def serve_html(title: str, runs: list[tuple[float, dict[str, Any], pd.DataFrame]
 
     figs = []
     if curve and len(curve) > 1:
+        from ..units import unit_for
         f = go.Figure()
         xs = [p["output_tokens_per_s"] for p in curve]
-        for key, name in (("ttft_p50_s", "TTFT p50"), ("ttft_p99_s", "TTFT p99"),
-                          ("tpot_p50_s", "TPOT p50")):
-            f.add_scatter(x=xs, y=[p[key] for p in curve], mode="lines+markers", name=name,
+        keys = (("ttft_p50_s", "TTFT p50"), ("ttft_p99_s", "TTFT p99"), ("tpot_p50_s", "TPOT p50"))
+        ys = sorted(p[k] for p in curve for k, _ in keys if p.get(k))
+        uname, usize = unit_for(ys[len(ys) // 2] if ys else 0.0, "time")   # the median's unit
+        for key, name in keys:
+            f.add_scatter(x=xs, y=[p[key] / usize if p[key] is not None else None
+                                   for p in curve], mode="lines+markers", name=name,
                           text=[f"rate {p['rate']:g}/s" for p in curve])
         f.update_layout(title="Throughput vs latency (one point per offered rate)",
-                        xaxis_title="output tokens/s", yaxis_title="seconds", yaxis_type="log")
+                        xaxis_title="output tokens/s", yaxis_title=uname, yaxis_type="log")
         figs.append(f)
     rate, s, table = runs[-1]
     fin = table[table["finished"]]
+    from ..units import unit_for
     for col, name in (("ttft_s", "time to first token"), ("tpot_s", "time per output token"),
                       ("e2e_s", "end-to-end latency")):
-        f = go.Figure(go.Histogram(x=fin[col], nbinsx=60))
-        f.update_layout(title=f"{name} (rate {rate:g}/s)", xaxis_title="seconds",
+        # in the unit of the median (ms, µs), as the tables above write it
+        uname, usize = unit_for(float(fin[col].median()) if len(fin) else 0.0, "time")
+        f = go.Figure(go.Histogram(x=fin[col] / usize, nbinsx=60,
+                                   hovertemplate=f"%{{x}} {uname}: %{{y}} requests"
+                                                 "<extra></extra>"))
+        f.update_layout(title=f"{name} (rate {rate:g}/s)", xaxis_title=uname,
                         yaxis_title="requests")
         figs.append(f)
     pts = s["kv_utilisation"]["over_time"]
