@@ -309,10 +309,11 @@ def test_sweeping_the_arrays_sparsity_support(sparse_trace, tmp_path, cli):
     code, stdout, err = cli("sweep", "tpu_v4", sparse_trace, "--set",
                             'array.sparsity=[],["2:4"]', "--out", out)
     assert code == 0, err
-    got = {l.split(": ")[0].strip(): float(l.split(": ")[1].split(" µs")[0])
-           for l in stdout.splitlines() if "array.sparsity=" in l}
-    assert set(got) == {"array.sparsity=[]", "array.sparsity=['2:4']"}
-    assert got["array.sparsity=['2:4']"] < got["array.sparsity=[]"]   # 2:4 skips MACs
+    import pandas as pd
+    df = pd.read_csv(out / "sweep.csv")
+    got = dict(zip(df["array.sparsity"].astype(str), df["latency_s"]))
+    assert set(got) == {"[]", "['2:4']"}
+    assert got["['2:4']"] < got["[]"]   # 2:4 skips MACs
 
 
 def test_compress_fuse_rows_never_add_hbm_bytes_and_w1a1_parses():
