@@ -196,6 +196,8 @@ def test_compress_table_and_page(write_csv, tmp_path, cli):
     import pandas as pd
     df = pd.read_csv(out / "compress.csv")
     assert (out / "compress.html").read_text().count("<tr>") == len(df) + 1
+    head = stdout.splitlines()[0].split()          # values carry their units: no _s in the head
+    assert head[:2] == ["technique", "latency"] and "latency_s" in df.columns
     rows = {r["technique"]: r for _, r in df.iterrows()}
     assert list(rows)[0] == "dense baseline" and rows["dense baseline"]["speedup"] == 1.0
     assert rows["sparsity 2:4"]["macs"] == rows["dense baseline"]["macs"] / 2
