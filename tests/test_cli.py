@@ -33,6 +33,13 @@ def test_run_writes_spec_files(cli, tmp_path):
     assert "latency" in stdout
 
 
+def test_run_title_names_the_event_engine(cli, tmp_path):
+    code, stdout, err = cli("run", "default", "tpu_v1/mlp0", "--engine", "event", "--no-html",
+                            "--out", tmp_path / "e")
+    assert code == 0, err
+    assert "mlp0 on default (pipelined, event engine, int8)" in stdout
+
+
 def test_run_scalesim_cfg_and_set(cli, tmp_path):
     out = tmp_path / "s"
     code, _, err = cli("run", SCALESIM / "configs" / "scale.cfg", RESNET18, "--out", out,

@@ -196,6 +196,8 @@ def test_compress_table_and_page(write_csv, tmp_path, cli):
     import pandas as pd
     df = pd.read_csv(out / "compress.csv")
     assert (out / "compress.html").read_text().count("<tr>") == len(df) + 1
+    head = stdout.splitlines()[0].split()          # values carry their units: no _s in the head
+    assert head[:2] == ["technique", "latency"] and "latency_s" in df.columns
     rows = {r["technique"]: r for _, r in df.iterrows()}
     assert list(rows)[0] == "dense baseline" and rows["dense baseline"]["speedup"] == 1.0
     assert rows["sparsity 2:4"]["macs"] == rows["dense baseline"]["macs"] / 2
@@ -231,6 +233,8 @@ def test_bad_trace_input_is_one_line_exit_2(write_csv, tmp_path, cli, text, need
 
 @pytest.mark.parametrize("args,needle", [
     (("--set", "array.sparsity=[2:4]"), "quote N:M"),
+    (("--set", "array.sparsity=2:4"), "quote N:M"),       # bare and unquoted: base-60 124 too
+    (("--set", 'array.sparsity="5:4"'), "0 < N < M"),
     (("--set", 'array.sparsity=["5:4"]'), "0 < N < M"),
     (("--sparsity", "3:2"), "--sparsity: got '3:2'"),
     (("--sparsity", "1.5"), "--sparsity: got '1.5'"),
@@ -332,3 +336,10 @@ def test_compress_fuse_rows_never_add_hbm_bytes_and_w1a1_parses():
     assert df.loc["fuse", "hbm_bytes"] < df.loc["dense baseline", "hbm_bytes"]
     assert parse_formats("w1a1").wa == ("binary", "binary")
     assert parse_formats("wta8").wa == ("ternary", "int8")
+
+
+def test_a_bare_sparsity_pattern_is_a_list_of_one():
+    from tpusim.config import load_config
+    assert load_config("tpu_v4", **{"array.sparsity": "2:4"}).array.sparsity == ["2:4"]
+    assert load_config("tpu_v4", **{"array.sparsity": "unstructured"}).array.sparsity == \
+        ["unstructured"]

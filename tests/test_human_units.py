@@ -33,6 +33,8 @@ def made(tmp_path_factory):
     d = tmp_path_factory.mktemp("units")
     trace = d / "t.csv"
     trace.write_text(TRACE)
+    tiny = d / "tiny.csv"
+    tiny.write_text("name,op,m,k,n\na,matmul,4,8,8\nb,matmul,4,8,8\n")
     out = {}
     for name, args in {
         "run": ["run", "tpu_v1", trace, "--out", d / "run"],
@@ -47,6 +49,8 @@ def made(tmp_path_factory):
                   "--parallel", "fsdp=8", "--out", d / "train"],
         "serve": ["serve", "tpu_v5e", "gpt2", "--synthetic", "in=64,out=16",
                   "--num-requests", "8", "--rate", "inf", "--out", d / "serve"],
+        # 2 x 256 MACs: as GMAC that was 5.12e-07
+        "prune": ["workload", "prune", tiny, "--channels", "0.5", "--out", d / "pruned.csv"],
     }.items():
         code, stdout, err = run_cli(*args)
         assert code == 0, (name, err)
@@ -55,7 +59,7 @@ def made(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["run", "sweep", "formats", "roofline", "compare", "generate",
-                                  "train", "serve"])
+                                  "train", "serve", "prune"])
 def test_terminal_output_has_no_raw_floats(made, name):
     _, out = made
     text = out[name]

@@ -216,6 +216,7 @@ def test_bad_request_files(tmp_path, lines, needle):
 @pytest.mark.parametrize("args,needle", [
     (["--rate", "0"], "--rate"), (["--rate", "-3"], "--rate"), (["--rates", "1,0"], "--rates"),
     (["--kv-block", "0"], "--kv-block"), (["--synthetic", "in=-4,out=3"], "in"),
+    (["--chips", "5"], "--chips: tp: got 5; must divide the"),   # the option the user gave
 ])
 def test_bad_options(tmp_path, args, needle):
     out = tmp_path / "o"

@@ -112,5 +112,6 @@ def test_cli_jetstream_flag(tmp_path):
                              "--max-batch", "8", "--out", tmp_path / "o", "--no-html")
     assert code == 0, err
     assert "engine shapes: prefill chunks [128, 256, 512, 1024]" in out and "max batch 8" in out
+    assert "fixed batch on," in out and "True" not in out      # words, not a Python bool
     assert step_shapes("128,256", True, 512, 0.95) == StepShapes((128, 256), True, 512, 0.95)
     assert math.isclose(JETSTREAM.decode_hold, 0.95)

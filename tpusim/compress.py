@@ -197,7 +197,8 @@ def _fmt(col: str, v: Any) -> str:
 
 def table_text(df) -> list[list[str]]:
     """The table as rows of display strings (header first)."""
-    return [list(COLUMNS)] + [[_fmt(c, r[c]) for c in COLUMNS] for _, r in df.iterrows()]
+    head = [{"latency_s": "latency", "energy_j": "energy"}.get(c, c) for c in COLUMNS]  # shown in units
+    return [head] + [[_fmt(c, r[c]) for c in COLUMNS] for _, r in df.iterrows()]
 
 
 def compress_html(df, chip_name: str, workload_name: str) -> str:

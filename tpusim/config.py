@@ -55,6 +55,7 @@ class ArrayConfig(_Model):
     @field_validator("sparsity", mode="before")
     @classmethod
     def _sparsity(cls, v: Any) -> Any:
+        v = [v] if isinstance(v, (int, str)) and not isinstance(v, bool) else v  # bare: a list of 1
         if not isinstance(v, list):
             return v
         out = []

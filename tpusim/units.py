@@ -11,6 +11,7 @@ import math
 
 _TIME = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
 _ENERGY = (("kJ", 1e3), ("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12))
+_MACS = (("TMAC", 1e12), ("GMAC", 1e9), ("MMAC", 1e6), ("kMAC", 1e3), ("MAC", 1.0))
 _BYTES = (("TiB", 2.0**40), ("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10), ("B", 1.0))
 
 
@@ -57,6 +58,10 @@ def joules(x: float, digits: int = 4) -> str:
 
 def nbytes(x: float, digits: int = 4) -> str:
     return _scaled(x, _BYTES, digits)
+
+
+def macs(x: float, digits: int = 4) -> str:
+    return _scaled(x, _MACS, digits)
 
 
 def unit_for(x: float, kind: str = "energy") -> tuple[str, float]:

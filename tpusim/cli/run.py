@@ -34,7 +34,8 @@ def summary_rows(result) -> tuple[str, list[tuple[str, str]]]:
     from ..wording import bound_label, offchip, peak_phrase
 
     s = result.summary
-    title = f"{s['workload']} on {s['config']} ({s['timing_model']}, {s['format']})"
+    engine = ", event engine" if s.get("engine") == "event" else ""     # --engine event says so
+    title = f"{s['workload']} on {s['config']} ({s['timing_model']}{engine}, {s['format']})"
     rows = [
         ("latency", f"{units.seconds(s['latency_s'])} ({s['total_cycles']:,.0f} cycles)"),
         _throughput(result),

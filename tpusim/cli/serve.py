@@ -131,7 +131,7 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
     took = time.perf_counter() - t0
     if shapes != type(shapes)():
         st.notes.append(f"engine shapes: prefill chunks {list(shapes.prefill_chunks) or 'none'}"
-                        f", fixed batch {shapes.fixed_batch}, attention block "
+                        f", fixed batch {'on' if shapes.fixed_batch else 'off'}, attention block "
                         f"{shapes.attention_block} keys, decode hold {shapes.decode_hold:g}")
     out = out_dir or Path("results") / f"serve-{Path(str(config)).stem}-{model}"
     written = write_outputs(runs, out, st.notes, html=not no_html)

@@ -133,8 +133,9 @@ def prune(trace, channels, out):
     after = sum(make_layer(r, str(out), i).macs * make_layer(r, str(out), i).count
                 for i, r in enumerate(pruned, start=2))
     before = sum(l.macs * l.count for l in dense)
-    click.echo(f"{path.stem}: {len(notes)} rows changed, {before / 1e9:.6g} -> "
-               f"{after / 1e9:.6g} GMAC ({after / before if before else 1:.1%})")
+    from ..units import macs
+    click.echo(f"{path.stem}: {len(notes)} rows changed, {macs(before)} -> "
+               f"{macs(after)} ({after / before if before else 1:.1%})")
     for n in notes[:8]:
         click.echo("  " + n)
     if len(notes) > 8:

@@ -35,7 +35,7 @@ class ShardedStepCost(StepCostModel):
             from ..pod.topology import make_slice
             from ..pod.train import shard_config
             spec = ParallelSpec(tp=tp)
-            check_spec(spec, tp, full)
+            check_spec(spec, tp, full, source="--chips")   # serve splits TP over every chip
             sl = make_slice(chip.ici, chip.dcn, chips=tp, source="--chips")
             self.axes = place(spec, sl).of("tp")
             shard = shard_config(full, spec)
