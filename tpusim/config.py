@@ -10,7 +10,6 @@ Every field is reachable by its dotted path, which ``--set PATH=VALUE`` and erro
 from __future__ import annotations
 
 import copy
-import functools
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +21,7 @@ from ._input import MAX_DIM, InputModel, load_yaml, read_text, suggest
 from .errors import InputError
 from .formats import FORMAT_NAMES, get_format
 from .offchip import offchip_pj_per_bit
+from .config_paths import error_line, set_dotted
 from .config_vector import VectorConfig
 from .pod.topology import DcnConfig, IciConfig
 from .scalesim_config import read_scalesim_cfg
@@ -227,84 +227,13 @@ class ChipConfig(_Model):
 
 # ---------------------------------------------------------------- loading
 
-def _dotted(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc if not str(p).startswith("function-"))
-
-
-@functools.lru_cache(maxsize=None)   # a sweep applies overrides once per point
-def _section_type(ann: Any) -> type[BaseModel] | None:
-    """The model class of a section field, ``Section | None`` (optional sections) included."""
-    union = getattr(ann, "__origin__", None) is None and hasattr(ann, "__args__")  # X | None
-    for t in (ann, *(ann.__args__ if union else ())):
-        if isinstance(t, type) and issubclass(t, BaseModel):
-            return t
-    return None
-
-
-def _allowed_fields(model: type[BaseModel], loc: tuple) -> str:
-    """Names allowed at the parent of ``loc``, for 'extra field' errors."""
-    cls: Any = model
-    for part in loc[:-1]:
-        field = getattr(cls, "model_fields", {}).get(str(part))
-        if field is None:
-            return ""
-        cls = _section_type(field.annotation)
-        if cls is None:
-            return ""
-    return "allowed fields: " + ", ".join(getattr(cls, "model_fields", {}))
-
-
 def validation_to_input_error(err: ValidationError, source: str) -> InputError:
-    """The first pydantic error as one line: file, dotted field, value, rule."""
-    errors = err.errors()
-    # A misspelt key shows up both as "unknown" and as the real key "missing": name the typo.
-    e = next((x for x in errors if x.get("type") == "extra_forbidden"), errors[0])
-    loc = tuple(e.get("loc", ()))
-    where = _dotted(loc) or None
-    msg = e.get("msg", "invalid")
-    if e.get("type") == "missing":
-        return InputError(source, where, message="required field is missing")
-    if e.get("type") == "extra_forbidden":
-        allowed = _allowed_fields(ChipConfig, loc)
-        names = allowed.removeprefix("allowed fields: ").split(", ") if allowed else []
-        hint = suggest(loc[-1], names) if loc else ""
-        return InputError(source, where, message=f"unknown field{hint}; {allowed}")
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-        if where and msg.startswith(where):   # the validator named the field itself
-            where = None
-        return InputError(source, where, message=msg)
-    value = e.get("input")
-    if e.get("type") == "model_type":   # a section given as a scalar: "got 5; ... ArrayConfig"
-        return InputError(source, where, value if not isinstance(value, BaseModel) else None,
-                          "expected a section of fields (a mapping)")
-    if e.get("type") == "finite_number":
-        return InputError(source, where, value, "expected a finite number")
-    rule = msg[0].lower() + msg[1:] if msg else "invalid"
-    return InputError(source, where, value, rule)
+    """The first pydantic error of a chip config as one line (:func:`config_paths.error_line`)."""
+    return error_line(err, source, ChipConfig)
 
 
 def _set_dotted(raw: dict, path: str, value: Any, source: str) -> None:
-    parts = path.split(".")
-    node = raw
-    cls: Any = ChipConfig
-    for i, part in enumerate(parts):
-        fields = getattr(cls, "model_fields", None)
-        if fields is not None and part not in fields:
-            raise InputError(source, path, message=f"unknown field {part!r}"
-                             f"{suggest(part, fields)}; allowed fields: " + ", ".join(fields))
-        if i == len(parts) - 1:
-            node[part] = value
-            return
-        nxt = node.get(part)
-        if not isinstance(nxt, dict):
-            nxt = {} if nxt is None else nxt
-            if not isinstance(nxt, dict):
-                raise InputError(source, path, message=f"{part!r} is not a section")
-            node[part] = nxt
-        node = nxt
-        if fields is not None:
-            cls = _section_type(fields[part].annotation)
+    set_dotted(raw, path, value, source, ChipConfig)
 
 
 def parse_value(text: str) -> Any:
