@@ -1,13 +1,17 @@
 """Tiling into SRAM and the bytes each stream moves: HBM (compulsory + re-fetches) and SRAM.
 
 A GEMM layer is m x k (input, streamed from the activation buffer) times k x n (weights, staged
-through the weight buffer), accumulated in the output buffer (accumulators). Two loop orders at
-the SRAM level are costed and the cheaper in HBM bytes is kept:
+through the weight buffer), accumulated in the output buffer (accumulators). These loop orders at
+the SRAM level are costed and the simulator keeps the one that finishes first:
 
 * weights outer: for each column strip of weights (k x cols) that stays in the weight buffer,
   stream all m rows; the input is re-read from HBM once per strip unless it fits its buffer.
 * inputs outer: for each chunk of m rows that stays in the input buffer, run every weight tile;
   weights are re-read from HBM once per chunk unless the layer's weights fit their buffer.
+* output stationary (what a compiler does for a long-k GEMM such as a weight gradient): a block
+  of fp32 partial sums stays in the accumulators while all of k streams past it, so the input
+  is re-read once per block column and the weights once per block row; it takes the place of
+  inputs outer where it moves fewer HBM bytes (:func:`output_stationary_passes`).
 
 Chunks of m are bounded by the accumulators, which hold one chunk's partial sums for a column
 strip while the k folds accumulate. Double-buffered buffers give half their capacity to the tile
@@ -81,7 +85,8 @@ def check_tile_fits(chip: ChipConfig, fmt: Format, source: str | None = None) ->
 def gemm_traffic_options(layer: Layer, chip: ChipConfig, fmt: Format, input_resident: bool,
                          output_resident: bool, weights_cached: bool = False) -> list[Traffic]:
     """Bytes moved by one instance of a GEMM layer (all its groups), for each SRAM loop order
-    (weights outer, inputs outer). The simulator keeps the order that finishes first.
+    (weights outer; inputs outer or output stationary, whichever moves fewer HBM bytes). The
+    simulator keeps the order that finishes first.
 
     ``weights_cached``: the layer's weights stay in the weight buffer across inferences
     (``memory.sram.weights_persistent``), so no HBM weight traffic.
