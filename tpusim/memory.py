@@ -1,13 +1,17 @@
 """Tiling into SRAM and the bytes each stream moves: HBM (compulsory + re-fetches) and SRAM.
 
 A GEMM layer is m x k (input, streamed from the activation buffer) times k x n (weights, staged
-through the weight buffer), accumulated in the output buffer (accumulators). Two loop orders at
-the SRAM level are costed and the cheaper in HBM bytes is kept:
+through the weight buffer), accumulated in the output buffer (accumulators). These loop orders at
+the SRAM level are costed and the simulator keeps the one that finishes first:
 
 * weights outer: for each column strip of weights (k x cols) that stays in the weight buffer,
   stream all m rows; the input is re-read from HBM once per strip unless it fits its buffer.
 * inputs outer: for each chunk of m rows that stays in the input buffer, run every weight tile;
   weights are re-read from HBM once per chunk unless the layer's weights fit their buffer.
+* output stationary (what a compiler does for a long-k GEMM such as a weight gradient): a block
+  of fp32 partial sums stays in the accumulators while all of k streams past it, so the input
+  is re-read once per block column and the weights once per block row; it takes the place of
+  inputs outer where it moves fewer HBM bytes (:func:`output_stationary_passes`).
 
 Chunks of m are bounded by the accumulators, which hold one chunk's partial sums for a column
 strip while the k folds accumulate. Double-buffered buffers give half their capacity to the tile
@@ -81,7 +85,8 @@ def check_tile_fits(chip: ChipConfig, fmt: Format, source: str | None = None) ->
 def gemm_traffic_options(layer: Layer, chip: ChipConfig, fmt: Format, input_resident: bool,
                          output_resident: bool, weights_cached: bool = False) -> list[Traffic]:
     """Bytes moved by one instance of a GEMM layer (all its groups), for each SRAM loop order
-    (weights outer, inputs outer). The simulator keeps the order that finishes first.
+    (weights outer; inputs outer or output stationary, whichever moves fewer HBM bytes). The
+    simulator keeps the order that finishes first.
 
     ``weights_cached``: the layer's weights stay in the weight buffer across inferences
     (``memory.sram.weights_persistent``), so no HBM weight traffic.
@@ -117,9 +122,18 @@ def gemm_traffic_options(layer: Layer, chip: ChipConfig, fmt: Format, input_resi
     # inputs outer: an m-chunk stays while every weight tile streams past it
     chunks_io = math.ceil(m_stream / min(acc_rows, in_rows, m_stream))
     w_pass_io = 1 if (w_bytes <= cap_w * half or chunks_io == 1) else chunks_io
+    second = (w_pass_io, 1, chunks_io)
+    # output stationary: kept instead of inputs outer when it moves fewer HBM bytes
+    w_eff = 0.0 if weights_cached else w_bytes
+    i_eff = 0.0 if input_resident else in_bytes
+    os_order = output_stationary_passes(
+        m_stream, nf, c, r, b, b_acc, cap_in * half, cap_w * half, cap_out * half,
+        in_bytes <= cap_in * half, w_bytes <= cap_w * half, w_eff, i_eff)
+    if w_eff * os_order[0] + i_eff * os_order[1] < w_eff * w_pass_io + i_eff * 1:
+        second = os_order
     orders = [(w_pass_wo, i_pass_wo, chunks_wo)]
-    if (w_pass_io, 1, chunks_io) != orders[0]:
-        orders.append((w_pass_io, 1, chunks_io))
+    if second != orders[0]:
+        orders.append(second)
 
     out = []
     for w_pass, i_pass, chunks in orders:
@@ -138,6 +152,37 @@ def gemm_traffic_options(layer: Layer, chip: ChipConfig, fmt: Format, input_resi
         out.append(_with_sram(chip, layer, fmt, w_hbm, in_hbm, out_hbm, w_pass,
                               0 if input_resident else i_pass, chunks, note))
     return out
+
+
+def output_stationary_passes(m_stream: int, nf: int, c: int, r: int, b: float, b_acc: float,
+                             cap_in: float, cap_w: float, cap_out: float, in_fits: bool,
+                             w_fits: bool, w_eff: float, i_eff: float) -> tuple[int, int, int]:
+    """(weight passes, input passes, m-chunks) of the output-stationary order: an output block
+    of ``rows`` x ``j * c`` fp32 partial sums stays in the accumulators (the tile a compiler keeps
+    in VMEM) while all k streams past it, one ``r``-deep slice of each operand at a time, so the
+    input is read once per block column (``ceil(nf / j)``) and the weights once per block row
+    (``ceil(m / rows)``), each once if it fits its buffer. ``cap_*`` are the usable bytes.
+
+    Assumption: a group's blocks run one after another, so a block belongs to one group. The
+    HBM bytes ``w_eff * passes + i_eff * passes`` are least for a square block (sqrt(A) on a
+    side for A accumulator elements); the block widths tried are the multiples of ``c`` on
+    either side of sqrt(A), the widest that holds all of m and all of n, the fewest bytes kept.
+    """
+    acc = cap_out // b_acc                       # accumulator elements (>= r * c: tile check)
+    row_cap = max(1, int(cap_in // (r * b)))     # rows whose r-deep input slice fits
+    col_cap = max(1, int(cap_w // (r * b * c)))  # column strips whose r-deep slice fits
+    most = max(1, min(nf, col_cap, int(acc // c)))
+    side = math.sqrt(acc) / c
+    best = None
+    for j in (math.floor(side), math.ceil(side), int(acc // (m_stream * c)), most):
+        j = max(1, min(j, most))
+        rows = max(1, min(m_stream, int(acc // (j * c)), row_cap))
+        w_pass = 1 if w_fits else math.ceil(m_stream / rows)
+        i_pass = 1 if in_fits else math.ceil(nf / j)
+        cost = w_eff * w_pass + i_eff * i_pass
+        if best is None or cost < best[0]:
+            best = (cost, (w_pass, i_pass, math.ceil(m_stream / rows)))
+    return best[1]
 
 
 def _with_sram(chip: ChipConfig, layer: Layer, fmt: Format, w_hbm: float, in_hbm: float,

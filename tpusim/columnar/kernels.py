@@ -5,7 +5,7 @@ same floating-point operations in the same order, so the two agree to the last b
 integers involved stay below 2^53:
 
 * :func:`array_timing` -- :func:`tpusim.timing.systolic.array_timing` (both timing models);
-* :func:`gemm_traffic` -- :func:`tpusim.memory.gemm_traffic_options` (both SRAM loop orders);
+* :func:`gemm_traffic` -- :func:`tpusim.memory.gemm_traffic_options` (the SRAM loop orders);
 * :func:`vector_traffic` -- :func:`tpusim.memory.vector_traffic`;
 * :func:`pipelined_makespan` -- :func:`tpusim.timing.overlap.blocks` and ``flow_shop_cycles``:
   the block plan is read off its run-length form for every row at once (front-padded with empty
@@ -107,13 +107,48 @@ def gemm_traffic(p: dict) -> tuple[dict, dict, np.ndarray]:
     i_pass_wo = np.where((in_bytes <= cap_in * half) | (nf == 1), 1.0, nf)
     chunks_io = _ceil(ms / np.minimum(np.minimum(acc_rows, in_rows), ms))
     w_pass_io = np.where((w_bytes <= cap_w * half) | (chunks_io == 1), 1.0, chunks_io)
-    second = (w_pass_io != w_pass_wo) | (i_pass_wo != 1) | (chunks_io != chunks_wo)
+    # output stationary replaces inputs outer where it moves fewer HBM bytes
+    w_eff = np.where(p["cached"], 0.0, w_bytes)
+    i_eff = np.where(p["in_res"], 0.0, in_bytes)
+    w_os, i_os, c_os = _output_stationary(ms, nf, c, r, b, b_acc, cap_in * half, cap_w * half,
+                                          cap_out * half, in_bytes <= cap_in * half,
+                                          w_bytes <= cap_w * half, w_eff, i_eff)
+    use_os = w_eff * w_os + i_eff * i_os < w_eff * w_pass_io + i_eff * 1
+    w_pass_io = np.where(use_os, w_os, w_pass_io)
+    i_pass_io = np.where(use_os, i_os, 1.0)
+    chunks_io = np.where(use_os, c_os, chunks_io)
+    second = (w_pass_io != w_pass_wo) | (i_pass_io != i_pass_wo) | (chunks_io != chunks_wo)
     common = dict(r=r, c=c, b=b, b_acc=b_acc, g=g, ms=ms, k=k, n=n, kf=kf, nf=nf,
                   df=p["dataflow"], in_bytes=in_bytes, w_bytes=w_bytes, out_bytes=out_bytes,
                   cached=p["cached"], in_res=p["in_res"], out_res=p["out_res"])
     one = _order(common, w_pass_wo, i_pass_wo, chunks_wo)
-    two = _order(common, w_pass_io, np.ones_like(w_pass_io), chunks_io)
+    two = _order(common, w_pass_io, i_pass_io, chunks_io)
     return one, two, second
+
+
+def _output_stationary(ms, nf, c, r, b, b_acc, cap_in, cap_w, cap_out, in_fits, w_fits,
+                       w_eff, i_eff):
+    """:func:`tpusim.memory.output_stationary_passes` per row: the same four block widths in
+    the same order, the first with the fewest HBM bytes kept."""
+    acc = np.floor_divide(cap_out, b_acc)
+    row_cap = np.maximum(1.0, np.floor_divide(cap_in, r * b))
+    col_cap = np.maximum(1.0, np.floor_divide(cap_w, r * b * c))
+    most = np.maximum(1.0, np.minimum(np.minimum(nf, col_cap), np.floor_divide(acc, c)))
+    side = np.sqrt(acc) / c
+    best = None
+    for j in (np.floor(side), np.ceil(side), np.floor_divide(acc, ms * c), most):
+        j = np.maximum(1.0, np.minimum(j, most))
+        rows = np.maximum(1.0, np.minimum(np.minimum(ms, np.floor_divide(acc, j * c)), row_cap))
+        chunks = _ceil(ms / rows)
+        w_pass = np.where(w_fits, 1.0, chunks)
+        i_pass = np.where(in_fits, 1.0, _ceil(nf / j))
+        cost = w_eff * w_pass + i_eff * i_pass
+        if best is None:
+            best = [cost, w_pass, i_pass, chunks]
+        else:
+            take = cost < best[0]
+            best = [np.where(take, v, o) for v, o in zip((cost, w_pass, i_pass, chunks), best)]
+    return best[1], best[2], best[3]
 
 
 def _order(q: dict, w_pass, i_pass, chunks) -> dict:

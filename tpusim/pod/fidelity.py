@@ -10,8 +10,7 @@ batch sizes are not all public, and that rule is stated, not tuned. Nothing in t
 fitted to these numbers; each row says so in ``fitted_on``. v5p slice names count TensorCores
 (Cloud TPU docs): v5p-512 is 256 chips (4x8x8), v5p-256 is the table's 8x4x4 = 128 chips.
 Known gaps, stated where they show (docs/pods.md): host offload (the 405B recipe) is not
-modelled, so 405B does not fit; the single-chip model prices the weight-gradient GEMMs (whose
-contraction runs over the tokens) HBM-bound, and flash tiles VPU-bound on softmax.
+modelled, so 405B does not fit; the single-chip model prices flash tiles VPU-bound on softmax.
 """
 from __future__ import annotations
 
