@@ -1,0 +1,213 @@
+"""The schedule of one training step on one chip: compute layer by layer, collectives on ICI.
+
+One chip stands for every chip of its shard (SPMD). Its program, per microbatch: the embedding,
+the blocks 0 .. L-1 in order, the final norm and LM head; then their backward in reverse (the LM
+head, blocks L-1 .. 0 each with its recompute first, the embedding). Three kinds of collective,
+as XLA schedules them:
+
+* **async on the ICI stream** (one FIFO stream with the collectives' own bandwidth, concurrent
+  with compute): the FSDP all-gather of the weights the next unit needs is issued when the
+  current unit starts (one unit ahead, so two layers' weights are live: the memory model's
+  ``gathered_weights``), and a unit waits until its weights are there; each block's gradient
+  reduce-scatter is issued when its backward ends (the embedding and LM head's, which share one
+  gather, after the embedding's backward); in the last microbatch each reduce-scatter is
+  followed by its share of the in-slice DP all-reduce (assumption: the gradients are bucketed
+  per layer and the bucketed all-reduce's time is shared out by parameters, its latency paid
+  once). The optimizer needs every gradient, so the compute waits for the stream to drain;
+* **blocking** (on the critical path: the compute waits for them): the TP all-reduces and EP
+  all-to-alls of each block, drawn after its compute in each pass (assumption: where inside the
+  block they fall is not modelled, only their time), the PP send at the end of each microbatch's
+  forward and backward, and the DCN gradient all-reduce across slices once the stream is done
+  (PaLM: it starts only when the gradients are complete);
+* the pipeline bubble, (pp - 1) microbatch slots, then the optimizer.
+
+Exposed collective time is the time the compute track waits on a collective, so
+``compute + exposed + bubble + optimizer = step`` holds by construction. Blocking collectives
+run on their own axes' links, concurrently with the ICI stream (assumption).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+COMPUTE, ICI, BLOCKING = "compute", "ICI async (FSDP/DP)", "ICI/DCN blocking"
+TRACKS = (COMPUTE, ICI, BLOCKING)
+
+
+@dataclass(frozen=True)
+class StepParts:
+    """One microbatch's costs on one chip, in seconds (``pod/train.py`` prices them).
+
+    ``*_f``/``*_b``: forward/backward compute of the rows before the blocks (``pre``), one block
+    and the rows after the blocks (``post``); ``block_r``: one block's recompute. ``ag_*``,
+    ``rs_*``: an FSDP all-gather / reduce-scatter of one block's or of the embedding and LM
+    head's weights; ``dp_*``: their share of the step's in-slice DP all-reduce; ``tp_block``,
+    ``ep_block``: one block's blocking TP / EP collectives per pass; ``pp``: one PP send."""
+
+    layers: int
+    microbatches: int
+    pre_f: float
+    block_f: float
+    post_f: float
+    pre_b: float
+    block_b: float
+    post_b: float
+    block_r: float = 0.0
+    ag_block: float = 0.0
+    ag_head: float = 0.0
+    rs_block: float = 0.0
+    rs_head: float = 0.0
+    dp_block: float = 0.0
+    dp_head: float = 0.0
+    tp_block: float = 0.0
+    ep_block: float = 0.0
+    pp: float = 0.0
+    dcn: float = 0.0
+    bubble: float = 0.0
+    optimizer: float = 0.0
+
+
+@dataclass(slots=True)
+class Span:
+    """``dur`` seconds of ``track`` from ``start``: ``kind`` says what (``forward``,
+    ``fsdp wait``, ``TP all-reduce``, ``FSDP all-gather`` ..), ``name`` which unit."""
+
+    track: str
+    kind: str
+    name: str
+    start: float
+    dur: float
+    microbatch: int
+
+
+@dataclass
+class Schedule:
+    step_s: float = 0.0
+    compute_s: float = 0.0       # forward, backward and recompute
+    waits_s: dict[str, float] = field(default_factory=dict)   # the compute track's waits by cause
+    bubble_s: float = 0.0
+    optimizer_s: float = 0.0
+    stream_busy_s: float = 0.0   # the async ICI stream's busy time
+    spans: list[Span] | None = None
+
+    @property
+    def exposed_s(self) -> float:
+        return sum(self.waits_s.values())
+
+
+def schedule(p: StepParts, record: bool = False) -> Schedule:
+    """Run the step (module docstring); ``record``: keep every span for a trace or a chart."""
+    out = Schedule(spans=[] if record else None)
+    waits = {"FSDP all-gather": 0.0, "gradient reduce-scatter / DP all-reduce": 0.0,
+             "TP all-reduce": 0.0, "EP all-to-all": 0.0, "PP send": 0.0, "DCN all-reduce": 0.0}
+    spans = out.spans
+    L, M = p.layers, p.microbatches
+    now = 0.0            # the compute track is free from here
+    free = 0.0           # the async stream is free from here
+    busy = 0.0
+
+    def stream(kind: str, name: str, issue: float, dur: float, mb: int) -> float:
+        nonlocal free, busy
+        if dur <= 0:
+            return issue
+        start = max(free, issue)
+        free = start + dur
+        busy += dur
+        if spans is not None:
+            spans.append(Span(ICI, kind, name, start, dur, mb))
+        return free
+
+    def run(kind: str, name: str, dur: float, mb: int) -> None:
+        nonlocal now
+        if dur > 0 and spans is not None:
+            spans.append(Span(COMPUTE, kind, name, now, dur, mb))
+        now += dur
+
+    def wait(cause: str, until: float, name: str, mb: int) -> None:
+        nonlocal now
+        if until > now:
+            if spans is not None:
+                spans.append(Span(COMPUTE, "wait: " + cause, name, now, until - now, mb))
+            waits[cause] += until - now
+            now = until
+
+    def block(kind: str, name: str, mb: int) -> None:   # blocking collective on the path
+        nonlocal now
+        for cause, dur in (("TP all-reduce", p.tp_block), ("EP all-to-all", p.ep_block)):
+            if dur > 0:
+                if spans is not None:
+                    spans.append(Span(BLOCKING, cause, name, now, dur, mb))
+                wait(cause, now + dur, name, mb)
+
+    # The units that need gathered weights, in program order: (weights, unit name).
+    needs = []
+    for mb in range(M):
+        needs += [("head", "embed")] + [(i, f"block {i}") for i in range(L)]
+        needs += [("head", "lm_head")] + [(i, f"block {i}") for i in range(L - 1, -1, -1)]
+    ag = {"head": p.ag_head}
+    k = 0                # next gather to issue
+    ready = [0.0] * len(needs)
+
+    def issue_next(at: float, mb_of: int) -> None:
+        nonlocal k
+        if k < len(needs):
+            w, nm = needs[k]
+            ready[k] = stream("FSDP all-gather", f"{nm} weights", at,
+                              ag.get(w, p.ag_block), mb_of)
+            k += 1
+
+    def needing(mb: int, j: int, name: str, kind: str, dur: float) -> None:
+        """Unit ``j`` of the gather list: issue the next gather, wait for its own, run."""
+        if k == j:                 # its own gather is not issued yet (the first of the step)
+            issue_next(now, mb)
+        wait("FSDP all-gather", ready[j], name, mb)
+        issue_next(now, mb)        # one ahead, issued as this unit starts
+        run(kind, name, dur, mb)
+
+    j = 0
+    last = M - 1
+    for mb in range(M):
+        needing(mb, j, "embed", "forward", p.pre_f)
+        j += 1
+        for i in range(L):
+            needing(mb, j, f"block {i}", "forward", p.block_f)
+            block("forward", f"block {i}", mb)
+            j += 1
+        run("forward", "lm_head", p.post_f, mb)
+        if p.pp > 0:
+            if spans is not None:
+                spans.append(Span(BLOCKING, "PP send", "activations", now, p.pp, mb))
+            wait("PP send", now + p.pp, "activations", mb)
+        needing(mb, j, "lm_head", "backward", p.post_b)
+        j += 1
+        for i in range(L - 1, -1, -1):
+            needing(mb, j, f"block {i}", "recompute", p.block_r)
+            run("backward", f"block {i}", p.block_b, mb)
+            block("backward", f"block {i}", mb)
+            stream("gradient reduce-scatter", f"block {i} gradients", now, p.rs_block, mb)
+            if mb == last:
+                stream("DP all-reduce", f"block {i} gradients", now, p.dp_block, mb)
+            j += 1
+        run("backward", "embed", p.pre_b, mb)
+        stream("gradient reduce-scatter", "embed/lm_head gradients", now, p.rs_head, mb)
+        if mb == last:
+            stream("DP all-reduce", "embed/lm_head gradients", now, p.dp_head, mb)
+        if p.pp > 0:
+            if spans is not None:
+                spans.append(Span(BLOCKING, "PP send", "gradients", now, p.pp, mb))
+            wait("PP send", now + p.pp, "gradients", mb)
+    wait("gradient reduce-scatter / DP all-reduce", free, "gradients", last)
+    if p.dcn > 0:
+        if spans is not None:
+            spans.append(Span(BLOCKING, "DCN all-reduce", "gradients", now, p.dcn, last))
+        wait("DCN all-reduce", now + p.dcn, "gradients", last)
+    run("pipeline bubble", "bubble", p.bubble, last)
+    run("optimizer", "Adam", p.optimizer, last)
+    out.step_s = now
+    out.compute_s = M * (p.pre_f + p.pre_b + p.post_f + p.post_b
+                         + L * (p.block_f + p.block_b + p.block_r))
+    out.waits_s = waits
+    out.bubble_s, out.optimizer_s, out.stream_busy_s = p.bubble, p.optimizer, busy
+    return out
+
+
+__all__ = ["StepParts", "Span", "Schedule", "schedule", "TRACKS", "COMPUTE", "ICI", "BLOCKING"]
