@@ -138,59 +138,52 @@ def schedule(p: StepParts, record: bool = False) -> Schedule:
                     spans.append(Span(BLOCKING, cause, name, now, dur, mb))
                 wait(cause, now + dur, name, mb)
 
-    # The units that need gathered weights, in program order: (weights, unit name).
-    needs = []
-    for mb in range(M):
-        needs += [("head", "embed")] + [(i, f"block {i}") for i in range(L)]
-        needs += [("head", "lm_head")] + [(i, f"block {i}") for i in range(L - 1, -1, -1)]
-    ag = {"head": p.ag_head}
-    k = 0                # next gather to issue
-    ready = [0.0] * len(needs)
+    # The units that need gathered weights, in program order: per microbatch the embedding
+    # (embedding and LM head weights), blocks 0 .. L-1, the LM head's backward (the same
+    # weights gathered again), blocks L-1 .. 0. The gather of unit u + 1 is issued when unit u
+    # starts; ``pending`` is when the next unit's gather completes.
+    n_units = M * (2 * L + 2)
+    names = [f"block {i}" for i in range(L)]
+    u = 0
+    pending = stream("FSDP all-gather", "embed", 0.0, p.ag_head, 0)
 
-    def issue_next(at: float, mb_of: int) -> None:
-        nonlocal k
-        if k < len(needs):
-            w, nm = needs[k]
-            ready[k] = stream("FSDP all-gather", f"{nm} weights", at,
-                              ag.get(w, p.ag_block), mb_of)
-            k += 1
-
-    def needing(mb: int, j: int, name: str, kind: str, dur: float) -> None:
-        """Unit ``j`` of the gather list: issue the next gather, wait for its own, run."""
-        if k == j:                 # its own gather is not issued yet (the first of the step)
-            issue_next(now, mb)
-        wait("FSDP all-gather", ready[j], name, mb)
-        issue_next(now, mb)        # one ahead, issued as this unit starts
+    def needing(mb: int, name: str, kind: str, dur: float) -> None:
+        """The next unit: wait for its weights, issue the following unit's gather, run."""
+        nonlocal u, pending
+        wait("FSDP all-gather", pending, name, mb)
+        u += 1
+        if u < n_units:
+            pos = u % (2 * L + 2)
+            head = pos == 0 or pos == L + 1
+            nm = ("embed" if pos == 0 else "lm_head") if head else \
+                names[pos - 1 if pos <= L else 2 * L + 1 - pos]
+            pending = stream("FSDP all-gather", nm, now,
+                             p.ag_head if head else p.ag_block, u // (2 * L + 2))
         run(kind, name, dur, mb)
 
-    j = 0
     last = M - 1
     for mb in range(M):
-        needing(mb, j, "embed", "forward", p.pre_f)
-        j += 1
+        needing(mb, "embed", "forward", p.pre_f)
         for i in range(L):
-            needing(mb, j, f"block {i}", "forward", p.block_f)
-            block("forward", f"block {i}", mb)
-            j += 1
+            needing(mb, names[i], "forward", p.block_f)
+            block("forward", names[i], mb)
         run("forward", "lm_head", p.post_f, mb)
         if p.pp > 0:
             if spans is not None:
                 spans.append(Span(BLOCKING, "PP send", "activations", now, p.pp, mb))
             wait("PP send", now + p.pp, "activations", mb)
-        needing(mb, j, "lm_head", "backward", p.post_b)
-        j += 1
+        needing(mb, "lm_head", "backward", p.post_b)
         for i in range(L - 1, -1, -1):
-            needing(mb, j, f"block {i}", "recompute", p.block_r)
-            run("backward", f"block {i}", p.block_b, mb)
-            block("backward", f"block {i}", mb)
-            stream("gradient reduce-scatter", f"block {i} gradients", now, p.rs_block, mb)
+            needing(mb, names[i], "recompute", p.block_r)
+            run("backward", names[i], p.block_b, mb)
+            block("backward", names[i], mb)
+            stream("gradient reduce-scatter", names[i], now, p.rs_block, mb)
             if mb == last:
-                stream("DP all-reduce", f"block {i} gradients", now, p.dp_block, mb)
-            j += 1
+                stream("DP all-reduce", names[i], now, p.dp_block, mb)
         run("backward", "embed", p.pre_b, mb)
-        stream("gradient reduce-scatter", "embed/lm_head gradients", now, p.rs_head, mb)
+        stream("gradient reduce-scatter", "embed/lm_head", now, p.rs_head, mb)
         if mb == last:
-            stream("DP all-reduce", "embed/lm_head gradients", now, p.dp_head, mb)
+            stream("DP all-reduce", "embed/lm_head", now, p.dp_head, mb)
         if p.pp > 0:
             if spans is not None:
                 spans.append(Span(BLOCKING, "PP send", "gradients", now, p.pp, mb))
