@@ -12,6 +12,9 @@ from html import escape
 from typing import Any
 
 
+_ASYNC = "overlapped with compute where it can (waits below)"
+
+
 def _bar(value: float, total: float) -> str:
     width = 100 * value / total if total > 0 else 0
     return (f'<div style="background:#4c78a8;height:12px;width:{width:.1f}%;'
@@ -46,7 +49,7 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
                         f"<td style='width:50%'>{_bar(t[p], step)}</td></tr>" for p in parts)
     rows_coll = "".join(
         f"<tr><td>{_name(k)}</td><td>{seconds(v)}</td><td>"
-        f"{'exposed (critical path)' if rec['exposed'][k] else 'overlapped with compute'}"
+        f"{'exposed (critical path)' if rec['exposed'][k] else _ASYNC}"
         f"</td></tr>" for k, v in rec["collectives_s"].items() if v > 0) or \
         "<tr><td colspan='3'>none: one chip's worth of work, nothing to exchange</td></tr>"
     waits = {k: v for k, v in rec.get("exposed_s", {}).items() if v > 0}
