@@ -163,3 +163,17 @@ def test_cli_train_trace_bad_paths_exit_2_and_write_nothing(cli, tmp_path):
     assert not (tmp_path / "b").exists()
     code, _, err = cli(*args, "--out", tmp_path / "c", "--trace", tmp_path)
     assert code == 2 and "is a directory" in err
+
+
+def test_unrecorded_schedule_is_the_recorded_one_exactly():
+    """The search's inlined path (no spans) does the recorded path's arithmetic: equal to the
+    last bit on random steps, zero and nonzero parts alike."""
+    import random
+    rng = random.Random(7)
+    fields = [f for f in StepParts.__dataclass_fields__ if f not in ("layers", "microbatches")]
+    for _ in range(300):
+        kw = {f: (0.0 if rng.random() < 0.3 else rng.expovariate(1.0)) for f in fields}
+        p = StepParts(layers=rng.randint(1, 6), microbatches=rng.randint(1, 4), **kw)
+        a, b = schedule(p), schedule(p, record=True)
+        assert (a.step_s, a.waits_s, a.stream_busy_s, a.compute_s) == \
+            (b.step_s, b.waits_s, b.stream_busy_s, b.compute_s)
