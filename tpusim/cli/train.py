@@ -60,7 +60,8 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
 
     Writes DIR/train.json: step_s, tokens_per_s(_per_chip), mfu, hfu, hbm_gib_per_chip, the
     parallelism and the time split (compute, exposed collectives, bubble, optimizer), and
-    DIR/report.html, the same as a page.
+    DIR/report.html, the same as a page with a Gantt of the step's per-layer schedule
+    (``--trace FILE.json``: the schedule as a Chrome/Perfetto trace).
 
     \b
     Example:
