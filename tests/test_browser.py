@@ -233,3 +233,22 @@ def test_timeline_screenshot_is_not_blank(browser, tmp_path):
     shot = tmp_path / "tl.png"
     run_browser(browser, tmp_path, "--window-size=1200,900", f"--screenshot={shot}", p.as_uri())
     assert drawn(png_pixels(shot.read_bytes()))
+
+
+def test_train_page_draws_the_step_timeline(browser, tmp_path):
+    """The train page's Gantt: bars on the compute, async ICI and blocking tracks, no error."""
+    out = tmp_path / "train"
+    code, _, err = run_cli("train", "tpu_v5e", "gpt2", "--chips", "8", "--seq", "256",
+                           "--parallel", "fsdp=4,tp=2", "--out", out)
+    assert code == 0, err
+    p = out / "hooked.html"
+    p.write_text((out / "report.html").read_text().replace("<head>", "<head>" + HOOK, 1))
+    res = run_browser(browser, tmp_path, "--dump-dom", p.as_uri())
+    assert page_errors(res.stdout) is None and not console_errors(res.stderr)
+    dom = res.stdout
+    assert dom.count('class="main-svg"') >= 2 and dom.count("trace bars") >= 4
+    for track in ("compute", "ICI async (FSDP/DP)", "ICI/DCN blocking"):
+        assert f">{track}<" in dom, track
+    shot = tmp_path / "train.png"
+    run_browser(browser, tmp_path, "--window-size=1200,1400", f"--screenshot={shot}", p.as_uri())
+    assert drawn(png_pixels(shot.read_bytes()))

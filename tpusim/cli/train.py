@@ -46,23 +46,27 @@ from .common import parse_sets, set_option
 @click.option("--gated/--no-gated", default=None, help="custom MODEL: gated FFN (SwiGLU).")
 @click.option("--parallel-block", is_flag=True, default=None,
               help="custom MODEL: attention and FFN in parallel (PaLM).")
+@click.option("--trace", "trace_path", default=None, metavar="FILE.json",
+              help="Also write the step's per-layer schedule (compute, ICI collectives) as a "
+                   "Chrome/Perfetto trace (open it in ui.perfetto.dev).")
 @set_option()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for train.json (default results/train-<config>-<model>/).")
 def train(config, model, chips, topology, slices, seq, global_batch, batch_per_chip, parallel,
           remat, microbatches, attention, top, hidden, layers, heads, kv_heads, head_dim, ffn,
-          vocab, experts, top_k, act, gated, parallel_block, sets, out_dir):
+          vocab, experts, top_k, act, gated, parallel_block, trace_path, sets, out_dir):
     """One training step of MODEL (an LLM preset, e.g. llama2_70b, or ``custom`` with its
     dimensions as options) on chip CONFIG's slice.
 
     Writes DIR/train.json: step_s, tokens_per_s(_per_chip), mfu, hfu, hbm_gib_per_chip, the
     parallelism and the time split (compute, exposed collectives, bubble, optimizer), and
-    DIR/report.html, the same as a page.
+    DIR/report.html, the same as a page with a Gantt of the step's per-layer schedule
+    (``--trace FILE.json``: the schedule as a Chrome/Perfetto trace).
 
     \b
     Example:
       tpusim train tpu_v5p llama2_70b --chips 256 --seq 4096 --batch-per-chip 4 \\
-          --parallel fsdp=256
+          --parallel fsdp=256 --trace step.json
       tpusim train tpu_v4 palm_540b --chips 6144 --slices 2 --parallel dp=2,fsdp=256,tp=12,sp
     """
     from ..errors import InputError
@@ -75,6 +79,13 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     from ..pod.train import train_step
 
     chip = load_config(config, **parse_sets(sets))
+    out = out_dir or None
+    if trace_path is not None:   # checked before anything is simulated or written
+        from ..trace_events import check_trace_path, in_dir
+        trace_path = check_trace_path(trace_path, out_dir)
+        if in_dir(trace_path, out_dir) and trace_path.name == "train.json":
+            raise InputError(str(trace_path), None, message="is one of the run's own files; "
+                             "name the trace something else, such as trace.json")
     dims = {"hidden": hidden, "layers": layers, "heads": heads, "kv_heads": kv_heads,
             "head_size": head_dim, "ffn": ffn, "vocab": vocab, "experts": experts,
             "top_k": top_k, "act": act, "gated": gated, "parallel_block": parallel_block}
@@ -112,7 +123,7 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
         picked = [(c.spec.label(), c.remat, c.microbatches, c.result) for c in found]
         how = "searched"
     best = picked[0][3]
-    out = out_dir or Path("results") / f"train-{Path(config).stem}-{cfg.name}"
+    out = out or Path("results") / f"train-{Path(config).stem}-{cfg.name}"
     record = {**best.as_dict(), "remat": picked[0][1], "microbatches": picked[0][2],
               "sharding": how, "config": chip.name, "model": cfg.name, "seq": seq,
               "global_batch": gb, "attention": attention,
@@ -121,8 +132,16 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                                 "hbm_gib_per_chip": x.hbm_gib_per_chip}
                                for p, rm, m, x in picked]}
     from ..pod.report import train_report
+    from ..pod.schedule_view import schedule_figure, schedule_trace_json
+    sched = best.schedule()
+    title = f"{cfg.name} on {chip.name} {sl.label()}, {picked[0][0]}"
+    page = train_report(record, schedule_figure(sched, f"Timeline of one step: {title}"))
+    trace_text = (schedule_trace_json(sched, {"name": title, "parallel": picked[0][0]})
+                  if trace_path is not None else None)
     atomic_write_text(out / "train.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
-    atomic_write_text(out / "report.html", train_report(record))
+    atomic_write_text(out / "report.html", page)
+    if trace_text is not None:
+        atomic_write_text(trace_path, trace_text)
     from ..units import number, seconds
     for p, rm, m, x in picked:
         click.echo(f"{p:28s} remat {rm:7s} mb {m:3d}  step {seconds(x.step_s):>9s}  "
@@ -134,3 +153,5 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                f"{seconds(t['exposed_collectives'])}, bubble {seconds(t['bubble'])}, optimizer "
                f"{seconds(t['optimizer'])}")
     click.echo(f"wrote {out / 'train.json'}, {out / 'report.html'}")
+    if trace_path is not None:
+        click.echo(f"wrote {trace_path} (open it in ui.perfetto.dev)", err=True)

@@ -1,13 +1,18 @@
-"""The report page of a ``tpusim train`` run: one self-contained HTML file, no scripts.
+"""The report page of a ``tpusim train`` run: one self-contained HTML file.
 
 It shows the step's headline numbers, where the time goes (compute, exposed collectives, bubble,
-optimizer) as a bar per part, each collective with whether it overlaps compute, the memory per
-chip, and the shardings the search compared.
+optimizer) as a bar per part, each collective with whether it overlaps compute and what the
+compute waits on, the step's per-layer schedule as a Gantt (``pod/schedule_view.py``; the only
+script on the page, plotly.js, comes with it), the memory per chip, and the shardings the
+search compared.
 """
 from __future__ import annotations
 
 from html import escape
 from typing import Any
+
+
+_ASYNC = "overlapped with compute where it can (waits below)"
 
 
 def _bar(value: float, total: float) -> str:
@@ -33,8 +38,8 @@ def _gib(v: float) -> str:
     return nbytes(v * 2**30)
 
 
-def train_report(rec: dict[str, Any]) -> str:
-    """HTML for a train.json record."""
+def train_report(rec: dict[str, Any], timeline=None) -> str:
+    """HTML for a train.json record; ``timeline``: the step's Gantt figure, if drawn."""
     t = rec["time_s"]
     parts = ("compute", "exposed_collectives", "bubble", "optimizer")
     step = rec["step_s"]
@@ -44,9 +49,21 @@ def train_report(rec: dict[str, Any]) -> str:
                         f"<td style='width:50%'>{_bar(t[p], step)}</td></tr>" for p in parts)
     rows_coll = "".join(
         f"<tr><td>{_name(k)}</td><td>{seconds(v)}</td><td>"
-        f"{'exposed (critical path)' if rec['exposed'][k] else 'overlapped with compute'}"
+        f"{'exposed (critical path)' if rec['exposed'][k] else _ASYNC}"
         f"</td></tr>" for k, v in rec["collectives_s"].items() if v > 0) or \
         "<tr><td colspan='3'>none: one chip's worth of work, nothing to exchange</td></tr>"
+    waits = {k: v for k, v in rec.get("exposed_s", {}).items() if v > 0}
+    rows_wait = "".join(f"<tr><td>{escape(k)}</td><td>{seconds(v)}</td>"
+                        f"<td>{v / step:.1%}</td></tr>" for k, v in waits.items()) or \
+        "<tr><td colspan='3'>nothing: every collective hides under compute</td></tr>"
+    gantt = ""
+    if timeline is not None:
+        from ..html_page import figures_html
+        gantt = ("<h2>Timeline of the step</h2><p>One chip (every chip of its shard runs the "
+                 "same program): forward blocks in order, backward in reverse, the FSDP "
+                 "all-gathers prefetched one layer ahead and the gradient reduce-scatters on "
+                 "the async ICI stream; red: the compute waiting.</p>"
+                 + "".join(figures_html([timeline])))
     rows_mem = "".join(f"<tr><td>{_name(k)}</td><td>{_gib(v)}</td></tr>"
                        for k, v in rec["memory_gib"].items())
     rows_alt = "".join(
@@ -69,7 +86,10 @@ def train_report(rec: dict[str, Any]) -> str:
                            + rows_time) + "<h2>Collectives on ICI</h2>"
             + table.format("<tr><th>collective</th><th>time</th><th>on the step</th></tr>"
                            + rows_coll)
-            + "<h2>Memory per chip</h2>"
+            + "<h2>What the compute waits for (exposed)</h2>"
+            + table.format("<tr><th>collective</th><th>time</th><th>share of step</th></tr>"
+                           + rows_wait)
+            + gantt + "<h2>Memory per chip</h2>"
             + table.format("<tr><th>what</th><th>HBM</th></tr>" + rows_mem)
             + "<h2>Shardings compared</h2>"
             + table.format("<tr><th>parallel</th><th>remat</th><th>microbatches</th>"

@@ -22,9 +22,11 @@ microbatch (ZeRO-3 keeps no unsharded gradient between microbatches); dp
 all-reduces the gradients once per step; tp all-reduces activations twice per block per pass (once
 for parallel blocks); ep all-to-alls tokens to and from the experts twice per MoE layer per pass;
 pp sends activations to the next stage per microbatch and pass. Overlap, as XLA's async
-collectives do it: fsdp and in-slice dp traffic runs under compute and only its excess over the
-compute time is exposed; tp, ep and pp traffic sits on the critical path (exposed), and so does
-the gradient exchange across slices over DCN, which starts once the backward is done (PaLM). The pipeline bubble
+collectives do it, comes from a per-layer schedule of the step (``pod/schedule.py``): fsdp
+all-gathers are prefetched one layer ahead and gradient reduce-scatters and the in-slice dp
+all-reduce run on an async ICI stream under compute, exposed only where the compute waits for
+them; tp, ep and pp traffic sits on the critical path (exposed), and so does the gradient
+exchange across slices over DCN, which starts once the backward is done (PaLM). The pipeline bubble
 is (pp - 1) microbatch slots (GPipe/1F1B). Optimizer: Adam in mixed precision (bf16 weights and
 gradients, fp32 master weights and two moments: 16 bytes per parameter, sharded over fsdp as
 ZeRO-3 does); its update reads 18 and writes 14 bytes and does 12 vector ops per parameter
@@ -47,6 +49,7 @@ from ..errors import InputError
 from ..importers.llm import LlmConfig, llm_rows
 from .collectives import all_gather, all_reduce, all_to_all, permute, reduce_scatter
 from .costs import simulate_rows
+from .schedule import Schedule, StepParts, schedule
 from .sharding import ParallelSpec, Placement, check_spec, place
 from .topology import Slice
 
@@ -75,9 +78,16 @@ class TrainResult:
     collectives_s: dict[str, float]
     exposed: dict[str, bool]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    exposed_s: dict[str, float] = field(default_factory=dict)   # the compute's waits by cause
+    parts: StepParts | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()
+                if k != "parts"}
+
+    def schedule(self) -> Schedule:
+        """The step's per-layer schedule with every span (``pod/schedule.py``)."""
+        return schedule(self.parts, record=True)
 
 
 def shard_config(model: LlmConfig, spec: ParallelSpec) -> LlmConfig:
@@ -224,18 +234,28 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     macs_r = sum(m for r, (_, m) in zip(fwd, per_row) if r["name"] in redo_names)
     t_mb = t_f + t_b + t_r
     compute = microbatches * t_mb
+    # Each row's place in the program: before the blocks, in them, after them.
+    first = next(i for i, r in enumerate(fwd) if r["name"] not in _OUTSIDE_BLOCKS)
+    where = ["block" if r["name"] not in _OUTSIDE_BLOCKS else "pre" if i < first else "post"
+             for i, r in enumerate(fwd)]
+    where_b = [w for r, w in zip(fwd, where) for _ in range(2 if r["op"] == "matmul" else 1)]
+    part = {w: [0.0, 0.0] for w in ("pre", "block", "post")}
+    for (t, _), w in zip(per_row[:len(fwd)], where):
+        part[w][0] += t
+    for (t, _), w in zip(per_row[len(fwd):], where_b):
+        part[w][1] += t
 
-    # Collectives per step, seconds.
+    # Collectives, seconds each.
     def gathered(params: float, axes) -> float:
         return all_gather(params * WIRE_BYTES, axes).total_s
 
     def scattered(params: float, axes) -> float:
         return reduce_scatter(params * WIRE_BYTES, axes).total_s
 
-    gather = microbatches * 2 * (L * (gathered(dense, dense_axes) + gathered(expert, fsdp_axes))
-                                 + gathered(head, dense_axes))
-    scatter = microbatches * (L * (scattered(dense, dense_axes) + scattered(expert, fsdp_axes))
-                              + scattered(head, dense_axes))
+    ag_block = gathered(dense, dense_axes) + gathered(expert, fsdp_axes)
+    rs_block = scattered(dense, dense_axes) + scattered(expert, fsdp_axes)
+    gather = microbatches * 2 * (L * ag_block + gathered(head, dense_axes))
+    scatter = microbatches * (L * rs_block + scattered(head, dense_axes))
     # dp inside a slice all-reduces under the backward; across slices (DCN) the exchange starts
     # only once the gradients are complete (PaLM, Section 4: "the transfer does not start until
     # each core finishes computing the gradients"), so it is exposed: a reduce-scatter over the
@@ -247,13 +267,13 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                            dp_dcn).total_s
     act = mb * seq * model.hidden * WIRE_BYTES
     per_block = 1 if model.parallel_block else 2
-    tp_s = L * microbatches * 2 * per_block * all_reduce(act, pl.of("tp")).total_s
-    ep_s = (L * microbatches * 2 * 2 * all_to_all(act * model.top_k, pl.of("ep")).total_s
-            if model.moe else 0.0)
+    tp_block = per_block * all_reduce(act, pl.of("tp")).total_s
+    ep_block = 2 * all_to_all(act * model.top_k, pl.of("ep")).total_s if model.moe else 0.0
+    tp_s = L * microbatches * 2 * tp_block
+    ep_s = L * microbatches * 2 * ep_block
     pp_axes = pl.of("pp")
-    pp_s = microbatches * 2 * permute(act, pp_axes[0]).total_s if pp_axes else 0.0
-    hidden_comm = gather + scatter + grads_dp
-    exposed_hidden = max(0.0, hidden_comm - compute)
+    pp_one = permute(act, pp_axes[0]).total_s if pp_axes else 0.0
+    pp_s = microbatches * 2 * pp_one
     bubble = (spec.pp - 1) * t_mb
 
     # Optimizer (Adam) on this chip's shard of every parameter.
@@ -261,7 +281,22 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     vec_ops = chip.vector.ops_per_cycle * chip.clock_ghz * 1e9
     opt = max(ADAM_BYTES * shard_params / hbm_bps, ADAM_OPS * shard_params / vec_ops)
 
-    step = compute + exposed_hidden + tp_s + ep_s + pp_s + grads_dcn + bubble + opt
+    # The step is the per-layer schedule's (pod/schedule.py): exposed collective time is what
+    # the compute waits for.
+    dp_share = grads_dp / shard_params if shard_params else 0.0
+    parts = StepParts(
+        layers=L, microbatches=microbatches, pre_f=part["pre"][0], block_f=part["block"][0] / L,
+        post_f=part["post"][0], pre_b=part["pre"][1], block_b=part["block"][1] / L,
+        post_b=part["post"][1], block_r=t_r / L, ag_block=ag_block,
+        ag_head=gathered(head, dense_axes), rs_block=rs_block,
+        rs_head=scattered(head, dense_axes),
+        dp_block=dp_share * (dense / math.prod(a.size for a in dense_axes)
+                             + expert / math.prod(a.size for a in fsdp_axes)),
+        dp_head=dp_share * head / math.prod(a.size for a in dense_axes),
+        tp_block=tp_block, ep_block=ep_block, pp=pp_one, dcn=grads_dcn, bubble=bubble,
+        optimizer=opt)
+    sched = schedule(parts)
+    step = sched.step_s
 
     tokens = global_batch * seq
     peak = chip.peak_tops("bf16") * 1e12 if "bf16" in chip.formats else \
@@ -274,7 +309,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         topology=sl.label(),
         time_s={"compute": compute, "forward": microbatches * t_f,
                 "backward": microbatches * t_b, "recompute": microbatches * t_r,
-                "exposed_collectives": exposed_hidden + tp_s + ep_s + pp_s + grads_dcn,
+                "exposed_collectives": sched.exposed_s,
                 "bubble": bubble,
                 "optimizer": opt},
         memory_gib={"weights_grads_optimizer": state / gib, "gathered_weights": prefetch / gib,
@@ -286,6 +321,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         exposed={"fsdp_all_gather": False, "fsdp_reduce_scatter": False, "dp_all_reduce": False,
                  "dcn_all_reduce": True,
                  "tp_all_reduce": True, "ep_all_to_all": True, "pp_permute": True},
+        exposed_s=dict(sched.waits_s), parts=parts,
         notes=(f"per chip: {mb} sequence(s) of {seq} tokens x {microbatches} microbatch(es); "
                f"remat {remat}; shard {shard.name}",))
 
