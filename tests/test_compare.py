@@ -83,6 +83,8 @@ def test_cli_real_runs(cli, tmp_path):
     code, out, err = cli("compare", ra, rb, f"default:{RESNET18}", "--out", tmp_path / "c")
     assert code == 0, err
     assert "baseline: a" in out and "largest changes" in out
+    # the per-run rows fit 80 columns (layer names shortened with an ellipsis where needed)
+    assert all(len(line) <= 80 for line in out.splitlines() if line.startswith("  "))
     df = pd.read_csv(tmp_path / "c" / "compare.csv")
     la, lb = pd.read_csv(ra / "layers.csv"), pd.read_csv(rb / "layers.csv")
     got = df[(df["scope"] == "layer") & (df["run"] == "b")]["speedup"].to_numpy()

@@ -54,18 +54,35 @@ def compare(runs, out_dir, top, as_json):
         return
     click.echo(f"baseline: {base.label}")
     from ..compare_page import _value
+    run = None
     for r in c.summary.itertuples():
         if r.run == base.label:
             continue
+        if r.run != run:
+            run = r.run
+            click.echo(f"{run}:")
         change = f"{r.change_pct:+.1f}%" if abs(r.change_pct) != float("inf") and \
             r.change_pct == r.change_pct else "—"
-        click.echo(f"  {r.run}: {r.label:20s} {_value(r.baseline_value, r.unit):>14s} -> "
+        click.echo(f"  {r.label:20s} {_value(r.baseline_value, r.unit):>14s} -> "
                    f"{_value(r.value, r.unit):>14s}  {change}")
     if top:
-        click.echo(f"largest changes (top {top} per run, by time):")
+        click.echo(f"largest changes (top {top} per run, by time; speed = baseline time / time):")
+        run = None
         for r in c.top_changes(top).itertuples():
-            click.echo(f"  {r.run}: layer {r.layer_index} {r.name}: "
-                       f"{units.seconds(r.base_time_s)} -> {units.seconds(r.time_s)} "
-                       f"(speedup {units.number(r.speedup)}x, energy "
-                       f"{units.number(r.energy_ratio)}x)")
+            if r.run != run:
+                run = r.run
+                click.echo(f"{run}:")
+            click.echo(_layer_line(r))
     click.echo(f"wrote {out}/" + ", ".join(Path(p).name for p in written))
+
+
+def _layer_line(r, width: int = 80) -> str:
+    """One changed layer in at most ``width`` columns (a long name is shortened with "…")."""
+    from .. import units
+    tail = (f": {units.seconds(r.base_time_s)} -> {units.seconds(r.time_s)}, "
+            f"{r.speedup:.3g}x speed, {r.energy_ratio:.3g}x energy")
+    head, name = f"  #{r.layer_index} ", str(r.name)
+    room = width - len(head) - len(tail)
+    if len(name) > room:
+        name = name[:max(room - 1, 4)] + "…"
+    return head + name + tail
