@@ -73,3 +73,14 @@ def test_bad_mode_is_one_line():
     with pytest.raises(InputError, match="inline|directory|cdn"):
         with plotlyjs.use("web"):
             pass
+
+
+def test_train_page_takes_the_directory_mode(tmp_path):
+    """The train page (a Gantt of the step) links the shared copy instead of embedding 4.8 MB."""
+    out = tmp_path / "t"
+    code, _, err = run_cli("train", "tpu_v5e", "llama2_7b", "--chips", "8", "--parallel",
+                           "fsdp=8", "--plotlyjs", "directory", "--out", out)
+    assert code == 0, err
+    page = (out / "report.html").read_text()
+    assert (out / "plotly.min.js").is_file() and 'src="plotly.min.js"' in page
+    assert len(page) < 500_000

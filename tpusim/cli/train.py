@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option
+from .common import parse_sets, plotlyjs_option, set_option
 
 
 @click.command()
@@ -49,6 +49,7 @@ from .common import parse_sets, set_option
 @click.option("--trace", "trace_path", default=None, metavar="FILE.json",
               help="Also write the step's per-layer schedule (compute, ICI collectives) as a "
                    "Chrome/Perfetto trace (open it in ui.perfetto.dev).")
+@plotlyjs_option()
 @set_option()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for train.json (default results/train-<config>-<model>/).")
@@ -140,6 +141,8 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                   if trace_path is not None else None)
     atomic_write_text(out / "train.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
     atomic_write_text(out / "report.html", page)
+    from ..plotlyjs import write_beside   # --plotlyjs directory: the page's shared copy
+    write_beside(out, ["report.html"])
     if trace_text is not None:
         atomic_write_text(trace_path, trace_text)
     from ..units import number, seconds
