@@ -26,8 +26,13 @@ def table(config: str = "tpu_v4", repeat: int = 3) -> list[tuple[str, float, flo
     from tpusim.timing import overlap_event
     chip = tpusim.load_config(config)
     out = []
+    from tpusim.errors import InputError
     for path in sorted(WORKLOAD_DIR.rglob("*.csv")):
         wl = tpusim.load_workload(path)
+        try:   # a trace in a format the chip has no datapath for (the BNNs on tpu_v4)
+            tpusim.simulate(chip, wl)
+        except InputError:
+            continue
         res = {}
         for engine in ("analytic", "event"):
             def once():

@@ -31,11 +31,19 @@ from .systolic import ArrayTiming
 
 def simulate_gemm(chip: ChipConfig, at: ArrayTiming, traffic: Traffic,
                   preloaded: float = 0.0) -> float:
-    """Cycles of one GEMM layer instance: compute and memory stalls, no per-op overhead.
+    """Cycles of one GEMM layer instance: compute and memory stalls, no per-op overhead."""
+    return plan_makespan(chip.hbm_bytes_per_cycle, buffer_depth(chip), at.arrays_used,
+                         blocks(at, traffic, preloaded))
 
-    The run depends on the chip only through its bandwidth and buffer depth, so identical
-    instances (a ``count`` row's repeats, a sweep's unchanged layers) are simulated once."""
-    return _makespan(chip.hbm_bytes_per_cycle, buffer_depth(chip), at, traffic, preloaded)
+
+def plan_makespan(bw: float, depth: int, arrays: int,
+                  plan: list[tuple[float, float, float]]) -> float:
+    """Cycles of ``arrays`` identical arrays each running the block ``plan`` (as
+    :func:`tpusim.timing.overlap.blocks` lays it out) on a channel of ``bw`` bytes per cycle.
+
+    The run depends on nothing else, so identical instances (a ``count`` row's repeats, a
+    repeated shape, a sweep's unchanged layers) are simulated once."""
+    return _makespan(bw, depth, max(arrays, 1), tuple(plan))
 
 
 # Arrays run identical plans; simulating two of them on their share of the channel keeps the
@@ -66,10 +74,8 @@ def longest_run(plan: list[tuple[float, float, float]]) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=8192)
-def _makespan(bw: float, depth: int, at: ArrayTiming, traffic: Traffic,
-              preloaded: float) -> float:
-    plan = blocks(at, traffic, preloaded)
-    arrays = max(at.arrays_used, 1)
+def _makespan(bw: float, depth: int, arrays: int, plan: tuple) -> float:
+    plan = list(plan)
     sim = min(arrays, SIM_ARRAYS)
     share = bw * sim / arrays
     start, length = longest_run(plan)
