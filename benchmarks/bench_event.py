@@ -5,6 +5,9 @@
 For each ``workloads/**/*.csv``: median in-process ``simulate()`` time with ``engine="analytic"``
 and ``engine="event"`` (pipelined timing model), their ratio, and how far the event engine's
 total cycles are from the closed form's. The goal is every ratio <= 3. Nothing asserts a time.
+The cycles are compared with two weight-buffer slots (``timing.weight_fifo_depth: 2``): with the
+calibrated tpu_v4's one slot the two engines differ by design (docs/design.md; the event engine
+lets one array load while the others compute), as tests/test_timing.py compares them.
 """
 from __future__ import annotations
 
@@ -18,16 +21,21 @@ from _timing import timings  # noqa: E402
 
 
 def table(config: str = "tpu_v4", repeat: int = 3) -> list[tuple[str, float, float, float]]:
-    """(workload, analytic s, event s, relative cycle difference, per-layer reference path s
-    or nan) per shipped workload."""
+    """(workload, analytic s, event s, relative cycle difference with two buffer slots,
+    per-layer reference path s or nan) per shipped workload the chip runs."""
     import inspect
     import tpusim
     from tpusim.importers import WORKLOAD_DIR
     from tpusim.timing import overlap_event
     chip = tpusim.load_config(config)
     out = []
+    from tpusim.errors import InputError
     for path in sorted(WORKLOAD_DIR.rglob("*.csv")):
         wl = tpusim.load_workload(path)
+        try:   # a trace in a format the chip has no datapath for (the BNNs on tpu_v4)
+            tpusim.simulate(chip, wl)
+        except InputError:
+            continue
         res = {}
         for engine in ("analytic", "event"):
             def once():
@@ -39,7 +47,10 @@ def table(config: str = "tpu_v4", repeat: int = 3) -> list[tuple[str, float, flo
             res[engine] = once().summary["total_cycles"]
             t = statistics.median(timings(once, repeat))
             res[engine + "_s"] = t
-        diff = abs(res["event"] / res["analytic"] - 1)
+        two = tpusim.load_config(config, **{"timing.weight_fifo_depth": 2})
+        a, e = (tpusim.simulate(two, wl, engine=x).summary["total_cycles"]
+                for x in ("analytic", "event"))
+        diff = abs(e / a - 1)
         ref = float("nan")
         if "core" in inspect.signature(tpusim.simulate).parameters:   # the columnar core's
             ref = statistics.median(timings(         # per-layer Python reference path
@@ -55,7 +66,7 @@ def measure(repeat: int = 3) -> list[dict]:
     out = [
         {"target": f"6: event / analytic time, worst workload ({worst[0]})", "goal": 3.0,
          "measured": worst[2] / worst[1], "unit": "x", "better": "lower"},
-        {"target": "6: event vs closed-form cycles, worst", "goal": 0.01,
+        {"target": "6: event vs closed-form cycles (2 buffer slots), worst", "goal": 0.01,
          "measured": max(r[3] for r in rows), "unit": "", "better": "lower"},
     ]
     if all(r[4] == r[4] for r in rows):   # the per-layer reference path exists

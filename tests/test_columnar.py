@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import tpusim
@@ -111,9 +112,26 @@ def test_table_is_built_only_when_read():
     assert r.layers is df and len(df) == len(r.workload.layers)
 
 
-def test_event_engine_runs_the_reference_path():
-    r = tpusim.simulate("default", "workloads/tpu_v1/mlp0.csv", engine="event")
-    assert r._layers is not None and r.summary["engine"] == "event"
+@pytest.mark.parametrize("preset,extra", [("tpu_v4", {}), ("tpu_v4", {"timing.weight_fifo_depth": 2}),
+                                          ("default", {}), ("tpu_v5e", {}), ("edge_tpu", {})])
+def test_event_engine_on_the_columnar_core_equals_the_reference(preset, extra):
+    # the event engine reads its block plans off the columnar arrays; the per-layer path builds
+    # them with timing.overlap.blocks: the same simpy runs, so every number is equal
+    from tpusim.timing import overlap_event
+    chip = tpusim.load_config(preset, **extra)
+    fmt = chip.default_format if len(chip.formats) == 1 else None   # int8-only chips
+    for name, batch in (("resnet50", 1), ("inception_v1", 1), ("llama3_8b_decode", 2),
+                        ("workloads/tpu_v1/lstm0.csv", 1)):
+        overlap_event._makespan.cache_clear()
+        run = dict(batch=batch, format=fmt, engine="event")
+        ref = tpusim.simulate(chip, name, core="reference", **run)
+        overlap_event._makespan.cache_clear()
+        col = tpusim.simulate(chip, name, **run)
+        assert col._layers is None and col.summary["engine"] == "event"
+        drop = "simulator_seconds"
+        assert ({k: v for k, v in col.summary.items() if k != drop}
+                == {k: v for k, v in ref.summary.items() if k != drop}), (preset, name)
+        pd.testing.assert_frame_equal(col.layers, ref.layers)
 
 
 def test_bad_core_is_an_input_error():

@@ -233,3 +233,22 @@ def test_event_engine_steady_state_extension_is_exact(monkeypatch):
     whole = tpusim.simulate(chip, "vgg16", engine="event").summary["total_cycles"]
     overlap_event._makespan.cache_clear()
     assert cut == pytest.approx(whole, rel=1e-9)
+
+
+@pytest.mark.parametrize("plan,bw,depth,arrays,expect", [
+    # one array, one slot: load 10, compute 10, load 10, compute 10, write 2
+    ([(10, 20, 0), (10, 20, 4)], 2, 1, 1, 42.0),
+    # two slots: the second load runs under the first block's compute
+    ([(10, 20, 0), (10, 20, 4)], 2, 2, 1, 32.0),
+    # two arrays queue FIFO for the channel: loads 0-10 and 10-20, computes end at 20 and 30
+    ([(10, 20, 0)], 2, 1, 2, 30.0),
+    # a freed slot's write goes out before the next load (flow_shop_cycles' rule): write
+    # 15-25, load 25-35, compute 35-40, write 40-50
+    ([(5, 10, 10), (5, 10, 10)], 1, 1, 1, 50.0),
+    # two arrays, two slots: A.l1 0-10, B.l1 10-20, A.l2 20-30, A.w1 30-40, B.l2 40-50,
+    # B.w1 50-60, A.w2 60-70, B.w2 70-80 (requests served in the order made)
+    ([(5, 10, 10), (5, 10, 10)], 1, 2, 2, 80.0),
+])
+def test_event_engine_small_plans_by_hand(plan, bw, depth, arrays, expect):
+    from tpusim.timing.overlap_event import _run
+    assert _run(plan, bw, depth, arrays) == expect

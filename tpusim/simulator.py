@@ -9,7 +9,7 @@ columns as SPEC.md's layers.csv) and ``summary`` (totals over ``count``).
 Two implementations of the same model: the columnar core (:mod:`tpusim.columnar`, the default:
 every layer at once as arrays, the table built only when ``layers`` is read) and the per-layer
 Python path below (``core="reference"``), kept as the readable reference the columnar core is
-tested against. The event engine runs on the reference path.
+tested against; both run the event engine too.
 """
 from __future__ import annotations
 
@@ -295,7 +295,7 @@ def simulate(config: ChipConfig | str, workload: Workload | str, format: str | N
     path = timing_path(chip, engine)
     engine = engine or chip.timing.engine
     wl = lower(wl, chip, forced)   # sparse / packed weights: the GEMMs the array runs
-    if path != "event" and core == "columnar":
+    if core == "columnar":
         from .columnar import evaluate, prepare
         cols = evaluate([prepare(chip, wl, forced, batch, engine)])[0]
         summary = cols.summary()

@@ -6,8 +6,8 @@ carry pass and the per-row averages), and returns per point a :class:`Columns`: 
 dict, computed without pandas, and the layer table, built as a DataFrame only when asked for.
 
 The per-layer Python path in :mod:`tpusim.simulator` is the reference; ``tests/test_columnar.py``
-holds the two equal on every shipped workload and preset. The event engine is not columnar:
-``simulate`` takes the reference path for it.
+holds the two equal on every shipped workload and preset. With the event engine the carry pass
+asks :class:`.event.EventTotals` for each GEMM instance's cycles (simpy runs of the row's plan).
 """
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..layer_rules import Carry, run_instances
+from ..timing.path import timing_path
 from .points import Point, _concat, _kernels, _point_arrays, _split
 
 SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cycles",
@@ -25,9 +26,11 @@ SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cyc
           "sram_weight_bytes", "sram_output_bytes")
 
 
-def _carry_pass(kr: dict, p: dict, points_vars: list[tuple[list, int]]) -> list[list[list]]:
+def _carry_pass(kr: dict, p: dict, points_vars: list[tuple[list, int]],
+                event=None) -> list[list[list]]:
     """Per point, records ``[weight, row, opt, cycles, compute, sw, si, so, ss, hbm, overhead,
-    bound]`` layer by layer (``points_vars``: each point's layer variants and first row)."""
+    bound]`` layer by layer (``points_vars``: each point's layer variants and first row;
+    ``event``: an :class:`.event.EventTotals` for the rows the event engine times)."""
     gemm, fused = p["gemm"].tolist(), p["fused"].tolist()
     second, compute = kr["second"].tolist(), kr["compute"].tolist()
     m0 = (kr["m0_0"].tolist(), kr["m0_1"].tolist())
@@ -42,6 +45,7 @@ def _carry_pass(kr: dict, p: dict, points_vars: list[tuple[list, int]]) -> list[
     scal, bwe = p["scalesim"].tolist(), kr["bwe"].tolist()
     ovh, bpc = p["overhead"].tolist(), p["bpc"].tolist()
     ceil = math.ceil
+    evr = event.ev.tolist() if event is not None else None
 
     def instance(r: int, cc: float, idle: float) -> list:
         if gemm[r]:
@@ -49,7 +53,9 @@ def _carry_pass(kr: dict, p: dict, points_vars: list[tuple[list, int]]) -> list[
             comp = compute[r]
             for o in ((0, 1) if second[r] else (0,)):
                 total = m0[o][r]
-                if not scal[r]:
+                if evr is not None and evr[r]:
+                    total = event(r, o, idle)
+                elif not scal[r]:
                     total = total - min(w1[o][r], idle) / bwe[r]
                 hbm = hbmc[o][r]
                 t2 = max(comp, float(ceil(max(total, hbm) - 1e-6)))
@@ -220,8 +226,10 @@ def run_points(points: list[Point]) -> list[dict]:
     blocks: list[Any] = [None] * len(points)
     # points of one workload whose rows all run one instance per variant: one array walk
     groups: dict[int, list[int]] = {}
+    on = [timing_path(pt.chip, pt.engine) == "event" for pt in points]
+    event = _event_totals(kr, on, sizes)
     for i, pt in enumerate(points):
-        if bool((pt.shape.row_n == 1).all()):
+        if bool((pt.shape.row_n == 1).all()) and not on[i]:   # event points: one by one
             groups.setdefault(id(pt.shape), []).append(i)
     for idx in groups.values():
         if len(idx) < 2:
@@ -230,7 +238,8 @@ def run_points(points: list[Point]) -> list[dict]:
         for j, i in enumerate(idx):
             blocks[i] = walked[j]
     rest = [i for i, b in enumerate(blocks) if b is None]
-    walked_one = _carry_pass(kr, p, [(arrays[i][1], bases[i]) for i in rest]) if rest else []
+    walked_one = (_carry_pass(kr, p, [(arrays[i][1], bases[i]) for i in rest], event)
+                  if rest else [])
     for i, recs in zip(rest, walked_one):   # (its set-up is a list copy of every column)
         blocks[i] = np.array(recs, dtype=float).reshape(-1, 12)
     rec = np.concatenate(blocks) if blocks else np.zeros((0, 12))
@@ -240,6 +249,14 @@ def run_points(points: list[Point]) -> list[dict]:
     rec_layer = lay_of_row[rec[:, 1].astype(np.int64)] if len(rec) else np.zeros(0, np.int64)
     m = _metrics(rec, p, kr, layer_macs[rec_layer])
     return _aggregate(points, arrays, rec, rec_layer, m, kr, p, layer_macs)
+
+
+def _event_totals(kr: dict, on: list[bool], sizes: list[int]):
+    """The event engine's totals for the rows of the points it times (None: no such point)."""
+    if not any(on):
+        return None
+    from .event import EventTotals
+    return EventTotals(kr, np.repeat(np.array(on, dtype=bool), sizes))
 
 
 def _aggregate(points, arrays, rec, rec_layer, m, kr, p, layer_macs) -> list[dict]:

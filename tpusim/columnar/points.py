@@ -268,6 +268,7 @@ def _kernels(p: dict) -> dict:
     bwe = np.ones(rows)
     bwe[g] = bw
     out["bwe"] = bwe
+    out["event_in"] = (g, at, (one, two), pg)   # what the event engine's plans are built from
     return out
 
 
