@@ -121,3 +121,14 @@ def test_xnor_pe_lanes_share_one_popcount_tree_and_accumulator():
                (("int8", 1), ("int4", 1), ("ternary", 16), ("binary", 32))}
     assert per_mac["binary"] < per_mac["ternary"] < per_mac["int4"] < per_mac["int8"], per_mac
     assert per_mac["binary"] < chip_area(chip, "binary", 1).mac_um2 / 4   # sharing pays
+
+
+def test_forced_binary_keeps_first_and_last_in_a_format_the_chip_runs():
+    """A bf16 trace forced to binary on a binary/ternary/int8 engine: the first and last GEMMs
+    cannot stay bf16 (the chip lacks it) and must not be binary, so they run in int8 — on both
+    simulation paths (this used to be an error: every shipped trace must run somewhere)."""
+    for core in ("columnar", "reference"):
+        r = tpusim.simulate("finn_zc706", "bert_base", format="binary", core=core)
+        gemm = r.layers[r.layers["kind"] == "gemm"]
+        assert gemm["format"].iloc[0] == gemm["format"].iloc[-1] == "int8"
+        assert set(gemm["format"].iloc[1:-1]) == {"binary"}

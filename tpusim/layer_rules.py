@@ -11,7 +11,7 @@ from . import __version__
 from .area import area_summary
 from .config import ChipConfig
 from .errors import InputError
-from .formats import XNOR_KINDS
+from .formats import XNOR_KINDS, get_format
 from .workload import Layer
 
 LAYER_COLUMNS = (
@@ -77,15 +77,31 @@ def resolve_format(layer: Layer, chip: ChipConfig, forced: str | None, source: s
 
 def layer_formats(layers, chip: ChipConfig, forced: str | None, source: str) -> list[str]:
     """The datapath format of every layer. A forced binary or ternary format keeps the first and
-    last GEMM layers in their own format (trace dtype or the chip's default), as binarized
+    last GEMM layers in higher precision (:func:`_kept_format`), as binarized
     networks do (Courbariaux et al. 2016; FINN, Umuroglu et al. 2017): the image and the logits
     stay in higher precision."""
     keep: set[int] = set()
     if forced in XNOR_KINDS:
         gemms = [i for i, l in enumerate(layers) if l.kind == "gemm"]
         keep = {gemms[0], gemms[-1]} if gemms else set()
-    return [resolve_format(l, chip, None if i in keep else forced, source)
+    return [_kept_format(l, chip, source) if i in keep else resolve_format(l, chip, forced, source)
             for i, l in enumerate(layers)]
+
+
+def _kept_format(layer, chip: ChipConfig, source: str) -> str:
+    """A kept first/last layer's format: its own (trace dtype or the chip's default) when the
+    chip runs it and it is not itself binary or ternary, else the chip's widest other native
+    format (int8 on a FINN-style engine), so the image and the logits keep higher precision."""
+    try:
+        name = resolve_format(layer, chip, None, source)
+    except InputError:
+        name = None
+    if name is not None and name not in XNOR_KINDS:
+        return name
+    wider = [f for f, how in chip.formats.items() if f not in XNOR_KINDS and how.emulate is None]
+    if not wider:
+        return resolve_format(layer, chip, None, source)   # nothing wider: the chip's own rule
+    return max(wider, key=lambda f: get_format(f).bits)
 
 
 # A repeated row (count > 1) is timed instance by instance until the carried state repeats, at
