@@ -264,10 +264,7 @@ def vector_yaml(cal: VectorCalibration, base_source: Path | str | None, name: st
     header (command, data sha256, errors, the ``tpusim-calibrate-vector`` record)."""
     import json
 
-    import yaml
-
-    from .calibrated_config import fmt_stats, load_config_text
-    from .yaml_edit import set_yaml_value
+    from .calibrated_config import fmt_stats, yaml_with_marks
 
     ms, st = cal.measurements, cal.stats
     rec = {"base": cal.base.name, "measurements": Path(ms.source).name, "sha256": ms.sha256,
@@ -282,19 +279,9 @@ def vector_yaml(cal: VectorCalibration, base_source: Path | str | None, name: st
     values = {p: v for p, v in cal.values.items()}
     shape = {"vector.lanes": cal.base.vector.lanes, "vector.sublanes": cal.base.vector.sublanes,
              "vector.cores": cal.base.vector.cores}
-    if base_source is not None and Path(base_source).suffix in (".yaml", ".yml"):
-        lines = Path(base_source).read_text().splitlines()
-        for path, v in {**shape, **values}.items():
-            lines = set_yaml_value(lines, path, v, "fitted (see header)" if path in values
-                                   else "register shape used by the fit")
-        lines = set_yaml_value(lines, "name", name, "calibrated (see header)")
-        body = "\n".join(lines) + "\n"
-    else:
-        raw = cal.chip.model_dump(mode="json")
-        raw["name"] = name
-        body = yaml.safe_dump(raw, sort_keys=False)
-    text = "\n".join(header) + body
-    check = load_config_text(text, name)
+    marks = [(path, v, "fitted (see header)" if path in values else "register shape used by the fit")
+             for path, v in {**shape, **values}.items()]
+    text, check = yaml_with_marks(header, base_source, cal.chip, name, marks)
     if check.vector != cal.chip.vector:
         raise RuntimeError("calibrated YAML does not round-trip the vector section")
     return text

@@ -36,7 +36,6 @@ def calibrated_yaml(cal: Any, base_source: str | Path | None, name: str,
                     command: str, record: dict[str, Any]) -> str:
     """The calibrated config as YAML: the base file with the fitted (and ``--set``) fields
     rewritten in place, under a header that records what it was fitted on."""
-    import yaml
 
     st = cal.stats
     ms = cal.measurements
@@ -65,26 +64,35 @@ def calibrated_yaml(cal: Any, base_source: str | Path | None, name: str,
     ]
     edits = dict(record.get("set") or {})
     values = dict(cal.values)
-    if base_source is not None and Path(base_source).suffix in (".yaml", ".yml"):
-        lines = Path(base_source).read_text().splitlines()
-        for path, v in edits.items():
-            lines = set_yaml_value(lines, path, v, "set for the calibration (see header)")
-        for path, v in values.items():
-            old = get_path(cal.base, path) if path not in edits else edits[path]
-            lines = set_yaml_value(lines, path, v, f"fitted (was {old}; see header)")
-        lines = set_yaml_value(lines, "name", name, "calibrated (see header)")
-        body = "\n".join(lines) + "\n"
-    else:
-        raw = cal.chip.model_dump(mode="json")
-        raw["name"] = name
-        body = yaml.safe_dump(raw, sort_keys=False)
-    text = "\n".join(header) + body
-    check = load_config_text(text, name)
+    marks = [(path, v, "set for the calibration (see header)") for path, v in edits.items()]
+    was = {p: edits[p] if p in edits else get_path(cal.base, p) for p in values}
+    marks += [(path, v, f"fitted (was {was[path]}; see header)") for path, v in values.items()]
+    text, check = yaml_with_marks(header, base_source, cal.chip, name, marks)
     for path, v in {**edits, **values}.items():
         if get_path(check, path) != v:
             raise RuntimeError(f"calibrated YAML does not round-trip {path}: "
                                f"{get_path(check, path)!r} != {v!r}")
     return text
+
+
+def yaml_with_marks(header: list[str], base_source: str | Path | None, chip: ChipConfig,
+                    name: str, marks: list[tuple[str, Any, str]]) -> tuple[str, ChipConfig]:
+    """A calibrated config's text (``header`` then the body) and the config it loads as. The body
+    is the base YAML with each (path, value, comment) of ``marks`` set in place when the base is
+    a YAML file, so its comments and sources survive; else ``chip`` dumped whole."""
+    import yaml
+    if base_source is not None and Path(base_source).suffix in (".yaml", ".yml"):
+        lines = Path(base_source).read_text().splitlines()
+        for path, v, comment in marks:
+            lines = set_yaml_value(lines, path, v, comment)
+        lines = set_yaml_value(lines, "name", name, "calibrated (see header)")
+        body = "\n".join(lines) + "\n"
+    else:
+        raw = chip.model_dump(mode="json")
+        raw["name"] = name
+        body = yaml.safe_dump(raw, sort_keys=False)
+    text = "\n".join(header) + body
+    return text, load_config_text(text, name)
 
 
 def load_config_text(text: str, name: str) -> ChipConfig:
