@@ -25,6 +25,7 @@ import simpy
 
 from ..config import ChipConfig
 from ..memory import Traffic
+from .event_loop import run as _loop
 from .overlap import blocks, buffer_depth
 from .systolic import ArrayTiming
 
@@ -81,16 +82,19 @@ def _makespan(bw: float, depth: int, arrays: int, plan: tuple) -> float:
     start, length = longest_run(plan)
     w = STEADY_BLOCKS
     if length <= 3 * w:
-        return _run(plan, share, depth, sim)
+        return _loop(plan, share, depth, sim)
     # Past its first blocks a run of identical blocks is in a steady state where each block
     # adds the same time: the run cut to w and to 2w blocks gives that time.
-    t1, t2 = (_run(plan[:start + n] + plan[start + length:], share, depth, sim)
+    t1, t2 = (_loop(plan[:start + n] + plan[start + length:], share, depth, sim)
               for n in (w, 2 * w))
     return t1 + (t2 - t1) * (length - w) / w
 
 
 def _run(plan: list[tuple[float, float, float]], bw: float, depth: int, arrays: int) -> float:
     """Makespan of ``arrays`` arrays running ``plan`` with loads and writes on one channel.
+
+    The simpy model, kept as the reference: runs go through :func:`.event_loop.run`, the same
+    schedule on a bare event loop (the same float on every shipped plan, tests/test_timing.py).
 
     A block's buffer slot is the event of the block ``depth`` before it leaving the array and
     its data the event of its load ending (plain events, not a Container and a Store: the
