@@ -20,7 +20,9 @@ left out (serials only order, so the gap changes no order).
 """
 from __future__ import annotations
 
+from collections import deque
 from heapq import heappop, heappush
+from itertools import count
 
 URGENT, NORMAL = 0, 1
 
@@ -32,41 +34,38 @@ def run(plan: list[tuple[float, float, float]], bw: float, depth: int, arrays: i
     cycles = [c for c, _, _ in plan]
     n = len(plan)
     queue: list = []
-    clock = [0.0]
-    serial = [0]
-    waiting: list = []          # requests queued for the channel, oldest first
-    busy = [False]
-
-    def schedule(ev: list, prio: int = NORMAL, delay: float = 0.0) -> None:
-        serial[0] += 1
-        heappush(queue, (clock[0] + delay, prio, serial[0], ev))
-
-    def event() -> list:
-        return [[]]              # [callbacks]; callbacks is None once the event has fired
+    now = 0.0
+    serial = count(1).__next__   # simpy's event ids: they only order
+    waiting: deque = deque()     # requests queued for the channel, oldest first
+    busy = False
 
     def timeout(d: float) -> list:
-        ev = [[]]
-        schedule(ev, NORMAL, d)
+        ev = [[]]                # [callbacks]; callbacks is None once the event has fired
+        heappush(queue, (now + d, NORMAL, serial(), ev))
         return ev
 
     def request() -> list:
+        nonlocal busy
         ev = [[]]
         waiting.append(ev)
-        grant()
+        if not busy:             # the oldest waiting request goes first, maybe not this one
+            busy = True
+            heappush(queue, (now, NORMAL, serial(), waiting.popleft()))
         return ev
 
     def grant() -> None:
-        if waiting and not busy[0]:
-            busy[0] = True
-            schedule(waiting.pop(0))
+        nonlocal busy
+        if waiting and not busy:
+            busy = True
+            heappush(queue, (now, NORMAL, serial(), waiting.popleft()))
 
     def release() -> None:
-        busy[0] = False
-        rel = [[grant_cb]]
-        schedule(rel)
+        nonlocal busy
+        busy = False
+        heappush(queue, (now, NORMAL, serial(), [[grant]]))
 
-    def grant_cb() -> None:
-        grant()
+    def schedule(ev: list, prio: int = NORMAL) -> None:
+        heappush(queue, (now, prio, serial(), ev))
 
     def process(gen) -> None:
         def resume() -> None:
@@ -107,15 +106,14 @@ def run(plan: list[tuple[float, float, float]], bw: float, depth: int, arrays: i
                 process(transfer(t))
 
     for _ in range(arrays):
-        loaded = [event() for _ in range(n)]
-        freed = [event() for _ in range(n)]
+        loaded = [[[]] for _ in range(n)]
+        freed = [[[]] for _ in range(n)]
         process(loader(loaded, freed))
         process(array(loaded, freed))
     while queue:
-        t, _, _, ev = heappop(queue)
-        clock[0] = t
+        now, _, _, ev = heappop(queue)
         cbs = ev[0]
         ev[0] = None
         for cb in cbs:
             cb()
-    return clock[0]
+    return now
