@@ -28,7 +28,18 @@ URGENT, NORMAL = 0, 1
 
 
 def run(plan: list[tuple[float, float, float]], bw: float, depth: int, arrays: int) -> float:
-    """Makespan of ``arrays`` arrays running ``plan``: the same as ``overlap_event._run``."""
+    """Makespan of ``arrays`` arrays running ``plan``: the same as ``overlap_event._run``.
+
+    Each simpy process is written out as callbacks, one per point where its generator would
+    resume: the loader at the top of block ``idx`` (``l_top``: wait for the slot of block
+    ``idx - depth``), after it (``l_go``: request the channel), granted (``l_load``), loaded
+    (``l_done``: release, hand the block over); the array waiting for block ``idx`` (``a_top``),
+    computing it (``a_go``), done (``a_done``: free its slot, start its write-back); a write-back
+    starting (``t_start``), granted (``t_load``), done (``t_end``). An event is ``[callbacks]``
+    with ``(function, argument)`` callbacks, ``None`` once fired; a process that would wait on an
+    event already fired goes on at once, as simpy's does. A timeout and a request are always
+    waited on the moment they are made, so their callback goes in with them.
+    """
     loads = [ld / bw if ld > 0 else None for _, ld, _ in plan]
     stores = [st / bw if st > 0 else None for _, _, st in plan]
     cycles = [c for c, _, _ in plan]
@@ -39,21 +50,16 @@ def run(plan: list[tuple[float, float, float]], bw: float, depth: int, arrays: i
     waiting: deque = deque()     # requests queued for the channel, oldest first
     busy = False
 
-    def timeout(d: float) -> list:
-        ev = [[]]                # [callbacks]; callbacks is None once the event has fired
-        heappush(queue, (now + d, NORMAL, serial(), ev))
-        return ev
-
-    def request() -> list:
+    def request(cb) -> None:
+        # a new request, waited on by ``cb``; if the channel is free the oldest waiting
+        # request is granted, maybe not this one (a release still to fire has freed it)
         nonlocal busy
-        ev = [[]]
-        waiting.append(ev)
-        if not busy:             # the oldest waiting request goes first, maybe not this one
+        waiting.append([[cb]])
+        if not busy:
             busy = True
             heappush(queue, (now, NORMAL, serial(), waiting.popleft()))
-        return ev
 
-    def grant() -> None:
+    def grant(_) -> None:
         nonlocal busy
         if waiting and not busy:
             busy = True
@@ -62,58 +68,80 @@ def run(plan: list[tuple[float, float, float]], bw: float, depth: int, arrays: i
     def release() -> None:
         nonlocal busy
         busy = False
-        heappush(queue, (now, NORMAL, serial(), [[grant]]))
+        heappush(queue, (now, NORMAL, serial(), [[(grant, None)]]))
 
-    def schedule(ev: list, prio: int = NORMAL) -> None:
-        heappush(queue, (now, prio, serial(), ev))
+    def t_start(t) -> None:
+        request((t_load, t))
 
-    def process(gen) -> None:
-        def resume() -> None:
-            while True:
-                try:
-                    ev = next(gen)
-                except StopIteration:
-                    return
-                cbs = ev[0]
-                if cbs is not None:
-                    cbs.append(resume)
-                    return
-        schedule([[resume]], URGENT)
+    def t_load(t) -> None:
+        heappush(queue, (now + t, NORMAL, serial(), [[(t_end, None)]]))
 
-    def transfer(t: float):
-        yield request()
-        yield timeout(t)
+    def t_end(_) -> None:
         release()
 
-    def loader(loaded: list, freed: list):
-        for idx in range(n):
-            if idx >= depth:
-                yield freed[idx - depth]
+    def make(loaded: list, freed: list):
+        def l_top(idx) -> None:
+            # the loader at the top of block idx
+            while idx < n:
+                if idx >= depth:
+                    cbs = freed[idx - depth][0]
+                    if cbs is not None:
+                        cbs.append((l_go, idx))
+                        return
+                t = loads[idx]
+                if t is not None:
+                    request((l_load, idx))
+                    return
+                heappush(queue, (now, NORMAL, serial(), loaded[idx]))
+                idx += 1
+
+        def l_go(idx) -> None:
             t = loads[idx]
             if t is not None:
-                yield request()
-                yield timeout(t)
-                release()
-            schedule(loaded[idx])
+                request((l_load, idx))
+                return
+            heappush(queue, (now, NORMAL, serial(), loaded[idx]))
+            l_top(idx + 1)
 
-    def array(loaded: list, freed: list):
-        for idx in range(n):
-            yield loaded[idx]
-            yield timeout(cycles[idx])
-            schedule(freed[idx])
+        def l_load(idx) -> None:
+            heappush(queue, (now + loads[idx], NORMAL, serial(), [[(l_done, idx)]]))
+
+        def l_done(idx) -> None:
+            release()
+            heappush(queue, (now, NORMAL, serial(), loaded[idx]))
+            l_top(idx + 1)
+
+        def a_top(idx) -> None:
+            if idx >= n:
+                return
+            cbs = loaded[idx][0]
+            if cbs is not None:
+                cbs.append((a_go, idx))
+            else:
+                a_go(idx)
+
+        def a_go(idx) -> None:
+            heappush(queue, (now + cycles[idx], NORMAL, serial(), [[(a_done, idx)]]))
+
+        def a_done(idx) -> None:
+            heappush(queue, (now, NORMAL, serial(), freed[idx]))
             t = stores[idx]
             if t is not None:
-                process(transfer(t))
+                heappush(queue, (now, URGENT, serial(), [[(t_start, t)]]))
+            a_top(idx + 1)
+
+        return l_top, a_top
 
     for _ in range(arrays):
         loaded = [[[]] for _ in range(n)]
         freed = [[[]] for _ in range(n)]
-        process(loader(loaded, freed))
-        process(array(loaded, freed))
+        l_top, a_top = make(loaded, freed)
+        heappush(queue, (now, URGENT, serial(), [[(l_top, 0)]]))
+        heappush(queue, (now, URGENT, serial(), [[(a_top, 0)]]))
     while queue:
         now, _, _, ev = heappop(queue)
         cbs = ev[0]
         ev[0] = None
-        for cb in cbs:
-            cb()
+        for fn, arg in cbs:
+            fn(arg)
     return now
