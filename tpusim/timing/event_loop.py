@@ -35,10 +35,11 @@ def run(plan: list[tuple[float, float, float]], bw: float, depth: int, arrays: i
     ``idx - depth``), after it (``l_go``: request the channel), granted (``l_load``), loaded
     (``l_done``: release, hand the block over); the array waiting for block ``idx`` (``a_top``),
     computing it (``a_go``), done (``a_done``: free its slot, start its write-back); a write-back
-    starting (``t_start``), granted (``t_load``), done (``t_end``). An event is ``[callbacks]``
-    with ``(function, argument)`` callbacks, ``None`` once fired; a process that would wait on an
-    event already fired goes on at once, as simpy's does. A timeout and a request are always
-    waited on the moment they are made, so their callback goes in with them.
+    starting (``t_start``), granted (``t_load``), done (``t_end``). Every event has one
+    callback at most, so a heap entry carries it: ``(time, priority, serial, function,
+    argument)``. A timeout and a request are waited on the moment they are made; a block's
+    "loaded" and "freed" events are flags (fired, waited on), and a process that would wait on
+    one already fired goes on at once, as simpy's does.
     """
     loads = [ld / bw if ld > 0 else None for _, ld, _ in plan]
     stores = [st / bw if st > 0 else None for _, _, st in plan]
@@ -47,101 +48,104 @@ def run(plan: list[tuple[float, float, float]], bw: float, depth: int, arrays: i
     queue: list = []
     now = 0.0
     serial = count(1).__next__   # simpy's event ids: they only order
-    waiting: deque = deque()     # requests queued for the channel, oldest first
+    waiting: deque = deque()     # the callbacks of requests queued for the channel, oldest first
     busy = False
 
-    def request(cb) -> None:
-        # a new request, waited on by ``cb``; if the channel is free the oldest waiting
+    def request(fn, arg) -> None:
+        # a new request, waited on by ``fn(arg)``; if the channel is free the oldest waiting
         # request is granted, maybe not this one (a release still to fire has freed it)
         nonlocal busy
-        waiting.append([[cb]])
+        waiting.append((fn, arg))
         if not busy:
             busy = True
-            heappush(queue, (now, NORMAL, serial(), waiting.popleft()))
+            heappush(queue, (now, NORMAL, serial(), *waiting.popleft()))
 
-    def grant(_) -> None:
+    def grant(_) -> None:        # a release firing
         nonlocal busy
         if waiting and not busy:
             busy = True
-            heappush(queue, (now, NORMAL, serial(), waiting.popleft()))
+            heappush(queue, (now, NORMAL, serial(), *waiting.popleft()))
 
     def release() -> None:
         nonlocal busy
         busy = False
-        heappush(queue, (now, NORMAL, serial(), [[(grant, None)]]))
+        heappush(queue, (now, NORMAL, serial(), grant, None))
 
     def t_start(t) -> None:
-        request((t_load, t))
+        request(t_load, t)
 
     def t_load(t) -> None:
-        heappush(queue, (now + t, NORMAL, serial(), [[(t_end, None)]]))
+        heappush(queue, (now + t, NORMAL, serial(), t_end, None))
 
     def t_end(_) -> None:
         release()
 
-    def make(loaded: list, freed: list):
+    def make():
+        loaded, loaded_wait = [False] * n, [False] * n
+        freed, freed_wait = [False] * n, [False] * n
+
         def l_top(idx) -> None:
             # the loader at the top of block idx
             while idx < n:
-                if idx >= depth:
-                    cbs = freed[idx - depth][0]
-                    if cbs is not None:
-                        cbs.append((l_go, idx))
-                        return
-                t = loads[idx]
-                if t is not None:
-                    request((l_load, idx))
+                if idx >= depth and not freed[idx - depth]:
+                    freed_wait[idx - depth] = True
                     return
-                heappush(queue, (now, NORMAL, serial(), loaded[idx]))
+                if loads[idx] is not None:
+                    request(l_load, idx)
+                    return
+                heappush(queue, (now, NORMAL, serial(), l_fire, idx))
                 idx += 1
 
-        def l_go(idx) -> None:
-            t = loads[idx]
-            if t is not None:
-                request((l_load, idx))
+        def l_go(idx) -> None:   # the slot of block idx freed: on from there
+            if loads[idx] is not None:
+                request(l_load, idx)
                 return
-            heappush(queue, (now, NORMAL, serial(), loaded[idx]))
+            heappush(queue, (now, NORMAL, serial(), l_fire, idx))
             l_top(idx + 1)
 
         def l_load(idx) -> None:
-            heappush(queue, (now + loads[idx], NORMAL, serial(), [[(l_done, idx)]]))
+            heappush(queue, (now + loads[idx], NORMAL, serial(), l_done, idx))
 
         def l_done(idx) -> None:
             release()
-            heappush(queue, (now, NORMAL, serial(), loaded[idx]))
+            heappush(queue, (now, NORMAL, serial(), l_fire, idx))
             l_top(idx + 1)
+
+        def l_fire(idx) -> None:   # block idx's "loaded" event firing
+            loaded[idx] = True
+            if loaded_wait[idx]:
+                a_go(idx)
+
+        def f_fire(idx) -> None:   # block idx's "freed" event firing
+            freed[idx] = True
+            if freed_wait[idx]:
+                l_go(idx + depth)
 
         def a_top(idx) -> None:
             if idx >= n:
                 return
-            cbs = loaded[idx][0]
-            if cbs is not None:
-                cbs.append((a_go, idx))
-            else:
+            if loaded[idx]:
                 a_go(idx)
+            else:
+                loaded_wait[idx] = True
 
         def a_go(idx) -> None:
-            heappush(queue, (now + cycles[idx], NORMAL, serial(), [[(a_done, idx)]]))
+            heappush(queue, (now + cycles[idx], NORMAL, serial(), a_done, idx))
 
         def a_done(idx) -> None:
-            heappush(queue, (now, NORMAL, serial(), freed[idx]))
+            heappush(queue, (now, NORMAL, serial(), f_fire, idx))
             t = stores[idx]
             if t is not None:
-                heappush(queue, (now, URGENT, serial(), [[(t_start, t)]]))
+                heappush(queue, (now, URGENT, serial(), t_start, t))
             a_top(idx + 1)
 
         return l_top, a_top
 
     for _ in range(arrays):
-        loaded = [[[]] for _ in range(n)]
-        freed = [[[]] for _ in range(n)]
-        l_top, a_top = make(loaded, freed)
-        heappush(queue, (now, URGENT, serial(), [[(l_top, 0)]]))
-        heappush(queue, (now, URGENT, serial(), [[(a_top, 0)]]))
+        l_top, a_top = make()
+        heappush(queue, (now, URGENT, serial(), l_top, 0))
+        heappush(queue, (now, URGENT, serial(), a_top, 0))
     while queue:
-        now, _, _, ev = heappop(queue)
-        cbs = ev[0]
-        ev[0] = None
-        for fn, arg in cbs:
-            fn(arg)
+        now, _, _, fn, arg = heappop(queue)
+        fn(arg)
     return now
