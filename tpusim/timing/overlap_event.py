@@ -17,7 +17,7 @@ memo on everything a run depends on), of ``N`` identical arrays two are simulate
 of the channel (:data:`SIM_ARRAYS`), and a long run of identical blocks is simulated cut short
 and extended from its steady state (:data:`STEADY_BLOCKS`). The runs go through
 :func:`tpusim.timing.event_loop.run`, which replays :func:`_run`'s simpy schedule on a bare event
-loop (the same float, at about a third of the time).
+loop (the same float, at about a quarter of the time).
 """
 from __future__ import annotations
 
