@@ -19,7 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # in issue-target order; modules written on other branches may not be here yet
-MODULES = ["bench_scaling", "bench_columnar", "bench_startup", "bench_sweep",
+MODULES = ["bench_scaling", "bench_columnar", "bench_startup", "bench_sweep", "bench_dask",
            "bench_generation", "bench_event", "bench_serve", "bench_timeline", "vs_scalesim"]
 
 

@@ -266,17 +266,31 @@ def _run_dask(payload: _Payload, points: Sequence[Point], client: Any,
               owned: bool) -> Iterator[list[dict]]:
     from dask.distributed import as_completed
 
-    futures: list = []
+    live: set = set()
     try:
         threads = max(1, sum(client.nthreads().values()))
         # Scattered once: each worker deserialises the workloads once, not per chunk.
         shared = client.scatter(payload, broadcast=True, hash=False)
-        futures = [client.submit(_run_chunk, shared, c, pure=False)
-                   for c in _chunks(points, threads)]
-        for f in as_completed(futures, loop=client.loop):
-            yield f.result()
+        chunks = _chunks(points, threads)
+        # As in the pool, a bounded window of chunks in flight: neither the parent nor the
+        # cluster holds every chunk's points or results, and a finished chunk's result is
+        # dropped from the cluster as soon as it is read back. ``with_results`` fetches
+        # results in the background as chunks finish, not one round trip at a time.
+        ready = as_completed(loop=client.loop, with_results=True)
+        for c in itertools.islice(chunks, threads * IN_FLIGHT):
+            f = client.submit(_run_chunk, shared, c, pure=False)
+            live.add(f)
+            ready.add(f)
+        for f, records in ready:
+            live.discard(f)
+            for c in itertools.islice(chunks, 1):
+                nxt = client.submit(_run_chunk, shared, c, pure=False)
+                live.add(nxt)
+                ready.add(nxt)
+            f.release()
+            yield records
     finally:
-        if futures:
-            client.cancel(futures)
+        if live:  # stopped early (Ctrl-C, an error): drop the chunks in flight
+            client.cancel(list(live))
         if owned:
             client.close()
