@@ -13,6 +13,8 @@ import tpusim
 from tpusim.errors import InputError
 from tpusim.generation import StepCostModel, generate, step_rows
 from tpusim.importers.llm import custom_config, llm_rows, llm_workload
+
+from .conftest import run_cli
 from tpusim.workload import make_layer
 
 # A small GQA model: 3 blocks, so rows have count 3 (first, middle, last instances differ).
@@ -183,3 +185,13 @@ def test_cli_generate_bad_input_exit_2_no_file(cli, tmp_path, args):
     code, stdout, err = cli("generate", "tpu_v4", "gpt2", "--prompt", "8", *args, "--out", out)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+def test_generate_warns_when_the_model_does_not_fit_one_chip():
+    """Llama-2-70B in bf16 is 2 x 68.98e9 bytes of weights: far over one v4's 32 GiB, so the CLI
+    says so on stderr (the times still assume it fits); Llama-3-8B fits a 16 GiB v5e."""
+    code, out, err = run_cli("generate", "tpu_v4", "llama2_70b", "--prompt", "16", "--steps", "2")
+    assert code == 0, err
+    assert "warning: llama2_70b needs" in err and "tpu_v4 has 32 GiB" in err
+    code, out, err = run_cli("generate", "tpu_v5e", "llama3_8b", "--prompt", "16", "--steps", "2")
+    assert code == 0 and "warning" not in err

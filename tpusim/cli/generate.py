@@ -42,6 +42,9 @@ def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, s
     t0 = time.perf_counter()
     g = run_generation(chip, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol)
     took = time.perf_counter() - t0
+    warning = _fits_warning(chip, model, prompt + steps, batch, dtype)
+    if warning:
+        click.echo(f"tpusim: warning: {warning}", err=True)
     s = g.summary()
     click.echo(f"{s['model']} on {chip.name}: batch {batch}, prompt {prompt}, {steps} decode steps"
                + (f" (interpolated, stride {kv_stride}, rtol {rtol:g})" if kv_stride > 1 else ""))
@@ -61,3 +64,23 @@ def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, s
                                 g.decode_energy_j.tolist()))]
         atomic_write_text(out, "\n".join(lines) + "\n")
         click.echo(f"wrote {out}")
+
+
+def _fits_warning(chip, model: str, tokens: int, batch: int, dtype: str) -> str | None:
+    """A line when the weights and the KV cache at its longest (``tokens`` per sequence) exceed
+    one chip's HBM: the step times still assume they fit (one chip, no offload)."""
+    cap = chip.memory.hbm.capacity_gib
+    if cap is None:
+        return None
+    from ..importers.llm import get_preset
+    from ..serve.kvcache import dtype_bytes
+    cfg = get_preset(model)
+    b = dtype_bytes(dtype, "--dtype")
+    weights = cfg.param_count() * b
+    kv = 2 * cfg.layers * cfg.kv_heads * cfg.head_dim * tokens * batch * b
+    if weights + kv <= cap * 2**30:
+        return None
+    return (f"{cfg.name} needs {(weights + kv) / 2**30:,.1f} GiB of HBM ({dtype} weights "
+            f"{weights / 2**30:,.1f} GiB + KV cache {kv / 2**30:,.1f} GiB at {tokens:,} tokens x "
+            f"{batch}); {chip.name} has {cap:g} GiB: the times assume it fits (shard it with "
+            "`tpusim run ... --chips N` or `tpusim serve --chips N`)")
