@@ -152,12 +152,15 @@ def buffer_depth(chip: ChipConfig) -> int:
     return max(2 if chip.memory.sram.double_buffered else 1, chip.timing.weight_fifo_depth)
 
 
-def flow_shop_cycles(plan: list[tuple[float, float, float]], bw: float, depth: int) -> float:
+def flow_shop_cycles(plan: list[tuple[float, float, float]], bw: float, depth: int,
+                     record: list | None = None) -> float:
     """Makespan of blocks (compute, load bytes, store bytes) through channel then array.
 
     A block's load starts when the channel is free and a buffer slot is (the block ``depth``
     before it has been computed); the writes of that earlier block go out first. Arrays are
     symmetric and share the channel fairly, so each sees ``bw`` = its share of the bandwidth.
+    ``record``: if given, each block's (load start, load end, compute start, compute end, bytes
+    stored ahead of its load) is appended to it (``timing.schedule.flow_shop_schedule``).
     """
     chan = 0.0
     comp_end: list[float] = []
@@ -171,7 +174,10 @@ def flow_shop_cycles(plan: list[tuple[float, float, float]], bw: float, depth: i
         load_end = start + (load + extra) / bw
         chan = load_end
         prev = comp_end[-1] if comp_end else 0.0
-        comp_end.append(max(prev, load_end) + c)
+        begin = max(prev, load_end)
+        comp_end.append(begin + c)
+        if record is not None:
+            record.append((start, load_end, begin, begin + c, extra))
     tail = sum(b[2] for b in plan[max(0, len(plan) - depth):])
     return max(comp_end[-1], chan) + tail / bw
 

@@ -1,14 +1,15 @@
 """The block schedule the pipelined timing model computes, with every start and end kept.
 
-:func:`flow_shop_schedule` is :func:`tpusim.timing.overlap.flow_shop_cycles` step for step (the
-same recurrence over the same block plan), but it returns when each block's load ran on the
-HBM channel and when the array computed it, instead of the makespan alone; ``makespan`` equals
-``flow_shop_cycles`` (tests/test_timeline.py checks it). It is not on the simulation path, so
-a run that draws no timeline pays nothing for it.
+:func:`flow_shop_schedule` runs :func:`tpusim.timing.overlap.flow_shop_cycles` itself (one
+recurrence) with its per-block record on, and returns when each block's load ran on the HBM
+channel and when the array computed it, besides the makespan. A run that draws no timeline
+never asks for the record.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .overlap import flow_shop_cycles
 
 
 @dataclass(frozen=True)
@@ -37,22 +38,13 @@ class Schedule:
 def flow_shop_schedule(plan: list[tuple[float, float, float]], bw: float,
                        depth: int) -> Schedule:
     """The schedule of blocks ``(compute, load bytes, store bytes)`` through the channel (at
-    ``bw`` bytes per cycle, one array's share) then the array, ``depth`` buffer slots."""
-    chan = 0.0
-    comp_end: list[float] = []
-    out = []
-    for j, (c, load, _) in enumerate(plan):
-        start = chan
-        extra = 0.0
-        if j >= depth:
-            start = max(start, comp_end[j - depth])
-            extra = plan[j - depth][2]
-        load_end = start + (load + extra) / bw
-        chan = load_end
-        prev = comp_end[-1] if comp_end else 0.0
-        begin = max(prev, load_end)
-        comp_end.append(begin + c)
-        out.append(Block(start, load_end, begin, begin + c, extra))
+    ``bw`` bytes per cycle, one array's share) then the array, ``depth`` buffer slots: the
+    model's own recurrence (:func:`~tpusim.timing.overlap.flow_shop_cycles`) with each block's
+    times recorded."""
+    rec: list = []
+    makespan = flow_shop_cycles(plan, bw, depth, rec)
+    out = tuple(Block(*r) for r in rec)
     tail = sum(b[2] for b in plan[max(0, len(plan) - depth):])
-    tail_start = max(comp_end[-1], chan)
-    return Schedule(tuple(out), tail_start, tail, tail_start + tail / bw)
+    # the outputs left go out once the last block is computed and the channel is free
+    tail_start = max(out[-1].compute_end, out[-1].load_end)
+    return Schedule(out, tail_start, tail, makespan)
