@@ -111,3 +111,56 @@ def test_train_step_runs_the_padded_tiles(monkeypatch):
     assert macs_run(kernel) - macs_run(logical) == pytest.approx(extra, rel=1e-9)
     assert kernel.mfu < logical.mfu
     assert moe.MEGABLOX_TILING == (512, 1024, 1024)
+
+
+def test_max_of_normals_closed_forms():
+    # E[max] of 2 and 3 standard normals: 1/sqrt(pi) and 3/(2 sqrt(pi)) (order statistics).
+    assert moe.max_of_normals(1) == 0.0
+    assert moe.max_of_normals(2) == pytest.approx(1 / math.sqrt(math.pi), abs=1e-9)
+    assert moe.max_of_normals(3) == pytest.approx(3 / (2 * math.sqrt(math.pi)), abs=1e-9)
+
+
+def test_busiest_shard_against_exact_multinomial():
+    # 2 shards: max = P + |X - P|, X ~ Binomial(2P, 1/2), whose mean absolute deviation is
+    # P C(2P, P) / 4^P (de Moivre).
+    p = 5000
+    mad = math.exp(math.log(p) + math.lgamma(2 * p + 1) - 2 * math.lgamma(p + 1)
+                   - p * math.log(4))
+    assert moe.busiest_shard_rows(p, 2) - p == pytest.approx(mad, rel=1e-4)
+    # 3 shards, 50 pairs each: the exact expectation over every split of the 150 pairs.
+    n, lf = 150, [math.lgamma(i + 1) for i in range(151)]
+    exact = sum(math.exp(lf[n] - lf[a] - lf[b] - lf[n - a - b] - n * math.log(3))
+                * max(a, b, n - a - b) for a in range(n + 1) for b in range(n + 1 - a))
+    assert moe.busiest_shard_rows(50, 3) - 50 == pytest.approx(exact - 50, rel=0.01)
+    assert moe.busiest_shard_rows(77, 1) == 77
+
+
+def test_expert_parallel_pace_is_the_busiest_shard():
+    # 2 shards x 1,024 pairs: the busiest gets 1,024 + 32 x 0.564 = 1,042.05 -> 1,043 pairs,
+    # in 3 tiles (1 expert per shard: no boundary) -> the gmm runs 3 visits x 3 n tiles; the
+    # activation runs on 1,043 of every 1,024 rows.
+    up = {"name": "expert_up", "op": "matmul", "batch": 1, "m": 1024, "k": 2048, "n": 3072,
+          "weights": "dynamic", "weight_dtype": "bf16", "act_dtype": "bf16"}
+    act = {"name": "expert_silu_bwd", "op": "silu", "elements": 1024 * 3072}
+    comb = {"name": "expert_combine", "op": "mul", "elements": 1024 * 4}
+    g, a, c = megablox_rows([up, act, comb], 1024, groups=1, shards=2)
+    assert g["batch"] == 9 and a["elements"] == 1043 * 3072
+    assert c == comb                       # the combine runs on this chip's own tokens
+    g1, a1, _ = megablox_rows([up, act, comb], 1024, groups=1, shards=1)
+    assert g1["batch"] == 2 * 3 and a1 == act
+
+
+def test_expert_parallel_trace_sorts_received_pairs_locally():
+    cfg = custom_config(name="moe", hidden=512, layers=2, heads=8, kv_heads=8, ffn=1024,
+                        vocab=1024, gated=True, act="silu", norm="rmsnorm", experts=4, top_k=2)
+    from tpusim.importers.llm import llm_rows
+    names = [r["name"] for r in llm_rows(cfg, "prefill", batch=1, seq=64)]
+    assert "expert_local_sort" not in names
+    shard = train.shard_config(cfg, ParallelSpec(ep=2))
+    rows = {r["name"]: r for r in llm_rows(shard, "prefill", batch=1, seq=64)}
+    order = list(rows)
+    assert order.index("moe_permute") < order.index("expert_local_sort") < \
+        order.index("expert_gate")
+    assert order.index("expert_down") < order.index("expert_local_unsort") < \
+        order.index("expert_combine")
+    assert rows["expert_local_sort"]["elements"] == 64 * 2 * 512

@@ -23,6 +23,10 @@ the kernel's MXU work and HBM traffic:
   (n tiles, k tiles, visits) with a tk x tn accumulator per expert, so the tokens x k
   activations are read once per n tile and the tokens x n gradient once per k tile.
 
+* load imbalance: with fsdp alone each chip runs every expert on its own tokens, so routing
+  changes only the partial tiles; with expert parallelism every shard waits for the busiest
+  (the return all-to-all), whose expected load :func:`busiest_shard_rows` gives.
+
 Each kernel becomes one matmul row whose groups are its accumulator blocks, each with its own
 operands (``weights: dynamic``): the single-chip model then moves exactly the kernel's bytes and
 runs its MACs, padded tiles included. Assumption: edge tiles (k or n not a multiple of the tile)
@@ -96,18 +100,52 @@ def _tiles(x: int, t: int) -> tuple[int, int]:
     return edge, -(-x // edge)
 
 
+@functools.lru_cache(maxsize=64)
+def max_of_normals(n: int) -> float:
+    """E[max of ``n`` independent standard normals]: the integral of x n phi(x) Phi(x)^(n-1)
+    by the trapezoid rule on [-12, 12] (1/sqrt(pi) for 2, 3 / (2 sqrt(pi)) for 3)."""
+    if n <= 1:
+        return 0.0
+    x = np.linspace(-12.0, 12.0, 48001)
+    phi = np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    cdf = 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    f = x * n * phi * cdf ** (n - 1)
+    return float(np.sum((f[1:] + f[:-1]) / 2) * (x[1] - x[0]))
+
+
+def busiest_shard_rows(pairs_per_chip: int, shards: int) -> float:
+    """Expected token-expert pairs on the busiest of ``shards`` expert shards, each of which
+    sends ``pairs_per_chip`` pairs. Assumption (routing): every pair picks its shard
+    independently and uniformly, so the counts are multinomial(R = shards x pairs, 1/shards),
+    which for R >> shards is normal with covariance R/S (I - J/S), the law of
+    sqrt(R/S) (Z_j - mean Z): E[max] = R/S + sqrt(R/S) E[max of S standard normals]."""
+    if shards <= 1:
+        return float(pairs_per_chip)
+    return pairs_per_chip + math.sqrt(pairs_per_chip) * max_of_normals(shards)
+
+
 def megablox_rows(rows: list[dict[str, Any]], rows_per_chip: int, groups: int,
+                  shards: int = 1,
                   tiling: tuple[int, int, int] = MEGABLOX_TILING) -> list[dict[str, Any]]:
     """``rows`` with every expert matmul (forward, ``_dgrad``, ``_wgrad``; module docstring)
     rewritten as the Megablox kernel's tiles, one row for one. ``rows_per_chip``: the
-    token-expert pairs this chip's experts receive per layer; ``groups``: its experts. The
-    visits are :func:`expected_tile_visits` rounded up to whole tiles."""
+    token-expert pairs each chip's tokens send per layer; ``groups``: the experts a chip holds;
+    ``shards``: expert-parallel degree. With ``shards > 1`` every shard waits for the busiest
+    one (the return all-to-all), so its expert GEMMs and elementwise rows run on
+    :func:`busiest_shard_rows` pairs. The visits are :func:`expected_tile_visits` rounded up to
+    whole tiles."""
     tm = tiling[0]
-    visits = math.ceil(expected_tile_visits(rows_per_chip, groups, tm) - 1e-9)
+    received = math.ceil(busiest_shard_rows(rows_per_chip, shards) - 1e-9)
+    visits = math.ceil(expected_tile_visits(received, groups, tm) - 1e-9)
     group_rows = -(-visits * tm // groups)     # rows one expert's tgmm accumulates over
     out = []
     for r in rows:
         base = r["name"].removesuffix("_dgrad").removesuffix("_wgrad")
+        if r["op"] != "matmul" and r["name"].startswith("expert_") and \
+                not r["name"].startswith("expert_combine") and received != rows_per_chip:
+            # the busiest shard's activation and gate multiply (and their backward)
+            out.append({**r, "elements": -(-r["elements"] * received // rows_per_chip)})
+            continue
         if r["op"] != "matmul" or base not in _FORWARD:
             out.append(r)
             continue
@@ -126,4 +164,5 @@ def megablox_rows(rows: list[dict[str, Any]], rows_per_chip: int, groups: int,
     return out
 
 
-__all__ = ["MEGABLOX_TILING", "tile_visits", "expected_tile_visits", "megablox_rows"]
+__all__ = ["MEGABLOX_TILING", "tile_visits", "expected_tile_visits", "max_of_normals",
+           "busiest_shard_rows", "megablox_rows"]

@@ -230,7 +230,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     # (pod/moe.py); memory above counts the logical tensors.
     sim = fwd + bwd
     if model.moe:
-        sim = megablox_rows(sim, mb * seq * model.top_k, shard.experts // shard.expert_shards)
+        sim = megablox_rows(sim, mb * seq * model.top_k, shard.experts // shard.expert_shards,
+                            spec.ep)
     per_row = simulate_rows(chip, sim, per_instance=True, memo=memo)
     t_f, macs_f = map(sum, zip(*per_row[:len(fwd)]))
     t_b, macs_b = map(sum, zip(*per_row[len(fwd):]))
