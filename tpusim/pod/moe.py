@@ -19,7 +19,7 @@ the kernel's MXU work and HBM traffic:
   random routing.
 * loop order: ``gmm``'s grid is (n tiles, m-tile visits, k tiles) with a tm x tn fp32
   accumulator, so the lhs (tokens x k) is read once per n tile and one expert's k x n weights
-  once per visit (the kernel's own ``CostEstimate`` counts bytes so); ``tgmm``'s grid is
+  once per visit (as the kernel's ``CostEstimate`` counts them, there per row of lhs); ``tgmm``'s grid is
   (n tiles, k tiles, visits) with a tk x tn accumulator per expert, so the tokens x k
   activations are read once per n tile and the tokens x n gradient once per k tile.
 
