@@ -344,14 +344,20 @@ def _moe_rows(cfg: LlmConfig, tok: int, L: int, dt: dict, vec, mm) -> list[dict[
     rows = [mm("moe_router", tok, h, cfg.experts, L),
             vec("moe_router_softmax", "softmax", tok * cfg.experts, L),
             vec("moe_permute", "transpose", tok * cfg.top_k * h, L)]
+    # With expert shards the received pairs are sorted again by local expert and unsorted
+    # before they go back (MaxText RoutedMoE.local_permute): two more gathers of them.
+    local = [vec("expert_local_sort", "transpose", tok * cfg.top_k * h, L)] \
+        if cfg.expert_shards > 1 else []
+    rows += local
     if cfg.gated:
         rows += [expert("expert_gate", h, f), expert("expert_up", h, f),
                  vec(f"expert_{cfg.act}", cfg.act, active * m * f, L),
                  vec("expert_gate_mul", "mul", active * m * f, L)]
     else:
         rows += [expert("expert_up", h, f), vec(f"expert_{cfg.act}", cfg.act, active * m * f, L)]
-    return rows + [expert("expert_down", f, h),
-                   vec("expert_combine", "mul", tok * cfg.top_k * h, L)]
+    return rows + [expert("expert_down", f, h)] + \
+        [{**r, "name": "expert_local_unsort"} for r in local] + \
+        [vec("expert_combine", "mul", tok * cfg.top_k * h, L)]
 
 
 def llm_macs(cfg: LlmConfig, batch: int, seq: int, kv_len: int, logits: str = "all") -> int:

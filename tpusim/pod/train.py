@@ -49,6 +49,7 @@ from ..errors import InputError
 from ..importers.llm import LlmConfig, llm_rows
 from .collectives import all_gather, all_reduce, all_to_all, permute, reduce_scatter
 from .costs import simulate_rows
+from .moe import megablox_rows
 from .schedule import Schedule, StepParts, schedule
 from .sharding import ParallelSpec, Placement, check_spec, place
 from .topology import Slice
@@ -225,8 +226,13 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                          f" GiB; shard more (fsdp/tp/pp), use --remat full or a smaller batch")
 
     # Forward and backward run as one program; recompute reruns forward rows, so it is priced
-    # from the forward rows' own times.
-    per_row = simulate_rows(chip, fwd + bwd, per_instance=True, memo=memo)
+    # from the forward rows' own times. Expert matmuls run as the grouped-matmul kernel's tiles
+    # (pod/moe.py); memory above counts the logical tensors.
+    sim = fwd + bwd
+    if model.moe:
+        sim = megablox_rows(sim, mb * seq * model.top_k, shard.experts // shard.expert_shards,
+                            spec.ep)
+    per_row = simulate_rows(chip, sim, per_instance=True, memo=memo)
     t_f, macs_f = map(sum, zip(*per_row[:len(fwd)]))
     t_b, macs_b = map(sum, zip(*per_row[len(fwd):]))
     redo_names = {r["name"] for r in redo}
