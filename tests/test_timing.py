@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import tpusim
@@ -114,6 +114,10 @@ def test_invariants(cfg, mkn, fmt):
 
 @settings(max_examples=60, deadline=None)
 @given(chip_st, layer_st, st.sampled_from([1.5, 4.0]))
+# found by hypothesis: the bigger SRAM made layer 1 faster, so it left the channel idle for less
+# time and layer 2 prefetched 2 bytes less of its first tile (34,736 cycles against 34,735)
+@example({"rows": 16, "cols": 32, "dataflow": "is", "count": 1, "model": "pipelined",
+          "bw": 4.0}, (83, 273, 114), 1.5)
 def test_more_bandwidth_or_sram_never_slower(cfg, mkn, factor):
     m, k, n = mkn
     layers = [gemm(m, k, n), gemm(m, n, k)]
