@@ -31,7 +31,7 @@ from . import roofline
 from .roofline import bound_of
 from .timing import array_timing, vector_time
 from .timing.vector import layer_vector_cost
-from .timing.overlap import first_tile_bytes, vector_cycles
+from .timing.overlap import first_tile_bytes, last_block_cycles, vector_cycles
 from .timing.path import gemm_layer_time, timing_path
 from .importers import load_workload
 from ._input import check_size
@@ -139,7 +139,7 @@ _SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cy
 def _gemm(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, cached: bool,
           carry: _Carry, path: str):
     """Traffic and time of the loop order that finishes first (then: fewer HBM bytes), and the
-    most HBM cycles any loop order takes (what :func:`idle_bytes_left` bounds the idle with); on
+    most HBM cycles any loop order takes (what ``idle_bytes_left`` bounds the idle with); on
     a multi-core chip the busiest core's part is timed on one core (:mod:`tpusim.cores`)."""
     one, sp = core_chip(chip), split_gemm(layer, chip)
     at = array_timing(sp.layer, one, fmt.name)
@@ -174,10 +174,12 @@ def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, 
     idle = carry.idle_bytes
     if layer.kind == "gemm":
         traffic, lt, most = _gemm(chip, layer, fmt, in_res, out_res, cached, carry, path)
+        tail = 0.0 if path == "scalesim" else last_block_cycles(
+            array_timing(split_gemm(layer, chip).layer, core_chip(chip), fmt.name))
     else:
         traffic = vector_traffic(layer, fmt, in_res, out_res)
         lt = vector_time(chip, layer_vector_cost(chip, layer), traffic, layer.fused, carry.cycles)
-        most = lt.hbm_cycles
+        most, tail = lt.hbm_cycles, 0.0
     cycles = lt.cycles
     latency = cycles / (chip.clock_ghz * 1e9)
     macs = layer.macs
@@ -187,7 +189,7 @@ def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, 
     ops = roofline.layer_ops(layer.kind, macs, layer.vector_ops)
     if not layer.fused:
         carry.cycles = cycles
-        carry.idle_bytes = _idle_bytes_left(lt.compute_cycles, lt.overhead_cycles, most,
+        carry.idle_bytes = _idle_bytes_left(lt.compute_cycles, lt.overhead_cycles, most, tail,
                                             chip.hbm_bytes_per_cycle)
     return {
         "macs": macs, "cycles": cycles, "latency_s": latency,

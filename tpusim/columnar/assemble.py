@@ -85,7 +85,7 @@ def _idle_left(kr: dict, p: dict) -> np.ndarray:
     """Per row, the idle bytes an instance leaves the next (``layer_rules.idle_bytes_left``,
     the same arithmetic): they depend on the row alone, not on the carried state."""
     most = np.where(kr["second"], np.maximum(kr["hbm_0"], kr["hbm_1"]), kr["hbm_0"])
-    return np.maximum(0.0, (kr["compute"] + p["overhead"]) - most) * p["bpc"]
+    return np.maximum(0.0, np.maximum(kr["compute"] - most, kr["tail"]) + p["overhead"]) * p["bpc"]
 
 
 def _walk(instance, fused: list, left: list, layer_vars: list, base: int) -> list[list]:
