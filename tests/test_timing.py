@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import tpusim
@@ -114,6 +114,10 @@ def test_invariants(cfg, mkn, fmt):
 
 @settings(max_examples=60, deadline=None)
 @given(chip_st, layer_st, st.sampled_from([1.5, 4.0]))
+# found by hypothesis: the bigger SRAM made layer 1 faster, so it left the channel idle for less
+# time and layer 2 prefetched 2 bytes less of its first tile (34,736 cycles against 34,735)
+@example({"rows": 16, "cols": 32, "dataflow": "is", "count": 1, "model": "pipelined",
+          "bw": 4.0}, (83, 273, 114), 1.5)
 def test_more_bandwidth_or_sram_never_slower(cfg, mkn, factor):
     m, k, n = mkn
     layers = [gemm(m, k, n), gemm(m, n, k)]
@@ -127,6 +131,18 @@ def test_more_bandwidth_or_sram_never_slower(cfg, mkn, factor):
     bigger = chip(**cfg, **{"memory.sram.input_kib": 4 * factor, "memory.sram.weight_kib": 8
                             * factor, "memory.sram.output_kib": 8 * factor})
     assert (_sim(bigger, layers).layers["cycles"].to_numpy() <= t0 + 1e-9).all()
+
+
+@pytest.mark.xfail(strict=True, reason="known: with 1.5x SRAM the output-stationary order picks "
+                   "a block with fewer bytes in all but more weight bytes (passes 5 -> 7), which "
+                   "load with the first block, so the layer's prologue grows (26,887 -> 26,889)")
+def test_more_sram_never_slower_one_layer():
+    # found by a random scan of test_more_bandwidth_or_sram_never_slower's space; no carry here
+    cfg = {"rows": 16, "cols": 4, "dataflow": "ws", "model": "pipelined", "bw": 64.0}
+    small, big = ({"memory.sram.input_kib": 4 * f, "memory.sram.weight_kib": 8 * f,
+                   "memory.sram.output_kib": 8 * f} for f in (1.0, 1.5))
+    t0 = _sim(chip(**cfg, **small), [gemm(157, 131, 74)]).layers["cycles"].iloc[0]
+    assert _sim(chip(**cfg, **big), [gemm(157, 131, 74)]).layers["cycles"].iloc[0] <= t0
 
 
 def _shipped():

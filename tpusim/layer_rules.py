@@ -160,6 +160,24 @@ class Carry:
     idle_bytes: float = 0.0
 
 
+def idle_bytes_left(compute: float, overhead: float, most_hbm_cycles: float, tail: float,
+                    bytes_per_cycle: float) -> float:
+    """HBM bytes the channel surely moves idle during an instance, for the next one to prefetch.
+
+    An instance lasts at least its compute and launch cycles whatever the memory does, and its
+    transfers take at most ``most_hbm_cycles`` (its costliest loop order's HBM bytes over the
+    bandwidth), so the channel idles at least the difference; on the pipelined model it also
+    idles through the launch and the last block's compute (``tail``,
+    :func:`tpusim.timing.overlap.last_block_cycles`; 0 where there is no overlap model).
+    Monotone by construction: compute, launch and tail cycles depend on neither bandwidth nor
+    SRAM and a loop order's bytes only fall with more SRAM, so the idle bytes never fall with
+    more bandwidth or SRAM, and more preload never slows the next instance: its cycles stay
+    monotone in both (the actual idle time, cycles minus transfers, shrinks when an instance gets
+    faster, which made the next one slower).
+    """
+    return max(0.0, max(compute - most_hbm_cycles, tail) + overhead) * bytes_per_cycle
+
+
 def run_instances(n: int, run: Any, carry: Carry) -> list[tuple[int, dict[str, Any]]]:
     """``n`` instances run back to back, as (how many, metrics) per distinct instance; exact.
 

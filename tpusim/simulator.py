@@ -31,7 +31,7 @@ from . import roofline
 from .roofline import bound_of
 from .timing import array_timing, vector_time
 from .timing.vector import layer_vector_cost
-from .timing.overlap import first_tile_bytes, vector_cycles
+from .timing.overlap import first_tile_bytes, last_block_cycles, vector_cycles
 from .timing.path import gemm_layer_time, timing_path
 from .importers import load_workload
 from ._input import check_size
@@ -39,6 +39,7 @@ from .layer_rules import LAYER_COLUMNS  # noqa: F401  (re-exported: the layer ta
 from .layer_rules import TOTAL_COLUMNS, layer_totals
 from .layer_rules import Carry as _Carry  # noqa: F401  (generation.py, tests)
 from .layer_rules import run_instances as _run_instances
+from .layer_rules import idle_bytes_left as _idle_bytes_left
 from .layer_rules import layer_formats
 from .layer_rules import resolve_format as _resolve_format  # noqa: F401  (tests, callers)
 from .layer_rules import run_summary
@@ -137,19 +138,22 @@ _SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cy
 
 def _gemm(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, cached: bool,
           carry: _Carry, path: str):
-    """Traffic and time of the loop order that finishes first (then: fewer HBM bytes); on a
-    multi-core chip the busiest core's part is timed on one core (:mod:`tpusim.cores`)."""
+    """Traffic and time of the loop order that finishes first (then: fewer HBM bytes), and the
+    most HBM cycles any loop order takes (what ``idle_bytes_left`` bounds the idle with); on
+    a multi-core chip the busiest core's part is timed on one core (:mod:`tpusim.cores`)."""
     one, sp = core_chip(chip), split_gemm(layer, chip)
     at = array_timing(sp.layer, one, fmt.name)
     best = None
+    most = 0.0
     for part in gemm_traffic_options(sp.layer, one, fmt, in_res, out_res, cached):
         traffic = chip_traffic(part, sp)
         preload = min(first_tile_bytes(at, part), carry.idle_bytes)
         lt = gemm_layer_time(path, one, at, part, preload, traffic)
+        most = max(most, lt.hbm_cycles)
         key = (lt.cycles, traffic.hbm_total_bytes)
         if best is None or key < best[0]:
             best = (key, traffic, lt)
-    return best[1], best[2]
+    return best[1], best[2], most
 
 
 def layer_time(chip: ChipConfig, layer: Layer, fmt: str, engine: str | None = None):
@@ -169,10 +173,13 @@ def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, 
     instance's block schedule from) are not table columns."""
     idle = carry.idle_bytes
     if layer.kind == "gemm":
-        traffic, lt = _gemm(chip, layer, fmt, in_res, out_res, cached, carry, path)
+        traffic, lt, most = _gemm(chip, layer, fmt, in_res, out_res, cached, carry, path)
+        tail = 0.0 if path == "scalesim" else last_block_cycles(
+            array_timing(split_gemm(layer, chip).layer, core_chip(chip), fmt.name))
     else:
         traffic = vector_traffic(layer, fmt, in_res, out_res)
         lt = vector_time(chip, layer_vector_cost(chip, layer), traffic, layer.fused, carry.cycles)
+        most, tail = lt.hbm_cycles, 0.0
     cycles = lt.cycles
     latency = cycles / (chip.clock_ghz * 1e9)
     macs = layer.macs
@@ -182,7 +189,8 @@ def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, 
     ops = roofline.layer_ops(layer.kind, macs, layer.vector_ops)
     if not layer.fused:
         carry.cycles = cycles
-        carry.idle_bytes = max(0.0, cycles - lt.hbm_cycles) * chip.hbm_bytes_per_cycle
+        carry.idle_bytes = _idle_bytes_left(lt.compute_cycles, lt.overhead_cycles, most, tail,
+                                            chip.hbm_bytes_per_cycle)
     return {
         "macs": macs, "cycles": cycles, "latency_s": latency,
         "compute_cycles": lt.compute_cycles, "stall_cycles": lt.stall_cycles,

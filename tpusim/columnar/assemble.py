@@ -43,7 +43,7 @@ def _carry_pass(kr: dict, p: dict, points_vars: list[tuple[list, int]],
     hi = (tr[0]["hbm_input"].tolist(), tr[1]["hbm_input"].tolist())
     ho = (tr[0]["hbm_output"].tolist(), tr[1]["hbm_output"].tolist())
     scal, bwe = p["scalesim"].tolist(), kr["bwe"].tolist()
-    ovh, bpc = p["overhead"].tolist(), p["bpc"].tolist()
+    ovh = p["overhead"].tolist()
     ceil = math.ceil
     evr = event.ev.tolist() if event is not None else None
 
@@ -77,10 +77,18 @@ def _carry_pass(kr: dict, p: dict, points_vars: list[tuple[list, int]],
         cyc = vec + (((sw + si) + so) + 0.0) + ovh[r]
         return [0, r, 0, cyc, vec, sw, si, so, 0.0, hbm, ovh[r], 1 if hbm > vec else 3]
 
-    return [_walk(instance, fused, bpc, lv, base) for lv, base in points_vars]
+    left = _idle_left(kr, p).tolist()
+    return [_walk(instance, fused, left, lv, base) for lv, base in points_vars]
 
 
-def _walk(instance, fused: list, bpc: list, layer_vars: list, base: int) -> list[list]:
+def _idle_left(kr: dict, p: dict) -> np.ndarray:
+    """Per row, the idle bytes an instance leaves the next (``layer_rules.idle_bytes_left``,
+    the same arithmetic): they depend on the row alone, not on the carried state."""
+    most = np.where(kr["second"], np.maximum(kr["hbm_0"], kr["hbm_1"]), kr["hbm_0"])
+    return np.maximum(0.0, np.maximum(kr["compute"] - most, kr["tail"]) + p["overhead"]) * p["bpc"]
+
+
+def _walk(instance, fused: list, left: list, layer_vars: list, base: int) -> list[list]:
     """One point's instances in order, carrying cycles and idle bytes (``_run_instances``)."""
     out: list[list] = []
     cc = idle = 0.0
@@ -92,14 +100,14 @@ def _walk(instance, fused: list, bpc: list, layer_vars: list, base: int) -> list
                 rec[0] = 1
                 out.append(rec)
                 if not fused[r]:
-                    cc, idle = rec[3], max(0.0, rec[3] - rec[9]) * bpc[r]
+                    cc, idle = rec[3], left[r]
                 continue
             carry = Carry(cc, idle)
 
             def one(r=r, carry=carry):
                 rec = instance(r, carry.cycles, carry.idle_bytes)
                 if not fused[r]:
-                    carry.cycles, carry.idle_bytes = rec[3], max(0.0, rec[3] - rec[9]) * bpc[r]
+                    carry.cycles, carry.idle_bytes = rec[3], left[r]
                 return rec
             for w, rec in run_instances(n, one, carry):
                 rec[0] = w
@@ -117,6 +125,7 @@ def _walk_many(kr: dict, p: dict, shape, bases: np.ndarray) -> np.ndarray:
     idle = np.zeros(npts)
     tr = kr["traffic"]
     gemm, fused = shape.gemm[shape.row_layer], shape.fused[shape.row_layer]
+    left = _idle_left(kr, p)
     for v in range(nrows):
         r = bases + v
         comp = kr["compute"][r]
@@ -162,7 +171,7 @@ def _walk_many(kr: dict, p: dict, shape, bases: np.ndarray) -> np.ndarray:
             o_rec[:, j] = col
         if not fused[v]:
             cc = cyc
-            idle = np.maximum(0.0, cyc - hbm) * p["bpc"][r]
+            idle = left[r]
     return out
 
 

@@ -235,6 +235,13 @@ def _kernels(p: dict) -> dict:
         out[key] = arr
     bw = pg["bpc"] / np.maximum(at["used"], 1)
     pipe = ~pg["scalesim"]
+    # the last block's compute (timing.overlap.last_block_cycles; 0 without an overlap model)
+    s_, z = at["substeps"], at["stream"] / at["substeps"]
+    tail = np.zeros(rows)
+    tail[g] = np.where(pipe, np.where((s_ == 1) & (at["steps"] <= 1),
+                                      (z + at["load"]) + at["fill_drain"], z + at["fill_drain"]),
+                       0.0)
+    out["tail"] = tail
     for o, opt in enumerate((one, two)):
         tot = K.hbm_total(opt)
         m0 = np.zeros(rows)

@@ -189,6 +189,19 @@ def sram_cycles(chip: ChipConfig, at: ArrayTiming, traffic: Traffic) -> float:
     return (traffic.sram_read_bytes + traffic.sram_write_bytes) / (bw * max(at.arrays_used, 1))
 
 
+def last_block_cycles(at: ArrayTiming) -> float:
+    """Compute cycles of an array's last block in :func:`blocks` (its fill and drain included):
+    the channel idles through it, since every load is done when it starts and the stores of the
+    last ``depth`` blocks wait until it ends (:func:`flow_shop_cycles`), so a layer takes at
+    least its transfers plus this. Assumption: the event engine, whose write-backs may use the
+    channel then, leaves the next layer as much."""
+    s = at.substeps
+    z = at.stream_cycles / s
+    if s == 1 and at.steps <= 1:      # one block: it also shifts in the first tile
+        return (z + at.load_cycles) + at.fill_drain_cycles
+    return z + at.fill_drain_cycles
+
+
 def first_tile_bytes(at: ArrayTiming, traffic: Traffic) -> float:
     """HBM bytes of each array's first stationary tile: what the previous layer can prefetch."""
     return fold_bytes(at, traffic)[0]
