@@ -338,5 +338,5 @@ def _saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: i
 
 
 __all__ = ["TrainResult", "train_step", "shard_config", "backward_rows", "simulate_rows",
-           "flash_attention", "flash_backward",
+           "flash_attention", "flash_backward", "FLASH_BLOCK",
            "model_flops_per_token", "REMATS"]
