@@ -10,9 +10,11 @@ Per microbatch the chip runs
   with attention as a flash kernel (:func:`flash_attention`: one row instance per tile, so a
   score tile stays in VMEM from QK^T through softmax to AV; causal tiles above the diagonal
   skipped);
-* backward: for every matmul the input-gradient GEMM (m x n x k) and the weight-gradient GEMM
-  (k x m x n); every vector op's backward costs twice its forward (it reads its input and the
-  incoming gradient: assumption); the embedding's backward is a scatter-add of its size;
+* backward: attention as the flash backward kernel (``pod/flash.py``: per tile S recomputed and
+  four gradient GEMMs, the score-sized tiles in VMEM); for every other matmul the input-gradient
+  GEMM (m x n x k) and the weight-gradient GEMM (k x m x n); every other vector op's backward
+  costs twice its forward (it reads its input and the incoming gradient: assumption); the
+  embedding's backward is a scatter-add of its size;
 * recompute (``remat``): ``full`` reruns each block's forward, ``minimal`` reruns its vector ops
   (matmul outputs are kept), ``none`` keeps everything.
 
@@ -42,6 +44,7 @@ the FLOPs the chips actually run (backward, recompute, the full score blocks).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -49,6 +52,7 @@ from ..errors import InputError
 from ..importers.llm import LlmConfig, llm_rows
 from .collectives import all_gather, all_reduce, all_to_all, permute, reduce_scatter
 from .costs import simulate_rows
+from .flash import FLASH_BLOCK, flash_attention, flash_backward
 from .moe import megablox_rows
 from .schedule import Schedule, StepParts, schedule
 from .sharding import ParallelSpec, Placement, check_spec, place
@@ -60,7 +64,6 @@ WIRE_BYTES = 2            # bf16 on the wire (assumption)
 STATE_BYTES = 16          # bf16 weight + bf16 grad + fp32 master + 2 fp32 moments per parameter
 ADAM_BYTES = 32           # read 18 (w, g, master, m, v), write 14 (w, master, m, v) per parameter
 ADAM_OPS = 12             # vector ops per parameter of one Adam update (assumption)
-FLASH_BLOCK = 1024        # flash-attention tile edge (assumption; MaxText recipes: sa_block 1024-2048)
 
 
 @dataclass(frozen=True)
@@ -101,10 +104,16 @@ def shard_config(model: LlmConfig, spec: ParallelSpec) -> LlmConfig:
                    expert_shards=spec.ep)
 
 
-def backward_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The backward pass of forward trace rows (module docstring)."""
+def backward_rows(rows: list[dict[str, Any]],
+                  attention: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The backward pass of forward trace rows (module docstring); ``attention``: the flash
+    backward kernel's rows (``pod/flash.py``), put in place of the attention tiles' rows."""
     out = []
     for r in rows:
+        if attention is not None and r["name"] in ("attn_qk", "attn_softmax", "attn_av"):
+            if r["name"] == "attn_qk":
+                out += attention
+            continue
         if r["op"] == "matmul":
             dgrad = {**r, "name": r["name"] + "_dgrad", "k": r["n"], "n": r["k"]}
             wgrad = {**r, "name": r["name"] + "_wgrad", "m": r["k"], "k": r["m"],
@@ -115,38 +124,6 @@ def backward_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             out.append({**r, "name": r["name"] + "_bwd", "count": 2 * r.get("count", 1)})
     return out
-
-
-def flash_attention(rows: list[dict[str, Any]], group: int, seq: int,
-                    block: int = FLASH_BLOCK, causal: bool = True) -> list[dict[str, Any]]:
-    """Attention as a tiled fused kernel (flash attention; MaxText's recipes run ``attention:
-    flash``, the splash kernel): per (query block, key block) tile a QK^T GEMM, the softmax fused
-    into its output pipeline, then the AV GEMM that consumes the scores where they are. ``group``
-    query heads share a KV head (the trace stacks them as rows). Causal prefill skips the tiles
-    above the diagonal: nq (nq + 1) / 2 of the nq^2 tiles run.
-
-    Each tile is one instance of the three rows (``count`` = layers x sequences x KV heads x
-    tiles), so the single-chip model sees what the kernel does: a score tile of group x bq x bk
-    that stays in VMEM between QK^T, softmax and AV whenever it and its inputs fit the
-    activation buffer (``memory.plan_residency``), instead of a whole seq x seq score block
-    written to HBM and read back. Assumption: the output block is written once per tile (the
-    kernel accumulates it on chip across key blocks: this over-counts its HBM writes)."""
-    names = {r["name"]: r for r in rows}
-    qk, av, sm = names.get("attn_qk"), names.get("attn_av"), names.get("attn_softmax")
-    if qk is None or av is None or sm is None:
-        return rows
-    kv = qk["n"]
-    bq, bk = min(block, seq), min(block, kv)
-    nq, nk = -(-seq // bq), -(-kv // bk)
-    tiles = nq * (nq + 1) // 2 if causal and seq == kv and bq == bk else nq * nk
-    per_layer = qk.get("batch", 1) * tiles
-    count = qk.get("count", 1) * per_layer
-    new = {
-        "attn_qk": {**qk, "batch": 1, "m": group * bq, "n": bk, "count": count},
-        "attn_softmax": {**sm, "elements": group * bq * bk, "fused": True, "count": count},
-        "attn_av": {**av, "batch": 1, "m": group * bq, "k": bk, "count": count},
-    }
-    return [new.get(r["name"], r) for r in rows]
 
 
 def _layer_params(model: LlmConfig, spec: ParallelSpec) -> tuple[float, float]:
@@ -196,7 +173,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     # the slowest stage, which sets the pipeline's pace.
     fwd = llm_rows(shard, "prefill", batch=mb, seq=seq, kv_len=seq)
     fwd = flash_attention(fwd, shard.heads // shard.kv_heads, seq)
-    bwd = backward_rows(fwd)
+    bwd = backward_rows(fwd, flash_backward(fwd, shard.heads // shard.kv_heads, seq))
     block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
     redo = {"none": [], "full": block,
             "minimal": [r for r in block if r["op"] != "matmul"]}[remat]
@@ -244,7 +221,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     first = next(i for i, r in enumerate(fwd) if r["name"] not in _OUTSIDE_BLOCKS)
     where = ["block" if r["name"] not in _OUTSIDE_BLOCKS else "pre" if i < first else "post"
              for i, r in enumerate(fwd)]
-    where_b = [w for r, w in zip(fwd, where) for _ in range(2 if r["op"] == "matmul" else 1)]
+    home = {r["name"]: w for r, w in zip(fwd, where)}
+    where_b = [home.get(re.sub(r"_(dgrad|wgrad|bwd)$", "", r["name"]), "block") for r in bwd]
     part = {w: [0.0, 0.0] for w in ("pre", "block", "post")}
     for (t, _), w in zip(per_row[:len(fwd)], where):
         part[w][0] += t
@@ -366,5 +344,5 @@ def _saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: i
 
 
 __all__ = ["TrainResult", "train_step", "shard_config", "backward_rows", "simulate_rows",
-           "flash_attention",
+           "flash_attention", "flash_backward", "FLASH_BLOCK",
            "model_flops_per_token", "REMATS"]
