@@ -1,6 +1,8 @@
 """The Dask executor: a bounded window of chunks in flight, and the same records as in-process."""
 from __future__ import annotations
 
+import pickle
+
 import pandas as pd
 import pytest
 
@@ -37,8 +39,10 @@ def test_dask_keeps_a_bounded_window_and_matches_inline(client, monkeypatch):
     plan = plan_sweep(load_config("default"), RESNET18, AXES)
     counts = {"submitted": 0, "read": 0, "most": 0}
     real_submit = client.submit
+    shipped = []
 
     def submit(*args, **kw):
+        shipped.append(args[2])
         counts["submitted"] += 1
         counts["most"] = max(counts["most"], counts["submitted"] - counts["read"])
         return real_submit(*args, **kw)
@@ -55,6 +59,10 @@ def test_dask_keeps_a_bounded_window_and_matches_inline(client, monkeypatch):
     assert len(got) == len(ref) == 30
     assert _strip(got) == _strip(ref)
     assert not client.who_has()   # no chunk's result is left on the cluster
+    # each chunk crosses as one pickle (Dask walks, sizes and serialises a list item by item),
+    # and the 15 chunks are the plan's 30 points once each, in order
+    assert all(type(b) is bytes for b in shipped)
+    assert [p[0] for b in shipped for p in pickle.loads(b)] == list(range(30))
 
 
 def test_dask_sweep_frame_equals_local_pool(client, tmp_path):

@@ -14,6 +14,7 @@ import itertools
 import json
 import math
 import os
+import pickle
 import signal
 import sys
 import time
@@ -262,9 +263,24 @@ def _dask_client(scheduler: Any):
                          f"could not connect to a Dask scheduler ({exc})") from None
 
 
+def _dask_chunk(payload: _Payload, chunk: bytes) -> bytes:
+    """A pool worker's chunk on a Dask worker: the chunk and its records cross as one pickle
+    each, as the pool's pipe carries them. Dask would otherwise walk the chunk's tuples on the
+    client and scheduler and, worse, serialise and size a list of records one dict at a time:
+    measured on a 2-core LocalCluster, about 4 ms more worker CPU and 4 ms more client and
+    scheduler CPU per 64-point chunk (~86 ms of compute) than one pickle each way."""
+    return pickle.dumps(_run_chunk(payload, pickle.loads(chunk)), pickle.HIGHEST_PROTOCOL)
+
+
 def _run_dask(payload: _Payload, points: Sequence[Point], client: Any,
               owned: bool) -> Iterator[list[dict]]:
     from dask.distributed import as_completed
+
+    def submit(chunk: list[tuple]):
+        f = client.submit(_dask_chunk, shared, pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL),
+                          pure=False)
+        live.add(f)
+        ready.add(f)
 
     live: set = set()
     try:
@@ -278,17 +294,13 @@ def _run_dask(payload: _Payload, points: Sequence[Point], client: Any,
         # results in the background as chunks finish, not one round trip at a time.
         ready = as_completed(loop=client.loop, with_results=True)
         for c in itertools.islice(chunks, threads * IN_FLIGHT):
-            f = client.submit(_run_chunk, shared, c, pure=False)
-            live.add(f)
-            ready.add(f)
-        for f, records in ready:
+            submit(c)
+        for f, blob in ready:
             live.discard(f)
             for c in itertools.islice(chunks, 1):
-                nxt = client.submit(_run_chunk, shared, c, pure=False)
-                live.add(nxt)
-                ready.add(nxt)
+                submit(c)
             f.release()
-            yield records
+            yield pickle.loads(blob)
     finally:
         if live:  # stopped early (Ctrl-C, an error): drop the chunks in flight
             client.cancel(list(live))
