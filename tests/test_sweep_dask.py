@@ -34,7 +34,7 @@ def _strip(records):
 
 
 def test_dask_keeps_a_bounded_window_and_matches_inline(client, monkeypatch):
-    monkeypatch.setattr(executors, "MAX_CHUNK", 2)    # 15 chunks ...
+    monkeypatch.setattr(executors, "DASK_MAX_CHUNK", 2)    # 15 chunks ...
     monkeypatch.setattr(executors, "IN_FLIGHT", 1)    # ... against a window of 2 workers x 1
     plan = plan_sweep(load_config("default"), RESNET18, AXES)
     counts = {"submitted": 0, "read": 0, "most": 0}
