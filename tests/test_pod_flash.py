@@ -46,32 +46,53 @@ def test_backward_replaces_the_generic_rule_for_attention_only():
     fwd, att = _kernel(2048)
     bwd = backward_rows(fwd, att)
     names = [r["name"] for r in bwd]
-    assert not any(n.startswith(("attn_qk", "attn_av", "attn_softmax")) for n in names)
+    kernel = ("attn_qk", "attn_av", "attn_softmax", "attn_out")    # the forward kernel's rows
+    assert not any(n.startswith(kernel) for n in names)
     assert names.index("attn_bwd_d") == names.index("rope_bwd") + 1
-    generic = [r for r in backward_rows(fwd) if not r["name"].startswith(
-        ("attn_qk", "attn_av", "attn_softmax"))]
+    generic = [r for r in backward_rows(fwd) if not r["name"].startswith(kernel)]
     assert [r for r in bwd if not r["name"].startswith("attn_bwd")] == generic
 
 
-def test_backward_hbm_bytes_match_the_closed_form_of_the_chain():
-    # One tile, bf16: the score tiles (S, P, dP, dS) and the dQ/dK/dV accumulators stay in VMEM;
-    # what crosses HBM is each GEMM's second operand: K (S), dO (dV), V (dP), K (dQ), Q (dK),
-    # plus Q, the first GEMM's streamed input (rope's output before it does not fit VMEM).
-    _, bwd = _kernel(4096, batch=1)
-    tile = [{**r, "count": 1} for r in bwd if r["name"] != "attn_bwd_d"]
-    big = {"name": "before", "op": "add", "elements": 2 ** 27, "act_dtype": "bf16"}
-    one_core = load_config("tpu_v6e")          # one TensorCore: each operand read once
-    assert one_core.array.cores == 1
-    df = simulate(one_core, Workload(name="t", layers=tuple(make_layer(r) for r in [big] + tile),
-                                 source="t")).layers.iloc[1:]
-    q = do = G * 1024 * D * 2
-    k = v = 1024 * D * 2
-    assert df["hbm_read_bytes"].sum() == q + k + do + v + k + q
-    # only dK, as this workload's last row (a last output lives in HBM), is written
-    assert df["hbm_write_bytes"].sum() == df["hbm_write_bytes"].iloc[-1] == 1024 * D * 2
-    # before the tiles: D = rowsum(dO * O) reads dO and writes a tensor of its size
-    d = next(r for r in bwd if r["name"] == "attn_bwd_d")
-    assert d["elements"] == 1 * TINY.heads * 4096 * D and d["count"] == TINY.layers
+def _hbm_per_layer(rows, core):
+    """(read, written) HBM bytes of one layer's instances of ``rows`` on one TensorCore."""
+    one = [{**r, "count": r["count"] // TINY.layers} for r in rows]
+    chip = load_config("tpu_v6e")              # one TensorCore: each operand read once
+    assert chip.array.cores == 1
+    df = simulate(chip, Workload(name="t", layers=tuple(make_layer(r) for r in one),
+                                 source="t"), core=core).layers
+    n = [r["count"] for r in one]
+    return (float((df["hbm_read_bytes"] * n).sum()), float((df["hbm_write_bytes"] * n).sum()))
+
+
+@pytest.mark.parametrize("core", ["reference", "columnar"])
+def test_attention_hbm_bytes_are_the_flash_kernels_closed_form(core):
+    # Hand count, one layer, 1 sequence of 4096, 2 KV heads x G = 4 query heads, d = 64, bf16,
+    # 1024 x 1024 tiles: nq = nk = 4 blocks, T = 10 causal tiles. Elements per KV head:
+    # G S d = 4 x 4096 x 64 = 1,048,576; a Q/dO/dQ block G bq d = 262,144; a K/V block 65,536.
+    fwd, bwd = _kernel(4096, batch=1)
+    heads, b = 2, 2
+    gsd, qblk, kblk, tiles, nk = 1_048_576, 262_144, 65_536, 10, 4
+    # forward (FA2 Alg. 1): K_j, V_j per tile; Q_i read and O_i written once per query block
+    att = [r for r in fwd if r["name"] in ("attn_qk", "attn_softmax", "attn_av", "attn_out")]
+    assert _hbm_per_layer(att, core) == (heads * b * (2 * tiles * kblk + gsd),   # 9,437,184
+                                         heads * b * gsd)                        # 4,194,304
+    # backward (FA2 Alg. 2): D reads dO and O; per tile Q_i, dO_i, dQ_i read and dQ_i written;
+    # per key block K_j, V_j read and dK_j, dV_j written
+    assert _hbm_per_layer(bwd, core) == (
+        heads * b * (2 * gsd + 3 * tiles * qblk + 2 * nk * kblk),               # 41,943,040
+        heads * b * (tiles * qblk + 2 * nk * kblk))                             # 12,582,912
+
+
+def test_flash_block_rows_run_once_per_block():
+    fwd, bwd = _kernel(4096, batch=2)
+    out = next(r for r in fwd if r["name"] == "attn_out")
+    kv = next(r for r in bwd if r["name"] == "attn_bwd_kv")
+    blocks = TINY.layers * 2 * TINY.kv_heads * 4          # layers x sequences x KV heads x 4
+    assert out["count"] == kv["count"] == blocks
+    assert out["elements"] == G * 1024 * D and kv["elements"] == 2 * 1024 * D
+    d = next(r for r in bwd if r["name"] == "attn_bwd_d")  # dO and O, D_OPS per element of dO
+    assert d["elements"] == 2 * 2 * TINY.heads * 4096 * D and d["count"] == TINY.layers
+    assert d["elements"] * d["ops_per_element"] == 2 * TINY.heads * 4096 * D * 2
 
 
 def test_hfu_counts_the_recomputed_scores_once_per_tile():
@@ -97,3 +118,14 @@ def test_attention_flops_per_token_never_fall_with_sequence(block):
     got = [per_token(s) for s in (256, 512, 1024, 2048, 4096, 8192)]
     assert all(b >= a for a, b in zip(got, got[1:]))
     assert got[-1] > got[0]
+
+
+def test_hbm_field_is_validated_and_normalised():
+    from tpusim.errors import InputError
+    row = {"name": "t", "op": "matmul", "m": 64, "k": 64, "n": 64}
+    assert make_layer({**row, "hbm": "OW"}).hbm == "wo"
+    assert make_layer({**row, "hbm": "none"}).hbm == ""
+    assert make_layer(row).hbm is None
+    for bad in ("x", "ii", ""):
+        with pytest.raises(InputError, match="column hbm"):
+            make_layer({**row, "hbm": bad})

@@ -222,8 +222,9 @@ def plan_weight_cache(layers: list[Layer], chip: ChipConfig, fmts: list[Format])
     the double-buffered tiles the other layers stream through; the rest stream every inference.
     """
     sram = chip.memory.sram
+    kept = [l.kind == "gemm" and l.hbm is not None and "w" not in l.hbm for l in layers]
     if not sram.weights_persistent:
-        return [False] * len(layers)
+        return kept     # a kernel row's second operand stays in VMEM across its loop (``hbm``)
     tile = max((chip.array.rows * chip.array.cols * f.bytes_per_element for f in fmts),
                default=0)
     free = _kib(sram.weight_kib) - 2 * tile
@@ -233,7 +234,7 @@ def plan_weight_cache(layers: list[Layer], chip: ChipConfig, fmts: list[Format])
         ok = layer.kind == "gemm" and layer.weights == "static" and need <= free
         if ok:
             free -= need
-        out.append(ok)
+        out.append(ok or kept[len(out)])
     return out
 
 
@@ -258,15 +259,17 @@ class Residency:
     first_input: bool   # the first instance's input: the previous row's output stayed on chip
     inner: bool         # outputs of all but the last instance (the next instance's inputs)
     last_output: bool   # the last instance's output, which the next row reads
+    inner_input: bool | None = None   # inputs of all but the first instance; None: ``inner``
 
     def instances(self, count: int) -> list[tuple[int, bool, bool]]:
         """(how many instances, input on chip, output stays) for the distinct instances."""
         if count == 1:
             return [(1, self.first_input, self.last_output)]
+        i = self.inner if self.inner_input is None else self.inner_input
         out = [(1, self.first_input, self.inner)]
         if count > 2:
-            out.append((count - 2, self.inner, self.inner))
-        out.append((1, self.inner, self.last_output))
+            out.append((count - 2, i, self.inner))
+        out.append((1, i, self.last_output))
         return out
 
 
@@ -277,6 +280,9 @@ def plan_residency(layers: list[Layer], chip: ChipConfig, fmts: list[Format]) ->
     consumes instance i-1); the first input and the last output live in HBM; an output stays on
     chip when it and its producer's input fit the activation buffer together; a dynamic second
     operand (K/V, another activation) is always read from HBM; fused rows pass residency through.
+    A row with ``hbm`` set (a fused kernel's tile row) reads its input and writes its output
+    through HBM on every instance exactly when ``hbm`` names them, and keeps them on chip
+    otherwise; the row after it sees that output residency.
     """
     cap = _kib(chip.memory.sram.input_kib)
     out: list[Residency] = []
@@ -285,6 +291,11 @@ def plan_residency(layers: list[Layer], chip: ChipConfig, fmts: list[Format]) ->
     for i, (layer, fmt) in enumerate(zip(layers, fmts)):
         if layer.fused:
             out.append(Residency(prev_resident, prev_resident, prev_resident))
+            continue
+        if layer.hbm is not None:
+            i_on, o_on = "i" not in layer.hbm, "o" not in layer.hbm
+            out.append(Residency(i_on, o_on, o_on, inner_input=i_on))
+            prev_resident = o_on
             continue
         fits = (layer.in_elements + layer.out_elements) * fmt.bytes_per_element <= cap
         out.append(Residency(prev_resident, fits, fits and i != last))

@@ -38,8 +38,9 @@ TRACE_COLUMNS = (
     "name", "op", "count", "batch", "m", "k", "n", "weights",
     "in_h", "in_w", "in_c", "out_c", "kernel_h", "kernel_w", "stride", "stride_h", "stride_w",
     "padding", "pad_h", "pad_w", "groups", "elements", "ops_per_element",
-    "weight_dtype", "act_dtype", "fused", "sparsity", "density",
+    "weight_dtype", "act_dtype", "fused", "sparsity", "density", "hbm",
 )
+HBM_STREAMS = "iwo"   # input, second operand (weights), output: the streams ``hbm`` can name
 
 
 class TraceRow(BaseModel):
@@ -76,6 +77,22 @@ class TraceRow(BaseModel):
     fused: bool = False
     sparsity: str | None = None      # structured N:M weight pattern, e.g. "2:4"
     density: float | None = Field(None, gt=0, le=1)   # fraction of non-zero weights
+    # Streams a fused kernel's row moves through HBM on every repeat ("none" or letters of
+    # "iwo"); the others stay on chip across the kernel's loop. Empty: the residency plan decides.
+    hbm: str | None = None
+
+    @field_validator("hbm")
+    @classmethod
+    def _hbm(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip().lower()
+        if v == "none":
+            return ""
+        if not v or set(v) - set(HBM_STREAMS) or len(set(v)) != len(v):
+            raise ValueError("must be 'none' or distinct letters of i (input), w (second "
+                             "operand), o (output)")
+        return "".join(c for c in HBM_STREAMS if c in v)
 
     @field_validator("sparsity")
     @classmethod
@@ -178,6 +195,7 @@ class Layer:
     line: int | None = None      # source line, for messages
     sparsity: str | None = None  # structured "N:M" weight pattern (tpusim.sparsity)
     density: float | None = None  # fraction of non-zero weights (unstructured)
+    hbm: str | None = None       # streams through HBM every repeat (subset of "iwo"); None: plan
 
     @property
     def macs(self) -> int:
@@ -287,7 +305,7 @@ def _make_layer(row: dict[str, Any] | TraceRow, source: str, line: int | None,
                              and col else msg) from None
     op = GEMM_OPS.get(row.op)
     common = dict(name=row.name, op=row.op, count=row.count, weight_dtype=row.weight_dtype,
-                  act_dtype=row.act_dtype, fused=row.fused, line=line)
+                  act_dtype=row.act_dtype, fused=row.fused, line=line, hbm=row.hbm)
     if op is not None:
         common.update(sparsity=row.sparsity, density=row.density)
     if op == "matmul":

@@ -46,6 +46,7 @@ class Point:
     inner: np.ndarray | None = None      # per layer: outputs of all but the last instance
     last_out: np.ndarray | None = None   # per layer: last instance's output stays on chip
     cached_a: np.ndarray | None = None
+    inner_in: np.ndarray | None = None   # per layer: inputs of all but the first instance
 
 
 _LAYER_FIELDS = ("m", "k", "n", "groups", "shared", "in_el", "out_el", "w_el", "vops")
@@ -59,6 +60,10 @@ class _Shape:
         ls = wl.layers
         self.gemm = np.array([l.kind == "gemm" for l in ls], dtype=bool)
         self.fused = np.array([l.fused for l in ls], dtype=bool)
+        # kernel rows (``hbm`` set): which of input / output stay on chip every instance
+        self.kernel = np.array([l.hbm is not None and not l.fused for l in ls], dtype=bool)
+        self.k_in = np.array([l.hbm is not None and "i" not in l.hbm for l in ls], dtype=bool)
+        self.k_out = np.array([l.hbm is not None and "o" not in l.hbm for l in ls], dtype=bool)
         self.count = np.array([l.count for l in ls], dtype=np.int64)
         self.cols = {k: np.array(v, dtype=float) for k, v in zip(_LAYER_FIELDS, zip(*[
             (l.m, l.k, l.n, l.groups, l.shared_weights, l.in_elements, l.out_elements,
@@ -128,21 +133,18 @@ def prepare(chip: ChipConfig, wl: Workload, forced: str | None, batch: int = 1,
     idx = np.arange(nl)
     nonfused = ~sh.fused
     last = idx[nonfused].max() if nonfused.any() else -1
-    resident = fits & (idx != last) & nonfused
+    resident = np.where(sh.kernel, sh.k_out, fits & (idx != last) & nonfused)
     # the residency left by the latest non-fused row before each row (False before the first)
     pos = np.where(nonfused, idx, -1)
     latest = np.maximum.accumulate(pos) if nl else pos
     before = np.concatenate([[-1], latest[:-1]]) if nl else latest
     prev = np.where(before >= 0, resident[before.clip(min=0)], False)
-    first_in = prev
-    inner = np.where(sh.fused, prev, fits)
+    first_in = np.where(sh.kernel, sh.k_in, prev)
+    inner = np.where(sh.fused, prev, np.where(sh.kernel, sh.k_out, fits))
     last_out = np.where(sh.fused, prev, resident)
-    if chip.memory.sram.weights_persistent:
-        cached = plan_weight_cache(list(wl.layers), chip, [fmts[f] for f in names])
-    else:
-        cached = [False] * nl
+    cached = plan_weight_cache(list(wl.layers), chip, [fmts[f] for f in names])
     pt = Point(chip, wl, forced, names, [], cached, batch, engine, sh, first_in, inner,
-               last_out, np.array(cached, dtype=bool))
+               last_out, np.array(cached, dtype=bool), np.where(sh.kernel, sh.k_in, inner))
     return pt
 
 
@@ -165,7 +167,7 @@ def _point_arrays(pt: Point) -> tuple[dict, list]:
     kind, kinds = sh.row_kind, np.where(sh.count == 1, 1, np.where(sh.count == 2, 2, 3))[rl]
     single = kinds == 1
     lastk = kind == kinds - 1
-    p["in_res"] = np.where(kind == 0, pt.first_in[rl], pt.inner[rl])
+    p["in_res"] = np.where(kind == 0, pt.first_in[rl], pt.inner_in[rl])
     p["out_res"] = np.where(single, pt.last_out[rl], np.where(lastk, pt.last_out[rl],
                                                               pt.inner[rl]))
     hbm = chip.memory.hbm

@@ -110,7 +110,8 @@ def backward_rows(rows: list[dict[str, Any]],
     backward kernel's rows (``pod/flash.py``), put in place of the attention tiles' rows."""
     out = []
     for r in rows:
-        if attention is not None and r["name"] in ("attn_qk", "attn_softmax", "attn_av"):
+        if attention is not None and r["name"] in ("attn_qk", "attn_softmax", "attn_av",
+                                                   "attn_out"):
             if r["name"] == "attn_qk":
                 out += attention
             continue
@@ -321,7 +322,7 @@ def _saved_per_layer(fwd: list[dict[str, Any]], sp: int) -> dict[str, float]:
     o_proj = next((b for b in block if b["name"] == "o_proj"), None)
     mm = vec = 0.0
     for r in block:
-        if r["name"] in ("attn_qk", "attn_softmax"):
+        if r["name"] in ("attn_qk", "attn_softmax", "attn_out"):
             continue
         # Flash attention's output is what o_proj reads (tokens x heads x head_dim), not its
         # per-tile partial outputs; its scores are never kept (the backward recomputes them).
