@@ -56,7 +56,7 @@ def test_output_stationary_halves_the_reads_of_a_weight_gradient():
 def test_slow_hbm_picks_the_order_with_fewest_bytes():
     """With HBM at 1 GB/s every order is HBM-bound, so the fastest moves least: 4,096 B read."""
     chip = tiny(**{"memory.hbm.bandwidth_gbps": 1})
-    traffic, _, _ = _gemm(chip, wgrad(), INT8, False, False, False, _Carry(), timing_path(chip))
+    traffic, _, _, _ = _gemm(chip, wgrad(), INT8, False, False, False, _Carry(), timing_path(chip))
     assert (traffic.hbm_read_bytes, traffic.weight_passes, traffic.input_passes) == (4096, 2, 2)
 
 
@@ -88,7 +88,7 @@ def test_v6e_weight_gradient_streams_both_operands_fewer_times():
     best = min(ts, key=lambda t: t.hbm_read_bytes)
     assert (best.weight_passes, best.input_passes) == (4, 14)
     assert best.hbm_read_bytes == 4 * 65536 * 14336 * 2 + 14 * 4096 * 65536 * 2
-    traffic, lt, _ = _gemm(chip, layer, bf16, False, False, False, _Carry(), timing_path(chip))
+    traffic, lt, _, _ = _gemm(chip, layer, bf16, False, False, False, _Carry(), timing_path(chip))
     assert traffic.hbm_read_bytes == best.hbm_read_bytes
     # compute-bound within the overlap of the fold blocks: under 15% over the array's cycles
     assert lt.cycles < 1.15 * lt.compute_cycles

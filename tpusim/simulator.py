@@ -138,9 +138,10 @@ _SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cy
 
 def _gemm(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, cached: bool,
           carry: _Carry, path: str):
-    """Traffic and time of the loop order that finishes first (then: fewer HBM bytes), and the
-    most HBM cycles any loop order takes (what ``idle_bytes_left`` bounds the idle with); on
-    a multi-core chip the busiest core's part is timed on one core (:mod:`tpusim.cores`)."""
+    """Traffic and time of the loop order that finishes first (then: fewer HBM bytes), the
+    most HBM cycles any loop order takes and the last block's compute cycles (what
+    ``idle_bytes_left`` bounds the idle with; 0 on the scalesim path); on a multi-core chip the
+    busiest core's part is timed on one core (:mod:`tpusim.cores`)."""
     one, sp = core_chip(chip), split_gemm(layer, chip)
     at = array_timing(sp.layer, one, fmt.name)
     best = None
@@ -153,7 +154,8 @@ def _gemm(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, cach
         key = (lt.cycles, traffic.hbm_total_bytes)
         if best is None or key < best[0]:
             best = (key, traffic, lt)
-    return best[1], best[2], most
+    tail = 0.0 if path == "scalesim" else last_block_cycles(at)
+    return best[1], best[2], most, tail
 
 
 def layer_time(chip: ChipConfig, layer: Layer, fmt: str, engine: str | None = None):
@@ -173,9 +175,7 @@ def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, 
     instance's block schedule from) are not table columns."""
     idle = carry.idle_bytes
     if layer.kind == "gemm":
-        traffic, lt, most = _gemm(chip, layer, fmt, in_res, out_res, cached, carry, path)
-        tail = 0.0 if path == "scalesim" else last_block_cycles(
-            array_timing(split_gemm(layer, chip).layer, core_chip(chip), fmt.name))
+        traffic, lt, most, tail = _gemm(chip, layer, fmt, in_res, out_res, cached, carry, path)
     else:
         traffic = vector_traffic(layer, fmt, in_res, out_res)
         lt = vector_time(chip, layer_vector_cost(chip, layer), traffic, layer.fused, carry.cycles)

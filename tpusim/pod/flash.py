@@ -37,6 +37,13 @@ D_OPS = 2                 # D = rowsum(dO * O): one multiply and one add per ele
 # Vector ops per element of a block written once (assumption): the forward's O_i / l_i at the
 # end of its row block; the backward's softmax scale on dK_j (dV_j's cast rides along).
 OUT_OPS = 1
+# The forward rows :func:`flash_attention` writes, which the backward kernel's rows replace.
+FORWARD_ROWS = ("attn_qk", "attn_softmax", "attn_av", "attn_out")
+
+
+def _dtype(row: dict[str, Any]) -> dict[str, Any]:
+    """The activation dtype of ``row`` (if set), for the vector rows a kernel adds beside it."""
+    return {k: v for k, v in row.items() if k == "act_dtype"}
 
 
 def _tiling(seq: int, kv: int, block: int, causal: bool) -> tuple[int, int, int, int]:
@@ -68,7 +75,7 @@ def flash_attention(rows: list[dict[str, Any]], group: int, seq: int,
     bq, bk, tiles, _ = _tiling(seq, qk["n"], block, causal)
     heads = qk.get("count", 1) * qk.get("batch", 1)       # layers x sequences x KV heads
     count = heads * tiles
-    vec = {k: v for k, v in sm.items() if k in ("act_dtype",)}
+    vec = _dtype(sm)
     new = {
         "attn_qk": {**qk, "batch": 1, "m": group * bq, "n": bk, "count": count, "hbm": "w"},
         "attn_softmax": {**sm, "elements": group * bq * bk, "fused": True, "count": count},
@@ -106,8 +113,7 @@ def flash_backward(fwd: list[dict[str, Any]], group: int, seq: int, block: int =
     layers = names.get("attn_norm", {}).get("count", 1)
     bq, _, tiles, nk = _tiling(seq, seq, block, causal)
     base = {k: v for k, v in qk.items() if k not in ("name", "m", "k", "n", "batch")}
-    vec = {k: v for k, v in names["attn_softmax"].items()
-           if k in ("act_dtype",)}
+    vec = _dtype(names["attn_softmax"])
 
     def gemm(name: str, mm: int, kk: int, nn: int, hbm: str) -> dict[str, Any]:
         return {**base, "name": name, "m": mm, "k": kk, "n": nn, "count": count, "hbm": hbm}
@@ -129,4 +135,4 @@ def flash_backward(fwd: list[dict[str, Any]], group: int, seq: int, block: int =
     ]
 
 
-__all__ = ["flash_attention", "flash_backward", "FLASH_BLOCK", "OUT_OPS"]
+__all__ = ["flash_attention", "flash_backward", "FLASH_BLOCK", "FORWARD_ROWS", "OUT_OPS"]

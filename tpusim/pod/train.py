@@ -52,7 +52,7 @@ from ..errors import InputError
 from ..importers.llm import LlmConfig, llm_rows
 from .collectives import all_gather, all_reduce, all_to_all, permute, reduce_scatter
 from .costs import simulate_rows
-from .flash import FLASH_BLOCK, flash_attention, flash_backward
+from .flash import FLASH_BLOCK, FORWARD_ROWS, flash_attention, flash_backward
 from .moe import megablox_rows
 from .schedule import Schedule, StepParts, schedule
 from .sharding import ParallelSpec, Placement, check_spec, place
@@ -110,8 +110,7 @@ def backward_rows(rows: list[dict[str, Any]],
     backward kernel's rows (``pod/flash.py``), put in place of the attention tiles' rows."""
     out = []
     for r in rows:
-        if attention is not None and r["name"] in ("attn_qk", "attn_softmax", "attn_av",
-                                                   "attn_out"):
+        if attention is not None and r["name"] in FORWARD_ROWS:
             if r["name"] == "attn_qk":
                 out += attention
             continue

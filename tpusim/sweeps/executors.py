@@ -186,7 +186,8 @@ def _pool_chunk(chunk: Sequence[tuple]) -> list[dict[str, Any]]:
 
 
 def _chunk_size(points: Sequence[Point], workers: int, most: int | None = None) -> int:
-    return max(1, min(MAX_CHUNK if most is None else most, math.ceil(len(points) / (workers * CHUNKS_PER_WORKER))))
+    most = MAX_CHUNK if most is None else most
+    return max(1, min(most, math.ceil(len(points) / (workers * CHUNKS_PER_WORKER))))
 
 
 def _chunks(points: Sequence[Point], workers: int,
