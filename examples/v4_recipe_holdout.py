@@ -7,7 +7,9 @@ them) this prints the error |predicted/measured - 1| (median/p90, %) in-sample a
 machinery (tpusim.calibrate.calibrate) and kernel data only. docs/design.md, "TPU v4
 calibration", has the table and the rule that chose the shipped recipe.
 
-    python examples/v4_recipe_holdout.py /work/shared/measurements/tpu_v4_gemm_calibration.csv
+    python examples/v4_recipe_holdout.py path/to/tpu_v4_gemm_calibration.csv
+
+(the measured TPU v4 matmuls; the README says where to get them).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import sys
 import numpy as np
 
 from tpusim.calibrate import calibrate, error_stats, predict_us
+from tpusim.errors import InputError
 from tpusim.importers.measurements import Measurements, read_measurements
 
 FIT4 = {"timing.overhead_cycles_per_op": None, "memory.hbm.efficiency": None,
@@ -53,4 +56,8 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "tpu_v4_gemm_calibration.csv")
+    try:
+        main(sys.argv[1] if len(sys.argv) > 1 else "tpu_v4_gemm_calibration.csv")
+    except InputError as exc:     # a missing or malformed measurements file: one line, exit 2
+        print(f"v4_recipe_holdout: error: {exc}", file=sys.stderr)
+        sys.exit(2)
