@@ -109,6 +109,57 @@ def test_multi_slice_all_reduce_is_hierarchical():
     assert c.transfer_s >= 2 * 0.5 * d / 64 / dcn_bw
 
 
+# ------------------------------------------------ DCN mixed with ICI (fsdp across slices)
+BD = 1.25e10  # DCN bytes/s per chip (v6e's 100 Gbit/s)
+AD = 1e-5     # DCN latency
+
+
+def dcn(k=2):
+    return Axis(k, "switch", BD, AD, "dcn")
+
+
+@pytest.mark.parametrize("d", [1e3, 1e6, 3e9])
+def test_all_gather_over_dcn_and_a_ring_gathers_the_small_shard_over_dcn_first(d):
+    # P = 2 x 16. DCN first: each chip swaps its D/32 shard with its peer slice, now holding D/16
+    # ((2-1)/2 x D/16 / b_d, one step), then a bidirectional ring of 16 on D (8 steps,
+    # 15/16 x D / 2b). ICI first instead: 15/16 x D/2 / 2b, then DCN on the whole D: D / (2 b_d);
+    # it loses 15/16 x D/2 x (1/b_d - 1/2b) (the docstring's closed form).
+    axes = (dcn(), ring(16, name="i"))
+    first = AD + 8 * A + 0.5 * d / 16 / BD + 15 / 16 * d / (2 * B)
+    last = 8 * A + 15 / 16 * (d / 2) / (2 * B) + AD + 0.5 * d / BD
+    assert last - first == pytest.approx(15 / 16 * d / 2 * (1 / BD - 1 / (2 * B)))
+    for kind, order in (("all_gather", ("dcn", "i")), ("reduce_scatter", ("i", "dcn"))):
+        c = collective(kind, d, axes)
+        assert c.total_s == pytest.approx(first, rel=1e-12)
+        assert [p.axes for p in c.phases] == [(n,) for n in order]
+        # the order the axes are given in does not matter
+        assert collective(kind, d, axes[::-1]).total_s == c.total_s
+
+
+def test_all_reduce_over_dcn_and_a_ring_crosses_dcn_on_the_1_over_16_part():
+    # Reduce-scatter over the ring, all-reduce of D/16 over DCN, all-gather back over the ring.
+    d = 1e9
+    c = all_reduce(d, (dcn(), ring(16, name="i")))
+    ring_rs = 8 * A + 15 / 16 * d / (2 * B)
+    dcn_ar = 2 * (AD + 0.5 * d / 16 / BD)
+    assert c.total_s == pytest.approx(2 * ring_rs + dcn_ar, rel=1e-12)
+
+
+def test_dcn_then_concurrent_ici_on_two_rings():
+    # fsdp over 2 slices x 16x16 (v6e, no tp): DCN first on the D/256 the slice holds, then both
+    # rings at once (concurrent, (256-1)/256 x D / (2 x 2 b), two steps of 8 hops): neither
+    # all-sequential (ICI transfer twice that) nor all-concurrent (a third of D crosses DCN last)
+    # reaches it.
+    d = 1e9
+    axes = (dcn(), ring(16, name="x"), ring(16, name="y"))
+    want = AD + 0.5 * d / 256 / BD + 16 * A + 255 / 256 * d / (4 * B)
+    c = all_gather(d, axes)
+    assert c.schedule == "hierarchical" and c.phases[0].axes == ("dcn",)
+    assert c.total_s == pytest.approx(want, rel=1e-12)
+    rs = reduce_scatter(d, axes)
+    assert rs.total_s == pytest.approx(want, rel=1e-12) and rs.phases[-1].axes == ("dcn",)
+
+
 def test_single_chip_and_zero_bytes_cost_nothing():
     assert all_reduce(1e9, ring(1)).total_s == 0
     assert all_gather(0, ring(8)).total_s == 0

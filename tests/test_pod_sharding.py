@@ -46,7 +46,12 @@ def test_bad_spec_text(text, needle):
     ("fsdp=32,ep=2", 64, "llama2_70b", 1, "no experts"),
     ("fsdp=4,ep=16", 64, "mixtral_8x7b", 1, "8 experts"),
     ("fsdp=16,pp=3", 48, "llama2_70b", 1, "80 layers"),
-    ("fsdp=64,dp=1", 64, "llama2_70b", 2, "multiple of --slices=2"),
+    # Neither dp nor fsdp spans the two slices: the one line names both and the rule.
+    ("tp=8,pp=8", 64, "llama2_70b", 2, "dp or fsdp must be a multiple of --slices=2"),
+    ("dp=3,fsdp=5,tp=4", 60, "llama2_70b", 2, "goes to dp, else to fsdp"),
+    # fsdp alone spans the slices (MaxText's dcn_fsdp_parallelism); dp=2 takes DCN as before.
+    ("fsdp=64,dp=1", 64, "llama2_70b", 2, None),
+    ("dp=2,fsdp=32", 64, "llama2_70b", 2, None),
 ])
 def test_check_spec(spec, chips, model, slices, needle):
     s = parse_spec(spec)
@@ -114,6 +119,24 @@ def test_dp_takes_dcn_between_slices():
     assert pl.axes["dp"][0].kind == "switch" and pl.axes["dp"][0].size == 2
     assert pl.axes["dp"][0].bandwidth_bytes_per_s == V5P.dcn.bandwidth_bytes_per_s
     assert pl.of("fsdp", "dp")[-1].name == "dcn"
+
+
+def test_fsdp_takes_dcn_when_dp_does_not_span_the_slices():
+    # MaxText's llama3_1_405b_8192_fsdp_dcn: dcn_fsdp 2 x ici_fsdp 64, ici_tensor 4 on two v6e
+    # 16x16 slices. tp takes a contiguous 4 of the first axis; fsdp the DCN, the other 4 of that
+    # axis (stride 4, closing its wraparound: 1/4 of the bandwidth, 4 hops per step) and the
+    # whole second axis: 2 x 4 x 16 = 128.
+    v6e = load_config("tpu_v6e")
+    pl = place(parse_spec("fsdp=128,tp=4"), _slice("16x16", slices=2, chip=v6e))
+    b = v6e.ici.link_bandwidth_bytes_per_s
+    got = [(a.name, a.size, a.kind, a.bandwidth_bytes_per_s) for a in pl.of("fsdp")]
+    assert got == [("dcn", 2, "switch", v6e.dcn.bandwidth_bytes_per_s),
+                   ("fsdp:ici0", 4, "ring", b / 4), ("fsdp:ici1", 16, "ring", b)]
+    assert pl.of("dp") == () and [a.kind for a in pl.of("tp")] == ["line"]
+    # dp=2 still spans the slices when it can (dp-over-DCN runs keep their placement)
+    pl = place(parse_spec("dp=2,fsdp=64,tp=4"), _slice("16x16", slices=2, chip=v6e))
+    assert [a.name for a in pl.of("dp")] == ["dcn"]
+    assert all(a.kind != "switch" for a in pl.of("fsdp"))
 
 
 def test_spec_must_cover_the_slice():

@@ -183,6 +183,8 @@ def test_cli_train_searches_without_parallel(cli, tmp_path):
     (["--chips", "8", "--parallel", "tp=8"], "12 attention heads"),
     (["--chips", "8", "--parallel", "fsdp=8", "--global-batch", "4"], "multiple of"),
     (["--chips", "1000"], "at most 256"),
+    (["--chips", "16", "--slices", "2", "--parallel", "tp=4,pp=4"],
+     "dp or fsdp must be a multiple of --slices=2"),
 ])
 def test_cli_train_bad_input_is_one_line_exit_2(cli, tmp_path, args, needle):
     code, out, err = cli("train", "tpu_v5e", "gpt2", *args, "--out", tmp_path / "o")
@@ -329,6 +331,47 @@ def test_cross_slice_gradient_exchange_is_exposed_after_the_backward():
     assert r.step_s == pytest.approx(parts["compute"] + parts["exposed_collectives"]
                                      + parts["bubble"] + parts["optimizer"])
     assert parts["exposed_collectives"] >= r.collectives_s["dcn_all_reduce"]
+
+
+def test_fsdp_across_two_slices_hand_computed():
+    # fsdp=32 over 2 slices of a v6e ring of 16 (DCN 2 x ICI 16). TINY's layer: attention
+    # 512 x (8 + 2 x 8) x 64 + 8 x 64 x 512 = 1,048,576, gated FFN 3 x 512 x 2048 = 3,145,728;
+    # embedding + LM head 2 x 1024 x 512. An all-gather of D bf16 bytes: DCN first on D/16
+    # (a_d + D/32 / b_d), then the ring on D (8 hops, 15/16 x D / 2b); a reduce-scatter the same
+    # in reverse. Gathered twice per step (forward, backward), scattered once; state 16 bytes
+    # per parameter / 32; no DCN gradient exchange after the backward.
+    v6e = load_config("tpu_v6e")
+    sl = make_slice(v6e.ici, v6e.dcn, shape="16", slices=2)
+    r = train_step(v6e, TINY, sl, ParallelSpec(fsdp=32), seq=64, global_batch=32)
+    b, a = v6e.ici.link_bandwidth_bytes_per_s, v6e.ici.hop_latency_s
+    bd, ad = v6e.dcn.bandwidth_bytes_per_s, v6e.dcn.latency_s
+
+    def gather(params):
+        d = 2 * params
+        return ad + d / 32 / bd + 8 * a + 15 / 16 * d / (2 * b)
+
+    layer, head = 1_048_576 + 3_145_728, 2 * 1024 * 512
+    assert r.collectives_s["fsdp_all_gather"] == pytest.approx(
+        2 * (4 * gather(layer) + gather(head)), rel=1e-12)
+    assert r.collectives_s["fsdp_reduce_scatter"] == pytest.approx(
+        4 * gather(layer) + gather(head), rel=1e-12)
+    assert r.memory_gib["weights_grads_optimizer"] * 2 ** 30 == pytest.approx(
+        16 * (4 * layer + head) / 32, rel=1e-12)
+    assert r.collectives_s["dcn_all_reduce"] == 0 and r.collectives_s["dp_all_reduce"] == 0
+    assert any("fsdp spans the 2 slices" in n for n in r.notes)
+
+
+def test_dp_over_dcn_keeps_fsdp_inside_the_slice():
+    # dp=2 spans the slices: its fsdp collectives and state are exactly a one-slice fsdp=8 run's
+    # (bit for bit: the DCN axis never enters them), and only the gradient exchange crosses DCN.
+    sl2 = make_slice(CHIP.ici, CHIP.dcn, shape="2x2x2", slices=2)
+    two = train_step(CHIP, TINY, sl2, ParallelSpec(dp=2, fsdp=8), seq=64, global_batch=16)
+    one = train_step(CHIP, TINY, _slice("2x2x2"), ParallelSpec(fsdp=8), seq=64, global_batch=8)
+    for k in ("fsdp_all_gather", "fsdp_reduce_scatter"):
+        assert two.collectives_s[k] == one.collectives_s[k]
+    assert two.memory_gib == one.memory_gib
+    assert two.collectives_s["dcn_all_reduce"] > 0 == one.collectives_s["dcn_all_reduce"]
+    assert len(two.notes) == len(one.notes) == 1       # no "fsdp spans" note
 
 
 @pytest.mark.parametrize("remat", ["none", "minimal", "full"])

@@ -17,7 +17,7 @@ from .common import parse_sets, plotlyjs_option, set_option
 @click.option("--topology", default=None, metavar="AxB[xC]",
               help="Slice shape, e.g. 16x16 or 4x4x8 (default: derived from --chips).")
 @click.option("--slices", type=int, default=1, show_default=True,
-              help="Slices joined over DCN, data parallel across them.")
+              help="Slices joined over DCN: dp spans them if a multiple of them, else fsdp.")
 @click.option("--seq", type=int, default=2048, show_default=True, help="Tokens per sequence.")
 @click.option("--global-batch", type=int, default=None, help="Sequences per step.")
 @click.option("--batch-per-chip", type=int, default=None,

@@ -36,9 +36,20 @@ per axis and part j runs the phases in the order rotated by j, so at every step 
 exactly one part and all links work at once (how XLA uses every torus axis). A step lasts as long
 as its slowest part. The time is the faster schedule over all axis orders; on m equal wrapped axes
 of P chips in all the concurrent all-gather costs (P-1)/P x D / (2 m b), the scaling-book's
-V / (W_ici x n_axes). Assumptions, one each: latency and transfer add (the scaling-book takes
-their max; adding is the Hockney model and never optimistic); the reduction arithmetic of
-reduce-scatter hides under link time; a phase on one axis does not slow another axis' links.
+V / (W_ici x n_axes). *Hierarchical* (DCN and ICI axes mixed, as fsdp across slices has them):
+the DCN axes run as their own collective on the data each chip holds across slices, the ICI
+axes as theirs with its fastest schedule (concurrent included): an all-gather gathers the
+1/P_ici shard over DCN first, then over ICI; a reduce-scatter reduces over ICI first and sends
+only the 1/P_ici part over DCN; an all-reduce is the ICI reduce-scatter, the DCN all-reduce of
+the part, the ICI all-gather. Over one DCN axis of K slices and ICI of P_ici chips (P = K P_ici,
+b_d the DCN bandwidth) the DCN term is (K-1)/K x D / (P_ici b_d) where DCN last (first, for the
+reduce-scatter) would cost (K-1)/K x D / b_d: gathering over DCN first wins by P_ici x on the DCN
+term, at the price of the ICI phases' carrying all D; for K = 2 on one ring of N chips the other
+order loses (N-1)/N x D/2 x (1/b_d - 1/(2b)), positive whenever b_d < 2b, as on every TPU.
+Assumptions, one each: latency and transfer add (the scaling-book takes their max; adding is the
+Hockney model and never optimistic); the reduction arithmetic of reduce-scatter hides under link
+time; a phase on one axis does not slow another axis' links; a hierarchical schedule's DCN and
+ICI parts run one after the other (no pipelining of chunks between them: never optimistic).
 """
 from __future__ import annotations
 
@@ -167,6 +178,30 @@ def _concurrent(kind: str, order: tuple[Axis, ...], nbytes: float) -> Cost:
     return Cost(kind, nbytes, lat, tr, "concurrent", tuple(phases))
 
 
+def _chain(kind: str, nbytes: float, parts: list[Cost]) -> Cost:
+    """Collectives run one after another, as one cost."""
+    phases = tuple(ph for c in parts for ph in c.phases)
+    return Cost(kind, nbytes, sum(c.latency_s for c in parts), sum(c.transfer_s for c in parts),
+                "hierarchical", phases)
+
+
+def _hierarchical(kind: str, axes: tuple[Axis, ...], nbytes: float) -> Cost | None:
+    """DCN outside ICI: the switch axes as their own collective on the small data, the ICI
+    axes with their fastest schedule (concurrent included) on the large (module docstring)."""
+    dcn = tuple(ax for ax in axes if ax.kind == "switch")
+    ici = tuple(ax for ax in axes if ax.kind != "switch")
+    if not dcn or not ici or kind == "all_to_all":
+        return None
+    small = nbytes / math.prod(ax.size for ax in ici)   # what each chip holds across DCN
+    if kind == "all_gather":
+        return _chain(kind, nbytes, [_best(kind, dcn, small), _best(kind, ici, nbytes)])
+    if kind == "reduce_scatter":
+        return _chain(kind, nbytes, [_best(kind, ici, nbytes), _best(kind, dcn, small)])
+    return _chain(kind, nbytes, [_best("reduce_scatter", ici, nbytes),
+                                 _best("all_reduce", dcn, small),
+                                 _best("all_gather", ici, nbytes)])
+
+
 @lru_cache(maxsize=65536)
 def _best(kind: str, axes: tuple[Axis, ...], nbytes: float) -> Cost:
     best: Cost | None = None
@@ -177,6 +212,9 @@ def _best(kind: str, axes: tuple[Axis, ...], nbytes: float) -> Cost:
         for c in cands:
             if best is None or c.total_s < best.total_s:
                 best = c
+    nested = _hierarchical(kind, axes, nbytes)
+    if nested is not None and nested.total_s < best.total_s:
+        best = nested
     return best
 
 

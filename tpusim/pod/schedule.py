@@ -13,7 +13,11 @@ as XLA schedules them:
   gather, after the embedding's backward); in the last microbatch each reduce-scatter is
   followed by its share of the in-slice DP all-reduce (assumption: the gradients are bucketed
   per layer and the bucketed all-reduce's time is shared out by parameters, its latency paid
-  once). The optimizer needs every gradient, so the compute waits for the stream to drain;
+  once). When fsdp spans slices its gather and scatter carry their DCN phases on this stream
+  too: XLA issues a cross-slice all-gather or reduce-scatter as one async collective like an
+  in-slice one (assumption: its DCN phase overlaps compute as the ICI phases do, and one
+  collective's DCN phase does not overlap the next one's ICI phases). The optimizer needs every
+  gradient, so the compute waits for the stream to drain;
 * **blocking** (on the critical path: the compute waits for them): the TP all-reduces and EP
   all-to-alls of each block, drawn after its compute in each pass (assumption: where inside the
   block they fall is not modelled, only their time), the PP send at the end of each microbatch's

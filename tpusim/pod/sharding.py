@@ -11,11 +11,20 @@ A spec gives the degree of each kind of parallelism; their product is the number
 * ``ep``: expert parallel (MoE experts split; tokens all-to-all'd to their experts).
 
 :func:`check_spec` rejects, in one line each, degrees that do not multiply to the chips or do not
-divide the model (heads and FFN width for tp, experts for ep, layers for pp, slices for dp).
+divide the model (heads and FFN width for tp, experts for ep, layers for pp, slices for the kind
+that spans them).
 
-:func:`place` lays the degrees onto the slice's physical axes the way mesh builders do: ``dp`` takes
-the DCN axis first (slices are data parallel), then ICI axes are handed out in the order tp, ep,
-fsdp, dp, pp, so the chattiest kind gets the nearest chips. A degree that does not fill an axis
+Across slices (:func:`dcn_kind`): ``dp`` takes the DCN axis when its degree is a multiple of the
+slices (slices are data parallel, as before); otherwise ``fsdp`` does when its degree is, so
+``fsdp=128,tp=4`` on two 256-chip slices is MaxText's ``dcn_fsdp_parallelism: 2,
+ici_fsdp_parallelism: 64`` (each layer's all-gather and reduce-scatter span DCN and ICI). The
+degrees stay totals, as a user counts them; no new keyword is needed, and the one layout this
+rule cannot name (dp and fsdp both multiples of the slices, fsdp over DCN) is HSDP turned inside
+out, which no public recipe uses.
+
+:func:`place` lays the degrees onto the slice's physical axes the way mesh builders do: the DCN
+axis goes first to the kind above, then ICI axes are handed out in the order tp, ep, fsdp, dp,
+pp, so the chattiest kind gets the nearest chips. A degree that does not fill an axis
 takes a factor of it: the first factor taken from an axis is a contiguous run of chips (a line: it
 has no wraparound of its own); a later factor strides over the earlier ones, so each of its hops
 crosses ``stride`` links that ``stride`` groups share at once: bandwidth / stride per group,
@@ -89,15 +98,27 @@ def parse_spec(text: str, source: str = "--parallel") -> ParallelSpec:
     return ParallelSpec(**got)
 
 
+def dcn_kind(spec: ParallelSpec, slices: int) -> str | None:
+    """The kind whose collectives cross the DCN between ``slices`` slices (module docstring):
+    ``dp`` if its degree is a multiple of them, else ``fsdp`` if its degree is, else None (one
+    slice: None)."""
+    if slices <= 1:
+        return None
+    for kind in ("dp", "fsdp"):
+        if getattr(spec, kind) % slices == 0:
+            return kind
+    return None
+
+
 def check_spec(spec: ParallelSpec, chips: int, model: "LlmConfig | None" = None,
                slices: int = 1, source: str = "--parallel") -> None:
     """One-line InputError unless the spec fits ``chips`` chips and ``model``'s dimensions."""
     if spec.chips != chips:
         raise InputError(source, None, spec.label(), f"degrees multiply to {spec.chips} chips; "
                          f"the slice{'s have' if slices > 1 else ' has'} {chips}")
-    if slices > 1 and spec.dp % slices:
-        raise InputError(source, "dp", spec.dp, f"must be a multiple of --slices={slices} "
-                         "(slices are joined data-parallel over DCN)")
+    if slices > 1 and dcn_kind(spec, slices) is None:
+        raise InputError(source, None, spec.label(), f"dp or fsdp must be a multiple of "
+                         f"--slices={slices} (the DCN between slices goes to dp, else to fsdp)")
     if model is None:
         return
     m = model
@@ -148,9 +169,10 @@ def place(spec: ParallelSpec, sl: Slice, source: str = "--parallel") -> Placemen
     check_spec(spec, sl.chips, slices=sl.slices, source=source)
     out: dict[str, list[Axis]] = {k: [] for k in KINDS}
     left = {k: getattr(spec, k) for k in KINDS}
-    if sl.slices > 1:
-        out["dp"].append(sl.dcn_axis())
-        left["dp"] //= sl.slices
+    across = dcn_kind(spec, sl.slices)
+    if across is not None:
+        out[across].append(sl.dcn_axis())
+        left[across] //= sl.slices
     remaining = list(sl.shape)          # chips of each physical axis not yet handed out
     used = [1] * len(sl.shape)          # product of the factors already taken from each axis
     phys = sl.axes
@@ -166,4 +188,4 @@ def place(spec: ParallelSpec, sl: Slice, source: str = "--parallel") -> Placemen
     return Placement(spec, {k: tuple(v) for k, v in out.items()})
 
 
-__all__ = ["ParallelSpec", "Placement", "KINDS", "parse_spec", "check_spec", "place"]
+__all__ = ["ParallelSpec", "Placement", "KINDS", "parse_spec", "check_spec", "dcn_kind", "place"]

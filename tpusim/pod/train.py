@@ -20,7 +20,10 @@ Per microbatch the chip runs
 
 Collectives (``pod/collectives.py``, bf16 on the wire: assumption): fsdp all-gathers each layer's
 weights in the forward and again in the backward and reduce-scatters its gradients, every
-microbatch (ZeRO-3 keeps no unsharded gradient between microbatches); dp
+microbatch (ZeRO-3 keeps no unsharded gradient between microbatches); when fsdp spans the slices
+(``sharding.dcn_kind``: MaxText's dcn_fsdp_parallelism) those collectives cross DCN as well,
+priced hierarchically (DCN on the small shard, ``pod/collectives.py``), and the state is sharded
+over the slices too; dp
 all-reduces the gradients once per step; tp all-reduces activations twice per block per pass (once
 for parallel blocks); ep all-to-alls tokens to and from the experts twice per MoE layer per pass;
 pp sends activations to the next stage per microbatch and pass. Overlap, as XLA's async
@@ -55,7 +58,7 @@ from .costs import simulate_rows
 from .flash import FLASH_BLOCK, FORWARD_ROWS, flash_attention, flash_backward
 from .moe import megablox_rows
 from .schedule import Schedule, StepParts, schedule
-from .sharding import ParallelSpec, Placement, check_spec, place
+from .sharding import ParallelSpec, Placement, check_spec, dcn_kind, place
 from .topology import Slice
 
 REMATS = ("none", "minimal", "full")
@@ -307,7 +310,9 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                  "tp_all_reduce": True, "ep_all_to_all": True, "pp_permute": True},
         exposed_s=dict(sched.waits_s), parts=parts,
         notes=(f"per chip: {mb} sequence(s) of {seq} tokens x {microbatches} microbatch(es); "
-               f"remat {remat}; shard {shard.name}",))
+               f"remat {remat}; shard {shard.name}",)
+        + ((f"fsdp spans the {sl.slices} slices over DCN",)
+           if dcn_kind(spec, sl.slices) == "fsdp" else ()))
 
 
 def _saved_per_layer(fwd: list[dict[str, Any]], sp: int) -> dict[str, float]:
