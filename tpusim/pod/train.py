@@ -15,8 +15,9 @@ Per microbatch the chip runs
   GEMM (m x n x k) and the weight-gradient GEMM (k x m x n); every other vector op's backward
   costs twice its forward (it reads its input and the incoming gradient: assumption); the
   embedding's backward is a scatter-add of its size;
-* recompute (``remat``): ``full`` reruns each block's forward, ``minimal`` reruns its vector ops
-  (matmul outputs are kept), ``none`` keeps everything.
+* recompute (``remat``, ``pod/remat.py``): ``full`` reruns each block's forward, ``minimal``
+  reruns its vector ops (matmul outputs are kept), ``none`` keeps everything; ``save:NAMES`` /
+  ``offload:NAMES`` keep the named block outputs in HBM / pinned host memory and rerun the rest.
 
 Collectives (``pod/collectives.py``, bf16 on the wire: assumption): fsdp all-gathers each layer's
 weights in the forward and again in the backward and reduce-scatters its gradients, every
@@ -33,8 +34,9 @@ is (pp - 1) microbatch slots (GPipe/1F1B). Optimizer: Adam in mixed precision (b
 gradients, fp32 master weights and two moments: 16 bytes per parameter, sharded over fsdp as
 ZeRO-3 does); its update reads 18 and writes 14 bytes and does 12 vector ops per parameter
 (assumption), at HBM or vector speed whichever is slower. HBM per chip: the sharded state, two
-layers' gathered weights, the activations the remat policy keeps, and the working set of the
-layer being back-propagated (its whole forward, recomputed where the policy dropped it).
+layers' gathered weights, the activations the remat policy keeps in HBM, and the working set of
+the layer being back-propagated (its whole forward, recomputed where the policy dropped it);
+``host_offload`` counts what the policy keeps in host memory (not HBM).
 
 MFU as PaLM (Chowdhery et al. 2022, Appendix B) defines it: (6 N + 12 L H Q T) FLOPs per token over
 the peak, N the matmul parameters a token passes (active ones for MoE), L layers, H heads, Q head
