@@ -24,8 +24,11 @@ from .common import parse_sets, plotlyjs_option, set_option
               help="Sequences per chip (global batch = this x chips); default 1.")
 @click.option("--parallel", default=None, metavar="fsdp=..,tp=..,dp=..,pp=..,ep=..[,sp]",
               help="Parallelism degrees; without it, search the shardings that fit.")
-@click.option("--remat", type=click.Choice(["none", "minimal", "full"]), default=None,
-              help="Recompute policy (default full; searched when --parallel is not given).")
+@click.option("--remat", default=None,
+              metavar="none|minimal|full|save:NAMES|offload:NAMES|save:NAMES+offload:NAMES",
+              help="Recompute policy (default full; none/minimal/full searched when --parallel "
+                   "is not given). NAMES: block rows (qkv_proj, o_proj, ffn_up, ..) or input, "
+                   "kept in HBM (save) or pinned host memory (offload); the rest recomputed.")
 @click.option("--microbatches", type=int, default=None,
               help="Microbatches per step (pipeline / gradient accumulation; default 1, or pp).")
 @click.option("--attention", type=click.Choice(["causal", "full"]), default="causal",
@@ -77,8 +80,10 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     from ..pod.search import search
     from ..pod.sharding import parse_spec
     from ..pod.topology import make_slice
+    from ..pod.remat import parse_remat
     from ..pod.train import train_step
 
+    policy = parse_remat(remat) if remat is not None else None   # syntax, before anything runs
     chip = load_config(config, **parse_sets(sets))
     out = out_dir or None
     if trace_path is not None:   # checked before anything is simulated or written
@@ -114,12 +119,12 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     if parallel is not None:
         spec = parse_spec(parallel)
         mbs = microbatches or (spec.pp if spec.pp > 1 else 1)
-        r = train_step(chip, cfg, sl, spec, seq, gb, remat or "full", mbs, attention)
-        picked = [(spec.label(), remat or "full", mbs, r)]
+        r = train_step(chip, cfg, sl, spec, seq, gb, policy or "full", mbs, attention)
+        picked = [(spec.label(), r.remat, mbs, r)]
         how = "given"
     else:
         found = search(chip, cfg, sl, seq, gb, top=top,
-                       remats=(remat,) if remat else ("none", "minimal", "full"),
+                       remats=(policy,) if policy else ("none", "minimal", "full"),
                        attention=attention)
         picked = [(c.spec.label(), c.remat, c.microbatches, c.result) for c in found]
         how = "searched"
@@ -155,6 +160,12 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                f"{picked[0][0]}: compute {seconds(t['compute'])}, exposed collectives "
                f"{seconds(t['exposed_collectives'])}, bubble {seconds(t['bubble'])}, optimizer "
                f"{seconds(t['optimizer'])}")
+    if best.host_offload_bytes_per_step:
+        from ..units import nbytes
+        click.echo(f"remat {best.remat}: {nbytes(best.memory_gib['host_offload'] * 2**30)} of "
+                   f"activations per chip in host memory, "
+                   f"{nbytes(best.host_offload_bytes_per_step)} to host and back per step "
+                   "(transfers taken as hidden under compute)")
     click.echo(f"wrote {out / 'train.json'}, {out / 'report.html'}")
     if trace_path is not None:
         click.echo(f"wrote {trace_path} (open it in ui.perfetto.dev)", err=True)

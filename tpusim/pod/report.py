@@ -26,7 +26,8 @@ NAMES = {"exposed_collectives": "exposed collectives", "dp_all_reduce": "DP all-
          "ep_all_to_all": "EP all-to-all", "fsdp_all_gather": "FSDP all-gather",
          "fsdp_reduce_scatter": "FSDP reduce-scatter", "pp_permute": "PP send/receive",
          "tp_all_reduce": "TP all-reduce", "weights_grads_optimizer":
-         "weights, gradients and optimizer state", "gathered_weights": "gathered weights"}
+         "weights, gradients and optimizer state", "gathered_weights": "gathered weights",
+         "host_offload": "offloaded activations (pinned host memory, not HBM)"}
 
 
 def _name(key: str) -> str:

@@ -101,9 +101,11 @@ def search(chip, model: LlmConfig, sl: Slice, seq: int, global_batch: int, top: 
         try:
             r = train_step(chip, model, sl, spec, seq, global_batch, remat, mb, attention)
         except InputError as exc:
+            if exc.source == "--remat":   # a policy naming no block row: no layout helps
+                raise
             why = str(exc)
             continue
-        found.append(Candidate(spec, remat, mb, r))
+        found.append(Candidate(spec, r.remat, mb, r))
     if stats is not None:
         stats.update(candidates=len(layouts), fit=len(found),
                      programs=max(0, costs.distinct_programs() - before))

@@ -15,8 +15,9 @@ Per microbatch the chip runs
   GEMM (m x n x k) and the weight-gradient GEMM (k x m x n); every other vector op's backward
   costs twice its forward (it reads its input and the incoming gradient: assumption); the
   embedding's backward is a scatter-add of its size;
-* recompute (``remat``): ``full`` reruns each block's forward, ``minimal`` reruns its vector ops
-  (matmul outputs are kept), ``none`` keeps everything.
+* recompute (``remat``, ``pod/remat.py``): ``full`` reruns each block's forward, ``minimal``
+  reruns its vector ops (matmul outputs are kept), ``none`` keeps everything; ``save:NAMES`` /
+  ``offload:NAMES`` keep the named block outputs in HBM / pinned host memory and rerun the rest.
 
 Collectives (``pod/collectives.py``, bf16 on the wire: assumption): fsdp all-gathers each layer's
 weights in the forward and again in the backward and reduce-scatters its gradients, every
@@ -36,8 +37,9 @@ is (pp - 1) microbatch slots (GPipe/1F1B). Optimizer: Adam in mixed precision (b
 gradients, fp32 master weights and two moments: 16 bytes per parameter, sharded over fsdp as
 ZeRO-3 does); its update reads 18 and writes 14 bytes and does 12 vector ops per parameter
 (assumption), at HBM or vector speed whichever is slower. HBM per chip: the sharded state, two
-layers' gathered weights, the activations the remat policy keeps, and the working set of the
-layer being back-propagated (its whole forward, recomputed where the policy dropped it).
+layers' gathered weights, the activations the remat policy keeps in HBM, and the working set of
+the layer being back-propagated (its whole forward, recomputed where the policy dropped it);
+``host_offload`` counts what the policy keeps in host memory (not HBM).
 
 MFU as PaLM (Chowdhery et al. 2022, Appendix B) defines it: (6 N + 12 L H Q T) FLOPs per token over
 the peak, N the matmul parameters a token passes (active ones for MoE), L layers, H heads, Q head
@@ -57,11 +59,12 @@ from .collectives import all_gather, all_reduce, all_to_all, permute, reduce_sca
 from .costs import simulate_rows
 from .flash import FLASH_BLOCK, FORWARD_ROWS, flash_attention, flash_backward
 from .moe import megablox_rows
+from .remat import BASIC, INPUT, Remat, parse_remat, recomputed, tensor_elements
 from .schedule import Schedule, StepParts, schedule
 from .sharding import ParallelSpec, Placement, check_spec, dcn_kind, place
 from .topology import Slice
 
-REMATS = ("none", "minimal", "full")
+REMATS = BASIC           # the search's default candidates; train_step takes any pod/remat.py policy
 _OUTSIDE_BLOCKS = ("embed", "pos_add", "embed_norm", "final_norm", "lm_head")
 WIRE_BYTES = 2            # bf16 on the wire (assumption)
 STATE_BYTES = 16          # bf16 weight + bf16 grad + fp32 master + 2 fp32 moments per parameter
@@ -87,6 +90,8 @@ class TrainResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
     exposed_s: dict[str, float] = field(default_factory=dict)   # the compute's waits by cause
     parts: StepParts | None = field(default=None, repr=False, compare=False)
+    remat: str = "full"                     # the policy that ran, as --remat spells it
+    host_offload_bytes_per_step: float = 0.0   # offloaded tensors, to host and back, per chip
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()
@@ -147,14 +152,13 @@ def model_flops_per_token(model: LlmConfig, seq: int,
 
 
 def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
-               global_batch: int, remat: str = "full", microbatches: int = 1,
+               global_batch: int, remat: "str | Remat" = "full", microbatches: int = 1,
                attention: Literal["causal", "full"] = "causal",
                memo: bool = True) -> TrainResult:
     """Time, memory and MFU of one step (module docstring). One-line InputErrors for specs that
     do not divide the chips, the model or the batch, and for a shard that does not fit HBM
     (checked before anything is simulated). ``memo=False``: price the shard afresh."""
-    if remat not in REMATS:
-        raise InputError("--remat", None, remat, "allowed: " + "|".join(REMATS))
+    policy = parse_remat(remat)
     for name, v in (("--seq", seq), ("--global-batch", global_batch),
                     ("--microbatches", microbatches)):
         if not isinstance(v, int) or v < 1:
@@ -178,8 +182,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     fwd = flash_attention(fwd, shard.heads // shard.kv_heads, seq)
     bwd = backward_rows(fwd, flash_backward(fwd, shard.heads // shard.kv_heads, seq))
     block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
-    redo = {"none": [], "full": block,
-            "minimal": [r for r in block if r["op"] != "matmul"]}[remat]
+    policy.check(block)
+    redo = recomputed(block, policy)
     # Dense weights (and the embedding and LM head) are sharded over fsdp and ep, expert
     # weights over fsdp (ep already splits the experts).
     dense, expert = _layer_params(model, spec)
@@ -193,11 +197,15 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     gib = 2 ** 30
     state = STATE_BYTES * shard_params
     prefetch = 2 * (dense + expert) * WIRE_BYTES     # this layer and the next one, gathered
-    saved = _saved_per_layer(fwd, spec.tp if spec.sequence_parallel else 1)
-    keep = L * saved[remat] * min(spec.pp, microbatches)  # 1F1B: stage 1 holds pp microbatches
+    sp = spec.tp if spec.sequence_parallel else 1
+    in_hbm, on_host = _kept_per_layer(fwd, sp, policy)
+    keep = L * in_hbm * min(spec.pp, microbatches)  # 1F1B: stage 1 holds pp microbatches
+    host = L * on_host * min(spec.pp, microbatches)     # pinned host memory, not HBM
     # The layer being back-propagated has its whole forward live at once (what remat dropped is
-    # recomputed for it): one layer's every block output beyond what the policy keeps.
-    working = saved["none"] - saved[remat]
+    # recomputed for it, what it offloaded is back): one layer's every block output beyond what
+    # the policy keeps in HBM. Assumption: the next layer's offloaded tensors, fetched ahead,
+    # land in that layer's working set (their buffer is not counted twice).
+    working = _saved_per_layer(fwd, sp)["none"] - in_hbm
     total = state + prefetch + keep + working
     cap = chip.memory.hbm.capacity_gib
     if cap is not None and total > cap * gib:
@@ -219,6 +227,14 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     t_r = sum(t for r, (t, _) in zip(fwd, per_row) if r["name"] in redo_names)
     macs_r = sum(m for r, (_, m) in zip(fwd, per_row) if r["name"] in redo_names)
     t_mb = t_f + t_b + t_r
+    # Host offload: each offloaded tensor is written to host in the forward and read back in the
+    # backward, per layer and microbatch. No public per-chip host<->device (PCIe) bandwidth was
+    # found for TPU v4/v5e/v5p/v6e hosts (the Cloud TPU v6e page names a PCIe Gen5 interface,
+    # no lanes or rate), so the transfers are taken as hidden under compute on their own DMA
+    # stream (assumption) and only their bytes are reported. Their HBM reads and writes (the
+    # tensor's bytes once each way) are not added to the rows' HBM time (assumption: a few % of
+    # a layer's HBM traffic).
+    offload_bytes = 2 * L * on_host * microbatches
     compute = microbatches * t_mb
     # Each row's place in the program: before the blocks, in them, after them.
     first = next(i for i, r in enumerate(fwd) if r["name"] not in _OUTSIDE_BLOCKS)
@@ -300,7 +316,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                 "bubble": bubble,
                 "optimizer": opt},
         memory_gib={"weights_grads_optimizer": state / gib, "gathered_weights": prefetch / gib,
-                    "activations": keep / gib, "backward_working_set": working / gib},
+                    "activations": keep / gib, "backward_working_set": working / gib,
+                    "host_offload": host / gib},
         collectives_s={"fsdp_all_gather": gather, "fsdp_reduce_scatter": scatter,
                        "dp_all_reduce": grads_dp, "dcn_all_reduce": grads_dcn,
                        "tp_all_reduce": tp_s, "ep_all_to_all": ep_s,
@@ -308,44 +325,56 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         exposed={"fsdp_all_gather": False, "fsdp_reduce_scatter": False, "dp_all_reduce": False,
                  "dcn_all_reduce": True,
                  "tp_all_reduce": True, "ep_all_to_all": True, "pp_permute": True},
-        exposed_s=dict(sched.waits_s), parts=parts,
+        exposed_s=dict(sched.waits_s), parts=parts, remat=policy.label(),
+        host_offload_bytes_per_step=offload_bytes,
         notes=(f"per chip: {mb} sequence(s) of {seq} tokens x {microbatches} microbatch(es); "
-               f"remat {remat}; shard {shard.name}",)
+               f"remat {policy.label()}; shard {shard.name}",)
         + ((f"fsdp spans the {sl.slices} slices over DCN",)
            if dcn_kind(spec, sl.slices) == "fsdp" else ()))
 
 
-def _saved_per_layer(fwd: list[dict[str, Any]], sp: int) -> dict[str, float]:
-    """Bytes one layer keeps for the backward pass (bf16) under each remat policy. Assumption:
-    attention runs as a fused kernel that keeps no score matrix. ``full`` keeps each block's
-    input (split ``sp`` ways under sequence parallelism), ``minimal`` also its matmul outputs,
-    ``none`` every block output."""
+def _tensors(fwd: list[dict[str, Any]], sp: int) -> tuple[dict[str, float], list[dict]]:
+    """Bytes (bf16) of each tensor one layer could keep for the backward pass: ``input`` (the
+    block's input, split ``sp`` ways under sequence parallelism) and each block row's output
+    (``pod/remat.py``), with the block rows. Assumption: attention runs as a fused kernel that
+    keeps no score matrix; its output is what o_proj reads (tokens x heads x head_dim), not its
+    per-tile partial outputs (the backward recomputes the scores)."""
     from ..workload import make_layer
     block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
     tok_h = make_layer(block[0]).out_elements / sp   # the first norm's output: tokens x hidden
     o_proj = next((b for b in block if b["name"] == "o_proj"), None)
-    mm = vec = 0.0
-    for r in block:
-        if r["name"] in ("attn_qk", "attn_softmax", "attn_out"):
-            continue
-        # Flash attention's output is what o_proj reads (tokens x heads x head_dim), not its
-        # per-tile partial outputs; its scores are never kept (the backward recomputes them).
-        if r["name"] == "attn_av" and o_proj is not None:
-            n = make_layer(o_proj).in_elements
-        else:
-            n = make_layer(r).out_elements
-        if r["op"] == "matmul":
-            mm += n
-        else:
-            vec += n
-    return {"full": tok_h * WIRE_BYTES, "minimal": (tok_h + mm) * WIRE_BYTES,
-            "none": (tok_h + mm + vec) * WIRE_BYTES}
+    o_in = make_layer(o_proj).in_elements if o_proj is not None else \
+        make_layer(next(b for b in block if b["name"] == "attn_av")).out_elements
+    sizes = {INPUT: tok_h * WIRE_BYTES}
+    sizes.update({k: v * WIRE_BYTES for k, v in tensor_elements(block, o_in).items()})
+    return sizes, block
+
+
+def _saved_per_layer(fwd: list[dict[str, Any]], sp: int) -> dict[str, float]:
+    """Bytes one layer keeps for the backward pass (bf16) under each basic remat policy
+    (:func:`_tensors`): ``full`` keeps each block's input, ``minimal`` also its matmul outputs,
+    ``none`` every block output."""
+    sizes, block = _tensors(fwd, sp)
+    ops = {r["name"]: r["op"] for r in block}
+    mm = sum(v for k, v in sizes.items() if ops.get(k) == "matmul")
+    vec = sum(v for k, v in sizes.items() if k != INPUT and ops.get(k) != "matmul")
+    return {"full": sizes[INPUT], "minimal": sizes[INPUT] + mm,
+            "none": sizes[INPUT] + mm + vec}
+
+
+def _kept_per_layer(fwd: list[dict[str, Any]], sp: int, policy: Remat) -> tuple[float, float]:
+    """(HBM, host) bytes one layer keeps for the backward under ``policy``."""
+    if policy.kind != "named":
+        return _saved_per_layer(fwd, sp)[policy.kind], 0.0
+    sizes, _ = _tensors(fwd, sp)
+    hbm = sum(sizes[n] for n in policy.save) + (sizes[INPUT] if policy.input_in_hbm() else 0.0)
+    return hbm, float(sum(sizes[n] for n in policy.offload))
 
 
 def _saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: int) -> float:
-    """Bytes ``layers`` layers keep for the backward pass under ``remat``
-    (:func:`_saved_per_layer`)."""
-    return layers * _saved_per_layer(fwd, sp)[remat]
+    """Bytes ``layers`` layers keep in HBM for the backward pass under ``remat``
+    (:func:`_kept_per_layer`)."""
+    return layers * _kept_per_layer(fwd, sp, parse_remat(remat))[0]
 
 
 __all__ = ["TrainResult", "train_step", "shard_config", "backward_rows", "simulate_rows",

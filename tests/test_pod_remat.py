@@ -1,0 +1,166 @@
+"""Named remat policies (pod/remat.py): HBM and host bytes by hand for a tiny model, recompute
+time as full's less exactly the kept rows' forward times, offload never costlier than full in
+HBM or compute, and one-line errors for names that are no block row (library and CLI)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tpusim.config import load_config
+from tpusim.errors import InputError
+from tpusim.importers.llm import custom_config, llm_rows
+from tpusim.pod.costs import simulate_rows
+from tpusim.pod.flash import flash_attention, flash_backward
+from tpusim.pod.remat import Remat, block_names, parse_remat
+from tpusim.pod.sharding import ParallelSpec
+from tpusim.pod.topology import make_slice
+from tpusim.pod.train import backward_rows, train_step
+
+CHIP = load_config("tpu_v5p")
+TINY = custom_config(name="tiny", hidden=512, layers=4, heads=8, kv_heads=8, ffn=2048,
+                     vocab=1024, gated=True, act="silu", norm="rmsnorm", positions="rope")
+TINY_MOE = custom_config(name="tiny_moe", hidden=256, layers=2, heads=4, kv_heads=4, ffn=512,
+                         vocab=512, gated=True, act="silu", norm="rmsnorm", positions="rope",
+                         experts=4, top_k=2)
+ONE = make_slice(CHIP.ici, CHIP.dcn, shape="1")
+GIB = 2 ** 30
+
+
+def _step(remat, model=TINY, **kw):
+    args = {"seq": 64, "global_batch": 2, **kw}
+    return train_step(CHIP, model, ONE, ParallelSpec(), remat=remat, **args)
+
+
+def test_parse_gives_one_canonical_label():
+    p = parse_remat(" offload:qkv_proj,input+save:o_proj,attn_av ")
+    assert p == Remat("named", ("attn_av", "o_proj"), ("input", "qkv_proj"))
+    assert p.label() == "save:attn_av,o_proj+offload:input,qkv_proj"
+    assert parse_remat(p.label()) == p
+    # the block input is kept in HBM anyway: saving it (alone) is exactly full
+    assert parse_remat("save:input") == Remat("full")
+    assert parse_remat("save:input,o_proj") == Remat("named", ("o_proj",))
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("some", "none|minimal|full"), ("save:", "comma list"), ("keep:o_proj", "save:NAMES"),
+    ("save:o_proj+offload:o_proj", "both saved and offloaded"), ("offload:a,,b", "comma list"),
+])
+def test_malformed_policies_are_one_line(text, needle):
+    with pytest.raises(InputError) as exc:
+        parse_remat(text)
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_hbm_and_host_bytes_by_hand_offload_input_qkv_vs_full():
+    # One chip, 2 sequences of 64 tokens: 128 tokens, hidden 512, q/k/v 3 x 512, 4 layers, bf16.
+    tok, layers = 128, 4
+    inp, qkv = tok * 512 * 2, tok * 1536 * 2                   # 131,072 and 393,216 bytes
+    # One layer's block outputs (test_pod_train: 14,336 values per token beyond the input).
+    whole = (14336 + 512) * tok * 2
+    full, off = _step("full"), _step("offload:input,qkv_proj")
+    m_full = {k: v * GIB for k, v in full.memory_gib.items()}
+    m_off = {k: v * GIB for k, v in off.memory_gib.items()}
+    assert m_full["activations"] == layers * inp and m_full["host_offload"] == 0
+    assert m_full["backward_working_set"] == whole - inp
+    # offloaded: nothing kept in HBM between the passes, both tensors of each layer on host,
+    # and the layer being back-propagated has its whole forward back in HBM
+    assert m_off["activations"] == 0
+    assert m_off["host_offload"] == layers * (inp + qkv) == 2_097_152
+    assert m_off["backward_working_set"] == whole
+    assert off.host_offload_bytes_per_step == 2 * layers * (inp + qkv)   # out and back
+    assert full.host_offload_bytes_per_step == 0
+    # HBM: full keeps L inputs and the layer's rest; offload one whole layer: (L - 1) inputs less
+    assert (full.hbm_gib_per_chip - off.hbm_gib_per_chip) * GIB == (layers - 1) * inp
+    assert off.hbm_gib_per_chip * GIB == sum(v for k, v in m_off.items() if k != "host_offload")
+    assert off.remat == "offload:input,qkv_proj" and full.remat == "full"
+
+
+def _forward_times(model=TINY, seq=64, batch=2):
+    """Each forward row's seconds inside the step's program, simulated as train_step runs it."""
+    fwd = flash_attention(llm_rows(model, "prefill", batch=batch, seq=seq, kv_len=seq),
+                          model.heads // model.kv_heads, seq)
+    bwd = backward_rows(fwd, flash_backward(fwd, model.heads // model.kv_heads, seq))
+    per_row = simulate_rows(CHIP, fwd + bwd, per_instance=True)
+    return {r["name"]: t for r, (t, _) in zip(fwd, per_row)}
+
+
+@pytest.mark.parametrize("remat,skipped", [
+    ("offload:qkv_proj", ("qkv_proj",)),
+    ("save:o_proj,ffn_down+offload:input", ("o_proj", "ffn_down")),
+    ("save:ffn_norm,ffn_silu", ("ffn_norm", "ffn_silu")),
+    # the flash kernel's output kept: its whole forward (tiles and per-block rows) is not rerun
+    ("offload:attn_av", ("attn_qk", "attn_softmax", "attn_av", "attn_out")),
+])
+def test_recompute_is_full_less_the_kept_rows_forward(remat, skipped):
+    t = _forward_times()
+    full, r = _step("full"), _step(remat)
+    assert r.time_s["recompute"] == pytest.approx(
+        full.time_s["recompute"] - sum(t[n] for n in skipped), rel=1e-12)
+    assert r.time_s["forward"] == full.time_s["forward"]
+    assert r.time_s["backward"] == full.time_s["backward"]
+
+
+def test_saving_every_block_row_is_remat_none():
+    names = block_names([r for r in llm_rows(TINY, "prefill", batch=2, seq=64)
+                         if r["name"] not in ("embed", "final_norm", "lm_head")])
+    every = _step("save:" + ",".join(n for n in names if n != "input"))
+    none = _step("none")
+    assert every.time_s["recompute"] == 0
+    assert every.memory_gib == none.memory_gib
+    assert every.step_s == none.step_s
+
+
+@pytest.mark.parametrize("model", [TINY, TINY_MOE], ids=["dense", "moe"])
+def test_offload_never_costs_more_hbm_or_compute_than_full(model):
+    full = _step("full", model)
+    rows = [r for r in llm_rows(model, "prefill", batch=2, seq=64)
+            if r["name"] not in ("embed", "final_norm", "lm_head")]
+    for name in block_names(rows):
+        for names in ({name}, {name, "input"}):
+            off = _step("offload:" + ",".join(sorted(names)), model)
+            assert off.hbm_gib_per_chip <= full.hbm_gib_per_chip, names
+            assert off.time_s["compute"] <= full.time_s["compute"], names
+            if name == "input":
+                continue
+            # keeping the same tensors in HBM instead: the same compute, more HBM, no host
+            kept = _step("save:" + name, model)
+            assert kept.time_s["compute"] == _step("offload:" + name, model).time_s["compute"]
+            assert kept.hbm_gib_per_chip > _step("offload:" + name, model).hbm_gib_per_chip
+            assert kept.memory_gib["host_offload"] == 0
+
+
+def test_a_name_that_is_no_block_row_lists_the_allowed_names():
+    with pytest.raises(InputError) as exc:
+        _step("offload:qkv,o_proj")
+    msg = str(exc.value)
+    assert "'qkv'" in msg and "input,attn_norm,qkv_proj" in msg and "\n" not in msg
+    with pytest.raises(InputError, match="expert_up"):   # a dense model has no expert rows
+        _step("save:expert_up")
+
+
+def test_cli_train_offload_records_the_policy(cli, tmp_path):
+    code, out, err = cli("train", "tpu_v5e", "gpt2", "--chips", "4", "--seq", "128",
+                         "--parallel", "fsdp=4", "--remat", "offload:qkv_proj,input",
+                         "--out", tmp_path)
+    assert code == 0, err
+    rec = json.loads((tmp_path / "train.json").read_text())
+    assert rec["remat"] == "offload:input,qkv_proj"
+    assert rec["alternatives"][0]["remat"] == "offload:input,qkv_proj"
+    assert rec["memory_gib"]["host_offload"] > 0 and rec["memory_gib"]["activations"] == 0
+    assert rec["host_offload_bytes_per_step"] == pytest.approx(
+        2 * rec["memory_gib"]["host_offload"] * GIB)
+    assert "pinned host memory" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.parametrize("remat,needle", [
+    ("offload:qkv", "allowed names: input,attn_norm,qkv_proj"),
+    ("save:", "comma list"),
+])
+@pytest.mark.parametrize("search", [False, True])
+def test_cli_train_bad_remat_is_one_line_exit_2(cli, tmp_path, remat, needle, search):
+    par = [] if search else ["--parallel", "fsdp=4"]
+    code, out, err = cli("train", "tpu_v5e", "gpt2", "--chips", "4", "--seq", "128", *par,
+                         "--remat", remat, "--out", tmp_path / "o")
+    assert code == 2 and needle in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,134 @@
+"""Remat (recompute) policies of a training step: which block outputs the backward finds kept in
+HBM, which in host memory, and which it recomputes.
+
+``none`` keeps every block output, ``minimal`` the block input and the matmul outputs (vector ops
+recomputed), ``full`` the block input only (the whole block recomputed). Named policies, after
+MaxText's ``remat_policy: custom`` (``tensors_on_device`` / ``tensors_to_offload``, fed to
+``jax.checkpoint_policies.save_and_offload_only_these_names`` in ``get_remat_policy`` of
+MaxText/layers/decoders.py, AI-Hypercomputer/maxtext):
+
+* ``save:NAMES``: the named block rows' outputs stay in HBM, every other block row is recomputed;
+* ``offload:NAMES``: the named outputs go to pinned host memory in the forward and come back for
+  the backward; every other block row is recomputed;
+* ``save:A,B+offload:C``: both at once.
+
+NAMES are block row names of the model's trace (``importers/llm.py``: ``qkv_proj``, ``o_proj``,
+``ffn_up`` .., the expert rows for MoE; ``attn_av`` is the flash kernel's output, o_proj's input,
+MaxText's ``context``) or ``input``, the block's input (MaxText's ``decoder_layer_input``). The
+block input is the scan carry, kept in HBM as under ``full`` unless ``offload:input`` names it
+(assumption after MaxText: with scanned layers the carry is saved whatever the policy).
+MaxText's ``qkv_proj_offloaded`` (q/k/v projections to host, the rest recomputed) is
+``offload:qkv_proj``; our trace fuses q, k and v into one ``qkv_proj`` row.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InputError
+
+BASIC = ("none", "minimal", "full")
+INPUT = "input"
+# Flash attention's forward rows (pod/flash.py); its per-tile rows are no tensors one can name.
+_TILE_ROWS = ("attn_qk", "attn_softmax", "attn_out")
+FLASH_OUTPUT = "attn_av"       # the flash kernel's output O, which o_proj reads
+_ALLOWED = "allowed: none|minimal|full|save:NAMES|offload:NAMES|save:NAMES+offload:NAMES"
+
+
+@dataclass(frozen=True)
+class Remat:
+    """A parsed remat policy: ``kind`` one of none/minimal/full/named; for ``named`` the names
+    kept in HBM (``save``) and in host memory (``offload``), each sorted."""
+
+    kind: str
+    save: tuple[str, ...] = ()
+    offload: tuple[str, ...] = ()
+
+    def label(self) -> str:
+        """The policy as ``--remat`` spells it (canonical: names sorted), e.g.
+        ``save:o_proj+offload:input,qkv_proj``."""
+        if self.kind != "named":
+            return self.kind
+        parts = [f"save:{','.join(self.save)}"] if self.save else []
+        parts += [f"offload:{','.join(self.offload)}"] if self.offload else []
+        return "+".join(parts)
+
+    def input_in_hbm(self) -> bool:
+        return INPUT not in self.offload
+
+    def check(self, block: list[dict[str, Any]]) -> None:
+        """One-line InputError when a name is not a block row of this model's trace."""
+        allowed = block_names(block)
+        for n in self.save + self.offload:
+            if n not in allowed:
+                raise InputError("--remat", None, n, "not a block row of this model; allowed "
+                                 "names: " + ",".join(allowed))
+
+
+def block_names(block: list[dict[str, Any]]) -> list[str]:
+    """The names a policy may list for these block rows: ``input`` and each row but the flash
+    kernel's per-tile rows."""
+    return [INPUT] + [r["name"] for r in block if r["name"] not in _TILE_ROWS]
+
+
+def parse_remat(value: "str | Remat") -> Remat:
+    """``value`` (``--remat`` text or a Remat) as a Remat; a malformed value is one line."""
+    if isinstance(value, Remat):
+        return value
+    if not isinstance(value, str):
+        raise InputError("--remat", None, value, _ALLOWED)
+    text = value.strip()
+    if text in BASIC:
+        return Remat(text)
+    save: set[str] = set()
+    off: set[str] = set()
+    for part in text.split("+"):
+        head, sep, names = part.partition(":")
+        listed = [n.strip() for n in names.split(",")]
+        if not sep or head.strip() not in ("save", "offload") or not all(listed):
+            raise InputError("--remat", None, value, _ALLOWED + " (NAMES: a comma list)")
+        (save if head.strip() == "save" else off).update(listed)
+    both = save & off
+    if both:
+        raise InputError("--remat", None, value, f"{','.join(sorted(both))} is both saved and "
+                         "offloaded; name each tensor once")
+    save.discard(INPUT)        # the block input is kept in HBM unless offloaded (module docstring)
+    if not off and not save:
+        return Remat("full")   # save:input keeps exactly what full keeps
+    return Remat("named", tuple(sorted(save)), tuple(sorted(off)))
+
+
+def tensor_elements(block: list[dict[str, Any]], o_proj_input: float) -> dict[str, float]:
+    """Elements of each block row's output that the backward could keep (flash attention's
+    output counted as o_proj's input, ``o_proj_input`` elements; its tiles none)."""
+    from ..workload import make_layer
+    out: dict[str, float] = {}
+    for r in block:
+        if r["name"] in _TILE_ROWS:
+            continue
+        out[r["name"]] = (o_proj_input if r["name"] == FLASH_OUTPUT
+                          else make_layer(r).out_elements)
+    return out
+
+
+def recomputed(block: list[dict[str, Any]], policy: Remat) -> list[dict[str, Any]]:
+    """The block rows the backward reruns under ``policy``. ``minimal`` reruns the vector rows
+    and ``full`` every row. A named policy reruns every row whose output it does not keep, the
+    vector rows included (e.g. the norm before qkv_proj: qkv_proj's weight gradient reads its
+    output); the flash forward kernel (its tile rows) is rerun unless its output is kept
+    (assumption: the backward kernel then needs only O and its row statistics, which the kept O
+    stands for)."""
+    if policy.kind == "none":
+        return []
+    if policy.kind == "full":
+        return list(block)
+    if policy.kind == "minimal":
+        return [r for r in block if r["op"] != "matmul"]
+    kept = set(policy.save) | set(policy.offload)
+    flash_kept = FLASH_OUTPUT in kept
+    return [r for r in block
+            if not (r["name"] in kept or (flash_kept and r["name"] in _TILE_ROWS))]
+
+
+__all__ = ["Remat", "parse_remat", "block_names", "recomputed", "tensor_elements", "BASIC",
+           "INPUT"]
