@@ -205,7 +205,7 @@ def test_pod_checks_are_predictions_with_their_sharding_stated():
     from tpusim.pod.fidelity import ROWS, pod_checks
     rows = pod_checks()
     cases = {r["case"] for r in rows}
-    assert cases == {row[1] for row in ROWS}                 # every published row appears
+    assert cases == {row.case for row in ROWS}                 # every published row appears
     for r in rows:
         assert r["fitted_on"].startswith("none:") and r["check"].startswith("pods: ")
         if r["status"] == "ok":

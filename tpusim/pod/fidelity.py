@@ -3,17 +3,21 @@
 Published rows: PaLM-540B on 6,144 TPU v4 chips in two pods (Chowdhery et al. 2022, Table 3: 46.2%
 MFU, 57.8% HFU; 12-way tensor and 256-way fully sharded data parallelism per pod, Section 4; 2,048
 sequences of 2,048 tokens) and MaxText's pre-training table (AI-Hypercomputer/maxtext,
-docs/reference/models/tiering.md: MFU with causal attention halved, tokens/s/device). Every row
-runs the sharding its recipe names (``ici_fsdp_parallelism: -1``: fsdp over every chip, remat
-``full``) with the largest per-chip batch of 8, 4, 2, 1 sequences that fits HBM: the recipes'
-batch sizes are not all public, and that rule is stated, not tuned. Nothing in the pods model is
-fitted to these numbers; each row says so in ``fitted_on``. v5p slice names count TensorCores
-(Cloud TPU docs): v5p-512 is 256 chips (4x8x8), v5p-256 is the table's 8x4x4 = 128 chips.
-Known gaps, stated where they show (docs/pods.md): host offload (the 405B recipe) is not
-modelled, so 405B does not fit; the single-chip model prices flash tiles VPU-bound on softmax.
+docs/reference/models/tiering.md: MFU and tokens/s/device). Every row runs the recipe its table
+links (AI-Hypercomputer/tpu-recipes READMEs and MaxText's benchmarks/maxtext_*_model_configs.py):
+its slice, sharding, per-device batch, remat policy, flash-attention blocks and MoE kernel, as
+:data:`ROWS` lists them with their source. Nothing in the pods model is fitted to these numbers;
+each row says so in ``fitted_on``. v5p slice names count TensorCores (Cloud TPU docs): v5p-512 is
+256 chips (4x8x8), v5p-256 is the table's 8x4x4 = 128 chips.
+
+Which attention FLOPs a published MFU counts is read off the row itself: MFU x peak / tokens/s is
+the table's FLOPs per token, and :data:`ROWS` names the count (``causal``: attention halved, as
+MaxText's PR #1988 does; ``full``: not halved) that it matches (``tests/test_pod_fidelity.py``
+holds each row to it). Most of the table's rows predate the halving (its footnote says some do).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..check_rows import check_row
@@ -21,72 +25,151 @@ from ..errors import InputError
 
 NO_FIT = "none: pods model from preset figures; no parameter fitted to step-level results"
 MAXTEXT = "MaxText tiering.md"
+TRILLIUM = "MaxText benchmarks/maxtext_trillium_model_configs.py"
+# MaxText's base.yml splash-attention defaults (sa_block_* 512, sa_use_fused_bwd_kernel False),
+# and the q blocks most v6e recipes raise (sa_block_q 1024 or 2048, sa_block_q_dkv/dq 2048).
+SPLASH_DEFAULT = "q=512,kv=512,kv_compute=512,q_dkv=512,kv_dkv=512,kv_dkv_compute=512," \
+                 "q_dq=512,kv_dq=512,fused_bwd=0"
+SPLASH_Q1024 = "q=1024,kv=512,kv_compute=512,q_dkv=2048,kv_dkv=512,kv_dkv_compute=512," \
+               "q_dq=2048,kv_dq=512,fused_bwd=0"
+SPLASH_Q2048 = "q=2048,kv=512,kv_compute=512,q_dkv=2048,kv_dkv=512,kv_dkv_compute=512," \
+               "q_dq=2048,kv_dq=512,fused_bwd=0"
+SPLASH_2048 = "q=2048,kv=2048,kv_compute=2048,q_dkv=2048,kv_dkv=2048,kv_dkv_compute=2048," \
+              "q_dq=2048,kv_dq=2048,fused_bwd=1"
+# MaxText's per-tensor remat names -> the trace's block rows (q, k and v are one qkv_proj row).
+OFFLOAD_QKV = "offload:qkv_proj"                       # remat_policy qkv_proj_offloaded
+OFFLOAD_IN_QKV = "offload:input,qkv_proj"              # custom: decoder_layer_input, q/k/v offload
+OFFLOAD_IN_QKVO = "offload:input,qkv_proj,o_proj"      # ... and out_proj
+SAVE_DOT_EXCEPT_MLPWI = "save:qkv_proj,o_proj,ffn_down"  # saves q/k/v/out proj and mlpwo
 
-# check, case, chip, model, shape, slices, spec ("" = fsdp over every chip), seq,
-# sequences per chip (None = largest of 8/4/2/1 that fits), attention, MFU, HFU, tokens/s/chip
-ROWS: list[tuple] = [
-    ("PaLM (Chowdhery 2022)", "palm_540b on 2 x 3072 v4", "tpu_v4", "palm_540b", "12x16x16", 2,
-     "dp=2,fsdp=256,tp=12,sp", 2048, 2048 / 6144, "full", 0.462, 0.578, None),
-    (MAXTEXT, "llama2_70b on v5p-512", "tpu_v5p", "llama2_70b", "4x8x8", 1, "", 4096, None,
-     "causal", 0.654, None, 692),
-    (MAXTEXT, "mixtral_8x7b on v5p-256", "tpu_v5p", "mixtral_8x7b", "8x4x4", 1, "", 4096, None,
-     "causal", 0.5256, None, 2909),
-    (MAXTEXT, "llama2_70b on v6e 256", "tpu_v6e", "llama2_70b", "16x16", 1, "", 4096, None,
-     "causal", 0.438, None, 900),
-    (MAXTEXT, "llama3_1_8b on v6e 256", "tpu_v6e", "llama3_1_8b", "16x16", 1, "", 8192, None,
-     "causal", 0.4546, None, 7207),
-    (MAXTEXT, "llama3_1_70b on v6e 256", "tpu_v6e", "llama3_1_70b", "16x16", 1, "", 8192, None,
-     "causal", 0.5033, None, 960),
-    (MAXTEXT, "llama3_1_405b on v6e 256", "tpu_v6e", "llama3_1_405b", "16x16", 1, "", 8192,
-     None, "causal", 0.3855, None, 123),
-    (MAXTEXT, "mixtral_8x7b on v6e 256", "tpu_v6e", "mixtral_8x7b", "16x16", 1, "", 4096, None,
-     "causal", 0.3523, None, 3899),
-    (MAXTEXT, "mixtral_8x22b on v6e 256", "tpu_v6e", "mixtral_8x22b", "16x16", 1, "", 4096,
-     None, "causal", 0.362, None, 1326),
+
+@dataclass(frozen=True)
+class Row:
+    """One published result and the recipe it ran. ``batch``: sequences per chip (MaxText's
+    per_device_batch_size; chips x batch sequences per step); ``attention``: the FLOP count the
+    published MFU uses (module docstring)."""
+    check: str
+    case: str
+    chip: str
+    model: str
+    shape: str
+    slices: int
+    spec: str
+    seq: int
+    batch: float
+    remat: str
+    attention: str
+    mfu: float
+    hfu: float | None
+    tokens_per_s: float | None
+    recipe: str
+    flash: str | None = None       # None: the train step's default blocks
+    moe: str | None = None         # None: dropless grouped matmul (MaxText's megablox default)
+
+
+ROWS: list[Row] = [
+    Row("PaLM (Chowdhery 2022)", "palm_540b on 2 x 3072 v4", "tpu_v4", "palm_540b", "12x16x16", 2,
+        "dp=2,fsdp=256,tp=12,sp", 2048, 2048 / 6144, "full", "full", 0.462, 0.578, None,
+        "PaLM Section 4 (12-way tp, 256-way fsdp per pod, 2 pods data-parallel)"),
+    Row(MAXTEXT, "llama2_70b on v5p-512", "tpu_v5p", "llama2_70b", "4x8x8", 1, "", 4096, 4,
+        SAVE_DOT_EXCEPT_MLPWI, "causal", 0.654, None, 692,
+        "maxtext_v5p_model_configs.py llama2_70b_v5p_128 (attention autoselected: flash at "
+        "base.yml's blocks)", flash=SPLASH_DEFAULT),
+    Row(MAXTEXT, "mixtral_8x7b on v5p-256", "tpu_v5p", "mixtral_8x7b", "8x4x4", 1, "", 4096, 36,
+        "full", "full", 0.5256, None, 2909,
+        "tpu-recipes training/v5p/Mixtral-8X7B-Maxtext (per_device_batch_size 36, megablox)",
+        flash=SPLASH_DEFAULT),
+    Row(MAXTEXT, "llama2_70b on v6e 256", "tpu_v6e", "llama2_70b", "16x16", 1, "", 4096, 3,
+        OFFLOAD_QKV, "full", 0.438, None, 900,
+        f"tpu-recipes trillium/Llama2-70B-MaxText ({TRILLIUM} llama2_70b_4096_sc)",
+        flash=SPLASH_Q1024),
+    Row(MAXTEXT, "llama3_1_8b on v6e 256", "tpu_v6e", "llama3_1_8b", "16x16", 1, "", 8192, 4,
+        OFFLOAD_IN_QKVO, "full", 0.4546, None, 7207,
+        f"tpu-recipes trillium/Llama3.1-8B-MaxText/v6e-256 ({TRILLIUM} llama3_1_8b_8192)",
+        flash=SPLASH_2048),
+    Row(MAXTEXT, "llama3_1_70b on v6e 256", "tpu_v6e", "llama3_1_70b", "16x16", 1, "", 8192, 5,
+        OFFLOAD_IN_QKV, "full", 0.5033, None, 960,
+        f"tpu-recipes trillium/Llama3.1-70B-MaxText/v6e-256 ({TRILLIUM} llama3_1_70b_8192)",
+        flash=SPLASH_2048),
+    Row(MAXTEXT, "llama3_1_405b on 2 x v6e 256", "tpu_v6e", "llama3_1_405b", "16x16", 2,
+        "fsdp=128,tp=4", 8192, 1, OFFLOAD_IN_QKVO, "full", 0.3855, None, 123,
+        f"{TRILLIUM} llama3_1_405b_8192_fsdp_dcn (ici fsdp 64 x tp 4, dcn fsdp 2)",
+        flash=SPLASH_Q1024),
+    Row(MAXTEXT, "mixtral_8x7b on v6e 256", "tpu_v6e", "mixtral_8x7b", "16x16", 1, "", 4096, 8,
+        "full", "full", 0.3523, None, 3899,
+        "tpu-recipes trillium/Mixtral-8x7B-MaxText, the README whose log gives the table's 3,899 "
+        "(mixtral_8x7b_dropped: capacity factor 1.25)", flash=SPLASH_Q2048, moe="dropped:1.25"),
+    Row(MAXTEXT, "mixtral_8x22b on v6e 256", "tpu_v6e", "mixtral_8x22b", "16x16", 1,
+        "fsdp=64,ep=4", 4096, 8, OFFLOAD_IN_QKVO, "full", 0.362, None, 1326,
+        "tpu-recipes trillium/Mixtral-8x22B-MaxText (mixtral_8x22b_dropped: capacity factor "
+        "1.25)", flash=SPLASH_Q2048, moe="dropped:1.25"),
 ]
 
 
-def _predict(chip_name, model_name, shape, slices, spec_text, seq, per_chip, attention):
+def _options(row: Row) -> dict[str, Any]:
+    """The train step's keyword arguments for the recipe's kernels, where the step takes them."""
+    import inspect
+    from .train import train_step
+    known = inspect.signature(train_step).parameters
+    opts = {"flash": row.flash, "moe": row.moe}
+    return {k: v for k, v in opts.items() if v is not None and k in known}
+
+
+def _predict(row: Row):
+    """(spec, global batch, result, note on the batch): the recipe's batch, or, where the
+    model's HBM account says it does not fit, the largest halving of it that does."""
     from ..config import load_config
     from ..importers.llm import get_preset
     from .sharding import ParallelSpec, parse_spec
     from .topology import make_slice
     from .train import train_step
-    chip, model = load_config(chip_name), get_preset(model_name)
-    sl = make_slice(chip.ici, chip.dcn, shape=shape, slices=slices)
-    spec = parse_spec(spec_text) if spec_text else ParallelSpec(fsdp=sl.chips)
-    sizes = [per_chip] if per_chip is not None else [8, 4, 2, 1]
-    last: InputError | None = None
-    for b in sizes:
+    chip, model = load_config(row.chip), get_preset(row.model)
+    sl = make_slice(chip.ici, chip.dcn, shape=row.shape, slices=row.slices)
+    spec = parse_spec(row.spec) if row.spec else ParallelSpec(fsdp=sl.chips)
+    opts = _options(row)
+    first: InputError | None = None
+    b = row.batch
+    while True:
+        gb = round(b * sl.chips)
         try:
-            gb = round(b * sl.chips)
-            return spec, gb, train_step(chip, model, sl, spec, seq, gb, "full", 1, attention)
+            r = train_step(chip, model, sl, spec, row.seq, gb, row.remat, 1, row.attention,
+                           **opts)
+            note = "" if first is None else (f"; the recipe's {row.batch:g} sequences per chip do "
+                                             f"not fit the model's HBM account ({first})")
+            return spec, gb, r, note
         except InputError as exc:
-            last = exc
-    raise last
+            if "does not fit" not in str(exc):
+                raise
+            first = first or exc
+            if b <= 1 or gb % 2:
+                raise first
+            b /= 2
 
 
 def pod_checks() -> list[dict[str, Any]]:
     """Rows in ``tpusim.fidelity``'s column layout (``check``, ``case``, ``metric`` ...)."""
-    rows = []
-    for check, case, chip, model, shape, slices, spec, seq, per_chip, att, mfu, hfu, tps in ROWS:
+    out = []
+    for row in ROWS:
         try:
-            used, gb, r = _predict(chip, model, shape, slices, spec, seq, per_chip, att)
+            used, gb, r, batch_note = _predict(row)
         except InputError as exc:
-            rows.append(check_row(check=f"pods: {check}", case=case, metric="MFU", unit="fraction",
-                             measured=mfu, fitted_on=NO_FIT, status=f"error: {exc}"))
+            out.append(check_row(check=f"pods: {row.check}", case=row.case, metric="MFU",
+                                 unit="fraction", measured=row.mfu, fitted_on=NO_FIT,
+                                 status=f"error: {exc}"))
             continue
-        note = (f"sharding {used.label()} (recipe), remat full, {gb} x {seq} tokens per step, "
-                f"{r.hbm_gib_per_chip:.1f} GiB/chip")
-        for metric, unit, pred, meas in (("MFU", "fraction", r.mfu, mfu),
-                                         ("HFU", "fraction", r.hfu, hfu),
+        kernels = "".join(f", {k} {v}" for k, v in _options(row).items())
+        note = (f"sharding {used.label()} (recipe: {row.recipe}), remat {r.remat}{kernels}, "
+                f"{gb} x {row.seq} tokens per step, {r.hbm_gib_per_chip:.1f} GiB/chip, MFU with "
+                f"{row.attention} attention FLOPs{batch_note}")
+        for metric, unit, pred, meas in (("MFU", "fraction", r.mfu, row.mfu),
+                                         ("HFU", "fraction", r.hfu, row.hfu),
                                          ("tokens/s/chip", "tokens/s", r.tokens_per_s_per_chip,
-                                          tps)):
+                                          row.tokens_per_s)):
             if meas is not None:
-                rows.append(check_row(check=f"pods: {check}", case=case, metric=metric, unit=unit,
-                                 predicted=pred, measured=meas, fitted_on=NO_FIT, status="ok",
-                                 note=note))
-    return rows
+                out.append(check_row(check=f"pods: {row.check}", case=row.case, metric=metric,
+                                     unit=unit, predicted=pred, measured=meas, fitted_on=NO_FIT,
+                                     status="ok", note=note))
+    return out
 
 
-__all__ = ["ROWS", "pod_checks"]
+__all__ = ["ROWS", "Row", "pod_checks"]
