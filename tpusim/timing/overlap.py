@@ -149,7 +149,13 @@ def _range_sum(pieces, lo: int, hi: int) -> tuple[float, float, float]:
 
 
 def buffer_depth(chip: ChipConfig) -> int:
-    return max(2 if chip.memory.sram.double_buffered else 1, chip.timing.weight_fifo_depth)
+    """Buffer slots of a block pipeline on ``chip``, whose ``double_buffered`` the caller has
+    resolved for the layer (``auto``: :func:`tpusim.memory.double_buffered`)."""
+    db = chip.memory.sram.double_buffered
+    if db == "auto":
+        raise ValueError("buffer_depth: resolve double_buffered: auto for the layer first "
+                         "(tpusim.memory.with_double_buffered)")
+    return max(2 if db else 1, chip.timing.weight_fifo_depth)
 
 
 def flow_shop_cycles(plan: list[tuple[float, float, float]], bw: float, depth: int,
