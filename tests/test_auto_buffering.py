@@ -173,3 +173,22 @@ def test_fusion_under_auto_keeps_the_whole_buffer_for_a_serial_producer():
 def dataclass_batch(layer, batch):
     from tpusim.simulator import scale_batch
     return scale_batch(Workload("w", (layer,)), batch).layers[0]
+
+
+def test_a_sweep_over_true_false_auto_matches_single_runs(tmp_path):
+    """One columnar batch holding all three values (per-row buffering in one set of arrays): each
+    point's latency is its own simulate's; the parquet stores the mixed column as its text."""
+    import pandas as pd
+
+    from tests.conftest import run_cli
+    code, _, err = run_cli("sweep", "tpu_v4", "gpt2", "--set",
+                           "memory.sram.double_buffered=true,false,auto", "--out", tmp_path)
+    assert code == 0, err
+    df = pd.read_parquet(tmp_path / "sweep.parquet")
+    got = dict(zip(df["memory.sram.double_buffered"], df["latency_s"]))
+    assert set(got) == {"true", "false", "auto"}
+    for text, v in (("true", True), ("false", False), ("auto", "auto")):
+        chip = load_config("tpu_v4", **{"memory.sram.double_buffered": v})
+        assert got[text] == pytest.approx(tpusim.simulate(chip, "gpt2").summary["latency_s"],
+                                          rel=1e-12)
+    assert got["true"] < got["auto"] < got["false"]   # gpt2 has layers on both sides
