@@ -12,6 +12,7 @@ from tpusim.cores import gemm_double_buffered
 from tpusim.errors import InputError
 from tpusim.formats import get_format
 from tpusim.fusion import fuse
+from tpusim.importers import load_workload
 from tpusim.memory import double_buffered, operands_fit, with_double_buffered
 from tpusim.workload import Workload, make_layer
 
@@ -134,7 +135,7 @@ def test_auto_is_false_where_every_layer_fits_and_true_where_none_does(core):
     """On a shipped trace: with buffers large enough for every layer auto is bit for bit the
     serial run; with the smallest buffers the tile check allows, where no GEMM fits, it is bit
     for bit the double-buffered run (both paths, the summary and every row)."""
-    wl = tpusim.importers.load_workload("resnet50")
+    wl = load_workload("resnet50")
     big = {"memory.sram.input_kib": 2 ** 20, "memory.sram.weight_kib": 2 ** 20,
            "memory.sram.output_kib": 2 ** 20}
     small = {"memory.sram.input_kib": 64, "memory.sram.weight_kib": 64,
