@@ -193,3 +193,14 @@ def test_a_sweep_over_true_false_auto_matches_single_runs(tmp_path):
         assert got[text] == pytest.approx(tpusim.simulate(chip, "gpt2").summary["latency_s"],
                                           rel=1e-12)
     assert got["true"] < got["auto"] < got["false"]   # gpt2 has layers on both sides
+
+
+@pytest.mark.parametrize("core", ["reference", "columnar"])
+def test_the_event_engine_follows_the_same_decision(core):
+    """The simpy engine's buffer slots come from the same per-layer rule: auto is its serial run
+    on the layer that fits and its double-buffered run on the one that does not."""
+    def ev(db, layer):
+        r = tpusim.simulate(tiny(db), Workload("w", (layer,)), core=core, engine="event")
+        return float(r.layers.iloc[0]["cycles"])
+    assert ev("auto", FITS) == ev(False, FITS) == 98 != ev(True, FITS)
+    assert ev("auto", SPILLS) == ev(True, SPILLS) != ev(False, SPILLS) == 154
