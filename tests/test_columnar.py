@@ -66,6 +66,11 @@ def test_columnar_equals_reference(preset, model):
                                              "memory.sram.weight_kib": 64},
     {"array.cores": 2, "timing.wave_cycles": 200}, {"array.cores": 4, "array.dataflow": "os"},
     {"array.cores": 2, "timing.model": "scalesim"},
+    # auto: per-row buffering; small buffers so that some layers fit and some do not
+    {"memory.sram.double_buffered": "auto", "memory.sram.input_kib": 512,
+     "memory.sram.weight_kib": 512, "memory.sram.output_kib": 512},
+    {"memory.sram.double_buffered": "auto", "array.cores": 2, "timing.weight_fifo_depth": 1,
+     "memory.sram.output_kib": 1024},
 ])
 def test_columnar_equals_reference_off_the_presets(over):
     """Dataflows, array counts, buffer depths, an SRAM roof, re-fetches: the branches the

@@ -149,7 +149,8 @@ def _shipped():
     return sorted(p for p in WORKLOAD_DIR.rglob("*.csv"))
 
 
-# The calibrated tpu_v4 runs DMA and compute serially (one buffer slot). There the two engines
+# The calibrated tpu_v4 runs DMA and compute serially (one buffer slot) in a GEMM that fits its
+# buffers (double_buffered: auto). There the two engines
 # differ by design (docs/design.md): the event engine lets one array's load use the channel
 # while the others compute, the closed form gives every array a fixed share. They are compared
 # with the slot count at which both overlap; its fitted HBM efficiency (0.45) makes many layers

@@ -89,9 +89,19 @@ class SramConfig(_Model):
     bandwidth_bytes_per_cycle: float | None = Field(
         None, gt=0, description="SRAM bytes per cycle per array; default: what feeds the array")
     bank_kib: float = Field(1024, gt=0, description="largest bank one access touches (energy)")
-    double_buffered: bool = True
+    double_buffered: bool | Literal["auto"] = Field(
+        True, description="true: every GEMM's DMA ping-pongs two tiles per buffer (capacities "
+        "halved); false: serial DMA; auto: serial for a layer whose operands each fit their "
+        "buffer at once, double-buffered otherwise (tpusim.memory.double_buffered)")
     weights_persistent: bool = Field(
         False, description="weights that fit the weight buffer stay there across inferences")
+
+    @field_validator("double_buffered", mode="before")
+    @classmethod
+    def _buffering(cls, v: Any) -> Any:
+        if isinstance(v, bool) or v == "auto":
+            return v
+        raise ValueError(f"got {v!r}; allowed: true|false|auto")
 
 
 class HbmConfig(_Model):

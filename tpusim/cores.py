@@ -29,7 +29,8 @@ import math
 import numpy as np
 
 from .config import ChipConfig
-from .memory import Traffic
+from .formats import Format
+from .memory import Traffic, double_buffered
 from .workload import Layer
 
 # m is split between the cores in steps of 8 rows: the sublanes of a TPU vreg (8 x 128), the
@@ -113,6 +114,12 @@ def split_gemm(layer: Layer, chip: ChipConfig) -> Split:
     part = dataclasses.replace(layer, n=n, out_elements=layer.out_elements / f,
                                weight_elements=layer.weight_elements / f)
     return Split(part, f, float(c), f, f)
+
+
+def gemm_double_buffered(chip: ChipConfig, layer: Layer, fmt: Format) -> bool:
+    """Whether GEMM ``layer`` runs double-buffered on ``chip``: decided on the busiest core's
+    part against one core's buffers, as the simulator times it."""
+    return double_buffered(core_chip(chip), split_gemm(layer, chip).layer, fmt)
 
 
 def chip_traffic(t: Traffic, sp: Split) -> Traffic:

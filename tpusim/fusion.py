@@ -10,7 +10,8 @@ own and pays no per-op launch overhead). The pass marks as fused every vector ro
   elements; bias, batchnorm, activations, residual adds, quantize, BNN thresholds ...), or is the
   softmax of an attention block (a softmax after a GEMM with a dynamic second operand, QK^T);
 - and whose intermediate fits on chip: the producer's whole output, in its format, in the output
-  buffer (half of it when double-buffered). Assumption: the fused op consumes the producer's
+  buffer (half of it when double-buffered; under ``double_buffered: auto`` half exactly when
+  the producer is a GEMM the simulator pipelines, :func:`tpusim.memory.double_buffered`). Assumption: the fused op consumes the producer's
   output from the accumulators, so the intermediate must be held there; a real epilogue needs only
   a tile, so this fuses less than a compiler would.
 
@@ -26,7 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import ChipConfig, load_config
+from .cores import gemm_double_buffered
 from .formats import get_format
+from .simulator import scale_batch
 from .workload import Layer, Workload
 
 # Vector ops that touch each element of their input once, independently.
@@ -61,6 +64,18 @@ def _fits_kind(layer: Layer, producer: Layer) -> bool:
     return layer.op in ELEMENTWISE and layer.elements == producer.out_elements
 
 
+def _capacity(chip: ChipConfig, workload: Workload, p: Layer, batch: int, fmt) -> float:
+    """Output-buffer bytes the producer ``p`` leaves its intermediate at ``batch``: all of it
+    when ``p`` runs serially, half when double-buffered. Under auto a vector producer counts as
+    serial (its intermediate is held whole or not fused: the same fits-at-once rule)."""
+    s = chip.memory.sram
+    db = s.double_buffered
+    if db == "auto":
+        db = p.kind == "gemm" and gemm_double_buffered(
+            chip, scale_batch(dataclasses.replace(workload, layers=(p,)), batch).layers[0], fmt)
+    return s.output_kib * 1024 * (0.5 if db else 1.0)
+
+
 def fuse(workload: Workload, config: ChipConfig | str,
          batch: int = 1) -> tuple[Workload, list[FusedGroup]]:
     """``workload`` with every fusible chain fused (see the module docstring), and the groups;
@@ -70,8 +85,6 @@ def fuse(workload: Workload, config: ChipConfig | str,
     chain it. Fusing never adds HBM traffic: a fused row moves nothing, and the rows after it
     read what its producer left (``tests/test_fusion.py`` checks this over the zoo)."""
     chip = config if isinstance(config, ChipConfig) else load_config(config)
-    s = chip.memory.sram
-    cap = s.output_kib * 1024 * (0.5 if s.double_buffered else 1.0)
     layers = list(workload.layers)
     groups: list[FusedGroup] = []
     i = 0
@@ -82,6 +95,7 @@ def fuse(workload: Workload, config: ChipConfig | str,
             continue
         fmt = get_format(p.format or chip.default_format)
         inter = p.out_elements * batch * fmt.bytes_per_element
+        cap = _capacity(chip, workload, p, batch, fmt)
         members, already = [], []
         j = i + 1
         while j < len(layers) and _fits_kind(layers[j], p):

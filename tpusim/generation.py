@@ -34,7 +34,8 @@ from .errors import InputError
 from .formats import get_format
 from .importers.llm import LlmConfig, get_preset, llm_rows
 from .step_trace import _attention_rows, _groups, _shared_rows, step_rows  # noqa: F401
-from .memory import check_tile_fits, gemm_traffic_options, plan_residency, plan_weight_cache
+from .memory import (check_tile_fits, double_buffered, gemm_traffic_options, plan_residency,
+                     plan_weight_cache, with_double_buffered)
 from . import simulator as _sim
 from .layer_rules import invoke_cost, resolve_format as _resolve_format
 from .simulator import _Carry
@@ -187,6 +188,7 @@ class StepCostModel:
             clamp = self._clamp.get(static)
             if clamp is None:
                 one, part = core_chip(self.chip), split_gemm(layer, self.chip).layer
+                one = with_double_buffered(one, double_buffered(one, part, fmt))
                 at = array_timing(part, one, fmt.name)
                 clamp = self._clamp[static] = max(
                     first_tile_bytes(at, t)

@@ -61,11 +61,55 @@ def _kib(x: float) -> float:
     return x * 1024
 
 
+def operands_fit(layer: Layer, chip: ChipConfig, fmt: Format) -> bool:
+    """Each operand of one instance of GEMM ``layer`` fits its whole buffer at once: the input
+    and the weights at the layer's format, the output as its partial sums at the accumulator
+    width (the bytes :func:`gemm_traffic_options` compares with the buffers)."""
+    s, b = chip.memory.sram, fmt.bytes_per_element
+    return (layer.in_elements * b <= _kib(s.input_kib)
+            and layer.weight_elements * b <= _kib(s.weight_kib)
+            and layer.out_elements * fmt.accumulator_bytes <= _kib(s.output_kib))
+
+
+def double_buffered(chip: ChipConfig, layer: Layer, fmt: Format) -> bool:
+    """Whether GEMM ``layer`` runs double-buffered on ``chip`` (one core's part on one core)."""
+    db = chip.memory.sram.double_buffered
+    if db != "auto":
+        return db
+    # auto: a layer whose operands all fit their buffers has no next block to prefetch (one
+    # load, compute, one store), so it runs serially; a larger one is pipelined block by block,
+    # as Pallas/XLA double-buffer their HBM->VMEM copies (JAX docs, "TPU Pipelining",
+    # docs.jax.dev/en/latest/pallas/tpu/pipelining.html; pallas.tpu.BufferedRef).
+    return not operands_fit(layer, chip, fmt)
+
+
+_BUFFERED: dict[int, tuple[ChipConfig, dict[bool, ChipConfig]]] = {}
+
+
+def with_double_buffered(chip: ChipConfig, db: bool) -> ChipConfig:
+    """``chip`` with ``memory.sram.double_buffered`` set to ``db`` (itself unless it is auto;
+    memoised per chip object, as :func:`tpusim.cores.core_chip`)."""
+    if chip.memory.sram.double_buffered != "auto":
+        return chip
+    hit = _BUFFERED.get(id(chip))
+    if hit is None or hit[0] is not chip:
+        if len(_BUFFERED) > 256:
+            _BUFFERED.clear()
+        hit = _BUFFERED[id(chip)] = (chip, {})
+    out = hit[1].get(db)
+    if out is None:
+        s = chip.memory.sram
+        out = hit[1][db] = chip.model_copy(update={"memory": chip.memory.model_copy(
+            update={"sram": s.model_copy(update={"double_buffered": db})})})
+    return out
+
+
 def check_tile_fits(chip: ChipConfig, fmt: Format, source: str | None = None) -> None:
-    """One stationary tile (double-buffered when configured) must fit each buffer."""
+    """One stationary tile (double-buffered when configured, or when auto may pipeline a
+    layer) must fit each buffer."""
     r, c = chip.array.rows, chip.array.cols
     sram = chip.memory.sram
-    db = 2 if sram.double_buffered else 1
+    db = 1 if sram.double_buffered is False else 2
     need = {
         "weight_kib": db * r * c * fmt.bytes_per_element,
         "input_kib": db * r * c * fmt.bytes_per_element,
@@ -93,7 +137,7 @@ def gemm_traffic_options(layer: Layer, chip: ChipConfig, fmt: Format, input_resi
     """
     r, c, arrays = chip.array.rows, chip.array.cols, chip.array.count
     sram = chip.memory.sram
-    half = 0.5 if sram.double_buffered else 1.0
+    half = 0.5 if double_buffered(chip, layer, fmt) else 1.0
     b, b_acc = fmt.bytes_per_element, fmt.accumulator_bytes
     g = layer.groups
     m_stream = layer.m * layer.shared_weights   # rows through one weight set

@@ -25,8 +25,8 @@ from .cores import chip_traffic, core_chip, split_gemm
 from .energy import layer_energy
 from .errors import InputError
 from .formats import get_format
-from .memory import (check_tile_fits, gemm_traffic_options, plan_residency,
-                     plan_weight_cache, vector_traffic)
+from .memory import (check_tile_fits, double_buffered, gemm_traffic_options, plan_residency,
+                     plan_weight_cache, vector_traffic, with_double_buffered)
 from . import roofline
 from .roofline import bound_of
 from .timing import array_timing, vector_time
@@ -143,6 +143,7 @@ def _gemm(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, cach
     ``idle_bytes_left`` bounds the idle with; 0 on the scalesim path); on a multi-core chip the
     busiest core's part is timed on one core (:mod:`tpusim.cores`)."""
     one, sp = core_chip(chip), split_gemm(layer, chip)
+    one = with_double_buffered(one, double_buffered(one, sp.layer, fmt))   # auto: per layer
     at = array_timing(sp.layer, one, fmt.name)
     best = None
     most = 0.0

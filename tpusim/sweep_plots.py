@@ -157,7 +157,8 @@ def line_figure(df: pd.DataFrame, x: str, series: list[str], title: str,
         return fig
     numeric = pd.api.types.is_numeric_dtype(df[x])
     for gi, (vals, g) in enumerate(_groups(ok, series)):
-        g = g.sort_values(x)
+        # a categorical axis may mix types (double_buffered: true, false, auto): sort as text
+        g = g.sort_values(x) if numeric else g.sort_values(x, key=lambda c: c.astype(str))
         for i, (col, name, _) in enumerate(metrics):
             color = qualitative.Plotly[gi % len(qualitative.Plotly)]
             fig.add_scatter(x=g[x], y=g[col], mode="lines+markers", name=_label(vals) or name,

@@ -193,7 +193,10 @@ def _gemm_blocks(b: _Builder, chip, layer, fmt, m: dict, t0: float, row: int,
     if not first and b.tl.blocks_drawn + len(plan) > BLOCK_BUDGET:
         return False
     share = b.bw / arrays
-    s = flow_shop_schedule(plan, share, buffer_depth(chip))
+    from .cores import gemm_double_buffered
+    from .memory import with_double_buffered
+    depth = buffer_depth(with_double_buffered(chip, gemm_double_buffered(chip, layer, fmt)))
+    s = flow_shop_schedule(plan, share, depth)
     ov, sram = lt.overhead_cycles, lt.stall_sram_cycles
     span = lt.cycles - ov - sram
     if s.makespan > span + 1e-6 * max(1.0, span):

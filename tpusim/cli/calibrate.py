@@ -115,7 +115,7 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
     \b
     Example:
       tpusim calibrate tpu_v4 tpu_v4_gemm_calibration.csv \\
-        --set memory.sram.double_buffered=false --set timing.weight_fifo_depth=1 \\
+        --set memory.sram.double_buffered=auto --set timing.weight_fifo_depth=1 \\
         --fit timing.overhead_cycles_per_op --fit memory.hbm.efficiency --fit formats.fp16.rate \\
         --fit timing.wave_cycles --format fp16 --loss median --out results/tpu_v4.yaml
     """

@@ -22,7 +22,6 @@ from ..cores import core_scalars, scale_column, split_columns
 from ..energy import mac_pj, sram_pj_per_bit, vector_op_pj
 from ..formats import XNOR_KINDS, get_format
 from ..memory import check_tile_fits, plan_weight_cache
-from ..timing.overlap import buffer_depth
 from ..timing.vector import layer_vector_cost
 from ..workload import Workload
 from . import kernels as K
@@ -176,7 +175,8 @@ def _point_arrays(pt: Point) -> tuple[dict, list]:
         "dataflow": {"ws": K.WS, "os": K.OS, "is": K.IS}[chip.array.dataflow],
         "load": t.weight_load_cycles or chip.array.rows, "issue": t.issue_efficiency,
         "wave": t.wave_cycles,
-        "depth": buffer_depth(chip), "half": 0.5 if s.double_buffered else 1.0,
+        "auto": s.double_buffered == "auto", "db": s.double_buffered is True,
+        "fifo": t.weight_fifo_depth,
         "cap_in": s.input_kib * 1024, "cap_w": s.weight_kib * 1024, "cap_out": s.output_kib * 1024,
         "sram_bw": s.bandwidth_bytes_per_cycle or 0.0, "bpc": chip.hbm_bytes_per_cycle,
         "scalesim": t.model == "scalesim", "overhead": t.overhead_cycles_per_op,
@@ -212,6 +212,7 @@ def _kernels(p: dict) -> dict:
     pv = {k: a[v] for k, a in p.items()}
     # a multi-core chip: the busiest core's part of each GEMM, timed on one core (tpusim.cores)
     pg, fac = split_columns({k: a[g] for k, a in p.items()})
+    _buffering(pg)
     at = K.array_timing(pg)
     one, two, second = K.gemm_traffic(pg)
     vt = K.vector_traffic(pv)
@@ -279,6 +280,18 @@ def _kernels(p: dict) -> dict:
     out["bwe"] = bwe
     out["event_in"] = (g, at, (one, two), pg)   # what the event engine's plans are built from
     return out
+
+
+def _buffering(pg: dict) -> None:
+    """Per GEMM row (the busiest core's part, one core's buffers) the capacity factor and the
+    buffer depth, vectorised: :func:`tpusim.memory.double_buffered` (auto: pipelined unless
+    every operand fits its buffer) and :func:`tpusim.timing.overlap.buffer_depth`."""
+    b = pg["b"]
+    fits = ((pg["in_el"] * b <= pg["cap_in"]) & (pg["w_el"] * b <= pg["cap_w"])
+            & (pg["out_el"] * pg["b_acc"] <= pg["cap_out"]))
+    db = np.where(pg["auto"] > 0, ~fits, pg["db"] > 0)
+    pg["half"] = np.where(db, 0.5, 1.0)
+    pg["depth"] = np.maximum(np.where(db, 2.0, 1.0), pg["fifo"])
 
 
 def _used_full(rows: int, g: np.ndarray, at: dict) -> np.ndarray:

@@ -121,7 +121,7 @@ class _Store:
         from ..results import write_all
         df = _with_rows(df, self.foreign)
         files = {
-            "sweep.parquet": lambda p: df.to_parquet(p, index=False),
+            "sweep.parquet": lambda p: _to_parquet(df, p),
             # streamed to the file in pieces: never the whole text in memory at once
             "sweep.csv": lambda p: csv_safe(df).to_csv(p, index=False, lineterminator="\n"),
         }
@@ -166,3 +166,20 @@ def _with_rows(df: pd.DataFrame, extra: list[dict[str, Any]]) -> pd.DataFrame:
             if vals.notna().sum() == both[c].notna().sum() and (vals.dropna() % 1 == 0).all():
                 both[c] = vals.astype("Int64")
     return both
+
+
+def _to_parquet(df: pd.DataFrame, path: Path) -> None:
+    """``df`` as parquet, which stores one type per column: a swept field whose values mix types
+    (``double_buffered``: true, false, auto) is written as its text, as YAML spells it."""
+    import pyarrow as pa
+    try:
+        df.to_parquet(path, index=False)
+        return
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object and out[c].dropna().map(type).nunique() > 1:
+            out[c] = out[c].map(lambda v: v if v is None else
+                                str(v).lower() if isinstance(v, bool) else str(v))
+    out.to_parquet(path, index=False)

@@ -10,9 +10,9 @@ resources in series (the HBM channel, then the array) as a recurrence over at mo
 the bandwidth. :mod:`tpusim.timing.overlap_event` runs the same blocks as simpy processes sharing one FIFO
 channel, and the two agree within 1% on every shipped workload (1.5% on the calibrated
 tpu_v4 with two buffer slots). With one slot (DMA and compute serial, as the calibrated tpu_v4
-runs) they differ by design, up to 25% on the shipped workloads: the event engine lets one
-array's load use the whole channel while the others compute, the closed form gives every array
-a fixed share (assumption: the fair share, which the calibration was fitted with).
+runs a GEMM that fits its buffers) they differ by design, up to 25% on the shipped workloads:
+the event engine lets one array's load use the whole channel while the others compute, the
+closed form gives every array a fixed share (assumption: the fair share, which the calibration was fitted with).
 
 Every byte crosses the channel, so ``cycles >= hbm_bytes / bandwidth``, and every fold runs, so
 ``cycles >= compute``. Stall cycles (``cycles - compute``) are split by cause in proportion to
@@ -149,7 +149,13 @@ def _range_sum(pieces, lo: int, hi: int) -> tuple[float, float, float]:
 
 
 def buffer_depth(chip: ChipConfig) -> int:
-    return max(2 if chip.memory.sram.double_buffered else 1, chip.timing.weight_fifo_depth)
+    """Buffer slots of a block pipeline on ``chip``, whose ``double_buffered`` the caller has
+    resolved for the layer (``auto``: :func:`tpusim.memory.double_buffered`)."""
+    db = chip.memory.sram.double_buffered
+    if db == "auto":
+        raise ValueError("buffer_depth: resolve double_buffered: auto for the layer first "
+                         "(tpusim.memory.with_double_buffered)")
+    return max(2 if db else 1, chip.timing.weight_fifo_depth)
 
 
 def flow_shop_cycles(plan: list[tuple[float, float, float]], bw: float, depth: int,
