@@ -53,6 +53,7 @@ from ..importers.llm import LlmConfig, llm_rows
 from .collectives import all_gather, all_reduce, all_to_all, permute, reduce_scatter
 from .costs import simulate_rows
 from .flash import FLASH_BLOCK, FORWARD_ROWS, flash_attention, flash_backward
+from .flash_blocks import FlashBlocks
 from .moe import megablox_rows
 from .schedule import Schedule, StepParts, schedule
 from .sharding import ParallelSpec, Placement, check_spec, place
@@ -146,10 +147,11 @@ def model_flops_per_token(model: LlmConfig, seq: int,
 def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                global_batch: int, remat: str = "full", microbatches: int = 1,
                attention: Literal["causal", "full"] = "causal",
-               memo: bool = True) -> TrainResult:
+               memo: bool = True, flash: FlashBlocks | None = None) -> TrainResult:
     """Time, memory and MFU of one step (module docstring). One-line InputErrors for specs that
     do not divide the chips, the model or the batch, and for a shard that does not fit HBM
-    (checked before anything is simulated). ``memo=False``: price the shard afresh."""
+    (checked before anything is simulated). ``memo=False``: price the shard afresh. ``flash``:
+    the flash kernels' block sizes per pass and backward variant (default: 1,024, fused)."""
     if remat not in REMATS:
         raise InputError("--remat", None, remat, "allowed: " + "|".join(REMATS))
     for name, v in (("--seq", seq), ("--global-batch", global_batch),
@@ -172,8 +174,9 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     # The simulated stage carries the embedding and the LM head too: with pp > 1 it stands for
     # the slowest stage, which sets the pipeline's pace.
     fwd = llm_rows(shard, "prefill", batch=mb, seq=seq, kv_len=seq)
-    fwd = flash_attention(fwd, shard.heads // shard.kv_heads, seq)
-    bwd = backward_rows(fwd, flash_backward(fwd, shard.heads // shard.kv_heads, seq))
+    group = shard.heads // shard.kv_heads
+    fwd = flash_attention(fwd, group, seq, blocks=flash)
+    bwd = backward_rows(fwd, flash_backward(fwd, group, seq, blocks=flash))
     block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
     redo = {"none": [], "full": block,
             "minimal": [r for r in block if r["op"] != "matmul"]}[remat]
@@ -321,7 +324,7 @@ def _saved_per_layer(fwd: list[dict[str, Any]], sp: int) -> dict[str, float]:
     o_proj = next((b for b in block if b["name"] == "o_proj"), None)
     mm = vec = 0.0
     for r in block:
-        if r["name"] in ("attn_qk", "attn_softmax", "attn_out"):
+        if r["name"] in ("attn_qk", "attn_softmax", "attn_rescale", "attn_out"):
             continue
         # Flash attention's output is what o_proj reads (tokens x heads x head_dim), not its
         # per-tile partial outputs; its scores are never kept (the backward recomputes them).
@@ -344,5 +347,5 @@ def _saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: i
 
 
 __all__ = ["TrainResult", "train_step", "shard_config", "backward_rows", "simulate_rows",
-           "flash_attention", "flash_backward", "FLASH_BLOCK",
+           "flash_attention", "flash_backward", "FLASH_BLOCK", "FlashBlocks",
            "model_flops_per_token", "REMATS"]
