@@ -55,3 +55,24 @@ def test_parse_rejects_bad_input_in_one_line(text, match):
     with pytest.raises(InputError, match=match) as e:
         FlashBlocks.parse(text)
     assert "\n" not in str(e.value) and str(e.value).startswith("--flash-blocks")
+
+
+def test_cli_train_takes_flash_blocks_and_records_them(cli, tmp_path):
+    import json
+    args = ("train", "tpu_v5e", "gpt2", "--chips", "8", "--seq", "1024", "--parallel", "fsdp=8")
+    code, _, err = cli(*args, "--out", tmp_path / "a", "--flash-blocks", "q=512,fused_bwd=2")
+    assert code == 2 and "fused_bwd: got '2'; must be 0 or 1" in err and "Traceback" not in err
+    assert not (tmp_path / "a").exists()
+    runs = {}
+    for name, text in (("fused", None), ("unfused", "q=512,kv=256,fused_bwd=0")):
+        extra = ("--flash-blocks", text) if text else ()
+        code, _, err = cli(*args, "--out", tmp_path / name, *extra)
+        assert code == 0, err
+        runs[name] = json.loads((tmp_path / name / "train.json").read_text())
+    assert runs["fused"]["flash_blocks"] == {**{k: 1024 for k in (
+        "q", "kv", "kv_compute", "q_dkv", "kv_dkv", "kv_dkv_compute", "q_dq", "kv_dq")},
+        "fused_bwd": True}
+    assert runs["unfused"]["flash_blocks"]["kv_compute"] == 256
+    assert not runs["unfused"]["flash_blocks"]["fused_bwd"]
+    # the dQ kernel recomputes S and dP: more work, a slower step at the same MFU numerator
+    assert runs["unfused"]["step_s"] > runs["fused"]["step_s"]

@@ -17,7 +17,8 @@ from dataclasses import dataclass, fields, replace
 
 from ..errors import InputError
 
-FLASH_BLOCK = 1024        # flash-attention tile edge (assumption; MaxText recipes: sa_block 1024-2048)
+# Default tile edge of every pass (assumption; MaxText recipes set sa_block_* 1024-2048).
+FLASH_BLOCK = 1024
 OPTION = "--flash-blocks"
 _INTS = ("q", "kv", "kv_compute", "q_dkv", "kv_dkv", "kv_dkv_compute", "q_dq", "kv_dq")
 
