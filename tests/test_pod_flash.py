@@ -8,7 +8,8 @@ import pytest
 from tpusim.config import load_config
 from tpusim.importers.llm import custom_config, llm_rows
 from tpusim.pod.costs import simulate_rows
-from tpusim.pod.flash import DS_OPS, P_OPS, flash_attention, flash_backward
+from tpusim.pod.flash import DS_OPS, FORWARD_ROWS, P_OPS, flash_attention, flash_backward
+from tpusim.pod.flash_blocks import FlashBlocks
 from tpusim.pod.sharding import ParallelSpec
 from tpusim.pod.topology import make_slice
 from tpusim.pod.train import backward_rows, train_step
@@ -129,3 +130,103 @@ def test_hbm_field_is_validated_and_normalised():
     for bad in ("x", "ii", ""):
         with pytest.raises(InputError, match="column hbm"):
             make_layer({**row, "hbm": bad})
+
+
+# Per-pass blocks (pod/flash_blocks.py). The recipe-like case below, hand counted for one layer,
+# 1 sequence of 4096, 2 KV heads x G = 4 query heads, d = 64, bf16:
+# forward q 1024 x kv 512 in 2 steps of 256: nq = 4, nk = 8, causal tiles 2 + 4 + 6 + 8 = 20;
+# dK/dV kernel q 2048 x kv 512 (steps of 256) and dQ kernel q 2048 x kv 512: nq = 2, nk = 8,
+# causal tiles 4 + 8 = 12 each.
+UNFUSED = FlashBlocks(q=1024, kv=512, kv_compute=256, q_dkv=2048, kv_dkv=512,
+                      kv_dkv_compute=256, q_dq=2048, kv_dq=512, fused_bwd=False)
+
+
+def _blocked(seq, blocks, batch=1):
+    fwd = flash_attention(llm_rows(TINY, "prefill", batch=batch, seq=seq), G, seq,
+                          blocks=blocks)
+    return fwd, flash_backward(fwd, G, seq, blocks=blocks)
+
+
+def _gemm_macs(rows):
+    return sum(make_layer(r).macs * r.get("count", 1) for r in rows
+               if r["op"] == "matmul")
+
+
+def test_default_blocks_are_the_square_fused_kernel():
+    assert _blocked(4096, FlashBlocks()) == _kernel(4096, batch=1)
+    assert _blocked(4096, FlashBlocks.square(512)) == _kernel(4096, batch=1, block=512)
+
+
+def test_unfused_backward_runs_four_then_three_gemms_per_tile():
+    fwd, bwd = _blocked(4096, UNFUSED)
+    heads = TINY.layers * TINY.kv_heads                  # layers x sequences x KV heads
+    gemms = [r for r in bwd if r["op"] == "matmul"]
+    assert [r["name"] for r in gemms] == [
+        "attn_bwd_s", "attn_bwd_dv", "attn_bwd_dp", "attn_bwd_dk",            # dK/dV, step 1
+        "attn_bwd_s_step", "attn_bwd_dv_step", "attn_bwd_dp_step", "attn_bwd_dk_step",
+        "attn_dq_s", "attn_dq_dp", "attn_dq_dq"]                              # dQ kernel
+    by = {r["name"]: r for r in bwd}
+    assert by["attn_bwd_s"]["count"] == by["attn_bwd_s_step"]["count"] == heads * 12
+    assert (by["attn_bwd_s"]["m"], by["attn_bwd_s"]["k"], by["attn_bwd_s"]["n"]) == \
+        (G * 2048, D, 256)
+    assert by["attn_dq_s"]["count"] == heads * 12 and by["attn_dq_s"]["n"] == 512
+    tile = G * 2048 * 512 * D                             # MACs of one GEMM over a whole tile
+    assert _gemm_macs(bwd) == 7 * 12 * tile * heads
+    # forward: 20 tiles x 2 steps of QK^T and AV at 256 keys, the rescale on the second step
+    by_f = {r["name"]: r for r in fwd}
+    assert by_f["attn_qk"]["count"] == heads * 40 and by_f["attn_qk"]["n"] == 256
+    assert _gemm_macs([by_f["attn_qk"], by_f["attn_av"]]) == 2 * 20 * (G * 1024 * 512 * D) * heads
+    assert by_f["attn_rescale"]["count"] == heads * 20
+    assert by_f["attn_rescale"]["elements"] * by_f["attn_rescale"]["ops_per_element"] == \
+        2 * G * 1024 * D
+    assert by["attn_dq_in"]["count"] == by["attn_dq_out"]["count"] == heads * 2
+
+
+@pytest.mark.parametrize("core", ["reference", "columnar"])
+def test_unfused_hbm_bytes_are_the_two_kernels_loop_orders(core):
+    fwd, bwd = _blocked(4096, UNFUSED)
+    heads, b = 2, 2
+    gsd, kblk = 1_048_576, 32_768                        # G S d; a 512-key K/V block, 512 x 64
+    qblk = 4 * 2048 * 64                                 # a 2048-row Q/dO/dQ block of G heads
+    att = [r for r in fwd if r["name"] in FORWARD_ROWS]
+    # forward: K_j, V_j per tile (20), Q read and O written once
+    assert _hbm_per_layer(att, core) == (heads * b * (2 * 20 * kblk + gsd), heads * b * gsd)
+    reads = (2 * gsd                       # D: dO and O
+             + 2 * 12 * qblk               # dK/dV kernel: Q_i, dO_i per tile
+             + 2 * 8 * kblk                # ... K_j, V_j per key block
+             + 2 * 12 * kblk               # dQ kernel: K_j, V_j per tile
+             + 2 * 2 * qblk)               # ... Q_i, dO_i per query block
+    writes = 2 * 8 * kblk + 2 * qblk       # dK_j, dV_j per key block; dQ_i per query block
+    assert reads == 18_087_936 and writes == 1_572_864
+    assert _hbm_per_layer(bwd, core) == (heads * b * reads, heads * b * writes)
+
+
+@pytest.mark.parametrize("core", ["reference", "columnar"])
+def test_inner_steps_keep_the_bytes_and_macs_of_their_tile(core):
+    whole = FlashBlocks(q=1024, kv=512, kv_compute=512, q_dkv=2048, kv_dkv=512,
+                        kv_dkv_compute=512)
+    split = FlashBlocks(q=1024, kv=512, kv_compute=128, q_dkv=2048, kv_dkv=512,
+                        kv_dkv_compute=128)
+    (fw, bw), (fs, bs) = _blocked(4096, whole), _blocked(4096, split)
+    assert _gemm_macs(fw) == _gemm_macs(fs) and _gemm_macs(bw) == _gemm_macs(bs)
+    assert _hbm_per_layer(bw, core) == _hbm_per_layer(bs, core)
+    assert _hbm_per_layer([r for r in fw if r["name"] in FORWARD_ROWS], core) == \
+        _hbm_per_layer([r for r in fs if r["name"] in FORWARD_ROWS], core)
+    assert max(r["n"] for r in bs if r["name"].startswith("attn_bwd_s")) == 128
+    # the fused backward: dQ_i read and written per tile, on the first step only
+    assert sum(1 for r in bs if r["name"] == "attn_bwd_dq_step" and r["hbm"] == "none") == 1
+
+
+def test_hfu_counts_the_unfused_kernels_recomputed_gemms():
+    sl = make_slice(CHIP.ici, CHIP.dcn, shape="1")
+    kw = dict(seq=4096, global_batch=1, remat="none", attention="causal")
+    r = train_step(CHIP, TINY, sl, ParallelSpec(), flash=UNFUSED, **kw)
+    fwd, att = _blocked(4096, UNFUSED)
+    rows = fwd + backward_rows(fwd, att)
+    macs = sum(m for _, m in simulate_rows(CHIP, rows, per_instance=True))
+    assert r.hfu == pytest.approx(2 * macs / (r.step_s * CHIP.peak_tops("bf16") * 1e12))
+    fused = train_step(CHIP, TINY, sl, ParallelSpec(), flash=FlashBlocks(
+        q=1024, kv=512, kv_compute=256, q_dkv=2048, kv_dkv=512, kv_dkv_compute=256), **kw)
+    # the same tiles, two more GEMMs each (S and dP recomputed in the dQ kernel); same MFU
+    # numerator, so the extra work shows as a longer step
+    assert r.step_s > fused.step_s

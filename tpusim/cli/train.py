@@ -1,6 +1,7 @@
 """``tpusim train``: one LLM training step on a multi-chip slice (tpusim/pod/train.py)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -33,6 +34,12 @@ from .common import parse_sets, plotlyjs_option, set_option
               help="Microbatches per step (pipeline / gradient accumulation; default 1, or pp).")
 @click.option("--attention", type=click.Choice(["causal", "full"]), default="causal",
               show_default=True, help="MFU counts causal attention FLOPs halved (MaxText) or not.")
+@click.option("--flash-blocks", "flash_blocks", default=None,
+              metavar="q=..,kv=..,kv_compute=..,q_dkv=..,kv_dkv=..,kv_dkv_compute=..,q_dq=..,"
+                      "kv_dq=..,fused_bwd=0|1",
+              help="Flash-attention block sizes per pass (the splash kernel's, MaxText's "
+                   "sa_block_* keys) and the fused or unfused backward; keys not given keep "
+                   "the default 1024, fused.")
 @click.option("--top", type=int, default=5, show_default=True,
               help="Search: how many of the best shardings to report.")
 @click.option("--hidden", type=int, help="custom MODEL: hidden size.")
@@ -57,8 +64,9 @@ from .common import parse_sets, plotlyjs_option, set_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for train.json (default results/train-<config>-<model>/).")
 def train(config, model, chips, topology, slices, seq, global_batch, batch_per_chip, parallel,
-          remat, microbatches, attention, top, hidden, layers, heads, kv_heads, head_dim, ffn,
-          vocab, experts, top_k, act, gated, parallel_block, trace_path, sets, out_dir):
+          remat, microbatches, attention, flash_blocks, top, hidden, layers, heads, kv_heads,
+          head_dim, ffn, vocab, experts, top_k, act, gated, parallel_block, trace_path, sets,
+          out_dir):
     """One training step of MODEL (an LLM preset, e.g. llama2_70b, or ``custom`` with its
     dimensions as options) on chip CONFIG's slice.
 
@@ -84,6 +92,8 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     from ..pod.train import train_step
 
     policy = parse_remat(remat) if remat is not None else None   # syntax, before anything runs
+    from ..pod.flash_blocks import FlashBlocks
+    flash = FlashBlocks.parse(flash_blocks) if flash_blocks is not None else None
     chip = load_config(config, **parse_sets(sets))
     out = out_dir or None
     if trace_path is not None:   # checked before anything is simulated or written
@@ -119,13 +129,14 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     if parallel is not None:
         spec = parse_spec(parallel)
         mbs = microbatches or (spec.pp if spec.pp > 1 else 1)
-        r = train_step(chip, cfg, sl, spec, seq, gb, policy or "full", mbs, attention)
+        r = train_step(chip, cfg, sl, spec, seq, gb, policy or "full", mbs, attention,
+                       flash=flash)
         picked = [(spec.label(), r.remat, mbs, r)]
         how = "given"
     else:
         found = search(chip, cfg, sl, seq, gb, top=top,
                        remats=(policy,) if policy else ("none", "minimal", "full"),
-                       attention=attention)
+                       attention=attention, flash=flash)
         picked = [(c.spec.label(), c.remat, c.microbatches, c.result) for c in found]
         how = "searched"
     best = picked[0][3]
@@ -133,6 +144,7 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     record = {**best.as_dict(), "remat": picked[0][1], "microbatches": picked[0][2],
               "sharding": how, "config": chip.name, "model": cfg.name, "seq": seq,
               "global_batch": gb, "attention": attention,
+              "flash_blocks": dataclasses.asdict(flash or FlashBlocks()),
               "alternatives": [{"parallel": p, "remat": rm, "microbatches": m,
                                 "step_s": x.step_s, "mfu": x.mfu,
                                 "hbm_gib_per_chip": x.hbm_gib_per_chip}

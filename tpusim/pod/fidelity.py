@@ -109,9 +109,10 @@ ROWS: list[Row] = [
 def _options(row: Row) -> dict[str, Any]:
     """The train step's keyword arguments for the recipe's kernels, where the step takes them."""
     import inspect
+    from .flash_blocks import FlashBlocks
     from .train import train_step
     known = inspect.signature(train_step).parameters
-    opts = {"flash": row.flash, "moe": row.moe}
+    opts = {"flash": row.flash and FlashBlocks.parse(row.flash), "moe": row.moe}
     return {k: v for k, v in opts.items() if v is not None and k in known}
 
 
@@ -157,7 +158,8 @@ def pod_checks() -> list[dict[str, Any]]:
                                  unit="fraction", measured=row.mfu, fitted_on=NO_FIT,
                                  status=f"error: {exc}"))
             continue
-        kernels = "".join(f", {k} {v}" for k, v in _options(row).items())
+        kernels = "".join(f", {k} {v}" for k, v in (("flash blocks", row.flash),
+                                                     ("MoE", row.moe)) if v is not None)
         note = (f"sharding {used.label()} (recipe: {row.recipe}), remat {r.remat}{kernels}, "
                 f"{gb} x {row.seq} tokens per step, {r.hbm_gib_per_chip:.1f} GiB/chip, MFU with "
                 f"{row.attention} attention FLOPs{batch_note}")

@@ -1,34 +1,54 @@
 """Attention as the flash kernels run it in training: the forward (:func:`flash_attention`) and
-the backward (:func:`flash_backward`), one row instance per (query block, key block) tile.
+the backward (:func:`flash_backward`), one row instance per (query block, key block) tile, or
+per inner compute step of a tile when the kernel splits its key block (block sizes per pass:
+``pod/flash_blocks.py``).
 
 The backward follows FlashAttention-2 (Dao 2023, Algorithm 2), which the JAX Pallas splash kernel
-runs as one fused kernel when ``use_fused_bwd_kernel`` is set (dQ, dK and dV in a single kernel;
-the unfused variant recomputes S and dP a second time in a separate dQ kernel). Per tile:
-S = Q K^T recomputed, P = exp(S - L) from the saved log-sum-exp L, dV += P^T dO, dP = dO V^T,
-dS = P * (dP - D), dQ += dS K, dK += dS^T Q: five GEMMs, with S, P, dP and dS score-sized tiles
-that stay in VMEM. D = rowsum(dO * O) is computed once per row before the tiles.
+runs as one fused kernel when ``use_fused_bwd_kernel`` is set (dQ, dK and dV in a single kernel).
+Per tile: S = Q K^T recomputed, P = exp(S - L) from the saved log-sum-exp L, dV += P^T dO,
+dP = dO V^T, dS = P * (dP - D), dQ += dS K, dK += dS^T Q: five GEMMs, with S, P, dP and dS
+score-sized tiles that stay in VMEM. D = rowsum(dO * O) is computed once per row before the
+tiles. Unfused (splash's default, MaxText ``sa_use_fused_bwd_kernel: False``), two kernels with
+blocks of their own: the dK/dV kernel (key blocks outer, query blocks inner: S, P, dV, dP, dS, dK;
+four GEMMs) and the dQ kernel (query blocks outer, key blocks inner: S, P and dP recomputed a
+second time, dS, dQ += dS K; three GEMMs), seven GEMMs per tile in all.
 
 HBM bytes are the kernels' own (each tile row says which of its streams cross HBM on every
 repeat, the ``hbm`` field; the rest stay in VMEM across the tile loop), per (layer, sequence,
-KV head) with G query heads per KV head, S query rows, d the head dimension, bq x bk tiles, nk
-key blocks and T tiles, in elements of the activation dtype:
+KV head) with G query heads per KV head, S query rows, d the head dimension, bq x bk tiles, nq
+query and nk key blocks and T tiles (each pass its own), in elements of the activation dtype:
 
 * forward (FA2 Algorithm 1: query blocks outer): K_j and V_j per tile, Q_i read and O_i written
   once per query block: 2 T bk d + 2 G S d.
-* backward (FA2 Algorithm 2: key blocks outer): D's pre-pass reads dO and O (2 G S d); per tile
-  Q_i and dO_i read and dQ_i read and written (4 G bq d); per key block K_j and V_j read and
+* fused backward (FA2 Algorithm 2: key blocks outer): D's pre-pass reads dO and O (2 G S d); per
+  tile Q_i and dO_i read and dQ_i read and written (4 G bq d); per key block K_j and V_j read and
   dK_j and dV_j written (4 bk d): 2 G S d + 4 T G bq d + 4 nk bk d.
+* unfused backward: D's pre-pass (2 G S d); the dK/dV kernel reads Q_i and dO_i per tile and
+  K_j, V_j, writes dK_j, dV_j per key block (2 T G bq d + 4 nk bk d); the dQ kernel reads K_j
+  and V_j per tile and Q_i, dO_i, writes dQ_i per query block (2 T bk d + 3 nq G bq d).
 
-Assumption: the fp32 per-row statistics (L written by the forward, L and D read per backward
-tile, D written by the pre-pass) are left out, 2/d of the O bytes each. The per-block rows
-(``attn_out``, ``attn_bwd_kv``) run after their tiles, so their HBM time is not overlapped with
+An inner compute step (``kv_compute``, ``kv_dkv_compute``: bkc keys of the key block already in
+VMEM) runs the tile's GEMMs at bq x d x bkc and its fused vector work on bq x bkc scores; it moves
+no bytes of its own beyond the forward's K and V slices. The forward rescales its O accumulator
+once per inner step (alpha O + PV: 2 ops per element of G bq x d, ``attn_rescale``). Assumption:
+the softmax's 5 ops per score already cover one running-max update and rescale per tile (the
+divide, which flash defers to the end, is one of them), so ``attn_rescale`` counts the further
+steps only; the dK/dV kernel's steps accumulate into disjoint slices of dK and dV, no extra work.
+
+Assumptions: the fp32 per-row statistics (L written by the forward, L and D read per backward
+tile, D written by the pre-pass) are left out, 2/d of the O bytes each. The G query heads of a KV
+head are stacked as the rows of one tile (splash's grid runs one query head per step, so its
+forward and dQ kernels fetch K_j and V_j once per query head: G times the bytes above, which
+keep those kernels compute-bound all the same). The per-block rows (``attn_out``, ``attn_bwd_kv``,
+``attn_dq_in``, ``attn_dq_out``) run after their tiles, so their HBM time is not overlapped with
 the tile GEMMs as the kernel's prefetch would (an over-count of at most their HBM time).
 """
 from __future__ import annotations
 
 from typing import Any
 
-FLASH_BLOCK = 1024        # flash-attention tile edge (assumption; MaxText recipes: sa_block 1024-2048)
+from .flash_blocks import FLASH_BLOCK, FlashBlocks, tiling
+
 # Vector ops per score element of the backward, fused into the GEMM that produces their input:
 # after S, the softmax scale (1 multiply), minus L (1 subtract), exp (1); after dP, minus D
 # (1 subtract), times P (1 multiply). Assumption: the causal mask of the diagonal tiles is free.
@@ -37,8 +57,12 @@ D_OPS = 2                 # D = rowsum(dO * O): one multiply and one add per ele
 # Vector ops per element of a block written once (assumption): the forward's O_i / l_i at the
 # end of its row block; the backward's softmax scale on dK_j (dV_j's cast rides along).
 OUT_OPS = 1
+RESCALE_OPS = 2           # the forward's O <- alpha O + P V per inner step: multiply, add
+# Vector ops per element the dQ kernel loads once per query block (Q_i, dO_i): its cast of dO
+# to the operand dtype (assumption; the row exists to charge the bytes).
+LOAD_OPS = 1
 # The forward rows :func:`flash_attention` writes, which the backward kernel's rows replace.
-FORWARD_ROWS = ("attn_qk", "attn_softmax", "attn_av", "attn_out")
+FORWARD_ROWS = ("attn_qk", "attn_softmax", "attn_av", "attn_rescale", "attn_out")
 
 
 def _dtype(row: dict[str, Any]) -> dict[str, Any]:
@@ -46,93 +70,140 @@ def _dtype(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k == "act_dtype"}
 
 
-def _tiling(seq: int, kv: int, block: int, causal: bool) -> tuple[int, int, int, int]:
-    """(bq, bk, tiles, key blocks): causal prefill runs nq (nq + 1) / 2 of the nq^2 tiles."""
-    bq, bk = min(block, seq), min(block, kv)
-    nq, nk = -(-seq // bq), -(-kv // bk)
-    tiles = nq * (nq + 1) // 2 if causal and seq == kv and bq == bk else nq * nk
-    return bq, bk, tiles, nk
+def _steps(bk: int, compute: int) -> tuple[int, int]:
+    """(inner block, inner steps) of a bk-key block split into ``compute``-key steps."""
+    bkc = min(compute, bk)
+    return bkc, -(-bk // bkc)
 
 
 def flash_attention(rows: list[dict[str, Any]], group: int, seq: int,
-                    block: int = FLASH_BLOCK, causal: bool = True) -> list[dict[str, Any]]:
+                    block: int = FLASH_BLOCK, causal: bool = True,
+                    blocks: FlashBlocks | None = None) -> list[dict[str, Any]]:
     """Attention as a tiled fused kernel (flash attention; MaxText's recipes run ``attention:
     flash``, the splash kernel): per (query block, key block) tile a QK^T GEMM, the softmax fused
     into its output pipeline, then the AV GEMM that consumes the scores where they are. ``group``
     query heads share a KV head (the trace stacks them as rows). Causal prefill skips the tiles
-    above the diagonal.
+    above the diagonal. ``blocks``: the forward's ``q``, ``kv`` and ``kv_compute`` (default:
+    every block ``block``).
 
-    Each tile is one instance of the three rows (``count`` = layers x sequences x KV heads x
-    tiles); the score tile stays in VMEM between QK^T, softmax and AV. Per tile K_j and V_j
-    come from HBM (the GEMMs' second operands, ``hbm="w"``), Q_i and the O_i accumulator stay
-    in VMEM; after the tiles ``attn_out`` (one instance per query block) reads Q_i and writes
-    O_i, the bytes the kernel moves once per query block (module docstring), so ``o_proj``
-    reads O from HBM."""
+    Each inner step of a tile is one instance of the three rows (``count`` = layers x sequences
+    x KV heads x tiles x steps); the score tile stays in VMEM between QK^T, softmax and AV. Per
+    step K and V slices come from HBM (the GEMMs' second operands, ``hbm="w"``), Q_i and the
+    O_i accumulator stay in VMEM; ``attn_rescale`` rescales O on each step after a tile's first;
+    after the tiles ``attn_out`` (one instance per query block) reads Q_i and writes O_i, the
+    bytes the kernel moves once per query block (module docstring), so ``o_proj`` reads O from
+    HBM."""
     names = {r["name"]: r for r in rows}
     qk, av, sm = names.get("attn_qk"), names.get("attn_av"), names.get("attn_softmax")
     if qk is None or av is None or sm is None:
         return rows
-    bq, bk, tiles, _ = _tiling(seq, qk["n"], block, causal)
+    fb = blocks or FlashBlocks.square(block)
+    bq, bk, tiles, _ = tiling(seq, qk["n"], fb.q, fb.kv, causal)
+    bkc, steps = _steps(bk, fb.kv_compute)
     heads = qk.get("count", 1) * qk.get("batch", 1)       # layers x sequences x KV heads
-    count = heads * tiles
+    count = heads * tiles * steps
     vec = _dtype(sm)
     new = {
-        "attn_qk": {**qk, "batch": 1, "m": group * bq, "n": bk, "count": count, "hbm": "w"},
-        "attn_softmax": {**sm, "elements": group * bq * bk, "fused": True, "count": count},
-        "attn_av": {**av, "batch": 1, "m": group * bq, "k": bk, "count": count, "hbm": "w"},
+        "attn_qk": {**qk, "batch": 1, "m": group * bq, "n": bkc, "count": count, "hbm": "w"},
+        "attn_softmax": {**sm, "elements": group * bq * bkc, "fused": True, "count": count},
+        "attn_av": {**av, "batch": 1, "m": group * bq, "k": bkc, "count": count, "hbm": "w"},
     }
     out = [new.get(r["name"], r) for r in rows]
     at = next(i for i, r in enumerate(out) if r["name"] == "attn_av") + 1
-    io = {"name": "attn_out", "op": "elementwise", "elements": group * bq * qk["k"],
+    o_elems = group * bq * qk["k"]
+    extra = [{"name": "attn_rescale", "op": "elementwise", "elements": o_elems,
+              "ops_per_element": RESCALE_OPS, "fused": True,
+              "count": heads * tiles * (steps - 1), **vec}] if steps > 1 else []
+    io = {"name": "attn_out", "op": "elementwise", "elements": o_elems,
           "ops_per_element": OUT_OPS, "count": heads * -(-seq // bq), "hbm": "io", **vec}
-    return out[:at] + [io] + out[at:]
+    return out[:at] + extra + [io] + out[at:]
+
+
+def _tile_rows(specs: list[tuple], count: int, steps: int, base: dict[str, Any],
+               vec: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """A tile's rows from ``specs`` ((name, m, k, n, hbm) GEMMs, (name, elements, ops) fused
+    vector rows), ``count`` tiles: the first inner step with its HBM streams, the further
+    ``steps - 1`` (rows named ``..._step``) with none (the blocks are already in VMEM)."""
+    def rows(n: int, suffix: str, first: bool) -> list[dict[str, Any]]:
+        out = []
+        for s in specs:
+            if len(s) == 5:
+                name, mm, kk, nn, hbm = s
+                out.append({**base, "name": prefix + name + suffix, "m": mm, "k": kk, "n": nn,
+                            "count": n, "hbm": hbm if first else "none"})
+            else:
+                name, elements, ops = s
+                out.append({"name": prefix + name + suffix, "op": "elementwise",
+                            "elements": elements, "ops_per_element": ops, "fused": True,
+                            "count": n, **vec})
+        return out
+    return rows(count, "", True) + (rows(count * (steps - 1), "_step", False) if steps > 1
+                                    else [])
 
 
 def flash_backward(fwd: list[dict[str, Any]], group: int, seq: int, block: int = FLASH_BLOCK,
-                   causal: bool = True) -> list[dict[str, Any]] | None:
-    """The backward kernel's rows for the tile rows of :func:`flash_attention` (module
-    docstring), or None when ``fwd`` has no attention tiles. Rows, per tile (``count`` = layers
-    x sequences x KV heads x tiles): ``attn_bwd_s`` (group bq x d x bk), ``attn_bwd_p`` (fused,
-    P_OPS per score), ``attn_bwd_dv`` (bk x group bq x d), ``attn_bwd_dp`` (group bq x d x bk),
-    ``attn_bwd_ds`` (fused, DS_OPS per score), ``attn_bwd_dq`` (group bq x bk x d),
-    ``attn_bwd_dk`` (bk x group bq x d); before them ``attn_bwd_d`` (D, once per layer).
+                   causal: bool = True, blocks: FlashBlocks | None = None
+                   ) -> list[dict[str, Any]] | None:
+    """The backward kernels' rows for the tile rows of :func:`flash_attention` (module
+    docstring), or None when ``fwd`` has no attention tiles. ``blocks``: the same blocks the
+    forward was tiled with (default: every block ``block``, fused).
 
-    HBM traffic is the kernel's (module docstring), each row's ``hbm`` naming the streams that
-    cross HBM on every tile, everything else in VMEM across the tile loop: S reads Q_i (its
+    Fused, per tile of (``q_dkv``, ``kv_dkv``) (``count`` = layers x sequences x KV heads x
+    tiles): ``attn_bwd_s`` (group bq x d x bk), ``attn_bwd_p`` (fused, P_OPS per score),
+    ``attn_bwd_dv`` (bk x group bq x d), ``attn_bwd_dp`` (group bq x d x bk), ``attn_bwd_ds``
+    (fused, DS_OPS per score), ``attn_bwd_dq`` (group bq x bk x d), ``attn_bwd_dk`` (bk x group
+    bq x d); before them ``attn_bwd_d`` (D, once per layer). HBM per tile: S reads Q_i (its
     input), dV reads dO_i (its second operand), dP's input stream carries dQ_i's read (the same
     size; dO_i is already on chip), dQ writes dQ_i, dK moves nothing. After the tiles
     ``attn_bwd_kv`` (one instance per key block) reads K_j and V_j and writes dK_j and dV_j.
     ``attn_bwd_d`` reads dO and O (its elements: both tensors; D_OPS per element of dO) and
-    keeps D on chip."""
+    keeps D on chip. With ``kv_dkv_compute`` < ``kv_dkv`` each GEMM runs bk / bkc steps of bkc
+    keys (:func:`_tile_rows`).
+
+    Unfused: the same rows less ``attn_bwd_dq`` (and dP moves nothing), then the dQ kernel's
+    per tile of (``q_dq``, ``kv_dq``): ``attn_dq_s`` and ``attn_dq_dp`` (group bq x d x bk,
+    reading K_j and V_j, their second operands), ``attn_dq_p``, ``attn_dq_ds`` (fused) and
+    ``attn_dq_dq`` (group bq x bk x d, K_j already on chip); per query block ``attn_dq_in``
+    (reads Q_i and dO_i) and ``attn_dq_out`` (writes dQ_i)."""
     names = {r["name"]: r for r in fwd}
     qk, av = names.get("attn_qk"), names.get("attn_av")
     if qk is None or av is None or "attn_softmax" not in names:
         return None
-    m, d, bk = qk["m"], qk["k"], qk["n"]        # the forward's tile: group bq x d x bk
-    count = qk["count"]
+    fb = blocks or FlashBlocks.square(block)
+    d = qk["k"]
+    _, bk_f, tiles_f, _ = tiling(seq, seq, fb.q, fb.kv, causal)
+    heads = qk["count"] // (tiles_f * _steps(bk_f, fb.kv_compute)[1])  # layers x seqs x KV heads
     layers = names.get("attn_norm", {}).get("count", 1)
-    bq, _, tiles, nk = _tiling(seq, seq, block, causal)
-    base = {k: v for k, v in qk.items() if k not in ("name", "m", "k", "n", "batch")}
+    base = {k: v for k, v in qk.items() if k not in ("name", "m", "k", "n", "batch", "count")}
     vec = _dtype(names["attn_softmax"])
 
-    def gemm(name: str, mm: int, kk: int, nn: int, hbm: str) -> dict[str, Any]:
-        return {**base, "name": name, "m": mm, "k": kk, "n": nn, "count": count, "hbm": hbm}
+    bq, bk, tiles, nk = tiling(seq, seq, fb.q_dkv, fb.kv_dkv, causal)
+    bkc, steps = _steps(bk, fb.kv_dkv_compute)
+    m = group * bq
+    specs = [("s", m, d, bkc, "i"), ("p", m * bkc, P_OPS), ("dv", bkc, m, d, "w"),
+             ("dp", m, d, bkc, "i" if fb.fused_bwd else "none"), ("ds", m * bkc, DS_OPS)]
+    specs += [("dq", m, bkc, d, "o")] if fb.fused_bwd else []
+    specs += [("dk", bkc, m, d, "none")]
+    out = [{"name": "attn_bwd_d", "op": "elementwise",
+            "elements": 2 * (heads // layers) * group * seq * d, "ops_per_element": D_OPS / 2,
+            "count": layers, "hbm": "i", **vec}]
+    out += _tile_rows(specs, heads * tiles, steps, base, vec, "attn_bwd_")
+    out.append({"name": "attn_bwd_kv", "op": "elementwise", "elements": 2 * bk * d,
+                "ops_per_element": OUT_OPS, "count": heads * nk, "hbm": "io", **vec})
+    if fb.fused_bwd:
+        return out
+    bq, bk, tiles, _ = tiling(seq, seq, fb.q_dq, fb.kv_dq, causal)
+    m = group * bq
+    specs = [("s", m, d, bk, "w"), ("p", m * bk, P_OPS), ("dp", m, d, bk, "w"),
+             ("ds", m * bk, DS_OPS), ("dq", m, bk, d, "none")]
+    out += _tile_rows(specs, heads * tiles, 1, base, vec, "attn_dq_")
+    per_q = heads * -(-seq // bq)
+    return out + [
+        {"name": "attn_dq_in", "op": "elementwise", "elements": 2 * m * d,
+         "ops_per_element": LOAD_OPS, "count": per_q, "hbm": "i", **vec},
+        {"name": "attn_dq_out", "op": "elementwise", "elements": m * d,
+         "ops_per_element": OUT_OPS, "count": per_q, "hbm": "o", **vec}]
 
-    def fused(name: str, ops: int) -> dict[str, Any]:
-        return {"name": name, "op": "elementwise", "elements": m * bk, "ops_per_element": ops,
-                "fused": True, "count": count, **vec}
 
-    rows_per_layer = count // (layers * tiles) * (m // bq) * seq   # sequences x heads x seq
-    return [
-        {"name": "attn_bwd_d", "op": "elementwise", "elements": 2 * rows_per_layer * d,
-         "ops_per_element": D_OPS / 2, "count": layers, "hbm": "i", **vec},
-        gemm("attn_bwd_s", m, d, bk, "i"), fused("attn_bwd_p", P_OPS),
-        gemm("attn_bwd_dv", bk, m, d, "w"), gemm("attn_bwd_dp", m, d, bk, "i"),
-        fused("attn_bwd_ds", DS_OPS),
-        gemm("attn_bwd_dq", m, bk, d, "o"), gemm("attn_bwd_dk", bk, m, d, "none"),
-        {"name": "attn_bwd_kv", "op": "elementwise", "elements": 2 * bk * d,
-         "ops_per_element": OUT_OPS, "count": count // tiles * nk, "hbm": "io", **vec},
-    ]
-
-
-__all__ = ["flash_attention", "flash_backward", "FLASH_BLOCK", "FORWARD_ROWS", "OUT_OPS"]
+__all__ = ["flash_attention", "flash_backward", "FLASH_BLOCK", "FlashBlocks", "FORWARD_ROWS",
+           "OUT_OPS"]

@@ -30,7 +30,7 @@ from ..errors import InputError
 BASIC = ("none", "minimal", "full")
 INPUT = "input"
 # Flash attention's forward rows (pod/flash.py); its per-tile rows are no tensors one can name.
-_TILE_ROWS = ("attn_qk", "attn_softmax", "attn_out")
+_TILE_ROWS = ("attn_qk", "attn_softmax", "attn_rescale", "attn_out")
 FLASH_OUTPUT = "attn_av"       # the flash kernel's output O, which o_proj reads
 _ALLOWED = "allowed: none|minimal|full|save:NAMES|offload:NAMES|save:NAMES+offload:NAMES"
 

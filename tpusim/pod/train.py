@@ -10,8 +10,9 @@ Per microbatch the chip runs
   with attention as a flash kernel (:func:`flash_attention`: one row instance per tile, so a
   score tile stays in VMEM from QK^T through softmax to AV; causal tiles above the diagonal
   skipped);
-* backward: attention as the flash backward kernel (``pod/flash.py``: per tile S recomputed and
-  four gradient GEMMs, the score-sized tiles in VMEM); for every other matmul the input-gradient
+* backward: attention as the flash backward kernels (``pod/flash.py``: per tile S recomputed and
+  four gradient GEMMs, the score-sized tiles in VMEM; unfused, a dQ kernel recomputes S and dP
+  again; block sizes per pass: ``pod/flash_blocks.py``); for every other matmul the input-gradient
   GEMM (m x n x k) and the weight-gradient GEMM (k x m x n); every other vector op's backward
   costs twice its forward (it reads its input and the incoming gradient: assumption); the
   embedding's backward is a scatter-add of its size;
@@ -58,6 +59,7 @@ from ..importers.llm import LlmConfig, llm_rows
 from .collectives import all_gather, all_reduce, all_to_all, permute, reduce_scatter
 from .costs import simulate_rows
 from .flash import FLASH_BLOCK, FORWARD_ROWS, flash_attention, flash_backward
+from .flash_blocks import FlashBlocks
 from .moe import megablox_rows
 from .remat import BASIC, INPUT, Remat, parse_remat, recomputed, tensor_elements
 from .schedule import Schedule, StepParts, schedule
@@ -154,10 +156,11 @@ def model_flops_per_token(model: LlmConfig, seq: int,
 def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                global_batch: int, remat: "str | Remat" = "full", microbatches: int = 1,
                attention: Literal["causal", "full"] = "causal",
-               memo: bool = True) -> TrainResult:
+               memo: bool = True, flash: FlashBlocks | None = None) -> TrainResult:
     """Time, memory and MFU of one step (module docstring). One-line InputErrors for specs that
     do not divide the chips, the model or the batch, and for a shard that does not fit HBM
-    (checked before anything is simulated). ``memo=False``: price the shard afresh."""
+    (checked before anything is simulated). ``memo=False``: price the shard afresh. ``flash``:
+    the flash kernels' block sizes per pass and backward variant (default: 1,024, fused)."""
     policy = parse_remat(remat)
     for name, v in (("--seq", seq), ("--global-batch", global_batch),
                     ("--microbatches", microbatches)):
@@ -179,8 +182,9 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     # The simulated stage carries the embedding and the LM head too: with pp > 1 it stands for
     # the slowest stage, which sets the pipeline's pace.
     fwd = llm_rows(shard, "prefill", batch=mb, seq=seq, kv_len=seq)
-    fwd = flash_attention(fwd, shard.heads // shard.kv_heads, seq)
-    bwd = backward_rows(fwd, flash_backward(fwd, shard.heads // shard.kv_heads, seq))
+    group = shard.heads // shard.kv_heads
+    fwd = flash_attention(fwd, group, seq, blocks=flash)
+    bwd = backward_rows(fwd, flash_backward(fwd, group, seq, blocks=flash))
     block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
     policy.check(block)
     redo = recomputed(block, policy)
@@ -378,5 +382,5 @@ def _saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: i
 
 
 __all__ = ["TrainResult", "train_step", "shard_config", "backward_rows", "simulate_rows",
-           "flash_attention", "flash_backward", "FLASH_BLOCK",
+           "flash_attention", "flash_backward", "FLASH_BLOCK", "FlashBlocks",
            "model_flops_per_token", "REMATS"]

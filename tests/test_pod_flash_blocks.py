@@ -1,0 +1,78 @@
+"""Flash-attention block sizes per pass (pod/flash_blocks.py): the causal tile count of unequal
+query and key blocks against brute-force enumeration, and the --flash-blocks grammar."""
+from __future__ import annotations
+
+import pytest
+
+from tpusim.errors import InputError
+from tpusim.pod.flash_blocks import FlashBlocks, causal_tiles, tiling
+
+
+def _brute(seq: int, bq: int, bk: int) -> int:
+    """Tiles holding at least one (query, key) pair with key <= query, pair by pair."""
+    return len({(q // bq, k // bk) for q in range(seq) for k in range(q + 1)})
+
+
+@pytest.mark.parametrize("seq", [1, 7, 16, 33, 64])
+def test_causal_tiles_match_enumeration(seq):
+    for bq in range(1, 13):
+        for bk in range(1, 13):
+            assert causal_tiles(seq, bq, bk) == _brute(seq, bq, bk), (seq, bq, bk)
+
+
+def test_square_blocks_give_the_triangle_and_full_attention_the_rectangle():
+    assert causal_tiles(8192, 1024, 1024) == 8 * 9 // 2
+    assert causal_tiles(8192, 1024, 2048) == 1 + 1 + 2 + 2 + 3 + 3 + 4 + 4   # by hand
+    assert causal_tiles(8192, 2048, 1024) == 2 + 4 + 6 + 8
+    assert tiling(4096, 4096, 1024, 512, causal=False)[2] == 4 * 8
+    assert tiling(1000, 1000, 2048, 2048, causal=True) == (1000, 1000, 1, 1)   # clipped
+
+
+def test_parse_reads_every_key_and_defaults_the_rest():
+    fb = FlashBlocks.parse("q=1024,kv=512,kv_compute=256,q_dkv=2048,kv_dkv=512,"
+                           "kv_dkv_compute=512,q_dq=2048,kv_dq=512,fused_bwd=0")
+    assert fb == FlashBlocks(1024, 512, 256, 2048, 512, 512, 2048, 512, False)
+    assert FlashBlocks.parse("q=2048") == FlashBlocks(q=2048)
+    assert FlashBlocks() == FlashBlocks.square(1024) and FlashBlocks().fused_bwd
+    # an inner compute block not given follows its key block (splash's None)
+    assert FlashBlocks.parse("kv=512,kv_dkv=256") == FlashBlocks(
+        kv=512, kv_compute=512, kv_dkv=256, kv_dkv_compute=256)
+    assert FlashBlocks(q=4096, kv=512, kv_compute=256).clipped(2048) == FlashBlocks(
+        2048, 512, 256, *([1024] * 5))
+
+
+@pytest.mark.parametrize("text, match", [
+    ("q=0", "q: got 0; must be a positive integer"),
+    ("kv=-512", "kv: got -512"),
+    ("q=1.5", "q: got '1.5'"),
+    ("block=512", "key of q, kv"),
+    ("q", "expected key=value"),
+    ("fused_bwd=yes", "fused_bwd: got 'yes'; must be 0 or 1"),
+    ("q=512,q=1024", "given twice"),
+    ("kv=512,kv_compute=384", "kv_compute: got 384; must divide kv = 512"),
+])
+def test_parse_rejects_bad_input_in_one_line(text, match):
+    with pytest.raises(InputError, match=match) as e:
+        FlashBlocks.parse(text)
+    assert "\n" not in str(e.value) and str(e.value).startswith("--flash-blocks")
+
+
+def test_cli_train_takes_flash_blocks_and_records_them(cli, tmp_path):
+    import json
+    args = ("train", "tpu_v5e", "gpt2", "--chips", "8", "--seq", "1024", "--parallel", "fsdp=8")
+    code, _, err = cli(*args, "--out", tmp_path / "a", "--flash-blocks", "q=512,fused_bwd=2")
+    assert code == 2 and "fused_bwd: got '2'; must be 0 or 1" in err and "Traceback" not in err
+    assert not (tmp_path / "a").exists()
+    runs = {}
+    for name, text in (("fused", None), ("unfused", "q=512,kv=256,fused_bwd=0")):
+        extra = ("--flash-blocks", text) if text else ()
+        code, _, err = cli(*args, "--out", tmp_path / name, *extra)
+        assert code == 0, err
+        runs[name] = json.loads((tmp_path / name / "train.json").read_text())
+    assert runs["fused"]["flash_blocks"] == {**{k: 1024 for k in (
+        "q", "kv", "kv_compute", "q_dkv", "kv_dkv", "kv_dkv_compute", "q_dq", "kv_dq")},
+        "fused_bwd": True}
+    assert runs["unfused"]["flash_blocks"]["kv_compute"] == 256
+    assert not runs["unfused"]["flash_blocks"]["fused_bwd"]
+    # the dQ kernel recomputes S and dP: more work, a slower step at the same MFU numerator
+    assert runs["unfused"]["step_s"] > runs["fused"]["step_s"]

@@ -1,0 +1,109 @@
+"""The splash kernel's block sizes per pass (:class:`FlashBlocks`) and the causal tile count of a
+tiling whose query and key blocks differ (:func:`causal_tiles`).
+
+The JAX Pallas splash kernel (``splash_attention_kernel.BlockSizes``) takes a query block and a
+key block per kernel: the forward (``block_q``, ``block_kv``), the dK/dV backward kernel
+(``block_q_dkv``, ``block_kv_dkv``) and the dQ kernel of the unfused backward (``block_q_dq``,
+``block_kv_dq``); the forward and the dK/dV kernel also split each key block into inner compute
+steps of ``block_kv_compute`` / ``block_kv_dkv_compute`` keys (a loop inside one grid step, the
+key block already in VMEM), which the kernel requires to divide the key block. MaxText sets them
+with its ``sa_block_*`` keys (defaults 512 and ``sa_use_fused_bwd_kernel: False`` in
+``MaxText/configs/base.yml``). A block longer than the sequence is clipped to it (MaxText's
+``min(sa_block_*, max_target_length)``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+from ..errors import InputError
+
+# Default tile edge of every pass (assumption; MaxText recipes set sa_block_* 1024-2048).
+FLASH_BLOCK = 1024
+OPTION = "--flash-blocks"
+_INTS = ("q", "kv", "kv_compute", "q_dkv", "kv_dkv", "kv_dkv_compute", "q_dq", "kv_dq")
+
+
+@dataclass(frozen=True)
+class FlashBlocks:
+    """Block sizes (tokens) of the flash kernels, named as MaxText's ``sa_block_*`` keys without
+    the prefix; ``fused_bwd``: one backward kernel for dQ, dK and dV (``q_dq``/``kv_dq`` unused)
+    or the dK/dV kernel and a separate dQ kernel. The default is every block 1,024, fused."""
+    q: int = FLASH_BLOCK
+    kv: int = FLASH_BLOCK
+    kv_compute: int = FLASH_BLOCK
+    q_dkv: int = FLASH_BLOCK
+    kv_dkv: int = FLASH_BLOCK
+    kv_dkv_compute: int = FLASH_BLOCK
+    q_dq: int = FLASH_BLOCK
+    kv_dq: int = FLASH_BLOCK
+    fused_bwd: bool = True
+
+    def __post_init__(self):
+        for name in _INTS:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InputError(OPTION, name, v, "must be a positive integer (tokens)")
+        if not isinstance(self.fused_bwd, bool):
+            raise InputError(OPTION, "fused_bwd", self.fused_bwd, "must be 0 or 1")
+        for outer, inner in (("kv", "kv_compute"), ("kv_dkv", "kv_dkv_compute")):
+            if getattr(self, outer) % getattr(self, inner):
+                raise InputError(OPTION, inner, getattr(self, inner), f"must divide {outer} = "
+                                 f"{getattr(self, outer)} (the splash kernel's rule)")
+
+    @classmethod
+    def square(cls, block: int) -> FlashBlocks:
+        """Every block ``block``, fused backward (the model before per-pass blocks)."""
+        return cls(*([block] * len(_INTS)))
+
+    @classmethod
+    def parse(cls, text: str) -> FlashBlocks:
+        """``q=1024,kv=512,...,fused_bwd=0``: keys of :class:`FlashBlocks`, any subset, the rest
+        at their defaults (an inner compute block not given is its key block, as the splash
+        kernel's ``None``). One-line InputError for an unknown key or a bad value."""
+        allowed = ", ".join(f.name for f in fields(cls))
+        got: dict[str, object] = {}
+        for part in (p.strip() for p in text.split(",")):
+            key, eq, value = part.partition("=")
+            key, value = key.strip(), value.strip()
+            if not eq or key not in {f.name for f in fields(cls)}:
+                raise InputError(OPTION, None, part, f"expected key=value with a key of {allowed}")
+            if key in got:
+                raise InputError(OPTION, key, part, "given twice")
+            if key == "fused_bwd":
+                if value not in ("0", "1"):
+                    raise InputError(OPTION, key, value, "must be 0 or 1")
+                got[key] = value == "1"
+            else:
+                try:
+                    got[key] = int(value)
+                except ValueError:
+                    raise InputError(OPTION, key, value, "must be a positive integer "
+                                     "(tokens)") from None
+        for outer, inner in (("kv", "kv_compute"), ("kv_dkv", "kv_dkv_compute")):
+            if outer in got:
+                got.setdefault(inner, got[outer])
+        return cls(**got)
+
+    def clipped(self, seq: int) -> FlashBlocks:
+        """The blocks of a ``seq``-token sequence: each at most ``seq``."""
+        return replace(self, **{n: min(getattr(self, n), seq) for n in _INTS})
+
+
+def causal_tiles(seq: int, bq: int, bk: int) -> int:
+    """(query block, key block) pairs of causal self-attention over ``seq`` tokens that are not
+    entirely above the diagonal: query block i (rows i bq .. its last row r_i) meets the key
+    blocks whose first key j bk <= r_i, so min(nk, r_i // bk + 1) of them (exact count)."""
+    nk = -(-seq // bk)
+    return sum(min(nk, (min((i + 1) * bq, seq) - 1) // bk + 1) for i in range(-(-seq // bq)))
+
+
+def tiling(seq: int, kv: int, bq: int, bk: int, causal: bool) -> tuple[int, int, int, int]:
+    """(bq, bk, tiles, key blocks) of ``seq`` queries over ``kv`` keys, the blocks clipped to the
+    lengths: causal self-attention runs :func:`causal_tiles` of the nq x nk tiles."""
+    bq, bk = min(bq, seq), min(bk, kv)
+    nq, nk = -(-seq // bq), -(-kv // bk)
+    tiles = causal_tiles(seq, bq, bk) if causal and seq == kv else nq * nk
+    return bq, bk, tiles, nk
+
+
+__all__ = ["FlashBlocks", "FLASH_BLOCK", "causal_tiles", "tiling"]
