@@ -87,7 +87,8 @@ def test_fsdp_shards_state_evenly():
 def test_tensor_parallel_all_reduces_are_exposed():
     r = train_step(CHIP, TINY, _slice("4"), ParallelSpec(tp=4), seq=64, global_batch=2)
     assert r.exposed["tp_all_reduce"] and r.collectives_s["tp_all_reduce"] > 0
-    assert r.time_s["exposed_collectives"] >= r.collectives_s["tp_all_reduce"]
+    # (the schedule sums waits as differences of clock times: equal up to rounding)
+    assert r.time_s["exposed_collectives"] >= r.collectives_s["tp_all_reduce"] * (1 - 1e-12)
     assert shard_config(TINY, ParallelSpec(tp=4)).heads == 2
 
 
