@@ -24,6 +24,17 @@ from ..check_rows import check_row
 from ..errors import InputError
 
 NO_FIT = "none: pods model from preset figures; no parameter fitted to step-level results"
+# Presets whose kernel timing was fitted on kernel measurements (configs/<chip>.yaml headers).
+KERNEL_FIT = {"tpu_v4": "tpu_v4's kernel timing fitted on 269 measured TPU v4 matmul kernels",
+              "tpu_v5p": "kernel timing inherited from tpu_v4's fit on 269 measured TPU v4 "
+                         "matmul kernels"}
+
+
+def fitted_on(chip: str) -> str:
+    """What a row's prediction was fitted on: kernel data at most, never step-level results."""
+    if chip in KERNEL_FIT:
+        return f"{KERNEL_FIT[chip]}; no parameter fitted to step-level results"
+    return NO_FIT
 MAXTEXT = "MaxText tiering.md"
 TRILLIUM = "MaxText benchmarks/maxtext_trillium_model_configs.py"
 # MaxText's base.yml splash-attention defaults (sa_block_* 512, sa_use_fused_bwd_kernel False),
@@ -155,7 +166,8 @@ def pod_checks() -> list[dict[str, Any]]:
             used, gb, r, batch_note = _predict(row)
         except InputError as exc:
             out.append(check_row(check=f"pods: {row.check}", case=row.case, metric="MFU",
-                                 unit="fraction", measured=row.mfu, fitted_on=NO_FIT,
+                                 unit="fraction", measured=row.mfu,
+                                 fitted_on=fitted_on(row.chip),
                                  status=f"error: {exc}"))
             continue
         kernels = "".join(f", {k} {v}" for k, v in (("flash blocks", row.flash),
@@ -169,7 +181,8 @@ def pod_checks() -> list[dict[str, Any]]:
                                           row.tokens_per_s)):
             if meas is not None:
                 out.append(check_row(check=f"pods: {row.check}", case=row.case, metric=metric,
-                                     unit=unit, predicted=pred, measured=meas, fitted_on=NO_FIT,
+                                     unit=unit, predicted=pred, measured=meas,
+                                     fitted_on=fitted_on(row.chip),
                                      status="ok", note=note))
     return out
 
