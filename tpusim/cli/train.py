@@ -33,6 +33,10 @@ from .common import parse_sets, plotlyjs_option, set_option
               help="Microbatches per step (pipeline / gradient accumulation; default 1, or pp).")
 @click.option("--attention", type=click.Choice(["causal", "full"]), default="causal",
               show_default=True, help="MFU counts causal attention FLOPs halved (MaxText) or not.")
+@click.option("--moe", default="megablox", show_default=True,
+              metavar="megablox|dropless|dropped:CF",
+              help="MoE experts: dropless grouped matmuls (megablox), or MaxText's dense path "
+                   "with capacity factor CF (tokens past it dropped), e.g. dropped:1.25.")
 @click.option("--top", type=int, default=5, show_default=True,
               help="Search: how many of the best shardings to report.")
 @click.option("--hidden", type=int, help="custom MODEL: hidden size.")
@@ -57,8 +61,8 @@ from .common import parse_sets, plotlyjs_option, set_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for train.json (default results/train-<config>-<model>/).")
 def train(config, model, chips, topology, slices, seq, global_batch, batch_per_chip, parallel,
-          remat, microbatches, attention, top, hidden, layers, heads, kv_heads, head_dim, ffn,
-          vocab, experts, top_k, act, gated, parallel_block, trace_path, sets, out_dir):
+          remat, microbatches, attention, moe, top, hidden, layers, heads, kv_heads, head_dim,
+          ffn, vocab, experts, top_k, act, gated, parallel_block, trace_path, sets, out_dir):
     """One training step of MODEL (an LLM preset, e.g. llama2_70b, or ``custom`` with its
     dimensions as options) on chip CONFIG's slice.
 
@@ -83,7 +87,9 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     from ..pod.remat import parse_remat
     from ..pod.train import train_step
 
+    from ..pod.dropmoe import parse_moe
     policy = parse_remat(remat) if remat is not None else None   # syntax, before anything runs
+    kernel = parse_moe(moe)
     chip = load_config(config, **parse_sets(sets))
     out = out_dir or None
     if trace_path is not None:   # checked before anything is simulated or written
@@ -119,13 +125,14 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     if parallel is not None:
         spec = parse_spec(parallel)
         mbs = microbatches or (spec.pp if spec.pp > 1 else 1)
-        r = train_step(chip, cfg, sl, spec, seq, gb, policy or "full", mbs, attention)
+        r = train_step(chip, cfg, sl, spec, seq, gb, policy or "full", mbs, attention,
+                       moe=kernel)
         picked = [(spec.label(), r.remat, mbs, r)]
         how = "given"
     else:
         found = search(chip, cfg, sl, seq, gb, top=top,
                        remats=(policy,) if policy else ("none", "minimal", "full"),
-                       attention=attention)
+                       attention=attention, moe=kernel)
         picked = [(c.spec.label(), c.remat, c.microbatches, c.result) for c in found]
         how = "searched"
     best = picked[0][3]
