@@ -27,7 +27,9 @@ einsum runs where its operands live, batch-sharded), and the [E, B, C, M] buffer
 to the expert shards, which then hold E / ep experts x (B ep) sequences' slots: every shard runs
 the same fixed E B C rows, so no shard waits for a busier one (capacity bounds the load;
 dropped tokens are not computed), unlike the dropless path's busiest-shard pace (``pod/moe.py``).
-The all-to-all carries the E C slots per sequence (CF x the dropless path's S k pairs).
+The all-to-all carries the E C slots per sequence (CF x the dropless path's S k pairs). With
+tp > 1 every tensor shard runs the dispatch and combine whole over the hidden size (assumption;
+no validated recipe uses tp with this path).
 Memory: the dispatched buffer, the expert outputs and the combine mask are block outputs, so the
 backward working set counts them (``pod/train.py``).
 """
