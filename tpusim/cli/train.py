@@ -40,6 +40,10 @@ from .common import parse_sets, plotlyjs_option, set_option
               help="Flash-attention block sizes per pass (the splash kernel's, MaxText's "
                    "sa_block_* keys) and the fused or unfused backward; keys not given keep "
                    "the default 1024, fused.")
+@click.option("--moe", default="megablox", show_default=True,
+              metavar="megablox|dropless|dropped:CF",
+              help="MoE experts: dropless grouped matmuls (megablox), or MaxText's dense path "
+                   "with capacity factor CF (tokens past it dropped), e.g. dropped:1.25.")
 @click.option("--top", type=int, default=5, show_default=True,
               help="Search: how many of the best shardings to report.")
 @click.option("--hidden", type=int, help="custom MODEL: hidden size.")
@@ -64,9 +68,9 @@ from .common import parse_sets, plotlyjs_option, set_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for train.json (default results/train-<config>-<model>/).")
 def train(config, model, chips, topology, slices, seq, global_batch, batch_per_chip, parallel,
-          remat, microbatches, attention, flash_blocks, top, hidden, layers, heads, kv_heads,
-          head_dim, ffn, vocab, experts, top_k, act, gated, parallel_block, trace_path, sets,
-          out_dir):
+          remat, microbatches, attention, flash_blocks, moe, top, hidden, layers, heads,
+          kv_heads, head_dim, ffn, vocab, experts, top_k, act, gated, parallel_block, trace_path,
+          sets, out_dir):
     """One training step of MODEL (an LLM preset, e.g. llama2_70b, or ``custom`` with its
     dimensions as options) on chip CONFIG's slice.
 
@@ -91,9 +95,11 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     from ..pod.remat import parse_remat
     from ..pod.train import train_step
 
+    from ..pod.dropmoe import parse_moe
     policy = parse_remat(remat) if remat is not None else None   # syntax, before anything runs
     from ..pod.flash_blocks import FlashBlocks
     flash = FlashBlocks.parse(flash_blocks) if flash_blocks is not None else None
+    kernel = parse_moe(moe)
     chip = load_config(config, **parse_sets(sets))
     out = out_dir or None
     if trace_path is not None:   # checked before anything is simulated or written
@@ -130,13 +136,13 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
         spec = parse_spec(parallel)
         mbs = microbatches or (spec.pp if spec.pp > 1 else 1)
         r = train_step(chip, cfg, sl, spec, seq, gb, policy or "full", mbs, attention,
-                       flash=flash)
+                       flash=flash, moe=kernel)
         picked = [(spec.label(), r.remat, mbs, r)]
         how = "given"
     else:
         found = search(chip, cfg, sl, seq, gb, top=top,
                        remats=(policy,) if policy else ("none", "minimal", "full"),
-                       attention=attention, flash=flash)
+                       attention=attention, flash=flash, moe=kernel)
         picked = [(c.spec.label(), c.remat, c.microbatches, c.result) for c in found]
         how = "searched"
     best = picked[0][3]

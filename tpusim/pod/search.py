@@ -84,12 +84,13 @@ def candidates(model: LlmConfig, sl: Slice, global_batch: int,
 
 def search(chip, model: LlmConfig, sl: Slice, seq: int, global_batch: int, top: int = 5,
            remats: tuple[str, ...] = REMATS, attention: str = "causal",
-           stats: dict | None = None, flash=None) -> list[Candidate]:
+           stats: dict | None = None, flash=None, moe: str = "megablox") -> list[Candidate]:
     """The ``top`` fastest layouts of :func:`candidates` that fit, fastest first; InputError if
     none fits. A layout that does not fit HBM is dropped before its shard is simulated
     (``train_step`` checks memory first), and layouts that share a shard share its simulation
     (``pod/costs.py``). ``stats``, if given, receives ``candidates``, ``fit`` and ``programs``
-    (distinct shards simulated). ``flash``: the flash kernels' blocks (``train_step``)."""
+    (distinct shards simulated). ``flash``: the flash kernels' blocks (``train_step``); ``moe``:
+    the MoE kernel (``pod/dropmoe.py``), for every layout."""
     found: list[Candidate] = []
     why = None
     before = costs.distinct_programs()
@@ -100,7 +101,7 @@ def search(chip, model: LlmConfig, sl: Slice, seq: int, global_batch: int, top: 
     for spec, remat, mb in layouts:
         try:
             r = train_step(chip, model, sl, spec, seq, global_batch, remat, mb, attention,
-                           flash=flash)
+                           flash=flash, moe=moe)
         except InputError as exc:
             if exc.source == "--remat":   # a policy naming no block row: no layout helps
                 raise

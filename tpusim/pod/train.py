@@ -44,8 +44,9 @@ the layer being back-propagated (its whole forward, recomputed where the policy 
 
 MFU as PaLM (Chowdhery et al. 2022, Appendix B) defines it: (6 N + 12 L H Q T) FLOPs per token over
 the peak, N the matmul parameters a token passes (active ones for MoE), L layers, H heads, Q head
-dim, T sequence; ``attention="causal"`` halves the attention term as MaxText's tables do. HFU counts
-the FLOPs the chips actually run (backward, recompute, the full score blocks).
+dim, T sequence; ``attention="causal"`` halves the attention term as MaxText's tables do (for MoE
+top_k experts per token, no capacity padding or dispatch einsums, as MaxText counts it). HFU counts
+the FLOPs the chips actually run (backward, recompute, the full score blocks, padded slots).
 """
 from __future__ import annotations
 
@@ -58,6 +59,8 @@ from ..errors import InputError
 from ..importers.llm import LlmConfig, llm_rows
 from .collectives import all_gather, all_reduce, all_to_all, permute, reduce_scatter
 from .costs import simulate_rows
+from .dropmoe import (MoeKernel, all_to_all_rows, dropped_rows, parse_moe,
+                      without_mask_gradients)
 from .flash import FLASH_BLOCK, FORWARD_ROWS, flash_attention, flash_backward
 from .flash_blocks import FlashBlocks
 from .moe import megablox_rows
@@ -94,6 +97,7 @@ class TrainResult:
     parts: StepParts | None = field(default=None, repr=False, compare=False)
     remat: str = "full"                     # the policy that ran, as --remat spells it
     host_offload_bytes_per_step: float = 0.0   # offloaded tensors, to host and back, per chip
+    moe: str = "megablox"                   # the MoE kernel that ran, as --moe spells it
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()
@@ -156,12 +160,14 @@ def model_flops_per_token(model: LlmConfig, seq: int,
 def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                global_batch: int, remat: "str | Remat" = "full", microbatches: int = 1,
                attention: Literal["causal", "full"] = "causal",
-               memo: bool = True, flash: FlashBlocks | None = None) -> TrainResult:
+               memo: bool = True, flash: FlashBlocks | None = None,
+               moe: "str | MoeKernel" = "megablox") -> TrainResult:
     """Time, memory and MFU of one step (module docstring). One-line InputErrors for specs that
     do not divide the chips, the model or the batch, and for a shard that does not fit HBM
     (checked before anything is simulated). ``memo=False``: price the shard afresh. ``flash``:
-    the flash kernels' block sizes per pass and backward variant (default: 1,024, fused)."""
-    policy = parse_remat(remat)
+    the flash kernels' block sizes per pass and backward variant (default: 1,024, fused).
+    ``moe``: ``megablox`` (dropless, ``pod/moe.py``) or ``dropped:CF`` (``pod/dropmoe.py``)."""
+    policy, kernel = parse_remat(remat), parse_moe(moe)
     for name, v in (("--seq", seq), ("--global-batch", global_batch),
                     ("--microbatches", microbatches)):
         if not isinstance(v, int) or v < 1:
@@ -182,9 +188,12 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     # The simulated stage carries the embedding and the LM head too: with pp > 1 it stands for
     # the slowest stage, which sets the pipeline's pace.
     fwd = llm_rows(shard, "prefill", batch=mb, seq=seq, kv_len=seq)
+    if model.moe and kernel.dropped:
+        fwd = dropped_rows(fwd, shard, mb, seq, kernel.capacity_factor)
     group = shard.heads // shard.kv_heads
     fwd = flash_attention(fwd, group, seq, blocks=flash)
-    bwd = backward_rows(fwd, flash_backward(fwd, group, seq, blocks=flash))
+    bwd = without_mask_gradients(
+        backward_rows(fwd, flash_backward(fwd, group, seq, blocks=flash)))
     block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
     policy.check(block)
     redo = recomputed(block, policy)
@@ -218,10 +227,11 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                          f" GiB; shard more (fsdp/tp/pp), use --remat full or a smaller batch")
 
     # Forward and backward run as one program; recompute reruns forward rows, so it is priced
-    # from the forward rows' own times. Expert matmuls run as the grouped-matmul kernel's tiles
-    # (pod/moe.py); memory above counts the logical tensors.
+    # from the forward rows' own times. Dropless expert matmuls run as the grouped-matmul
+    # kernel's tiles (pod/moe.py; memory above counts the logical tensors); dropped ones are
+    # already the dense path's capacity-padded GEMMs (pod/dropmoe.py).
     sim = fwd + bwd
-    if model.moe:
+    if model.moe and not kernel.dropped:
         sim = megablox_rows(sim, mb * seq * model.top_k, shard.experts // shard.expert_shards,
                             spec.ep)
     per_row = simulate_rows(chip, sim, per_instance=True, memo=memo)
@@ -275,7 +285,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     act = mb * seq * model.hidden * WIRE_BYTES
     per_block = 1 if model.parallel_block else 2
     tp_block = per_block * all_reduce(act, pl.of("tp")).total_s
-    ep_block = 2 * all_to_all(act * model.top_k, pl.of("ep")).total_s if model.moe else 0.0
+    a2a = act * all_to_all_rows(model, seq, kernel) / seq if model.moe else 0.0
+    ep_block = 2 * all_to_all(a2a, pl.of("ep")).total_s if model.moe else 0.0
     tp_s = L * microbatches * 2 * tp_block
     ep_s = L * microbatches * 2 * ep_block
     pp_axes = pl.of("pp")
@@ -330,9 +341,10 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                  "dcn_all_reduce": True,
                  "tp_all_reduce": True, "ep_all_to_all": True, "pp_permute": True},
         exposed_s=dict(sched.waits_s), parts=parts, remat=policy.label(),
-        host_offload_bytes_per_step=offload_bytes,
+        host_offload_bytes_per_step=offload_bytes, moe=kernel.label() if model.moe else "",
         notes=(f"per chip: {mb} sequence(s) of {seq} tokens x {microbatches} microbatch(es); "
-               f"remat {policy.label()}; shard {shard.name}",)
+               f"remat {policy.label()}; shard {shard.name}"
+               + (f"; moe {kernel.label()}" if model.moe else ""),)
         + ((f"fsdp spans the {sl.slices} slices over DCN",)
            if dcn_kind(spec, sl.slices) == "fsdp" else ()))
 
