@@ -110,6 +110,12 @@ def test_continues_column_in_a_trace_csv(tmp_path):
     ok.write_text(head + "a,matmul,4,64,64,dynamic,,\nb,matmul,4,64,64,dynamic,,true\n")
     layers = tpusim.simulate("tpu_v5e", str(ok)).layers
     assert layers["overhead_cycles"].tolist() == [589.0, 0.0]
+    # a step's trace written as CSV reads back with its continuation rows
+    from tpusim.importers.trace_csv import read_trace, rows_to_csv
+    step = tmp_path / "step.csv"
+    step.write_text(rows_to_csv(StepCostModel("tpu_v5e", SMALL).rows([3, 9, 9])))
+    assert [l.continues for l in read_trace(step).layers] == \
+        [l.continues for l in StepCostModel("tpu_v5e", SMALL).trace([3, 9, 9]).layers]
     bad = tmp_path / "bad.csv"
     bad.write_text(head + "a,matmul,4,64,64,dynamic,,maybe\n")
     code, out, err = run_cli("run", "tpu_v5e", str(bad), "--out", str(tmp_path / "o"))
