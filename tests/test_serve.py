@@ -290,14 +290,15 @@ def test_ragged_batch_costs_each_sequence_at_its_own_kv():
     st = setup(CHIP, MODEL)
     c, t = st.cost, st.timer
     # 30 sequences at KV lengths across 8 array folds of 128: the exact step has one
-    # attention group per length; the batch at its mean KV misses the folds by ~9%
+    # attention group per length (one kernel: its fixed cost paid once); the batch at its
+    # mean KV misses the folds each length rounds up to, under by 3.0%
     kv = [40, 90, 130, 260, 400, 513, 600, 777, 900, 1000] * 3
     exact = c.step(kv).latency_s
     mean = sum(kv) / len(kv)
     f = mean - int(mean)
     at_mean = (c.step([int(mean)] * 30).latency_s * (1 - f)
                + c.step([int(mean) + 1] * 30).latency_s * f)
-    assert abs(at_mean / exact - 1) > 0.05
+    assert at_mean / exact - 1 < -0.02
     assert t.latency(kv) == pytest.approx(exact, rel=0.005)
     # three sequences at one KV length are one batched attention row, as in the exact step
     rows = c._evaluate([c._layer(r) for r in t._attention_rows(1, 150, 3)], 0).latency_s

@@ -11,6 +11,7 @@ from tpusim.errors import InputError
 from tpusim.serve import serve, setup
 from tpusim.serve.requests import Request
 from tpusim.serve.shapes import JETSTREAM, StepShapes, step_shapes
+from tpusim.step_trace import _attention_rows
 
 from .conftest import run_cli
 
@@ -55,9 +56,11 @@ def test_fixed_batch_pays_for_idle_slots():
     st = setup(CHIP, MODEL)
     c, t = st.cost, st.timer
     # one sequence in a batch fixed at 8 slots: the exact step of 8 sequences, less the
-    # attention of the 7 idle ones (skipped by the kernel)
+    # attention work of the 7 idle ones (skipped by the kernel, which still launches once for
+    # the real sequence: their rows as a continuation, without a fixed cost)
     kv = 300
-    idle = c._evaluate([c._layer(r) for r in t._attention_rows(1, 1, 7)], 0).latency_s
+    idle_rows = _attention_rows(c.model, 1, 1, 7, c.dtype, False, continues=True)
+    idle = c._evaluate([c._layer(r) for r in idle_rows], 0).latency_s
     want = c.step([kv] + [1] * 7).latency_s - idle
     assert t.latency([kv], 0, 0, 8) == pytest.approx(want, rel=0.005)
     assert t.latency([kv], 0, 0, 8) > t.latency([kv])

@@ -33,7 +33,7 @@ from .cores import core_chip, split_gemm
 from .errors import InputError
 from .formats import get_format
 from .importers.llm import LlmConfig, get_preset, llm_rows
-from .step_trace import _attention_rows, _groups, _shared_rows, step_rows  # noqa: F401
+from .step_trace import _attention_rows, _groups, _shared_rows, continued, step_rows  # noqa: F401
 from .memory import (check_tile_fits, double_buffered, gemm_traffic_options, plan_residency,
                      plan_weight_cache, with_double_buffered)
 from . import simulator as _sim
@@ -107,12 +107,12 @@ class StepCostModel:
                 for part in _shared_rows(self.model, tokens, seqs, self.dtype, self.logits))
         many = len(groups) > 1
         layers = list(shared[0])
-        for (seq, kv), n in groups:
-            key = (seq, kv, n, many)
+        for (seq, kv), n, more in continued(groups):
+            key = (seq, kv, n, many, more)
             attn = self._pieces.get(key)
             if attn is None:
                 attn = self._pieces[key] = [self._layer(r) for r in _attention_rows(
-                    self.model, seq, kv, n, self.dtype, many)]
+                    self.model, seq, kv, n, self.dtype, many, more)]
             layers += attn
         return self._evaluate(layers + shared[1], tokens)
 

@@ -181,6 +181,8 @@ def _instance(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, 
         traffic = vector_traffic(layer, fmt, in_res, out_res)
         lt = vector_time(chip, layer_vector_cost(chip, layer), traffic, layer.fused, carry.cycles)
         most, tail = lt.hbm_cycles, 0.0
+    if layer.continues:   # inside an earlier row's kernel: its launch was paid there
+        lt = dataclasses.replace(lt, overhead_cycles=lt.overhead_cycles * 0)
     cycles = lt.cycles
     latency = cycles / (chip.clock_ghz * 1e9)
     macs = layer.macs

@@ -2,7 +2,11 @@
 
 Rows that do not depend on KV (embedding, projections, FFN, LM head) run all of the step's new
 tokens together; attention (QK^T, softmax, AV) runs once per distinct (new tokens, KV length),
-its sequences batched. :class:`tpusim.generation.StepCostModel` costs these rows.
+its sequences batched. Assumption: the decodes' attention is one paged-attention kernel per
+layer for the whole ragged batch (JetStream's Pallas paged attention, vLLM's), so only the first
+decode group's rows pay the per-op fixed cost and the later ones are marked ``continues``; a
+prefill chunk's attention is a kernel of its own. :class:`tpusim.generation.StepCostModel`
+costs these rows.
 """
 from __future__ import annotations
 
@@ -27,8 +31,15 @@ def step_rows(cfg: LlmConfig, decode_kv: Sequence[int] = (), prefill_tokens: int
     groups, tokens, seqs = _groups(decode_kv, prefill_tokens, prefill_kv)
     before, after = _shared_rows(cfg, tokens, seqs, dtype, logits)
     many = len(groups) > 1
-    return before + [r for (seq, kv), n in groups
-                     for r in _attention_rows(cfg, seq, kv, n, dtype, many)] + after
+    return before + [r for (seq, kv), n, more in continued(groups)
+                     for r in _attention_rows(cfg, seq, kv, n, dtype, many, more)] + after
+
+
+def continued(groups):
+    """``((new tokens, KV), sequences, continues)`` per group: every decode group after the
+    first runs in the first one's kernel (module docstring)."""
+    first = next((i for i, ((seq, _), _) in enumerate(groups) if seq == 1), None)
+    return [(g, n, g[0] == 1 and i != first) for i, (g, n) in enumerate(groups)]
 
 
 def _groups(decode_kv: Sequence[int], prefill_tokens: int, prefill_kv: int | None):
@@ -66,15 +77,19 @@ def _shared_rows(cfg: LlmConfig, tokens: int, seqs: int, dtype: str, logits: str
     return shared[:first], [r for r in shared[first:] if r["name"] not in _ATTENTION]
 
 
-def _attention_rows(cfg: LlmConfig, seq: int, kv: int, n: int, dtype: str, named: bool):
+def _attention_rows(cfg: LlmConfig, seq: int, kv: int, n: int, dtype: str, named: bool,
+                    continues: bool = False):
     """QK^T, softmax and AV of ``n`` sequences of ``seq`` new tokens attending to ``kv`` keys;
-    ``named``: the row names carry the group (a step with several)."""
+    ``named``: the row names carry the group (a step with several); ``continues``: the rows run
+    in an earlier group's kernel (no per-op fixed cost)."""
     rows = [r for r in llm_rows(cfg, "decode" if seq == 1 else "prefill", n, seq, kv, dtype)
             if r["name"] in _ATTENTION]
-    if named:
-        for r in rows:
+    for r in rows:
+        if named:
             r["name"] = f"{r['name']}_{seq}x{kv}"
+        if continues:
+            r["continues"] = True
     return rows
 
 
-__all__ = ["step_rows"]
+__all__ = ["continued", "step_rows"]

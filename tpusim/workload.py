@@ -38,7 +38,7 @@ TRACE_COLUMNS = (
     "name", "op", "count", "batch", "m", "k", "n", "weights",
     "in_h", "in_w", "in_c", "out_c", "kernel_h", "kernel_w", "stride", "stride_h", "stride_w",
     "padding", "pad_h", "pad_w", "groups", "elements", "ops_per_element",
-    "weight_dtype", "act_dtype", "fused", "sparsity", "density", "hbm",
+    "weight_dtype", "act_dtype", "fused", "sparsity", "density", "hbm", "continues",
 )
 HBM_STREAMS = "iwo"   # input, second operand (weights), output: the streams ``hbm`` can name
 
@@ -80,6 +80,9 @@ class TraceRow(BaseModel):
     # Streams a fused kernel's row moves through HBM on every repeat ("none" or letters of
     # "iwo"); the others stay on chip across the kernel's loop. Empty: the residency plan decides.
     hbm: str | None = None
+    # True: the row runs inside a kernel an earlier row launched (a ragged batch's further KV
+    # lengths in one paged-attention call), so it pays no per-op fixed cost of its own.
+    continues: bool = False
 
     @field_validator("hbm")
     @classmethod
@@ -196,6 +199,7 @@ class Layer:
     sparsity: str | None = None  # structured "N:M" weight pattern (tpusim.sparsity)
     density: float | None = None  # fraction of non-zero weights (unstructured)
     hbm: str | None = None       # streams through HBM every repeat (subset of "iwo"); None: plan
+    continues: bool = False      # inside an earlier row's kernel: no per-op fixed cost
 
     @property
     def macs(self) -> int:
@@ -305,7 +309,8 @@ def _make_layer(row: dict[str, Any] | TraceRow, source: str, line: int | None,
                              and col else msg) from None
     op = GEMM_OPS.get(row.op)
     common = dict(name=row.name, op=row.op, count=row.count, weight_dtype=row.weight_dtype,
-                  act_dtype=row.act_dtype, fused=row.fused, line=line, hbm=row.hbm)
+                  act_dtype=row.act_dtype, fused=row.fused, line=line, hbm=row.hbm,
+                  continues=row.continues)
     if op is not None:
         common.update(sparsity=row.sparsity, density=row.density)
     if op == "matmul":

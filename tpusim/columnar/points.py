@@ -193,9 +193,12 @@ def _point_arrays(pt: Point) -> tuple[dict, list]:
         p[k] = row
     # the vector unit's cost per layer (tpusim.timing.vector, as the reference path calls it)
     vc = [layer_vector_cost(chip, l) if l.kind == "vector" else None for l in pt.workload.layers]
+    # a row that continues an earlier row's kernel pays no fixed cost (as the reference path)
     vtab = np.array([(c.compute_cycles, c.launch_cycles, c.input_reads, c.hbm_efficiency)
                      if c else (0.0, t.overhead_cycles_per_op, 1.0, 1.0) for c in vc],
-                    dtype=float).reshape(-1, 4)[rl]
+                    dtype=float).reshape(-1, 4)
+    vtab[:, 1] *= [not l.continues for l in pt.workload.layers]
+    vtab = vtab[rl]
     p["vcomp"], p["overhead"], p["vreads"], p["veff"] = vtab.T if rows else (np.zeros(0),) * 4
     return p, sh.layer_vars
 

@@ -7,7 +7,8 @@ embedding, norms, projections, FFN), the LM head runs the ``s`` sampled tokens, 
 rows (QK^T, softmax, AV) run once per distinct KV length, and with TP the all-reduces (``T``
 tokens) and the logits' all-gather (``s`` tokens) follow. :class:`StepTimer` adds these parts:
 
-    step = body(T) + head(s) + sum over the decodes of attention(KV) + prefill attention
+    step = body(T) + head(s) + sum over the decodes of attention(KV)
+           - (distinct KV lengths - 1) x fixed + prefill attention
 
 * ``body(T)`` (with the all-reduces), ``head(s)`` (with the all-gather) and one sequence's
   decode ``attention(KV)`` are :class:`FoldCurve` tables over every integer: exact at both ends
@@ -17,6 +18,9 @@ tokens) and the logits' all-gather (``s`` tokens) follow. :class:`StepTimer` add
   the error stays about ``2 x rtol`` (:func:`tpusim.generation._interpolated` says why);
 * several decodes at one KV length are one batched attention row in the exact step: such a
   group is evaluated on its own (memoised);
+* the decodes' attention is one kernel per layer (:mod:`tpusim.step_trace`): every distinct KV
+  length after the first gives back its rows' per-op fixed cost, which each table entry (a
+  group timed alone) includes;
 * a prefill chunk's attention is evaluated with its tokens rounded up to ``tok_q`` and
   interpolated linearly between KV lengths that are multiples of ``kv_q``.
 
@@ -35,6 +39,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..step_trace import _ATTENTION, _attention_rows
+from ..timing.vector import layer_vector_cost
 
 _HEAD = ("final_norm", "lm_head")
 
@@ -130,6 +135,7 @@ class StepTimer:
         self.body = FoldCurve(self._body_rows, getattr(cost, "reduce_s", None), width, rtol)
         self.head = FoldCurve(self._head_rows, getattr(cost, "gather_s", None), width, rtol)
         self.one = FoldCurve(lambda k: self._attention_rows(1, k, 1), None, width, rtol)
+        self.fixed = self._fixed_s()
 
     # ------------------------------------------------------------------ evaluation
 
@@ -175,6 +181,19 @@ class StepTimer:
         c = self.cost
         return _attention_rows(c.model, seq, k, n, c.dtype, False)
 
+    def _fixed_s(self) -> float:
+        """Seconds of per-op fixed cost in one decode group's attention rows (over their
+        counts): a GEMM's ``timing.overhead_cycles_per_op``, an unfused vector op's launch."""
+        c = self.cost
+        chip, total = c.chip, 0.0
+        for r in self._attention_rows(1, 1, 1):
+            layer = c._layer(r)
+            if layer.kind == "gemm":
+                total += layer.count * chip.timing.overhead_cycles_per_op
+            elif not layer.fused:
+                total += layer.count * layer_vector_cost(chip, layer).launch_cycles
+        return total / (chip.clock_ghz * 1e9)
+
     def prepare(self, tokens: int, seqs: int, kv: int) -> None:
         """Build the tables up to ``tokens`` new tokens, ``seqs`` sampled ones and KV length
         ``kv`` (each capped at 16 folds; the rest are built when first needed), together."""
@@ -195,14 +214,15 @@ class StepTimer:
         srt = np.sort(kv)
         table = self.one.at(int(srt[0]), int(srt[-1]), self._latencies)
         if not (srt[1:] == srt[:-1]).any():
-            return float(table[kv].sum())
+            return float(table[kv].sum()) - (len(kv) - 1) * self.fixed
         ks, ns = np.unique(srt, return_counts=True)
         single = ns == 1
         many = list(zip(ks[~single].tolist(), ns[~single].tolist()))
         new = [g for g in many if g not in self.groups]
         self.groups.update(zip(new, self._latencies(
             [self._attention_rows(1, k, n) for k, n in new])))
-        return float(table[ks[single]].sum()) + sum(self.groups[g] for g in many)
+        return (float(table[ks[single]].sum()) + sum(self.groups[g] for g in many)
+                - (len(ks) - 1) * self.fixed)
 
     def prefill_attention(self, tokens: int, kv: int) -> float:
         """A prefill chunk's attention: tokens up to ``tok_q``, linear in KV between multiples
