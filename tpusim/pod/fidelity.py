@@ -103,8 +103,9 @@ ROWS: list[Row] = [
         f"tpu-recipes trillium/Llama3.1-70B-MaxText/v6e-256 ({TRILLIUM} llama3_1_70b_8192)",
         flash=SPLASH_2048),
     Row(MAXTEXT, "llama3_1_405b on 2 x v6e 256", "tpu_v6e", "llama3_1_405b", "16x16", 2,
-        "fsdp=128,tp=4", 8192, 1, OFFLOAD_IN_QKVO, "full", 0.3855, None, 123,
-        f"{TRILLIUM} llama3_1_405b_8192_fsdp_dcn (ici fsdp 64 x tp 4, dcn fsdp 2)",
+        "fsdp=128,tp=4,sp", 8192, 1, OFFLOAD_IN_QKVO, "full", 0.3855, None, 123,
+        f"{TRILLIUM} llama3_1_405b_8192_fsdp_dcn (ici fsdp 64 x tp 4, dcn fsdp 2; MaxText's "
+        "base.yml shards activation_embed over tensor, so saved activations split tp ways: sp)",
         flash=SPLASH_Q1024),
     Row(MAXTEXT, "mixtral_8x7b on v6e 256", "tpu_v6e", "mixtral_8x7b", "16x16", 1, "", 4096, 8,
         "full", "full", 0.3523, None, 3899,
