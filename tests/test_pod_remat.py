@@ -164,3 +164,41 @@ def test_cli_train_bad_remat_is_one_line_exit_2(cli, tmp_path, remat, needle, se
                          "--remat", remat, "--out", tmp_path / "o")
     assert code == 2 and needle in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_sequence_parallel_splits_every_tokens_x_hidden_tensor_tp_ways():
+    # tp=4 with sp on 4 chips, 2 sequences of 64 tokens (128 tokens, hidden 512): o_proj's output
+    # after its reduce-scatter and the block input are 128 x 512 / 4 values per chip, while
+    # qkv_proj's output is the chip's head shard, 128 x 1536 / 4, with or without sp.
+    four = make_slice(CHIP.ici, CHIP.dcn, shape="4")
+    tok = 128
+
+    def host(spec):
+        r = train_step(CHIP, TINY, four, spec, seq=64, global_batch=2,
+                       remat="offload:input,o_proj,qkv_proj")
+        return r.memory_gib["host_offload"] * GIB / TINY.layers
+
+    assert host(ParallelSpec(tp=4, sequence_parallel=True)) == (
+        tok * 512 / 4 + tok * 512 / 4 + tok * 1536 / 4) * 2
+    assert host(ParallelSpec(tp=4)) == (tok * 512 + tok * 512 + tok * 1536 / 4) * 2
+
+
+def test_offload_beyond_the_hosts_dram_is_one_line():
+    # tpu_v6e: 192 GiB of host DRAM per chip. A deep narrow model (2,048 layers, hidden 128)
+    # offloading its block input, 64 sequences of 8,192 tokens on one chip:
+    # 2048 x 64 x 8192 x 128 x 2 B = 256 GiB on host, 64 GiB too many; HBM holds the rest.
+    v6e = load_config("tpu_v6e")
+    assert v6e.memory.host_gib_per_chip == 192
+    deep = custom_config(name="deep", hidden=128, layers=2048, heads=2, kv_heads=2, ffn=256,
+                         vocab=256, gated=True, act="silu", norm="rmsnorm", positions="rope")
+    one = make_slice(v6e.ici, v6e.dcn, shape="1")
+    with pytest.raises(InputError) as exc:
+        train_step(v6e, deep, one, ParallelSpec(), seq=8192, global_batch=64,
+                   remat="offload:input")
+    msg = str(exc.value)
+    assert "256.0 GiB" in msg and "192 GiB of host DRAM" in msg and "by 64.0 GiB" in msg
+    assert "\n" not in msg
+    # half the batch offloads 128 GiB: it fits
+    r = train_step(v6e, deep, one, ParallelSpec(), seq=8192, global_batch=32,
+                   remat="offload:input")
+    assert r.memory_gib["host_offload"] == 128

@@ -132,6 +132,9 @@ class HbmConfig(_Model):
 class MemoryConfig(_Model):
     sram: SramConfig
     hbm: HbmConfig
+    host_gib_per_chip: float | None = Field(
+        None, gt=0, description="host DRAM per chip (DRAM per host / chips per host), which a "
+        "training step's offloaded tensors must fit; unset: not checked")
 
 
 class TimingConfig(_Model):

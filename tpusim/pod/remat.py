@@ -31,6 +31,8 @@ BASIC = ("none", "minimal", "full")
 INPUT = "input"
 # Flash attention's forward rows (pod/flash.py); its per-tile rows are no tensors one can name.
 _TILE_ROWS = ("attn_qk", "attn_softmax", "attn_rescale", "attn_out")
+OUTSIDE_BLOCKS = ("embed", "pos_add", "embed_norm", "final_norm", "lm_head")  # rows outside the blocks
+WIRE_BYTES = 2            # bf16 on the wire and in memory (assumption)
 FLASH_OUTPUT = "attn_av"       # the flash kernel's output O, which o_proj reads
 _ALLOWED = "allowed: none|minimal|full|save:NAMES|offload:NAMES|save:NAMES+offload:NAMES"
 
@@ -130,5 +132,54 @@ def recomputed(block: list[dict[str, Any]], policy: Remat) -> list[dict[str, Any
             if not (r["name"] in kept or (flash_kept and r["name"] in _TILE_ROWS))]
 
 
-__all__ = ["Remat", "parse_remat", "block_names", "recomputed", "tensor_elements", "BASIC",
+def _tensors(fwd: list[dict[str, Any]], sp: int) -> tuple[dict[str, float], list[dict]]:
+    """Bytes (bf16) of each tensor one layer could keep for the backward pass: ``input`` (the
+    block's input, split ``sp`` ways under sequence parallelism) and each block row's output
+    (this module's NAMES), with the block rows. Assumption: attention runs as a fused kernel that
+    keeps no score matrix; its output is what o_proj reads (tokens x heads x head_dim), not its
+    per-tile partial outputs (the backward recomputes the scores). Under sequence parallelism
+    every tokens x hidden tensor (norm and residual outputs, o_proj's and ffn_down's after their
+    reduce-scatter) lives split ``sp`` ways, as Megatron-style sequence parallelism and MaxText's
+    ``activation_embed`` over ``tensor`` keep it."""
+    from ..workload import make_layer
+    block = [r for r in fwd if r["name"] not in OUTSIDE_BLOCKS]
+    full_h = make_layer(block[0]).out_elements       # the first norm's output: tokens x hidden
+    o_proj = next((b for b in block if b["name"] == "o_proj"), None)
+    o_in = make_layer(o_proj).in_elements if o_proj is not None else \
+        make_layer(next(b for b in block if b["name"] == "attn_av")).out_elements
+    sizes = {INPUT: full_h / sp * WIRE_BYTES}
+    sizes.update({k: (v / sp if v == full_h else v) * WIRE_BYTES
+                  for k, v in tensor_elements(block, o_in).items()})
+    return sizes, block
+
+
+def saved_per_layer(fwd: list[dict[str, Any]], sp: int) -> dict[str, float]:
+    """Bytes one layer keeps for the backward pass (bf16) under each basic remat policy
+    (:func:`_tensors`): ``full`` keeps each block's input, ``minimal`` also its matmul outputs,
+    ``none`` every block output."""
+    sizes, block = _tensors(fwd, sp)
+    ops = {r["name"]: r["op"] for r in block}
+    mm = sum(v for k, v in sizes.items() if ops.get(k) == "matmul")
+    vec = sum(v for k, v in sizes.items() if k != INPUT and ops.get(k) != "matmul")
+    return {"full": sizes[INPUT], "minimal": sizes[INPUT] + mm,
+            "none": sizes[INPUT] + mm + vec}
+
+
+def kept_per_layer(fwd: list[dict[str, Any]], sp: int, policy: Remat) -> tuple[float, float]:
+    """(HBM, host) bytes one layer keeps for the backward under ``policy``."""
+    if policy.kind != "named":
+        return saved_per_layer(fwd, sp)[policy.kind], 0.0
+    sizes, _ = _tensors(fwd, sp)
+    hbm = sum(sizes[n] for n in policy.save) + (sizes[INPUT] if policy.input_in_hbm() else 0.0)
+    return hbm, float(sum(sizes[n] for n in policy.offload))
+
+
+def saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: int) -> float:
+    """Bytes ``layers`` layers keep in HBM for the backward pass under ``remat``
+    (:func:`kept_per_layer`)."""
+    return layers * kept_per_layer(fwd, sp, parse_remat(remat))[0]
+
+
+__all__ = ["OUTSIDE_BLOCKS", "WIRE_BYTES", "saved_per_layer", "kept_per_layer", "saved_activations",
+           "Remat", "parse_remat", "block_names", "recomputed", "tensor_elements", "BASIC",
            "INPUT"]

@@ -64,14 +64,13 @@ from .dropmoe import (MoeKernel, all_to_all_rows, dropped_rows, parse_moe,
 from .flash import FLASH_BLOCK, FORWARD_ROWS, flash_attention, flash_backward
 from .flash_blocks import FlashBlocks
 from .moe import megablox_rows
-from .remat import BASIC, INPUT, Remat, parse_remat, recomputed, tensor_elements
+from .remat import (BASIC, OUTSIDE_BLOCKS as _OUTSIDE_BLOCKS, WIRE_BYTES, Remat, kept_per_layer,
+                    parse_remat, recomputed, saved_per_layer)
 from .schedule import Schedule, StepParts, schedule
 from .sharding import ParallelSpec, Placement, check_spec, dcn_kind, place
 from .topology import Slice
 
 REMATS = BASIC           # the search's default candidates; train_step takes any pod/remat.py policy
-_OUTSIDE_BLOCKS = ("embed", "pos_add", "embed_norm", "final_norm", "lm_head")
-WIRE_BYTES = 2            # bf16 on the wire (assumption)
 STATE_BYTES = 16          # bf16 weight + bf16 grad + fp32 master + 2 fp32 moments per parameter
 ADAM_BYTES = 32           # read 18 (w, g, master, m, v), write 14 (w, master, m, v) per parameter
 ADAM_OPS = 12             # vector ops per parameter of one Adam update (assumption)
@@ -211,20 +210,25 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     state = STATE_BYTES * shard_params
     prefetch = 2 * (dense + expert) * WIRE_BYTES     # this layer and the next one, gathered
     sp = spec.tp if spec.sequence_parallel else 1
-    in_hbm, on_host = _kept_per_layer(fwd, sp, policy)
+    in_hbm, on_host = kept_per_layer(fwd, sp, policy)
     keep = L * in_hbm * min(spec.pp, microbatches)  # 1F1B: stage 1 holds pp microbatches
     host = L * on_host * min(spec.pp, microbatches)     # pinned host memory, not HBM
     # The layer being back-propagated has its whole forward live at once (what remat dropped is
     # recomputed for it, what it offloaded is back): one layer's every block output beyond what
     # the policy keeps in HBM. Assumption: the next layer's offloaded tensors, fetched ahead,
     # land in that layer's working set (their buffer is not counted twice).
-    working = _saved_per_layer(fwd, sp)["none"] - in_hbm
+    working = saved_per_layer(fwd, sp)["none"] - in_hbm
     total = state + prefetch + keep + working
     cap = chip.memory.hbm.capacity_gib
     if cap is not None and total > cap * gib:
         raise InputError("train", "memory", f"{total / gib:.1f} GiB per chip",
                          f"does not fit the {cap:g} GiB of HBM by {(total - cap * gib) / gib:.1f}"
                          f" GiB; shard more (fsdp/tp/pp), use --remat full or a smaller batch")
+    host_cap = chip.memory.host_gib_per_chip
+    if host_cap is not None and host > host_cap * gib:
+        raise InputError("--remat", None, policy.label(), f"offloads {host / gib:.1f} GiB per "
+                         f"chip, which does not fit the {host_cap:g} GiB of host DRAM per chip "
+                         f"by {(host - host_cap * gib) / gib:.1f} GiB; offload fewer tensors")
 
     # Forward and backward run as one program; recompute reruns forward rows, so it is priced
     # from the forward rows' own times. Dropless expert matmuls run as the grouped-matmul
@@ -347,50 +351,6 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                + (f"; moe {kernel.label()}" if model.moe else ""),)
         + ((f"fsdp spans the {sl.slices} slices over DCN",)
            if dcn_kind(spec, sl.slices) == "fsdp" else ()))
-
-
-def _tensors(fwd: list[dict[str, Any]], sp: int) -> tuple[dict[str, float], list[dict]]:
-    """Bytes (bf16) of each tensor one layer could keep for the backward pass: ``input`` (the
-    block's input, split ``sp`` ways under sequence parallelism) and each block row's output
-    (``pod/remat.py``), with the block rows. Assumption: attention runs as a fused kernel that
-    keeps no score matrix; its output is what o_proj reads (tokens x heads x head_dim), not its
-    per-tile partial outputs (the backward recomputes the scores)."""
-    from ..workload import make_layer
-    block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
-    tok_h = make_layer(block[0]).out_elements / sp   # the first norm's output: tokens x hidden
-    o_proj = next((b for b in block if b["name"] == "o_proj"), None)
-    o_in = make_layer(o_proj).in_elements if o_proj is not None else \
-        make_layer(next(b for b in block if b["name"] == "attn_av")).out_elements
-    sizes = {INPUT: tok_h * WIRE_BYTES}
-    sizes.update({k: v * WIRE_BYTES for k, v in tensor_elements(block, o_in).items()})
-    return sizes, block
-
-
-def _saved_per_layer(fwd: list[dict[str, Any]], sp: int) -> dict[str, float]:
-    """Bytes one layer keeps for the backward pass (bf16) under each basic remat policy
-    (:func:`_tensors`): ``full`` keeps each block's input, ``minimal`` also its matmul outputs,
-    ``none`` every block output."""
-    sizes, block = _tensors(fwd, sp)
-    ops = {r["name"]: r["op"] for r in block}
-    mm = sum(v for k, v in sizes.items() if ops.get(k) == "matmul")
-    vec = sum(v for k, v in sizes.items() if k != INPUT and ops.get(k) != "matmul")
-    return {"full": sizes[INPUT], "minimal": sizes[INPUT] + mm,
-            "none": sizes[INPUT] + mm + vec}
-
-
-def _kept_per_layer(fwd: list[dict[str, Any]], sp: int, policy: Remat) -> tuple[float, float]:
-    """(HBM, host) bytes one layer keeps for the backward under ``policy``."""
-    if policy.kind != "named":
-        return _saved_per_layer(fwd, sp)[policy.kind], 0.0
-    sizes, _ = _tensors(fwd, sp)
-    hbm = sum(sizes[n] for n in policy.save) + (sizes[INPUT] if policy.input_in_hbm() else 0.0)
-    return hbm, float(sum(sizes[n] for n in policy.offload))
-
-
-def _saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: int) -> float:
-    """Bytes ``layers`` layers keep in HBM for the backward pass under ``remat``
-    (:func:`_kept_per_layer`)."""
-    return layers * _kept_per_layer(fwd, sp, parse_remat(remat))[0]
 
 
 __all__ = ["TrainResult", "train_step", "shard_config", "backward_rows", "simulate_rows",
