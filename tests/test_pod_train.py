@@ -137,6 +137,12 @@ def test_model_that_does_not_fit_says_by_how_much():
                    seq=2048, global_batch=2)
     msg = str(exc.value)
     assert "does not fit the 95 GiB of HBM by" in msg and "\n" not in msg
+    # remat full is what ran (the default): the hint names what keeps less than it
+    assert "--remat full" not in msg and "--remat offload:input" in msg
+    with pytest.raises(InputError) as exc:
+        train_step(CHIP, get_preset("llama2_70b"), _slice("2"), ParallelSpec(fsdp=2),
+                   seq=2048, global_batch=2, remat="none")
+    assert "use --remat full" in str(exc.value)
 
 
 # ---------------------------------------------------------------- tpusim train
