@@ -14,7 +14,7 @@ from ..importers.llm import LlmConfig
 from . import costs
 from .sharding import ParallelSpec
 from .topology import Slice
-from .train import REMATS, TrainResult, train_step
+from .train import REMATS, TrainResult, check_sizes, train_step
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ def search(chip, model: LlmConfig, sl: Slice, seq: int, global_batch: int, top: 
     (``pod/costs.py``). ``stats``, if given, receives ``candidates``, ``fit`` and ``programs``
     (distinct shards simulated). ``flash``: the flash kernels' blocks (``train_step``); ``moe``:
     the MoE kernel (``pod/dropmoe.py``), for every layout."""
+    check_sizes(seq, global_batch)   # the line train_step gives, not "no sharding fits (...)"
     found: list[Candidate] = []
     why = None
     before = costs.distinct_programs()

@@ -156,6 +156,14 @@ def model_flops_per_token(model: LlmConfig, seq: int,
     return 6 * model.linear_params() + (attn / 2 if attention == "causal" else attn)
 
 
+def check_sizes(seq: int, global_batch: int, microbatches: int = 1) -> None:
+    """One-line InputError unless every size is a positive integer (before any layout runs)."""
+    for name, v in (("--seq", seq), ("--global-batch", global_batch),
+                    ("--microbatches", microbatches)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise InputError(name, None, v, "must be a positive integer")
+
+
 def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                global_batch: int, remat: "str | Remat" = "full", microbatches: int = 1,
                attention: Literal["causal", "full"] = "causal",
@@ -167,10 +175,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     the flash kernels' block sizes per pass and backward variant (default: 1,024, fused).
     ``moe``: ``megablox`` (dropless, ``pod/moe.py``) or ``dropped:CF`` (``pod/dropmoe.py``)."""
     policy, kernel = parse_remat(remat), parse_moe(moe)
-    for name, v in (("--seq", seq), ("--global-batch", global_batch),
-                    ("--microbatches", microbatches)):
-        if not isinstance(v, int) or v < 1:
-            raise InputError(name, None, v, "must be a positive integer")
+    check_sizes(seq, global_batch, microbatches)
     check_spec(spec, sl.chips, model, sl.slices)
     pl: Placement = place(spec, sl)
     if global_batch % spec.replicas:
