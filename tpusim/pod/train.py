@@ -59,7 +59,7 @@ from ..errors import InputError
 from ..importers.llm import LlmConfig, llm_rows
 from .collectives import all_gather, all_reduce, all_to_all, permute, reduce_scatter
 from .costs import simulate_rows
-from .dropmoe import (MoeKernel, all_to_all_rows, dropped_rows, parse_moe,
+from .dropmoe import (MoeKernel, all_to_all_rows, check_kernel, dropped_rows, parse_moe,
                       without_mask_gradients)
 from .flash import FLASH_BLOCK, FORWARD_ROWS, flash_attention, flash_backward
 from .flash_blocks import FlashBlocks
@@ -176,6 +176,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     ``moe``: ``megablox`` (dropless, ``pod/moe.py``) or ``dropped:CF`` (``pod/dropmoe.py``)."""
     policy, kernel = parse_remat(remat), parse_moe(moe)
     check_sizes(seq, global_batch, microbatches)
+    check_kernel(kernel, model)
     check_spec(spec, sl.chips, model, sl.slices)
     pl: Placement = place(spec, sl)
     if global_batch % spec.replicas:
