@@ -186,3 +186,19 @@ def test_cli_dropped_writes_its_kernel(cli, tmp_path):
     assert code == 0, err
     rec = json.loads((tmp_path / "o" / "train.json").read_text())
     assert rec["moe"] == "dropped:1.25"
+
+
+@pytest.mark.parametrize("search", [False, True])
+def test_cli_dropped_on_a_dense_model_is_an_error(cli, tmp_path, search):
+    """As ep=2 on a dense model: it has no experts to drop tokens at (with the search too, the
+    one line, not 'no sharding fits')."""
+    par = [] if search else ["--parallel", "fsdp=8"]
+    code, out, err = cli("train", "tpu_v5e", "gpt2", "--chips", "8", *par,
+                         "--moe", "dropped:1.25", "--out", tmp_path / "o")
+    assert code == 2 and "Traceback" not in err and not (tmp_path / "o").exists()
+    assert err.strip() == ("tpusim: error: --moe: got 'dropped:1.25'; gpt2 has no experts "
+                           "(dense model); --moe applies to MoE models")
+    # the dropless default on a dense model is no choice the user made: it runs
+    code, _, err = cli("train", "tpu_v5e", "gpt2", "--chips", "8", "--parallel", "fsdp=8",
+                       "--out", tmp_path / "o")
+    assert code == 0, err

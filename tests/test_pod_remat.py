@@ -45,6 +45,11 @@ def test_parse_gives_one_canonical_label():
 @pytest.mark.parametrize("text,needle", [
     ("some", "none|minimal|full"), ("save:", "comma list"), ("keep:o_proj", "save:NAMES"),
     ("save:o_proj+offload:o_proj", "both saved and offloaded"), ("offload:a,,b", "comma list"),
+    # a kind or a name given twice is refused, as --parallel/--synthetic keys are
+    ("save:o_proj+save:ffn_up", "--remat: save: got 'save:o_proj+save:ffn_up'; save: given twice"),
+    ("offload:input+save:o_proj+offload:qkv_proj", "offload: given twice"),
+    ("save:input,input", "--remat: save: got 'save:input,input'; input listed twice"),
+    ("offload:qkv_proj,o_proj,qkv_proj", "qkv_proj listed twice"),
 ])
 def test_malformed_policies_are_one_line(text, needle):
     with pytest.raises(InputError) as exc:

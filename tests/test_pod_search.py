@@ -100,3 +100,20 @@ def test_layouts_that_cannot_fit_are_dropped_before_simulating():
     st: dict = {}
     search(CHIP, TINY, _slice("2x2x2"), seq=128, global_batch=16, stats=st)
     assert st["fit"] <= st["candidates"] and st["programs"] == costs.distinct_programs()
+
+
+@pytest.mark.parametrize("opt,args", [
+    ("--seq", ["--seq", "0"]), ("--seq", ["--seq", "-3"]),
+    ("--global-batch", ["--global-batch", "0"]), ("--batch-per-chip", ["--batch-per-chip", "0"]),
+])
+def test_bad_sizes_are_the_same_one_line_with_or_without_parallel(tmp_path, opt, args):
+    """Checked before the search: not 'no sharding fits (...)' from inside it."""
+    from .conftest import run_cli
+    lines = []
+    for extra in ([], ["--parallel", "fsdp=8"]):
+        code, _, err = run_cli("train", "tpu_v5e", "gpt2", "--chips", "8", *args, *extra,
+                               "--out", tmp_path / "o")
+        assert code == 2 and not (tmp_path / "o").exists(), err
+        lines.append(err.strip())
+    assert lines[0] == lines[1] == (f"tpusim: error: {opt}: got {args[1]}; must be a positive "
+                                    "integer")

@@ -44,6 +44,11 @@ def test_bad_spec_text(text, needle):
     ("fsdp=4,tp=16", 64, "llama2_7b", 1, None),
     ("fsdp=2,tp=32", 64, "palm_540b", 1, "48 attention heads"),
     ("fsdp=32,ep=2", 64, "llama2_70b", 1, "no experts"),
+    # sp splits activations over tp: with tp=1 it is refused (as ep on a dense model), not
+    # silently kept in the label
+    ("fsdp=64,sp", 64, "llama2_70b", 1, "sp: got 'fsdp=64,sp'; sequence parallelism splits "
+     "activations over tp; it needs tp > 1"),
+    ("fsdp=32,tp=2,sp", 64, "llama2_70b", 1, None),
     ("fsdp=4,ep=16", 64, "mixtral_8x7b", 1, "8 experts"),
     ("fsdp=16,pp=3", 48, "llama2_70b", 1, "80 layers"),
     # Neither dp nor fsdp spans the two slices: the one line names both and the rule.

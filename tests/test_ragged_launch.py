@@ -122,3 +122,28 @@ def test_continues_column_in_a_trace_csv(tmp_path):
     assert code == 2 and "Traceback" not in err
     line = err.strip()
     assert "\n" not in line and "continues" in line and "maybe" in line
+
+
+def test_continues_on_the_first_row_is_an_error(tmp_path):
+    """README: a ``continues`` row runs inside a kernel an earlier row launched; the first row
+    has none. A later row may continue after a row of another kind (a fused attention kernel
+    holds QK^T, softmax and AV; a step's later groups continue past the first group's AV)."""
+    head = "name,op,m,k,n,weights,elements,continues\n"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("# a comment line\n" + head + "a,matmul,4,64,64,dynamic,,true\n"
+                   "b,matmul,4,64,64,dynamic,,\n")
+    out = tmp_path / "o"
+    code, _, err = run_cli("run", "tpu_v5e", str(bad), "--out", str(out))
+    assert code == 2 and "Traceback" not in err and not out.exists()
+    assert err.strip() == (f"tpusim: error: {bad}: line 3, column continues: row 'a': the first "
+                           "row has no kernel to continue (continues=true needs an earlier "
+                           "row's kernel)")
+    from tpusim.importers.trace_csv import write_trace
+    with pytest.raises(tpusim.InputError, match="line 2, column continues"):
+        write_trace([{"name": "a", "op": "softmax", "elements": 8, "continues": True}],
+                    tmp_path / "w.csv")
+    assert not (tmp_path / "w.csv").exists()
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(head + "a,matmul,4,64,64,dynamic,,\ns,softmax,,,,,256,true\n"
+                     "b,matmul,4,64,64,dynamic,,true\n")
+    assert [l.continues for l in tpusim.load_workload(str(mixed)).layers] == [False, True, True]

@@ -216,6 +216,9 @@ def test_bad_request_files(tmp_path, lines, needle):
 @pytest.mark.parametrize("args,needle", [
     (["--rate", "0"], "--rate"), (["--rate", "-3"], "--rate"), (["--rates", "1,0"], "--rates"),
     (["--kv-block", "0"], "--kv-block"), (["--synthetic", "in=-4,out=3"], "in"),
+    # the last in= would silently win
+    (["--synthetic", "in=219,out=292,in=5"], "--synthetic: in: got 'in=5'; given twice"),
+    (["--synthetic", "in=uniform:300:50,out=5"], "uniform:A:B needs A <= B (got A=300, B=50)"),
     (["--chips", "5"], "--chips: tp: got 5; must divide the"),   # the option the user gave
 ])
 def test_bad_options(tmp_path, args, needle):

@@ -83,6 +83,10 @@ relu,relu,,,,,,,,,,,,,32768,,,true
     ("name,op,m,k,n\nfc,matmul,1,x,3", ["line 2", "column k", "'x'"]),
     ("name,op,m,k,n,act_dtype\nfc,matmul,1,2,3,int7", ["line 2", "act_dtype", "int7"]),
     ("name,op,elements\nsm,softmax,", ["line 2", "elements"]),
+    # an unclosed quote names its line, not a cell it swallowed the rest of the line into
+    ("name,op,m,k,n\na,matmul,1,2,3\n\"b,matmul,1,2,3", ["line 3: unterminated quote"]),
+    # a quoted cell over two lines: the line it opens on, never a cut-off value
+    ("name,op,m,k,n\na,matmul,1,2,3\n\"two\nlines\",matmul,1,2,3", ["line 3: unterminated quote"]),
 ])
 def test_bad_rows_give_one_clear_line(write_csv, text, needles):
     p = write_csv(text)
@@ -132,3 +136,8 @@ def test_scalesim_bad_row(write_csv):
     with pytest.raises(InputError) as exc:
         load_workload(p)
     assert "line 2" in str(exc.value) and "num_filter" in str(exc.value)
+
+
+def test_quoted_cells_that_close_on_their_line_still_read(write_csv):
+    p = write_csv('name,op,m,k,n\n"a,b",matmul,1,2,3\n"say ""hi""",matmul,1,2,3')
+    assert [l.name for l in load_workload(p).layers] == ["a,b", 'say "hi"']

@@ -128,14 +128,32 @@ def check_size(value: int, source: str | None, where: str | None) -> int:
 
 
 def csv_rows(lines: list[str], numbers: list[int], src: str) -> list[list[str]]:
-    """Parse CSV lines (one record per line); a malformed line is an InputError naming it."""
+    """Parse CSV lines (one record per line); a malformed line is an InputError naming it.
+
+    A quote that does not close on its line is an error naming that line: the lenient reader
+    would take the rest of the line as one cell (``"b,matmul,1`` -> the name ``b,matmul,1``),
+    and a quoted cell running over several lines would be cut at the first line's end.
+    """
     out = []
     for line, lineno in zip(lines, numbers):
         try:
             out.extend(csv.reader([line]))
+            if _open_quote(line):
+                raise InputError(src, f"line {lineno}", message="unterminated quote: a quoted "
+                                 "cell opens on this line and does not close on it (a cell "
+                                 "cannot run over several lines)")
         except csv.Error as exc:   # e.g. a cell over the csv module's field size limit
             raise InputError(src, f"line {lineno}", message=f"not a CSV line ({exc})") from None
     return out
+
+
+def _open_quote(line: str) -> bool:
+    """Whether ``line`` ends inside a quoted cell (the strict reader's "unexpected end")."""
+    try:
+        list(csv.reader([line], strict=True))
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 def check_unique_header(header: list[str], src: str, lineno: int) -> None:

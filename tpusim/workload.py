@@ -283,6 +283,19 @@ def check_layer_size(layer: Layer, source: str | None, where: str | None,
     return layer
 
 
+def check_first_launches(layers: list[Layer] | tuple[Layer, ...], source: str | None) -> None:
+    """A trace's first row cannot ``continue``: no earlier row launched a kernel for it to run
+    inside (README). Any later row may (a fused kernel mixes GEMM and vector rows, and a
+    ragged batch's attention groups each continue the first group's kernel, not the row just
+    before), since the first row always launches one."""
+    if layers and layers[0].continues:
+        first = layers[0]
+        where = ", ".join(p for p in (f"line {first.line}" if first.line is not None else None,
+                                      "column continues") if p)
+        raise InputError(source, where, message=f"row {first.name!r}: the first row has no "
+                         "kernel to continue (continues=true needs an earlier row's kernel)")
+
+
 def make_layer(row: dict[str, Any] | TraceRow, source: str = "", line: int | None = None) -> Layer:
     """Validate one trace row (dict of column -> value, empty cells None) and lower it."""
     where = f"line {line}" if line is not None else None

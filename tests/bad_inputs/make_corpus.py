@@ -172,6 +172,9 @@ TRACES: dict[str, str | bytes] = {
     "header_only.csv": "name,op,m,k,n\n",
     "comments_only.csv": "# nothing here\n# at all\n",
     "bom_unknown_column.csv": b"\xef\xbb\xbfname,op,m,k,nn\nfc1,matmul,64,128,32\n",
+    "unterminated_quote.csv": GOOD_TRACE + '"fc3,matmul,16,32,8\n',
+    "multiline_cell.csv": GOOD_TRACE + '"fc\n3",matmul,16,32,8\n',
+    "continues_first_row.csv": "name,op,m,k,n,continues\nfc1,matmul,64,128,32,true\n",
 }
 
 TOPOLOGIES: dict[str, str | bytes] = {

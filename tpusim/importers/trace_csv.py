@@ -13,7 +13,7 @@ from typing import Any, Iterable
 from .._input import check_unique_header, csv_rows, read_text, suggest
 from .._io import atomic_write_text, safe_cell
 from ..errors import InputError
-from ..workload import TRACE_COLUMNS, Layer, Workload, make_layer
+from ..workload import TRACE_COLUMNS, Layer, Workload, check_first_launches, make_layer
 
 
 def _data_lines(text: str) -> tuple[list[str], list[int], list[str]]:
@@ -68,6 +68,7 @@ def read_trace(path: str | Path) -> Workload:
     path = Path(path)
     rows, notes = read_trace_rows(path)
     layers = [make_layer(row, str(path), lineno) for row, lineno in rows]
+    check_first_launches(layers, str(path))
     return Workload(name=path.stem, layers=tuple(layers), source=str(path), notes=tuple(notes))
 
 
@@ -97,7 +98,8 @@ def write_trace(rows: Iterable[dict[str, Any]], path: str | Path,
                 comments: Iterable[str] = ()) -> Path:
     """Validate every row (by building its layer), then write the CSV atomically."""
     rows = list(rows)
-    for i, r in enumerate(rows, start=2):
-        make_layer({k: v for k, v in r.items() if v not in (None, "")}, str(path), i)
+    layers = [make_layer({k: v for k, v in r.items() if v not in (None, "")}, str(path), i)
+              for i, r in enumerate(rows, start=2)]
+    check_first_launches(layers, str(path))
     atomic_write_text(path, rows_to_csv(rows, comments))
     return Path(path)

@@ -80,6 +80,15 @@ def parse_moe(value: "str | MoeKernel") -> MoeKernel:
     raise InputError("--moe", None, value, _ALLOWED)
 
 
+def check_kernel(kernel: MoeKernel, model) -> None:
+    """A dropped (capacity-factor) kernel on a dense model is an error, as ep > 1 on one is
+    (``pod/sharding.py``): it has no experts to drop tokens at. The dropless default is no
+    choice the user made, so it stays silent."""
+    if kernel.dropped and not model.moe:
+        raise InputError("--moe", None, kernel.label(), f"{model.name} has no experts (dense "
+                         "model); --moe applies to MoE models")
+
+
 def expert_capacity(seq: int, top_k: int, experts: int, capacity_factor: float) -> int:
     """Slots per expert per sequence, as MaxText's ``generate_masks`` rounds them:
     int(max(ceil(seq top_k / experts) x CF, CF)) (the int() truncates)."""
@@ -140,5 +149,5 @@ def all_to_all_rows(model, seq: int, kernel: MoeKernel) -> float:
                                                  kernel.capacity_factor))
 
 
-__all__ = ["MoeKernel", "parse_moe", "expert_capacity", "dropped_rows",
+__all__ = ["MoeKernel", "parse_moe", "check_kernel", "expert_capacity", "dropped_rows",
            "without_mask_gradients", "all_to_all_rows", "DISPATCH", "COMBINE", "MASKS"]

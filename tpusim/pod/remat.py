@@ -84,12 +84,22 @@ def parse_remat(value: "str | Remat") -> Remat:
         return Remat(text)
     save: set[str] = set()
     off: set[str] = set()
+    heads: set[str] = set()
     for part in text.split("+"):
         head, sep, names = part.partition(":")
+        head = head.strip()
         listed = [n.strip() for n in names.split(",")]
-        if not sep or head.strip() not in ("save", "offload") or not all(listed):
+        if not sep or head not in ("save", "offload") or not all(listed):
             raise InputError("--remat", None, value, _ALLOWED + " (NAMES: a comma list)")
-        (save if head.strip() == "save" else off).update(listed)
+        if head in heads:      # as --parallel's keys: one list per kind, not two to merge
+            raise InputError("--remat", head, value, f"{head}: given twice; list its names "
+                             "once, comma-separated")
+        twice = sorted({n for n in listed if listed.count(n) > 1})
+        if twice:
+            raise InputError("--remat", head, value, f"{','.join(twice)} listed twice; name "
+                             "each tensor once")
+        heads.add(head)
+        (save if head == "save" else off).update(listed)
     both = save & off
     if both:
         raise InputError("--remat", None, value, f"{','.join(sorted(both))} is both saved and "

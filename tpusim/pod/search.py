@@ -12,9 +12,10 @@ from dataclasses import dataclass, replace
 from ..errors import InputError
 from ..importers.llm import LlmConfig
 from . import costs
+from .dropmoe import check_kernel, parse_moe
 from .sharding import ParallelSpec
 from .topology import Slice
-from .train import REMATS, TrainResult, train_step
+from .train import REMATS, TrainResult, check_sizes, train_step
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ def search(chip, model: LlmConfig, sl: Slice, seq: int, global_batch: int, top: 
     (``pod/costs.py``). ``stats``, if given, receives ``candidates``, ``fit`` and ``programs``
     (distinct shards simulated). ``flash``: the flash kernels' blocks (``train_step``); ``moe``:
     the MoE kernel (``pod/dropmoe.py``), for every layout."""
+    # the lines train_step gives, not "no sharding fits (...)" after trying every layout
+    check_sizes(seq, global_batch)
+    check_kernel(parse_moe(moe), model)
     found: list[Candidate] = []
     why = None
     before = costs.distinct_programs()

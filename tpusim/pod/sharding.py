@@ -119,6 +119,9 @@ def check_spec(spec: ParallelSpec, chips: int, model: "LlmConfig | None" = None,
     if slices > 1 and dcn_kind(spec, slices) is None:
         raise InputError(source, None, spec.label(), f"dp or fsdp must be a multiple of "
                          f"--slices={slices} (the DCN between slices goes to dp, else to fsdp)")
+    if spec.sequence_parallel and spec.tp == 1:   # as ep on a dense model: nothing to split over
+        raise InputError(source, "sp", spec.label(), "sequence parallelism splits activations "
+                         "over tp; it needs tp > 1")
     if model is None:
         return
     m = model

@@ -59,7 +59,7 @@ from ..errors import InputError
 from ..importers.llm import LlmConfig, llm_rows
 from .collectives import all_gather, all_reduce, all_to_all, permute, reduce_scatter
 from .costs import simulate_rows
-from .dropmoe import (MoeKernel, all_to_all_rows, dropped_rows, parse_moe,
+from .dropmoe import (MoeKernel, all_to_all_rows, check_kernel, dropped_rows, parse_moe,
                       without_mask_gradients)
 from .flash import FLASH_BLOCK, FORWARD_ROWS, flash_attention, flash_backward
 from .flash_blocks import FlashBlocks
@@ -158,6 +158,14 @@ def model_flops_per_token(model: LlmConfig, seq: int,
     return 6 * model.linear_params() + (attn / 2 if attention == "causal" else attn)
 
 
+def check_sizes(seq: int, global_batch: int, microbatches: int = 1) -> None:
+    """One-line InputError unless every size is a positive integer (before any layout runs)."""
+    for name, v in (("--seq", seq), ("--global-batch", global_batch),
+                    ("--microbatches", microbatches)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise InputError(name, None, v, "must be a positive integer")
+
+
 def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                global_batch: int, remat: "str | Remat" = "full", microbatches: int = 1,
                attention: Literal["causal", "full"] = "causal",
@@ -169,10 +177,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     the flash kernels' block sizes per pass and backward variant (default: 1,024, fused).
     ``moe``: ``megablox`` (dropless, ``pod/moe.py``) or ``dropped:CF`` (``pod/dropmoe.py``)."""
     policy, kernel = parse_remat(remat), parse_moe(moe)
-    for name, v in (("--seq", seq), ("--global-batch", global_batch),
-                    ("--microbatches", microbatches)):
-        if not isinstance(v, int) or v < 1:
-            raise InputError(name, None, v, "must be a positive integer")
+    check_sizes(seq, global_batch, microbatches)
+    check_kernel(kernel, model)
     check_spec(spec, sl.chips, model, sl.slices)
     pl: Placement = place(spec, sl)
     if global_batch % spec.replicas:

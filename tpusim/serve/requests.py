@@ -90,6 +90,9 @@ def parse_dist(text: str, where: str):
     if kind == "fixed" and len(nums) == 1 and nums[0] >= 1 and nums[0] == int(nums[0]):
         n0 = int(nums[0])
         return lambda rng, n: np.full(n, n0, dtype=np.int64)
+    if kind == "uniform" and len(nums) == 2 and 1 <= nums[0] and nums[0] > nums[1]:
+        raise InputError("--synthetic", where, text, f"uniform:A:B needs A <= B (got A="
+                         f"{parts[1]}, B={parts[2]})")
     if kind == "uniform" and len(nums) == 2 and 1 <= nums[0] <= nums[1]:
         a, b = int(nums[0]), int(nums[1])
         return lambda rng, n: rng.integers(a, b + 1, n)
@@ -110,6 +113,8 @@ def parse_synthetic(spec: str):
         key, sep, val = part.partition("=")
         if not sep or key.strip() not in ("in", "out"):
             raise InputError("--synthetic", None, spec, "in=LEN_DIST,out=LEN_DIST")
+        if key.strip() in got:
+            raise InputError("--synthetic", key.strip(), part.strip(), "given twice")
         got[key.strip()] = val.strip()
     if set(got) != {"in", "out"}:
         raise InputError("--synthetic", None, spec, "both in= and out= (in=219,out=292)")
