@@ -273,7 +273,7 @@ def test_lowered_and_batched_sizes_are_checked(cli, tmp_path):
 def test_llm_and_onnx_sizes_are_checked(cli, tmp_path):
     code, _, err = cli("workload", "llm", "llama3_8b", "--batch", str(10**17),
                        "--out", tmp_path / "l.csv")
-    assert code == 2 and "llm: batch: got 100000000000000000; at most 2^53" in one_line(err)
+    assert code == 2 and "--batch: got 100000000000000000; at most 2^53" in one_line(err)
     # batch 10^12 x seq 128 x hidden 4096 embedding elements exceed 2^53: named by layer
     code, _, err = cli("workload", "llm", "llama3_8b", "--batch", str(10**12),
                        "--out", tmp_path / "l.csv")

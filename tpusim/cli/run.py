@@ -140,7 +140,7 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
       tpusim run tpu_v4 bert_base --format bf16 --set array.rows=256 --out results/v4
       tpusim run scale.cfg Resnet18.csv
       tpusim run edge_tpu mobilenet_v2 --fuse
-      tpusim run tpu_v5e llama2_70b_decode.csv --chips 8 --parallel tp=8
+      tpusim run tpu_v5e llama3_8b_decode --chips 8 --parallel tp=8
       tpusim run tpu_v4 resnet50 --trace trace.json
     """
     import tpusim

@@ -55,6 +55,7 @@ def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads,
 
     from ..errors import InputError
     from ..importers.llm import custom_config, describe, get_preset, llm_rows
+    from ..importers.llm_step_args import check_step_args
     from ..importers.trace_csv import write_trace
     from ..workload import make_layer
 
@@ -75,6 +76,8 @@ def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads,
         if over.get("gated"):
             over.setdefault("act", "silu")
         cfg = custom_config(name="llm", **over)
+    # checked here so that errors name the options typed, not the builder's fields
+    check_step_args(phase, batch, seq, kv_len, dtype, logits, options=True)
     rows = llm_rows(cfg, phase, batch, seq, kv_len, dtype, logits)
     s = seq if seq is not None else (128 if phase == "prefill" else 1)
     kv = kv_len if kv_len is not None else s

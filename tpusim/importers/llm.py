@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from ..errors import InputError
-from .._input import check_size, suggest
+from .._input import suggest
+from .llm_step_args import check_step_args
 from ..workload import Workload, make_layer
 
 
@@ -245,27 +246,7 @@ def llm_rows(cfg: LlmConfig, phase: Literal["prefill", "decode"] = "prefill", ba
     to 1 (one new token per step) and kv_len is required (the context length, new token
     included)."""
     _check_config(cfg)
-    if phase not in ("prefill", "decode"):
-        raise InputError("llm", "phase", phase, "allowed: prefill|decode")
-    if seq is None:
-        seq = 128 if phase == "prefill" else 1
-    if kv_len is None:
-        if phase == "decode":
-            raise InputError("llm", "kv_len", None, "decode needs the KV-cache length, "
-                             "e.g. --kv-len 2048")
-        kv_len = seq
-    for f, v in (("batch", batch), ("seq", seq), ("kv_len", kv_len)):
-        if not isinstance(v, int) or v <= 0:
-            raise InputError("llm", f, v, "must be a positive integer")
-        check_size(v, "llm", f)
-    if kv_len < seq:
-        raise InputError("llm", "kv_len", kv_len, f"must be >= seq={seq} (the new tokens "
-                         "attend to themselves)")
-    if logits not in ("all", "last"):
-        raise InputError("llm", "logits", logits, "allowed: all|last")
-    from ..formats import FORMATS
-    if dtype not in FORMATS:
-        raise InputError("llm", "dtype", dtype, "allowed: " + "|".join(FORMATS))
+    seq, kv_len = check_step_args(phase, batch, seq, kv_len, dtype, logits)
     h, hd, hq, hkv = cfg.hidden, cfg.head_dim, cfg.heads, cfg.kv_heads
     group = hq // hkv
     tok = batch * seq

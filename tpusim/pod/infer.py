@@ -47,8 +47,11 @@ class InferResult:
 def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
                phase: Literal["prefill", "decode"], batch: int, seq: int | None = None,
                kv_len: int | None = None, dtype: str = "bf16",
-               logits: Literal["all", "last"] = "last") -> InferResult:
-    """Latency of one step for ``batch`` sequences over the whole slice (module docstring)."""
+               logits: Literal["all", "last"] = "last", too_big: str | None = None
+               ) -> InferResult:
+    """Latency of one step for ``batch`` sequences over the whole slice (module docstring).
+    ``too_big``: what the caller's user can change when the step does not fit HBM (default:
+    ``tpusim infer``'s options)."""
     if spec.fsdp > 1 or spec.pp > 1 or spec.ep > 1:
         raise InputError("--parallel", None, spec.label(), "inference shards with tp and dp only")
     check_spec(spec, sl.chips, model, sl.slices)
@@ -81,7 +84,8 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
     if cap is not None and total > cap * gib:
         raise InputError("infer", "memory", f"{total / gib:.1f} GiB per chip",
                          f"does not fit the {cap:g} GiB of HBM by {(total - cap * gib) / gib:.1f}"
-                         " GiB; raise tp, lower the batch or use a narrower --dtype")
+                         " GiB; " + (too_big or "raise tp (--chips, --parallel tp=), lower "
+                                     "--batch or use a narrower --dtype (e.g. int8)"))
     new_tokens = batch * seq
     return InferResult(
         phase=phase, latency_s=latency, compute_s=compute, collectives_s=comm,

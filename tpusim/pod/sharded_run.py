@@ -48,6 +48,21 @@ def llm_step_of(wl, source: str) -> dict[str, Any]:
     return {**step, "cfg": cfg, "dtype": m["dtype"] if m else "bf16", "logits": logits}
 
 
+def _too_big(step: dict[str, Any], batch: int) -> str:
+    """What a ``run --chips`` user can change when the step does not fit: ``run`` has no
+    --dtype, so a narrower dtype (or fewer sequences) means regenerating the trace."""
+    from ..formats import get_format
+    bits = get_format(step["dtype"]).bits
+    narrower = "int8" if bits > 8 else "int4" if bits > 4 else None
+    cmd = (f"tpusim workload llm {step['model']} --phase {step['phase']} --batch "
+           f"{step['sequences']} --seq {step['new_tokens']} --kv-len {step['kv_len']} "
+           f"--dtype {narrower or step['dtype']}"
+           + (" --logits last" if step["logits"] == "last" else ""))
+    return ("raise tp (--chips, --parallel tp=)" + (", lower --batch" if batch > 1 else "")
+            + " or regenerate the trace with " + ("a narrower dtype or " if narrower else "")
+            + f"fewer sequences (--batch), e.g. `{cmd}`")
+
+
 def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: int,
                 out_dir: Path | None, topology: str | None = None) -> dict[str, Any]:
     """Price the trace ``workload`` sharded over ``chips`` chips, write ``DIR/sharded.json``
@@ -55,7 +70,7 @@ def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: in
     from .. import load_workload
     from .._io import atomic_write_text, check_dir
     from .infer import infer_step
-    from .sharding import ParallelSpec, parse_spec
+    from .sharding import ParallelSpec, check_spec, parse_spec, spec_source
     from .topology import make_slice
     if not isinstance(batch, int) or batch < 1:
         raise InputError("--batch", None, batch, "must be a positive integer")
@@ -63,8 +78,11 @@ def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: in
     step = llm_step_of(wl, str(workload))
     sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips)
     spec = parse_spec(parallel) if parallel else ParallelSpec(tp=sl.chips)
+    check_spec(spec, sl.chips, step["cfg"], sl.slices, source=spec_source(parallel, chips,
+                                                                           topology))
     r = infer_step(chip, step["cfg"], sl, spec, step["phase"], step["sequences"] * batch,
-                   step["new_tokens"], step["kv_len"], step["dtype"], step["logits"])
+                   step["new_tokens"], step["kv_len"], step["dtype"], step["logits"],
+                   too_big=_too_big(step, batch))
     out = out_dir or Path("results") / (f"{Path(str(chip.name)).stem}-{wl.name}-{sl.chips}chips-"
                                         + spec.label().replace(",", "-").replace("=", ""))
     check_dir(out)

@@ -142,6 +142,16 @@ def check_spec(spec: ParallelSpec, chips: int, model: "LlmConfig | None" = None,
         raise InputError(source, "pp", spec.pp, f"must divide the {m.layers} layers of {m.name}")
 
 
+def spec_source(parallel: str | None, chips: int | None, topology: str | None = None) -> str:
+    """The option an error about the parallel spec names: ``--parallel`` when given, else the
+    option that sized the slice whose chips tp defaults to (``serve`` names ``--chips`` too)."""
+    if parallel:
+        return "--parallel"
+    if chips is not None:
+        return "--chips"
+    return "--topology" if topology else "--chips (not given: tp over the config's slice)"
+
+
 @dataclass(frozen=True)
 class Placement:
     """The axes each kind of parallelism runs its collectives over."""
@@ -191,4 +201,5 @@ def place(spec: ParallelSpec, sl: Slice, source: str = "--parallel") -> Placemen
     return Placement(spec, {k: tuple(v) for k, v in out.items()})
 
 
-__all__ = ["ParallelSpec", "Placement", "KINDS", "parse_spec", "check_spec", "dcn_kind", "place"]
+__all__ = ["ParallelSpec", "Placement", "KINDS", "parse_spec", "check_spec", "dcn_kind", "place",
+           "spec_source"]

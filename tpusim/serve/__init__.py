@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import InputError
 from .engine import Engine, StepTimer
-from .kvcache import BlockManager, kv_blocks
+from .kvcache import BlockManager, dtype_bytes, kv_blocks
 from .metrics import request_table, saturation, summarise
 from .requests import Request, check_rate, with_arrivals
 from .shapes import StepShapes
@@ -60,6 +60,8 @@ def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "
                                         or chunked_prefill <= max_batch):
         raise InputError("--chunked-prefill", None, chunked_prefill,
                          f"a token budget > --max-batch={max_batch}")
+    for name, dtype in (("--weights", weights), ("--kv-dtype", kv_dtype)):
+        dtype_bytes(dtype, name)      # named by option before the cost model meets them
     cost = ShardedStepCost(config, model, weights, tp)
     cost.chip.hbm_bytes_per_cycle   # noqa: B018  (the config is complete)
     step_tokens = chunked_prefill or (max_batch + max_prompt)

@@ -20,7 +20,9 @@ from ..formats import FORMATS
 
 def dtype_bytes(name: str, where: str) -> float:
     if name not in FORMATS:
-        raise InputError(where, None, name, "allowed: " + "|".join(FORMATS))
+        from .._input import suggest
+        raise InputError(where, None, name, f"unknown dtype{suggest(name, FORMATS)}; allowed: "
+                         + "|".join(FORMATS))
     return FORMATS[name].bits / 8
 
 

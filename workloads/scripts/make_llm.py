@@ -27,8 +27,12 @@ def main() -> None:
         cfg = get_preset(preset)
         rows = llm_rows(cfg, phase, batch, seq, kv, dtype)
         macs = sum(make_layer(r).macs * r.get("count", 1) for r in rows)
+        # The note starts as `tpusim workload llm` writes it (MODEL PHASE: batch B, seq S ...):
+        # `run` reads the step from it (tokens/s, --chips); a prefix would hide it.
         write_trace(rows, DIR / fname, comments=[
-            "shapes: " + describe(cfg, phase, batch, seq, kv, dtype)
+            describe(cfg, phase, batch, seq, kv, dtype)
+            + f"; same as: tpusim workload llm {preset} --phase {phase} --batch {batch} "
+            f"--seq {seq} --kv-len {kv} --dtype {dtype}"
             + "; regenerate: python workloads/scripts/make_llm.py",
             f"{macs / 1e9:.6g} GMAC; {cfg.param_count():,} parameters",
         ])
