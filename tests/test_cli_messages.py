@@ -92,8 +92,12 @@ def test_pods_md_sharded_inference_examples_run_as_written(cli, tmp_path, monkey
 
 # -- 2. the shipped LLM traces are LLM step traces --------------------------------------------
 
+def test_shipped_bert_stays_one_inference():
+    # BERT is an encoder: its trace is no LLM step (inferences/s, no time to first token)
+    assert llm_step(load_workload("bert_base").notes) is None
+
+
 @pytest.mark.parametrize("name,step", [
-    ("bert_base", ("bert_base", "prefill", 1, 128, 128)),
     ("gpt2", ("gpt2", "prefill", 1, 1024, 1024)),
     ("llama3_8b_prefill", ("llama3_8b", "prefill", 1, 2048, 2048)),
     ("llama3_8b_decode", ("llama3_8b", "decode", 8, 1, 2048))])

@@ -13,6 +13,7 @@ from tpusim.importers.trace_csv import write_trace
 from tpusim.workload import make_layer
 
 DIR = Path(__file__).resolve().parent.parent
+ENCODERS = {"bert_base"}
 # file -> (preset, phase, batch, seq, kv_len, dtype)
 TRACES = {
     "bert_base.csv": ("bert_base", "prefill", 1, 128, 128, "bf16"),
@@ -29,8 +30,11 @@ def main() -> None:
         macs = sum(make_layer(r).macs * r.get("count", 1) for r in rows)
         # The note starts as `tpusim workload llm` writes it (MODEL PHASE: batch B, seq S ...):
         # `run` reads the step from it (tokens/s, --chips); a prefix would hide it.
+        # BERT is an encoder: its trace stays one inference (inferences/s, no time to first
+        # token), so its note keeps a prefix that `run` does not read as an LLM step.
+        prefix = "shapes: " if preset in ENCODERS else ""
         write_trace(rows, DIR / fname, comments=[
-            describe(cfg, phase, batch, seq, kv, dtype)
+            prefix + describe(cfg, phase, batch, seq, kv, dtype)
             + f"; same as: tpusim workload llm {preset} --phase {phase} --batch {batch} "
             f"--seq {seq} --kv-len {kv} --dtype {dtype}"
             + "; regenerate: python workloads/scripts/make_llm.py",
