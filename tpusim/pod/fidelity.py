@@ -78,6 +78,7 @@ class Row:
     recipe: str
     flash: str | None = None       # None: the train step's default blocks
     moe: str | None = None         # None: dropless grouped matmul (MaxText's megablox default)
+    derived: str = ""              # a recipe choice read off the published row itself, if any
 
 
 ROWS: list[Row] = [
@@ -87,7 +88,8 @@ ROWS: list[Row] = [
         "PaLM Section 4 (12-way tp, 256-way fsdp per pod, 2 pods data-parallel; 238.3K tokens/s); "
         "remat: the paper names no policy, its HFU/MFU = 57.8/46.2 = 1.25 says 3 x 0.25 = 75% of "
         "the forward FLOPs are rerun, as save:ffn_up reruns (the ratio is a FLOP count, not a "
-        "time: the step time stays a prediction, HFU no longer an independent check)"),
+        "time: the step time stays a prediction, HFU no longer an independent check)",
+        derived="remat policy from the paper's HFU/MFU (executed over model FLOPs)"),
     Row(MAXTEXT, "llama2_70b on v5p-512", "tpu_v5p", "llama2_70b", "4x8x8", 1, "", 4096, 4,
         SAVE_DOT_EXCEPT_MLPWI, "causal", 0.654, None, 692,
         "maxtext_v5p_model_configs.py llama2_70b_v5p_128 (attention autoselected: flash at "
@@ -169,12 +171,13 @@ def pod_checks() -> list[dict[str, Any]]:
     """Rows in ``tpusim.fidelity``'s column layout (``check``, ``case``, ``metric`` ...)."""
     out = []
     for row in ROWS:
+        fit = fitted_on(row.chip) + (f"; {row.derived}" if row.derived else "")
         try:
             used, gb, r, batch_note = _predict(row)
         except InputError as exc:
             out.append(check_row(check=f"pods: {row.check}", case=row.case, metric="MFU",
                                  unit="fraction", measured=row.mfu,
-                                 fitted_on=fitted_on(row.chip),
+                                 fitted_on=fit,
                                  status=f"error: {exc}"))
             continue
         kernels = "".join(f", {k} {v}" for k, v in (("flash blocks", row.flash),
@@ -189,7 +192,7 @@ def pod_checks() -> list[dict[str, Any]]:
             if meas is not None:
                 out.append(check_row(check=f"pods: {row.check}", case=row.case, metric=metric,
                                      unit=unit, predicted=pred, measured=meas,
-                                     fitted_on=fitted_on(row.chip),
+                                     fitted_on=fit,
                                      status="ok", note=note))
     return out
 
