@@ -40,6 +40,8 @@ def test_run_chips_memory_hint_names_workload_llm_dtype(cli, tmp_path):
                        "--out", tmp_path / "o")
     line = _one_line(err)
     assert code == 2 and "does not fit the 16 GiB" in line
+    # the user ran `run` on the trace: the line names that file, not `infer`
+    assert line.startswith(f"tpusim: error: {trace}: memory: got '16."), line
     assert "use a narrower --dtype" not in line            # run has no --dtype
     cmd = re.search(r"`(tpusim workload llm [^`]+)`", line)
     assert cmd, line

@@ -32,6 +32,9 @@ def test_parse_spec():
 @pytest.mark.parametrize("text,needle", [
     ("fsdp=16,zp=2", "KIND=DEGREE"), ("tp=0", "positive"), ("tp=x", "positive"),
     ("tp=2,tp=4", "given twice"), ("fsdp", "KIND=DEGREE"),
+    # sp is a key like the others: a repeat is refused as fsdp=2,fsdp=2 is
+    ("tp=2,sp,sp", "--parallel: sp: got 'sp'; given twice"),
+    ("tp=2,sp,sp=true", "--parallel: sp: got 'sp=true'; given twice"),
 ])
 def test_bad_spec_text(text, needle):
     with pytest.raises(InputError) as exc:

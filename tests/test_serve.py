@@ -219,6 +219,14 @@ def test_bad_request_files(tmp_path, lines, needle):
     # the last in= would silently win
     (["--synthetic", "in=219,out=292,in=5"], "--synthetic: in: got 'in=5'; given twice"),
     (["--synthetic", "in=uniform:300:50,out=5"], "uniform:A:B needs A <= B (got A=300, B=50)"),
+    # token counts are whole numbers: 1.5 is refused, not truncated to 1 (nor inf overflowed)
+    (["--synthetic", "in=uniform:1.5:2,out=5"],
+     "--synthetic: in: got 'uniform:1.5:2'; uniform:A:B bounds are token counts, whole numbers "
+     "(got A=1.5)"),
+    (["--synthetic", "in=5,out=uniform:3:7.25"], "out: got 'uniform:3:7.25'; uniform:A:B bounds "
+     "are token counts, whole numbers (got B=7.25)"),
+    (["--synthetic", "in=uniform:1:inf,out=5"], "whole numbers (got B=inf)"),
+    (["--synthetic", "in=inf,out=5"], "--synthetic: in: got 'inf'; LEN, uniform:A:B"),
     (["--chips", "5"], "--chips: tp: got 5; must divide the"),   # the option the user gave
 ])
 def test_bad_options(tmp_path, args, needle):

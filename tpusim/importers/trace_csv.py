@@ -77,13 +77,19 @@ def rows_to_csv(rows: Iterable[dict[str, Any]], comments: Iterable[str] = ()) ->
     rows = list(rows)
     used = [c for c in TRACE_COLUMNS if any(r.get(c) not in (None, "") for r in rows)]
     buf = io.StringIO()
-    for c in comments:
-        buf.write(f"# {c}\n")
+    for line in _comment_lines(comments):
+        buf.write(f"# {line}\n")
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(used)
     for r in rows:
         w.writerow(["" if r.get(c) is None else _cell(r[c]) for c in used])
     return buf.getvalue()
+
+
+def _comment_lines(comments: Iterable[str]) -> list[str]:
+    """One entry per ``#`` line written: a comment with a newline in it is several comment
+    lines (a bare second line would be read back as a data row)."""
+    return [line for c in comments for line in (str(c).splitlines() or [""])]
 
 
 def _cell(v: Any) -> str:
@@ -97,9 +103,10 @@ def _cell(v: Any) -> str:
 def write_trace(rows: Iterable[dict[str, Any]], path: str | Path,
                 comments: Iterable[str] = ()) -> Path:
     """Validate every row (by building its layer), then write the CSV atomically."""
-    rows = list(rows)
+    rows, comments = list(rows), list(comments)
+    first = len(_comment_lines(comments)) + 2     # the line the first row gets in the file,
     layers = [make_layer({k: v for k, v in r.items() if v not in (None, "")}, str(path), i)
-              for i, r in enumerate(rows, start=2)]
+              for i, r in enumerate(rows, start=first)]   # after the comments and the header
     check_first_launches(layers, str(path))
     atomic_write_text(path, rows_to_csv(rows, comments))
     return Path(path)

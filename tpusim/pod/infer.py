@@ -47,11 +47,12 @@ class InferResult:
 def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
                phase: Literal["prefill", "decode"], batch: int, seq: int | None = None,
                kv_len: int | None = None, dtype: str = "bf16",
-               logits: Literal["all", "last"] = "last", too_big: str | None = None
-               ) -> InferResult:
+               logits: Literal["all", "last"] = "last", too_big: str | None = None,
+               source: str = "infer") -> InferResult:
     """Latency of one step for ``batch`` sequences over the whole slice (module docstring).
     ``too_big``: what the caller's user can change when the step does not fit HBM (default:
-    ``tpusim infer``'s options)."""
+    ``tpusim infer``'s options). ``source``: what a memory error names first (``run`` on a
+    trace names the trace file)."""
     if spec.fsdp > 1 or spec.pp > 1 or spec.ep > 1:
         raise InputError("--parallel", None, spec.label(), "inference shards with tp and dp only")
     check_spec(spec, sl.chips, model, sl.slices)
@@ -82,7 +83,7 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
     total = weights + kv
     cap = chip.memory.hbm.capacity_gib
     if cap is not None and total > cap * gib:
-        raise InputError("infer", "memory", f"{total / gib:.1f} GiB per chip",
+        raise InputError(source, "memory", f"{total / gib:.1f} GiB per chip",
                          f"does not fit the {cap:g} GiB of HBM by {(total - cap * gib) / gib:.1f}"
                          " GiB; " + (too_big or "raise tp (--chips, --parallel tp=), lower "
                                      "--batch or use a narrower --dtype (e.g. int8)"))

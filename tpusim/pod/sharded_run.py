@@ -82,7 +82,7 @@ def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: in
                                                                            topology))
     r = infer_step(chip, step["cfg"], sl, spec, step["phase"], step["sequences"] * batch,
                    step["new_tokens"], step["kv_len"], step["dtype"], step["logits"],
-                   too_big=_too_big(step, batch))
+                   too_big=_too_big(step, batch), source=str(workload))
     out = out_dir or Path("results") / (f"{Path(str(chip.name)).stem}-{wl.name}-{sl.chips}chips-"
                                         + spec.label().replace(",", "-").replace("=", ""))
     check_dir(out)

@@ -79,6 +79,8 @@ def parse_spec(text: str, source: str = "--parallel") -> ParallelSpec:
         if not item:
             continue
         if item in ("sp", "sp=1", "sp=true"):
+            if "sequence_parallel" in got:      # as fsdp=2,fsdp=2: a repeat is a typo
+                raise InputError(source, "sp", item, "given twice")
             got["sequence_parallel"] = True
             continue
         key, eq, val = item.partition("=")

@@ -87,9 +87,14 @@ def parse_dist(text: str, where: str):
     except ValueError:
         raise InputError("--synthetic", where, text, allowed) from None
     kind = parts[0] if len(parts) > 1 else "fixed"
-    if kind == "fixed" and len(nums) == 1 and nums[0] >= 1 and nums[0] == int(nums[0]):
+    if kind == "fixed" and len(nums) == 1 and nums[0] >= 1 and nums[0].is_integer():
         n0 = int(nums[0])
         return lambda rng, n: np.full(n, n0, dtype=np.int64)
+    if kind == "uniform" and len(nums) == 2:
+        for name, raw, x in zip("AB", parts[1:], nums):
+            if not x.is_integer():     # token counts: 1.5 was truncated to 1, inf overflowed
+                raise InputError("--synthetic", where, text, f"uniform:A:B bounds are token "
+                                 f"counts, whole numbers (got {name}={raw})")
     if kind == "uniform" and len(nums) == 2 and 1 <= nums[0] and nums[0] > nums[1]:
         raise InputError("--synthetic", where, text, f"uniform:A:B needs A <= B (got A="
                          f"{parts[1]}, B={parts[2]})")
