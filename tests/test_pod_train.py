@@ -400,3 +400,19 @@ def test_memory_counts_the_backward_working_set_of_one_layer(remat):
         # residual 512 each = 14,336 bf16 values beyond the kept block input.
         assert r.memory_gib["backward_working_set"] * 2 ** 30 == 14336 * 64 * 2
     assert r.hbm_gib_per_chip == pytest.approx(sum(r.memory_gib.values()))
+
+
+def test_docs_list_every_train_json_key(cli, tmp_path):
+    # docs/pods.md "What train.json holds" names each top-level key the command writes
+    import json
+    import re
+    from pathlib import Path
+    code, _, err = cli("train", "tpu_v5e", "gpt2", "--chips", "4", "--seq", "128",
+                       "--parallel", "fsdp=4", "--out", tmp_path)
+    assert code == 0, err
+    keys = set(json.loads((tmp_path / "train.json").read_text()))
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "pods.md").read_text()
+    section = doc.split("## What `train.json` holds", 1)[1].split("\n## ", 1)[0]
+    listed = {k for line in section.splitlines() if line.startswith("| `")
+              for k in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
+    assert keys == listed
