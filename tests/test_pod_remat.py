@@ -188,6 +188,20 @@ def test_sequence_parallel_splits_every_tokens_x_hidden_tensor_tp_ways():
     assert host(ParallelSpec(tp=4)) == (tok * 512 + tok * 512 + tok * 1536 / 4) * 2
 
 
+def test_sequence_parallel_keeps_a_tp_shard_as_wide_as_the_hidden_size_whole():
+    # gpt2: hidden 768, ffn 3,072; at tp=4 the ffn_up shard is 768 wide too, yet it is tp's
+    # shard, not a tokens x hidden tensor: sp leaves it whole and splits o_proj's output.
+    from tpusim.importers.llm import get_preset
+    from tpusim.pod.remat import _tensors
+    from tpusim.pod.train import shard_config
+    gpt2 = get_preset("gpt2")
+    fwd = llm_rows(shard_config(gpt2, ParallelSpec(tp=4, sequence_parallel=True)), "prefill",
+                   batch=1, seq=128, kv_len=128)
+    sizes, _ = _tensors(fwd, 4)
+    assert sizes["ffn_up"] == 128 * 768 * 2
+    assert sizes["o_proj"] == sizes["input"] == 128 * 768 / 4 * 2
+
+
 def test_offload_beyond_the_hosts_dram_is_one_line():
     # tpu_v6e: 192 GiB of host DRAM per chip. A deep narrow model (2,048 layers, hidden 128)
     # offloading its block input, 64 sequences of 8,192 tokens on one chip:

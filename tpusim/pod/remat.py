@@ -34,6 +34,10 @@ _TILE_ROWS = ("attn_qk", "attn_softmax", "attn_rescale", "attn_out")
 OUTSIDE_BLOCKS = ("embed", "pos_add", "embed_norm", "final_norm", "lm_head")  # rows outside the blocks
 WIRE_BYTES = 2            # bf16 on the wire and in memory (assumption)
 FLASH_OUTPUT = "attn_av"       # the flash kernel's output O, which o_proj reads
+# Block rows whose output tp does not split (norms, residuals, the row-parallel matmuls' outputs
+# after their reduce-scatter, the dropped path's combine): sequence parallelism splits them.
+SEQUENCE_REGION = ("attn_norm", "ffn_norm", "o_proj", "attn_residual", "ffn_down",
+                   "ffn_residual", "moe_combine")
 _ALLOWED = "allowed: none|minimal|full|save:NAMES|offload:NAMES|save:NAMES+offload:NAMES"
 
 
@@ -148,9 +152,10 @@ def _tensors(fwd: list[dict[str, Any]], sp: int) -> tuple[dict[str, float], list
     (this module's NAMES), with the block rows. Assumption: attention runs as a fused kernel that
     keeps no score matrix; its output is what o_proj reads (tokens x heads x head_dim), not its
     per-tile partial outputs (the backward recomputes the scores). Under sequence parallelism
-    every tokens x hidden tensor (norm and residual outputs, o_proj's and ffn_down's after their
-    reduce-scatter) lives split ``sp`` ways, as Megatron-style sequence parallelism and MaxText's
-    ``activation_embed`` over ``tensor`` keep it."""
+    the block input and the :data:`SEQUENCE_REGION` rows' outputs (tokens x hidden, which tp
+    does not split) live split ``sp`` ways, as Megatron-style sequence parallelism and MaxText's
+    ``activation_embed`` over ``tensor`` keep them; tp's own shards (an FFN shard as wide as the
+    hidden size included) stay whole."""
     from ..workload import make_layer
     block = [r for r in fwd if r["name"] not in OUTSIDE_BLOCKS]
     full_h = make_layer(block[0]).out_elements       # the first norm's output: tokens x hidden
@@ -158,7 +163,7 @@ def _tensors(fwd: list[dict[str, Any]], sp: int) -> tuple[dict[str, float], list
     o_in = make_layer(o_proj).in_elements if o_proj is not None else \
         make_layer(next(b for b in block if b["name"] == "attn_av")).out_elements
     sizes = {INPUT: full_h / sp * WIRE_BYTES}
-    sizes.update({k: (v / sp if v == full_h else v) * WIRE_BYTES
+    sizes.update({k: (v / sp if k in SEQUENCE_REGION else v) * WIRE_BYTES
                   for k, v in tensor_elements(block, o_in).items()})
     return sizes, block
 
