@@ -137,23 +137,30 @@ def csv_rows(lines: list[str], numbers: list[int], src: str) -> list[list[str]]:
     out = []
     for line, lineno in zip(lines, numbers):
         try:
-            out.extend(csv.reader([line]))
-            if _open_quote(line):
-                raise InputError(src, f"line {lineno}", message="unterminated quote: a quoted "
-                                 "cell opens on this line and does not close on it (a cell "
-                                 "cannot run over several lines)")
+            out.extend(_record(line))
         except csv.Error as exc:   # e.g. a cell over the csv module's field size limit
             raise InputError(src, f"line {lineno}", message=f"not a CSV line ({exc})") from None
+        except _OpenQuote:
+            raise InputError(src, f"line {lineno}", message="unterminated quote: a quoted "
+                             "cell opens on this line and does not close on it (a cell "
+                             "cannot run over several lines)") from None
     return out
 
 
-def _open_quote(line: str) -> bool:
-    """Whether ``line`` ends inside a quoted cell (the strict reader's "unexpected end")."""
+class _OpenQuote(Exception):
+    """A line that ends inside a quoted cell."""
+
+
+def _record(line: str) -> list[list[str]]:
+    """One line's record, parsed once by the strict reader on the common path; a line the strict
+    reader refuses only for its quoting style (``a,"b"c``) is read as the lenient reader reads
+    it, and one that ends inside a quote (its "unexpected end of data") is :class:`_OpenQuote`."""
     try:
-        list(csv.reader([line], strict=True))
+        return list(csv.reader([line], strict=True))
     except csv.Error as exc:
-        return "unexpected end of data" in str(exc)
-    return False
+        if "unexpected end of data" in str(exc):
+            raise _OpenQuote from None
+    return list(csv.reader([line]))
 
 
 def check_unique_header(header: list[str], src: str, lineno: int) -> None:
