@@ -44,7 +44,7 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
     from ..importers.llm import get_preset
     from ..importers.llm_step_args import check_step_args
     from ..pod.infer import infer_step
-    from ..pod.sharding import ParallelSpec, check_spec, parse_spec, spec_source
+    from ..pod.sharding import ParallelSpec, parse_spec, spec_source
     from ..pod.topology import make_slice
 
     chip = load_config(config, **parse_sets(sets))
@@ -53,8 +53,8 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
     check_step_args(phase, batch, seq, kv_len, dtype, options=True)
     sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips)
     spec = parse_spec(parallel) if parallel else ParallelSpec(tp=sl.chips)
-    check_spec(spec, sl.chips, cfg, sl.slices, source=spec_source(parallel, chips, topology))
-    r = infer_step(chip, cfg, sl, spec, phase, batch, seq, kv_len, dtype)
+    r = infer_step(chip, cfg, sl, spec, phase, batch, seq, kv_len, dtype,
+                   spec_source=spec_source(parallel, chips, topology))
     out = out_dir or Path("results") / f"infer-{Path(config).stem}-{cfg.name}"
     record = {**r.as_dict(), "config": chip.name, "model": cfg.name, "batch": batch,
               "seq": seq, "kv_len": kv_len, "dtype": dtype}

@@ -48,14 +48,15 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
                phase: Literal["prefill", "decode"], batch: int, seq: int | None = None,
                kv_len: int | None = None, dtype: str = "bf16",
                logits: Literal["all", "last"] = "last", too_big: str | None = None,
-               source: str = "infer") -> InferResult:
+               source: str = "infer", spec_source: str = "--parallel") -> InferResult:
     """Latency of one step for ``batch`` sequences over the whole slice (module docstring).
     ``too_big``: what the caller's user can change when the step does not fit HBM (default:
     ``tpusim infer``'s options). ``source``: what a memory error names first (``run`` on a
-    trace names the trace file)."""
+    trace names the trace file). ``spec_source``: the option a bad spec is blamed on
+    (``pod.sharding.spec_source``: ``--chips`` where tp defaulted to the chips)."""
+    check_spec(spec, sl.chips, model, sl.slices, source=spec_source)
     if spec.fsdp > 1 or spec.pp > 1 or spec.ep > 1:
         raise InputError("--parallel", None, spec.label(), "inference shards with tp and dp only")
-    check_spec(spec, sl.chips, model, sl.slices)
     if not isinstance(batch, int) or batch < 1 or batch % spec.dp:
         raise InputError("--batch", None, batch, f"must be a positive multiple of dp={spec.dp}")
     pl = place(spec, sl)

@@ -70,7 +70,7 @@ def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: in
     from .. import load_workload
     from .._io import atomic_write_text, check_dir
     from .infer import infer_step
-    from .sharding import ParallelSpec, check_spec, parse_spec, spec_source
+    from .sharding import ParallelSpec, parse_spec, spec_source
     from .topology import make_slice
     if not isinstance(batch, int) or batch < 1:
         raise InputError("--batch", None, batch, "must be a positive integer")
@@ -78,11 +78,10 @@ def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: in
     step = llm_step_of(wl, str(workload))
     sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips)
     spec = parse_spec(parallel) if parallel else ParallelSpec(tp=sl.chips)
-    check_spec(spec, sl.chips, step["cfg"], sl.slices, source=spec_source(parallel, chips,
-                                                                           topology))
     r = infer_step(chip, step["cfg"], sl, spec, step["phase"], step["sequences"] * batch,
                    step["new_tokens"], step["kv_len"], step["dtype"], step["logits"],
-                   too_big=_too_big(step, batch), source=str(workload))
+                   too_big=_too_big(step, batch), source=str(workload),
+                   spec_source=spec_source(parallel, chips, topology))
     out = out_dir or Path("results") / (f"{Path(str(chip.name)).stem}-{wl.name}-{sl.chips}chips-"
                                         + spec.label().replace(",", "-").replace("=", ""))
     check_dir(out)
