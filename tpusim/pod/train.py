@@ -70,8 +70,6 @@ from .schedule import Schedule, StepParts, schedule
 from .sharding import ParallelSpec, Placement, check_spec, dcn_kind, place
 from .topology import Slice
 
-# What the memory error suggests keeping less with: full already keeps only the block inputs.
-_LESS_KEPT = {False: "use --remat full", True: "offload the block inputs (--remat offload:input)"}
 REMATS = BASIC           # the search's default candidates; train_step takes any pod/remat.py policy
 STATE_BYTES = 16          # bf16 weight + bf16 grad + fp32 master + 2 fp32 moments per parameter
 ADAM_BYTES = 32           # read 18 (w, g, master, m, v), write 14 (w, master, m, v) per parameter
@@ -229,10 +227,12 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     total = state + prefetch + keep + working
     cap = chip.memory.hbm.capacity_gib
     if cap is not None and total > cap * gib:
+        # full already keeps only the block inputs: keeping less means offloading them
+        less = ("offload the block inputs (--remat offload:input)" if policy.kind == "full"
+                else "use --remat full")
         raise InputError("train", "memory", f"{total / gib:.1f} GiB per chip",
                          f"does not fit the {cap:g} GiB of HBM by {(total - cap * gib) / gib:.1f}"
-                         f" GiB; shard more (fsdp/tp/pp), {_LESS_KEPT[policy.kind == 'full']} or "
-                         "a smaller batch")
+                         f" GiB; shard more (fsdp/tp/pp), {less} or a smaller batch")
     host_cap = chip.memory.host_gib_per_chip
     if host_cap is not None and host > host_cap * gib:
         raise InputError("--remat", None, policy.label(), f"offloads {host / gib:.1f} GiB per "

@@ -95,12 +95,12 @@ def parse_dist(text: str, where: str):
             if not x.is_integer():     # token counts: 1.5 was truncated to 1, inf overflowed
                 raise InputError("--synthetic", where, text, f"uniform:A:B bounds are token "
                                  f"counts, whole numbers (got {name}={raw})")
-    if kind == "uniform" and len(nums) == 2 and 1 <= nums[0] and nums[0] > nums[1]:
-        raise InputError("--synthetic", where, text, f"uniform:A:B needs A <= B (got A="
-                         f"{parts[1]}, B={parts[2]})")
-    if kind == "uniform" and len(nums) == 2 and 1 <= nums[0] <= nums[1]:
-        a, b = int(nums[0]), int(nums[1])
-        return lambda rng, n: rng.integers(a, b + 1, n)
+        if 1 <= nums[0] > nums[1]:
+            raise InputError("--synthetic", where, text, f"uniform:A:B needs A <= B (got A="
+                             f"{parts[1]}, B={parts[2]})")
+        if 1 <= nums[0]:
+            a, b = int(nums[0]), int(nums[1])
+            return lambda rng, n: rng.integers(a, b + 1, n)
     if kind == "normal" and len(nums) == 2 and nums[0] >= 1 and nums[1] >= 0:
         m, s = nums
         return lambda rng, n: np.maximum(1, np.rint(rng.normal(m, s, n))).astype(np.int64)
