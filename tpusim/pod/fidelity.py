@@ -3,9 +3,10 @@
 Published rows: PaLM-540B on 6,144 TPU v4 chips in two pods (Chowdhery et al. 2022, Table 3: 46.2%
 MFU, 57.8% HFU; 12-way tensor and 256-way fully sharded data parallelism per pod, Section 4; 2,048
 sequences of 2,048 tokens) and MaxText's pre-training table (AI-Hypercomputer/maxtext,
-docs/reference/models/tiering.md: MFU and tokens/s/device). Every row runs the recipe its table
-links (AI-Hypercomputer/tpu-recipes READMEs and MaxText's benchmarks/maxtext_*_model_configs.py):
-its slice, sharding, per-device batch, remat policy, flash-attention blocks and MoE kernel, as
+docs/reference/models/tiering.md: MFU and tokens/s/device), and two step-time lines the
+tpu-recipes READMEs print for the variant they launch (``RECIPE_LOG``). Every row runs the
+recipe its table links (AI-Hypercomputer/tpu-recipes READMEs and MaxText's
+benchmarks/maxtext_*_model_configs.py): its slice, sharding, per-device batch, remat policy, flash-attention blocks and MoE kernel, as
 :data:`ROWS` lists them with their source. Nothing in the pods model is fitted to these numbers;
 each row says so in ``fitted_on``. v5p slice names count TensorCores (Cloud TPU docs): v5p-512 is
 256 chips (4x8x8), v5p-256 is the table's 8x4x4 = 128 chips.
@@ -36,6 +37,7 @@ def fitted_on(chip: str) -> str:
         return f"{KERNEL_FIT[chip]}; no parameter fitted to step-level results"
     return NO_FIT
 MAXTEXT = "MaxText tiering.md"
+RECIPE_LOG = "tpu-recipes README log"
 TRILLIUM = "MaxText benchmarks/maxtext_trillium_model_configs.py"
 # MaxText's base.yml splash-attention defaults (sa_block_* 512, sa_use_fused_bwd_kernel False),
 # and the q blocks most v6e recipes raise (sa_block_q 1024 or 2048, sa_block_q_dkv/dq 2048).
@@ -98,10 +100,12 @@ ROWS: list[Row] = [
         "full", "full", 0.5256, None, 2909,
         "tpu-recipes training/v5p/Mixtral-8X7B-Maxtext (per_device_batch_size 36, megablox)",
         flash=SPLASH_DEFAULT),
-    Row(MAXTEXT, "llama2_70b on v6e 256", "tpu_v6e", "llama2_70b", "16x16", 1, "", 4096, 3,
+    Row(MAXTEXT, "llama2_70b on v6e 256", "tpu_v6e", "llama2_70b", "16x16", 1, "", 4096, 2,
         OFFLOAD_QKV, "full", 0.438, None, 900,
-        f"tpu-recipes trillium/Llama2-70B-MaxText ({TRILLIUM} llama2_70b_4096_sc)",
-        flash=SPLASH_Q1024),
+        f"tpu-recipes trillium/Llama2-70B-MaxText ({TRILLIUM} llama2_70b_4096_sc); 2 sequences "
+        "per chip as its README's log ran them (total_weights 2,097,152 = 2 x 256 x 4,096 "
+        "tokens; 905 tokens/s, 402.3 TFLOP/s = the table's 43.8%), where the config it quotes "
+        "says 3", flash=SPLASH_Q1024),
     Row(MAXTEXT, "llama3_1_8b on v6e 256", "tpu_v6e", "llama3_1_8b", "16x16", 1, "", 8192, 4,
         OFFLOAD_IN_QKVO, "full", 0.4546, None, 7207,
         f"tpu-recipes trillium/Llama3.1-8B-MaxText/v6e-256 ({TRILLIUM} llama3_1_8b_8192)",
@@ -123,6 +127,19 @@ ROWS: list[Row] = [
         "fsdp=64,ep=4", 4096, 8, OFFLOAD_IN_QKVO, "full", 0.362, None, 1326,
         "tpu-recipes trillium/Mixtral-8x22B-MaxText (mixtral_8x22b_dropped: capacity factor "
         "1.25)", flash=SPLASH_Q2048, moe="dropped:1.25"),
+    # Two more published v6e runs: the step-time lines the tpu-recipes READMEs print for the
+    # variant they launch (MFU = the log's TFLOP/s/device over 918; both count attention un-halved).
+    Row(RECIPE_LOG, "llama2_70b (remat full, 4 seqs) on v6e 256", "tpu_v6e", "llama2_70b",
+        "16x16", 1, "", 4096, 4, "full", "full", 419.193 / 918, None, 943.086,
+        f"tpu-recipes trillium/Llama2-70B-MaxText README at libtpu-nightly 20241028 ({TRILLIUM} "
+        "llama2_70b_4096: ici_fsdp_transpose -1, remat full, sa_block_q 1024, q_dkv/q_dq 2048); "
+        "log: 17.373 s, 419.193 TFLOP/s/device, 943.086 tokens/s/device", flash=SPLASH_Q1024),
+    Row(RECIPE_LOG, "llama3_1_405b pure fsdp on 2 x v6e 256", "tpu_v6e", "llama3_1_405b",
+        "16x16", 2, "fsdp=512", 8192, 1, "offload:input", "full", 392.454 / 918, None, 149.482,
+        f"tpu-recipes trillium/Llama3.1-405B-MaxText README ({TRILLIUM} "
+        "llama3_1_405b_8192_pure_fsdp_ici at tpu-recipes-v0.1.2: ici fsdp 256 x dcn fsdp 2, "
+        "decoder_layer_input offloaded); log: 54.803 s, 392.454 TFLOP/s/device, 149.482 "
+        "tokens/s/device", flash=SPLASH_Q1024),
 ]
 
 
