@@ -12,7 +12,7 @@ from tpusim.errors import InputError
 from tpusim.importers.llm import custom_config, llm_rows
 from tpusim.pod.costs import simulate_rows
 from tpusim.pod.flash import flash_attention, flash_backward
-from tpusim.pod.remat import Remat, block_names, parse_remat
+from tpusim.pod.remat import UNREAD, Remat, block_names, parse_remat
 from tpusim.pod.sharding import ParallelSpec
 from tpusim.pod.topology import make_slice
 from tpusim.pod.train import backward_rows, train_step
@@ -61,8 +61,9 @@ def test_hbm_and_host_bytes_by_hand_offload_input_qkv_vs_full():
     # One chip, 2 sequences of 64 tokens: 128 tokens, hidden 512, q/k/v 3 x 512, 4 layers, bf16.
     tok, layers = 128, 4
     inp, qkv = tok * 512 * 2, tok * 1536 * 2                   # 131,072 and 393,216 bytes
-    # One layer's block outputs (test_pod_train: 14,336 values per token beyond the input).
-    whole = (14336 + 512) * tok * 2
+    # One layer's block outputs the backward reads (test_pod_train: 13,312 values per token
+    # beyond the input).
+    whole = (13312 + 512) * tok * 2
     full, off = _step("full"), _step("offload:input,qkv_proj")
     m_full = {k: v * GIB for k, v in full.memory_gib.items()}
     m_off = {k: v * GIB for k, v in off.memory_gib.items()}
@@ -92,7 +93,8 @@ def _forward_times(model=TINY, seq=64, batch=2):
 
 @pytest.mark.parametrize("remat,skipped", [
     ("offload:qkv_proj", ("qkv_proj",)),
-    ("save:o_proj,ffn_down+offload:input", ("o_proj", "ffn_down")),
+    # ffn_down's output is read by no backward op: full does not rerun it, keeping it saves none
+    ("save:o_proj,ffn_down+offload:input", ("o_proj",)),
     ("save:ffn_norm,ffn_silu", ("ffn_norm", "ffn_silu")),
     # the flash kernel's output kept: its whole forward (tiles and per-block rows) is not rerun
     ("offload:attn_av", ("attn_qk", "attn_softmax", "attn_av", "attn_out")),
@@ -104,6 +106,26 @@ def test_recompute_is_full_less_the_kept_rows_forward(remat, skipped):
         full.time_s["recompute"] - sum(t[n] for n in skipped), rel=1e-12)
     assert r.time_s["forward"] == full.time_s["forward"]
     assert r.time_s["backward"] == full.time_s["backward"]
+
+
+def test_full_reruns_the_forward_less_what_no_backward_op_reads():
+    # Sequential block: ffn_down and the second residual add are rerun by no policy (only the
+    # add reads ffn_down; the add's output is the next block's input). Parallel block (PaLM):
+    # o_proj and the first add too, since the FFN reads the attention's norm, not its sum.
+    t = _forward_times()
+    full = _step("full")
+    block = {n: v for n, v in t.items() if n not in ("embed", "final_norm", "lm_head")}
+    rerun = sum(v for n, v in block.items() if n not in ("ffn_down", "ffn_residual"))
+    assert full.time_s["recompute"] == pytest.approx(rerun, rel=1e-12)
+    palm_like = custom_config(name="par", hidden=512, layers=4, heads=8, kv_heads=8, ffn=2048,
+                              vocab=1024, gated=True, act="silu", norm="rmsnorm",
+                              positions="rope", parallel_block=True)
+    tp = _forward_times(palm_like)
+    names = [n for n in tp if n not in ("embed", "final_norm", "lm_head")]
+    assert "ffn_norm" not in names and {"o_proj", "attn_residual"} <= set(names)
+    rerun_p = sum(tp[n] for n in names
+                  if n not in ("ffn_down", "ffn_residual", "o_proj", "attn_residual"))
+    assert _step("full", palm_like).time_s["recompute"] == pytest.approx(rerun_p, rel=1e-12)
 
 
 def test_saving_every_block_row_is_remat_none():
@@ -131,8 +153,12 @@ def test_offload_never_costs_more_hbm_or_compute_than_full(model):
             # keeping the same tensors in HBM instead: the same compute, more HBM, no host
             kept = _step("save:" + name, model)
             assert kept.time_s["compute"] == _step("offload:" + name, model).time_s["compute"]
-            assert kept.hbm_gib_per_chip > _step("offload:" + name, model).hbm_gib_per_chip
             assert kept.memory_gib["host_offload"] == 0
+            if name in UNREAD:     # read by no backward op: naming it keeps and spares nothing
+                assert kept.hbm_gib_per_chip == full.hbm_gib_per_chip
+                assert kept.time_s["compute"] == full.time_s["compute"]
+            else:
+                assert kept.hbm_gib_per_chip > _step("offload:" + name, model).hbm_gib_per_chip
 
 
 def test_a_name_that_is_no_block_row_lists_the_allowed_names():

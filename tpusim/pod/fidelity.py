@@ -54,8 +54,6 @@ OFFLOAD_QKV = "offload:qkv_proj"                       # remat_policy qkv_proj_o
 OFFLOAD_IN_QKV = "offload:input,qkv_proj"              # custom: decoder_layer_input, q/k/v offload
 OFFLOAD_IN_QKVO = "offload:input,qkv_proj,o_proj"      # ... and out_proj
 SAVE_DOT_EXCEPT_MLPWI = "save:qkv_proj,o_proj,ffn_down"  # saves q/k/v/out proj and mlpwo
-# PaLM's recompute, from its published HFU/MFU (Row's recipe): one of the three MLP matmuls kept.
-PALM_REMAT = "save:ffn_up"
 
 
 @dataclass(frozen=True)
@@ -80,18 +78,15 @@ class Row:
     recipe: str
     flash: str | None = None       # None: the train step's default blocks
     moe: str | None = None         # None: dropless grouped matmul (MaxText's megablox default)
-    derived: str = ""              # a recipe choice read off the published row itself, if any
 
 
 ROWS: list[Row] = [
     Row("PaLM (Chowdhery 2022)", "palm_540b on 2 x 3072 v4", "tpu_v4", "palm_540b", "12x16x16", 2,
-        "dp=2,fsdp=256,tp=12,sp", 2048, 2048 / 6144, PALM_REMAT, "full", 0.462, 0.578,
+        "dp=2,fsdp=256,tp=12,sp", 2048, 2048 / 6144, "full", "full", 0.462, 0.578,
         238.3e3 / 6144,
         "PaLM Section 4 (12-way tp, 256-way fsdp per pod, 2 pods data-parallel; 238.3K tokens/s); "
-        "remat: the paper names no policy, its HFU/MFU = 57.8/46.2 = 1.25 says 3 x 0.25 = 75% of "
-        "the forward FLOPs are rerun, as save:ffn_up reruns (the ratio is a FLOP count, not a "
-        "time: the step time stays a prediction, HFU no longer an independent check)",
-        derived="remat policy from the paper's HFU/MFU (executed over model FLOPs)"),
+        "remat: the paper names none, the row runs full (the paper's HFU/MFU, 1.251, is what full "
+        "remat executes over model FLOPs to within 1%: tests/test_pod_fidelity.py)"),
     Row(MAXTEXT, "llama2_70b on v5p-512", "tpu_v5p", "llama2_70b", "4x8x8", 1, "", 4096, 4,
         SAVE_DOT_EXCEPT_MLPWI, "causal", 0.654, None, 692,
         "maxtext_v5p_model_configs.py llama2_70b_v5p_128 (attention autoselected: flash at "
@@ -188,7 +183,7 @@ def pod_checks() -> list[dict[str, Any]]:
     """Rows in ``tpusim.fidelity``'s column layout (``check``, ``case``, ``metric`` ...)."""
     out = []
     for row in ROWS:
-        fit = fitted_on(row.chip) + (f"; {row.derived}" if row.derived else "")
+        fit = fitted_on(row.chip)
         try:
             used, gb, r, batch_note = _predict(row)
         except InputError as exc:

@@ -39,6 +39,22 @@ FLASH_OUTPUT = "attn_av"       # the flash kernel's output O, which o_proj reads
 SEQUENCE_REGION = ("attn_norm", "ffn_norm", "o_proj", "attn_residual", "ffn_down",
                    "ffn_residual", "moe_combine")
 _ALLOWED = "allowed: none|minimal|full|save:NAMES|offload:NAMES|save:NAMES+offload:NAMES"
+# Block rows whose output no backward op reads: the down projection and the MoE combine feed
+# only the residual add (whose backward reads nothing), and the second residual add's output is
+# the next block's input (kept there as ``input``). In a parallel block (PaLM, GPT-J: no
+# ffn_norm, the FFN reads the attention's norm) o_proj and the first add feed only adds too.
+# JAX's remat keeps and reruns only what the backward reads (its partial evaluation drops the
+# rest, jax._src.ad_checkpoint remat_partial_eval's dce_jaxpr), so these are never kept and
+# never recomputed, whatever the policy names (assumption: XLA keeps that program).
+UNREAD = ("ffn_down", "expert_combine", "ffn_residual")
+UNREAD_PARALLEL = ("o_proj", "attn_residual")
+
+
+def unread(block: list[dict[str, Any]]) -> frozenset[str]:
+    """Names of the block rows whose output the backward never reads (:data:`UNREAD`)."""
+    names = {r["name"] for r in block}
+    parallel = "ffn_norm" not in names and "attn_residual" in names
+    return frozenset(UNREAD + (UNREAD_PARALLEL if parallel else ())) & names
 
 
 @dataclass(frozen=True)
@@ -128,21 +144,23 @@ def tensor_elements(block: list[dict[str, Any]], o_proj_input: float) -> dict[st
 
 
 def recomputed(block: list[dict[str, Any]], policy: Remat) -> list[dict[str, Any]]:
-    """The block rows the backward reruns under ``policy``. ``minimal`` reruns the vector rows
-    and ``full`` every row. A named policy reruns every row whose output it does not keep, the
-    vector rows included (e.g. the norm before qkv_proj: qkv_proj's weight gradient reads its
-    output); the flash forward kernel (its tile rows) is rerun unless its output is kept
-    (assumption: the backward kernel then needs only O and its row statistics, which the kept O
-    stands for)."""
+    """The block rows the backward reruns under ``policy``, never the :func:`unread` ones.
+    ``minimal`` reruns the vector rows and ``full`` every row. A named policy reruns every row
+    whose output it does not keep, the vector rows included (e.g. the norm before qkv_proj:
+    qkv_proj's weight gradient reads its output); the flash forward kernel (its tile rows) is
+    rerun unless its output is kept (assumption: the backward kernel then needs only O and its
+    row statistics, which the kept O stands for)."""
     if policy.kind == "none":
         return []
+    dead = unread(block)
+    live = [r for r in block if r["name"] not in dead]
     if policy.kind == "full":
-        return list(block)
+        return live
     if policy.kind == "minimal":
-        return [r for r in block if r["op"] != "matmul"]
+        return [r for r in live if r["op"] != "matmul"]
     kept = set(policy.save) | set(policy.offload)
     flash_kept = FLASH_OUTPUT in kept
-    return [r for r in block
+    return [r for r in live
             if not (r["name"] in kept or (flash_kept and r["name"] in _TILE_ROWS))]
 
 
@@ -151,7 +169,8 @@ def _tensors(fwd: list[dict[str, Any]], sp: int) -> tuple[dict[str, float], list
     block's input, split ``sp`` ways under sequence parallelism) and each block row's output
     (this module's NAMES), with the block rows. Assumption: attention runs as a fused kernel that
     keeps no score matrix; its output is what o_proj reads (tokens x heads x head_dim), not its
-    per-tile partial outputs (the backward recomputes the scores). Under sequence parallelism
+    per-tile partial outputs (the backward recomputes the scores); an :func:`unread` row keeps
+    nothing (0 bytes, named or not). Under sequence parallelism
     the block input and the :data:`SEQUENCE_REGION` rows' outputs (tokens x hidden, which tp
     does not split) live split ``sp`` ways, as Megatron-style sequence parallelism and MaxText's
     ``activation_embed`` over ``tensor`` keep them; tp's own shards (an FFN shard as wide as the
@@ -162,8 +181,9 @@ def _tensors(fwd: list[dict[str, Any]], sp: int) -> tuple[dict[str, float], list
     o_proj = next((b for b in block if b["name"] == "o_proj"), None)
     o_in = make_layer(o_proj).in_elements if o_proj is not None else \
         make_layer(next(b for b in block if b["name"] == "attn_av")).out_elements
+    dead = unread(block)
     sizes = {INPUT: full_h / sp * WIRE_BYTES}
-    sizes.update({k: (v / sp if k in SEQUENCE_REGION else v) * WIRE_BYTES
+    sizes.update({k: 0.0 if k in dead else (v / sp if k in SEQUENCE_REGION else v) * WIRE_BYTES
                   for k, v in tensor_elements(block, o_in).items()})
     return sizes, block
 
@@ -197,4 +217,4 @@ def saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: in
 
 __all__ = ["OUTSIDE_BLOCKS", "WIRE_BYTES", "saved_per_layer", "kept_per_layer", "saved_activations",
            "Remat", "parse_remat", "block_names", "recomputed", "tensor_elements", "BASIC",
-           "INPUT"]
+           "INPUT", "unread"]
