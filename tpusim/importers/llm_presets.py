@@ -102,6 +102,44 @@ PRESETS.update({
                          vocab=50400, act="gelu", norm="layernorm", positions="rope",
                          biases=True, parallel_block=True,
                          source="GPT-J-6B, huggingface.co/EleutherAI/gpt-j-6b config.json"),
+    # Brown et al. 2020 ("Language Models are Few-Shot Learners"), Table 2.1, GPT-3 175B (MLPerf
+    # Training's gpt3 benchmark): 96 layers, d_model 12288, 96 heads of 128, d_ff 4 x d_model,
+    # context 2048, GPT-2 BPE vocabulary (50257), learned positions, LayerNorm, GELU, biases,
+    # tied LM head (GPT-2 style). "175.0B" (Table 2.1); our count 174,604,259,328 (0.23% under:
+    # the paper rounds, and does not list its bias/norm layout).
+    "gpt3_175b": LlmConfig("gpt3_175b", hidden=12288, layers=96, heads=96, kv_heads=96,
+                           ffn=49152, vocab=50257, act="gelu", norm="layernorm",
+                           max_positions=2048, biases=True, tied_embeddings=True,
+                           source="GPT-3 175B, Brown et al. 2020, Table 2.1"),
+    # Touvron et al. 2023; huggingface.co/meta-llama/Llama-2-13b-hf config.json: hidden 5120,
+    # intermediate 13824, 40 layers, 40 heads, 40 KV heads (MHA), vocab 32000.
+    # 13,015,864,320 parameters.
+    "llama2_13b": _llama("llama2_13b", 5120, 40, 40, 40, 13824, 32000,
+                         "Llama-2-13B, huggingface.co/meta-llama/Llama-2-13b-hf config.json"),
+    # Meta Llama 3 (2024); huggingface.co/meta-llama/Meta-Llama-3-70B config.json: hidden 8192,
+    # intermediate 28672, 80 layers, 64 heads, 8 KV heads, vocab 128256 (the Llama-3.1-70B
+    # dimensions; 3.1 only lengthens the RoPE context). 70,553,706,496 parameters.
+    "llama3_70b": _llama("llama3_70b", 8192, 80, 64, 8, 28672, 128256,
+                         "Llama-3-70B, huggingface.co/meta-llama/Meta-Llama-3-70B config.json"),
+    # Jiang et al. 2023 ("Mistral 7B"); huggingface.co/mistralai/Mistral-7B-v0.1 config.json:
+    # hidden 4096, intermediate 14336, 32 layers, 32 heads, 8 KV heads, vocab 32000, SwiGLU,
+    # RMSNorm, RoPE, untied LM head. 7,241,732,096 parameters. Not modelled: its sliding-window
+    # attention (window 4096): attention here is over all kv_len keys, exact up to 4096 and an
+    # overestimate beyond (attention over min(kv_len, 4096) keys would be the refinement).
+    "mistral_7b": _llama("mistral_7b", 4096, 32, 32, 8, 14336, 32000,
+                         "Mistral-7B-v0.1, huggingface.co/mistralai/Mistral-7B-v0.1 "
+                         "config.json"),
+    # Gemma Team 2024 ("Gemma: Open Models Based on Gemini Research and Technology"), Table 1;
+    # huggingface.co/google/gemma-7b config.json: hidden 3072, 28 layers, 16 heads of head_dim
+    # 256 (16 x 256 = 4096 != hidden), 16 KV heads, intermediate 24576 (GeGLU: gate and up of
+    # 24576 each; Table 1's "49152" counts both), vocab 256000, RMSNorm, RoPE, tied embeddings.
+    # 8,537,680,896 parameters (embeddings included). Its RMSNorm's (1 + weight) scale and the
+    # sqrt(hidden) embedding scale cost nothing here; the GELU is the tanh form, priced as gelu.
+    "gemma_7b": LlmConfig("gemma_7b", hidden=3072, layers=28, heads=16, kv_heads=16, ffn=24576,
+                          vocab=256000, gated=True, act="gelu", norm="rmsnorm", positions="rope",
+                          tied_embeddings=True, head_size=256,
+                          source="Gemma-7B, huggingface.co/google/gemma-7b config.json (Gemma "
+                                 "Team 2024, Table 1)"),
 })
 
 
