@@ -208,6 +208,19 @@ def test_cli_llm_new_presets(cli, tmp_path, name):
     assert load_workload(out).macs == llm_macs(get_preset(name), 1, 128, 128)
 
 
+def test_presets_listed_in_help_and_readme(cli):
+    # the lists users read name every preset (README's and `workload llm --help`'s)
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code, text, _ = cli("workload", "llm", "--help")
+    assert code == 0
+    flat = " ".join(text.split())
+    for name in PRESETS:
+        assert f"`{name}`" in readme, name
+        assert re.search(rf"\b{name}\b", flat), name
+
+
 def test_train_gpt3_175b_on_v5p_512(cli, tmp_path):
     # MLPerf Training's GPT-3 shape: 512 v5p chips, seq 2048, global batch 1024 (runs; MFU not
     # asserted here)
