@@ -22,7 +22,34 @@ PUBLISHED_PARAMS = {
     "llama3_1_405b": 405_853_388_800,
     "mixtral_8x7b": 46_702_792_704,
     "mixtral_8x22b": 140_620_634_112,
+    "llama2_13b": 13_015_864_320,       # huggingface.co/meta-llama/Llama-2-13b-hf
+    "llama3_70b": 70_553_706_496,       # huggingface.co/meta-llama/Meta-Llama-3-70B
+    "mistral_7b": 7_241_732_096,        # huggingface.co/mistralai/Mistral-7B-v0.1
+    "gemma_7b": 8_537_680_896,          # huggingface.co/google/gemma-7b (embeddings included)
 }
+NEW_PRESETS = ("gpt3_175b", "llama2_13b", "llama3_70b", "mistral_7b", "gemma_7b")
+
+
+def test_gpt3_175b_param_count():
+    # Brown et al. 2020, Table 2.1: "175.0B", given to one decimal of a billion (+-0.05B) and
+    # without the bias/norm layout, so 0.5%: ours is 174.60B (12 x 96 x 12288^2 = 173.95B in
+    # the blocks' matmuls alone, plus biases, norms, the tied 50257-token and 2048-position
+    # tables).
+    cfg = get_preset("gpt3_175b")
+    assert cfg.param_count() == pytest.approx(175.0e9, rel=5e-3)
+    assert 12 * 96 * 12288**2 < cfg.param_count() < 12 * 96 * 12288**2 + 1e9
+
+
+def test_gemma_7b_head_dim_and_geglu_rows():
+    # 16 heads of 256 = 4096 wide Q/K/V and O against a 3072 hidden; GeGLU: gate and up of
+    # 24576 with a gelu between (Gemma Team 2024, Table 1; config.json).
+    cfg = get_preset("gemma_7b")
+    rows = {r["name"]: r for r in llm_rows(cfg, "prefill", batch=1, seq=8)}
+    assert rows["qkv_proj"]["k"] == 3072 and rows["qkv_proj"]["n"] == 3 * 16 * 256
+    assert rows["o_proj"]["k"] == 16 * 256 and rows["o_proj"]["n"] == 3072
+    assert rows["ffn_gate"]["n"] == rows["ffn_up"]["n"] == 24576
+    assert rows["ffn_gelu"]["op"] == "gelu" and rows["attn_norm"]["op"] == "rmsnorm"
+    assert rows["lm_head"]["n"] == 256000 and "pos_add" not in rows
 
 
 def test_palm_and_gptj_param_counts():
@@ -171,3 +198,34 @@ def test_cli_llm(cli, tmp_path):
     assert code == 2 and "gpt2" in err
     code, text, _ = cli("workload", "llm", "--help")
     assert code == 0 and "Example" in text
+
+
+@pytest.mark.parametrize("name", NEW_PRESETS)
+def test_cli_llm_new_presets(cli, tmp_path, name):
+    out = tmp_path / f"{name}.csv"
+    code, _, err = cli("workload", "llm", name, "--phase", "prefill", "--seq", "128", "--out", out)
+    assert code == 0, err
+    assert load_workload(out).macs == llm_macs(get_preset(name), 1, 128, 128)
+
+
+def test_presets_listed_in_help_and_readme(cli):
+    # the lists users read name every preset (README's and `workload llm --help`'s)
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code, text, _ = cli("workload", "llm", "--help")
+    assert code == 0
+    flat = " ".join(text.split())
+    for name in PRESETS:
+        assert f"`{name}`" in readme, name
+        assert re.search(rf"\b{name}\b", flat), name
+
+
+def test_train_gpt3_175b_on_v5p_512(cli, tmp_path):
+    # MLPerf Training's GPT-3 shape: 512 v5p chips, seq 2048, global batch 1024 (runs; MFU not
+    # asserted here)
+    code, out, err = cli("train", "tpu_v5p", "gpt3_175b", "--chips", "512", "--seq", "2048",
+                         "--global-batch", "1024", "--parallel", "fsdp=64,tp=8",
+                         "--out", tmp_path / "t")
+    assert code == 0, err
+    assert "gpt3_175b on tpu_v5p" in out and (tmp_path / "t" / "train.json").exists()

@@ -42,7 +42,9 @@ def workload():
               help="Trace CSV to write (default NAME_PHASE.csv in the current dir).")
 def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads, kv_heads, ffn,
         vocab, gated, norm, out):
-    """Write an LLM trace for PRESET (gpt2, bert_base, llama3_8b, llama2_70b) or a custom config.
+    """Write an LLM trace for PRESET or a custom config. PRESET: gpt2, bert_base, gpt3_175b,
+    gptj_6b, llama2_7b, llama2_13b, llama2_70b, llama3_8b, llama3_70b, llama3_1_8b, llama3_1_70b,
+    llama3_1_405b, mistral_7b, gemma_7b, mixtral_8x7b, mixtral_8x22b, palm_540b.
 
     \b
     Example:
@@ -54,7 +56,7 @@ def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads,
     from dataclasses import replace
 
     from ..errors import InputError
-    from ..importers.llm import custom_config, describe, get_preset, llm_rows
+    from ..importers.llm import PRESETS, custom_config, describe, get_preset, llm_rows
     from ..importers.llm_step_args import check_step_args
     from ..importers.trace_csv import write_trace
     from ..workload import make_layer
@@ -69,8 +71,8 @@ def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads,
     else:
         missing = [f"--{f}" for f in ("hidden", "layers", "heads", "vocab") if f not in over]
         if missing:
-            raise InputError("tpusim workload llm", None, message="give a PRESET (gpt2, "
-                             "bert_base, llama3_8b, llama2_70b) or " + ", ".join(missing))
+            raise InputError("tpusim workload llm", None, message="give a PRESET ("
+                             + "|".join(PRESETS) + ") or " + ", ".join(missing))
         over.setdefault("kv_heads", over["heads"])
         over.setdefault("ffn", 4 * over["hidden"])
         if over.get("gated"):
