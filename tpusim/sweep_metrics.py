@@ -14,8 +14,12 @@ and chip area (lower is better in each; a point equal in all three to an earlier
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:     # pandas is imported by the functions, so that DERIVED costs nothing
+    import pandas as pd
 
 DERIVED = ("avg_power_w", "tops_per_w", "inferences_per_j", "throughput_per_mm2",
            "achieved_tops_per_mm2")
@@ -23,6 +27,7 @@ PARETO_AXES = ("latency_s", "energy_per_inference_j", "chip_mm2")
 
 
 def _div(a: pd.Series, b: pd.Series) -> pd.Series:
+    import pandas as pd
     a, b = pd.to_numeric(a, errors="coerce"), pd.to_numeric(b, errors="coerce")
     return a / b.where(b > 0)
 
@@ -30,6 +35,7 @@ def _div(a: pd.Series, b: pd.Series) -> pd.Series:
 def add_derived(df: pd.DataFrame, inplace: bool = False) -> pd.DataFrame:
     """``df`` with the :data:`DERIVED` columns (NaN where a point failed or lacks a field);
     ``inplace`` adds them to ``df`` itself (a frame nobody else holds: no copy of it)."""
+    import pandas as pd
     col = lambda c: df[c] if c in df else pd.Series(np.nan, index=df.index)  # noqa: E731
     out = df if inplace else df.copy()
     power = _div(col("energy_j"), col("latency_s"))
@@ -44,6 +50,7 @@ def add_derived(df: pd.DataFrame, inplace: bool = False) -> pd.DataFrame:
 def pareto_3d(df: pd.DataFrame, axes: tuple[str, ...] = PARETO_AXES) -> list:
     """Index labels of the non-dominated points of ``df`` over ``axes`` (all minimised), sorted
     by the first axis. Rows with a missing value are left out."""
+    import pandas as pd
     sub = df[list(axes)].apply(pd.to_numeric, errors="coerce").dropna()
     if sub.empty:
         return []

@@ -49,12 +49,12 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
 
     chip = load_config(config, **parse_sets(sets))
     cfg = get_preset(model)
-    # checked here so that errors name the options typed, not the builder's fields
+    # checked here, once, so that errors name the options typed, not the builder's fields
     check_step_args(phase, batch, seq, kv_len, dtype, options=True)
     sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips)
     spec = parse_spec(parallel) if parallel else ParallelSpec(tp=sl.chips)
     r = infer_step(chip, cfg, sl, spec, phase, batch, seq, kv_len, dtype,
-                   spec_source=spec_source(parallel, chips, topology))
+                   spec_source=spec_source(parallel, chips, topology), checked=True)
     out = out_dir or Path("results") / f"infer-{Path(config).stem}-{cfg.name}"
     record = {**r.as_dict(), "config": chip.name, "model": cfg.name, "batch": batch,
               "seq": seq, "kv_len": kv_len, "dtype": dtype}

@@ -78,9 +78,9 @@ def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads,
         if over.get("gated"):
             over.setdefault("act", "silu")
         cfg = custom_config(name="llm", **over)
-    # checked here so that errors name the options typed, not the builder's fields
+    # checked here, once, so that errors name the options typed, not the builder's fields
     check_step_args(phase, batch, seq, kv_len, dtype, logits, options=True)
-    rows = llm_rows(cfg, phase, batch, seq, kv_len, dtype, logits)
+    rows = llm_rows(cfg, phase, batch, seq, kv_len, dtype, logits, checked=True)
     s = seq if seq is not None else (128 if phase == "prefill" else 1)
     kv = kv_len if kv_len is not None else s
     out = out or Path(f"{cfg.name}_{phase}.csv")

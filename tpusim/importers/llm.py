@@ -27,7 +27,7 @@ from typing import Any, Literal
 from ..errors import InputError
 from .llm_config import LlmConfig
 from .llm_presets import PRESETS, get_preset
-from .llm_step_args import check_step_args
+from .llm_step_args import check_step_args, step_defaults
 from ..workload import Workload, make_layer
 
 
@@ -68,13 +68,18 @@ def _check_config(cfg: LlmConfig) -> None:
 
 def llm_rows(cfg: LlmConfig, phase: Literal["prefill", "decode"] = "prefill", batch: int = 1,
              seq: int | None = None, kv_len: int | None = None, dtype: str = "bf16",
-             logits: Literal["all", "last"] = "all") -> list[dict[str, Any]]:
+             logits: Literal["all", "last"] = "all", *,
+             checked: bool = False) -> list[dict[str, Any]]:
     """Trace rows for one forward pass: ``batch`` sequences, ``seq`` new tokens each, attending
     to ``kv_len`` keys. Prefill: seq defaults to 128 and kv_len to seq. Decode: seq defaults
     to 1 (one new token per step) and kv_len is required (the context length, new token
-    included)."""
+    included). ``checked``: the caller has run :func:`check_step_args` on these arguments
+    (naming its own options), so they are not checked again."""
     _check_config(cfg)
-    seq, kv_len = check_step_args(phase, batch, seq, kv_len, dtype, logits)
+    if checked:
+        seq, kv_len = step_defaults(phase, seq, kv_len)
+    else:
+        seq, kv_len = check_step_args(phase, batch, seq, kv_len, dtype, logits)
     h, hd, hq, hkv = cfg.hidden, cfg.head_dim, cfg.heads, cfg.kv_heads
     group = hq // hkv
     tok = batch * seq

@@ -3,7 +3,8 @@
 :func:`tpusim.importers.llm.llm_rows` checks them for library callers, whose errors name the
 keyword (``llm: kv_len: got 0``); the CLI commands that take them as options (``tpusim infer``,
 ``tpusim workload llm``) check them first with ``options=True``, so the error names the option
-the user typed (``--kv-len: got 0``) rather than a field they never saw.
+the user typed (``--kv-len: got 0``) rather than a field they never saw, and then pass
+``checked=True`` on (``llm_rows``, ``pod.infer.infer_step``) so that they are not checked again.
 """
 from __future__ import annotations
 
@@ -12,6 +13,16 @@ from ..errors import InputError
 
 OPTIONS = {"phase": "--phase", "batch": "--batch", "seq": "--seq", "kv_len": "--kv-len",
            "dtype": "--dtype", "logits": "--logits"}
+
+
+def step_defaults(phase: str, seq: int | None, kv_len: int | None) -> tuple[int, int | None]:
+    """``(seq, kv_len)`` with their defaults: seq 128 for prefill and 1 for decode, kv_len seq
+    (decode has no default kv_len: :func:`check_step_args` requires it)."""
+    if seq is None:
+        seq = 128 if phase == "prefill" else 1
+    if kv_len is None and phase != "decode":
+        kv_len = seq
+    return seq, kv_len
 
 
 def check_step_args(phase: str, batch: int, seq: int | None, kv_len: int | None,
@@ -29,12 +40,9 @@ def check_step_args(phase: str, batch: int, seq: int | None, kv_len: int | None,
 
     if phase not in ("prefill", "decode"):
         raise bad("phase", phase, "allowed: prefill|decode")
-    if seq is None:
-        seq = 128 if phase == "prefill" else 1
+    seq, kv_len = step_defaults(phase, seq, kv_len)
     if kv_len is None:
-        if phase == "decode":
-            raise bad("kv_len", None, "decode needs the KV-cache length, e.g. --kv-len 2048")
-        kv_len = seq
+        raise bad("kv_len", None, "decode needs the KV-cache length, e.g. --kv-len 2048")
     for f, v in (("batch", batch), ("seq", seq), ("kv_len", kv_len)):
         if not isinstance(v, int) or v <= 0:
             raise bad(f, v, "must be a positive integer")
@@ -50,4 +58,4 @@ def check_step_args(phase: str, batch: int, seq: int | None, kv_len: int | None,
     return seq, kv_len
 
 
-__all__ = ["OPTIONS", "check_step_args"]
+__all__ = ["OPTIONS", "check_step_args", "step_defaults"]

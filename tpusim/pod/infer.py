@@ -48,12 +48,15 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
                phase: Literal["prefill", "decode"], batch: int, seq: int | None = None,
                kv_len: int | None = None, dtype: str = "bf16",
                logits: Literal["all", "last"] = "last", too_big: str | None = None,
-               source: str = "infer", spec_source: str = "--parallel") -> InferResult:
+               source: str = "infer", spec_source: str = "--parallel",
+               checked: bool = False) -> InferResult:
     """Latency of one step for ``batch`` sequences over the whole slice (module docstring).
     ``too_big``: what the caller's user can change when the step does not fit HBM (default:
     ``tpusim infer``'s options). ``source``: what a memory error names first (``run`` on a
     trace names the trace file). ``spec_source``: the option a bad spec is blamed on
-    (``pod.sharding.spec_source``: ``--chips`` where tp defaulted to the chips)."""
+    (``pod.sharding.spec_source``: ``--chips`` where tp defaulted to the chips). ``checked``:
+    the caller has checked the step arguments (``importers.llm_step_args.check_step_args``,
+    naming its options), so :func:`llm_rows` does not check them again."""
     check_spec(spec, sl.chips, model, sl.slices, source=spec_source)
     if spec.fsdp > 1 or spec.pp > 1 or spec.ep > 1:
         raise InputError("--parallel", None, spec.label(), "inference shards with tp and dp only")
@@ -62,7 +65,8 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
     pl = place(spec, sl)
     b = batch // spec.dp
     shard = shard_config(model, spec)
-    rows = llm_rows(shard, phase, batch=b, seq=seq, kv_len=kv_len, dtype=dtype, logits=logits)
+    rows = llm_rows(shard, phase, batch=b, seq=seq, kv_len=kv_len, dtype=dtype, logits=logits,
+                    checked=checked)
     seq = seq if seq is not None else (128 if phase == "prefill" else 1)
     kv_len = kv_len if kv_len is not None else seq
     if phase == "prefill":      # as in training: a flash kernel, causal tiles skipped

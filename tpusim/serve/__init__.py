@@ -14,17 +14,17 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import InputError
-from .engine import Engine, StepTimer
 from .kvcache import BlockManager, dtype_bytes, kv_blocks
-from .metrics import request_table, saturation, summarise
 from .requests import Request, check_rate, with_arrivals
 from .shapes import StepShapes
+from .timer import StepTimer
 from .tp import ShardedStepCost
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -87,6 +87,8 @@ def serve(st: Setup, requests: Sequence[Request], rates: Sequence[float] | None 
     """Serve ``requests`` (arrivals as given, or re-timed at each of ``rates``); ``offered``:
     the rate the given arrivals were drawn at, for the labels (None: inf); ``shapes``: how the
     engine pads its steps (:mod:`tpusim.serve.shapes`)."""
+    from .engine import Engine            # simpy and pandas: imported by the run, not the package
+    from .metrics import request_table, summarise
     if chunked_prefill and shapes.prefill_chunks:
         raise InputError("--prefill-chunks", None, ",".join(map(str, shapes.prefill_chunks)),
                          "give --chunked-prefill or --prefill-chunks, not both")
@@ -132,6 +134,7 @@ def write_outputs(runs: list[ServeRun], out: Path, notes: list[str], html: bool 
     and ``report.html``. All or nothing, and no file of an earlier serve run is left beside
     them (:func:`tpusim.results.write_all`, group ``serve``)."""
     from ..results import write_all
+    from .metrics import saturation
     from .report import serve_html
 
     def _json(obj: Any):
