@@ -45,3 +45,29 @@ def test_full_remat_executes_the_share_of_the_forward_palms_hfu_over_mfu_states(
     assert full.hfu / full.mfu == pytest.approx(target, rel=0.01)
     kept = _predict(replace(palm, remat="save:ffn_up"))[2]
     assert abs(kept.hfu / kept.mfu / target - 1) > 0.05
+
+
+@pytest.mark.parametrize("scale,emb,heads,layers", [(16, 4096, 64, 32), (32, 8192, 64, 32),
+                                                    (64, 8192, 64, 64), (1, 2048, 16, 16)])
+def test_maxtext_scaled_model_follows_pyconfig_and_its_nominal_size(scale, emb, heads, layers):
+    # get_individual_scales by hand: b, r = divmod(log2 S, 3); heads and MLP x 2^(b + (r > 0)),
+    # embedding x 2^(b + (r > 1)), layers x 2^b; the READMEs name the runs by S billion params
+    from tpusim.pod.fidelity import scaled_model
+    m = scaled_model(f"maxtext_scale_{scale}")
+    assert (m.hidden, m.heads, m.kv_heads, m.layers, m.head_dim) == (emb, heads, heads, layers, 128)
+    assert m.ffn == 7168 * heads // 16 and m.vocab == 32000 and m.gated
+    if scale > 1:
+        assert m.param_count() / 1e9 == pytest.approx(scale, rel=0.03)
+    assert scaled_model("llama2_70b") is None
+
+
+@pytest.mark.parametrize("chip", ["tpu_v4", "tpu_v5e", "tpu_v5p", "tpu_v6e", "tpu_v7"])
+def test_fitted_on_names_the_kernel_fit_a_preset_carries_or_inherits(chip):
+    # a preset whose timing fields say "fitted" or "inherited" must say what they were fitted on
+    from pathlib import Path
+
+    from tpusim.pod.fidelity import fitted_on
+    text = (Path(__file__).resolve().parents[1] / "configs" / f"{chip}.yaml").read_text()
+    timing = text.split("\ntiming:", 1)[1].split("\n\n", 1)[0].split("\nenergy:", 1)[0]
+    fitted = "fitted" in timing or "inherited" in timing
+    assert ("269 measured TPU v4 matmul kernels" in fitted_on(chip)) == fitted

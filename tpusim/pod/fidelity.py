@@ -28,6 +28,8 @@ NO_FIT = "none: pods model from preset figures; no parameter fitted to step-leve
 # Presets whose kernel timing was fitted on kernel measurements (configs/<chip>.yaml headers).
 KERNEL_FIT = {"tpu_v4": "tpu_v4's kernel timing fitted on 269 measured TPU v4 matmul kernels",
               "tpu_v5p": "kernel timing inherited from tpu_v4's fit on 269 measured TPU v4 "
+                         "matmul kernels",
+              "tpu_v5e": "kernel timing inherited from tpu_v4's fit on 269 measured TPU v4 "
                          "matmul kernels"}
 
 
@@ -38,6 +40,7 @@ def fitted_on(chip: str) -> str:
     return NO_FIT
 MAXTEXT = "MaxText tiering.md"
 RECIPE_LOG = "tpu-recipes README log"
+SCALED = "MaxText configs/v5e|v5p READMEs"
 TRILLIUM = "MaxText benchmarks/maxtext_trillium_model_configs.py"
 # MaxText's base.yml splash-attention defaults (sa_block_* 512, sa_use_fused_bwd_kernel False),
 # and the q blocks most v6e recipes raise (sa_block_q 1024 or 2048, sa_block_q_dkv/dq 2048).
@@ -49,6 +52,27 @@ SPLASH_Q2048 = "q=2048,kv=512,kv_compute=512,q_dkv=2048,kv_dkv=512,kv_dkv_comput
                "q_dq=2048,kv_dq=512,fused_bwd=0"
 SPLASH_2048 = "q=2048,kv=2048,kv_compute=2048,q_dkv=2048,kv_dkv=2048,kv_dkv_compute=2048," \
               "q_dq=2048,kv_dq=2048,fused_bwd=1"
+# MaxText's base.yml model at global_parameter_scale S (the READMEs' "16B", "32B", "64B" runs): emb
+# 2048, 16 query and 16 KV heads of 128, MLP 7168, 16 layers, vocab 32000, decoder_block llama2
+# (RMSNorm, RoPE, SiLU-gated MLP, untied LM head); pyconfig's get_individual_scales multiplies
+# heads and MLP by 2^(b + (r > 0)), the embedding by 2^(b + (r > 1)) and layers by 2^b, where
+# b, r = divmod(log2 S, 3) (AI-Hypercomputer/maxtext, MaxText/pyconfig.py).
+SCALED_PREFIX = "maxtext_scale_"
+
+
+def scaled_model(name: str):
+    """The LlmConfig of ``maxtext_scale_S`` (comment above), or None for another name."""
+    if not name.startswith(SCALED_PREFIX):
+        return None
+    from ..importers.llm import custom_config
+    scale = int(name[len(SCALED_PREFIX):])
+    b, r = divmod(scale.bit_length() - 1, 3)
+    heads, emb, layers = 16 << (b + (r > 0)), 2048 << (b + (r > 1)), 16 << b
+    return custom_config(name=name, hidden=emb, layers=layers, heads=heads, kv_heads=heads,
+                         head_size=128 if heads * 128 != emb else 0, ffn=7168 << (b + (r > 0)),
+                         vocab=32000, gated=True, act="silu", norm="rmsnorm", positions="rope")
+
+
 # MaxText's per-tensor remat names -> the trace's block rows (q, k and v are one qkv_proj row).
 OFFLOAD_QKV = "offload:qkv_proj"                       # remat_policy qkv_proj_offloaded
 OFFLOAD_IN_QKV = "offload:input,qkv_proj"              # custom: decoder_layer_input, q/k/v offload
@@ -135,6 +159,27 @@ ROWS: list[Row] = [
         "llama3_1_405b_8192_pure_fsdp_ici at tpu-recipes-v0.1.2: ici fsdp 256 x dcn fsdp 2, "
         "decoder_layer_input offloaded); log: 54.803 s, 392.454 TFLOP/s/device, 149.482 "
         "tokens/s/device", flash=SPLASH_Q1024),
+    # MaxText's own scaling runs of its base.yml model (MFU only; before the causal halving):
+    # MaxText/configs/v5e/README.md (1x v5e-256) and MaxText/configs/v5p/README.md (1x v5p-128,
+    # 64 chips), each run by the script of its name beside the README.
+    Row(SCALED, "maxtext 16B on v5e-256", "tpu_v5e", "maxtext_scale_16", "16x16", 1, "", 2048, 6,
+        "full", "full", 0.6110, None, None,
+        "MaxText/configs/v5e/16b.sh (global_parameter_scale 16, per_device_batch_size 6, remat "
+        "full, fsdp over every chip, flash at base.yml's blocks); 120 TFLOP/s/chip",
+        flash=SPLASH_DEFAULT),
+    Row(SCALED, "maxtext 32B on v5e-256", "tpu_v5e", "maxtext_scale_32", "16x16", 1, "", 2048, 4,
+        "full", "full", 0.6686, None, None,
+        "MaxText/configs/v5e/32b.sh (global_parameter_scale 32, per_device_batch_size 4, remat "
+        "full, fsdp over every chip); 132 TFLOP/s/chip", flash=SPLASH_DEFAULT),
+    Row(SCALED, "maxtext 32B on v5p-128", "tpu_v5p", "maxtext_scale_32", "4x4x4", 1,
+        "fsdp=16,tp=4,sp", 2048, 7, "minimal", "full", 0.7147, None, None,
+        "MaxText/configs/v5p/32b.sh (per_device_batch_size 7, remat minimal, ici_fsdp -1 x "
+        "ici_tensor 4; base.yml shards activation_embed over tensor: sp); 328 TFLOP/s/chip",
+        flash=SPLASH_DEFAULT),
+    Row(SCALED, "maxtext 64B on v5p-128", "tpu_v5p", "maxtext_scale_64", "4x4x4", 1,
+        "fsdp=16,tp=4,sp", 2048, 3, "minimal", "full", 0.7031, None, None,
+        "MaxText/configs/v5p/64b.sh (per_device_batch_size 3, remat minimal, ici_fsdp -1 x "
+        "ici_tensor 4, sp as above); 323 TFLOP/s/chip", flash=SPLASH_DEFAULT),
 ]
 
 
@@ -156,7 +201,7 @@ def _predict(row: Row):
     from .sharding import ParallelSpec, parse_spec
     from .topology import make_slice
     from .train import train_step
-    chip, model = load_config(row.chip), get_preset(row.model)
+    chip, model = load_config(row.chip), scaled_model(row.model) or get_preset(row.model)
     sl = make_slice(chip.ici, chip.dcn, shape=row.shape, slices=row.slices)
     spec = parse_spec(row.spec) if row.spec else ParallelSpec(fsdp=sl.chips)
     opts = _options(row)
