@@ -247,3 +247,19 @@ def test_offload_beyond_the_hosts_dram_is_one_line():
     r = train_step(v6e, deep, one, ParallelSpec(), seq=8192, global_batch=32,
                    remat="offload:input")
     assert r.memory_gib["host_offload"] == 128
+
+
+def test_naming_a_tensor_no_backward_op_reads_says_it_keeps_nothing(cli, tmp_path):
+    code, out, err = cli("train", "tpu_v5p", "gpt2", "--chips", "4", "--seq", "128",
+                         "--batch-per-chip", "1", "--parallel", "fsdp=4",
+                         "--remat", "save:o_proj,ffn_down", "--out", str(tmp_path / "t"))
+    assert code == 0, err
+    line = ("remat save:ffn_down,o_proj: no backward op reads ffn_down, so naming it keeps "
+            "nothing (never recomputed either)")
+    assert line in out.splitlines()
+    notes = json.loads((tmp_path / "t" / "train.json").read_text())["notes"]
+    assert line in notes
+    code, out, _ = cli("train", "tpu_v5p", "gpt2", "--chips", "4", "--seq", "128",
+                       "--batch-per-chip", "1", "--parallel", "fsdp=4", "--remat", "save:o_proj",
+                       "--out", str(tmp_path / "u"))
+    assert code == 0 and "no backward op reads" not in out

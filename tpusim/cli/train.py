@@ -184,6 +184,8 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                    f"activations per chip in host memory, "
                    f"{nbytes(best.host_offload_bytes_per_step)} to host and back per step "
                    "(transfers taken as hidden under compute)")
+    for note in best.notes[1:]:          # the first (per-chip batch, policy, shard) is above
+        click.echo(note)
     click.echo(f"wrote {out / 'train.json'}, {out / 'report.html'}")
     if trace_path is not None:
         click.echo(f"wrote {trace_path} (open it in ui.perfetto.dev)", err=True)

@@ -65,7 +65,7 @@ from .flash import FLASH_BLOCK, FORWARD_ROWS, flash_attention, flash_backward
 from .flash_blocks import FlashBlocks
 from .moe import megablox_rows
 from .remat import (BASIC, OUTSIDE_BLOCKS as _OUTSIDE_BLOCKS, WIRE_BYTES, Remat, kept_per_layer,
-                    parse_remat, recomputed, saved_per_layer)
+                    parse_remat, recomputed, saved_per_layer, unread)
 from .schedule import Schedule, StepParts, schedule
 from .sharding import ParallelSpec, Placement, check_spec, dcn_kind, place
 from .topology import Slice
@@ -202,6 +202,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
     policy.check(block)
     redo = recomputed(block, policy)
+    idle = sorted(unread(block) & (set(policy.save) | set(policy.offload)))
     # Dense weights (and the embedding and LM head) are sharded over fsdp and ep, expert
     # weights over fsdp (ep already splits the experts).
     dense, expert = _layer_params(model, spec)
@@ -359,7 +360,10 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                f"remat {policy.label()}; shard {shard.name}"
                + (f"; moe {kernel.label()}" if model.moe else ""),)
         + ((f"fsdp spans the {sl.slices} slices over DCN",)
-           if dcn_kind(spec, sl.slices) == "fsdp" else ()))
+           if dcn_kind(spec, sl.slices) == "fsdp" else ())
+        + ((f"remat {policy.label()}: no backward op reads {','.join(idle)}, so naming "
+            f"{'them' if len(idle) > 1 else 'it'} keeps nothing (never recomputed either)",)
+           if idle else ()))
 
 
 __all__ = ["TrainResult", "train_step", "shard_config", "backward_rows", "simulate_rows",
