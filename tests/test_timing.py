@@ -118,7 +118,17 @@ def test_invariants(cfg, mkn, fmt):
 # time and layer 2 prefetched 2 bytes less of its first tile (34,736 cycles against 34,735)
 @example({"rows": 16, "cols": 32, "dataflow": "is", "count": 1, "model": "pipelined",
           "bw": 4.0}, (83, 273, 114), 1.5)
+# and again (CI, a random draw): layer 1 43,027 -> 30,709 cycles, layer 2 55,474 -> 55,485
+@example({"rows": 4, "cols": 4, "dataflow": "ws", "count": 1, "model": "pipelined",
+          "bw": 0.5}, (55, 55, 112), 1.5)
+# the known one-layer step (test_more_sram_never_slower_one_layer): layer 1 55,484 -> 55,495
+@example({"rows": 4, "cols": 4, "dataflow": "ws", "count": 1, "model": "pipelined",
+          "bw": 0.5}, (55, 112, 55), 1.5)
 def test_more_bandwidth_or_sram_never_slower(cfg, mkn, factor):
+    # What never gets slower is the run, and with more bandwidth its first layer. A later layer
+    # may: the faster its predecessor, the shorter the idle channel time its prefetch had (it
+    # loses at most what the predecessor saved, so the run's end never moves later). With more
+    # SRAM the first layer itself may lose a few cycles (the xfail below), the run not.
     m, k, n = mkn
     layers = [gemm(m, k, n), gemm(m, n, k)]
     base = chip(**cfg, **{"memory.sram.input_kib": 4, "memory.sram.weight_kib": 8,
@@ -127,10 +137,12 @@ def test_more_bandwidth_or_sram_never_slower(cfg, mkn, factor):
     faster = chip(**{**cfg, "bw": cfg["bw"] * factor},
                   **{"memory.sram.input_kib": 4, "memory.sram.weight_kib": 8,
                      "memory.sram.output_kib": 8})
-    assert (_sim(faster, layers).layers["cycles"].to_numpy() <= t0 + 1e-9).all()
     bigger = chip(**cfg, **{"memory.sram.input_kib": 4 * factor, "memory.sram.weight_kib": 8
                             * factor, "memory.sram.output_kib": 8 * factor})
-    assert (_sim(bigger, layers).layers["cycles"].to_numpy() <= t0 + 1e-9).all()
+    for c in (faster, bigger):
+        t = _sim(c, layers).layers["cycles"].to_numpy()
+        assert t.sum() <= t0.sum() + 1e-9
+    assert _sim(faster, layers).layers["cycles"].to_numpy()[0] <= t0[0] + 1e-9
 
 
 @pytest.mark.xfail(strict=True, reason="known: with 1.5x SRAM the output-stationary order picks "
