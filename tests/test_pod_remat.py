@@ -263,3 +263,31 @@ def test_naming_a_tensor_no_backward_op_reads_says_it_keeps_nothing(cli, tmp_pat
                        "--batch-per-chip", "1", "--parallel", "fsdp=4", "--remat", "save:o_proj",
                        "--out", str(tmp_path / "u"))
     assert code == 0 and "no backward op reads" not in out
+
+
+@pytest.mark.parametrize("parallel,sp,remat,share", [
+    (False, False, "full", 0.5),       # the all-reduce after o_proj again, not ffn_down's
+    (False, True, "full", 0.75),       # both all-gathers and o_proj's reduce-scatter again
+    (False, True, "offload:input,qkv_proj,o_proj", 0.5),   # o_proj kept: the gathers only
+    (False, False, "minimal", 0.0),    # o_proj's output kept: nothing to all-reduce again
+    (True, False, "full", 0.0),        # one all-reduce after the summed outputs: unread
+    (True, True, "full", 0.5),         # the norm's all-gather again, not the reduce-scatter
+])
+def test_recompute_reruns_the_tp_collectives_of_what_it_recomputes(parallel, sp, remat, share):
+    # tp collectives per block: forward and backward one pass each (tp_block), the recompute
+    # its share; all blocking, so the exposed TP time is the total (closed form:
+    # L x (2 + share) x tp_block, against remat none's L x 2 x tp_block)
+    model = custom_config(name="t", hidden=512, layers=4, heads=8, kv_heads=8, ffn=2048,
+                          vocab=1024, gated=True, act="silu", norm="rmsnorm", positions="rope",
+                          parallel_block=parallel)
+    two = make_slice(CHIP.ici, CHIP.dcn, shape="2")
+    spec = ParallelSpec(tp=2, sequence_parallel=sp)
+
+    def run(policy):
+        return train_step(CHIP, model, two, spec, seq=64, global_batch=2, remat=policy)
+    none, r = run("none"), run(remat)
+    base = none.collectives_s["tp_all_reduce"]
+    assert base > 0
+    assert r.collectives_s["tp_all_reduce"] == pytest.approx(base * (2 + share) / 2, rel=1e-12)
+    assert r.exposed_s["TP all-reduce"] == pytest.approx(r.collectives_s["tp_all_reduce"],
+                                                         rel=1e-9)

@@ -164,6 +164,21 @@ def recomputed(block: list[dict[str, Any]], policy: Remat) -> list[dict[str, Any
             if not (r["name"] in kept or (flash_kept and r["name"] in _TILE_ROWS))]
 
 
+def rerun_tp_share(redo: set[str], parallel: bool, sp: bool) -> float:
+    """Share of one pass's TP collectives a block's recompute reruns, the block rerunning the
+    rows ``redo``. Without sp a sequential block all-reduces after o_proj and after ffn_down,
+    a parallel block once after its summed outputs; with sp each all-reduce is an all-gather of
+    a column-parallel input and a reduce-scatter of a row-parallel output, half the bytes each.
+    The recompute reruns those whose tensors it recomputes: not the :data:`UNREAD` outputs'
+    collectives, and an all-gather only where the norm it gathers is recomputed (the weight
+    gradients read the gathered tensor)."""
+    if parallel:
+        return 0.5 if sp and "attn_norm" in redo else 0.0
+    if not sp:
+        return 0.5 if "o_proj" in redo else 0.0
+    return 0.25 * sum(n in redo for n in ("attn_norm", "o_proj", "ffn_norm"))
+
+
 def _tensors(fwd: list[dict[str, Any]], sp: int) -> tuple[dict[str, float], list[dict]]:
     """Bytes (bf16) of each tensor one layer could keep for the backward pass: ``input`` (the
     block's input, split ``sp`` ways under sequence parallelism) and each block row's output
@@ -217,4 +232,4 @@ def saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: in
 
 __all__ = ["OUTSIDE_BLOCKS", "WIRE_BYTES", "saved_per_layer", "kept_per_layer", "saved_activations",
            "Remat", "parse_remat", "block_names", "recomputed", "tensor_elements", "BASIC",
-           "INPUT", "unread"]
+           "INPUT", "unread", "rerun_tp_share"]

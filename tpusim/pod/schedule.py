@@ -20,7 +20,8 @@ as XLA schedules them:
   gradient, so the compute waits for the stream to drain;
 * **blocking** (on the critical path: the compute waits for them): the TP all-reduces and EP
   all-to-alls of each block, drawn after its compute in each pass (assumption: where inside the
-  block they fall is not modelled, only their time), the PP send at the end of each microbatch's
+  block they fall is not modelled, only their time), and the TP collectives a block's recompute
+  reruns, after it, the PP send at the end of each microbatch's
   forward and backward, and the DCN gradient all-reduce across slices once the stream is done
   (PaLM: it starts only when the gradients are complete);
 * the pipeline bubble, (pp - 1) microbatch slots, then the optimizer.
@@ -45,7 +46,8 @@ class StepParts:
     and the rows after the blocks (``post``); ``block_r``: one block's recompute. ``ag_*``,
     ``rs_*``: an FSDP all-gather / reduce-scatter of one block's or of the embedding and LM
     head's weights; ``dp_*``: their share of the step's in-slice DP all-reduce; ``tp_block``,
-    ``ep_block``: one block's blocking TP / EP collectives per pass; ``pp``: one PP send."""
+    ``ep_block``: one block's blocking TP / EP collectives per pass (forward, backward);
+    ``tp_recompute``: the TP collectives its recompute reruns; ``pp``: one PP send."""
 
     layers: int
     microbatches: int
@@ -63,6 +65,7 @@ class StepParts:
     dp_block: float = 0.0
     dp_head: float = 0.0
     tp_block: float = 0.0
+    tp_recompute: float = 0.0
     ep_block: float = 0.0
     pp: float = 0.0
     dcn: float = 0.0
@@ -183,6 +186,11 @@ def schedule(p: StepParts, record: bool = False) -> Schedule:
         needing(mb, "lm_head", "backward", p.post_b)
         for i in range(L - 1, -1, -1):
             needing(mb, names[i], "recompute", p.block_r)
+            if p.tp_recompute > 0:
+                if spans is not None:
+                    spans.append(Span(BLOCKING, "TP all-reduce", names[i], now, p.tp_recompute,
+                                      mb))
+                wait("TP all-reduce", now + p.tp_recompute, names[i], mb)
             run("backward", names[i], p.block_b, mb)
             block("backward", names[i], mb)
             stream("gradient reduce-scatter", names[i], now, p.rs_block, mb)
@@ -259,6 +267,11 @@ def _unrecorded(p: StepParts) -> Schedule:
                     now += p.block_f
                 else:
                     now += p.block_r
+                    if p.tp_recompute > 0:
+                        t = now + p.tp_recompute
+                        if t > now:
+                            w_tp += t - now
+                            now = t
                     now += p.block_b
                 if tp > 0:
                     t = now + tp

@@ -65,7 +65,7 @@ from .flash import FLASH_BLOCK, FORWARD_ROWS, flash_attention, flash_backward
 from .flash_blocks import FlashBlocks
 from .moe import megablox_rows
 from .remat import (BASIC, OUTSIDE_BLOCKS as _OUTSIDE_BLOCKS, WIRE_BYTES, Remat, kept_per_layer,
-                    parse_remat, recomputed, saved_per_layer, unread)
+                    parse_remat, recomputed, rerun_tp_share, saved_per_layer, unread)
 from .schedule import Schedule, StepParts, schedule
 from .sharding import ParallelSpec, Placement, check_spec, dcn_kind, place
 from .topology import Slice
@@ -299,9 +299,10 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     act = mb * seq * model.hidden * WIRE_BYTES
     per_block = 1 if model.parallel_block else 2
     tp_block = per_block * all_reduce(act, pl.of("tp")).total_s
+    tp_redo = rerun_tp_share(redo_names, model.parallel_block, spec.sequence_parallel) * tp_block
     a2a = act * all_to_all_rows(model, seq, kernel) / seq if model.moe else 0.0
     ep_block = 2 * all_to_all(a2a, pl.of("ep")).total_s if model.moe else 0.0
-    tp_s = L * microbatches * 2 * tp_block
+    tp_s = L * microbatches * (2 * tp_block + tp_redo)
     ep_s = L * microbatches * 2 * ep_block
     pp_axes = pl.of("pp")
     pp_one = permute(act, pp_axes[0]).total_s if pp_axes else 0.0
@@ -325,7 +326,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         dp_block=dp_share * (dense / math.prod(a.size for a in dense_axes)
                              + expert / math.prod(a.size for a in fsdp_axes)),
         dp_head=dp_share * head / math.prod(a.size for a in dense_axes),
-        tp_block=tp_block, ep_block=ep_block, pp=pp_one, dcn=grads_dcn, bubble=bubble,
+        tp_block=tp_block, tp_recompute=tp_redo, ep_block=ep_block, pp=pp_one, dcn=grads_dcn, bubble=bubble,
         optimizer=opt)
     sched = schedule(parts)
     step = sched.step_s
