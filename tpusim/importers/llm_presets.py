@@ -10,6 +10,13 @@ from ..errors import InputError
 from .llm_config import LlmConfig
 
 
+def _llama(name: str, hidden: int, layers: int, heads: int, kv_heads: int, ffn: int, vocab: int,
+           source: str, **kw: Any) -> LlmConfig:
+    return LlmConfig(name, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, ffn=ffn,
+                     vocab=vocab, gated=True, act="silu", norm="rmsnorm", positions="rope",
+                     source=source, **kw)
+
+
 # Published configs (dims only). Each source is the model's config.json on the Hugging Face hub
 # (and the paper); published parameter counts are checked in tests/test_llm.py.
 PRESETS: dict[str, LlmConfig] = {
@@ -32,33 +39,17 @@ PRESETS: dict[str, LlmConfig] = {
     # Meta Llama 3 (2024); huggingface.co/meta-llama/Meta-Llama-3-8B config.json: hidden 4096,
     # intermediate 14336, 32 layers, 32 heads, 8 KV heads, vocab 128256, RMSNorm, SiLU, RoPE.
     # 8,030,261,248 parameters.
-    "llama3_8b": LlmConfig("llama3_8b", hidden=4096, layers=32, heads=32, kv_heads=8,
-                           ffn=14336, vocab=128256, gated=True, act="silu", norm="rmsnorm",
-                           positions="rope",
-                           source="Llama-3-8B, huggingface.co/meta-llama/Meta-Llama-3-8B "
-                                  "config.json"),
+    "llama3_8b": _llama("llama3_8b", 4096, 32, 32, 8, 14336, 128256,
+                        "Llama-3-8B, huggingface.co/meta-llama/Meta-Llama-3-8B config.json"),
     # Touvron et al. 2023; huggingface.co/meta-llama/Llama-2-7b-hf config.json: hidden 4096,
     # intermediate 11008, 32 layers, 32 heads, 32 KV heads (MHA), vocab 32000. 6,738,415,616 params.
-    "llama2_7b": LlmConfig("llama2_7b", hidden=4096, layers=32, heads=32, kv_heads=32,
-                           ffn=11008, vocab=32000, gated=True, act="silu", norm="rmsnorm",
-                           positions="rope",
-                           source="Llama-2-7B, huggingface.co/meta-llama/Llama-2-7b-hf "
-                                  "config.json"),
+    "llama2_7b": _llama("llama2_7b", 4096, 32, 32, 32, 11008, 32000,
+                        "Llama-2-7B, huggingface.co/meta-llama/Llama-2-7b-hf config.json"),
     # Touvron et al. 2023; huggingface.co/meta-llama/Llama-2-70b-hf config.json: hidden 8192,
     # intermediate 28672, 80 layers, 64 heads, 8 KV heads, vocab 32000. 68,976,648,192 params.
-    "llama2_70b": LlmConfig("llama2_70b", hidden=8192, layers=80, heads=64, kv_heads=8,
-                            ffn=28672, vocab=32000, gated=True, act="silu", norm="rmsnorm",
-                            positions="rope",
-                            source="Llama-2-70B, huggingface.co/meta-llama/Llama-2-70b-hf "
-                                   "config.json"),
+    "llama2_70b": _llama("llama2_70b", 8192, 80, 64, 8, 28672, 32000,
+                         "Llama-2-70B, huggingface.co/meta-llama/Llama-2-70b-hf config.json"),
 }
-
-
-def _llama(name: str, hidden: int, layers: int, heads: int, kv_heads: int, ffn: int, vocab: int,
-           source: str, **kw: Any) -> LlmConfig:
-    return LlmConfig(name, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, ffn=ffn,
-                     vocab=vocab, gated=True, act="silu", norm="rmsnorm", positions="rope",
-                     source=source, **kw)
 
 
 PRESETS.update({
