@@ -2,6 +2,7 @@
 import pytest
 
 from tpusim.config import load_config
+from tpusim.errors import InputError
 from tpusim.importers.llm import get_preset
 from tpusim.pod.fidelity import ROWS
 from tpusim.pod.train import model_flops_per_token
@@ -52,13 +53,13 @@ def test_full_remat_executes_the_share_of_the_forward_palms_hfu_over_mfu_states(
 def test_maxtext_scaled_model_follows_pyconfig_and_its_nominal_size(scale, emb, heads, layers):
     # get_individual_scales by hand: b, r = divmod(log2 S, 3); heads and MLP x 2^(b + (r > 0)),
     # embedding x 2^(b + (r > 1)), layers x 2^b; the READMEs name the runs by S billion params
-    from tpusim.pod.fidelity import scaled_model
-    m = scaled_model(f"maxtext_scale_{scale}")
+    m = get_preset(f"maxtext_scale_{scale}")
     assert (m.hidden, m.heads, m.kv_heads, m.layers, m.head_dim) == (emb, heads, heads, layers, 128)
     assert m.ffn == 7168 * heads // 16 and m.vocab == 32000 and m.gated
     if scale > 1:
         assert m.param_count() / 1e9 == pytest.approx(scale, rel=0.03)
-    assert scaled_model("llama2_70b") is None
+    with pytest.raises(InputError, match="power of 2"):
+        get_preset("maxtext_scale_24")
 
 
 @pytest.mark.parametrize("chip", ["tpu_v4", "tpu_v5e", "tpu_v5p", "tpu_v6e", "tpu_v7"])
@@ -71,3 +72,13 @@ def test_fitted_on_names_the_kernel_fit_a_preset_carries_or_inherits(chip):
     timing = text.split("\ntiming:", 1)[1].split("\n\n", 1)[0].split("\nenergy:", 1)[0]
     fitted = "fitted" in timing or "inherited" in timing
     assert ("269 measured TPU v4 matmul kernels" in fitted_on(chip)) == fitted
+
+
+def test_maxtext_scale_is_a_preset_everywhere_and_a_bad_scale_is_one_line(cli, tmp_path):
+    code, out, err = cli("workload", "llm", "maxtext_scale_32", "--phase", "prefill", "--seq",
+                         "128", "--out", tmp_path / "m.csv")
+    assert code == 0 and "31663.3 M parameters" in out, err
+    code, out, err = cli("workload", "llm", "maxtext_scale_12", "--phase", "prefill",
+                         "--out", tmp_path / "bad.csv")
+    assert code == 2 and "power of 2" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.csv").exists()

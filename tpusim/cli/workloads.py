@@ -44,7 +44,8 @@ def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads,
         vocab, gated, norm, out):
     """Write an LLM trace for PRESET or a custom config. PRESET: gpt2, bert_base, gpt3_175b,
     gptj_6b, llama2_7b, llama2_13b, llama2_70b, llama3_8b, llama3_70b, llama3_1_8b, llama3_1_70b,
-    llama3_1_405b, mistral_7b, gemma_7b, mixtral_8x7b, mixtral_8x22b, palm_540b.
+    llama3_1_405b, mistral_7b, gemma_7b, mixtral_8x7b, mixtral_8x22b, palm_540b, or
+    maxtext_scale_S (MaxText's base.yml model at global_parameter_scale S).
 
     \b
     Example:

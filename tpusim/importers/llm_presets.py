@@ -134,9 +134,35 @@ PRESETS.update({
 })
 
 
+# MaxText's base.yml model at global_parameter_scale S (its READMEs' "16B" .. "1024B" scaling
+# runs), ``maxtext_scale_S``: emb 2048, 16 query and 16 KV heads of 128, MLP 7168, 16 layers,
+# vocab 32000, decoder_block llama2 (RMSNorm, RoPE, SiLU-gated MLP, untied LM head); pyconfig's
+# get_individual_scales multiplies heads and MLP by 2^(b + (r > 0)), the embedding by
+# 2^(b + (r > 1)) and layers by 2^b, where b, r = divmod(log2 S, 3)
+# (AI-Hypercomputer/maxtext, MaxText/pyconfig.py and configs/base.yml).
+SCALED_PREFIX = "maxtext_scale_"
+
+
+def _scaled(name: str, key: str) -> LlmConfig:
+    text = key[len(SCALED_PREFIX):]
+    scale = int(text) if text.isdigit() else 0
+    if scale < 1 or scale & (scale - 1):
+        raise InputError("llm preset", None, name, "maxtext_scale_S takes a power of 2 for S "
+                         "(MaxText's global_parameter_scale), e.g. maxtext_scale_32")
+    b, r = divmod(scale.bit_length() - 1, 3)
+    heads, emb = 16 << (b + (r > 0)), 2048 << (b + (r > 1))
+    return LlmConfig(key, hidden=emb, layers=16 << b, heads=heads, kv_heads=heads,
+                     head_size=128 if heads * 128 != emb else 0, ffn=7168 << (b + (r > 0)),
+                     vocab=32000, gated=True, act="silu", norm="rmsnorm", positions="rope",
+                     source=f"MaxText base.yml at global_parameter_scale {scale} (pyconfig "
+                            "get_individual_scales)")
+
+
 def get_preset(name: str) -> LlmConfig:
     key = name.lower().replace("-", "_")
+    if key.startswith(SCALED_PREFIX):
+        return _scaled(name, key)
     if key not in PRESETS:
         raise InputError("llm preset", None, name, f"unknown preset{suggest(key, PRESETS)}; "
-                         "allowed: " + "|".join(PRESETS))
+                         "allowed: " + "|".join(PRESETS) + f"|{SCALED_PREFIX}S")
     return PRESETS[key]

@@ -52,27 +52,6 @@ SPLASH_Q2048 = "q=2048,kv=512,kv_compute=512,q_dkv=2048,kv_dkv=512,kv_dkv_comput
                "q_dq=2048,kv_dq=512,fused_bwd=0"
 SPLASH_2048 = "q=2048,kv=2048,kv_compute=2048,q_dkv=2048,kv_dkv=2048,kv_dkv_compute=2048," \
               "q_dq=2048,kv_dq=2048,fused_bwd=1"
-# MaxText's base.yml model at global_parameter_scale S (the READMEs' "16B", "32B", "64B" runs): emb
-# 2048, 16 query and 16 KV heads of 128, MLP 7168, 16 layers, vocab 32000, decoder_block llama2
-# (RMSNorm, RoPE, SiLU-gated MLP, untied LM head); pyconfig's get_individual_scales multiplies
-# heads and MLP by 2^(b + (r > 0)), the embedding by 2^(b + (r > 1)) and layers by 2^b, where
-# b, r = divmod(log2 S, 3) (AI-Hypercomputer/maxtext, MaxText/pyconfig.py).
-SCALED_PREFIX = "maxtext_scale_"
-
-
-def scaled_model(name: str):
-    """The LlmConfig of ``maxtext_scale_S`` (comment above), or None for another name."""
-    if not name.startswith(SCALED_PREFIX):
-        return None
-    from ..importers.llm import custom_config
-    scale = int(name[len(SCALED_PREFIX):])
-    b, r = divmod(scale.bit_length() - 1, 3)
-    heads, emb, layers = 16 << (b + (r > 0)), 2048 << (b + (r > 1)), 16 << b
-    return custom_config(name=name, hidden=emb, layers=layers, heads=heads, kv_heads=heads,
-                         head_size=128 if heads * 128 != emb else 0, ffn=7168 << (b + (r > 0)),
-                         vocab=32000, gated=True, act="silu", norm="rmsnorm", positions="rope")
-
-
 # MaxText's per-tensor remat names -> the trace's block rows (q, k and v are one qkv_proj row).
 OFFLOAD_QKV = "offload:qkv_proj"                       # remat_policy qkv_proj_offloaded
 OFFLOAD_IN_QKV = "offload:input,qkv_proj"              # custom: decoder_layer_input, q/k/v offload
@@ -201,7 +180,7 @@ def _predict(row: Row):
     from .sharding import ParallelSpec, parse_spec
     from .topology import make_slice
     from .train import train_step
-    chip, model = load_config(row.chip), scaled_model(row.model) or get_preset(row.model)
+    chip, model = load_config(row.chip), get_preset(row.model)
     sl = make_slice(chip.ici, chip.dcn, shape=row.shape, slices=row.slices)
     spec = parse_spec(row.spec) if row.spec else ParallelSpec(fsdp=sl.chips)
     opts = _options(row)

@@ -25,16 +25,18 @@ _DIMS = ("hidden", "layers", "heads", "kv_heads", "ffn", "vocab")
 def llm_step_of(wl, source: str) -> dict[str, Any]:
     """The LLM step a trace's notes describe, with its dtype and logits mode; a one-line
     InputError for a trace that is not one step of a preset model."""
-    from ..importers.llm import PRESETS
+    from ..importers.llm import PRESETS, get_preset
     from ..llm_tokens import llm_step
     step = llm_step(wl.notes)
     if step is None:
         raise InputError(source, "notes", wl.name, "--chips shards LLM step traces only (those "
                          "`tpusim workload llm` writes); other workloads run on one chip")
-    if step["model"] not in PRESETS:
+    try:
+        cfg = get_preset(step["model"])
+    except InputError:
         raise InputError(source, "model", step["model"], "--chips needs a preset model (for a "
-                         "custom one use `tpusim infer`); presets: " + ", ".join(sorted(PRESETS)))
-    cfg = PRESETS[step["model"]]
+                         "custom one use `tpusim infer`); presets: " + ", ".join(sorted(PRESETS))
+                         ) from None
     note = next(n for n in wl.notes if n.startswith(f"{step['model']} {step['phase']}:"))
     for dim in _DIMS:
         got = re.search(rf"\b{dim} (\d+)", note)
