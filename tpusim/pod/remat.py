@@ -39,14 +39,14 @@ FLASH_OUTPUT = "attn_av"       # the flash kernel's output O, which o_proj reads
 SEQUENCE_REGION = ("attn_norm", "ffn_norm", "o_proj", "attn_residual", "ffn_down",
                    "ffn_residual", "moe_combine")
 _ALLOWED = "allowed: none|minimal|full|save:NAMES|offload:NAMES|save:NAMES+offload:NAMES"
-# Block rows whose output no backward op reads: the down projection and the MoE combine feed
-# only the residual add (whose backward reads nothing), and the second residual add's output is
+# Block rows whose output no backward op reads: the down projection and the MoE combine (the
+# dropless path's expert_combine, the dropped path's moe_combine) feed only the residual add (whose backward reads nothing), and the second residual add's output is
 # the next block's input (kept there as ``input``). In a parallel block (PaLM, GPT-J: no
 # ffn_norm, the FFN reads the attention's norm) o_proj and the first add feed only adds too.
 # JAX's remat keeps and reruns only what the backward reads (its partial evaluation drops the
 # rest, jax._src.ad_checkpoint remat_partial_eval's dce_jaxpr), so these are never kept and
 # never recomputed, whatever the policy names (assumption: XLA keeps that program).
-UNREAD = ("ffn_down", "expert_combine", "ffn_residual")
+UNREAD = ("ffn_down", "expert_combine", "moe_combine", "ffn_residual")
 UNREAD_PARALLEL = ("o_proj", "attn_residual")
 
 

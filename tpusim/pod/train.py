@@ -326,8 +326,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         dp_block=dp_share * (dense / math.prod(a.size for a in dense_axes)
                              + expert / math.prod(a.size for a in fsdp_axes)),
         dp_head=dp_share * head / math.prod(a.size for a in dense_axes),
-        tp_block=tp_block, tp_recompute=tp_redo, ep_block=ep_block, pp=pp_one, dcn=grads_dcn, bubble=bubble,
-        optimizer=opt)
+        tp_block=tp_block, tp_recompute=tp_redo, ep_block=ep_block, pp=pp_one, dcn=grads_dcn,
+        bubble=bubble, optimizer=opt)
     sched = schedule(parts)
     step = sched.step_s
 
