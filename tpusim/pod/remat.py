@@ -23,6 +23,7 @@ MaxText's ``qkv_proj_offloaded`` (q/k/v projections to host, the rest recomputed
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from ..errors import InputError
@@ -130,16 +131,30 @@ def parse_remat(value: "str | Remat") -> Remat:
     return Remat("named", tuple(sorted(save)), tuple(sorted(off)))
 
 
+@lru_cache(maxsize=4096)
+def _layer_elements(items: tuple) -> tuple[float, float]:
+    from ..workload import make_layer
+    layer = make_layer(dict(items))
+    return layer.in_elements, layer.out_elements
+
+
+def _elements(row: dict[str, Any]) -> tuple[float, float]:
+    """(input, output) elements of one trace row, memoised by its fields (the sharding search
+    asks for the same rows' sizes for every layout of a shard)."""
+    try:
+        return _layer_elements(tuple(sorted(row.items())))
+    except TypeError:                    # a field that cannot be a key: price it afresh
+        return _layer_elements.__wrapped__(tuple(row.items()))
+
+
 def tensor_elements(block: list[dict[str, Any]], o_proj_input: float) -> dict[str, float]:
     """Elements of each block row's output that the backward could keep (flash attention's
     output counted as o_proj's input, ``o_proj_input`` elements; its tiles none)."""
-    from ..workload import make_layer
     out: dict[str, float] = {}
     for r in block:
         if r["name"] in _TILE_ROWS:
             continue
-        out[r["name"]] = (o_proj_input if r["name"] == FLASH_OUTPUT
-                          else make_layer(r).out_elements)
+        out[r["name"]] = o_proj_input if r["name"] == FLASH_OUTPUT else _elements(r)[1]
     return out
 
 
@@ -190,12 +205,11 @@ def _tensors(fwd: list[dict[str, Any]], sp: int) -> tuple[dict[str, float], list
     does not split) live split ``sp`` ways, as Megatron-style sequence parallelism and MaxText's
     ``activation_embed`` over ``tensor`` keep them; tp's own shards (an FFN shard as wide as the
     hidden size included) stay whole."""
-    from ..workload import make_layer
     block = [r for r in fwd if r["name"] not in OUTSIDE_BLOCKS]
-    full_h = make_layer(block[0]).out_elements       # the first norm's output: tokens x hidden
+    full_h = _elements(block[0])[1]                  # the first norm's output: tokens x hidden
     o_proj = next((b for b in block if b["name"] == "o_proj"), None)
-    o_in = make_layer(o_proj).in_elements if o_proj is not None else \
-        make_layer(next(b for b in block if b["name"] == "attn_av")).out_elements
+    o_in = _elements(o_proj)[0] if o_proj is not None else \
+        _elements(next(b for b in block if b["name"] == "attn_av"))[1]
     dead = unread(block)
     sizes = {INPUT: full_h / sp * WIRE_BYTES}
     sizes.update({k: 0.0 if k in dead else (v / sp if k in SEQUENCE_REGION else v) * WIRE_BYTES
