@@ -291,3 +291,16 @@ def test_recompute_reruns_the_tp_collectives_of_what_it_recomputes(parallel, sp,
     assert r.collectives_s["tp_all_reduce"] == pytest.approx(base * (2 + share) / 2, rel=1e-12)
     assert r.exposed_s["TP all-reduce"] == pytest.approx(r.collectives_s["tp_all_reduce"],
                                                          rel=1e-9)
+
+
+def test_minimal_keeps_the_projections_and_reruns_attention_and_vector_rows():
+    # MaxText's minimal (checkpoint_dots_with_no_batch_dims): the projections' outputs are kept
+    # (qkv 1,536 + o_proj 512 + gate 2,048 + up 2,048 values per token beside the 512-value
+    # input; ffn_down's is read by nothing), attention's batched GEMMs are not, so the flash
+    # forward reruns with the vector rows: recompute = full's less the four projections.
+    tok, layers = 128, 4
+    r, full = _step("minimal"), _step("full")
+    assert r.memory_gib["activations"] * GIB == layers * (512 + 1536 + 512 + 2048 + 2048) * tok * 2
+    t = _forward_times()
+    kept = sum(t[n] for n in ("qkv_proj", "o_proj", "ffn_gate", "ffn_up"))
+    assert r.time_s["recompute"] == pytest.approx(full.time_s["recompute"] - kept, rel=1e-12)

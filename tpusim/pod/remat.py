@@ -1,8 +1,9 @@
 """Remat (recompute) policies of a training step: which block outputs the backward finds kept in
 HBM, which in host memory, and which it recomputes.
 
-``none`` keeps every block output, ``minimal`` the block input and the matmul outputs (vector ops
-recomputed), ``full`` the block input only (the whole block recomputed). Named policies, after
+``none`` keeps every block output, ``minimal`` the block input and the projections' outputs
+(the matmuls without batch dimensions, as MaxText's ``minimal``; the vector ops and the flash
+attention kernel recomputed), ``full`` the block input only (the whole block recomputed). Named policies, after
 MaxText's ``remat_policy: custom`` (``tensors_on_device`` / ``tensors_to_offload``, fed to
 ``jax.checkpoint_policies.save_and_offload_only_these_names`` in ``get_remat_policy`` of
 MaxText/layers/decoders.py, AI-Hypercomputer/maxtext):
@@ -35,6 +36,10 @@ _TILE_ROWS = ("attn_qk", "attn_softmax", "attn_rescale", "attn_out")
 OUTSIDE_BLOCKS = ("embed", "pos_add", "embed_norm", "final_norm", "lm_head")  # rows outside the blocks
 WIRE_BYTES = 2            # bf16 on the wire and in memory (assumption)
 FLASH_OUTPUT = "attn_av"       # the flash kernel's output O, which o_proj reads
+# The flash kernel's rows: under ``minimal`` none is kept (its GEMMs carry batch dimensions, which
+# MaxText's minimal, jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims, does not save),
+# so its forward is rerun from the kept q, k and v.
+_ATTENTION = _TILE_ROWS + (FLASH_OUTPUT,)
 # Block rows whose output tp does not split (norms, residuals, the row-parallel matmuls' outputs
 # after their reduce-scatter, the dropped path's combine): sequence parallelism splits them.
 SEQUENCE_REGION = ("attn_norm", "ffn_norm", "o_proj", "attn_residual", "ffn_down",
@@ -172,7 +177,7 @@ def recomputed(block: list[dict[str, Any]], policy: Remat) -> list[dict[str, Any
     if policy.kind == "full":
         return live
     if policy.kind == "minimal":
-        return [r for r in live if r["op"] != "matmul"]
+        return [r for r in live if r["op"] != "matmul" or r["name"] in _ATTENTION]
     kept = set(policy.save) | set(policy.offload)
     flash_kept = FLASH_OUTPUT in kept
     return [r for r in live
@@ -223,8 +228,9 @@ def saved_per_layer(fwd: list[dict[str, Any]], sp: int) -> dict[str, float]:
     ``none`` every block output."""
     sizes, block = _tensors(fwd, sp)
     ops = {r["name"]: r["op"] for r in block}
-    mm = sum(v for k, v in sizes.items() if ops.get(k) == "matmul")
-    vec = sum(v for k, v in sizes.items() if k != INPUT and ops.get(k) != "matmul")
+    mm = sum(v for k, v in sizes.items() if ops.get(k) == "matmul" and k not in _ATTENTION)
+    vec = sum(v for k, v in sizes.items() if k != INPUT and not (ops.get(k) == "matmul"
+                                                                 and k not in _ATTENTION))
     return {"full": sizes[INPUT], "minimal": sizes[INPUT] + mm,
             "none": sizes[INPUT] + mm + vec}
 
