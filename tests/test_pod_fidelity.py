@@ -82,3 +82,26 @@ def test_maxtext_scale_is_a_preset_everywhere_and_a_bad_scale_is_one_line(cli, t
                          "--out", tmp_path / "bad.csv")
     assert code == 2 and "power of 2" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad.csv").exists()
+
+
+@pytest.mark.parametrize("scale", ["²", "３２", "0", "x", "3", "1" + "0" * 5000])
+@pytest.mark.parametrize("command", ["workload", "train", "infer", "serve"])
+def test_a_bad_maxtext_scale_is_one_line_in_every_command(cli, tmp_path, command, scale):
+    """'²' passes str.isdigit but not int(), fullwidth digits pass both, and 5,001 digits exceed
+    Python's int-conversion limit: each is one line naming the preset, exit 2, nothing written."""
+    model = f"maxtext_scale_{scale}"
+    out = tmp_path / "out"
+    args = {"workload": ("workload", "llm", model, "--out", out),
+            "train": ("train", "tpu_v5e", model, "--chips", "256", "--out", out),
+            "infer": ("infer", "tpu_v5e", model, "--chips", "8", "--kv-len", "128",
+                      "--out", out),
+            "serve": ("serve", "tpu_v5e", model, "--chips", "8", "--out", out)}[command]
+    code, _, err = cli(*args)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "power of 2" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_an_upper_case_maxtext_scale_is_the_preset():
+    from tpusim.importers.llm import get_preset
+    assert get_preset("MAXTEXT_SCALE_32") == get_preset("maxtext_scale_32")

@@ -10,6 +10,7 @@ import pytest
 from tpusim.config import load_config
 from tpusim.errors import InputError
 from tpusim.importers.llm import custom_config, llm_rows
+from tpusim.importers.llm_presets import PRESETS
 from tpusim.pod.costs import simulate_rows
 from tpusim.pod.flash import flash_attention, flash_backward
 from tpusim.pod.remat import UNREAD, Remat, block_names, parse_remat
@@ -304,3 +305,30 @@ def test_minimal_keeps_the_projections_and_reruns_attention_and_vector_rows():
     t = _forward_times()
     kept = sum(t[n] for n in ("qkv_proj", "o_proj", "ffn_gate", "ffn_up"))
     assert r.time_s["recompute"] == pytest.approx(full.time_s["recompute"] - kept, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS) + ["maxtext_scale_32"])
+def test_unread_rows_of_every_preset_follow_its_block_kind(name):
+    # hand truth: a sequential block's unread rows are the FFN's last row (ffn_down, or the
+    # combine of an MoE) and the second add; a parallel block (PaLM, GPT-J) adds o_proj and
+    # the first add, whose only reader is the second add. The dropped MoE path's combine is
+    # moe_combine. Flash rows and expert shards change nothing.
+    from tpusim.importers.llm import get_preset
+    from tpusim.pod.dropmoe import dropped_rows
+    from tpusim.pod.flash import flash_attention
+    from dataclasses import replace
+
+    from tpusim.pod.remat import OUTSIDE_BLOCKS, unread
+    cfg = get_preset(name)
+    last = "expert_combine" if cfg.moe else "ffn_down"
+    want = {last, "ffn_residual"} | ({"o_proj", "attn_residual"} if cfg.parallel_block else set())
+    variants = [cfg] + ([replace(cfg, expert_shards=2)] if cfg.moe else [])
+    for c in variants:
+        fwd = llm_rows(c, "prefill", batch=1, seq=64, kv_len=64)
+        for rows in (fwd, flash_attention(fwd, c.heads // c.kv_heads, 64)):
+            assert unread([r for r in rows if r["name"] not in OUTSIDE_BLOCKS]) == want
+    if cfg.moe:
+        rows = dropped_rows(llm_rows(cfg, "prefill", batch=1, seq=64, kv_len=64), cfg, 1, 64,
+                            1.25)
+        got = unread([r for r in rows if r["name"] not in OUTSIDE_BLOCKS])
+        assert got == {"moe_combine", "ffn_residual"}

@@ -141,14 +141,19 @@ PRESETS.update({
 # 2^(b + (r > 1)) and layers by 2^b, where b, r = divmod(log2 S, 3)
 # (AI-Hypercomputer/maxtext, MaxText/pyconfig.py and configs/base.yml).
 SCALED_PREFIX = "maxtext_scale_"
+_SCALE_DIGITS = 20
 
 
 def _scaled(name: str, key: str) -> LlmConfig:
     text = key[len(SCALED_PREFIX):]
-    scale = int(text) if text.isdigit() else 0
+    # ASCII digits only: str.isdigit also passes '²' (int() then raises) and other scripts'
+    # digits; the length bound keeps int() under Python's 4,300-digit conversion limit.
+    digits = text.isascii() and text.isdigit() and len(text) <= _SCALE_DIGITS
+    scale = int(text) if digits else 0
     if scale < 1 or scale & (scale - 1):
         raise InputError("llm preset", None, name, "maxtext_scale_S takes a power of 2 for S "
-                         "(MaxText's global_parameter_scale), e.g. maxtext_scale_32")
+                         f"(MaxText's global_parameter_scale; at most {_SCALE_DIGITS} digits), "
+                         "e.g. maxtext_scale_32")
     b, r = divmod(scale.bit_length() - 1, 3)
     heads, emb = 16 << (b + (r > 0)), 2048 << (b + (r > 1))
     return LlmConfig(key, hidden=emb, layers=16 << b, heads=heads, kv_heads=heads,

@@ -3,7 +3,8 @@ HBM, which in host memory, and which it recomputes.
 
 ``none`` keeps every block output, ``minimal`` the block input and the projections' outputs
 (the matmuls without batch dimensions, as MaxText's ``minimal``; the vector ops and the flash
-attention kernel recomputed), ``full`` the block input only (the whole block recomputed). Named policies, after
+attention kernel recomputed), ``full`` the block input only (the block recomputed, but for its
+:func:`unread` rows, which no policy keeps or reruns). Named policies, after
 MaxText's ``remat_policy: custom`` (``tensors_on_device`` / ``tensors_to_offload``, fed to
 ``jax.checkpoint_policies.save_and_offload_only_these_names`` in ``get_remat_policy`` of
 MaxText/layers/decoders.py, AI-Hypercomputer/maxtext):
@@ -46,8 +47,9 @@ SEQUENCE_REGION = ("attn_norm", "ffn_norm", "o_proj", "attn_residual", "ffn_down
                    "ffn_residual", "moe_combine")
 _ALLOWED = "allowed: none|minimal|full|save:NAMES|offload:NAMES|save:NAMES+offload:NAMES"
 # Block rows whose output no backward op reads: the down projection and the MoE combine (the
-# dropless path's expert_combine, the dropped path's moe_combine) feed only the residual add (whose backward reads nothing), and the second residual add's output is
-# the next block's input (kept there as ``input``). In a parallel block (PaLM, GPT-J: no
+# dropless path's expert_combine, the dropped path's moe_combine) feed only the residual add
+# (whose backward reads nothing), and the second residual add's output is the next block's
+# input (kept there as ``input``). In a parallel block (PaLM, GPT-J: no
 # ffn_norm, the FFN reads the attention's norm) o_proj and the first add feed only adds too.
 # JAX's remat keeps and reruns only what the backward reads (its partial evaluation drops the
 # rest, jax._src.ad_checkpoint remat_partial_eval's dce_jaxpr), so these are never kept and
