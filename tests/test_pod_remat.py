@@ -332,3 +332,23 @@ def test_unread_rows_of_every_preset_follow_its_block_kind(name):
                             1.25)
         got = unread([r for r in rows if r["name"] not in OUTSIDE_BLOCKS])
         assert got == {"moe_combine", "ffn_residual"}
+
+
+@pytest.mark.parametrize("remat,reruns", [("none", False), ("full", True), ("minimal", True),
+                                          ("offload:input,qkv_proj", True)])
+def test_recompute_reruns_both_all_to_alls(remat, reruns):
+    # ep collectives per MoE block: dispatch and return in the forward and the backward
+    # (ep_block each pass), and again in the recompute whenever it reruns anything: the
+    # dispatched tokens and returned outputs are no row a policy keeps. Blocking, so exposed.
+    two = make_slice(CHIP.ici, CHIP.dcn, shape="2")
+    spec = ParallelSpec(ep=2)
+
+    def run(policy):
+        return train_step(CHIP, TINY_MOE, two, spec, seq=64, global_batch=4, remat=policy)
+    base = run("none").collectives_s["ep_all_to_all"]
+    r = run(remat)
+    assert base > 0
+    assert r.collectives_s["ep_all_to_all"] == pytest.approx(base * (3 if reruns else 2) / 2,
+                                                             rel=1e-12)
+    assert r.exposed_s["EP all-to-all"] == pytest.approx(r.collectives_s["ep_all_to_all"],
+                                                         rel=1e-9)

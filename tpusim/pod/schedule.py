@@ -20,8 +20,8 @@ as XLA schedules them:
   gradient, so the compute waits for the stream to drain;
 * **blocking** (on the critical path: the compute waits for them): the TP all-reduces and EP
   all-to-alls of each block, drawn after its compute in each pass (assumption: where inside the
-  block they fall is not modelled, only their time), and the TP collectives a block's recompute
-  reruns, after it, the PP send at the end of each microbatch's
+  block they fall is not modelled, only their time), and the TP and EP collectives a block's
+  recompute reruns, after it, the PP send at the end of each microbatch's
   forward and backward, and the DCN gradient all-reduce across slices once the stream is done
   (PaLM: it starts only when the gradients are complete);
 * the pipeline bubble, (pp - 1) microbatch slots, then the optimizer.
@@ -47,7 +47,8 @@ class StepParts:
     ``rs_*``: an FSDP all-gather / reduce-scatter of one block's or of the embedding and LM
     head's weights; ``dp_*``: their share of the step's in-slice DP all-reduce; ``tp_block``,
     ``ep_block``: one block's blocking TP / EP collectives per pass (forward, backward);
-    ``tp_recompute``: the TP collectives its recompute reruns; ``pp``: one PP send."""
+    ``tp_recompute``, ``ep_recompute``: the TP / EP collectives its recompute reruns; ``pp``: one
+    PP send."""
 
     layers: int
     microbatches: int
@@ -67,6 +68,7 @@ class StepParts:
     tp_block: float = 0.0
     tp_recompute: float = 0.0
     ep_block: float = 0.0
+    ep_recompute: float = 0.0
     pp: float = 0.0
     dcn: float = 0.0
     bubble: float = 0.0
@@ -186,11 +188,12 @@ def schedule(p: StepParts, record: bool = False) -> Schedule:
         needing(mb, "lm_head", "backward", p.post_b)
         for i in range(L - 1, -1, -1):
             needing(mb, names[i], "recompute", p.block_r)
-            if p.tp_recompute > 0:
-                if spans is not None:
-                    spans.append(Span(BLOCKING, "TP all-reduce", names[i], now, p.tp_recompute,
-                                      mb))
-                wait("TP all-reduce", now + p.tp_recompute, names[i], mb)
+            for cause, dur in (("TP all-reduce", p.tp_recompute),
+                               ("EP all-to-all", p.ep_recompute)):
+                if dur > 0:
+                    if spans is not None:
+                        spans.append(Span(BLOCKING, cause, names[i], now, dur, mb))
+                    wait(cause, now + dur, names[i], mb)
             run("backward", names[i], p.block_b, mb)
             block("backward", names[i], mb)
             stream("gradient reduce-scatter", names[i], now, p.rs_block, mb)
@@ -271,6 +274,11 @@ def _unrecorded(p: StepParts) -> Schedule:
                         t = now + p.tp_recompute
                         if t > now:
                             w_tp += t - now
+                            now = t
+                    if p.ep_recompute > 0:
+                        t = now + p.ep_recompute
+                        if t > now:
+                            w_ep += t - now
                             now = t
                     now += p.block_b
                 if tp > 0:

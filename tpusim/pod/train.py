@@ -303,7 +303,11 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     a2a = act * all_to_all_rows(model, seq, kernel) / seq if model.moe else 0.0
     ep_block = 2 * all_to_all(a2a, pl.of("ep")).total_s if model.moe else 0.0
     tp_s = L * microbatches * (2 * tp_block + tp_redo)
-    ep_s = L * microbatches * 2 * ep_block
+    # The recompute reruns both all-to-alls whenever it reruns anything: their outputs are no
+    # trace row a policy can keep, and the experts' weight gradients read the dispatched tokens
+    # and the combine's backward the returned expert outputs.
+    ep_redo = ep_block if redo_names else 0.0
+    ep_s = L * microbatches * (2 * ep_block + ep_redo)
     pp_axes = pl.of("pp")
     pp_one = permute(act, pp_axes[0]).total_s if pp_axes else 0.0
     pp_s = microbatches * 2 * pp_one
@@ -326,7 +330,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         dp_block=dp_share * (dense / math.prod(a.size for a in dense_axes)
                              + expert / math.prod(a.size for a in fsdp_axes)),
         dp_head=dp_share * head / math.prod(a.size for a in dense_axes),
-        tp_block=tp_block, tp_recompute=tp_redo, ep_block=ep_block, pp=pp_one, dcn=grads_dcn,
+        tp_block=tp_block, tp_recompute=tp_redo, ep_block=ep_block,
+        ep_recompute=ep_redo, pp=pp_one, dcn=grads_dcn,
         bubble=bubble, optimizer=opt)
     sched = schedule(parts)
     step = sched.step_s
