@@ -187,18 +187,20 @@ def recomputed(block: list[dict[str, Any]], policy: Remat) -> list[dict[str, Any
 
 
 def rerun_tp_share(redo: set[str], parallel: bool, sp: bool) -> float:
-    """Share of one pass's TP collectives a block's recompute reruns, the block rerunning the
-    rows ``redo``. Without sp a sequential block all-reduces after o_proj and after ffn_down,
-    a parallel block once after its summed outputs; with sp each all-reduce is an all-gather of
-    a column-parallel input and a reduce-scatter of a row-parallel output, half the bytes each.
-    The recompute reruns those whose tensors it recomputes: not the :data:`UNREAD` outputs'
-    collectives, and an all-gather only where the norm it gathers is recomputed (the weight
-    gradients read the gathered tensor)."""
+    """Share of one pass's TP collectives a block runs beyond its forward and backward passes,
+    the recompute rerunning the rows ``redo``. Without sp a sequential block all-reduces after
+    o_proj and after ffn_down, a parallel block once after its summed outputs; with sp each
+    all-reduce is an all-gather of a column-parallel input and a reduce-scatter of a
+    row-parallel output, half the bytes each. The recompute reruns o_proj's when it recomputes
+    o_proj (never the :data:`UNREAD` outputs'). Under sp the weight gradients of the
+    column-parallel matmuls read their input gathered, which no policy keeps (a kept norm
+    output is kept split), so its all-gathers run again in the recompute or, where the norm is
+    not recomputed, in the backward (as Megatron-LM's sequence parallelism does: Korthikanti et
+    al. 2022, "Reducing Activation Recomputation in Large Transformer Models")."""
     if parallel:
-        return 0.5 if sp and "attn_norm" in redo else 0.0
-    if not sp:
-        return 0.5 if "o_proj" in redo else 0.0
-    return 0.25 * sum(n in redo for n in ("attn_norm", "o_proj", "ffn_norm"))
+        return 0.5 if sp else 0.0
+    rs = 0.5 if "o_proj" in redo else 0.0
+    return 0.5 + rs / 2 if sp else rs
 
 
 def _tensors(fwd: list[dict[str, Any]], sp: int) -> tuple[dict[str, float], list[dict]]:
