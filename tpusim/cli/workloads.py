@@ -80,10 +80,8 @@ def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads,
             over.setdefault("act", "silu")
         cfg = custom_config(name="llm", **over)
     # checked here, once, so that errors name the options typed, not the builder's fields
-    check_step_args(phase, batch, seq, kv_len, dtype, logits, options=True)
+    s, kv = check_step_args(phase, batch, seq, kv_len, dtype, logits, options=True)
     rows = llm_rows(cfg, phase, batch, seq, kv_len, dtype, logits, checked=True)
-    s = seq if seq is not None else (128 if phase == "prefill" else 1)
-    kv = kv_len if kv_len is not None else s
     out = out or Path(f"{cfg.name}_{phase}.csv")
     macs = sum(make_layer(r, f"llm {cfg.name} {phase}: layer {r['name']!r}").macs
                * r.get("count", 1) for r in rows)

@@ -49,10 +49,6 @@ PRESETS: dict[str, LlmConfig] = {
     # intermediate 28672, 80 layers, 64 heads, 8 KV heads, vocab 32000. 68,976,648,192 params.
     "llama2_70b": _llama("llama2_70b", 8192, 80, 64, 8, 28672, 32000,
                          "Llama-2-70B, huggingface.co/meta-llama/Llama-2-70b-hf config.json"),
-}
-
-
-PRESETS.update({
     # Llama 3.1 (Dubey et al. 2024, Table 3); huggingface.co/meta-llama/Llama-3.1-8B config.json:
     # the Llama-3-8B dimensions (longer RoPE context only). 8,030,261,248 parameters.
     "llama3_1_8b": _llama("llama3_1_8b", 4096, 32, 32, 8, 14336, 128256,
@@ -131,7 +127,7 @@ PRESETS.update({
                           tied_embeddings=True, head_size=256,
                           source="Gemma-7B, huggingface.co/google/gemma-7b config.json (Gemma "
                                  "Team 2024, Table 1)"),
-})
+}
 
 
 # MaxText's base.yml model at global_parameter_scale S (its READMEs' "16B" .. "1024B" scaling

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from ..errors import InputError
 from ..formats import get_format
 from ..importers.llm import LlmConfig, llm_rows
+from ..importers.llm_step_args import step_defaults
 from .collectives import all_gather, all_reduce
 from .sharding import ParallelSpec, check_spec, place
 from .topology import Slice
@@ -67,8 +68,7 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
     shard = shard_config(model, spec)
     rows = llm_rows(shard, phase, batch=b, seq=seq, kv_len=kv_len, dtype=dtype, logits=logits,
                     checked=checked)
-    seq = seq if seq is not None else (128 if phase == "prefill" else 1)
-    kv_len = kv_len if kv_len is not None else seq
+    seq, kv_len = step_defaults(phase, seq, kv_len)    # llm_rows has checked (or its caller)
     if phase == "prefill":      # as in training: a flash kernel, causal tiles skipped
         rows = flash_attention(rows, shard.heads // shard.kv_heads, seq)
     compute = sum(t for t, _ in simulate_rows(chip, rows))

@@ -167,7 +167,7 @@ def tensor_elements(block: list[dict[str, Any]], o_proj_input: float) -> dict[st
 
 def recomputed(block: list[dict[str, Any]], policy: Remat) -> list[dict[str, Any]]:
     """The block rows the backward reruns under ``policy``, never the :func:`unread` ones.
-    ``minimal`` reruns the vector rows and ``full`` every row. A named policy reruns every row
+    ``minimal`` reruns the vector rows and the flash kernel's, ``full`` every row. A named policy reruns every row
     whose output it does not keep, the vector rows included (e.g. the norm before qkv_proj:
     qkv_proj's weight gradient reads its output); the flash forward kernel (its tile rows) is
     rerun unless its output is kept (assumption: the backward kernel then needs only O and its
@@ -228,13 +228,12 @@ def _tensors(fwd: list[dict[str, Any]], sp: int) -> tuple[dict[str, float], list
 
 def saved_per_layer(fwd: list[dict[str, Any]], sp: int) -> dict[str, float]:
     """Bytes one layer keeps for the backward pass (bf16) under each basic remat policy
-    (:func:`_tensors`): ``full`` keeps each block's input, ``minimal`` also its matmul outputs,
-    ``none`` every block output."""
+    (:func:`_tensors`): ``full`` keeps each block's input, ``minimal`` also its projections'
+    outputs (the matmuls outside the flash kernel), ``none`` every block output."""
     sizes, block = _tensors(fwd, sp)
-    ops = {r["name"]: r["op"] for r in block}
-    mm = sum(v for k, v in sizes.items() if ops.get(k) == "matmul" and k not in _ATTENTION)
-    vec = sum(v for k, v in sizes.items() if k != INPUT and not (ops.get(k) == "matmul"
-                                                                 and k not in _ATTENTION))
+    projections = {r["name"] for r in block if r["op"] == "matmul"} - set(_ATTENTION)
+    mm = sum(v for k, v in sizes.items() if k in projections)
+    vec = sum(v for k, v in sizes.items() if k != INPUT and k not in projections)
     return {"full": sizes[INPUT], "minimal": sizes[INPUT] + mm,
             "none": sizes[INPUT] + mm + vec}
 
