@@ -266,37 +266,63 @@ def test_naming_a_tensor_no_backward_op_reads_says_it_keeps_nothing(cli, tmp_pat
     assert code == 0 and "no backward op reads" not in out
 
 
-@pytest.mark.parametrize("parallel,sp,remat,share", [
-    (False, False, "full", 0.5),       # the all-reduce after o_proj again, not ffn_down's
-    (False, True, "full", 0.75),       # both all-gathers and o_proj's reduce-scatter again
-    (False, True, "offload:input,qkv_proj,o_proj", 0.5),   # o_proj kept: the gathers only
-    (False, False, "minimal", 0.0),    # o_proj's output kept: nothing to all-reduce again
-    (True, False, "full", 0.0),        # one all-reduce after the summed outputs: unread
-    (True, True, "full", 0.5),         # the norm's all-gather again, not the reduce-scatter
+@pytest.mark.parametrize("parallel,sp,remat,share,hidden", [
+    (False, False, "full", 0.5, 0.0),   # the all-reduce after o_proj again, not ffn_down's
+    (False, True, "full", 0.75, 0.5),   # both all-gathers and o_proj's reduce-scatter again
+    # o_proj and qkv kept: the FFN's gather reruns for the recompute, the attention norm's for
+    # qkv's weight gradient alone (hidden, with the backward's two reduce-scatters)
+    (False, True, "offload:input,qkv_proj,o_proj", 0.5, 0.75),
+    (False, False, "minimal", 0.0, 0.0),  # o_proj's output kept: nothing to all-reduce again
+    (True, False, "full", 0.0, 0.0),      # one all-reduce after the summed outputs: unread
+    (True, True, "full", 0.5, 0.5),       # the norm's all-gather again, not the reduce-scatter
     # nothing recomputed, but the weight gradients read the norms gathered: the backward
     # gathers the kept split norms again (Megatron's sequence parallelism does the same)
-    (False, True, "none", 0.5),
-    (True, True, "none", 0.5),
-    (False, False, "none", 0.0),
+    (False, True, "none", 0.5, 1.0),
+    (True, True, "none", 0.5, 1.0),
+    (False, False, "none", 0.0, 0.0),
 ])
-def test_recompute_reruns_the_tp_collectives_of_what_it_recomputes(parallel, sp, remat, share):
+def test_recompute_reruns_the_tp_collectives_of_what_it_recomputes(parallel, sp, remat, share,
+                                                                     hidden):
     # tp collectives per block: forward and backward one pass each (tp_block), the recompute
-    # its share; all blocking, so the exposed TP time is the total (closed form:
-    # L x (2 + share) x tp_block; remat none's share is 0.5 with sp, 0 without)
-    model = custom_config(name="t", hidden=512, layers=4, heads=8, kv_heads=8, ffn=2048,
+    # and the weight gradients' gathers their share (closed form: L x (2 + share) x tp_block;
+    # remat none's share is 0.5 with sp, 0 without). Exposed: all but the backward's
+    # reduce-scatters and the gathers only weight gradients read (``hidden`` passes, sp only:
+    # no recipe makes all-reduces async), which these GEMMs are long enough to cover.
+    model = custom_config(name="t", hidden=1024, layers=4, heads=8, kv_heads=8, ffn=8192,
                           vocab=1024, gated=True, act="silu", norm="rmsnorm", positions="rope",
                           parallel_block=parallel)
     two = make_slice(CHIP.ici, CHIP.dcn, shape="2")
     spec = ParallelSpec(tp=2, sequence_parallel=sp)
 
     def run(policy):
-        return train_step(CHIP, model, two, spec, seq=64, global_batch=2, remat=policy)
+        return train_step(CHIP, model, two, spec, seq=1024, global_batch=2, remat=policy)
     none, r = run("none"), run(remat)
     base = none.collectives_s["tp_all_reduce"] * 2 / (2 + (0.5 if sp else 0.0))
     assert base > 0
     assert r.collectives_s["tp_all_reduce"] == pytest.approx(base * (2 + share) / 2, rel=1e-12)
-    assert r.exposed_s["TP all-reduce"] == pytest.approx(r.collectives_s["tp_all_reduce"],
+    assert r.exposed_s["TP all-reduce"] == pytest.approx(base * (2 + share - hidden) / 2,
                                                          rel=1e-9)
+    assert r.exposed["tp_all_reduce"] is (hidden == 0)
+    assert r.parts.tp_hidden * 4 == pytest.approx(base * hidden / 2, rel=1e-12)
+
+
+def test_hidden_tp_traffic_waits_where_the_weight_gradients_are_too_short():
+    # a 2-chip tp slice with slow links: the reduce-scatters outlast the weight-gradient GEMMs
+    # that would hide them, and the excess waits after the block's backward (the step grows by
+    # exactly what the parts say is late)
+    model = custom_config(name="t", hidden=512, layers=4, heads=8, kv_heads=8, ffn=2048,
+                          vocab=1024, gated=True, act="silu", norm="rmsnorm", positions="rope")
+    slow = CHIP.model_copy(update={"ici": CHIP.ici.model_copy(
+        update={"link_bandwidth_bytes_per_s": CHIP.ici.link_bandwidth_bytes_per_s / 1000})})
+    two = make_slice(slow.ici, slow.dcn, shape="2")
+    r = train_step(slow, model, two, ParallelSpec(tp=2, sequence_parallel=True), seq=1024,
+                   global_batch=2, remat="none")
+    p = r.parts
+    assert p.tp_backward > 0.5 * p.tp_block          # the blocking half and a late part
+    late = p.tp_backward - 0.5 * p.tp_block
+    assert p.tp_hidden + late == pytest.approx(p.tp_block, rel=1e-12)   # 0.5 + 0.5 of a pass
+    assert r.exposed_s["TP all-reduce"] == pytest.approx(
+        4 * (p.tp_block + p.tp_backward + p.tp_recompute), rel=1e-9)
 
 
 def test_minimal_keeps_the_projections_and_reruns_attention_and_vector_rows():

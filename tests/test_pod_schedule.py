@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tpusim.pod.schedule import BLOCKING, COMPUTE, ICI, StepParts, schedule
+from tpusim.pod.schedule import BLOCKING, COMPUTE, ICI, TP_HIDDEN, StepParts, schedule
 
 
 def two_layer_fsdp(**kw) -> StepParts:
@@ -47,6 +47,8 @@ def test_compute_bound_layers_hide_all_but_the_first_gather_and_last_scatter():
 
 @pytest.mark.parametrize("kw", [{}, {"microbatches": 3}, {"tp_block": 0.7, "pp": 0.4,
                                                              "bubble": 5, "dcn": 2},
+                                {"tp_block": 0.7, "tp_backward": 0.35, "tp_hidden": 0.35,
+                                 "block_r": 2, "tp_recompute": 0.2},
                                 {"ep_block": 0.3, "dp_block": 1.5, "dp_head": 0.5,
                                  "block_r": 4, "microbatches": 2}])
 def test_conservation_busy_plus_waits_is_the_step(kw):
@@ -67,8 +69,14 @@ def test_conservation_busy_plus_waits_is_the_step(kw):
     assert sum(d for _, d in ici) == pytest.approx(s.stream_busy_s)
     blocking = sum(x.dur for x in s.spans if x.track == BLOCKING)
     p = two_layer_fsdp(**kw)
-    assert blocking == pytest.approx(p.microbatches * (2 * p.layers * (p.tp_block + p.ep_block)
-                                                       + 2 * p.pp) + p.dcn)
+    assert blocking == pytest.approx(p.microbatches * (
+        p.layers * (p.tp_block + p.tp_backward + p.tp_hidden + p.tp_recompute + 2 * p.ep_block)
+        + 2 * p.pp) + p.dcn)
+    # the backward's hidden TP traffic lies inside its block's backward, never waited on
+    for x in (x for x in s.spans if x.kind == TP_HIDDEN):
+        assert any(c.kind == "backward" and c.name == x.name and c.microbatch == x.microbatch
+                   and c.start - 1e-12 <= x.start and x.start + x.dur <= c.start + c.dur + 1e-12
+                   for c in s.spans if c.track == COMPUTE)
     # blocking collectives are waited out whole
     for cause in ("TP all-reduce", "EP all-to-all", "PP send", "DCN all-reduce"):
         assert s.waits_s[cause] == pytest.approx(sum(x.dur for x in s.spans

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import InputError
 
@@ -186,21 +186,62 @@ def recomputed(block: list[dict[str, Any]], policy: Remat) -> list[dict[str, Any
             if not (r["name"] in kept or (flash_kept and r["name"] in _TILE_ROWS))]
 
 
+# The column-parallel matmuls that read each norm's output (gathered under sp): a sequential
+# block's attention norm feeds qkv_proj, its FFN norm the FFN's input projections (an MoE's
+# router and dispatch); a parallel block's one norm feeds qkv_proj and the FFN together.
+NORM_READERS = {"attn_norm": ("qkv_proj",),
+                "ffn_norm": ("ffn_gate", "ffn_up", "moe_router", "moe_dispatch")}
+PARALLEL_READERS = ("qkv_proj", "ffn_gate", "ffn_up")
+
+
+class TpShares(NamedTuple):
+    """A block's TP collectives beyond its forward pass, in shares of one pass's: ``recompute``
+    blocks the recompute; ``backward`` blocks the backward; ``under_wgrad`` (the input
+    gradients' reduce-scatters) can run under the column-parallel weight-gradient GEMMs and
+    ``under_dgrad`` (the norms' all-gathers the weight gradients read) under their input- and
+    weight-gradient GEMMs. The total is one pass plus :func:`rerun_tp_share`."""
+    recompute: float
+    backward: float
+    under_wgrad: float
+    under_dgrad: float
+
+
+def tp_shares(redo: set[str], parallel: bool, sp: bool) -> TpShares:
+    """Where a block's backward-side TP collectives fall (:class:`TpShares`). Without sp a
+    sequential block all-reduces after o_proj and after ffn_down, a parallel block once after
+    its summed outputs; with sp each all-reduce is an all-gather of a column-parallel input and
+    a reduce-scatter of a row-parallel output, half the bytes each. The recompute reruns
+    o_proj's when it recomputes o_proj (never the :data:`UNREAD` outputs'). Under sp the weight
+    gradients of the column-parallel matmuls read their input gathered, which no policy keeps
+    (a kept norm output is kept split), so its all-gather runs again: in the recompute, where
+    the recompute reruns a matmul that reads it, else for the weight gradients alone (as
+    Megatron-LM's sequence parallelism does: Korthikanti et al. 2022, "Reducing Activation
+    Recomputation in Large Transformer Models").
+
+    Overlap, as XLA's async collectives (on TPU its all-gathers and reduce-scatters are async
+    by default, as MaxText's benchmarks/xla_flags_library.py notes; all-reduces only with
+    ``--xla_enable_async_all_reduce``, which no recipe here sets) and Megatron-LM's
+    async tensor-parallel backward do it: under sp the reduce-scatter of a column-parallel
+    matmul's input gradient overlaps that matmul's weight gradient (independent of it), and a
+    norm's all-gather for the weight gradients alone overlaps the GEMMs before it; the backward
+    all-gather of a row-parallel output's gradient feeds both its GEMMs and blocks, and so do
+    the forward's and the recompute's collectives (assumption: no collective matmul). Without
+    sp every TP collective is an all-reduce and blocks."""
+    if not sp:
+        rerun = 0.0 if parallel or "o_proj" not in redo else 0.5
+        return TpShares(rerun, 1.0, 0.0, 0.0)
+    readers = {"attn_norm": PARALLEL_READERS} if parallel else NORM_READERS
+    gather = 0.5 / len(readers)
+    again = sum(gather for names in readers.values() if redo & set(names))
+    rs = 0.25 if not parallel and "o_proj" in redo else 0.0
+    return TpShares(again + rs, 0.5, 0.5, 0.5 - again)
+
+
 def rerun_tp_share(redo: set[str], parallel: bool, sp: bool) -> float:
-    """Share of one pass's TP collectives a block runs beyond its forward and backward passes,
-    the recompute rerunning the rows ``redo``. Without sp a sequential block all-reduces after
-    o_proj and after ffn_down, a parallel block once after its summed outputs; with sp each
-    all-reduce is an all-gather of a column-parallel input and a reduce-scatter of a
-    row-parallel output, half the bytes each. The recompute reruns o_proj's when it recomputes
-    o_proj (never the :data:`UNREAD` outputs'). Under sp the weight gradients of the
-    column-parallel matmuls read their input gathered, which no policy keeps (a kept norm
-    output is kept split), so its all-gathers run again in the recompute or, where the norm is
-    not recomputed, in the backward (as Megatron-LM's sequence parallelism does: Korthikanti et
-    al. 2022, "Reducing Activation Recomputation in Large Transformer Models")."""
-    if parallel:
-        return 0.5 if sp else 0.0
-    rs = 0.5 if "o_proj" in redo else 0.0
-    return 0.5 + rs / 2 if sp else rs
+    """Share of one pass's TP collectives a block runs beyond its forward and backward passes
+    (:func:`tp_shares`: what its recompute reruns and its weight gradients gather again)."""
+    s = tp_shares(redo, parallel, sp)
+    return s.recompute + s.under_dgrad
 
 
 def _tensors(fwd: list[dict[str, Any]], sp: int) -> tuple[dict[str, float], list[dict]]:
@@ -255,4 +296,5 @@ def saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: in
 
 __all__ = ["OUTSIDE_BLOCKS", "WIRE_BYTES", "saved_per_layer", "kept_per_layer", "saved_activations",
            "Remat", "parse_remat", "block_names", "recomputed", "tensor_elements", "BASIC",
-           "INPUT", "unread", "rerun_tp_share"]
+           "INPUT", "unread", "rerun_tp_share", "tp_shares", "TpShares",
+           "NORM_READERS", "PARALLEL_READERS"]

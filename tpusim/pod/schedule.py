@@ -20,7 +20,9 @@ as XLA schedules them:
   gradient, so the compute waits for the stream to drain;
 * **blocking** (on the critical path: the compute waits for them): the TP all-reduces and EP
   all-to-alls of each block, drawn after its compute in each pass (assumption: where inside the
-  block they fall is not modelled, only their time), and the TP and EP collectives a block's
+  block they fall is not modelled, only their time) but for the share of the backward's TP
+  traffic that runs under its GEMMs (``tp_hidden``, ``remat.tp_shares``: drawn on the blocking
+  track ending with the block's backward, never waited on), and the TP and EP collectives a block's
   recompute reruns, after it, the PP send at the end of each microbatch's
   forward and backward, and the DCN gradient all-reduce across slices once the stream is done
   (PaLM: it starts only when the gradients are complete);
@@ -35,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 COMPUTE, ICI, BLOCKING = "compute", "ICI async (FSDP/DP)", "ICI/DCN blocking"
+TP_HIDDEN = "TP under the backward's GEMMs"     # a blocking-track span the compute never waits on
 TRACKS = (COMPUTE, ICI, BLOCKING)
 
 
@@ -46,9 +49,10 @@ class StepParts:
     and the rows after the blocks (``post``); ``block_r``: one block's recompute. ``ag_*``,
     ``rs_*``: an FSDP all-gather / reduce-scatter of one block's or of the embedding and LM
     head's weights; ``dp_*``: their share of the step's in-slice DP all-reduce; ``tp_block``,
-    ``ep_block``: one block's blocking TP / EP collectives per pass (forward, backward);
-    ``tp_recompute``, ``ep_recompute``: the TP / EP collectives its recompute reruns; ``pp``: one
-    PP send."""
+    ``ep_block``: one block's blocking TP / EP collectives per pass (``tp_block``: the forward's;
+    ``tp_backward``: the backward's, ``tp_hidden`` more of its TP traffic running under its
+    compute); ``tp_recompute``, ``ep_recompute``: the TP / EP collectives its recompute reruns;
+    ``pp``: one PP send."""
 
     layers: int
     microbatches: int
@@ -66,6 +70,8 @@ class StepParts:
     dp_block: float = 0.0
     dp_head: float = 0.0
     tp_block: float = 0.0
+    tp_backward: float = 0.0
+    tp_hidden: float = 0.0
     tp_recompute: float = 0.0
     ep_block: float = 0.0
     ep_recompute: float = 0.0
@@ -145,7 +151,8 @@ def schedule(p: StepParts, record: bool = False) -> Schedule:
 
     def block(kind: str, name: str, mb: int) -> None:   # blocking collective on the path
         nonlocal now
-        for cause, dur in (("TP all-reduce", p.tp_block), ("EP all-to-all", p.ep_block)):
+        tp = p.tp_block if kind == "forward" else p.tp_backward
+        for cause, dur in (("TP all-reduce", tp), ("EP all-to-all", p.ep_block)):
             if dur > 0:
                 if spans is not None:
                     spans.append(Span(BLOCKING, cause, name, now, dur, mb))
@@ -195,6 +202,9 @@ def schedule(p: StepParts, record: bool = False) -> Schedule:
                         spans.append(Span(BLOCKING, cause, names[i], now, dur, mb))
                     wait(cause, now + dur, names[i], mb)
             run("backward", names[i], p.block_b, mb)
+            if p.tp_hidden > 0 and spans is not None:     # ran under the backward's GEMMs
+                spans.append(Span(BLOCKING, TP_HIDDEN, names[i], now - p.tp_hidden,
+                                  p.tp_hidden, mb))
             block("backward", names[i], mb)
             stream("gradient reduce-scatter", names[i], now, p.rs_block, mb)
             if mb == last:
@@ -228,7 +238,7 @@ def _unrecorded(p: StepParts) -> Schedule:
     L, M = p.layers, p.microbatches
     per = 2 * L + 2
     n_units = M * per
-    tp, ep, pp, ag_b, ag_h = p.tp_block, p.ep_block, p.pp, p.ag_block, p.ag_head
+    ep, pp, ag_b, ag_h = p.ep_block, p.pp, p.ag_block, p.ag_head
     now = free = busy = 0.0
     w_ag = w_grad = w_tp = w_ep = w_pp = w_dcn = 0.0
     if ag_h > 0:
@@ -268,7 +278,9 @@ def _unrecorded(p: StepParts) -> Schedule:
                     continue
                 if kind == 0:
                     now += p.block_f
+                    tp = p.tp_block
                 else:
+                    tp = p.tp_backward
                     now += p.block_r
                     if p.tp_recompute > 0:
                         t = now + p.tp_recompute
@@ -327,4 +339,5 @@ def _unrecorded(p: StepParts) -> Schedule:
     return out
 
 
-__all__ = ["StepParts", "Span", "Schedule", "schedule", "TRACKS", "COMPUTE", "ICI", "BLOCKING"]
+__all__ = ["StepParts", "Span", "Schedule", "schedule", "TRACKS", "COMPUTE", "ICI", "BLOCKING",
+           "TP_HIDDEN"]

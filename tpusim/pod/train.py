@@ -32,7 +32,9 @@ pp sends activations to the next stage per microbatch and pass. Overlap, as XLA'
 collectives do it, comes from a per-layer schedule of the step (``pod/schedule.py``): fsdp
 all-gathers are prefetched one layer ahead and gradient reduce-scatters and the in-slice dp
 all-reduce run on an async ICI stream under compute, exposed only where the compute waits for
-them; tp, ep and pp traffic sits on the critical path (exposed), and so does the gradient
+them; tp, ep and pp traffic sits on the critical path (exposed), but for the backward's
+sequence-parallel tp reduce-scatters and weight-gradient gathers, which run under the
+column-parallel GEMMs (``remat.tp_shares``), and so does the gradient
 exchange across slices over DCN, which starts once the backward is done (PaLM). The pipeline bubble
 is (pp - 1) microbatch slots (GPipe/1F1B). Optimizer: Adam in mixed precision (bf16 weights and
 gradients, fp32 master weights and two moments: 16 bytes per parameter, sharded over fsdp as
@@ -65,7 +67,8 @@ from .flash import FLASH_BLOCK, FORWARD_ROWS, flash_attention, flash_backward
 from .flash_blocks import FlashBlocks
 from .moe import megablox_rows
 from .remat import (BASIC, OUTSIDE_BLOCKS as _OUTSIDE_BLOCKS, WIRE_BYTES, Remat, kept_per_layer,
-                    parse_remat, recomputed, rerun_tp_share, saved_per_layer, unread)
+                    parse_remat, recomputed, saved_per_layer, tp_shares, unread,
+                    NORM_READERS, PARALLEL_READERS)
 from .schedule import Schedule, StepParts, schedule
 from .sharding import ParallelSpec, Placement, check_spec, dcn_kind, place
 from .topology import Slice
@@ -299,10 +302,28 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     act = mb * seq * model.hidden * WIRE_BYTES
     per_block = 1 if model.parallel_block else 2
     tp_block = per_block * all_reduce(act, pl.of("tp")).total_s
-    tp_redo = rerun_tp_share(redo_names, model.parallel_block, spec.sequence_parallel) * tp_block
+    shares = tp_shares(redo_names, model.parallel_block, spec.sequence_parallel)
+    tp_redo = shares.recompute * tp_block
+    # The backward's overlappable TP collectives (remat.tp_shares) hide under the GEMMs of the
+    # matmuls that read the norms: the input gradients' reduce-scatters under their weight
+    # gradients only, the norms' gathers under those and their input gradients; what does not
+    # fit waits after the block's backward.
+    under_w, under_d = shares.under_wgrad * tp_block, shares.under_dgrad * tp_block
+    tp_late = 0.0
+    if under_w + under_d > 0:
+        readers = PARALLEL_READERS if model.parallel_block else sum(NORM_READERS.values(), ())
+        cover = {f"{n}_{g}": g for n in readers for g in ("wgrad", "dgrad")}
+        by = {"wgrad": 0.0, "dgrad": 0.0}
+        for r, (t, _) in zip(sim[len(fwd):], per_row[len(fwd):]):
+            if r["name"] in cover:
+                by[cover[r["name"]]] += t / L
+        tp_late = max(0.0, under_w - by["wgrad"],
+                      under_w + under_d - by["wgrad"] - by["dgrad"])
+    tp_back = shares.backward * tp_block + tp_late
+    tp_hidden = under_w + under_d - tp_late
     a2a = act * all_to_all_rows(model, seq, kernel) / seq if model.moe else 0.0
     ep_block = 2 * all_to_all(a2a, pl.of("ep")).total_s if model.moe else 0.0
-    tp_s = L * microbatches * (2 * tp_block + tp_redo)
+    tp_s = L * microbatches * (tp_block + tp_back + tp_hidden + tp_redo)
     # The recompute reruns both all-to-alls whenever it reruns anything: their outputs are no
     # trace row a policy can keep, and the experts' weight gradients read the dispatched tokens
     # and the combine's backward the returned expert outputs.
@@ -330,7 +351,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         dp_block=dp_share * (dense / math.prod(a.size for a in dense_axes)
                              + expert / math.prod(a.size for a in fsdp_axes)),
         dp_head=dp_share * head / math.prod(a.size for a in dense_axes),
-        tp_block=tp_block, tp_recompute=tp_redo, ep_block=ep_block,
+        tp_block=tp_block, tp_backward=tp_back, tp_hidden=tp_hidden, tp_recompute=tp_redo,
+        ep_block=ep_block,
         ep_recompute=ep_redo, pp=pp_one, dcn=grads_dcn,
         bubble=bubble, optimizer=opt)
     sched = schedule(parts)
@@ -359,7 +381,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                        "pp_permute": pp_s},
         exposed={"fsdp_all_gather": False, "fsdp_reduce_scatter": False, "dp_all_reduce": False,
                  "dcn_all_reduce": True,
-                 "tp_all_reduce": True, "ep_all_to_all": True, "pp_permute": True},
+                 "tp_all_reduce": tp_hidden == 0, "ep_all_to_all": True, "pp_permute": True},
         exposed_s=dict(sched.waits_s), parts=parts, remat=policy.label(),
         host_offload_bytes_per_step=offload_bytes, moe=kernel.label() if model.moe else "",
         notes=(f"per chip: {mb} sequence(s) of {seq} tokens x {microbatches} microbatch(es); "
