@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from tpusim.errors import InputError
 from tpusim.generation import generate
 from tpusim.importers.llm import get_preset, llm_macs
 from tpusim.serve import serve, setup
@@ -248,6 +249,21 @@ def test_load_requests_roundtrip(tmp_path):
                           {"arrival_s": 0.25, "input_tokens": 7, "output_tokens": 1,
                            "prefix": "a", "prefix_tokens": 4}])
     assert load_requests(p) == [Request(0, 0.0, 5, 3), Request(1, 0.25, 7, 1, "a", 4)]
+
+
+@pytest.mark.parametrize("row,where,says", [
+    ({"arrival_s": 0, "input_tokens": 5, "output_tokens": 3, "output_token": 2},
+     "line 2: output_token", "unknown field (did you mean output_tokens?)"),
+    ({"arrival_s": 0, "input_tokens": 5, "output_tokens": 3, "prefix": "a",
+      "prefix_tokens": True}, "line 2: prefix_tokens", "an integer in 0..input_tokens=5"),
+])
+def test_load_requests_names_a_bad_key_or_value(tmp_path, row, where, says):
+    # a misspelt key used to be dropped silently (the request served with no prefix, say)
+    p = _jsonl(tmp_path, [{"arrival_s": 0, "input_tokens": 5, "output_tokens": 3}, row])
+    with pytest.raises(InputError) as e:
+        load_requests(p)
+    assert where in str(e.value) and says in str(e.value)
+    assert len(str(e.value).splitlines()) == 1
 
 
 def test_token_metrics_from_the_trace_note():

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .._input import suggest
 from ..errors import InputError
 
 FIELDS = ("arrival_s", "input_tokens", "output_tokens")
+OPTIONAL = ("prefix", "prefix_tokens")
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,8 @@ class Request:
 
 
 def load_requests(path: Path | str) -> list[Request]:
-    """Requests from a JSONL file, checked: every field present, lengths >= 1, arrivals >= 0
-    and non-decreasing (one line each way, :class:`InputError` naming the line)."""
+    """Requests from a JSONL file, checked: every field present and none unknown, lengths >= 1,
+    arrivals >= 0 and non-decreasing (one line each way, :class:`InputError` naming the line)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(str(path), None, message="no such file")
@@ -51,6 +53,11 @@ def load_requests(path: Path | str) -> list[Request]:
             raise InputError(str(path), where, line[:40], f"a JSON object ({exc.msg})") from None
         if not isinstance(d, dict):
             raise InputError(str(path), where, line[:40], "a JSON object with " + ", ".join(FIELDS))
+        for k in d:
+            if k not in FIELDS + OPTIONAL:
+                raise InputError(str(path), f"{where}: {k}",
+                                 message=f"unknown field{suggest(k, FIELDS + OPTIONAL)}; allowed: "
+                                 + ", ".join(FIELDS + OPTIONAL))
         for f in FIELDS:
             if f not in d:
                 raise InputError(str(path), where, None,
@@ -67,7 +74,7 @@ def load_requests(path: Path | str) -> list[Request]:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise InputError(str(path), f"{where}: {f}", v, "an integer >= 1")
         pt = d.get("prefix_tokens", 0)
-        if not isinstance(pt, int) or pt < 0 or pt > d["input_tokens"]:
+        if not isinstance(pt, int) or isinstance(pt, bool) or pt < 0 or pt > d["input_tokens"]:
             raise InputError(str(path), f"{where}: prefix_tokens", pt,
                              f"an integer in 0..input_tokens={d['input_tokens']}")
         prefix = d.get("prefix")
