@@ -84,6 +84,31 @@ def test_candidates_cover_sp_remat_and_microbatches():
     assert {r for _, r, _ in got} == {"none", "minimal", "full"}
 
 
+def test_multislice_candidates_put_dp_or_fsdp_over_dcn():
+    # 2 slices of 4 chips, tp = ep = pp = 1: in-slice (dp, fsdp) in (1,4) (2,2) (4,1), each
+    # times the slices as dp over DCN (dp 2, 4, 8) and, where the in-slice dp is odd, fsdp
+    # spanning both slices instead (fsdp 8 with dp 1): four layouts, all multiplying to 8
+    from tpusim.pod.search import candidate_specs
+    from tpusim.pod.sharding import dcn_kind
+    sl = make_slice(CHIP.ici, CHIP.dcn, shape="2x2", slices=2)
+    plain = [s for s in candidate_specs(TINY, sl) if s.tp == s.pp == s.ep == 1]
+    assert sorted((s.dp, s.fsdp) for s in plain) == [(1, 8), (2, 4), (4, 2), (8, 1)]
+    assert {(s.dp, s.fsdp): dcn_kind(s, 2) for s in plain} == {
+        (1, 8): "fsdp", (2, 4): "dp", (4, 2): "dp", (8, 1): "dp"}
+    assert all(s.chips == 8 for s in candidate_specs(TINY, sl))
+
+
+def test_search_finds_a_model_that_fits_only_with_fsdp_over_dcn():
+    # Llama-3.1-405B on 2 x v6e-256 at 8,192 tokens: with dp over DCN each slice holds the
+    # whole state (405B x 16 B / 256 = 23.6 GiB of 29.8 before activations); the fastest that
+    # fits shards fsdp across both slices, as the public recipe does (dcn_fsdp_parallelism 2)
+    v6e = load_config("tpu_v6e")
+    sl = make_slice(v6e.ici, v6e.dcn, shape="16x16", slices=2)
+    best = search(v6e, get_preset("llama3_1_405b"), sl, seq=8192, global_batch=512, top=1)[0]
+    assert best.spec.dp % 2 and best.spec.fsdp % 2 == 0
+    assert "fsdp spans the 2 slices over DCN" in best.result.notes
+
+
 def test_a_70b_search_covers_a_thousand_layouts_from_few_shards():
     chip, model = load_config("tpu_v5p"), get_preset("llama2_70b")
     sl = make_slice(chip.ici, chip.dcn, shape="4x8x8")

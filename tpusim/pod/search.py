@@ -1,5 +1,5 @@
-"""Sharding search: every split of the chips into tp, ep, pp, fsdp and dp (dp across slices, and
-inside a slice with fsdp: hybrid sharding) that divides the model, with and without sequence
+"""Sharding search: every split of the chips into tp, ep, pp, fsdp and dp (across slices dp, or
+fsdp spanning them; inside a slice dp with fsdp: hybrid sharding) that divides the model, with and without sequence
 parallelism, under each remat policy and microbatch count, priced by
 :func:`pod.train.train_step`; the fastest that fit HBM come first. Candidates share shards (the
 same tp and ep and per-microbatch batch give the same chip program whatever the dp/fsdp split,
@@ -34,7 +34,8 @@ def candidate_specs(model: LlmConfig, sl: Slice, max_tp: int = 64,
                     max_pp: int = 16) -> list[ParallelSpec]:
     """Specs whose degrees multiply to the chips and divide the model: tp, ep and pp, the rest
     split between fsdp and data parallelism inside the slice (hybrid sharding, HSDP), times
-    the slices as data parallel over DCN."""
+    the slices as data parallel over DCN or, where the in-slice dp is no multiple of the
+    slices, as fsdp over DCN."""
     per_slice = sl.chips_per_slice
     out = []
     for tp in _divisors(per_slice, max_tp):
@@ -50,6 +51,12 @@ def candidate_specs(model: LlmConfig, sl: Slice, max_tp: int = 64,
                 for dp in _divisors(rest, rest):
                     out.append(ParallelSpec(dp=sl.slices * dp, fsdp=rest // dp, tp=tp, pp=pp,
                                             ep=ep))
+                    # fsdp across the slices instead (MaxText's dcn_fsdp_parallelism): the
+                    # state shards over every chip, the gathers cross DCN; sharding.dcn_kind
+                    # gives DCN to fsdp when dp is no multiple of the slices
+                    if sl.slices > 1 and dp % sl.slices:
+                        out.append(ParallelSpec(dp=dp, fsdp=sl.slices * rest // dp, tp=tp,
+                                                pp=pp, ep=ep))
     return out
 
 
