@@ -249,8 +249,11 @@ def test_search_candidates_cover_hybrid_sharding_and_divide_the_model():
     specs = candidate_specs(m, sl)
     labels = {s.label() for s in specs}
     assert "dp=4,fsdp=4" in labels and "dp=2,fsdp=8" in labels and "dp=2,fsdp=2,tp=4" in labels
+    assert "fsdp=16" in labels                    # fsdp spanning both slices
     for s in specs:
-        assert s.chips == 16 and s.dp % 2 == 0 and m.heads % s.tp == 0 and m.layers % s.pp == 0
+        # across the 2 slices either dp (a multiple of them) or fsdp spans DCN
+        assert s.chips == 16 and m.heads % s.tp == 0 and m.layers % s.pp == 0
+        assert s.dp % 2 == 0 or s.fsdp % 2 == 0
     assert len(labels) == len(specs)
 
 
