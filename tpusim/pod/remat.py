@@ -188,10 +188,16 @@ def recomputed(block: list[dict[str, Any]], policy: Remat) -> list[dict[str, Any
 
 # The column-parallel matmuls that read each norm's output (gathered under sp): a sequential
 # block's attention norm feeds qkv_proj, its FFN norm the FFN's input projections (an MoE's
-# router and dispatch); a parallel block's one norm feeds qkv_proj and the FFN together.
+# router and the rows that route the tokens: the dropless path's sort, the dropped path's
+# dispatch); a parallel block's one norm feeds qkv_proj and the FFN together.
 NORM_READERS = {"attn_norm": ("qkv_proj",),
-                "ffn_norm": ("ffn_gate", "ffn_up", "moe_router", "moe_dispatch")}
+                "ffn_norm": ("ffn_gate", "ffn_up", "moe_router", "moe_permute", "moe_dispatch")}
 PARALLEL_READERS = ("qkv_proj", "ffn_gate", "ffn_up")
+# The column-parallel GEMMs whose input- and weight-gradient rows the backward's hidden TP
+# traffic runs under: the experts' input projections are split over tp as the dense FFN's are
+# (pod/train.shard_config); the dispatch's gradient with respect to the tokens is no cover, it
+# is the input gradient the reduce-scatter carries.
+COLUMN_PARALLEL = ("qkv_proj", "ffn_gate", "ffn_up", "moe_router", "expert_gate", "expert_up")
 
 
 class TpShares(NamedTuple):
@@ -297,4 +303,4 @@ def saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: in
 __all__ = ["OUTSIDE_BLOCKS", "WIRE_BYTES", "saved_per_layer", "kept_per_layer", "saved_activations",
            "Remat", "parse_remat", "block_names", "recomputed", "tensor_elements", "BASIC",
            "INPUT", "unread", "rerun_tp_share", "tp_shares", "TpShares",
-           "NORM_READERS", "PARALLEL_READERS"]
+           "NORM_READERS", "PARALLEL_READERS", "COLUMN_PARALLEL"]

@@ -39,6 +39,19 @@ def _gib(v: float) -> str:
     return nbytes(v * 2**30)
 
 
+def _how(rec: dict[str, Any], key: str, total: float, seconds) -> str:
+    """How a collective runs: exposed, async, or (tp under sp) partly under the backward's
+    GEMMs, the part the compute never waits for (its total less its waits)."""
+    if not rec["exposed"][key]:
+        return _ASYNC
+    hidden = total - rec.get("exposed_s", {}).get("TP all-reduce", total) \
+        if key == "tp_all_reduce" else 0.0
+    if hidden > 1e-12 * total:
+        return (f"exposed (critical path) but for {seconds(hidden)} under the backward's "
+                "GEMMs (sequence-parallel reduce-scatters and weight-gradient gathers)")
+    return "exposed (critical path)"
+
+
 def train_report(rec: dict[str, Any], timeline=None) -> str:
     """HTML for a train.json record; ``timeline``: the step's Gantt figure, if drawn."""
     t = rec["time_s"]
@@ -49,8 +62,7 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
                         f"<td>{t[p] / step:.1%}</td>"
                         f"<td style='width:50%'>{_bar(t[p], step)}</td></tr>" for p in parts)
     rows_coll = "".join(
-        f"<tr><td>{_name(k)}</td><td>{seconds(v)}</td><td>"
-        f"{'exposed (critical path)' if rec['exposed'][k] else _ASYNC}"
+        f"<tr><td>{_name(k)}</td><td>{seconds(v)}</td><td>{_how(rec, k, v, seconds)}"
         f"</td></tr>" for k, v in rec["collectives_s"].items() if v > 0) or \
         "<tr><td colspan='3'>none: one chip's worth of work, nothing to exchange</td></tr>"
     waits = {k: v for k, v in rec.get("exposed_s", {}).items() if v > 0}

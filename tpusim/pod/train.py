@@ -32,10 +32,10 @@ pp sends activations to the next stage per microbatch and pass. Overlap, as XLA'
 collectives do it, comes from a per-layer schedule of the step (``pod/schedule.py``): fsdp
 all-gathers are prefetched one layer ahead and gradient reduce-scatters and the in-slice dp
 all-reduce run on an async ICI stream under compute, exposed only where the compute waits for
-them; tp, ep and pp traffic sits on the critical path (exposed), but for the backward's
-sequence-parallel tp reduce-scatters and weight-gradient gathers, which run under the
-column-parallel GEMMs (``remat.tp_shares``), and so does the gradient
-exchange across slices over DCN, which starts once the backward is done (PaLM). The pipeline bubble
+them; tp, ep and pp traffic sits on the critical path (exposed), and so does the gradient
+exchange across slices over DCN, which starts once the backward is done (PaLM); the exception
+is the backward's sequence-parallel tp reduce-scatters and weight-gradient gathers, which run
+under the column-parallel GEMMs (``remat.tp_shares``, ``remat.COLUMN_PARALLEL``). The pipeline bubble
 is (pp - 1) microbatch slots (GPipe/1F1B). Optimizer: Adam in mixed precision (bf16 weights and
 gradients, fp32 master weights and two moments: 16 bytes per parameter, sharded over fsdp as
 ZeRO-3 does); its update reads 18 and writes 14 bytes and does 12 vector ops per parameter
@@ -68,7 +68,7 @@ from .flash_blocks import FlashBlocks
 from .moe import megablox_rows
 from .remat import (BASIC, OUTSIDE_BLOCKS as _OUTSIDE_BLOCKS, WIRE_BYTES, Remat, kept_per_layer,
                     parse_remat, recomputed, saved_per_layer, tp_shares, unread,
-                    NORM_READERS, PARALLEL_READERS)
+                    COLUMN_PARALLEL)
 from .schedule import Schedule, StepParts, schedule
 from .sharding import ParallelSpec, Placement, check_spec, dcn_kind, place
 from .topology import Slice
@@ -311,8 +311,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     under_w, under_d = shares.under_wgrad * tp_block, shares.under_dgrad * tp_block
     tp_late = 0.0
     if under_w + under_d > 0:
-        readers = PARALLEL_READERS if model.parallel_block else sum(NORM_READERS.values(), ())
-        cover = {f"{n}_{g}": g for n in readers for g in ("wgrad", "dgrad")}
+        cover = {f"{n}_{g}": g for n in COLUMN_PARALLEL for g in ("wgrad", "dgrad")}
         by = {"wgrad": 0.0, "dgrad": 0.0}
         for r, (t, _) in zip(sim[len(fwd):], per_row[len(fwd):]):
             if r["name"] in cover:
@@ -381,7 +380,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                        "pp_permute": pp_s},
         exposed={"fsdp_all_gather": False, "fsdp_reduce_scatter": False, "dp_all_reduce": False,
                  "dcn_all_reduce": True,
-                 "tp_all_reduce": tp_hidden == 0, "ep_all_to_all": True, "pp_permute": True},
+                 "tp_all_reduce": True, "ep_all_to_all": True, "pp_permute": True},
         exposed_s=dict(sched.waits_s), parts=parts, remat=policy.label(),
         host_offload_bytes_per_step=offload_bytes, moe=kernel.label() if model.moe else "",
         notes=(f"per chip: {mb} sequence(s) of {seq} tokens x {microbatches} microbatch(es); "
