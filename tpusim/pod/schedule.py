@@ -131,32 +131,30 @@ def schedule(p: StepParts, record: bool = False) -> Schedule:
         start = max(free, issue)
         free = start + dur
         busy += dur
-        if spans is not None:
-            spans.append(Span(ICI, kind, name, start, dur, mb))
+        spans.append(Span(ICI, kind, name, start, dur, mb))
         return free
 
     def run(kind: str, name: str, dur: float, mb: int) -> None:
         nonlocal now
-        if dur > 0 and spans is not None:
+        if dur > 0:
             spans.append(Span(COMPUTE, kind, name, now, dur, mb))
         now += dur
 
     def wait(cause: str, until: float, name: str, mb: int) -> None:
         nonlocal now
         if until > now:
-            if spans is not None:
-                spans.append(Span(COMPUTE, "wait: " + cause, name, now, until - now, mb))
+            spans.append(Span(COMPUTE, "wait: " + cause, name, now, until - now, mb))
             waits[cause] += until - now
             now = until
 
-    def block(kind: str, name: str, mb: int) -> None:   # blocking collective on the path
-        nonlocal now
-        tp = p.tp_block if kind == "forward" else p.tp_backward
-        for cause, dur in (("TP all-reduce", tp), ("EP all-to-all", p.ep_block)):
-            if dur > 0:
-                if spans is not None:
-                    spans.append(Span(BLOCKING, cause, name, now, dur, mb))
-                wait(cause, now + dur, name, mb)
+    def blocking(cause: str, dur: float, name: str, mb: int) -> None:   # on the path
+        if dur > 0:
+            spans.append(Span(BLOCKING, cause, name, now, dur, mb))
+            wait(cause, now + dur, name, mb)
+
+    def block(name: str, mb: int, tp: float, ep: float) -> None:   # a block's TP, then EP
+        blocking("TP all-reduce", tp, name, mb)
+        blocking("EP all-to-all", ep, name, mb)
 
     # The units that need gathered weights, in program order: per microbatch the embedding
     # (embedding and LM head weights), blocks 0 .. L-1, the LM head's backward (the same
@@ -186,26 +184,18 @@ def schedule(p: StepParts, record: bool = False) -> Schedule:
         needing(mb, "embed", "forward", p.pre_f)
         for i in range(L):
             needing(mb, names[i], "forward", p.block_f)
-            block("forward", names[i], mb)
+            block(names[i], mb, p.tp_block, p.ep_block)
         run("forward", "lm_head", p.post_f, mb)
-        if p.pp > 0:
-            if spans is not None:
-                spans.append(Span(BLOCKING, "PP send", "activations", now, p.pp, mb))
-            wait("PP send", now + p.pp, "activations", mb)
+        blocking("PP send", p.pp, "activations", mb)
         needing(mb, "lm_head", "backward", p.post_b)
         for i in range(L - 1, -1, -1):
             needing(mb, names[i], "recompute", p.block_r)
-            for cause, dur in (("TP all-reduce", p.tp_recompute),
-                               ("EP all-to-all", p.ep_recompute)):
-                if dur > 0:
-                    if spans is not None:
-                        spans.append(Span(BLOCKING, cause, names[i], now, dur, mb))
-                    wait(cause, now + dur, names[i], mb)
+            block(names[i], mb, p.tp_recompute, p.ep_recompute)
             run("backward", names[i], p.block_b, mb)
-            if p.tp_hidden > 0 and spans is not None:     # ran under the backward's GEMMs
+            if p.tp_hidden > 0:                             # ran under the backward's GEMMs
                 spans.append(Span(BLOCKING, TP_HIDDEN, names[i], now - p.tp_hidden,
                                   p.tp_hidden, mb))
-            block("backward", names[i], mb)
+            block(names[i], mb, p.tp_backward, p.ep_block)
             stream("gradient reduce-scatter", names[i], now, p.rs_block, mb)
             if mb == last:
                 stream("DP all-reduce", names[i], now, p.dp_block, mb)
@@ -213,15 +203,9 @@ def schedule(p: StepParts, record: bool = False) -> Schedule:
         stream("gradient reduce-scatter", "embed/lm_head", now, p.rs_head, mb)
         if mb == last:
             stream("DP all-reduce", "embed/lm_head", now, p.dp_head, mb)
-        if p.pp > 0:
-            if spans is not None:
-                spans.append(Span(BLOCKING, "PP send", "gradients", now, p.pp, mb))
-            wait("PP send", now + p.pp, "gradients", mb)
+        blocking("PP send", p.pp, "gradients", mb)
     wait("gradient reduce-scatter / DP all-reduce", free, "gradients", last)
-    if p.dcn > 0:
-        if spans is not None:
-            spans.append(Span(BLOCKING, "DCN all-reduce", "gradients", now, p.dcn, last))
-        wait("DCN all-reduce", now + p.dcn, "gradients", last)
+    blocking("DCN all-reduce", p.dcn, "gradients", last)
     run("pipeline bubble", "bubble", p.bubble, last)
     run("optimizer", "Adam", p.optimizer, last)
     out.step_s = now
