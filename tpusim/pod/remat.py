@@ -198,6 +198,8 @@ PARALLEL_READERS = ("qkv_proj", "ffn_gate", "ffn_up")
 # (pod/train.shard_config); the dispatch's gradient with respect to the tokens is no cover, it
 # is the input gradient the reduce-scatter carries.
 COLUMN_PARALLEL = ("qkv_proj", "ffn_gate", "ffn_up", "moe_router", "expert_gate", "expert_up")
+# their backward rows (pod/train.backward_rows' names), by which GEMM of the two each is
+COVER_ROWS = {f"{n}_{g}": g for n in COLUMN_PARALLEL for g in ("wgrad", "dgrad")}
 
 
 class TpShares(NamedTuple):
@@ -205,7 +207,8 @@ class TpShares(NamedTuple):
     blocks the recompute; ``backward`` blocks the backward; ``under_wgrad`` (the input
     gradients' reduce-scatters) can run under the column-parallel weight-gradient GEMMs and
     ``under_dgrad`` (the norms' all-gathers the weight gradients read) under their input- and
-    weight-gradient GEMMs. The total is one pass plus :func:`rerun_tp_share`."""
+    weight-gradient GEMMs. ``backward + under_wgrad`` is one pass; ``recompute + under_dgrad``
+    is what the block runs beyond its forward and backward passes."""
     recompute: float
     backward: float
     under_wgrad: float
@@ -241,13 +244,6 @@ def tp_shares(redo: set[str], parallel: bool, sp: bool) -> TpShares:
     again = sum(gather for names in readers.values() if redo & set(names))
     rs = 0.25 if not parallel and "o_proj" in redo else 0.0
     return TpShares(again + rs, 0.5, 0.5, 0.5 - again)
-
-
-def rerun_tp_share(redo: set[str], parallel: bool, sp: bool) -> float:
-    """Share of one pass's TP collectives a block runs beyond its forward and backward passes
-    (:func:`tp_shares`: what its recompute reruns and its weight gradients gather again)."""
-    s = tp_shares(redo, parallel, sp)
-    return s.recompute + s.under_dgrad
 
 
 def _tensors(fwd: list[dict[str, Any]], sp: int) -> tuple[dict[str, float], list[dict]]:
@@ -302,5 +298,5 @@ def saved_activations(fwd: list[dict[str, Any]], layers: int, remat: str, sp: in
 
 __all__ = ["OUTSIDE_BLOCKS", "WIRE_BYTES", "saved_per_layer", "kept_per_layer", "saved_activations",
            "Remat", "parse_remat", "block_names", "recomputed", "tensor_elements", "BASIC",
-           "INPUT", "unread", "rerun_tp_share", "tp_shares", "TpShares",
+           "INPUT", "unread", "tp_shares", "TpShares", "COVER_ROWS",
            "NORM_READERS", "PARALLEL_READERS", "COLUMN_PARALLEL"]

@@ -1,6 +1,6 @@
 """Sharding search: every split of the chips into tp, ep, pp, fsdp and dp (across slices dp, or
-fsdp spanning them; inside a slice dp with fsdp: hybrid sharding) that divides the model, with and without sequence
-parallelism, under each remat policy and microbatch count, priced by
+fsdp spanning them; inside a slice dp with fsdp: hybrid sharding) that divides the model, with
+and without sequence parallelism, under each remat policy and microbatch count, priced by
 :func:`pod.train.train_step`; the fastest that fit HBM come first. Candidates share shards (the
 same tp and ep and per-microbatch batch give the same chip program whatever the dp/fsdp split,
 remat or layers per stage), and ``pod/costs.py`` simulates each distinct shard once.

@@ -20,29 +20,29 @@ Per microbatch the chip runs
   reruns its vector ops (matmul outputs are kept), ``none`` keeps everything; ``save:NAMES`` /
   ``offload:NAMES`` keep the named block outputs in HBM / pinned host memory and rerun the rest.
 
-Collectives (``pod/collectives.py``, bf16 on the wire: assumption): fsdp all-gathers each layer's
-weights in the forward and again in the backward and reduce-scatters its gradients, every
-microbatch (ZeRO-3 keeps no unsharded gradient between microbatches); when fsdp spans the slices
-(``sharding.dcn_kind``: MaxText's dcn_fsdp_parallelism) those collectives cross DCN as well,
-priced hierarchically (DCN on the small shard, ``pod/collectives.py``), and the state is sharded
-over the slices too; dp
-all-reduces the gradients once per step; tp all-reduces activations twice per block per pass (once
-for parallel blocks); ep all-to-alls tokens to and from the experts twice per MoE layer per pass;
-pp sends activations to the next stage per microbatch and pass. Overlap, as XLA's async
-collectives do it, comes from a per-layer schedule of the step (``pod/schedule.py``): fsdp
-all-gathers are prefetched one layer ahead and gradient reduce-scatters and the in-slice dp
-all-reduce run on an async ICI stream under compute, exposed only where the compute waits for
-them; tp, ep and pp traffic sits on the critical path (exposed), and so does the gradient
-exchange across slices over DCN, which starts once the backward is done (PaLM); the exception
-is the backward's sequence-parallel tp reduce-scatters and weight-gradient gathers, which run
-under the column-parallel GEMMs (``remat.tp_shares``, ``remat.COLUMN_PARALLEL``). The pipeline bubble
-is (pp - 1) microbatch slots (GPipe/1F1B). Optimizer: Adam in mixed precision (bf16 weights and
-gradients, fp32 master weights and two moments: 16 bytes per parameter, sharded over fsdp as
-ZeRO-3 does); its update reads 18 and writes 14 bytes and does 12 vector ops per parameter
-(assumption), at HBM or vector speed whichever is slower. HBM per chip: the sharded state, two
-layers' gathered weights, the activations the remat policy keeps in HBM, and the working set of
-the layer being back-propagated (its whole forward, recomputed where the policy dropped it);
-``host_offload`` counts what the policy keeps in host memory (not HBM).
+Collectives (``pod/collectives.py``, bf16 on the wire: assumption): fsdp all-gathers each
+layer's weights in the forward and again in the backward and reduce-scatters its gradients,
+every microbatch (ZeRO-3 keeps no unsharded gradient between microbatches); when fsdp spans the
+slices (``sharding.dcn_kind``: MaxText's dcn_fsdp_parallelism) those collectives cross DCN as
+well, priced hierarchically (DCN on the small shard, ``pod/collectives.py``), and the state is
+sharded over the slices too; dp all-reduces the gradients once per step; tp all-reduces
+activations twice per block per pass (once for parallel blocks); ep all-to-alls tokens to and
+from the experts twice per MoE layer per pass; pp sends activations to the next stage per
+microbatch and pass. Overlap, as XLA's async collectives do it, comes from a per-layer schedule
+of the step (``pod/schedule.py``): fsdp all-gathers are prefetched one layer ahead and gradient
+reduce-scatters and the in-slice dp all-reduce run on an async ICI stream under compute, exposed
+only where the compute waits for them; tp, ep and pp traffic sits on the critical path
+(exposed), and so does the gradient exchange across slices over DCN, which starts once the
+backward is done (PaLM); the exception is the backward's sequence-parallel tp reduce-scatters
+and weight-gradient gathers, which run under the column-parallel GEMMs (``remat.tp_shares``,
+``remat.COLUMN_PARALLEL``). The pipeline bubble is (pp - 1) microbatch slots (GPipe/1F1B).
+Optimizer: Adam in mixed precision (bf16 weights and gradients, fp32 master weights and two
+moments: 16 bytes per parameter, sharded over fsdp as ZeRO-3 does); its update reads 18 and
+writes 14 bytes and does 12 vector ops per parameter (assumption), at HBM or vector speed
+whichever is slower. HBM per chip: the sharded state, two layers' gathered weights, the
+activations the remat policy keeps in HBM, and the working set of the layer being
+back-propagated (its whole forward, recomputed where the policy dropped it); ``host_offload``
+counts what the policy keeps in host memory (not HBM).
 
 MFU as PaLM (Chowdhery et al. 2022, Appendix B) defines it: (6 N + 12 L H Q T) FLOPs per token over
 the peak, N the matmul parameters a token passes (active ones for MoE), L layers, H heads, Q head
@@ -68,7 +68,7 @@ from .flash_blocks import FlashBlocks
 from .moe import megablox_rows
 from .remat import (BASIC, OUTSIDE_BLOCKS as _OUTSIDE_BLOCKS, WIRE_BYTES, Remat, kept_per_layer,
                     parse_remat, recomputed, saved_per_layer, tp_shares, unread,
-                    COLUMN_PARALLEL)
+                    COVER_ROWS)
 from .schedule import Schedule, StepParts, schedule
 from .sharding import ParallelSpec, Placement, check_spec, dcn_kind, place
 from .topology import Slice
@@ -311,11 +311,10 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     under_w, under_d = shares.under_wgrad * tp_block, shares.under_dgrad * tp_block
     tp_late = 0.0
     if under_w + under_d > 0:
-        cover = {f"{n}_{g}": g for n in COLUMN_PARALLEL for g in ("wgrad", "dgrad")}
         by = {"wgrad": 0.0, "dgrad": 0.0}
         for r, (t, _) in zip(sim[len(fwd):], per_row[len(fwd):]):
-            if r["name"] in cover:
-                by[cover[r["name"]]] += t / L
+            if r["name"] in COVER_ROWS:
+                by[COVER_ROWS[r["name"]]] += t / L
         tp_late = max(0.0, under_w - by["wgrad"],
                       under_w + under_d - by["wgrad"] - by["dgrad"])
     tp_back = shares.backward * tp_block + tp_late
