@@ -191,7 +191,7 @@ def test_cli_writes_outputs_and_curve(tmp_path):
     # a single run into the same folder leaves none of the curve's files behind
     assert run_cli("serve", CHIP, MODEL, "--num-requests", "5", "--out", out)[0] == 0
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "report.html", "requests.csv", "serve.json"]
+        "config.yaml", "report.html", "requests.csv", "serve.json"]
 
 
 def _jsonl(tmp_path, lines):

@@ -43,16 +43,20 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _input(kind: str, arg: Any) -> dict[str, Any] | None:
-    """``{"arg", "path", "sha256"}`` of a config or workload argument (None: an in-memory one)."""
+def input_file(kind: str, arg: Any) -> dict[str, Any] | None:
+    """``{"arg", "path", "sha256"}`` of a ``config`` or ``workload`` argument (a preset or
+    shipped name found where the loaders find it) or of any other ``kind``'s file path (None:
+    an in-memory one)."""
     if arg is None or not isinstance(arg, (str, Path)):
         return None
     if kind == "config":
         from .config import find_config
         path = find_config(arg)
-    else:
+    elif kind == "workload":
         from .importers import find_workload
         path = find_workload(arg)
+    else:
+        path = arg
     return {"arg": str(arg), "path": str(Path(path).resolve()), "sha256": file_sha256(path)}
 
 
@@ -61,11 +65,13 @@ def resolved_config(chip: "ChipConfig") -> dict[str, Any]:
     return chip.model_dump(mode="json")
 
 
-def config_yaml(chip: "ChipConfig", run_id: str | None = None) -> str:
-    """The resolved config as YAML that :func:`tpusim.load_config` reads back to ``chip``."""
+def config_yaml(chip: "ChipConfig", run_id: str | None = None,
+                command: str = "run THIS_FILE WORKLOAD") -> str:
+    """The resolved config as YAML that :func:`tpusim.load_config` reads back to ``chip``;
+    ``command``: how the run that wrote it is redone from it."""
     head = ("# Resolved config of a tpusim run" + (f" (run {run_id})" if run_id else "")
             + ": every field after --set.\n"
-            "# `tpusim run THIS_FILE WORKLOAD` with the run's options reproduces it.\n")
+            f"# `tpusim {command}` with the run's options reproduces it.\n")
     return head + yaml.safe_dump(resolved_config(chip), sort_keys=False, allow_unicode=True)
 
 
@@ -93,21 +99,37 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return shlex.join(["tpusim", *args])
 
 
+def command_provenance(chip: "ChipConfig", *, run_id: str | None = None, config_arg: Any = None,
+                       overrides: dict[str, Any] | None = None,
+                       options: dict[str, Any] | None = None,
+                       inputs: dict[str, dict[str, Any] | None] | None = None,
+                       argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """The ``provenance`` record every command's JSON output carries: run id, tpusim version,
+    command line, ``--set`` overrides, the options given (None, False and empty ones dropped), each input
+    file's path and sha256 (the config's and ``inputs``') and every field of the resolved
+    config. ``argv``: the command's arguments (None: not known, ``command`` is null)."""
+    opts = {k: str(v) if isinstance(v, Path) else v for k, v in (options or {}).items()
+            if not (v is None or v is False or (isinstance(v, (tuple, list, dict)) and not v))}
+    files = {"config": input_file("config", config_arg), **(inputs or {})}
+    return {
+        "run_id": run_id or new_run_id(), "tpusim_version": __version__,
+        "command": command_line(argv) if argv is not None else None,
+        "overrides": dict(overrides or {}), "options": opts,
+        "inputs": {k: v for k, v in files.items() if v},
+        "resolved_config": resolved_config(chip),
+    }
+
+
 def run_provenance(result: "Result", *, run_id: str, config_arg: Any = None,
                    workload_arg: Any = None, overrides: dict[str, Any] | None = None,
                    options: dict[str, Any] | None = None, argv: Sequence[str] | None = None,
                    out_dir: str | Path | None = None) -> dict[str, Any]:
-    """The ``provenance`` record of ``summary.json``; ``argv``: the command's arguments."""
+    """The ``provenance`` record of ``summary.json`` (:func:`command_provenance` with the
+    workload's file and a ``reproduce`` command); ``argv``: the command's arguments."""
     s = result.summary
-    opts = {k: v for k, v in (options or {}).items() if v not in (None, False, (), [], {})}
-    inputs = {k: v for k, v in (("config", _input("config", config_arg)),
-                                ("workload", _input("workload", workload_arg))) if v}
-    rec: dict[str, Any] = {
-        "run_id": run_id, "tpusim_version": __version__,
-        "command": command_line(argv) if argv is not None else None,
-        "overrides": dict(overrides or {}), "options": opts, "inputs": inputs,
-        "resolved_config": resolved_config(result.config),
-    }
+    rec = command_provenance(result.config, run_id=run_id, config_arg=config_arg,
+                             overrides=overrides, options=options, argv=argv,
+                             inputs={"workload": input_file("workload", workload_arg)})
     if out_dir is not None and workload_arg is not None:
         cmd = ["tpusim", "run", str(Path(out_dir) / "config.yaml"), str(workload_arg)]
         if s.get("format") and options and options.get("format"):

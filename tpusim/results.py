@@ -154,16 +154,9 @@ def write_result(result: "Result", out_dir: str | Path, html: bool = True,
     ``provenance`` (see :func:`tpusim.provenance.run_provenance`) goes into ``summary.json``;
     without it the record holds the run id, the version and the resolved config. ``extra``:
     more files of the run (name: writer), written and recorded with the others."""
-    from ._io import check_target
-    from .errors import InputError
     from .provenance import config_yaml, run_summary
     out_dir = Path(out_dir)
-    mine = out_dir / "config.yaml"   # a common name: never replace a user's own config
-    check_target(mine)
-    if mine.exists() and "config.yaml" not in read_manifest(
-            out_dir, "run").get("files", []):
-        raise InputError(str(mine), None, message="exists and was not written by tpusim run; "
-                         "move it or choose another --out")
+    check_own_config(out_dir, "run")
     summary = run_summary(result, provenance)
     run_id = summary["provenance"]["run_id"]
     # A folder an older tpusim wrote has no manifest: its summary.json says it was a run's.
@@ -178,6 +171,21 @@ def write_result(result: "Result", out_dir: str | Path, html: bool = True,
         files["report.html"] = lambda p: p.write_text(report_html(result))
     files.update(extra or {})
     return write_all(files, out_dir, group="run", run_id=run_id, adopt=adopt)
+
+
+def check_own_config(out_dir: str | Path, command: str) -> None:
+    """Refuse (one-line :class:`InputError`) to replace a ``config.yaml`` in ``out_dir`` that no
+    tpusim command's manifest lists: a common name, so it may be the user's own config."""
+    from ._io import check_target
+    from .errors import InputError
+    out_dir = Path(out_dir)
+    mine = out_dir / "config.yaml"
+    check_target(mine)
+    if mine.exists() and not any(
+            "config.yaml" in read_manifest(out_dir, m.name[len(".tpusim-"):-len(".json")])
+            .get("files", []) for m in out_dir.glob(".tpusim-*.json")):
+        raise InputError(str(mine), None, message=f"exists and was not written by tpusim "
+                         f"{command}; move it or choose another --out")
 
 
 RUN_FILES = ("layers.csv", "summary.json", "report.html")   # what every tpusim run wrote

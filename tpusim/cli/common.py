@@ -82,3 +82,40 @@ def echo_json(obj: Any) -> None:
     """``obj`` as indented JSON on stdout (see :func:`_plain`)."""
     import json
     click.echo(json.dumps(_plain(obj), indent=2, allow_nan=False, default=str))
+
+
+def command_provenance_of(chip, config: Any, sets: tuple[str, ...],
+                          inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``provenance`` record (:func:`tpusim.provenance.command_provenance`) of the command
+    now running: its arguments, every option as click resolved it (``--set`` as the overrides,
+    CONFIG as an input file with its sha256), ``inputs``' files and the resolved ``chip``."""
+    from ..provenance import command_provenance
+    ctx = click.get_current_context()
+    options = {k: v for k, v in ctx.params.items() if k not in ("config", "sets")}
+    return command_provenance(chip, config_arg=config, overrides=parse_sets(sets),
+                              options=options, inputs=inputs,
+                              argv=(ctx.find_object(dict) or {}).get("argv"))
+
+
+def write_outputs(out, name: str, record: dict[str, Any], page: str | None, chip,
+                  run_id: str, command: str) -> list:
+    """``DIR/NAME.json`` (``record``), ``DIR/report.html`` (``page``, unless None) and
+    ``DIR/config.yaml`` (the resolved ``chip``; ``command``, e.g. ``train THIS_FILE MODEL``,
+    with the recorded options reproduces the run), all or nothing; files an earlier run of the
+    same command left in DIR are removed (:func:`tpusim.results.write_all`, group NAME)."""
+    import json
+
+    from ..provenance import config_yaml
+    from ..results import check_own_config, write_all
+    check_own_config(out, command.split()[0])
+    json_text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    yaml_text = config_yaml(chip, run_id, command)
+    files = {f"{name}.json": lambda p: p.write_text(json_text),
+             "config.yaml": lambda p: p.write_text(yaml_text)}
+    if page is not None:
+        files["report.html"] = lambda p: p.write_text(page)
+    written = write_all(files, out, group=name, run_id=run_id)
+    if page is not None:
+        from ..plotlyjs import write_beside   # --plotlyjs directory: the page's shared copy
+        write_beside(out, ["report.html"])
+    return written

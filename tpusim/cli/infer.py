@@ -1,12 +1,11 @@
 """``tpusim infer``: one sharded LLM prefill or decode step on a slice (tpusim/pod/infer.py)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option
+from .common import command_provenance_of, parse_sets, set_option, write_outputs
 
 
 @click.command()
@@ -32,22 +31,23 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
     """One sharded inference step of MODEL (an LLM preset) on chip CONFIG's slice.
 
     Writes DIR/infer.json: latency_s, compute_s, collectives_s (tp all-reduces on the critical
-    path), tokens/s, HBM per chip (weights + KV cache).
+    path), tokens/s, HBM per chip (weights + KV cache), the provenance (command, options,
+    resolved config); DIR/config.yaml holds the resolved config.
 
     \b
     Example:
       tpusim infer tpu_v5e llama2_70b --chips 8 --parallel tp=8 --dtype int8 \\
           --phase decode --batch 8 --kv-len 2048
     """
-    from .._io import atomic_write_text
     from ..config import load_config
+    from ..provenance import mark_overrides
     from ..importers.llm import get_preset
     from ..importers.llm_step_args import check_step_args
     from ..pod.infer import infer_step
     from ..pod.sharding import ParallelSpec, parse_spec, spec_source
     from ..pod.topology import make_slice
 
-    chip = load_config(config, **parse_sets(sets))
+    chip = mark_overrides(load_config(config, **parse_sets(sets)), parse_sets(sets))
     cfg = get_preset(model)
     # checked here, once, so that errors name the options typed, not the builder's fields
     check_step_args(phase, batch, seq, kv_len, dtype, options=True)
@@ -58,9 +58,11 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
     out = out_dir or Path("results") / f"infer-{Path(config).stem}-{cfg.name}"
     record = {**r.as_dict(), "config": chip.name, "model": cfg.name, "batch": batch,
               "seq": seq, "kv_len": kv_len, "dtype": dtype}
-    atomic_write_text(out / "infer.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+    record["provenance"] = prov = command_provenance_of(chip, config, sets)
+    written = write_outputs(out, "infer", record, None, chip, prov["run_id"],
+                            "infer THIS_FILE MODEL")
     click.echo(f"{cfg.name} {phase} on {chip.name} {r.topology} ({r.chips} chips, {r.parallel}): "
                f"{r.latency_s * 1e3:.4g} ms ({r.compute_s * 1e3:.4g} ms compute + "
                f"{r.collectives_s * 1e3:.4g} ms all-reduces), {r.tokens_per_s:.4g} tokens/s, "
                f"{r.hbm_gib_per_chip:.1f} GiB/chip")
-    click.echo(f"wrote {out / 'infer.json'}")
+    click.echo("wrote " + ", ".join(str(p) for p in written))

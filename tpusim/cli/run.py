@@ -153,7 +153,7 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
     if trace_path is not None and (chips is not None or parallel is not None):
         raise click.UsageError("--trace draws one chip's run; it does not go with --chips")
     if chips is not None or parallel is not None:
-        return _sharded(config, workload, overrides, chips, parallel, batch, out_dir)
+        return _sharded(config, workload, sets, chips, parallel, batch, out_dir)
     out = out_dir or default_run_dir(config, workload, fmt=fmt, batch=batch, engine=engine,
                                      overrides=overrides, input_shapes=input_shapes,
                                      numerics=numerics, fuse=fuse)
@@ -250,17 +250,25 @@ def configs_tables() -> tuple[list[dict], list[dict]]:
     return chips, workloads
 
 
-def _sharded(config, workload, overrides, chips, parallel, batch, out_dir) -> None:
+def _sharded(config, workload, sets, chips, parallel, batch, out_dir) -> None:
     """``--chips``/``--parallel``: the LLM step sharded (tpusim/pod/sharded_run.py)."""
     from ..config import load_config
     from ..pod.sharded_run import run_sharded
+    from ..provenance import input_file, mark_overrides
+    from .common import command_provenance_of, write_outputs
 
-    r = run_sharded(load_config(config, **overrides), workload, chips, parallel, batch, out_dir)
+    overrides = parse_sets(sets)
+    chip = mark_overrides(load_config(config, **overrides), overrides)
+    r, out = run_sharded(chip, workload, chips, parallel, batch, out_dir)
+    r["provenance"] = prov = command_provenance_of(
+        chip, config, sets, inputs={"workload": input_file("workload", workload)})
+    written = write_outputs(out, "sharded", r, None, chip, prov["run_id"],
+                            "run THIS_FILE WORKLOAD --chips N")
     click.echo(f"{r['model']} {r['phase']} on {r['config']} {r['topology']} ({r['chips']} chips, "
                f"{r['parallel']}): {r['latency_s'] * 1e3:.4g} ms ({r['compute_s'] * 1e3:.4g} ms "
                f"compute + {r['collectives_s'] * 1e3:.4g} ms all-reduces on the critical path), "
                f"{r['tokens_per_s']:.4g} tokens/s, {r['hbm_gib_per_chip']:.1f} GiB/chip")
-    click.echo(f"wrote {r['out']}")
+    click.echo("wrote " + ", ".join(str(p) for p in written))
 
 
 @click.command()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, plotlyjs_option, set_option
+from .common import (command_provenance_of, parse_sets, plotlyjs_option, set_option,
+                     write_outputs)
 
 
 @click.command()
@@ -77,7 +78,8 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     Writes DIR/train.json: step_s, tokens_per_s(_per_chip), mfu, hfu, hbm_gib_per_chip, the
     parallelism and the time split (compute, exposed collectives, bubble, optimizer), and
     DIR/report.html, the same as a page with a Gantt of the step's per-layer schedule
-    (``--trace FILE.json``: the schedule as a Chrome/Perfetto trace).
+    (``--trace FILE.json``: the schedule as a Chrome/Perfetto trace); train.json's provenance
+    records the command, options and resolved config, which DIR/config.yaml holds.
 
     \b
     Example:
@@ -88,6 +90,7 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     from ..errors import InputError
     from .._io import atomic_write_text
     from ..config import load_config
+    from ..provenance import mark_overrides
     from ..importers.llm import custom_config, get_preset
     from ..pod.search import search
     from ..pod.sharding import parse_spec
@@ -100,7 +103,7 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     from ..pod.flash_blocks import FlashBlocks
     flash = FlashBlocks.parse(flash_blocks) if flash_blocks is not None else None
     kernel = parse_moe(moe)
-    chip = load_config(config, **parse_sets(sets))
+    chip = mark_overrides(load_config(config, **parse_sets(sets)), parse_sets(sets))
     out = out_dir or None
     if trace_path is not None:   # checked before anything is simulated or written
         from ..trace_events import check_trace_path, in_dir
@@ -162,10 +165,9 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     page = train_report(record, schedule_figure(sched, f"Timeline of one step: {title}"))
     trace_text = (schedule_trace_json(sched, {"name": title, "parallel": picked[0][0]})
                   if trace_path is not None else None)
-    atomic_write_text(out / "train.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
-    atomic_write_text(out / "report.html", page)
-    from ..plotlyjs import write_beside   # --plotlyjs directory: the page's shared copy
-    write_beside(out, ["report.html"])
+    record["provenance"] = prov = command_provenance_of(chip, config, sets)
+    written = write_outputs(out, "train", record, page, chip, prov["run_id"],
+                            "train THIS_FILE MODEL")
     if trace_text is not None:
         atomic_write_text(trace_path, trace_text)
     from ..units import number, seconds
@@ -186,6 +188,6 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                    "(transfers taken as hidden under compute)")
     for note in best.notes[1:]:          # the first (per-chip batch, policy, shard) is above
         click.echo(note)
-    click.echo(f"wrote {out / 'train.json'}, {out / 'report.html'}")
+    click.echo("wrote " + ", ".join(str(p) for p in written))
     if trace_path is not None:
         click.echo(f"wrote {trace_path} (open it in ui.perfetto.dev)", err=True)

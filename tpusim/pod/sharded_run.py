@@ -11,7 +11,6 @@ the note (a custom model's note does not carry all of them: ``tpusim infer`` is 
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -66,11 +65,12 @@ def _too_big(step: dict[str, Any], batch: int) -> str:
 
 
 def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: int,
-                out_dir: Path | None, topology: str | None = None) -> dict[str, Any]:
-    """Price the trace ``workload`` sharded over ``chips`` chips, write ``DIR/sharded.json``
-    and return its record. ``batch`` multiplies the trace's sequences, as ``run --batch``."""
+                out_dir: Path | None, topology: str | None = None) -> tuple[dict[str, Any], Path]:
+    """Price the trace ``workload`` sharded over ``chips`` chips: the record of
+    ``DIR/sharded.json`` and DIR, which the caller writes. ``batch`` multiplies the trace's
+    sequences, as ``run --batch``."""
     from .. import load_workload
-    from .._io import atomic_write_text, check_dir
+    from .._io import check_dir
     from .infer import infer_step
     from .sharding import ParallelSpec, parse_spec, spec_source
     from .topology import make_slice
@@ -90,9 +90,7 @@ def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: in
     record = {**r.as_dict(), "config": chip.name, "workload": wl.name, "model": step["model"],
               "sequences": step["sequences"] * batch, "new_tokens": step["new_tokens"],
               "kv_len": step["kv_len"], "dtype": step["dtype"], "logits": step["logits"]}
-    atomic_write_text(out / "sharded.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
-    record["out"] = str(out / "sharded.json")
-    return record
+    return record, out
 
 
 __all__ = ["llm_step_of", "run_sharded"]

@@ -128,11 +128,14 @@ def curve_points(runs: list[ServeRun]) -> list[dict[str, Any]]:
             for r in runs]
 
 
-def write_outputs(runs: list[ServeRun], out: Path, notes: list[str], html: bool = True) -> list[str]:
+def write_outputs(runs: list[ServeRun], out: Path, notes: list[str], html: bool = True,
+                  provenance: dict[str, Any] | None = None, chip=None) -> list[str]:
     """``requests.csv`` and ``serve.json`` (one run), or ``requests-rate-R.csv`` and
     ``serve-rate-R.json`` per rate plus a ``serve.json`` with the curve and the saturation rate;
-    and ``report.html``. All or nothing, and no file of an earlier serve run is left beside
-    them (:func:`tpusim.results.write_all`, group ``serve``)."""
+    and ``report.html``. With ``provenance`` (:func:`tpusim.provenance.command_provenance`)
+    ``serve.json`` carries it and the resolved ``chip`` goes to ``config.yaml``. All or
+    nothing, and no file of an earlier serve run is left beside them
+    (:func:`tpusim.results.write_all`, group ``serve``)."""
     from ..results import write_all
     from .metrics import saturation
     from .report import serve_html
@@ -145,10 +148,17 @@ def write_outputs(runs: list[ServeRun], out: Path, notes: list[str], html: bool 
         return lambda p: p.write_text(table.to_csv(index=False))
 
     files: dict[str, Any] = {}
+    prov = {"provenance": provenance} if provenance is not None else {}
+    if provenance is not None and chip is not None:
+        from ..provenance import config_yaml
+        from ..results import check_own_config
+        check_own_config(out, "serve")
+        text = config_yaml(chip, provenance["run_id"], "serve THIS_FILE MODEL ...")
+        files["config.yaml"] = lambda p: p.write_text(text)
     curve = None
     if len(runs) == 1:
         files["requests.csv"] = _csv(runs[0].table)
-        files["serve.json"] = _json({**runs[0].summary, "notes": notes})
+        files["serve.json"] = _json({**runs[0].summary, "notes": notes, **prov})
     else:
         curve = curve_points(runs)
         for r in runs:
@@ -158,12 +168,12 @@ def write_outputs(runs: list[ServeRun], out: Path, notes: list[str], html: bool 
             "curve": [{**p, "rate": p["rate"] if math.isfinite(p["rate"]) else "inf"}
                       for p in curve],
             "saturation_rate": saturation(curve), "notes": notes,
-            "runs": {f"{r.rate:g}": r.summary for r in runs}})
+            "runs": {f"{r.rate:g}": r.summary for r in runs}, **prov})
     if html:
         page = serve_html("tpusim serve", [(r.rate, r.summary, r.table) for r in runs], curve,
                           notes)
         files["report.html"] = lambda p: p.write_text(page)
-    write_all(files, out, group="serve")
+    write_all(files, out, group="serve", run_id=provenance["run_id"] if provenance else None)
     return list(files)
 
 

@@ -1,0 +1,98 @@
+"""What ``train``, ``infer``, ``run --chips`` and ``serve`` write says what ran: a
+``provenance`` record (command, every option, ``--set`` overrides, each input file's sha256, the
+resolved config) and the resolved ``config.yaml`` beside it, which reruns the same numbers; a
+user's own config.yaml in the output folder is never replaced."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+import tpusim
+from tpusim.config import find_config
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def _visible(d):
+    return {p.name for p in d.iterdir() if not p.name.startswith(".")}
+
+
+TRAIN = ("train", "tpu_v5e", "llama3_1_8b", "--chips", "16", "--parallel", "fsdp=16",
+         "--seq", "1024")
+INFER = ("infer", "tpu_v5e", "llama2_7b", "--chips", "4", "--parallel", "tp=4", "--kv-len", "512")
+SHARDED = ("run", "tpu_v5e", "llama3_8b_decode", "--chips", "8", "--parallel", "tp=8")
+SERVE = ("serve", "tpu_v5e", "gpt2", "--num-requests", "5", "--rate", "inf", "--no-html",
+         "--seed", "0")
+CASES = [(TRAIN, "train.json", "step_s"), (INFER, "infer.json", "latency_s"),
+         (SHARDED, "sharded.json", "latency_s"), (SERVE, "serve.json", "output_tokens_per_s")]
+
+
+@pytest.mark.parametrize("args,name,key", CASES, ids=[c[1] for c in CASES])
+def test_record_says_what_ran_and_config_yaml_reruns_it(cli, tmp_path, args, name, key):
+    out = tmp_path / "a"
+    full = [*args, "--set", "clock_ghz=1.2", "--out", str(out)]
+    code, _, err = cli(*full)
+    assert code == 0, err
+    rec = json.loads((out / name).read_text())
+    prov = rec["provenance"]
+    assert prov["command"] == "tpusim " + " ".join(full)
+    assert prov["tpusim_version"] == tpusim.__version__
+    assert prov["overrides"] == {"clock_ghz": 1.2}
+    assert prov["inputs"]["config"]["sha256"] == _sha(find_config("tpu_v5e"))
+    want = tpusim.load_config("tpu_v5e", clock_ghz=1.2).model_dump(mode="json")
+    got = prov["resolved_config"]
+    assert {k: v for k, v in got.items() if k != "description"} == \
+        {k: v for k, v in want.items() if k != "description"}
+    assert "--set clock_ghz=1.2" in got["description"]   # it no longer is the preset
+    assert prov["options"]["out_dir"] == str(out)
+    if name == "sharded.json":
+        from tpusim.importers import find_workload
+        assert prov["inputs"]["workload"]["sha256"] == _sha(find_workload("llama3_8b_decode"))
+    if name == "serve.json":
+        assert prov["options"]["seed"] == 0      # a zero option is recorded, not dropped
+    # the config.yaml beside it, given back as CONFIG without --set, reruns the same numbers
+    again = tmp_path / "b"
+    rerun = [args[0], str(out / "config.yaml"), *args[2:], "--out", str(again)]
+    code, _, err = cli(*rerun)
+    assert code == 0, err
+    rec2 = json.loads((again / name).read_text())
+    assert rec2[key] == rec[key]
+    assert rec2["provenance"]["inputs"]["config"]["sha256"] == _sha(out / "config.yaml")
+    assert rec2["provenance"]["overrides"] == {}
+
+
+def test_a_clock_change_moves_the_rerun(cli, tmp_path):
+    """The rerun check above would pass trivially if config.yaml were ignored: a slower clock
+    in it must move the step."""
+    code, _, err = cli(*TRAIN, "--out", str(tmp_path / "fast"))
+    assert code == 0, err
+    code, _, err = cli(*TRAIN, "--set", "clock_ghz=0.75", "--out", str(tmp_path / "slow"))
+    assert code == 0, err
+    fast = json.loads((tmp_path / "fast" / "train.json").read_text())["step_s"]
+    slow = json.loads((tmp_path / "slow" / "train.json").read_text())["step_s"]
+    assert slow > fast
+
+
+@pytest.mark.parametrize("args,name,key", CASES, ids=[c[1] for c in CASES])
+def test_a_users_own_config_yaml_is_kept(cli, tmp_path, args, name, key):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "config.yaml").write_text("name: mine\n")
+    code, _, err = cli(*args, "--out", str(out))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "config.yaml" in err and "not written by tpusim" in err
+    assert (out / "config.yaml").read_text() == "name: mine\n"
+    assert _visible(out) == {"config.yaml"}
+
+
+def test_rerun_into_the_same_folder_replaces_its_own_config_yaml(cli, tmp_path):
+    out = tmp_path / "o"
+    assert cli(*INFER, "--out", str(out))[0] == 0
+    code, _, err = cli(*INFER, "--set", "clock_ghz=1.2", "--out", str(out))
+    assert code == 0, err
+    assert "clock_ghz: 1.2" in (out / "config.yaml").read_text()
+    assert _visible(out) == {"infer.json", "config.yaml"}
