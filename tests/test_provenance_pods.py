@@ -54,6 +54,9 @@ def test_record_says_what_ran_and_config_yaml_reruns_it(cli, tmp_path, args, nam
         assert prov["inputs"]["workload"]["sha256"] == _sha(find_workload("llama3_8b_decode"))
     if name == "serve.json":
         assert prov["options"]["seed"] == 0      # a zero option is recorded, not dropped
+    if name == "train.json":                     # the page names the run and the command
+        page = (out / "report.html").read_text()
+        assert prov["run_id"] in page and "tpusim train tpu_v5e llama3_1_8b" in page
     # the config.yaml beside it, given back as CONFIG without --set, reruns the same numbers
     again = tmp_path / "b"
     rerun = [args[0], str(out / "config.yaml"), *args[2:], "--out", str(again)]

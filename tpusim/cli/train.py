@@ -158,14 +158,15 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                                 "step_s": x.step_s, "mfu": x.mfu,
                                 "hbm_gib_per_chip": x.hbm_gib_per_chip}
                                for p, rm, m, x in picked]}
+    record["provenance"] = prov = command_provenance_of(chip, config, sets)
     from ..pod.report import train_report
     from ..pod.schedule_view import schedule_figure, schedule_trace_json
     sched = best.schedule()
     title = f"{cfg.name} on {chip.name} {sl.label()}, {picked[0][0]}"
     page = train_report(record, schedule_figure(sched, f"Timeline of one step: {title}"))
-    trace_text = (schedule_trace_json(sched, {"name": title, "parallel": picked[0][0]})
+    trace_text = (schedule_trace_json(sched, {"name": title, "parallel": picked[0][0],
+                                                "run_id": prov["run_id"]})
                   if trace_path is not None else None)
-    record["provenance"] = prov = command_provenance_of(chip, config, sets)
     written = write_outputs(out, "train", record, page, chip, prov["run_id"],
                             "train THIS_FILE MODEL")
     if trace_text is not None:

@@ -52,6 +52,15 @@ def _how(rec: dict[str, Any], key: str, total: float, seconds) -> str:
     return "exposed (critical path)"
 
 
+def _footer(prov: dict[str, Any] | None) -> str:
+    """The page's last line: which tpusim, which run, which command (train.json has the rest)."""
+    if not prov:
+        return ""
+    cmd = f" &middot; <code>{escape(prov['command'])}</code>" if prov.get("command") else ""
+    return (f"<p style='color:#666'>tpusim {escape(prov['tpusim_version'])} &middot; run "
+            f"{escape(prov['run_id'])}{cmd}</p>")
+
+
 def train_report(rec: dict[str, Any], timeline=None) -> str:
     """HTML for a train.json record; ``timeline``: the step's Gantt figure, if drawn."""
     t = rec["time_s"]
@@ -107,7 +116,7 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
             + "<h2>Shardings compared</h2>"
             + table.format("<tr><th>parallel</th><th>remat</th><th>microbatches</th>"
                            "<th>step</th><th>MFU</th><th>HBM/chip</th></tr>" + rows_alt)
-            + "</body></html>\n")
+            + _footer(rec.get("provenance")) + "</body></html>\n")
 
 
 __all__ = ["train_report"]
