@@ -154,17 +154,17 @@ def write_result(result: "Result", out_dir: str | Path, html: bool = True,
     ``provenance`` (see :func:`tpusim.provenance.run_provenance`) goes into ``summary.json``;
     without it the record holds the run id, the version and the resolved config. ``extra``:
     more files of the run (name: writer), written and recorded with the others."""
-    from .provenance import config_yaml, run_summary
+    from .provenance import run_summary
     out_dir = Path(out_dir)
-    check_own_config(out_dir, "run")
     summary = run_summary(result, provenance)
     run_id = summary["provenance"]["run_id"]
+    config = config_file(out_dir, result.config, run_id)
     # A folder an older tpusim wrote has no manifest: its summary.json says it was a run's.
     adopt = RUN_FILES if _written_by_run(out_dir / "summary.json") else ()
     files: dict[str, Callable[[Path], None]] = {
         "layers.csv": lambda p: p.write_text(layers_csv(result)),
         "summary.json": lambda p: p.write_text(summary_json(summary)),
-        "config.yaml": lambda p: p.write_text(config_yaml(result.config, run_id)),
+        **config,
     }
     if html:
         from .report_pages import report_html
@@ -186,6 +186,17 @@ def check_own_config(out_dir: str | Path, command: str) -> None:
             .get("files", []) for m in out_dir.glob(".tpusim-*.json")):
         raise InputError(str(mine), None, message=f"exists and was not written by tpusim "
                          f"{command}; move it or choose another --out")
+
+
+def config_file(out_dir: str | Path, chip, run_id: str | None,
+                command: str = "run THIS_FILE WORKLOAD") -> dict[str, Callable[[Path], None]]:
+    """The ``config.yaml`` entry (name: writer) of a run's files for :func:`write_all`: the
+    resolved ``chip`` (:func:`tpusim.provenance.config_yaml`), once :func:`check_own_config` has
+    made sure it replaces no config.yaml of the user's."""
+    from .provenance import config_yaml
+    check_own_config(out_dir, command.split()[0])
+    text = config_yaml(chip, run_id, command)
+    return {"config.yaml": lambda p: p.write_text(text)}
 
 
 RUN_FILES = ("layers.csv", "summary.json", "report.html")   # what every tpusim run wrote

@@ -84,15 +84,25 @@ def echo_json(obj: Any) -> None:
     click.echo(json.dumps(_plain(obj), indent=2, allow_nan=False, default=str))
 
 
-def command_provenance_of(chip, config: Any, sets: tuple[str, ...],
+def loaded_chip(config: Any, sets: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:
+    """CONFIG with the ``--set`` overrides applied (its description saying so,
+    :func:`tpusim.provenance.mark_overrides`), and the overrides as parsed."""
+    from ..config import load_config
+    from ..provenance import mark_overrides
+    overrides = parse_sets(sets)
+    return mark_overrides(load_config(config, **overrides), overrides), overrides
+
+
+def command_provenance_of(chip, config: Any, overrides: dict[str, Any],
                           inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``provenance`` record (:func:`tpusim.provenance.command_provenance`) of the command
-    now running: its arguments, every option as click resolved it (``--set`` as the overrides,
-    CONFIG as an input file with its sha256), ``inputs``' files and the resolved ``chip``."""
+    now running: its arguments, every option as click resolved it (``overrides``: the parsed
+    ``--set``; CONFIG as an input file with its sha256), ``inputs``' files and the resolved
+    ``chip``."""
     from ..provenance import command_provenance
     ctx = click.get_current_context()
     options = {k: v for k, v in ctx.params.items() if k not in ("config", "sets")}
-    return command_provenance(chip, config_arg=config, overrides=parse_sets(sets),
+    return command_provenance(chip, config_arg=config, overrides=overrides,
                               options=options, inputs=inputs,
                               argv=(ctx.find_object(dict) or {}).get("argv"))
 
@@ -105,13 +115,10 @@ def write_outputs(out, name: str, record: dict[str, Any], page: str | None, chip
     same command left in DIR are removed (:func:`tpusim.results.write_all`, group NAME)."""
     import json
 
-    from ..provenance import config_yaml
-    from ..results import check_own_config, write_all
-    check_own_config(out, command.split()[0])
+    from ..results import config_file, write_all
     json_text = json.dumps(record, indent=2, sort_keys=True) + "\n"
-    yaml_text = config_yaml(chip, run_id, command)
-    files = {f"{name}.json": lambda p: p.write_text(json_text),
-             "config.yaml": lambda p: p.write_text(yaml_text)}
+    config = config_file(out, chip, run_id, command)
+    files = {f"{name}.json": lambda p: p.write_text(json_text), **config}
     if page is not None:
         files["report.html"] = lambda p: p.write_text(page)
     written = write_all(files, out, group=name, run_id=run_id)

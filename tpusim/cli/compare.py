@@ -38,7 +38,6 @@ def compare(runs, out_dir, top, as_json):
     """
     from .._io import check_dir
     from ..comparison import compare as compare_runs, write_comparison
-    from .. import units
 
     if len(runs) < 2:
         raise click.UsageError("compare needs at least two RUNS")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import command_provenance_of, parse_sets, set_option, write_outputs
+from .common import command_provenance_of, loaded_chip, set_option, write_outputs
 
 
 @click.command()
@@ -39,15 +39,13 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
       tpusim infer tpu_v5e llama2_70b --chips 8 --parallel tp=8 --dtype int8 \\
           --phase decode --batch 8 --kv-len 2048
     """
-    from ..config import load_config
-    from ..provenance import mark_overrides
     from ..importers.llm import get_preset
     from ..importers.llm_step_args import check_step_args
     from ..pod.infer import infer_step
     from ..pod.sharding import ParallelSpec, parse_spec, spec_source
     from ..pod.topology import make_slice
 
-    chip = mark_overrides(load_config(config, **parse_sets(sets)), parse_sets(sets))
+    chip, overrides = loaded_chip(config, sets)
     cfg = get_preset(model)
     # checked here, once, so that errors name the options typed, not the builder's fields
     check_step_args(phase, batch, seq, kv_len, dtype, options=True)
@@ -58,7 +56,7 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
     out = out_dir or Path("results") / f"infer-{Path(config).stem}-{cfg.name}"
     record = {**r.as_dict(), "config": chip.name, "model": cfg.name, "batch": batch,
               "seq": seq, "kv_len": kv_len, "dtype": dtype}
-    record["provenance"] = prov = command_provenance_of(chip, config, sets)
+    record["provenance"] = prov = command_provenance_of(chip, config, overrides)
     written = write_outputs(out, "infer", record, None, chip, prov["run_id"],
                             "infer THIS_FILE MODEL")
     click.echo(f"{cfg.name} {phase} on {chip.name} {r.topology} ({r.chips} chips, {r.parallel}): "

@@ -183,7 +183,6 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
         for f in formats:
             res = tpusim.simulate(chip, wl, format=f, batch=batch)
             tables.append(layer_table(res.layers, chip, roofs, wl.name))
-    several = len(tables) > 1
     names = ", ".join(dict.fromkeys(str(t["workload"].iloc[0]) for t in tables if len(t)))
     title = f"Roofline: {names} on {chip.name}" + (f" (batch {batch})" if batch > 1 else "")
     fig = roofline_chart(tables, roofs, title, per_workload=per_workload, reference=ref)

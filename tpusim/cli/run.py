@@ -252,16 +252,14 @@ def configs_tables() -> tuple[list[dict], list[dict]]:
 
 def _sharded(config, workload, sets, chips, parallel, batch, out_dir) -> None:
     """``--chips``/``--parallel``: the LLM step sharded (tpusim/pod/sharded_run.py)."""
-    from ..config import load_config
     from ..pod.sharded_run import run_sharded
-    from ..provenance import input_file, mark_overrides
-    from .common import command_provenance_of, write_outputs
+    from ..provenance import input_file
+    from .common import command_provenance_of, loaded_chip, write_outputs
 
-    overrides = parse_sets(sets)
-    chip = mark_overrides(load_config(config, **overrides), overrides)
+    chip, overrides = loaded_chip(config, sets)
     r, out = run_sharded(chip, workload, chips, parallel, batch, out_dir)
     r["provenance"] = prov = command_provenance_of(
-        chip, config, sets, inputs={"workload": input_file("workload", workload)})
+        chip, config, overrides, inputs={"workload": input_file("workload", workload)})
     written = write_outputs(out, "sharded", r, None, chip, prov["run_id"],
                             "run THIS_FILE WORKLOAD --chips N")
     click.echo(f"{r['model']} {r['phase']} on {r['config']} {r['topology']} ({r['chips']} chips, "

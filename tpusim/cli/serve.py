@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import command_provenance_of, parse_sets, set_option, plotlyjs_option
+from .common import command_provenance_of, loaded_chip, set_option, plotlyjs_option
 
 
 def _rate(text: str, where: str) -> float:
@@ -89,9 +89,8 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
     """
     import time
 
-    from ..config import load_config
     from ..errors import InputError
-    from ..provenance import input_file, mark_overrides
+    from ..provenance import input_file
     from ..serve import serve as run_serve, setup, write_outputs
     from ..serve.requests import load_requests, synthetic_requests
     from ..serve.shapes import JETSTREAM, step_shapes
@@ -122,7 +121,7 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
         reqs = synthetic_requests(synthetic, num_requests, math.inf if one is None else one,
                                   seed)
         offered, one = one, None
-    chip = mark_overrides(load_config(config, **parse_sets(sets)), parse_sets(sets))
+    chip, overrides = loaded_chip(config, sets)
     t0 = time.perf_counter()
     st = setup(chip, model, chips, _tp(parallel), weights, kv_dtype, kv_block, max_batch,
                chunked_prefill, max(r.input_tokens for r in reqs))
@@ -135,7 +134,7 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
                         f", fixed batch {'on' if shapes.fixed_batch else 'off'}, attention block "
                         f"{shapes.attention_block} keys, decode hold {shapes.decode_hold:g}")
     out = out_dir or Path("results") / f"serve-{Path(str(config)).stem}-{model}"
-    prov = command_provenance_of(chip, config, sets,
+    prov = command_provenance_of(chip, config, overrides,
                                  inputs={"requests": input_file("requests", requests_file)})
     written = write_outputs(runs, out, st.notes, html=not no_html, provenance=prov, chip=chip)
     for note in st.notes:

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import click
 
-from .common import (command_provenance_of, parse_sets, plotlyjs_option, set_option,
+from .common import (command_provenance_of, loaded_chip, plotlyjs_option, set_option,
                      write_outputs)
 
 
@@ -89,8 +88,6 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     """
     from ..errors import InputError
     from .._io import atomic_write_text
-    from ..config import load_config
-    from ..provenance import mark_overrides
     from ..importers.llm import custom_config, get_preset
     from ..pod.search import search
     from ..pod.sharding import parse_spec
@@ -103,7 +100,7 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     from ..pod.flash_blocks import FlashBlocks
     flash = FlashBlocks.parse(flash_blocks) if flash_blocks is not None else None
     kernel = parse_moe(moe)
-    chip = mark_overrides(load_config(config, **parse_sets(sets)), parse_sets(sets))
+    chip, overrides = loaded_chip(config, sets)
     out = out_dir or None
     if trace_path is not None:   # checked before anything is simulated or written
         from ..trace_events import check_trace_path, in_dir
@@ -158,7 +155,7 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                                 "step_s": x.step_s, "mfu": x.mfu,
                                 "hbm_gib_per_chip": x.hbm_gib_per_chip}
                                for p, rm, m, x in picked]}
-    record["provenance"] = prov = command_provenance_of(chip, config, sets)
+    record["provenance"] = prov = command_provenance_of(chip, config, overrides)
     from ..pod.report import train_report
     from ..pod.schedule_view import schedule_figure, schedule_trace_json
     sched = best.schedule()

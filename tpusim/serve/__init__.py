@@ -150,11 +150,8 @@ def write_outputs(runs: list[ServeRun], out: Path, notes: list[str], html: bool 
     files: dict[str, Any] = {}
     prov = {"provenance": provenance} if provenance is not None else {}
     if provenance is not None and chip is not None:
-        from ..provenance import config_yaml
-        from ..results import check_own_config
-        check_own_config(out, "serve")
-        text = config_yaml(chip, provenance["run_id"], "serve THIS_FILE MODEL ...")
-        files["config.yaml"] = lambda p: p.write_text(text)
+        from ..results import config_file
+        files.update(config_file(out, chip, provenance["run_id"], "serve THIS_FILE MODEL ..."))
     curve = None
     if len(runs) == 1:
         files["requests.csv"] = _csv(runs[0].table)
