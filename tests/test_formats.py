@@ -95,7 +95,8 @@ def test_formats_command_writes_table_and_page(cli, tmp_path):
     out = tmp_path / "f"
     code, stdout, err = cli("formats", "default", "--gemm-size", "64", "--out", out)
     assert code == 0, err
-    assert {p.name for p in out.iterdir()} == {"formats.csv", "formats.html"}
+    assert {p.name for p in out.iterdir()} == {"formats.csv", "formats.html", "formats.json",
+                                               "config.yaml", ".tpusim-formats.json"}
     df = pd.read_csv(out / "formats.csv").set_index("format")
     assert set(SPEC_COLUMNS[1:]) <= set(df.columns)
     assert list(df.index) == list(FORMAT_NAMES)

@@ -107,18 +107,27 @@ def command_provenance_of(chip, config: Any, overrides: dict[str, Any],
                               argv=(ctx.find_object(dict) or {}).get("argv"))
 
 
+def record_files(out, name: str, record: dict[str, Any], chip, run_id: str,
+                 command: str) -> dict[str, Any]:
+    """``NAME.json`` (``record``) and ``config.yaml`` (the resolved ``chip``; ``command``, e.g.
+    ``train THIS_FILE MODEL``, with the recorded options reproduces the run) as name: writer
+    entries for :func:`tpusim.results.write_all` into ``out``."""
+    import json
+
+    from ..results import config_file
+    json_text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    config = config_file(out, chip, run_id, command)
+    return {f"{name}.json": lambda p: p.write_text(json_text), **config}
+
+
 def write_outputs(out, name: str, record: dict[str, Any], page: str | None, chip,
                   run_id: str, command: str) -> list:
     """``DIR/NAME.json`` (``record``), ``DIR/report.html`` (``page``, unless None) and
     ``DIR/config.yaml`` (the resolved ``chip``; ``command``, e.g. ``train THIS_FILE MODEL``,
     with the recorded options reproduces the run), all or nothing; files an earlier run of the
     same command left in DIR are removed (:func:`tpusim.results.write_all`, group NAME)."""
-    import json
-
-    from ..results import config_file, write_all
-    json_text = json.dumps(record, indent=2, sort_keys=True) + "\n"
-    config = config_file(out, chip, run_id, command)
-    files = {f"{name}.json": lambda p: p.write_text(json_text), **config}
+    from ..results import write_all
+    files = record_files(out, name, record, chip, run_id, command)
     if page is not None:
         files["report.html"] = lambda p: p.write_text(page)
     written = write_all(files, out, group=name, run_id=run_id)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option
+from .common import command_provenance_of, loaded_chip, record_files, set_option
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -28,7 +28,9 @@ def _split(values: tuple[str, ...]) -> list[str]:
               default=None, help="Output directory [default: results/compress-<config>-<workload>].")
 def compress(config, workload, sparsity, formats, fuse, batch, sets, out_dir):
     """What each compression technique, and each combination, buys on CONFIG for WORKLOAD:
-    latency, energy, HBM bytes, area and numeric error, against the dense baseline.
+    latency, energy, HBM bytes, area and numeric error, against the dense baseline. Writes
+    DIR/compress.csv, DIR/compress.html, DIR/compress.json (what ran: command, options, input
+    sha256s, the resolved config) and DIR/config.yaml (that config).
 
     \b
     Example:
@@ -36,22 +38,30 @@ def compress(config, workload, sparsity, formats, fuse, batch, sets, out_dir):
     """
     import tpusim
 
-    from .._io import atomic_write_text, check_dir, csv_safe
+    from .._io import check_dir, csv_safe
     from ..compress import compress_html, compress_table, table_text, techniques
     from ..errors import InputError
+    from ..provenance import input_file
+    from ..results import write_all
 
     techs = techniques(_split(sparsity), _split(formats), fuse, batch)
     if not techs:
         raise InputError("compress", None, message="give at least one --sparsity, --formats "
                          "or --fuse")
-    chip = tpusim.load_config(config, **parse_sets(sets))
+    chip, overrides = loaded_chip(config, sets)
     wl = tpusim.load_workload(workload)
     out = out_dir or Path("results") / f"compress-{chip.name}-{wl.name}"
     check_dir(out)
     df = compress_table(chip, wl, techs, batch)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "compress.csv", csv_safe(df).to_csv(index=False))
-    atomic_write_text(out / "compress.html", compress_html(df, chip.name, wl.name))
+    prov = command_provenance_of(chip, config, overrides,
+                                 inputs={"workload": input_file("workload", workload)})
+    csv_text = csv_safe(df).to_csv(index=False)
+    page = compress_html(df, chip.name, wl.name)
+    write_all({"compress.csv": lambda p: p.write_text(csv_text),
+               "compress.html": lambda p: p.write_text(page),
+               **record_files(out, "compress", {"provenance": prov}, chip, prov["run_id"],
+                              "compress THIS_FILE WORKLOAD")},
+              out, group="compress", run_id=prov["run_id"])
     rows = table_text(df)
     show = [0, 1, 2, 4, 5, 6, 10]
     widths = [max(len(r[c]) for r in rows) for c in show]
@@ -61,4 +71,4 @@ def compress(config, workload, sparsity, formats, fuse, batch, sets, out_dir):
     for _, r in df.iterrows():
         if r["note"]:
             click.echo(f"  {r['technique']}: {r['note']}")
-    click.echo(f"wrote {out}/compress.csv, compress.html")
+    click.echo(f"wrote {out}/compress.csv, compress.html, compress.json, config.yaml")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import echo_json, json_option, parse_sets, set_option, plotlyjs_option
+from .common import (command_provenance_of, echo_json, json_option, loaded_chip, record_files,
+                     set_option, plotlyjs_option)
 
 def _console():
     """A terminal's width (or COLUMNS'); logs and pipes get 200 columns (no folded cells)."""
@@ -75,7 +76,8 @@ def formats(config, names, workload, sets, gemm_size, seed, out_dir, as_json):
     """Area, energy, peak throughput and numeric error of each format on chip CONFIG.
 
     Writes DIR/formats.csv and DIR/formats.html (bar charts of area and energy per format, and
-    TOPS/W against GEMM error as a Pareto view). Formats the chip neither runs nor emulates are
+    TOPS/W against GEMM error as a Pareto view), DIR/formats.json (what ran: command, options,
+    input sha256s, the resolved config) and DIR/config.yaml (that config). Formats the chip neither runs nor emulates are
     compared too, with empty throughput (and workload latency) and a note saying so; naming an
     unknown format in --formats is an error.
 
@@ -89,9 +91,10 @@ def formats(config, names, workload, sets, gemm_size, seed, out_dir, as_json):
     from .._io import csv_safe
     from ..config import config_label
     from ..format_report import format_table, formats_html
+    from ..provenance import input_file
     from ..results import write_all
 
-    chip = tpusim.load_config(config, **parse_sets(sets))
+    chip, overrides = loaded_chip(config, sets)
     fmt_list = None
     if names is not None:
         fmt_list = [p.strip() for p in names.split(",")]
@@ -104,10 +107,15 @@ def formats(config, names, workload, sets, gemm_size, seed, out_dir, as_json):
     out = out_dir or Path("results") / f"formats-{config_label(config)}"
     page_html = formats_html(df, chip.name, wl.name if wl else None)
     csv_text = csv_safe(df).to_csv(index=False, float_format="%.10g")
+    prov = command_provenance_of(chip, config, overrides,
+                                 inputs={"workload": input_file("workload", workload)})
+    files = record_files(out, "formats", {"provenance": prov}, chip, prov["run_id"],
+                         "formats THIS_FILE")
     write_all({"formats.csv": lambda p: p.write_text(csv_text),
-               "formats.html": lambda p: p.write_text(page_html)}, Path(out))
+               "formats.html": lambda p: p.write_text(page_html), **files}, Path(out),
+              group="formats", run_id=prov["run_id"])
     if as_json:
         echo_json({"config": chip.name, "workload": wl.name if wl else None, "formats": df})
     else:
         print_table(df, chip.name, wl.name if wl is not None else None)
-    click.echo(f"wrote {out}/formats.csv, formats.html", err=as_json)
+    click.echo(f"wrote {out}/formats.csv, formats.html, formats.json, config.yaml", err=as_json)

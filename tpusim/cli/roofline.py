@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import sys
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from .common import echo_json, json_option, parse_sets, set_option, plotlyjs_option
+from .common import (command_provenance_of, echo_json, json_option, loaded_chip, set_option,
+                     plotlyjs_option)
 
 PNG_HINT = "--png needs kaleido, which is not installed: pip install 'tpusim[png]'"
 
@@ -152,7 +154,8 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     marked, one point per layer sized by its share of time and coloured by what bounds it
     (compute, hbm, sram, vector). Prints the heaviest layers (--top N, or --all), the reason for
     each bound and the per-workload summary, and writes the chart as a self-contained HTML file
-    and every layer as CSV beside it.
+    and every layer as CSV beside it, with a JSON of the same name saying what ran (command,
+    options, input sha256s, the resolved config).
 
     \b
     Example:
@@ -173,7 +176,7 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     from ..results import write_all
     from ..roofline import chip_roofs, layer_table, roof_notes, workload_table
 
-    chip = tpusim.load_config(config, **parse_sets(sets))
+    chip, overrides = loaded_chip(config, sets)
     roofs = chip_roofs(chip)
     formats = [chip.check_format(f, "--format") if f else None for f in _split(fmts)]
     ref = read_reference(reference) if reference else None
@@ -203,7 +206,8 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
 
     html_path = Path(out or default_html(config, workloads, per_workload))
     csv_path = html_path.with_suffix(".csv")
-    for target in (html_path, csv_path, *([Path(png)] if png is not None else [])):
+    json_path = html_path.with_suffix(".json")   # what was simulated: the provenance record
+    for target in (html_path, csv_path, json_path, *([Path(png)] if png is not None else [])):
         check_target(target)
     notes = roof_notes(roofs)
     parts = [f"<h2>Per workload</h2>{workload_table_html(wt, roofs.offchip)}"]
@@ -215,8 +219,15 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     page = roofline_page(fig, title, parts, notes)
     csv_text = csv_safe(csv_table).to_csv(index=False, float_format="%.10g")
     png_bytes = _png(fig) if png is not None else None
+    from ..provenance import input_file
+    inputs = {("workload" if len(workloads) == 1 else f"workload_{i + 1}"):
+              input_file("workload", w) for i, w in enumerate(workloads)}
+    prov = command_provenance_of(chip, config, overrides,
+                                 inputs={**inputs, "reference": input_file("reference", reference)})
+    prov_text = json.dumps({"provenance": prov}, indent=2, sort_keys=True) + "\n"
     files = {html_path.name: lambda p: p.write_text(page),
-             csv_path.name: lambda p: p.write_text(csv_text)}
+             csv_path.name: lambda p: p.write_text(csv_text),
+             json_path.name: lambda p: p.write_text(prov_text)}
     if png is not None and Path(png).resolve().parent == html_path.resolve().parent:
         files[Path(png).name] = lambda p, data=png_bytes: p.write_bytes(data)
         png_bytes = None
@@ -224,7 +235,7 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     if png_bytes is not None:
         with atomic_path(png) as tmp:
             tmp.write_bytes(png_bytes)
-    written = [html_path, csv_path] + ([png] if png is not None else [])
+    written = [html_path, csv_path, json_path] + ([png] if png is not None else [])
     click.echo("wrote " + ", ".join(str(p) for p in written), err=as_json)
 
 

@@ -1,0 +1,76 @@
+"""``formats``, ``compress`` and ``roofline`` write tables (CSV) and pages; beside them a JSON
+``provenance`` record says what was simulated (command, options, ``--set`` overrides, each input
+file's sha256, the resolved config), and for the two folder outputs a ``config.yaml`` that, given
+back as CONFIG, reruns the same table."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+import tpusim
+from tpusim.config import find_config
+from tpusim.importers import find_workload
+
+FORMATS = ("formats", "tpu_v4", "--formats", "int8,bf16", "--workload", "mlp0")
+COMPRESS = ("compress", "tpu_v4", "mlp0", "--sparsity", "2:4", "--formats", "w8a8")
+CASES = [(FORMATS, "formats"), (COMPRESS, "compress")]
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.mark.parametrize("args,name", CASES, ids=[c[1] for c in CASES])
+def test_table_folder_records_what_ran_and_config_yaml_reruns_it(cli, tmp_path, args, name):
+    out = tmp_path / "a"
+    full = [*args, "--set", "clock_ghz=0.9", "--out", str(out)]
+    code, _, err = cli(*full)
+    assert code == 0, err
+    prov = json.loads((out / f"{name}.json").read_text())["provenance"]
+    assert prov["command"] == "tpusim " + " ".join(full)
+    assert prov["tpusim_version"] == tpusim.__version__
+    assert prov["overrides"] == {"clock_ghz": 0.9}
+    assert prov["inputs"]["config"]["sha256"] == _sha(find_config("tpu_v4"))
+    assert prov["inputs"]["workload"]["sha256"] == _sha(find_workload("mlp0"))
+    assert prov["resolved_config"]["clock_ghz"] == 0.9
+    table = (out / f"{name}.csv").read_text()
+    # the written config.yaml, as CONFIG and without --set, gives the same table ...
+    again = tmp_path / "b"
+    code, _, err = cli(name, str(out / "config.yaml"), *args[2:], "--out", str(again))
+    assert code == 0, err
+    assert (again / f"{name}.csv").read_text() == table
+    # ... and the preset without the override does not (the rerun check can fail)
+    plain = tmp_path / "c"
+    code, _, err = cli(*args, "--out", str(plain))
+    assert code == 0, err
+    assert (plain / f"{name}.csv").read_text() != table
+
+
+@pytest.mark.parametrize("args,name", CASES, ids=[c[1] for c in CASES])
+def test_table_folder_keeps_a_users_config_yaml(cli, tmp_path, args, name):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.yaml").write_text("name: my own\n")
+    code, _, err = cli(*args, "--out", str(out))
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "config.yaml" in err and "Traceback" not in err
+    assert (out / "config.yaml").read_text() == "name: my own\n"
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]   # nothing half-written
+
+
+def test_roofline_json_beside_the_chart_names_every_input(cli, tmp_path):
+    ref = tmp_path / "ref.csv"
+    ref.write_text("name,ops_per_byte,tops\nx,10,5\n")
+    html = tmp_path / "r" / "roof.html"
+    code, out, err = cli("roofline", "tpu_v1", "mlp0", "lstm0", "--reference", str(ref),
+                         "--set", "clock_ghz=0.5", "--out", str(html))
+    assert code == 0, err
+    prov = json.loads(html.with_suffix(".json").read_text())["provenance"]
+    assert prov["overrides"] == {"clock_ghz": 0.5}
+    assert prov["inputs"]["workload_1"]["sha256"] == _sha(find_workload("mlp0"))
+    assert prov["inputs"]["workload_2"]["sha256"] == _sha(find_workload("lstm0"))
+    assert prov["inputs"]["reference"]["sha256"] == _sha(ref)
+    assert prov["inputs"]["config"]["sha256"] == _sha(find_config("tpu_v1"))
+    assert str(html.with_suffix(".json")) in out + err
