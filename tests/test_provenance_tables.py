@@ -74,3 +74,10 @@ def test_roofline_json_beside_the_chart_names_every_input(cli, tmp_path):
     assert prov["inputs"]["reference"]["sha256"] == _sha(ref)
     assert prov["inputs"]["config"]["sha256"] == _sha(find_config("tpu_v1"))
     assert str(html.with_suffix(".json")) in out + err
+
+
+@pytest.mark.parametrize("name", ["roof.csv", "roof.JSON"])
+def test_roofline_out_named_like_its_table_or_record_is_refused(cli, tmp_path, name):
+    code, _, err = cli("roofline", "tpu_v1", "mlp0", "--out", str(tmp_path / name))
+    assert code == 2 and "--out" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -165,6 +165,10 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     """
     if png is not None and not have_kaleido():
         raise click.UsageError(PNG_HINT)
+    if out is not None and Path(out).suffix.lower() in (".csv", ".json"):
+        from ..errors import InputError   # the table and the record take those two names
+        raise InputError("--out", None, str(out), "the chart's HTML file, e.g. roof.html (its "
+                         ".csv and .json are written beside it)")
     import pandas as pd
     from rich.console import Console
 
