@@ -273,6 +273,13 @@ def test_validate_scores_by_cv_and_skips_what_is_missing(cli, tmp_path, monkeypa
     assert list(df.columns[:7]) == ["check", "case", "metric", "unit", "predicted", "measured",
                                     "error"]
     assert df["fitted_on"].notna().all()
+    # validation.json: which tpusim, which command, and the sha256 of each file it scored
+    import hashlib
+    import json
+    prov = json.loads((out / "validation.json").read_text())["provenance"]
+    assert prov["tpusim_version"] == tpusim.__version__ and prov["options"]["pods"] is False
+    for key, path in (("measurements_1", meas), ("calibrated", calibrated)):
+        assert prov["inputs"][key]["sha256"] == hashlib.sha256(open(path, "rb").read()).hexdigest()
     cv = df[df["metric"].str.contains("CV")]
     assert len(cv) == len(SHAPES) and cv["fitted_on"].str.contains("held out").all()
     assert (cv["error"].abs() < 0.15).all()

@@ -81,3 +81,30 @@ def test_roofline_out_named_like_its_table_or_record_is_refused(cli, tmp_path, n
     code, _, err = cli("roofline", "tpu_v1", "mlp0", "--out", str(tmp_path / name))
     assert code == 2 and "--out" in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_json_names_each_side(cli, tmp_path):
+    a = tmp_path / "a"
+    code, _, err = cli("run", "default", "mlp0", "--no-html", "--out", str(a))
+    assert code == 0, err
+    out = tmp_path / "cmp"
+    code, _, err = cli("compare", str(a), "tpu_v1:mlp0", "--out", str(out))
+    assert code == 0, err
+    rec = json.loads((out / "compare.json").read_text())
+    assert rec["provenance"]["command"] == f"tpusim compare {a} tpu_v1:mlp0 --out {out}"
+    folder, simulated = rec["runs"]
+    summary = json.loads((a / "summary.json").read_text())
+    assert folder["run_id"] == summary["provenance"]["run_id"]
+    assert folder["summary_sha256"] == _sha(a / "summary.json")
+    assert simulated["inputs"]["config"]["sha256"] == _sha(find_config("tpu_v1"))
+    assert simulated["inputs"]["workload"]["sha256"] == _sha(find_workload("mlp0"))
+
+
+
+def test_roofline_refuses_a_symlinked_record_beside_the_chart(cli, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "roof.json").symlink_to(victim)
+    code, _, err = cli("roofline", "tpu_v1", "mlp0", "--out", str(tmp_path / "roof.html"))
+    assert code == 2 and "roof.json" in err and len(err.strip().splitlines()) == 1
+    assert victim.read_text() == "precious" and not (tmp_path / "roof.html").exists()

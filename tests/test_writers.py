@@ -53,7 +53,8 @@ def _commands(tmp_path, target):
 
 @pytest.mark.parametrize("cmd", ["import scalesim", "workload llm", "roofline", "calibrate"])
 def test_out_symlink_is_refused_and_its_target_untouched(cli, tmp_path, cmd):
-    victim, link = _symlink_to_victim(tmp_path, "out.csv")
+    # roofline's --out is its chart: .csv and .json are the names of the files beside it
+    victim, link = _symlink_to_victim(tmp_path, "out.html" if cmd == "roofline" else "out.csv")
     code, _, err = cli(*_commands(tmp_path, link)[cmd])
     _one_line_refusal(code, err, link)
     assert link.is_symlink() and victim.read_text() == "precious"
@@ -61,7 +62,7 @@ def test_out_symlink_is_refused_and_its_target_untouched(cli, tmp_path, cmd):
 
 @pytest.mark.parametrize("cmd", ["import scalesim", "workload llm", "roofline"])
 def test_out_fifo_is_refused_without_blocking(cli, tmp_path, cmd):
-    fifo = tmp_path / "out.csv"
+    fifo = tmp_path / ("out.html" if cmd == "roofline" else "out.csv")
     os.mkfifo(fifo)
     code, _, err = cli(*_commands(tmp_path, fifo)[cmd])
     _one_line_refusal(code, err, fifo)

@@ -238,10 +238,40 @@ def comparison_csv(c: Comparison) -> str:
     return csv_safe(df).to_csv(index=False, float_format="%.10g")
 
 
-def write_comparison(c: Comparison, out_dir: str | Path) -> list[Path]:
-    """``compare.csv`` and ``compare.html`` into ``out_dir``, all or nothing."""
+def run_sources(c: Comparison) -> list[dict[str, Any]]:
+    """What each side of ``c`` was: its label and source, and for a run folder its summary.json's
+    sha256 and the run id and command it records; for ``CONFIG:WORKLOAD`` (simulated here) the
+    two input files with their sha256."""
+    from .provenance import file_sha256, input_file
+    out = []
+    for r in c.runs:
+        entry: dict[str, Any] = {"label": r.label, "source": r.source}
+        folder = Path(r.source) if r.source else None
+        if folder is not None and (folder / "summary.json").is_file():
+            prov = r.summary.get("provenance") or {}
+            entry.update(summary_sha256=file_sha256(folder / "summary.json"),
+                         run_id=prov.get("run_id"), command=prov.get("command"))
+        elif ":" in r.source:
+            config, _, workload = r.source.rpartition(":")
+            entry["inputs"] = {"config": input_file("config", config),
+                               "workload": input_file("workload", workload)}
+        out.append(entry)
+    return out
+
+
+def write_comparison(c: Comparison, out_dir: str | Path,
+                     provenance: dict[str, Any] | None = None) -> list[Path]:
+    """``compare.csv`` and ``compare.html`` into ``out_dir``, all or nothing; with
+    ``provenance`` (run id, version, command, options) also ``compare.json``: it and what each
+    run compared was (:func:`run_sources`)."""
     from .results import write_all
     html = c.to_html()
     csv = c.to_csv()
-    return write_all({"compare.csv": lambda p: p.write_text(csv),
-                      "compare.html": lambda p: p.write_text(html)}, out_dir, group="compare")
+    files = {"compare.csv": lambda p: p.write_text(csv),
+             "compare.html": lambda p: p.write_text(html)}
+    if provenance is not None:
+        text = json.dumps({"provenance": provenance, "runs": run_sources(c)}, indent=2,
+                          sort_keys=True) + "\n"
+        files["compare.json"] = lambda p: p.write_text(text)
+    return write_all(files, out_dir, group="compare",
+                     run_id=provenance["run_id"] if provenance else None)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option, plotlyjs_option
+from .common import command_record, parse_sets, set_option, plotlyjs_option
 
 
 def _parse_fits(fits: tuple[str, ...]) -> dict | None:
@@ -171,7 +171,8 @@ def validate(out_dir, measurements, calibrated, pods):
 
     Writes DIR/validation.csv (check, case, metric, predicted, measured, error, fitted_on: which
     data fitted which parameter; no parameter is scored on the data that fitted it) and
-    DIR/validation.html (predicted against measured, with y = x). Checks whose inputs are
+    DIR/validation.html (predicted against measured, with y = x) and DIR/validation.json (what
+    ran: version, command, options, the input files' sha256). Checks whose inputs are
     missing are listed as 'skipped: missing ...'.
 
     \b
@@ -182,9 +183,20 @@ def validate(out_dir, measurements, calibrated, pods):
     from ..results import write_all
     from ..fidelity import run_checks, summary_lines, validation_csv, validation_html
 
+    import json
+
+    from ..provenance import input_file
     table = run_checks(measurements=list(measurements), calibrated=calibrated, pods=pods)
+    record = command_record()
+    inputs = {f"measurements_{i + 1}": input_file("measurements", m)
+              for i, m in enumerate(measurements) if Path(m).is_file()}
+    if calibrated is not None and Path(calibrated).is_file():
+        inputs["calibrated"] = input_file("calibrated", calibrated)
+    text = json.dumps({"provenance": {**record, "inputs": inputs}}, indent=2,
+                      sort_keys=True) + "\n"
     write_all({"validation.csv": lambda p: p.write_text(validation_csv(table)),
-               "validation.html": lambda p: p.write_text(validation_html(table))}, out_dir)
+               "validation.html": lambda p: p.write_text(validation_html(table)),
+               "validation.json": lambda p: p.write_text(text)}, out_dir)
     for line in summary_lines(table):
         click.echo(line)
-    click.echo(f"wrote {out_dir}/validation.csv, validation.html")
+    click.echo(f"wrote {out_dir}/validation.csv, validation.html, validation.json")

@@ -63,8 +63,10 @@ def json_option(what: str):
 
 def _plain(v: Any) -> Any:
     """JSON values: DataFrames as lists of records, numpy scalars as numbers, NaN and
-    infinities as null (JSON has neither)."""
+    infinities as null (JSON has neither), paths as strings."""
     import math
+    if hasattr(v, "as_posix"):
+        return str(v)
     if hasattr(v, "to_dict") and hasattr(v, "columns"):
         return [_plain(r) for r in v.to_dict("records")]
     if isinstance(v, dict):
@@ -91,6 +93,20 @@ def loaded_chip(config: Any, sets: tuple[str, ...]) -> tuple[Any, dict[str, Any]
     from ..provenance import mark_overrides
     overrides = parse_sets(sets)
     return mark_overrides(load_config(config, **overrides), overrides), overrides
+
+
+def command_record() -> dict[str, Any]:
+    """Run id, tpusim version, command line and every option as click resolved it (None
+    dropped; a False kept: ``validate --no-pods`` is not the default) of the command now
+    running, for outputs that simulate no one chip."""
+    from .. import __version__
+    from ..provenance import command_line, new_run_id
+    ctx = click.get_current_context()
+    argv = (ctx.find_object(dict) or {}).get("argv")
+    return {"run_id": new_run_id(), "tpusim_version": __version__,
+            "command": command_line(argv) if argv is not None else None,
+            "options": {k: _plain(v) for k, v in ctx.params.items() if v is not None}}
+
 
 
 def command_provenance_of(chip, config: Any, overrides: dict[str, Any],

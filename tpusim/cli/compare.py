@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import echo_json, json_option, plotlyjs_option
+from .common import command_record, echo_json, json_option, plotlyjs_option
 
 
 def _default_out(labels: list[str]) -> Path:
@@ -24,7 +24,8 @@ def _default_out(labels: list[str]) -> Path:
 @plotlyjs_option()
 def compare(runs, out_dir, top, as_json):
     """Compare RUNS against the first: summary deltas, per-layer speedup and energy ratios,
-    overlaid rooflines; writes compare.csv and compare.html.
+    overlaid rooflines; writes compare.csv, compare.html and compare.json (what each side
+    was: run id, command, sha256).
 
     Each RUN is a folder `tpusim run` wrote or CONFIG:WORKLOAD (simulated here). All runs must
     be of the same workload (the same layers in the same order).
@@ -44,7 +45,7 @@ def compare(runs, out_dir, top, as_json):
     c = compare_runs(list(runs))
     out = out_dir or _default_out([r.label for r in c.runs])
     check_dir(out)
-    written = write_comparison(c, out)
+    written = write_comparison(c, out, command_record())
     base = c.runs[0]
     if as_json:
         echo_json({"baseline": base.label, "summary": c.summary,
