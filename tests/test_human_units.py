@@ -52,6 +52,8 @@ def made(tmp_path_factory):
         "generate": ["generate", "tpu_v4", "gpt2", "--prompt", "64", "--steps", "4"],
         "train": ["train", "tpu_v5e", "gpt2", "--chips", "8", "--seq", "256",
                   "--parallel", "fsdp=8", "--out", d / "train"],
+        "infer": ["infer", "tpu_v5e", "llama2_7b", "--chips", "4", "--parallel", "tp=4",
+                  "--kv-len", "512", "--out", d / "infer"],
         "serve": ["serve", "tpu_v5e", "gpt2", "--synthetic", "in=64,out=16",
                   "--num-requests", "8", "--rate", "inf", "--out", d / "serve"],
         # 2 x 256 MACs: as GMAC that was 5.12e-07
@@ -64,7 +66,7 @@ def made(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["run", "sweep", "formats", "roofline", "compare", "generate",
-                                  "train", "serve", "prune"])
+                                  "train", "infer", "serve", "prune"])
 def test_terminal_output_has_no_raw_floats(made, name):
     _, out = made
     text = out[name]
@@ -75,7 +77,7 @@ def test_terminal_output_has_no_raw_floats(made, name):
 
 @pytest.mark.parametrize("page", ["run/report.html", "sweep/sweep.html", "formats/formats.html",
                                   "roof.html", "cmp/compare.html", "train/report.html",
-                                  "serve/report.html"])
+                                  "infer/report.html", "serve/report.html"])
 def test_page_text_has_no_raw_floats(made, page):
     d, _ = made
     text = page_text(d / page)

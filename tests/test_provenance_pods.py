@@ -54,9 +54,9 @@ def test_record_says_what_ran_and_config_yaml_reruns_it(cli, tmp_path, args, nam
         assert prov["inputs"]["workload"]["sha256"] == _sha(find_workload("llama3_8b_decode"))
     if name == "serve.json":
         assert prov["options"]["seed"] == 0      # a zero option is recorded, not dropped
-    if name == "train.json":                     # the page names the run and the command
+    if name in ("train.json", "infer.json", "sharded.json"):   # the page names run and command
         page = (out / "report.html").read_text()
-        assert prov["run_id"] in page and "tpusim train tpu_v5e llama3_1_8b" in page
+        assert prov["run_id"] in page and f"tpusim {args[0]} tpu_v5e {args[2]}" in page
     # the config.yaml beside it, given back as CONFIG without --set, reruns the same numbers
     again = tmp_path / "b"
     rerun = [args[0], str(out / "config.yaml"), *args[2:], "--out", str(again)]
@@ -98,4 +98,27 @@ def test_rerun_into_the_same_folder_replaces_its_own_config_yaml(cli, tmp_path):
     code, _, err = cli(*INFER, "--set", "clock_ghz=1.2", "--out", str(out))
     assert code == 0, err
     assert "clock_ghz: 1.2" in (out / "config.yaml").read_text()
-    assert _visible(out) == {"infer.json", "config.yaml"}
+    assert _visible(out) == {"infer.json", "config.yaml", "report.html"}
+
+
+@pytest.mark.parametrize("args,name", [(INFER, "infer.json"), (SHARDED, "sharded.json")],
+                         ids=["infer", "run --chips"])
+def test_step_page_splits_the_step_as_its_record_does(cli, tmp_path, args, name):
+    """infer's and run --chips' report.html: compute and the all-reduces, each with its share
+    of the step (the two add up to the step: nothing else is on its critical path), and the
+    memory per chip as weights + KV cache."""
+    import re
+
+    from tpusim.units import seconds
+    out = tmp_path / "p"
+    code, _, err = cli(*args, "--out", str(out))
+    assert code == 0, err
+    rec = json.loads((out / name).read_text())
+    assert rec["compute_s"] + rec["collectives_s"] == pytest.approx(rec["latency_s"])
+    text = re.sub(r"<[^>]+>", " ", (out / "report.html").read_text())
+    assert seconds(rec["latency_s"]) in text and seconds(rec["compute_s"]) in text
+    share = rec["collectives_s"] / rec["latency_s"]
+    flat = re.sub(r"\s+", " ", text)
+    assert f"all-reduces (critical path) {seconds(rec['collectives_s'])} {share:.1%}" in flat
+    assert rec["weights_gib_per_chip"] + rec["kv_cache_gib_per_chip"] == \
+        pytest.approx(rec["hbm_gib_per_chip"])

@@ -25,14 +25,16 @@ from .common import command_provenance_of, loaded_chip, set_option, write_output
 @click.option("--dtype", default="bf16", show_default=True, help="Weight and activation dtype.")
 @set_option()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Directory for infer.json (default results/infer-<config>-<model>/).")
+              help="Directory for infer.json and report.html (default "
+                   "results/infer-<config>-<model>/).")
 def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, dtype, sets,
           out_dir):
     """One sharded inference step of MODEL (an LLM preset) on chip CONFIG's slice.
 
     Writes DIR/infer.json: latency_s, compute_s, collectives_s (tp all-reduces on the critical
     path), tokens/s, HBM per chip (weights + KV cache), the provenance (command, options,
-    resolved config); DIR/config.yaml holds the resolved config.
+    resolved config); DIR/config.yaml holds the resolved config; DIR/report.html shows the step's
+    time split and memory per chip.
 
     \b
     Example:
@@ -57,7 +59,9 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
     record = {**r.as_dict(), "config": chip.name, "model": cfg.name, "batch": batch,
               "seq": seq, "kv_len": kv_len, "dtype": dtype}
     record["provenance"] = prov = command_provenance_of(chip, config, overrides)
-    written = write_outputs(out, "infer", record, None, chip, prov["run_id"],
+    from ..pod.report import step_report
+    page = step_report(record, "infer")
+    written = write_outputs(out, "infer", record, page, chip, prov["run_id"],
                             "infer THIS_FILE MODEL")
     click.echo(f"{cfg.name} {phase} on {chip.name} {r.topology} ({r.chips} chips, {r.parallel}): "
                f"{r.latency_s * 1e3:.4g} ms ({r.compute_s * 1e3:.4g} ms compute + "

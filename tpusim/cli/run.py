@@ -110,7 +110,8 @@ def _throughput(result) -> tuple[str, str]:
 @click.option("--numerics", is_flag=True,
               help="Add gemm_rel_error per layer: its GEMM, sampled, computed bit-accurately.")
 @click.option("--chips", type=int, default=None,
-              help="LLM step trace: shard it over this many chips (writes DIR/sharded.json).")
+              help="LLM step trace: shard it over this many chips (writes DIR/sharded.json and "
+                   "report.html).")
 @click.option("--parallel", default=None, metavar="tp=..[,dp=..]",
               help="With --chips: tensor and data parallel degrees (default tp over all chips).")
 @click.option("--fuse", is_flag=True,
@@ -260,7 +261,9 @@ def _sharded(config, workload, sets, chips, parallel, batch, out_dir) -> None:
     r, out = run_sharded(chip, workload, chips, parallel, batch, out_dir)
     r["provenance"] = prov = command_provenance_of(
         chip, config, overrides, inputs={"workload": input_file("workload", workload)})
-    written = write_outputs(out, "sharded", r, None, chip, prov["run_id"],
+    from ..pod.report import step_report
+    page = step_report(r, "run --chips")
+    written = write_outputs(out, "sharded", r, page, chip, prov["run_id"],
                             "run THIS_FILE WORKLOAD --chips N")
     click.echo(f"{r['model']} {r['phase']} on {r['config']} {r['topology']} ({r['chips']} chips, "
                f"{r['parallel']}): {r['latency_s'] * 1e3:.4g} ms ({r['compute_s'] * 1e3:.4g} ms "

@@ -1,4 +1,5 @@
-"""The report page of a ``tpusim train`` run: one self-contained HTML file.
+"""The report pages of ``tpusim train`` (and, smaller, of ``infer`` and ``run --chips``): one
+self-contained HTML file each.
 
 It shows the step's headline numbers, where the time goes (compute, exposed collectives, bubble,
 optimizer) as a bar per part, each collective with whether it overlaps compute and what the
@@ -119,4 +120,38 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
             + _footer(rec.get("provenance")) + "</body></html>\n")
 
 
-__all__ = ["train_report"]
+def step_report(rec: dict[str, Any], kind: str) -> str:
+    """HTML for an ``infer.json`` or ``run --chips``'s ``sharded.json`` record (``kind``: the
+    command's name): one sharded prefill or decode step, its time split into the per-chip
+    compute and the TP all-reduces on its critical path, its memory per chip."""
+    from ..units import number, seconds
+    step = rec["latency_s"]
+    parts = {"compute (per chip)": rec["compute_s"],
+             "all-reduces (critical path)": rec["collectives_s"]}
+    rows_time = "".join(f"<tr><td>{escape(k)}</td><td>{seconds(v)}</td><td>{v / step:.1%}</td>"
+                        f"<td style='width:50%'>{_bar(v, step)}</td></tr>"
+                        for k, v in parts.items())
+    mem = {"weights": rec["weights_gib_per_chip"], "KV cache": rec["kv_cache_gib_per_chip"],
+           "total": rec["hbm_gib_per_chip"]}
+    rows_mem = "".join(f"<tr><td>{escape(k)}</td><td>{_gib(v)}</td></tr>" for k, v in mem.items())
+    what = rec.get("model") or rec.get("workload")
+    title = (f"{escape(str(what))} {escape(rec['phase'])} on {escape(rec['config'])} "
+             f"{escape(rec['topology'])} ({rec['chips']} chips)")
+    shape = ", ".join(f"{k.replace('_', ' ')} {escape(str(rec[k]))}"
+                      for k in ("batch", "sequences", "seq", "kv_len", "dtype")
+                      if rec.get(k) is not None)
+    head = (f"<p>sharding {escape(rec['parallel'])}; {shape}</p>"
+            f"<p><b>{seconds(step)}</b> per step &middot; {number(rec['tokens_per_s'])} tokens/s "
+            f"({number(rec['tokens_per_s_per_chip'])} per chip) &middot; "
+            f"{_gib(rec['hbm_gib_per_chip'])} HBM per chip</p>")
+    table = "<table border='1' cellpadding='4' style='border-collapse:collapse'>{}</table>"
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + title +
+            "</title></head><body style='font-family:sans-serif;max-width:60em'>"
+            f"<h1>{title}</h1>{head}<h2>Time (tpusim {escape(kind)})</h2>"
+            + table.format("<tr><th>part</th><th>time</th><th>share</th><th></th></tr>"
+                           + rows_time) + "<h2>Memory per chip</h2>"
+            + table.format("<tr><th>what</th><th>HBM</th></tr>" + rows_mem)
+            + _footer(rec.get("provenance")) + "</body></html>\n")
+
+
+__all__ = ["train_report", "step_report"]
