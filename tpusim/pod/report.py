@@ -62,6 +62,16 @@ def _footer(prov: dict[str, Any] | None) -> str:
             f"{escape(prov['run_id'])}{cmd}</p>")
 
 
+TABLE = "<table border='1' cellpadding='4' style='border-collapse:collapse'>{}</table>"
+
+
+def _page_head(title: str) -> str:
+    """The page's opening up to its ``<h1>`` (``title``: already escaped)."""
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + title +
+            "</title></head><body style='font-family:sans-serif;max-width:60em'>"
+            f"<h1>{title}</h1>")
+
+
 def train_report(rec: dict[str, Any], timeline=None) -> str:
     """HTML for a train.json record; ``timeline``: the step's Gantt figure, if drawn."""
     t = rec["time_s"]
@@ -101,10 +111,8 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
             "tokens/s "
             f"per chip &middot; MFU {rec['mfu']:.1%} &middot; HFU {rec['hfu']:.1%} &middot; "
             f"{_gib(rec['hbm_gib_per_chip'])} HBM per chip</p>")
-    table = "<table border='1' cellpadding='4' style='border-collapse:collapse'>{}</table>"
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + title +
-            "</title></head><body style='font-family:sans-serif;max-width:60em'>"
-            f"<h1>{title}</h1>{head}<h2>Time</h2>"
+    table = TABLE
+    return (_page_head(title) + f"{head}<h2>Time</h2>"
             + table.format("<tr><th>part</th><th>time</th><th>share</th><th></th></tr>"
                            + rows_time) + "<h2>Collectives on ICI</h2>"
             + table.format("<tr><th>collective</th><th>time</th><th>on the step</th></tr>"
@@ -144,10 +152,8 @@ def step_report(rec: dict[str, Any], kind: str) -> str:
             f"<p><b>{seconds(step)}</b> per step &middot; {number(rec['tokens_per_s'])} tokens/s "
             f"({number(rec['tokens_per_s_per_chip'])} per chip) &middot; "
             f"{_gib(rec['hbm_gib_per_chip'])} HBM per chip</p>")
-    table = "<table border='1' cellpadding='4' style='border-collapse:collapse'>{}</table>"
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + title +
-            "</title></head><body style='font-family:sans-serif;max-width:60em'>"
-            f"<h1>{title}</h1>{head}<h2>Time (tpusim {escape(kind)})</h2>"
+    table = TABLE
+    return (_page_head(title) + f"{head}<h2>Time (tpusim {escape(kind)})</h2>"
             + table.format("<tr><th>part</th><th>time</th><th>share</th><th></th></tr>"
                            + rows_time) + "<h2>Memory per chip</h2>"
             + table.format("<tr><th>what</th><th>HBM</th></tr>" + rows_mem)
