@@ -108,3 +108,20 @@ def test_roofline_refuses_a_symlinked_record_beside_the_chart(cli, tmp_path):
     code, _, err = cli("roofline", "tpu_v1", "mlp0", "--out", str(tmp_path / "roof.html"))
     assert code == 2 and "roof.json" in err and len(err.strip().splitlines()) == 1
     assert victim.read_text() == "precious" and not (tmp_path / "roof.html").exists()
+
+
+def test_generate_csv_has_its_record_beside_it(cli, tmp_path):
+    out = tmp_path / "g" / "steps.csv"
+    code, _, err = cli("generate", "tpu_v5e", "gpt2", "--prompt", "64", "--steps", "4",
+                       "--set", "clock_ghz=1.2", "--out", str(out))
+    assert code == 0, err
+    rec = json.loads(out.with_suffix(".json").read_text())
+    assert rec["provenance"]["overrides"] == {"clock_ghz": 1.2}
+    assert rec["provenance"]["inputs"]["config"]["sha256"] == _sha(find_config("tpu_v5e"))
+    steps = out.read_text().strip().splitlines()[1:]
+    # the record's totals are the CSV's rows summed: prefill + 4 decode steps
+    assert len(steps) == 5 == rec["output_tokens"]
+    assert rec["total_s"] == pytest.approx(sum(float(r.split(",")[2]) for r in steps))
+    assert rec["energy_j"] == pytest.approx(sum(float(r.split(",")[3]) for r in steps))
+    code, _, err = cli("generate", "tpu_v5e", "gpt2", "--out", str(tmp_path / "s.json"))
+    assert code == 2 and "--out" in err and not (tmp_path / "s.json").exists()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option
+from .common import command_provenance_of, loaded_chip, set_option
 
 
 @click.command()
@@ -23,7 +23,8 @@ from .common import parse_sets, set_option
               help="Interpolation: refine where a midpoint is off the line by more than this.")
 @set_option()
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Per-step CSV to write (step, kv_len, latency_s, energy_j).")
+              help="Per-step CSV to write (step, kv_len, latency_s, energy_j); a JSON of the "
+                   "same name beside it records the run (summary and provenance).")
 def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, sets, out):
     """Simulate MODEL (gpt2, llama3_8b, llama2_70b, ...) generating on chip CONFIG: a prefill of
     PROMPT tokens, then STEPS decode steps, step j attending to PROMPT + j keys.
@@ -35,10 +36,17 @@ def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, s
     """
     import time
 
-    from ..config import load_config
     from ..generation import generate as run_generation
 
-    chip = load_config(config, **parse_sets(sets))
+    if out is not None:   # checked before anything is simulated
+        from .._io import check_target
+        from ..errors import InputError
+        if out.suffix.lower() == ".json":
+            raise InputError("--out", None, str(out), "the per-step CSV, e.g. steps.csv (the "
+                             "run's record goes beside it as steps.json)")
+        check_target(out)
+        check_target(out.with_suffix(".json"))
+    chip, overrides = loaded_chip(config, sets)
     t0 = time.perf_counter()
     g = run_generation(chip, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol)
     took = time.perf_counter() - t0
@@ -56,14 +64,20 @@ def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, s
     click.echo(f"  energy               {units.joules(s['energy_j'])}")
     click.echo(f"  simulated in         {took * 1e3:.3g} ms")
     if out is not None:
-        from .._io import atomic_write_text
+        import json
+
+        from ..results import write_all
         lines = ["step,kv_len,latency_s,energy_j",
                  f"0,{prompt},{g.prefill.latency_s!r},{g.prefill.energy_j!r}"]
         lines += [f"{j + 1},{k},{lat!r},{en!r}" for j, (k, lat, en) in
                   enumerate(zip(g.decode_kv.tolist(), g.decode_latency_s.tolist(),
                                 g.decode_energy_j.tolist()))]
-        atomic_write_text(out, "\n".join(lines) + "\n")
-        click.echo(f"wrote {out}")
+        prov = command_provenance_of(chip, config, overrides)
+        record = json.dumps({**s, "provenance": prov}, indent=2, sort_keys=True, default=str)
+        write_all({out.name: lambda p: p.write_text("\n".join(lines) + "\n"),
+                   out.with_suffix(".json").name: lambda p: p.write_text(record + "\n")},
+                  out.parent)
+        click.echo(f"wrote {out}, {out.with_suffix('.json')}")
 
 
 def _fits_warning(chip, model: str, tokens: int, batch: int, dtype: str) -> str | None:
