@@ -108,7 +108,6 @@ def command_record() -> dict[str, Any]:
             "options": {k: _plain(v) for k, v in ctx.params.items() if v is not None}}
 
 
-
 def command_provenance_of(chip, config: Any, overrides: dict[str, Any],
                           inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``provenance`` record (:func:`tpusim.provenance.command_provenance`) of the command

@@ -77,9 +77,9 @@ def formats(config, names, workload, sets, gemm_size, seed, out_dir, as_json):
 
     Writes DIR/formats.csv and DIR/formats.html (bar charts of area and energy per format, and
     TOPS/W against GEMM error as a Pareto view), DIR/formats.json (what ran: command, options,
-    input sha256s, the resolved config) and DIR/config.yaml (that config). Formats the chip neither runs nor emulates are
-    compared too, with empty throughput (and workload latency) and a note saying so; naming an
-    unknown format in --formats is an error.
+    input sha256s, the resolved config) and DIR/config.yaml (that config). Formats the chip
+    neither runs nor emulates are compared too, with empty throughput (and workload latency)
+    and a note saying so; naming an unknown format in --formats is an error.
 
     \b
     Example:
