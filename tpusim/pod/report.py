@@ -62,14 +62,19 @@ def _footer(prov: dict[str, Any] | None) -> str:
             f"{escape(prov['run_id'])}{cmd}</p>")
 
 
-TABLE = "<table border='1' cellpadding='4' style='border-collapse:collapse'>{}</table>"
+TABLE = "<table class='pod'>{}</table>"   # the house stylesheet (html_page.CSS) and POD_CSS
+# names and descriptions read left-aligned; the house style right-aligns numbers
+POD_CSS = ("<style>table.pod td:first-child,table.pod th:first-child,table.pod td.l"
+           "{text-align:left}</style>")
 
 
-def _page_head(title: str) -> str:
-    """The page's opening up to its ``<h1>`` (``title``: already escaped)."""
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + title +
-            "</title></head><body style='font-family:sans-serif;max-width:60em'>"
-            f"<h1>{title}</h1>")
+def _page(title: str, body: str) -> str:
+    """The whole page, built as every tpusim page is (:func:`tpusim.html_page.page`);
+    ``title``: already escaped HTML, also the ``<h1>``."""
+    from html import unescape
+
+    from ..html_page import page
+    return page(unescape(title), [POD_CSS, f"<h1>{title}</h1>", body]) + "\n"
 
 
 def train_report(rec: dict[str, Any], timeline=None) -> str:
@@ -82,7 +87,7 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
                         f"<td>{t[p] / step:.1%}</td>"
                         f"<td style='width:50%'>{_bar(t[p], step)}</td></tr>" for p in parts)
     rows_coll = "".join(
-        f"<tr><td>{_name(k)}</td><td>{seconds(v)}</td><td>{_how(rec, k, v, seconds)}"
+        f"<tr><td>{_name(k)}</td><td>{seconds(v)}</td><td class='l'>{_how(rec, k, v, seconds)}"
         f"</td></tr>" for k, v in rec["collectives_s"].items() if v > 0) or \
         "<tr><td colspan='3'>none: one chip's worth of work, nothing to exchange</td></tr>"
     waits = {k: v for k, v in rec.get("exposed_s", {}).items() if v > 0}
@@ -112,7 +117,7 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
             f"per chip &middot; MFU {rec['mfu']:.1%} &middot; HFU {rec['hfu']:.1%} &middot; "
             f"{_gib(rec['hbm_gib_per_chip'])} HBM per chip</p>")
     table = TABLE
-    return (_page_head(title) + f"{head}<h2>Time</h2>"
+    return _page(title, f"{head}<h2>Time</h2>"
             + table.format("<tr><th>part</th><th>time</th><th>share</th><th></th></tr>"
                            + rows_time) + "<h2>Collectives on ICI</h2>"
             + table.format("<tr><th>collective</th><th>time</th><th>on the step</th></tr>"
@@ -125,7 +130,7 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
             + "<h2>Shardings compared</h2>"
             + table.format("<tr><th>parallel</th><th>remat</th><th>microbatches</th>"
                            "<th>step</th><th>MFU</th><th>HBM/chip</th></tr>" + rows_alt)
-            + _footer(rec.get("provenance")) + "</body></html>\n")
+            + _footer(rec.get("provenance")))
 
 
 def step_report(rec: dict[str, Any], kind: str) -> str:
@@ -153,11 +158,11 @@ def step_report(rec: dict[str, Any], kind: str) -> str:
             f"({number(rec['tokens_per_s_per_chip'])} per chip) &middot; "
             f"{_gib(rec['hbm_gib_per_chip'])} HBM per chip</p>")
     table = TABLE
-    return (_page_head(title) + f"{head}<h2>Time (tpusim {escape(kind)})</h2>"
+    return _page(title, f"{head}<h2>Time (tpusim {escape(kind)})</h2>"
             + table.format("<tr><th>part</th><th>time</th><th>share</th><th></th></tr>"
                            + rows_time) + "<h2>Memory per chip</h2>"
             + table.format("<tr><th>what</th><th>HBM</th></tr>" + rows_mem)
-            + _footer(rec.get("provenance")) + "</body></html>\n")
+            + _footer(rec.get("provenance")))
 
 
 __all__ = ["train_report", "step_report"]
