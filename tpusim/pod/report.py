@@ -120,7 +120,7 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
     return _page(title, f"{head}<h2>Time</h2>"
             + table.format("<tr><th>part</th><th>time</th><th>share</th><th></th></tr>"
                            + rows_time) + "<h2>Collectives on ICI</h2>"
-            + table.format("<tr><th>collective</th><th>time</th><th>on the step</th></tr>"
+            + table.format("<tr><th>collective</th><th>time</th><th class='l'>on the step</th></tr>"
                            + rows_coll)
             + "<h2>What the compute waits for (exposed)</h2>"
             + table.format("<tr><th>collective</th><th>time</th><th>share of step</th></tr>"
