@@ -77,15 +77,31 @@ def _page(title: str, body: str) -> str:
     return page(unescape(title), [POD_CSS, f"<h1>{title}</h1>", body]) + "\n"
 
 
+def _table(head: str, rows: str) -> str:
+    """A table: ``head`` its header cells (``<th>`` HTML), ``rows`` its ``<tr>`` rows."""
+    return TABLE.format(f"<tr>{head}</tr>{rows}")
+
+
+def _time_table(parts: dict[str, float], step: float) -> str:
+    """Each part of a step (name HTML: seconds) with its share of ``step`` and a bar."""
+    from ..units import seconds
+    rows = "".join(f"<tr><td>{k}</td><td>{seconds(v)}</td><td>{v / step:.1%}</td>"
+                   f"<td style='width:50%'>{_bar(v, step)}</td></tr>" for k, v in parts.items())
+    return _table("<th>part</th><th>time</th><th>share</th><th></th>", rows)
+
+
+def _memory_table(mem: dict[str, float]) -> str:
+    """HBM per chip: name HTML: GiB."""
+    rows = "".join(f"<tr><td>{k}</td><td>{_gib(v)}</td></tr>" for k, v in mem.items())
+    return _table("<th>what</th><th>HBM</th>", rows)
+
+
 def train_report(rec: dict[str, Any], timeline=None) -> str:
     """HTML for a train.json record; ``timeline``: the step's Gantt figure, if drawn."""
     t = rec["time_s"]
     parts = ("compute", "exposed_collectives", "bubble", "optimizer")
     step = rec["step_s"]
     from ..units import number, seconds
-    rows_time = "".join(f"<tr><td>{_name(p)}</td><td>{seconds(t[p])}</td>"
-                        f"<td>{t[p] / step:.1%}</td>"
-                        f"<td style='width:50%'>{_bar(t[p], step)}</td></tr>" for p in parts)
     rows_coll = "".join(
         f"<tr><td>{_name(k)}</td><td>{seconds(v)}</td><td class='l'>{_how(rec, k, v, seconds)}"
         f"</td></tr>" for k, v in rec["collectives_s"].items() if v > 0) or \
@@ -102,8 +118,6 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
                  "all-gathers prefetched one layer ahead and the gradient reduce-scatters on "
                  "the async ICI stream; red: the compute waiting.</p>"
                  + "".join(figures_html([timeline])))
-    rows_mem = "".join(f"<tr><td>{_name(k)}</td><td>{_gib(v)}</td></tr>"
-                       for k, v in rec["memory_gib"].items())
     rows_alt = "".join(
         f"<tr><td>{escape(a['parallel'])}</td><td>{escape(a['remat'])}</td>"
         f"<td>{a['microbatches']}</td><td>{seconds(a['step_s'])}</td><td>{a['mfu']:.1%}</td>"
@@ -116,21 +130,19 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
             "tokens/s "
             f"per chip &middot; MFU {rec['mfu']:.1%} &middot; HFU {rec['hfu']:.1%} &middot; "
             f"{_gib(rec['hbm_gib_per_chip'])} HBM per chip</p>")
-    table = TABLE
     return _page(title, f"{head}<h2>Time</h2>"
-            + table.format("<tr><th>part</th><th>time</th><th>share</th><th></th></tr>"
-                           + rows_time) + "<h2>Collectives on ICI</h2>"
-            + table.format("<tr><th>collective</th><th>time</th><th class='l'>on the step</th></tr>"
-                           + rows_coll)
-            + "<h2>What the compute waits for (exposed)</h2>"
-            + table.format("<tr><th>collective</th><th>time</th><th>share of step</th></tr>"
-                           + rows_wait)
-            + gantt + "<h2>Memory per chip</h2>"
-            + table.format("<tr><th>what</th><th>HBM</th></tr>" + rows_mem)
-            + "<h2>Shardings compared</h2>"
-            + table.format("<tr><th>parallel</th><th>remat</th><th>microbatches</th>"
-                           "<th>step</th><th>MFU</th><th>HBM/chip</th></tr>" + rows_alt)
-            + _footer(rec.get("provenance")))
+                 + _time_table({_name(p): t[p] for p in parts}, step)
+                 + "<h2>Collectives on ICI</h2>"
+                 + _table("<th>collective</th><th>time</th><th class='l'>on the step</th>",
+                          rows_coll)
+                 + "<h2>What the compute waits for (exposed)</h2>"
+                 + _table("<th>collective</th><th>time</th><th>share of step</th>", rows_wait)
+                 + gantt + "<h2>Memory per chip</h2>"
+                 + _memory_table({_name(k): v for k, v in rec["memory_gib"].items()})
+                 + "<h2>Shardings compared</h2>"
+                 + _table("<th>parallel</th><th>remat</th><th>microbatches</th><th>step</th>"
+                          "<th>MFU</th><th>HBM/chip</th>", rows_alt)
+                 + _footer(rec.get("provenance")))
 
 
 def step_report(rec: dict[str, Any], kind: str) -> str:
@@ -141,12 +153,8 @@ def step_report(rec: dict[str, Any], kind: str) -> str:
     step = rec["latency_s"]
     parts = {"compute (per chip)": rec["compute_s"],
              "all-reduces (critical path)": rec["collectives_s"]}
-    rows_time = "".join(f"<tr><td>{escape(k)}</td><td>{seconds(v)}</td><td>{v / step:.1%}</td>"
-                        f"<td style='width:50%'>{_bar(v, step)}</td></tr>"
-                        for k, v in parts.items())
     mem = {"weights": rec["weights_gib_per_chip"], "KV cache": rec["kv_cache_gib_per_chip"],
            "total": rec["hbm_gib_per_chip"]}
-    rows_mem = "".join(f"<tr><td>{escape(k)}</td><td>{_gib(v)}</td></tr>" for k, v in mem.items())
     what = rec.get("model") or rec.get("workload")
     title = (f"{escape(str(what))} {escape(rec['phase'])} on {escape(rec['config'])} "
              f"{escape(rec['topology'])} ({rec['chips']} chips)")
@@ -157,12 +165,9 @@ def step_report(rec: dict[str, Any], kind: str) -> str:
             f"<p><b>{seconds(step)}</b> per step &middot; {number(rec['tokens_per_s'])} tokens/s "
             f"({number(rec['tokens_per_s_per_chip'])} per chip) &middot; "
             f"{_gib(rec['hbm_gib_per_chip'])} HBM per chip</p>")
-    table = TABLE
     return _page(title, f"{head}<h2>Time (tpusim {escape(kind)})</h2>"
-            + table.format("<tr><th>part</th><th>time</th><th>share</th><th></th></tr>"
-                           + rows_time) + "<h2>Memory per chip</h2>"
-            + table.format("<tr><th>what</th><th>HBM</th></tr>" + rows_mem)
-            + _footer(rec.get("provenance")))
+                 + _time_table(parts, step) + "<h2>Memory per chip</h2>" + _memory_table(mem)
+                 + _footer(rec.get("provenance")))
 
 
 __all__ = ["train_report", "step_report"]
