@@ -125,3 +125,27 @@ def test_generate_csv_has_its_record_beside_it(cli, tmp_path):
     assert rec["energy_j"] == pytest.approx(sum(float(r.split(",")[3]) for r in steps))
     code, _, err = cli("generate", "tpu_v5e", "gpt2", "--out", str(tmp_path / "s.json"))
     assert code == 2 and "--out" in err and not (tmp_path / "s.json").exists()
+
+
+def test_sweep_json_records_the_command_axes_and_what_was_reused(cli, tmp_path):
+    out = tmp_path / "s"
+    args = ("sweep", "default", "mlp0", "--rows", "16,32", "--jobs", "1", "--no-html",
+            "--set", "memory.hbm.bandwidth_gbps=30,60", "--out", str(out))
+    code, _, err = cli(*args)
+    assert code == 0, err
+    rec = json.loads((out / "sweep.json").read_text())
+    assert rec["provenance"]["command"] == "tpusim " + " ".join(args)
+    assert rec["provenance"]["inputs"]["workload"]["sha256"] == _sha(find_workload("mlp0"))
+    assert rec["axes"] == {"array.rows": [16, 32], "memory.hbm.bandwidth_gbps": [30, 60]}
+    assert (rec["points"], rec["computed"], rec["reused"]) == (4, 4, 0)
+    # the same command again resumes: every point read back, a new record says so
+    code, _, err = cli(*args)
+    assert code == 0, err
+    again = json.loads((out / "sweep.json").read_text())
+    assert (again["computed"], again["reused"]) == (0, 4)
+    assert again["provenance"]["run_id"] != rec["provenance"]["run_id"]
+    # a different sweep into the folder keeps the earlier rows, and says how many
+    code, _, err = cli("sweep", "default", "mlp0", "--cols", "8", "--jobs", "1", "--no-html",
+                       "--out", str(out))
+    assert code == 0, err
+    assert json.loads((out / "sweep.json").read_text())["kept_from_earlier_sweeps"] == 4

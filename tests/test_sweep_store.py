@@ -56,7 +56,7 @@ def test_rows_journaled_by_a_killed_sweep_survive_a_different_sweep(trace, tmp_p
     import tpusim.sweeps as sweeps_mod
     out = tmp_path / "s"
     real = sweeps_mod._Store.write
-    monkeypatch.setattr(sweeps_mod._Store, "write", lambda self, df, html=None: [])
+    monkeypatch.setattr(sweeps_mod._Store, "write", lambda self, df, html=None, extra=None: [])
     sweep("default", trace, {"array.rows": [16, 32]}, jobs=1, out_dir=out, html=False)
     assert not (out / "sweep.parquet").exists()        # only the journal holds them
     monkeypatch.setattr(sweeps_mod._Store, "write", real)

@@ -108,6 +108,14 @@ def command_record() -> dict[str, Any]:
             "options": {k: _plain(v) for k, v in ctx.params.items() if v is not None}}
 
 
+def workload_inputs(workloads) -> dict[str, Any]:
+    """Provenance ``inputs`` for WORKLOAD arguments: ``workload``, or ``workload_1``, ... when
+    there are several, each with its path and sha256."""
+    from ..provenance import input_file
+    return {("workload" if len(workloads) == 1 else f"workload_{i + 1}"):
+            input_file("workload", w) for i, w in enumerate(workloads)}
+
+
 def command_provenance_of(chip, config: Any, overrides: dict[str, Any],
                           inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``provenance`` record (:func:`tpusim.provenance.command_provenance`) of the command

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from .common import (command_provenance_of, echo_json, json_option, loaded_chip, set_option,
-                     plotlyjs_option)
+                     plotlyjs_option, workload_inputs)
 
 PNG_HINT = "--png needs kaleido, which is not installed: pip install 'tpusim[png]'"
 
@@ -224,10 +224,8 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     csv_text = csv_safe(csv_table).to_csv(index=False, float_format="%.10g")
     png_bytes = _png(fig) if png is not None else None
     from ..provenance import input_file
-    inputs = {("workload" if len(workloads) == 1 else f"workload_{i + 1}"):
-              input_file("workload", w) for i, w in enumerate(workloads)}
-    prov = command_provenance_of(chip, config, overrides,
-                                 inputs={**inputs, "reference": input_file("reference", reference)})
+    prov = command_provenance_of(chip, config, overrides, inputs={
+        **workload_inputs(workloads), "reference": input_file("reference", reference)})
     prov_text = json.dumps({"provenance": prov}, indent=2, sort_keys=True) + "\n"
     files = {html_path.name: lambda p: p.write_text(page),
              csv_path.name: lambda p: p.write_text(csv_text),

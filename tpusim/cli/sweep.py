@@ -8,7 +8,8 @@ import click
 
 from .._input import check_size
 from ..errors import InputError
-from .common import echo_json, json_option, parse_sets, set_option, plotlyjs_option
+from .common import (command_provenance_of, echo_json, json_option, parse_sets, set_option,
+                     plotlyjs_option, workload_inputs)
 
 ALLOWED_INTS = "expected a comma-separated list of positive integers, e.g. 16,32,64"
 
@@ -94,7 +95,8 @@ def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler,
     """Simulate WORKLOAD(s) on CONFIG at every combination of the listed values.
 
     Writes DIR/sweep.parquet and DIR/sweep.csv (one row per point: the swept values, every
-    summary field, status and error) and DIR/sweep.html (heatmaps, Pareto front). Re-running
+    summary field, status and error), DIR/sweep.html (heatmaps, Pareto front) and
+    DIR/sweep.json (this command, its axes, the input files' sha256, the counts). Re-running
     the same command resumes: finished points are read back, not recomputed; a different sweep
     into the same DIR adds its rows and keeps the earlier ones. One sweep at a time may write a
     DIR. A point that fails (e.g. a tile larger than SRAM) is recorded with its reason and the
@@ -112,9 +114,9 @@ def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler,
     axes = build_axes(rows, cols, square, formats, sets)
     out = out_dir or default_sweep_out(config, workloads)
     df = sweeps.sweep(config, list(workloads), axes, jobs=jobs, scheduler=scheduler,
-                      out_dir=out, html=not no_html)
+                      out_dir=out, html=not no_html, record=_record(config, workloads, axes))
     a = df.attrs
-    files = "sweep.parquet, sweep.csv" + ("" if no_html else ", sweep.html")
+    files = "sweep.parquet, sweep.csv" + ("" if no_html else ", sweep.html") + ", sweep.json"
     if as_json:
         click.echo(f"wrote {out}/{files}", err=True)
         echo_json(sweep_json(df, out))
@@ -128,6 +130,18 @@ def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler,
     if a.get("kept"):
         click.echo(f"kept {a['kept']} rows of earlier sweeps in {out} (they stay in sweep.csv "
                    "and sweep.parquet)")
+
+
+def _record(config, workloads, axes) -> dict:
+    """``sweep.json``'s record of this command: its provenance (the base config, every workload
+    file with its sha256) and the axes it swept (``--square``'s paired axes joined by a comma)."""
+    from ..config import load_config
+    prov = command_provenance_of(load_config(config), config, {},
+                                 inputs=workload_inputs(workloads))
+    return {"provenance": prov,
+            "axes": {",".join(k) if isinstance(k, tuple) else k: [list(v) if isinstance(v, tuple)
+                                                                   else v for v in vals]
+                     for k, vals in axes.items()}}
 
 
 def sweep_json(df, out: Path) -> dict:

@@ -113,7 +113,8 @@ def _frame(results: Columns, last: bool = False) -> "pd.DataFrame":
 
 def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Iterable], *,
               jobs: int | None = None, scheduler: Any = None, out_dir: str | Path | None = None,
-              progress: Any = None, html: bool = True) -> pd.DataFrame:
+              progress: Any = None, html: bool = True,
+              record: dict[str, Any] | None = None) -> pd.DataFrame:
     """Simulate every point of the product of ``workloads`` and ``axes``; one row per point.
 
     ``axes`` maps a dotted config path (``"array.rows"``) or ``"format"`` to its values; a tuple
@@ -124,25 +125,27 @@ def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Itera
     (unless ``html=False``) ``sweep.html`` there; the files keep the rows of earlier, different
     sweeps into the same directory (this frame and ``sweep.html`` hold this sweep's points).
     The frame's ``attrs`` hold ``points``, ``computed``, ``reused``, ``failed`` and, when
-    ``out_dir`` held rows of other points, ``kept`` (how many stay in the files).
+    ``out_dir`` held rows of other points, ``kept`` (how many stay in the files). ``record``
+    (JSON values, e.g. the command's provenance) goes to ``sweep.json`` with those counts.
     """
     plan = plan_sweep(config, workloads, axes)
     if jobs is not None and jobs < 1:
         raise InputError("jobs", None, jobs, "must be >= 1")
     store = _Store(Path(out_dir)) if out_dir is not None else None
     if store is None:
-        return _sweep(plan, None, {}, jobs, scheduler, progress, html)
+        return _sweep(plan, None, {}, jobs, scheduler, progress, html, None)
     store.lock()
     try:
         known = store.load()
         store.keep_foreign(known, plan)
-        return _sweep(plan, store, known, jobs, scheduler, progress, html)
+        return _sweep(plan, store, known, jobs, scheduler, progress, html, record)
     finally:
         store.release()
 
 
 def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
-           jobs: int | None, scheduler: Any, progress: Any, html: bool) -> pd.DataFrame:
+           jobs: int | None, scheduler: Any, progress: Any, html: bool,
+           record: dict[str, Any] | None) -> pd.DataFrame:
     """Run ``plan``'s points not in ``known``; write to ``store`` (locked by the caller)."""
     results = Columns(plan)
     todo: Sequence[Point] = plan.points
@@ -210,7 +213,15 @@ def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
         if html:
             from ..sweep_plots import sweep_html
             page = sweep_html(df, title=f"Sweep of {', '.join(plan.labels)} on {plan.base.name}")
-        store.write(df, page)
+        extra = {}
+        if record is not None:
+            import json
+            counts = {"points": len(plan.points), "computed": len(plan.points) - reused,
+                      "reused": reused, "failed": int((df["status"] == "failed").sum()),
+                      "kept_from_earlier_sweeps": len(store.foreign)}
+            text = json.dumps({**record, **counts}, indent=2, sort_keys=True) + "\n"
+            extra["sweep.json"] = lambda p: p.write_text(text)
+        store.write(df, page, extra)
         store.close()
     df.attrs.update(points=len(plan.points), computed=len(plan.points) - reused, reused=reused,
                     failed=int((df["status"] == "failed").sum()))

@@ -115,8 +115,10 @@ class _Store:
             tmp.write_text(text)
         self.pending.append(path)
 
-    def write(self, df: pd.DataFrame, html: str | None = None) -> list[Path]:
-        """Write the files all-or-nothing, then drop the journal files they now contain."""
+    def write(self, df: pd.DataFrame, html: str | None = None,
+              extra: dict[str, Any] | None = None) -> list[Path]:
+        """Write the files (and ``extra``'s, name: writer) all-or-nothing, then drop the journal
+        files they now contain."""
         from .._io import csv_safe
         from ..results import write_all
         df = _with_rows(df, self.foreign)
@@ -127,6 +129,7 @@ class _Store:
         }
         if html is not None:
             files["sweep.html"] = lambda p: p.write_text(html)
+        files.update(extra or {})
         written = write_all(files, self.dir, group="sweep", locked=self._lock is not None)
         for path in self.pending:
             path.unlink(missing_ok=True)
