@@ -122,3 +122,20 @@ def test_step_page_splits_the_step_as_its_record_does(cli, tmp_path, args, name)
     assert f"all-reduces (critical path) {seconds(rec['collectives_s'])} {share:.1%}" in flat
     assert rec["weights_gib_per_chip"] + rec["kv_cache_gib_per_chip"] == \
         pytest.approx(rec["hbm_gib_per_chip"])
+
+
+@pytest.mark.parametrize("first,second", [(TRAIN, INFER), (("run", "default", "mlp0"), TRAIN),
+                                          (TRAIN, ("run", "default", "mlp0"))],
+                         ids=["train-then-infer", "run-then-train", "train-then-run"])
+def test_another_commands_files_in_the_folder_are_not_replaced(cli, tmp_path, first, second):
+    """Two commands into one --out: the second would replace config.yaml / report.html that the
+    first's record lists (its rerun from config.yaml would then give other numbers): refused,
+    one line, exit 2, the first's files byte for byte as they were."""
+    out = tmp_path / "d"
+    code, _, err = cli(*first, "--out", str(out))
+    assert code == 0, err
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, _, err = cli(*second, "--out", str(out))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "belongs to the tpusim" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -85,6 +85,29 @@ def _remove_ours(out_dir: Path, names: list[str]) -> None:
             p.unlink()
 
 
+# manifest groups as a user types the command that wrote them
+_COMMANDS = {"sharded": "run --chips"}
+
+
+def _check_not_anothers(out_dir: Path, names: list[str], group: str | None) -> None:
+    """Refuse (one-line :class:`InputError`) to replace a file another command's output in
+    ``out_dir`` lists in its manifest (e.g. infer's config.yaml over train's): that output's
+    record would then describe a file it no longer has."""
+    if not out_dir.is_dir():
+        return
+    for m in sorted(out_dir.glob(".tpusim-*.json")):
+        other = m.name[len(".tpusim-"):-len(".json")]
+        if other == group:
+            continue
+        mine = set(names) & set(read_manifest(out_dir, other).get("files", []))
+        if mine:
+            from .errors import InputError
+            name = sorted(mine)[0]
+            raise InputError(str(out_dir / name), None, message="belongs to the tpusim "
+                             f"{_COMMANDS.get(other, other)} output in this folder; choose "
+                             "another --out (or remove that output's files)")
+
+
 def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,
               group: str | None = None, run_id: str | None = None,
               locked: bool = False, adopt: tuple[str, ...] = ()) -> list[Path]:
@@ -109,6 +132,7 @@ def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,
     check_dir(out_dir)
     for name in files:
         check_target(out_dir / name)
+    _check_not_anothers(out_dir, list(files), group)
     out_dir.mkdir(parents=True, exist_ok=True)
     temps: list[tuple[Path, Path]] = []
     try:
