@@ -122,6 +122,7 @@ def test_continues_column_in_a_trace_csv(tmp_path):
     assert code == 2 and "Traceback" not in err
     line = err.strip()
     assert "\n" not in line and "continues" in line and "maybe" in line
+    assert "expected true or false" in line     # what is allowed, not pydantic's words
 
 
 def test_continues_on_the_first_row_is_an_error(tmp_path):

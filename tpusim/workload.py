@@ -317,6 +317,8 @@ def _make_layer(row: dict[str, Any] | TraceRow, source: str, line: int | None,
                 raise InputError(source, here, message="unknown column; allowed columns: "
                                  + ", ".join(TRACE_COLUMNS)) from None
             value = e.get("input") if col else None
+            if e.get("type") == "bool_parsing":   # pydantic's words name no allowed value
+                msg = "Expected true or false (also 1/0, yes/no, on/off, t/f, y/n)"
             raise InputError(source, here, value if value is not None else None,
                              msg[0].lower() + msg[1:], message=None if value is not None
                              and col else msg) from None
