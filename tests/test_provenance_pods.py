@@ -139,3 +139,16 @@ def test_another_commands_files_in_the_folder_are_not_replaced(cli, tmp_path, fi
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "belongs to the tpusim" in err and "Traceback" not in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("args", [TRAIN, ("run", "default", "mlp0", "--no-html")],
+                         ids=["train", "run"])
+def test_a_hand_edited_config_yaml_is_not_replaced_by_the_next_run(cli, tmp_path, args):
+    out = tmp_path / "e"
+    assert cli(*args, "--out", str(out))[0] == 0
+    assert cli(*args, "--out", str(out))[0] == 0      # unedited: the rerun replaces it
+    edited = (out / "config.yaml").read_text() + "# my own note\n"
+    (out / "config.yaml").write_text(edited)
+    code, _, err = cli(*args, "--out", str(out))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "was edited" in err
+    assert (out / "config.yaml").read_text() == edited

@@ -146,6 +146,12 @@ def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,
                 old = read_manifest(out_dir, group) or {"files": list(adopt)}
                 record = {"run_id": run_id, "state": "pending", "files": list(files),
                           "temps": [t.name for t, _ in temps]}
+                # a config.yaml is the file users edit: its sha256 lets the next write of the
+                # folder notice an edit (check_own_config) instead of replacing it
+                if any(final.name in EDITABLE for _, final in temps):
+                    from .provenance import file_sha256
+                    record["sha256"] = {final.name: file_sha256(t) for t, final in temps
+                                        if final.name in EDITABLE}
                 atomic_write_text(_manifest_path(out_dir, group), json.dumps(record) + "\n")
                 if old.get("state") == "pending":   # an earlier write crashed mid-way
                     _remove_ours(out_dir, list(old.get("temps") or []))
@@ -197,19 +203,32 @@ def write_result(result: "Result", out_dir: str | Path, html: bool = True,
     return write_all(files, out_dir, group="run", run_id=run_id, adopt=adopt)
 
 
+EDITABLE = ("config.yaml",)   # outputs a user may edit by hand: the manifest keeps their sha256
+
+
 def check_own_config(out_dir: str | Path, command: str) -> None:
     """Refuse (one-line :class:`InputError`) to replace a ``config.yaml`` in ``out_dir`` that no
-    tpusim command's manifest lists: a common name, so it may be the user's own config."""
+    tpusim command's manifest lists (a common name, so it may be the user's own config), or
+    one edited since the command that lists it wrote it (its sha256 no longer the manifest's)."""
     from ._io import check_target
     from .errors import InputError
     out_dir = Path(out_dir)
     mine = out_dir / "config.yaml"
     check_target(mine)
-    if mine.exists() and not any(
-            "config.yaml" in read_manifest(out_dir, m.name[len(".tpusim-"):-len(".json")])
-            .get("files", []) for m in out_dir.glob(".tpusim-*.json")):
+    if not mine.exists():
+        return
+    owners = [read_manifest(out_dir, m.name[len(".tpusim-"):-len(".json")])
+              for m in out_dir.glob(".tpusim-*.json")]
+    owners = [o for o in owners if "config.yaml" in o.get("files", [])]
+    if not owners:
         raise InputError(str(mine), None, message=f"exists and was not written by tpusim "
                          f"{command}; move it or choose another --out")
+    from .provenance import file_sha256
+    want = [o["sha256"]["config.yaml"] for o in owners
+            if isinstance(o.get("sha256"), dict) and "config.yaml" in o["sha256"]]
+    if want and file_sha256(mine) not in want:
+        raise InputError(str(mine), None, message="was edited since tpusim wrote it; move it "
+                         "(or choose another --out) so that this run does not replace it")
 
 
 def config_file(out_dir: str | Path, chip, run_id: str | None,
