@@ -122,6 +122,10 @@ def test_step_page_splits_the_step_as_its_record_does(cli, tmp_path, args, name)
     assert f"all-reduces (critical path) {seconds(rec['collectives_s'])} {share:.1%}" in flat
     assert rec["weights_gib_per_chip"] + rec["kv_cache_gib_per_chip"] == \
         pytest.approx(rec["hbm_gib_per_chip"])
+    from tpusim.units import nbytes
+    for what, key in (("weights", "weights_gib_per_chip"), ("KV cache", "kv_cache_gib_per_chip"),
+                      ("total", "hbm_gib_per_chip")):   # the page's memory table shows each
+        assert f"{what} {nbytes(rec[key] * 2**30)}" in flat
 
 
 @pytest.mark.parametrize("first,second", [(TRAIN, INFER), (("run", "default", "mlp0"), TRAIN),

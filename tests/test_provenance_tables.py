@@ -149,3 +149,11 @@ def test_sweep_json_records_the_command_axes_and_what_was_reused(cli, tmp_path):
                        "--out", str(out))
     assert code == 0, err
     assert json.loads((out / "sweep.json").read_text())["kept_from_earlier_sweeps"] == 4
+
+
+@pytest.mark.parametrize("png", ["roof.json", "roof.csv", "roof.html"])
+def test_roofline_png_named_like_the_chart_or_its_files_is_refused(cli, tmp_path, png):
+    code, _, err = cli("roofline", "tpu_v1", "mlp0", "--out", str(tmp_path / "roof.html"),
+                       "--png", str(tmp_path / png))
+    assert code == 2 and "--png" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -137,8 +137,8 @@ def print_workloads(console, wt, roofs) -> None:
 @click.option("--reference", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="CSV of extra points to overlay: name,ops_per_byte,tops.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="HTML chart (default results/roofline-<config>-<workload>.html); the table "
-                   "goes to the same name with .csv.")
+              help="HTML chart (default results/roofline-<config>-<workload>.html); its table "
+                   "(.csv) and its record (.json) go beside it under the same name.")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a static PNG (needs kaleido: pip install 'tpusim[png]').")
 @click.option("--top", type=click.IntRange(min=1), default=15, show_default=True,
@@ -163,12 +163,19 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
       tpusim roofline default resnet50 --format int8,bf16 --out results/rn50-roofline.html
       tpusim roofline tpu_v1 mlp0 mlp1 lstm0 lstm1 cnn0 cnn1 --per-workload --png fig5.png
     """
-    if png is not None and not have_kaleido():
-        raise click.UsageError(PNG_HINT)
     if out is not None and Path(out).suffix.lower() in (".csv", ".json"):
         from ..errors import InputError   # the table and the record take those two names
         raise InputError("--out", None, str(out), "the chart's HTML file, e.g. roof.html (its "
                          ".csv and .json are written beside it)")
+    if png is not None:
+        chart = Path(out or default_html(config, workloads, per_workload))
+        if Path(png).resolve() in {chart.with_suffix(x).resolve() for x in
+                                   (chart.suffix, ".csv", ".json")}:
+            from ..errors import InputError
+            raise InputError("--png", None, str(png), "a file other than the chart, its .csv "
+                             "and its .json, e.g. roof.png")
+        if not have_kaleido():
+            raise click.UsageError(PNG_HINT)
     import pandas as pd
     from rich.console import Console
 
