@@ -62,6 +62,15 @@ def read_manifest(out_dir: Path, group: str) -> dict[str, Any]:
     return data if isinstance(data, dict) and isinstance(data.get("files"), list) else {}
 
 
+def manifests(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every group's last write into ``out_dir`` (:func:`read_manifest`), by group name."""
+    if not out_dir.is_dir():
+        return {}
+    groups = [m.name[len(".tpusim-"):-len(".json")]
+              for m in sorted(out_dir.glob(".tpusim-*.json"))]
+    return {g: read_manifest(out_dir, g) for g in groups}
+
+
 @contextmanager
 def _dir_lock(out_dir: Path) -> Iterator[None]:
     """Serialise writers of one directory (a blocking ``flock``; none where fcntl is missing)."""
@@ -93,13 +102,10 @@ def _check_not_anothers(out_dir: Path, names: list[str], group: str | None) -> N
     """Refuse (one-line :class:`InputError`) to replace a file another command's output in
     ``out_dir`` lists in its manifest (e.g. infer's config.yaml over train's): that output's
     record would then describe a file it no longer has."""
-    if not out_dir.is_dir():
-        return
-    for m in sorted(out_dir.glob(".tpusim-*.json")):
-        other = m.name[len(".tpusim-"):-len(".json")]
+    for other, manifest in manifests(out_dir).items():
         if other == group:
             continue
-        mine = set(names) & set(read_manifest(out_dir, other).get("files", []))
+        mine = set(names) & set(manifest.get("files", []))
         if mine:
             from .errors import InputError
             name = sorted(mine)[0]
@@ -217,9 +223,7 @@ def check_own_config(out_dir: str | Path, command: str) -> None:
     check_target(mine)
     if not mine.exists():
         return
-    owners = [read_manifest(out_dir, m.name[len(".tpusim-"):-len(".json")])
-              for m in out_dir.glob(".tpusim-*.json")]
-    owners = [o for o in owners if "config.yaml" in o.get("files", [])]
+    owners = [o for o in manifests(out_dir).values() if "config.yaml" in o.get("files", [])]
     if not owners:
         raise InputError(str(mine), None, message=f"exists and was not written by tpusim "
                          f"{command}; move it or choose another --out")
