@@ -208,6 +208,8 @@ def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
 
     df = _frame(results, last=True)
     del results
+    counts = {"points": len(plan.points), "computed": len(plan.points) - reused,
+              "reused": reused, "failed": int((df["status"] == "failed").sum())}
     if store:
         page = None
         if html:
@@ -216,15 +218,13 @@ def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
         extra = {}
         if record is not None:
             import json
-            counts = {"points": len(plan.points), "computed": len(plan.points) - reused,
-                      "reused": reused, "failed": int((df["status"] == "failed").sum()),
-                      "kept_from_earlier_sweeps": len(store.foreign)}
-            text = json.dumps({**record, **counts}, indent=2, sort_keys=True) + "\n"
+            text = json.dumps({**record, **counts,
+                               "kept_from_earlier_sweeps": len(store.foreign)},
+                              indent=2, sort_keys=True) + "\n"
             extra["sweep.json"] = lambda p: p.write_text(text)
         store.write(df, page, extra)
         store.close()
-    df.attrs.update(points=len(plan.points), computed=len(plan.points) - reused, reused=reused,
-                    failed=int((df["status"] == "failed").sum()))
+    df.attrs.update(counts)
     if store and store.foreign:
         df.attrs["kept"] = len(store.foreign)
     return df
