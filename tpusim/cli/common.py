@@ -102,10 +102,15 @@ def command_record() -> dict[str, Any]:
     from .. import __version__
     from ..provenance import command_line, new_run_id
     ctx = click.get_current_context()
-    argv = (ctx.find_object(dict) or {}).get("argv")
+    argv = command_argv(ctx)
     return {"run_id": new_run_id(), "tpusim_version": __version__,
             "command": command_line(argv) if argv is not None else None,
             "options": {k: _plain(v) for k, v in ctx.params.items() if v is not None}}
+
+
+def command_argv(ctx) -> list[str] | None:
+    """The arguments tpusim was given (the CLI's entry point keeps them), None if unknown."""
+    return (ctx.find_object(dict) or {}).get("argv")
 
 
 def workload_inputs(workloads) -> dict[str, Any]:
@@ -127,7 +132,7 @@ def command_provenance_of(chip, config: Any, overrides: dict[str, Any],
     options = {k: v for k, v in ctx.params.items() if k not in ("config", "sets")}
     return command_provenance(chip, config_arg=config, overrides=overrides,
                               options=options, inputs=inputs,
-                              argv=(ctx.find_object(dict) or {}).get("argv"))
+                              argv=command_argv(ctx))
 
 
 def record_files(out, name: str, record: dict[str, Any], chip, run_id: str,

@@ -167,10 +167,10 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
         from ..errors import InputError   # the table and the record take those two names
         raise InputError("--out", None, str(out), "the chart's HTML file, e.g. roof.html (its "
                          ".csv and .json are written beside it)")
+    html_path = Path(out or default_html(config, workloads, per_workload))
     if png is not None:
-        chart = Path(out or default_html(config, workloads, per_workload))
-        if Path(png).resolve() in {chart.with_suffix(x).resolve() for x in
-                                   (chart.suffix, ".csv", ".json")}:
+        if Path(png).resolve() in {html_path.with_suffix(x).resolve() for x in
+                                   (html_path.suffix, ".csv", ".json")}:
             from ..errors import InputError
             raise InputError("--png", None, str(png), "a file other than the chart, its .csv "
                              "and its .json, e.g. roof.png")
@@ -215,7 +215,6 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
                          roofs.offchip, None if all_rows else top)
         print_workloads(console, wt, roofs)
 
-    html_path = Path(out or default_html(config, workloads, per_workload))
     csv_path = html_path.with_suffix(".csv")
     json_path = html_path.with_suffix(".json")   # what was simulated: the provenance record
     for target in (html_path, csv_path, json_path, *([Path(png)] if png is not None else [])):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_sets, set_option, plotlyjs_option
+from .common import command_argv, parse_sets, set_option, plotlyjs_option
 
 
 def print_summary(result, out_dir: Path | None, written: list | None = None) -> None:
@@ -181,10 +181,9 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
         from ..numerics import layer_errors
         result.layers["gemm_rel_error"] = layer_errors(result)
         result.summary["max_gemm_rel_error"] = float(result.layers["gemm_rel_error"].max())
-    ctx = click.get_current_context()
-    argv = (ctx.find_object(dict) or {}).get("argv")
     prov = run_provenance(result, run_id=new_run_id(), config_arg=config, workload_arg=workload,
-                          overrides=overrides, argv=argv, out_dir=out,
+                          overrides=overrides, argv=command_argv(click.get_current_context()),
+                          out_dir=out,
                           options={"format": fmt, "batch": batch, "engine": engine,
                                    "input_shapes": list(input_shapes), "numerics": numerics,
                                    "fuse": fuse})
