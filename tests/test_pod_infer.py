@@ -149,3 +149,120 @@ def test_run_chips_bad_spec_is_one_line_exit_2(cli, tmp_path, args, needle):
 def test_run_chips_needs_an_llm_trace(cli, tmp_path):
     code, _, err = cli("run", "tpu_v5e", "resnet50", "--chips", "8", "--out", tmp_path / "o")
     assert code == 2 and "LLM step traces only" in err and len(err.strip().splitlines()) == 1
+
+
+# ---- the step laid out in time (InferResult.schedule, --trace) ----
+
+def _tiles(spans, end):
+    """The compute track's spans in order cover [0, end] without gap or overlap."""
+    comp = sorted((s for s in spans if s.track == "compute"), key=lambda s: s.start)
+    t = 0.0
+    for s in comp:
+        assert s.start == pytest.approx(t, abs=1e-15)
+        t = s.start + s.dur
+    assert t == pytest.approx(end, rel=1e-12)
+    return comp
+
+
+def test_time_by_op_is_the_single_chip_run_row_by_row():
+    # one chip, tp=1: each trace row's seconds are that row's layers.csv latency x instances
+    m = get_preset("gpt2")
+    r = infer_step(V5E, m, _slice("1"), ParallelSpec(), "decode", batch=4, kv_len=256)
+    single = simulate(V5E, llm_workload(m, "decode", batch=4, kv_len=256, logits="last"))
+    want = {row.name: row.latency_s * row.count for row in single.layers.itertuples()}
+    assert [o["name"] for o in r.time_by_op] == list(single.layers["name"])
+    for o in r.time_by_op:
+        assert o["seconds"] == pytest.approx(want[o["name"]], rel=1e-9)
+    assert sum(o["seconds"] for o in r.time_by_op) == pytest.approx(r.compute_s, rel=1e-12)
+    s = r.schedule()
+    assert {x.track for x in s.spans} == {"compute"} and s.waits_s == {}
+    _tiles(s.spans, r.latency_s)
+
+
+def test_schedule_puts_two_all_reduces_per_block_before_the_residual_adds():
+    m = get_preset("llama2_7b")
+    sl, spec = _slice("2x4"), ParallelSpec(tp=8)
+    r = infer_step(V5E, m, sl, spec, "decode", batch=8, kv_len=1024)
+    s = r.schedule()
+    tp = place(spec, sl).of("tp")
+    ar = all_reduce(8 * 4096 * 2, tp).total_s
+    coll = [x for x in s.spans if x.track == "ICI/DCN blocking"]
+    assert [x.kind for x in coll] == ["TP all-reduce"] * 64 + ["logits all-gather"]
+    assert all(x.dur == pytest.approx(ar) for x in coll[:-1])
+    assert coll[-1].dur == pytest.approx(all_gather(8 * 32000 * 2, tp).total_s)
+    comp = _tiles(s.spans, r.latency_s)
+    # each all-reduce is waited through, right before a residual add
+    after = {round(x.start + x.dur, 15): x for x in coll[:-1]}
+    follow = [c.name.split(" ")[0] for c in comp if round(c.start, 15) in after
+              and not c.kind.startswith("wait")]
+    assert follow == ["attn_residual", "ffn_residual"] * 32
+    assert s.step_s == pytest.approx(r.latency_s, rel=1e-12)
+    assert s.compute_s == pytest.approx(r.compute_s, rel=1e-12)
+    assert sum(s.waits_s.values()) == pytest.approx(r.collectives_s, rel=1e-12)
+
+
+def test_parallel_block_has_one_all_reduce_per_layer():
+    from tpusim.importers.llm import custom_config
+    m = custom_config(name="pb", hidden=512, layers=3, heads=8, kv_heads=8, ffn=2048,
+                      vocab=1000, parallel_block=True, norm="layernorm", positions="rope")
+    r = infer_step(V5E, m, _slice("2x2"), ParallelSpec(tp=4), "decode", batch=4, kv_len=64)
+    kinds = [x.kind for x in r.schedule().spans if x.track == "ICI/DCN blocking"]
+    assert kinds == ["TP all-reduce"] * 3 + ["logits all-gather"]
+    assert r.collectives["tp_all_reduces"] == 3
+
+
+def test_cli_infer_trace_and_time_by_op(cli, tmp_path):
+    out = tmp_path / "o"
+    code, stdout, err = cli("infer", "tpu_v5e", "llama2_7b", "--chips", "8", "--batch", "8",
+                            "--kv-len", "1024", "--out", out, "--trace", out / "step.json")
+    assert code == 0, err
+    rec = json.loads((out / "infer.json").read_text())
+    doc = json.loads((out / "step.json").read_text())
+    threads = {e["args"]["name"]: e["tid"] for e in doc["traceEvents"]
+               if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert set(threads) == {"compute", "ICI/DCN blocking"}
+    xs = [e for e in doc["traceEvents"] if e["ph"] == "X"]
+    comp = [e for e in xs if e["tid"] == threads["compute"]]
+    assert sum(e["dur"] for e in comp) == pytest.approx(rec["latency_s"] * 1e6, rel=1e-9)
+    blocking = [e for e in xs if e["tid"] == threads["ICI/DCN blocking"]]
+    assert sum(e["dur"] for e in blocking) == pytest.approx(rec["collectives_s"] * 1e6,
+                                                           rel=1e-9)
+    assert doc["otherData"]["run_id"] == rec["provenance"]["run_id"]
+    assert sum(o["seconds"] for o in rec["time_by_op"]) == pytest.approx(rec["compute_s"])
+    page = (out / "report.html").read_text()
+    assert "Time by op" in page and "ffn_down" in page and "TP all-reduce" in page
+    assert "step.json" in json.loads((out / ".tpusim-infer.json").read_text())["files"]
+
+
+def test_cli_run_chips_trace_is_infers(cli, tmp_path):
+    trace = _llm_trace(cli, tmp_path, "llama2_7b", "--phase", "decode", "--batch", "8",
+                       "--kv-len", "1024")
+    code, _, err = cli("run", "tpu_v5e", trace, "--chips", "8", "--out", tmp_path / "o",
+                       "--trace", tmp_path / "t.json")
+    assert code == 0, err
+    rec = json.loads((tmp_path / "o" / "sharded.json").read_text())
+    doc = json.loads((tmp_path / "t.json").read_text())
+    kinds = [e["cat"] for e in doc["traceEvents"] if e["ph"] == "X"]
+    assert kinds.count("TP all-reduce") == 64 and kinds.count("logits all-gather") == 1
+    assert doc["otherData"]["step_s"] == pytest.approx(rec["latency_s"], rel=1e-12)
+
+
+def test_trace_never_replaces_a_file_of_another_output(cli, tmp_path):
+    trace = _llm_trace(cli, tmp_path, "gpt2", "--phase", "decode", "--batch", "2",
+                       "--kv-len", "64")
+    a = tmp_path / "a"
+    code, _, err = cli("run", "tpu_v5e", trace, "--chips", "2", "--out", a)
+    assert code == 0, err
+    before = (a / "sharded.json").read_bytes()
+    for cmd in (("run", "tpu_v5e", trace, "--chips", "2"),
+                ("infer", "tpu_v5e", "gpt2", "--chips", "2", "--kv-len", "64"),
+                ("train", "tpu_v5e", "gpt2", "--chips", "2", "--seq", "128",
+                 "--parallel", "fsdp=2")):
+        code, _, err = cli(*cmd, "--out", tmp_path / "b", "--trace", a / "sharded.json")
+        assert code == 2 and "belongs to the tpusim run --chips output" in err, err
+        assert "--trace path" in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "b").exists()
+    code, _, err = cli("infer", "tpu_v5e", "gpt2", "--chips", "2", "--kv-len", "64",
+                       "--out", tmp_path / "c", "--trace", tmp_path / "c" / "infer.json")
+    assert code == 2 and "run's own files" in err
+    assert (a / "sharded.json").read_bytes() == before

@@ -98,10 +98,11 @@ def _remove_ours(out_dir: Path, names: list[str]) -> None:
 _COMMANDS = {"sharded": "run --chips"}
 
 
-def _check_not_anothers(out_dir: Path, names: list[str], group: str | None) -> None:
+def _check_not_anothers(out_dir: Path, names: list[str], group: str | None,
+                        option: str = "--out") -> None:
     """Refuse (one-line :class:`InputError`) to replace a file another command's output in
     ``out_dir`` lists in its manifest (e.g. infer's config.yaml over train's): that output's
-    record would then describe a file it no longer has."""
+    record would then describe a file it no longer has. ``option``: what the user changes."""
     for other, manifest in manifests(out_dir).items():
         if other == group:
             continue
@@ -111,7 +112,7 @@ def _check_not_anothers(out_dir: Path, names: list[str], group: str | None) -> N
             name = sorted(mine)[0]
             raise InputError(str(out_dir / name), None, message="belongs to the tpusim "
                              f"{_COMMANDS.get(other, other)} output in this folder; choose "
-                             "another --out (or remove that output's files)")
+                             f"another {option} (or remove that output's files)")
 
 
 def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,

@@ -1,6 +1,7 @@
 """Options and helpers shared by the subcommands."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -149,17 +150,42 @@ def record_files(out, name: str, record: dict[str, Any], chip, run_id: str,
 
 
 def write_outputs(out, name: str, record: dict[str, Any], page: str | None, chip,
-                  run_id: str, command: str) -> list:
+                  run_id: str, command: str, trace: tuple[Path, str] | None = None) -> list:
     """``DIR/NAME.json`` (``record``), ``DIR/report.html`` (``page``, unless None) and
     ``DIR/config.yaml`` (the resolved ``chip``; ``command``, e.g. ``train THIS_FILE MODEL``,
     with the recorded options reproduces the run), all or nothing; files an earlier run of the
-    same command left in DIR are removed (:func:`tpusim.results.write_all`, group NAME)."""
+    same command left in DIR are removed (:func:`tpusim.results.write_all`, group NAME).
+    ``trace``: (path, text) of a ``--trace`` file (checked by the caller): one of the run's files
+    when it lies in DIR, else written atomically once they are."""
     from ..results import write_all
+    from ..trace_events import in_dir
     files = record_files(out, name, record, chip, run_id, command)
     if page is not None:
         files["report.html"] = lambda p: p.write_text(page)
+    inside = trace is not None and in_dir(trace[0], out)
+    if inside:
+        files[trace[0].name] = lambda p: p.write_text(trace[1])
     written = write_all(files, out, group=name, run_id=run_id)
     if page is not None:
         from ..plotlyjs import write_beside   # --plotlyjs directory: the page's shared copy
         write_beside(out, ["report.html"])
+    if trace is not None and not inside:
+        from .._io import atomic_write_text
+        atomic_write_text(trace[0], trace[1])
     return written
+
+
+def trace_option():
+    """``--trace FILE.json`` of the commands that lay a step out in time."""
+    return click.option("--trace", "trace_path", default=None, metavar="FILE.json",
+                        help="Also write the step's timeline as a Chrome/Perfetto trace (open "
+                             "it in ui.perfetto.dev).")
+
+
+def checked_trace(trace_path, out, own: tuple[str, ...]):
+    """``--trace``'s path, checked before anything is simulated or written (``own``: the
+    command's files, which a trace in ``out`` must not replace); None when not given."""
+    if trace_path is None:
+        return None
+    from ..trace_events import check_trace_path
+    return check_trace_path(trace_path, out, own)

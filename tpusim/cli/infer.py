@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from .common import command_provenance_of, loaded_chip, set_option, write_outputs
+from .common import (checked_trace, command_provenance_of, loaded_chip, set_option, trace_option,
+                     write_outputs)
 
 
 @click.command()
@@ -27,19 +28,21 @@ from .common import command_provenance_of, loaded_chip, set_option, write_output
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for infer.json and report.html (default "
                    "results/infer-<config>-<model>/).")
+@trace_option()
 def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, dtype, sets,
-          out_dir):
+          out_dir, trace_path):
     """One sharded inference step of MODEL (an LLM preset) on chip CONFIG's slice.
 
     Writes DIR/infer.json: latency_s, compute_s, collectives_s (tp all-reduces on the critical
     path), tokens/s, HBM per chip (weights + KV cache), the provenance (command, options,
     resolved config); DIR/config.yaml holds the resolved config; DIR/report.html shows the step's
-    time split and memory per chip.
+    time split, its time by op and memory per chip. --trace FILE.json lays the step out in time
+    (each block's rows, the all-reduces between them) for ui.perfetto.dev.
 
     \b
     Example:
       tpusim infer tpu_v5e llama2_70b --chips 8 --parallel tp=8 --dtype int8 \\
-          --phase decode --batch 8 --kv-len 2048
+          --phase decode --batch 8 --kv-len 2048 --trace decode.json
     """
     from ..importers.llm import get_preset
     from ..importers.llm_step_args import check_step_args
@@ -49,22 +52,37 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
 
     chip, overrides = loaded_chip(config, sets)
     cfg = get_preset(model)
+    out = out_dir or Path("results") / f"infer-{Path(config).stem}-{cfg.name}"
+    trace_path = checked_trace(trace_path, out, OWN)
     # checked here, once, so that errors name the options typed, not the builder's fields
     check_step_args(phase, batch, seq, kv_len, dtype, options=True)
     sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips)
     spec = parse_spec(parallel) if parallel else ParallelSpec(tp=sl.chips)
     r = infer_step(chip, cfg, sl, spec, phase, batch, seq, kv_len, dtype,
                    spec_source=spec_source(parallel, chips, topology), checked=True)
-    out = out_dir or Path("results") / f"infer-{Path(config).stem}-{cfg.name}"
     record = {**r.as_dict(), "config": chip.name, "model": cfg.name, "batch": batch,
               "seq": seq, "kv_len": kv_len, "dtype": dtype}
     record["provenance"] = prov = command_provenance_of(chip, config, overrides)
     from ..pod.report import step_report
     page = step_report(record, "infer")
+    trace = trace_path and (trace_path, step_trace_json(r, f"{cfg.name} {phase} on {chip.name} "
+                                                    f"{r.topology}", prov["run_id"]))
     written = write_outputs(out, "infer", record, page, chip, prov["run_id"],
-                            "infer THIS_FILE MODEL")
+                            "infer THIS_FILE MODEL", trace)
     click.echo(f"{cfg.name} {phase} on {chip.name} {r.topology} ({r.chips} chips, {r.parallel}): "
                f"{r.latency_s * 1e3:.4g} ms ({r.compute_s * 1e3:.4g} ms compute + "
                f"{r.collectives_s * 1e3:.4g} ms all-reduces), {r.tokens_per_s:.4g} tokens/s, "
                f"{r.hbm_gib_per_chip:.1f} GiB/chip")
     click.echo("wrote " + ", ".join(str(p) for p in written))
+    if trace_path is not None:
+        click.echo(f"wrote {trace_path} (open it in ui.perfetto.dev)")
+
+
+OWN = ("infer.json", "config.yaml", "report.html")   # infer's files, which --trace must not name
+
+
+def step_trace_json(r, name: str, run_id: str) -> str:
+    """The trace file of one sharded inference step (``InferResult.schedule``)."""
+    from ..pod.schedule_view import schedule_trace_json
+    return schedule_trace_json(r.schedule(), {"name": name, "parallel": r.parallel,
+                                              "run_id": run_id})

@@ -121,7 +121,8 @@ def _throughput(result) -> tuple[str, str]:
               help="Print summary.json on stdout instead of the table (messages go to stderr).")
 @click.option("--trace", "trace_path", default=None, metavar="FILE.json",
               help="Also write the block-by-block timeline as a Chrome/Perfetto trace "
-                   "(open it in ui.perfetto.dev).")
+                   "(open it in ui.perfetto.dev); with --chips, the sharded step's rows and "
+                   "all-reduces.")
 @plotlyjs_option()
 def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shapes,
         numerics, chips, parallel, fuse, as_json, trace_path):
@@ -151,10 +152,8 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
     from ..results import write_result
 
     overrides = parse_sets(sets)
-    if trace_path is not None and (chips is not None or parallel is not None):
-        raise click.UsageError("--trace draws one chip's run; it does not go with --chips")
     if chips is not None or parallel is not None:
-        return _sharded(config, workload, sets, chips, parallel, batch, out_dir)
+        return _sharded(config, workload, sets, chips, parallel, batch, out_dir, trace_path)
     out = out_dir or default_run_dir(config, workload, fmt=fmt, batch=batch, engine=engine,
                                      overrides=overrides, input_shapes=input_shapes,
                                      numerics=numerics, fuse=fuse)
@@ -250,25 +249,35 @@ def configs_tables() -> tuple[list[dict], list[dict]]:
     return chips, workloads
 
 
-def _sharded(config, workload, sets, chips, parallel, batch, out_dir) -> None:
+def _sharded(config, workload, sets, chips, parallel, batch, out_dir, trace_path) -> None:
     """``--chips``/``--parallel``: the LLM step sharded (tpusim/pod/sharded_run.py)."""
     from ..pod.sharded_run import run_sharded
     from ..provenance import input_file
-    from .common import command_provenance_of, loaded_chip, write_outputs
+    from .common import checked_trace, command_provenance_of, loaded_chip, write_outputs
+    from .infer import step_trace_json
 
     chip, overrides = loaded_chip(config, sets)
-    r, out = run_sharded(chip, workload, chips, parallel, batch, out_dir)
+    own = ("sharded.json", "config.yaml", "report.html")
+    if out_dir is not None:   # the default folder is named after the step, known once it is read
+        trace_path = checked_trace(trace_path, out_dir, own)
+    res, r, out = run_sharded(chip, workload, chips, parallel, batch, out_dir)
+    if out_dir is None:
+        trace_path = checked_trace(trace_path, out, own)
     r["provenance"] = prov = command_provenance_of(
         chip, config, overrides, inputs={"workload": input_file("workload", workload)})
     from ..pod.report import step_report
     page = step_report(r, "run --chips")
+    trace = trace_path and (trace_path, step_trace_json(
+        res, f"{r['workload']} on {chip.name} {r['topology']}", prov["run_id"]))
     written = write_outputs(out, "sharded", r, page, chip, prov["run_id"],
-                            "run THIS_FILE WORKLOAD --chips N")
+                            "run THIS_FILE WORKLOAD --chips N", trace)
     click.echo(f"{r['model']} {r['phase']} on {r['config']} {r['topology']} ({r['chips']} chips, "
                f"{r['parallel']}): {r['latency_s'] * 1e3:.4g} ms ({r['compute_s'] * 1e3:.4g} ms "
                f"compute + {r['collectives_s'] * 1e3:.4g} ms all-reduces on the critical path), "
                f"{r['tokens_per_s']:.4g} tokens/s, {r['hbm_gib_per_chip']:.1f} GiB/chip")
     click.echo("wrote " + ", ".join(str(p) for p in written))
+    if trace_path is not None:
+        click.echo(f"wrote {trace_path} (open it in ui.perfetto.dev)")
 
 
 @click.command()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import (command_provenance_of, loaded_chip, plotlyjs_option, set_option,
-                     write_outputs)
+from .common import (checked_trace, command_provenance_of, loaded_chip, plotlyjs_option,
+                     set_option, write_outputs)
 
 
 @click.command()
@@ -87,7 +87,6 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
       tpusim train tpu_v4 palm_540b --chips 6144 --slices 2 --parallel dp=2,fsdp=256,tp=12,sp
     """
     from ..errors import InputError
-    from .._io import atomic_write_text
     from ..importers.llm import custom_config, get_preset
     from ..pod.search import search
     from ..pod.sharding import parse_spec
@@ -101,13 +100,6 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     flash = FlashBlocks.parse(flash_blocks) if flash_blocks is not None else None
     kernel = parse_moe(moe)
     chip, overrides = loaded_chip(config, sets)
-    out = out_dir or None
-    if trace_path is not None:   # checked before anything is simulated or written
-        from ..trace_events import check_trace_path, in_dir
-        trace_path = check_trace_path(trace_path, out_dir)
-        if in_dir(trace_path, out_dir) and trace_path.name == "train.json":
-            raise InputError(str(trace_path), None, message="is one of the run's own files; "
-                             "name the trace something else, such as trace.json")
     dims = {"hidden": hidden, "layers": layers, "heads": heads, "kv_heads": kv_heads,
             "head_size": head_dim, "ffn": ffn, "vocab": vocab, "experts": experts,
             "top_k": top_k, "act": act, "gated": gated, "parallel_block": parallel_block}
@@ -125,6 +117,8 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                          "model dimensions go with MODEL custom; presets have theirs")
     else:
         cfg = get_preset(model)
+    out = out_dir or Path("results") / f"train-{Path(config).stem}-{cfg.name}"
+    trace_path = checked_trace(trace_path, out, ("train.json", "config.yaml", "report.html"))
     sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, slices=slices)
     if global_batch is not None and batch_per_chip is not None:
         raise InputError("--global-batch", None, global_batch,
@@ -146,7 +140,6 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
         picked = [(c.spec.label(), c.remat, c.microbatches, c.result) for c in found]
         how = "searched"
     best = picked[0][3]
-    out = out or Path("results") / f"train-{Path(config).stem}-{cfg.name}"
     record = {**best.as_dict(), "remat": picked[0][1], "microbatches": picked[0][2],
               "sharding": how, "config": chip.name, "model": cfg.name, "seq": seq,
               "global_batch": gb, "attention": attention,
@@ -161,13 +154,10 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     sched = best.schedule()
     title = f"{cfg.name} on {chip.name} {sl.label()}, {picked[0][0]}"
     page = train_report(record, schedule_figure(sched, f"Timeline of one step: {title}"))
-    trace_text = (schedule_trace_json(sched, {"name": title, "parallel": picked[0][0],
-                                                "run_id": prov["run_id"]})
-                  if trace_path is not None else None)
+    trace = trace_path and (trace_path, schedule_trace_json(
+        sched, {"name": title, "parallel": picked[0][0], "run_id": prov["run_id"]}))
     written = write_outputs(out, "train", record, page, chip, prov["run_id"],
-                            "train THIS_FILE MODEL")
-    if trace_text is not None:
-        atomic_write_text(trace_path, trace_text)
+                            "train THIS_FILE MODEL", trace)
     from ..units import number, seconds
     for p, rm, m, x in picked:
         click.echo(f"{p:28s} remat {rm:7s} mb {m:3d}  step {seconds(x.step_s):>9s}  "

@@ -9,10 +9,18 @@ output and the FFN output (one for parallel blocks) over the tp axes, and after 
 all-gather of the vocabulary-split logits. Nothing overlaps them: a decode step is a chain of
 dependent kernels (assumption: no collective-matmul overlap). Memory per chip: the weight shard
 in the run's dtype plus the KV cache of its sequences and KV heads.
+
+:meth:`InferResult.schedule` lays the step out in time for ``--trace`` (the Chrome/Perfetto
+format of ``tpusim train --trace``, ``pod/schedule_view.py``): the pre-block rows, then each
+block's rows in trace order, each taking its row's time over the layers (assumption: every
+layer of a row costs the same), an all-reduce before each residual add (Megatron's places:
+after the attention's output projection and after the FFN's down projection; a parallel block
+has one, before its last add), the rows after the blocks, then the logits all-gather. The compute
+track waits through each collective, so its spans tile the step.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import InputError
@@ -23,7 +31,11 @@ from .collectives import all_gather, all_reduce
 from .sharding import ParallelSpec, check_spec, place
 from .topology import Slice
 from .costs import simulate_rows
+from .schedule import BLOCKING, COMPUTE, Schedule, Span
 from .train import flash_attention, shard_config
+
+BLOCK_ROWS = ("attn_norm", "ffn_residual")   # a block's first and last trace rows (llm_rows)
+TP_ALL_REDUCE, LOGITS_GATHER = "TP all-reduce", "logits all-gather"
 
 
 @dataclass(frozen=True)
@@ -40,9 +52,58 @@ class InferResult:
     parallel: str
     chips: int
     topology: str
+    # the per-chip compute by trace row: {"name", "op", "instances", "seconds"}, in trace order
+    time_by_op: tuple[dict[str, Any], ...] = ()
+    # the critical path's collectives: one tp all-reduce (seconds), how many, the logits gather
+    collectives: dict[str, Any] = field(default_factory=dict)
+    layers: int = 0
+    parallel_block: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+    def schedule(self) -> Schedule:
+        """The step laid out in time (module docstring): compute spans per row and layer, the
+        collectives on the blocking track with the compute's waits for them."""
+        spans: list[Span] = []
+        now = 0.0
+        waits = {TP_ALL_REDUCE: 0.0, LOGITS_GATHER: 0.0}
+
+        def compute(name: str, dur: float) -> None:
+            nonlocal now
+            spans.append(Span(COMPUTE, self.phase, name, now, dur, 0))
+            now += dur
+
+        def collective(kind: str, name: str, dur: float) -> None:
+            nonlocal now
+            if dur <= 0:
+                return
+            spans.append(Span(BLOCKING, kind, name, now, dur, 0))
+            spans.append(Span(COMPUTE, f"wait: {kind}", name, now, dur, 0))
+            waits[kind] += dur
+            now += dur
+
+        ops = self.time_by_op
+        names = [o["name"] for o in ops]
+        first, last = names.index(BLOCK_ROWS[0]), names.index(BLOCK_ROWS[1])
+        block = ops[first:last + 1]
+        adds = [i for i, o in enumerate(block) if o["name"].endswith("_residual")]
+        if self.parallel_block:
+            adds = adds[-1:]
+        tp = self.collectives.get("tp_all_reduce_s", 0.0)
+        for o in ops[:first]:
+            compute(o["name"], o["seconds"])
+        for layer in range(self.layers):
+            for i, o in enumerate(block):
+                if i in adds:
+                    collective(TP_ALL_REDUCE, f"layer {layer} {o['name'][:-9]}", tp)
+                compute(f"{o['name']} (layer {layer})", o["seconds"] / self.layers)
+        for o in ops[last + 1:]:
+            compute(o["name"], o["seconds"])
+        collective(LOGITS_GATHER, "lm_head", self.collectives.get("logits_all_gather_s", 0.0))
+        return Schedule(step_s=now, compute_s=sum(s.dur for s in spans if s.track == COMPUTE
+                                                   and s.kind == self.phase),
+                        waits_s={k: v for k, v in waits.items() if v > 0}, spans=spans)
 
 
 def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
@@ -71,15 +132,17 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
     seq, kv_len = step_defaults(phase, seq, kv_len)    # llm_rows has checked (or its caller)
     if phase == "prefill":      # as in training: a flash kernel, causal tiles skipped
         rows = flash_attention(rows, shard.heads // shard.kv_heads, seq)
-    compute = sum(t for t, _ in simulate_rows(chip, rows))
+    times = simulate_rows(chip, rows)
+    compute = sum(t for t, _ in times)
 
     elem = get_format(dtype, "--dtype", "dtype").bytes_per_element
     tp_axes = pl.of("tp")
     act = b * seq * model.hidden * elem
     per_block = 1 if model.parallel_block else 2
-    comm = model.layers * per_block * all_reduce(act, tp_axes).total_s
+    tp_ar = all_reduce(act, tp_axes).total_s
     head_tok = b if logits == "last" else b * seq
-    comm += all_gather(head_tok * shard.vocab * spec.tp * elem, tp_axes).total_s
+    gather = all_gather(head_tok * shard.vocab * spec.tp * elem, tp_axes).total_s
+    comm = model.layers * per_block * tp_ar + gather
     latency = compute + comm
 
     gib = 2 ** 30
@@ -98,7 +161,12 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
         tokens_per_s=new_tokens / latency, tokens_per_s_per_chip=new_tokens / latency / sl.chips,
         hbm_gib_per_chip=total / gib, weights_gib_per_chip=weights / gib,
         kv_cache_gib_per_chip=kv / gib, parallel=spec.label(), chips=sl.chips,
-        topology=sl.label())
+        topology=sl.label(),
+        time_by_op=tuple({"name": r["name"], "op": r["op"], "instances": r.get("count", 1),
+                          "seconds": t} for r, (t, _) in zip(rows, times)),
+        collectives={"tp_all_reduce_s": tp_ar, "tp_all_reduces": model.layers * per_block
+                     if tp_ar > 0 else 0, "logits_all_gather_s": gather},
+        layers=model.layers, parallel_block=model.parallel_block)
 
 
 __all__ = ["InferResult", "infer_step"]

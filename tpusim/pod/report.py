@@ -166,8 +166,32 @@ def step_report(rec: dict[str, Any], kind: str) -> str:
             f"({number(rec['tokens_per_s_per_chip'])} per chip) &middot; "
             f"{_gib(rec['hbm_gib_per_chip'])} HBM per chip</p>")
     return _page(title, f"{head}<h2>Time (tpusim {escape(kind)})</h2>"
-                 + _time_table(parts, step) + "<h2>Memory per chip</h2>" + _memory_table(mem)
+                 + _time_table(parts, step) + _ops_table(rec, step)
+                 + "<h2>Memory per chip</h2>" + _memory_table(mem)
                  + _footer(rec.get("provenance")))
+
+
+def _ops_table(rec: dict[str, Any], step: float) -> str:
+    """The step's time by trace row (all its instances: every layer) and by collective, each
+    with its share of the step, largest first (empty for a record without ``time_by_op``)."""
+    ops = rec.get("time_by_op")
+    if not ops:
+        return ""
+    from ..units import seconds
+    c = rec.get("collectives", {})
+    parts = [(escape(o["name"]), escape(o["op"]), o["instances"], o["seconds"]) for o in ops]
+    if c.get("tp_all_reduces"):
+        parts.append(("TP all-reduce", "collective", c["tp_all_reduces"],
+                      c["tp_all_reduces"] * c["tp_all_reduce_s"]))
+    if c.get("logits_all_gather_s"):
+        parts.append(("logits all-gather", "collective", 1, c["logits_all_gather_s"]))
+    rows = "".join(f"<tr><td>{n}</td><td class='l'>{op}</td><td>{k}</td><td>{seconds(t)}</td>"
+                   f"<td>{t / step:.1%}</td><td style='width:35%'>{_bar(t, step)}</td></tr>"
+                   for n, op, k, t in sorted(parts, key=lambda x: -x[3]))
+    return ("<h2>Time by op</h2><p>Each row of the chip's shard of the trace, all its "
+            "instances (every layer), and the collectives on the critical path.</p>"
+            + _table("<th>row</th><th class='l'>op</th><th>instances</th><th>time</th>"
+                     "<th>share</th><th></th>", rows))
 
 
 __all__ = ["train_report", "step_report"]

@@ -2,8 +2,9 @@
 
 ``tpusim train ... --trace FILE.json`` writes :func:`schedule_trace`: the trace-event format of
 ``tpusim run --trace`` (:mod:`tpusim.trace_events`): one process (the simulated chip, standing
-for every chip of its shard), one thread per track of the schedule (compute, the async ICI
-stream, blocking collectives), every span a complete event (``"ph": "X"``, ``ts``/``dur`` in
+for every chip of its shard), one thread per track of the schedule that has spans (compute, the
+async ICI stream, blocking collectives; ``tpusim infer --trace`` lays out an inference step the
+same way, ``pod/infer.py``), every span a complete event (``"ph": "X"``, ``ts``/``dur`` in
 µs) sorted by start on its track, its ``args`` naming the unit, what it is and its microbatch.
 :func:`schedule_figure` draws the same spans as a :class:`tpusim.figure.Figure` for the train
 report page (no plotly import).
@@ -19,12 +20,12 @@ from ..figure import Figure
 from ..trace_events import PID, _r
 from .schedule import TP_HIDDEN, TRACKS, Schedule
 
-COLORS = {"forward": "#4c78a8", "backward": "#72b7b2", "recompute": "#b279a2",
+COLORS = {"forward": "#4c78a8", "prefill": "#4c78a8", "decode": "#4c78a8", "backward": "#72b7b2", "recompute": "#b279a2",
           "optimizer": "#54a24b", "pipeline bubble": "#bab0ac",
           "FSDP all-gather": "#f58518", "gradient reduce-scatter": "#9467bd",
           "DP all-reduce": "#9d755d", "TP all-reduce": "#eeca3b", TP_HIDDEN: "#f2dc8c",
           "EP all-to-all": "#ff9da6",
-          "PP send": "#8c6d31", "DCN all-reduce": "#7f7f7f"}
+          "PP send": "#8c6d31", "DCN all-reduce": "#7f7f7f", "logits all-gather": "#e45756"}
 WAIT_COLOR = "#d62728"
 
 
@@ -33,7 +34,8 @@ def schedule_trace(sched: Schedule, meta: dict[str, Any] | None = None) -> dict[
     name = (meta or {}).get("name", "training step")
     ev: list[dict[str, Any]] = [{"ph": "M", "name": "process_name", "pid": PID, "tid": 0,
                                  "args": {"name": f"{name} (one chip per shard)"}}]
-    tids = {t: i + 1 for i, t in enumerate(TRACKS)}
+    used = {s.track for s in sched.spans or ()}
+    tids = {t: i + 1 for i, t in enumerate(t for t in TRACKS if t in used)}
     for t, tid in tids.items():
         ev.append({"ph": "M", "name": "thread_name", "pid": PID, "tid": tid,
                    "args": {"name": t}})

@@ -65,10 +65,10 @@ def _too_big(step: dict[str, Any], batch: int) -> str:
 
 
 def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: int,
-                out_dir: Path | None, topology: str | None = None) -> tuple[dict[str, Any], Path]:
-    """Price the trace ``workload`` sharded over ``chips`` chips: the record of
-    ``DIR/sharded.json`` and DIR, which the caller writes. ``batch`` multiplies the trace's
-    sequences, as ``run --batch``."""
+                out_dir: Path | None, topology: str | None = None):
+    """Price the trace ``workload`` sharded over ``chips`` chips: the step's
+    :class:`~tpusim.pod.infer.InferResult`, the record of ``DIR/sharded.json`` and DIR, which
+    the caller writes. ``batch`` multiplies the trace's sequences, as ``run --batch``."""
     from .. import load_workload
     from .._io import check_dir
     from .infer import infer_step
@@ -90,7 +90,7 @@ def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: in
     record = {**r.as_dict(), "config": chip.name, "workload": wl.name, "model": step["model"],
               "sequences": step["sequences"] * batch, "new_tokens": step["new_tokens"],
               "kv_len": step["kv_len"], "dtype": step["dtype"], "logits": step["logits"]}
-    return record, out
+    return r, record, out
 
 
 __all__ = ["llm_step_of", "run_sharded"]
