@@ -280,6 +280,10 @@ def test_validate_scores_by_cv_and_skips_what_is_missing(cli, tmp_path, monkeypa
     assert prov["tpusim_version"] == tpusim.__version__ and prov["options"]["pods"] is False
     for key, path in (("measurements_1", meas), ("calibrated", calibrated)):
         assert prov["inputs"][key]["sha256"] == hashlib.sha256(open(path, "rb").read()).hexdigest()
+    from tpusim.config import find_config
+    presets = prov["inputs"]["presets"]   # the shipped configs the checks load by name
+    assert presets["tpu_v1"] == hashlib.sha256(find_config("tpu_v1").read_bytes()).hexdigest()
+    assert {"tpu_v4", "tpu_v5e", "edge_tpu"} <= set(presets)
     cv = df[df["metric"].str.contains("CV")]
     assert len(cv) == len(SHAPES) and cv["fitted_on"].str.contains("held out").all()
     assert (cv["error"].abs() < 0.15).all()

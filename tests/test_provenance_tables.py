@@ -100,6 +100,16 @@ def test_compare_json_names_each_side(cli, tmp_path):
     assert simulated["inputs"]["workload"]["sha256"] == _sha(find_workload("mlp0"))
 
 
+def test_compare_json_records_the_default_folder(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("compare", "tpu_v1:mlp0", "default:mlp0")
+    assert code == 0, err
+    made = [p for p in (tmp_path / "results").iterdir()]
+    assert len(made) == 1
+    rec = json.loads((made[0] / "compare.json").read_text())
+    assert rec["provenance"]["options"]["out_dir"] == str(made[0].relative_to(tmp_path))
+
+
 
 def test_roofline_refuses_a_symlinked_record_beside_the_chart(cli, tmp_path):
     victim = tmp_path / "victim.txt"

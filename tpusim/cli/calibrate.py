@@ -172,7 +172,7 @@ def validate(out_dir, measurements, calibrated, pods):
     Writes DIR/validation.csv (check, case, metric, predicted, measured, error, fitted_on: which
     data fitted which parameter; no parameter is scored on the data that fitted it) and
     DIR/validation.html (predicted against measured, with y = x) and DIR/validation.json (what
-    ran: version, command, options, the input files' sha256). Checks whose inputs are
+    ran: version, command, options, the input files' and shipped presets' sha256). Checks whose inputs are
     missing are listed as 'skipped: missing ...'.
 
     \b
@@ -192,6 +192,10 @@ def validate(out_dir, measurements, calibrated, pods):
               for i, m in enumerate(measurements) if Path(m).is_file()}
     if calibrated is not None and Path(calibrated).is_file():
         inputs["calibrated"] = input_file("calibrated", calibrated)
+    # the shipped presets the checks load by name (tpu_v4 stands in for --calibrated unless given)
+    from ..config import find_config, preset_names
+    from ..provenance import file_sha256
+    inputs["presets"] = {n: file_sha256(find_config(n)) for n in preset_names()}
     text = json.dumps({"provenance": {**record, "inputs": inputs}}, indent=2,
                       sort_keys=True) + "\n"
     write_all({"validation.csv": lambda p: p.write_text(validation_csv(table)),

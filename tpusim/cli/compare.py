@@ -45,7 +45,9 @@ def compare(runs, out_dir, top, as_json):
     c = compare_runs(list(runs))
     out = out_dir or _default_out([r.label for r in c.runs])
     check_dir(out)
-    written = write_comparison(c, out, command_record())
+    record = command_record()
+    record["options"]["out_dir"] = str(out)   # the folder used, defaulted or not
+    written = write_comparison(c, out, record)
     base = c.runs[0]
     if as_json:
         echo_json({"baseline": base.label, "summary": c.summary,
