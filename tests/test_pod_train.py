@@ -3,6 +3,8 @@ where they must agree, conservation of sharded state, the pipeline bubble, expos
 and one-line errors (batch, memory)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -420,3 +422,24 @@ def test_docs_list_every_train_json_key(cli, tmp_path):
     listed = {k for line in section.splitlines() if line.startswith("| `")
               for k in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
     assert keys == listed
+
+
+def test_time_by_op_adds_up_to_the_compute_split():
+    # every forward row's forward, backward and recompute, summed, are the step's three parts;
+    # the recompute reruns only rows the policy drops, and full remat reruns no ffn_down
+    chip = load_config("tpu_v5e")
+    sl = make_slice(chip.ici, chip.dcn, shape="2x4")
+    r = train_step(chip, get_preset("llama2_7b"), sl, ParallelSpec(fsdp=8), 1024, 16, "full", 2)
+    ops = {o["name"]: o for o in r.time_by_op}
+    for part, key in (("forward", "forward_s"), ("backward", "backward_s"),
+                      ("recompute", "recompute_s")):
+        assert sum(o[key] for o in ops.values()) == pytest.approx(r.time_s[part], rel=1e-12)
+    assert "attention" in ops and not {"attn_qk", "attn_av", "attn_bwd_dq"} & set(ops)
+    assert {"attn_norm", "qkv_proj", "o_proj", "ffn_gate", "lm_head"} <= set(ops)
+    assert ops["ffn_down"]["recompute_s"] == 0 and ops["ffn_up"]["recompute_s"] == \
+        pytest.approx(ops["ffn_up"]["forward_s"])
+    # a weight-bearing row's backward is two GEMMs of its forward's size: about twice its time
+    assert 1.5 < ops["ffn_up"]["backward_s"] / ops["ffn_up"]["forward_s"] < 2.5
+    none = train_step(chip, get_preset("llama2_7b"), sl, ParallelSpec(fsdp=8), 256, 8, "none")
+    assert all(o["recompute_s"] == 0 for o in none.time_by_op)
+    assert json.loads(json.dumps(r.as_dict()))["time_by_op"][0]["name"] == "embed"

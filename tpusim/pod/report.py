@@ -137,12 +137,35 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
                           rows_coll)
                  + "<h2>What the compute waits for (exposed)</h2>"
                  + _table("<th>collective</th><th>time</th><th>share of step</th>", rows_wait)
-                 + gantt + "<h2>Memory per chip</h2>"
+                 + gantt + _compute_by_op(rec) + "<h2>Memory per chip</h2>"
                  + _memory_table({_name(k): v for k, v in rec["memory_gib"].items()})
                  + "<h2>Shardings compared</h2>"
                  + _table("<th>parallel</th><th>remat</th><th>microbatches</th><th>step</th>"
                           "<th>MFU</th><th>HBM/chip</th>", rows_alt)
                  + _footer(rec.get("provenance")))
+
+
+def _compute_by_op(rec: dict[str, Any]) -> str:
+    """train.json's ``time_by_op`` as a table, largest first: each forward row's forward,
+    backward and recompute time and its share of the compute (empty without it)."""
+    ops = rec.get("time_by_op")
+    if not ops:
+        return ""
+    from ..units import seconds
+    total = {o["name"]: o["forward_s"] + o["backward_s"] + o["recompute_s"] for o in ops}
+    compute = sum(total.values())
+    rows = "".join(
+        f"<tr><td><code>{escape(o['name'])}</code></td><td>{seconds(o['forward_s'])}</td>"
+        f"<td>{seconds(o['backward_s'])}</td><td>{seconds(o['recompute_s'])}</td>"
+        f"<td>{seconds(total[o['name']])}</td><td>{total[o['name']] / compute:.1%}</td>"
+        f"<td style='width:25%'>{_bar(total[o['name']], compute)}</td></tr>"
+        for o in sorted(ops, key=lambda o: -total[o["name"]]))
+    return ("<h2>Compute by op</h2><p>Each row of the chip's shard, every layer and "
+            "microbatch: its forward, its backward (input- and weight-gradient GEMMs, a vector "
+            "op's backward) and what the recompute reruns of it; attention is the flash "
+            "kernels' forward and backward.</p>"
+            + _table("<th>row</th><th>forward</th><th>backward</th><th>recompute</th>"
+                     "<th>total</th><th>share of compute</th><th></th>", rows))
 
 
 def step_report(rec: dict[str, Any], kind: str) -> str:
@@ -179,7 +202,8 @@ def _ops_table(rec: dict[str, Any], step: float) -> str:
         return ""
     from ..units import seconds
     c = rec.get("collectives", {})
-    parts = [(escape(o["name"]), escape(o["op"]), o["instances"], o["seconds"]) for o in ops]
+    parts = [(f"<code>{escape(o['name'])}</code>", escape(o["op"]), o["instances"], o["seconds"])
+             for o in ops]
     if c.get("tp_all_reduces"):
         parts.append(("TP all-reduce", "collective", c["tp_all_reduces"],
                       c["tp_all_reduces"] * c["tp_all_reduce_s"]))

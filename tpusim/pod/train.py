@@ -100,6 +100,9 @@ class TrainResult:
     remat: str = "full"                     # the policy that ran, as --remat spells it
     host_offload_bytes_per_step: float = 0.0   # offloaded tensors, to host and back, per chip
     moe: str = "megablox"                   # the MoE kernel that ran, as --moe spells it
+    # the compute by forward row (the flash kernels' rows as one "attention"): its forward,
+    # backward and recompute seconds over the microbatches, in trace order (time_by_op)
+    time_by_op: tuple[dict[str, Any], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()
@@ -165,6 +168,28 @@ def check_sizes(seq: int, global_batch: int, microbatches: int = 1) -> None:
                     ("--microbatches", microbatches)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise InputError(name, None, v, "must be a positive integer")
+
+
+def time_by_op(fwd: list[dict[str, Any]], bwd: list[dict[str, Any]], per_row, redo: set[str],
+               microbatches: int) -> tuple[dict[str, Any], ...]:
+    """The step's compute by forward row: ``forward_s``, ``backward_s`` (its input- and
+    weight-gradient GEMMs or its vector op's backward) and ``recompute_s`` over the
+    microbatches. The flash kernels' forward and backward rows are one unit, ``attention``.
+    ``per_row``: (seconds, MACs) of ``fwd + bwd``; ``redo``: the rows the recompute reruns."""
+    def unit(name: str) -> str:
+        base = re.sub(r"_(dgrad|wgrad|bwd)$", "", name)
+        return "attention" if base in FORWARD_ROWS or name.startswith("attn_bwd_") else base
+
+    out: dict[str, list[float]] = {}
+    for r, (t, _) in zip(fwd, per_row):
+        u = out.setdefault(unit(r["name"]), [0.0, 0.0, 0.0])
+        u[0] += t
+        if r["name"] in redo:
+            u[2] += t
+    for r, (t, _) in zip(bwd, per_row[len(fwd):]):
+        out.setdefault(unit(r["name"]), [0.0, 0.0, 0.0])[1] += t
+    return tuple({"name": k, "forward_s": microbatches * f, "backward_s": microbatches * b,
+                  "recompute_s": microbatches * rc} for k, (f, b, rc) in out.items())
 
 
 def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
@@ -273,6 +298,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
              for i, r in enumerate(fwd)]
     home = {r["name"]: w for r, w in zip(fwd, where)}
     where_b = [home.get(re.sub(r"_(dgrad|wgrad|bwd)$", "", r["name"]), "block") for r in bwd]
+    by_op = time_by_op(fwd, bwd, per_row, redo_names, microbatches)
     part = {w: [0.0, 0.0] for w in ("pre", "block", "post")}
     for (t, _), w in zip(per_row[:len(fwd)], where):
         part[w][0] += t
@@ -382,6 +408,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                  "tp_all_reduce": True, "ep_all_to_all": True, "pp_permute": True},
         exposed_s=dict(sched.waits_s), parts=parts, remat=policy.label(),
         host_offload_bytes_per_step=offload_bytes, moe=kernel.label() if model.moe else "",
+        time_by_op=by_op,
         notes=(f"per chip: {mb} sequence(s) of {seq} tokens x {microbatches} microbatch(es); "
                f"remat {policy.label()}; shard {shard.name}"
                + (f"; moe {kernel.label()}" if model.moe else ""),)
