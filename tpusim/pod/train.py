@@ -171,14 +171,15 @@ def check_sizes(seq: int, global_batch: int, microbatches: int = 1) -> None:
 
 
 def time_by_op(fwd: list[dict[str, Any]], bwd: list[dict[str, Any]], per_row, redo: set[str],
-               microbatches: int) -> tuple[dict[str, Any], ...]:
+               microbatches: int, flash_bwd: set[str]) -> tuple[dict[str, Any], ...]:
     """The step's compute by forward row: ``forward_s``, ``backward_s`` (its input- and
     weight-gradient GEMMs or its vector op's backward) and ``recompute_s`` over the
-    microbatches. The flash kernels' forward and backward rows are one unit, ``attention``.
-    ``per_row``: (seconds, MACs) of ``fwd + bwd``; ``redo``: the rows the recompute reruns."""
+    microbatches. The flash kernels' forward and backward rows (``flash_bwd``: the backward
+    kernel's row names) are one unit, ``attention``. ``per_row``: (seconds, MACs) of
+    ``fwd + bwd``; ``redo``: the rows the recompute reruns."""
     def unit(name: str) -> str:
         base = re.sub(r"_(dgrad|wgrad|bwd)$", "", name)
-        return "attention" if base in FORWARD_ROWS or name.startswith("attn_bwd_") else base
+        return "attention" if base in FORWARD_ROWS or name in flash_bwd else base
 
     out: dict[str, list[float]] = {}
     for r, (t, _) in zip(fwd, per_row):
@@ -225,8 +226,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         fwd = dropped_rows(fwd, shard, mb, seq, kernel.capacity_factor)
     group = shard.heads // shard.kv_heads
     fwd = flash_attention(fwd, group, seq, blocks=flash)
-    bwd = without_mask_gradients(
-        backward_rows(fwd, flash_backward(fwd, group, seq, blocks=flash)))
+    flash_b = flash_backward(fwd, group, seq, blocks=flash)
+    bwd = without_mask_gradients(backward_rows(fwd, flash_b))
     block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
     policy.check(block)
     redo = recomputed(block, policy)
@@ -298,7 +299,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
              for i, r in enumerate(fwd)]
     home = {r["name"]: w for r, w in zip(fwd, where)}
     where_b = [home.get(re.sub(r"_(dgrad|wgrad|bwd)$", "", r["name"]), "block") for r in bwd]
-    by_op = time_by_op(fwd, bwd, per_row, redo_names, microbatches)
+    by_op = time_by_op(fwd, bwd, per_row, redo_names, microbatches,
+                       {r["name"] for r in flash_b or ()})
     part = {w: [0.0, 0.0] for w in ("pre", "block", "post")}
     for (t, _), w in zip(per_row[:len(fwd)], where):
         part[w][0] += t
