@@ -89,6 +89,19 @@ def test_cli_infer_bad_input(cli, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("args,needle", [
+    (["--chips", "4", "--kv-len", "64", "--dtype", "int4"],
+     "--dtype: got 'int4'; chip 'tpu_v5e' runs bf16|int8|fp32|fp16"),
+    (["--chips", "4", "--kv-len", "64", "--parallel", "tp=4,sp"], "tp and dp only (no sp"),
+    (["--chips", "8", "--kv-len", "64", "--parallel", "tp=4,dp=2", "--set", "ici.max_chips=4"],
+     "at most 4 chips in one slice; inference runs on one slice: use fewer chips"),
+])
+def test_cli_infer_refuses_what_it_would_ignore_or_cannot_run(cli, tmp_path, args, needle):
+    code, _, err = cli("infer", "tpu_v5e", "gpt2", *args, "--out", tmp_path / "o")
+    assert code == 2 and needle in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_prefill_attention_runs_as_a_flash_kernel():
     # Causal prefill of 4,096 tokens in 1,024 tiles: 10 of 16 score tiles run.
     m = get_preset("llama2_7b")
@@ -144,6 +157,25 @@ def test_run_chips_bad_spec_is_one_line_exit_2(cli, tmp_path, args, needle):
     code, out, err = cli("run", "tpu_v5e", trace, *args, "--out", tmp_path / "o")
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("opt", [["--format", "int8"], ["--engine", "event"], ["--fuse"],
+                                 ["--numerics"], ["--input-shape", "x=1x2"]])
+def test_run_chips_refuses_one_chip_options(cli, tmp_path, opt):
+    code, _, err = cli("run", "tpu_v5e", "llama3_8b_decode", "--chips", "8", *opt,
+                       "--out", tmp_path / "o")
+    assert code == 2 and f"{opt[0]} runs one chip; it does not go with --chips" in err
+    assert err.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+def test_run_chips_json_and_no_html(cli, tmp_path):
+    code, out, err = cli("run", "tpu_v5e", "llama3_8b_decode", "--chips", "8", "--json",
+                         "--no-html", "--out", tmp_path / "o")
+    assert code == 0, err
+    assert json.loads(out) == json.loads((tmp_path / "o" / "sharded.json").read_text())
+    assert "wrote" in err and sorted(p.name for p in (tmp_path / "o").iterdir()
+                                     if not p.name.startswith(".")) == ["config.yaml",
+                                                                        "sharded.json"]
 
 
 def test_run_chips_needs_an_llm_trace(cli, tmp_path):

@@ -194,11 +194,45 @@ def test_cli_train_searches_without_parallel(cli, tmp_path):
     (["--chips", "1000"], "at most 256"),
     (["--chips", "16", "--slices", "2", "--parallel", "tp=4,pp=4"],
      "dp or fsdp must be a multiple of --slices=2"),
+    (["--chips", "8", "--top", "0"], "'--top': 0 is not in the range x>=1"),
+    (["--chips", "8", "--parallel", "fsdp=8", "--microbatches", "0"], "'--microbatches': 0"),
+    (["--chips", "8", "--microbatches", "0"], "'--microbatches': 0"),
+    (["--chips", "8", "--parallel", ""], "--parallel: got ''; give at least one degree"),
+    # tp=2,pp=4 divides 3 sequences, but the search runs at least pp microbatches
+    (["--chips", "8", "--global-batch", "3"], "fewer sequences per replica than its pipeline"),
+    (["--chips", "8", "--microbatches", "3"], "--microbatches 3 divides no layout's sequences"),
 ])
 def test_cli_train_bad_input_is_one_line_exit_2(cli, tmp_path, args, needle):
     code, out, err = cli("train", "tpu_v5e", "gpt2", *args, "--out", tmp_path / "o")
     assert code == 2 and needle in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_train_search_keeps_the_microbatches_given(cli, tmp_path):
+    code, _, err = cli("train", "tpu_v5e", "gpt2", "--chips", "8", "--seq", "256",
+                       "--batch-per-chip", "4", "--microbatches", "2", "--top", "50",
+                       "--out", tmp_path / "o")
+    assert code == 0, err
+    rec = json.loads((tmp_path / "o" / "train.json").read_text())
+    assert {a["microbatches"] for a in rec["alternatives"]} == {2} and len(rec["alternatives"]) > 5
+
+
+def test_cli_train_and_infer_default_folders_are_named_for_their_options(cli, tmp_path,
+                                                                         monkeypatch):
+    # two runs that differ never share (and replace) one default folder, as run's do
+    monkeypatch.chdir(tmp_path)
+    for args in (["--seq", "256"], ["--seq", "128"], ["--seq", "128", "--parallel", "fsdp=4"],
+                 ["--seq", "128", "--set", "array.rows=64"]):
+        code, _, err = cli("train", "tpu_v5e", "gpt2", "--chips", "4", *args)
+        assert code == 0, err
+    for args in (["--kv-len", "64"], ["--kv-len", "128"]):
+        code, _, err = cli("infer", "tpu_v5e", "gpt2", "--chips", "4", *args)
+        assert code == 0, err
+    made = sorted(p.name for p in (tmp_path / "results").iterdir())
+    assert made == ["infer-tpu_v5e-gpt2-chips=4-kv-len=128", "infer-tpu_v5e-gpt2-chips=4-kv-len=64",
+                    "train-tpu_v5e-gpt2-chips=4-seq=128", "train-tpu_v5e-gpt2-chips=4-seq=128-"
+                    "array.rows=64", "train-tpu_v5e-gpt2-chips=4-seq=128-parallel=fsdp=4",
+                    "train-tpu_v5e-gpt2-chips=4-seq=256"]
 
 
 def test_cli_train_model_that_does_not_fit(cli, tmp_path):

@@ -197,8 +197,13 @@ def default_run_dir(config: Any, workload: Any, *, fmt: str | None = None, batch
         parts.append("numerics")
     if fuse:
         parts.append("fused")
+    return named_dir(f"{Path(str(config)).stem}-{Path(str(workload)).stem}", parts, root)
+
+
+def named_dir(base: str, parts: Sequence[str], root: str | Path = "results") -> Path:
+    """``root/base[-part-part...]``, characters unsafe in a file name replaced by ``_``; a
+    suffix longer than 60 characters is replaced by the first 12 hex digits of its sha256."""
     suffix = _UNSAFE.sub("_", "-".join(parts))
     if len(suffix) > 60:
         suffix = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
-    base = f"{Path(str(config)).stem}-{Path(str(workload)).stem}"
     return Path(root) / (f"{base}-{suffix}" if suffix else base)

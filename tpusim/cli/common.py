@@ -109,6 +109,28 @@ def command_record() -> dict[str, Any]:
             "options": {k: _plain(v) for k, v in ctx.params.items() if v is not None}}
 
 
+def default_out(command: str, config: Any, model: str,
+                skip: tuple[str, ...] = ("out_dir", "trace_path", "top", "plotlyjs")) -> Path:
+    """``results/COMMAND-<config>-<model>[-<options>]``: named for every option of the command
+    now running given a value other than its default (``--set`` overrides sorted), as ``run``
+    names its folders, so that runs that differ do not share one (``skip``: options that change
+    no number in it)."""
+    from ..provenance import named_dir
+    ctx = click.get_current_context()
+    parts = []
+    for p in ctx.command.params:
+        v = ctx.params.get(p.name)
+        if (not isinstance(p, click.Option) or p.name in skip or v is None or v == p.default
+                or v == () or v is False):
+            continue
+        name = p.opts[0].lstrip("-")
+        if p.name == "sets":
+            parts += sorted(str(x) for x in v)
+        else:
+            parts.append(name if v is True else f"{name}={v}")
+    return named_dir(f"{command}-{Path(str(config)).stem}-{model}", parts)
+
+
 def command_argv(ctx) -> list[str] | None:
     """The arguments tpusim was given (the CLI's entry point keeps them), None if unknown."""
     return (ctx.find_object(dict) or {}).get("argv")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from .common import (checked_trace, command_provenance_of, loaded_chip, set_option, trace_option,
-                     write_outputs)
+from .common import (checked_trace, command_provenance_of, default_out, loaded_chip, set_option,
+                     trace_option, write_outputs)
 
 
 @click.command()
@@ -27,7 +27,7 @@ from .common import (checked_trace, command_provenance_of, loaded_chip, set_opti
 @set_option()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for infer.json and report.html (default "
-                   "results/infer-<config>-<model>/).")
+                   "results/infer-<config>-<model>[-<options>]/, named for every option given).")
 @trace_option()
 def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, dtype, sets,
           out_dir, trace_path):
@@ -52,11 +52,11 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
 
     chip, overrides = loaded_chip(config, sets)
     cfg = get_preset(model)
-    out = out_dir or Path("results") / f"infer-{Path(config).stem}-{cfg.name}"
+    out = out_dir or default_out("infer", config, cfg.name)
     trace_path = checked_trace(trace_path, out, OWN)
     # checked here, once, so that errors name the options typed, not the builder's fields
     check_step_args(phase, batch, seq, kv_len, dtype, options=True)
-    sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips)
+    sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, beyond="inference runs on one slice: use fewer chips")
     spec = parse_spec(parallel) if parallel else ParallelSpec(tp=sl.chips)
     r = infer_step(chip, cfg, sl, spec, phase, batch, seq, kv_len, dtype,
                    spec_source=spec_source(parallel, chips, topology), checked=True)

@@ -153,7 +153,14 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
 
     overrides = parse_sets(sets)
     if chips is not None or parallel is not None:
-        return _sharded(config, workload, sets, chips, parallel, batch, out_dir, trace_path)
+        given = [name for name, v in (("--format", fmt), ("--engine", engine), ("--fuse", fuse),
+                                      ("--numerics", numerics), ("--input-shape", input_shapes))
+                 if v]
+        if given:   # one chip's options: the sharded step is priced by pod/infer.py
+            raise click.UsageError(f"{given[0]} runs one chip; it does not go with --chips "
+                                   "(the trace's dtype sets the step's format)")
+        return _sharded(config, workload, sets, chips, parallel, batch, out_dir, trace_path,
+                        html=not no_html, as_json=as_json)
     out = out_dir or default_run_dir(config, workload, fmt=fmt, batch=batch, engine=engine,
                                      overrides=overrides, input_shapes=input_shapes,
                                      numerics=numerics, fuse=fuse)
@@ -249,8 +256,10 @@ def configs_tables() -> tuple[list[dict], list[dict]]:
     return chips, workloads
 
 
-def _sharded(config, workload, sets, chips, parallel, batch, out_dir, trace_path) -> None:
-    """``--chips``/``--parallel``: the LLM step sharded (tpusim/pod/sharded_run.py)."""
+def _sharded(config, workload, sets, chips, parallel, batch, out_dir, trace_path,
+             html: bool = True, as_json: bool = False) -> None:
+    """``--chips``/``--parallel``: the LLM step sharded (tpusim/pod/sharded_run.py); ``html``:
+    write report.html; ``as_json``: sharded.json on stdout, the messages on stderr."""
     from ..pod.sharded_run import run_sharded
     from ..provenance import input_file
     from .common import checked_trace, command_provenance_of, loaded_chip, write_outputs
@@ -266,18 +275,22 @@ def _sharded(config, workload, sets, chips, parallel, batch, out_dir, trace_path
     r["provenance"] = prov = command_provenance_of(
         chip, config, overrides, inputs={"workload": input_file("workload", workload)})
     from ..pod.report import step_report
-    page = step_report(r, "run --chips")
+    page = step_report(r, "run --chips") if html else None
     trace = trace_path and (trace_path, step_trace_json(
         res, f"{r['workload']} on {chip.name} {r['topology']}", prov["run_id"]))
     written = write_outputs(out, "sharded", r, page, chip, prov["run_id"],
                             "run THIS_FILE WORKLOAD --chips N", trace)
-    click.echo(f"{r['model']} {r['phase']} on {r['config']} {r['topology']} ({r['chips']} chips, "
-               f"{r['parallel']}): {r['latency_s'] * 1e3:.4g} ms ({r['compute_s'] * 1e3:.4g} ms "
-               f"compute + {r['collectives_s'] * 1e3:.4g} ms all-reduces on the critical path), "
-               f"{r['tokens_per_s']:.4g} tokens/s, {r['hbm_gib_per_chip']:.1f} GiB/chip")
-    click.echo("wrote " + ", ".join(str(p) for p in written))
+    if as_json:
+        click.echo((out / "sharded.json").read_text(), nl=False)
+    else:
+        click.echo(f"{r['model']} {r['phase']} on {r['config']} {r['topology']} ({r['chips']} "
+                   f"chips, {r['parallel']}): {r['latency_s'] * 1e3:.4g} ms "
+                   f"({r['compute_s'] * 1e3:.4g} ms compute + {r['collectives_s'] * 1e3:.4g} ms "
+                   f"all-reduces on the critical path), {r['tokens_per_s']:.4g} tokens/s, "
+                   f"{r['hbm_gib_per_chip']:.1f} GiB/chip")
+    click.echo("wrote " + ", ".join(str(p) for p in written), err=as_json)
     if trace_path is not None:
-        click.echo(f"wrote {trace_path} (open it in ui.perfetto.dev)")
+        click.echo(f"wrote {trace_path} (open it in ui.perfetto.dev)", err=as_json)
 
 
 @click.command()

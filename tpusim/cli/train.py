@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import (checked_trace, command_provenance_of, loaded_chip, plotlyjs_option,
-                     set_option, write_outputs)
+from .common import (checked_trace, command_provenance_of, default_out, loaded_chip,
+                     plotlyjs_option, set_option, write_outputs)
 
 
 @click.command()
@@ -30,8 +30,9 @@ from .common import (checked_trace, command_provenance_of, loaded_chip, plotlyjs
               help="Recompute policy (default full; none/minimal/full searched when --parallel "
                    "is not given). NAMES: block rows (qkv_proj, o_proj, ffn_up, ..) or input, "
                    "kept in HBM (save) or pinned host memory (offload); the rest recomputed.")
-@click.option("--microbatches", type=int, default=None,
-              help="Microbatches per step (pipeline / gradient accumulation; default 1, or pp).")
+@click.option("--microbatches", type=click.IntRange(min=1), default=None,
+              help="Microbatches per step (pipeline / gradient accumulation; default 1, or pp; "
+                   "searched when not given).")
 @click.option("--attention", type=click.Choice(["causal", "full"]), default="causal",
               show_default=True, help="MFU counts causal attention FLOPs halved (MaxText) or not.")
 @click.option("--flash-blocks", "flash_blocks", default=None,
@@ -44,7 +45,7 @@ from .common import (checked_trace, command_provenance_of, loaded_chip, plotlyjs
               metavar="megablox|dropless|dropped:CF",
               help="MoE experts: dropless grouped matmuls (megablox), or MaxText's dense path "
                    "with capacity factor CF (tokens past it dropped), e.g. dropped:1.25.")
-@click.option("--top", type=int, default=5, show_default=True,
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
               help="Search: how many of the best shardings to report.")
 @click.option("--hidden", type=int, help="custom MODEL: hidden size.")
 @click.option("--layers", type=int, help="custom MODEL: blocks.")
@@ -66,7 +67,8 @@ from .common import (checked_trace, command_provenance_of, loaded_chip, plotlyjs
 @plotlyjs_option()
 @set_option()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Directory for train.json (default results/train-<config>-<model>/).")
+              help="Directory for train.json (default results/train-<config>-<model>[-<options>]/, "
+                   "named for every option given that changes the step).")
 def train(config, model, chips, topology, slices, seq, global_batch, batch_per_chip, parallel,
           remat, microbatches, attention, flash_blocks, moe, top, hidden, layers, heads,
           kv_heads, head_dim, ffn, vocab, experts, top_k, act, gated, parallel_block, trace_path,
@@ -117,7 +119,7 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                          "model dimensions go with MODEL custom; presets have theirs")
     else:
         cfg = get_preset(model)
-    out = out_dir or Path("results") / f"train-{Path(config).stem}-{cfg.name}"
+    out = out_dir or default_out("train", config, cfg.name)
     trace_path = checked_trace(trace_path, out, ("train.json", "config.yaml", "report.html"))
     sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, slices=slices)
     if global_batch is not None and batch_per_chip is not None:
@@ -134,7 +136,7 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
         picked = [(spec.label(), r.remat, mbs, r)]
         how = "given"
     else:
-        found = search(chip, cfg, sl, seq, gb, top=top,
+        found = search(chip, cfg, sl, seq, gb, top=top, microbatches=microbatches,
                        remats=(policy,) if policy else ("none", "minimal", "full"),
                        attention=attention, flash=flash, moe=kernel)
         picked = [(c.spec.label(), c.remat, c.microbatches, c.result) for c in found]
@@ -178,4 +180,4 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
         click.echo(note)
     click.echo("wrote " + ", ".join(str(p) for p in written))
     if trace_path is not None:
-        click.echo(f"wrote {trace_path} (open it in ui.perfetto.dev)", err=True)
+        click.echo(f"wrote {trace_path} (open it in ui.perfetto.dev)")

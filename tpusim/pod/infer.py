@@ -120,10 +120,14 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
     the caller has checked the step arguments (``importers.llm_step_args.check_step_args``,
     naming its options), so :func:`llm_rows` does not check them again."""
     check_spec(spec, sl.chips, model, sl.slices, source=spec_source)
-    if spec.fsdp > 1 or spec.pp > 1 or spec.ep > 1:
-        raise InputError("--parallel", None, spec.label(), "inference shards with tp and dp only")
+    if spec.fsdp > 1 or spec.pp > 1 or spec.ep > 1 or spec.sequence_parallel:
+        raise InputError("--parallel", None, spec.label(), "inference shards with tp and dp only "
+                         "(no sp: a step's all-reduces are priced whole)")
     if not isinstance(batch, int) or batch < 1 or batch % spec.dp:
         raise InputError("--batch", None, batch, f"must be a positive multiple of dp={spec.dp}")
+    if dtype not in chip.formats:   # before the shard's trace names its rows in the error
+        raise InputError(*(("--dtype", None) if source == "infer" else (source, "dtype")), dtype,
+                         f"chip {chip.name!r} runs {'|'.join(chip.formats)}")
     pl = place(spec, sl)
     b = batch // spec.dp
     shard = shard_config(model, spec)

@@ -74,10 +74,12 @@ def microbatch_counts(spec: ParallelSpec, per_chip: int, most: int = 16) -> list
 
 
 def candidates(model: LlmConfig, sl: Slice, global_batch: int,
-               remats: tuple[str, ...] = REMATS) -> list[tuple[ParallelSpec, str, int]]:
+               remats: tuple[str, ...] = REMATS,
+               microbatches: int | None = None) -> list[tuple[ParallelSpec, str, int]]:
     """(spec, remat, microbatches) layouts the search prices: every spec of
     :func:`candidate_specs` whose replicas divide the batch, with and without sequence
-    parallelism when tp > 1, times the remat policies and the microbatch counts."""
+    parallelism when tp > 1, times the remat policies and the microbatch counts
+    (``microbatches`` alone where given and it divides the sequences per replica)."""
     out = []
     for spec in candidate_specs(model, sl):
         if global_batch % spec.replicas:
@@ -85,30 +87,48 @@ def candidates(model: LlmConfig, sl: Slice, global_batch: int,
         per_chip = global_batch // spec.replicas
         specs = [spec, replace(spec, sequence_parallel=True)] if spec.tp > 1 else [spec]
         for sp in specs:
-            for mb in microbatch_counts(sp, per_chip):
+            counts = (microbatch_counts(sp, per_chip) if microbatches is None else
+                      [microbatches] if per_chip % microbatches == 0 else [])
+            for mb in counts:
                 out += [(sp, remat, mb) for remat in remats]
     return out
 
 
+def _none_divides(model: LlmConfig, sl: Slice, global_batch: int,
+                  microbatches: int | None) -> str:
+    """Why :func:`candidates` found no layout for ``global_batch`` sequences."""
+    specs = [s for s in candidate_specs(model, sl) if global_batch % s.replicas == 0]
+    if not specs:
+        return (f"--global-batch {global_batch} is not a multiple of any layout's "
+                "data-parallel replicas (dp x fsdp x ep)")
+    if microbatches is not None:
+        return (f"--microbatches {microbatches} divides no layout's sequences per replica "
+                f"(e.g. {global_batch // specs[0].replicas} for {specs[0].label()})")
+    return (f"--global-batch {global_batch} leaves each layout that divides it (e.g. "
+            f"{specs[0].label()}) fewer sequences per replica than its pipeline stages; raise "
+            "--global-batch or give --parallel and --microbatches")
+
+
 def search(chip, model: LlmConfig, sl: Slice, seq: int, global_batch: int, top: int = 5,
            remats: tuple[str, ...] = REMATS, attention: str = "causal",
-           stats: dict | None = None, flash=None, moe: str = "megablox") -> list[Candidate]:
+           stats: dict | None = None, flash=None, moe: str = "megablox",
+           microbatches: int | None = None) -> list[Candidate]:
     """The ``top`` fastest layouts of :func:`candidates` that fit, fastest first; InputError if
     none fits. A layout that does not fit HBM is dropped before its shard is simulated
     (``train_step`` checks memory first), and layouts that share a shard share its simulation
     (``pod/costs.py``). ``stats``, if given, receives ``candidates``, ``fit`` and ``programs``
     (distinct shards simulated). ``flash``: the flash kernels' blocks (``train_step``); ``moe``:
-    the MoE kernel (``pod/dropmoe.py``), for every layout."""
+    the MoE kernel (``pod/dropmoe.py``), for every layout; ``microbatches``: the one count to
+    try (default: :func:`microbatch_counts`)."""
     # the lines train_step gives, not "no sharding fits (...)" after trying every layout
     check_sizes(seq, global_batch)
     check_kernel(parse_moe(moe), model)
     found: list[Candidate] = []
     why = None
     before = costs.distinct_programs()
-    layouts = candidates(model, sl, global_batch, remats)
+    layouts = candidates(model, sl, global_batch, remats, microbatches)
     if not layouts:
-        why = (f"--global-batch {global_batch} is not a multiple of any layout's data-parallel "
-               "replicas")
+        why = _none_divides(model, sl, global_batch, microbatches)
     for spec, remat, mb in layouts:
         try:
             r = train_step(chip, model, sl, spec, seq, global_batch, remat, mb, attention,

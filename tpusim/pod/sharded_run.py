@@ -78,7 +78,7 @@ def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: in
         raise InputError("--batch", None, batch, "must be a positive integer")
     wl = load_workload(workload)
     step = llm_step_of(wl, str(workload))
-    sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips)
+    sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, beyond="inference runs on one slice: use fewer chips")
     spec = parse_spec(parallel) if parallel else ParallelSpec(tp=sl.chips)
     r = infer_step(chip, step["cfg"], sl, spec, step["phase"], step["sequences"] * batch,
                    step["new_tokens"], step["kv_len"], step["dtype"], step["logits"],

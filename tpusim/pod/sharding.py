@@ -97,6 +97,8 @@ def parse_spec(text: str, source: str = "--parallel") -> ParallelSpec:
         if degree < 1:
             raise InputError(source, key, val, "must be a positive integer")
         got[key] = degree
+    if not got:
+        raise InputError(source, None, text, "give at least one degree, e.g. fsdp=16,tp=4")
     return ParallelSpec(**got)
 
 

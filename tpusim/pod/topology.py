@@ -181,9 +181,11 @@ def _divisors(n: int) -> list[int]:
 
 def make_slice(ici: IciConfig | None, dcn: DcnConfig | None = None,
                shape: str | tuple[int, ...] | None = None, chips: int | None = None,
-               slices: int = 1, source: str = "--topology") -> Slice:
+               slices: int = 1, source: str = "--topology",
+               beyond: str = "use --slices") -> Slice:
     """The slice a run uses: ``shape`` if given (checked against ``chips``), else a shape of
-    ``chips`` chips (:func:`default_shape`), else the preset's default slice."""
+    ``chips`` chips (:func:`default_shape`), else the preset's default slice. ``beyond``: what
+    the error for more chips than one slice holds tells the user to do."""
     if ici is None:
         raise InputError("chip config", "ici", None, "this chip has no ici section; multi-chip "
                          "runs need one (see configs/tpu_v5p.yaml)")
@@ -209,7 +211,7 @@ def make_slice(ici: IciConfig | None, dcn: DcnConfig | None = None,
                          f"{slices} slice(s) has {n * slices} chips")
     if ici.max_chips is not None and n > ici.max_chips:
         raise InputError(source, None, "x".join(map(str, dims)),
-                         f"ICI joins at most {ici.max_chips} chips in one slice; use --slices")
+                         f"ICI joins at most {ici.max_chips} chips in one slice; {beyond}")
     if slices > 1 and dcn is None:
         raise InputError("chip config", "dcn", None, "joining slices needs a dcn section")
     return Slice(shape=dims, wrap=tuple(_wraps(ici, s) for s in dims),

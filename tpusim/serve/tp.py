@@ -36,7 +36,8 @@ class ShardedStepCost(StepCostModel):
             from ..pod.train import shard_config
             spec = ParallelSpec(tp=tp)
             check_spec(spec, tp, full, source="--chips")   # serve splits TP over every chip
-            sl = make_slice(chip.ici, chip.dcn, chips=tp, source="--chips")
+            sl = make_slice(chip.ici, chip.dcn, chips=tp, source="--chips",
+                            beyond="inference runs on one slice: use fewer chips")
             self.axes = place(spec, sl).of("tp")
             shard = shard_config(full, spec)
         super().__init__(chip, shard, dtype, format)
