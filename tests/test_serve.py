@@ -170,6 +170,44 @@ def test_saturation_rate():
     curve = [{"rate": r, "requests_per_s": a} for r, a in ((1, 1), (2, 1.95), (4, 3.0), (8, 3.1))]
     assert saturation(curve) == 2
     assert saturation([{"rate": 1, "requests_per_s": 0.5}]) is None
+    # where known, the steady completion rate over the arrivals' own rate decides: a short run
+    # whose drain halves requests_per_s still keeps up
+    curve = [{"rate": 10, "requests_per_s": 5.0, "steady_requests_per_s": 9.5,
+              "arrivals_per_s": 10.2},
+             {"rate": 40, "requests_per_s": 12.0, "steady_requests_per_s": 20.0,
+              "arrivals_per_s": 39.0}]
+    assert saturation(curve) == 10
+
+
+def test_steady_rate_closed_forms():
+    import pandas as pd
+    from tpusim.serve.metrics import arrival_rate, steady_rate
+    lam, n, w = 8.0, 50, 0.7
+    arr = pd.Series([i / lam for i in range(n)])
+    # keeping up: each request done a fixed latency after it arrives -> exactly the arrival rate
+    fin = arr + w
+    assert arrival_rate(arr) == pytest.approx(lam)
+    assert steady_rate(fin, arr, fin - arr) == pytest.approx(lam)
+    # saturated: served one per 1/mu from the first arrival on, mu < lam -> near mu, well below
+    mu = 5.0
+    fin = pd.Series([w + i / mu for i in range(n)])
+    got = steady_rate(fin, arr, fin - arr)
+    assert got < 0.9 * lam and got == pytest.approx(mu, rel=0.15)
+    assert arrival_rate(pd.Series([0.0, 0.0])) is None   # all at t=0: no rate of their own
+
+
+def test_a_short_run_below_capacity_keeps_up(tmp_path):
+    # 60 requests at a rate far under what the engine serves: the drain is a large share of
+    # simulated_s (requests_per_s reads low) but the engine keeps up
+    out = tmp_path / "o"
+    code, stdout, err = run_cli("serve", CHIP, MODEL, "--num-requests", "60", "--synthetic",
+                                "in=uniform:10:80,out=uniform:50:60", "--rates", "4,inf",
+                                "--seed", "3", "--out", out)
+    assert code == 0, err
+    low = json.loads((out / "serve-rate-4.json").read_text())
+    assert low["requests_per_s"] < 0.9 * 4     # the old rule: "does not keep up with 4/s"
+    assert low["steady_requests_per_s"] >= 0.95 * low["arrivals_per_s"]
+    assert "saturation rate: 4 requests/s" in stdout
 
 
 def test_cli_writes_outputs_and_curve(tmp_path):

@@ -122,6 +122,8 @@ def serve(st: Setup, requests: Sequence[Request], rates: Sequence[float] | None 
 
 def curve_points(runs: list[ServeRun]) -> list[dict[str, Any]]:
     return [{"rate": r.rate, "requests_per_s": r.summary["requests_per_s"],
+             "steady_requests_per_s": r.summary.get("steady_requests_per_s"),
+             "arrivals_per_s": r.summary.get("arrivals_per_s"),
              "output_tokens_per_s": r.summary["output_tokens_per_s"],
              "ttft_p50_s": r.summary["ttft_s"]["p50"], "ttft_p99_s": r.summary["ttft_s"]["p99"],
              "tpot_p50_s": r.summary["tpot_s"]["p50"], "e2e_p50_s": r.summary["e2e_s"]["p50"]}

@@ -6,6 +6,15 @@ over ``simulated_s`` (first arrival at t >= 0 to the last completion, or ``--dur
 serving benchmarks count them. ``mean_in_system`` is the engine's own time-average of requests
 present (its integral kept at every arrival and departure), so Little's law, mean in system =
 throughput x mean latency, is a check on the simulation, not an identity of this module.
+
+``arrivals_per_s`` is the rate the requests arrived at (all but the first over the first to the
+last arrival: a sampled Poisson stream's own rate, not the nominal one) and
+``steady_requests_per_s`` the completions in that window moved a median latency later, over
+its length: an engine that keeps up completes each request about a latency after it arrives,
+so the two agree however few requests ran (``requests_per_s`` reads low by the drain's share of
+``simulated_s``); a saturated one completes them at its service rate, lower. The saturation
+rate is judged on their ratio (on ``requests_per_s`` over the nominal rate where either is
+None: under two arrivals or no completion).
 """
 from __future__ import annotations
 
@@ -60,6 +69,9 @@ def summarise(outcome, table: pd.DataFrame, arrived_by: float | None = None) -> 
         "not_arrived": int(len(table) - len(arrived)),
         "simulated_s": t,
         "requests_per_s": len(fin) / t if t > 0 else 0.0,
+        "arrivals_per_s": arrival_rate(table["arrival_s"]),
+        "steady_requests_per_s": steady_rate(fin["finish_s"], table["arrival_s"],
+                                             fin["e2e_s"]),
         "input_tokens_per_s": float(fin["input_tokens"].sum()) / t if t > 0 else 0.0,
         "output_tokens_per_s": float(fin["output_tokens"].sum()) / t if t > 0 else 0.0,
         "ttft_s": _pcts(fin["ttft_s"]),
@@ -76,12 +88,34 @@ def summarise(outcome, table: pd.DataFrame, arrived_by: float | None = None) -> 
     }
 
 
+def arrival_rate(arrival_s: pd.Series) -> float | None:
+    """Arrivals per second after the first, over the first to the last arrival (None for
+    fewer than two distinct arrival times)."""
+    span = float(arrival_s.max() - arrival_s.min()) if len(arrival_s) > 1 else 0.0
+    return (len(arrival_s) - 1) / span if span > 0 else None
+
+
+def steady_rate(finish_s: pd.Series, arrival_s: pd.Series, e2e_s: pd.Series) -> float | None:
+    """Completions per second in the arrival window moved one median latency later (module
+    docstring), counted as :func:`arrival_rate` counts arrivals; None where it is undefined."""
+    if finish_s.empty or arrival_rate(arrival_s) is None:
+        return None
+    lag = float(e2e_s.median())
+    start, end = float(arrival_s.min()) + lag, float(arrival_s.max()) + lag
+    inside = int(((finish_s > start) & (finish_s <= end)).sum())
+    return inside / (end - start)
+
+
 def saturation(curve: list[dict[str, Any]], keep_up: float = 0.9) -> float | None:
-    """The highest offered rate the engine keeps up with: achieved >= ``keep_up`` x offered,
-    and so at every lower rate (None if it keeps up with none)."""
+    """The highest offered rate the engine keeps up with: achieved >= ``keep_up`` x offered
+    (the steady completion rate over the arrivals' own rate where both are known, module
+    docstring), and so at every lower rate (None if it keeps up with none)."""
     best = None
     for p in sorted(curve, key=lambda p: p["rate"]):
-        if math.isinf(p["rate"]) or p["requests_per_s"] < keep_up * p["rate"]:
+        got, came = p.get("steady_requests_per_s"), p.get("arrivals_per_s")
+        if got is None or came is None:
+            got, came = p["requests_per_s"], p["rate"]
+        if math.isinf(p["rate"]) or got < keep_up * came:
             break
         best = p["rate"]
     return best
