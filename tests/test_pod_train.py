@@ -208,6 +208,27 @@ def test_cli_train_bad_input_is_one_line_exit_2(cli, tmp_path, args, needle):
     assert not (tmp_path / "o").exists()
 
 
+def test_learned_positions_bound_the_sequence(cli, tmp_path):
+    # GPT-2 has 1,024 position embeddings: --seq past them is refused, its default fits them;
+    # a RoPE model has no table and no bound
+    code, _, err = cli("train", "tpu_v5e", "gpt2", "--chips", "8", "--seq", "1025",
+                       "--parallel", "fsdp=8", "--out", tmp_path / "a")
+    assert code == 2 and "--seq: got 1025; gpt2 has 1,024 learned positions" in err
+    assert err.count("\n") == 1 and not (tmp_path / "a").exists()
+    code, _, err = cli("train", "tpu_v5e", "gpt2", "--chips", "8", "--parallel", "fsdp=8",
+                       "--out", tmp_path / "b")
+    assert code == 0, err
+    assert json.loads((tmp_path / "b" / "train.json").read_text())["seq"] == 1024
+    for cmd in (("infer", "tpu_v5e", "gpt2", "--chips", "4", "--kv-len", "1025"),
+                ("workload", "llm", "gpt2", "--phase", "decode", "--kv-len", "1025")):
+        code, _, err = cli(*cmd, "--out", tmp_path / "c")
+        assert code == 2 and "--kv-len: got 1025; gpt2 has 1,024 learned" in err, err
+        assert not (tmp_path / "c").exists()
+    code, _, err = cli("infer", "tpu_v5e", "llama2_7b", "--chips", "4", "--kv-len", "100000",
+                       "--out", tmp_path / "d")
+    assert code == 0, err
+
+
 def test_cli_train_search_keeps_the_microbatches_given(cli, tmp_path):
     code, _, err = cli("train", "tpu_v5e", "gpt2", "--chips", "8", "--seq", "256",
                        "--batch-per-chip", "4", "--microbatches", "2", "--top", "50",

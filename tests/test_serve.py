@@ -179,6 +179,13 @@ def test_saturation_rate():
     assert saturation(curve) == 10
 
 
+def test_a_request_past_learned_positions_is_one_line(tmp_path):
+    code, _, err = run_cli("serve", CHIP, MODEL, "--num-requests", "4", "--synthetic",
+                           "in=uniform:1000:1000,out=uniform:30:30", "--out", tmp_path / "o")
+    assert code == 2 and "got 1030; gpt2 has 1,024 learned positions" in err
+    assert err.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
 def test_steady_rate_closed_forms():
     import pandas as pd
     from tpusim.serve.metrics import arrival_rate, steady_rate

@@ -45,7 +45,7 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
           --phase decode --batch 8 --kv-len 2048 --trace decode.json
     """
     from ..importers.llm import get_preset
-    from ..importers.llm_step_args import check_step_args
+    from ..importers.llm_step_args import check_positions, check_step_args
     from ..pod.infer import infer_step
     from ..pod.sharding import ParallelSpec, parse_spec, spec_source
     from ..pod.topology import make_slice
@@ -55,7 +55,8 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
     out = out_dir or default_out("infer", config, cfg.name)
     trace_path = checked_trace(trace_path, out, OWN)
     # checked here, once, so that errors name the options typed, not the builder's fields
-    check_step_args(phase, batch, seq, kv_len, dtype, options=True)
+    _, kv = check_step_args(phase, batch, seq, kv_len, dtype, options=True)
+    check_positions(cfg, kv, "--kv-len" if kv_len is not None else "--seq")
     sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, beyond="inference runs on one slice: use fewer chips")
     spec = parse_spec(parallel) if parallel else ParallelSpec(tp=sl.chips)
     r = infer_step(chip, cfg, sl, spec, phase, batch, seq, kv_len, dtype,

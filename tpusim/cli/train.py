@@ -19,7 +19,9 @@ from .common import (checked_trace, command_provenance_of, default_out, loaded_c
               help="Slice shape, e.g. 16x16 or 4x4x8 (default: derived from --chips).")
 @click.option("--slices", type=int, default=1, show_default=True,
               help="Slices joined over DCN: dp spans them if a multiple of them, else fsdp.")
-@click.option("--seq", type=int, default=2048, show_default=True, help="Tokens per sequence.")
+@click.option("--seq", type=int, default=None,
+              help="Tokens per sequence (default 2048, or fewer where the model's learned "
+                   "position table is shorter: GPT-2's 1024).")
 @click.option("--global-batch", type=int, default=None, help="Sequences per step.")
 @click.option("--batch-per-chip", type=int, default=None,
               help="Sequences per chip (global batch = this x chips); default 1.")
@@ -119,6 +121,8 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                          "model dimensions go with MODEL custom; presets have theirs")
     else:
         cfg = get_preset(model)
+    if seq is None:
+        seq = min(2048, cfg.max_positions or 2048)
     out = out_dir or default_out("train", config, cfg.name)
     trace_path = checked_trace(trace_path, out, ("train.json", "config.yaml", "report.html"))
     sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, slices=slices)

@@ -58,7 +58,7 @@ def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads,
 
     from ..errors import InputError
     from ..importers.llm import PRESETS, custom_config, describe, get_preset, llm_rows
-    from ..importers.llm_step_args import check_step_args
+    from ..importers.llm_step_args import check_positions, check_step_args
     from ..importers.trace_csv import write_trace
     from ..workload import make_layer
 
@@ -81,6 +81,7 @@ def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads,
         cfg = custom_config(name="llm", **over)
     # checked here, once, so that errors name the options typed, not the builder's fields
     s, kv = check_step_args(phase, batch, seq, kv_len, dtype, logits, options=True)
+    check_positions(cfg, kv, "--kv-len" if kv_len is not None else "--seq")
     rows = llm_rows(cfg, phase, batch, seq, kv_len, dtype, logits, checked=True)
     out = out or Path(f"{cfg.name}_{phase}.csv")
     macs = sum(make_layer(r, f"llm {cfg.name} {phase}: layer {r['name']!r}").macs

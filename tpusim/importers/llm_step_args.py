@@ -15,6 +15,15 @@ OPTIONS = {"phase": "--phase", "batch": "--batch", "seq": "--seq", "kv_len": "--
            "dtype": "--dtype", "logits": "--logits"}
 
 
+def check_positions(cfg, positions: int, option: str, where: str | None = None) -> None:
+    """A model with a learned position table (``max_positions``: GPT-2's 1,024, BERT's 512) has
+    no embedding for a later position, so a sequence longer than the table is a one-line
+    InputError naming ``option`` (RoPE models have no table and no such bound)."""
+    if cfg.max_positions and positions > cfg.max_positions:
+        raise InputError(option, where, positions, f"{cfg.name} has {cfg.max_positions:,} learned "
+                         "positions; a sequence (prompt and output) is at most that long")
+
+
 def step_defaults(phase: str, seq: int | None, kv_len: int | None) -> tuple[int, int | None]:
     """``(seq, kv_len)`` with their defaults: seq 128 for prefill and 1 for decode, kv_len seq
     (decode has no default kv_len: :func:`check_step_args` requires it)."""

@@ -121,7 +121,7 @@ def search(chip, model: LlmConfig, sl: Slice, seq: int, global_batch: int, top: 
     the MoE kernel (``pod/dropmoe.py``), for every layout; ``microbatches``: the one count to
     try (default: :func:`microbatch_counts`)."""
     # the lines train_step gives, not "no sharding fits (...)" after trying every layout
-    check_sizes(seq, global_batch)
+    check_sizes(seq, global_batch, model=model)
     check_kernel(parse_moe(moe), model)
     found: list[Candidate] = []
     why = None

@@ -162,12 +162,16 @@ def model_flops_per_token(model: LlmConfig, seq: int,
     return 6 * model.linear_params() + (attn / 2 if attention == "causal" else attn)
 
 
-def check_sizes(seq: int, global_batch: int, microbatches: int = 1) -> None:
-    """One-line InputError unless every size is a positive integer (before any layout runs)."""
+def check_sizes(seq: int, global_batch: int, microbatches: int = 1, model=None) -> None:
+    """One-line InputError unless every size is a positive integer and ``seq`` fits the
+    ``model``'s learned positions, if it has them (before any layout runs)."""
     for name, v in (("--seq", seq), ("--global-batch", global_batch),
                     ("--microbatches", microbatches)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise InputError(name, None, v, "must be a positive integer")
+    if model is not None:
+        from ..importers.llm_step_args import check_positions
+        check_positions(model, seq, "--seq")
 
 
 def time_by_op(fwd: list[dict[str, Any]], bwd: list[dict[str, Any]], per_row, redo: set[str],
@@ -204,7 +208,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     the flash kernels' block sizes per pass and backward variant (default: 1,024, fused).
     ``moe``: ``megablox`` (dropless, ``pod/moe.py``) or ``dropped:CF`` (``pod/dropmoe.py``)."""
     policy, kernel = parse_remat(remat), parse_moe(moe)
-    check_sizes(seq, global_batch, microbatches)
+    check_sizes(seq, global_batch, microbatches, model)
     check_kernel(kernel, model)
     check_spec(spec, sl.chips, model, sl.slices)
     pl: Placement = place(spec, sl)

@@ -97,7 +97,10 @@ def serve(st: Setup, requests: Sequence[Request], rates: Sequence[float] | None 
     if duration is not None and not (duration > 0):
         raise InputError("--duration", None, duration, "a time > 0 (seconds)")
     cap = st.blocks * kv_block
+    from ..importers.llm_step_args import check_positions
     for r in requests:
+        check_positions(st.cost.full, r.input_tokens + r.output_tokens, "requests",
+                        f"request {r.rid}")
         if r.input_tokens + r.output_tokens > cap:
             raise InputError("requests", f"request {r.rid}", r.input_tokens + r.output_tokens,
                              f"tokens must fit the KV cache ({cap} tokens on these chips)")
