@@ -191,16 +191,33 @@ def test_steady_rate_closed_forms():
     from tpusim.serve.metrics import arrival_rate, steady_rate
     lam, n, w = 8.0, 50, 0.7
     arr = pd.Series([i / lam for i in range(n)])
-    # keeping up: each request done a fixed latency after it arrives -> exactly the arrival rate
-    fin = arr + w
+    # keeping up: each request done a fixed time after it arrives -> exactly the arrival rate
     assert arrival_rate(arr) == pytest.approx(lam)
-    assert steady_rate(fin, arr, fin - arr) == pytest.approx(lam)
-    # saturated: served one per 1/mu from the first arrival on, mu < lam -> near mu, well below
+    assert steady_rate(arr, pd.Series([w] * n)) == pytest.approx(lam)
+    # saturated: the i-th done at w + i/mu, mu < lam -> exactly mu
     mu = 5.0
-    fin = pd.Series([w + i / mu for i in range(n)])
-    got = steady_rate(fin, arr, fin - arr)
-    assert got < 0.9 * lam and got == pytest.approx(mu, rel=0.15)
+    e2e = pd.Series([w + i / mu - i / lam for i in range(n)])
+    assert steady_rate(arr, e2e) == pytest.approx(mu)
+    # cut off (--duration): the requests that arrived before the first unfinished one decide
+    cut = e2e.where(arr + e2e <= w + 30 / mu)
+    assert cut.isna().sum() == n - 31 and steady_rate(arr, cut) == pytest.approx(mu)
     assert arrival_rate(pd.Series([0.0, 0.0])) is None   # all at t=0: no rate of their own
+    assert steady_rate(arr[:2], e2e[:2]) is None
+
+
+def test_a_batch_that_grows_is_not_keeping_up(tmp_path):
+    # every request is admitted at once (TTFT stays small) but the batch outgrows what the
+    # engine serves: latency grows over the run, so the rate is not kept up with
+    out = tmp_path / "o"
+    code, stdout, err = run_cli("serve", CHIP, MODEL, "--num-requests", "100", "--rates",
+                                "80,inf", "--out", out)
+    assert code == 0, err
+    top = json.loads((out / "serve.json").read_text())
+    cap = top["curve"][-1]["requests_per_s"]          # everything at t=0: what it serves
+    at80 = top["curve"][0]
+    assert cap < 0.9 * at80["arrivals_per_s"]          # 80/s is past the engine's capacity
+    assert at80["steady_requests_per_s"] < 0.9 * at80["arrivals_per_s"]
+    assert "saturation rate: below every rate tried" in stdout
 
 
 def test_a_short_run_below_capacity_keeps_up(tmp_path):

@@ -9,12 +9,17 @@ throughput x mean latency, is a check on the simulation, not an identity of this
 
 ``arrivals_per_s`` is the rate the requests arrived at (all but the first over the first to the
 last arrival: a sampled Poisson stream's own rate, not the nominal one) and
-``steady_requests_per_s`` the completions in that window moved a median latency later, over
-its length: an engine that keeps up completes each request about a latency after it arrives,
-so the two agree however few requests ran (``requests_per_s`` reads low by the drain's share of
-``simulated_s``); a saturated one completes them at its service rate, lower. The saturation
-rate is judged on their ratio (on ``requests_per_s`` over the nominal rate where either is
-None: under two arrivals or no completion).
+``steady_requests_per_s`` the rate the engine serves them at, read off the latencies: an engine
+that keeps up finishes each request a bounded time after it arrives, so the end-to-end latency
+has no trend over the run; one that serves mu requests/s of lam arriving (waiting to be admitted
+or slowed in an ever larger batch) finishes the i-th at about i/mu, so its latency grows by
+lam/mu - 1 seconds per second of arrivals. With s the least-squares slope of e2e latency on
+arrival time, the served rate is lam / (1 + max(s, 0)): lam when keeping up however few
+requests ran (``requests_per_s`` reads low by the drain's share of ``simulated_s``), mu when
+saturated. A run cut off by ``--duration`` fits only the requests that arrived before the first
+one left unfinished (their latencies are all known). The saturation rate is judged on the two
+(on ``requests_per_s`` over the nominal rate where either is None: under three such requests,
+or arrivals all at one time).
 """
 from __future__ import annotations
 
@@ -69,9 +74,8 @@ def summarise(outcome, table: pd.DataFrame, arrived_by: float | None = None) -> 
         "not_arrived": int(len(table) - len(arrived)),
         "simulated_s": t,
         "requests_per_s": len(fin) / t if t > 0 else 0.0,
-        "arrivals_per_s": arrival_rate(table["arrival_s"]),
-        "steady_requests_per_s": steady_rate(fin["finish_s"], table["arrival_s"],
-                                             fin["e2e_s"]),
+        "arrivals_per_s": arrival_rate(arrived["arrival_s"]),
+        "steady_requests_per_s": steady_rate(arrived["arrival_s"], arrived["e2e_s"]),
         "input_tokens_per_s": float(fin["input_tokens"].sum()) / t if t > 0 else 0.0,
         "output_tokens_per_s": float(fin["output_tokens"].sum()) / t if t > 0 else 0.0,
         "ttft_s": _pcts(fin["ttft_s"]),
@@ -95,15 +99,19 @@ def arrival_rate(arrival_s: pd.Series) -> float | None:
     return (len(arrival_s) - 1) / span if span > 0 else None
 
 
-def steady_rate(finish_s: pd.Series, arrival_s: pd.Series, e2e_s: pd.Series) -> float | None:
-    """Completions per second in the arrival window moved one median latency later (module
-    docstring), counted as :func:`arrival_rate` counts arrivals; None where it is undefined."""
-    if finish_s.empty or arrival_rate(arrival_s) is None:
+def steady_rate(arrival_s: pd.Series, e2e_s: pd.Series) -> float | None:
+    """The rate requests are served at: :func:`arrival_rate` over 1 + the slope of e2e latency
+    on arrival time, if it grows, the slope fitted over the requests that arrived before the
+    first unfinished one (module docstring); None under three of them or with their arrivals
+    all at one time."""
+    lam = arrival_rate(arrival_s)
+    left = arrival_s[e2e_s.isna()]
+    keep = arrival_s < left.min() if not left.empty else arrival_s.notna()
+    a, lat = arrival_s[keep].to_numpy(float), e2e_s[keep].to_numpy(float)
+    if lam is None or len(a) < 3 or np.ptp(a) <= 0:
         return None
-    lag = float(e2e_s.median())
-    start, end = float(arrival_s.min()) + lag, float(arrival_s.max()) + lag
-    inside = int(((finish_s > start) & (finish_s <= end)).sum())
-    return inside / (end - start)
+    slope = float(np.polyfit(a, lat, 1)[0])
+    return lam / (1.0 + max(slope, 0.0))
 
 
 def saturation(curve: list[dict[str, Any]], keep_up: float = 0.9) -> float | None:
