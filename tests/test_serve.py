@@ -208,10 +208,7 @@ def test_steady_rate_closed_forms():
 def test_a_batch_that_grows_is_not_keeping_up(tmp_path):
     # every request is admitted at once (TTFT stays small) but the batch outgrows what the
     # engine serves: latency grows over the run, so the rate is not kept up with
-    out = tmp_path / "o"
-    code, stdout, err = run_cli("serve", CHIP, MODEL, "--num-requests", "100", "--rates",
-                                "80,inf", "--out", out)
-    assert code == 0, err
+    out, stdout = _served(tmp_path, "--num-requests", "100", "--rates", "80,inf")
     top = json.loads((out / "serve.json").read_text())
     cap = top["curve"][-1]["requests_per_s"]          # everything at t=0: what it serves
     at80 = top["curve"][0]
@@ -223,23 +220,26 @@ def test_a_batch_that_grows_is_not_keeping_up(tmp_path):
 def test_a_short_run_below_capacity_keeps_up(tmp_path):
     # 60 requests at a rate far under what the engine serves: the drain is a large share of
     # simulated_s (requests_per_s reads low) but the engine keeps up
-    out = tmp_path / "o"
-    code, stdout, err = run_cli("serve", CHIP, MODEL, "--num-requests", "60", "--synthetic",
-                                "in=uniform:10:80,out=uniform:50:60", "--rates", "4,inf",
-                                "--seed", "3", "--out", out)
-    assert code == 0, err
+    out, stdout = _served(tmp_path, "--num-requests", "60", "--synthetic",
+                          "in=uniform:10:80,out=uniform:50:60", "--rates", "4,inf", "--seed", "3")
     low = json.loads((out / "serve-rate-4.json").read_text())
     assert low["requests_per_s"] < 0.9 * 4     # the old rule: "does not keep up with 4/s"
     assert low["steady_requests_per_s"] >= 0.95 * low["arrivals_per_s"]
     assert "saturation rate: 4 requests/s" in stdout
 
 
-def test_cli_writes_outputs_and_curve(tmp_path):
+def _served(tmp_path, *args):
+    """(out folder, stdout) of a serve run of gpt2 on tpu_v5e that must succeed."""
     out = tmp_path / "o"
-    code, stdout, err = run_cli("serve", CHIP, MODEL, "--num-requests", "30", "--synthetic",
-                                "in=uniform:10:80,out=uniform:5:30", "--rates", "5,50,inf",
-                                "--max-batch", "16", "--out", out)
+    code, stdout, err = run_cli("serve", CHIP, MODEL, *args, "--out", out)
     assert code == 0, err
+    return out, stdout
+
+
+def test_cli_writes_outputs_and_curve(tmp_path):
+    out, stdout = _served(tmp_path, "--num-requests", "30", "--synthetic",
+                          "in=uniform:10:80,out=uniform:5:30", "--rates", "5,50,inf",
+                          "--max-batch", "16")
     top = json.loads((out / "serve.json").read_text())
     assert [p["rate"] for p in top["curve"]] == [5, 50, "inf"]
     assert "saturation rate" in stdout and (out / "report.html").stat().st_size > 10_000
