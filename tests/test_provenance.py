@@ -93,6 +93,18 @@ def test_config_yaml_reproduces_the_run(cli, tmp_path):
     assert (a / "layers.csv").read_bytes() != (tmp_path / "c" / "layers.csv").read_bytes()
 
 
+def test_reproduce_keeps_fuse(cli, tmp_path):
+    # a fused run's recorded command fuses too (without --fuse it reran unfused, 28% slower)
+    a, b = tmp_path / "a", tmp_path / "b"
+    code, _, err = cli("run", "default", "resnet50", "--fuse", "--no-html", "--out", a)
+    assert code == 0, err
+    repro = json.loads((a / "summary.json").read_text())["provenance"]["reproduce"].split()
+    assert "--fuse" in repro
+    code, _, err = cli(*repro[1:], "--no-html", "--out", b)
+    assert code == 0, err
+    assert (a / "layers.csv").read_bytes() == (b / "layers.csv").read_bytes()
+
+
 def test_report_subtitle_comes_from_resolved_config(cli, tmp_path):
     out = tmp_path / "r"
     code, _, err = cli("run", "default", _trace(tmp_path), "--set", "array.rows=64",

@@ -76,6 +76,28 @@ def test_roofline_json_beside_the_chart_names_every_input(cli, tmp_path):
     assert str(html.with_suffix(".json")) in out + err
 
 
+def test_roofline_never_replaces_a_users_csv_or_json_beside_the_chart(cli, tmp_path):
+    # --out mlp.html writes mlp.csv and mlp.json: the workload just read, or a user's notes,
+    # under those names are refused before anything runs (nothing printed on stdout either)
+    mine = tmp_path / "mlp.csv"
+    mine.write_bytes(find_workload("mlp0").read_bytes())
+    (tmp_path / "notes.json").write_text('{"mine": 1}')
+    for html in ("mlp.html", "notes.html"):
+        code, out, err = cli("roofline", "tpu_v1", str(mine), "--json", "--out",
+                             str(tmp_path / html))
+        assert code == 2 and "exists and was not written by tpusim roofline" in err
+        assert out == "" and len(err.strip().splitlines()) == 1
+    assert mine.read_bytes() == find_workload("mlp0").read_bytes()
+    assert (tmp_path / "notes.json").read_text() == '{"mine": 1}'
+    # its own earlier chart of that name it replaces, and a chart of another name beside it
+    # stays
+    for html in ("roof.html", "roof.html", "other.html"):
+        code, _, err = cli("roofline", "tpu_v1", str(mine), "--out", str(tmp_path / html))
+        assert code == 0, err
+    assert {p.name for p in tmp_path.iterdir()} >= {"roof.csv", "roof.json", "other.csv",
+                                                     "other.json", "mlp.csv", "notes.json"}
+
+
 @pytest.mark.parametrize("name", ["roof.csv", "roof.JSON"])
 def test_roofline_out_named_like_its_table_or_record_is_refused(cli, tmp_path, name):
     code, _, err = cli("roofline", "tpu_v1", "mlp0", "--out", str(tmp_path / name))

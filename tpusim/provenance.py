@@ -142,6 +142,8 @@ def run_provenance(result: "Result", *, run_id: str, config_arg: Any = None,
             cmd += ["--input-shape", str(shape)]
         if options and options.get("numerics"):
             cmd += ["--numerics"]
+        if options and options.get("fuse"):
+            cmd += ["--fuse"]
         rec["reproduce"] = shlex.join(cmd)
     return rec
 

@@ -111,7 +111,8 @@ def _check_not_anothers(out_dir: Path, names: list[str], group: str | None,
             from .errors import InputError
             name = sorted(mine)[0]
             raise InputError(str(out_dir / name), None, message="belongs to the tpusim "
-                             f"{_COMMANDS.get(other, other)} output in this folder; choose "
+                             f"{_COMMANDS.get(other, other.split('-')[0])} output in this "
+                             "folder; choose "
                              f"another {option} (or remove that output's files)")
 
 

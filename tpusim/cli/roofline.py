@@ -176,11 +176,14 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
                              "and its .json, e.g. roof.png")
         if not have_kaleido():
             raise click.UsageError(PNG_HINT)
+    csv_path = html_path.with_suffix(".csv")
+    json_path = html_path.with_suffix(".json")   # what was simulated: the provenance record
+    group = _check_own(html_path, (html_path, csv_path, json_path), png)
     import pandas as pd
     from rich.console import Console
 
     import tpusim
-    from .._io import atomic_path, check_target, csv_safe
+    from .._io import atomic_path, csv_safe
     from ..importers.reference import read_reference
     from ..report_pages import layer_table_html, roofline_page, workload_table_html
     from ..roofline_plots import roofline_chart
@@ -215,10 +218,6 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
                          roofs.offchip, None if all_rows else top)
         print_workloads(console, wt, roofs)
 
-    csv_path = html_path.with_suffix(".csv")
-    json_path = html_path.with_suffix(".json")   # what was simulated: the provenance record
-    for target in (html_path, csv_path, json_path, *([Path(png)] if png is not None else [])):
-        check_target(target)
     notes = roof_notes(roofs)
     parts = [f"<h2>Per workload</h2>{workload_table_html(wt, roofs.offchip)}"]
     if not per_workload:
@@ -239,12 +238,43 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     if png is not None and Path(png).resolve().parent == html_path.resolve().parent:
         files[Path(png).name] = lambda p, data=png_bytes: p.write_bytes(data)
         png_bytes = None
-    write_all(files, html_path.parent)
+    write_all(files, html_path.parent, group=group, run_id=prov["run_id"],
+              adopt=tuple(files) if _older_roofline(json_path) else ())
     if png_bytes is not None:
         with atomic_path(png) as tmp:
             tmp.write_bytes(png_bytes)
     written = [html_path, csv_path, json_path] + ([png] if png is not None else [])
     click.echo("wrote " + ", ".join(str(p) for p in written), err=as_json)
+
+
+def _check_own(html_path: Path, targets: tuple[Path, ...], png) -> str:
+    """The manifest group of this chart (``roofline-<name>``: several charts share a folder),
+    after refusing, before anything runs, a target that is not a regular file or that exists
+    and no earlier roofline of this name wrote (a user's CSV or JSON beside the chart, the
+    workload just read)."""
+    from .._io import check_target
+    from ..errors import InputError
+    from ..results import read_manifest
+    group = f"roofline-{html_path.stem}"
+    ours = set(read_manifest(html_path.parent, group).get("files", []))
+    if not ours and _older_roofline(targets[-1]):
+        ours = {t.name for t in targets}
+    for t in (*targets, *([Path(png)] if png is not None else [])):
+        check_target(t)
+        if t in targets and t.exists() and t.name not in ours:
+            raise InputError(str(t), None, message="exists and was not written by tpusim "
+                             "roofline (the chart's .csv and .json go beside it); choose "
+                             "another --out or move it")
+    return group
+
+
+def _older_roofline(json_path: Path) -> bool:
+    """Whether ``json_path`` is a roofline's record written before charts kept a manifest."""
+    try:
+        prov = json.loads(json_path.read_text()).get("provenance", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(prov, dict) and str(prov.get("command", "")).startswith("tpusim roofline")
 
 
 def _png(fig) -> bytes:
