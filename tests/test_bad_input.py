@@ -354,3 +354,50 @@ def test_suggest_offers_nothing_for_unrelated_names():
     assert suggest("zzzz", ["tpu_v4", "default"]) == ""
     assert suggest("tpu_v5", ["tpu_v4", "tpu_v5e"]) == " (did you mean tpu_v5e?)"
 
+
+
+# ---------------------------------------------------------------- outputs that are not ours
+
+@pytest.mark.parametrize("args", [
+    ("run", "default", "mlp0", "--out", ""),
+    ("run", "default", "mlp0", "--format="),
+    ("roofline", "tpu_v1", "mlp0", "--out", ""),
+    ("infer", "tpu_v5e", "gpt2", "--chips", "4", "--kv-len", "64", "--dtype", ""),
+])
+def test_an_empty_option_value_is_refused(cli, tmp_path, monkeypatch, args):
+    # `--out ''` read as the current folder and `--format ''` as the default format
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(*args)
+    assert code == 2 and "got ''; give a value" in one_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_trace_writers_never_replace_their_input_or_a_users_file(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trace = write(tmp_path, "m.csv", TRACE)
+    code, _, err = cli("workload", "prune", str(trace), "--channels", "0.5", "--out", str(trace))
+    assert code == 2 and "is the file this command reads" in one_line(err)
+    assert trace.read_text() == TRACE
+    mine = write(tmp_path, "gpt2_decode.csv", "my notes\n")     # workload llm's default name
+    code, _, err = cli("workload", "llm", "gpt2", "--phase", "decode", "--kv-len", "64")
+    assert code == 2 and "exists and was not written by tpusim" in one_line(err)
+    assert mine.read_text() == "my notes\n"
+    # a trace tpusim wrote there is its to replace; and --out names a place outright
+    for _ in range(2):
+        code, _, err = cli("workload", "llm", "gpt2", "--phase", "prefill", "--seq", "64")
+        assert code == 0, err
+    code, _, err = cli("workload", "llm", "gpt2", "--phase", "decode", "--kv-len", "64",
+                       "--out", str(mine))
+    assert code == 0, err
+
+
+def test_generate_never_replaces_a_users_json_beside_its_csv(cli, tmp_path):
+    mine = write(tmp_path, "st.json", '{"mine": 1}')
+    args = ("generate", "tpu_v4", "gpt2", "--prompt", "16", "--steps", "4")
+    code, out, err = cli(*args, "--out", str(tmp_path / "st.csv"))
+    assert code == 2 and "st.json: exists and was not written by tpusim generate" in \
+        one_line(err)
+    assert mine.read_text() == '{"mine": 1}' and not (tmp_path / "st.csv").exists()
+    for _ in range(2):   # its own earlier record it replaces
+        code, _, err = cli(*args, "--out", str(tmp_path / "g.csv"))
+        assert code == 0, err

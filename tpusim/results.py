@@ -214,6 +214,33 @@ def write_result(result: "Result", out_dir: str | Path, html: bool = True,
 EDITABLE = ("config.yaml",)   # outputs a user may edit by hand: the manifest keeps their sha256
 
 
+def written_by(json_path: Path, command: str) -> bool:
+    """Whether ``json_path`` is a record tpusim ``command`` wrote (its provenance's command line
+    says so): an output of a tpusim from before that command kept a manifest."""
+    try:
+        prov = json.loads(Path(json_path).read_text()).get("provenance", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(prov, dict) and str(prov.get("command", "")).startswith(f"tpusim {command}")
+
+
+def check_owned(targets: list[Path], group: str, command: str, adopt: bool = False) -> None:
+    """Refuse (one-line :class:`InputError`), before anything runs, a target that is not a
+    regular file, or that exists and no earlier write of ``group`` in its folder made: a file
+    the user put beside an output named after another (``roofline --out x.html``'s x.csv and
+    x.json, ``generate --out s.csv``'s s.json). ``adopt``: the targets are an earlier write of
+    the group made before it kept a manifest."""
+    from ._io import check_target
+    from .errors import InputError
+    for t in targets:
+        check_target(t)
+    ours = set(read_manifest(targets[0].parent, group).get("files", []))
+    for t in targets:
+        if t.exists() and t.name not in ours and not adopt:
+            raise InputError(str(t), None, message=f"exists and was not written by tpusim "
+                             f"{command}; choose another --out or move it")
+
+
 def check_own_config(out_dir: str | Path, command: str) -> None:
     """Refuse (one-line :class:`InputError`) to replace a ``config.yaml`` in ``out_dir`` that no
     tpusim command's manifest lists (a common name, so it may be the user's own config), or

@@ -103,10 +103,34 @@ def os_error_line(exc: OSError) -> str:
     return f"{name}: cannot write ({why})" if name else f"cannot write output ({why})"
 
 
+# Options whose empty value names nothing (`--out ''` read as the current folder, `--format ''`
+# as the default format): refused, whichever command takes them.
+NOT_EMPTY = ("--out", "--trace", "--png", "--format", "--dtype", "--reference", "--requests",
+             "--measurements", "--calibrated", "--scheduler", "--topology", "--remat", "--moe",
+             "--flash-blocks", "--phase", "--engine")
+
+
+def _empty_option(argv: list[str]) -> str | None:
+    """The first of :data:`NOT_EMPTY` given an empty value (``--out ''`` or ``--out=``)."""
+    for i, a in enumerate(argv):
+        if a == "--":
+            return None
+        name, eq, value = a.partition("=")
+        if name in NOT_EMPTY and ((eq and not value) or
+                                  (not eq and i + 1 < len(argv) and argv[i + 1] == "")):
+            return name
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     from ..errors import InputError
+    empty = _empty_option(argv)
+    if empty is not None:
+        click.echo(f"tpusim: error: {empty}: got ''; give a value (an empty one names nothing)",
+                   err=True)
+        sys.exit(2)
     try:
         rv = cli.main(args=argv, prog_name="tpusim", standalone_mode=False,
                       obj={"argv": argv})

@@ -39,13 +39,15 @@ def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, s
     from ..generation import generate as run_generation
 
     if out is not None:   # checked before anything is simulated
-        from .._io import check_target
         from ..errors import InputError
         if out.suffix.lower() == ".json":
             raise InputError("--out", None, str(out), "the per-step CSV, e.g. steps.csv (the "
                              "run's record goes beside it as steps.json)")
-        check_target(out)
-        check_target(out.with_suffix(".json"))
+        from ..results import check_owned, read_manifest, written_by
+        older = (not read_manifest(out.parent, f"generate-{out.stem}")
+                 and written_by(out.with_suffix(".json"), "generate"))
+        check_owned([out, out.with_suffix(".json")], f"generate-{out.stem}", "generate",
+                    adopt=older)
     chip, overrides = loaded_chip(config, sets)
     t0 = time.perf_counter()
     g = run_generation(chip, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol)
@@ -76,7 +78,7 @@ def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, s
         record = json.dumps({**s, "provenance": prov}, indent=2, sort_keys=True, default=str)
         write_all({out.name: lambda p: p.write_text("\n".join(lines) + "\n"),
                    out.with_suffix(".json").name: lambda p: p.write_text(record + "\n")},
-                  out.parent)
+                  out.parent, group=f"generate-{out.stem}")
         click.echo(f"wrote {out}, {out.with_suffix('.json')}")
 
 

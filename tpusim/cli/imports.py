@@ -37,10 +37,9 @@ def onnx(model, input_shapes, out):
     from ..importers.onnx import import_onnx, parse_input_shapes
     from ..importers.trace_csv import write_trace
 
-    from .._io import check_target
+    from .common import trace_target
     shapes = parse_input_shapes(input_shapes)
-    out = out or Path(Path(model).stem + ".csv")
-    check_target(out)
+    out = trace_target(out, Path(Path(model).stem + ".csv"), model)
     imp = import_onnx(model, shapes or None)
     given = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in shapes.items())
     write_trace(imp.rows, out, comments=[
@@ -81,9 +80,8 @@ def scalesim(topology, gemm, out):
 
     if not Path(topology).is_file():
         raise InputError(str(topology), None, message="topology file not found")
-    from .._io import check_target
-    out = out or Path(Path(topology).stem + "_trace.csv")
-    check_target(out)
+    from .common import trace_target
+    out = trace_target(out, Path(Path(topology).stem + "_trace.csv"), topology)
     rows = topology_rows(topology, gemm)
     macs = sum(make_layer(r, str(topology)).macs * r.get("count", 1) for r in rows)
     write_trace(rows, out, comments=[

@@ -187,7 +187,7 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     from ..importers.reference import read_reference
     from ..report_pages import layer_table_html, roofline_page, workload_table_html
     from ..roofline_plots import roofline_chart
-    from ..results import write_all
+    from ..results import write_all, written_by
     from ..roofline import chip_roofs, layer_table, roof_notes, workload_table
 
     chip, overrides = loaded_chip(config, sets)
@@ -239,7 +239,7 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
         files[Path(png).name] = lambda p, data=png_bytes: p.write_bytes(data)
         png_bytes = None
     write_all(files, html_path.parent, group=group, run_id=prov["run_id"],
-              adopt=tuple(files) if _older_roofline(json_path) else ())
+              adopt=tuple(files) if written_by(json_path, "roofline") else ())
     if png_bytes is not None:
         with atomic_path(png) as tmp:
             tmp.write_bytes(png_bytes)
@@ -253,28 +253,13 @@ def _check_own(html_path: Path, targets: tuple[Path, ...], png) -> str:
     and no earlier roofline of this name wrote (a user's CSV or JSON beside the chart, the
     workload just read)."""
     from .._io import check_target
-    from ..errors import InputError
-    from ..results import read_manifest
+    from ..results import check_owned, read_manifest, written_by
     group = f"roofline-{html_path.stem}"
-    ours = set(read_manifest(html_path.parent, group).get("files", []))
-    if not ours and _older_roofline(targets[-1]):
-        ours = {t.name for t in targets}
-    for t in (*targets, *([Path(png)] if png is not None else [])):
-        check_target(t)
-        if t in targets and t.exists() and t.name not in ours:
-            raise InputError(str(t), None, message="exists and was not written by tpusim "
-                             "roofline (the chart's .csv and .json go beside it); choose "
-                             "another --out or move it")
+    older = not read_manifest(html_path.parent, group) and written_by(targets[-1], "roofline")
+    check_owned(list(targets), group, "roofline", adopt=older)
+    if png is not None:
+        check_target(png)
     return group
-
-
-def _older_roofline(json_path: Path) -> bool:
-    """Whether ``json_path`` is a roofline's record written before charts kept a manifest."""
-    try:
-        prov = json.loads(json_path.read_text()).get("provenance", {})
-    except (OSError, ValueError, AttributeError):
-        return False
-    return isinstance(prov, dict) and str(prov.get("command", "")).startswith("tpusim roofline")
 
 
 def _png(fig) -> bytes:

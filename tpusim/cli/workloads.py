@@ -83,7 +83,8 @@ def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads,
     s, kv = check_step_args(phase, batch, seq, kv_len, dtype, logits, options=True)
     check_positions(cfg, kv, "--kv-len" if kv_len is not None else "--seq")
     rows = llm_rows(cfg, phase, batch, seq, kv_len, dtype, logits, checked=True)
-    out = out or Path(f"{cfg.name}_{phase}.csv")
+    from .common import trace_target
+    out = trace_target(out, Path(f"{cfg.name}_{phase}.csv"))
     macs = sum(make_layer(r, f"llm {cfg.name} {phase}: layer {r['name']!r}").macs
                * r.get("count", 1) for r in rows)
     write_trace(rows, out, comments=[
@@ -132,7 +133,8 @@ def prune(trace, channels, out):
     rows, comments = read_trace_rows(path)
     dense = [make_layer(r, str(path), n) for r, n in rows]
     pruned, notes = prune_rows([r for r, _ in rows], channels, str(path))
-    out = out or Path(f"{path.stem}_pruned.csv")
+    from .common import trace_target
+    out = trace_target(out, Path(f"{path.stem}_pruned.csv"), path)
     write_trace(pruned, out, comments=list(comments) + [
         f"channel-pruned by tpusim workload prune --channels {channels:g} from {path.name}"])
     after = sum(make_layer(r, str(out), i).macs * make_layer(r, str(out), i).count
