@@ -401,3 +401,25 @@ def test_generate_never_replaces_a_users_json_beside_its_csv(cli, tmp_path):
     for _ in range(2):   # its own earlier record it replaces
         code, _, err = cli(*args, "--out", str(tmp_path / "g.csv"))
         assert code == 0, err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("--rows", "32,32"), "--rows: got 32; given twice"),
+    (("--format", "int8,int8"), "--format: got 'int8'; given twice"),
+    (("--set", "array.cols=64,64"), "array.cols: got '64,64'; a value given twice"),
+])
+def test_a_sweep_value_given_twice_is_refused(cli, tmp_path, args, needle):
+    # two identical points ("2 points: 2 computed", two equal rows) are a typo
+    code, _, err = cli("sweep", "default", "mlp0", *args, "--out", str(tmp_path / "s"))
+    assert code == 2 and needle in one_line(err)
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("address", ["notaurl", "tcp://host"])
+def test_a_malformed_scheduler_is_one_line_at_once_and_leaves_no_folder(cli, tmp_path,
+                                                                         address):
+    pytest.importorskip("distributed")
+    code, _, err = cli("sweep", "default", "mlp0", "--rows", "32,64", "--scheduler", address,
+                       "--out", str(tmp_path / "s"))
+    assert code == 2 and "a Dask scheduler address such as tcp://host:8786" in one_line(err)
+    assert not (tmp_path / "s").exists()

@@ -26,7 +26,10 @@ def parse_sets(values: tuple[str, ...], multi: bool = False) -> dict[str, Any]:
             parts = [p.strip() for p in value.split(",")]
             if any(p == "" for p in parts):
                 raise InputError("--set", path, value, "expected a comma-separated list")
-            out[path] = [parse_value(p) for p in parts]
+            got = [parse_value(p) for p in parts]
+            if len(set(map(repr, got))) < len(got):   # two identical sweep points
+                raise InputError("--set", path, value, "a value given twice; list each once")
+            out[path] = got
         else:
             out[path] = parse_value(value.strip())
     return out

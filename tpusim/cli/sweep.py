@@ -22,14 +22,24 @@ def parse_int_list(option: str, text: str) -> list[int]:
         if not re.fullmatch(r"[0-9]+", part) or int(part) <= 0:
             raise InputError(option, None, part or text, ALLOWED_INTS)
         out.append(check_size(int(part), option, None))
-    return out
+    return _once(option, out)
+
+
+def _once(option: str, values: list):
+    """``values`` unless one repeats (``--rows 32,32``: two identical points, a typo)."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise InputError(option, None, v, "given twice; list each value once")
+        seen.add(v)
+    return values
 
 
 def parse_name_list(option: str, text: str) -> list[str]:
     parts = [p.strip() for p in text.split(",")]
     if any(not p for p in parts):
         raise InputError(option, None, text, "expected a comma-separated list, e.g. int8,bf16")
-    return parts
+    return _once(option, parts)
 
 
 def build_axes(rows: str | None, cols: str | None, square: bool, formats: str | None,

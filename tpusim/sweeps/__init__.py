@@ -38,7 +38,7 @@ import numpy as np
 from .. import tables
 from ..errors import InputError
 from .executors import (  # noqa: F401  (MAX_CHUNK, flatten_summary: re-exported)
-    INTERNAL, MAX_CHUNK, _cpu_count, _dask_client, _Payload, _plain, _run_dask, _run_inline,
+    INTERNAL, MAX_CHUNK, _cpu_count, _dask_client, check_address, _Payload, _plain, _run_dask, _run_inline,
     _run_pool, flatten_summary)
 from .columns import Columns
 from .journal import JOURNAL_DIR, _Store
@@ -131,14 +131,20 @@ def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Itera
     plan = plan_sweep(config, workloads, axes)
     if jobs is not None and jobs < 1:
         raise InputError("jobs", None, jobs, "must be >= 1")
+    check_address(scheduler)
     store = _Store(Path(out_dir)) if out_dir is not None else None
     if store is None:
         return _sweep(plan, None, {}, jobs, scheduler, progress, html, None)
+    made = not Path(out_dir).exists()
     store.lock()
     try:
         known = store.load()
         store.keep_foreign(known, plan)
         return _sweep(plan, store, known, jobs, scheduler, progress, html, record)
+    except InputError:   # e.g. no scheduler at that address: leave no empty folder behind
+        if made and not any(Path(out_dir).iterdir()):
+            Path(out_dir).rmdir()
+        raise
     finally:
         store.release()
 

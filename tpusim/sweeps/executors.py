@@ -251,6 +251,27 @@ def _terminate_workers(pool) -> None:
         proc.terminate()
 
 
+def check_address(scheduler: Any) -> None:
+    """One line, before any folder is made or any point runs, for a scheduler address Dask
+    cannot parse (``notaurl``, a tcp address without its port): the client would otherwise
+    spend its whole connect timeout on it and print a traceback as it is collected."""
+    if not isinstance(scheduler, (str, Path)):
+        return
+    try:
+        from distributed.comm import parse_address
+        from distributed.comm.addressing import parse_host_port
+    except ImportError:
+        raise InputError("scheduler", None, message="Dask is not installed; "
+                         "pip install 'tpusim[dask]'") from None
+    try:
+        scheme, where = parse_address(str(scheduler))
+        if scheme in ("tcp", "tls"):
+            parse_host_port(where)
+    except ValueError as exc:
+        raise InputError("--scheduler", None, str(scheduler), f"a Dask scheduler address such "
+                         f"as tcp://host:8786 ({exc})") from None
+
+
 def _dask_client(scheduler: Any):
     """A client for ``scheduler`` (an address, or a ``distributed.Client`` we do not own)."""
     if not isinstance(scheduler, (str, Path)):
