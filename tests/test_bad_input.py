@@ -423,3 +423,17 @@ def test_a_malformed_scheduler_is_one_line_at_once_and_leaves_no_folder(cli, tmp
                        "--out", str(tmp_path / "s"))
     assert code == 2 and "a Dask scheduler address such as tcp://host:8786" in one_line(err)
     assert not (tmp_path / "s").exists()
+
+
+def test_run_warns_when_the_weights_exceed_hbm(cli, tmp_path):
+    # llama3_8b's GEMM weights in bf16 (the trace's k x n per row, every layer) are ~14 GiB:
+    # over the default chip's 8 GiB, under 64
+    from tpusim.importers import load_workload as load
+    wl = load("llama3_8b_prefill")
+    gib = sum(l.weight_elements * l.count * 2 for l in wl.layers if l.weights == "static") / 2**30
+    code, _, err = cli("run", "default", "llama3_8b_prefill", "--no-html", "--out",
+                       str(tmp_path / "a"))
+    assert code == 0 and f"weights are {gib:,.1f} GiB, more than default's 8 GiB" in err
+    code, _, err = cli("run", "default", "llama3_8b_prefill", "--no-html", "--set",
+                       "memory.hbm.capacity_gib=64", "--out", str(tmp_path / "b"))
+    assert code == 0 and "warning" not in err

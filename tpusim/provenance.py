@@ -148,6 +148,27 @@ def run_provenance(result: "Result", *, run_id: str, config_arg: Any = None,
     return rec
 
 
+def hbm_warning(result: "Result", fmt: str | None = None) -> str | None:
+    """One line when the workload's static weights, in the formats its layers ran in (``fmt``:
+    the run's ``--format``), exceed the chip's HBM (where the config gives a capacity): the run
+    still assumes they fit, as it models one chip with its weights in HBM. (No pandas: the
+    formats come from the rules the simulator applies, not the layer table.)"""
+    cap = result.config.memory.hbm.capacity_gib
+    if cap is None:
+        return None
+    from .formats import get_format
+    from .layer_rules import layer_formats
+    layers = result.workload.layers
+    fmts = layer_formats(layers, result.config, fmt, result.workload.name)
+    total = sum(layer.weight_elements * layer.count * get_format(f).bytes_per_element
+                for layer, f in zip(layers, fmts) if layer.weights == "static")
+    if total <= cap * 2**30:
+        return None
+    return (f"warning: {result.workload.name}'s weights are {total / 2**30:,.1f} GiB, more than "
+            f"{result.config.name}'s {cap:g} GiB of HBM; the times assume they fit (shard an "
+            "LLM step with --chips, or use a narrower --format)")
+
+
 def coverage_warning(result: "Result") -> str | None:
     """One line naming the ONNX nodes that were not costed, or None when every node was."""
     cov = result.workload.metadata.get("onnx_coverage") if result.workload.metadata else None

@@ -147,8 +147,8 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
     """
     import tpusim
     from .._io import check_dir
-    from ..provenance import (coverage_warning, default_run_dir, mark_overrides, new_run_id,
-                              run_provenance)
+    from ..provenance import (coverage_warning, default_run_dir, hbm_warning, mark_overrides,
+                              new_run_id, run_provenance)
     from ..results import write_result
 
     overrides = parse_sets(sets)
@@ -206,9 +206,9 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
     if timeline is not None and not extra:
         from ..trace_events import write_trace
         write_trace(timeline, trace_path, {"run_id": prov["run_id"]})
-    warning = coverage_warning(result)
-    if warning:
-        click.echo(f"tpusim: {warning}", err=True)
+    for warning in (coverage_warning(result), hbm_warning(result, fmt)):
+        if warning:
+            click.echo(f"tpusim: {warning}", err=True)
     if as_json:
         click.echo((out / "summary.json").read_text(), nl=False)
         click.echo(f"wrote {out}/" + ", ".join(Path(p).name for p in written), err=True)
