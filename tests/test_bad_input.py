@@ -437,3 +437,21 @@ def test_run_warns_when_the_weights_exceed_hbm(cli, tmp_path):
     code, _, err = cli("run", "default", "llama3_8b_prefill", "--no-html", "--set",
                        "memory.hbm.capacity_gib=64", "--out", str(tmp_path / "b"))
     assert code == 0 and "warning" not in err
+
+
+def test_generate_errors_name_the_options(cli):
+    args = ("generate", "tpu_v4", "gpt2", "--steps", "4")
+    for extra, needle in ((("--prompt", "0"), "--prompt: got 0; must be an integer >= 1"),
+                          (("--prompt", "16", "--kv-stride", "0"), "--kv-stride: got 0"),
+                          (("--prompt", "100000000"), "--prompt: got 100000000; too long")):
+        code, _, err = cli(*args, *extra)
+        assert code == 2 and needle in one_line(err), err
+
+
+def test_calibrate_unknown_fit_field_lists_the_fields(cli, tmp_path):
+    meas = write(tmp_path, "m.csv", "m,k,n,latency_us\n64,64,64,10\n128,128,128,20\n")
+    code, _, err = cli("calibrate", "tpu_v4", str(meas), "--fit", "timing.overhead_cycles_per_o",
+                       "--out", str(tmp_path / "c.yaml"))
+    line = one_line(err)
+    assert code == 2 and "did you mean overhead_cycles_per_op?" in line
+    assert "fields here: " in line and "wave_cycles" in line

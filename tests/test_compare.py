@@ -114,7 +114,7 @@ def test_bad_input_one_line_exit_2(cli, tmp_path, two_runs, kind):
         needle = "no layers.csv"
     elif kind == "mismatch_count":
         other = _run_dir(tmp_path / "c", [("x", 2, 1e-6, 10.0, 5.0, 1.0)], 2e-6, 20e-12)
-        needle = "got 1"
+        needle = "rows: got 1; the baseline"
     else:
         other = _run_dir(tmp_path / "c", [("x", 2, 1e-6, 10.0, 5.0, 1.0),
                                           ("z", 1, 4e-6, 100.0, 50, 2.0)], 6e-6, 120e-12)

@@ -138,7 +138,11 @@ def _field_annotation(path: str) -> Any:
     while i < len(parts):
         fields = getattr(cls, "model_fields", None)
         if not fields or parts[i] not in fields:
-            raise InputError("fit_spec", path, message="unknown config field")
+            from ._input import suggest
+            known = sorted(fields or ())
+            raise InputError("--fit", path, message=f"unknown config field {parts[i]!r}"
+                             + suggest(parts[i], known) + ("; fields here: " + ", ".join(known)
+                                                           if known else ""))
         ann = fields[parts[i]].annotation
         i += 1
         if getattr(ann, "__origin__", None) is dict and i < len(parts):

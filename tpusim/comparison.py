@@ -154,8 +154,8 @@ def _check_same_layers(base: Run, run: Run) -> None:
     a, b = base.layers, run.layers
     where = f"{run.source or run.label}: layers.csv"
     if len(a) != len(b):
-        raise InputError(where, None, len(b), f"layers; the baseline {base.label!r} has "
-                         f"{len(a)}: compare runs of the same workload")
+        raise InputError(where, "rows", len(b), f"the baseline {base.label!r} has "
+                         f"{len(a)}; compare runs of the same workload")
     for i, (na, nb, ca, cb) in enumerate(zip(a["name"], b["name"], a["count"], b["count"])):
         if str(na) != str(nb) or int(ca) != int(cb):
             raise InputError(where, f"row {i + 1}", f"layer {nb!r} x{cb}",

@@ -164,7 +164,7 @@ class TraceRow(BaseModel):
             need = ("elements",)
         missing = [f for f in need if getattr(self, f) is None]
         if missing:
-            raise ValueError(f"op {self.op} needs column(s) {', '.join(missing)}")
+            raise ValueError(f"op {self.op} needs a value in column(s) {', '.join(missing)}")
         if (self.sparsity or self.density is not None) and (
                 op is None or self.weights == "dynamic"):
             raise ValueError("sparsity/density apply to matmul/conv rows with static weights "

@@ -49,8 +49,26 @@ def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, s
         check_owned([out, out.with_suffix(".json")], f"generate-{out.stem}", "generate",
                     adopt=older)
     chip, overrides = loaded_chip(config, sets)
+    from .._input import check_size
+    from ..errors import InputError
+    options = {"prompt": "--prompt", "steps": "--steps", "batch": "--batch",
+               "kv_stride": "--kv-stride", "rtol": "--rtol"}
+    for name, v in (("--prompt", prompt), ("--steps", steps), ("--batch", batch)):
+        if isinstance(v, int) and v > 0:    # the library names its own bounds (>= 1 ...)
+            check_size(v * (prompt + steps if name == "--batch" else 1), name, None)
     t0 = time.perf_counter()
-    g = run_generation(chip, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol)
+    try:
+        g = run_generation(chip, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol)
+    except InputError as exc:   # name the option the user typed, not the library's keyword
+        from .._input import MAX_DIM_TEXT
+        if exc.allowed == MAX_DIM_TEXT:   # a layer of the step grew past exact sizes
+            raise InputError("--prompt" if steps < prompt else "--steps", None,
+                             prompt if steps < prompt else steps,
+                             f"too long for {model}: a layer of its steps would hold more "
+                             "than 2^53 elements, the most the model computes exactly") from None
+        if exc.source != "generate" or exc.where not in options:
+            raise
+        raise InputError(options[exc.where], None, exc.value, exc.allowed) from None
     took = time.perf_counter() - t0
     warning = _fits_warning(chip, model, prompt + steps, batch, dtype)
     if warning:
