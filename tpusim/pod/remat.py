@@ -198,7 +198,7 @@ PARALLEL_READERS = ("qkv_proj", "ffn_gate", "ffn_up")
 # (pod/train.shard_config); the dispatch's gradient with respect to the tokens is no cover, it
 # is the input gradient the reduce-scatter carries.
 COLUMN_PARALLEL = ("qkv_proj", "ffn_gate", "ffn_up", "moe_router", "expert_gate", "expert_up")
-# their backward rows (pod/train.backward_rows' names), by which GEMM of the two each is
+# their backward rows (pod/backward.backward_rows' names), by which GEMM of the two each is
 COVER_ROWS = {f"{n}_{g}": g for n in COLUMN_PARALLEL for g in ("wgrad", "dgrad")}
 
 

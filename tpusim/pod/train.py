@@ -10,7 +10,7 @@ Per microbatch the chip runs
   with attention as a flash kernel (:func:`flash_attention`: one row instance per tile, so a
   score tile stays in VMEM from QK^T through softmax to AV; causal tiles above the diagonal
   skipped);
-* backward: attention as the flash backward kernels (``pod/flash.py``: per tile S recomputed and
+* backward (``pod/backward.py``): attention as the flash backward kernels (``pod/flash.py``: per tile S recomputed and
   four gradient GEMMs, the score-sized tiles in VMEM; unfused, a dQ kernel recomputes S and dP
   again; block sizes per pass: ``pod/flash_blocks.py``); for every other matmul the input-gradient
   GEMM (m x n x k) and the weight-gradient GEMM (k x m x n); every other vector op's backward
@@ -53,17 +53,17 @@ the FLOPs the chips actually run (backward, recompute, the full score blocks, pa
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ..errors import InputError
 from ..importers.llm import LlmConfig, llm_rows
+from .backward import backward_rows, forward_name, time_by_op
 from .collectives import all_gather, all_reduce, all_to_all, permute, reduce_scatter
 from .costs import simulate_rows
 from .dropmoe import (MoeKernel, all_to_all_rows, check_kernel, dropped_rows, parse_moe,
                       without_mask_gradients)
-from .flash import FLASH_BLOCK, FORWARD_ROWS, flash_attention, flash_backward
+from .flash import FLASH_BLOCK, flash_attention, flash_backward
 from .flash_blocks import FlashBlocks
 from .moe import megablox_rows
 from .remat import (BASIC, OUTSIDE_BLOCKS as _OUTSIDE_BLOCKS, WIRE_BYTES, Remat, kept_per_layer,
@@ -123,28 +123,6 @@ def shard_config(model: LlmConfig, spec: ParallelSpec) -> LlmConfig:
                    expert_shards=spec.ep)
 
 
-def backward_rows(rows: list[dict[str, Any]],
-                  attention: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """The backward pass of forward trace rows (module docstring); ``attention``: the flash
-    backward kernel's rows (``pod/flash.py``), put in place of the attention tiles' rows."""
-    out = []
-    for r in rows:
-        if attention is not None and r["name"] in FORWARD_ROWS:
-            if r["name"] == "attn_qk":
-                out += attention
-            continue
-        if r["op"] == "matmul":
-            dgrad = {**r, "name": r["name"] + "_dgrad", "k": r["n"], "n": r["k"]}
-            wgrad = {**r, "name": r["name"] + "_wgrad", "m": r["k"], "k": r["m"],
-                     "weights": "dynamic"}
-            out += [dgrad, wgrad]
-        elif r["op"] == "embedding":
-            out.append({**r, "name": r["name"] + "_bwd", "op": "add"})
-        else:
-            out.append({**r, "name": r["name"] + "_bwd", "count": 2 * r.get("count", 1)})
-    return out
-
-
 def _layer_params(model: LlmConfig, spec: ParallelSpec) -> tuple[float, float]:
     """(dense, expert) parameters of one layer on one chip before fsdp sharding."""
     h, hd = model.hidden, model.head_dim
@@ -172,29 +150,6 @@ def check_sizes(seq: int, global_batch: int, microbatches: int = 1, model=None) 
     if model is not None:
         from ..importers.llm_step_args import check_positions
         check_positions(model, seq, "--seq")
-
-
-def time_by_op(fwd: list[dict[str, Any]], bwd: list[dict[str, Any]], per_row, redo: set[str],
-               microbatches: int, flash_bwd: set[str]) -> tuple[dict[str, Any], ...]:
-    """The step's compute by forward row: ``forward_s``, ``backward_s`` (its input- and
-    weight-gradient GEMMs or its vector op's backward) and ``recompute_s`` over the
-    microbatches. The flash kernels' forward and backward rows (``flash_bwd``: the backward
-    kernel's row names) are one unit, ``attention``. ``per_row``: (seconds, MACs) of
-    ``fwd + bwd``; ``redo``: the rows the recompute reruns."""
-    def unit(name: str) -> str:
-        base = re.sub(r"_(dgrad|wgrad|bwd)$", "", name)
-        return "attention" if base in FORWARD_ROWS or name in flash_bwd else base
-
-    out: dict[str, list[float]] = {}
-    for r, (t, _) in zip(fwd, per_row):
-        u = out.setdefault(unit(r["name"]), [0.0, 0.0, 0.0])
-        u[0] += t
-        if r["name"] in redo:
-            u[2] += t
-    for r, (t, _) in zip(bwd, per_row[len(fwd):]):
-        out.setdefault(unit(r["name"]), [0.0, 0.0, 0.0])[1] += t
-    return tuple({"name": k, "forward_s": microbatches * f, "backward_s": microbatches * b,
-                  "recompute_s": microbatches * rc} for k, (f, b, rc) in out.items())
 
 
 def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
@@ -302,7 +257,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     where = ["block" if r["name"] not in _OUTSIDE_BLOCKS else "pre" if i < first else "post"
              for i, r in enumerate(fwd)]
     home = {r["name"]: w for r, w in zip(fwd, where)}
-    where_b = [home.get(re.sub(r"_(dgrad|wgrad|bwd)$", "", r["name"]), "block") for r in bwd]
+    where_b = [home.get(forward_name(r["name"]), "block") for r in bwd]
     by_op = time_by_op(fwd, bwd, per_row, redo_names, microbatches,
                        {r["name"] for r in flash_b or ()})
     part = {w: [0.0, 0.0] for w in ("pre", "block", "post")}

@@ -1,0 +1,72 @@
+"""The backward pass of a forward trace, row by row, and the step's compute by forward row.
+
+For every matmul row the input-gradient GEMM (``_dgrad``: m x n x k) and the weight-gradient GEMM
+(``_wgrad``: k x m x n, its "weights" the incoming gradient); every other vector op's backward
+costs twice its forward (``_bwd``: it reads its input and the incoming gradient: assumption); the
+embedding's backward is a scatter-add of its size; the flash attention tiles' rows give way to the
+flash backward kernel's (``pod/flash.py``). ``pod/train.py`` prices these rows; :func:`time_by_op`
+folds their seconds back onto the forward rows they came from (``train.json``'s
+``time_by_op``).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .flash import FORWARD_ROWS
+
+_SUFFIX = re.compile(r"_(dgrad|wgrad|bwd)$")
+
+
+def backward_rows(rows: list[dict[str, Any]],
+                  attention: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The backward pass of forward trace rows (module docstring); ``attention``: the flash
+    backward kernel's rows (``pod/flash.py``), put in place of the attention tiles' rows."""
+    out = []
+    for r in rows:
+        if attention is not None and r["name"] in FORWARD_ROWS:
+            if r["name"] == "attn_qk":
+                out += attention
+            continue
+        if r["op"] == "matmul":
+            dgrad = {**r, "name": r["name"] + "_dgrad", "k": r["n"], "n": r["k"]}
+            wgrad = {**r, "name": r["name"] + "_wgrad", "m": r["k"], "k": r["m"],
+                     "weights": "dynamic"}
+            out += [dgrad, wgrad]
+        elif r["op"] == "embedding":
+            out.append({**r, "name": r["name"] + "_bwd", "op": "add"})
+        else:
+            out.append({**r, "name": r["name"] + "_bwd", "count": 2 * r.get("count", 1)})
+    return out
+
+
+def forward_name(name: str) -> str:
+    """The forward row a backward row of :func:`backward_rows` came from (its name less
+    ``_dgrad``, ``_wgrad`` or ``_bwd``); a flash backward row's name comes back as it is."""
+    return _SUFFIX.sub("", name)
+
+
+def time_by_op(fwd: list[dict[str, Any]], bwd: list[dict[str, Any]], per_row, redo: set[str],
+               microbatches: int, flash_bwd: set[str]) -> tuple[dict[str, Any], ...]:
+    """The step's compute by forward row: ``forward_s``, ``backward_s`` (its input- and
+    weight-gradient GEMMs or its vector op's backward) and ``recompute_s`` over the
+    microbatches. The flash kernels' forward and backward rows (``flash_bwd``: the backward
+    kernel's row names) are one unit, ``attention``. ``per_row``: (seconds, MACs) of
+    ``fwd + bwd``; ``redo``: the rows the recompute reruns."""
+    def unit(name: str) -> str:
+        base = forward_name(name)
+        return "attention" if base in FORWARD_ROWS or name in flash_bwd else base
+
+    out: dict[str, list[float]] = {}
+    for r, (t, _) in zip(fwd, per_row):
+        u = out.setdefault(unit(r["name"]), [0.0, 0.0, 0.0])
+        u[0] += t
+        if r["name"] in redo:
+            u[2] += t
+    for r, (t, _) in zip(bwd, per_row[len(fwd):]):
+        out.setdefault(unit(r["name"]), [0.0, 0.0, 0.0])[1] += t
+    return tuple({"name": k, "forward_s": microbatches * f, "backward_s": microbatches * b,
+                  "recompute_s": microbatches * rc} for k, (f, b, rc) in out.items())
+
+
+__all__ = ["backward_rows", "forward_name", "time_by_op"]
