@@ -224,19 +224,22 @@ def written_by(json_path: Path, command: str) -> bool:
     return isinstance(prov, dict) and str(prov.get("command", "")).startswith(f"tpusim {command}")
 
 
-def check_owned(targets: list[Path], group: str, command: str, adopt: bool = False) -> None:
+def check_owned(targets: list[Path], group: str, command: str, record: Path) -> None:
     """Refuse (one-line :class:`InputError`), before anything runs, a target that is not a
     regular file, or that exists and no earlier write of ``group`` in its folder made: a file
     the user put beside an output named after another (``roofline --out x.html``'s x.csv and
-    x.json, ``generate --out s.csv``'s s.json). ``adopt``: the targets are an earlier write of
-    the group made before it kept a manifest."""
+    x.json, ``generate --out s.csv``'s s.json). Where the group has no manifest yet but
+    ``record`` (one of the targets) is ``command``'s (:func:`written_by`), the targets are an
+    earlier write by a tpusim from before the manifest, and the command's own to replace."""
     from ._io import check_target
     from .errors import InputError
     for t in targets:
         check_target(t)
-    ours = set(read_manifest(targets[0].parent, group).get("files", []))
+    manifest = read_manifest(targets[0].parent, group)
+    older = not manifest and written_by(record, command)
+    ours = set(manifest.get("files", []))
     for t in targets:
-        if t.exists() and t.name not in ours and not adopt:
+        if t.exists() and t.name not in ours and not older:
             raise InputError(str(t), None, message=f"exists and was not written by tpusim "
                              f"{command}; choose another --out or move it")
 

@@ -172,8 +172,8 @@ def validate(out_dir, measurements, calibrated, pods):
     Writes DIR/validation.csv (check, case, metric, predicted, measured, error, fitted_on: which
     data fitted which parameter; no parameter is scored on the data that fitted it) and
     DIR/validation.html (predicted against measured, with y = x) and DIR/validation.json (what
-    ran: version, command, options, the input files' and shipped presets' sha256). Checks whose inputs are
-    missing are listed as 'skipped: missing ...'.
+    ran: version, command, options, the input files' and shipped presets' sha256). Checks
+    whose inputs are missing are listed as 'skipped: missing ...'.
 
     \b
     Example:

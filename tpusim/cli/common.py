@@ -9,6 +9,17 @@ import click
 from ..errors import InputError
 
 
+def repeated(values, key=lambda v: v):
+    """The first of ``values`` whose ``key`` an earlier one had (a sweep point given twice, a
+    typo), else None."""
+    seen = set()
+    for v in values:
+        if key(v) in seen:
+            return v
+        seen.add(key(v))
+    return None
+
+
 def parse_sets(values: tuple[str, ...], multi: bool = False) -> dict[str, Any]:
     """``PATH=VALUE`` pairs (``PATH=V1,V2`` lists when ``multi``) to a dict of parsed values."""
     from ..config import parse_value
@@ -27,7 +38,7 @@ def parse_sets(values: tuple[str, ...], multi: bool = False) -> dict[str, Any]:
             if any(p == "" for p in parts):
                 raise InputError("--set", path, value, "expected a comma-separated list")
             got = [parse_value(p) for p in parts]
-            if len(set(map(repr, got))) < len(got):   # two identical sweep points
+            if repeated(got, repr) is not None:   # two identical sweep points
                 raise InputError("--set", path, value, "a value given twice; list each once")
             out[path] = got
         else:

@@ -38,19 +38,16 @@ def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, s
 
     from ..generation import generate as run_generation
 
+    from ..errors import InputError
     if out is not None:   # checked before anything is simulated
-        from ..errors import InputError
         if out.suffix.lower() == ".json":
             raise InputError("--out", None, str(out), "the per-step CSV, e.g. steps.csv (the "
                              "run's record goes beside it as steps.json)")
-        from ..results import check_owned, read_manifest, written_by
-        older = (not read_manifest(out.parent, f"generate-{out.stem}")
-                 and written_by(out.with_suffix(".json"), "generate"))
+        from ..results import check_owned
         check_owned([out, out.with_suffix(".json")], f"generate-{out.stem}", "generate",
-                    adopt=older)
+                    out.with_suffix(".json"))
     chip, overrides = loaded_chip(config, sets)
     from .._input import check_size
-    from ..errors import InputError
     options = {"prompt": "--prompt", "steps": "--steps", "batch": "--batch",
                "kv_stride": "--kv-stride", "rtol": "--rtol"}
     for name, v in (("--prompt", prompt), ("--steps", steps), ("--batch", batch)):

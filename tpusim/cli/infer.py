@@ -48,7 +48,7 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
     from ..importers.llm_step_args import check_positions, check_step_args
     from ..pod.infer import infer_step
     from ..pod.sharding import ParallelSpec, parse_spec, spec_source
-    from ..pod.topology import make_slice
+    from ..pod.topology import ONE_SLICE, make_slice
 
     chip, overrides = loaded_chip(config, sets)
     cfg = get_preset(model)
@@ -57,7 +57,7 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
     # checked here, once, so that errors name the options typed, not the builder's fields
     _, kv = check_step_args(phase, batch, seq, kv_len, dtype, options=True)
     check_positions(cfg, kv, "--kv-len" if kv_len is not None else "--seq")
-    sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, beyond="inference runs on one slice: use fewer chips")
+    sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, beyond=ONE_SLICE)
     spec = parse_spec(parallel) if parallel else ParallelSpec(tp=sl.chips)
     r = infer_step(chip, cfg, sl, spec, phase, batch, seq, kv_len, dtype,
                    spec_source=spec_source(parallel, chips, topology), checked=True)

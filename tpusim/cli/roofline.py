@@ -187,7 +187,7 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     from ..importers.reference import read_reference
     from ..report_pages import layer_table_html, roofline_page, workload_table_html
     from ..roofline_plots import roofline_chart
-    from ..results import write_all, written_by
+    from ..results import write_all
     from ..roofline import chip_roofs, layer_table, roof_notes, workload_table
 
     chip, overrides = loaded_chip(config, sets)
@@ -238,8 +238,7 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     if png is not None and Path(png).resolve().parent == html_path.resolve().parent:
         files[Path(png).name] = lambda p, data=png_bytes: p.write_bytes(data)
         png_bytes = None
-    write_all(files, html_path.parent, group=group, run_id=prov["run_id"],
-              adopt=tuple(files) if written_by(json_path, "roofline") else ())
+    write_all(files, html_path.parent, group=group, run_id=prov["run_id"])
     if png_bytes is not None:
         with atomic_path(png) as tmp:
             tmp.write_bytes(png_bytes)
@@ -253,10 +252,9 @@ def _check_own(html_path: Path, targets: tuple[Path, ...], png) -> str:
     and no earlier roofline of this name wrote (a user's CSV or JSON beside the chart, the
     workload just read)."""
     from .._io import check_target
-    from ..results import check_owned, read_manifest, written_by
+    from ..results import check_owned
     group = f"roofline-{html_path.stem}"
-    older = not read_manifest(html_path.parent, group) and written_by(targets[-1], "roofline")
-    check_owned(list(targets), group, "roofline", adopt=older)
+    check_owned(list(targets), group, "roofline", targets[-1])
     if png is not None:
         check_target(png)
     return group

@@ -130,8 +130,9 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
 
     summary.json records the resolved config, the overrides, the command line, the version and
     the sha256 of each input; `tpusim run DIR/config.yaml WORKLOAD` (with the same --format,
-    --batch, --engine, --input-shape, --numerics, --fuse) reproduces the run. Files of an earlier run in DIR are replaced or
-    removed, so every file there comes from this run; other files are left alone.
+    --batch, --engine, --input-shape, --numerics, --fuse) reproduces the run. Files of an
+    earlier run in DIR are replaced or removed, so every file there comes from this run; other
+    files are left alone.
 
     CONFIG is a preset name (default, tpu_v1, tpu_v4, ...), a YAML file or a SCALE-Sim .cfg.
     WORKLOAD is a trace .csv, a SCALE-Sim topology .csv, an .onnx model or a shipped name.

@@ -8,8 +8,8 @@ import click
 
 from .._input import check_size
 from ..errors import InputError
-from .common import (command_provenance_of, echo_json, json_option, parse_sets, set_option,
-                     plotlyjs_option, workload_inputs)
+from .common import (command_provenance_of, echo_json, json_option, parse_sets, plotlyjs_option,
+                     repeated, set_option, workload_inputs)
 
 ALLOWED_INTS = "expected a comma-separated list of positive integers, e.g. 16,32,64"
 
@@ -27,11 +27,9 @@ def parse_int_list(option: str, text: str) -> list[int]:
 
 def _once(option: str, values: list):
     """``values`` unless one repeats (``--rows 32,32``: two identical points, a typo)."""
-    seen = set()
-    for v in values:
-        if v in seen:
-            raise InputError(option, None, v, "given twice; list each value once")
-        seen.add(v)
+    twice = repeated(values)
+    if twice is not None:
+        raise InputError(option, None, twice, "given twice; list each value once")
     return values
 
 

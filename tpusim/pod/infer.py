@@ -96,7 +96,8 @@ class InferResult:
         for layer in range(self.layers):
             for i, o in enumerate(block):
                 if i in adds:
-                    collective(TP_ALL_REDUCE, f"layer {layer} {o['name'][:-9]}", tp)
+                    collective(TP_ALL_REDUCE,
+                               f"layer {layer} {o['name'].removesuffix('_residual')}", tp)
                 compute(f"{o['name']} (layer {layer})", o["seconds"] / self.layers)
         for o in ops[last + 1:]:
             compute(o["name"], o["seconds"])

@@ -20,7 +20,8 @@ from ..figure import Figure
 from ..trace_events import PID, _r
 from .schedule import TP_HIDDEN, TRACKS, Schedule
 
-COLORS = {"forward": "#4c78a8", "prefill": "#4c78a8", "decode": "#4c78a8", "backward": "#72b7b2", "recompute": "#b279a2",
+COLORS = {"forward": "#4c78a8", "prefill": "#4c78a8", "decode": "#4c78a8",
+          "backward": "#72b7b2", "recompute": "#b279a2",
           "optimizer": "#54a24b", "pipeline bubble": "#bab0ac",
           "FSDP all-gather": "#f58518", "gradient reduce-scatter": "#9467bd",
           "DP all-reduce": "#9d755d", "TP all-reduce": "#eeca3b", TP_HIDDEN: "#f2dc8c",

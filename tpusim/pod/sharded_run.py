@@ -73,12 +73,12 @@ def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: in
     from .._io import check_dir
     from .infer import infer_step
     from .sharding import ParallelSpec, parse_spec, spec_source
-    from .topology import make_slice
+    from .topology import ONE_SLICE, make_slice
     if not isinstance(batch, int) or batch < 1:
         raise InputError("--batch", None, batch, "must be a positive integer")
     wl = load_workload(workload)
     step = llm_step_of(wl, str(workload))
-    sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, beyond="inference runs on one slice: use fewer chips")
+    sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, beyond=ONE_SLICE)
     spec = parse_spec(parallel) if parallel else ParallelSpec(tp=sl.chips)
     r = infer_step(chip, step["cfg"], sl, spec, step["phase"], step["sequences"] * batch,
                    step["new_tokens"], step["kv_len"], step["dtype"], step["logits"],

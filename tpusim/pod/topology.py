@@ -179,6 +179,9 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+ONE_SLICE = "inference runs on one slice: use fewer chips"   # make_slice's beyond= for infer/serve
+
+
 def make_slice(ici: IciConfig | None, dcn: DcnConfig | None = None,
                shape: str | tuple[int, ...] | None = None, chips: int | None = None,
                slices: int = 1, source: str = "--topology",
@@ -223,4 +226,4 @@ def make_slice(ici: IciConfig | None, dcn: DcnConfig | None = None,
 
 
 __all__ = ["IciConfig", "DcnConfig", "Axis", "Slice", "make_slice", "default_shape",
-           "parse_shape"]
+           "ONE_SLICE", "parse_shape"]

@@ -10,12 +10,12 @@ Per microbatch the chip runs
   with attention as a flash kernel (:func:`flash_attention`: one row instance per tile, so a
   score tile stays in VMEM from QK^T through softmax to AV; causal tiles above the diagonal
   skipped);
-* backward (``pod/backward.py``): attention as the flash backward kernels (``pod/flash.py``: per tile S recomputed and
-  four gradient GEMMs, the score-sized tiles in VMEM; unfused, a dQ kernel recomputes S and dP
-  again; block sizes per pass: ``pod/flash_blocks.py``); for every other matmul the input-gradient
-  GEMM (m x n x k) and the weight-gradient GEMM (k x m x n); every other vector op's backward
-  costs twice its forward (it reads its input and the incoming gradient: assumption); the
-  embedding's backward is a scatter-add of its size;
+* backward (``pod/backward.py``): attention as the flash backward kernels (``pod/flash.py``: per
+  tile S recomputed and four gradient GEMMs, the score-sized tiles in VMEM; unfused, a dQ kernel
+  recomputes S and dP again; block sizes per pass: ``pod/flash_blocks.py``); for every other
+  matmul the input-gradient GEMM (m x n x k) and the weight-gradient GEMM (k x m x n); every
+  other vector op's backward costs twice its forward (it reads its input and the incoming
+  gradient: assumption); the embedding's backward is a scatter-add of its size;
 * recompute (``remat``, ``pod/remat.py``): ``full`` reruns each block's forward, ``minimal``
   reruns its vector ops (matmul outputs are kept), ``none`` keeps everything; ``save:NAMES`` /
   ``offload:NAMES`` keep the named block outputs in HBM / pinned host memory and rerun the rest.

@@ -32,12 +32,11 @@ class ShardedStepCost(StepCostModel):
         shard = full
         if tp > 1:
             from ..pod.sharding import ParallelSpec, check_spec, place
-            from ..pod.topology import make_slice
+            from ..pod.topology import ONE_SLICE, make_slice
             from ..pod.train import shard_config
             spec = ParallelSpec(tp=tp)
             check_spec(spec, tp, full, source="--chips")   # serve splits TP over every chip
-            sl = make_slice(chip.ici, chip.dcn, chips=tp, source="--chips",
-                            beyond="inference runs on one slice: use fewer chips")
+            sl = make_slice(chip.ici, chip.dcn, chips=tp, source="--chips", beyond=ONE_SLICE)
             self.axes = place(spec, sl).of("tp")
             shard = shard_config(full, spec)
         super().__init__(chip, shard, dtype, format)

@@ -38,8 +38,8 @@ import numpy as np
 from .. import tables
 from ..errors import InputError
 from .executors import (  # noqa: F401  (MAX_CHUNK, flatten_summary: re-exported)
-    INTERNAL, MAX_CHUNK, _cpu_count, _dask_client, check_address, _Payload, _plain, _run_dask, _run_inline,
-    _run_pool, flatten_summary)
+    INTERNAL, MAX_CHUNK, _cpu_count, _dask_client, _Payload, _plain, _run_dask, _run_inline,
+    _run_pool, check_address, flatten_summary)
 from .columns import Columns
 from .journal import JOURNAL_DIR, _Store
 from .plan import FORMAT, Plan, Point, _sha, plan_sweep  # noqa: F401
