@@ -100,7 +100,7 @@ def test_multislice_candidates_put_dp_or_fsdp_over_dcn():
 
 def test_search_finds_a_model_that_fits_only_with_fsdp_over_dcn():
     # Llama-3.1-405B on 2 x v6e-256 at 8,192 tokens: with dp over DCN each slice holds the
-    # whole state (405B x 16 B / 256 = 23.6 GiB of 29.8 before activations); the fastest that
+    # whole state (405B x 16 B / 256 = 23.6 GiB of 31.25 before activations); the fastest that
     # fits shards fsdp across both slices, as the public recipe does (dcn_fsdp_parallelism 2)
     v6e = load_config("tpu_v6e")
     sl = make_slice(v6e.ici, v6e.dcn, shape="16x16", slices=2)
