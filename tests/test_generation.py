@@ -195,3 +195,15 @@ def test_generate_warns_when_the_model_does_not_fit_one_chip():
     assert "warning: llama2_70b needs" in err and "tpu_v4 has 32 GiB" in err
     code, out, err = run_cli("generate", "tpu_v5e", "llama3_8b", "--prompt", "16", "--steps", "2")
     assert code == 0 and "warning" not in err
+
+
+def test_generate_past_learned_positions_is_one_line(cli, tmp_path):
+    """GPT-2 has 1,024 learned positions: prompt + steps = 1,025 has no embedding for its last
+    token (the library names the sum; the CLI the two options), while 1,024 runs."""
+    with pytest.raises(InputError, match="got 1025; gpt2 has 1,024 learned positions"):
+        generate("tpu_v4", "gpt2", 1000, 25)
+    assert generate("tpu_v4", "gpt2", 1000, 24, kv_stride=8).decode_kv[-1] == 1024
+    out = tmp_path / "steps.csv"
+    code, _, err = cli("generate", "tpu_v4", "gpt2", "--out", out)   # default --prompt 2048
+    assert code == 2 and err.strip().startswith("tpusim: error: --prompt + --steps: got ")
+    assert len(err.strip().splitlines()) == 1 and not out.exists()

@@ -33,6 +33,7 @@ from .cores import core_chip, split_gemm
 from .errors import InputError
 from .formats import get_format
 from .importers.llm import LlmConfig, get_preset, llm_rows
+from .importers.llm_step_args import check_positions
 from .step_trace import _attention_rows, _groups, _shared_rows, continued, step_rows  # noqa: F401
 from .memory import (check_tile_fits, double_buffered, gemm_traffic_options, plan_residency,
                      plan_weight_cache, with_double_buffered)
@@ -273,6 +274,7 @@ def generate(config: ChipConfig | str, model: LlmConfig | str, prompt: int, step
     if not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
         raise InputError("generate", "rtol", rtol, "must be a number in (0, 1)")
     cost = cost or StepCostModel(config, model, dtype, format)
+    check_positions(cost.model, prompt + steps, "generate", "prompt + steps")
     prefill_rows = llm_rows(cost.model, "prefill", batch, prompt, prompt, dtype, "last")
     prefill = cost._evaluate([cost._layer(r) for r in prefill_rows], batch * prompt)
     kv = np.arange(prompt + 1, prompt + steps + 1, dtype=np.int64)

@@ -49,7 +49,7 @@ def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, s
     chip, overrides = loaded_chip(config, sets)
     from .._input import check_size
     options = {"prompt": "--prompt", "steps": "--steps", "batch": "--batch",
-               "kv_stride": "--kv-stride", "rtol": "--rtol"}
+               "kv_stride": "--kv-stride", "rtol": "--rtol", "prompt + steps": "--prompt + --steps"}
     for name, v in (("--prompt", prompt), ("--steps", steps), ("--batch", batch)):
         if isinstance(v, int) and v > 0:    # the library names its own bounds (>= 1 ...)
             check_size(v * (prompt + steps if name == "--batch" else 1), name, None)
