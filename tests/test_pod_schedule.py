@@ -163,9 +163,10 @@ def test_cli_train_trace_is_trace_event_format(cli, tmp_path):
 
 def test_cli_train_trace_bad_paths_exit_2_and_write_nothing(cli, tmp_path):
     args = ("train", "tpu_v5e", "gpt2", "--chips", "8", "--seq", "256", "--parallel", "fsdp=8")
-    code, _, err = cli(*args, "--out", tmp_path / "a", "--trace", tmp_path / "no" / "t.json")
-    assert code == 2 and "does not exist" in err and "Traceback" not in err
-    assert not (tmp_path / "a").exists()
+    (tmp_path / "f").write_text("a user's file\n")
+    code, _, err = cli(*args, "--out", tmp_path / "a", "--trace", tmp_path / "f" / "t.json")
+    assert code == 2 and "cannot write here" in err and "Traceback" not in err
+    assert not (tmp_path / "a").exists() and (tmp_path / "f").read_text() == "a user's file\n"
     code, _, err = cli(*args, "--out", tmp_path / "b", "--trace", tmp_path / "b" / "train.json")
     assert code == 2 and "run's own files" in err
     assert not (tmp_path / "b").exists()

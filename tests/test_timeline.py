@@ -238,7 +238,7 @@ def test_report_has_the_timeline(tmp_path):
 
 
 @pytest.mark.parametrize("make,why", [
-    (lambda d: d / "missing" / "t.json", "does not exist"),
+    (lambda d: (d / "file").write_text("x") and d / "file" / "t.json", "cannot write here"),
     (lambda d: d, "is a directory"),
     (lambda d: (d / "link.json").symlink_to(d / "x.json") or d / "link.json", "symlink"),
 ])
@@ -250,6 +250,14 @@ def test_bad_trace_path_is_one_line_and_writes_nothing(tmp_path, make, why):
     assert code == 2 and why in err and len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == before   # no results, no trace
+
+
+def test_trace_in_a_missing_folder_creates_it_as_out_does(tmp_path):
+    target = tmp_path / "new" / "deeper" / "t.json"
+    code, _, err = run_cli("run", "default", "tpu_v1/mlp0", "--out", tmp_path / "r",
+                           "--trace", target)
+    assert code == 0, err
+    assert json.loads(target.read_text())["traceEvents"]
 
 
 def test_trace_replaces_only_a_regular_file(tmp_path):

@@ -38,14 +38,14 @@ def check_target(path: str | Path) -> None:
                              "files: choose another --out")
 
 
-def check_dir(path: str | Path) -> None:
+def check_dir(path: str | Path, option: str = "--out") -> None:
     """Raise :class:`InputError` when ``path`` (or a parent) exists and is not a directory."""
     p = Path(path)
     for d in (p, *p.parents):
         if d.exists() or d.is_symlink():
             if not d.is_dir():
                 raise InputError(str(d), None, message="exists and is not a directory; "
-                                 "choose another --out")
+                                 f"choose another {option}")
             return
 
 

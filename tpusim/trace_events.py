@@ -78,10 +78,11 @@ def _counter(tl: Timeline, us: float) -> list[dict[str, Any]]:
 
 def check_trace_path(path: str | Path, out_dir: str | Path | None = None,
                      own: tuple[str, ...] = RUN_NAMES) -> Path:
-    """``path`` as a place to write a trace: its directory exists (or is ``out_dir``, which the
-    run creates), it is absent or a regular file, and it is none of the command's ``own`` files
-    in ``out_dir``; else :class:`InputError` (one line) before anything is written."""
-    from ._io import check_target
+    """``path`` as a place to write a trace: its directory is a folder or can be made one (a
+    missing one is created when the trace is written, as ``--out``'s is), it is absent or a
+    regular file, and it is none of the command's ``own`` files in ``out_dir``; else
+    :class:`InputError` (one line) before anything is written."""
+    from ._io import check_dir, check_target
     p = Path(path)
     if p.is_dir():
         raise InputError(str(p), None, message="is a directory; --trace takes a file path "
@@ -91,10 +92,9 @@ def check_trace_path(path: str | Path, out_dir: str | Path | None = None,
         raise InputError(str(p), None, message="is one of the run's own files; name the trace "
                          "something else, such as trace.json")
     parent = p.parent
-    if not parent.is_dir() and not in_dir(p, out_dir):
-        raise InputError(str(p), None, message=f"directory {str(parent)!r} does not exist; "
-                         "create it or choose another --trace path")
-    if not in_dir(p, out_dir):   # in the run's folder its own write makes this check
+    check_dir(parent, "--trace path")
+    # in the run's folder its own write makes this check; a missing folder holds nobody's files
+    if not in_dir(p, out_dir) and parent.is_dir():
         from .results import _check_not_anothers
         _check_not_anothers(parent, [p.name], None, option="--trace path")
     return p
