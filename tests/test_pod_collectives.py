@@ -228,3 +228,47 @@ def test_never_faster_than_the_injection_bound(kind, shape, d):
     p = math.prod(shape)
     c = collective(kind, d, axes)
     assert c.transfer_s >= (p - 1) / p * d / (2 * len(shape) * B) * (1 - 1e-9)
+
+
+# ---------------------------------------------------------------- bytes received per chip
+
+mixed = st.lists(st.tuples(sizes, st.sampled_from(["ring", "line", "switch"])), min_size=1,
+                 max_size=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["all_gather", "reduce_scatter", "all_reduce"]), mixed, nbytes)
+def test_bytes_received_are_what_a_chip_lacks_whatever_the_schedule(kind, axes, d):
+    """Conservation: an all-gather's chip ends with the whole array and started with 1/P of
+    it, so it receives (P-1)/P x D over ICI and DCN together, by any schedule (sequential,
+    concurrent, hierarchical); a reduce-scatter's chip reduces P-1 partial chunks of every
+    part it ends with, the same bytes; an all-reduce is both."""
+    ax = [Axis(n, k, B if k != "switch" else B / 16, A, f"a{i}") for i, (n, k) in enumerate(axes)]
+    p = math.prod(n for n, _ in axes)
+    c = collective(kind, d, ax)
+    want = (p - 1) / p * d * (2 if kind == "all_reduce" else 1)
+    assert c.ici_bytes + c.dcn_bytes == pytest.approx(want, rel=1e-9, abs=1e-9)
+    if all(k == "switch" for _, k in axes) or p == 1:
+        assert c.ici_bytes == 0.0
+    if all(k != "switch" for _, k in axes):
+        assert c.dcn_bytes == 0.0
+
+
+def test_hierarchical_gather_sends_only_the_small_shard_over_dcn():
+    """fsdp over 2 slices of a 16-ring: the DCN phase gathers each chip's 1/32 shard from the
+    other slice ((K-1)/K x D / P_ici), the ICI phase the rest (module docstring)."""
+    d = 32e9
+    c = all_gather(d, [ring(16), Axis(2, "switch", 1.25e10, 1e-5, "dcn")])
+    assert c.dcn_bytes == pytest.approx(0.5 * d / 16)   # (DCN first: sequential = nested)
+    assert c.ici_bytes == pytest.approx(15 / 16 * d)
+
+
+def test_all_to_all_and_permute_bytes_hand_counted():
+    # all-to-all on one ring of 4: 3 chunks of D/4 come in; over two rings each phase
+    # exchanges the whole buffer along its axis, (n-1)/n of it each time
+    assert all_to_all(4e6, ring(4)).ici_bytes == pytest.approx(3e6)
+    c = all_to_all(8e6, [ring(4, name="x"), ring(2, name="y")])
+    assert c.ici_bytes == pytest.approx(3 / 4 * 8e6 + 1 / 2 * 8e6)
+    assert permute(5e6, ring(8), shift=3).ici_bytes == 5e6     # routed 3 hops, received once
+    assert permute(5e6, Axis(2, "switch", 1e10, 1e-5, "dcn")).dcn_bytes == 5e6
+    assert all_gather(1e6, ring(1)).ici_bytes == 0.0

@@ -241,6 +241,10 @@ def test_parallel_block_has_one_all_reduce_per_layer():
     kinds = [x.kind for x in r.schedule().spans if x.track == "ICI/DCN blocking"]
     assert kinds == ["TP all-reduce"] * 3 + ["logits all-gather"]
     assert r.collectives["tp_all_reduces"] == 3
+    # bf16 decode of 4 sequences: an all-reduce of 4 x 512 x 2 bytes over tp=4 brings
+    # 2 x 3/4 of it into each chip; the logits gather 3/4 of the 4 x 1000 logits
+    assert r.collectives["tp_all_reduce_bytes"] == pytest.approx(2 * 3 / 4 * 4 * 512 * 2)
+    assert r.collectives["logits_all_gather_bytes"] == pytest.approx(3 / 4 * 4 * 1000 * 2)
 
 
 def test_cli_infer_trace_and_time_by_op(cli, tmp_path):

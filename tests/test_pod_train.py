@@ -89,6 +89,13 @@ def test_fsdp_shards_state_evenly():
 def test_tensor_parallel_all_reduces_are_exposed():
     r = train_step(CHIP, TINY, _slice("4"), ParallelSpec(tp=4), seq=64, global_batch=2)
     assert r.exposed["tp_all_reduce"] and r.collectives_s["tp_all_reduce"] > 0
+    # remat full, no sp: each block all-reduces its 2 x 64 x 512 bf16 activations twice in the
+    # forward, twice in the backward and once in the recompute (o_proj's, which the FFN's
+    # recompute reads; the FFN's output is never read: remat.tp_shares); an all-reduce over 4
+    # chips brings 2 x 3/4 of the buffer into each chip (reduce-scatter, then all-gather)
+    act = 2 * 64 * 512 * 2
+    assert r.collective_bytes_per_chip["tp_all_reduce"]["ici"] == pytest.approx(
+        TINY.layers * 5 * 2 * 3 / 4 * act)
     # (the schedule sums waits as differences of clock times: equal up to rounding)
     assert r.time_s["exposed_collectives"] >= r.collectives_s["tp_all_reduce"] * (1 - 1e-12)
     assert shard_config(TINY, ParallelSpec(tp=4)).heads == 2
@@ -428,6 +435,16 @@ def test_fsdp_across_two_slices_hand_computed():
         16 * (4 * layer + head) / 32, rel=1e-12)
     assert r.collectives_s["dcn_all_reduce"] == 0 and r.collectives_s["dp_all_reduce"] == 0
     assert any("fsdp spans the 2 slices" in n for n in r.notes)
+    # Bytes each chip receives: an all-gather of D brings in what the chip lacks, 31/32 x D,
+    # of which the other slice's half of its 1/16 shard over DCN (D/32), the rest over ICI
+    # (15/16 x D); the reduce-scatter the same once per step. Over the step's inbound ICI
+    # capacity (4 ports x b) that is ici_link_busy.
+    d = 2 * (4 * layer + head)
+    moved = r.collective_bytes_per_chip
+    assert moved["fsdp_all_gather"] == pytest.approx({"ici": 2 * 15 / 16 * d, "dcn": 2 * d / 32})
+    assert moved["fsdp_reduce_scatter"] == pytest.approx({"ici": 15 / 16 * d, "dcn": d / 32})
+    assert moved["tp_all_reduce"] == moved["pp_permute"] == {"ici": 0, "dcn": 0}
+    assert r.ici_link_busy == pytest.approx(3 * 15 / 16 * d / (r.step_s * 4 * b))
 
 
 def test_dp_over_dcn_keeps_fsdp_inside_the_slice():

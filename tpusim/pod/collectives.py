@@ -68,11 +68,14 @@ KINDS: tuple[str, ...] = ("all_gather", "reduce_scatter", "all_reduce", "all_to_
 
 @dataclass(frozen=True)
 class Phase:
-    """One step of a schedule: the axes it uses and its latency and transfer terms."""
+    """One step of a schedule: the axes it uses, its latency and transfer terms and the bytes
+    each chip receives in it over ICI and over DCN (:func:`axis_bytes`)."""
 
     axes: tuple[str, ...]
     latency_s: float
     transfer_s: float
+    ici_bytes: float = 0.0
+    dcn_bytes: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,16 @@ class Cost:
     @property
     def total_s(self) -> float:
         return self.latency_s + self.transfer_s
+
+    @property
+    def ici_bytes(self) -> float:
+        """Bytes each chip receives over ICI links in the whole collective."""
+        return sum(p.ici_bytes for p in self.phases)
+
+    @property
+    def dcn_bytes(self) -> float:
+        """Bytes each chip receives over DCN (its NIC) in the whole collective."""
+        return sum(p.dcn_bytes for p in self.phases)
 
 
 ZERO = Cost("none", 0.0, 0.0, 0.0)
@@ -126,6 +139,29 @@ def axis_time(kind: str, axis: Axis, nbytes: float, shift: int = 1) -> tuple[flo
     raise InputError("collective", "kind", kind, "allowed: " + "|".join(KINDS))
 
 
+def axis_bytes(kind: str, axis: Axis, nbytes: float) -> float:
+    """Bytes each chip receives in one collective on one axis of N chips (``nbytes`` as in
+    :func:`axis_time`): what it lacks of the gathered array, (N-1)/N x D, for all-gather; the
+    N-1 partial chunks it reduces, (N-1)/N x D, for reduce-scatter; both for all-reduce; the
+    N-1 chunks of D/N addressed to it for all-to-all; the message for permute. Routing does not
+    change these (a chunk forwarded over several hops is received once where it ends)."""
+    n = axis.size
+    if n <= 1 or nbytes <= 0:
+        return 0.0
+    if kind == "permute":
+        return float(nbytes)
+    share = (n - 1) / n * nbytes
+    return 2 * share if kind == "all_reduce" else share
+
+
+def _phase(axes: tuple[Axis, ...], lat: float, tr: float,
+           moved: list[tuple[str, Axis, float]]) -> Phase:
+    """A :class:`Phase` over ``axes`` receiving ``moved`` ((kind, axis, bytes) per part)."""
+    got = [(ax.kind == "switch", axis_bytes(k, ax, d)) for k, ax, d in moved]
+    return Phase(tuple(ax.name for ax in axes), lat, tr,
+                 sum(b for dcn, b in got if not dcn), sum(b for dcn, b in got if dcn))
+
+
 def _as_axes(axes: Axis | Iterable[Axis]) -> tuple[Axis, ...]:
     if isinstance(axes, Axis):
         axes = (axes,)
@@ -159,7 +195,7 @@ def _sequential(kind: str, order: tuple[Axis, ...], nbytes: float) -> Cost:
     phases = []
     for ax, d, k in _steps(kind, order, nbytes):
         lat, tr = axis_time(k, ax, d)
-        phases.append(Phase((ax.name,), lat, tr))
+        phases.append(_phase((ax,), lat, tr, [(k, ax, d)]))
     return Cost(kind, nbytes, sum(p.latency_s for p in phases),
                 sum(p.transfer_s for p in phases), "sequential", tuple(phases))
 
@@ -172,7 +208,9 @@ def _concurrent(kind: str, order: tuple[Axis, ...], nbytes: float) -> Cost:
         times = [axis_time(k, ax, d) for ax, d, k in (part[s] for part in parts)]
         # A step lasts as long as its slowest part: charge that part's latency and transfer.
         lat, tr = max(times, key=lambda t: t[0] + t[1])
-        phases.append(Phase(tuple(part[s][0].name for part in parts), lat, tr))
+        step = [part[s] for part in parts]
+        phases.append(_phase(tuple(ax for ax, _, _ in step), lat, tr,
+                             [(k, ax, d) for ax, d, k in step]))
     lat = sum(p.latency_s for p in phases)
     tr = sum(p.transfer_s for p in phases)
     return Cost(kind, nbytes, lat, tr, "concurrent", tuple(phases))
@@ -256,8 +294,9 @@ def permute(nbytes: float, axis: Axis, shift: int = 1) -> Cost:
     if not isinstance(nbytes, (int, float)) or nbytes < 0:
         raise InputError("permute", "bytes", nbytes, "must be a number >= 0")
     lat, tr = axis_time("permute", axis, nbytes, shift) if axis.size > 1 else (0.0, 0.0)
-    return Cost("permute", float(nbytes), lat, tr, "sequential", (Phase((axis.name,), lat, tr),))
+    return Cost("permute", float(nbytes), lat, tr, "sequential",
+                (_phase((axis,), lat, tr, [("permute", axis, nbytes)]),))
 
 
-__all__ = ["Cost", "Phase", "KINDS", "axis_time", "collective", "all_gather", "reduce_scatter",
+__all__ = ["Cost", "Phase", "KINDS", "axis_time", "axis_bytes", "collective", "all_gather", "reduce_scatter",
            "all_reduce", "all_to_all", "permute"]

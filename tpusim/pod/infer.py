@@ -144,9 +144,10 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
     tp_axes = pl.of("tp")
     act = b * seq * model.hidden * elem
     per_block = 1 if model.parallel_block else 2
-    tp_ar = all_reduce(act, tp_axes).total_s
+    tp_c = all_reduce(act, tp_axes)
     head_tok = b if logits == "last" else b * seq
-    gather = all_gather(head_tok * shard.vocab * spec.tp * elem, tp_axes).total_s
+    gather_c = all_gather(head_tok * shard.vocab * spec.tp * elem, tp_axes)
+    tp_ar, gather = tp_c.total_s, gather_c.total_s
     comm = model.layers * per_block * tp_ar + gather
     latency = compute + comm
 
@@ -170,7 +171,10 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
         time_by_op=tuple({"name": r["name"], "op": r["op"], "instances": r.get("count", 1),
                           "seconds": t} for r, (t, _) in zip(rows, times)),
         collectives={"tp_all_reduce_s": tp_ar, "tp_all_reduces": model.layers * per_block
-                     if tp_ar > 0 else 0, "logits_all_gather_s": gather},
+                     if tp_ar > 0 else 0, "logits_all_gather_s": gather,
+                     # what each chip receives over ICI in one all-reduce and in the gather
+                     "tp_all_reduce_bytes": tp_c.ici_bytes,
+                     "logits_all_gather_bytes": gather_c.ici_bytes},
         layers=model.layers, parallel_block=model.parallel_block)
 
 

@@ -53,6 +53,19 @@ def _how(rec: dict[str, Any], key: str, total: float, seconds) -> str:
     return "exposed (critical path)"
 
 
+def _received(moved: dict[str, float] | None) -> str:
+    """Bytes a chip receives ({"ici", "dcn"}) as text: ICI, and DCN where there is any."""
+    if not moved:
+        return ""
+    from ..units import nbytes
+    dcn = f" + {nbytes(moved['dcn'])} DCN" if moved.get("dcn") else ""
+    return f"{nbytes(moved.get('ici', 0.0))} ICI{dcn}"
+
+
+def _sum(moved: dict[str, dict[str, float]]) -> dict[str, float]:
+    return {w: sum(v.get(w, 0.0) for v in moved.values()) for w in ("ici", "dcn")}
+
+
 def _footer(prov: dict[str, Any] | None) -> str:
     """The page's last line: which tpusim, which run, which command (train.json has the rest)."""
     if not prov:
@@ -102,10 +115,15 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
     parts = ("compute", "exposed_collectives", "bubble", "optimizer")
     step = rec["step_s"]
     from ..units import number, seconds
+    moved = rec.get("collective_bytes_per_chip", {})
     rows_coll = "".join(
-        f"<tr><td>{_name(k)}</td><td>{seconds(v)}</td><td class='l'>{_how(rec, k, v, seconds)}"
-        f"</td></tr>" for k, v in rec["collectives_s"].items() if v > 0) or \
-        "<tr><td colspan='3'>none: one chip's worth of work, nothing to exchange</td></tr>"
+        f"<tr><td>{_name(k)}</td><td>{seconds(v)}</td><td>{_received(moved.get(k))}</td>"
+        f"<td class='l'>{_how(rec, k, v, seconds)}</td></tr>"
+        for k, v in rec["collectives_s"].items() if v > 0) or \
+        "<tr><td colspan='4'>none: one chip's worth of work, nothing to exchange</td></tr>"
+    busy = (f"<p>Each chip receives {_received(_sum(moved))} per step; over ICI that fills "
+            f"{rec['ici_link_busy']:.1%} of its ports' inbound bandwidth across the step.</p>"
+            if moved and "ici_link_busy" in rec else "")
     waits = {k: v for k, v in rec.get("exposed_s", {}).items() if v > 0}
     rows_wait = "".join(f"<tr><td>{escape(k)}</td><td>{seconds(v)}</td>"
                         f"<td>{v / step:.1%}</td></tr>" for k, v in waits.items()) or \
@@ -132,9 +150,9 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
             f"{_gib(rec['hbm_gib_per_chip'])} HBM per chip</p>")
     return _page(title, f"{head}<h2>Time</h2>"
                  + _time_table({_name(p): t[p] for p in parts}, step)
-                 + "<h2>Collectives on ICI</h2>"
-                 + _table("<th>collective</th><th>time</th><th class='l'>on the step</th>",
-                          rows_coll)
+                 + "<h2>Collectives on ICI</h2>" + busy
+                 + _table("<th>collective</th><th>time</th><th>received per chip</th>"
+                          "<th class='l'>on the step</th>", rows_coll)
                  + "<h2>What the compute waits for (exposed)</h2>"
                  + _table("<th>collective</th><th>time</th><th>share of step</th>", rows_wait)
                  + gantt + _compute_by_op(rec) + "<h2>Memory per chip</h2>"

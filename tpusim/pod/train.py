@@ -103,6 +103,9 @@ class TrainResult:
     # the compute by forward row (the flash kernels' rows as one "attention"): its forward,
     # backward and recompute seconds over the microbatches, in trace order (time_by_op)
     time_by_op: tuple[dict[str, Any], ...] = ()
+    # bytes each chip receives per step by collective (collectives_s' keys), {"ici", "dcn"}
+    collective_bytes_per_chip: dict[str, dict[str, float]] = field(default_factory=dict)
+    ici_link_busy: float = 0.0   # those ICI bytes over the step's inbound ICI bandwidth
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()
@@ -111,6 +114,15 @@ class TrainResult:
     def schedule(self) -> Schedule:
         """The step's per-layer schedule with every span (``pod/schedule.py``)."""
         return schedule(self.parts, record=True)
+
+
+def _link_busy(chip, ici_bytes: float, step_s: float) -> float:
+    """The share of the step's inbound ICI capacity (every port's one-way link bandwidth) that
+    ``ici_bytes`` received per chip fill; 0 for a chip without an ici section."""
+    ici = chip.ici
+    if ici is None or step_s <= 0:
+        return 0.0
+    return ici_bytes / (step_s * ici.links_per_chip * ici.link_bandwidth_bytes_per_s)
 
 
 def shard_config(model: LlmConfig, spec: ParallelSpec) -> LlmConfig:
@@ -266,29 +278,28 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     for (t, _), w in zip(per_row[len(fwd):], where_b):
         part[w][1] += t
 
-    # Collectives, seconds each.
-    def gathered(params: float, axes) -> float:
-        return all_gather(params * WIRE_BYTES, axes).total_s
-
-    def scattered(params: float, axes) -> float:
-        return reduce_scatter(params * WIRE_BYTES, axes).total_s
-
-    ag_block = gathered(dense, dense_axes) + gathered(expert, fsdp_axes)
-    rs_block = scattered(dense, dense_axes) + scattered(expert, fsdp_axes)
-    gather = microbatches * 2 * (L * ag_block + gathered(head, dense_axes))
-    scatter = microbatches * (L * rs_block + scattered(head, dense_axes))
+    # Collectives: each one's Cost, then the seconds (and bytes, `moved` below) of the step.
+    ag = [all_gather(p * WIRE_BYTES, axes) for p, axes in
+          ((dense, dense_axes), (expert, fsdp_axes), (head, dense_axes))]
+    rs = [reduce_scatter(p * WIRE_BYTES, axes) for p, axes in
+          ((dense, dense_axes), (expert, fsdp_axes), (head, dense_axes))]
+    ag_block = ag[0].total_s + ag[1].total_s
+    rs_block = rs[0].total_s + rs[1].total_s
+    gather = microbatches * 2 * (L * ag_block + ag[2].total_s)
+    scatter = microbatches * (L * rs_block + rs[2].total_s)
     # dp inside a slice all-reduces under the backward; across slices (DCN) the exchange starts
     # only once the gradients are complete (PaLM, Section 4: "the transfer does not start until
     # each core finishes computing the gradients"), so it is exposed: a reduce-scatter over the
     # slice's dp axes, the DCN all-reduce of each chip's 1/dp_ici part, an all-gather back.
     dp_ici = tuple(a for a in pl.of("dp") if a.kind != "switch")
     dp_dcn = tuple(a for a in pl.of("dp") if a.kind == "switch")
-    grads_dp = all_reduce(shard_params * WIRE_BYTES, dp_ici).total_s
-    grads_dcn = all_reduce(shard_params * WIRE_BYTES / math.prod(a.size for a in dp_ici),
-                           dp_dcn).total_s
+    dp_c = all_reduce(shard_params * WIRE_BYTES, dp_ici)
+    dcn_c = all_reduce(shard_params * WIRE_BYTES / math.prod(a.size for a in dp_ici), dp_dcn)
+    grads_dp, grads_dcn = dp_c.total_s, dcn_c.total_s
     act = mb * seq * model.hidden * WIRE_BYTES
     per_block = 1 if model.parallel_block else 2
-    tp_block = per_block * all_reduce(act, pl.of("tp")).total_s
+    tp_c = all_reduce(act, pl.of("tp"))
+    tp_block = per_block * tp_c.total_s
     shares = tp_shares(redo_names, model.parallel_block, spec.sequence_parallel)
     tp_redo = shares.recompute * tp_block
     # The backward's overlappable TP collectives (remat.tp_shares) hide under the GEMMs of the
@@ -307,7 +318,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     tp_back = shares.backward * tp_block + tp_late
     tp_hidden = under_w + under_d - tp_late
     a2a = act * all_to_all_rows(model, seq, kernel) / seq if model.moe else 0.0
-    ep_block = 2 * all_to_all(a2a, pl.of("ep")).total_s if model.moe else 0.0
+    ep_c = all_to_all(a2a, pl.of("ep"))
+    ep_block = 2 * ep_c.total_s if model.moe else 0.0
     tp_s = L * microbatches * (tp_block + tp_back + tp_hidden + tp_redo)
     # The recompute reruns both all-to-alls whenever it reruns anything: their outputs are no
     # trace row a policy can keep, and the experts' weight gradients read the dispatched tokens
@@ -315,8 +327,25 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     ep_redo = ep_block if redo_names else 0.0
     ep_s = L * microbatches * (2 * ep_block + ep_redo)
     pp_axes = pl.of("pp")
-    pp_one = permute(act, pp_axes[0]).total_s if pp_axes else 0.0
+    pp_c = permute(act, pp_axes[0]) if pp_axes else None
+    pp_one = pp_c.total_s if pp_c else 0.0
     pp_s = microbatches * 2 * pp_one
+
+    # Bytes each chip receives per step, by collective, over ICI and over DCN: the Costs above,
+    # as many times as the step runs each (its TP traffic whether hidden or waited on).
+    def moved(*terms: tuple[float, Any]) -> dict[str, float]:
+        return {"ici": sum(n * c.ici_bytes for n, c in terms if c),
+                "dcn": sum(n * c.dcn_bytes for n, c in terms if c)}
+    tp_runs = per_block * (1 + shares.backward + shares.under_wgrad + shares.under_dgrad
+                           + shares.recompute)
+    traffic = {
+        "fsdp_all_gather": moved(*((2 * microbatches * n, c) for n, c in zip((L, L, 1), ag))),
+        "fsdp_reduce_scatter": moved(*((microbatches * n, c) for n, c in zip((L, L, 1), rs))),
+        "dp_all_reduce": moved((1, dp_c)), "dcn_all_reduce": moved((1, dcn_c)),
+        "tp_all_reduce": moved((L * microbatches * tp_runs, tp_c)),
+        "ep_all_to_all": moved((L * microbatches * 2 * (2 + bool(redo_names)), ep_c)
+                               if model.moe else (0, None)),
+        "pp_permute": moved((2 * microbatches, pp_c))}
     bubble = (spec.pp - 1) * t_mb
 
     # Optimizer (Adam) on this chip's shard of every parameter.
@@ -331,8 +360,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         layers=L, microbatches=microbatches, pre_f=part["pre"][0], block_f=part["block"][0] / L,
         post_f=part["post"][0], pre_b=part["pre"][1], block_b=part["block"][1] / L,
         post_b=part["post"][1], block_r=t_r / L, ag_block=ag_block,
-        ag_head=gathered(head, dense_axes), rs_block=rs_block,
-        rs_head=scattered(head, dense_axes),
+        ag_head=ag[2].total_s, rs_block=rs_block, rs_head=rs[2].total_s,
         dp_block=dp_share * (dense / math.prod(a.size for a in dense_axes)
                              + expert / math.prod(a.size for a in fsdp_axes)),
         dp_head=dp_share * head / math.prod(a.size for a in dense_axes),
@@ -369,7 +397,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                  "tp_all_reduce": True, "ep_all_to_all": True, "pp_permute": True},
         exposed_s=dict(sched.waits_s), parts=parts, remat=policy.label(),
         host_offload_bytes_per_step=offload_bytes, moe=kernel.label() if model.moe else "",
-        time_by_op=by_op,
+        time_by_op=by_op, collective_bytes_per_chip=traffic,
+        ici_link_busy=_link_busy(chip, sum(v["ici"] for v in traffic.values()), step),
         notes=(f"per chip: {mb} sequence(s) of {seq} tokens x {microbatches} microbatch(es); "
                f"remat {policy.label()}; shard {shard.name}"
                + (f"; moe {kernel.label()}" if model.moe else ""),)
