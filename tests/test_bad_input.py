@@ -443,9 +443,14 @@ def test_generate_errors_name_the_options(cli):
     args = ("generate", "tpu_v4", "gpt2", "--steps", "4")
     for extra, needle in ((("--prompt", "0"), "--prompt: got 0; must be an integer >= 1"),
                           (("--prompt", "16", "--kv-stride", "0"), "--kv-stride: got 0"),
-                          (("--prompt", "100000000"), "--prompt: got 100000000; too long")):
+                          (("--prompt", "100000000"), "--prompt + --steps: got 100000004; gpt2 "
+                           "has 1,024 learned positions")):
         code, _, err = cli(*args, *extra)
         assert code == 2 and needle in one_line(err), err
+    # a RoPE model has no position table: a prompt past exact sizes is blamed on --prompt
+    code, _, err = cli("generate", "tpu_v4", "llama2_7b", "--steps", "4", "--prompt",
+                       "100000000000")
+    assert code == 2 and "--prompt: got 100000000000; too long" in one_line(err), err
 
 
 def test_calibrate_unknown_fit_field_lists_the_fields(cli, tmp_path):

@@ -15,8 +15,8 @@ PUBLISHED_ICI = {
     "tpu_v6e": (800, 4, 100, 256), "tpu_v7": (1200, 6, 100, 9216),
 }
 PUBLISHED_PEAK_TFLOPS = {"tpu_v5p": 459, "tpu_v6e": 918, "tpu_v7": 2307}
-PUBLISHED_HBM = {"tpu_v5p": (2765, 95), "tpu_v6e": (1638, 32 / 1.073741824),
-                 "tpu_v7": (7380, 192)}
+# v6e: 31.25 GiB allocatable, JAX's bytes_limit in MaxText's v6e-8 logs (configs/tpu_v6e.yaml)
+PUBLISHED_HBM = {"tpu_v5p": (2765, 95), "tpu_v6e": (1638, 31.25), "tpu_v7": (7380, 192)}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_ICI))
