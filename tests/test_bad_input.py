@@ -382,13 +382,15 @@ def test_trace_writers_never_replace_their_input_or_a_users_file(cli, tmp_path, 
     code, _, err = cli("workload", "llm", "gpt2", "--phase", "decode", "--kv-len", "64")
     assert code == 2 and "exists and was not written by tpusim" in one_line(err)
     assert mine.read_text() == "my notes\n"
-    # a trace tpusim wrote there is its to replace; and --out names a place outright
+    # a trace tpusim wrote there is its to replace; a user's file is not, --out or not
     for _ in range(2):
         code, _, err = cli("workload", "llm", "gpt2", "--phase", "prefill", "--seq", "64")
         assert code == 0, err
     code, _, err = cli("workload", "llm", "gpt2", "--phase", "decode", "--kv-len", "64",
                        "--out", str(mine))
-    assert code == 0, err
+    assert code == 2 and "gpt2_decode.csv: exists and was not written by tpusim; choose " \
+        "another --out or move it" in one_line(err)
+    assert mine.read_text() == "my notes\n"
 
 
 def test_generate_never_replaces_a_users_json_beside_its_csv(cli, tmp_path):
@@ -460,3 +462,62 @@ def test_calibrate_unknown_fit_field_lists_the_fields(cli, tmp_path):
     line = one_line(err)
     assert code == 2 and "did you mean overhead_cycles_per_op?" in line
     assert "fields here: " in line and "wave_cycles" in line
+
+
+# A user's own file named like one of a command's outputs, in its --out folder: refused in one
+# line before anything is written (README: files tpusim did not write are left alone); the
+# command's own earlier output there is replaced as before.
+USERS_FILE = [
+    (("run", "default", "tpu_v1/mlp0", "--no-html"), "layers.csv"),
+    (("run", "default", "tpu_v1/mlp0"), "report.html"),
+    (("train", "tpu_v5e", "gpt2", "--chips", "4", "--seq", "128", "--parallel", "fsdp=4"),
+     "train.json"),
+    (("infer", "tpu_v5e", "gpt2", "--chips", "4", "--phase", "decode", "--batch", "2",
+      "--kv-len", "64"), "infer.json"),
+    (("serve", "tpu_v5e", "gpt2", "--num-requests", "3", "--synthetic", "in=16,out=4",
+      "--no-html"), "requests.csv"),
+    (("sweep", "default", "tpu_v1/mlp0", "--rows", "16,32"), "sweep.csv"),
+    (("formats", "default", "--formats", "int8", "--workload", "tpu_v1/mlp0"), "formats.csv"),
+    (("compress", "default", "tpu_v1/mlp0", "--sparsity", "2:4"), "compress.csv"),
+    (("compare", "default:tpu_v1/mlp0", "tpu_v4:tpu_v1/mlp0"), "compare.csv"),
+]
+
+
+@pytest.mark.parametrize("args, name", USERS_FILE, ids=[f"{a[0]}-{n}" for a, n in USERS_FILE])
+def test_a_users_file_named_like_an_output_is_never_replaced(cli, tmp_path, args, name):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / name).write_text("mine\n")
+    code, _, err = cli(*args, "--out", out)
+    assert code == 2 and one_line(err).endswith(
+        f"{out / name}: exists and was not written by tpusim {args[0]}; choose another --out "
+        "or move it"), err
+    assert [p.name for p in out.iterdir()] == [name] and (out / name).read_text() == "mine\n"
+    (out / name).unlink()
+    for _ in range(2):        # its own output, written twice: the second replaces the first
+        code, _, err = cli(*args, "--out", out)
+        assert code == 0, err
+
+
+def test_single_file_outputs_never_replace_a_users_file(cli, tmp_path):
+    """A trace CSV, a calibrated config and a --trace JSON replace only what tpusim wrote
+    (their tpusim header, their tpusim-calibrate record, their otherData.tool)."""
+    meas = write(tmp_path, "meas.csv", "m,n,k,latency_us\n128,128,128,2\n256,256,256,9\n")
+    cases = [
+        (tmp_path / "w.csv", ("workload", "llm", "gpt2", "--seq", "16", "--out")),
+        (tmp_path / "c.yaml", ("calibrate", "tpu_v4", str(meas), "--folds", "2", "--out")),
+        (tmp_path / "t.json", ("train", "tpu_v5e", "gpt2", "--chips", "2", "--seq", "64",
+                               "--parallel", "fsdp=2", "--out", str(tmp_path / "tr"),
+                               "--trace")),
+    ]
+    for target, args in cases:
+        target.write_text("mine\n")
+        code, _, err = cli(*args, str(target))
+        assert code == 2 and one_line(err).endswith(
+            f"{target}: exists and was not written by tpusim; choose another "
+            f"{'--trace path' if args[-1] == '--trace' else '--out'} or move it"), err
+        assert target.read_text() == "mine\n"
+        target.unlink()
+        for _ in range(2):       # its own file: written, then replaced
+            code, _, err = cli(*args, str(target))
+            assert code == 0, err

@@ -262,10 +262,16 @@ def test_trace_in_a_missing_folder_creates_it_as_out_does(tmp_path):
 
 def test_trace_replaces_only_a_regular_file(tmp_path):
     t = tmp_path / "t.json"
-    t.write_text("old")
+    t.write_text("old")                  # a user's file: refused, kept
+    args = ("run", "tpu_v1", "tpu_v1/mlp0", "--out", tmp_path / "r", "--no-html", "--trace", t)
+    code, _, err = run_cli(*args)
+    assert code == 2 and "t.json: exists and was not written by tpusim" in err
+    assert t.read_text() == "old" and not (tmp_path / "r").exists()
+    t.unlink()
+    code, _, err = run_cli(*args)        # a trace tpusim wrote: replaced, its mode kept
+    assert code == 0, err
     t.chmod(0o600)
-    code, _, err = run_cli("run", "tpu_v1", "tpu_v1/mlp0", "--out", tmp_path / "r", "--no-html",
-                           "--trace", t)
+    code, _, err = run_cli(*args)
     assert code == 0, err
     assert json.loads(t.read_text())["otherData"]["workload"] == "mlp0"
     assert t.stat().st_mode & 0o777 == 0o600

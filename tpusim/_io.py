@@ -49,6 +49,29 @@ def check_dir(path: str | Path, option: str = "--out") -> None:
             return
 
 
+def check_replaceable(path: Path, ours, option: str = "--out") -> None:
+    """Refuse (one-line :class:`InputError`) to replace an existing ``path`` that ``ours`` (a
+    test of its content) says tpusim did not write: a user's file of the same name."""
+    if path.is_file() and not path.is_symlink() and not ours(path):
+        raise InputError(str(path), None, message="exists and was not written by tpusim; "
+                         f"choose another {option} or move it")
+
+
+def headed_by(path: Path, word: str) -> bool:
+    """Whether the comment lines heading ``path`` name ``word`` (every trace CSV tpusim writes
+    names tpusim; a calibrated config its ``tpusim-calibrate`` record)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.startswith("#"):
+                    return False
+                if word in line:
+                    return True
+    except OSError:
+        return False
+    return False
+
+
 def mode_for(path: Path) -> int:
     """The permission bits ``path`` has now, or the umask's default for a new file."""
     try:

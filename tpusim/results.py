@@ -98,6 +98,51 @@ def _remove_ours(out_dir: Path, names: list[str]) -> None:
 _COMMANDS = {"sharded": "run --chips"}
 
 
+def _command(group: str) -> str:
+    """The command a manifest group belongs to, as the user types it (``roofline-x``: roofline)."""
+    return _COMMANDS.get(group, group.split("-")[0])
+
+
+def _previous(out_dir: Path, names: list[str], group: str, adopt: tuple[str, ...]) -> list[str]:
+    """The files the previous write of ``group`` in ``out_dir`` made: its manifest's, or where
+    there is none (a folder a tpusim from before manifests wrote) ``adopt``, or every one of
+    ``names`` when one of them is a JSON record that ``group``'s command wrote
+    (:func:`written_by`)."""
+    old = read_manifest(out_dir, group)
+    if old:
+        return list(old.get("files", []))
+    if adopt:
+        return list(adopt)
+    cmd = _command(group).split()[0]
+    for name in names:
+        p = out_dir / name
+        if name.endswith(".json") and p.is_file() and not p.is_symlink() and written_by(p, cmd):
+            return list(names)
+    return []
+
+
+def check_not_users(out_dir: str | Path, names: list[str], group: str,
+                    adopt: tuple[str, ...] = ()) -> None:
+    """Refuse (one-line :class:`InputError`) to replace a file in ``out_dir`` named like one of
+    ``names`` that no earlier write of ``group`` made (a user's own ``layers.csv`` or
+    ``summary.json``), or that another command's output there lists; callers run it before
+    the work, :func:`write_all` again before it writes."""
+    from ._io import check_target
+    out_dir = Path(out_dir)
+    for name in names:
+        check_target(out_dir / name)      # a symlink or FIFO there: its own message
+    _check_not_anothers(out_dir, list(names), group)
+    if not out_dir.is_dir():
+        return
+    ours = set(_previous(out_dir, list(names), group, adopt))
+    for name in names:
+        p = out_dir / name
+        if (p.exists() or p.is_symlink()) and name not in ours:
+            from .errors import InputError
+            raise InputError(str(p), None, message="exists and was not written by tpusim "
+                             f"{_command(group)}; choose another --out or move it")
+
+
 def _check_not_anothers(out_dir: Path, names: list[str], group: str | None,
                         option: str = "--out") -> None:
     """Refuse (one-line :class:`InputError`) to replace a file another command's output in
@@ -140,7 +185,10 @@ def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,
     check_dir(out_dir)
     for name in files:
         check_target(out_dir / name)
-    _check_not_anothers(out_dir, list(files), group)
+    if group:
+        check_not_users(out_dir, list(files), group, adopt)
+    else:
+        _check_not_anothers(out_dir, list(files), group)
     out_dir.mkdir(parents=True, exist_ok=True)
     temps: list[tuple[Path, Path]] = []
     try:
@@ -151,7 +199,8 @@ def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,
         with _dir_lock(out_dir) if group and not locked else nullcontext():
             if group:
                 from ._io import atomic_write_text
-                old = read_manifest(out_dir, group) or {"files": list(adopt)}
+                old = read_manifest(out_dir, group) or {
+                    "files": _previous(out_dir, list(files), group, adopt)}
                 record = {"run_id": run_id, "state": "pending", "files": list(files),
                           "temps": [t.name for t, _ in temps]}
                 # a config.yaml is the file users edit: its sha256 lets the next write of the
@@ -197,8 +246,7 @@ def write_result(result: "Result", out_dir: str | Path, html: bool = True,
     summary = run_summary(result, provenance)
     run_id = summary["provenance"]["run_id"]
     config = config_file(out_dir, result.config, run_id)
-    # A folder an older tpusim wrote has no manifest: its summary.json says it was a run's.
-    adopt = RUN_FILES if _written_by_run(out_dir / "summary.json") else ()
+    adopt = _run_adopt(out_dir)
     files: dict[str, Callable[[Path], None]] = {
         "layers.csv": lambda p: p.write_text(layers_csv(result)),
         "summary.json": lambda p: p.write_text(summary_json(summary)),
@@ -224,24 +272,15 @@ def written_by(json_path: Path, command: str) -> bool:
     return isinstance(prov, dict) and str(prov.get("command", "")).startswith(f"tpusim {command}")
 
 
-def check_owned(targets: list[Path], group: str, command: str, record: Path) -> None:
+def check_owned(targets: list[Path], group: str) -> None:
     """Refuse (one-line :class:`InputError`), before anything runs, a target that is not a
-    regular file, or that exists and no earlier write of ``group`` in its folder made: a file
-    the user put beside an output named after another (``roofline --out x.html``'s x.csv and
-    x.json, ``generate --out s.csv``'s s.json). Where the group has no manifest yet but
-    ``record`` (one of the targets) is ``command``'s (:func:`written_by`), the targets are an
-    earlier write by a tpusim from before the manifest, and the command's own to replace."""
+    regular file, or that exists and no earlier write of ``group`` in its folder made
+    (:func:`check_not_users`): a file the user put beside an output named after another
+    (``roofline --out x.html``'s x.csv and x.json, ``generate --out s.csv``'s s.json)."""
     from ._io import check_target
-    from .errors import InputError
     for t in targets:
         check_target(t)
-    manifest = read_manifest(targets[0].parent, group)
-    older = not manifest and written_by(record, command)
-    ours = set(manifest.get("files", []))
-    for t in targets:
-        if t.exists() and t.name not in ours and not older:
-            raise InputError(str(t), None, message=f"exists and was not written by tpusim "
-                             f"{command}; choose another --out or move it")
+    check_not_users(targets[0].parent, [t.name for t in targets], group)
 
 
 def check_own_config(out_dir: str | Path, command: str) -> None:
@@ -279,6 +318,18 @@ def config_file(out_dir: str | Path, chip, run_id: str | None,
 
 
 RUN_FILES = ("layers.csv", "summary.json", "report.html")   # what every tpusim run wrote
+
+
+def _run_adopt(out_dir: Path) -> tuple[str, ...]:
+    # A folder an older tpusim wrote has no manifest: its summary.json says it was a run's.
+    return RUN_FILES if _written_by_run(out_dir / "summary.json") else ()
+
+
+def run_files_check(out_dir: str | Path, html: bool = True) -> None:
+    """:func:`check_not_users` for a run's files in ``out_dir``, before the run."""
+    out_dir = Path(out_dir)
+    names = [n for n in RUN_FILES if html or n != "report.html"]
+    check_not_users(out_dir, names, "run", _run_adopt(out_dir))
 
 
 def _written_by_run(path: Path) -> bool:

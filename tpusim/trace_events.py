@@ -80,9 +80,10 @@ def check_trace_path(path: str | Path, out_dir: str | Path | None = None,
                      own: tuple[str, ...] = RUN_NAMES) -> Path:
     """``path`` as a place to write a trace: its directory is a folder or can be made one (a
     missing one is created when the trace is written, as ``--out``'s is), it is absent or a
-    regular file, and it is none of the command's ``own`` files in ``out_dir``; else
+    regular file holding a trace tpusim wrote (:func:`is_trace`), and it is none of the
+    command's ``own`` files in ``out_dir`` nor a file another output there lists; else
     :class:`InputError` (one line) before anything is written."""
-    from ._io import check_dir, check_target
+    from ._io import check_dir, check_replaceable, check_target
     p = Path(path)
     if p.is_dir():
         raise InputError(str(p), None, message="is a directory; --trace takes a file path "
@@ -97,7 +98,19 @@ def check_trace_path(path: str | Path, out_dir: str | Path | None = None,
     if not in_dir(p, out_dir) and parent.is_dir():
         from .results import _check_not_anothers
         _check_not_anothers(parent, [p.name], None, option="--trace path")
+    check_replaceable(p, is_trace, "--trace path")    # a user's JSON of that name
     return p
+
+
+def is_trace(path: Path) -> bool:
+    """Whether ``path`` holds a trace tpusim wrote (its ``otherData.tool`` says so)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("otherData"), dict) and \
+        data["otherData"].get("tool") == "tpusim"
 
 
 def in_dir(path: Path, out_dir: str | Path | None) -> bool:

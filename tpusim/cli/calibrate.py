@@ -127,6 +127,8 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
     fit_spec = _parse_fits(fits)
     out = out or Path("results") / f"{Path(str(config)).stem}_calibrated.yaml"
     check_target(out)   # before the fit: a bad --out fails in a second
+    from .._io import check_replaceable, headed_by
+    check_replaceable(out, lambda p: headed_by(p, "tpusim-calibrate"))   # a user's YAML
     from ..calibrate_vector import is_vector_file
     from ..importers.measurements import read_measurements
     ms = read_measurements(measurements)
@@ -186,6 +188,9 @@ def validate(out_dir, measurements, calibrated, pods):
     import json
 
     from ..provenance import input_file
+    from ..results import check_not_users
+    check_not_users(Path(out_dir), ["validation.csv", "validation.html", "validation.json"],
+                    "validate")      # before the checks run
     table = run_checks(measurements=list(measurements), calibrated=calibrated, pods=pods)
     record = command_record()
     inputs = {f"measurements_{i + 1}": input_file("measurements", m)
@@ -200,7 +205,8 @@ def validate(out_dir, measurements, calibrated, pods):
                       sort_keys=True) + "\n"
     write_all({"validation.csv": lambda p: p.write_text(validation_csv(table)),
                "validation.html": lambda p: p.write_text(validation_html(table)),
-               "validation.json": lambda p: p.write_text(text)}, out_dir)
+               "validation.json": lambda p: p.write_text(text)}, out_dir, group="validate",
+              run_id=record.get("run_id"))
     for line in summary_lines(table):
         click.echo(line)
     click.echo(f"wrote {out_dir}/validation.csv, validation.html, validation.json")

@@ -214,35 +214,19 @@ def write_outputs(out, name: str, record: dict[str, Any], page: str | None, chip
 def trace_target(out: Path | None, default: Path, reads: Path | None = None) -> Path:
     """Where a command that writes a trace CSV writes it: ``out`` as given, else ``default`` (in
     the current folder), checked before anything runs. Never the file it ``reads``; and a
-    ``default`` that exists must be a trace tpusim wrote (a comment line naming tpusim), not a
+    target that exists must be a trace tpusim wrote (a comment line naming tpusim), not a
     file of the user's that happens to share the name."""
     import os
 
-    from .._io import check_target
+    from .._io import check_replaceable, check_target, headed_by
     target = Path(out or default)
     check_target(target)
     if reads is not None and target.exists() and Path(reads).exists() and \
             os.path.samefile(target, reads):
         raise InputError(str(target), None, message="is the file this command reads; give "
                          "--out another path")
-    if out is None and target.exists() and not _tpusim_trace(target):
-        raise InputError(str(target), None, message="exists and was not written by tpusim; "
-                         "pass --out to choose where the trace goes")
+    check_replaceable(target, lambda p: headed_by(p, "tpusim"))
     return target
-
-
-def _tpusim_trace(path: Path) -> bool:
-    """Whether the comment lines heading ``path`` name tpusim (every trace it writes does)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if not line.startswith("#"):
-                    return False
-                if "tpusim" in line:
-                    return True
-    except OSError:
-        return False
-    return False
 
 
 def trace_option():

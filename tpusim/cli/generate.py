@@ -44,8 +44,7 @@ def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, s
             raise InputError("--out", None, str(out), "the per-step CSV, e.g. steps.csv (the "
                              "run's record goes beside it as steps.json)")
         from ..results import check_owned
-        check_owned([out, out.with_suffix(".json")], f"generate-{out.stem}", "generate",
-                    out.with_suffix(".json"))
+        check_owned([out, out.with_suffix(".json")], f"generate-{out.stem}")
     chip, overrides = loaded_chip(config, sets)
     from .._input import check_size
     options = {"prompt": "--prompt", "steps": "--steps", "batch": "--batch",

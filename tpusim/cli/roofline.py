@@ -254,7 +254,7 @@ def _check_own(html_path: Path, targets: tuple[Path, ...], png) -> str:
     from .._io import check_target
     from ..results import check_owned
     group = f"roofline-{html_path.stem}"
-    check_owned(list(targets), group, "roofline", targets[-1])
+    check_owned(list(targets), group)
     if png is not None:
         check_target(png)
     return group

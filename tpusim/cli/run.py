@@ -166,6 +166,8 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
                                      overrides=overrides, input_shapes=input_shapes,
                                      numerics=numerics, fuse=fuse)
     check_dir(out)
+    from ..results import run_files_check
+    run_files_check(out, html=not no_html)     # a user's layers.csv there: refused before the run
     if trace_path is not None:
         from ..trace_events import check_trace_path
         trace_path = check_trace_path(trace_path, out)

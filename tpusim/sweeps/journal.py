@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .plan import Plan
 
 JOURNAL_DIR = ".sweep-journal"
+SWEEP_FILES = ("sweep.parquet", "sweep.csv", "sweep.html", "sweep.json")   # what a sweep writes
 
 
 class _Store:
@@ -45,7 +46,9 @@ class _Store:
     def lock(self) -> None:
         """Hold ``DIR/.sweep.lock`` until :meth:`release`, or raise one line if it is held."""
         from .._io import check_dir
+        from ..results import check_not_users
         check_dir(self.dir)
+        check_not_users(self.dir, list(SWEEP_FILES), "sweep")   # before any point runs
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
             import fcntl
