@@ -93,7 +93,8 @@ def _print_report(cal) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Calibrated config to write (default results/<config>_calibrated.yaml).")
 @click.option("--folds", type=int, default=5, show_default=True, help="Cross-validation folds.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold split.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the fold split.")
 @click.option("--fit", "fits", multiple=True, metavar="PATH[=LOW:HIGH]",
               help="Parameter to fit (repeatable); default: timing.overhead_cycles_per_op, "
                    "memory.hbm.efficiency, timing.issue_efficiency.")

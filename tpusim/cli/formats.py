@@ -67,7 +67,8 @@ def print_table(df, chip_name: str, workload: str | None = None) -> None:
 @set_option()
 @click.option("--gemm-size", type=click.IntRange(1, 4096), default=256, show_default=True,
               help="m = k = n of the random GEMM whose error is reported.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random GEMM.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the random GEMM.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory (default results/formats-<config>/).")
 @json_option("formats.csv's rows")

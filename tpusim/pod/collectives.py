@@ -298,5 +298,5 @@ def permute(nbytes: float, axis: Axis, shift: int = 1) -> Cost:
                 (_phase((axis,), lat, tr, [("permute", axis, nbytes)]),))
 
 
-__all__ = ["Cost", "Phase", "KINDS", "axis_time", "axis_bytes", "collective", "all_gather", "reduce_scatter",
-           "all_reduce", "all_to_all", "permute"]
+__all__ = ["Cost", "Phase", "KINDS", "axis_time", "axis_bytes", "collective", "all_gather",
+           "reduce_scatter", "all_reduce", "all_to_all", "permute"]
