@@ -129,3 +129,30 @@ def test_bad_input_one_line_exit_2(cli, tmp_path, two_runs, kind):
 def test_one_run_is_usage_error(cli, two_runs):
     code, _, err = cli("compare", two_runs[0])
     assert code == 2 and "at least two" in err
+
+
+@pytest.mark.parametrize("col, value, why", [
+    ("latency_s", "abc", "line 3, column latency_s: got 'abc'; a number >= 0"),
+    ("latency_s", -1, "line 3, column latency_s: got -1"),
+    ("count", "abc", "line 3, column count: got 'abc'; an integer >= 1"),
+    ("count", 1.5, "line 3, column count: got 1.5; an integer >= 1"),
+    ("energy_pj", "", "line 3, column energy_pj: got nan; a number >= 0"),
+])
+def test_a_bad_cell_in_a_run_folder_is_one_line(cli, tmp_path, two_runs, col, value, why):
+    a, b = two_runs
+    df = pd.read_csv(b / "layers.csv")
+    df[col] = df[col].astype(object)
+    df.loc[1, col] = value
+    df.to_csv(b / "layers.csv", index=False)
+    code, _, err = cli("compare", a, b, "--out", tmp_path / "out")
+    assert code == 2 and f"{b / 'layers.csv'}: {why}" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_summary_value_that_is_not_a_number_is_one_line(cli, tmp_path, two_runs):
+    a, b = two_runs
+    s = json.loads((b / "summary.json").read_text())
+    s["hbm_bytes"] = "lots"
+    (b / "summary.json").write_text(json.dumps(s))
+    code, _, err = cli("compare", a, b, "--out", tmp_path / "out")
+    assert code == 2 and "summary.json: hbm_bytes: got 'lots'; a number >= 0 (or null)" in err

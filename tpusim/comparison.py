@@ -108,12 +108,40 @@ def _read_run_dir(path: Path) -> Run:
     if missing:
         raise InputError(str(layers_p), "header", ",".join(missing),
                          "missing columns; a run's layers.csv has " + ",".join(_LAYER_NEEDS))
+    _check_numbers(layers, layers_p)
+    for key, *_ in SUMMARY_METRICS:
+        v = summary.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                              or v < 0):
+            raise InputError(str(summary_p), key, v, "a number >= 0 (or null)")
     chip = None
     if (path / "config.yaml").is_file():
         from .config import load_config
         chip = load_config(str(path / "config.yaml"))
     return Run(label=path.name or str(path), summary=summary, layers=layers, chip=chip,
                source=str(path))
+
+
+# layers.csv columns compare reads as numbers: (column, integer, empty allowed)
+_NUMERIC = (("count", True, False), ("latency_s", False, False), ("energy_pj", False, False),
+            ("intensity", False, True), ("achieved_tops", False, True))
+
+
+def _check_numbers(layers: pd.DataFrame, path: Path) -> None:
+    """One line for the first cell of a compared column that is not a number >= 0 (a count
+    an integer >= 1; intensity and achieved TOPS may be empty), by its line in the file."""
+    for col, integer, empty in _NUMERIC:
+        raw = layers[col]
+        vals = pd.to_numeric(raw, errors="coerce")
+        bad = vals.isna() & (raw.notna() | (not empty)) | (vals < (1 if integer else 0))
+        if integer:
+            bad |= vals.notna() & (vals != vals.round())
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            what = "an integer >= 1" if integer else "a number >= 0" + (" or empty" if empty
+                                                                        else "")
+            raise InputError(str(path), f"line {i + 2}, column {col}", raw.iloc[i], what)
+        layers[col] = vals
 
 
 def _from_result(result, label: str, source: str = "") -> Run:
