@@ -521,3 +521,19 @@ def test_single_file_outputs_never_replace_a_users_file(cli, tmp_path):
         for _ in range(2):       # its own file: written, then replaced
             code, _, err = cli(*args, str(target))
             assert code == 0, err
+
+
+@pytest.mark.parametrize("args, option", [
+    (("roofline", "default", "tpu_v1/mlp0", "--format", "int8,bf16,int8"), "--format"),
+    (("compress", "default", "tpu_v1/mlp0", "--sparsity", "2:4,0.5", "--sparsity", "2:4"),
+     "--sparsity"),
+    (("compress", "default", "tpu_v1/mlp0", "--formats", "w8a8,w8a8"), "--formats"),
+    (("serve", "tpu_v5e", "gpt2", "--num-requests", "3", "--rates", "10,10"), "--rates"),
+    (("formats", "default", "--formats", "int8,int8"), "--formats"),
+    (("sweep", "default", "tpu_v1/mlp0", "--rows", "16,16"), "--rows"),
+])
+def test_a_list_value_given_twice_is_refused_by_every_command(cli, tmp_path, args, option):
+    code, _, err = cli(*args, "--out", tmp_path / "o")
+    assert code == 2 and one_line(err).startswith(f"tpusim: error: {option}: got ")
+    assert one_line(err).endswith("given twice; list each value once")
+    assert not (tmp_path / "o").exists()

@@ -20,6 +20,15 @@ def repeated(values, key=lambda v: v):
     return None
 
 
+def once(option: str, values: list) -> list:
+    """``values`` unless one repeats (``--rows 32,32``, ``--formats int8,int8``: the same point
+    twice, a typo): then a one-line :class:`InputError` naming ``option``."""
+    twice = repeated(values)
+    if twice is not None:
+        raise InputError(option, None, twice, "given twice; list each value once")
+    return values
+
+
 def parse_sets(values: tuple[str, ...], multi: bool = False) -> dict[str, Any]:
     """``PATH=VALUE`` pairs (``PATH=V1,V2`` lists when ``multi``) to a dict of parsed values."""
     from ..config import parse_value

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import click
 
-from .common import command_provenance_of, loaded_chip, record_files, set_option
+from .common import command_provenance_of, loaded_chip, once, record_files, set_option
 
 
-def _split(values: tuple[str, ...]) -> list[str]:
-    return [s for v in values for s in v.split(",") if s.strip()]
+def _split(values: tuple[str, ...], option: str) -> list[str]:
+    return once(option, [s.strip() for v in values for s in v.split(",") if s.strip()])
 
 
 @click.command()
@@ -44,7 +44,8 @@ def compress(config, workload, sparsity, formats, fuse, batch, sets, out_dir):
     from ..provenance import input_file
     from ..results import write_all
 
-    techs = techniques(_split(sparsity), _split(formats), fuse, batch)
+    techs = techniques(_split(sparsity, "--sparsity"), _split(formats, "--formats"), fuse,
+                       batch)
     if not techs:
         raise InputError("compress", None, message="give at least one --sparsity, --formats "
                          "or --fuse")

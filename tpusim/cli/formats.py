@@ -103,6 +103,8 @@ def formats(config, names, workload, sets, gemm_size, seed, out_dir, as_json):
             from ..errors import InputError
             raise InputError("--formats", None, names, "expected a comma-separated list, e.g. "
                              "int8,bf16")
+        from .common import once
+        once("--formats", fmt_list)
     wl = tpusim.load_workload(workload) if workload else None
     df = format_table(chip, fmt_list, wl, gemm_size, seed)
     out = out_dir or Path("results") / f"formats-{config_label(config)}"

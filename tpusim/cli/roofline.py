@@ -34,7 +34,8 @@ def _split(value: str | None) -> list[str | None]:
     if any(not p for p in parts):
         from ..errors import InputError
         raise InputError("--format", None, value, "expected FMT or FMT,FMT (e.g. int8,bf16)")
-    return parts
+    from .common import once
+    return once("--format", parts)
 
 
 def _num(x: float, digits: int = 4) -> str:

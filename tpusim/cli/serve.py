@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import command_provenance_of, loaded_chip, set_option, plotlyjs_option
+from .common import command_provenance_of, loaded_chip, once, set_option, plotlyjs_option
 
 
 def _rate(text: str, where: str) -> float:
@@ -111,7 +111,8 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
     if kv_block is not None and kv_block < 1:
         raise InputError("--kv-block", None, kv_block, "an integer >= 1 (tokens per KV block)")
     one = _rate(rate, "--rate") if rate is not None else None
-    many = [_rate(r.strip(), "--rates") for r in rates.split(",")] if rates else None
+    many = once("--rates", [_rate(r.strip(), "--rates") for r in rates.split(",")]) \
+        if rates else None
     offered = None
     if requests_file is not None:
         reqs = load_requests(requests_file)

@@ -9,7 +9,7 @@ import click
 from .._input import check_size
 from ..errors import InputError
 from .common import (command_provenance_of, echo_json, json_option, parse_sets, plotlyjs_option,
-                     repeated, set_option, workload_inputs)
+                     once, set_option, workload_inputs)
 
 ALLOWED_INTS = "expected a comma-separated list of positive integers, e.g. 16,32,64"
 
@@ -22,22 +22,14 @@ def parse_int_list(option: str, text: str) -> list[int]:
         if not re.fullmatch(r"[0-9]+", part) or int(part) <= 0:
             raise InputError(option, None, part or text, ALLOWED_INTS)
         out.append(check_size(int(part), option, None))
-    return _once(option, out)
-
-
-def _once(option: str, values: list):
-    """``values`` unless one repeats (``--rows 32,32``: two identical points, a typo)."""
-    twice = repeated(values)
-    if twice is not None:
-        raise InputError(option, None, twice, "given twice; list each value once")
-    return values
+    return once(option, out)
 
 
 def parse_name_list(option: str, text: str) -> list[str]:
     parts = [p.strip() for p in text.split(",")]
     if any(not p for p in parts):
         raise InputError(option, None, text, "expected a comma-separated list, e.g. int8,bf16")
-    return _once(option, parts)
+    return once(option, parts)
 
 
 def build_axes(rows: str | None, cols: str | None, square: bool, formats: str | None,
