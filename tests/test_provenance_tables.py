@@ -98,8 +98,10 @@ def test_roofline_never_replaces_a_users_csv_or_json_beside_the_chart(cli, tmp_p
                                                      "other.json", "mlp.csv", "notes.json"}
 
 
-@pytest.mark.parametrize("name", ["roof.csv", "roof.JSON"])
+@pytest.mark.parametrize("name", ["roof.csv", "roof.JSON", "roofdir/", "roof.txt"])
 def test_roofline_out_named_like_its_table_or_record_is_refused(cli, tmp_path, name):
+    # --out is the chart's HTML file: its table and record take .csv and .json beside it, and
+    # a folder-like or other name would be written as HTML under that name
     code, _, err = cli("roofline", "tpu_v1", "mlp0", "--out", str(tmp_path / name))
     assert code == 2 and "--out" in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []

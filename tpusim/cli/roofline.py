@@ -164,7 +164,7 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
       tpusim roofline default resnet50 --format int8,bf16 --out results/rn50-roofline.html
       tpusim roofline tpu_v1 mlp0 mlp1 lstm0 lstm1 cnn0 cnn1 --per-workload --png fig5.png
     """
-    if out is not None and Path(out).suffix.lower() in (".csv", ".json"):
+    if out is not None and Path(out).suffix.lower() not in (".html", ".htm"):
         from ..errors import InputError   # the table and the record take those two names
         raise InputError("--out", None, str(out), "the chart's HTML file, e.g. roof.html (its "
                          ".csv and .json are written beside it)")
