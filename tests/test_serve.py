@@ -262,6 +262,15 @@ def _jsonl(tmp_path, lines):
     return p
 
 
+def test_a_key_given_twice_in_a_request_line_is_refused(tmp_path):
+    p = tmp_path / "r.jsonl"        # json.dumps cannot write it: the text by hand
+    p.write_text('{"arrival_s": 0, "input_tokens": 10, "output_tokens": 5, "arrival_s": 3}\n')
+    code, _, err = run_cli("serve", CHIP, MODEL, "--requests", p, "--out", tmp_path / "o")
+    assert code == 2 and err.strip().endswith("r.jsonl: line 1: arrival_s: given twice; give "
+                                              "each key once")
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("lines,needle", [
     ([{"arrival_s": 0, "input_tokens": 5}], "missing field 'output_tokens'"),
     ([{"arrival_s": 0, "input_tokens": -5, "output_tokens": 3}], "input_tokens"),

@@ -120,6 +120,23 @@ def load_yaml(text: str, source: str) -> Any:
                          "digits)" if long else f"not valid YAML ({exc})") from None
 
 
+def json_no_duplicates(text: str, src: str, where: str | None = None) -> Any:
+    """``json.loads`` of user input, where a key given twice in one object is a one-line
+    :class:`InputError` (the standard parser keeps the last silently; so do YAML's, here
+    refused too). A JSON syntax error propagates as ``json.JSONDecodeError``."""
+    import json
+
+    def pairs(items):
+        seen = set()
+        for k, _ in items:
+            if k in seen:
+                raise InputError(src, f"{where}: {k}" if where else k, message="given twice; "
+                                 "give each key once")
+            seen.add(k)
+        return dict(items)
+    return json.loads(text, object_pairs_hook=pairs)
+
+
 def check_size(value: int, source: str | None, where: str | None) -> int:
     """``value`` if it is at most :data:`MAX_DIM`, else an InputError naming it."""
     if value > MAX_DIM:

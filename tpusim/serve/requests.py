@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._input import suggest
+from .._input import json_no_duplicates, suggest
 from ..errors import InputError
 
 FIELDS = ("arrival_s", "input_tokens", "output_tokens")
@@ -48,7 +48,7 @@ def load_requests(path: Path | str) -> list[Request]:
             continue
         where = f"line {no}"
         try:
-            d = json.loads(line)
+            d = json_no_duplicates(line, str(path), where)
         except json.JSONDecodeError as exc:
             raise InputError(str(path), where, line[:40], f"a JSON object ({exc.msg})") from None
         if not isinstance(d, dict):
