@@ -464,6 +464,23 @@ def test_calibrate_unknown_fit_field_lists_the_fields(cli, tmp_path):
     assert "fields here: " in line and "wave_cycles" in line
 
 
+@pytest.mark.parametrize("fits, says", [
+    (("memory.hbm.efficiency", "memory.hbm.efficiency"),
+     "--fit: memory.hbm.efficiency: given twice; fit each field once"),
+    (("memory.hbm.efficiency=0:1",),
+     "--fit: memory.hbm.efficiency: got '0:1'; LOW 0: input should be greater than 0"),
+    (("memory.hbm.efficiency=0.1:5",),
+     "--fit: memory.hbm.efficiency: got '0.1:5'; HIGH 5: input should be less than or equal "
+     "to 1"),
+])
+def test_calibrate_fit_given_twice_or_out_of_the_fields_range(cli, tmp_path, fits, says):
+    meas = write(tmp_path, "m.csv", "m,k,n,latency_us\n64,64,64,10\n128,128,128,20\n")
+    args = [a for f in fits for a in ("--fit", f)]
+    code, _, err = cli("calibrate", "tpu_v4", str(meas), *args, "--out", str(tmp_path / "c.yaml"))
+    assert code == 2 and one_line(err) == f"tpusim: error: {says}", err
+    assert not (tmp_path / "c.yaml").exists()
+
+
 # A user's own file named like one of a command's outputs, in its --out folder: refused in one
 # line before anything is written (README: files tpusim did not write are left alone); the
 # command's own earlier output there is replaced as before.

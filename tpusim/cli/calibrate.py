@@ -19,6 +19,8 @@ def _parse_fits(fits: tuple[str, ...]) -> dict | None:
         path = path.strip()
         if not path:
             raise InputError("--fit", None, item, "expected PATH or PATH=LOW:HIGH")
+        if path in out:
+            raise InputError("--fit", path, message="given twice; fit each field once")
         if not sep:
             out[path] = None
             continue
@@ -30,6 +32,24 @@ def _parse_fits(fits: tuple[str, ...]) -> dict | None:
         if not colon:
             raise InputError("--fit", path, box, "expected LOW:HIGH, e.g. 0.05:1")
     return out
+
+
+def _check_fit_ends(config, fit_spec: dict | None, overrides: dict) -> None:
+    """Each ``--fit PATH=LOW:HIGH`` end must be a value the field takes (the search starts at
+    both): one line naming --fit and the end, not the --set of the search's own overrides."""
+    from ..config import load_config
+    from ..errors import InputError
+    for path, box in (fit_spec or {}).items():
+        for end, v in zip(("LOW", "HIGH"), box or ()):
+            try:
+                load_config(config, **{**overrides, path: v})
+            except InputError as exc:
+                if exc.where != path:
+                    raise
+                bad_value = exc.value == v and exc.allowed    # else: e.g. an unknown field
+                raise InputError("--fit", path, f"{box[0]:g}:{box[1]:g}",
+                                 f"{end} {v:g}: {exc.allowed}" if bad_value else exc.detail
+                                 ) from None
 
 
 def command_line(config, measurements, out, folds, seed, fits, fmt, loss, sets) -> str:
@@ -126,6 +146,7 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
 
     overrides = parse_sets(sets)
     fit_spec = _parse_fits(fits)
+    _check_fit_ends(config, fit_spec, overrides)
     out = out or Path("results") / f"{Path(str(config)).stem}_calibrated.yaml"
     check_target(out)   # before the fit: a bad --out fails in a second
     from .._io import check_replaceable, headed_by
