@@ -250,6 +250,8 @@ def test_roofline_cli_writes_chart_table_and_csv(tmp_path, monkeypatch, write_cs
     assert "Roofline per layer" in out and "Roofline per workload" in out
     table = pd.read_csv(csv_path)
     assert len(table) == 2 * (4 + 5)
+    assert "inf" not in csv_path.read_text()      # no byte moved: empty, as the JSON's null
+    assert table["ops_per_hbm_byte"].isna().eq(table["on_chip"]).all()
     assert set(zip(table["workload"], table["format"])) == {
         (w, f) for w in ("mlp", "cnn") for f in ("int8", "bf16")}
     page = html_path.read_text()

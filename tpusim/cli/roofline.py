@@ -227,7 +227,11 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
                                                            kind="stable"), top=40,
                                     mem=roofs.offchip)]
     page = roofline_page(fig, title, parts, notes)
-    csv_text = csv_safe(csv_table).to_csv(index=False, float_format="%.10g")
+    # an infinite intensity (no byte moved at that level) is empty, as in layers.csv and as
+    # the JSON's null
+    import numpy as np
+    csv_text = csv_safe(csv_table.replace([np.inf, -np.inf], np.nan)).to_csv(
+        index=False, float_format="%.10g")
     png_bytes = _png(fig) if png is not None else None
     from ..provenance import input_file
     prov = command_provenance_of(chip, config, overrides, inputs={
