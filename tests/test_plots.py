@@ -313,12 +313,19 @@ def test_roofline_cli_bad_input(tmp_path, write_csv, args, needle):
     assert not (tmp_path / "x.html").exists()
 
 
-def test_bad_reference_file(tmp_path, write_csv):
+@pytest.mark.parametrize("text, says", [
+    ("name,ops_per_byte,tops\nA,400,-1\n", "line 2, column tops: got -1"),
+    ("name,ops_per_byte,tops,foo\nA,400,1,2\n",
+     "line 1, column 'foo': unknown column; allowed: name, ops_per_byte, tops"),
+    ("# mine\nname,tops,ops_per_byte,tops\nA,1,400,2\n",
+     "line 2, column 'tops': column appears twice in the header"),
+])
+def test_bad_reference_file(tmp_path, write_csv, text, says):
     mlp = write_csv(MLP, "mlp.csv")
-    ref = write_csv("name,ops_per_byte,tops\nA,400,-1\n", "ref.csv")
+    ref = write_csv(text, "ref.csv")
     code, _, err = run_cli("roofline", "tpu_v1", mlp, "--reference", ref,
                            "--out", tmp_path / "x.html")
-    assert code == 2 and "line 2, column tops" in err and "ref.csv" in err
+    assert code == 2 and f"ref.csv: {says}" in err and err.count("\n") == 1, err
 
 
 def test_run_writes_report(tmp_path, write_csv):
