@@ -207,3 +207,14 @@ def test_generate_past_learned_positions_is_one_line(cli, tmp_path):
     code, _, err = cli("generate", "tpu_v4", "gpt2", "--out", out)   # default --prompt 2048
     assert code == 2 and err.strip().startswith("tpusim: error: --prompt + --steps: got ")
     assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_no_decode_step_has_no_time_per_output_token(cli, tmp_path):
+    """--steps 0: the prefill's one token per sequence and nothing decoded, so there is no
+    per-token decode time (null, 'n/a'), not a 0 ms that reads as infinitely fast."""
+    g = generate("tpu_v4", "gpt2", 16, 0)
+    assert g.summary()["ms_per_output_token"] is None and g.output_tokens == 1
+    code, out, err = cli("generate", "tpu_v4", "gpt2", "--prompt", "16", "--steps", "0",
+                         "--out", tmp_path / "s.csv")
+    assert code == 0, err
+    assert "per output token     n/a (no decode step)" in out

@@ -248,7 +248,9 @@ class Generation:
             "prompt_tokens": self.prompt, "decode_steps": self.steps,
             "kv_stride": self.kv_stride, "rtol": self.rtol,
             "time_to_first_token_s": self.prefill.latency_s,
-            "ms_per_output_token": decode_s / self.steps * 1e3 if self.steps else 0.0,
+            # no decode step, no time per decoded token (None: JSON null, not a 0 that reads
+            # as infinitely fast)
+            "ms_per_output_token": decode_s / self.steps * 1e3 if self.steps else None,
             "output_tokens": self.output_tokens,
             "tokens_per_s": self.output_tokens / self.total_s if self.total_s > 0 else 0.0,
             "total_s": self.total_s,

@@ -73,7 +73,9 @@ def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, s
     click.echo(f"{s['model']} on {chip.name}: batch {batch}, prompt {prompt}, {steps} decode steps"
                + (f" (interpolated, stride {kv_stride}, rtol {rtol:g})" if kv_stride > 1 else ""))
     click.echo(f"  time to first token  {s['time_to_first_token_s'] * 1e3:.4g} ms")
-    click.echo(f"  per output token     {s['ms_per_output_token']:.4g} ms")
+    per = s["ms_per_output_token"]
+    click.echo("  per output token     " + (f"{per:.4g} ms" if per is not None else
+                                           "n/a (no decode step)"))
     from .. import units
     click.echo(f"  tokens/s             {units.number(s['tokens_per_s'])} ({s['output_tokens']:,}"
                f" tokens in {units.seconds(s['total_s'])})")
