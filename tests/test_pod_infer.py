@@ -180,7 +180,8 @@ def test_run_chips_json_and_no_html(cli, tmp_path):
 
 def test_run_chips_needs_an_llm_trace(cli, tmp_path):
     code, _, err = cli("run", "tpu_v5e", "resnet50", "--chips", "8", "--out", tmp_path / "o")
-    assert code == 2 and "LLM step traces only" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "resnet50: is not an LLM step trace" in err and "notes" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 # ---- the step laid out in time (InferResult.schedule, --trace) ----

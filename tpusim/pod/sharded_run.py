@@ -28,8 +28,9 @@ def llm_step_of(wl, source: str) -> dict[str, Any]:
     from ..llm_tokens import llm_step
     step = llm_step(wl.notes)
     if step is None:
-        raise InputError(source, "notes", wl.name, "--chips shards LLM step traces only (those "
-                         "`tpusim workload llm` writes); other workloads run on one chip")
+        raise InputError(source, None, message="is not an LLM step trace (its header names "
+                         "no `tpusim workload llm` step); --chips shards only those, other "
+                         "workloads run on one chip (drop --chips)")
     try:
         cfg = get_preset(step["model"])
     except InputError:
