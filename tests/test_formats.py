@@ -8,6 +8,7 @@ import math
 import pandas as pd
 import pytest
 
+import tpusim
 from tpusim import load_config
 from tpusim.errors import InputError
 from tpusim.formats import (ACCUMULATORS, CONSTANTS, FORMAT_NAMES, FORMATS, Constant,
@@ -114,8 +115,13 @@ def test_formats_command_writes_table_and_page(cli, tmp_path):
         assert "runs int8|bf16|fp16|fp32" in df.loc[n, "note"]
         assert df.loc[n, "mac_area_um2"] > 0 and df.loc[n, "gemm_rel_error"] > 0
     assert df.loc["int8", "tops_per_w"] == pytest.approx(2 / df.loc["int8", "mac_energy_pj"])
+    # per mm² of the chip (summary.json's meaning) and of the array alone
     assert df.loc["int8", "tops_per_mm2"] == pytest.approx(
+        df.loc["int8", "peak_tops"] / df.loc["int8", "chip_area_mm2"])
+    assert df.loc["int8", "array_tops_per_mm2"] == pytest.approx(
         df.loc["int8", "peak_tops"] / df.loc["int8", "array_area_mm2"])
+    run = tpusim.simulate("default", "tpu_v1/mlp0", format="int8").summary
+    assert df.loc["int8", "tops_per_mm2"] == pytest.approx(run["tops_per_mm2"])
     page = (out / "formats.html").read_text()
     assert page.count("Plotly.newPlot") >= 3 and "Pareto" in page
     assert "Numeric formats on default" in stdout

@@ -18,8 +18,8 @@ COLUMNS = (
     "bytes_per_element", "multiplier_full_adders", "mac_area_um2", "multiplier_area_um2",
     "float_align_area_um2", "accumulator_area_um2", "register_area_um2", "mac_energy_pj",
     "native_mac_energy_pj", "macs_per_pe", "array_area_mm2", "sram_area_mm2", "chip_area_mm2",
-    "peak_tops", "tops_per_mm2", "tops_per_w", "datapath_tops_per_w", "gemm_rel_error",
-    "latency_s", "energy_j", "note",
+    "peak_tops", "tops_per_mm2", "array_tops_per_mm2", "tops_per_w", "datapath_tops_per_w",
+    "gemm_rel_error", "latency_s", "energy_j", "note",
 )
 
 
@@ -74,7 +74,9 @@ def format_rows(chip, names: list[str], workload=None, gemm_size: int = 256,
             "native_mac_energy_pj": native_energy, "macs_per_pe": hw.macs_per_pe,
             "array_area_mm2": hw.array_mm2, "sram_area_mm2": hw.sram_mm2,
             "chip_area_mm2": hw.total_mm2, "peak_tops": peak,
-            "tops_per_mm2": peak / hw.array_mm2 if runs else math.nan,
+            # per mm² of the chip, as summary.json's tops_per_mm2; and of the MAC array alone
+            "tops_per_mm2": peak / hw.total_mm2 if runs else math.nan,
+            "array_tops_per_mm2": peak / hw.array_mm2 if runs else math.nan,
             # MAC datapath only: 2 ops per MAC over the MAC's energy (pJ) -> TOPS/W.
             "tops_per_w": 2.0 / energy if runs else math.nan,
             "datapath_tops_per_w": 2.0 / native_energy,
@@ -179,7 +181,7 @@ def formats_html(df, chip_name: str, workload_name: str | None) -> str:
         figs.append(wl)
     show = [c for c in ("format", "support", "bits", "multiplier_full_adders", "mac_area_um2",
                         "mac_energy_pj", "array_area_mm2", "peak_tops", "tops_per_mm2",
-                        "tops_per_w", "gemm_rel_error", "latency_s", "energy_j")
+                        "array_tops_per_mm2", "tops_per_w", "gemm_rel_error", "latency_s", "energy_j")
             if c in df.columns]
     from .pretty import html_table
     table = html_table(df[show])
