@@ -470,7 +470,9 @@ def test_nothing_importable(tmp_path, cli):
 
 
 @pytest.mark.parametrize("arg,match", [("x=1x3", "rank"), ("y=1x3x16x16", "model inputs are: x"),
-                                       ("x=1xAx16x16", "positive integers"), ("x1x3", "NAME=")])
+                                       ("x=1xAx16x16", "positive integers"), ("x1x3", "NAME="),
+                                       # 4 channels into a conv whose weights take 3
+                                       ("x=1x4x16x16", "got '4 input channels'; its weights")])
 def test_bad_input_shape(cnn, cli, arg, match, tmp_path):
     code, _, err = cli("import", "onnx", cnn["float"], "--input-shape", arg,
                        "--out", tmp_path / "o.csv")

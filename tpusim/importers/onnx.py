@@ -147,6 +147,13 @@ def _gemm_row(g: _Graph, node, attrs, name: str) -> tuple[dict | None, str | Non
             out = (out[0], out[1], 1, out[2]) if out is not None and len(out) == 3 else None
         n_, c, h, wd = a
         groups = int(attrs.get("group", 1))
+        # Conv weights are (M, C/g, kh, kw), ConvTranspose's (C, M/g, kh, kw): the input's
+        # channels must be those (shape inference does not check a --input-shape against them)
+        want = w[0] if op == "ConvTranspose" else w[1] * groups
+        if isinstance(c, int) and isinstance(want, int) and c != want:
+            raise InputError(g.src, f"node {name!r}", f"{c} input channels",
+                             f"its weights {w_name!r} {tuple(w)} (group {groups}) take {want}; "
+                             "check --input-shape")
         if op == "ConvTranspose":
             # Lowered to its equivalent GEMM (col2im form): every input pixel times the
             # (C/g) x (M/g * kh * kw) weight, i.e. a 1x1 conv over the input with out_c =
