@@ -428,11 +428,16 @@ def test_a_malformed_scheduler_is_one_line_at_once_and_leaves_no_folder(cli, tmp
 
 
 def test_run_warns_when_the_weights_exceed_hbm(cli, tmp_path):
-    # llama3_8b's GEMM weights in bf16 (the trace's k x n per row, every layer) are ~14 GiB:
-    # over the default chip's 8 GiB, under 64
+    # llama3_8b's GEMM weights in bf16 (the trace's k x n per row, every layer) and its token
+    # embedding (128,256 x 4,096, which no row holds: the LM head is its own matrix) are
+    # ~15 GiB, every parameter but the norms': over the default chip's 8 GiB, under 64
     from tpusim.importers import load_workload as load
-    wl = load("llama3_8b_prefill")
-    gib = sum(l.weight_elements * l.count * 2 for l in wl.layers if l.weights == "static") / 2**30
+    from tpusim.importers.llm import get_preset
+    wl, cfg = load("llama3_8b_prefill"), get_preset("llama3_8b")
+    elements = sum(l.weight_elements * l.count for l in wl.layers if l.weights == "static")
+    elements += cfg.vocab * cfg.hidden
+    assert cfg.param_count() - elements == (2 * cfg.layers + 1) * cfg.hidden   # the norms
+    gib = elements * 2 / 2**30
     code, _, err = cli("run", "default", "llama3_8b_prefill", "--no-html", "--out",
                        str(tmp_path / "a"))
     assert code == 0 and f"weights are {gib:,.1f} GiB, more than default's 8 GiB" in err

@@ -160,13 +160,33 @@ def hbm_warning(result: "Result", fmt: str | None = None) -> str | None:
     from .layer_rules import layer_formats
     layers = result.workload.layers
     fmts = layer_formats(layers, result.config, fmt, result.workload.name)
-    total = sum(layer.weight_elements * layer.count * get_format(f).bytes_per_element
-                for layer, f in zip(layers, fmts) if layer.weights == "static")
+    static = [(layer, get_format(f).bytes_per_element) for layer, f in zip(layers, fmts)
+              if layer.weights == "static"]
+    total = sum(layer.weight_elements * layer.count * b for layer, b in static)
+    total += _lookup_tables(result.workload.notes) * (static[-1][1] if static else 2)
     if total <= cap * 2**30:
         return None
     return (f"warning: {result.workload.name}'s weights are {total / 2**30:,.1f} GiB, more than "
             f"{result.config.name}'s {cap:g} GiB of HBM; the times assume they fit (shard an "
             "LLM step with --chips, or use a narrower --format)")
+
+
+def _lookup_tables(notes) -> int:
+    """Weights an LLM step trace's rows do not hold: its token embedding (when the LM head does
+    not share it) and position / token-type tables, from the preset its notes name (0 for any
+    other trace)."""
+    from .errors import InputError
+    from .importers.llm import get_preset
+    from .llm_tokens import llm_step
+    step = llm_step(notes)
+    if step is None:
+        return 0
+    try:
+        cfg = get_preset(step["model"])
+    except InputError:
+        return 0
+    shared = cfg.lm_head and cfg.tied_embeddings      # the LM head's GEMM row holds the table
+    return ((0 if shared else cfg.vocab) + cfg.max_positions + cfg.type_vocab) * cfg.hidden
 
 
 def coverage_warning(result: "Result") -> str | None:
