@@ -132,6 +132,36 @@ def test_train_step_reports_its_schedule(kw):
     assert kinds.get("TP all-reduce", 0) == pytest.approx(c["tp_all_reduce"], rel=1e-9)
     assert kinds.get("PP send", 0) == pytest.approx(c["pp_permute"], rel=1e-9)
     assert "parts" not in r.as_dict()
+    # bytes in = bytes out: the spans carry exactly the bytes train.json says each chip
+    # receives, kind by kind (TP's spans under the GEMMs included)
+    moved = {}
+    for x in s.spans:
+        k = {"FSDP all-gather": "fsdp_all_gather", "gradient reduce-scatter":
+             "fsdp_reduce_scatter", "DP all-reduce": "dp_all_reduce", "PP send": "pp_permute",
+             "DCN all-reduce": "dcn_all_reduce"}.get(x.kind, "tp_all_reduce")
+        moved[k] = moved.get(k, 0.0) + x.ici_bytes + x.dcn_bytes
+    for k, v in r.collective_bytes_per_chip.items():
+        assert moved.get(k, 0.0) == pytest.approx(v["ici"] + v["dcn"], rel=1e-9, abs=1e-6), k
+
+
+def test_trace_counter_integrates_to_the_bytes_received(cli, tmp_path):
+    """The trace's 'received (GB/s)' counter spreads each collective span's bytes over its time:
+    its area is the step's ICI and DCN bytes per chip (train.json), two slices so both move."""
+    out = tmp_path / "run"
+    code, _, err = cli("train", "tpu_v5e", "gpt2", "--chips", "16", "--slices", "2", "--seq",
+                       "128", "--parallel", "fsdp=8,tp=2", "--out", out,
+                       "--trace", out / "step.json")
+    assert code == 0, err
+    rec = json.loads((out / "train.json").read_text())
+    cs = [e for e in json.loads((out / "step.json").read_text())["traceEvents"]
+          if e["ph"] == "C"]
+    assert [e["ts"] for e in cs] == sorted(e["ts"] for e in cs)
+    for series, key in (("ICI", "ici"), ("DCN", "dcn")):
+        area = sum(a["args"][series] * 1e9 * (b["ts"] - a["ts"]) * 1e-6
+                   for a, b in zip(cs, cs[1:]))
+        want = sum(v[key] for v in rec["collective_bytes_per_chip"].values())
+        assert want > 0 and area == pytest.approx(want, rel=1e-6), series
+    assert cs[-1]["args"] == {"ICI": 0.0, "DCN": 0.0}
 
 
 def test_cli_train_trace_is_trace_event_format(cli, tmp_path):
@@ -179,7 +209,8 @@ def test_unrecorded_schedule_is_the_recorded_one_exactly():
     last bit on random steps, zero and nonzero parts alike."""
     import random
     rng = random.Random(7)
-    fields = [f for f in StepParts.__dataclass_fields__ if f not in ("layers", "microbatches")]
+    fields = [f for f in StepParts.__dataclass_fields__
+              if f not in ("layers", "microbatches", "moved")]
     for _ in range(300):
         kw = {f: (0.0 if rng.random() < 0.3 else rng.expovariate(1.0)) for f in fields}
         p = StepParts(layers=rng.randint(1, 6), microbatches=rng.randint(1, 4), **kw)

@@ -79,6 +79,9 @@ class StepParts:
     dcn: float = 0.0
     bubble: float = 0.0
     optimizer: float = 0.0
+    # (ICI, DCN) bytes each chip receives in one span of a collective field above, by its name
+    # ("ag_block", "tp_backward", ...): what the recorded spans carry (none: 0)
+    moved: dict[str, tuple[float, float]] = field(default_factory=dict, compare=False)
 
 
 @dataclass(slots=True)
@@ -92,6 +95,8 @@ class Span:
     start: float
     dur: float
     microbatch: int
+    ici_bytes: float = 0.0    # a collective span: the bytes each chip receives in it
+    dcn_bytes: float = 0.0
 
 
 @dataclass
@@ -124,14 +129,14 @@ def schedule(p: StepParts, record: bool = False) -> Schedule:
     free = 0.0           # the async stream is free from here
     busy = 0.0
 
-    def stream(kind: str, name: str, issue: float, dur: float, mb: int) -> float:
+    def stream(kind: str, name: str, issue: float, dur: float, mb: int, key: str) -> float:
         nonlocal free, busy
         if dur <= 0:
             return issue
         start = max(free, issue)
         free = start + dur
         busy += dur
-        spans.append(Span(ICI, kind, name, start, dur, mb))
+        spans.append(Span(ICI, kind, name, start, dur, mb, *p.moved.get(key, (0.0, 0.0))))
         return free
 
     def run(kind: str, name: str, dur: float, mb: int) -> None:
@@ -147,14 +152,15 @@ def schedule(p: StepParts, record: bool = False) -> Schedule:
             waits[cause] += until - now
             now = until
 
-    def blocking(cause: str, dur: float, name: str, mb: int) -> None:   # on the path
+    def blocking(cause: str, dur: float, name: str, mb: int, key: str) -> None:   # on the path
         if dur > 0:
-            spans.append(Span(BLOCKING, cause, name, now, dur, mb))
+            spans.append(Span(BLOCKING, cause, name, now, dur, mb,
+                              *p.moved.get(key, (0.0, 0.0))))
             wait(cause, now + dur, name, mb)
 
-    def block(name: str, mb: int, tp: float, ep: float) -> None:   # a block's TP, then EP
-        blocking("TP all-reduce", tp, name, mb)
-        blocking("EP all-to-all", ep, name, mb)
+    def block(name: str, mb: int, tp: str, ep: str) -> None:   # a block's TP, then EP
+        blocking("TP all-reduce", getattr(p, tp), name, mb, tp)
+        blocking("EP all-to-all", getattr(p, ep), name, mb, ep)
 
     # The units that need gathered weights, in program order: per microbatch the embedding
     # (embedding and LM head weights), blocks 0 .. L-1, the LM head's backward (the same
@@ -163,7 +169,7 @@ def schedule(p: StepParts, record: bool = False) -> Schedule:
     n_units = M * (2 * L + 2)
     names = [f"block {i}" for i in range(L)]
     u = 0
-    pending = stream("FSDP all-gather", "embed", 0.0, p.ag_head, 0)
+    pending = stream("FSDP all-gather", "embed", 0.0, p.ag_head, 0, "ag_head")
 
     def needing(mb: int, name: str, kind: str, dur: float) -> None:
         """The next unit: wait for its weights, issue the following unit's gather, run."""
@@ -176,7 +182,8 @@ def schedule(p: StepParts, record: bool = False) -> Schedule:
             nm = ("embed" if pos == 0 else "lm_head") if head else \
                 names[pos - 1 if pos <= L else 2 * L + 1 - pos]
             pending = stream("FSDP all-gather", nm, now,
-                             p.ag_head if head else p.ag_block, u // (2 * L + 2))
+                             p.ag_head if head else p.ag_block, u // (2 * L + 2),
+                             "ag_head" if head else "ag_block")
         run(kind, name, dur, mb)
 
     last = M - 1
@@ -184,28 +191,28 @@ def schedule(p: StepParts, record: bool = False) -> Schedule:
         needing(mb, "embed", "forward", p.pre_f)
         for i in range(L):
             needing(mb, names[i], "forward", p.block_f)
-            block(names[i], mb, p.tp_block, p.ep_block)
+            block(names[i], mb, "tp_block", "ep_block")
         run("forward", "lm_head", p.post_f, mb)
-        blocking("PP send", p.pp, "activations", mb)
+        blocking("PP send", p.pp, "activations", mb, "pp")
         needing(mb, "lm_head", "backward", p.post_b)
         for i in range(L - 1, -1, -1):
             needing(mb, names[i], "recompute", p.block_r)
-            block(names[i], mb, p.tp_recompute, p.ep_recompute)
+            block(names[i], mb, "tp_recompute", "ep_recompute")
             run("backward", names[i], p.block_b, mb)
             if p.tp_hidden > 0:                             # ran under the backward's GEMMs
                 spans.append(Span(BLOCKING, TP_HIDDEN, names[i], now - p.tp_hidden,
-                                  p.tp_hidden, mb))
-            block(names[i], mb, p.tp_backward, p.ep_block)
-            stream("gradient reduce-scatter", names[i], now, p.rs_block, mb)
+                                  p.tp_hidden, mb, *p.moved.get("tp_hidden", (0.0, 0.0))))
+            block(names[i], mb, "tp_backward", "ep_block")
+            stream("gradient reduce-scatter", names[i], now, p.rs_block, mb, "rs_block")
             if mb == last:
-                stream("DP all-reduce", names[i], now, p.dp_block, mb)
+                stream("DP all-reduce", names[i], now, p.dp_block, mb, "dp_block")
         run("backward", "embed", p.pre_b, mb)
-        stream("gradient reduce-scatter", "embed/lm_head", now, p.rs_head, mb)
+        stream("gradient reduce-scatter", "embed/lm_head", now, p.rs_head, mb, "rs_head")
         if mb == last:
-            stream("DP all-reduce", "embed/lm_head", now, p.dp_head, mb)
-        blocking("PP send", p.pp, "gradients", mb)
+            stream("DP all-reduce", "embed/lm_head", now, p.dp_head, mb, "dp_head")
+        blocking("PP send", p.pp, "gradients", mb, "pp")
     wait("gradient reduce-scatter / DP all-reduce", free, "gradients", last)
-    blocking("DCN all-reduce", p.dcn, "gradients", last)
+    blocking("DCN all-reduce", p.dcn, "gradients", last, "dcn")
     run("pipeline bubble", "bubble", p.bubble, last)
     run("optimizer", "Adam", p.optimizer, last)
     out.step_s = now

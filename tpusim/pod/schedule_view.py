@@ -5,7 +5,8 @@
 for every chip of its shard), one thread per track of the schedule that has spans (compute, the
 async ICI stream, blocking collectives; ``tpusim infer --trace`` lays out an inference step the
 same way, ``pod/infer.py``), every span a complete event (``"ph": "X"``, ``ts``/``dur`` in
-µs) sorted by start on its track, its ``args`` naming the unit, what it is and its microbatch.
+µs) sorted by start on its track, its ``args`` naming the unit, what it is, its microbatch and,
+for a collective, the bytes each chip receives in it; and a counter of those bytes per second.
 :func:`schedule_figure` draws the same spans as a :class:`tpusim.figure.Figure` for the train
 report page (no plotly import).
 """
@@ -43,15 +44,36 @@ def schedule_trace(sched: Schedule, meta: dict[str, Any] | None = None) -> dict[
         ev.append({"ph": "M", "name": "thread_sort_index", "pid": PID, "tid": tid,
                    "args": {"sort_index": tid}})
     for s in sorted(sched.spans or (), key=lambda s: (tids[s.track], s.start)):
+        moved = {k: v for k, v in (("ici_bytes", s.ici_bytes), ("dcn_bytes", s.dcn_bytes)) if v}
         ev.append({"name": f"{s.kind}: {s.name}", "cat": s.kind, "ph": "X",
                    "ts": _r(s.start * 1e6), "dur": _r(s.dur * 1e6) or s.dur * 1e6,
                    "pid": PID, "tid": tids[s.track],
                    "args": {"unit": s.name, "what": s.kind, "microbatch": s.microbatch,
-                            "seconds": s.dur}})
+                            "seconds": s.dur, **moved}})
+    ev += _received_counter(sched.spans or ())
     other = {"tool": "tpusim", "step_s": sched.step_s, "compute_s": sched.compute_s,
              "exposed_collectives_s": sched.exposed_s, "waits_s": sched.waits_s,
              "bubble_s": sched.bubble_s, "optimizer_s": sched.optimizer_s, **(meta or {})}
     return {"traceEvents": ev, "displayTimeUnit": "ns", "otherData": other}
+
+
+def _received_counter(spans) -> list[dict[str, Any]]:
+    """A counter track of the bytes per second the chip receives over ICI and over DCN: each
+    collective span's bytes spread evenly over its time, concurrent spans summed (its area is
+    train.json's collective_bytes_per_chip)."""
+    edges: dict[float, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for s in spans:
+        if s.dur > 0 and (s.ici_bytes or s.dcn_bytes):
+            for t, sign in ((s.start, 1.0), (s.start + s.dur, -1.0)):
+                edges[t][0] += sign * s.ici_bytes / s.dur
+                edges[t][1] += sign * s.dcn_bytes / s.dur
+    out, ici, dcn = [], 0.0, 0.0
+    for t in sorted(edges):
+        ici, dcn = ici + edges[t][0], dcn + edges[t][1]
+        ici, dcn = (0.0 if abs(x) < 1e-3 else x for x in (ici, dcn))   # float residue of a sum
+        out.append({"name": "received (GB/s)", "ph": "C", "pid": PID, "ts": _r(t * 1e6),
+                    "args": {"ICI": ici / 1e9, "DCN": dcn / 1e9}})
+    return out
 
 
 def schedule_trace_json(sched: Schedule, meta: dict[str, Any] | None = None) -> str:

@@ -356,18 +356,39 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     # The step is the per-layer schedule's (pod/schedule.py): exposed collective time is what
     # the compute waits for.
     dp_share = grads_dp / shard_params if shard_params else 0.0
+    block_params = (dense / math.prod(a.size for a in dense_axes)
+                    + expert / math.prod(a.size for a in fsdp_axes))
+    head_params = head / math.prod(a.size for a in dense_axes)
+
+    # What one span of each kind brings into the chip (its Cost's bytes): a TP span is a
+    # share of one all-reduce's in proportion to its seconds (a block's all-reduces all move
+    # the same message), a DP span its parameters' share of the step's all-reduce.
+    def each(c, n: float = 1.0) -> tuple[float, float]:
+        return (n * c.ici_bytes, n * c.dcn_bytes) if c else (0.0, 0.0)
+
+    def tp_share(seconds: float) -> tuple[float, float]:
+        return each(tp_c, seconds / tp_c.total_s if tp_c.total_s > 0 else 0.0)
+    per_param = 1 / shard_params if shard_params else 0.0
+    moved_by = {
+        "ag_block": tuple(map(sum, zip(each(ag[0]), each(ag[1])))), "ag_head": each(ag[2]),
+        "rs_block": tuple(map(sum, zip(each(rs[0]), each(rs[1])))), "rs_head": each(rs[2]),
+        "dp_block": each(dp_c, block_params * per_param),
+        "dp_head": each(dp_c, head_params * per_param),
+        "tp_block": tp_share(tp_block), "tp_backward": tp_share(tp_back),
+        "tp_hidden": tp_share(tp_hidden), "tp_recompute": tp_share(tp_redo),
+        "ep_block": each(ep_c, 2 if model.moe else 0),
+        "ep_recompute": each(ep_c, 2 if model.moe and redo_names else 0),
+        "pp": each(pp_c), "dcn": each(dcn_c)}
     parts = StepParts(
         layers=L, microbatches=microbatches, pre_f=part["pre"][0], block_f=part["block"][0] / L,
         post_f=part["post"][0], pre_b=part["pre"][1], block_b=part["block"][1] / L,
         post_b=part["post"][1], block_r=t_r / L, ag_block=ag_block,
         ag_head=ag[2].total_s, rs_block=rs_block, rs_head=rs[2].total_s,
-        dp_block=dp_share * (dense / math.prod(a.size for a in dense_axes)
-                             + expert / math.prod(a.size for a in fsdp_axes)),
-        dp_head=dp_share * head / math.prod(a.size for a in dense_axes),
+        dp_block=dp_share * block_params, dp_head=dp_share * head_params,
         tp_block=tp_block, tp_backward=tp_back, tp_hidden=tp_hidden, tp_recompute=tp_redo,
         ep_block=ep_block,
         ep_recompute=ep_redo, pp=pp_one, dcn=grads_dcn,
-        bubble=bubble, optimizer=opt)
+        bubble=bubble, optimizer=opt, moved=moved_by)
     sched = schedule(parts)
     step = sched.step_s
 
