@@ -560,3 +560,60 @@ def test_a_list_value_given_twice_is_refused_by_every_command(cli, tmp_path, arg
     assert code == 2 and one_line(err).startswith(f"tpusim: error: {option}: got ")
     assert one_line(err).endswith("given twice; list each value once")
     assert not out.exists()
+
+
+def test_a_rerun_that_writes_fewer_files_leaves_a_users_file_it_listed(cli, tmp_path):
+    """The manifest keeps each file's sha256: a file the last run wrote and a user replaced
+    since is the user's now, so a --no-html rerun does not delete it, and a rerun that would
+    replace it is refused."""
+    out = tmp_path / "a"
+    args = ("run", "default", "tpu_v1/mlp0", "--out", out)
+    assert cli(*args)[0] == 0
+    (out / "report.html").write_text("mine\n")
+    code, _, err = cli(*args, "--no-html")
+    assert code == 0, err
+    assert (out / "report.html").read_text() == "mine\n"
+    code, _, err = cli(*args)
+    assert code == 2 and one_line(err).endswith("report.html: exists and was not written by "
+                                                "tpusim run; choose another --out or move it")
+    (out / "layers.csv").write_text("mine too\n")           # one the last run did write
+    code, _, err = cli(*args, "--no-html")
+    assert code == 2 and one_line(err).endswith("layers.csv: was changed since tpusim run "
+                                                "wrote it; move it or choose another --out")
+    assert (out / "layers.csv").read_text() == "mine too\n"
+
+
+def test_without_its_manifest_a_folder_is_read_file_by_file(cli, tmp_path):
+    """A folder whose hidden manifest is gone (or an older tpusim's): a file counts as the
+    command's own only by its content (its record, the page's generator tag, config.yaml's
+    header, the layers table's columns); a user's page beside a copied record is not."""
+    out = tmp_path / "a"
+    args = ("run", "default", "tpu_v1/mlp0", "--out", out)
+    assert cli(*args)[0] == 0
+    (out / ".tpusim-run.json").unlink()
+    assert cli(*args)[0] == 0                      # all four identify themselves
+    other = tmp_path / "b"
+    other.mkdir()
+    (other / "summary.json").write_bytes((out / "summary.json").read_bytes())
+    (other / "report.html").write_text("my page\n")
+    code, _, err = cli("run", "default", "tpu_v1/mlp0", "--out", other)
+    assert code == 2 and "report.html: exists and was not written by tpusim run" in err
+    assert (other / "report.html").read_text() == "my page\n"
+
+
+@pytest.mark.parametrize("name, says", [
+    ("somedir/", "names a folder; --trace takes a file path"),
+    (".tpusim-run.json", "is a name tpusim keeps for its record"),
+])
+def test_trace_paths_that_name_a_folder_or_a_manifest(cli, tmp_path, name, says):
+    out = tmp_path / "r"
+    code, _, err = cli("run", "default", "tpu_v1/mlp0", "--out", out,
+                       "--trace", f"{out}/{name}")
+    assert code == 2 and says in one_line(err) and not out.exists()
+
+
+def test_a_comment_naming_tpusim_is_not_its_mark(cli, tmp_path):
+    mine = write(tmp_path, "notes.csv", "# my notes about tpusim runs\nname,op\n")
+    code, _, err = cli("workload", "llm", "gpt2", "--seq", "16", "--out", str(mine))
+    assert code == 2 and "exists and was not written by tpusim" in one_line(err)
+    assert mine.read_text() == "# my notes about tpusim runs\nname,op\n"

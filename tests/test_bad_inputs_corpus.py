@@ -30,7 +30,7 @@ def earlier(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("earlier") / "out"
     code, _, err = run_cli("run", "default", GOOD_TRACE, "--out", d)
     assert code == 0, err
-    (d / "cal.yaml").write_text("# an earlier calibration (tpusim-calibrate: its record)\n"
+    (d / "cal.yaml").write_text('# tpusim-calibrate: {"an earlier calibration": 1}\n'
                                "name: cal\n")
     return d
 

@@ -242,7 +242,7 @@ def test_a_fit_that_does_not_converge_exits_1_and_keeps_the_old_config(cli, tmp_
                                                                       monkeypatch):
     p = _synthetic(tmp_path)
     out = tmp_path / "old.yaml"
-    out.write_text("# tpusim-calibrate: an earlier fit's record\nold config\n")
+    out.write_text('# tpusim-calibrate: {"an earlier fit": 1}\nold config\n')
 
     def stuck(f, x0, step, max_iter, xtol, ftol):
         return x0, f(x0), False, max_iter
@@ -251,7 +251,7 @@ def test_a_fit_that_does_not_converge_exits_1_and_keeps_the_old_config(cli, tmp_
     code, stdout, err = cli("calibrate", "tpu_v4", p, "--out", out)
     assert code == 1
     assert len(err.strip().splitlines()) == 1 and "did not converge" in err
-    assert out.read_text() == "# tpusim-calibrate: an earlier fit's record\nold config\n"
+    assert out.read_text() == '# tpusim-calibrate: {"an earlier fit": 1}\nold config\n'
 
 
 # ---------------------------------------------------------------- validate

@@ -302,6 +302,36 @@ def test_roofline_png_without_kaleido_is_one_line_exit_2(tmp_path, monkeypatch, 
     assert not out.exists() and not (tmp_path / "x.png").exists()
 
 
+def test_roofline_png_never_replaces_a_file_tpusim_did_not_write(tmp_path, monkeypatch,
+                                                                   write_csv):
+    """--png replaces only a PNG (its signature), and never another output's file: checked
+    before the chart is drawn (kaleido stubbed: the PNG's bytes are not what is tested)."""
+    import tpusim.cli.roofline as rl
+    monkeypatch.setattr(rl, "have_kaleido", lambda: True)
+    monkeypatch.setattr(rl, "_png", lambda fig: b"\x89PNG\r\n\x1a\nstub")
+    mlp = write_csv(MLP, "mlp.csv")
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    mine = figs / "fig5.png"
+    mine.write_text("my figure\n")
+    code, _, err = run_cli("roofline", "tpu_v1", mlp, "--out", tmp_path / "c.html", "--png", mine)
+    assert code == 2 and err.strip().endswith("fig5.png: exists and was not written by tpusim; "
+                                              "choose another --png or move it"), err
+    assert mine.read_text() == "my figure\n" and not (tmp_path / "c.html").exists()
+    assert run_cli("run", "tpu_v1", mlp, "--out", tmp_path / "r")[0] == 0
+    before = (tmp_path / "r" / "summary.json").read_bytes()
+    code, _, err = run_cli("roofline", "tpu_v1", mlp, "--out", tmp_path / "d.html", "--png",
+                           tmp_path / "r" / "summary.json")
+    assert code == 2 and "belongs to the tpusim run output" in err and "--png" in err
+    assert (tmp_path / "r" / "summary.json").read_bytes() == before
+    mine.unlink()
+    for _ in range(2):            # its own PNG: written, then replaced
+        code, _, err = run_cli("roofline", "tpu_v1", mlp, "--out", tmp_path / "c.html",
+                               "--png", mine)
+        assert code == 0, err
+    assert mine.read_bytes() == b"\x89PNG\r\n\x1a\nstub"
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--format", "int8,fp8_e4m3"], "fp8_e4m3"),
     (["--format", "int8,"], "--format"),

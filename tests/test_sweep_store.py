@@ -163,3 +163,23 @@ def test_killing_a_sweep_leaves_no_workers(trace, tmp_path, sig):
                     os.kill(w, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+def test_a_sweep_removes_and_reads_only_files_named_as_it_names_them(cli, trace, tmp_path):
+    """Its temps are '.sweep.csv.' + mkstemp's 8 characters + '.tmp' and its journal files
+    RUNID-SEQ.jsonl: a user's '.sweep.backup.tmp' or 'notes.jsonl' there is left alone, and a
+    journal file of its own name that holds no record is one line, not a traceback."""
+    out = tmp_path / "s"
+    (out / ".sweep-journal").mkdir(parents=True)
+    mine = [out / ".sweep.backup.tmp", out / ".sweep.csv.tmp", out / ".sweep-journal" / "n.jsonl"]
+    for p in mine:
+        p.write_text("my data\n")
+    code, _, err = cli("sweep", "default", trace, "--rows", "16", "--out", out, "--jobs", "1")
+    assert code == 0, err
+    assert all(p.read_text() == "my data\n" for p in mine)
+    bad = out / ".sweep-journal" / "18c0ffee-1-000001.jsonl"
+    bad.write_text("not json\n")
+    code, _, err = cli("sweep", "default", trace, "--rows", "32", "--out", out, "--jobs", "1")
+    assert code == 2 and err.strip().endswith("18c0ffee-1-000001.jsonl: line 1: not a sweep "
+                                              "journal record; move the file out of the journal "
+                                              "folder or choose another --out"), err

@@ -57,19 +57,35 @@ def check_replaceable(path: Path, ours, option: str = "--out") -> None:
                          f"choose another {option} or move it")
 
 
-def headed_by(path: Path, word: str) -> bool:
-    """Whether the comment lines heading ``path`` name ``word`` (every trace CSV tpusim writes
-    names tpusim; a calibrated config its ``tpusim-calibrate`` record)."""
+# What tpusim's own single-file outputs say about themselves in their leading comment lines:
+# a trace CSV names the command that wrote it, a calibrated config holds its JSON record.
+TRACE_MARK = r"\btpusim (?:workload (?:llm|prune)|import (?:onnx|scalesim))\b"
+CALIBRATED_MARK = r"^# tpusim-calibrate(?:-vector)?: \{"
+
+
+def headed_by(path: Path, pattern: str) -> bool:
+    """Whether one of the comment lines heading ``path`` matches ``pattern`` (a regex:
+    :data:`TRACE_MARK`, :data:`CALIBRATED_MARK`), as the file tpusim wrote there would."""
+    import re
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 if not line.startswith("#"):
                     return False
-                if word in line:
+                if re.search(pattern, line):
                     return True
     except OSError:
         return False
     return False
+
+
+def is_png(path: Path) -> bool:
+    """Whether ``path`` starts with the PNG signature (what ``--png`` writes)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False
 
 
 def mode_for(path: Path) -> int:

@@ -171,7 +171,8 @@ def compare_html(c) -> str:
                       f" / {html.escape(str(r.summary.get('workload')))} "
                       f"({html.escape(str(r.summary.get('format')))}, batch "
                       f"{r.summary.get('batch')})</li>" for r in c.runs)
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+    from .html_page import GENERATOR
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>" + GENERATOR +
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><ul>{sources}</ul>"
             "<h2>Summary</h2>" + _summary_table(c)

@@ -31,9 +31,13 @@ th{background:#f4f4f4} td.l,th.l{text-align:left}
 """
 
 
+# the tag every page carries: how a later write knows a page in its folder for tpusim's
+GENERATOR = "<meta name='generator' content='tpusim'>"
+
+
 def page(title: str, body_parts: list[str]) -> str:
     """A complete HTML document: ``title``, the stylesheet and ``body_parts`` in order."""
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>" + GENERATOR +
             "<meta name='viewport' content='width=device-width,initial-scale=1'>"
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
             + "".join(body_parts) + "</body></html>")

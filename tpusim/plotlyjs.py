@@ -91,16 +91,22 @@ def for_plotly() -> bool | str:
 
 def write_beside(out_dir: str | Path, names: list[str]) -> Path | None:
     """In ``directory`` mode, with an ``.html`` among ``names``: ``out_dir/plotly.min.js``
-    (written whole, and only when missing or different). It belongs to no run's manifest, so
-    no later write removes it while another page there needs it."""
+    (written whole, and only when missing). It belongs to no run's manifest, so no later write
+    removes it while another page there needs it; one that differs from tpusim's copy (a
+    user's pinned build, an older tpusim's) is left as it is, with a warning: the pages use it."""
     if mode() != "directory" or not any(str(n).endswith(".html") for n in names):
         return None
     from ._io import atomic_write_text, check_target
     target = Path(out_dir) / FILE
     check_target(target)
     text = source()
-    if target.is_file() and target.stat().st_size == len(text.encode("utf-8")) \
-            and target.read_text(encoding="utf-8") == text:
+    if target.is_file():
+        same = target.stat().st_size == len(text.encode("utf-8")) and \
+            target.read_text(encoding="utf-8", errors="replace") == text
+        if not same:
+            import sys
+            print(f"tpusim: warning: {target} differs from tpusim's plotly.js "
+                  f"{version()}; left as it is, and the pages here load it", file=sys.stderr)
         return target
     atomic_write_text(target, text)
     return target

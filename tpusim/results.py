@@ -103,44 +103,85 @@ def _command(group: str) -> str:
     return _COMMANDS.get(group, group.split("-")[0])
 
 
-def _previous(out_dir: Path, names: list[str], group: str, adopt: tuple[str, ...]) -> list[str]:
-    """The files the previous write of ``group`` in ``out_dir`` made: its manifest's, or where
-    there is none (a folder a tpusim from before manifests wrote) ``adopt``, or every one of
-    ``names`` when one of them is a JSON record that ``group``'s command wrote
-    (:func:`written_by`)."""
+# the pages a group writes unless told not to (what a folder without a manifest may still hold)
+_PAGES = {"run": ("report.html",), "train": ("report.html",), "infer": ("report.html",),
+          "sharded": ("report.html",), "serve": ("report.html",), "sweep": ("sweep.html",)}
+
+
+def _identifies(p: Path, cmd: str) -> bool:
+    """Whether a file's own content shows that tpusim wrote it, for a folder without a manifest
+    (an older tpusim's, or one whose hidden manifest was deleted): a JSON record of ``cmd``
+    (:func:`written_by`) or a tpusim trace, a page with tpusim's generator tag or stylesheet,
+    a resolved config with tpusim's header, a layers table with its columns. Other tables
+    carry no mark and are not taken."""
+    if p.is_symlink() or not p.is_file():
+        return False
+    name = p.name
+    if name.endswith(".json"):
+        from .trace_events import is_trace
+        return written_by(p, cmd) or (cmd == "run" and _written_by_run(p)) or is_trace(p)
+    try:
+        with open(p, encoding="utf-8", errors="replace") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    if name.endswith((".html", ".htm")):
+        from .html_page import CSS, GENERATOR
+        return GENERATOR in head or CSS in head
+    first = head.split("\n", 1)[0]
+    if name == "config.yaml":
+        return first.startswith(CONFIG_HEADER)
+    if name == "layers.csv":
+        cols = first.split(",")
+        return cols[:2] == ["name", "op"] and {"latency_s", "energy_pj", "cycles"} <= set(cols)
+    return False
+
+
+def _ours(out_dir: Path, names: list[str], group: str) -> tuple[set[str], set[str]]:
+    """(files of ``out_dir`` the last write of ``group`` made and that are still as it wrote
+    them, files it made that were changed since): by the manifest and its sha256 per file;
+    without a manifest, those of ``names`` whose content identifies them (:func:`_identifies`).
+    """
     old = read_manifest(out_dir, group)
-    if old:
-        return list(old.get("files", []))
-    if adopt:
-        return list(adopt)
-    cmd = _command(group).split()[0]
-    for name in names:
-        p = out_dir / name
-        if name.endswith(".json") and p.is_file() and not p.is_symlink() and written_by(p, cmd):
-            return list(names)
-    return []
+    if not old:
+        cmd = _command(group).split()[0]
+        maybe = set(names) | set(_PAGES.get(group, ()))   # a page a --no-html rerun leaves
+        return {n for n in maybe if _identifies(out_dir / n, cmd)}, set()
+    from .provenance import file_sha256
+    shas = old.get("sha256") if isinstance(old.get("sha256"), dict) else {}
+    ours, changed = set(), set()
+    for n in old.get("files", []):
+        p = out_dir / Path(str(n)).name
+        if n in shas and p.is_file() and not p.is_symlink() and file_sha256(p) != shas[n]:
+            changed.add(n)
+        else:
+            ours.add(n)
+    return ours, changed
 
 
-def check_not_users(out_dir: str | Path, names: list[str], group: str,
-                    adopt: tuple[str, ...] = ()) -> None:
+def check_not_users(out_dir: str | Path, names: list[str], group: str) -> None:
     """Refuse (one-line :class:`InputError`) to replace a file in ``out_dir`` named like one of
     ``names`` that no earlier write of ``group`` made (a user's own ``layers.csv`` or
-    ``summary.json``), or that another command's output there lists; callers run it before
-    the work, :func:`write_all` again before it writes."""
+    ``summary.json``), that one made but was changed since, or that another command's output
+    there lists; callers run it before the work, :func:`write_all` again before it writes."""
     from ._io import check_target
+    from .errors import InputError
     out_dir = Path(out_dir)
     for name in names:
         check_target(out_dir / name)      # a symlink or FIFO there: its own message
     _check_not_anothers(out_dir, list(names), group)
     if not out_dir.is_dir():
         return
-    ours = set(_previous(out_dir, list(names), group, adopt))
+    ours, changed = _ours(out_dir, list(names), group)
     for name in names:
         p = out_dir / name
-        if (p.exists() or p.is_symlink()) and name not in ours:
-            from .errors import InputError
-            raise InputError(str(p), None, message="exists and was not written by tpusim "
-                             f"{_command(group)}; choose another --out or move it")
+        if not (p.exists() or p.is_symlink()) or (name in ours and name not in changed):
+            continue
+        if name in changed:
+            raise InputError(str(p), None, message=f"was changed since tpusim {_command(group)}"
+                             " wrote it; move it or choose another --out")
+        raise InputError(str(p), None, message="exists and was not written by tpusim "
+                         f"{_command(group)}; choose another --out or move it")
 
 
 def _check_not_anothers(out_dir: Path, names: list[str], group: str | None,
@@ -151,7 +192,9 @@ def _check_not_anothers(out_dir: Path, names: list[str], group: str | None,
     for other, manifest in manifests(out_dir).items():
         if other == group:
             continue
-        mine = set(names) & set(manifest.get("files", []))
+        # a file that output lists but which is gone (removed by hand) holds nothing of it
+        mine = {n for n in set(names) & set(manifest.get("files", []))
+                if (out_dir / n).exists() or (out_dir / n).is_symlink()}
         if mine:
             from .errors import InputError
             name = sorted(mine)[0]
@@ -163,7 +206,7 @@ def _check_not_anothers(out_dir: Path, names: list[str], group: str | None,
 
 def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,
               group: str | None = None, run_id: str | None = None,
-              locked: bool = False, adopt: tuple[str, ...] = ()) -> list[Path]:
+              locked: bool = False) -> list[Path]:
     """Write each file via its writer to a temp path, then rename them all into ``out_dir``.
 
     If any writer fails, every temp file is removed and nothing in ``out_dir`` changes. Targets
@@ -175,10 +218,10 @@ def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,
     (so no file of an earlier run, e.g. a ``report.html`` a ``--no-html`` run does not write,
     is left beside new ones), then renames its own files in and marks the manifest complete.
     A crash between those renames leaves only files of the new run and a pending manifest,
-    never a mix of two runs. Files tpusim did not write are never touched. Writers of one
-    group serialise on an exclusive ``flock`` of ``out_dir`` (``locked``: the caller holds it).
-    ``adopt``: names to treat as the previous write's files when there is no manifest yet (a
-    directory written by a tpusim without manifests; the caller has checked it is one).
+    never a mix of two runs. Files tpusim did not write are never touched, nor is one it wrote
+    and someone changed since: the manifest keeps every file's sha256 (:func:`_ours`; a folder
+    without one is read by content, :func:`_identifies`). Writers of one group serialise on an
+    exclusive ``flock`` of ``out_dir`` (``locked``: the caller holds it).
     """
     from ._io import check_dir, check_target, mode_for, replace_into, temp_beside
     out_dir = Path(out_dir)
@@ -186,7 +229,7 @@ def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,
     for name in files:
         check_target(out_dir / name)
     if group:
-        check_not_users(out_dir, list(files), group, adopt)
+        check_not_users(out_dir, list(files), group)
     else:
         _check_not_anothers(out_dir, list(files), group)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -199,21 +242,21 @@ def write_all(files: dict[str, Callable[[Path], None]], out_dir: str | Path,
         with _dir_lock(out_dir) if group and not locked else nullcontext():
             if group:
                 from ._io import atomic_write_text
-                old = read_manifest(out_dir, group) or {
-                    "files": _previous(out_dir, list(files), group, adopt)}
+                from .provenance import file_sha256
+                old = read_manifest(out_dir, group)
+                ours, _ = _ours(out_dir, list(files), group)
+                # every file's sha256: the next write replaces or removes only what is still
+                # as this one wrote it (a config.yaml edited since: check_own_config)
                 record = {"run_id": run_id, "state": "pending", "files": list(files),
-                          "temps": [t.name for t, _ in temps]}
-                # a config.yaml is the file users edit: its sha256 lets the next write of the
-                # folder notice an edit (check_own_config) instead of replacing it
-                if any(final.name in EDITABLE for _, final in temps):
-                    from .provenance import file_sha256
-                    record["sha256"] = {final.name: file_sha256(t) for t, final in temps
-                                        if final.name in EDITABLE}
+                          "temps": [t.name for t, _ in temps],
+                          "sha256": {final.name: file_sha256(t) for t, final in temps}}
                 atomic_write_text(_manifest_path(out_dir, group), json.dumps(record) + "\n")
                 if old.get("state") == "pending":   # an earlier write crashed mid-way
                     _remove_ours(out_dir, list(old.get("temps") or []))
                 modes = {final: mode_for(final) for _, final in temps}
-                _remove_ours(out_dir, [*old.get("files", []), *files])
+                # the previous write's files, where still as it wrote them (a crash from here
+                # on leaves only this write's files), and the ones this write replaces
+                _remove_ours(out_dir, sorted(ours | set(files)))
                 for tmp, final in temps:
                     os.chmod(tmp, modes[final])
                     os.replace(tmp, final)
@@ -246,7 +289,6 @@ def write_result(result: "Result", out_dir: str | Path, html: bool = True,
     summary = run_summary(result, provenance)
     run_id = summary["provenance"]["run_id"]
     config = config_file(out_dir, result.config, run_id)
-    adopt = _run_adopt(out_dir)
     files: dict[str, Callable[[Path], None]] = {
         "layers.csv": lambda p: p.write_text(layers_csv(result)),
         "summary.json": lambda p: p.write_text(summary_json(summary)),
@@ -256,10 +298,10 @@ def write_result(result: "Result", out_dir: str | Path, html: bool = True,
         from .report_pages import report_html
         files["report.html"] = lambda p: p.write_text(report_html(result))
     files.update(extra or {})
-    return write_all(files, out_dir, group="run", run_id=run_id, adopt=adopt)
+    return write_all(files, out_dir, group="run", run_id=run_id)
 
 
-EDITABLE = ("config.yaml",)   # outputs a user may edit by hand: the manifest keeps their sha256
+CONFIG_HEADER = "# Resolved config of a tpusim"   # the first line of every config.yaml written
 
 
 def written_by(json_path: Path, command: str) -> bool:
@@ -283,6 +325,27 @@ def check_owned(targets: list[Path], group: str) -> None:
     check_not_users(targets[0].parent, [t.name for t in targets], group)
 
 
+def _config_of_a_record(out_dir: Path, config: Path) -> bool:
+    """Whether ``config``'s header names a tpusim run (``(run ID)``) whose JSON record in
+    ``out_dir`` has that run id: the folder's own config.yaml, its manifest gone."""
+    import re
+    if not _identifies(config, ""):
+        return False
+    m = re.match(re.escape(CONFIG_HEADER) + r" run \(run ([0-9a-f]+)\)",
+                 config.read_text(encoding="utf-8", errors="replace"))
+    if m is None:
+        return False
+    for rec in out_dir.glob("*.json"):
+        if rec.is_file() and not rec.is_symlink():
+            try:
+                prov = json.loads(rec.read_text()).get("provenance", {})
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(prov, dict) and prov.get("run_id") == m.group(1):
+                return True
+    return False
+
+
 def check_own_config(out_dir: str | Path, command: str) -> None:
     """Refuse (one-line :class:`InputError`) to replace a ``config.yaml`` in ``out_dir`` that no
     tpusim command's manifest lists (a common name, so it may be the user's own config), or
@@ -296,6 +359,8 @@ def check_own_config(out_dir: str | Path, command: str) -> None:
         return
     owners = [o for o in manifests(out_dir).values() if "config.yaml" in o.get("files", [])]
     if not owners:
+        if _config_of_a_record(out_dir, mine):     # no manifest, but the run's own config
+            return
         raise InputError(str(mine), None, message=f"exists and was not written by tpusim "
                          f"{command}; move it or choose another --out")
     from .provenance import file_sha256
@@ -320,16 +385,10 @@ def config_file(out_dir: str | Path, chip, run_id: str | None,
 RUN_FILES = ("layers.csv", "summary.json", "report.html")   # what every tpusim run wrote
 
 
-def _run_adopt(out_dir: Path) -> tuple[str, ...]:
-    # A folder an older tpusim wrote has no manifest: its summary.json says it was a run's.
-    return RUN_FILES if _written_by_run(out_dir / "summary.json") else ()
-
-
 def run_files_check(out_dir: str | Path, html: bool = True) -> None:
     """:func:`check_not_users` for a run's files in ``out_dir``, before the run."""
-    out_dir = Path(out_dir)
     names = [n for n in RUN_FILES if html or n != "report.html"]
-    check_not_users(out_dir, names, "run", _run_adopt(out_dir))
+    check_not_users(Path(out_dir), names, "run")
 
 
 def _written_by_run(path: Path) -> bool:

@@ -84,7 +84,11 @@ def check_trace_path(path: str | Path, out_dir: str | Path | None = None,
     command's ``own`` files in ``out_dir`` nor a file another output there lists; else
     :class:`InputError` (one line) before anything is written."""
     from ._io import check_dir, check_replaceable, check_target
+    if str(path).endswith(("/", os.sep)):      # Path() would drop the slash: a folder meant
+        raise InputError(str(path), None, message="names a folder; --trace takes a file path "
+                         "such as trace.json")
     p = Path(path)
+    check_own_name(p, "--trace")
     if p.is_dir():
         raise InputError(str(p), None, message="is a directory; --trace takes a file path "
                          "such as trace.json")
@@ -100,6 +104,14 @@ def check_trace_path(path: str | Path, out_dir: str | Path | None = None,
         _check_not_anothers(parent, [p.name], None, option="--trace path")
     check_replaceable(p, is_trace, "--trace path")    # a user's JSON of that name
     return p
+
+
+def check_own_name(p: Path, option: str) -> None:
+    """A file named like tpusim's hidden bookkeeping (``.tpusim-GROUP.json`` manifests) is
+    refused: writing it would corrupt the folder's record of what tpusim wrote there."""
+    if p.name.startswith(".tpusim-"):
+        raise InputError(str(p), None, message="is a name tpusim keeps for its record of the "
+                         f"folder's outputs; choose another {option} path")
 
 
 def is_trace(path: Path) -> bool:

@@ -34,6 +34,17 @@ def _parse_fits(fits: tuple[str, ...]) -> dict | None:
     return out
 
 
+def _check_not_its_input(config, out: Path) -> None:
+    """``--out`` must not be the CONFIG file the fit starts from (it would be lost, and the
+    recorded re-create command would read the fit's own output)."""
+    import os
+    from ..errors import InputError
+    src = Path(str(config))
+    if src.is_file() and out.exists() and os.path.samefile(src, out):
+        raise InputError(str(out), None, message="is the config this command reads; give "
+                         "--out another path")
+
+
 def _check_fit_ends(config, fit_spec: dict | None, overrides: dict) -> None:
     """Each ``--fit PATH=LOW:HIGH`` end must be a value the field takes (the search starts at
     both): one line naming --fit and the end, not the --set of the search's own overrides."""
@@ -149,8 +160,9 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
     _check_fit_ends(config, fit_spec, overrides)
     out = out or Path("results") / f"{Path(str(config)).stem}_calibrated.yaml"
     check_target(out)   # before the fit: a bad --out fails in a second
-    from .._io import check_replaceable, headed_by
-    check_replaceable(out, lambda p: headed_by(p, "tpusim-calibrate"))   # a user's YAML
+    from .._io import CALIBRATED_MARK, check_replaceable, headed_by
+    check_replaceable(out, lambda p: headed_by(p, CALIBRATED_MARK))   # a user's YAML
+    _check_not_its_input(config, out)
     from ..calibrate_vector import is_vector_file
     from ..importers.measurements import read_measurements
     ms = read_measurements(measurements)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,26 @@ if TYPE_CHECKING:
 
 JOURNAL_DIR = ".sweep-journal"
 SWEEP_FILES = ("sweep.parquet", "sweep.csv", "sweep.html", "sweep.json")   # what a sweep writes
+# The names tpusim's own files take (_io.temp_beside: '.NAME.' + 8 of mkstemp's characters +
+# '.tmp'; journal files RUNID-SEQ.jsonl): a sweep removes or reads only those, never a user's
+# file that merely looks alike.
+_MKSTEMP = r"\.[a-z0-9_]{8}\.tmp"
+_OUTPUT_TEMP = re.compile(r"\.(?:" + "|".join(re.escape(n) for n in SWEEP_FILES) + ")"
+                          + _MKSTEMP + "$")
+_JOURNAL_FILE = re.compile(r"[0-9a-f]+-\d+-\d{6}\.jsonl$")
+_JOURNAL_TEMP = re.compile(r"\.[0-9a-f]+-\d+-\d{6}\.jsonl" + _MKSTEMP + "$")
+
+
+def _journal_record(line: str, path: Path, no: int) -> dict[str, Any]:
+    """One journal line as the record a sweep wrote, or one line naming the file and line."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        rec = None
+    if not isinstance(rec, dict) or "key" not in rec:
+        raise InputError(str(path), f"line {no}", message="not a sweep journal record; move "
+                         "the file out of the journal folder or choose another --out")
+    return rec
 
 
 class _Store:
@@ -91,16 +112,20 @@ class _Store:
                 rec = {k: _plain(v) for k, v in rec.items()}
                 records[rec["key"]] = rec
         if self.journal.is_dir():
-            for tmp in self.journal.glob(".*.tmp"):  # left by a kill mid-write; never renamed
-                tmp.unlink(missing_ok=True)
-            for path in sorted(self.journal.glob("*.jsonl")):
-                for line in path.read_text().splitlines():
+            for tmp in self.journal.iterdir():  # left by a kill mid-write; never renamed
+                if _JOURNAL_TEMP.match(tmp.name) and tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+            for path in sorted(self.journal.iterdir()):
+                if not (_JOURNAL_FILE.match(path.name) and path.is_file()):
+                    continue                        # not a journal file tpusim names so
+                for no, line in enumerate(path.read_text().splitlines(), 1):
                     if line.strip():
-                        rec = json.loads(line)
+                        rec = _journal_record(line, path, no)
                         records[rec["key"]] = rec
                 self.pending.append(path)
-        for tmp in self.dir.glob(".sweep.*.tmp"):
-            tmp.unlink(missing_ok=True)
+        for tmp in self.dir.iterdir() if self.dir.is_dir() else ():
+            if _OUTPUT_TEMP.match(tmp.name) and tmp.is_file():
+                tmp.unlink(missing_ok=True)
         return records
 
     def append(self, records: list[dict[str, Any]], plan: "Plan | None" = None) -> None:
