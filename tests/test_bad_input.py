@@ -363,12 +363,21 @@ def test_suggest_offers_nothing_for_unrelated_names():
     ("run", "default", "mlp0", "--format="),
     ("roofline", "tpu_v1", "mlp0", "--out", ""),
     ("infer", "tpu_v5e", "gpt2", "--chips", "4", "--kv-len", "64", "--dtype", ""),
+    ("run", "tpu_v5e", "gpt2", "--chips", "4", "--parallel", ""),
+    ("serve", "tpu_v5e", "gpt2", "--num-requests", "3", "--rates="),
+    ("run", "tpu_v5e", "", "--chips", "4"),
+    ("run", "default", "mlp0", "--no-html", ""),
 ])
 def test_an_empty_option_value_is_refused(cli, tmp_path, monkeypatch, args):
-    # `--out ''` read as the current folder and `--format ''` as the default format
+    # `--out ''` read as the current folder, `--format ''` as the default format, `--parallel
+    # ''` as the default layout, an empty WORKLOAD as the folder '.'
     monkeypatch.chdir(tmp_path)
     code, out, err = cli(*args)
+    i = args.index("") if "" in args else None
+    named = "argument" if i is not None and (args[i - 1] == "--no-html" or
+                                             not args[i - 1].startswith("--")) else "--"
     assert code == 2 and "got ''; give a value" in one_line(err)
+    assert one_line(err).startswith(f"tpusim: error: {named}")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -105,21 +105,37 @@ def os_error_line(exc: OSError) -> str:
 
 # Options whose empty value names nothing (`--out ''` read as the current folder, `--format ''`
 # as the default format): refused, whichever command takes them.
-NOT_EMPTY = ("--out", "--trace", "--png", "--format", "--dtype", "--reference", "--requests",
-             "--measurements", "--calibrated", "--scheduler", "--topology", "--remat", "--moe",
-             "--flash-blocks", "--phase", "--engine")
-
-
 def _empty_option(argv: list[str]) -> str | None:
-    """The first of :data:`NOT_EMPTY` given an empty value (``--out ''`` or ``--out=``)."""
+    """What was given an empty value, if anything: an option (``--out ''``, ``--parallel=``) or
+    an argument (``tpusim run tpu_v5e ''``). No option or argument of tpusim means anything
+    empty, so each is one line before click reads it."""
     for i, a in enumerate(argv):
         if a == "--":
             return None
         name, eq, value = a.partition("=")
-        if name in NOT_EMPTY and ((eq and not value) or
-                                  (not eq and i + 1 < len(argv) and argv[i + 1] == "")):
+        if name.startswith("--") and eq and not value:
             return name
+        if a == "":
+            prev = argv[i - 1] if i else ""
+            named = prev.startswith("--") and "=" not in prev and prev not in _flags(argv)
+            return prev if named else f"argument {i + 1}"
     return None
+
+
+def _flags(argv: list[str]) -> set[str]:
+    """The flag options (``--no-html``, ``--json``: they take no value) of the command ``argv``
+    names (its subcommand's too: ``workload llm``), and the group's."""
+    cmd, out = cli, set()
+    for token in [None, *argv]:
+        if token is not None:
+            sub = cmd.get_command(None, token) if isinstance(cmd, click.Group) else None
+            if sub is None:
+                continue
+            cmd = sub
+        for p in cmd.params:
+            if getattr(p, "is_flag", False):
+                out.update(o for o in p.opts + p.secondary_opts if o.startswith("--"))
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
