@@ -35,6 +35,9 @@ def test_parse_spec():
     # sp is a key like the others: a repeat is refused as fsdp=2,fsdp=2 is
     ("tp=2,sp,sp", "--parallel: sp: got 'sp'; given twice"),
     ("tp=2,sp,sp=true", "--parallel: sp: got 'sp=true'; given twice"),
+    # a stray comma would name another layout (and another default folder); sp has no degree
+    ("fsdp=8,", "an empty item"), ("fsdp=8,,tp=2", "an empty item"),
+    ("fsdp=8,sp=2", "--parallel: sp: got 'sp=2'; sp takes no degree"),
 ])
 def test_bad_spec_text(text, needle):
     with pytest.raises(InputError) as exc:

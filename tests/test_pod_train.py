@@ -193,6 +193,13 @@ def test_cli_train_searches_without_parallel(cli, tmp_path):
     assert steps == sorted(steps) and rec["step_s"] == steps[0]
 
 
+def test_cli_train_moe_on_a_dense_model_is_refused(cli, tmp_path):
+    code, _, err = cli("train", "tpu_v5p", "gpt2", "--chips", "8", "--moe", "megablox",
+                       "--out", tmp_path / "o")
+    assert code == 2 and "--moe: got 'megablox'; gpt2 has no experts (dense model)" in err
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--chips", "8", "--topology", "4x4"], "has 16 chips"),
     (["--chips", "8", "--parallel", "fsdp=4"], "multiply to 4 chips"),
@@ -204,7 +211,7 @@ def test_cli_train_searches_without_parallel(cli, tmp_path):
     (["--chips", "8", "--top", "0"], "'--top': 0 is not in the range x>=1"),
     (["--chips", "8", "--parallel", "fsdp=8", "--microbatches", "0"], "'--microbatches': 0"),
     (["--chips", "8", "--microbatches", "0"], "'--microbatches': 0"),
-    (["--chips", "8", "--parallel", ""], "--parallel: got ''; give at least one degree"),
+    (["--chips", "8", "--parallel", ""], "--parallel: got ''; give a value"),
     # tp=2,pp=4 divides 3 sequences, but the search runs at least pp microbatches
     (["--chips", "8", "--global-batch", "3"], "fewer sequences per replica than its pipeline"),
     (["--chips", "8", "--microbatches", "3"], "--microbatches 3 divides no layout's sequences"),

@@ -444,3 +444,13 @@ def test_fold_curve_is_exact_at_fold_ends_and_refines_kinks():
     assert np.max(np.abs(got / want - 1)) <= 2 * rtol
     # a straight fold costs its two ends and the midpoint; the kinked one is refined
     assert curve.evaluated < 7 * 3 + 2 * 4 and len(calls) <= 5
+
+
+@pytest.mark.parametrize("extra", [["--synthetic", "in=5,out=4"], ["--num-requests", "50"]])
+def test_requests_file_and_a_synthetic_option_are_refused_together(tmp_path, extra):
+    p = tmp_path / "r.jsonl"
+    p.write_text('{"arrival_s": 0, "input_tokens": 10, "output_tokens": 5}\n')
+    code, _, err = run_cli("serve", CHIP, MODEL, "--requests", p, *extra, "--out", tmp_path / "o")
+    assert code == 2 and err.strip().startswith(f"tpusim: error: {extra[0]}: goes with the "
+                                                "synthetic workload, not --requests")
+    assert not (tmp_path / "o").exists()

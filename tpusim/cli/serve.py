@@ -115,6 +115,13 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
         if rates else None
     offered = None
     if requests_file is not None:
+        from click.core import ParameterSource
+        src = click.get_current_context().get_parameter_source
+        given = [o for o, n in (("--synthetic", "synthetic"), ("--num-requests", "num_requests"))
+                 if src(n) is ParameterSource.COMMANDLINE]
+        if given:     # the file's requests are the requests: these would be ignored
+            raise InputError(given[0], None, message="goes with the synthetic workload, not "
+                             "--requests (the file's requests are the requests); give one")
         reqs = load_requests(requests_file)
         if rates is None and one is None and reqs[-1].arrival_s > 0:
             offered = len(reqs) / reqs[-1].arrival_s     # the file's mean arrival rate

@@ -121,6 +121,11 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                          "model dimensions go with MODEL custom; presets have theirs")
     else:
         cfg = get_preset(model)
+    from click.core import ParameterSource
+    if not cfg.moe and click.get_current_context().get_parameter_source("moe") \
+            is ParameterSource.COMMANDLINE:     # given, not the default: it would do nothing
+        raise InputError("--moe", None, moe, f"{cfg.name} has no experts (dense model); --moe "
+                         "applies to MoE models")
     if seq is None:
         seq = min(2048, cfg.max_positions or 2048)
     out = out_dir or default_out("train", config, cfg.name)

@@ -76,8 +76,12 @@ def parse_spec(text: str, source: str = "--parallel") -> ParallelSpec:
     """``"fsdp=16,tp=4"`` (``sp`` alone switches sequence parallelism on) -> ParallelSpec."""
     got: dict[str, object] = {}
     for item in (p.strip() for p in str(text).split(",")):
-        if not item:
-            continue
+        if not item:       # 'fsdp=8,': a stray comma would name a second, different layout
+            raise InputError(source, None, text, "an empty item; expected KIND=DEGREE items "
+                             "joined by commas, e.g. fsdp=16,tp=4")
+        if item.startswith("sp=") and item not in ("sp=1", "sp=true"):
+            raise InputError(source, "sp", item, "sp takes no degree: give sp alone (sequence "
+                             "parallelism over the tp chips)")
         if item in ("sp", "sp=1", "sp=true"):
             if "sequence_parallel" in got:      # as fsdp=2,fsdp=2: a repeat is a typo
                 raise InputError(source, "sp", item, "given twice")
