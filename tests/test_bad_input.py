@@ -626,3 +626,25 @@ def test_a_comment_naming_tpusim_is_not_its_mark(cli, tmp_path):
     code, _, err = cli("workload", "llm", "gpt2", "--seq", "16", "--out", str(mine))
     assert code == 2 and "exists and was not written by tpusim" in one_line(err)
     assert mine.read_text() == "# my notes about tpusim runs\nname,op\n"
+
+
+@pytest.mark.parametrize("args, says", [
+    (("run", "tpu_v5e", "gpt2", "--chips", "1024"),
+     "--chips: got 1024; 1024 chips per slice (32x32); ICI joins at most 256"),
+    (("infer", "tpu_v5e", "gpt2", "--chips", "4", "--phase", "prefill", "--parallel", "fsdp=4"),
+     "inference shards with tp and dp only (weights stay whole per tp shard"),
+    (("run", "tpu_v5e", "gpt2", "--chips", "4", "--engine", "event"),
+     "--engine runs one chip; it does not go with --chips"),
+])
+def test_messages_name_what_the_user_gave(cli, tmp_path, args, says):
+    code, _, err = cli(*args, "--out", tmp_path / "o")
+    assert code == 2 and says in one_line(err) and "dtype sets" not in err, err
+    assert "(no sp" not in err and not (tmp_path / "o").exists()
+
+
+def test_workload_llm_takes_custom_as_train_does(cli, tmp_path):
+    dims = ("--hidden", "64", "--layers", "2", "--heads", "4", "--vocab", "100")
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert cli("workload", "llm", "custom", *dims, "--out", a)[0] == 0
+    assert cli("workload", "llm", *dims, "--out", b)[0] == 0
+    assert a.read_text() == b.read_text()

@@ -158,8 +158,9 @@ def run(config, workload, fmt, batch, sets, engine, out_dir, no_html, input_shap
                                       ("--numerics", numerics), ("--input-shape", input_shapes))
                  if v]
         if given:   # one chip's options: the sharded step is priced by pod/infer.py
-            raise click.UsageError(f"{given[0]} runs one chip; it does not go with --chips "
-                                   "(the trace's dtype sets the step's format)")
+            why = {"--format": " (the trace's dtype sets the step's format)",
+                   "--input-shape": " (an LLM step trace has its shapes)"}.get(given[0], "")
+            raise click.UsageError(f"{given[0]} runs one chip; it does not go with --chips{why}")
         return _sharded(config, workload, sets, chips, parallel, batch, out_dir, trace_path,
                         html=not no_html, as_json=as_json)
     out = out_dir or default_run_dir(config, workload, fmt=fmt, batch=batch, engine=engine,

@@ -42,7 +42,8 @@ def workload():
               help="Trace CSV to write (default NAME_PHASE.csv in the current dir).")
 def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads, kv_heads, ffn,
         vocab, gated, norm, out):
-    """Write an LLM trace for PRESET or a custom config. PRESET: gpt2, bert_base, gpt3_175b,
+    """Write an LLM trace for PRESET or a custom config (no PRESET, or ``custom``, with the
+    dimensions as options). PRESET: gpt2, bert_base, gpt3_175b,
     gptj_6b, llama2_7b, llama2_13b, llama2_70b, llama3_8b, llama3_70b, llama3_1_8b, llama3_1_70b,
     llama3_1_405b, mistral_7b, gemma_7b, mixtral_8x7b, mixtral_8x22b, palm_540b, or
     maxtext_scale_S (MaxText's base.yml model at global_parameter_scale S).
@@ -65,6 +66,8 @@ def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads,
     over = {k: v for k, v in dict(hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads,
                                   ffn=ffn, vocab=vocab, gated=gated, norm=norm).items()
             if v is not None}
+    if preset == "custom":     # as train and infer spell it: the dimensions are the options
+        preset = None
     if preset:
         cfg = get_preset(preset)
         if over:

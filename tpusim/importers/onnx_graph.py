@@ -131,7 +131,8 @@ def _fix_inputs(model, src: str, input_shapes: dict[str, tuple[int, ...]] | None
                                  + "x".join(str(x.dim_value) if x.HasField("dim_value")
                                             and x.dim_value > 0 else "N"
                                             for x in tt.shape.dim)
-                                 + " (tpusim import onnx), then use the trace")
+                                 + " (each N a size, e.g. 1 for a batch; tpusim import "
+                                 "onnx), then use the trace")
 
 
 def _shapes_of(graph, out: dict[str, tuple[int, ...] | None], dtypes: dict[str, int]) -> None:

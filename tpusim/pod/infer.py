@@ -122,8 +122,10 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
     naming its options), so :func:`llm_rows` does not check them again."""
     check_spec(spec, sl.chips, model, sl.slices, source=spec_source)
     if spec.fsdp > 1 or spec.pp > 1 or spec.ep > 1 or spec.sequence_parallel:
+        why = ("no sp: a step's all-reduces are priced whole" if spec.sequence_parallel else
+               "weights stay whole per tp shard, and a step runs every layer")
         raise InputError("--parallel", None, spec.label(), "inference shards with tp and dp only "
-                         "(no sp: a step's all-reduces are priced whole)")
+                         f"({why})")
     if not isinstance(batch, int) or batch < 1 or batch % spec.dp:
         raise InputError("--batch", None, batch, f"must be a positive multiple of dp={spec.dp}")
     if dtype not in chip.formats:   # before the shard's trace names its rows in the error

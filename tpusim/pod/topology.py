@@ -213,6 +213,10 @@ def make_slice(ici: IciConfig | None, dcn: DcnConfig | None = None,
         raise InputError("--chips", None, chips, f"topology {'x'.join(map(str, dims))} x "
                          f"{slices} slice(s) has {n * slices} chips")
     if ici.max_chips is not None and n > ici.max_chips:
+        if shape is None and chips is not None:     # the slice was derived from --chips
+            raise InputError("--chips", None, chips, f"{n} chips per slice ("
+                             f"{'x'.join(map(str, dims))}); ICI joins at most {ici.max_chips} "
+                             f"chips in one slice; {beyond}")
         raise InputError(source, None, "x".join(map(str, dims)),
                          f"ICI joins at most {ici.max_chips} chips in one slice; {beyond}")
     if slices > 1 and dcn is None:
