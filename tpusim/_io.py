@@ -88,6 +88,18 @@ def is_png(path: Path) -> bool:
         return False
 
 
+def is_trace(path: Path) -> bool:
+    """Whether ``path`` holds a trace tpusim wrote (its ``otherData.tool`` says so)."""
+    import json
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("otherData"), dict) and \
+        data["otherData"].get("tool") == "tpusim"
+
+
 def mode_for(path: Path) -> int:
     """The permission bits ``path`` has now, or the umask's default for a new file."""
     try:

@@ -181,7 +181,8 @@ def formats_html(df, chip_name: str, workload_name: str | None) -> str:
         figs.append(wl)
     show = [c for c in ("format", "support", "bits", "multiplier_full_adders", "mac_area_um2",
                         "mac_energy_pj", "array_area_mm2", "peak_tops", "tops_per_mm2",
-                        "array_tops_per_mm2", "tops_per_w", "gemm_rel_error", "latency_s", "energy_j")
+                        "array_tops_per_mm2", "tops_per_w", "gemm_rel_error", "latency_s",
+                        "energy_j")
             if c in df.columns]
     from .pretty import html_table
     table = html_table(df[show])

@@ -118,7 +118,7 @@ def _identifies(p: Path, cmd: str) -> bool:
         return False
     name = p.name
     if name.endswith(".json"):
-        from .trace_events import is_trace
+        from ._io import is_trace
         return written_by(p, cmd) or (cmd == "run" and _written_by_run(p)) or is_trace(p)
     try:
         with open(p, encoding="utf-8", errors="replace") as f:

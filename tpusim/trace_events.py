@@ -83,7 +83,7 @@ def check_trace_path(path: str | Path, out_dir: str | Path | None = None,
     regular file holding a trace tpusim wrote (:func:`is_trace`), and it is none of the
     command's ``own`` files in ``out_dir`` nor a file another output there lists; else
     :class:`InputError` (one line) before anything is written."""
-    from ._io import check_dir, check_replaceable, check_target
+    from ._io import check_dir, check_replaceable, check_target, is_trace
     if str(path).endswith(("/", os.sep)):      # Path() would drop the slash: a folder meant
         raise InputError(str(path), None, message="names a folder; --trace takes a file path "
                          "such as trace.json")
@@ -112,17 +112,6 @@ def check_own_name(p: Path, option: str) -> None:
     if p.name.startswith(".tpusim-"):
         raise InputError(str(p), None, message="is a name tpusim keeps for its record of the "
                          f"folder's outputs; choose another {option} path")
-
-
-def is_trace(path: Path) -> bool:
-    """Whether ``path`` holds a trace tpusim wrote (its ``otherData.tool`` says so)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and isinstance(data.get("otherData"), dict) and \
-        data["otherData"].get("tool") == "tpusim"
 
 
 def in_dir(path: Path, out_dir: str | Path | None) -> bool:
