@@ -56,7 +56,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Iterable, Literal
 
 from ..errors import InputError
@@ -93,12 +93,13 @@ class Cost:
     def total_s(self) -> float:
         return self.latency_s + self.transfer_s
 
-    @property
+    # cached: a Cost is shared (the schedules are memoised) and read by every step priced
+    @cached_property
     def ici_bytes(self) -> float:
         """Bytes each chip receives over ICI links in the whole collective."""
         return sum(p.ici_bytes for p in self.phases)
 
-    @property
+    @cached_property
     def dcn_bytes(self) -> float:
         """Bytes each chip receives over DCN (its NIC) in the whole collective."""
         return sum(p.dcn_bytes for p in self.phases)
