@@ -3,6 +3,7 @@ nothing silently wrong (a BOM is accepted, a duplicate is refused, a boolean is 
 from __future__ import annotations
 
 import errno
+import json
 import math
 import re
 
@@ -648,3 +649,29 @@ def test_workload_llm_takes_custom_as_train_does(cli, tmp_path):
     assert cli("workload", "llm", "custom", *dims, "--out", a)[0] == 0
     assert cli("workload", "llm", *dims, "--out", b)[0] == 0
     assert a.read_text() == b.read_text()
+
+
+@pytest.mark.parametrize("args", [
+    ("serve", "tpu_v5e", "gpt2", "--num-requests", "3", "--synthetic", "in=16,out=4",
+     "--rates", "2,4", "--no-html"),
+    ("sweep", "default", "tpu_v1/mlp0", "--rows", "16,32"),
+    ("compare", "default:tpu_v1/mlp0", "tpu_v4:tpu_v1/mlp0"),
+    ("formats", "default", "--formats", "int8", "--workload", "tpu_v1/mlp0"),
+    ("compress", "default", "tpu_v1/mlp0", "--sparsity", "2:4"),
+], ids=lambda a: a[0])
+def test_without_its_manifest_a_command_still_reruns_over_its_tables(cli, tmp_path, args):
+    """A table has no mark of its own; with the command's record beside it (its provenance
+    names the command) it is taken for the command's, as after an upgrade or a lost manifest.
+    A manifest from before per-file sha256 is read the same way."""
+    out = tmp_path / "o"
+    assert cli(*args, "--out", out)[0] == 0
+    for m in out.glob(".tpusim-*.json"):
+        m.unlink()
+    code, _, err = cli(*args, "--out", out)
+    assert code == 0, err
+    for m in out.glob(".tpusim-*.json"):        # as a first-round manifest: no sha256
+        rec = json.loads(m.read_text())
+        rec.pop("sha256", None)
+        m.write_text(json.dumps(rec))
+    code, _, err = cli(*args, "--out", out)
+    assert code == 0, err

@@ -306,18 +306,30 @@ def test_roofline_png_never_replaces_a_file_tpusim_did_not_write(tmp_path, monke
                                                                    write_csv):
     """--png replaces only a PNG (its signature), and never another output's file: checked
     before the chart is drawn (kaleido stubbed: the PNG's bytes are not what is tested)."""
+    import struct
+    import zlib
+
     import tpusim.cli.roofline as rl
+    from tpusim._io import mark_png
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I",
+                                                                       zlib.crc32(kind + data))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\x00\x00")) + chunk(b"IEND", b""))
     monkeypatch.setattr(rl, "have_kaleido", lambda: True)
-    monkeypatch.setattr(rl, "_png", lambda fig: b"\x89PNG\r\n\x1a\nstub")
+    monkeypatch.setattr(rl, "_png", lambda fig: mark_png(png))   # what _png returns: marked
     mlp = write_csv(MLP, "mlp.csv")
     figs = tmp_path / "figs"
     figs.mkdir()
     mine = figs / "fig5.png"
-    mine.write_text("my figure\n")
-    code, _, err = run_cli("roofline", "tpu_v1", mlp, "--out", tmp_path / "c.html", "--png", mine)
-    assert code == 2 and err.strip().endswith("fig5.png: exists and was not written by tpusim; "
-                                              "choose another --png or move it"), err
-    assert mine.read_text() == "my figure\n" and not (tmp_path / "c.html").exists()
+    for theirs in (b"my figure\n", png):     # a user's file, and a user's PNG (no tpusim mark)
+        mine.write_bytes(theirs)
+        code, _, err = run_cli("roofline", "tpu_v1", mlp, "--out", tmp_path / "c.html",
+                               "--png", mine)
+        assert code == 2 and err.strip().endswith("fig5.png: exists and was not written by "
+                                                  "tpusim; choose another --png or move it"), err
+        assert mine.read_bytes() == theirs and not (tmp_path / "c.html").exists()
     assert run_cli("run", "tpu_v1", mlp, "--out", tmp_path / "r")[0] == 0
     before = (tmp_path / "r" / "summary.json").read_bytes()
     code, _, err = run_cli("roofline", "tpu_v1", mlp, "--out", tmp_path / "d.html", "--png",
@@ -325,11 +337,12 @@ def test_roofline_png_never_replaces_a_file_tpusim_did_not_write(tmp_path, monke
     assert code == 2 and "belongs to the tpusim run output" in err and "--png" in err
     assert (tmp_path / "r" / "summary.json").read_bytes() == before
     mine.unlink()
-    for _ in range(2):            # its own PNG: written, then replaced
-        code, _, err = run_cli("roofline", "tpu_v1", mlp, "--out", tmp_path / "c.html",
-                               "--png", mine)
-        assert code == 0, err
-    assert mine.read_bytes() == b"\x89PNG\r\n\x1a\nstub"
+    for png_path in (mine, tmp_path / "c.png"):   # its own PNG, in or out of the chart's folder
+        for _ in range(2):                          # written, then replaced
+            code, _, err = run_cli("roofline", "tpu_v1", mlp, "--out", tmp_path / "c.html",
+                                   "--png", png_path)
+            assert code == 0, err
+        assert png_path.read_bytes() == mark_png(png)
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -79,13 +79,30 @@ def headed_by(path: Path, pattern: str) -> bool:
     return False
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_MARK = b"tEXtSoftware\x00tpusim"     # the text chunk tpusim's PNGs carry (mark_png)
+
+
+def mark_png(data: bytes) -> bytes:
+    """``data`` (a PNG) with a ``Software: tpusim`` text chunk after its header chunk: how a
+    later ``--png`` knows the file for tpusim's (any other PNG there is a user's)."""
+    import struct
+    import zlib
+    if not data.startswith(PNG_SIGNATURE) or len(data) < 33:
+        return data
+    body = PNG_MARK
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    return data[:33] + chunk + data[33:]      # signature (8) + IHDR (25), then the mark
+
+
 def is_png(path: Path) -> bool:
-    """Whether ``path`` starts with the PNG signature (what ``--png`` writes)."""
+    """Whether ``path`` is a PNG tpusim wrote (:func:`mark_png`'s chunk after its header)."""
     try:
         with open(path, "rb") as f:
-            return f.read(8) == b"\x89PNG\r\n\x1a\n"
+            head = f.read(80)
     except OSError:
         return False
+    return head.startswith(PNG_SIGNATURE) and PNG_MARK in head
 
 
 def is_trace(path: Path) -> bool:

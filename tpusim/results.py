@@ -103,6 +103,9 @@ def _command(group: str) -> str:
     return _COMMANDS.get(group, group.split("-")[0])
 
 
+# outputs with no mark of their own (see _ours): tables, and records such as serve's per-rate
+# JSON that carry no provenance (the command's main record beside them does)
+_TABLES = (".csv", ".parquet", ".json")
 # the pages a group writes unless told not to (what a folder without a manifest may still hold)
 _PAGES = {"run": ("report.html",), "train": ("report.html",), "infer": ("report.html",),
           "sharded": ("report.html",), "serve": ("report.html",), "sweep": ("sweep.html",)}
@@ -143,16 +146,27 @@ def _ours(out_dir: Path, names: list[str], group: str) -> tuple[set[str], set[st
     without a manifest, those of ``names`` whose content identifies them (:func:`_identifies`).
     """
     old = read_manifest(out_dir, group)
+    cmd = _command(group).split()[0]
+
+    def by_content(candidates) -> set[str]:
+        # a table carries no mark of its own: it is taken with the command's record beside it
+        record = any(n.endswith(".json") and _identifies(out_dir / n, cmd) for n in candidates)
+        return {n for n in candidates if _identifies(out_dir / n, cmd) or (
+            record and n.endswith(_TABLES) and (out_dir / n).is_file()
+            and not (out_dir / n).is_symlink())}
     if not old:
-        cmd = _command(group).split()[0]
-        maybe = set(names) | set(_PAGES.get(group, ()))   # a page a --no-html rerun leaves
-        return {n for n in maybe if _identifies(out_dir / n, cmd)}, set()
+        return by_content(set(names) | set(_PAGES.get(group, ()))), set()   # + a stale page
     from .provenance import file_sha256
     shas = old.get("sha256") if isinstance(old.get("sha256"), dict) else {}
+    listed = [Path(str(n)).name for n in old.get("files", [])]
+    # a manifest from before per-file sha256 (config.yaml's only): the rest by content
+    unhashed = by_content([n for n in listed if n not in shas] + list(names))
     ours, changed = set(), set()
-    for n in old.get("files", []):
-        p = out_dir / Path(str(n)).name
-        if n in shas and p.is_file() and not p.is_symlink() and file_sha256(p) != shas[n]:
+    for n in listed:
+        p = out_dir / n
+        if n not in shas:
+            (ours if n in unhashed or not p.exists() else changed).add(n)
+        elif p.is_file() and not p.is_symlink() and file_sha256(p) != shas[n]:
             changed.add(n)
         else:
             ours.add(n)

@@ -265,15 +265,16 @@ def _check_own(html_path: Path, targets: tuple[Path, ...], png) -> str:
         check_target(png)
         from ..trace_events import check_own_name
         check_own_name(png, "--png")
-        if png.parent.is_dir():
-            _check_not_anothers(png.parent, [png.name], None, option="--png")
+        if png.parent.is_dir():     # the chart's own manifest lists it when they share a folder
+            _check_not_anothers(png.parent, [png.name], group, option="--png")
         check_replaceable(png, is_png, "--png")       # only a PNG tpusim wrote is replaced
     return group
 
 
 def _png(fig) -> bytes:
+    from .._io import mark_png
     try:
-        return fig.to_image(format="png", width=1200, height=700, scale=2)
+        return mark_png(fig.to_image(format="png", width=1200, height=700, scale=2))
     except Exception as exc:  # kaleido raises its own types (no Chrome, export failure)
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise click.ClickException(
