@@ -675,3 +675,28 @@ def test_without_its_manifest_a_command_still_reruns_over_its_tables(cli, tmp_pa
         m.write_text(json.dumps(rec))
     code, _, err = cli(*args, "--out", out)
     assert code == 0, err
+
+
+def test_a_trace_is_not_the_record_that_vouches_for_a_folder(cli, tmp_path):
+    """Without a manifest, tables and unmarked JSON are taken only with the command's own
+    record (provenance) beside them: a tpusim trace there does not make a user's infer.json
+    tpusim's."""
+    f = tmp_path / "F"
+    f.mkdir()
+    (f / "infer.json").write_text('{"my_notes": "keep me"}\n')
+    args = ("infer", "tpu_v5e", "gpt2", "--chips", "2", "--phase", "decode", "--batch", "1",
+            "--kv-len", "128")
+    assert cli(*args, "--out", tmp_path / "other", "--trace", f / "t.json")[0] == 0
+    code, _, err = cli(*args, "--out", f, "--trace", f / "t.json")
+    assert code == 2 and "infer.json: exists and was not written by tpusim infer" in err
+    assert (f / "infer.json").read_text() == '{"my_notes": "keep me"}\n'
+
+
+def test_a_users_file_named_like_a_manifest_is_refused(cli, tmp_path):
+    m = tmp_path / "M"
+    m.mkdir()
+    (m / ".tpusim-run.json").write_text("user data named like a manifest\n")
+    code, _, err = cli("run", "default", "tpu_v1/mlp0", "--no-html", "--out", m)
+    assert code == 2 and ".tpusim-run.json: is not a manifest tpusim wrote" in one_line(err)
+    assert (m / ".tpusim-run.json").read_text() == "user data named like a manifest\n"
+    assert [p.name for p in m.iterdir()] == [".tpusim-run.json"]

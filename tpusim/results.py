@@ -111,6 +111,23 @@ _PAGES = {"run": ("report.html",), "train": ("report.html",), "infer": ("report.
           "sharded": ("report.html",), "serve": ("report.html",), "sweep": ("sweep.html",)}
 
 
+def _is_record(p: Path, cmd: str) -> bool:
+    """Whether ``p`` is ``cmd``'s own JSON record (its provenance's command line)."""
+    if p.is_symlink() or not p.is_file():
+        return False
+    return written_by(p, cmd) or (cmd == "run" and _written_by_run(p))
+
+
+def _check_manifest_path(out_dir: Path, group: str) -> None:
+    """Refuse a file at the manifest's name that is no tpusim manifest (a user's file named
+    so): writing the manifest would replace it."""
+    p = _manifest_path(out_dir, group)
+    if (p.exists() or p.is_symlink()) and not read_manifest(out_dir, group):
+        from .errors import InputError
+        raise InputError(str(p), None, message="is not a manifest tpusim wrote (the name it "
+                         "keeps its record of this folder's outputs under); move it")
+
+
 def _identifies(p: Path, cmd: str) -> bool:
     """Whether a file's own content shows that tpusim wrote it, for a folder without a manifest
     (an older tpusim's, or one whose hidden manifest was deleted): a JSON record of ``cmd``
@@ -122,7 +139,7 @@ def _identifies(p: Path, cmd: str) -> bool:
     name = p.name
     if name.endswith(".json"):
         from ._io import is_trace
-        return written_by(p, cmd) or (cmd == "run" and _written_by_run(p)) or is_trace(p)
+        return _is_record(p, cmd) or is_trace(p)
     try:
         with open(p, encoding="utf-8", errors="replace") as f:
             head = f.read(1 << 16)
@@ -149,8 +166,9 @@ def _ours(out_dir: Path, names: list[str], group: str) -> tuple[set[str], set[st
     cmd = _command(group).split()[0]
 
     def by_content(candidates) -> set[str]:
-        # a table carries no mark of its own: it is taken with the command's record beside it
-        record = any(n.endswith(".json") and _identifies(out_dir / n, cmd) for n in candidates)
+        # a table carries no mark of its own: it is taken with the command's own record beside
+        # it (its provenance names the command; a trace is no such record)
+        record = any(n.endswith(".json") and _is_record(out_dir / n, cmd) for n in candidates)
         return {n for n in candidates if _identifies(out_dir / n, cmd) or (
             record and n.endswith(_TABLES) and (out_dir / n).is_file()
             and not (out_dir / n).is_symlink())}
@@ -186,6 +204,7 @@ def check_not_users(out_dir: str | Path, names: list[str], group: str) -> None:
     _check_not_anothers(out_dir, list(names), group)
     if not out_dir.is_dir():
         return
+    _check_manifest_path(out_dir, group)
     ours, changed = _ours(out_dir, list(names), group)
     for name in names:
         p = out_dir / name
