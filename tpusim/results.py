@@ -133,7 +133,7 @@ def _identifies(p: Path, cmd: str) -> bool:
     (an older tpusim's, or one whose hidden manifest was deleted): a JSON record of ``cmd``
     (:func:`written_by`) or a tpusim trace, a page with tpusim's generator tag or stylesheet,
     a resolved config with tpusim's header, a layers table with its columns. Other tables
-    carry no mark and are not taken."""
+    carry no mark: :func:`_ours` takes them with the command's record."""
     if p.is_symlink() or not p.is_file():
         return False
     name = p.name
@@ -160,8 +160,9 @@ def _identifies(p: Path, cmd: str) -> bool:
 def _ours(out_dir: Path, names: list[str], group: str) -> tuple[set[str], set[str]]:
     """(files of ``out_dir`` the last write of ``group`` made and that are still as it wrote
     them, files it made that were changed since): by the manifest and its sha256 per file;
-    without a manifest, those of ``names`` whose content identifies them (:func:`_identifies`).
-    """
+    without a manifest (or a sha256), those of ``names`` whose content identifies them
+    (:func:`_identifies`), and its tables and unmarked JSON when the command's own record is
+    among them (:func:`_is_record`)."""
     old = read_manifest(out_dir, group)
     cmd = _command(group).split()[0]
 
