@@ -183,3 +183,15 @@ def test_a_sweep_removes_and_reads_only_files_named_as_it_names_them(cli, trace,
     assert code == 2 and err.strip().endswith("18c0ffee-1-000001.jsonl: line 1: not a sweep "
                                               "journal record; move the file out of the journal "
                                               "folder or choose another --out"), err
+
+
+def test_no_html_sweep_leaves_a_users_page_alone_and_a_full_one_refuses_it(cli, trace, tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "sweep.html").write_text("user\n")
+    code, _, err = cli("sweep", "default", trace, "--rows", "16", "--out", out, "--no-html")
+    assert code == 0, err                      # it writes no page: nothing to refuse
+    assert (out / "sweep.html").read_text() == "user\n"
+    code, _, err = cli("sweep", "default", trace, "--rows", "16", "--out", out)
+    assert code == 2 and "sweep.html: exists and was not written by tpusim sweep" in err
+    assert (out / "sweep.html").read_text() == "user\n"

@@ -136,7 +136,7 @@ def sweep(config: str | Path | ChipConfig, workloads: Any, axes: dict[Any, Itera
     if store is None:
         return _sweep(plan, None, {}, jobs, scheduler, progress, html, None)
     made = not Path(out_dir).exists()
-    store.lock()
+    store.lock(html=html, record=record is not None)
     try:
         known = store.load()
         store.keep_foreign(known, plan)

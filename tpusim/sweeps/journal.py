@@ -64,12 +64,16 @@ class _Store:
         self.foreign: list[dict[str, Any]] = []   # rows of earlier sweeps, not in this plan
         self._lock: Any = None
 
-    def lock(self) -> None:
-        """Hold ``DIR/.sweep.lock`` until :meth:`release`, or raise one line if it is held."""
+    def lock(self, html: bool = True, record: bool = True) -> None:
+        """Hold ``DIR/.sweep.lock`` until :meth:`release`, or raise one line if it is held;
+        first refuse a user's file named like one this sweep writes (``html``: its page,
+        ``record``: its sweep.json), before any point runs."""
         from .._io import check_dir
         from ..results import check_not_users
         check_dir(self.dir)
-        check_not_users(self.dir, list(SWEEP_FILES), "sweep")   # before any point runs
+        names = [n for n in SWEEP_FILES if (html or n != "sweep.html")
+                 and (record or n != "sweep.json")]
+        check_not_users(self.dir, names, "sweep")
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
             import fcntl
