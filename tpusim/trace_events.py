@@ -83,35 +83,22 @@ def check_trace_path(path: str | Path, out_dir: str | Path | None = None,
     regular file holding a trace tpusim wrote (:func:`is_trace`), and it is none of the
     command's ``own`` files in ``out_dir`` nor a file another output there lists; else
     :class:`InputError` (one line) before anything is written."""
-    from ._io import check_dir, check_replaceable, check_target, is_trace
+    from ._io import check_dir, is_trace
+    from .ownership import check_lone_file
     if str(path).endswith(("/", os.sep)):      # Path() would drop the slash: a folder meant
         raise InputError(str(path), None, message="names a folder; --trace takes a file path "
                          "such as trace.json")
     p = Path(path)
-    check_own_name(p, "--trace")
     if p.is_dir():
         raise InputError(str(p), None, message="is a directory; --trace takes a file path "
                          "such as trace.json")
-    check_target(p)
     if in_dir(p, out_dir) and p.name in own:
         raise InputError(str(p), None, message="is one of the run's own files; name the trace "
                          "something else, such as trace.json")
-    parent = p.parent
-    check_dir(parent, "--trace path")
-    # in the run's folder its own write makes this check; a missing folder holds nobody's files
-    if not in_dir(p, out_dir) and parent.is_dir():
-        from .results import _check_not_anothers
-        _check_not_anothers(parent, [p.name], None, option="--trace path")
-    check_replaceable(p, is_trace, "--trace path")    # a user's JSON of that name
+    # in the run's folder its own write checks the other outputs there
+    check_lone_file(p, is_trace, "--trace path", others=not in_dir(p, out_dir))
+    check_dir(p.parent, "--trace path")
     return p
-
-
-def check_own_name(p: Path, option: str) -> None:
-    """A file named like tpusim's hidden bookkeeping (``.tpusim-GROUP.json`` manifests) is
-    refused: writing it would corrupt the folder's record of what tpusim wrote there."""
-    if p.name.startswith(".tpusim-"):
-        raise InputError(str(p), None, message="is a name tpusim keeps for its record of the "
-                         f"folder's outputs; choose another {option} path")
 
 
 def in_dir(path: Path, out_dir: str | Path | None) -> bool:

@@ -160,8 +160,9 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
     _check_fit_ends(config, fit_spec, overrides)
     out = out or Path("results") / f"{Path(str(config)).stem}_calibrated.yaml"
     check_target(out)   # before the fit: a bad --out fails in a second
-    from .._io import CALIBRATED_MARK, check_replaceable, headed_by
-    check_replaceable(out, lambda p: headed_by(p, CALIBRATED_MARK))   # a user's YAML
+    from .._io import CALIBRATED_MARK, headed_by
+    from ..ownership import check_lone_file
+    check_lone_file(out, lambda p: headed_by(p, CALIBRATED_MARK), "--out")   # a user's YAML
     _check_not_its_input(config, out)
     from ..calibrate_vector import is_vector_file
     from ..importers.measurements import read_measurements
@@ -222,7 +223,7 @@ def validate(out_dir, measurements, calibrated, pods):
     import json
 
     from ..provenance import input_file
-    from ..results import check_not_users
+    from ..ownership import check_not_users
     check_not_users(Path(out_dir), ["validation.csv", "validation.html", "validation.json"],
                     "validate")      # before the checks run
     table = run_checks(measurements=list(measurements), calibrated=calibrated, pods=pods)

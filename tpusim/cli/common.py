@@ -227,14 +227,15 @@ def trace_target(out: Path | None, default: Path, reads: Path | None = None) -> 
     file of the user's that happens to share the name."""
     import os
 
-    from .._io import TRACE_MARK, check_replaceable, check_target, headed_by
+    from .._io import TRACE_MARK, check_target, headed_by
+    from ..ownership import check_lone_file
     target = Path(out or default)
     check_target(target)
     if reads is not None and target.exists() and Path(reads).exists() and \
             os.path.samefile(target, reads):
         raise InputError(str(target), None, message="is the file this command reads; give "
                          "--out another path")
-    check_replaceable(target, lambda p: headed_by(p, TRACE_MARK))
+    check_lone_file(target, lambda p: headed_by(p, TRACE_MARK), "--out")
     return target
 
 

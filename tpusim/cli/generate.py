@@ -43,7 +43,7 @@ def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, s
         if out.suffix.lower() == ".json":
             raise InputError("--out", None, str(out), "the per-step CSV, e.g. steps.csv (the "
                              "run's record goes beside it as steps.json)")
-        from ..results import check_owned
+        from ..ownership import check_owned
         check_owned([out, out.with_suffix(".json")], f"generate-{out.stem}")
     chip, overrides = loaded_chip(config, sets)
     from .._input import check_size

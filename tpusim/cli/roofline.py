@@ -256,18 +256,12 @@ def _check_own(html_path: Path, targets: tuple[Path, ...], png) -> str:
     after refusing, before anything runs, a target that is not a regular file or that exists
     and no earlier roofline of this name wrote (a user's CSV or JSON beside the chart, the
     workload just read)."""
-    from .._io import check_replaceable, check_target, is_png
-    from ..results import _check_not_anothers, check_owned
+    from .._io import is_png
+    from ..ownership import check_lone_file, check_owned
     group = f"roofline-{html_path.stem}"
     check_owned(list(targets), group)
-    if png is not None:
-        png = Path(png)
-        check_target(png)
-        from ..trace_events import check_own_name
-        check_own_name(png, "--png")
-        if png.parent.is_dir():     # the chart's own manifest lists it when they share a folder
-            _check_not_anothers(png.parent, [png.name], group, option="--png")
-        check_replaceable(png, is_png, "--png")       # only a PNG tpusim wrote is replaced
+    if png is not None:     # only a PNG tpusim wrote; the chart's own when in its folder
+        check_lone_file(Path(png), is_png, "--png", group)
     return group
 
 

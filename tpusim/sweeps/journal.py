@@ -69,7 +69,7 @@ class _Store:
         first refuse a user's file named like one this sweep writes (``html``: its page,
         ``record``: its sweep.json), before any point runs."""
         from .._io import check_dir
-        from ..results import check_not_users
+        from ..ownership import check_not_users
         check_dir(self.dir)
         names = [n for n in SWEEP_FILES if (html or n != "sweep.html")
                  and (record or n != "sweep.json")]
