@@ -114,6 +114,24 @@ class Schedule:
         return sum(self.waits_s.values())
 
 
+def per_step(p: StepParts, value) -> dict[str, float]:
+    """Each collective's total over the step (train.json's ``collectives_s`` keys) from
+    ``value(field)``, one span's quantity of a collective field of ``p`` (its seconds, or the
+    bytes ``p.moved`` gives it): each span as many times as :func:`schedule` runs it (per
+    microbatch a unit's gather in the forward and again in the backward, its gradients'
+    reduce-scatter, each block's TP and EP collectives per pass, a PP send each way; once per
+    step the DP and DCN gradient exchanges)."""
+    L, M = p.layers, p.microbatches
+    return {"fsdp_all_gather": 2 * M * (L * value("ag_block") + value("ag_head")),
+            "fsdp_reduce_scatter": M * (L * value("rs_block") + value("rs_head")),
+            "dp_all_reduce": L * value("dp_block") + value("dp_head"),
+            "dcn_all_reduce": value("dcn"),
+            "tp_all_reduce": L * M * (value("tp_block") + value("tp_backward")
+                                      + value("tp_hidden") + value("tp_recompute")),
+            "ep_all_to_all": L * M * (2 * value("ep_block") + value("ep_recompute")),
+            "pp_permute": 2 * M * value("pp")}
+
+
 def schedule(p: StepParts, record: bool = False) -> Schedule:
     """Run the step (module docstring); ``record``: keep every span for a trace or a chart
     (without, :func:`_unrecorded` runs the same operations in the same order, inlined: the
@@ -330,5 +348,5 @@ def _unrecorded(p: StepParts) -> Schedule:
     return out
 
 
-__all__ = ["StepParts", "Span", "Schedule", "schedule", "TRACKS", "COMPUTE", "ICI", "BLOCKING",
-           "TP_HIDDEN"]
+__all__ = ["StepParts", "Span", "Schedule", "schedule", "per_step", "TRACKS", "COMPUTE", "ICI",
+           "BLOCKING", "TP_HIDDEN"]

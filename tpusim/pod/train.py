@@ -69,7 +69,7 @@ from .moe import megablox_rows
 from .remat import (BASIC, OUTSIDE_BLOCKS as _OUTSIDE_BLOCKS, WIRE_BYTES, Remat, kept_per_layer,
                     parse_remat, recomputed, saved_per_layer, tp_shares, unread,
                     COVER_ROWS)
-from .schedule import Schedule, StepParts, schedule
+from .schedule import Schedule, StepParts, per_step, schedule
 from .sharding import ParallelSpec, Placement, check_spec, dcn_kind, place
 from .topology import Slice
 
@@ -278,15 +278,14 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     for (t, _), w in zip(per_row[len(fwd):], where_b):
         part[w][1] += t
 
-    # Collectives: each one's Cost, then the seconds (and bytes, `moved` below) of the step.
+    # Collectives: each one's Cost, then one span's seconds (and bytes, `moved_by` below) of
+    # each; the step's totals are schedule.per_step's.
     ag = [all_gather(p * WIRE_BYTES, axes) for p, axes in
           ((dense, dense_axes), (expert, fsdp_axes), (head, dense_axes))]
     rs = [reduce_scatter(p * WIRE_BYTES, axes) for p, axes in
           ((dense, dense_axes), (expert, fsdp_axes), (head, dense_axes))]
     ag_block = ag[0].total_s + ag[1].total_s
     rs_block = rs[0].total_s + rs[1].total_s
-    gather = microbatches * 2 * (L * ag_block + ag[2].total_s)
-    scatter = microbatches * (L * rs_block + rs[2].total_s)
     # dp inside a slice all-reduces under the backward; across slices (DCN) the exchange starts
     # only once the gradients are complete (PaLM, Section 4: "the transfer does not start until
     # each core finishes computing the gradients"), so it is exposed: a reduce-scatter over the
@@ -320,32 +319,13 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     a2a = act * all_to_all_rows(model, seq, kernel) / seq if model.moe else 0.0
     ep_c = all_to_all(a2a, pl.of("ep"))
     ep_block = 2 * ep_c.total_s if model.moe else 0.0
-    tp_s = L * microbatches * (tp_block + tp_back + tp_hidden + tp_redo)
     # The recompute reruns both all-to-alls whenever it reruns anything: their outputs are no
     # trace row a policy can keep, and the experts' weight gradients read the dispatched tokens
     # and the combine's backward the returned expert outputs.
     ep_redo = ep_block if redo_names else 0.0
-    ep_s = L * microbatches * (2 * ep_block + ep_redo)
     pp_axes = pl.of("pp")
     pp_c = permute(act, pp_axes[0]) if pp_axes else None
     pp_one = pp_c.total_s if pp_c else 0.0
-    pp_s = microbatches * 2 * pp_one
-
-    # Bytes each chip receives per step, by collective, over ICI and over DCN: the Costs above,
-    # as many times as the step runs each (its TP traffic whether hidden or waited on).
-    def moved(*terms: tuple[float, Any]) -> dict[str, float]:
-        return {"ici": sum(n * c.ici_bytes for n, c in terms if c),
-                "dcn": sum(n * c.dcn_bytes for n, c in terms if c)}
-    tp_runs = per_block * (1 + shares.backward + shares.under_wgrad + shares.under_dgrad
-                           + shares.recompute)
-    traffic = {
-        "fsdp_all_gather": moved(*((2 * microbatches * n, c) for n, c in zip((L, L, 1), ag))),
-        "fsdp_reduce_scatter": moved(*((microbatches * n, c) for n, c in zip((L, L, 1), rs))),
-        "dp_all_reduce": moved((1, dp_c)), "dcn_all_reduce": moved((1, dcn_c)),
-        "tp_all_reduce": moved((L * microbatches * tp_runs, tp_c)),
-        "ep_all_to_all": moved((L * microbatches * 2 * (2 + bool(redo_names)), ep_c)
-                               if model.moe else (0, None)),
-        "pp_permute": moved((2 * microbatches, pp_c))}
     bubble = (spec.pp - 1) * t_mb
 
     # Optimizer (Adam) on this chip's shard of every parameter.
@@ -391,6 +371,10 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         bubble=bubble, optimizer=opt, moved=moved_by)
     sched = schedule(parts)
     step = sched.step_s
+    # bytes each chip receives per step, by collective, over ICI and over DCN (its TP traffic
+    # whether hidden or waited on)
+    ici, dcn = (per_step(parts, lambda f, i=i: moved_by[f][i]) for i in (0, 1))
+    traffic = {k: {"ici": ici[k], "dcn": dcn[k]} for k in ici}
 
     tokens = global_batch * seq
     peak = chip.peak_tops("bf16") * 1e12 if "bf16" in chip.formats else \
@@ -409,10 +393,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         memory_gib={"weights_grads_optimizer": state / gib, "gathered_weights": prefetch / gib,
                     "activations": keep / gib, "backward_working_set": working / gib,
                     "host_offload": host / gib},
-        collectives_s={"fsdp_all_gather": gather, "fsdp_reduce_scatter": scatter,
-                       "dp_all_reduce": grads_dp, "dcn_all_reduce": grads_dcn,
-                       "tp_all_reduce": tp_s, "ep_all_to_all": ep_s,
-                       "pp_permute": pp_s},
+        collectives_s=per_step(parts, lambda f: getattr(parts, f)),
         exposed={"fsdp_all_gather": False, "fsdp_reduce_scatter": False, "dp_all_reduce": False,
                  "dcn_all_reduce": True,
                  "tp_all_reduce": True, "ep_all_to_all": True, "pp_permute": True},
