@@ -39,10 +39,10 @@ and weight-gradient gathers, which run under the column-parallel GEMMs (``remat.
 Optimizer: Adam in mixed precision (bf16 weights and gradients, fp32 master weights and two
 moments: 16 bytes per parameter, sharded over fsdp as ZeRO-3 does); its update reads 18 and
 writes 14 bytes and does 12 vector ops per parameter (assumption), at HBM or vector speed
-whichever is slower. HBM per chip: the sharded state, two layers' gathered weights, the
-activations the remat policy keeps in HBM, and the working set of the layer being
-back-propagated (its whole forward, recomputed where the policy dropped it); ``host_offload``
-counts what the policy keeps in host memory (not HBM).
+whichever is slower. HBM per chip (``pod/hbm_account.py``): the sharded state, two layers'
+gathered weights, the activations the remat policy keeps in HBM, and the working set of the layer
+being back-propagated (its whole forward, recomputed where the policy dropped it);
+``host_offload`` counts what the policy keeps in host memory (not HBM).
 
 MFU as PaLM (Chowdhery et al. 2022, Appendix B) defines it: (6 N + 12 L H Q T) FLOPs per token over
 the peak, N the matmul parameters a token passes (active ones for MoE), L layers, H heads, Q head
@@ -65,16 +65,15 @@ from .dropmoe import (MoeKernel, all_to_all_rows, check_kernel, dropped_rows, pa
                       without_mask_gradients)
 from .flash import FLASH_BLOCK, flash_attention, flash_backward
 from .flash_blocks import FlashBlocks
+from .hbm_account import account, chip_params
 from .moe import megablox_rows
-from .remat import (BASIC, OUTSIDE_BLOCKS as _OUTSIDE_BLOCKS, WIRE_BYTES, Remat, kept_per_layer,
-                    parse_remat, recomputed, saved_per_layer, tp_shares, unread,
-                    COVER_ROWS)
+from .remat import (BASIC, OUTSIDE_BLOCKS as _OUTSIDE_BLOCKS, WIRE_BYTES, Remat, parse_remat,
+                    recomputed, tp_shares, unread, COVER_ROWS)
 from .schedule import Schedule, StepParts, per_step, schedule
 from .sharding import ParallelSpec, Placement, check_spec, dcn_kind, place
 from .topology import Slice
 
 REMATS = BASIC           # the search's default candidates; train_step takes any pod/remat.py policy
-STATE_BYTES = 16          # bf16 weight + bf16 grad + fp32 master + 2 fp32 moments per parameter
 ADAM_BYTES = 32           # read 18 (w, g, master, m, v), write 14 (w, master, m, v) per parameter
 ADAM_OPS = 12             # vector ops per parameter of one Adam update (assumption)
 
@@ -135,16 +134,6 @@ def shard_config(model: LlmConfig, spec: ParallelSpec) -> LlmConfig:
                    expert_shards=spec.ep)
 
 
-def _layer_params(model: LlmConfig, spec: ParallelSpec) -> tuple[float, float]:
-    """(dense, expert) parameters of one layer on one chip before fsdp sharding."""
-    h, hd = model.hidden, model.head_dim
-    attn = h * (model.heads + 2 * model.kv_heads) * hd + model.heads * hd * h
-    ffn = (3 if model.gated else 2) * h * model.ffn
-    if model.moe:
-        return attn / spec.tp + h * model.experts, ffn * model.experts / (spec.tp * spec.ep)
-    return (attn + ffn) / spec.tp, 0.0
-
-
 def model_flops_per_token(model: LlmConfig, seq: int,
                           attention: Literal["causal", "full"] = "causal") -> float:
     """6 N + 12 L H Q T (PaLM Appendix B); the attention term halved when causal (MaxText)."""
@@ -203,42 +192,11 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     policy.check(block)
     redo = recomputed(block, policy)
     idle = sorted(unread(block) & (set(policy.save) | set(policy.offload)))
-    # Dense weights (and the embedding and LM head) are sharded over fsdp and ep, expert
-    # weights over fsdp (ep already splits the experts).
-    dense, expert = _layer_params(model, spec)
-    head = model.vocab * model.hidden / spec.tp * (1 if model.tied_embeddings else 2)
     fsdp_axes = pl.of("fsdp")
     dense_axes = pl.of("fsdp", "ep")
-    shard_params = ((L * dense + head) / math.prod(a.size for a in dense_axes)
-                    + L * expert / math.prod(a.size for a in fsdp_axes))
-
-    # Memory per chip, checked before anything is simulated.
-    gib = 2 ** 30
-    state = STATE_BYTES * shard_params
-    prefetch = 2 * (dense + expert) * WIRE_BYTES     # this layer and the next one, gathered
-    sp = spec.tp if spec.sequence_parallel else 1
-    in_hbm, on_host = kept_per_layer(fwd, sp, policy)
-    keep = L * in_hbm * min(spec.pp, microbatches)  # 1F1B: stage 1 holds pp microbatches
-    host = L * on_host * min(spec.pp, microbatches)     # pinned host memory, not HBM
-    # The layer being back-propagated has its whole forward live at once (what remat dropped is
-    # recomputed for it, what it offloaded is back): one layer's every block output beyond what
-    # the policy keeps in HBM. Assumption: the next layer's offloaded tensors, fetched ahead,
-    # land in that layer's working set (their buffer is not counted twice).
-    working = saved_per_layer(fwd, sp)["none"] - in_hbm
-    total = state + prefetch + keep + working
-    cap = chip.memory.hbm.capacity_gib
-    if cap is not None and total > cap * gib:
-        # full already keeps only the block inputs: keeping less means offloading them
-        less = ("offload the block inputs (--remat offload:input)" if policy.kind == "full"
-                else "use --remat full")
-        raise InputError("train", "memory", f"{total / gib:.1f} GiB per chip",
-                         f"does not fit the {cap:g} GiB of HBM by {(total - cap * gib) / gib:.1f}"
-                         f" GiB; shard more (fsdp/tp/pp), {less} or a smaller batch")
-    host_cap = chip.memory.host_gib_per_chip
-    if host_cap is not None and host > host_cap * gib:
-        raise InputError("--remat", None, policy.label(), f"offloads {host / gib:.1f} GiB per "
-                         f"chip, which does not fit the {host_cap:g} GiB of host DRAM per chip "
-                         f"by {(host - host_cap * gib) / gib:.1f} GiB; offload fewer tensors")
+    params = chip_params(model, spec, pl, L)
+    dense, expert, head, shard_params = params.dense, params.expert, params.head, params.shard
+    acc = account(chip, fwd, policy, spec, params, L, microbatches)   # before any simulation
 
     # Forward and backward run as one program; recompute reruns forward rows, so it is priced
     # from the forward rows' own times. Dropless expert matmuls run as the grouped-matmul
@@ -262,7 +220,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     # stream (assumption) and only their bytes are reported. Their HBM reads and writes (the
     # tensor's bytes once each way) are not added to the rows' HBM time (assumption: a few % of
     # a layer's HBM traffic).
-    offload_bytes = 2 * L * on_host * microbatches
+    offload_bytes = 2 * L * acc.host_per_layer * microbatches
     compute = microbatches * t_mb
     # Each row's place in the program: before the blocks, in them, after them.
     first = next(i for i, r in enumerate(fwd) if r["name"] not in _OUTSIDE_BLOCKS)
@@ -383,16 +341,15 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     hfu = 2 * microbatches * (macs_f + macs_b + macs_r) / (step * peak)
     return TrainResult(
         step_s=step, tokens_per_s=tokens / step, tokens_per_s_per_chip=tokens / step / sl.chips,
-        mfu=mfu, hfu=hfu, hbm_gib_per_chip=total / gib, parallel=spec.label(), chips=sl.chips,
+        mfu=mfu, hfu=hfu, hbm_gib_per_chip=acc.total / 2 ** 30, parallel=spec.label(),
+        chips=sl.chips,
         topology=sl.label(),
         time_s={"compute": compute, "forward": microbatches * t_f,
                 "backward": microbatches * t_b, "recompute": microbatches * t_r,
                 "exposed_collectives": sched.exposed_s,
                 "bubble": bubble,
                 "optimizer": opt},
-        memory_gib={"weights_grads_optimizer": state / gib, "gathered_weights": prefetch / gib,
-                    "activations": keep / gib, "backward_working_set": working / gib,
-                    "host_offload": host / gib},
+        memory_gib=acc.gib(),
         collectives_s=per_step(parts, lambda f: getattr(parts, f)),
         exposed={"fsdp_all_gather": False, "fsdp_reduce_scatter": False, "dp_all_reduce": False,
                  "dcn_all_reduce": True,
