@@ -71,6 +71,10 @@ def test_default_shapes_follow_cloud_slice_names():
     assert default_shape(load_config("tpu_v5e").ici, 8) == (2, 4)
     assert default_shape(load_config("tpu_v5p").ici, 256) == (4, 8, 8)
     assert default_shape(load_config("tpu_v6e").ici, 256) == (16, 16)
+    # v6e-16 is 4x4 and v5e-32 4x8 (Cloud TPU docs), not a wrapped 16- or 32-chip ring
+    assert default_shape(load_config("tpu_v6e").ici, 16) == (4, 4)
+    assert default_shape(load_config("tpu_v5e").ici, 32) == (4, 8)
+    assert default_shape(load_config("tpu_v4").ici, 8) == (2, 2, 2)
     s = make_slice(load_config("tpu_v4").ici, load_config("tpu_v4").dcn, chips=6144, slices=2)
     assert s.shape == (12, 16, 16) and s.chips == 6144 and s.slices == 2
 

@@ -158,8 +158,9 @@ def _wraps(ici: IciConfig, size: int) -> bool:
 
 def default_shape(ici: IciConfig, chips: int) -> tuple[int, ...]:
     """A slice shape of ``chips`` chips: the preset's default slice if it has that many chips,
-    else the factorisation into ``dims`` axes with the most wrapped axes, then the smallest
-    longest axis (the most cube-like shape, as Cloud TPU's standard slice shapes are)."""
+    else the factorisation into ``dims`` axes with the smallest longest axis (the most
+    cube-like shape, as Cloud TPU's standard slice shapes are: v6e-16 is 4x4, v5e-32 4x8,
+    v4's 8 chips 2x2x2), then the most wrapped axes."""
     base = parse_shape(ici.slice)
     if math.prod(base) == chips:
         return base
@@ -169,7 +170,7 @@ def default_shape(ici: IciConfig, chips: int) -> tuple[int, ...]:
         if rest == 0:
             continue
         shape = tuple(sorted((*combo, rest)))
-        key = (-sum(_wraps(ici, s) for s in shape), max(shape), shape)
+        key = (max(shape), -sum(_wraps(ici, s) for s in shape), shape)
         if best is None or key < best:
             best = key
     return tuple(s for s in best[2] if s > 1) or (1,)
