@@ -529,3 +529,46 @@ def test_time_by_op_adds_up_to_the_compute_split():
     none = train_step(chip, get_preset("llama2_7b"), sl, ParallelSpec(fsdp=8), 256, 8, "none")
     assert all(o["recompute_s"] == 0 for o in none.time_by_op)
     assert json.loads(json.dumps(r.as_dict()))["time_by_op"][0]["name"] == "embed"
+
+
+def test_memory_peak_at_the_loss_holds_logits_and_the_gathered_head():
+    # A big vocabulary and a short model: the step's HBM peak is at the loss, where the logits
+    # and their gradient (bf16, tokens x vocab / tp each), the gathered LM head (vocab x hidden /
+    # tp, bf16) and the last layer's gathered weights are live; by hand.
+    big = custom_config(name="bigvocab", hidden=512, layers=2, heads=8, kv_heads=8, ffn=2048,
+                        vocab=256000, gated=True, act="silu")
+    for spec, shape in ((ParallelSpec(fsdp=4), "2x2"), (ParallelSpec(fsdp=2, tp=2), "2x2")):
+        r = train_step(CHIP, big, _slice(shape), spec, seq=512, global_batch=8, remat="full")
+        tokens = 8 // spec.replicas * 512
+        m = r.memory_gib
+        assert m["logits"] * 2 ** 30 == 2 * tokens * 256000 / spec.tp * 2
+        layer = (4 * 512 * 512 + 3 * 512 * 2048) / spec.tp      # q, k, v, o and gated FFN
+        assert m["gathered_weights"] * 2 ** 30 == pytest.approx(
+            (layer + 256000 * 512 / spec.tp) * 2)
+        assert m["backward_working_set"] == 0
+        assert r.hbm_gib_per_chip == pytest.approx(sum(v for k, v in m.items()
+                                                       if k != "host_offload"))
+
+
+@pytest.mark.parametrize("spec,shape", [(ParallelSpec(tp=2), "2"), (ParallelSpec(dp=2), "2")])
+def test_nothing_is_gathered_without_fsdp(spec, shape):
+    # Without fsdp (or ep) every chip already holds its weights in its state: none are gathered.
+    r = train_step(CHIP, TINY, _slice(shape), spec, seq=64, global_batch=2, remat="full")
+    assert r.memory_gib["gathered_weights"] == 0
+    g = train_step(CHIP, TINY, _slice(shape), ParallelSpec(fsdp=2), seq=64, global_batch=2,
+                   remat="full")
+    assert g.memory_gib["gathered_weights"] > 0
+
+
+def test_out_of_hbm_advice_fits_the_policy():
+    # An offload policy keeps less in HBM than full: "use --remat full" would not help it.
+    chip, model = load_config("tpu_v5e"), get_preset("llama2_70b")
+    sl = make_slice(chip.ici, chip.dcn, chips=8)
+    msgs = {}
+    for remat in ("offload:input", "none", "full"):
+        with pytest.raises(InputError) as e:
+            train_step(chip, model, sl, ParallelSpec(fsdp=8), 2048, 8, remat)
+        msgs[remat] = str(e.value)
+    assert "--remat full" not in msgs["offload:input"]
+    assert "use --remat full" in msgs["none"]
+    assert "offload:input" in msgs["full"]

@@ -2,10 +2,19 @@
 host memory) account, checked before anything is simulated.
 
 HBM per chip is the sharded state (``STATE_BYTES`` per parameter: bf16 weight and gradient, fp32
-master weight and two Adam moments, sharded over fsdp as ZeRO-3 does), two layers' gathered
-weights (the layer running and the one prefetched), the activations the remat policy keeps in
-HBM, and the working set of the layer being back-propagated. What the policy offloads is counted
-in host memory, not HBM.
+master weight and two Adam moments, sharded over fsdp as ZeRO-3 does) and the activations the
+remat policy keeps in HBM, plus the larger of two moments of the step (the peak):
+
+* inside the layers: two layers' gathered weights (the layer running and the one prefetched;
+  none where nothing shards them) and the working set of the layer being back-propagated;
+* at the loss, between the forward and the backward: the logits and their gradient (bf16, the
+  microbatch's tokens x vocabulary / tp each; assumption: both live at once, as the LM head's
+  backward reads the gradient while the loss still holds the logits), the gathered LM head (or
+  embedding, the larger one matrix) and the last layer's gathered weights, prefetched for its
+  backward.
+
+``memory_gib`` names the pieces of the larger moment, so they add up to ``hbm_gib_per_chip``.
+What the policy offloads is counted in host memory, not HBM.
 """
 from __future__ import annotations
 
@@ -24,11 +33,19 @@ GIB = 2 ** 30
 @dataclass(frozen=True)
 class Params:
     """One chip's parameters: ``dense`` and ``expert`` of one layer before fsdp sharding,
-    ``head`` the embedding and LM head before it, ``shard`` everything the chip keeps after it."""
+    ``head`` the embedding and LM head before it (``matrix``: the larger one of them), ``shard``
+    everything the chip keeps after it; ``gathered``: whether fsdp (and ep, for dense weights)
+    shards the dense and the expert weights, so that a layer gathers them before it runs."""
     dense: float
     expert: float
     head: float
     shard: float
+    matrix: float = 0.0
+    gathered: tuple[bool, bool] = (True, True)
+
+    def layer_gathered(self) -> float:
+        """Bytes of one layer's weights gathered (bf16 on the wire), 0 where nothing shards them."""
+        return (self.dense * self.gathered[0] + self.expert * self.gathered[1]) * WIRE_BYTES
 
 
 def layer_params(model, spec: ParallelSpec) -> tuple[float, float]:
@@ -45,38 +62,45 @@ def chip_params(model, spec: ParallelSpec, pl: Placement, layers: int) -> Params
     """Dense weights (and the embedding and LM head) are sharded over fsdp and ep, expert
     weights over fsdp (ep already splits the experts)."""
     dense, expert = layer_params(model, spec)
-    head = model.vocab * model.hidden / spec.tp * (1 if model.tied_embeddings else 2)
-    shard = ((layers * dense + head) / math.prod(a.size for a in pl.of("fsdp", "ep"))
-             + layers * expert / math.prod(a.size for a in pl.of("fsdp")))
-    return Params(dense, expert, head, shard)
+    matrix = model.vocab * model.hidden / spec.tp
+    head = matrix * (1 if model.tied_embeddings else 2)
+    d_split = math.prod(a.size for a in pl.of("fsdp", "ep"))
+    e_split = math.prod(a.size for a in pl.of("fsdp"))
+    shard = (layers * dense + head) / d_split + layers * expert / e_split
+    return Params(dense, expert, head, shard, matrix, (d_split > 1, e_split > 1))
 
 
 @dataclass(frozen=True)
 class Account:
-    """Bytes per chip: ``state``, ``prefetch`` (gathered weights), ``keep`` (activations in
-    HBM), ``working`` (the backward's working set) and ``host`` (offloaded, not HBM)."""
+    """Bytes per chip at the step's HBM peak (module docstring): ``state``, ``prefetch``
+    (gathered weights), ``keep`` (activations in HBM), ``working`` (the backward's working set;
+    0 when the peak is at the loss), ``logits`` (logits and their gradient; 0 when the peak is
+    in the layers) and ``host`` (offloaded, not HBM)."""
     state: float
     prefetch: float
     keep: float
     working: float
     host: float
     host_per_layer: float    # what one layer of one microbatch offloads
+    logits: float = 0.0
 
     @property
     def total(self) -> float:
         """The HBM bytes (host memory excluded)."""
-        return self.state + self.prefetch + self.keep + self.working
+        return self.state + self.prefetch + self.keep + self.working + self.logits
 
     def gib(self) -> dict[str, float]:
         """``train.json``'s ``memory_gib``."""
         return {"weights_grads_optimizer": self.state / GIB,
                 "gathered_weights": self.prefetch / GIB, "activations": self.keep / GIB,
-                "backward_working_set": self.working / GIB, "host_offload": self.host / GIB}
+                "backward_working_set": self.working / GIB, "logits": self.logits / GIB,
+                "host_offload": self.host / GIB}
 
 
 def account(chip, fwd: list[dict[str, Any]], policy: Remat, spec: ParallelSpec,
-            params: Params, layers: int, microbatches: int) -> Account:
-    """The chip's HBM and host account; a one-line InputError where it does not fit."""
+            params: Params, layers: int, microbatches: int, logits: float = 0.0) -> Account:
+    """The chip's HBM and host account; a one-line InputError where it does not fit.
+    ``logits``: the elements of one microbatch's logits on this chip."""
     sp = spec.tp if spec.sequence_parallel else 1
     in_hbm, on_host = kept_per_layer(fwd, sp, policy)
     live = min(spec.pp, microbatches)              # 1F1B: stage 1 holds pp microbatches
@@ -84,19 +108,27 @@ def account(chip, fwd: list[dict[str, Any]], policy: Remat, spec: ParallelSpec,
     # recomputed for it, what it offloaded is back): one layer's every block output beyond what
     # the policy keeps in HBM. Assumption: the next layer's offloaded tensors, fetched ahead,
     # land in that layer's working set (their buffer is not counted twice).
-    acc = Account(state=STATE_BYTES * params.shard,
-                  prefetch=2 * (params.dense + params.expert) * WIRE_BYTES,
-                  keep=layers * in_hbm * live, working=saved_per_layer(fwd, sp)["none"] - in_hbm,
-                  host=layers * on_host * live, host_per_layer=on_host)
+    layer = params.layer_gathered()
+    working = saved_per_layer(fwd, sp)["none"] - in_hbm
+    head = params.matrix * WIRE_BYTES if any(params.gathered) else 0.0
+    at_loss = (layer + head, 2 * logits * WIRE_BYTES)
+    inside = (2 * layer, working)
+    prefetch, working, turn = (inside + (0.0,)) if sum(inside) >= sum(at_loss) else \
+        (at_loss[0], 0.0, at_loss[1])
+    acc = Account(state=STATE_BYTES * params.shard, prefetch=prefetch, keep=layers * in_hbm * live,
+                  working=working, host=layers * on_host * live, host_per_layer=on_host,
+                  logits=turn)
     cap = chip.memory.hbm.capacity_gib
     if cap is not None and acc.total > cap * GIB:
-        # full already keeps only the block inputs: keeping less means offloading them
-        less = ("offload the block inputs (--remat offload:input)" if policy.kind == "full"
-                else "use --remat full")
+        # full keeps only the block inputs: keeping less means offloading them; a policy that
+        # keeps no more than full in HBM leaves only sharding and the batch to change
+        full = saved_per_layer(fwd, sp)["full"]
+        less = ("offload the block inputs (--remat offload:input), " if policy.kind == "full"
+                else "use --remat full, " if in_hbm > full else "")
         raise InputError("train", "memory", f"{acc.total / GIB:.1f} GiB per chip",
                          f"does not fit the {cap:g} GiB of HBM by "
                          f"{(acc.total - cap * GIB) / GIB:.1f} GiB; shard more (fsdp/tp/pp), "
-                         f"{less} or a smaller batch")
+                         f"{less}or use a smaller batch")
     host_cap = chip.memory.host_gib_per_chip
     if host_cap is not None and acc.host > host_cap * GIB:
         raise InputError("--remat", None, policy.label(), f"offloads {acc.host / GIB:.1f} GiB "

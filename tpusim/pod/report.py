@@ -28,6 +28,7 @@ NAMES = {"exposed_collectives": "exposed collectives", "dp_all_reduce": "DP all-
          "fsdp_reduce_scatter": "FSDP reduce-scatter", "pp_permute": "PP send/receive",
          "tp_all_reduce": "TP all-reduce", "weights_grads_optimizer":
          "weights, gradients and optimizer state", "gathered_weights": "gathered weights",
+         "logits": "logits and their gradient",
          "host_offload": "offloaded activations (pinned host memory, not HBM)"}
 
 

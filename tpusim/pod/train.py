@@ -196,7 +196,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     dense_axes = pl.of("fsdp", "ep")
     params = chip_params(model, spec, pl, L)
     dense, expert, head, shard_params = params.dense, params.expert, params.head, params.shard
-    acc = account(chip, fwd, policy, spec, params, L, microbatches)   # before any simulation
+    acc = account(chip, fwd, policy, spec, params, L, microbatches,   # before simulating
+                  logits=mb * seq * shard.vocab)
 
     # Forward and backward run as one program; recompute reruns forward rows, so it is priced
     # from the forward rows' own times. Dropless expert matmuls run as the grouped-matmul
