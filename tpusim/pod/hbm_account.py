@@ -32,20 +32,37 @@ GIB = 2 ** 30
 
 @dataclass(frozen=True)
 class Params:
-    """One chip's parameters: ``dense`` and ``expert`` of one layer before fsdp sharding,
-    ``head`` the embedding and LM head before it (``matrix``: the larger one of them), ``shard``
-    everything the chip keeps after it; ``gathered``: whether fsdp (and ep, for dense weights)
-    shards the dense and the expert weights, so that a layer gathers them before it runs."""
+    """One chip's parameters before fsdp sharding: ``dense`` and ``expert`` of one layer,
+    ``head`` the embedding and LM head (``matrix``: the larger one of them); ``dense_split`` and
+    ``expert_split``: the fsdp (and ep, for dense weights and the head) degrees that shard them,
+    so that a layer gathers them before it runs where a degree exceeds 1."""
     dense: float
     expert: float
     head: float
-    shard: float
-    matrix: float = 0.0
-    gathered: tuple[bool, bool] = (True, True)
+    matrix: float
+    layers: int
+    dense_split: int
+    expert_split: int
+
+    @property
+    def block(self) -> float:
+        """One layer's parameters this chip keeps after fsdp sharding."""
+        return self.dense / self.dense_split + self.expert / self.expert_split
+
+    @property
+    def head_shard(self) -> float:
+        """The embedding's and LM head's parameters this chip keeps after fsdp sharding."""
+        return self.head / self.dense_split
+
+    @property
+    def shard(self) -> float:
+        """Every parameter this chip keeps after fsdp sharding."""
+        return self.layers * self.block + self.head_shard
 
     def layer_gathered(self) -> float:
         """Bytes of one layer's weights gathered (bf16 on the wire), 0 where nothing shards them."""
-        return (self.dense * self.gathered[0] + self.expert * self.gathered[1]) * WIRE_BYTES
+        return (self.dense * (self.dense_split > 1)
+                + self.expert * (self.expert_split > 1)) * WIRE_BYTES
 
 
 def layer_params(model, spec: ParallelSpec) -> tuple[float, float]:
@@ -63,11 +80,9 @@ def chip_params(model, spec: ParallelSpec, pl: Placement, layers: int) -> Params
     weights over fsdp (ep already splits the experts)."""
     dense, expert = layer_params(model, spec)
     matrix = model.vocab * model.hidden / spec.tp
-    head = matrix * (1 if model.tied_embeddings else 2)
-    d_split = math.prod(a.size for a in pl.of("fsdp", "ep"))
-    e_split = math.prod(a.size for a in pl.of("fsdp"))
-    shard = (layers * dense + head) / d_split + layers * expert / e_split
-    return Params(dense, expert, head, shard, matrix, (d_split > 1, e_split > 1))
+    return Params(dense, expert, matrix * (1 if model.tied_embeddings else 2), matrix, layers,
+                  math.prod(a.size for a in pl.of("fsdp", "ep")),
+                  math.prod(a.size for a in pl.of("fsdp")))
 
 
 @dataclass(frozen=True)
@@ -108,13 +123,16 @@ def account(chip, fwd: list[dict[str, Any]], policy: Remat, spec: ParallelSpec,
     # recomputed for it, what it offloaded is back): one layer's every block output beyond what
     # the policy keeps in HBM. Assumption: the next layer's offloaded tensors, fetched ahead,
     # land in that layer's working set (their buffer is not counted twice).
+    saved = saved_per_layer(fwd, sp)
     layer = params.layer_gathered()
-    working = saved_per_layer(fwd, sp)["none"] - in_hbm
-    head = params.matrix * WIRE_BYTES if any(params.gathered) else 0.0
-    at_loss = (layer + head, 2 * logits * WIRE_BYTES)
-    inside = (2 * layer, working)
-    prefetch, working, turn = (inside + (0.0,)) if sum(inside) >= sum(at_loss) else \
-        (at_loss[0], 0.0, at_loss[1])
+    working = saved["none"] - in_hbm
+    head = params.matrix * WIRE_BYTES if params.dense_split > 1 or params.expert_split > 1 \
+        else 0.0
+    turn = 2 * logits * WIRE_BYTES          # the logits and their gradient
+    if 2 * layer + working >= layer + head + turn:      # the peak is inside the layers
+        prefetch, turn = 2 * layer, 0.0
+    else:                                               # the peak is at the loss
+        prefetch, working = layer + head, 0.0
     acc = Account(state=STATE_BYTES * params.shard, prefetch=prefetch, keep=layers * in_hbm * live,
                   working=working, host=layers * on_host * live, host_per_layer=on_host,
                   logits=turn)
@@ -122,9 +140,8 @@ def account(chip, fwd: list[dict[str, Any]], policy: Remat, spec: ParallelSpec,
     if cap is not None and acc.total > cap * GIB:
         # full keeps only the block inputs: keeping less means offloading them; a policy that
         # keeps no more than full in HBM leaves only sharding and the batch to change
-        full = saved_per_layer(fwd, sp)["full"]
         less = ("offload the block inputs (--remat offload:input), " if policy.kind == "full"
-                else "use --remat full, " if in_hbm > full else "")
+                else "use --remat full, " if in_hbm > saved["full"] else "")
         raise InputError("train", "memory", f"{acc.total / GIB:.1f} GiB per chip",
                          f"does not fit the {cap:g} GiB of HBM by "
                          f"{(acc.total - cap * GIB) / GIB:.1f} GiB; shard more (fsdp/tp/pp), "

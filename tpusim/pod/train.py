@@ -39,10 +39,11 @@ and weight-gradient gathers, which run under the column-parallel GEMMs (``remat.
 Optimizer: Adam in mixed precision (bf16 weights and gradients, fp32 master weights and two
 moments: 16 bytes per parameter, sharded over fsdp as ZeRO-3 does); its update reads 18 and
 writes 14 bytes and does 12 vector ops per parameter (assumption), at HBM or vector speed
-whichever is slower. HBM per chip (``pod/hbm_account.py``): the sharded state, two layers'
-gathered weights, the activations the remat policy keeps in HBM, and the working set of the layer
-being back-propagated (its whole forward, recomputed where the policy dropped it);
-``host_offload`` counts what the policy keeps in host memory (not HBM).
+whichever is slower. HBM per chip (``pod/hbm_account.py``): the sharded state, the activations
+the remat policy keeps in HBM, and the larger of the layers' moment (two layers' gathered weights,
+the working set of the layer being back-propagated) and the loss's (the logits and their
+gradient, the gathered LM head and last layer); ``host_offload`` counts what the policy keeps in
+host memory (not HBM).
 
 MFU as PaLM (Chowdhery et al. 2022, Appendix B) defines it: (6 N + 12 L H Q T) FLOPs per token over
 the peak, N the matmul parameters a token passes (active ones for MoE), L layers, H heads, Q head
@@ -65,7 +66,7 @@ from .dropmoe import (MoeKernel, all_to_all_rows, check_kernel, dropped_rows, pa
                       without_mask_gradients)
 from .flash import FLASH_BLOCK, flash_attention, flash_backward
 from .flash_blocks import FlashBlocks
-from .hbm_account import account, chip_params
+from .hbm_account import GIB, account, chip_params
 from .moe import megablox_rows
 from .remat import (BASIC, OUTSIDE_BLOCKS as _OUTSIDE_BLOCKS, WIRE_BYTES, Remat, parse_remat,
                     recomputed, tp_shares, unread, COVER_ROWS)
@@ -295,9 +296,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     # The step is the per-layer schedule's (pod/schedule.py): exposed collective time is what
     # the compute waits for.
     dp_share = grads_dp / shard_params if shard_params else 0.0
-    block_params = (dense / math.prod(a.size for a in dense_axes)
-                    + expert / math.prod(a.size for a in fsdp_axes))
-    head_params = head / math.prod(a.size for a in dense_axes)
+    block_params, head_params = params.block, params.head_shard
 
     # What one span of each kind brings into the chip (its Cost's bytes): a TP span is a
     # share of one all-reduce's in proportion to its seconds (a block's all-reduces all move
@@ -342,8 +341,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     hfu = 2 * microbatches * (macs_f + macs_b + macs_r) / (step * peak)
     return TrainResult(
         step_s=step, tokens_per_s=tokens / step, tokens_per_s_per_chip=tokens / step / sl.chips,
-        mfu=mfu, hfu=hfu, hbm_gib_per_chip=acc.total / 2 ** 30, parallel=spec.label(),
-        chips=sl.chips,
+        mfu=mfu, hfu=hfu, hbm_gib_per_chip=acc.total / GIB, parallel=spec.label(), chips=sl.chips,
         topology=sl.label(),
         time_s={"compute": compute, "forward": microbatches * t_f,
                 "backward": microbatches * t_b, "recompute": microbatches * t_r,
