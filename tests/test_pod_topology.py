@@ -66,6 +66,19 @@ def test_axis_bandwidth_is_links_per_direction_times_link():
     assert ax.bandwidth_bytes_per_s == 2 * ici.link_bandwidth_bytes_per_s and ax.kind == "ring"
 
 
+def test_inbound_bandwidth_counts_the_links_a_shape_wires():
+    # Per chip, averaged over the slice: a wrapped axis brings one link from each neighbour
+    # (2 b), a line of n chips 2(n-1) directed links over n chips, so a 2x2 wires 2 of v5e's
+    # 4 ports and an 8x16 v5e 2 x 7/8 + 2 of them; a v5p 4x4x8 cube wires all 6.
+    v5e, v5p = load_config("tpu_v5e").ici, load_config("tpu_v5p").ici
+    b = v5e.link_bandwidth_bytes_per_s
+    assert make_slice(v5e, shape="2x2").inbound_bytes_per_s == pytest.approx(2 * b)
+    assert make_slice(v5e, shape="8x16").inbound_bytes_per_s == pytest.approx((2 * 7 / 8 + 2) * b)
+    assert make_slice(v5e, shape="16x16").inbound_bytes_per_s == pytest.approx(4 * b)
+    assert make_slice(v5p, shape="4x4x8").inbound_bytes_per_s == pytest.approx(
+        6 * v5p.link_bandwidth_bytes_per_s)
+
+
 def test_default_shapes_follow_cloud_slice_names():
     # v5e-8 is 2x4, v5p-512 (256 chips) is 4x8x8, v6e-256 is 16x16 (Cloud TPU docs tables).
     assert default_shape(load_config("tpu_v5e").ici, 8) == (2, 4)

@@ -445,13 +445,14 @@ def test_fsdp_across_two_slices_hand_computed():
     # Bytes each chip receives: an all-gather of D brings in what the chip lacks, 31/32 x D,
     # of which the other slice's half of its 1/16 shard over DCN (D/32), the rest over ICI
     # (15/16 x D); the reduce-scatter the same once per step. Over the step's inbound ICI
-    # capacity (4 ports x b) that is ici_link_busy.
+    # capacity that is ici_link_busy: a 16-chip ring wires 2 of the chip's 4 ports (one link
+    # each way to each neighbour), 2 x b, not 4 x b.
     d = 2 * (4 * layer + head)
     moved = r.collective_bytes_per_chip
     assert moved["fsdp_all_gather"] == pytest.approx({"ici": 2 * 15 / 16 * d, "dcn": 2 * d / 32})
     assert moved["fsdp_reduce_scatter"] == pytest.approx({"ici": 15 / 16 * d, "dcn": d / 32})
     assert moved["tp_all_reduce"] == moved["pp_permute"] == {"ici": 0, "dcn": 0}
-    assert r.ici_link_busy == pytest.approx(3 * 15 / 16 * d / (r.step_s * 4 * b))
+    assert r.ici_link_busy == pytest.approx(3 * 15 / 16 * d / (r.step_s * 2 * b))
 
 
 def test_dp_over_dcn_keeps_fsdp_inside_the_slice():

@@ -136,6 +136,15 @@ class Slice:
     def axes(self) -> tuple[Axis, ...]:
         return tuple(self.axis(i) for i in range(len(self.shape)))
 
+    @property
+    def inbound_bytes_per_s(self) -> float:
+        """ICI bandwidth into one chip, averaged over the slice, over the links its shape wires:
+        both neighbours' on a ring axis (2 b), on a line of n chips the 2(n-1) directed links
+        shared by n chips (an end chip has one neighbour), nothing on an axis of one chip."""
+        return sum(2 * ax.bandwidth_bytes_per_s * (1.0 if ax.kind == "ring" and ax.size > 2
+                                                   else (ax.size - 1) / ax.size)
+                   for ax in self.axes)
+
     def dcn_axis(self) -> Axis:
         if self.slices > 1 and self.dcn_bandwidth_bytes_per_s is None:
             raise InputError("chip config", "dcn", None,

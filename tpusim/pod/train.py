@@ -116,13 +116,11 @@ class TrainResult:
         return schedule(self.parts, record=True)
 
 
-def _link_busy(chip, ici_bytes: float, step_s: float) -> float:
-    """The share of the step's inbound ICI capacity (every port's one-way link bandwidth) that
-    ``ici_bytes`` received per chip fill; 0 for a chip without an ici section."""
-    ici = chip.ici
-    if ici is None or step_s <= 0:
-        return 0.0
-    return ici_bytes / (step_s * ici.links_per_chip * ici.link_bandwidth_bytes_per_s)
+def _link_busy(sl: Slice, ici_bytes: float, step_s: float) -> float:
+    """The share of the step's inbound ICI capacity (the links the slice's shape wires,
+    :attr:`Slice.inbound_bytes_per_s`) that ``ici_bytes`` received per chip fill."""
+    capacity = sl.inbound_bytes_per_s * step_s
+    return ici_bytes / capacity if capacity > 0 else 0.0
 
 
 def shard_config(model: LlmConfig, spec: ParallelSpec) -> LlmConfig:
@@ -356,7 +354,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         exposed_s=dict(sched.waits_s), parts=parts, remat=policy.label(),
         host_offload_bytes_per_step=offload_bytes, moe=kernel.label() if model.moe else "",
         time_by_op=by_op, collective_bytes_per_chip=traffic,
-        ici_link_busy=_link_busy(chip, sum(v["ici"] for v in traffic.values()), step),
+        ici_link_busy=_link_busy(sl, sum(v["ici"] for v in traffic.values()), step),
         notes=(f"per chip: {mb} sequence(s) of {seq} tokens x {microbatches} microbatch(es); "
                f"remat {policy.label()}; shard {shard.name}"
                + (f"; moe {kernel.label()}" if model.moe else ""),)
