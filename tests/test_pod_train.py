@@ -101,6 +101,24 @@ def test_tensor_parallel_all_reduces_are_exposed():
     assert shard_config(TINY, ParallelSpec(tp=4)).heads == 2
 
 
+def test_kv_heads_replicated_past_tp_keep_whole_heads_and_sum_their_gradients():
+    # Multi-query TINY (1 KV head) at tp=4: each chip keeps a quarter of Q and O but the whole
+    # K and V (2 x 512 x 64 each layer), not a quarter of them; the 4 chips' partial gradients
+    # of K/V are all-reduced over the tp ring: 2 x 3/4 x 2 B x 2 x 512 x 64 per layer.
+    mqa = custom_config(name="mqa", hidden=512, layers=4, heads=8, kv_heads=1, ffn=2048,
+                        vocab=1024, gated=True, act="silu", norm="rmsnorm", positions="rope")
+    r = train_step(CHIP, mqa, _slice("4"), ParallelSpec(tp=4), seq=64, global_batch=2)
+    kv, qo, ffn, head = 2 * 512 * 64, 2 * 512 * 512 / 4, 3 * 512 * 2048 / 4, 2 * 1024 * 512 / 4
+    assert r.memory_gib["weights_grads_optimizer"] * 2 ** 30 == pytest.approx(
+        16 * (4 * (kv + qo + ffn) + head), rel=1e-12)
+    assert r.collective_bytes_per_chip["dp_all_reduce"]["ici"] == pytest.approx(
+        4 * 2 * 3 / 4 * 2 * kv)
+    assert r.collectives_s["dp_all_reduce"] > 0 and not r.exposed["dp_all_reduce"]
+    # With as many KV heads as tp ranks nothing is replicated and no gradient is summed.
+    assert train_step(CHIP, TINY, _slice("4"), ParallelSpec(tp=4), seq=64,
+                      global_batch=2).collectives_s["dp_all_reduce"] == 0
+
+
 def test_pipeline_bubble_is_pp_minus_one_microbatch_slots():
     r = train_step(CHIP, TINY, _slice("2"), ParallelSpec(pp=2), seq=64, global_batch=4,
                    microbatches=4)

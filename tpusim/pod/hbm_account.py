@@ -65,14 +65,20 @@ class Params:
                 + self.expert * (self.expert_split > 1)) * WIRE_BYTES
 
 
+def kv_params(model, spec: ParallelSpec) -> float:
+    """One layer's K and V projection parameters on one chip: its kv_heads / tp heads, or one
+    head replicated on tp / kv_heads chips where tp exceeds the KV heads (``shard_config``)."""
+    return 2 * model.hidden * model.head_dim * max(1, model.kv_heads // spec.tp)
+
+
 def layer_params(model, spec: ParallelSpec) -> tuple[float, float]:
     """(dense, expert) parameters of one layer on one chip before fsdp sharding."""
     h, hd = model.hidden, model.head_dim
-    attn = h * (model.heads + 2 * model.kv_heads) * hd + model.heads * hd * h
+    attn = 2 * h * model.heads * hd / spec.tp + kv_params(model, spec)
     ffn = (3 if model.gated else 2) * h * model.ffn
     if model.moe:
-        return attn / spec.tp + h * model.experts, ffn * model.experts / (spec.tp * spec.ep)
-    return (attn + ffn) / spec.tp, 0.0
+        return attn + h * model.experts, ffn * model.experts / (spec.tp * spec.ep)
+    return attn + ffn / spec.tp, 0.0
 
 
 def chip_params(model, spec: ParallelSpec, pl: Placement, layers: int) -> Params:
@@ -155,4 +161,4 @@ def account(chip, fwd: list[dict[str, Any]], policy: Remat, spec: ParallelSpec,
     return acc
 
 
-__all__ = ["STATE_BYTES", "Params", "Account", "layer_params", "chip_params", "account"]
+__all__ = ["STATE_BYTES", "Params", "Account", "layer_params", "kv_params", "chip_params", "account"]

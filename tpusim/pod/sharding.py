@@ -183,6 +183,21 @@ def _factor_axis(base: Axis, wraps: bool, size: int, stride: int, total: int, na
                 base.hop_latency_s * stride, name)
 
 
+def leading_group(axes: tuple[Axis, ...], size: int) -> tuple[Axis, ...]:
+    """The axes of ``size`` neighbouring ranks of a group laid on ``axes`` (the first axis the
+    fastest-varying rank, as :func:`place` lays factors): axis by axis the greatest common
+    factor of what is left and the axis, the whole axis or its first chips (a line). Where the
+    ranks would wrap onto a second row (6 of a 4 x 3) this is the nearest rectangle (2 x 3)."""
+    out, left = [], size
+    for ax in axes:
+        f = math.gcd(left, ax.size)
+        if f > 1:
+            out.append(ax if f == ax.size else
+                       Axis(f, "line", ax.bandwidth_bytes_per_s, ax.hop_latency_s, ax.name))
+            left //= f
+    return tuple(out)
+
+
 def place(spec: ParallelSpec, sl: Slice, source: str = "--parallel") -> Placement:
     """Lay ``spec`` onto ``sl``'s axes (module docstring). When the degrees multiply to the
     chips this always succeeds: each kind takes, axis by axis, the greatest common factor of
@@ -210,4 +225,4 @@ def place(spec: ParallelSpec, sl: Slice, source: str = "--parallel") -> Placemen
 
 
 __all__ = ["ParallelSpec", "Placement", "KINDS", "parse_spec", "check_spec", "dcn_kind", "place",
-           "spec_source"]
+           "leading_group", "spec_source"]

@@ -25,7 +25,8 @@ layer's weights in the forward and again in the backward and reduce-scatters its
 every microbatch (ZeRO-3 keeps no unsharded gradient between microbatches); when fsdp spans the
 slices (``sharding.dcn_kind``: MaxText's dcn_fsdp_parallelism) those collectives cross DCN as
 well, priced hierarchically (DCN on the small shard, ``pod/collectives.py``), and the state is
-sharded over the slices too; dp all-reduces the gradients once per step; tp all-reduces
+sharded over the slices too; dp all-reduces the gradients once per step (with it, where tp
+exceeds the KV heads, each replicated K/V head's partial gradients over its tp ranks); tp all-reduces
 activations twice per block per pass (once for parallel blocks); ep all-to-alls tokens to and
 from the experts twice per MoE layer per pass; pp sends activations to the next stage per
 microbatch and pass. Overlap, as XLA's async collectives do it, comes from a per-layer schedule
@@ -66,12 +67,12 @@ from .dropmoe import (MoeKernel, all_to_all_rows, check_kernel, dropped_rows, pa
                       without_mask_gradients)
 from .flash import FLASH_BLOCK, flash_attention, flash_backward
 from .flash_blocks import FlashBlocks
-from .hbm_account import GIB, account, chip_params
+from .hbm_account import GIB, account, chip_params, kv_params
 from .moe import megablox_rows
 from .remat import (BASIC, OUTSIDE_BLOCKS as _OUTSIDE_BLOCKS, WIRE_BYTES, Remat, parse_remat,
                     recomputed, tp_shares, unread, COVER_ROWS)
 from .schedule import Schedule, StepParts, per_step, schedule
-from .sharding import ParallelSpec, Placement, check_spec, dcn_kind, place
+from .sharding import ParallelSpec, Placement, check_spec, dcn_kind, leading_group, place
 from .topology import Slice
 
 REMATS = BASIC           # the search's default candidates; train_step takes any pod/remat.py policy
@@ -253,6 +254,14 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     dp_c = all_reduce(shard_params * WIRE_BYTES, dp_ici)
     dcn_c = all_reduce(shard_params * WIRE_BYTES / math.prod(a.size for a in dp_ici), dp_dcn)
     grads_dp, grads_dcn = dp_c.total_s, dcn_c.total_s
+    # Where tp exceeds the KV heads, each head's K/V weights sit on tp / kv_heads neighbouring
+    # tp ranks that each compute a partial gradient from their own query heads: the partials
+    # of a layer's fsdp shard of them are all-reduced over those ranks under the backward, as
+    # dp's are (assumption: reduce-scattered over fsdp first, the cheaper order of the two).
+    kv_group = leading_group(pl.of("tp"), spec.tp // model.kv_heads) \
+        if spec.tp > model.kv_heads else ()
+    kv_c = all_reduce(kv_params(model, spec) / params.dense_split * WIRE_BYTES, kv_group) \
+        if kv_group else None
     act = mb * seq * model.hidden * WIRE_BYTES
     per_block = 1 if model.parallel_block else 2
     tp_c = all_reduce(act, pl.of("tp"))
@@ -308,7 +317,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     moved_by = {
         "ag_block": tuple(map(sum, zip(each(ag[0]), each(ag[1])))), "ag_head": each(ag[2]),
         "rs_block": tuple(map(sum, zip(each(rs[0]), each(rs[1])))), "rs_head": each(rs[2]),
-        "dp_block": each(dp_c, block_params * per_param),
+        "dp_block": tuple(map(sum, zip(each(dp_c, block_params * per_param), each(kv_c)))),
         "dp_head": each(dp_c, head_params * per_param),
         "tp_block": tp_share(tp_block), "tp_backward": tp_share(tp_back),
         "tp_hidden": tp_share(tp_hidden), "tp_recompute": tp_share(tp_redo),
@@ -320,7 +329,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         post_f=part["post"][0], pre_b=part["pre"][1], block_b=part["block"][1] / L,
         post_b=part["post"][1], block_r=t_r / L, ag_block=ag_block,
         ag_head=ag[2].total_s, rs_block=rs_block, rs_head=rs[2].total_s,
-        dp_block=dp_share * block_params, dp_head=dp_share * head_params,
+        dp_block=dp_share * block_params + (kv_c.total_s if kv_c else 0.0),
+        dp_head=dp_share * head_params,
         tp_block=tp_block, tp_backward=tp_back, tp_hidden=tp_hidden, tp_recompute=tp_redo,
         ep_block=ep_block,
         ep_recompute=ep_redo, pp=pp_one, dcn=grads_dcn,
