@@ -144,8 +144,10 @@ def axis_bytes(kind: str, axis: Axis, nbytes: float) -> float:
     """Bytes each chip receives in one collective on one axis of N chips (``nbytes`` as in
     :func:`axis_time`): what it lacks of the gathered array, (N-1)/N x D, for all-gather; the
     N-1 partial chunks it reduces, (N-1)/N x D, for reduce-scatter; both for all-reduce; the
-    N-1 chunks of D/N addressed to it for all-to-all; the message for permute. Routing does not
-    change these (a chunk forwarded over several hops is received once where it ends)."""
+    N-1 chunks of D/N addressed to it for all-to-all; the message for permute. Routing along the
+    axis does not change these (a chunk forwarded over several hops of it is received once where
+    it ends). Over several axes each axis is its own phase: an all-to-all's phase on a later
+    axis forwards chunks the chip received in an earlier one, so they count once per axis."""
     n = axis.size
     if n <= 1 or nbytes <= 0:
         return 0.0
