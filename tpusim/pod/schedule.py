@@ -70,6 +70,7 @@ class StepParts:
     dp_block: float = 0.0
     dp_head: float = 0.0
     tp_block: float = 0.0
+    tp_embed: float = 0.0     # the vocab-parallel embedding lookup's all-reduce, per microbatch
     tp_backward: float = 0.0
     tp_hidden: float = 0.0
     tp_recompute: float = 0.0
@@ -127,7 +128,8 @@ def per_step(p: StepParts, value) -> dict[str, float]:
             "dp_all_reduce": L * value("dp_block") + value("dp_head"),
             "dcn_all_reduce": value("dcn"),
             "tp_all_reduce": L * M * (value("tp_block") + value("tp_backward")
-                                      + value("tp_hidden") + value("tp_recompute")),
+                                      + value("tp_hidden") + value("tp_recompute"))
+            + M * value("tp_embed"),
             "ep_all_to_all": L * M * (2 * value("ep_block") + value("ep_recompute")),
             "pp_permute": 2 * M * value("pp")}
 
@@ -207,6 +209,7 @@ def schedule(p: StepParts, record: bool = False) -> Schedule:
     last = M - 1
     for mb in range(M):
         needing(mb, "embed", "forward", p.pre_f)
+        blocking("TP all-reduce", p.tp_embed, "embed", mb, "tp_embed")
         for i in range(L):
             needing(mb, names[i], "forward", p.block_f)
             block(names[i], mb, "tp_block", "ep_block")
@@ -283,7 +286,14 @@ def _unrecorded(p: StepParts) -> Schedule:
                     else:
                         pending = now
                 if j == 0:
-                    now += p.pre_f if kind == 0 else p.post_b
+                    if kind == 0:
+                        now += p.pre_f
+                        if p.tp_embed > 0:
+                            t = now + p.tp_embed
+                            w_tp += t - now
+                            now = t
+                    else:
+                        now += p.post_b
                     continue
                 if kind == 0:
                     now += p.block_f

@@ -27,7 +27,8 @@ slices (``sharding.dcn_kind``: MaxText's dcn_fsdp_parallelism) those collectives
 well, priced hierarchically (DCN on the small shard, ``pod/collectives.py``), and the state is
 sharded over the slices too; dp all-reduces the gradients once per step (with it, where tp
 exceeds the KV heads, each replicated K/V head's partial gradients over its tp ranks); tp all-reduces
-activations twice per block per pass (once for parallel blocks); ep all-to-alls tokens to and
+activations twice per block per pass (once for parallel blocks) and once per microbatch after
+the vocab-split embedding lookup; ep all-to-alls tokens to and
 from the experts twice per MoE layer per pass; pp sends activations to the next stage per
 microbatch and pass. Overlap, as XLA's async collectives do it, comes from a per-layer schedule
 of the step (``pod/schedule.py``): fsdp all-gathers are prefetched one layer ahead and gradient
@@ -266,6 +267,11 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     per_block = 1 if model.parallel_block else 2
     tp_c = all_reduce(act, pl.of("tp"))
     tp_block = per_block * tp_c.total_s
+    # The embedding is split over the vocabulary tp ways (chip_params): each chip looks up the
+    # tokens its rows hold and one all-reduce sums the lookups, per microbatch, blocking (with
+    # sp its reduce-scatter, and the gradient's all-gather back in the backward, priced
+    # together after the lookup: assumption).
+    tp_embed = tp_c.total_s
     shares = tp_shares(redo_names, model.parallel_block, spec.sequence_parallel)
     tp_redo = shares.recompute * tp_block
     # The backward's overlappable TP collectives (remat.tp_shares) hide under the GEMMs of the
@@ -319,7 +325,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         "rs_block": tuple(map(sum, zip(each(rs[0]), each(rs[1])))), "rs_head": each(rs[2]),
         "dp_block": tuple(map(sum, zip(each(dp_c, block_params * per_param), each(kv_c)))),
         "dp_head": each(dp_c, head_params * per_param),
-        "tp_block": tp_share(tp_block), "tp_backward": tp_share(tp_back),
+        "tp_block": tp_share(tp_block), "tp_embed": each(tp_c),
+        "tp_backward": tp_share(tp_back),
         "tp_hidden": tp_share(tp_hidden), "tp_recompute": tp_share(tp_redo),
         "ep_block": each(ep_c, 2 if model.moe else 0),
         "ep_recompute": each(ep_c, 2 if model.moe and redo_names else 0),
@@ -331,7 +338,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         ag_head=ag[2].total_s, rs_block=rs_block, rs_head=rs[2].total_s,
         dp_block=dp_share * block_params + (kv_c.total_s if kv_c else 0.0),
         dp_head=dp_share * head_params,
-        tp_block=tp_block, tp_backward=tp_back, tp_hidden=tp_hidden, tp_recompute=tp_redo,
+        tp_block=tp_block, tp_embed=tp_embed, tp_backward=tp_back, tp_hidden=tp_hidden, tp_recompute=tp_redo,
         ep_block=ep_block,
         ep_recompute=ep_redo, pp=pp_one, dcn=grads_dcn,
         bubble=bubble, optimizer=opt, moved=moved_by)
