@@ -36,9 +36,26 @@ def test_tp_all_reduces_on_the_critical_path():
     spec = ParallelSpec(tp=8)
     r = infer_step(V5E, m, sl, spec, "decode", batch=8, kv_len=1024)
     tp = place(spec, sl).of("tp")
-    want = 32 * 2 * all_reduce(8 * 4096 * 2, tp).total_s + all_gather(8 * 32000 * 2, tp).total_s
+    # two per block, one summing the vocab-split embedding's lookups, the logits' gather
+    want = (32 * 2 + 1) * all_reduce(8 * 4096 * 2, tp).total_s \
+        + all_gather(8 * 32000 * 2, tp).total_s
     assert r.collectives_s == pytest.approx(want)
+    assert r.collectives["tp_all_reduces"] == 65
     assert r.latency_s == pytest.approx(r.compute_s + r.collectives_s)
+    assert r.schedule().waits_s["TP all-reduce"] == pytest.approx(65 * r.collectives[
+        "tp_all_reduce_s"])
+
+
+def test_int8_partial_sums_travel_as_bf16():
+    # an int8 matmul's int32 partial sums are rescaled to bf16 before the all-reduce, and the
+    # logits are bf16: the collectives are those of the bf16 run, the weights half of them
+    m = get_preset("llama2_7b")
+    sl = _slice("2x4")
+    kw = dict(batch=8, kv_len=1024)
+    i8 = infer_step(V5E, m, sl, ParallelSpec(tp=8), "decode", dtype="int8", **kw)
+    bf = infer_step(V5E, m, sl, ParallelSpec(tp=8), "decode", **kw)
+    assert i8.collectives_s == bf.collectives_s > 0
+    assert i8.weights_gib_per_chip == pytest.approx(bf.weights_gib_per_chip / 2)
 
 
 def test_memory_per_chip_closed_form():
@@ -46,9 +63,26 @@ def test_memory_per_chip_closed_form():
     r = infer_step(V5E, m, _slice("2x4"), ParallelSpec(tp=4, dp=2), "decode", batch=8,
                    kv_len=2048)
     gib = 2 ** 30
-    assert r.weights_gib_per_chip == pytest.approx(m.param_count() * 2 / 4 / gib)
+    # a quarter of every matrix (32,000 rows of vocabulary split 4 ways exactly); the 65 RMS
+    # norms of 4,096 are whole on every chip
+    norms = (2 * 32 + 1) * 4096
+    assert r.weights_gib_per_chip == pytest.approx(
+        ((m.param_count() - norms) / 4 + norms) * 2 / gib)
     # K and V, 32 layers, 32/4 KV heads of 128, 2048 positions, 4 sequences per replica, bf16
     assert r.kv_cache_gib_per_chip == pytest.approx(2 * 32 * 8 * 128 * 2048 * 4 * 2 / gib)
+
+
+def test_kv_heads_replicated_past_tp_are_whole_on_each_chip():
+    # Llama-2-70B at tp=16 has 8 KV heads: each chip holds one whole K/V head (2 x 8,192 x 128
+    # per layer), a 16th of Q, O, the FFN and the vocabulary, and its norms whole; int8
+    m = get_preset("llama2_70b")
+    r = infer_step(V5E, m, _slice("4x4"), ParallelSpec(tp=16), "decode", batch=1,
+                   kv_len=1024, dtype="int8")
+    h, layer = 8192, 2 * 8192 * 4 * 128 + 2 * 8192 * 128 + 3 * 8192 * 28672 // 16 + 2 * 8192
+    assert r.weights_gib_per_chip * 2 ** 30 == pytest.approx(
+        80 * layer + 2 * 2000 * h + h, rel=1e-12)
+    # and its KV cache one head per chip
+    assert r.kv_cache_gib_per_chip * 2 ** 30 == pytest.approx(2 * 80 * 128 * 1024)
 
 
 def test_more_tp_lowers_decode_latency_of_a_memory_bound_model():
@@ -220,15 +254,16 @@ def test_schedule_puts_two_all_reduces_per_block_before_the_residual_adds():
     tp = place(spec, sl).of("tp")
     ar = all_reduce(8 * 4096 * 2, tp).total_s
     coll = [x for x in s.spans if x.track == "ICI/DCN blocking"]
-    assert [x.kind for x in coll] == ["TP all-reduce"] * 64 + ["logits all-gather"]
+    assert [x.kind for x in coll] == ["TP all-reduce"] * 65 + ["logits all-gather"]
+    assert coll[0].name == "embedding"      # summing the vocab-split lookups, before layer 0
     assert all(x.dur == pytest.approx(ar) for x in coll[:-1])
     assert coll[-1].dur == pytest.approx(all_gather(8 * 32000 * 2, tp).total_s)
     comp = _tiles(s.spans, r.latency_s)
-    # each all-reduce is waited through, right before a residual add
+    # each block's all-reduce is waited through, right before a residual add
     after = {round(x.start + x.dur, 15): x for x in coll[:-1]}
     follow = [c.name.split(" ")[0] for c in comp if round(c.start, 15) in after
               and not c.kind.startswith("wait")]
-    assert follow == ["attn_residual", "ffn_residual"] * 32
+    assert follow == ["attn_norm"] + ["attn_residual", "ffn_residual"] * 32
     assert s.step_s == pytest.approx(r.latency_s, rel=1e-12)
     assert s.compute_s == pytest.approx(r.compute_s, rel=1e-12)
     assert sum(s.waits_s.values()) == pytest.approx(r.collectives_s, rel=1e-12)
@@ -240,8 +275,8 @@ def test_parallel_block_has_one_all_reduce_per_layer():
                       vocab=1000, parallel_block=True, norm="layernorm", positions="rope")
     r = infer_step(V5E, m, _slice("2x2"), ParallelSpec(tp=4), "decode", batch=4, kv_len=64)
     kinds = [x.kind for x in r.schedule().spans if x.track == "ICI/DCN blocking"]
-    assert kinds == ["TP all-reduce"] * 3 + ["logits all-gather"]
-    assert r.collectives["tp_all_reduces"] == 3
+    assert kinds == ["TP all-reduce"] * 4 + ["logits all-gather"]
+    assert r.collectives["tp_all_reduces"] == 3 + 1      # and the embedding's
     # bf16 decode of 4 sequences: an all-reduce of 4 x 512 x 2 bytes over tp=4 brings
     # 2 x 3/4 of it into each chip; the logits gather 3/4 of the 4 x 1000 logits
     assert r.collectives["tp_all_reduce_bytes"] == pytest.approx(2 * 3 / 4 * 4 * 512 * 2)
@@ -280,7 +315,7 @@ def test_cli_run_chips_trace_is_infers(cli, tmp_path):
     rec = json.loads((tmp_path / "o" / "sharded.json").read_text())
     doc = json.loads((tmp_path / "t.json").read_text())
     kinds = [e["cat"] for e in doc["traceEvents"] if e["ph"] == "X"]
-    assert kinds.count("TP all-reduce") == 64 and kinds.count("logits all-gather") == 1
+    assert kinds.count("TP all-reduce") == 65 and kinds.count("logits all-gather") == 1
     assert doc["otherData"]["step_s"] == pytest.approx(rec["latency_s"], rel=1e-12)
 
 

@@ -6,14 +6,17 @@ heads (KV heads replicated when tp exceeds them), the FFN columns and the vocabu
 ``simulate`` (prefill attention as the flash kernel of ``pod/train.py``); on the critical path
 after it, per block, sit the all-reduces of the attention
 output and the FFN output (one for parallel blocks) over the tp axes, and after the LM head an
-all-gather of the vocabulary-split logits. Nothing overlaps them: a decode step is a chain of
-dependent kernels (assumption: no collective-matmul overlap). Memory per chip: the weight shard
-in the run's dtype plus the KV cache of its sequences and KV heads.
+all-gather of the vocabulary-split logits; before the blocks one all-reduce sums the lookups of
+the vocabulary-split embedding. Partial sums and logits go on the wire in the run's dtype, at least
+bf16 (an int8 run's int32 partial sums are rescaled to bf16 first: assumption). Nothing overlaps them: a decode step is a chain of
+dependent kernels (assumption: no collective-matmul overlap). Memory per chip: the shard's own
+weights in the run's dtype (a tp-th of heads, FFN and vocabulary; KV heads replicated past tp,
+norms and learned positions whole) plus the KV cache of its sequences and KV heads.
 
 :meth:`InferResult.schedule` lays the step out in time for ``--trace`` (the Chrome/Perfetto
 format of ``tpusim train --trace``, ``pod/schedule_view.py``): the pre-block rows, then each
 block's rows in trace order, each taking its row's time over the layers (assumption: every
-layer of a row costs the same), an all-reduce before each residual add (Megatron's places:
+layer of a row costs the same), the embedding's all-reduce, an all-reduce before each residual add (Megatron's places:
 after the attention's output projection and after the FFN's down projection; a parallel block
 has one, before its last add), the rows after the blocks, then the logits all-gather. The compute
 track waits through each collective, so its spans tile the step.
@@ -31,6 +34,7 @@ from .collectives import all_gather, all_reduce
 from .sharding import ParallelSpec, check_spec, place
 from .topology import Slice
 from .costs import simulate_rows
+from .remat import WIRE_BYTES
 from .schedule import BLOCKING, COMPUTE, Schedule, Span
 from .train import flash_attention, shard_config
 
@@ -93,6 +97,7 @@ class InferResult:
         tp = self.collectives.get("tp_all_reduce_s", 0.0)
         for o in ops[:first]:
             compute(o["name"], o["seconds"])
+        collective(TP_ALL_REDUCE, "embedding", tp)
         for layer in range(self.layers):
             for i, o in enumerate(block):
                 if i in adds:
@@ -143,18 +148,25 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
     compute = sum(t for t, _ in times)
 
     elem = get_format(dtype, "--dtype", "dtype").bytes_per_element
+    # Partial sums of a row-parallel matmul and logits travel in at least bf16: an int8 or fp8
+    # matmul accumulates wider and is rescaled before the all-reduce (assumption: to bf16).
+    wire = max(elem, WIRE_BYTES)
     tp_axes = pl.of("tp")
-    act = b * seq * model.hidden * elem
+    act = b * seq * model.hidden * wire
     per_block = 1 if model.parallel_block else 2
     tp_c = all_reduce(act, tp_axes)
     head_tok = b if logits == "last" else b * seq
-    gather_c = all_gather(head_tok * shard.vocab * spec.tp * elem, tp_axes)
+    gather_c = all_gather(head_tok * shard.vocab * spec.tp * wire, tp_axes)
     tp_ar, gather = tp_c.total_s, gather_c.total_s
-    comm = model.layers * per_block * tp_ar + gather
+    # each block's all-reduces, and one summing the vocab-split embedding's lookups
+    n_ar = model.layers * per_block + 1 if tp_ar > 0 else 0
+    comm = n_ar * tp_ar + gather
     latency = compute + comm
 
     gib = 2 ** 30
-    weights = model.param_count() * elem / spec.tp
+    # the shard's own parameters: a tp-th of the heads, FFN and vocabulary; replicated KV
+    # heads (tp > kv_heads), norms and learned positions whole on every chip
+    weights = shard.param_count() * elem
     kv = 2 * model.layers * shard.kv_heads * model.head_dim * kv_len * b * elem
     total = weights + kv
     cap = chip.memory.hbm.capacity_gib
@@ -172,8 +184,8 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
         topology=sl.label(),
         time_by_op=tuple({"name": r["name"], "op": r["op"], "instances": r.get("count", 1),
                           "seconds": t} for r, (t, _) in zip(rows, times)),
-        collectives={"tp_all_reduce_s": tp_ar, "tp_all_reduces": model.layers * per_block
-                     if tp_ar > 0 else 0, "logits_all_gather_s": gather,
+        collectives={"tp_all_reduce_s": tp_ar, "tp_all_reduces": n_ar,
+                     "logits_all_gather_s": gather,
                      # what each chip receives over ICI in one all-reduce and in the gather
                      "tp_all_reduce_bytes": tp_c.ici_bytes,
                      "logits_all_gather_bytes": gather_c.ici_bytes},
