@@ -50,6 +50,21 @@ def test_decode_step_equals_simulate_of_its_trace(config, model):
             _same_as_simulate(cost, step, wl, chip)
 
 
+def test_int8_kv_cache_streams_one_byte_per_value_and_equals_simulate():
+    # A ragged decode batch (two KV lengths) reading an int8 cache under bf16 queries: the
+    # step is simulate() of its own trace (whose K/V operands say int8), and it moves exactly
+    # the K and V bytes saved (1 of 2 per value: layers x 2 x kv_heads x head_dim x KV length,
+    # over the sequences) less than the bf16 cache's step.
+    chip = tpusim.load_config("tpu_v5e")
+    kvs = [700, 700, 1500]
+    bf, i8 = StepCostModel(chip, DEEP), StepCostModel(chip, DEEP, kv_dtype="int8")
+    s_bf, s_i8 = bf.step(kvs), i8.step(kvs)
+    _same_as_simulate(i8, s_i8, i8.trace(kvs), chip)
+    saved = sum(DEEP.layers * 2 * DEEP.kv_heads * DEEP.head_dim * k for k in kvs)
+    _close(s_bf.hbm_bytes - s_i8.hbm_bytes, saved)
+    assert s_i8.latency_s < s_bf.latency_s and s_i8.macs == s_bf.macs
+
+
 def test_memo_does_not_depend_on_evaluation_order():
     chip = tpusim.load_config("tpu_v4")
     kvs = list(range(100, 400, 37))

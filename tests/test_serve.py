@@ -151,10 +151,11 @@ def test_tp_shards_macs_and_adds_collectives():
     assert s1.macs == llm_macs(m, 4, 1, 300, "last") + llm_macs(m, 1, 64, 64, "last")
     # every matmul splits evenly 8 ways for Llama-2-7B (32 heads, ffn 11008, vocab 32000)
     assert s8.macs * 8 == pytest.approx(s1.macs, rel=1e-12)
-    # on top of the shard's compute: 2 all-reduces a block of 68 tokens x 4096 bf16 values,
-    # and an all-gather of 5 sampled tokens' logits (8 x 4000 vocabulary columns, bf16)
+    # on top of the shard's compute: 2 all-reduces a block of 68 tokens x 4096 bf16 values
+    # and one after the vocab-split embedding, an all-gather of 5 sampled tokens' logits
+    # (8 x 4000 vocabulary columns, bf16)
     shard = StepCostModel(CHIP, eight.model).step([300] * 4, 64, 64).latency_s
-    comm = 32 * 2 * all_reduce(68 * 4096 * 2, eight.axes).total_s \
+    comm = (32 * 2 + 1) * all_reduce(68 * 4096 * 2, eight.axes).total_s \
         + all_gather(5 * 32000 * 2, eight.axes).total_s
     assert s8.latency_s == pytest.approx(shard + comm, rel=1e-12)
     assert len(eight.axes) >= 1 and comm > 0
@@ -454,3 +455,16 @@ def test_requests_file_and_a_synthetic_option_are_refused_together(tmp_path, ext
     assert code == 2 and err.strip().startswith(f"tpusim: error: {extra[0]}: goes with the "
                                                 "synthetic workload, not --requests")
     assert not (tmp_path / "o").exists()
+
+
+def test_int8_kv_cache_holds_twice_the_blocks_and_reads_half_the_bytes():
+    # --kv-dtype int8 under bf16 weights: twice the KV blocks fit, and a decode step at long
+    # context reads half the K/V bytes (gpt2: 12 layers x 2 x 12 heads x 64 per token), so its
+    # timer's step is faster where it had been the same (the dtype had set the capacity only)
+    bf, i8 = setup(CHIP, MODEL), setup(CHIP, MODEL, kv_dtype="int8")
+    assert i8.blocks >= 2 * bf.blocks - 1
+    kv = [1000] * 16
+    a, b = bf.cost.step(kv), i8.cost.step(kv)
+    assert a.hbm_bytes - b.hbm_bytes == pytest.approx(16 * 1000 * 12 * 2 * 12 * 64)
+    assert b.latency_s < a.latency_s
+    assert i8.timer.latency(kv) < bf.timer.latency(kv)

@@ -26,6 +26,9 @@ thing and need no sparsity logic of their own:
   weights under a wider integer datapath (W4A8, binary + int8) are sign-extended on the way into
   the array (assumption: free).
 
+A dynamic second operand (attention's K and V read from a KV cache stored in int8 under a bf16
+datapath) gets the same stored bytes and dequantize, never sparsity.
+
 A forced format (``format=``, ``--format``) is the format of every operand, so under it only
 sparsity changes a row. Rows without any of this are returned as they are (the same objects), so a trace without
 compression, or with density 1.0, gives byte-identical results.
@@ -76,8 +79,10 @@ def _datapath(layer: Layer, chip: ChipConfig, forced: str | None) -> Format | No
 
 def plan(layer: Layer, chip: ChipConfig, forced: str | None = None) -> Plan | None:
     """The compression plan of ``layer`` on ``chip``, or None when nothing changes."""
-    if layer.kind != "gemm" or layer.weights != "static":
+    if layer.kind != "gemm":
         return None
+    # a dynamic second operand (attention's K/V cache) can be stored narrower, never pruned
+    static = layer.weights == "static"
     f = _datapath(layer, chip, forced)
     if f is None:   # a format the chip does not run: resolve_format reports it later
         return None
@@ -85,8 +90,10 @@ def plan(layer: Layer, chip: ChipConfig, forced: str | None = None) -> Plan | No
     w = get_format(layer.weight_dtype) if layer.weight_dtype and not forced else f
     value_bits = min(w.bits, f.bits)
     packed = value_bits < f.bits
-    d = layer.density if layer.density is not None else 1.0
-    nm = parse_nm(layer.sparsity) if layer.sparsity else None
+    if not static and not packed:
+        return None
+    d = layer.density if layer.density is not None and static else 1.0
+    nm = parse_nm(layer.sparsity) if layer.sparsity and static else None
     if nm:   # a measured density (ONNX) may be below the pattern's bound
         d = min(d, nm[0] / nm[1])
     if not packed and d >= 1.0:

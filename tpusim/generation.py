@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .config import ChipConfig, load_config
+from .compression import lower
 from .cores import core_chip, split_gemm
 from .errors import InputError
 from .formats import get_format
@@ -69,10 +70,10 @@ class StepCostModel:
     """
 
     def __init__(self, config: ChipConfig | str, model: LlmConfig | str, dtype: str = "bf16",
-                 format: str | None = None, logits: str = "last"):
+                 format: str | None = None, logits: str = "last", kv_dtype: str | None = None):
         self.chip = config if isinstance(config, ChipConfig) else load_config(config)
         self.model = get_preset(model) if isinstance(model, str) else model
-        self.dtype, self.logits = dtype, logits
+        self.dtype, self.logits, self.kv_dtype = dtype, logits, kv_dtype
         self.forced = self.chip.check_format(format, "--format") if format else None
         self.path = timing_path(self.chip, None)   # the simulator's one choice of path
         self._layers: dict[tuple, Layer] = {}
@@ -86,7 +87,7 @@ class StepCostModel:
     def rows(self, decode_kv: Sequence[int] = (), prefill_tokens: int = 0,
              prefill_kv: int | None = None) -> list[dict[str, Any]]:
         return step_rows(self.model, decode_kv, prefill_tokens, prefill_kv, self.dtype,
-                         self.logits)
+                         self.logits, self.kv_dtype)
 
     def trace(self, decode_kv: Sequence[int] = (), prefill_tokens: int = 0,
               prefill_kv: int | None = None):
@@ -112,10 +113,18 @@ class StepCostModel:
             key = (seq, kv, n, many, more)
             attn = self._pieces.get(key)
             if attn is None:
-                attn = self._pieces[key] = [self._layer(r) for r in _attention_rows(
-                    self.model, seq, kv, n, self.dtype, many, more)]
+                attn = self._pieces[key] = self._lowered(_attention_rows(
+                    self.model, seq, kv, n, self.dtype, many, more, self.kv_dtype))
             layers += attn
         return self._evaluate(layers + shared[1], tokens)
+
+    def _lowered(self, rows: list[dict[str, Any]]) -> list[Layer]:
+        """The rows' layers as the array runs them (``compression.lower``, as ``simulate``
+        lowers a trace): a K/V cache narrower than the datapath streams its own bytes."""
+        from .workload import Workload
+        layers = [self._layer(r) for r in rows]
+        return list(lower(Workload(name="piece", layers=tuple(layers)), self.chip,
+                          self.forced).layers)
 
     def _layer(self, row: dict[str, Any]) -> Layer:
         key = tuple(sorted(row.items()))

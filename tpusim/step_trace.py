@@ -20,19 +20,21 @@ _ATTENTION = ("attn_qk", "attn_softmax", "attn_av")
 
 def step_rows(cfg: LlmConfig, decode_kv: Sequence[int] = (), prefill_tokens: int = 0,
               prefill_kv: int | None = None, dtype: str = "bf16",
-              logits: str = "last") -> list[dict[str, Any]]:
+              logits: str = "last", kv_dtype: str | None = None) -> list[dict[str, Any]]:
     """Trace rows of one engine step: one new token for each decode sequence (attending to its
     KV length, itself included) plus a prefill chunk of ``prefill_tokens`` tokens of one sequence
     attending to ``prefill_kv`` keys (default: the chunk itself). Rows that do not depend on KV
     run all new tokens together; attention runs once per distinct (new tokens, KV length), its
     sequences batched. ``logits="last"``: the LM head runs on one token per sequence (the one it
     samples next), ``"all"`` on every new token. A uniform decode batch gives exactly
-    ``llm_rows(cfg, "decode", batch, 1, kv)``."""
+    ``llm_rows(cfg, "decode", batch, 1, kv)``. ``kv_dtype``: the KV cache's format where it
+    differs from ``dtype`` (attention reads K and V in it: :func:`_attention_rows`)."""
     groups, tokens, seqs = _groups(decode_kv, prefill_tokens, prefill_kv)
     before, after = _shared_rows(cfg, tokens, seqs, dtype, logits)
     many = len(groups) > 1
     return before + [r for (seq, kv), n, more in continued(groups)
-                     for r in _attention_rows(cfg, seq, kv, n, dtype, many, more)] + after
+                     for r in _attention_rows(cfg, seq, kv, n, dtype, many, more, kv_dtype)] \
+        + after
 
 
 def continued(groups):
@@ -78,13 +80,17 @@ def _shared_rows(cfg: LlmConfig, tokens: int, seqs: int, dtype: str, logits: str
 
 
 def _attention_rows(cfg: LlmConfig, seq: int, kv: int, n: int, dtype: str, named: bool,
-                    continues: bool = False):
+                    continues: bool = False, kv_dtype: str | None = None):
     """QK^T, softmax and AV of ``n`` sequences of ``seq`` new tokens attending to ``kv`` keys;
     ``named``: the row names carry the group (a step with several); ``continues``: the rows run
-    in an earlier group's kernel (no per-op fixed cost)."""
+    in an earlier group's kernel (no per-op fixed cost); ``kv_dtype``: K and V, the two GEMMs'
+    second operands, are read from a cache in that format (an int8 cache under bf16 queries is
+    stored and streamed at 1 byte and dequantized on the vector unit: ``compression.py``)."""
     rows = [r for r in llm_rows(cfg, "decode" if seq == 1 else "prefill", n, seq, kv, dtype)
             if r["name"] in _ATTENTION]
     for r in rows:
+        if kv_dtype and kv_dtype != dtype and r["op"] == "matmul":
+            r["weight_dtype"] = kv_dtype
         if named:
             r["name"] = f"{r['name']}_{seq}x{kv}"
         if continues:

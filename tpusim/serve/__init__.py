@@ -62,7 +62,7 @@ def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "
                          f"a token budget > --max-batch={max_batch}")
     for name, dtype in (("--weights", weights), ("--kv-dtype", kv_dtype)):
         dtype_bytes(dtype, name)      # named by option before the cost model meets them
-    cost = ShardedStepCost(config, model, weights, tp)
+    cost = ShardedStepCost(config, model, weights, tp, kv_dtype=kv_dtype)
     cost.chip.hbm_bytes_per_cycle   # noqa: B018  (the config is complete)
     step_tokens = chunked_prefill or (max_batch + max_prompt)
     budget = kv_blocks(cost.chip, cost.full, tp, weights, kv_dtype, kv_block, step_tokens,

@@ -150,7 +150,7 @@ class StepTimer:
             return out
         layers = [tuple(c._layer(r) for r in row_lists[i]) for i in todo]
         if getattr(c, "path", None) == "event" or c.chip.timing.engine == "event":
-            lats = [c._evaluate(list(ls), 0).latency_s for ls in layers]
+            lats = [c._evaluate(c._lowered(row_lists[i]), 0).latency_s for i in todo]
         else:
             from ..columnar import evaluate, prepare
             hz, engine = c.chip.clock_ghz * 1e9, c.chip.timing.engine
@@ -179,7 +179,7 @@ class StepTimer:
     def _attention_rows(self, seq: int, k: int, n: int) -> list[dict]:
         """Attention rows of ``n`` sequences of ``seq`` new tokens at KV ``k``."""
         c = self.cost
-        return _attention_rows(c.model, seq, k, n, c.dtype, False)
+        return _attention_rows(c.model, seq, k, n, c.dtype, False, kv_dtype=c.kv_dtype)
 
     def _fixed_s(self) -> float:
         """Seconds of per-op fixed cost in one decode group's attention rows (over their

@@ -4,7 +4,8 @@ With TP = N every chip runs :func:`tpusim.pod.train.shard_config` of the model: 
 block's attention heads and FFN columns (KV heads replicated when fewer than N) and 1/N of the
 vocabulary, through the single-chip :class:`~tpusim.generation.StepCostModel`. After each block
 the attention and FFN outputs (``tokens x hidden`` activations) are all-reduced over the TP
-axes (one all-reduce for parallel-block models), and the vocabulary-split logits of the sampled
+axes (one all-reduce for parallel-block models), one sums the vocabulary-split embedding's
+lookups, partial sums travel in at least bf16, and the vocabulary-split logits of the sampled
 tokens are all-gathered, as :func:`tpusim.pod.infer.infer_step` prices a step; the collective
 times are :mod:`tpusim.pod.collectives` over the chip config's ICI (``ici`` section) on the
 slice :func:`tpusim.pod.topology.make_slice` makes of N chips. Assumption (as pods'): the
@@ -16,13 +17,14 @@ from ..errors import InputError
 from ..formats import get_format
 from ..generation import StepCost, StepCostModel
 from ..importers.llm import LlmConfig, get_preset
+from ..pod.remat import WIRE_BYTES
 
 
 class ShardedStepCost(StepCostModel):
     """:class:`StepCostModel` of one chip's shard of a step, plus the step's collectives."""
 
     def __init__(self, config, model: LlmConfig | str, dtype: str = "bf16", tp: int = 1,
-                 format: str | None = None):
+                 format: str | None = None, kv_dtype: str | None = None):
         from ..config import ChipConfig, load_config
         chip = config if isinstance(config, ChipConfig) else load_config(config)
         full = get_preset(model) if isinstance(model, str) else model
@@ -39,8 +41,10 @@ class ShardedStepCost(StepCostModel):
             sl = make_slice(chip.ici, chip.dcn, chips=tp, source="--chips", beyond=ONE_SLICE)
             self.axes = place(spec, sl).of("tp")
             shard = shard_config(full, spec)
-        super().__init__(chip, shard, dtype, format)
-        self.elem = get_format(dtype).bytes_per_element
+        super().__init__(chip, shard, dtype, format, kv_dtype=kv_dtype)
+        # partial sums and logits travel in at least bf16 (as pod/infer.py: int8 accumulates
+        # wider and is rescaled before the all-reduce)
+        self.elem = max(get_format(dtype).bytes_per_element, WIRE_BYTES)
         self._comm: dict[tuple[int, int], float] = {}
 
     def collectives_s(self, tokens: int, sampled: int) -> float:
@@ -61,8 +65,9 @@ class ShardedStepCost(StepCostModel):
         from ..pod.collectives import all_reduce
         m = self.full
         per_block = 1 if getattr(m, "parallel_block", False) else 2
-        return m.layers * per_block * all_reduce(tokens * m.hidden * self.elem,
-                                                 self.axes).total_s
+        # and one summing the vocab-split embedding's lookups, as pod/infer.py
+        return (m.layers * per_block + 1) * all_reduce(tokens * m.hidden * self.elem,
+                                                       self.axes).total_s
 
     def gather_s(self, sampled: int) -> float:
         """The all-gather of ``sampled`` tokens' vocabulary-split logits (0 without TP)."""
