@@ -168,6 +168,22 @@ def test_run_chips_shards_an_llm_trace_as_infer_does(cli, tmp_path):
     assert "all-reduces on the critical path" in out
 
 
+def test_run_chips_default_folders_differ_by_batch_and_set(cli, tmp_path, monkeypatch):
+    # three runs that differ in --batch or --set each keep their own default folder (they had
+    # shared <config>-<trace>-8chips-tp8 and replaced each other's sharded.json)
+    monkeypatch.chdir(tmp_path)
+    for extra in ((), ("--batch", "4"), ("--set", "ici.link_bandwidth_bytes_per_s=1e9")):
+        code, _, err = cli("run", "tpu_v5e", "llama3_8b_decode", "--chips", "8", "--no-html",
+                           *extra)
+        assert code == 0, err
+    got = sorted(p.name for p in (tmp_path / "results").iterdir())
+    assert got == ["tpu_v5e-llama3_8b_decode-8chips-tp8", "tpu_v5e-llama3_8b_decode-b4-8chips-tp8",
+                   "tpu_v5e-llama3_8b_decode-ici.link_bandwidth_bytes_per_s=1e9-8chips-tp8"]
+    lat = {n: json.loads((tmp_path / "results" / n / "sharded.json").read_text())["latency_s"]
+           for n in got}
+    assert len(set(lat.values())) == 3
+
+
 def test_run_one_chip_sharded_is_the_single_chip_run(cli, tmp_path):
     trace = _llm_trace(cli, tmp_path, "gpt2", "--phase", "decode", "--batch", "4",
                        "--kv-len", "256")

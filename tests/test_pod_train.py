@@ -275,7 +275,9 @@ def test_cli_train_and_infer_default_folders_are_named_for_their_options(cli, tm
                                                                          monkeypatch):
     # two runs that differ never share (and replace) one default folder, as run's do
     monkeypatch.chdir(tmp_path)
+    # (a layout spelt otherwise names the folder as parsed: the same run, the same folder)
     for args in (["--seq", "256"], ["--seq", "128"], ["--seq", "128", "--parallel", "fsdp=4"],
+                 ["--seq", "128", "--parallel", "FSDP = 4"],
                  ["--seq", "128", "--set", "array.rows=64"]):
         code, _, err = cli("train", "tpu_v5e", "gpt2", "--chips", "4", *args)
         assert code == 0, err

@@ -147,6 +147,12 @@ def default_out(command: str, config: Any, model: str,
                 or v == () or v is False):
             continue
         name = p.opts[0].lstrip("-")
+        if p.name == "parallel":       # as parsed: 'FSDP = 8' names the folder fsdp=8 does
+            from ..pod.sharding import parse_spec
+            try:
+                v = parse_spec(v).label()
+            except InputError:
+                pass                   # the command reports it before writing anything
         if p.name == "sets":
             parts += sorted(str(x) for x in v)
         else:

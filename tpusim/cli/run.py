@@ -273,7 +273,8 @@ def _sharded(config, workload, sets, chips, parallel, batch, out_dir, trace_path
     own = ("sharded.json", "config.yaml", "report.html")
     if out_dir is not None:   # the default folder is named after the step, known once it is read
         trace_path = checked_trace(trace_path, out_dir, own)
-    res, r, out = run_sharded(chip, workload, chips, parallel, batch, out_dir)
+    res, r, out = run_sharded(chip, workload, chips, parallel, batch, out_dir,
+                              overrides=overrides)
     if out_dir is None:
         trace_path = checked_trace(trace_path, out, own)
     r["provenance"] = prov = command_provenance_of(

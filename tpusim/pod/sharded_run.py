@@ -66,10 +66,13 @@ def _too_big(step: dict[str, Any], batch: int) -> str:
 
 
 def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: int,
-                out_dir: Path | None, topology: str | None = None):
+                out_dir: Path | None, topology: str | None = None,
+                overrides: dict[str, Any] | None = None):
     """Price the trace ``workload`` sharded over ``chips`` chips: the step's
     :class:`~tpusim.pod.infer.InferResult`, the record of ``DIR/sharded.json`` and DIR, which
-    the caller writes. ``batch`` multiplies the trace's sequences, as ``run --batch``."""
+    the caller writes. ``batch`` multiplies the trace's sequences, as ``run --batch``. The
+    default DIR is named for the chips, the layout as parsed, the batch and the ``--set``
+    ``overrides``, as ``run`` names its folders, so that runs that differ never share one."""
     from .. import load_workload
     from .._io import check_dir
     from .infer import infer_step
@@ -85,8 +88,13 @@ def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: in
                    step["new_tokens"], step["kv_len"], step["dtype"], step["logits"],
                    too_big=_too_big(step, batch), source=str(workload),
                    spec_source=spec_source(parallel, chips, topology))
-    out = out_dir or Path("results") / (f"{Path(str(chip.name)).stem}-{wl.name}-{sl.chips}chips-"
-                                        + spec.label().replace(",", "-").replace("=", ""))
+    if out_dir is None:
+        from ..provenance import default_run_dir
+        out = default_run_dir(chip.name, wl.name, batch=batch, overrides=overrides)
+        out = out.with_name(f"{out.name}-{sl.chips}chips-"
+                            + spec.label().replace(",", "-").replace("=", ""))
+    else:
+        out = out_dir
     check_dir(out)
     record = {**r.as_dict(), "config": chip.name, "workload": wl.name, "model": step["model"],
               "sequences": step["sequences"] * batch, "new_tokens": step["new_tokens"],
