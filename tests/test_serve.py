@@ -301,6 +301,8 @@ def test_bad_request_files(tmp_path, lines, needle):
     (["--synthetic", "in=uniform:1:inf,out=5"], "whole numbers (got B=inf)"),
     (["--synthetic", "in=inf,out=5"], "--synthetic: in: got 'inf'; LEN, uniform:A:B"),
     (["--chips", "5"], "--chips: tp: got 5; must divide the"),   # the option the user gave
+    # a weight format the chip does not run names --weights (serve has no --format)
+    (["--weights", "int4"], "--weights: got 'int4'; chip 'tpu_v5e' runs bf16|int8|fp32|fp16"),
 ])
 def test_bad_options(tmp_path, args, needle):
     out = tmp_path / "o"

@@ -113,7 +113,8 @@ def _throughput(result) -> tuple[str, str]:
               help="LLM step trace: shard it over this many chips (writes DIR/sharded.json and "
                    "report.html).")
 @click.option("--parallel", default=None, metavar="tp=..[,dp=..]",
-              help="With --chips: tensor and data parallel degrees (default tp over all chips).")
+              help="With --chips: tensor and data parallel degrees (default tp over all chips); "
+                   "alone, over the preset's default slice (tpusim configs).")
 @click.option("--fuse", is_flag=True,
               help="Fuse elementwise chains and attention softmax into their producers "
                    "(tpusim/fusion.py); the summary shows what each fused group saved.")

@@ -23,17 +23,21 @@ def _tp(text: str | None) -> int | None:
     from ..errors import InputError
     if text is None:
         return None
-    key, sep, val = text.partition("=")
-    if key.strip() != "tp" or not sep or not val.strip().isdigit() or int(val) < 1:
-        raise InputError("--parallel", None, text, "tp=N with N >= 1 (tensor parallelism)")
-    return int(val)
+    from ..pod.sharding import parse_spec
+    spec = parse_spec(text)          # names a duplicate, an unknown kind, a bad degree
+    other = [k for k in ("dp", "fsdp", "pp", "ep") if getattr(spec, k) > 1]
+    if other or spec.sequence_parallel:
+        raise InputError("--parallel", None, text, "serve splits the model tp ways over every "
+                         "chip (tp=N, N = --chips); " + (other[0] if other else "sp")
+                         + " is not modelled in serving (tpusim infer prices dp x tp steps)")
+    return spec.tp
 
 
 @click.command()
 @click.argument("config")
 @click.argument("model")
 @click.option("--chips", type=int, default=1, show_default=True, help="Chips serving the model.")
-@click.option("--parallel", default=None, metavar="tp=N", help="Split (default tp = --chips).")
+@click.option("--parallel", default=None, metavar="tp=N", help="tp=N with N = --chips, the one split serving models (the default).")
 @click.option("--requests", "requests_file", type=click.Path(path_type=Path), default=None,
               help="JSONL: arrival_s, input_tokens, output_tokens [, prefix, prefix_tokens].")
 @click.option("--synthetic", default="in=219,out=292", show_default=True,

@@ -30,7 +30,7 @@ def llm_step_of(wl, source: str) -> dict[str, Any]:
     if step is None:
         raise InputError(source, None, message="is not an LLM step trace (its header names "
                          "no `tpusim workload llm` step); --chips shards only those, other "
-                         "workloads run on one chip (drop --chips)")
+                         "workloads run on one chip (drop --chips and --parallel)")
     try:
         cfg = get_preset(step["model"])
     except InputError:

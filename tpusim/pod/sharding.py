@@ -121,15 +121,16 @@ def dcn_kind(spec: ParallelSpec, slices: int) -> str | None:
 def check_spec(spec: ParallelSpec, chips: int, model: "LlmConfig | None" = None,
                slices: int = 1, source: str = "--parallel") -> None:
     """One-line InputError unless the spec fits ``chips`` chips and ``model``'s dimensions."""
+    if spec.sequence_parallel and spec.tp == 1:   # as ep on a dense model: nothing to split over
+        raise InputError(source, "sp", spec.label(), "sequence parallelism splits activations "
+                         "over tp; it needs tp > 1")
     if spec.chips != chips:
-        raise InputError(source, None, spec.label(), f"degrees multiply to {spec.chips} chips; "
+        raise InputError(source, None, spec.label(), f"degrees multiply to {spec.chips} "
+                         f"chip{'s' if spec.chips != 1 else ''}; "
                          f"the slice{'s have' if slices > 1 else ' has'} {chips}")
     if slices > 1 and dcn_kind(spec, slices) is None:
         raise InputError(source, None, spec.label(), f"dp or fsdp must be a multiple of "
                          f"--slices={slices} (the DCN between slices goes to dp, else to fsdp)")
-    if spec.sequence_parallel and spec.tp == 1:   # as ep on a dense model: nothing to split over
-        raise InputError(source, "sp", spec.label(), "sequence parallelism splits activations "
-                         "over tp; it needs tp > 1")
     if model is None:
         return
     m = model

@@ -63,6 +63,9 @@ def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "
     for name, dtype in (("--weights", weights), ("--kv-dtype", kv_dtype)):
         dtype_bytes(dtype, name)      # named by option before the cost model meets them
     cost = ShardedStepCost(config, model, weights, tp, kv_dtype=kv_dtype)
+    if weights not in cost.chip.formats:   # before a step's row names it
+        raise InputError("--weights", None, weights, f"chip {cost.chip.name!r} runs "
+                         f"{'|'.join(cost.chip.formats)}: pass one of them")
     cost.chip.hbm_bytes_per_cycle   # noqa: B018  (the config is complete)
     step_tokens = chunked_prefill or (max_batch + max_prompt)
     budget = kv_blocks(cost.chip, cost.full, tp, weights, kv_dtype, kv_block, step_tokens,
