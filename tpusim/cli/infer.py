@@ -70,9 +70,11 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
                                                     f"{r.topology}", prov["run_id"]))
     written = write_outputs(out, "infer", record, page, chip, prov["run_id"],
                             "infer THIS_FILE MODEL", trace)
+    from .. import units
     click.echo(f"{cfg.name} {phase} on {chip.name} {r.topology} ({r.chips} chips, {r.parallel}): "
-               f"{r.latency_s * 1e3:.4g} ms ({r.compute_s * 1e3:.4g} ms compute + "
-               f"{r.collectives_s * 1e3:.4g} ms all-reduces), {r.tokens_per_s:.4g} tokens/s, "
+               f"{units.seconds(r.latency_s)} ({units.seconds(r.compute_s)} compute + "
+               f"{units.seconds(r.collectives_s)} all-reduces), "
+               f"{units.number(r.tokens_per_s)} tokens/s, "
                f"{r.hbm_gib_per_chip:.1f} GiB/chip")
     click.echo("wrote " + ", ".join(str(p) for p in written))
     if trace_path is not None:

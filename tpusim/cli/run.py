@@ -85,10 +85,10 @@ def _throughput(result) -> tuple[str, str]:
         return ("throughput", f"{units.number(s['throughput_per_s'])} inferences/s "
                               f"(batch {s['batch']})")
     if tm["phase"] == "decode":
-        return ("tokens", f"{tm['tokens_per_s']:.4g} tokens/s, {tm['ms_per_output_token']:.4g} "
+        return ("tokens", f"{units.number(tm['tokens_per_s'])} tokens/s, {tm['ms_per_output_token']:.4g} "
                           f"ms per output token ({tm['sequences']} sequences, KV {tm['kv_len']})")
     return ("prefill", f"time to first token {tm['time_to_first_token_s'] * 1e3:.4g} ms, "
-                       f"{tm['tokens_per_s']:.4g} prompt tokens/s ({tm['sequences']} x "
+                       f"{units.number(tm['tokens_per_s'])} prompt tokens/s ({tm['sequences']} x "
                        f"{tm['new_tokens']} tokens)")
 
 
@@ -265,6 +265,7 @@ def _sharded(config, workload, sets, chips, parallel, batch, out_dir, trace_path
              html: bool = True, as_json: bool = False) -> None:
     """``--chips``/``--parallel``: the LLM step sharded (tpusim/pod/sharded_run.py); ``html``:
     write report.html; ``as_json``: sharded.json on stdout, the messages on stderr."""
+    from .. import units
     from ..pod.sharded_run import run_sharded
     from ..provenance import input_file
     from .common import checked_trace, command_provenance_of, loaded_chip, write_outputs
@@ -290,9 +291,10 @@ def _sharded(config, workload, sets, chips, parallel, batch, out_dir, trace_path
         click.echo((out / "sharded.json").read_text(), nl=False)
     else:
         click.echo(f"{r['model']} {r['phase']} on {r['config']} {r['topology']} ({r['chips']} "
-                   f"chips, {r['parallel']}): {r['latency_s'] * 1e3:.4g} ms "
-                   f"({r['compute_s'] * 1e3:.4g} ms compute + {r['collectives_s'] * 1e3:.4g} ms "
-                   f"all-reduces on the critical path), {r['tokens_per_s']:.4g} tokens/s, "
+                   f"chips, {r['parallel']}): {units.seconds(r['latency_s'])} "
+                   f"({units.seconds(r['compute_s'])} compute + "
+                   f"{units.seconds(r['collectives_s'])} all-reduces on the critical path), "
+                   f"{units.number(r['tokens_per_s'])} tokens/s, "
                    f"{r['hbm_gib_per_chip']:.1f} GiB/chip")
     click.echo("wrote " + ", ".join(str(p) for p in written), err=as_json)
     if trace_path is not None:
