@@ -49,7 +49,13 @@ def kv_blocks(chip, model, tp: int, weight_dtype: str, kv_dtype: str, block: int
                          "memory.hbm.capacity_gib=16")
     hbm = cap * 2**30 * hbm_scale
     wb = dtype_bytes(weight_dtype, "--weights")
-    weights = model.param_count() * wb / tp
+    # the shard's own parameters (pod/infer.py): KV heads replicated past tp, norms whole
+    if tp > 1:
+        from ..pod.sharding import ParallelSpec
+        from ..pod.train import shard_config
+        weights = shard_config(model, ParallelSpec(tp=tp)).param_count() * wb
+    else:
+        weights = model.param_count() * wb
     act = (max_tokens * (3 * model.hidden + 2 * model.ffn / tp) * wb
            + max_seqs * model.vocab / tp * 4)
     kvh = -(-model.kv_heads // tp)
