@@ -306,6 +306,7 @@ def test_bad_request_files(tmp_path, lines, needle):
     (["--chips", "5"], "--chips: tp: got 5; must divide the"),   # the option the user gave
     # a weight format the chip does not run names --weights (serve has no --format)
     (["--weights", "int4"], "--weights: got 'int4'; chip 'tpu_v5e' runs bf16|int8|fp32|fp16"),
+    (["--kv-dtype", "binary"], "--kv-dtype: got 'binary'; a KV cache holds numbers: int8|"),
 ])
 def test_bad_options(tmp_path, args, needle):
     out = tmp_path / "o"

@@ -62,6 +62,10 @@ def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "
                          f"a token budget > --max-batch={max_batch}")
     for name, dtype in (("--weights", weights), ("--kv-dtype", kv_dtype)):
         dtype_bytes(dtype, name)      # named by option before the cost model meets them
+    if kv_dtype in ("binary", "ternary"):   # K and V are values attention multiplies with
+        from ..formats import FORMATS
+        raise InputError("--kv-dtype", None, kv_dtype, "a KV cache holds numbers: " + "|".join(
+            f for f in FORMATS if f not in ("binary", "ternary")))
     cost = ShardedStepCost(config, model, weights, tp, kv_dtype=kv_dtype)
     if weights not in cost.chip.formats:   # before a step's row names it
         raise InputError("--weights", None, weights, f"chip {cost.chip.name!r} runs "
