@@ -170,3 +170,18 @@ def test_every_spec_that_multiplies_to_the_chips_is_placed(shape, data):
         assert math.prod(a.size for a in pl.axes[kind]) == getattr(spec, kind)
     # Chips are conserved: the factors taken from each physical axis multiply to its size.
     assert math.prod(a.size for k in pl.axes for a in pl.axes[k]) == chips
+
+
+def test_leading_group_is_the_neighbouring_ranks():
+    # r neighbouring tp ranks (the chips holding one replicated K/V head): whole axes while they
+    # divide r, then the first chips of the next axis as a line
+    from tpusim.pod.sharding import leading_group
+    from tpusim.pod.topology import Axis
+    x, y = Axis(4, "ring", 1e11, 1e-6, "x"), Axis(4, "ring", 1e11, 1e-6, "y")
+    assert leading_group((x, y), 16) == (x, y)
+    assert leading_group((x, y), 8) == (x, Axis(2, "line", 1e11, 1e-6, "y"))
+    assert leading_group((x, y), 2) == (Axis(2, "line", 1e11, 1e-6, "x"),)
+    assert leading_group((x,), 1) == ()
+    # the all-reduce of a 2-chip group is a line's: (2-1)/2 x D each way, not a 4-ring's
+    from tpusim.pod.collectives import all_reduce
+    assert all_reduce(1e6, leading_group((x,), 2)).ici_bytes == pytest.approx(2 * 0.5e6)

@@ -473,4 +473,18 @@ def test_int8_kv_cache_holds_twice_the_blocks_and_reads_half_the_bytes():
     a, b = bf.cost.step(kv), i8.cost.step(kv)
     assert a.hbm_bytes - b.hbm_bytes == pytest.approx(16 * 1000 * 12 * 2 * 12 * 64)
     assert b.latency_s < a.latency_s
-    assert i8.timer.latency(kv) < bf.timer.latency(kv)
+    # the timer's per-part tables price the int8 cache's steps as the exact step does
+    for n, k in ((1, 100), (8, 500), (25, 1000)):
+        exact = i8.cost.step([k] * n).latency_s
+        assert i8.timer.latency([k] * n) == pytest.approx(exact, rel=1e-3)
+
+
+def test_kv_dtype_follows_the_weights_and_must_run_on_the_chip(tmp_path):
+    # by default the cache is in the weights' format: tpu_v1 (int8 only) serves int8 weights
+    # with an int8 cache; a bf16 cache under them would need a bf16 datapath it lacks
+    assert setup("tpu_v1", MODEL, weights="int8").cost.kv_dtype is None
+    code, _, err = run_cli("serve", "tpu_v1", MODEL, "--weights", "int8", "--kv-dtype", "bf16",
+                           "--num-requests", "3", "--out", tmp_path / "o")
+    assert code == 2 and "--kv-dtype: got 'bf16'; attention over a bf16 cache under int8 " \
+        "weights runs in bf16, which chip 'tpu_v1' does not run (int8)" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()

@@ -27,7 +27,10 @@ thing and need no sparsity logic of their own:
   the array (assumption: free).
 
 A dynamic second operand (attention's K and V read from a KV cache stored in int8 under a bf16
-datapath) gets the same stored bytes and dequantize, never sparsity.
+datapath) gets the same stored bytes, never sparsity, and no dequantize row: the attention kernel
+rescales each block it has read while the next streams in (assumption: that vector time is not
+charged; at 2 ops per 1-byte value it stays under the stream on v5e at its fitted 0.45 HBM
+efficiency, 0.74 of its 1,536 G ops/s, but would not on v6e's nominal 1,638 GB/s).
 
 A forced format (``format=``, ``--format``) is the format of every operand, so under it only
 sparsity changes a row. Rows without any of this are returned as they are (the same objects), so a trace without
@@ -118,7 +121,7 @@ def plan(layer: Layer, chip: ChipConfig, forced: str | None = None) -> Plan | No
             skipped = "unstructured"
     stored_values = value_bytes * 8 / value_bits
     deq = (VECTOR_OPS["dequantize"] * stored_values
-           if packed and w.kind != "float" and f.kind == "float" else 0.0)
+           if packed and w.kind != "float" and f.kind == "float" and static else 0.0)
     return Plan(layer.k, k_run, d, dense_bytes, value_bytes, index_bytes, index, skipped, deq,
                 value_bits if packed else 0)
 

@@ -83,6 +83,7 @@ class StepCostModel:
         self._formats: dict[int, Any] = {}
         self._checked: set[str] = set()
         self._pieces: dict[tuple, Any] = {}
+        self._lowered_memo: dict[tuple, list[Layer]] = {}
 
     def rows(self, decode_kv: Sequence[int] = (), prefill_tokens: int = 0,
              prefill_kv: int | None = None) -> list[dict[str, Any]]:
@@ -122,9 +123,13 @@ class StepCostModel:
         """The rows' layers as the array runs them (``compression.lower``, as ``simulate``
         lowers a trace): a K/V cache narrower than the datapath streams its own bytes."""
         from .workload import Workload
-        layers = [self._layer(r) for r in rows]
-        return list(lower(Workload(name="piece", layers=tuple(layers)), self.chip,
-                          self.forced).layers)
+        layers = tuple(self._layer(r) for r in rows)
+        key = tuple(map(id, layers))       # the row layers are kept: their ids are stable
+        out = self._lowered_memo.get(key)
+        if out is None:     # kept too, for the id-keyed memos below
+            out = self._lowered_memo[key] = list(
+                lower(Workload(name="piece", layers=layers), self.chip, self.forced).layers)
+        return out
 
     def _layer(self, row: dict[str, Any]) -> Layer:
         key = tuple(sorted(row.items()))

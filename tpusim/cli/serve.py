@@ -70,7 +70,10 @@ def _tp(text: str | None) -> int | None:
                    "(each overridable).")
 @click.option("--duration", type=float, default=None, help="Stop after this many simulated s.")
 @click.option("--weights", default="bf16", show_default=True, help="Weight (and compute) dtype.")
-@click.option("--kv-dtype", default="bf16", show_default=True, help="KV-cache dtype: sets the KV blocks that fit and the bytes attention reads (an int8 cache under bf16 weights is streamed at 1 byte and dequantized on the vector unit).")
+@click.option("--kv-dtype", default=None,
+              help="KV-cache dtype (default: --weights'): sets the KV blocks that fit and the "
+                   "bytes attention reads (an int8 cache under bf16 weights streams 1 byte a "
+                   "value, dequantized in the attention kernel).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @set_option()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -95,9 +95,10 @@ class InferResult:
         if self.parallel_block:
             adds = adds[-1:]
         tp = self.collectives.get("tp_all_reduce_s", 0.0)
-        for o in ops[:first]:
+        for o in ops[:first]:            # the lookups are summed before anything reads them
             compute(o["name"], o["seconds"])
-        collective(TP_ALL_REDUCE, "embedding", tp)
+            if o["name"] == "embed":
+                collective(TP_ALL_REDUCE, "embedding", tp)
         for layer in range(self.layers):
             for i, o in enumerate(block):
                 if i in adds:

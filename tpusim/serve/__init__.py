@@ -43,13 +43,15 @@ class Setup:
 
 
 def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "bf16",
-          kv_dtype: str = "bf16", kv_block: int = 16, max_batch: int = 256,
+          kv_dtype: str | None = None, kv_block: int = 16, max_batch: int = 256,
           chunked_prefill: int | None = None, max_prompt: int = 2048, hbm_scale: float = 1.0,
           exact: bool = False, rtol: float = 1e-3) -> Setup:
     """The step model, its timer and the KV capacity for ``model`` on ``chips`` chips;
     ``exact``: every step costed by its own ragged trace (slow), else from the timer's tables
-    refined to ``rtol`` (:mod:`tpusim.serve.timer`)."""
+    refined to ``rtol`` (:mod:`tpusim.serve.timer`); ``kv_dtype``: the KV cache's format
+    (default: the weights')."""
     tp = chips if tp is None else tp
+    kv_dtype = kv_dtype or weights
     for name, v in (("--chips", chips), ("--max-batch", max_batch)):
         if not isinstance(v, int) or v < 1:
             raise InputError(name, None, v, "an integer >= 1")
@@ -66,10 +68,19 @@ def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "
         from ..formats import FORMATS
         raise InputError("--kv-dtype", None, kv_dtype, "a KV cache holds numbers: " + "|".join(
             f for f in FORMATS if f not in ("binary", "ternary")))
-    cost = ShardedStepCost(config, model, weights, tp, kv_dtype=kv_dtype)
-    if weights not in cost.chip.formats:   # before a step's row names it
+    cost = ShardedStepCost(config, model, weights, tp,
+                           kv_dtype=kv_dtype if kv_dtype != weights else None)
+    runs = cost.chip.formats
+    if weights not in runs:   # before a step's row names it
         raise InputError("--weights", None, weights, f"chip {cost.chip.name!r} runs "
-                         f"{'|'.join(cost.chip.formats)}: pass one of them")
+                         f"{'|'.join(runs)}: pass one of them")
+    from ..formats import datapath_format
+    attention = datapath_format(kv_dtype, weights)
+    if attention not in runs:   # an int8-only chip reading a bf16 cache
+        raise InputError("--kv-dtype", None, kv_dtype, f"attention over a {kv_dtype} cache under "
+                         f"{weights} weights runs in {attention}, which chip "
+                         f"{cost.chip.name!r} does not run ({'|'.join(runs)}); pass "
+                         f"--kv-dtype {weights}")
     cost.chip.hbm_bytes_per_cycle   # noqa: B018  (the config is complete)
     step_tokens = chunked_prefill or (max_batch + max_prompt)
     budget = kv_blocks(cost.chip, cost.full, tp, weights, kv_dtype, kv_block, step_tokens,
