@@ -354,3 +354,25 @@ def test_trace_never_replaces_a_file_of_another_output(cli, tmp_path):
                        "--out", tmp_path / "c", "--trace", tmp_path / "c" / "infer.json")
     assert code == 2 and "run's own files" in err
     assert (a / "sharded.json").read_bytes() == before
+
+
+def test_int8_kv_cache_under_bf16_halves_the_cache_and_its_reads():
+    # Llama-2-7B decode at 4,096 keys, 64 sequences on a v5e-8: the bf16 cache does not fit
+    # (weights 1.6 + cache 2 x 32 x 4 x 128 x 4096 x 64 x 2 B = 16 GiB per chip); an int8 cache
+    # is half of it, and the step that reads it is faster (its collectives unchanged)
+    m = get_preset("llama2_7b")
+    sl = _slice("2x4")
+    kw = dict(batch=64, kv_len=4096)
+    i8 = infer_step(V5E, m, sl, ParallelSpec(tp=8), "decode", kv_dtype="int8", **kw)
+    assert i8.kv_cache_gib_per_chip * 2 ** 30 == 2 * 32 * 4 * 128 * 4096 * 64
+    with pytest.raises(InputError, match="does not fit the 16 GiB.*--kv-dtype"):
+        infer_step(V5E, m, sl, ParallelSpec(tp=8), "decode", **kw)
+    small = dict(batch=8, kv_len=4096)
+    a = infer_step(V5E, m, sl, ParallelSpec(tp=8), "decode", **small)
+    b = infer_step(V5E, m, sl, ParallelSpec(tp=8), "decode", kv_dtype="int8", **small)
+    assert b.compute_s < a.compute_s and b.collectives_s == a.collectives_s
+    assert b.weights_gib_per_chip == a.weights_gib_per_chip
+    assert b.kv_cache_gib_per_chip == pytest.approx(a.kv_cache_gib_per_chip / 2)
+    # a cache the chip cannot attend over, or that holds no numbers, is one line
+    with pytest.raises(InputError, match="a KV cache holds numbers"):
+        infer_step(V5E, m, sl, ParallelSpec(tp=8), "decode", kv_dtype="binary", **small)

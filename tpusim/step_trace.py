@@ -79,6 +79,29 @@ def _shared_rows(cfg: LlmConfig, tokens: int, seqs: int, dtype: str, logits: str
     return shared[:first], [r for r in shared[first:] if r["name"] not in _ATTENTION]
 
 
+def kv_operands(rows: list[dict[str, Any]], dtype: str, kv_dtype: str | None):
+    """``rows`` with attention's K and V (the QK^T and AV GEMMs' second operands) in the KV
+    cache's format ``kv_dtype`` where it differs from ``dtype``."""
+    if not kv_dtype or kv_dtype == dtype:
+        return rows
+    return [{**r, "weight_dtype": kv_dtype} if r["name"] in ("attn_qk", "attn_av")
+            and r["op"] == "matmul" else r for r in rows]
+
+
+def check_kv_dtype(chip, kv_dtype: str, dtype: str, option: str = "--kv-dtype") -> None:
+    """One-line InputError unless a ``kv_dtype`` cache under ``dtype`` activations is a format
+    of numbers the chip can attend over (``datapath_format`` of the two among its formats)."""
+    from .formats import FORMATS, datapath_format
+    numbers = [f for f in FORMATS if f not in ("binary", "ternary")]
+    if kv_dtype not in numbers:     # K and V are values attention multiplies with
+        raise InputError(option, None, kv_dtype, "a KV cache holds numbers: " + "|".join(numbers))
+    attention = datapath_format(kv_dtype, dtype)
+    if attention not in chip.formats:   # an int8-only chip reading a bf16 cache
+        raise InputError(option, None, kv_dtype, f"attention over a {kv_dtype} cache under "
+                         f"{dtype} weights runs in {attention}, which chip {chip.name!r} does "
+                         f"not run ({'|'.join(chip.formats)}); pass {option} {dtype}")
+
+
 def _attention_rows(cfg: LlmConfig, seq: int, kv: int, n: int, dtype: str, named: bool,
                     continues: bool = False, kv_dtype: str | None = None):
     """QK^T, softmax and AV of ``n`` sequences of ``seq`` new tokens attending to ``kv`` keys;
@@ -86,11 +109,10 @@ def _attention_rows(cfg: LlmConfig, seq: int, kv: int, n: int, dtype: str, named
     in an earlier group's kernel (no per-op fixed cost); ``kv_dtype``: K and V, the two GEMMs'
     second operands, are read from a cache in that format (an int8 cache under bf16 queries is
     stored and streamed at 1 byte and dequantized on the vector unit: ``compression.py``)."""
-    rows = [r for r in llm_rows(cfg, "decode" if seq == 1 else "prefill", n, seq, kv, dtype)
-            if r["name"] in _ATTENTION]
+    rows = kv_operands([r for r in llm_rows(cfg, "decode" if seq == 1 else "prefill", n, seq,
+                                            kv, dtype) if r["name"] in _ATTENTION],
+                       dtype, kv_dtype)
     for r in rows:
-        if kv_dtype and kv_dtype != dtype and r["op"] == "matmul":
-            r["weight_dtype"] = kv_dtype
         if named:
             r["name"] = f"{r['name']}_{seq}x{kv}"
         if continues:
@@ -98,4 +120,4 @@ def _attention_rows(cfg: LlmConfig, seq: int, kv: int, n: int, dtype: str, named
     return rows
 
 
-__all__ = ["continued", "step_rows"]
+__all__ = ["continued", "step_rows", "kv_operands", "check_kv_dtype"]

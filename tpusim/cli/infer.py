@@ -24,13 +24,16 @@ from .common import (checked_trace, command_provenance_of, default_out, loaded_c
 @click.option("--kv-len", type=int, default=None,
               help="Keys attended per token, new ones included (needed for decode).")
 @click.option("--dtype", default="bf16", show_default=True, help="Weight and activation dtype.")
+@click.option("--kv-dtype", default=None,
+              help="KV-cache dtype (default: --dtype): its bytes per chip and the bytes "
+                   "attention reads (int8 under bf16: 1 byte a value, rescaled in the kernel).")
 @set_option()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for infer.json and report.html (default "
                    "results/infer-<config>-<model>[-<options>]/, named for every option given).")
 @trace_option()
-def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, dtype, sets,
-          out_dir, trace_path):
+def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, dtype, kv_dtype,
+          sets, out_dir, trace_path):
     """One sharded inference step of MODEL (an LLM preset) on chip CONFIG's slice.
 
     Writes DIR/infer.json: latency_s, compute_s, collectives_s (tp all-reduces on the critical
@@ -60,9 +63,10 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
     sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, beyond=ONE_SLICE)
     spec = parse_spec(parallel) if parallel else ParallelSpec(tp=sl.chips)
     r = infer_step(chip, cfg, sl, spec, phase, batch, seq, kv_len, dtype,
-                   spec_source=spec_source(parallel, chips, topology), checked=True)
+                   spec_source=spec_source(parallel, chips, topology), checked=True,
+                   kv_dtype=kv_dtype)
     record = {**r.as_dict(), "config": chip.name, "model": cfg.name, "batch": batch,
-              "seq": seq, "kv_len": kv_len, "dtype": dtype}
+              "seq": seq, "kv_len": kv_len, "dtype": dtype, "kv_dtype": kv_dtype or dtype}
     record["provenance"] = prov = command_provenance_of(chip, config, overrides)
     from ..pod.report import step_report
     page = step_report(record, "infer")

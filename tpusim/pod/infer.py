@@ -6,12 +6,14 @@ heads (KV heads replicated when tp exceeds them), the FFN columns and the vocabu
 ``simulate`` (prefill attention as the flash kernel of ``pod/train.py``); on the critical path
 after it, per block, sit the all-reduces of the attention
 output and the FFN output (one for parallel blocks) over the tp axes, and after the LM head an
-all-gather of the vocabulary-split logits; before the blocks one all-reduce sums the lookups of
-the vocabulary-split embedding. Partial sums and logits go on the wire in the run's dtype, at least
-bf16 (an int8 run's int32 partial sums are rescaled to bf16 first: assumption). Nothing overlaps them: a decode step is a chain of
-dependent kernels (assumption: no collective-matmul overlap). Memory per chip: the shard's own
-weights in the run's dtype (a tp-th of heads, FFN and vocabulary; KV heads replicated past tp,
-norms and learned positions whole) plus the KV cache of its sequences and KV heads.
+all-gather of the vocabulary-split logits; before the blocks one all-reduce sums the lookups
+of the vocabulary-split embedding. Partial sums and logits go on the wire in the run's dtype,
+at least bf16 (an int8 run's int32 partial sums are rescaled to bf16 first: assumption).
+Nothing overlaps them: a decode step is a chain of dependent kernels (assumption: no
+collective-matmul overlap). Memory per chip: the shard's own weights in the run's dtype (a
+tp-th of heads, FFN and vocabulary; KV heads replicated past tp, norms and learned positions
+whole) plus the KV cache of its sequences and KV heads in the cache's dtype (``kv_dtype``,
+default the run's; attention reads K and V in it).
 
 :meth:`InferResult.schedule` lays the step out in time for ``--trace`` (the Chrome/Perfetto
 format of ``tpusim train --trace``, ``pod/schedule_view.py``): the pre-block rows, then each
@@ -30,6 +32,7 @@ from ..errors import InputError
 from ..formats import get_format
 from ..importers.llm import LlmConfig, llm_rows
 from ..importers.llm_step_args import step_defaults
+from ..step_trace import check_kv_dtype, kv_operands
 from .collectives import all_gather, all_reduce
 from .sharding import ParallelSpec, check_spec, place
 from .topology import Slice
@@ -118,14 +121,15 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
                kv_len: int | None = None, dtype: str = "bf16",
                logits: Literal["all", "last"] = "last", too_big: str | None = None,
                source: str = "infer", spec_source: str = "--parallel",
-               checked: bool = False) -> InferResult:
+               checked: bool = False, kv_dtype: str | None = None) -> InferResult:
     """Latency of one step for ``batch`` sequences over the whole slice (module docstring).
     ``too_big``: what the caller's user can change when the step does not fit HBM (default:
     ``tpusim infer``'s options). ``source``: what a memory error names first (``run`` on a
     trace names the trace file). ``spec_source``: the option a bad spec is blamed on
     (``pod.sharding.spec_source``: ``--chips`` where tp defaulted to the chips). ``checked``:
     the caller has checked the step arguments (``importers.llm_step_args.check_step_args``,
-    naming its options), so :func:`llm_rows` does not check them again."""
+    naming its options), so :func:`llm_rows` does not check them again. ``kv_dtype``: the KV
+    cache's format (default ``dtype``): its bytes per chip and attention's K/V operands."""
     check_spec(spec, sl.chips, model, sl.slices, source=spec_source)
     if spec.fsdp > 1 or spec.pp > 1 or spec.ep > 1 or spec.sequence_parallel:
         why = ("no sp: a step's all-reduces are priced whole" if spec.sequence_parallel else
@@ -137,11 +141,13 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
     if dtype not in chip.formats:   # before the shard's trace names its rows in the error
         raise InputError(*(("--dtype", None) if source == "infer" else (source, "dtype")), dtype,
                          f"chip {chip.name!r} runs {'|'.join(chip.formats)}")
+    kv_dtype = kv_dtype or dtype
+    check_kv_dtype(chip, kv_dtype, dtype)
     pl = place(spec, sl)
     b = batch // spec.dp
     shard = shard_config(model, spec)
-    rows = llm_rows(shard, phase, batch=b, seq=seq, kv_len=kv_len, dtype=dtype, logits=logits,
-                    checked=checked)
+    rows = kv_operands(llm_rows(shard, phase, batch=b, seq=seq, kv_len=kv_len, dtype=dtype,
+                                logits=logits, checked=checked), dtype, kv_dtype)
     seq, kv_len = step_defaults(phase, seq, kv_len)    # llm_rows has checked (or its caller)
     if phase == "prefill":      # as in training: a flash kernel, causal tiles skipped
         rows = flash_attention(rows, shard.heads // shard.kv_heads, seq)
@@ -168,14 +174,15 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
     # the shard's own parameters: a tp-th of the heads, FFN and vocabulary; replicated KV
     # heads (tp > kv_heads), norms and learned positions whole on every chip
     weights = shard.param_count() * elem
-    kv = 2 * model.layers * shard.kv_heads * model.head_dim * kv_len * b * elem
+    kv = 2 * model.layers * shard.kv_heads * model.head_dim * kv_len * b \
+        * get_format(kv_dtype).bytes_per_element
     total = weights + kv
     cap = chip.memory.hbm.capacity_gib
     if cap is not None and total > cap * gib:
         raise InputError(source, "memory", f"{total / gib:.1f} GiB per chip",
                          f"does not fit the {cap:g} GiB of HBM by {(total - cap * gib) / gib:.1f}"
                          " GiB; " + (too_big or "raise tp (--chips, --parallel tp=), lower "
-                                     "--batch or use a narrower --dtype (e.g. int8)"))
+                                     "--batch or use a narrower --dtype or --kv-dtype (e.g. int8)"))
     new_tokens = batch * seq
     return InferResult(
         phase=phase, latency_s=latency, compute_s=compute, collectives_s=comm,

@@ -20,6 +20,7 @@ from ..errors import InputError
 from .kvcache import BlockManager, dtype_bytes, kv_blocks
 from .requests import Request, check_rate, with_arrivals
 from .shapes import StepShapes
+from ..step_trace import check_kv_dtype
 from .timer import StepTimer
 from .tp import ShardedStepCost
 
@@ -62,25 +63,14 @@ def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "
                                         or chunked_prefill <= max_batch):
         raise InputError("--chunked-prefill", None, chunked_prefill,
                          f"a token budget > --max-batch={max_batch}")
-    for name, dtype in (("--weights", weights), ("--kv-dtype", kv_dtype)):
-        dtype_bytes(dtype, name)      # named by option before the cost model meets them
-    if kv_dtype in ("binary", "ternary"):   # K and V are values attention multiplies with
-        from ..formats import FORMATS
-        raise InputError("--kv-dtype", None, kv_dtype, "a KV cache holds numbers: " + "|".join(
-            f for f in FORMATS if f not in ("binary", "ternary")))
+    dtype_bytes(weights, "--weights")      # named by option before the cost model meets it
     cost = ShardedStepCost(config, model, weights, tp,
                            kv_dtype=kv_dtype if kv_dtype != weights else None)
     runs = cost.chip.formats
     if weights not in runs:   # before a step's row names it
         raise InputError("--weights", None, weights, f"chip {cost.chip.name!r} runs "
                          f"{'|'.join(runs)}: pass one of them")
-    from ..formats import datapath_format
-    attention = datapath_format(kv_dtype, weights)
-    if attention not in runs:   # an int8-only chip reading a bf16 cache
-        raise InputError("--kv-dtype", None, kv_dtype, f"attention over a {kv_dtype} cache under "
-                         f"{weights} weights runs in {attention}, which chip "
-                         f"{cost.chip.name!r} does not run ({'|'.join(runs)}); pass "
-                         f"--kv-dtype {weights}")
+    check_kv_dtype(cost.chip, kv_dtype, weights)
     cost.chip.hbm_bytes_per_cycle   # noqa: B018  (the config is complete)
     step_tokens = chunked_prefill or (max_batch + max_prompt)
     budget = kv_blocks(cost.chip, cost.full, tp, weights, kv_dtype, kv_block, step_tokens,
