@@ -115,6 +115,7 @@ def test_kv_heads_replicated_past_tp_keep_whole_heads_and_sum_their_gradients():
     assert r.collective_bytes_per_chip["dp_all_reduce"]["ici"] == pytest.approx(
         4 * 2 * 3 / 4 * 2 * kv)
     assert r.collectives_s["dp_all_reduce"] > 0 and not r.exposed["dp_all_reduce"]
+    assert any("each K/V head is kept whole on 4 chips" in n for n in r.notes)
     # With as many KV heads as tp ranks nothing is replicated and no gradient is summed.
     assert train_step(CHIP, TINY, _slice("4"), ParallelSpec(tp=4), seq=64,
                       global_batch=2).collectives_s["dp_all_reduce"] == 0
