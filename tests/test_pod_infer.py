@@ -376,3 +376,26 @@ def test_int8_kv_cache_under_bf16_halves_the_cache_and_its_reads():
     # a cache the chip cannot attend over, or that holds no numbers, is one line
     with pytest.raises(InputError, match="a KV cache holds numbers"):
         infer_step(V5E, m, sl, ParallelSpec(tp=8), "decode", kv_dtype="binary", **small)
+
+
+def test_builder_kv_dtype_reaches_run_and_run_chips(cli, tmp_path):
+    # workload llm --kv-dtype int8: the trace's note names the cache, its attention GEMMs read
+    # K/V in int8 (single-chip run: fewer HBM bytes), and run --chips prices the step as infer
+    # --kv-dtype int8 does (the cache half of bf16's, so 64 x 4,096 keys fit a v5e-8)
+    i8 = _llm_trace(cli, tmp_path, "llama2_7b", "--phase", "decode", "--batch", "64",
+                    "--kv-len", "4096", "--kv-dtype", "int8")
+    assert "kv_len 4096, bf16, KV cache int8;" in i8.read_text().splitlines()[0]
+    code, _, err = cli("run", "tpu_v5e", i8, "--chips", "8", "--no-html", "--out", tmp_path / "o")
+    assert code == 0, err
+    rec = json.loads((tmp_path / "o" / "sharded.json").read_text())
+    want = infer_step(V5E, get_preset("llama2_7b"), _slice("2x4"), ParallelSpec(tp=8), "decode",
+                      batch=64, seq=1, kv_len=4096, kv_dtype="int8")
+    assert rec["latency_s"] == pytest.approx(want.latency_s, rel=1e-12)
+    assert rec["kv_dtype"] == "int8"
+    one = simulate(V5E, str(i8)).summary["hbm_bytes"]
+    bf = tmp_path / "bf.csv"
+    assert cli("workload", "llm", "llama2_7b", "--phase", "decode", "--batch", "64", "--kv-len",
+               "4096", "--out", bf)[0] == 0
+    # K and V of 64 sequences x 4,096 keys x 32 layers x 32 heads x 128, 1 byte less each
+    assert simulate(V5E, str(bf)).summary["hbm_bytes"] - one == pytest.approx(
+        2 * 64 * 4096 * 32 * 32 * 128)

@@ -90,13 +90,14 @@ def kv_operands(rows: list[dict[str, Any]], dtype: str, kv_dtype: str | None):
 
 def check_kv_dtype(chip, kv_dtype: str, dtype: str, option: str = "--kv-dtype") -> None:
     """One-line InputError unless a ``kv_dtype`` cache under ``dtype`` activations is a format
-    of numbers the chip can attend over (``datapath_format`` of the two among its formats)."""
+    of numbers the chip can attend over (``datapath_format`` of the two among its formats; any
+    number format without a ``chip``)."""
     from .formats import FORMATS, datapath_format
     numbers = [f for f in FORMATS if f not in ("binary", "ternary")]
     if kv_dtype not in numbers:     # K and V are values attention multiplies with
         raise InputError(option, None, kv_dtype, "a KV cache holds numbers: " + "|".join(numbers))
     attention = datapath_format(kv_dtype, dtype)
-    if attention not in chip.formats:   # an int8-only chip reading a bf16 cache
+    if chip is not None and attention not in chip.formats:   # an int8-only chip reading a bf16 cache
         raise InputError(option, None, kv_dtype, f"attention over a {kv_dtype} cache under "
                          f"{dtype} weights runs in {attention}, which chip {chip.name!r} does "
                          f"not run ({'|'.join(chip.formats)}); pass {option} {dtype}")

@@ -27,6 +27,8 @@ def workload():
               help="Keys attended per token, new ones included (default seq; needed for decode).")
 @click.option("--dtype", default="bf16", show_default=True,
               help="Weight and activation dtype (int8|bf16|fp16|fp32|fp8_e4m3|...).")
+@click.option("--kv-dtype", default=None,
+              help="KV-cache dtype (default: --dtype): the format attention reads K and V in.")
 @click.option("--logits", type=click.Choice(["all", "last"]), default="all", show_default=True,
               help="LM head on every new token, or on the last one only (serving prefill).")
 @click.option("--hidden", type=int, help="Hidden size (custom model or override).")
@@ -40,8 +42,8 @@ def workload():
               help="Norm type.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Trace CSV to write (default NAME_PHASE.csv in the current dir).")
-def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads, kv_heads, ffn,
-        vocab, gated, norm, out):
+def llm(preset, phase, batch, seq, kv_len, dtype, kv_dtype, logits, hidden, layers, heads,
+        kv_heads, ffn, vocab, gated, norm, out):
     """Write an LLM trace for PRESET or a custom config (no PRESET, or ``custom``, with the
     dimensions as options). PRESET: gpt2, bert_base, gpt3_175b,
     gptj_6b, llama2_7b, llama2_13b, llama2_70b, llama3_8b, llama3_70b, llama3_1_8b, llama3_1_70b,
@@ -85,15 +87,20 @@ def llm(preset, phase, batch, seq, kv_len, dtype, logits, hidden, layers, heads,
     # checked here, once, so that errors name the options typed, not the builder's fields
     s, kv = check_step_args(phase, batch, seq, kv_len, dtype, logits, options=True)
     check_positions(cfg, kv, "--kv-len" if kv_len is not None else "--seq")
-    rows = llm_rows(cfg, phase, batch, seq, kv_len, dtype, logits, checked=True)
+    from ..step_trace import check_kv_dtype, kv_operands
+    if kv_dtype is not None:
+        check_kv_dtype(None, kv_dtype, dtype)
+    rows = kv_operands(llm_rows(cfg, phase, batch, seq, kv_len, dtype, logits, checked=True),
+                       dtype, kv_dtype)
     from .common import trace_target
     out = trace_target(out, Path(f"{cfg.name}_{phase}.csv"))
     macs = sum(make_layer(r, f"llm {cfg.name} {phase}: layer {r['name']!r}").macs
                * r.get("count", 1) for r in rows)
     write_trace(rows, out, comments=[
-        describe(cfg, phase, batch, seq, kv_len, dtype)
+        describe(cfg, phase, batch, seq, kv_len, dtype, kv_dtype)
         + f"; regenerate: tpusim workload llm {preset or '...'} --phase {phase} --batch {batch} "
         f"--seq {s} --kv-len {kv} --dtype {dtype}"
+        + (f" --kv-dtype {kv_dtype}" if kv_dtype and kv_dtype != dtype else "")
         + (f" --logits {logits}" if logits != "all" else ""),
         f"{macs / 1e9:.6g} GMAC",
     ])

@@ -196,12 +196,14 @@ def llm_workload(cfg: LlmConfig | str, phase: str = "prefill", batch: int = 1,
 
 
 def describe(cfg: LlmConfig, phase: str, batch: int, seq: int | None, kv_len: int | None,
-             dtype: str) -> str:
+             dtype: str, kv_dtype: str | None = None) -> str:
     seq = seq if seq is not None else (128 if phase == "prefill" else 1)
     kv_len = kv_len if kv_len is not None else seq
     fields = {k: v for k, v in asdict(cfg).items()
               if k in ("hidden", "layers", "heads", "kv_heads", "ffn", "vocab", "gated", "norm")}
-    return (f"{cfg.name} {phase}: batch {batch}, seq {seq} new tokens, kv_len {kv_len}, {dtype}; "
+    kv = f", KV cache {kv_dtype}" if kv_dtype and kv_dtype != dtype else ""
+    return (f"{cfg.name} {phase}: batch {batch}, seq {seq} new tokens, kv_len {kv_len}, {dtype}"
+            f"{kv}; "
             + ", ".join(f"{k} {v}" for k, v in fields.items())
             + (f"; dims from {cfg.source}" if cfg.source else ""))
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from ..errors import InputError
 
-_DTYPE = re.compile(r"kv_len \d+, (?P<dtype>[A-Za-z0-9_]+);")
+_DTYPE = re.compile(r"kv_len \d+, (?P<dtype>[A-Za-z0-9_]+)"
+                    r"(?:, KV cache (?P<kv>[A-Za-z0-9_]+))?;")
 _DIMS = ("hidden", "layers", "heads", "kv_heads", "ffn", "vocab")
 
 
@@ -47,7 +48,8 @@ def llm_step_of(wl, source: str) -> dict[str, Any]:
     head = next((l for l in wl.layers if l.name == "lm_head"), None)
     logits = "last" if head is not None and head.m == step["sequences"] and \
         step["new_tokens"] > 1 else "all"
-    return {**step, "cfg": cfg, "dtype": m["dtype"] if m else "bf16", "logits": logits}
+    return {**step, "cfg": cfg, "dtype": m["dtype"] if m else "bf16",
+            "kv_dtype": m["kv"] if m and m["kv"] else None, "logits": logits}
 
 
 def _too_big(step: dict[str, Any], batch: int) -> str:
@@ -59,6 +61,8 @@ def _too_big(step: dict[str, Any], batch: int) -> str:
     cmd = (f"tpusim workload llm {step['model']} --phase {step['phase']} --batch "
            f"{step['sequences']} --seq {step['new_tokens']} --kv-len {step['kv_len']} "
            f"--dtype {narrower or step['dtype']}"
+           + (f" --kv-dtype {step['kv_dtype']}" if step.get("kv_dtype") and get_format(
+               step["kv_dtype"]).bits < get_format(narrower or step["dtype"]).bits else "")
            + (" --logits last" if step["logits"] == "last" else ""))
     return ("raise tp (--chips, --parallel tp=)" + (", lower --batch" if batch > 1 else "")
             + " or regenerate the trace with " + ("a narrower dtype or " if narrower else "")
@@ -87,7 +91,8 @@ def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: in
     r = infer_step(chip, step["cfg"], sl, spec, step["phase"], step["sequences"] * batch,
                    step["new_tokens"], step["kv_len"], step["dtype"], step["logits"],
                    too_big=_too_big(step, batch), source=str(workload),
-                   spec_source=spec_source(parallel, chips, topology))
+                   spec_source=spec_source(parallel, chips, topology),
+                   kv_dtype=step["kv_dtype"])
     if out_dir is None:
         from ..provenance import default_run_dir
         out = default_run_dir(chip.name, wl.name, batch=batch, overrides=overrides)
@@ -98,7 +103,8 @@ def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: in
     check_dir(out)
     record = {**r.as_dict(), "config": chip.name, "workload": wl.name, "model": step["model"],
               "sequences": step["sequences"] * batch, "new_tokens": step["new_tokens"],
-              "kv_len": step["kv_len"], "dtype": step["dtype"], "logits": step["logits"]}
+              "kv_len": step["kv_len"], "dtype": step["dtype"],
+              "kv_dtype": step["kv_dtype"] or step["dtype"], "logits": step["logits"]}
     return r, record, out
 
 
