@@ -399,3 +399,13 @@ def test_builder_kv_dtype_reaches_run_and_run_chips(cli, tmp_path):
     # K and V of 64 sequences x 4,096 keys x 32 layers x 32 heads x 128, 1 byte less each
     assert simulate(V5E, str(bf)).summary["hbm_bytes"] - one == pytest.approx(
         2 * 64 * 4096 * 32 * 32 * 128)
+
+
+def test_one_chip_needs_no_ici_section(cli, tmp_path):
+    # tpu_v1 has no links: a one-chip step is the single-chip simulation; two chips need an ici
+    code, out, err = cli("infer", "tpu_v1", "gpt2", "--chips", "1", "--dtype", "int8",
+                         "--kv-len", "128", "--out", tmp_path / "o")
+    assert code == 0 and "(1 chip, dp=1)" in out, err
+    code, _, err = cli("infer", "tpu_v1", "gpt2", "--chips", "2", "--dtype", "int8",
+                       "--kv-len", "128", "--out", tmp_path / "p")
+    assert code == 2 and "no ici section" in err and not (tmp_path / "p").exists()

@@ -488,3 +488,13 @@ def test_kv_dtype_follows_the_weights_and_must_run_on_the_chip(tmp_path):
     assert code == 2 and "--kv-dtype: got 'bf16'; attention over a bf16 cache under int8 " \
         "weights runs in bf16, which chip 'tpu_v1' does not run (int8)" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_default_folders_are_named_for_the_options(tmp_path, monkeypatch):
+    # two serve runs that differ (here in the KV cache) never share, and replace, one folder
+    monkeypatch.chdir(tmp_path)
+    for extra in ((), ("--kv-dtype", "int8")):
+        code, _, err = run_cli("serve", CHIP, MODEL, "--num-requests", "3", "--no-html", *extra)
+        assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
+        "serve-tpu_v5e-gpt2-num-requests=3", "serve-tpu_v5e-gpt2-num-requests=3-kv-dtype=int8"]

@@ -94,6 +94,10 @@ def check_kv_dtype(chip, kv_dtype: str, dtype: str, option: str = "--kv-dtype") 
     number format without a ``chip``)."""
     from .formats import FORMATS, datapath_format
     numbers = [f for f in FORMATS if f not in ("binary", "ternary")]
+    if kv_dtype not in FORMATS:
+        from ._input import suggest
+        raise InputError(option, None, kv_dtype, f"unknown dtype{suggest(kv_dtype, numbers)}; "
+                         "allowed: " + "|".join(numbers))
     if kv_dtype not in numbers:     # K and V are values attention multiplies with
         raise InputError(option, None, kv_dtype, "a KV cache holds numbers: " + "|".join(numbers))
     attention = datapath_format(kv_dtype, dtype)

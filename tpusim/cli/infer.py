@@ -75,7 +75,8 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
     written = write_outputs(out, "infer", record, page, chip, prov["run_id"],
                             "infer THIS_FILE MODEL", trace)
     from .. import units
-    click.echo(f"{cfg.name} {phase} on {chip.name} {r.topology} ({r.chips} chips, {r.parallel}): "
+    chips = f"{r.chips} chip{'s' if r.chips != 1 else ''}"
+    click.echo(f"{cfg.name} {phase} on {chip.name} {r.topology} ({chips}, {r.parallel}): "
                f"{units.seconds(r.latency_s)} ({units.seconds(r.compute_s)} compute + "
                f"{units.seconds(r.collectives_s)} all-reduces), "
                f"{units.number(r.tokens_per_s)} tokens/s, "

@@ -291,7 +291,8 @@ def _sharded(config, workload, sets, chips, parallel, batch, out_dir, trace_path
         click.echo((out / "sharded.json").read_text(), nl=False)
     else:
         click.echo(f"{r['model']} {r['phase']} on {r['config']} {r['topology']} ({r['chips']} "
-                   f"chips, {r['parallel']}): {units.seconds(r['latency_s'])} "
+                   f"chip{'s' if r['chips'] != 1 else ''}, {r['parallel']}): "
+                   f"{units.seconds(r['latency_s'])} "
                    f"({units.seconds(r['compute_s'])} compute + "
                    f"{units.seconds(r['collectives_s'])} all-reduces on the critical path), "
                    f"{units.number(r['tokens_per_s'])} tokens/s, "

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import command_provenance_of, loaded_chip, once, set_option, plotlyjs_option
+from .common import (command_provenance_of, default_out, loaded_chip, once, plotlyjs_option,
+                     set_option)
 
 
 def _rate(text: str, where: str) -> float:
@@ -24,7 +25,11 @@ def _tp(text: str | None) -> int | None:
     if text is None:
         return None
     from ..pod.sharding import parse_spec
-    spec = parse_spec(text)          # names a duplicate, an unknown kind, a bad degree
+    try:
+        spec = parse_spec(text)      # names a duplicate, an unknown kind, a bad degree
+    except InputError as e:
+        raise InputError("--parallel", None, text, "expected tp=N with N = --chips (the "
+                         "default), the one split serving models") from e
     other = [k for k in ("dp", "fsdp", "pp", "ep") if getattr(spec, k) > 1]
     if other or spec.sequence_parallel:
         raise InputError("--parallel", None, text, "serve splits the model tp ways over every "
@@ -71,13 +76,14 @@ def _tp(text: str | None) -> int | None:
 @click.option("--duration", type=float, default=None, help="Stop after this many simulated s.")
 @click.option("--weights", default="bf16", show_default=True, help="Weight (and compute) dtype.")
 @click.option("--kv-dtype", default=None,
-              help="KV-cache dtype (default: --weights'): sets the KV blocks that fit and the "
+              help="KV-cache dtype (default: the --weights dtype): sets the KV blocks that fit and the "
                    "bytes attention reads (an int8 cache under bf16 weights streams 1 byte a "
                    "value, dequantized in the attention kernel).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @set_option()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output directory (default results/serve-<config>-<model>/).")
+              help="Output directory (default results/serve-<config>-<model>[-<options>]/, "
+                   "named for every option given, so that runs that differ never share it).")
 @click.option("--no-html", is_flag=True, help="Skip report.html.")
 @plotlyjs_option()
 def serve(config, model, chips, parallel, requests_file, synthetic, num_requests, rate, rates,
@@ -148,7 +154,8 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
         st.notes.append(f"engine shapes: prefill chunks {list(shapes.prefill_chunks) or 'none'}"
                         f", fixed batch {'on' if shapes.fixed_batch else 'off'}, attention block "
                         f"{shapes.attention_block} keys, decode hold {shapes.decode_hold:g}")
-    out = out_dir or Path("results") / f"serve-{Path(str(config)).stem}-{model}"
+    out = out_dir or default_out("serve", config, model,
+                                 skip=("out_dir", "no_html", "plotlyjs"))
     prov = command_provenance_of(chip, config, overrides,
                                  inputs={"requests": input_file("requests", requests_file)})
     written = write_outputs(runs, out, st.notes, html=not no_html, provenance=prov, chip=chip)

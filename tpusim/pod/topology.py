@@ -200,6 +200,9 @@ def make_slice(ici: IciConfig | None, dcn: DcnConfig | None = None,
     ``chips`` chips (:func:`default_shape`), else the preset's default slice. ``beyond``: what
     the error for more chips than one slice holds tells the user to do."""
     if ici is None:
+        if chips == 1 and slices == 1 and shape in (None, "1", (1,)):   # one chip: no links
+            return Slice(shape=(1,), wrap=(False,), links_per_direction=1,
+                         link_bandwidth_bytes_per_s=1.0, hop_latency_s=0.0)
         raise InputError("chip config", "ici", None, "this chip has no ici section; multi-chip "
                          "runs need one (see configs/tpu_v5p.yaml)")
     if not isinstance(slices, int) or slices < 1:

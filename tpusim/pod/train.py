@@ -377,7 +377,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                + (f"; moe {kernel.label()}" if model.moe else ""),)
         + ((f"fsdp spans the {sl.slices} slices over DCN",)
            if dcn_kind(spec, sl.slices) == "fsdp" else ())
-        + ((f"tp={spec.tp} exceeds the {model.kv_heads} KV heads: each K/V head is kept whole "
+        + ((f"tp={spec.tp} exceeds the {model.kv_heads} KV head"
+            f"{'s' if model.kv_heads > 1 else ''}: each K/V head is kept whole "
             f"on {spec.tp // model.kv_heads} chips, whose partial K/V gradients are "
             f"all-reduced with the gradients (dp_all_reduce)",) if kv_group else ())
         + ((f"remat {policy.label()}: no backward op reads {','.join(idle)}, so naming "
