@@ -63,6 +63,10 @@ def test_cli_train_takes_flash_blocks_and_records_them(cli, tmp_path):
     code, _, err = cli(*args, "--out", tmp_path / "a", "--flash-blocks", "q=512,fused_bwd=2")
     assert code == 2 and "fused_bwd: got '2'; must be 0 or 1" in err and "Traceback" not in err
     assert not (tmp_path / "a").exists()
+    # a block the sequence is not a multiple of: the splash kernel refuses it, and so do we
+    code, _, err = cli(*args, "--out", tmp_path / "a", "--flash-blocks", "q=384")
+    assert code == 2 and "--flash-blocks: q: got 384; must divide the sequence of 1024" in err
+    assert not (tmp_path / "a").exists()
     runs = {}
     for name, text in (("fused", None), ("unfused", "q=512,kv=256,fused_bwd=0")):
         extra = ("--flash-blocks", text) if text else ()

@@ -128,6 +128,8 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                          "applies to MoE models")
     if seq is None:
         seq = min(2048, cfg.max_positions or 2048)
+    if flash is not None and isinstance(seq, int) and seq > 0:
+        flash.check_divides(seq)     # blocks the user gave; the default 1,024 pads instead
     out = out_dir or default_out("train", config, cfg.name)
     trace_path = checked_trace(trace_path, out, ("train.json", "config.yaml", "report.html"))
     sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, slices=slices)

@@ -84,6 +84,16 @@ class FlashBlocks:
                 got.setdefault(inner, got[outer])
         return cls(**got)
 
+    def check_divides(self, seq: int, option: str = OPTION) -> None:
+        """One-line InputError unless every block (clipped to ``seq``) divides the ``seq``-token
+        sequence: the splash kernel refuses a query or key length its block does not divide
+        (its ValueError "q_seq_len ... should be divisible by block_q")."""
+        for n in _INTS:
+            b = min(getattr(self, n), seq)
+            if seq % b:
+                raise InputError(option, n, getattr(self, n), f"must divide the sequence of "
+                                 f"{seq} tokens (the splash kernel requires it)")
+
     def clipped(self, seq: int) -> FlashBlocks:
         """The blocks of a ``seq``-token sequence: each at most ``seq``."""
         return replace(self, **{n: min(getattr(self, n), seq) for n in _INTS})
