@@ -101,7 +101,7 @@ def check_kv_dtype(chip, kv_dtype: str, dtype: str, option: str = "--kv-dtype") 
     if kv_dtype not in numbers:     # K and V are values attention multiplies with
         raise InputError(option, None, kv_dtype, "a KV cache holds numbers: " + "|".join(numbers))
     attention = datapath_format(kv_dtype, dtype)
-    if chip is not None and attention not in chip.formats:   # an int8-only chip reading a bf16 cache
+    if chip is not None and attention not in chip.formats:   # int8-only chip, bf16 cache
         raise InputError(option, None, kv_dtype, f"attention over a {kv_dtype} cache under "
                          f"{dtype} weights runs in {attention}, which chip {chip.name!r} does "
                          f"not run ({'|'.join(chip.formats)}); pass {option} {dtype}")

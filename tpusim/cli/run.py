@@ -85,7 +85,8 @@ def _throughput(result) -> tuple[str, str]:
         return ("throughput", f"{units.number(s['throughput_per_s'])} inferences/s "
                               f"(batch {s['batch']})")
     if tm["phase"] == "decode":
-        return ("tokens", f"{units.number(tm['tokens_per_s'])} tokens/s, {tm['ms_per_output_token']:.4g} "
+        return ("tokens", f"{units.number(tm['tokens_per_s'])} tokens/s, "
+                          f"{tm['ms_per_output_token']:.4g} "
                           f"ms per output token ({tm['sequences']} sequences, KV {tm['kv_len']})")
     return ("prefill", f"time to first token {tm['time_to_first_token_s'] * 1e3:.4g} ms, "
                        f"{units.number(tm['tokens_per_s'])} prompt tokens/s ({tm['sequences']} x "

@@ -42,7 +42,8 @@ def _tp(text: str | None) -> int | None:
 @click.argument("config")
 @click.argument("model")
 @click.option("--chips", type=int, default=1, show_default=True, help="Chips serving the model.")
-@click.option("--parallel", default=None, metavar="tp=N", help="tp=N with N = --chips, the one split serving models (the default).")
+@click.option("--parallel", default=None, metavar="tp=N",
+              help="tp=N with N = --chips, the one split serving models (the default).")
 @click.option("--requests", "requests_file", type=click.Path(path_type=Path), default=None,
               help="JSONL: arrival_s, input_tokens, output_tokens [, prefix, prefix_tokens].")
 @click.option("--synthetic", default="in=219,out=292", show_default=True,
@@ -76,7 +77,8 @@ def _tp(text: str | None) -> int | None:
 @click.option("--duration", type=float, default=None, help="Stop after this many simulated s.")
 @click.option("--weights", default="bf16", show_default=True, help="Weight (and compute) dtype.")
 @click.option("--kv-dtype", default=None,
-              help="KV-cache dtype (default: the --weights dtype): sets the KV blocks that fit and the "
+              help="KV-cache dtype (default: the --weights dtype): sets the KV blocks that fit "
+                   "and the "
                    "bytes attention reads (an int8 cache under bf16 weights streams 1 byte a "
                    "value, dequantized in the attention kernel).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)

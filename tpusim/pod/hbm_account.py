@@ -161,4 +161,5 @@ def account(chip, fwd: list[dict[str, Any]], policy: Remat, spec: ParallelSpec,
     return acc
 
 
-__all__ = ["STATE_BYTES", "Params", "Account", "layer_params", "kv_params", "chip_params", "account"]
+__all__ = ["STATE_BYTES", "Params", "Account", "layer_params", "kv_params", "chip_params",
+           "account"]

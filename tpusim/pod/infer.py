@@ -18,10 +18,11 @@ default the run's; attention reads K and V in it).
 :meth:`InferResult.schedule` lays the step out in time for ``--trace`` (the Chrome/Perfetto
 format of ``tpusim train --trace``, ``pod/schedule_view.py``): the pre-block rows, then each
 block's rows in trace order, each taking its row's time over the layers (assumption: every
-layer of a row costs the same), the embedding's all-reduce, an all-reduce before each residual add (Megatron's places:
-after the attention's output projection and after the FFN's down projection; a parallel block
-has one, before its last add), the rows after the blocks, then the logits all-gather. The compute
-track waits through each collective, so its spans tile the step.
+layer of a row costs the same), the embedding's all-reduce right after its lookup, an
+all-reduce before each residual add (Megatron's places: after the attention's output
+projection and after the FFN's down projection; a parallel block has one, before its last add),
+the rows after the blocks, then the logits all-gather. The compute track waits through each
+collective, so its spans tile the step.
 """
 from __future__ import annotations
 

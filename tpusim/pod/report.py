@@ -123,7 +123,8 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
         for k, v in rec["collectives_s"].items() if v > 0) or \
         "<tr><td colspan='4'>none: one chip's worth of work, nothing to exchange</td></tr>"
     busy = (f"<p>Each chip receives {_received(_sum(moved))} per step; over ICI that fills "
-            f"{rec['ici_link_busy']:.1%} of the inbound bandwidth of the links its slice's shape wires, across the step.</p>"
+            f"{rec['ici_link_busy']:.1%} of the inbound bandwidth of the links its slice's "
+            "shape wires, across the step.</p>"
             if moved and "ici_link_busy" in rec else "")
     waits = {k: v for k, v in rec.get("exposed_s", {}).items() if v > 0}
     rows_wait = "".join(f"<tr><td>{escape(k)}</td><td>{seconds(v)}</td>"

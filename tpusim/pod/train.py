@@ -26,9 +26,9 @@ every microbatch (ZeRO-3 keeps no unsharded gradient between microbatches); when
 slices (``sharding.dcn_kind``: MaxText's dcn_fsdp_parallelism) those collectives cross DCN as
 well, priced hierarchically (DCN on the small shard, ``pod/collectives.py``), and the state is
 sharded over the slices too; dp all-reduces the gradients once per step (with it, where tp
-exceeds the KV heads, each replicated K/V head's partial gradients over its tp ranks); tp all-reduces
-activations twice per block per pass (once for parallel blocks) and once per microbatch after
-the vocab-split embedding lookup; ep all-to-alls tokens to and
+exceeds the KV heads, each replicated K/V head's partial gradients over its tp ranks); tp
+all-reduces activations twice per block per pass (once for parallel blocks) and once per
+microbatch after the vocab-split embedding lookup; ep all-to-alls tokens to and
 from the experts twice per MoE layer per pass; pp sends activations to the next stage per
 microbatch and pass. Overlap, as XLA's async collectives do it, comes from a per-layer schedule
 of the step (``pod/schedule.py``): fsdp all-gathers are prefetched one layer ahead and gradient
@@ -338,7 +338,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         ag_head=ag[2].total_s, rs_block=rs_block, rs_head=rs[2].total_s,
         dp_block=dp_share * block_params + (kv_c.total_s if kv_c else 0.0),
         dp_head=dp_share * head_params,
-        tp_block=tp_block, tp_embed=tp_embed, tp_backward=tp_back, tp_hidden=tp_hidden, tp_recompute=tp_redo,
+        tp_block=tp_block, tp_embed=tp_embed, tp_backward=tp_back, tp_hidden=tp_hidden,
+        tp_recompute=tp_redo,
         ep_block=ep_block,
         ep_recompute=ep_redo, pp=pp_one, dcn=grads_dcn,
         bubble=bubble, optimizer=opt, moved=moved_by)
