@@ -113,7 +113,7 @@ def _attention_rows(cfg: LlmConfig, seq: int, kv: int, n: int, dtype: str, named
     ``named``: the row names carry the group (a step with several); ``continues``: the rows run
     in an earlier group's kernel (no per-op fixed cost); ``kv_dtype``: K and V, the two GEMMs'
     second operands, are read from a cache in that format (an int8 cache under bf16 queries is
-    stored and streamed at 1 byte and dequantized on the vector unit: ``compression.py``)."""
+    stored and streamed at 1 byte and rescaled inside the kernel: ``compression.py``)."""
     rows = kv_operands([r for r in llm_rows(cfg, "decode" if seq == 1 else "prefill", n, seq,
                                             kv, dtype) if r["name"] in _ATTENTION],
                        dtype, kv_dtype)

@@ -74,19 +74,25 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
                                                     f"{r.topology}", prov["run_id"]))
     written = write_outputs(out, "infer", record, page, chip, prov["run_id"],
                             "infer THIS_FILE MODEL", trace)
-    from .. import units
-    chips = f"{r.chips} chip{'s' if r.chips != 1 else ''}"
-    click.echo(f"{cfg.name} {phase} on {chip.name} {r.topology} ({chips}, {r.parallel}): "
-               f"{units.seconds(r.latency_s)} ({units.seconds(r.compute_s)} compute + "
-               f"{units.seconds(r.collectives_s)} all-reduces), "
-               f"{units.number(r.tokens_per_s)} tokens/s, "
-               f"{r.hbm_gib_per_chip:.1f} GiB/chip")
+    click.echo(step_line(record, "all-reduces"))
     click.echo("wrote " + ", ".join(str(p) for p in written))
     if trace_path is not None:
         click.echo(f"wrote {trace_path} (open it in ui.perfetto.dev)")
 
 
 OWN = ("infer.json", "config.yaml", "report.html")   # infer's files, which --trace must not name
+
+
+def step_line(rec: dict, comm: str) -> str:
+    """The one-line summary of a sharded step's record (infer.json, sharded.json); ``comm``
+    names its collectives."""
+    from .. import units
+    chips = f"{rec['chips']} chip{'s' if rec['chips'] != 1 else ''}"
+    return (f"{rec['model']} {rec['phase']} on {rec['config']} {rec['topology']} ({chips}, "
+            f"{rec['parallel']}): {units.seconds(rec['latency_s'])} "
+            f"({units.seconds(rec['compute_s'])} compute + "
+            f"{units.seconds(rec['collectives_s'])} {comm}), "
+            f"{units.number(rec['tokens_per_s'])} tokens/s, {rec['hbm_gib_per_chip']:.1f} GiB/chip")
 
 
 def step_trace_json(r, name: str, run_id: str) -> str:

@@ -266,11 +266,10 @@ def _sharded(config, workload, sets, chips, parallel, batch, out_dir, trace_path
              html: bool = True, as_json: bool = False) -> None:
     """``--chips``/``--parallel``: the LLM step sharded (tpusim/pod/sharded_run.py); ``html``:
     write report.html; ``as_json``: sharded.json on stdout, the messages on stderr."""
-    from .. import units
     from ..pod.sharded_run import run_sharded
     from ..provenance import input_file
     from .common import checked_trace, command_provenance_of, loaded_chip, write_outputs
-    from .infer import step_trace_json
+    from .infer import step_line, step_trace_json
 
     chip, overrides = loaded_chip(config, sets)
     own = ("sharded.json", "config.yaml", "report.html")
@@ -291,13 +290,7 @@ def _sharded(config, workload, sets, chips, parallel, batch, out_dir, trace_path
     if as_json:
         click.echo((out / "sharded.json").read_text(), nl=False)
     else:
-        click.echo(f"{r['model']} {r['phase']} on {r['config']} {r['topology']} ({r['chips']} "
-                   f"chip{'s' if r['chips'] != 1 else ''}, {r['parallel']}): "
-                   f"{units.seconds(r['latency_s'])} "
-                   f"({units.seconds(r['compute_s'])} compute + "
-                   f"{units.seconds(r['collectives_s'])} all-reduces on the critical path), "
-                   f"{units.number(r['tokens_per_s'])} tokens/s, "
-                   f"{r['hbm_gib_per_chip']:.1f} GiB/chip")
+        click.echo(step_line(r, "all-reduces on the critical path"))
     click.echo("wrote " + ", ".join(str(p) for p in written), err=as_json)
     if trace_path is not None:
         click.echo(f"wrote {trace_path} (open it in ui.perfetto.dev)", err=as_json)

@@ -78,9 +78,8 @@ def _tp(text: str | None) -> int | None:
 @click.option("--weights", default="bf16", show_default=True, help="Weight (and compute) dtype.")
 @click.option("--kv-dtype", default=None,
               help="KV-cache dtype (default: the --weights dtype): sets the KV blocks that fit "
-                   "and the "
-                   "bytes attention reads (an int8 cache under bf16 weights streams 1 byte a "
-                   "value, dequantized in the attention kernel).")
+                   "and the bytes attention reads (an int8 cache under bf16 weights streams 1 "
+                   "byte a value, rescaled in the attention kernel).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @set_option()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,

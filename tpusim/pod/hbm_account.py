@@ -59,6 +59,11 @@ class Params:
         """Every parameter this chip keeps after fsdp sharding."""
         return self.layers * self.block + self.head_shard
 
+    @property
+    def gathers(self) -> bool:
+        """Whether fsdp or ep shards anything, so that weights are gathered before they run."""
+        return self.dense_split > 1 or self.expert_split > 1
+
     def layer_gathered(self) -> float:
         """Bytes of one layer's weights gathered (bf16 on the wire), 0 where nothing shards them."""
         return (self.dense * (self.dense_split > 1)
@@ -132,8 +137,7 @@ def account(chip, fwd: list[dict[str, Any]], policy: Remat, spec: ParallelSpec,
     saved = saved_per_layer(fwd, sp)
     layer = params.layer_gathered()
     working = saved["none"] - in_hbm
-    head = params.matrix * WIRE_BYTES if params.dense_split > 1 or params.expert_split > 1 \
-        else 0.0
+    head = params.matrix * WIRE_BYTES if params.gathers else 0.0
     turn = 2 * logits * WIRE_BYTES          # the logits and their gradient
     if 2 * layer + working >= layer + head + turn:      # the peak is inside the layers
         prefetch, turn = 2 * layer, 0.0

@@ -183,7 +183,8 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
         raise InputError(source, "memory", f"{total / gib:.1f} GiB per chip",
                          f"does not fit the {cap:g} GiB of HBM by {(total - cap * gib) / gib:.1f}"
                          " GiB; " + (too_big or "raise tp (--chips, --parallel tp=), lower "
-                                     "--batch or use a narrower --dtype or --kv-dtype (e.g. int8)"))
+                                     "--batch or use a narrower --dtype or --kv-dtype "
+                                     "(e.g. int8)"))
     new_tokens = batch * seq
     return InferResult(
         phase=phase, latency_s=latency, compute_s=compute, collectives_s=comm,

@@ -61,7 +61,7 @@ def _too_big(step: dict[str, Any], batch: int) -> str:
     cmd = (f"tpusim workload llm {step['model']} --phase {step['phase']} --batch "
            f"{step['sequences']} --seq {step['new_tokens']} --kv-len {step['kv_len']} "
            f"--dtype {narrower or step['dtype']}"
-           + (f" --kv-dtype {step['kv_dtype']}" if step.get("kv_dtype") and get_format(
+           + (f" --kv-dtype {step['kv_dtype']}" if step["kv_dtype"] and get_format(
                step["kv_dtype"]).bits < get_format(narrower or step["dtype"]).bits else "")
            + (" --logits last" if step["logits"] == "last" else ""))
     return ("raise tp (--chips, --parallel tp=)" + (", lower --batch" if batch > 1 else "")

@@ -148,14 +148,14 @@ class StepTimer:
         out = [0.0] * len(row_lists)
         if not todo:
             return out
-        layers = [tuple(c._layer(r) for r in row_lists[i]) for i in todo]
         if getattr(c, "path", None) == "event" or c.chip.timing.engine == "event":
             lats = [c._evaluate(c._lowered(row_lists[i]), 0).latency_s for i in todo]
-        else:
+        else:      # prepare() lowers each part as simulate does
             from ..columnar import evaluate, prepare
             hz, engine = c.chip.clock_ghz * 1e9, c.chip.timing.engine
-            wls = [Workload(name=f"part{i}", source=f"llm:{c.model.name}", layers=ls)
-                   for i, ls in enumerate(layers)]
+            wls = [Workload(name=f"part{n}", source=f"llm:{c.model.name}",
+                            layers=tuple(c._layer(r) for r in row_lists[i]))
+                   for n, i in enumerate(todo)]
             lats = [float((col.cols["cycles"] * col.point.shape.count).sum()) / hz
                     for col in evaluate([prepare(c.chip, wl, c.forced, 1, engine)
                                          for wl in wls])]
