@@ -129,6 +129,23 @@ def test_pipeline_bubble_is_pp_minus_one_microbatch_slots():
     assert r.collectives_s["pp_permute"] > 0
 
 
+def test_pipeline_stages_hold_one_vocab_matrix_each():
+    """With pp the first stage holds the embedding and min(pp, m) microbatches of activations,
+    the last the LM head and the logits: Llama-3.1-70B in 16 stages on a v5p 4x4 fits (stage 1:
+    79.4 GiB of state), where counting both matrices and the loss on one stage said 98.5 GiB."""
+    m = get_preset("llama3_1_70b")
+    r = train_step(CHIP, m, _slice("4x4"), ParallelSpec(pp=16), seq=2048, global_batch=16,
+                   remat="full", microbatches=16)
+    # per layer: q and o 2 x 8192 x 64 x 128, k and v 2 x 8192 x 8 x 128, FFN 3 x 8192 x 28672;
+    # 80 / 16 = 5 layers and one 128,256 x 8,192 matrix, 16 bytes of state per parameter
+    layer = 2 * 8192 * 64 * 128 + 2 * 8192 * 8 * 128 + 3 * 8192 * 28672
+    state = (5 * layer + 128256 * 8192) * 16 / 2 ** 30
+    assert r.memory_gib["weights_grads_optimizer"] == pytest.approx(state)
+    assert r.memory_gib["logits"] == 0                 # stage 1's peak: no loss there
+    assert r.hbm_gib_per_chip < 95 and r.hbm_gib_per_chip == pytest.approx(
+        sum(v for k, v in r.memory_gib.items() if k != "host_offload"))
+
+
 def test_moe_expert_parallel_all_to_all():
     moe = custom_config(name="moe", hidden=512, layers=2, heads=8, kv_heads=8, ffn=1024,
                         vocab=1024, gated=True, act="silu", norm="rmsnorm", experts=4, top_k=2)

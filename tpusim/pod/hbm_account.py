@@ -88,10 +88,13 @@ def layer_params(model, spec: ParallelSpec) -> tuple[float, float]:
 
 def chip_params(model, spec: ParallelSpec, pl: Placement, layers: int) -> Params:
     """Dense weights (and the embedding and LM head) are sharded over fsdp and ep, expert
-    weights over fsdp (ep already splits the experts)."""
+    weights over fsdp (ep already splits the experts). With pp the first stage holds the
+    embedding and the last the LM head, one matrix each (tied, each keeps a copy: assumption,
+    as Megatron-LM does), so a stage's ``head`` is one matrix."""
     dense, expert = layer_params(model, spec)
     matrix = model.vocab * model.hidden / spec.tp
-    return Params(dense, expert, matrix * (1 if model.tied_embeddings else 2), matrix, layers,
+    heads = 1 if model.tied_embeddings or spec.pp > 1 else 2
+    return Params(dense, expert, matrix * heads, matrix, layers,
                   math.prod(a.size for a in pl.of("fsdp", "ep")),
                   math.prod(a.size for a in pl.of("fsdp")))
 
@@ -126,10 +129,24 @@ class Account:
 def account(chip, fwd: list[dict[str, Any]], policy: Remat, spec: ParallelSpec,
             params: Params, layers: int, microbatches: int, logits: float = 0.0) -> Account:
     """The chip's HBM and host account; a one-line InputError where it does not fit.
-    ``logits``: the elements of one microbatch's logits on this chip."""
+    ``logits``: the elements of one microbatch's logits on this chip. With pp, the larger of
+    the first stage's (the embedding, min(pp, microbatches) microbatches of activations live
+    under 1F1B, no loss) and the last stage's (the LM head and the logits, one microbatch
+    live); either not fitting is the error."""
+    if spec.pp > 1:
+        first = _account(chip, fwd, policy, spec, params, layers, min(spec.pp, microbatches),
+                         0.0, loss=False)
+        last = _account(chip, fwd, policy, spec, params, layers, 1, logits)
+        return max(first, last, key=lambda a: a.total)
+    return _account(chip, fwd, policy, spec, params, layers, 1, logits)
+
+
+def _account(chip, fwd: list[dict[str, Any]], policy: Remat, spec: ParallelSpec,
+             params: Params, layers: int, live: int, logits: float, loss: bool = True) -> Account:
+    """One stage's account: ``live`` microbatches' activations kept; ``loss``: whether the
+    stage holds the LM head's moment (the gathered head and the logits)."""
     sp = spec.tp if spec.sequence_parallel else 1
     in_hbm, on_host = kept_per_layer(fwd, sp, policy)
-    live = min(spec.pp, microbatches)              # 1F1B: stage 1 holds pp microbatches
     # The layer being back-propagated has its whole forward live at once (what remat dropped is
     # recomputed for it, what it offloaded is back): one layer's every block output beyond what
     # the policy keeps in HBM. Assumption: the next layer's offloaded tensors, fetched ahead,
@@ -137,7 +154,7 @@ def account(chip, fwd: list[dict[str, Any]], policy: Remat, spec: ParallelSpec,
     saved = saved_per_layer(fwd, sp)
     layer = params.layer_gathered()
     working = saved["none"] - in_hbm
-    head = params.matrix * WIRE_BYTES if params.gathers else 0.0
+    head = params.matrix * WIRE_BYTES if params.gathers and loss else 0.0
     turn = 2 * logits * WIRE_BYTES          # the logits and their gradient
     if 2 * layer + working >= layer + head + turn:      # the peak is inside the layers
         prefetch, turn = 2 * layer, 0.0
