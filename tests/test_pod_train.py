@@ -4,6 +4,7 @@ and one-line errors (batch, memory)."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from hypothesis import given, settings
@@ -453,6 +454,27 @@ def test_cross_slice_gradient_exchange_is_exposed_after_the_backward():
     assert r.step_s == pytest.approx(parts["compute"] + parts["exposed_collectives"]
                                      + parts["bubble"] + parts["optimizer"])
     assert parts["exposed_collectives"] >= r.collectives_s["dcn_all_reduce"]
+
+
+def test_dp_in_slice_and_across_slices_gathers_back_after_dcn():
+    # dp=4 over 2 slices: dp 2 inside each slice, 2 across. The in-slice reduce-scatter runs
+    # under the backward; the DCN all-reduce of each chip's half and the in-slice all-gather
+    # that ends the exchange both wait on the complete gradients, so both are exposed.
+    from tpusim.pod.collectives import all_gather, all_reduce, reduce_scatter
+    from tpusim.pod.sharding import place
+    sl = make_slice(CHIP.ici, CHIP.dcn, shape="2x2x2", slices=2)
+    spec = ParallelSpec(dp=4, fsdp=4)
+    r = train_step(CHIP, TINY, sl, spec, seq=64, global_batch=16)
+    pl = place(spec, sl)
+    ici = tuple(a for a in pl.of("dp") if a.kind != "switch")
+    dcn = tuple(a for a in pl.of("dp") if a.kind == "switch")
+    assert math.prod(a.size for a in ici) == 2 and math.prod(a.size for a in dcn) == 2
+    grads = r.memory_gib["weights_grads_optimizer"] * 2 ** 30 / 16 * 2     # bf16 bytes
+    assert r.collectives_s["dp_all_reduce"] == pytest.approx(
+        reduce_scatter(grads, ici).total_s)
+    assert r.collectives_s["dcn_all_reduce"] == pytest.approx(
+        all_reduce(grads / 2, dcn).total_s + all_gather(grads, ici).total_s)
+    assert r.exposed_s["DCN all-reduce"] == pytest.approx(r.collectives_s["dcn_all_reduce"])
 
 
 def test_fsdp_across_two_slices_hand_computed():

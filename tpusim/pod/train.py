@@ -252,9 +252,14 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     # slice's dp axes, the DCN all-reduce of each chip's 1/dp_ici part, an all-gather back.
     dp_ici = tuple(a for a in pl.of("dp") if a.kind != "switch")
     dp_dcn = tuple(a for a in pl.of("dp") if a.kind == "switch")
-    dp_c = all_reduce(shard_params * WIRE_BYTES, dp_ici)
+    # With dp on both, the in-slice part on the stream is the reduce-scatter alone, and the
+    # all-gather back waits for the DCN all-reduce (``dcn_all_reduce`` carries both).
+    both = bool(dp_ici and dp_dcn)
+    dp_c = (reduce_scatter if both else all_reduce)(shard_params * WIRE_BYTES, dp_ici)
     dcn_c = all_reduce(shard_params * WIRE_BYTES / math.prod(a.size for a in dp_ici), dp_dcn)
-    grads_dp, grads_dcn = dp_c.total_s, dcn_c.total_s
+    back_c = all_gather(shard_params * WIRE_BYTES, dp_ici) if both else None
+    grads_dp = dp_c.total_s
+    grads_dcn = dcn_c.total_s + (back_c.total_s if back_c else 0.0)
     # Where tp exceeds the KV heads, each head's K/V weights sit on tp / kv_heads neighbouring
     # tp ranks that each compute a partial gradient from their own query heads: the partials
     # of a layer's fsdp shard of them are all-reduced over those ranks under the backward, as
@@ -330,7 +335,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         "tp_hidden": tp_share(tp_hidden), "tp_recompute": tp_share(tp_redo),
         "ep_block": each(ep_c, 2 if model.moe else 0),
         "ep_recompute": each(ep_c, 2 if model.moe and redo_names else 0),
-        "pp": each(pp_c), "dcn": each(dcn_c)}
+        "pp": each(pp_c),
+        "dcn": tuple(map(sum, zip(each(dcn_c), each(back_c))))}
     parts = StepParts(
         layers=L, microbatches=microbatches, pre_f=part["pre"][0], block_f=part["block"][0] / L,
         post_f=part["post"][0], pre_b=part["pre"][1], block_b=part["block"][1] / L,
