@@ -98,13 +98,17 @@ def test_whole_axes_placement_keeps_rings():
 
 def test_factor_of_an_axis_contiguous_then_strided():
     # 4x4x4 cube, tp=2: tp takes 2 neighbouring chips of axis 0 (a line); fsdp's share of that
-    # axis is the other factor 2, striding over the tp pairs: each hop crosses 2 links that
-    # 2 groups share, so half the bandwidth and twice the latency.
+    # axis is the other factor 2, striding over the tp pairs ({0, 2} and {1, 3} of the ring of
+    # 4): each chip sends X to its partner, X/2 each way round over 2 hops, and every directed
+    # link carries X/2 of both groups, X in all: X / LINK, a pair at the full link bandwidth
+    # (half of it on each of its two paths), twice the latency.
     pl = place(parse_spec("fsdp=32,tp=2"), _slice("4x4x4"))
     (tp,) = pl.axes["tp"]
     assert (tp.size, tp.kind, tp.bandwidth_bytes_per_s) == (2, "line", LINK)
     strided = pl.axes["fsdp"][0]
-    assert strided.size == 2 and strided.bandwidth_bytes_per_s == LINK / 2
+    assert strided.size == 2 and strided.bandwidth_bytes_per_s == LINK
+    assert all_gather(2e9, (strided,)).total_s == pytest.approx(
+        1e9 / LINK + 2 * V5P.ici.hop_latency_s)
     assert strided.hop_latency_s == 2 * V5P.ici.hop_latency_s
     assert [a.size for a in pl.axes["fsdp"]] == [2, 4, 4]
 

@@ -28,7 +28,8 @@ pp, so the chattiest kind gets the nearest chips. A degree that does not fill an
 takes a factor of it: the first factor taken from an axis is a contiguous run of chips (a line: it
 has no wraparound of its own); a later factor strides over the earlier ones, so each of its hops
 crosses ``stride`` links that ``stride`` groups share at once: bandwidth / stride per group,
-latency x stride per hop, and a ring only if the axis wraps and the factor completes it.
+latency x stride per hop, and a ring only if the axis wraps and the factor completes it (a
+pair that completes it, half the ring apart, uses both ways round: a line at twice that bandwidth).
 """
 from __future__ import annotations
 
@@ -180,6 +181,11 @@ def _factor_axis(base: Axis, wraps: bool, size: int, stride: int, total: int, na
     if stride == 1:
         return Axis(size, "line", base.bandwidth_bytes_per_s, base.hop_latency_s, name)
     closes = wraps and stride * size == total
+    if closes and size == 2:
+        # a pair half the ring apart: two disjoint paths of ``stride`` hops, one each way round
+        # (a 2-ring would be priced as a line, one direction only)
+        return Axis(2, "line", 2 * base.bandwidth_bytes_per_s / stride,
+                    base.hop_latency_s * stride, name)
     return Axis(size, "ring" if closes else "line", base.bandwidth_bytes_per_s / stride,
                 base.hop_latency_s * stride, name)
 
