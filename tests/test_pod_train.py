@@ -147,6 +147,19 @@ def test_pipeline_stages_hold_one_vocab_matrix_each():
         sum(v for k, v in r.memory_gib.items() if k != "host_offload"))
 
 
+def test_pp_send_with_sequence_parallel_carries_one_tp_share():
+    # a microbatch's boundary activation is mb x seq x hidden bf16; with sp each of the tp ranks
+    # holds and sends 1/tp of it
+    kw = dict(seq=64, global_batch=4, microbatches=2)
+    plain = train_step(CHIP, TINY, _slice("2x2"), ParallelSpec(pp=2, tp=2), **kw)
+    sp = train_step(CHIP, TINY, _slice("2x2"), ParallelSpec(pp=2, tp=2, sequence_parallel=True),
+                    **kw)
+    act = 2 * 64 * 512 * 2          # 4 sequences per replica in 2 microbatches of 2
+    got = {k: r.collective_bytes_per_chip["pp_permute"]["ici"] for k, r in
+           (("plain", plain), ("sp", sp))}
+    assert got == {"plain": 2 * 2 * act, "sp": 2 * 2 * act / 2}
+
+
 def test_moe_expert_parallel_all_to_all():
     moe = custom_config(name="moe", hidden=512, layers=2, heads=8, kv_heads=8, ffn=1024,
                         vocab=1024, gated=True, act="silu", norm="rmsnorm", experts=4, top_k=2)

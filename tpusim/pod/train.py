@@ -302,7 +302,9 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     # and the combine's backward the returned expert outputs.
     ep_redo = ep_block if redo_names else 0.0
     pp_axes = pl.of("pp")
-    pp_c = permute(act, pp_axes[0]) if pp_axes else None
+    # with sp each tp rank holds 1/tp of the boundary activation and sends only that
+    pp_c = permute(act / (spec.tp if spec.sequence_parallel else 1), pp_axes[0]) \
+        if pp_axes else None
     pp_one = pp_c.total_s if pp_c else 0.0
     bubble = (spec.pp - 1) * t_mb
 
