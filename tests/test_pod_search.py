@@ -69,7 +69,11 @@ def test_per_instance_pricing_is_close_to_the_whole_trace():
 def test_microbatch_counts_by_hand():
     assert microbatch_counts(ParallelSpec(), 8) == [1, 2, 4, 8]
     assert microbatch_counts(ParallelSpec(pp=2, fsdp=4), 8) == [2, 4, 8]
-    assert microbatch_counts(ParallelSpec(pp=4, fsdp=2), 6) == []     # 6 < 8 and 4 does not divide
+    # at least pp microbatches that divide the sequences: 4 and 5 do not divide 6, 6 does
+    assert microbatch_counts(ParallelSpec(pp=4, fsdp=2), 6) == [6]
+    assert microbatch_counts(ParallelSpec(pp=4, fsdp=2), 3) == []     # fewer sequences than stages
+    assert microbatch_counts(ParallelSpec(pp=2), 3) == [3]
+    assert microbatch_counts(ParallelSpec(pp=2), 6) == [2, 6]         # and each its own microbatch
     assert microbatch_counts(ParallelSpec(pp=3, fsdp=2), 12) == [3, 6, 12]
 
 

@@ -263,8 +263,9 @@ def test_cli_train_moe_on_a_dense_model_is_refused(cli, tmp_path):
     (["--chips", "8", "--parallel", "fsdp=8", "--microbatches", "0"], "'--microbatches': 0"),
     (["--chips", "8", "--microbatches", "0"], "'--microbatches': 0"),
     (["--chips", "8", "--parallel", ""], "--parallel: got ''; give a value"),
-    # tp=2,pp=4 divides 3 sequences, but the search runs at least pp microbatches
-    (["--chips", "8", "--global-batch", "3"], "fewer sequences per replica than its pipeline"),
+    # one sequence: only tp x pp layouts (gpt2's 12 heads and layers rule out tp=8 and pp=8)
+    # replicate it, and each has fewer sequences than stages
+    (["--chips", "8", "--global-batch", "1"], "fewer sequences per replica than its pipeline"),
     (["--chips", "8", "--microbatches", "3"], "--microbatches 3 divides no layout's sequences"),
 ])
 def test_cli_train_bad_input_is_one_line_exit_2(cli, tmp_path, args, needle):
