@@ -233,6 +233,16 @@ def test_cli_train_writes_train_json(cli, tmp_path):
         assert f"<td>{nbytes(v * 2**30)}</td>" in html
 
 
+def test_cli_train_default_microbatches_with_pp_divide_the_replica(cli, tmp_path):
+    # 5 sequences per replica on 4 stages: 4 does not divide 5, so the default is 5 (the
+    # smallest count from pp up that does), not a refusal of --microbatches the user never gave
+    import json
+    code, out, err = cli("train", "tpu_v5e", "gpt2", "--chips", "8", "--global-batch", "10",
+                         "--parallel", "pp=4,dp=2", "--seq", "128", "--out", tmp_path)
+    assert code == 0, err
+    assert json.loads((tmp_path / "train.json").read_text())["microbatches"] == 5
+
+
 def test_cli_train_searches_without_parallel(cli, tmp_path):
     import json
     code, out, err = cli("train", "tpu_v5e", "gpt2", "--chips", "4", "--seq", "128",
@@ -267,6 +277,10 @@ def test_cli_train_moe_on_a_dense_model_is_refused(cli, tmp_path):
     # replicate it, and each has fewer sequences than stages
     (["--chips", "8", "--global-batch", "1"], "fewer sequences per replica than its pipeline"),
     (["--chips", "8", "--microbatches", "3"], "--microbatches 3 divides no layout's sequences"),
+    # without --microbatches, pp=4 on 3 sequences per replica names pp and the way out
+    (["--chips", "8", "--global-batch", "6", "--parallel", "pp=4,dp=2"],
+     "pp=4 needs at least 4 microbatches to fill its stages, and a replica trains on 3 "
+     "sequences"),
 ])
 def test_cli_train_bad_input_is_one_line_exit_2(cli, tmp_path, args, needle):
     code, out, err = cli("train", "tpu_v5e", "gpt2", *args, "--out", tmp_path / "o")

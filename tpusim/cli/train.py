@@ -10,6 +10,23 @@ from .common import (checked_trace, command_provenance_of, default_out, loaded_c
                      plotlyjs_option, set_option, write_outputs)
 
 
+
+def _default_microbatches(spec, global_batch: int) -> int:
+    """Without ``--microbatches``: 1 without pp; with pp the smallest count from pp up that
+    divides a replica's sequences (the search's first), or a line saying why none does."""
+    if spec.pp == 1 or global_batch % spec.replicas:
+        return 1 if spec.pp == 1 else spec.pp      # train_step names the batch's problem
+    from ..errors import InputError
+    from ..pod.search import microbatch_counts
+    per = global_batch // spec.replicas
+    counts = microbatch_counts(spec, per)
+    if not counts:
+        raise InputError("--parallel", None, spec.label(), f"pp={spec.pp} needs at least "
+                         f"{spec.pp} microbatches to fill its stages, and a replica trains "
+                         f"on {per} sequence{'s' if per != 1 else ''}; raise --global-batch, or "
+                         f"give --microbatches (a divisor of {per}: stages wait longer)")
+    return counts[0]
+
 @click.command()
 @click.argument("config")
 @click.argument("model")
@@ -141,7 +158,7 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     gb = global_batch if global_batch is not None else (batch_per_chip or 1) * sl.chips
     if parallel is not None:
         spec = parse_spec(parallel)
-        mbs = microbatches or (spec.pp if spec.pp > 1 else 1)
+        mbs = microbatches or _default_microbatches(spec, gb)
         r = train_step(chip, cfg, sl, spec, seq, gb, policy or "full", mbs, attention,
                        flash=flash, moe=kernel)
         picked = [(spec.label(), r.remat, mbs, r)]

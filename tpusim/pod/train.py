@@ -175,7 +175,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     per_chip = global_batch // spec.replicas
     if per_chip % microbatches:
         raise InputError("--microbatches", None, microbatches, f"must divide the {per_chip} "
-                         "sequences each chip trains on")
+                         f"sequence{'s' if per_chip != 1 else ''} each chip trains on")
     mb = per_chip // microbatches
     shard = shard_config(model, spec)
     L = shard.layers
