@@ -50,8 +50,9 @@ def _default_microbatches(spec, global_batch: int) -> int:
                    "is not given). NAMES: block rows (qkv_proj, o_proj, ffn_up, ..) or input, "
                    "kept in HBM (save) or pinned host memory (offload); the rest recomputed.")
 @click.option("--microbatches", type=click.IntRange(min=1), default=None,
-              help="Microbatches per step (pipeline / gradient accumulation; default 1, or pp; "
-                   "searched when not given).")
+              help="Microbatches per step (pipeline / gradient accumulation; default 1, or with "
+                   "pp the smallest count from pp up that divides a replica's sequences; "
+                   "searched without --parallel).")
 @click.option("--attention", type=click.Choice(["causal", "full"]), default="causal",
               show_default=True, help="MFU counts causal attention FLOPs halved (MaxText) or not.")
 @click.option("--flash-blocks", "flash_blocks", default=None,
