@@ -30,7 +30,9 @@ as XLA schedules them:
 
 Exposed collective time is the time the compute track waits on a collective, so
 ``compute + exposed + bubble + optimizer = step`` holds by construction. Blocking collectives
-run on their own axes' links, concurrently with the ICI stream (assumption).
+run on their own axes' links, concurrently with the ICI stream (assumption; where a blocking kind
+and fsdp take factors of one physical axis, as ep and fsdp can, they share its links, and that
+contention is not modelled).
 """
 from __future__ import annotations
 

@@ -294,6 +294,9 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
                       under_w + under_d - by["wgrad"] - by["dgrad"])
     tp_back = shares.backward * tp_block + tp_late
     tp_hidden = under_w + under_d - tp_late
+    # the all-to-alls move the mean load (top_k pairs per token; a dropped kernel's capacity
+    # slots), while the expert compute runs at the busiest shard's (pod/moe.py): the ragged
+    # exchange's imbalance is left out (assumption, about 1% of its bytes for Mixtral at ep=8)
     a2a = act * all_to_all_rows(model, seq, kernel) / seq if model.moe else 0.0
     ep_c = all_to_all(a2a, pl.of("ep"))
     ep_block = 2 * ep_c.total_s if model.moe else 0.0
