@@ -10,7 +10,6 @@ from .common import (checked_trace, command_provenance_of, default_out, loaded_c
                      plotlyjs_option, set_option, write_outputs)
 
 
-
 def _default_microbatches(spec, global_batch: int) -> int:
     """Without ``--microbatches``: 1 without pp; with pp the smallest count from pp up that
     divides a replica's sequences (the search's first), or a line saying why none does."""
@@ -26,6 +25,7 @@ def _default_microbatches(spec, global_batch: int) -> int:
                          f"on {per} sequence{'s' if per != 1 else ''}; raise --global-batch, or "
                          f"give --microbatches (a divisor of {per}: stages wait longer)")
     return counts[0]
+
 
 @click.command()
 @click.argument("config")
