@@ -134,6 +134,8 @@ def test_all_gather_over_dcn_and_a_ring_gathers_the_small_shard_over_dcn_first(d
         assert [p.axes for p in c.phases] == [(n,) for n in order]
         # the order the axes are given in does not matter
         assert collective(kind, d, axes[::-1]).total_s == c.total_s
+        # the DCN-first order ties with the sequential one here: it is named for what it is
+        assert c.schedule == "hierarchical"
 
 
 def test_all_reduce_over_dcn_and_a_ring_crosses_dcn_on_the_1_over_16_part():

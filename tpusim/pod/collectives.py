@@ -254,7 +254,7 @@ def _best(kind: str, axes: tuple[Axis, ...], nbytes: float) -> Cost:
             if best is None or c.total_s < best.total_s:
                 best = c
     nested = _hierarchical(kind, axes, nbytes)
-    if nested is not None and nested.total_s < best.total_s:
+    if nested is not None and nested.total_s <= best.total_s:   # a tie: name the DCN order
         best = nested
     return best
 
