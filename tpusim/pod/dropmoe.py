@@ -97,7 +97,7 @@ def expert_capacity(seq: int, top_k: int, experts: int, capacity_factor: float) 
 
 def dropped_rows(fwd: list[dict[str, Any]], model, batch: int, seq: int,
                  capacity_factor: float) -> list[dict[str, Any]]:
-    """The forward trace ``fwd`` of one chip's shard ``model`` (``pod/train.shard_config``:
+    """The forward trace ``fwd`` of one chip's shard ``model`` (``pod/sharding.shard_config``:
     ``experts``, ``expert_shards``, ``ffn`` split tp ways) on ``batch`` sequences of ``seq``,
     with its dropless MoE rows replaced by the dropped path's (module docstring)."""
     E, ep, M = model.experts, model.expert_shards, model.hidden

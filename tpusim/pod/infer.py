@@ -35,12 +35,12 @@ from ..importers.llm import LlmConfig, llm_rows
 from ..importers.llm_step_args import step_defaults
 from ..step_trace import check_kv_dtype, kv_operands
 from .collectives import all_gather, all_reduce
-from .sharding import ParallelSpec, check_spec, place
+from .sharding import ParallelSpec, check_spec, place, shard_config
 from .topology import Slice
 from .costs import simulate_rows
 from .remat import WIRE_BYTES
 from .schedule import BLOCKING, COMPUTE, Schedule, Span
-from .train import flash_attention, shard_config
+from .train import flash_attention
 
 BLOCK_ROWS = ("attn_norm", "ffn_residual")   # a block's first and last trace rows (llm_rows)
 TP_ALL_REDUCE, LOGITS_GATHER = "TP all-reduce", "logits all-gather"

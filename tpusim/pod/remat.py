@@ -195,7 +195,7 @@ NORM_READERS = {"attn_norm": ("qkv_proj",),
 PARALLEL_READERS = ("qkv_proj", "ffn_gate", "ffn_up")
 # The column-parallel GEMMs whose input- and weight-gradient rows the backward's hidden TP
 # traffic runs under: the experts' input projections are split over tp as the dense FFN's are
-# (pod/train.shard_config); the dispatch's gradient with respect to the tokens is no cover, it
+# (pod/sharding.shard_config); the dispatch's gradient with respect to the tokens is no cover, it
 # is the input gradient the reduce-scatter carries.
 COLUMN_PARALLEL = ("qkv_proj", "ffn_gate", "ffn_up", "moe_router", "expert_gate", "expert_up")
 # their backward rows (pod/backward.backward_rows' names), by which GEMM of the two each is

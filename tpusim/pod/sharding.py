@@ -34,7 +34,7 @@ pair that completes it, half the ring apart, uses both ways round: a line at twi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
@@ -173,6 +173,16 @@ class Placement:
         return tuple(ax for k in kinds for ax in self.axes.get(k, ()))
 
 
+def shard_config(model: "LlmConfig", spec: ParallelSpec) -> "LlmConfig":
+    """The model one chip runs: heads, KV heads, FFN and vocabulary split tp ways (KV heads
+    replicated when tp exceeds them), experts ep ways (``expert_shards``), layers pp ways."""
+    kv = max(1, model.kv_heads // spec.tp)
+    return replace(model, name=f"{model.name}[{spec.label()}]", heads=model.heads // spec.tp,
+                   kv_heads=kv, head_size=model.head_dim, ffn=model.ffn // spec.tp,
+                   vocab=-(-model.vocab // spec.tp), layers=model.layers // spec.pp,
+                   expert_shards=spec.ep)
+
+
 def _factor_axis(base: Axis, wraps: bool, size: int, stride: int, total: int, name: str) -> Axis:
     """A factor of ``size`` chips taken from a physical axis of ``total`` chips, whose earlier
     factors multiply to ``stride`` (see the module docstring)."""
@@ -232,4 +242,4 @@ def place(spec: ParallelSpec, sl: Slice, source: str = "--parallel") -> Placemen
 
 
 __all__ = ["ParallelSpec", "Placement", "KINDS", "parse_spec", "check_spec", "dcn_kind", "place",
-           "leading_group", "spec_source"]
+           "leading_group", "spec_source", "shard_config"]

@@ -56,7 +56,7 @@ the FLOPs the chips actually run (backward, recompute, the full score blocks, pa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import InputError
@@ -73,7 +73,8 @@ from .moe import megablox_rows
 from .remat import (BASIC, OUTSIDE_BLOCKS as _OUTSIDE_BLOCKS, WIRE_BYTES, Remat, parse_remat,
                     recomputed, tp_shares, unread, COVER_ROWS)
 from .schedule import Schedule, StepParts, per_step, schedule
-from .sharding import ParallelSpec, Placement, check_spec, dcn_kind, leading_group, place
+from .sharding import (ParallelSpec, Placement, check_spec, dcn_kind, leading_group, place,
+                       shard_config)
 from .topology import Slice
 
 REMATS = BASIC           # the search's default candidates; train_step takes any pod/remat.py policy
@@ -123,16 +124,6 @@ def _link_busy(sl: Slice, ici_bytes: float, step_s: float) -> float:
     :attr:`Slice.inbound_bytes_per_s`) that ``ici_bytes`` received per chip fill."""
     capacity = sl.inbound_bytes_per_s * step_s
     return ici_bytes / capacity if capacity > 0 else 0.0
-
-
-def shard_config(model: LlmConfig, spec: ParallelSpec) -> LlmConfig:
-    """The model one chip runs: heads, KV heads, FFN and vocabulary split tp ways (KV heads
-    replicated when tp exceeds them), experts ep ways (``expert_shards``), layers pp ways."""
-    kv = max(1, model.kv_heads // spec.tp)
-    return replace(model, name=f"{model.name}[{spec.label()}]", heads=model.heads // spec.tp,
-                   kv_heads=kv, head_size=model.head_dim, ffn=model.ffn // spec.tp,
-                   vocab=-(-model.vocab // spec.tp), layers=model.layers // spec.pp,
-                   expert_shards=spec.ep)
 
 
 def model_flops_per_token(model: LlmConfig, seq: int,

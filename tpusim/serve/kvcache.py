@@ -52,7 +52,7 @@ def kv_blocks(chip, model, tp: int, weight_dtype: str, kv_dtype: str, block: int
     # the shard's own parameters (pod/infer.py): KV heads replicated past tp, norms whole
     if tp > 1:
         from ..pod.sharding import ParallelSpec
-        from ..pod.train import shard_config
+        from ..pod.sharding import shard_config
         weights = shard_config(model, ParallelSpec(tp=tp)).param_count() * wb
     else:
         weights = model.param_count() * wb

@@ -1,6 +1,6 @@
 """Tensor parallelism (Megatron-style) for serving: one step on N chips = shard GEMMs + collectives.
 
-With TP = N every chip runs :func:`tpusim.pod.train.shard_config` of the model: 1/N of each
+With TP = N every chip runs :func:`tpusim.pod.sharding.shard_config` of the model: 1/N of each
 block's attention heads and FFN columns (KV heads replicated when fewer than N) and 1/N of the
 vocabulary, through the single-chip :class:`~tpusim.generation.StepCostModel`. After each block
 the attention and FFN outputs (``tokens x hidden`` activations) are all-reduced over the TP
@@ -35,7 +35,7 @@ class ShardedStepCost(StepCostModel):
         if tp > 1:
             from ..pod.sharding import ParallelSpec, check_spec, place
             from ..pod.topology import ONE_SLICE, make_slice
-            from ..pod.train import shard_config
+            from ..pod.sharding import shard_config
             spec = ParallelSpec(tp=tp)
             check_spec(spec, tp, full, source="--chips")   # serve splits TP over every chip
             sl = make_slice(chip.ici, chip.dcn, chips=tp, source="--chips", beyond=ONE_SLICE)
