@@ -50,12 +50,8 @@ def kv_blocks(chip, model, tp: int, weight_dtype: str, kv_dtype: str, block: int
     hbm = cap * 2**30 * hbm_scale
     wb = dtype_bytes(weight_dtype, "--weights")
     # the shard's own parameters (pod/infer.py): KV heads replicated past tp, norms whole
-    if tp > 1:
-        from ..pod.sharding import ParallelSpec
-        from ..pod.sharding import shard_config
-        weights = shard_config(model, ParallelSpec(tp=tp)).param_count() * wb
-    else:
-        weights = model.param_count() * wb
+    from ..pod.sharding import ParallelSpec, shard_config
+    weights = shard_config(model, ParallelSpec(tp=tp)).param_count() * wb
     act = (max_tokens * (3 * model.hidden + 2 * model.ffn / tp) * wb
            + max_seqs * model.vocab / tp * 4)
     kvh = -(-model.kv_heads // tp)
