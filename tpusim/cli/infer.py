@@ -66,7 +66,7 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
                    spec_source=spec_source(parallel, chips, topology), checked=True,
                    kv_dtype=kv_dtype)
     record = {**r.as_dict(), "config": chip.name, "model": cfg.name, "batch": batch,
-              "seq": seq, "kv_len": kv_len, "dtype": dtype, "kv_dtype": kv_dtype or dtype}
+              "seq": seq, "kv_len": kv_len, "dtype": dtype}
     record["provenance"] = prov = command_provenance_of(chip, config, overrides)
     from ..pod.report import step_report
     page = step_report(record, "infer")

@@ -66,6 +66,7 @@ class InferResult:
     collectives: dict[str, Any] = field(default_factory=dict)
     layers: int = 0
     parallel_block: bool = False
+    kv_dtype: str = ""          # the KV cache's format (the run's dtype unless given)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -199,7 +200,7 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
                      # what each chip receives over ICI in one all-reduce and in the gather
                      "tp_all_reduce_bytes": tp_c.ici_bytes,
                      "logits_all_gather_bytes": gather_c.ici_bytes},
-        layers=model.layers, parallel_block=model.parallel_block)
+        layers=model.layers, parallel_block=model.parallel_block, kv_dtype=kv_dtype)
 
 
 __all__ = ["InferResult", "infer_step"]

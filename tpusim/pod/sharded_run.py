@@ -103,8 +103,7 @@ def run_sharded(chip, workload: str, chips: int, parallel: str | None, batch: in
     check_dir(out)
     record = {**r.as_dict(), "config": chip.name, "workload": wl.name, "model": step["model"],
               "sequences": step["sequences"] * batch, "new_tokens": step["new_tokens"],
-              "kv_len": step["kv_len"], "dtype": step["dtype"],
-              "kv_dtype": step["kv_dtype"] or step["dtype"], "logits": step["logits"]}
+              "kv_len": step["kv_len"], "dtype": step["dtype"], "logits": step["logits"]}
     return r, record, out
 
 
