@@ -13,8 +13,10 @@ from .common import (checked_trace, command_provenance_of, default_out, loaded_c
 def _default_microbatches(spec, global_batch: int) -> int:
     """Without ``--microbatches``: 1 without pp; with pp the smallest count from pp up that
     divides a replica's sequences (the search's first), or a line saying why none does."""
-    if spec.pp == 1 or global_batch % spec.replicas:
-        return 1 if spec.pp == 1 else spec.pp      # train_step names the batch's problem
+    if spec.pp == 1:
+        return 1
+    if global_batch % spec.replicas:
+        return spec.pp                  # train_step names the batch's problem
     from ..errors import InputError
     from ..pod.search import microbatch_counts
     per = global_batch // spec.replicas
