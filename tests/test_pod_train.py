@@ -122,12 +122,33 @@ def test_kv_heads_replicated_past_tp_keep_whole_heads_and_sum_their_gradients():
                       global_batch=2).collectives_s["dp_all_reduce"] == 0
 
 
-def test_pipeline_bubble_is_pp_minus_one_microbatch_slots():
-    r = train_step(CHIP, TINY, _slice("2"), ParallelSpec(pp=2), seq=64, global_batch=4,
-                   microbatches=4)
-    per_mb = r.time_s["compute"] / 4
-    assert r.time_s["bubble"] == pytest.approx(1 * per_mb)
-    assert r.collectives_s["pp_permute"] > 0
+def test_pipeline_runs_the_slower_end_stage_and_the_others_fill_the_bubble():
+    """TINY in 2 stages of 2 blocks, 4 microbatches of one sequence: the last stage (2 blocks,
+    final norm, LM head, loss) sets the pace, 4 slots of it; the bubble is the first stage's one
+    slot (2 blocks and the embedding), each slot with its 2 PP sends. The stage costs come from
+    an independent 2-block model on one chip; the executed FLOPs of the two stages together are
+    the 4-block model's on one chip (HFU averages them)."""
+    kw = dict(seq=64, global_batch=4, microbatches=4)
+    r = train_step(CHIP, TINY, _slice("2"), ParallelSpec(pp=2), **kw)
+    half = custom_config(name="half", hidden=512, layers=2, heads=8, kv_heads=8, ffn=2048,
+                         vocab=1024, gated=True, act="silu", norm="rmsnorm", positions="rope")
+    p = train_step(CHIP, half, _slice("1"), ParallelSpec(), seq=64, global_batch=1).parts
+    send = r.parts.pp
+    assert send > 0 and r.collectives_s["pp_permute"] == pytest.approx(4 * 2 * send)
+    blocks = 2 * (p.block_f + p.block_b + p.block_r)
+    first = blocks + p.pre_f + p.pre_b + 2 * send
+    last = blocks + p.post_f + p.post_b + 2 * send
+    assert last > first
+    assert r.time_s["bubble"] == pytest.approx(first, rel=1e-9)
+    assert r.time_s["compute"] == pytest.approx(4 * (last - 2 * send), rel=1e-9)
+    assert r.step_s == pytest.approx(4 * last + first + r.time_s["optimizer"], rel=1e-9)
+    whole = train_step(CHIP, TINY, _slice("1"), ParallelSpec(), **kw)
+    assert r.hfu * r.step_s == pytest.approx(whole.hfu * whole.step_s / 2, rel=1e-9)
+    # the by-op table is the simulated (last) stage's: no embedding, its compute in full
+    ops = {o["name"]: o for o in r.time_by_op}
+    assert "embed" not in ops and "lm_head" in ops
+    assert sum(o["forward_s"] + o["backward_s"] + o["recompute_s"] for o in ops.values()) == \
+        pytest.approx(r.time_s["compute"], rel=1e-9)
 
 
 def test_pipeline_stages_hold_one_vocab_matrix_each():

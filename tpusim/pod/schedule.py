@@ -26,7 +26,11 @@ as XLA schedules them:
   recompute reruns, after it, the PP send at the end of each microbatch's
   forward and backward, and the DCN gradient all-reduce across slices once the stream is done
   (PaLM: it starts only when the gradients are complete);
-* the pipeline bubble, (pp - 1) microbatch slots, then the optimizer.
+* the pipeline bubble, then the optimizer. With pp stages (:func:`pipelined`) the program is
+  the slower end stage's: its blocks plus the embedding (first stage) or the final norm, LM head
+  and loss (last stage), which sets the pipeline's pace; the bubble is the other stages' slots,
+  one microbatch each (GPipe/1F1B with unequal stages: the step is the sum over stages of one
+  microbatch's slot plus m - 1 slots of the slowest).
 
 Exposed collective time is the time the compute track waits on a collective, so
 ``compute + exposed + bubble + optimizer = step`` holds by construction. Blocking collectives
@@ -36,7 +40,7 @@ contention is not modelled).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 COMPUTE, ICI, BLOCKING = "compute", "ICI async (FSDP/DP)", "ICI/DCN blocking"
 TP_HIDDEN = "TP under the backward's GEMMs"     # a blocking-track span the compute never waits on
@@ -115,6 +119,31 @@ class Schedule:
     @property
     def exposed_s(self) -> float:
         return sum(self.waits_s.values())
+
+
+def slots(p: StepParts) -> tuple[float, float, float]:
+    """One microbatch's time on a pipeline stage (first, middle, last) of ``p``'s blocks: its
+    forward, recompute and backward with the blocking TP and EP collectives they wait for and a
+    PP send each way (assumption: the end stages pay two sends as the middle ones do; one is a
+    fraction of a percent of a slot), plus the embedding (first) or the LM head (last). The
+    async stream's waits are left out: a slot is what the next stage waits for."""
+    mid = p.layers * (p.block_f + p.block_b + p.block_r + p.tp_block + p.tp_backward
+                      + p.tp_recompute + 2 * p.ep_block + p.ep_recompute) + 2 * p.pp
+    return (mid + p.pre_f + p.pre_b + p.tp_embed, mid, mid + p.post_f + p.post_b)
+
+
+def pipelined(p: StepParts, stages: int) -> tuple[StepParts, str | None]:
+    """The parts of the slower end stage of ``stages`` (``p``: one stage's blocks with both
+    ends' rows) with the bubble, the other stages' slots (:func:`slots`): (stages - 2) middle
+    ones and the faster end's; and which end's rows that stage does not run (``"pre"``: the
+    embedding's, ``"post"``: the LM head's). One stage: ``p`` unchanged and None."""
+    if stages == 1:
+        return p, None
+    first, mid, last = slots(p)
+    bubble = (stages - 2) * mid + min(first, last)
+    if last >= first:
+        return replace(p, pre_f=0.0, pre_b=0.0, tp_embed=0.0, bubble=bubble), "pre"
+    return replace(p, post_f=0.0, post_b=0.0, bubble=bubble), "post"
 
 
 def per_step(p: StepParts, value) -> dict[str, float]:
@@ -360,5 +389,5 @@ def _unrecorded(p: StepParts) -> Schedule:
     return out
 
 
-__all__ = ["StepParts", "Span", "Schedule", "schedule", "per_step", "TRACKS", "COMPUTE", "ICI",
-           "BLOCKING", "TP_HIDDEN"]
+__all__ = ["StepParts", "Span", "Schedule", "schedule", "per_step", "pipelined", "slots",
+           "TRACKS", "COMPUTE", "ICI", "BLOCKING", "TP_HIDDEN"]

@@ -37,7 +37,9 @@ only where the compute waits for them; tp, ep and pp traffic sits on the critica
 (exposed), and so does the gradient exchange across slices over DCN, which starts once the
 backward is done (PaLM); the exception is the backward's sequence-parallel tp reduce-scatters
 and weight-gradient gathers, which run under the column-parallel GEMMs (``remat.tp_shares``,
-``remat.COLUMN_PARALLEL``). The pipeline bubble is (pp - 1) microbatch slots (GPipe/1F1B).
+``remat.COLUMN_PARALLEL``). With pp the simulated chip is the slower end stage (its blocks and
+the embedding, or the LM head and loss) and the bubble the other stages' one-microbatch slots,
+their blocking collectives included (``schedule.pipelined``); HFU averages the stages' FLOPs.
 Optimizer: Adam in mixed precision (bf16 weights and gradients, fp32 master weights and two
 moments: 16 bytes per parameter, sharded over fsdp as ZeRO-3 does); its update reads 18 and
 writes 14 bytes and does 12 vector ops per parameter (assumption), at HBM or vector speed
@@ -72,7 +74,7 @@ from .hbm_account import GIB, account, chip_params, kv_params
 from .moe import megablox_rows
 from .remat import (BASIC, OUTSIDE_BLOCKS as _OUTSIDE_BLOCKS, WIRE_BYTES, Remat, parse_remat,
                     recomputed, tp_shares, unread, COVER_ROWS)
-from .schedule import Schedule, StepParts, per_step, schedule
+from .schedule import Schedule, StepParts, per_step, pipelined, schedule
 from .sharding import (ParallelSpec, Placement, check_spec, dcn_kind, leading_group, place,
                        shard_config)
 from .topology import Slice
@@ -171,8 +173,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     shard = shard_config(model, spec)
     L = shard.layers
 
-    # The simulated stage carries the embedding and the LM head too: with pp > 1 it stands for
-    # the slowest stage, which sets the pipeline's pace.
+    # The rows are one stage's blocks with both ends (the embedding, the LM head and loss); with
+    # pp > 1 the schedule keeps the slower end's (schedule.pipelined).
     fwd = llm_rows(shard, "prefill", batch=mb, seq=seq, kv_len=seq)
     if model.moe and kernel.dropped:
         fwd = dropped_rows(fwd, shard, mb, seq, kernel.capacity_factor)
@@ -205,7 +207,6 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     redo_names = {r["name"] for r in redo}
     t_r = sum(t for r, (t, _) in zip(fwd, per_row) if r["name"] in redo_names)
     macs_r = sum(m for r, (_, m) in zip(fwd, per_row) if r["name"] in redo_names)
-    t_mb = t_f + t_b + t_r
     # Host offload: each offloaded tensor is written to host in the forward and read back in the
     # backward, per layer and microbatch. No public per-chip host<->device (PCIe) bandwidth was
     # found for TPU v4/v5e/v5p/v6e hosts (the Cloud TPU v6e page names a PCIe Gen5 interface,
@@ -214,20 +215,17 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     # tensor's bytes once each way) are not added to the rows' HBM time (assumption: a few % of
     # a layer's HBM traffic).
     offload_bytes = 2 * L * acc.host_per_layer * microbatches
-    compute = microbatches * t_mb
     # Each row's place in the program: before the blocks, in them, after them.
     first = next(i for i, r in enumerate(fwd) if r["name"] not in _OUTSIDE_BLOCKS)
     where = ["block" if r["name"] not in _OUTSIDE_BLOCKS else "pre" if i < first else "post"
              for i, r in enumerate(fwd)]
     home = {r["name"]: w for r, w in zip(fwd, where)}
     where_b = [home.get(forward_name(r["name"]), "block") for r in bwd]
-    by_op = time_by_op(fwd, bwd, per_row, redo_names, microbatches,
-                       {r["name"] for r in flash_b or ()})
-    part = {w: [0.0, 0.0] for w in ("pre", "block", "post")}
-    for (t, _), w in zip(per_row[:len(fwd)], where):
-        part[w][0] += t
-    for (t, _), w in zip(per_row[len(fwd):], where_b):
-        part[w][1] += t
+    part = {w: [0.0, 0.0] for w in ("pre", "block", "post")}   # seconds: forward, backward
+    for i, ((t, _), w) in enumerate(zip(per_row, where + where_b)):
+        part[w][i >= len(fwd)] += t
+    # MACs of the rows outside the blocks (one stage in pp runs each end's)
+    ends_macs = sum(m for (_, m), w in zip(per_row, where + where_b) if w != "block")
 
     # Collectives: each one's Cost, then one span's seconds (and bytes, `moved_by` below) of
     # each; the step's totals are schedule.per_step's.
@@ -300,7 +298,6 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     pp_c = permute(act / (spec.tp if spec.sequence_parallel else 1), pp_axes[0]) \
         if pp_axes else None
     pp_one = pp_c.total_s if pp_c else 0.0
-    bubble = (spec.pp - 1) * t_mb
 
     # Optimizer (Adam) on this chip's shard of every parameter.
     hbm_bps = chip.memory.hbm.bandwidth_gbps * 1e9 * chip.memory.hbm.efficiency
@@ -333,7 +330,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         "ep_recompute": each(ep_c, 2 if model.moe and redo_names else 0),
         "pp": each(pp_c),
         "dcn": tuple(map(sum, zip(each(dcn_c), each(back_c))))}
-    parts = StepParts(
+    whole = StepParts(
         layers=L, microbatches=microbatches, pre_f=part["pre"][0], block_f=part["block"][0] / L,
         post_f=part["post"][0], pre_b=part["pre"][1], block_b=part["block"][1] / L,
         post_b=part["post"][1], block_r=t_r / L, ag_block=ag_block,
@@ -343,8 +340,9 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         tp_block=tp_block, tp_embed=tp_embed, tp_backward=tp_back, tp_hidden=tp_hidden,
         tp_recompute=tp_redo,
         ep_block=ep_block,
-        ep_recompute=ep_redo, pp=pp_one, dcn=grads_dcn,
-        bubble=bubble, optimizer=opt, moved=moved_by)
+        ep_recompute=ep_redo, pp=pp_one, dcn=grads_dcn, optimizer=opt, moved=moved_by)
+    # with pp, the slower end stage and the other stages' slots as the bubble
+    parts, idle_end = pipelined(whole, spec.pp)
     sched = schedule(parts)
     step = sched.step_s
     # bytes each chip receives per step, by collective, over ICI and over DCN (its TP traffic
@@ -356,15 +354,25 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     peak = chip.peak_tops("bf16") * 1e12 if "bf16" in chip.formats else \
         chip.peak_tops(chip.default_format) * 1e12
     mfu = model_flops_per_token(model, seq, attention) * tokens / (step * sl.chips * peak)
-    hfu = 2 * microbatches * (macs_f + macs_b + macs_r) / (step * peak)
+    # the stages' FLOPs averaged: each runs its blocks, the two ends one each of theirs
+    hfu = 2 * microbatches * (macs_f + macs_b + macs_r - ends_macs * (1 - 1 / spec.pp)) \
+        / (step * peak)
+    # the simulated stage's rows: all but the idle end's
+    run_f = [i for i, w in enumerate(where) if w != idle_end]
+    run_b = [j for j, w in enumerate(where_b) if w != idle_end]
+    by_op = time_by_op([fwd[i] for i in run_f], [bwd[j] for j in run_b],
+                       [per_row[i] for i in run_f] + [per_row[len(fwd) + j] for j in run_b],
+                       redo_names, microbatches, {r["name"] for r in flash_b or ()})
+    t_f -= whole.pre_f + whole.post_f - parts.pre_f - parts.post_f
+    t_b -= whole.pre_b + whole.post_b - parts.pre_b - parts.post_b
     return TrainResult(
         step_s=step, tokens_per_s=tokens / step, tokens_per_s_per_chip=tokens / step / sl.chips,
         mfu=mfu, hfu=hfu, hbm_gib_per_chip=acc.total / GIB, parallel=spec.label(), chips=sl.chips,
         topology=sl.label(),
-        time_s={"compute": compute, "forward": microbatches * t_f,
+        time_s={"compute": sched.compute_s, "forward": microbatches * t_f,
                 "backward": microbatches * t_b, "recompute": microbatches * t_r,
                 "exposed_collectives": sched.exposed_s,
-                "bubble": bubble,
+                "bubble": parts.bubble,
                 "optimizer": opt},
         memory_gib=acc.gib(),
         collectives_s=per_step(parts, lambda f: getattr(parts, f)),
