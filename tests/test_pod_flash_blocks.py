@@ -80,3 +80,33 @@ def test_cli_train_takes_flash_blocks_and_records_them(cli, tmp_path):
     assert not runs["unfused"]["flash_blocks"]["fused_bwd"]
     # the dQ kernel recomputes S and dP: more work, a slower step at the same MFU numerator
     assert runs["unfused"]["step_s"] > runs["fused"]["step_s"]
+
+
+def test_default_blocks_divide_the_sequence_where_a_block_from_128_to_1024_can():
+    # by hand: 1,536 = 2 x 768 (1,024 does not divide it); 3,000 = 3 x 1,000; 6,144 = 6 x 1,024;
+    # short sequences are one block; 2,053 is prime: padded 1,024 blocks
+    assert [FlashBlocks.for_seq(s).q for s in (1536, 3000, 6144, 768, 1, 2053)] == \
+        [768, 1000, 1024, 768, 1, 1024]
+    assert FlashBlocks.for_seq(1536) == FlashBlocks.square(768)
+    assert FlashBlocks.for_seq(2560).q == 640 and FlashBlocks.for_seq(128 * 17).q == 544
+    FlashBlocks.for_seq(1536).check_divides(1536)
+
+
+def test_train_step_default_runs_dividing_tiles_not_padded_ones():
+    """1,536 causal tokens: 768-token tiles run 3 of 2 x 2 tiles (1.77 M scores per head), padded
+    1,024 tiles also 3 of 2 x 2 but of 1,024 x 1,024 (3.1 M): the default is the dividing
+    tiling, cheaper in both time and executed FLOPs."""
+    from tpusim.config import load_config
+    from tpusim.importers.llm import custom_config
+    from tpusim.pod.sharding import ParallelSpec
+    from tpusim.pod.topology import make_slice
+    from tpusim.pod.train import train_step
+    chip = load_config("tpu_v5e")
+    sl = make_slice(chip.ici, chip.dcn, shape="1")
+    model = custom_config(name="small", hidden=1024, layers=2, heads=8, kv_heads=8, ffn=4096,
+                          vocab=32000, gated=True, act="silu", norm="rmsnorm", positions="rope")
+    kw = dict(seq=1536, global_batch=1, remat="none")
+    run = {b: train_step(chip, model, sl, ParallelSpec(), **kw,
+                         flash=b and FlashBlocks.square(b)) for b in (None, 768, 1024)}
+    assert run[None].step_s == run[768].step_s < run[1024].step_s
+    assert run[None].hfu * run[None].step_s < run[1024].hfu * run[1024].step_s

@@ -62,7 +62,7 @@ def _default_microbatches(spec, global_batch: int) -> int:
                       "kv_dq=..,fused_bwd=0|1",
               help="Flash-attention block sizes per pass (the splash kernel's, MaxText's "
                    "sa_block_* keys) and the fused or unfused backward; keys not given keep "
-                   "the default 1024, fused.")
+                   "the default: 1024 (or the largest block from 128 that divides --seq), fused.")
 @click.option("--moe", default="megablox", show_default=True,
               metavar="megablox|dropless|dropped:CF",
               help="MoE experts: dropless grouped matmuls (megablox), or MaxText's dense path "
@@ -149,7 +149,7 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     if seq is None:
         seq = min(2048, cfg.max_positions or 2048)
     if flash is not None and isinstance(seq, int) and seq > 0:
-        flash.check_divides(seq)     # blocks the user gave; the default 1,024 pads instead
+        flash.check_divides(seq)     # blocks the user gave (the default divides where it can)
     out = out_dir or default_out("train", config, cfg.name)
     trace_path = checked_trace(trace_path, out, ("train.json", "config.yaml", "report.html"))
     sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, slices=slices)
@@ -176,7 +176,7 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     record = {**best.as_dict(), "remat": picked[0][1], "microbatches": picked[0][2],
               "sharding": how, "config": chip.name, "model": cfg.name, "seq": seq,
               "global_batch": gb, "attention": attention,
-              "flash_blocks": dataclasses.asdict(flash or FlashBlocks()),
+              "flash_blocks": dataclasses.asdict(flash or FlashBlocks.for_seq(seq)),
               "alternatives": [{"parallel": p, "remat": rm, "microbatches": m,
                                 "step_s": x.step_s, "mfu": x.mfu,
                                 "hbm_gib_per_chip": x.hbm_gib_per_chip}

@@ -19,6 +19,9 @@ from ..errors import InputError
 
 # Default tile edge of every pass (assumption; MaxText recipes set sa_block_* 1024-2048).
 FLASH_BLOCK = 1024
+# The smallest block the default falls back to before padding: one MXU-width multiple
+# (assumption: a kernel with narrower tiles than 128 keys leaves the lanes idle).
+MIN_BLOCK = 128
 OPTION = "--flash-blocks"
 _INTS = ("q", "kv", "kv_compute", "q_dkv", "kv_dkv", "kv_dkv_compute", "q_dq", "kv_dq")
 
@@ -27,7 +30,8 @@ _INTS = ("q", "kv", "kv_compute", "q_dkv", "kv_dkv", "kv_dkv_compute", "q_dq", "
 class FlashBlocks:
     """Block sizes (tokens) of the flash kernels, named as MaxText's ``sa_block_*`` keys without
     the prefix; ``fused_bwd``: one backward kernel for dQ, dK and dV (``q_dq``/``kv_dq`` unused)
-    or the dK/dV kernel and a separate dQ kernel. The default is every block 1,024, fused."""
+    or the dK/dV kernel and a separate dQ kernel. The fields' default is every block 1,024,
+    fused; a step without blocks given takes :meth:`for_seq`'s."""
     q: int = FLASH_BLOCK
     kv: int = FLASH_BLOCK
     kv_compute: int = FLASH_BLOCK
@@ -54,6 +58,18 @@ class FlashBlocks:
     def square(cls, block: int) -> FlashBlocks:
         """Every block ``block``, fused backward (the model before per-pass blocks)."""
         return cls(*([block] * len(_INTS)))
+
+    @classmethod
+    def for_seq(cls, seq: int) -> FlashBlocks:
+        """The default blocks of a ``seq``-token sequence, every pass alike: ``seq`` itself up
+        to :data:`FLASH_BLOCK`; beyond, the largest divisor of ``seq`` from :data:`MIN_BLOCK`
+        to :data:`FLASH_BLOCK` (the splash kernel takes only dividing blocks: 1,536 tokens run
+        512-token tiles rather than two 1,024 ones over 2,048); with none (a prime length),
+        :data:`FLASH_BLOCK` and a padded last block (assumption: the step pads the sequence)."""
+        if seq <= FLASH_BLOCK:
+            return cls.square(max(seq, 1))
+        return cls.square(next((b for b in range(FLASH_BLOCK, MIN_BLOCK - 1, -1)
+                                if seq % b == 0), FLASH_BLOCK))
 
     @classmethod
     def parse(cls, text: str) -> FlashBlocks:
@@ -116,4 +132,4 @@ def tiling(seq: int, kv: int, bq: int, bk: int, causal: bool) -> tuple[int, int,
     return bq, bk, tiles, nk
 
 
-__all__ = ["FlashBlocks", "FLASH_BLOCK", "causal_tiles", "tiling"]
+__all__ = ["FlashBlocks", "FLASH_BLOCK", "MIN_BLOCK", "causal_tiles", "tiling"]

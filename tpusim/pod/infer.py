@@ -38,6 +38,7 @@ from .collectives import all_gather, all_reduce
 from .sharding import ParallelSpec, check_spec, place, shard_config
 from .topology import Slice
 from .costs import simulate_rows
+from .flash_blocks import FlashBlocks
 from .remat import WIRE_BYTES
 from .schedule import BLOCKING, COMPUTE, Schedule, Span
 from .train import flash_attention
@@ -152,7 +153,8 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
                                 logits=logits, checked=checked), dtype, kv_dtype)
     seq, kv_len = step_defaults(phase, seq, kv_len)    # llm_rows has checked (or its caller)
     if phase == "prefill":      # as in training: a flash kernel, causal tiles skipped
-        rows = flash_attention(rows, shard.heads // shard.kv_heads, seq)
+        rows = flash_attention(rows, shard.heads // shard.kv_heads, seq,
+                               blocks=FlashBlocks.for_seq(seq))
     times = simulate_rows(chip, rows)
     compute = sum(t for t, _ in times)
 

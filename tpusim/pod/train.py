@@ -155,7 +155,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     """Time, memory and MFU of one step (module docstring). One-line InputErrors for specs that
     do not divide the chips, the model or the batch, and for a shard that does not fit HBM
     (checked before anything is simulated). ``memo=False``: price the shard afresh. ``flash``:
-    the flash kernels' block sizes per pass and backward variant (default: 1,024, fused).
+    the flash kernels' block sizes per pass and backward variant (default:
+    ``FlashBlocks.for_seq``).
     ``moe``: ``megablox`` (dropless, ``pod/moe.py``) or ``dropped:CF`` (``pod/dropmoe.py``)."""
     policy, kernel = parse_remat(remat), parse_moe(moe)
     check_sizes(seq, global_batch, microbatches, model)
@@ -179,6 +180,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     if model.moe and kernel.dropped:
         fwd = dropped_rows(fwd, shard, mb, seq, kernel.capacity_factor)
     group = shard.heads // shard.kv_heads
+    flash = flash or FlashBlocks.for_seq(seq)
     fwd = flash_attention(fwd, group, seq, blocks=flash)
     flash_b = flash_backward(fwd, group, seq, blocks=flash)
     bwd = without_mask_gradients(backward_rows(fwd, flash_b))
