@@ -164,6 +164,26 @@ w8a8,matmul,{M},{K},{N},int8,int8
     assert "w4a8.dequantize" not in got and "wba8.dequantize" not in got
 
 
+@pytest.mark.parametrize("core", ["columnar", "reference"])
+def test_an_int8_kv_cache_dequantizes_under_its_own_gemm(write_csv, core):
+    """K read from an int8 cache under bf16 queries: 2 vector ops per stored value in a fused
+    row after the GEMM, showing only what exceeds the GEMM's cycles (tpu_v6e: a vector unit of
+    ops per cycle). Cut to 16 ops/cycle the dequantize (2 x K x N / 16 cycles) outlasts the
+    GEMM, so the pair takes the dequantize's cycles; at the preset's 1,024 it hides."""
+    p = write_csv(f"name,op,m,k,n,weights,weight_dtype,act_dtype\n"
+                  f"qk,matmul,8,{K},{N},dynamic,int8,bf16\n")
+    for ops, shows in ((16, True), (None, False)):
+        chip = load_config("tpu_v6e", **({"vector.ops_per_cycle": ops} if ops else {}))
+        got = {r["name"]: r for _, r in _run(chip, p, core).layers.iterrows()}
+        assert list(got) == ["qk", "qk.dequantize"]
+        deq, gemm = got["qk.dequantize"], got["qk"]
+        assert deq["vector_ops"] == 2 * K * N and deq["fused"]
+        assert gemm["hbm_weight_read_bytes"] == K * N * gemm["weight_passes"]   # 1 byte each
+        vec = math.ceil(2 * K * N / chip.vector.ops_per_cycle)
+        assert deq["cycles"] == pytest.approx(max(0.0, vec - gemm["cycles"]))
+        assert (deq["cycles"] > 0) == shows and gemm["cycles"] > 0
+
+
 def test_prune_half_closed_form(write_csv, tmp_path, cli):
     p = write_csv("""
 name,op,m,k,n,elements

@@ -27,10 +27,14 @@ thing and need no sparsity logic of their own:
   the array (assumption: free).
 
 A dynamic second operand (attention's K and V read from a KV cache stored in int8 under a bf16
-datapath) gets the same stored bytes, never sparsity, and no dequantize row: the attention kernel
-rescales each block it has read while the next streams in (assumption: that vector time is not
-charged; at 2 ops per 1-byte value it stays under the stream on v5e at its fitted 0.45 HBM
-efficiency, 0.74 of its 1,536 G ops/s, but would not on v6e's nominal 1,638 GB/s).
+datapath) gets the same stored bytes and never sparsity; the attention kernel dequantizes each
+block it has read while the next streams in, so its dequantize row (the same 2 ops per stored
+value) comes after the GEMM, fused into it: only the part longer than the GEMM's time shows
+(at 2 ops per 1-byte value it stays under the stream on v5e at its fitted 0.45 HBM efficiency,
+0.74 of its 1,536 G ops/s; on v6e's nominal 1,638 GB/s it does not). Assumption: it and a
+softmax fused under the same QK^T GEMM each hide under that GEMM alone (their sharing of the
+vector unit is not modelled). Float caches narrower than the datapath (fp8 under bf16) convert
+on the way in, free, as packed float weights do (assumption).
 
 A forced format (``format=``, ``--format``) is the format of every operand, so under it only
 sparsity changes a row. Rows without any of this are returned as they are (the same objects), so a trace without
@@ -121,7 +125,7 @@ def plan(layer: Layer, chip: ChipConfig, forced: str | None = None) -> Plan | No
             skipped = "unstructured"
     stored_values = value_bytes * 8 / value_bits
     deq = (VECTOR_OPS["dequantize"] * stored_values
-           if packed and w.kind != "float" and f.kind == "float" and static else 0.0)
+           if packed and w.kind != "float" and f.kind == "float" else 0.0)
     return Plan(layer.k, k_run, d, dense_bytes, value_bytes, index_bytes, index, skipped, deq,
                 value_bits if packed else 0)
 
@@ -141,17 +145,17 @@ def lower(wl: Workload, chip: ChipConfig, forced: str | None = None) -> Workload
             continue
         changed = True
         f = _datapath(layer, chip, forced)
-        if p.dequantize_ops:
-            out.append(Layer(name=layer.name + DEQUANT_SUFFIX, op="dequantize", kind="vector",
-                             count=layer.count, elements=math.ceil(p.dequantize_ops / 2),
-                             ops_per_element=float(VECTOR_OPS["dequantize"]),
-                             weight_dtype=f.name, act_dtype=f.name, fused=True,
-                             line=layer.line))
+        deq = [Layer(name=layer.name + DEQUANT_SUFFIX, op="dequantize", kind="vector",
+                     count=layer.count, elements=math.ceil(p.dequantize_ops / 2),
+                     ops_per_element=float(VECTOR_OPS["dequantize"]),
+                     weight_dtype=f.name, act_dtype=f.name, fused=True,
+                     line=layer.line)] if p.dequantize_ops else []
         # Lowered: explicit datapath dtypes and no sparsity left, so lowering it again is a no-op.
-        out.append(dataclasses.replace(layer, k=p.k_run,
-                                       weight_elements=p.stored_bytes * 8 / f.bits,
-                                       sparsity=None, density=None, weight_dtype=f.name,
-                                       act_dtype=f.name))
+        gemm = dataclasses.replace(layer, k=p.k_run, weight_elements=p.stored_bytes * 8 / f.bits,
+                                   sparsity=None, density=None, weight_dtype=f.name,
+                                   act_dtype=f.name)
+        # static weights: dequantized under the previous row; a KV cache: under its own GEMM
+        out.extend(deq + [gemm] if layer.weights == "static" else [gemm] + deq)
     return dataclasses.replace(wl, layers=tuple(out)) if changed else wl
 
 

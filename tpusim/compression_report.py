@@ -58,13 +58,17 @@ def _augment(wl: Workload, chip: ChipConfig, forced: str | None, sparse: "pd.Dat
     out = sparse.copy()
     cols: dict[str, list] = {c: [] for c in SPARSE_COLUMNS}
     layers = iter(wl.layers)
+    last = None
     for (_, row), (_, drow) in zip(sparse.iterrows(), dense.iterrows()):
         if str(row["name"]).endswith(DEQUANT_SUFFIX) and row["op"] == "dequantize" \
                 and row["fused"]:
+            what = ("the previous row's packed KV cache" if last is not None and
+                    str(row["name"]) == last + DEQUANT_SUFFIX else "the next row's packed weights")
             for c, v in zip(SPARSE_COLUMNS, (np.nan, "", "", np.nan, np.nan, np.nan,
-                                             "dequantizes the next row's packed weights")):
+                                             "dequantizes " + what)):
                 cols[c].append(v)
             continue
+        last = str(row["name"])
         layer = next(layers)
         p = plan(layer, chip, forced)
         speedup = drow["cycles"] / row["cycles"] if row["cycles"] > 0 else 1.0
