@@ -22,6 +22,21 @@ def _slice(shape):
     return make_slice(V5E.ici, V5E.dcn, shape=shape)
 
 
+def test_an_int8_kv_cache_keeps_every_op_its_own_time():
+    """The int8 cache's dequantize rows (compression.py) belong to their attention GEMMs: the
+    by-op table still sums to the compute and names each trace row once, and the rows the cache
+    does not touch (the LM head, the FFN) take the times they take with a bf16 cache."""
+    v6e = load_config("tpu_v6e")
+    sl = make_slice(v6e.ici, v6e.dcn, shape="4x4")
+    run = {kv: infer_step(v6e, get_preset("llama3_8b"), sl, ParallelSpec(tp=16), "decode",
+                          batch=8, kv_len=2048, kv_dtype=kv) for kv in ("bf16", "int8")}
+    ops = {kv: {o["name"]: o["seconds"] for o in r.time_by_op} for kv, r in run.items()}
+    assert list(ops["int8"]) == list(ops["bf16"])
+    assert sum(ops["int8"].values()) == pytest.approx(run["int8"].compute_s, rel=1e-12)
+    for name in ("lm_head", "ffn_gate", "ffn_down", "final_norm"):
+        assert ops["int8"][name] == pytest.approx(ops["bf16"][name], rel=1e-12), name
+
+
 def test_one_chip_is_the_single_chip_simulation():
     m = get_preset("gpt2")
     r = infer_step(V5E, m, _slice("1"), ParallelSpec(), "decode", batch=4, kv_len=256)

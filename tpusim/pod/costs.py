@@ -50,14 +50,28 @@ def _shape_key(rows: list[dict[str, Any]], per_instance: bool) -> str:
 def _simulate(chip, rows: list[dict[str, Any]],
               per_instance: bool) -> tuple[tuple[float, float], ...]:
     """(seconds, MACs) per priced unit: per instance, or per row (all its instances)."""
+    from ..compression import DEQUANT_SUFFIX
     from ..simulator import simulate
     from ..workload import Workload, make_layer
     run = [{**r, "count": 1} for r in rows] if per_instance else rows
     wl = Workload(name="shard", layers=tuple(make_layer(r, "shard") for r in run),
                   source="shard")
     df = simulate(chip, wl).layers
-    secs = df["cycles"] * df["count"] / (chip.clock_ghz * 1e9)
-    return tuple(zip(secs.tolist(), (df["macs"] * df["count"]).tolist()))
+    secs = (df["cycles"] * df["count"] / (chip.clock_ghz * 1e9)).tolist()
+    macs = (df["macs"] * df["count"]).tolist()
+    # The lowering adds a dequantize row to a GEMM whose stored operand is narrower than its
+    # datapath (compression.py: before static weights' GEMM, after a KV cache's); its time is
+    # that GEMM's. Walk the results in order against the rows given.
+    out = [[0.0, 0.0] for _ in rows]
+    i = 0
+    for name, t, m in zip(df["name"].tolist(), secs, macs):
+        if i < len(rows) and name == rows[i]["name"]:
+            j, i = i, i + 1
+        else:           # an added row: its GEMM is the one just priced, or (static) the next
+            j = i - 1 if i and name == rows[i - 1]["name"] + DEQUANT_SUFFIX else i
+        out[j][0] += t
+        out[j][1] += m
+    return tuple((t, m) for t, m in out)
 
 
 def simulate_rows(chip, rows: list[dict[str, Any]], per_instance: bool = False,
