@@ -626,7 +626,7 @@ def test_time_by_op_adds_up_to_the_compute_split():
         assert sum(o[key] for o in ops.values()) == pytest.approx(r.time_s[part], rel=1e-12)
     # one unit per forward trace row, the flash kernels' rows (either backward variant) as one
     plain = {row["name"] for row in llm_rows(get_preset("llama2_7b"), "prefill", 1, 128, 128)}
-    assert set(ops) == plain - {"attn_qk", "attn_softmax", "attn_av"} | {"attention"}
+    assert set(ops) == plain - {"attn_qk", "attn_softmax", "attn_av"} | {"attention", "loss"}
     from tpusim.pod.flash_blocks import FlashBlocks
     unfused = train_step(chip, get_preset("llama2_7b"), sl, ParallelSpec(fsdp=8), 1024, 16,
                          "full", 2, flash=FlashBlocks.parse("fused_bwd=0"))
@@ -683,3 +683,42 @@ def test_out_of_hbm_advice_fits_the_policy():
     assert "--remat full" not in msgs["offload:input"]
     assert "use --remat full" in msgs["none"]
     assert "offload:input" in msgs["full"]
+
+
+def test_backward_of_the_vector_rows_and_the_embedding_table():
+    """By hand: a residual add's, an add's and RoPE's backward is one pass of their forward, a
+    norm's or an activation's two; the embedding's backward zero-fills the vocabulary x hidden
+    table (an identity row of half its values moves its bytes once) and scatter-adds the
+    tokens' gradients."""
+    gpt = custom_config(name="g", hidden=512, layers=2, heads=8, kv_heads=8, ffn=2048,
+                        vocab=1024, act="gelu", norm="layernorm", positions="learned",
+                        max_positions=64)
+    for model in (TINY, gpt):
+        fwd = llm_rows(model, "prefill", batch=2, seq=64)
+        bwd = {r["name"]: r for r in backward_rows(fwd, table=1024 * 512)}
+        for r in fwd:
+            if r["op"] in ("residual", "add", "rope"):
+                assert bwd[r["name"] + "_bwd"]["count"] == r.get("count", 1), r["name"]
+            elif r["op"] not in ("matmul", "embedding"):
+                assert bwd[r["name"] + "_bwd"]["count"] == 2 * r.get("count", 1), r["name"]
+        assert bwd["embed_fill"]["op"] == "identity" and bwd["embed_fill"]["elements"] == \
+            1024 * 512 // 2
+        assert bwd["embed_bwd"]["op"] == "add" and bwd["embed_bwd"]["elements"] == 2 * 64 * 512
+    assert "embed_fill" not in {r["name"] for r in backward_rows(llm_rows(TINY, "prefill", 2, 64))}
+
+
+def test_the_loss_and_adam_are_priced():
+    """The loss: a softmax over tokens x vocabulary after the LM head, priced in the forward and
+    its gradient in the backward (both on the head's side of the pipeline). Adam: 28 bytes a
+    parameter (read the bf16 gradient and the fp32 master, m, v; write those and the bf16
+    weight), hand-computed from the chip's HBM bandwidth and the shard's parameters."""
+    chip = load_config("tpu_v5e")
+    r = train_step(chip, TINY, make_slice(chip.ici, chip.dcn, shape="1"), ParallelSpec(),
+                   seq=64, global_batch=2)
+    ops = {o["name"]: o for o in r.time_by_op}
+    assert ops["loss"]["forward_s"] > 0 and ops["loss"]["backward_s"] > ops["loss"]["forward_s"]
+    assert ops["loss"]["recompute_s"] == 0
+    params = r.memory_gib["weights_grads_optimizer"] * 2 ** 30 / 16
+    hbm = chip.memory.hbm.bandwidth_gbps * 1e9 * chip.memory.hbm.efficiency
+    vec = chip.vector.ops_per_cycle * chip.clock_ghz * 1e9
+    assert r.time_s["optimizer"] == pytest.approx(max(28 * params / hbm, 12 * params / vec))

@@ -1,10 +1,16 @@
 """The backward pass of a forward trace, row by row, and the step's compute by forward row.
 
 For every matmul row the input-gradient GEMM (``_dgrad``: m x n x k) and the weight-gradient GEMM
-(``_wgrad``: k x m x n, its "weights" the incoming gradient); every other vector op's backward
-costs twice its forward (``_bwd``: it reads its input and the incoming gradient: assumption); the
-embedding's backward is a scatter-add of its size; the flash attention tiles' rows give way to the
-flash backward kernel's (``pod/flash.py``). ``pod/train.py`` prices these rows; :func:`time_by_op`
+(``_wgrad``: k x m x n, its "weights" the incoming gradient); a residual add's, an add's and
+RoPE's backward cost what their forward does (the residual's is the one add where the branch's
+gradient meets the skip's, an add passes its gradient through and sums it, RoPE's is the inverse
+rotation); every other vector op's backward costs twice its forward (``_bwd``: it reads its input
+and the incoming gradient: assumption); the embedding's backward is a scatter-add of its size
+into a gradient table it first zero-fills (``_fill``: vocabulary x hidden values written, as
+JAX's transpose of a gather does; priced as an identity row of half the table's values, which
+reads as much as it writes, so it moves the table's bytes once: a vector row has no write-only
+form); the flash attention tiles' rows give way to the flash backward kernel's
+(``pod/flash.py``). ``pod/train.py`` prices these rows; :func:`time_by_op`
 folds their seconds back onto the forward rows they came from (``train.json``'s
 ``time_by_op``).
 """
@@ -15,13 +21,18 @@ from typing import Any
 
 from .flash import FORWARD_ROWS
 
-_SUFFIX = re.compile(r"_(dgrad|wgrad|bwd)$")
+_SUFFIX = re.compile(r"_(dgrad|wgrad|bwd|fill)$")
+# vector ops whose backward costs one forward (module docstring)
+ONE_PASS = frozenset({"residual", "add", "rope"})
 
 
 def backward_rows(rows: list[dict[str, Any]],
-                  attention: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+                  attention: list[dict[str, Any]] | None = None,
+                  table: int = 0) -> list[dict[str, Any]]:
     """The backward pass of forward trace rows (module docstring); ``attention``: the flash
-    backward kernel's rows (``pod/flash.py``), put in place of the attention tiles' rows."""
+    backward kernel's rows (``pod/flash.py``), put in place of the attention tiles' rows;
+    ``table``: the embedding gradient's values on this chip (vocabulary shard x hidden; 0: no
+    zero-fill row)."""
     out = []
     for r in rows:
         if attention is not None and r["name"] in FORWARD_ROWS:
@@ -34,9 +45,13 @@ def backward_rows(rows: list[dict[str, Any]],
                      "weights": "dynamic"}
             out += [dgrad, wgrad]
         elif r["op"] == "embedding":
+            if table:
+                out.append({**r, "name": r["name"] + "_fill", "op": "identity",
+                            "elements": -(-table // 2)})
             out.append({**r, "name": r["name"] + "_bwd", "op": "add"})
         else:
-            out.append({**r, "name": r["name"] + "_bwd", "count": 2 * r.get("count", 1)})
+            passes = 1 if r["op"] in ONE_PASS else 2
+            out.append({**r, "name": r["name"] + "_bwd", "count": passes * r.get("count", 1)})
     return out
 
 

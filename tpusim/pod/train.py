@@ -41,9 +41,11 @@ and weight-gradient gathers, which run under the column-parallel GEMMs (``remat.
 the embedding, or the LM head and loss) and the bubble the other stages' one-microbatch slots,
 their blocking collectives included (``schedule.pipelined``); HFU averages the stages' FLOPs.
 Optimizer: Adam in mixed precision (bf16 weights and gradients, fp32 master weights and two
-moments: 16 bytes per parameter, sharded over fsdp as ZeRO-3 does); its update reads 18 and
-writes 14 bytes and does 12 vector ops per parameter (assumption), at HBM or vector speed
-whichever is slower. HBM per chip (``pod/hbm_account.py``): the sharded state, the activations
+moments: 16 bytes per parameter, sharded over fsdp as ZeRO-3 does); its update reads 14 bytes
+(the gradient, master, m, v) and writes 14 (the bf16 weight from the new master, master, m, v)
+and does 12 vector ops per parameter (assumption), at HBM or vector speed whichever is slower,
+after the backward (not overlapped with it). The loss is a softmax over each token's logits
+after the LM head (``with_loss``), its backward the logits' gradient. HBM per chip (``pod/hbm_account.py``): the sharded state, the activations
 the remat policy keeps in HBM, and the larger of the layers' moment (two layers' gathered weights,
 the working set of the layer being back-propagated) and the loss's (the logits and their
 gradient, the gathered LM head and last layer); ``host_offload`` counts what the policy keeps in
@@ -80,8 +82,21 @@ from .sharding import (ParallelSpec, Placement, check_spec, dcn_kind, leading_gr
 from .topology import Slice
 
 REMATS = BASIC           # the search's default candidates; train_step takes any pod/remat.py policy
-ADAM_BYTES = 32           # read 18 (w, g, master, m, v), write 14 (w, master, m, v) per parameter
+ADAM_BYTES = 28           # read 14 (bf16 g; fp32 master, m, v), write 14 (bf16 w; master, m, v)
 ADAM_OPS = 12             # vector ops per parameter of one Adam update (assumption)
+
+
+def with_loss(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with the cross-entropy loss after the LM head: a softmax over each token's
+    logits (the chip's vocabulary shard; with tp the shards' max and sum cross chips in a few
+    bytes per token, not priced: assumption), its backward the gradient of the logits."""
+    out = []
+    for r in rows:
+        out.append(r)
+        if r["name"] == "lm_head":
+            out.append({"name": "loss", "op": "softmax", "elements": r["m"] * r["n"],
+                        "n": r["n"], "act_dtype": r.get("act_dtype", "bf16")})
+    return out
 
 
 @dataclass(frozen=True)
@@ -176,14 +191,14 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
 
     # The rows are one stage's blocks with both ends (the embedding, the LM head and loss); with
     # pp > 1 the schedule keeps the slower end's (schedule.pipelined).
-    fwd = llm_rows(shard, "prefill", batch=mb, seq=seq, kv_len=seq)
+    fwd = with_loss(llm_rows(shard, "prefill", batch=mb, seq=seq, kv_len=seq))
     if model.moe and kernel.dropped:
         fwd = dropped_rows(fwd, shard, mb, seq, kernel.capacity_factor)
     group = shard.heads // shard.kv_heads
     flash = flash or FlashBlocks.for_seq(seq)
     fwd = flash_attention(fwd, group, seq, blocks=flash)
     flash_b = flash_backward(fwd, group, seq, blocks=flash)
-    bwd = without_mask_gradients(backward_rows(fwd, flash_b))
+    bwd = without_mask_gradients(backward_rows(fwd, flash_b, table=shard.vocab * shard.hidden))
     block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
     policy.check(block)
     redo = recomputed(block, policy)
