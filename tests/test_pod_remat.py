@@ -298,10 +298,12 @@ def test_recompute_reruns_the_tp_collectives_of_what_it_recomputes(parallel, sp,
         return train_step(CHIP, model, two, spec, seq=1024, global_batch=2, remat=policy)
     none, r = run("none"), run(remat)
     # besides the blocks', one all-reduce per microbatch sums the vocab-split embedding lookup
+    # and one the LM head's input gradient
     assert r.parts.tp_embed == pytest.approx(r.parts.tp_block / (1 if parallel else 2))
+    assert r.parts.tp_head == r.parts.tp_embed
 
     def blocks(res, total):
-        return total - res.parts.tp_embed
+        return total - res.parts.tp_embed - res.parts.tp_head
     base = blocks(none, none.collectives_s["tp_all_reduce"]) * 2 / (2 + (0.5 if sp else 0.0))
     assert base > 0
     assert blocks(r, r.collectives_s["tp_all_reduce"]) == pytest.approx(base * (2 + share) / 2,
@@ -328,7 +330,7 @@ def test_hidden_tp_traffic_waits_where_the_weight_gradients_are_too_short():
     late = p.tp_backward - 0.5 * p.tp_block
     assert p.tp_hidden + late == pytest.approx(p.tp_block, rel=1e-12)   # 0.5 + 0.5 of a pass
     assert r.exposed_s["TP all-reduce"] == pytest.approx(
-        4 * (p.tp_block + p.tp_backward + p.tp_recompute) + p.tp_embed, rel=1e-9)
+        4 * (p.tp_block + p.tp_backward + p.tp_recompute) + p.tp_embed + p.tp_head, rel=1e-9)
 
 
 def test_minimal_keeps_the_projections_and_reruns_attention_and_vector_rows():

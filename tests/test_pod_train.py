@@ -94,10 +94,11 @@ def test_tensor_parallel_all_reduces_are_exposed():
     # forward, twice in the backward and once in the recompute (o_proj's, which the FFN's
     # recompute reads; the FFN's output is never read: remat.tp_shares); an all-reduce over 4
     # chips brings 2 x 3/4 of the buffer into each chip (reduce-scatter, then all-gather); one
-    # more sums the embedding lookup (the table is split over the vocabulary)
+    # more sums the embedding lookup and one the LM head's input gradient (both split over
+    # the vocabulary)
     act = 2 * 64 * 512 * 2
     assert r.collective_bytes_per_chip["tp_all_reduce"]["ici"] == pytest.approx(
-        (TINY.layers * 5 + 1) * 2 * 3 / 4 * act)
+        (TINY.layers * 5 + 2) * 2 * 3 / 4 * act)
     # (the schedule sums waits as differences of clock times: equal up to rounding)
     assert r.time_s["exposed_collectives"] >= r.collectives_s["tp_all_reduce"] * (1 - 1e-12)
     assert shard_config(TINY, ParallelSpec(tp=4)).heads == 2
@@ -170,7 +171,8 @@ def test_pipeline_stages_hold_one_vocab_matrix_each():
 
 def test_pp_send_with_sequence_parallel_carries_one_tp_share():
     # a microbatch's boundary activation is mb x seq x hidden bf16; with sp each of the tp ranks
-    # holds and sends 1/tp of it
+    # holds and sends 1/tp of it; the simulated end stage receives one per microbatch (the last
+    # stage its activations; a middle stage would receive the gradients too)
     kw = dict(seq=64, global_batch=4, microbatches=2)
     plain = train_step(CHIP, TINY, _slice("2x2"), ParallelSpec(pp=2, tp=2), **kw)
     sp = train_step(CHIP, TINY, _slice("2x2"), ParallelSpec(pp=2, tp=2, sequence_parallel=True),
@@ -178,7 +180,7 @@ def test_pp_send_with_sequence_parallel_carries_one_tp_share():
     act = 2 * 64 * 512 * 2          # 4 sequences per replica in 2 microbatches of 2
     got = {k: r.collective_bytes_per_chip["pp_permute"]["ici"] for k, r in
            (("plain", plain), ("sp", sp))}
-    assert got == {"plain": 2 * 2 * act, "sp": 2 * 2 * act / 2}
+    assert got == {"plain": 2 * act, "sp": 2 * act / 2}
 
 
 def test_moe_expert_parallel_all_to_all():
@@ -722,3 +724,35 @@ def test_the_loss_and_adam_are_priced():
     hbm = chip.memory.hbm.bandwidth_gbps * 1e9 * chip.memory.hbm.efficiency
     vec = chip.vector.ops_per_cycle * chip.clock_ghz * 1e9
     assert r.time_s["optimizer"] == pytest.approx(max(28 * params / hbm, 12 * params / vec))
+
+
+def test_a_stage_bound_by_its_fsdp_gathers_fills_the_bubble_with_them():
+    """pp=2 x fsdp=2 on links 100 times slower: each stage waits on its ICI stream, so a slot is
+    the stream's work for one microbatch (each unit's weights gathered for the forward and again
+    for the backward, each gradient reduce-scattered: 2 (L ag + ag_head) + L rs + rs_head), not
+    its compute (a hundredth of that); the bubble is the first stage's slot."""
+    slow = CHIP.model_copy(update={"ici": CHIP.ici.model_copy(
+        update={"link_bandwidth_bytes_per_s": CHIP.ici.link_bandwidth_bytes_per_s / 100})})
+    r = train_step(slow, TINY, make_slice(slow.ici, slow.dcn, shape="2x2"),
+                   ParallelSpec(pp=2, fsdp=2), seq=64, global_batch=8, microbatches=4)
+    p = r.parts
+    stream = 2 * (p.layers * p.ag_block + p.ag_head) + p.layers * p.rs_block + p.rs_head
+    assert stream > 50 * p.layers * (p.block_f + p.block_b + p.block_r)
+    assert r.time_s["bubble"] == pytest.approx(stream, rel=1e-9)
+
+
+def test_pipeline_end_stage_traffic_is_its_own():
+    """tp=2 x pp=2: the simulated last stage runs no embedding, so its TP bytes are its blocks'
+    and the LM head's all-reduces, 5 a layer (no sp, remat full) plus one a microbatch, each
+    2 x 1/2 x the 2 x 64 x 512 bf16 activation; and the recorded spans carry exactly those."""
+    from tpusim.pod.schedule import schedule
+    r = train_step(CHIP, TINY, _slice("2x2"), ParallelSpec(pp=2, tp=2), seq=64, global_batch=8,
+                   microbatches=4)
+    act = 2 * 64 * 512 * 2
+    L = r.parts.layers
+    assert r.parts.tp_embed == 0 and r.parts.tp_head > 0
+    assert r.collective_bytes_per_chip["tp_all_reduce"]["ici"] == pytest.approx(
+        4 * (5 * L + 1) * 2 * 0.5 * act)
+    spans = schedule(r.parts, record=True).spans
+    assert sum(s.ici_bytes for s in spans if s.kind.startswith("TP")) == pytest.approx(
+        r.collective_bytes_per_chip["tp_all_reduce"]["ici"])

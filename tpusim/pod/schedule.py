@@ -29,8 +29,11 @@ as XLA schedules them:
 * the pipeline bubble, then the optimizer. With pp stages (:func:`pipelined`) the program is
   the slower end stage's: its blocks plus the embedding (first stage) or the final norm, LM head
   and loss (last stage), which sets the pipeline's pace; the bubble is the other stages' slots,
-  one microbatch each (GPipe/1F1B with unequal stages: the step is the sum over stages of one
-  microbatch's slot plus m - 1 slots of the slowest).
+  one microbatch each: the step is the sum over stages of one microbatch's slot plus m - 1
+  slots of the slowest, exact for 1F1B with each stage its own program (Megatron-style) when
+  the last stage is the slowest; when the first is (a small vocabulary), 1F1B runs a little
+  faster than that (about 1% in a tp=8 case) and GPipe a little slower (assumption: the
+  formula for both).
 
 Exposed collective time is the time the compute track waits on a collective, so
 ``compute + exposed + bubble + optimizer = step`` holds by construction. Blocking collectives
@@ -57,7 +60,8 @@ class StepParts:
     head's weights; ``dp_*``: their share of the step's in-slice DP all-reduce; ``tp_block``,
     ``ep_block``: one block's blocking TP / EP collectives per pass (``tp_block``: the forward's;
     ``tp_backward``: the backward's, ``tp_hidden`` more of its TP traffic running under its
-    compute); ``tp_recompute``, ``ep_recompute``: the TP / EP collectives its recompute reruns;
+    compute; ``tp_embed``, ``tp_head``: the vocab-parallel embedding's and LM head's, once per
+    microbatch); ``tp_recompute``, ``ep_recompute``: the TP / EP collectives its recompute reruns;
     ``pp``: one PP send."""
 
     layers: int
@@ -77,6 +81,7 @@ class StepParts:
     dp_head: float = 0.0
     tp_block: float = 0.0
     tp_embed: float = 0.0     # the vocab-parallel embedding lookup's all-reduce, per microbatch
+    tp_head: float = 0.0      # the vocab-parallel LM head's input-gradient all-reduce, per microbatch
     tp_backward: float = 0.0
     tp_hidden: float = 0.0
     tp_recompute: float = 0.0
@@ -122,28 +127,43 @@ class Schedule:
 
 
 def slots(p: StepParts) -> tuple[float, float, float]:
-    """One microbatch's time on a pipeline stage (first, middle, last) of ``p``'s blocks: its
-    forward, recompute and backward with the blocking TP and EP collectives they wait for and a
-    PP send each way (assumption: the end stages pay two sends as the middle ones do; one is a
-    fraction of a percent of a slot), plus the embedding (first) or the LM head (last). The
-    async stream's waits are left out: a slot is what the next stage waits for."""
-    mid = p.layers * (p.block_f + p.block_b + p.block_r + p.tp_block + p.tp_backward
-                      + p.tp_recompute + 2 * p.ep_block + p.ep_recompute) + 2 * p.pp
-    return (mid + p.pre_f + p.pre_b + p.tp_embed, mid, mid + p.post_f + p.post_b)
+    """One microbatch's time on a pipeline stage (first, middle, last) of ``p``'s blocks in the
+    steady state: :func:`schedule`'s time for two microbatches less its time for one, of that
+    stage's parts (its blocks; the first adds the embedding, the last the LM head and loss), so
+    a slot holds its compute, the blocking TP/EP collectives, a PP send each way (assumption:
+    the end stages pay two sends as the middle ones do; one is a fraction of a percent of a
+    slot) and whatever FSDP gathers the compute waits on."""
+    quiet = replace(p, bubble=0.0, optimizer=0.0, dcn=0.0, dp_block=0.0, dp_head=0.0)
+    ends = {"first": dict(post_f=0.0, post_b=0.0, tp_head=0.0),
+            "mid": dict(pre_f=0.0, pre_b=0.0, tp_embed=0.0, post_f=0.0, post_b=0.0,
+                        tp_head=0.0, ag_head=0.0, rs_head=0.0),
+            "last": dict(pre_f=0.0, pre_b=0.0, tp_embed=0.0)}
+
+    def steady(**drop: float) -> float:
+        stage = replace(quiet, **drop)
+        return (_unrecorded(replace(stage, microbatches=2)).step_s
+                - _unrecorded(replace(stage, microbatches=1)).step_s)
+    return steady(**ends["first"]), steady(**ends["mid"]), steady(**ends["last"])
 
 
 def pipelined(p: StepParts, stages: int) -> tuple[StepParts, str | None]:
     """The parts of the slower end stage of ``stages`` (``p``: one stage's blocks with both
     ends' rows) with the bubble, the other stages' slots (:func:`slots`): (stages - 2) middle
     ones and the faster end's; and which end's rows that stage does not run (``"pre"``: the
-    embedding's, ``"post"``: the LM head's). One stage: ``p`` unchanged and None."""
+    embedding's, ``"post"``: the LM head's). An end stage receives one PP message per
+    microbatch (the last its activations, the first its gradients), half a middle stage's two:
+    its bytes halve, its time keeps both sends (on the critical path). One stage: ``p``
+    unchanged and None."""
     if stages == 1:
         return p, None
     first, mid, last = slots(p)
     bubble = (stages - 2) * mid + min(first, last)
+    moved = {**p.moved, "pp": tuple(b / 2 for b in p.moved.get("pp", (0.0, 0.0)))}
     if last >= first:
-        return replace(p, pre_f=0.0, pre_b=0.0, tp_embed=0.0, bubble=bubble), "pre"
-    return replace(p, post_f=0.0, post_b=0.0, bubble=bubble), "post"
+        moved["tp_embed"] = (0.0, 0.0)
+        return replace(p, pre_f=0.0, pre_b=0.0, tp_embed=0.0, bubble=bubble, moved=moved), "pre"
+    moved["tp_head"] = (0.0, 0.0)
+    return replace(p, post_f=0.0, post_b=0.0, tp_head=0.0, bubble=bubble, moved=moved), "post"
 
 
 def per_step(p: StepParts, value) -> dict[str, float]:
@@ -160,7 +180,7 @@ def per_step(p: StepParts, value) -> dict[str, float]:
             "dcn_all_reduce": value("dcn"),
             "tp_all_reduce": L * M * (value("tp_block") + value("tp_backward")
                                       + value("tp_hidden") + value("tp_recompute"))
-            + M * value("tp_embed"),
+            + M * (value("tp_embed") + value("tp_head")),
             "ep_all_to_all": L * M * (2 * value("ep_block") + value("ep_recompute")),
             "pp_permute": 2 * M * value("pp")}
 
@@ -247,6 +267,7 @@ def schedule(p: StepParts, record: bool = False) -> Schedule:
         run("forward", "lm_head", p.post_f, mb)
         blocking("PP send", p.pp, "activations", mb, "pp")
         needing(mb, "lm_head", "backward", p.post_b)
+        blocking("TP all-reduce", p.tp_head, "lm_head", mb, "tp_head")
         for i in range(L - 1, -1, -1):
             needing(mb, names[i], "recompute", p.block_r)
             block(names[i], mb, "tp_recompute", "ep_recompute")
@@ -325,6 +346,10 @@ def _unrecorded(p: StepParts) -> Schedule:
                             now = t
                     else:
                         now += p.post_b
+                        if p.tp_head > 0:
+                            t = now + p.tp_head
+                            w_tp += t - now
+                            now = t
                     continue
                 if kind == 0:
                     now += p.block_f

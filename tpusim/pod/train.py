@@ -283,6 +283,11 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     # sp its reduce-scatter, and the gradient's all-gather back in the backward, priced
     # together after the lookup: assumption).
     tp_embed = tp_c.total_s
+    # The LM head is vocab-parallel too: its input gradient sums the tp shards' partial
+    # products in one all-reduce per microbatch after the head's backward, blocking (with sp the
+    # forward's all-gather of its input and the backward's reduce-scatter, priced together
+    # there: assumption); the loss's max and sum over the shards are a few bytes a token.
+    tp_head = tp_c.total_s
     shares = tp_shares(redo_names, model.parallel_block, spec.sequence_parallel)
     tp_redo = shares.recompute * tp_block
     # The backward's overlappable TP collectives (remat.tp_shares) hide under the GEMMs of the
@@ -340,7 +345,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         "rs_block": tuple(map(sum, zip(each(rs[0]), each(rs[1])))), "rs_head": each(rs[2]),
         "dp_block": tuple(map(sum, zip(each(dp_c, block_params * per_param), each(kv_c)))),
         "dp_head": each(dp_c, head_params * per_param),
-        "tp_block": tp_share(tp_block), "tp_embed": each(tp_c),
+        "tp_block": tp_share(tp_block), "tp_embed": each(tp_c), "tp_head": each(tp_c),
         "tp_backward": tp_share(tp_back),
         "tp_hidden": tp_share(tp_hidden), "tp_recompute": tp_share(tp_redo),
         "ep_block": each(ep_c, 2 if model.moe else 0),
@@ -354,7 +359,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         ag_head=ag[2].total_s, rs_block=rs_block, rs_head=rs[2].total_s,
         dp_block=dp_share * block_params + (kv_c.total_s if kv_c else 0.0),
         dp_head=dp_share * head_params,
-        tp_block=tp_block, tp_embed=tp_embed, tp_backward=tp_back, tp_hidden=tp_hidden,
+        tp_block=tp_block, tp_embed=tp_embed, tp_head=tp_head, tp_backward=tp_back,
+        tp_hidden=tp_hidden,
         tp_recompute=tp_redo,
         ep_block=ep_block,
         ep_recompute=ep_redo, pp=pp_one, dcn=grads_dcn, optimizer=opt, moved=moved_by)
@@ -364,7 +370,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     step = sched.step_s
     # bytes each chip receives per step, by collective, over ICI and over DCN (its TP traffic
     # whether hidden or waited on)
-    ici, dcn = (per_step(parts, lambda f, i=i: moved_by[f][i]) for i in (0, 1))
+    ici, dcn = (per_step(parts, lambda f, i=i: parts.moved[f][i]) for i in (0, 1))
     traffic = {k: {"ici": ici[k], "dcn": dcn[k]} for k in ici}
 
     tokens = global_batch * seq
