@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import os
 import re
 
 import pytest
@@ -620,6 +621,20 @@ def test_trace_paths_that_name_a_folder_or_a_manifest(cli, tmp_path, name, says)
     code, _, err = cli("run", "default", "tpu_v1/mlp0", "--out", out,
                        "--trace", f"{out}/{name}")
     assert code == 2 and says in one_line(err) and not out.exists()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("cmd", [
+    ("run", "default", "tpu_v1/mlp0"),
+    ("train", "tpu_v5e", "gpt2", "--chips", "4", "--parallel", "fsdp=4", "--seq", "64"),
+    ("infer", "tpu_v5e", "gpt2", "--chips", "4", "--kv-len", "64"),
+])
+def test_a_trace_the_os_will_not_take_is_refused_before_any_output(cli, tmp_path, cmd):
+    # /proc takes no new files, even from root: found before train.json & co. are written
+    out = tmp_path / "r"
+    code, _, err = cli(*cmd, "--out", out, "--trace", "/proc/tpusim-trace.json")
+    assert code == 2 and "/proc/tpusim-trace.json: cannot write" in one_line(err)
+    assert not out.exists()
 
 
 def test_a_comment_naming_tpusim_is_not_its_mark(cli, tmp_path):

@@ -49,6 +49,23 @@ def check_dir(path: str | Path, option: str = "--out") -> None:
             return
 
 
+def check_writable(path: str | Path, name: str | Path | None = None) -> None:
+    """Raise :class:`InputError` unless a file can be created in the folder ``path`` (or, where
+    it is missing, in its nearest existing parent, where the folders would be made): a file is
+    created there and removed, so a path the OS refuses (``/sys``, a read-only mount, another
+    user's folder) is reported, as ``name`` (default ``path``), before any output is written."""
+    d = Path(path)
+    while not d.exists() and d != d.parent:
+        d = d.parent
+    try:
+        fd, probe = tempfile.mkstemp(dir=d, prefix=".tpusim-probe-")
+    except OSError as exc:
+        raise InputError(str(name or path), None, message=f"cannot write ({exc.strerror})") \
+            from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def check_replaceable(path: Path, ours, option: str = "--out") -> None:
     """Refuse (one-line :class:`InputError`) to replace an existing ``path`` that ``ours`` (a
     test of its content) says tpusim did not write: a user's file of the same name."""

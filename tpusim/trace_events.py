@@ -83,7 +83,7 @@ def check_trace_path(path: str | Path, out_dir: str | Path | None = None,
     regular file holding a trace tpusim wrote (:func:`is_trace`), and it is none of the
     command's ``own`` files in ``out_dir`` nor a file another output there lists; else
     :class:`InputError` (one line) before anything is written."""
-    from ._io import check_dir, is_trace
+    from ._io import check_dir, check_writable, is_trace
     from .ownership import check_lone_file
     if str(path).endswith(("/", os.sep)):      # Path() would drop the slash: a folder meant
         raise InputError(str(path), None, message="names a folder; --trace takes a file path "
@@ -98,6 +98,7 @@ def check_trace_path(path: str | Path, out_dir: str | Path | None = None,
     # in the run's folder its own write checks the other outputs there
     check_lone_file(p, is_trace, "--trace path", others=not in_dir(p, out_dir))
     check_dir(p.parent, "--trace path")
+    check_writable(p.parent, p)
     return p
 
 
