@@ -646,7 +646,9 @@ def test_a_comment_naming_tpusim_is_not_its_mark(cli, tmp_path):
 
 @pytest.mark.parametrize("args, says", [
     (("run", "tpu_v5e", "gpt2", "--chips", "1024"),
-     "--chips: got 1024; 1024 chips per slice (32x32); ICI joins at most 256"),
+     "--chips: got 1024; 1024 chips per slice; ICI joins at most 256"),
+    (("train", "tpu_v5e", "gpt2", "--chips", "99999999999999999999"),   # refused at once
+     "chips per slice; ICI joins at most 256 chips in one slice"),
     (("infer", "tpu_v5e", "gpt2", "--chips", "4", "--phase", "prefill", "--parallel", "fsdp=4"),
      "inference shards with tp and dp only (weights stay whole per tp shard"),
     (("run", "tpu_v5e", "gpt2", "--chips", "4", "--engine", "event"),

@@ -186,7 +186,8 @@ def default_shape(ici: IciConfig, chips: int) -> tuple[int, ...]:
 
 
 def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted({*small, *(n // d for d in small)})
 
 
 ONE_SLICE = "inference runs on one slice: use fewer chips"   # make_slice's beyond= for infer/serve
@@ -220,16 +221,15 @@ def make_slice(ici: IciConfig | None, dcn: DcnConfig | None = None,
             if chips % slices:
                 raise InputError("--chips", None, chips, f"must be a multiple of --slices={slices}")
             per = chips // slices
+            if ici.max_chips is not None and per > ici.max_chips:   # before shaping it
+                raise InputError("--chips", None, chips, f"{per} chips per slice; ICI joins at "
+                                 f"most {ici.max_chips} chips in one slice; {beyond}")
         dims = default_shape(ici, per) if per is not None else parse_shape(ici.slice)
     n = math.prod(dims)
     if chips is not None and n * slices != chips:
         raise InputError("--chips", None, chips, f"topology {'x'.join(map(str, dims))} x "
                          f"{slices} slice(s) has {n * slices} chips")
     if ici.max_chips is not None and n > ici.max_chips:
-        if shape is None and chips is not None:     # the slice was derived from --chips
-            raise InputError("--chips", None, chips, f"{n} chips per slice ("
-                             f"{'x'.join(map(str, dims))}); ICI joins at most {ici.max_chips} "
-                             f"chips in one slice; {beyond}")
         raise InputError(source, None, "x".join(map(str, dims)),
                          f"ICI joins at most {ici.max_chips} chips in one slice; {beyond}")
     if slices > 1 and dcn is None:
