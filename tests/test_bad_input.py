@@ -647,6 +647,12 @@ def test_a_comment_naming_tpusim_is_not_its_mark(cli, tmp_path):
 @pytest.mark.parametrize("args, says", [
     (("run", "tpu_v5e", "gpt2", "--chips", "1024"),
      "--chips: got 1024; 1024 chips per slice; ICI joins at most 256"),
+    (("infer", "tpu_v5e", "bert_base", "--chips", "4", "--kv-len", "5"),
+     "--phase: got 'decode'; bert_base is an encoder (no LM head) and generates no tokens"),
+    (("serve", "tpu_v5e", "bert_base", "--chips", "4", "--num-requests", "5"),
+     "bert_base: is an encoder (no LM head) and generates no tokens; tpusim serve takes"),
+    (("workload", "llm", "bert_base", "--phase", "decode", "--kv-len", "5"),
+     "bert_base is an encoder (no LM head)"),
     (("train", "tpu_v5e", "gpt2", "--chips", "99999999999999999999"),   # refused at once
      "chips per slice; ICI joins at most 256 chips in one slice"),
     (("infer", "tpu_v5e", "gpt2", "--chips", "4", "--phase", "prefill", "--parallel", "fsdp=4"),

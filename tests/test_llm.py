@@ -104,6 +104,10 @@ def test_llama3_8b_decode_is_params_per_token():
                                                  ("decode", 4, 1, 300)])
 def test_macs_closed_form(name, phase, batch, seq, kv):
     cfg = get_preset(name)
+    if phase == "decode" and not cfg.lm_head:       # an encoder has no decode step
+        with pytest.raises(InputError, match="is an encoder"):
+            llm_workload(cfg, phase, batch, seq, kv)
+        return
     hd = cfg.head_size or cfg.hidden // cfg.heads
     tokens = batch * seq
     # independent of linear_params(): Q, K, V, O, FFN (top_k experts + router for MoE) and head

@@ -74,8 +74,13 @@ def llm_rows(cfg: LlmConfig, phase: Literal["prefill", "decode"] = "prefill", ba
     to ``kv_len`` keys. Prefill: seq defaults to 128 and kv_len to seq. Decode: seq defaults
     to 1 (one new token per step) and kv_len is required (the context length, new token
     included). ``checked``: the caller has run :func:`check_step_args` on these arguments
-    (naming its own options), so they are not checked again."""
+    (naming its own options), so they are not checked again. An encoder (no LM head) has no
+    decode step: one-line InputError."""
     _check_config(cfg)
+    if phase == "decode" and not cfg.lm_head:
+        raise InputError("--phase", None, phase, f"{cfg.name.split('[')[0]} is an encoder (no "
+                         "LM head) and generates no tokens: it has no decode step; use --phase "
+                         "prefill")
     if checked:
         seq, kv_len = step_defaults(phase, seq, kv_len)
     else:

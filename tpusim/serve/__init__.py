@@ -66,6 +66,9 @@ def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "
     dtype_bytes(weights, "--weights")      # named by option before the cost model meets it
     cost = ShardedStepCost(config, model, weights, tp,
                            kv_dtype=kv_dtype if kv_dtype != weights else None)
+    if not cost.full.lm_head:
+        raise InputError(cost.full.name, None, message="is an encoder (no LM head) and "
+                         "generates no tokens; tpusim serve takes decoder models")
     runs = cost.chip.formats
     if weights not in runs:   # before a step's row names it
         raise InputError("--weights", None, weights, f"chip {cost.chip.name!r} runs "
