@@ -307,6 +307,12 @@ def test_bad_request_files(tmp_path, lines, needle):
     # a weight format the chip does not run names --weights (serve has no --format)
     (["--weights", "int4"], "--weights: got 'int4'; chip 'tpu_v5e' runs bf16|int8|fp32|fp16"),
     (["--kv-dtype", "binary"], "--kv-dtype: got 'binary'; a KV cache holds numbers: int8|"),
+    # what does not fit names the option that made it too big
+    (["--kv-block", "99999999999"], "--kv-block: got 99999999999; a block of 99999999999 tokens"),
+    (["--max-batch", "99999999999"], "lower --max-batch or --chunked-prefill"),
+    (["--chunked-prefill", "99999999999999"], "lower --max-batch or --chunked-prefill"),
+    (["--attention-block", "100000000"], "--attention-block: got 100000000; at most the KV "
+     "cache's"),
 ])
 def test_bad_options(tmp_path, args, needle):
     out = tmp_path / "o"
@@ -318,8 +324,8 @@ def test_bad_options(tmp_path, args, needle):
 def test_model_that_does_not_fit(tmp_path):
     code, _, err = run_cli("serve", CHIP, "llama2_70b", "--num-requests", "3", "--out",
                            tmp_path / "o")
-    assert code == 2 and "leave no room" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "o").exists()
+    assert code == 2 and "weights 128 GiB per chip do not fit" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
 
 
 def test_load_requests_roundtrip(tmp_path):

@@ -108,6 +108,9 @@ def serve(st: Setup, requests: Sequence[Request], rates: Sequence[float] | None 
     if duration is not None and not (duration > 0):
         raise InputError("--duration", None, duration, "a time > 0 (seconds)")
     cap = st.blocks * kv_block
+    if shapes.attention_block > cap:
+        raise InputError("--attention-block", None, shapes.attention_block, f"at most the KV "
+                         f"cache's {cap} tokens (keys a decode's attention reads at a time)")
     from ..importers.llm_step_args import check_positions
     for r in requests:
         check_positions(st.cost.full, r.input_tokens + r.output_tokens, "requests",

@@ -59,10 +59,22 @@ def kv_blocks(chip, model, tp: int, weight_dtype: str, kv_dtype: str, block: int
         * block
     free = hbm - weights - act
     if free < block_bytes:
-        raise InputError(f"{model.name} on {tp} x {chip.name}", "HBM", f"{cap * hbm_scale:g} GiB",
-                         f"weights {weights / 2**30:.3g} GiB + activations {act / 2**30:.3g} GiB"
-                         f" per chip leave no room for a KV block; use more chips (--chips, "
-                         f"--parallel tp=) or smaller --weights")
+        where, gib = f"{model.name} on {tp} x {chip.name}", f"{cap * hbm_scale:g} GiB"
+        if weights >= hbm:
+            raise InputError(where, "HBM", gib, f"weights {weights / 2**30:.3g} GiB per chip do "
+                             "not fit; use more chips (--chips, --parallel tp=) or smaller "
+                             "--weights")
+        if free <= 0:
+            raise InputError(where, "HBM", gib, f"weights {weights / 2**30:.3g} GiB + "
+                             f"activations {act / 2**30:.3g} GiB per chip (a step of "
+                             f"{max_tokens} tokens, logits of {max_seqs} sequences) leave no room "
+                             "for a KV block; lower --max-batch or --chunked-prefill, or use "
+                             "more chips")
+        per_token = block_bytes / block
+        raise InputError("--kv-block", None, block, f"a block of {block} tokens needs "
+                         f"{block_bytes / 2**30:.3g} GiB per chip and {free / 2**30:.3g} GiB are "
+                         f"free after the weights and activations: at most "
+                         f"{int(free // per_token)} tokens")
     return KvBudget(hbm, weights, act, block_bytes, int(free // block_bytes))
 
 
