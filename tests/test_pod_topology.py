@@ -142,3 +142,11 @@ def test_new_presets_simulate(name):
     from tpusim.simulator import simulate
     r = simulate(name, llm_workload("gpt2", "prefill", batch=1, seq=128))
     assert r.summary["latency_s"] > 0 and r.summary["energy_j"] > 0
+
+
+def test_trailing_unit_axes_are_dropped_and_extra_real_ones_refused():
+    v5e = load_config("tpu_v5e").ici
+    assert make_slice(v5e, shape="2x4x1").shape == make_slice(v5e, shape="2x4").shape == (2, 4)
+    assert make_slice(v5e, shape="2x4x1x1").chips == 8
+    with pytest.raises(InputError, match="this chip's ICI has 2 axes"):
+        make_slice(v5e, shape="2x2x2")

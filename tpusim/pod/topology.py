@@ -212,6 +212,8 @@ def make_slice(ici: IciConfig | None, dcn: DcnConfig | None = None,
         raise InputError("--chips", None, chips, "must be a positive integer")
     if shape is not None:
         dims = parse_shape(shape, source)
+        while len(dims) > ici.dims and dims[-1] == 1:   # 2x4x1 on a 2-D chip is its 2x4
+            dims = dims[:-1]
         if len(dims) > ici.dims:
             raise InputError(source, None, shape, f"this chip's ICI has {ici.dims} axes "
                              f"({ici.topology})")
