@@ -723,3 +723,13 @@ def test_a_users_file_named_like_a_manifest_is_refused(cli, tmp_path):
     assert code == 2 and ".tpusim-run.json: is not a manifest tpusim wrote" in one_line(err)
     assert (m / ".tpusim-run.json").read_text() == "user data named like a manifest\n"
     assert [p.name for p in m.iterdir()] == [".tpusim-run.json"]
+
+
+def test_a_trace_path_that_is_a_symlink_names_the_trace_option(cli, tmp_path):
+    target = tmp_path / "elsewhere.json"
+    target.write_text("{}\n")
+    link = tmp_path / "t.json"
+    link.symlink_to(target)
+    code, _, err = cli("run", "default", "tpu_v1/mlp0", "--out", tmp_path / "r", "--trace", link)
+    assert code == 2 and "is a symlink" in err and "choose another --trace path" in err, err
+    assert target.read_text() == "{}\n" and not (tmp_path / "r").exists()

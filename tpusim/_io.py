@@ -24,8 +24,9 @@ _KINDS = ((stat.S_ISLNK, "a symlink"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR,
           (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
 
 
-def check_target(path: str | Path) -> None:
-    """Raise :class:`InputError` unless ``path`` is absent or a regular file (not a symlink)."""
+def check_target(path: str | Path, option: str = "--out") -> None:
+    """Raise :class:`InputError` unless ``path`` is absent or a regular file (not a symlink);
+    the message tells the user to choose another ``option``."""
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
@@ -35,7 +36,7 @@ def check_target(path: str | Path) -> None:
     for test, kind in _KINDS:
         if test(mode):
             raise InputError(str(path), None, message=f"is {kind}; tpusim replaces only regular "
-                             "files: choose another --out")
+                             f"files: choose another {option}")
 
 
 def check_dir(path: str | Path, option: str = "--out") -> None:

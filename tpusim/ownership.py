@@ -271,7 +271,7 @@ def check_lone_file(p: Path, ours, option: str, group: str | None = None,
     belongs to, whose own files it may replace; ``others=False`` where that write's own
     check covers it), and, where it exists, a file whose content ``ours`` says tpusim wrote."""
     from ._io import check_replaceable, check_target
-    check_target(p)
+    check_target(p, option)
     check_own_name(p, option)
     if others and p.parent.is_dir():
         check_not_anothers(p.parent, [p.name], group, option=option)
