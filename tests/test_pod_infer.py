@@ -129,6 +129,7 @@ def test_cli_llama2_70b_decode_on_v5e_8_with_tp8_is_one_command(cli, tmp_path):
     rec = json.loads((tmp_path / "infer.json").read_text())
     assert rec["chips"] == 8 and rec["parallel"] == "tp=8" and rec["collectives_s"] > 0
     assert rec["latency_s"] == pytest.approx(rec["compute_s"] + rec["collectives_s"])
+    assert (rec["seq"], rec["kv_len"]) == (1, 2048)      # what ran: decode's one new token
 
 
 def test_cli_infer_bad_input(cli, tmp_path):

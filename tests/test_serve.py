@@ -504,3 +504,7 @@ def test_default_folders_are_named_for_the_options(tmp_path, monkeypatch):
         assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
         "serve-tpu_v5e-gpt2-num-requests=3", "serve-tpu_v5e-gpt2-num-requests=3-kv-dtype=int8"]
+    # a preset spelled another way is the same model, in the same folder (as train and infer)
+    code, _, err = run_cli("serve", CHIP, "GPT2", "--num-requests", "3", "--no-html")
+    assert code == 0, err
+    assert len(list((tmp_path / "results").iterdir())) == 2

@@ -58,7 +58,7 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
     out = out_dir or default_out("infer", config, cfg.name)
     trace_path = checked_trace(trace_path, out, OWN)
     # checked here, once, so that errors name the options typed, not the builder's fields
-    _, kv = check_step_args(phase, batch, seq, kv_len, dtype, options=True)
+    new, kv = check_step_args(phase, batch, seq, kv_len, dtype, options=True)
     check_positions(cfg, kv, "--kv-len" if kv_len is not None else "--seq")
     sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, beyond=ONE_SLICE)
     spec = parse_spec(parallel) if parallel else ParallelSpec(tp=sl.chips)
@@ -66,7 +66,7 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
                    spec_source=spec_source(parallel, chips, topology), checked=True,
                    kv_dtype=kv_dtype)
     record = {**r.as_dict(), "config": chip.name, "model": cfg.name, "batch": batch,
-              "seq": seq, "kv_len": kv_len, "dtype": dtype}
+              "seq": new, "kv_len": kv, "dtype": dtype}      # as resolved (decode: seq 1)
     record["provenance"] = prov = command_provenance_of(chip, config, overrides)
     from ..pod.report import step_report
     page = step_report(record, "infer")

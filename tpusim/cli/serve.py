@@ -155,7 +155,7 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
         st.notes.append(f"engine shapes: prefill chunks {list(shapes.prefill_chunks) or 'none'}"
                         f", fixed batch {'on' if shapes.fixed_batch else 'off'}, attention block "
                         f"{shapes.attention_block} keys, decode hold {shapes.decode_hold:g}")
-    out = out_dir or default_out("serve", config, model,
+    out = out_dir or default_out("serve", config, st.cost.full.name,   # the canonical name
                                  skip=("out_dir", "no_html", "plotlyjs"))
     prov = command_provenance_of(chip, config, overrides,
                                  inputs={"requests": input_file("requests", requests_file)})
