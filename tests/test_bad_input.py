@@ -733,3 +733,10 @@ def test_a_trace_path_that_is_a_symlink_names_the_trace_option(cli, tmp_path):
     code, _, err = cli("run", "default", "tpu_v1/mlp0", "--out", tmp_path / "r", "--trace", link)
     assert code == 2 and "is a symlink" in err and "choose another --trace path" in err, err
     assert target.read_text() == "{}\n" and not (tmp_path / "r").exists()
+
+
+def test_suggest_names_the_formats_a_stem_begins():
+    from tpusim.formats import FORMATS
+    assert suggest("fp8", FORMATS) == " (did you mean fp8_e4m3 or fp8_e5m2?)"
+    assert suggest("FP8", FORMATS) == " (did you mean fp8_e4m3 or fp8_e5m2?)"
+    assert suggest("", FORMATS) == ""

@@ -59,9 +59,15 @@ def decode(data: bytes, src: str, what: str = "file") -> str:
 
 
 def suggest(name: object, choices: Iterable[str]) -> str:
-    """``" (did you mean X?)"`` for the closest of ``choices`` to ``name``, else ``""``."""
-    hits = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {hits[0]}?)" if hits else ""
+    """``" (did you mean X?)"`` for the closest of ``choices`` to ``name``, else ``""``; a name
+    that begins up to three choices' underscored parts (``fp8`` of ``fp8_e4m3``, ``fp8_e5m2``)
+    names them."""
+    names = [str(c) for c in choices]
+    hits = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
+    if hits:
+        return f" (did you mean {hits[0]}?)"
+    stems = [c for c in names if str(name) and c.lower().startswith(str(name).lower() + "_")]
+    return f" (did you mean {' or '.join(stems)}?)" if 0 < len(stems) <= 3 else ""
 
 
 class _UniqueKeys:
