@@ -508,3 +508,9 @@ def test_default_folders_are_named_for_the_options(tmp_path, monkeypatch):
     code, _, err = run_cli("serve", CHIP, "GPT2", "--num-requests", "3", "--no-html")
     assert code == 0, err
     assert len(list((tmp_path / "results").iterdir())) == 2
+
+
+def test_requests_naming_a_folder_says_so(tmp_path):
+    code, _, err = run_cli("serve", CHIP, MODEL, "--requests", tmp_path, "--out", tmp_path / "o")
+    assert code == 2 and "is a directory; --requests takes a JSONL file" in err, err
+    assert not (tmp_path / "o").exists()

@@ -40,7 +40,8 @@ def load_requests(path: Path | str) -> list[Request]:
     arrivals >= 0 and non-decreasing (one line each way, :class:`InputError` naming the line)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(str(path), None, message="no such file")
+        raise InputError(str(path), None, message="is a directory; --requests takes a JSONL file"
+                         if path.is_dir() else "no such file")
     out: list[Request] = []
     last = 0.0
     for no, line in enumerate(path.read_text().splitlines(), 1):
