@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tpusim.config import load_config
 from tpusim.errors import InputError
 from tpusim.importers.llm import custom_config, get_preset, llm_rows
-from tpusim.pod.sharding import ParallelSpec
+from tpusim.pod.sharding import ParallelSpec, parse_spec
 from tpusim.pod.topology import make_slice
 from tpusim.pod.train import backward_rows, model_flops_per_token, shard_config, train_step
 from tpusim.workload import make_layer
@@ -756,3 +756,27 @@ def test_pipeline_end_stage_traffic_is_its_own():
     spans = schedule(r.parts, record=True).spans
     assert sum(s.ici_bytes for s in spans if s.kind.startswith("TP")) == pytest.approx(
         r.collective_bytes_per_chip["tp_all_reduce"]["ici"])
+
+
+def test_pipeline_host_offload_is_the_first_stages():
+    """offload:input with pp=4 over 8 microbatches: the first stage keeps min(4, 8) = 4
+    microbatches' block inputs on host, 20 layers x 4 x (4,096 x 8,192 x 2 B / tp=4 with sp) =
+    1.25 GiB, though the last stage (one microbatch live, the logits) is the HBM peak."""
+    m = get_preset("llama3_1_70b")
+    r = train_step(CHIP, m, _slice("4x4x4"), parse_spec("pp=4,fsdp=4,tp=4,sp"), seq=4096,
+                   global_batch=32, remat="offload:input", microbatches=8)
+    assert r.memory_gib["host_offload"] == pytest.approx(20 * 4 * 4096 * 8192 * 2 / 4 / 2 ** 30)
+
+
+@pytest.mark.parametrize("spec, says", [
+    ("dp=8,tp=8", "shard more (fsdp/tp/pp/ep, fsdp in place of dp), use --remat full, or use "
+     "more --microbatches or a smaller batch"),
+    ("pp=4,tp=4,dp=4", "GiB per chip on pp's first stage\"; does not fit"),
+])
+def test_a_shard_that_does_not_fit_says_where_and_what_to_shard(spec, says):
+    model = get_preset("mixtral_8x7b" if "pp" not in spec else "llama3_1_70b")
+    with pytest.raises(InputError, match="does not fit") as exc:
+        train_step(CHIP, model, _slice("4x4x4"), parse_spec(spec), seq=4096, global_batch=64,
+                   remat="minimal" if "pp" not in spec else "none", microbatches=8
+                   if "pp" in spec else 1)
+    assert says in str(exc.value), str(exc.value)

@@ -19,7 +19,7 @@ What the policy offloads is counted in host memory, not HBM.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import InputError
@@ -132,19 +132,24 @@ def account(chip, fwd: list[dict[str, Any]], policy: Remat, spec: ParallelSpec,
     ``logits``: the elements of one microbatch's logits on this chip. With pp, the larger of
     the first stage's (the embedding, min(pp, microbatches) microbatches of activations live
     under 1F1B, no loss) and the last stage's (the LM head and the logits, one microbatch
-    live); either not fitting is the error."""
+    live); either not fitting is the error. Its ``host`` is the larger stage's host memory
+    (the first's, whose live microbatches offload more)."""
     if spec.pp > 1:
         first = _account(chip, fwd, policy, spec, params, layers, min(spec.pp, microbatches),
-                         0.0, loss=False)
-        last = _account(chip, fwd, policy, spec, params, layers, 1, logits)
-        return max(first, last, key=lambda a: a.total)
+                         0.0, loss=False, stage="pp's first stage")
+        last = _account(chip, fwd, policy, spec, params, layers, 1, logits,
+                        stage="pp's last stage")
+        worst = max(first, last, key=lambda a: a.total)
+        return replace(worst, host=max(first.host, last.host))
     return _account(chip, fwd, policy, spec, params, layers, 1, logits)
 
 
 def _account(chip, fwd: list[dict[str, Any]], policy: Remat, spec: ParallelSpec,
-             params: Params, layers: int, live: int, logits: float, loss: bool = True) -> Account:
+             params: Params, layers: int, live: int, logits: float, loss: bool = True,
+             stage: str = "") -> Account:
     """One stage's account: ``live`` microbatches' activations kept; ``loss``: whether the
-    stage holds the LM head's moment (the gathered head and the logits)."""
+    stage holds the LM head's moment (the gathered head and the logits); ``stage``: its name in
+    a refusal."""
     sp = spec.tp if spec.sequence_parallel else 1
     in_hbm, on_host = kept_per_layer(fwd, sp, policy)
     # The layer being back-propagated has its whole forward live at once (what remat dropped is
@@ -169,10 +174,16 @@ def _account(chip, fwd: list[dict[str, Any]], policy: Remat, spec: ParallelSpec,
         # keeps no more than full in HBM leaves only sharding and the batch to change
         less = ("offload the block inputs (--remat offload:input), " if policy.kind == "full"
                 else "use --remat full, " if in_hbm > saved["full"] else "")
-        raise InputError("train", "memory", f"{acc.total / GIB:.1f} GiB per chip",
+        ways = "fsdp/tp/pp" + ("/ep" if params.expert else "")
+        if spec.dp > 1:                  # dp keeps a whole copy of the state per replica
+            ways += ", fsdp in place of dp"
+        # activations, working set and logits are one microbatch's: more of them shrink those
+        batch = "more --microbatches or a smaller batch"
+        raise InputError("train", "memory", f"{acc.total / GIB:.1f} GiB per chip"
+                         + (f" on {stage}" if stage else ""),
                          f"does not fit the {cap:g} GiB of HBM by "
-                         f"{(acc.total - cap * GIB) / GIB:.1f} GiB; shard more (fsdp/tp/pp), "
-                         f"{less}or use a smaller batch")
+                         f"{(acc.total - cap * GIB) / GIB:.1f} GiB; shard more ({ways}), "
+                         f"{less}or use {batch}")
     host_cap = chip.memory.host_gib_per_chip
     if host_cap is not None and acc.host > host_cap * GIB:
         raise InputError("--remat", None, policy.label(), f"offloads {acc.host / GIB:.1f} GiB "
