@@ -80,6 +80,11 @@ def test_permute_shifts():
     assert permute(d, ring(8), 1).total_s == pytest.approx(A + d / B)
     assert permute(d, ring(8), 7).total_s == pytest.approx(A + d / B)   # one hop the other way
     assert permute(d, line(8), 3).total_s == pytest.approx(3 * (A + d / B))
+    # half the ring round: 4 hops either way, half the message each way (4 x D/2 per link)
+    assert permute(d, ring(8), 4).total_s == pytest.approx(4 * A + 4 * d / (2 * B))
+    # a line's shift is not cyclic: by 7 only chip 0 sends, one message on each of 7 links
+    assert permute(d, line(8), 7).total_s == pytest.approx(7 * A + d / B)
+    assert permute(d, line(8), 5).total_s == pytest.approx(5 * A + 3 * d / B)
     with pytest.raises(InputError, match="shift"):
         permute(d, ring(8), 8)
 

@@ -49,11 +49,15 @@ def test_every_multi_chip_preset_has_ici():
 
 def test_wraparound_rules():
     v5e, v5p = load_config("tpu_v5e").ici, load_config("tpu_v5p").ici
-    # v5e/v6e: only a full axis of 16 wraps (scaling-book); v4/v5p: multiples of 4 (OCS cubes).
+    # v5e/v6e: only a full axis of 16 wraps (scaling-book); v4/v5p: whole 4x4x4 cubes, every
+    # axis or none ("a 2x2x4 won't have any wraparounds": scaling-book, TPUs chapter)
     assert make_slice(v5e, shape="8x16").wrap == (False, True)
     assert make_slice(v5e, shape="4x4").wrap == (False, False)
     assert make_slice(v5p, shape="4x4x8").wrap == (True, True, True)
-    assert make_slice(v5p, shape="2x2x4").wrap == (False, False, True)
+    assert make_slice(v5p, shape="2x2x4").wrap == (False, False, False)
+    assert make_slice(v5p, shape="2x4x4").wrap == (False, False, False)
+    assert make_slice(v5p, shape="4x4").wrap == (False, False)          # 16 chips: no cube
+    assert make_slice(v5p, chips=16).shape == (2, 2, 4)                 # Cloud's v5p-32
     mesh = v5p.model_copy(update={"topology": "mesh"})
     assert make_slice(mesh, shape="4x4x8").wrap == (False, False, False)
 

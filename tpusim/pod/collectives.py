@@ -14,7 +14,7 @@ all-gather         (N-1)/N x D / (2b)                   (N-1)/N x D / b         
 reduce-scatter     same as all-gather                   same as all-gather           same
 all-reduce         2 x all-gather (reduce-scatter, then all-gather)                  2 x
 all-to-all         c_ring(N) x D/N / b                  floor(N^2/4) x D/N / b       floor(N/2) / N-1
-permute (shift k)  h x D / b, h = min(k, N-k)           k x D / b                    h / k
+permute (shift k)  h x D / b, h = min(k, N-k); k = N/2: /2 min(k, N-k) x D / b      h / k
 =================  ===================================  ===========================  ==========
 
 Derivations. All-gather on a ring: each chip's shard D/N must reach the other N-1 chips; sending
@@ -25,7 +25,9 @@ for distance d rides d links, the shortest way round (distance N/2 split between
 each link direction carries c_ring(N) = N^2/8 chunks (N even) or (N^2-1)/8 (N odd): a quarter of an
 all-gather of the same shards, as the scaling-book says. On a line the middle link carries
 (N/2)(N/2) chunks. Permute: every chip sends to the chip k ahead at once, so each link direction on
-the route carries h messages. The DCN between slices is a ``switch`` axis: a chip's NIC bounds it,
+the route carries h messages; on a ring, half the ring round (k = N/2) both ways are as short, so
+half the message goes each way; on a line the shift is not cyclic (the last k chips send nothing),
+so a link carries at most min(k, N-k) messages, over k hops. The DCN between slices is a ``switch`` axis: a chip's NIC bounds it,
 so all-gather and reduce-scatter cost (N-1)/N x D / b over N-1 ring steps, all-to-all the same
 bytes in one step, permute D / b.
 
@@ -135,8 +137,11 @@ def axis_time(kind: str, axis: Axis, nbytes: float, shift: int = 1) -> tuple[flo
             raise InputError("permute", "shift", shift, f"must be in 1..{n - 1} on an axis of {n}")
         if axis.kind == "switch":
             return a, nbytes / b
-        hops = min(shift, n - shift) if ring else shift
-        return hops * a, hops * nbytes / b
+        if not ring:                        # not cyclic: only the first n - shift chips send
+            return shift * a, min(shift, n - shift) * nbytes / b
+        hops = min(shift, n - shift)
+        both = 2 if 2 * shift == n else 1   # half the ring round: half each way
+        return hops * a, hops * nbytes / (both * b)
     raise InputError("collective", "kind", kind, "allowed: " + "|".join(KINDS))
 
 

@@ -4,8 +4,11 @@ A *slice* is a set of chips joined by ICI links into a 1-D ring or a 2-/3-D toru
 chip links to its two neighbours along each axis; ``links_per_chip / (2 * dims)`` links run in each
 direction of an axis, each carrying ``link_bandwidth_bytes_per_s`` one way (links are full duplex).
 An axis has a *wraparound* link (it is a ring, not a line) on a torus when its size is a multiple
-of ``wrap_multiple`` (TPU v4/v5p: whole 4x4x4 cubes, closed by optical switches; v5e/v6e: only a
-full axis of 16), always on a ``ring``, never on a ``mesh``. Axes of one or two chips are lines:
+of ``wrap_multiple`` (v5e/v6e: only a full axis of 16), always on a ``ring``, never on a
+``mesh``; with ``wrap_rule: cube`` (TPU v4/v5p, whose wraps are closed by optical switches that
+join whole 4x4x4 cubes) every axis wraps when the slice is whole cubes, every axis a multiple of
+``wrap_multiple`` on all ``dims`` axes, and none does otherwise (a 2x2x4 or 2x4x4 slice has no
+wraparound: scaling-book, TPUs chapter). Axes of one or two chips are lines:
 two chips have one link between them however they are wired (assumption). Slices talk to each
 other over the data-centre network (DCN) at ``dcn.bandwidth_bytes_per_s`` per chip, each way.
 
@@ -59,6 +62,9 @@ class IciConfig(_Section):
     wrap_multiple: int | None = Field(
         None, gt=0, description="torus axes whose size is a multiple of this wrap around; "
         "None: every torus axis of 3+ chips")
+    wrap_rule: Literal["axis", "cube"] = Field(
+        "axis", description="axis: each axis wraps by its own size; cube: all axes or none, "
+        "as whole cubes of wrap_multiple")
     slice: str = Field(description="default slice shape, e.g. 16x16 or 4x4x4")
     max_chips: int | None = Field(None, gt=0, description="largest slice ICI can join")
 
@@ -157,19 +163,26 @@ class Slice:
         return f"{self.slices} x {s}" if self.slices > 1 else s
 
 
-def _wraps(ici: IciConfig, size: int) -> bool:
-    if size <= 2 or ici.topology == "mesh":
-        return False
-    if ici.topology == "ring" or ici.wrap_multiple is None:
-        return True
-    return size % ici.wrap_multiple == 0
+def _wraps(ici: IciConfig, shape: tuple[int, ...]) -> tuple[bool, ...]:
+    """Which axes of ``shape`` wrap around (module docstring)."""
+    def one(size: int) -> bool:
+        if size <= 2 or ici.topology == "mesh":
+            return False
+        if ici.topology == "ring" or ici.wrap_multiple is None:
+            return True
+        return size % ici.wrap_multiple == 0
+    if ici.wrap_rule == "cube" and ici.topology == "torus":
+        cubes = len(shape) == ici.dims and all(one(s) for s in shape)
+        return tuple(cubes and s > 2 for s in shape)
+    return tuple(one(s) for s in shape)
 
 
 def default_shape(ici: IciConfig, chips: int) -> tuple[int, ...]:
     """A slice shape of ``chips`` chips: the preset's default slice if it has that many chips,
     else the factorisation into ``dims`` axes with the smallest longest axis (the most
     cube-like shape, as Cloud TPU's standard slice shapes are: v6e-16 is 4x4, v5e-32 4x8,
-    v4's 8 chips 2x2x2), then the most wrapped axes."""
+    v4's 8 chips 2x2x2), then the most wrapped axes, then the smaller axes from the longest down
+    (v5p's 16 chips 2x2x4, not 4x4, as Cloud's v5p-32)."""
     base = parse_shape(ici.slice)
     if math.prod(base) == chips:
         return base
@@ -179,10 +192,11 @@ def default_shape(ici: IciConfig, chips: int) -> tuple[int, ...]:
         if rest == 0:
             continue
         shape = tuple(sorted((*combo, rest)))
-        key = (max(shape), -sum(_wraps(ici, s) for s in shape), shape)
+        key = (max(shape), -sum(_wraps(ici, tuple(s for s in shape if s > 1))),
+               tuple(sorted(shape, reverse=True)), shape)
         if best is None or key < best:
             best = key
-    return tuple(s for s in best[2] if s > 1) or (1,)
+    return tuple(s for s in best[3] if s > 1) or (1,)
 
 
 def _divisors(n: int) -> list[int]:
@@ -236,7 +250,7 @@ def make_slice(ici: IciConfig | None, dcn: DcnConfig | None = None,
                          f"ICI joins at most {ici.max_chips} chips in one slice; {beyond}")
     if slices > 1 and dcn is None:
         raise InputError("chip config", "dcn", None, "joining slices needs a dcn section")
-    return Slice(shape=dims, wrap=tuple(_wraps(ici, s) for s in dims),
+    return Slice(shape=dims, wrap=_wraps(ici, dims),
                  links_per_direction=ici.links_per_direction,
                  link_bandwidth_bytes_per_s=ici.link_bandwidth_bytes_per_s,
                  hop_latency_s=ici.hop_latency_s, slices=slices,
