@@ -51,7 +51,11 @@ order loses (N-1)/N x D/2 x (1/b_d - 1/(2b)), positive whenever b_d < 2b, as on 
 Assumptions, one each: latency and transfer add (the scaling-book takes their max; adding is the
 Hockney model and never optimistic); the reduction arithmetic of reduce-scatter hides under link
 time; a phase on one axis does not slow another axis' links; a hierarchical schedule's DCN and
-ICI parts run one after the other (no pipelining of chunks between them: never optimistic).
+ICI parts run one after the other (no pipelining of chunks between them: never optimistic); an
+all-reduce is always a reduce-scatter then an all-gather (no one-shot variant for small
+messages, which halves the hops: pessimistic for decode's all-reduces, 14.6 against 9.3 us for
+16 KB over a v5e line of 8); a concurrent schedule splits the data evenly over its axis orders
+(on unequal axes an uneven split is faster: v5e 8x16 all-gather 0.47 against about 0.34 D/b).
 """
 from __future__ import annotations
 
