@@ -740,3 +740,26 @@ def test_suggest_names_the_formats_a_stem_begins():
     assert suggest("fp8", FORMATS) == " (did you mean fp8_e4m3 or fp8_e5m2?)"
     assert suggest("FP8", FORMATS) == " (did you mean fp8_e4m3 or fp8_e5m2?)"
     assert suggest("", FORMATS) == ""
+
+
+def test_results_that_overflow_are_null_in_strict_json(cli, tmp_path):
+    """A link a googol times too slow makes the step infinite: train.json says null, never the
+    Infinity that strict JSON readers (jq, browsers) refuse."""
+    out = tmp_path / "t"
+    code, _, err = cli("train", "tpu_v5e", "gpt2", "--chips", "8", "--parallel", "fsdp=8",
+                       "--seq", "64", "--set", "ici.link_bandwidth_bytes_per_s=1e-300",
+                       "--out", out)
+    assert code == 0, err
+
+    def refuse(name):
+        raise ValueError(name)
+    rec = json.loads((out / "train.json").read_text(), parse_constant=refuse)
+    assert rec["step_s"] is None
+
+
+def test_a_requests_file_that_is_not_utf8_is_one_line(cli, tmp_path):
+    bad = tmp_path / "r.jsonl"
+    bad.write_bytes(b'{"input_tokens": 3, "output_tokens": 2}\n\xff\xfe{}\n')
+    code, _, err = cli("serve", "tpu_v5e", "gpt2", "--requests", bad, "--out", tmp_path / "o")
+    assert code == 2 and f"{bad}: line 2: not UTF-8 text" in one_line(err), err
+    assert not (tmp_path / "o").exists()

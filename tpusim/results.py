@@ -29,11 +29,12 @@ def _json_default(x: Any) -> Any:
 
 
 def _finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float (inf, nan) as None, so its JSON is strict JSON."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
         return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
+    if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj
 

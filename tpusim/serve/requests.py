@@ -44,7 +44,12 @@ def load_requests(path: Path | str) -> list[Request]:
                          if path.is_dir() else "no such file")
     out: list[Request] = []
     last = 0.0
-    for no, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise InputError(str(path), f"line {line}", message="not UTF-8 text") from None
+    for no, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         where = f"line {no}"
