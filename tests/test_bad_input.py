@@ -763,3 +763,20 @@ def test_a_requests_file_that_is_not_utf8_is_one_line(cli, tmp_path):
     code, _, err = cli("serve", "tpu_v5e", "gpt2", "--requests", bad, "--out", tmp_path / "o")
     assert code == 2 and f"{bad}: line 2: not UTF-8 text" in one_line(err), err
     assert not (tmp_path / "o").exists()
+
+
+def test_set_values_are_decimal_integers_or_text():
+    from tpusim.config import parse_value
+    assert [parse_value(t) for t in ("64", "-3", "0", "1.5", "true")] == [64, -3, 0, 1.5, True]
+    # YAML 1.1 would read these as 4, 8 and 90
+    assert [parse_value(t) for t in ("0x4", "010", "1:30")] == ["0x4", "010", "1:30"]
+    # so a bare N:M on --set is the pattern it reads as (a YAML file still needs the quotes)
+    from tpusim.config import load_config
+    assert load_config("tpu_v4", **{"array.sparsity": parse_value("2:4")}).array.sparsity == \
+        ["2:4"]
+
+
+def test_a_hex_looking_slice_is_named_as_typed(cli, tmp_path):
+    code, _, err = cli("train", "tpu_v5e", "gpt2", "--chips", "8", "--parallel", "fsdp=8",
+                       "--set", "ici.slice=0x4", "--out", tmp_path / "o")
+    assert code == 2 and "ici.slice: got '0x4'; every size must be a positive integer" in err

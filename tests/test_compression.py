@@ -253,7 +253,6 @@ def test_bad_trace_input_is_one_line_exit_2(write_csv, tmp_path, cli, text, need
 
 @pytest.mark.parametrize("args,needle", [
     (("--set", "array.sparsity=[2:4]"), "quote N:M"),
-    (("--set", "array.sparsity=2:4"), "quote N:M"),       # bare and unquoted: base-60 124 too
     (("--set", 'array.sparsity="5:4"'), "0 < N < M"),
     (("--set", 'array.sparsity=["5:4"]'), "0 < N < M"),
     (("--sparsity", "3:2"), "--sparsity: got '3:2'"),

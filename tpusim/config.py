@@ -10,6 +10,7 @@ Every field is reachable by its dotted path, which ``--set PATH=VALUE`` and erro
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -250,11 +251,17 @@ def _set_dotted(raw: dict, path: str, value: Any, source: str) -> None:
 
 
 def parse_value(text: str) -> Any:
-    """A ``--set`` value: YAML scalar rules (``64`` int, ``1.5`` float, ``true`` bool, else str)."""
+    """A ``--set`` value: YAML scalar rules (``64`` int, ``1.5`` float, ``true`` bool, else str),
+    except that only decimal digits make an integer: YAML 1.1 reads ``0x4`` as 4, ``010`` as 8
+    and ``1:30`` as 90, which a user typing a shape or a count never means (kept as text)."""
     try:
-        return yaml.safe_load(text)
+        got = yaml.safe_load(text)
     except (yaml.YAMLError, ValueError):   # ValueError: an integer of over 4300 digits
         return text
+    if isinstance(got, int) and not isinstance(got, bool) and \
+            not re.fullmatch(r"[-+]?(0|[1-9][0-9]*)", text.strip()):
+        return text
+    return got
 
 
 # Old preset names that still load: the calibrated TPU v4 values now live in tpu_v4 itself (one
