@@ -280,6 +280,10 @@ def test_a_key_given_twice_in_a_request_line_is_refused(tmp_path):
     ([{"arrival_s": 0, "input_tokens": -5, "output_tokens": 3}], "input_tokens"),
     ([{"arrival_s": 1, "input_tokens": 5, "output_tokens": 3},
       {"arrival_s": 0.5, "input_tokens": 5, "output_tokens": 3}], "must not decrease"),
+    ([{"arrival_s": 0, "input_tokens": 9, "output_tokens": 3, "prefix_tokens": 5}],
+     "prefix_tokens: got 5; goes with a 'prefix'"),
+    ([{"arrival_s": 0, "input_tokens": 9, "output_tokens": 3, "prefix": 5}],
+     "prefix: got 5; a non-empty string"),
 ])
 def test_bad_request_files(tmp_path, lines, needle):
     p = _jsonl(tmp_path, lines)

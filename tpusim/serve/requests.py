@@ -84,6 +84,12 @@ def load_requests(path: Path | str) -> list[Request]:
             raise InputError(str(path), f"{where}: prefix_tokens", pt,
                              f"an integer in 0..input_tokens={d['input_tokens']}")
         prefix = d.get("prefix")
+        if prefix is not None and (not isinstance(prefix, str) or not prefix):
+            raise InputError(str(path), f"{where}: prefix", prefix, "a non-empty string naming "
+                             "the shared prefix (requests with the same one share its KV blocks)")
+        if pt and prefix is None:       # a shared length with nothing to share it under
+            raise InputError(str(path), f"{where}: prefix_tokens", pt, "goes with a 'prefix' "
+                             "naming what is shared; give both or neither")
         out.append(Request(len(out), float(t), d["input_tokens"], d["output_tokens"],
                            None if prefix is None else str(prefix), pt if prefix else 0))
     if not out:
