@@ -191,3 +191,10 @@ def test_serve_curve_in_one_time_unit(tmp_path):
         assert [y * size for y in trace["y"]] == pytest.approx([p[key] for p in curve])
     values = sorted(p[k] for p in curve for k in ("ttft_p50_s", "ttft_p99_s", "tpot_p50_s"))
     assert units.unit_for(values[len(values) // 2], "time")[0] == uname != "s"
+
+
+def test_numbers_far_from_one_take_an_exponent_not_hundreds_of_digits():
+    from tpusim.units import number
+    assert number(5e-301) == "5.000e-301" and number(1e300) == "1.000e+300"
+    assert number(1.234e-7) == "1.234e-07" and number(0.00012345) == "0.0001234"
+    assert len(number(-3.3e-200)) < 12

@@ -16,7 +16,8 @@ _BYTES = (("TiB", 2.0**40), ("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10)
 
 
 def number(x: float, digits: int = 4) -> str:
-    """``x`` with ``digits`` significant digits, thousands separators, no exponent below 1e15."""
+    """``x`` with ``digits`` significant digits, thousands separators, no exponent from 1e-6
+    to 1e15 (beyond, as 1.000e+300 or 5.000e-301: hundreds of digits read as none)."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
     if math.isinf(x):
@@ -25,6 +26,8 @@ def number(x: float, digits: int = 4) -> str:
         return "0"
     if abs(x) >= 10 ** digits:
         return f"{x:,.0f}" if abs(x) < 1e15 else f"{x:.{digits - 1}e}"
+    if abs(x) < 1e-6:
+        return f"{x:.{digits - 1}e}"
     decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
     out = f"{x:,.{decimals}f}"
     if "." in out:
