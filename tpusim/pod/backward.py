@@ -55,6 +55,32 @@ def backward_rows(rows: list[dict[str, Any]],
     return out
 
 
+def with_loss(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Training's forward ``rows`` with the cross-entropy loss after the LM head: a softmax over
+    each token's logits (the chip's vocabulary shard; with tp the shards' max and sum cross
+    chips in a few bytes per token, not priced: assumption), its backward the gradient of the
+    logits."""
+    out = []
+    for r in rows:
+        out.append(r)
+        if r["name"] == "lm_head":
+            out.append({"name": "loss", "op": "softmax", "elements": r["m"] * r["n"],
+                        "n": r["n"], "act_dtype": r.get("act_dtype", "bf16")})
+    return out
+
+
+def places(fwd: list[dict[str, Any]], bwd: list[dict[str, Any]],
+           outside: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Each forward and backward row's place in the program: ``pre`` (before the blocks: the
+    embedding), ``block`` or ``post`` (after them: the LM head and loss); ``outside``: the row
+    names not in a block."""
+    first = next(i for i, r in enumerate(fwd) if r["name"] not in outside)
+    where = ["block" if r["name"] not in outside else "pre" if i < first else "post"
+             for i, r in enumerate(fwd)]
+    home = {r["name"]: w for r, w in zip(fwd, where)}
+    return where, [home.get(forward_name(r["name"]), "block") for r in bwd]
+
+
 def forward_name(name: str) -> str:
     """The forward row a backward row of :func:`backward_rows` came from (its name less
     ``_dgrad``, ``_wgrad`` or ``_bwd``); a flash backward row's name comes back as it is."""
@@ -84,4 +110,4 @@ def time_by_op(fwd: list[dict[str, Any]], bwd: list[dict[str, Any]], per_row, re
                   "recompute_s": microbatches * rc} for k, (f, b, rc) in out.items())
 
 
-__all__ = ["backward_rows", "forward_name", "time_by_op"]
+__all__ = ["backward_rows", "forward_name", "time_by_op", "with_loss", "places"]

@@ -26,14 +26,8 @@ as XLA schedules them:
   recompute reruns, after it, the PP send at the end of each microbatch's
   forward and backward, and the DCN gradient all-reduce across slices once the stream is done
   (PaLM: it starts only when the gradients are complete);
-* the pipeline bubble, then the optimizer. With pp stages (:func:`pipelined`) the program is
-  the slower end stage's: its blocks plus the embedding (first stage) or the final norm, LM head
-  and loss (last stage), which sets the pipeline's pace; the bubble is the other stages' slots,
-  one microbatch each: the step is the sum over stages of one microbatch's slot plus m - 1
-  slots of the slowest, exact for 1F1B with each stage its own program (Megatron-style) when
-  the last stage is the slowest; when the first is (a small vocabulary), 1F1B runs a little
-  faster than that (about 1% in a tp=8 case) and GPipe a little slower (assumption: the
-  formula for both).
+* the pipeline bubble (with pp the program is the slower end stage's and the bubble the other
+  stages' slots: ``pod/pipeline.py``), then the optimizer.
 
 Exposed collective time is the time the compute track waits on a collective, so
 ``compute + exposed + bubble + optimizer = step`` holds by construction. Blocking collectives
@@ -43,7 +37,7 @@ contention is not modelled).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 COMPUTE, ICI, BLOCKING = "compute", "ICI async (FSDP/DP)", "ICI/DCN blocking"
 TP_HIDDEN = "TP under the backward's GEMMs"     # a blocking-track span the compute never waits on
@@ -124,46 +118,6 @@ class Schedule:
     @property
     def exposed_s(self) -> float:
         return sum(self.waits_s.values())
-
-
-def slots(p: StepParts) -> tuple[float, float, float]:
-    """One microbatch's time on a pipeline stage (first, middle, last) of ``p``'s blocks in the
-    steady state: :func:`schedule`'s time for two microbatches less its time for one, of that
-    stage's parts (its blocks; the first adds the embedding, the last the LM head and loss), so
-    a slot holds its compute, the blocking TP/EP collectives, a PP send each way (assumption:
-    the end stages pay two sends as the middle ones do; one is a fraction of a percent of a
-    slot) and whatever FSDP gathers the compute waits on."""
-    quiet = replace(p, bubble=0.0, optimizer=0.0, dcn=0.0, dp_block=0.0, dp_head=0.0)
-    ends = {"first": dict(post_f=0.0, post_b=0.0, tp_head=0.0),
-            "mid": dict(pre_f=0.0, pre_b=0.0, tp_embed=0.0, post_f=0.0, post_b=0.0,
-                        tp_head=0.0, ag_head=0.0, rs_head=0.0),
-            "last": dict(pre_f=0.0, pre_b=0.0, tp_embed=0.0)}
-
-    def steady(**drop: float) -> float:
-        stage = replace(quiet, **drop)
-        return (_unrecorded(replace(stage, microbatches=2)).step_s
-                - _unrecorded(replace(stage, microbatches=1)).step_s)
-    return steady(**ends["first"]), steady(**ends["mid"]), steady(**ends["last"])
-
-
-def pipelined(p: StepParts, stages: int) -> tuple[StepParts, str | None]:
-    """The parts of the slower end stage of ``stages`` (``p``: one stage's blocks with both
-    ends' rows) with the bubble, the other stages' slots (:func:`slots`): (stages - 2) middle
-    ones and the faster end's; and which end's rows that stage does not run (``"pre"``: the
-    embedding's, ``"post"``: the LM head's). An end stage receives one PP message per
-    microbatch (the last its activations, the first its gradients), half a middle stage's two:
-    its bytes halve, its time keeps both sends (on the critical path). One stage: ``p``
-    unchanged and None."""
-    if stages == 1:
-        return p, None
-    first, mid, last = slots(p)
-    bubble = (stages - 2) * mid + min(first, last)
-    moved = {**p.moved, "pp": tuple(b / 2 for b in p.moved.get("pp", (0.0, 0.0)))}
-    if last >= first:
-        moved["tp_embed"] = (0.0, 0.0)
-        return replace(p, pre_f=0.0, pre_b=0.0, tp_embed=0.0, bubble=bubble, moved=moved), "pre"
-    moved["tp_head"] = (0.0, 0.0)
-    return replace(p, post_f=0.0, post_b=0.0, tp_head=0.0, bubble=bubble, moved=moved), "post"
 
 
 def per_step(p: StepParts, value) -> dict[str, float]:
@@ -414,5 +368,5 @@ def _unrecorded(p: StepParts) -> Schedule:
     return out
 
 
-__all__ = ["StepParts", "Span", "Schedule", "schedule", "per_step", "pipelined", "slots",
-           "TRACKS", "COMPUTE", "ICI", "BLOCKING", "TP_HIDDEN"]
+__all__ = ["StepParts", "Span", "Schedule", "schedule", "per_step", "TRACKS", "COMPUTE", "ICI",
+           "BLOCKING", "TP_HIDDEN"]

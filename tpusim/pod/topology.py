@@ -151,6 +151,12 @@ class Slice:
                                                    else (ax.size - 1) / ax.size)
                    for ax in self.axes)
 
+    def link_busy(self, ici_bytes: float, seconds: float) -> float:
+        """The share of ``seconds``' inbound ICI capacity (:attr:`inbound_bytes_per_s`) that
+        ``ici_bytes`` received per chip fill."""
+        capacity = self.inbound_bytes_per_s * seconds
+        return ici_bytes / capacity if capacity > 0 else 0.0
+
     def dcn_axis(self) -> Axis:
         if self.slices > 1 and self.dcn_bandwidth_bytes_per_s is None:
             raise InputError("chip config", "dcn", None,

@@ -39,14 +39,14 @@ backward is done (PaLM); the exception is the backward's sequence-parallel tp re
 and weight-gradient gathers, which run under the column-parallel GEMMs (``remat.tp_shares``,
 ``remat.COLUMN_PARALLEL``). With pp the simulated chip is the slower end stage (its blocks and
 the embedding, or the LM head and loss) and the bubble the other stages' one-microbatch slots,
-their blocking collectives included (``schedule.pipelined``); HFU averages the stages' FLOPs.
+their blocking collectives included (``pod/pipeline.py``); HFU averages the stages' FLOPs.
 Optimizer: Adam in mixed precision (bf16 weights and gradients, fp32 master weights and two
 moments: 16 bytes per parameter, sharded over fsdp as ZeRO-3 does); its update reads 14 bytes
 (the gradient, master, m, v) and writes 14 (the bf16 weight from the new master, master, m, v)
 and does 12 vector ops per parameter (assumption), at HBM or vector speed whichever is slower,
 after the backward (not overlapped with it). The loss is a softmax over each token's logits
-after the LM head (``with_loss``), its backward the logits' gradient. HBM per chip (``pod/hbm_account.py``): the sharded state, the activations
-the remat policy keeps in HBM, and the larger of the layers' moment (two layers' gathered weights,
+after the LM head (``backward.with_loss``), its backward the logits' gradient. HBM per chip
+(``pod/hbm_account.py``): the sharded state, the activations the remat policy keeps in HBM, and the larger of the layers' moment (two layers' gathered weights,
 the working set of the layer being back-propagated) and the loss's (the logits and their
 gradient, the gathered LM head and last layer); ``host_offload`` counts what the policy keeps in
 host memory (not HBM).
@@ -65,7 +65,7 @@ from typing import Any, Literal
 
 from ..errors import InputError
 from ..importers.llm import LlmConfig, llm_rows
-from .backward import backward_rows, forward_name, time_by_op
+from .backward import backward_rows, places, time_by_op, with_loss
 from .collectives import all_gather, all_reduce, all_to_all, permute, reduce_scatter
 from .costs import simulate_rows
 from .dropmoe import (MoeKernel, all_to_all_rows, check_kernel, dropped_rows, parse_moe,
@@ -76,7 +76,8 @@ from .hbm_account import GIB, account, chip_params, kv_params
 from .moe import megablox_rows
 from .remat import (BASIC, OUTSIDE_BLOCKS as _OUTSIDE_BLOCKS, WIRE_BYTES, Remat, parse_remat,
                     recomputed, tp_shares, unread, COVER_ROWS)
-from .schedule import Schedule, StepParts, per_step, pipelined, schedule
+from .pipeline import pipelined
+from .schedule import Schedule, StepParts, per_step, schedule
 from .sharding import (ParallelSpec, Placement, check_spec, dcn_kind, leading_group, place,
                        shard_config)
 from .topology import Slice
@@ -84,19 +85,6 @@ from .topology import Slice
 REMATS = BASIC           # the search's default candidates; train_step takes any pod/remat.py policy
 ADAM_BYTES = 28           # read 14 (bf16 g; fp32 master, m, v), write 14 (bf16 w; master, m, v)
 ADAM_OPS = 12             # vector ops per parameter of one Adam update (assumption)
-
-
-def with_loss(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` with the cross-entropy loss after the LM head: a softmax over each token's
-    logits (the chip's vocabulary shard; with tp the shards' max and sum cross chips in a few
-    bytes per token, not priced: assumption), its backward the gradient of the logits."""
-    out = []
-    for r in rows:
-        out.append(r)
-        if r["name"] == "lm_head":
-            out.append({"name": "loss", "op": "softmax", "elements": r["m"] * r["n"],
-                        "n": r["n"], "act_dtype": r.get("act_dtype", "bf16")})
-    return out
 
 
 @dataclass(frozen=True)
@@ -134,13 +122,6 @@ class TrainResult:
     def schedule(self) -> Schedule:
         """The step's per-layer schedule with every span (``pod/schedule.py``)."""
         return schedule(self.parts, record=True)
-
-
-def _link_busy(sl: Slice, ici_bytes: float, step_s: float) -> float:
-    """The share of the step's inbound ICI capacity (the links the slice's shape wires,
-    :attr:`Slice.inbound_bytes_per_s`) that ``ici_bytes`` received per chip fill."""
-    capacity = sl.inbound_bytes_per_s * step_s
-    return ici_bytes / capacity if capacity > 0 else 0.0
 
 
 def model_flops_per_token(model: LlmConfig, seq: int,
@@ -190,7 +171,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     L = shard.layers
 
     # The rows are one stage's blocks with both ends (the embedding, the LM head and loss); with
-    # pp > 1 the schedule keeps the slower end's (schedule.pipelined).
+    # pp > 1 the schedule keeps the slower end's (pod/pipeline.py).
     fwd = with_loss(llm_rows(shard, "prefill", batch=mb, seq=seq, kv_len=seq))
     if model.moe and kernel.dropped:
         fwd = dropped_rows(fwd, shard, mb, seq, kernel.capacity_factor)
@@ -232,12 +213,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     # tensor's bytes once each way) are not added to the rows' HBM time (assumption: a few % of
     # a layer's HBM traffic).
     offload_bytes = 2 * L * acc.host_per_layer * microbatches
-    # Each row's place in the program: before the blocks, in them, after them.
-    first = next(i for i, r in enumerate(fwd) if r["name"] not in _OUTSIDE_BLOCKS)
-    where = ["block" if r["name"] not in _OUTSIDE_BLOCKS else "pre" if i < first else "post"
-             for i, r in enumerate(fwd)]
-    home = {r["name"]: w for r, w in zip(fwd, where)}
-    where_b = [home.get(forward_name(r["name"]), "block") for r in bwd]
+    where, where_b = places(fwd, bwd, _OUTSIDE_BLOCKS)
     part = {w: [0.0, 0.0] for w in ("pre", "block", "post")}   # seconds: forward, backward
     for i, ((t, _), w) in enumerate(zip(per_row, where + where_b)):
         part[w][i >= len(fwd)] += t
@@ -360,10 +336,8 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         dp_block=dp_share * block_params + (kv_c.total_s if kv_c else 0.0),
         dp_head=dp_share * head_params,
         tp_block=tp_block, tp_embed=tp_embed, tp_head=tp_head, tp_backward=tp_back,
-        tp_hidden=tp_hidden,
-        tp_recompute=tp_redo,
-        ep_block=ep_block,
-        ep_recompute=ep_redo, pp=pp_one, dcn=grads_dcn, optimizer=opt, moved=moved_by)
+        tp_hidden=tp_hidden, tp_recompute=tp_redo, ep_block=ep_block, ep_recompute=ep_redo,
+        pp=pp_one, dcn=grads_dcn, optimizer=opt, moved=moved_by)
     # with pp, the slower end stage and the other stages' slots as the bubble
     parts, idle_end = pipelined(whole, spec.pp)
     sched = schedule(parts)
@@ -405,7 +379,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
         exposed_s=dict(sched.waits_s), parts=parts, remat=policy.label(),
         host_offload_bytes_per_step=offload_bytes, moe=kernel.label() if model.moe else "",
         time_by_op=by_op, collective_bytes_per_chip=traffic,
-        ici_link_busy=_link_busy(sl, sum(v["ici"] for v in traffic.values()), step),
+        ici_link_busy=sl.link_busy(sum(v["ici"] for v in traffic.values()), step),
         notes=(f"per chip: {mb} sequence(s) of {seq} tokens x {microbatches} microbatch(es); "
                f"remat {policy.label()}; shard {shard.name}"
                + (f"; moe {kernel.label()}" if model.moe else ""),)
