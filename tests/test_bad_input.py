@@ -761,7 +761,8 @@ def test_a_requests_file_that_is_not_utf8_is_one_line(cli, tmp_path):
     bad = tmp_path / "r.jsonl"
     bad.write_bytes(b'{"input_tokens": 3, "output_tokens": 2}\n\xff\xfe{}\n')
     code, _, err = cli("serve", "tpu_v5e", "gpt2", "--requests", bad, "--out", tmp_path / "o")
-    assert code == 2 and f"{bad}: line 2: not UTF-8 text" in one_line(err), err
+    assert code == 2 and f"{bad}: line 2: byte 0xff is not UTF-8 text; save the requests file " \
+        "as UTF-8" in one_line(err), err
     assert not (tmp_path / "o").exists()
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._input import json_no_duplicates, suggest
+from .._input import decode, json_no_duplicates, suggest
 from ..errors import InputError
 
 FIELDS = ("arrival_s", "input_tokens", "output_tokens")
@@ -44,12 +44,8 @@ def load_requests(path: Path | str) -> list[Request]:
                          if path.is_dir() else "no such file")
     out: list[Request] = []
     last = 0.0
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[:exc.start].count(b"\n") + 1
-        raise InputError(str(path), f"line {line}", message="not UTF-8 text") from None
-    for no, line in enumerate(text.splitlines(), 1):
+    for no, line in enumerate(decode(path.read_bytes(), str(path), "requests file")
+                              .splitlines(), 1):
         if not line.strip():
             continue
         where = f"line {no}"
