@@ -8,6 +8,7 @@ its permission bits. CSV cells that a spreadsheet would run as a formula are neu
 """
 from __future__ import annotations
 
+import math
 import os
 import stat
 import tempfile
@@ -22,6 +23,18 @@ if TYPE_CHECKING:
 
 _KINDS = ((stat.S_ISLNK, "a symlink"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
           (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` (dicts, lists, tuples, numbers) with every non-finite float (inf, nan) as None,
+    so that its JSON is strict JSON (which has neither)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
 
 
 def check_target(path: str | Path, option: str = "--out") -> None:

@@ -13,8 +13,9 @@ plotly's conventions: ``marker_color=`` means ``marker={"color": ...}``, a strin
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
+
+from ._io import finite
 
 _TEMPLATES: dict[str, dict] = {}
 
@@ -125,7 +126,7 @@ class Figure:
         import plotly.graph_objects as go
         d = self.to_dict()
         d["layout"] = {"template": template(template_name), **d["layout"]}
-        return go.Figure(_finite(d)).to_image(**kw)
+        return go.Figure(finite(d)).to_image(**kw)
 
 
 def template(name: str) -> dict:
@@ -152,18 +153,8 @@ def plotly_js() -> str:
     return source()
 
 
-def _finite(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_finite(x) for x in v]
-    return v
-
-
 def _json(obj: Any) -> str:
-    out = json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False)
+    out = json.dumps(finite(obj), separators=(",", ":"), allow_nan=False)
     for unsafe, safe in (("<", "\\u003c"), (">", "\\u003e"), ("/", "\\u002f")):
         out = out.replace(unsafe, safe)
     return out

@@ -8,7 +8,6 @@ kind of output (see :func:`write_all`) makes sure every file there comes from on
 from __future__ import annotations
 
 import json
-import math
 import os
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -28,19 +27,9 @@ def _json_default(x: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
-def _finite(obj: Any) -> Any:
-    """``obj`` with every non-finite float (inf, nan) as None, so its JSON is strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def summary_json(summary: dict[str, Any]) -> str:
-    return json.dumps(_finite(summary), indent=2, sort_keys=False, default=_json_default) + "\n"
+    from ._io import finite
+    return json.dumps(finite(summary), indent=2, sort_keys=False, default=_json_default) + "\n"
 
 
 def layers_csv(result: "Result") -> str:

@@ -194,8 +194,9 @@ def record_files(out, name: str, record: dict[str, Any], chip, run_id: str,
     entries for :func:`tpusim.results.write_all` into ``out``."""
     import json
 
-    from ..results import _finite, config_file
-    json_text = json.dumps(_finite(record), indent=2, sort_keys=True) + "\n"   # inf: null
+    from .._io import finite
+    from ..results import config_file
+    json_text = json.dumps(finite(record), indent=2, sort_keys=True) + "\n"   # inf: null
     config = config_file(out, chip, run_id, command)
     return {f"{name}.json": lambda p: p.write_text(json_text), **config}
 

@@ -155,12 +155,13 @@ def write_outputs(runs: list[ServeRun], out: Path, notes: list[str], html: bool 
     ``serve.json`` carries it and the resolved ``chip`` goes to ``config.yaml``. All or
     nothing, and no file of an earlier serve run is left beside them
     (:func:`tpusim.results.write_all`, group ``serve``)."""
-    from ..results import _finite, write_all
+    from .._io import finite
+    from ..results import write_all
     from .metrics import saturation
     from .report import serve_html
 
     def _json(obj: Any):
-        text = json.dumps(_finite(obj), indent=1, default=lambda v: None) + "\n"   # inf: null
+        text = json.dumps(finite(obj), indent=1, default=lambda v: None) + "\n"   # inf: null
         return lambda p: p.write_text(text)
 
     def _csv(table: pd.DataFrame):
