@@ -27,9 +27,9 @@ all-gather of the same shards, as the scaling-book says. On a line the middle li
 (N/2)(N/2) chunks. Permute: every chip sends to the chip k ahead at once, so each link direction on
 the route carries h messages; on a ring, half the ring round (k = N/2) both ways are as short, so
 half the message goes each way; on a line the shift is not cyclic (the last k chips send nothing),
-so a link carries at most min(k, N-k) messages, over k hops. The DCN between slices is a ``switch`` axis: a chip's NIC bounds it,
-so all-gather and reduce-scatter cost (N-1)/N x D / b over N-1 ring steps, all-to-all the same
-bytes in one step, permute D / b.
+so a link carries at most min(k, N-k) messages, over k hops. The DCN between slices is a
+``switch`` axis: a chip's NIC bounds it, so all-gather and reduce-scatter cost (N-1)/N x D / b
+over N-1 ring steps, all-to-all the same bytes in one step, permute D / b.
 
 Several axes: a collective over axes (X, Y, ...) runs as per-axis phases. *Sequential*: one axis
 after the other (all-gather grows the data each phase, reduce-scatter shrinks it; all-reduce is a

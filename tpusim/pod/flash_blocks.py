@@ -64,7 +64,7 @@ class FlashBlocks:
         """The default blocks of a ``seq``-token sequence, every pass alike: ``seq`` itself up
         to :data:`FLASH_BLOCK`; beyond, the largest divisor of ``seq`` from :data:`MIN_BLOCK`
         to :data:`FLASH_BLOCK` (the splash kernel takes only dividing blocks: 1,536 tokens run
-        512-token tiles rather than two 1,024 ones over 2,048); with none (a prime length),
+        768-token tiles rather than two 1,024 ones over 2,048); with none (a prime length),
         :data:`FLASH_BLOCK` and a padded last block (assumption: the step pads the sequence)."""
         if seq <= FLASH_BLOCK:
             return cls.square(max(seq, 1))

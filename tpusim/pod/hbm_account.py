@@ -177,13 +177,12 @@ def _account(chip, fwd: list[dict[str, Any]], policy: Remat, spec: ParallelSpec,
         ways = "fsdp/tp/pp" + ("/ep" if params.expert else "")
         if spec.dp > 1:                  # dp keeps a whole copy of the state per replica
             ways += ", fsdp in place of dp"
-        # activations, working set and logits are one microbatch's: more of them shrink those
-        batch = "more --microbatches or a smaller batch"
+        # activations, working set and logits are one microbatch's: more microbatches shrink them
         raise InputError("train", "memory", f"{acc.total / GIB:.1f} GiB per chip"
                          + (f" on {stage}" if stage else ""),
                          f"does not fit the {cap:g} GiB of HBM by "
                          f"{(acc.total - cap * GIB) / GIB:.1f} GiB; shard more ({ways}), "
-                         f"{less}or use {batch}")
+                         f"{less}or use more --microbatches or a smaller batch")
     host_cap = chip.memory.host_gib_per_chip
     if host_cap is not None and acc.host > host_cap * GIB:
         raise InputError("--remat", None, policy.label(), f"offloads {acc.host / GIB:.1f} GiB "

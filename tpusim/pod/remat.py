@@ -34,7 +34,8 @@ BASIC = ("none", "minimal", "full")
 INPUT = "input"
 # Flash attention's forward rows (pod/flash.py); its per-tile rows are no tensors one can name.
 _TILE_ROWS = ("attn_qk", "attn_softmax", "attn_rescale", "attn_out")
-OUTSIDE_BLOCKS = ("embed", "pos_add", "embed_norm", "final_norm", "lm_head", "loss")  # not in blocks
+# rows outside the blocks
+OUTSIDE_BLOCKS = ("embed", "pos_add", "embed_norm", "final_norm", "lm_head", "loss")
 WIRE_BYTES = 2            # bf16 on the wire and in memory (assumption)
 FLASH_OUTPUT = "attn_av"       # the flash kernel's output O, which o_proj reads
 # The flash kernel's rows: under ``minimal`` none is kept (its GEMMs carry batch dimensions, which

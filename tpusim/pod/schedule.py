@@ -75,7 +75,7 @@ class StepParts:
     dp_head: float = 0.0
     tp_block: float = 0.0
     tp_embed: float = 0.0     # the vocab-parallel embedding lookup's all-reduce, per microbatch
-    tp_head: float = 0.0      # the vocab-parallel LM head's input-gradient all-reduce, per microbatch
+    tp_head: float = 0.0      # the vocab-parallel LM head's input-gradient all-reduce, per mb
     tp_backward: float = 0.0
     tp_hidden: float = 0.0
     tp_recompute: float = 0.0

@@ -46,10 +46,10 @@ moments: 16 bytes per parameter, sharded over fsdp as ZeRO-3 does); its update r
 and does 12 vector ops per parameter (assumption), at HBM or vector speed whichever is slower,
 after the backward (not overlapped with it). The loss is a softmax over each token's logits
 after the LM head (``backward.with_loss``), its backward the logits' gradient. HBM per chip
-(``pod/hbm_account.py``): the sharded state, the activations the remat policy keeps in HBM, and the larger of the layers' moment (two layers' gathered weights,
-the working set of the layer being back-propagated) and the loss's (the logits and their
-gradient, the gathered LM head and last layer); ``host_offload`` counts what the policy keeps in
-host memory (not HBM).
+(``pod/hbm_account.py``): the sharded state, the activations the remat policy keeps in HBM,
+and the larger of the layers' moment (two layers' gathered weights, the working set of the layer
+being back-propagated) and the loss's (the logits and their gradient, the gathered LM head and
+last layer); ``host_offload`` counts what the policy keeps in host memory (not HBM).
 
 MFU as PaLM (Chowdhery et al. 2022, Appendix B) defines it: (6 N + 12 L H Q T) FLOPs per token over
 the peak, N the matmul parameters a token passes (active ones for MoE), L layers, H heads, Q head
