@@ -73,8 +73,9 @@ def test_microbatch_counts_by_hand():
     assert microbatch_counts(ParallelSpec(pp=4, fsdp=2), 6) == [6]
     assert microbatch_counts(ParallelSpec(pp=4, fsdp=2), 3) == []     # fewer sequences than stages
     assert microbatch_counts(ParallelSpec(pp=2), 3) == [3]
-    assert microbatch_counts(ParallelSpec(pp=2), 6) == [2, 6]         # and each its own microbatch
-    assert microbatch_counts(ParallelSpec(pp=3, fsdp=2), 12) == [3, 6, 12]
+    assert microbatch_counts(ParallelSpec(pp=2), 6) == [2, 3, 6]      # every divisor from pp up
+    assert microbatch_counts(ParallelSpec(fsdp=8), 6) == [1, 2, 3, 6]
+    assert microbatch_counts(ParallelSpec(pp=3, fsdp=2), 12) == [3, 4, 6, 12]
 
 
 def test_candidates_cover_sp_remat_and_microbatches():
@@ -146,3 +147,13 @@ def test_bad_sizes_are_the_same_one_line_with_or_without_parallel(tmp_path, opt,
         lines.append(err.strip())
     assert lines[0] == lines[1] == (f"tpusim: error: {opt}: got {args[1]}; must be a positive "
                                     "integer")
+
+
+def test_search_is_no_worse_than_an_explicit_layout_whose_count_is_no_doubling():
+    # Mixtral 8x7B on 256 v5p chips, 6 sequences per chip, remat none: fsdp=32,ep=8 fits only
+    # at 3 microbatches (1 and 2 overfill HBM), a count that doubling 1 never reaches.
+    sl = make_slice(CHIP.ici, CHIP.dcn, chips=256)
+    m = get_preset("mixtral_8x7b")
+    given = train_step(CHIP, m, sl, ParallelSpec(fsdp=32, ep=8), 4096, 1536, "none", 3)
+    best = search(CHIP, m, sl, 4096, 1536, top=1, remats=("none",))[0].result
+    assert best.step_s <= given.step_s

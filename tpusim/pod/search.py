@@ -61,22 +61,12 @@ def candidate_specs(model: LlmConfig, sl: Slice, max_tp: int = 64,
 
 
 def microbatch_counts(spec: ParallelSpec, per_chip: int, most: int = 16) -> list[int]:
-    """Microbatch counts that divide a chip's sequences: gradient accumulation (1, 2, 4, ...)
-    without pp; with pp at least pp microbatches (fewer leave stages idle beyond the bubble):
-    the smallest count from pp up that divides them, its doublings that do, and every sequence
-    its own microbatch (the smallest bubble), up to ``most`` x pp."""
+    """Microbatch counts that divide a chip's sequences: gradient accumulation without pp, and
+    with pp at least pp microbatches (fewer leave stages idle beyond the bubble); every divisor
+    from pp up to ``most`` x pp (a count that is no doubling of a smaller one, 3 of 6
+    sequences, may be the only one whose activations fit)."""
     top = min(per_chip, most * spec.pp)
-    first = next((d for d in range(spec.pp, top + 1) if per_chip % d == 0), None)
-    if first is None:
-        return []
-    out, m = [], first
-    while m <= top:
-        if per_chip % m == 0:
-            out.append(m)
-        m *= 2
-    if spec.pp > 1 and per_chip <= top and per_chip not in out:
-        out.append(per_chip)
-    return out
+    return [d for d in range(spec.pp, top + 1) if per_chip % d == 0]
 
 
 def candidates(model: LlmConfig, sl: Slice, global_batch: int,
