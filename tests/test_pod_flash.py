@@ -38,7 +38,7 @@ def test_backward_macs_are_five_tile_gemms_times_causal_tiles():
     assert all(r["count"] == count for r in gemms)
     assert sum(make_layer(r).macs * r["count"] for r in gemms) == per_tile * count
     fused = {r["name"]: r for r in bwd if r.get("fused")}
-    assert fused["attn_bwd_p"]["ops_per_element"] == P_OPS == 3
+    assert fused["attn_bwd_p"]["ops_per_element"] == P_OPS == 2   # exp(S - L): subtract, exp
     assert fused["attn_bwd_ds"]["ops_per_element"] == DS_OPS == 2
     assert fused["attn_bwd_p"]["elements"] == G * 1024 * 1024
 
@@ -230,3 +230,63 @@ def test_hfu_counts_the_unfused_kernels_recomputed_gemms():
     # the same tiles, two more GEMMs each (S and dP recomputed in the dQ kernel); same MFU
     # numerator, so the extra work shows as a longer step
     assert r.step_s > fused.step_s
+
+
+def test_a_kernel_grid_step_pays_one_launch():
+    # Hand count: the forward's and the backward's tiles each launch once (the tile's first
+    # GEMM); the fused vector work, the other GEMMs, the inner steps and the per-block rows run
+    # inside that step. The D pre-pass is an XLA op of its own.
+    fb = FlashBlocks.parse("q=512,kv=1024,kv_compute=512,q_dkv=512,kv_dkv=1024,"
+                           "kv_dkv_compute=512,q_dq=512,kv_dq=512,fused_bwd=0")
+    fwd = flash_attention(llm_rows(TINY, "prefill", batch=1, seq=2048), G, 2048, blocks=fb)
+    bwd = flash_backward(fwd, G, 2048, blocks=fb)
+    att = [r for r in fwd if r["name"] in FORWARD_ROWS]
+    launch = [r["name"] for r in att + bwd if not r.get("continues")]
+    assert launch == ["attn_qk", "attn_bwd_d", "attn_bwd_s", "attn_dq_s"]
+    rows = [next(r for r in fwd if r["name"] == "attn_norm")] + att + bwd
+    df = simulate(CHIP, Workload(name="t", layers=tuple(make_layer(r) for r in rows),
+                                 source="t")).layers
+    over = float((df["overhead_cycles"] * df["count"]).sum())
+    launches = sum(r["count"] for r in rows if not r.get("continues"))
+    assert over == pytest.approx(launches * CHIP.timing.overhead_cycles_per_op, rel=1e-9)
+
+
+def test_the_forward_deals_whole_heads_to_the_cores():
+    # tpu_v5p, two cores: a tile instance holds one KV head per core, so K_j and V_j cross HBM
+    # once per tile (the closed form above: 2 T bk d + G S d read, G S d written per KV head,
+    # T = 10 tiles at S = 4096, 1024-blocks) and not once per core.
+    fwd, _ = _kernel(4096, batch=1)
+    fwd = flash_attention(llm_rows(TINY, "prefill", batch=1, seq=4096), G, 4096, 1024,
+                          cores=CHIP.array.cores)
+    att = [{**r, "count": r["count"] // TINY.layers} for r in fwd
+           if r["name"] in ("attn_qk", "attn_softmax", "attn_av", "attn_out")]
+    qk = att[0]
+    assert qk["batch"] == 2 and qk["count"] == 10          # 2 KV heads side by side, 10 tiles
+    df = simulate(CHIP, Workload(name="t", layers=tuple(make_layer(r) for r in att),
+                                 source="t")).layers
+    n = [r["count"] for r in att]
+    read = float((df["hbm_read_bytes"] * n).sum())
+    assert read == 2 * 2 * (2 * 10 * 65_536 + 1_048_576)  # heads x bf16 bytes x elements
+
+
+def test_backward_kernels_run_on_one_core():
+    # splash's backward grids have no parallel axis: on tpu_v5p the kernel's rows take what
+    # they take on one of its two cores, the D pre-pass (an XLA op) what it takes on both.
+    from tpusim.cores import core_chip
+    _, bwd = _kernel(2048, batch=1)
+    kernel = [r for r in bwd if r["name"] != "attn_bwd_d"]
+    two = simulate_rows(CHIP, [bwd[0]] + kernel, memo=False)
+    one = simulate_rows(core_chip(CHIP), kernel, memo=False)
+    assert [t for t, _ in two[1:]] == pytest.approx([t for t, _ in one], rel=1e-12)
+    assert two[0] == simulate_rows(CHIP, [bwd[0]], memo=False)[0]
+
+
+def test_an_encoder_attends_every_tile():
+    # bert_base attends both ways: no tile is skipped, so HFU (what runs) is at least MFU (the
+    # model's FLOPs, attention not halved).
+    from tpusim.importers.llm import get_preset
+    sl = make_slice(CHIP.ici, CHIP.dcn, shape="1")
+    r = train_step(CHIP, get_preset("bert_base"), sl, ParallelSpec(), 512, 8, "none", 1, "full",
+                   flash=FlashBlocks.parse("q=128,kv=128,q_dkv=128,kv_dkv=128,q_dq=128,"
+                                           "kv_dq=128"))
+    assert r.hfu >= r.mfu

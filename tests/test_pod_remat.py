@@ -86,7 +86,7 @@ def test_hbm_and_host_bytes_by_hand_offload_input_qkv_vs_full():
 def _forward_times(model=TINY, seq=64, batch=2):
     """Each forward row's seconds inside the step's program, simulated as train_step runs it."""
     fwd = flash_attention(llm_rows(model, "prefill", batch=batch, seq=seq, kv_len=seq),
-                          model.heads // model.kv_heads, seq)
+                          model.heads // model.kv_heads, seq, cores=CHIP.array.cores)
     bwd = backward_rows(fwd, flash_backward(fwd, model.heads // model.kv_heads, seq))
     per_row = simulate_rows(CHIP, fwd + bwd, per_instance=True)
     return {r["name"]: t for r, (t, _) in zip(fwd, per_row)}

@@ -49,7 +49,30 @@ def _shape_key(rows: list[dict[str, Any]], per_instance: bool) -> str:
 
 def _simulate(chip, rows: list[dict[str, Any]],
               per_instance: bool) -> tuple[tuple[float, float], ...]:
-    """(seconds, MACs) per priced unit: per instance, or per row (all its instances)."""
+    """(seconds, MACs) per priced unit: per instance, or per row (all its instances). On a chip
+    of several cores, the rows of a kernel that runs on one core (:func:`flash.single_core`)
+    are priced on one core (:func:`cores.core_chip`: its arrays, vector unit, and its share of
+    HBM bandwidth, assumption: a core running alone draws no more than when both run), each
+    run of such rows as a program of its own (what a row carries over from the one before,
+    its prefetch, is not carried across the boundary)."""
+    from ..cores import core_chip
+    from .flash import single_core
+    runs: list[tuple[bool, list[dict[str, Any]]]] = []
+    for r in rows:
+        one = chip.array.cores > 1 and single_core(r["name"])
+        if runs and runs[-1][0] == one:
+            runs[-1][1].append(r)
+        else:   # a program's first row launches its own kernel
+            runs.append((one, [{k: v for k, v in r.items() if k != "continues"}]))
+    out: list[tuple[float, float]] = []
+    for one, part in runs:
+        out += _priced(core_chip(chip) if one else chip, part, per_instance)
+    return tuple(out)
+
+
+def _priced(chip, rows: list[dict[str, Any]],
+            per_instance: bool) -> tuple[tuple[float, float], ...]:
+    """:func:`_simulate` of rows that run as one program on ``chip``."""
     from ..compression import DEQUANT_SUFFIX
     from ..simulator import simulate
     from ..workload import Workload, make_layer

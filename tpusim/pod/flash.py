@@ -35,6 +35,17 @@ the softmax's 5 ops per score already cover one running-max update and rescale p
 divide, which flash defers to the end, is one of them), so ``attn_rescale`` counts the further
 steps only; the dK/dV kernel's steps accumulate into disjoint slices of dK and dV, no extra work.
 
+Launch cost: each kernel is one launch whose grid steps each pay one op's fixed cost
+(``timing.overhead_cycles_per_op``; assumption: a Pallas grid step costs what one XLA op's launch
+does). The first GEMM of a tile row set pays it; the tile's other rows, its inner steps and the
+per-block rows run inside the same step (``continues``). The forward's grid runs heads in
+parallel (splash's first grid axis is ``parallel``): on a chip of several cores each core takes
+whole KV heads (a tile instance is ``cores`` heads' tiles, one per core, ``batch`` = cores), so
+K_j and V_j cross HBM once per tile, not once per core. The backward kernels' grids have no
+parallel axis (splash: "the prefetch schedule assumes no megacore"), so on v4/v5p they run on
+one of the two cores: their rows are priced on one core (:func:`single_core`,
+``pod/costs.py``); D's pre-pass is an XLA op of its own, split between the cores.
+
 Assumptions: the fp32 per-row statistics (L written by the forward, L and D read per backward
 tile, D written by the pre-pass) are left out, 2/d of the O bytes each. The G query heads of a KV
 head are stacked as the rows of one tile (splash's grid runs one query head per step, so its
@@ -50,19 +61,28 @@ from typing import Any
 from .flash_blocks import FLASH_BLOCK, FlashBlocks, tiling
 
 # Vector ops per score element of the backward, fused into the GEMM that produces their input:
-# after S, the softmax scale (1 multiply), minus L (1 subtract), exp (1); after dP, minus D
-# (1 subtract), times P (1 multiply). Assumption: the causal mask of the diagonal tiles is free.
-P_OPS, DS_OPS = 3, 2
+# after S, minus L (1 subtract) and exp (1) -- splash's backward kernels compute exp(S - L), the
+# softmax scale being folded into Q before the kernel; after dP, minus D (1 subtract), times P
+# (1 multiply). Assumption: the causal mask of the diagonal tiles is free.
+P_OPS, DS_OPS = 2, 2
 D_OPS = 2                 # D = rowsum(dO * O): one multiply and one add per element of dO
 # Vector ops per element of a block written once (assumption): the forward's O_i / l_i at the
-# end of its row block; the backward's softmax scale on dK_j (dV_j's cast rides along).
+# end of its row block; the backward's casts of dK_j and dV_j to the operand dtype.
 OUT_OPS = 1
+# Rows that run inside a kernel step an earlier row launched (module docstring: launch cost).
+INSIDE = {"continues": True}
 RESCALE_OPS = 2           # the forward's O <- alpha O + P V per inner step: multiply, add
 # Vector ops per element the dQ kernel loads once per query block (Q_i, dO_i): its cast of dO
 # to the operand dtype (assumption; the row exists to charge the bytes).
 LOAD_OPS = 1
 # The forward rows :func:`flash_attention` writes, which the backward kernel's rows replace.
 FORWARD_ROWS = ("attn_qk", "attn_softmax", "attn_av", "attn_rescale", "attn_out")
+
+
+def single_core(name: str) -> bool:
+    """Whether row ``name`` belongs to a backward kernel, whose grid has no parallel axis and so
+    runs on one core of a chip of several (module docstring)."""
+    return name.startswith(("attn_bwd_", "attn_dq_")) and name != "attn_bwd_d"
 
 
 def _dtype(row: dict[str, Any]) -> dict[str, Any]:
@@ -78,13 +98,14 @@ def _steps(bk: int, compute: int) -> tuple[int, int]:
 
 def flash_attention(rows: list[dict[str, Any]], group: int, seq: int,
                     block: int = FLASH_BLOCK, causal: bool = True,
-                    blocks: FlashBlocks | None = None) -> list[dict[str, Any]]:
+                    blocks: FlashBlocks | None = None, cores: int = 1) -> list[dict[str, Any]]:
     """Attention as a tiled fused kernel (flash attention; MaxText's recipes run ``attention:
     flash``, the splash kernel): per (query block, key block) tile a QK^T GEMM, the softmax fused
     into its output pipeline, then the AV GEMM that consumes the scores where they are. ``group``
     query heads share a KV head (the trace stacks them as rows). Causal prefill skips the tiles
     above the diagonal. ``blocks``: the forward's ``q``, ``kv`` and ``kv_compute`` (default:
-    every block ``block``).
+    every block ``block``). ``cores``: the chip's cores, each taking whole KV heads (module
+    docstring; where they do not divide the heads, every tile is split between them).
 
     Each inner step of a tile is one instance of the three rows (``count`` = layers x sequences
     x KV heads x tiles x steps); the score tile stays in VMEM between QK^T, softmax and AV. Per
@@ -101,21 +122,25 @@ def flash_attention(rows: list[dict[str, Any]], group: int, seq: int,
     bq, bk, tiles, _ = tiling(seq, qk["n"], fb.q, fb.kv, causal)
     bkc, steps = _steps(bk, fb.kv_compute)
     heads = qk.get("count", 1) * qk.get("batch", 1)       # layers x sequences x KV heads
-    count = heads * tiles * steps
+    c = cores if cores > 1 and heads % cores == 0 else 1  # heads side by side, one per core
+    count = heads // c * tiles * steps
     vec = _dtype(sm)
     new = {
-        "attn_qk": {**qk, "batch": 1, "m": group * bq, "n": bkc, "count": count, "hbm": "w"},
-        "attn_softmax": {**sm, "elements": group * bq * bkc, "fused": True, "count": count},
-        "attn_av": {**av, "batch": 1, "m": group * bq, "k": bkc, "count": count, "hbm": "w"},
+        "attn_qk": {**qk, "batch": c, "m": group * bq, "n": bkc, "count": count, "hbm": "w"},
+        "attn_softmax": {**sm, "elements": c * group * bq * bkc, "fused": True, "count": count,
+                         **INSIDE},
+        "attn_av": {**av, "batch": c, "m": group * bq, "k": bkc, "count": count, "hbm": "w",
+                    **INSIDE},
     }
     out = [new.get(r["name"], r) for r in rows]
     at = next(i for i, r in enumerate(out) if r["name"] == "attn_av") + 1
-    o_elems = group * bq * qk["k"]
+    o_elems = c * group * bq * qk["k"]
     extra = [{"name": "attn_rescale", "op": "elementwise", "elements": o_elems,
               "ops_per_element": RESCALE_OPS, "fused": True,
-              "count": heads * tiles * (steps - 1), **vec}] if steps > 1 else []
+              "count": heads // c * tiles * (steps - 1), **vec, **INSIDE}] if steps > 1 else []
     io = {"name": "attn_out", "op": "elementwise", "elements": o_elems,
-          "ops_per_element": OUT_OPS, "count": heads * -(-seq // bq), "hbm": "io", **vec}
+          "ops_per_element": OUT_OPS, "count": heads // c * -(-seq // bq), "hbm": "io", **vec,
+          **INSIDE}
     return out[:at] + extra + [io] + out[at:]
 
 
@@ -123,19 +148,21 @@ def _tile_rows(specs: list[tuple], count: int, steps: int, base: dict[str, Any],
                vec: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     """A tile's rows from ``specs`` ((name, m, k, n, hbm) GEMMs, (name, elements, ops) fused
     vector rows), ``count`` tiles: the first inner step with its HBM streams, the further
-    ``steps - 1`` (rows named ``..._step``) with none (the blocks are already in VMEM)."""
+    ``steps - 1`` (rows named ``..._step``) with none (the blocks are already in VMEM). Only
+    the first row of the first step pays the grid step's launch cost (module docstring)."""
     def rows(n: int, suffix: str, first: bool) -> list[dict[str, Any]]:
         out = []
-        for s in specs:
+        for i, s in enumerate(specs):
+            inside = INSIDE if i or not first else {}
             if len(s) == 5:
                 name, mm, kk, nn, hbm = s
                 out.append({**base, "name": prefix + name + suffix, "m": mm, "k": kk, "n": nn,
-                            "count": n, "hbm": hbm if first else "none"})
+                            "count": n, "hbm": hbm if first else "none", **inside})
             else:
                 name, elements, ops = s
                 out.append({"name": prefix + name + suffix, "op": "elementwise",
                             "elements": elements, "ops_per_element": ops, "fused": True,
-                            "count": n, **vec})
+                            "count": n, **vec, **inside})
         return out
     return rows(count, "", True) + (rows(count * (steps - 1), "_step", False) if steps > 1
                                     else [])
@@ -172,7 +199,8 @@ def flash_backward(fwd: list[dict[str, Any]], group: int, seq: int, block: int =
     fb = blocks or FlashBlocks.square(block)
     d = qk["k"]
     _, bk_f, tiles_f, _ = tiling(seq, seq, fb.q, fb.kv, causal)
-    heads = qk["count"] // (tiles_f * _steps(bk_f, fb.kv_compute)[1])  # layers x seqs x KV heads
+    # layers x sequences x KV heads
+    heads = qk["count"] * qk.get("batch", 1) // (tiles_f * _steps(bk_f, fb.kv_compute)[1])
     layers = names.get("attn_norm", {}).get("count", 1)
     base = {k: v for k, v in qk.items() if k not in ("name", "m", "k", "n", "batch", "count")}
     vec = _dtype(names["attn_softmax"])
@@ -189,7 +217,7 @@ def flash_backward(fwd: list[dict[str, Any]], group: int, seq: int, block: int =
             "count": layers, "hbm": "i", **vec}]
     out += _tile_rows(specs, heads * tiles, steps, base, vec, "attn_bwd_")
     out.append({"name": "attn_bwd_kv", "op": "elementwise", "elements": 2 * bk * d,
-                "ops_per_element": OUT_OPS, "count": heads * nk, "hbm": "io", **vec})
+                "ops_per_element": OUT_OPS, "count": heads * nk, "hbm": "io", **vec, **INSIDE})
     if fb.fused_bwd:
         return out
     bq, bk, tiles, _ = tiling(seq, seq, fb.q_dq, fb.kv_dq, causal)
@@ -200,9 +228,9 @@ def flash_backward(fwd: list[dict[str, Any]], group: int, seq: int, block: int =
     per_q = heads * -(-seq // bq)
     return out + [
         {"name": "attn_dq_in", "op": "elementwise", "elements": 2 * m * d,
-         "ops_per_element": LOAD_OPS, "count": per_q, "hbm": "i", **vec},
+         "ops_per_element": LOAD_OPS, "count": per_q, "hbm": "i", **vec, **INSIDE},
         {"name": "attn_dq_out", "op": "elementwise", "elements": m * d,
-         "ops_per_element": OUT_OPS, "count": per_q, "hbm": "o", **vec}]
+         "ops_per_element": OUT_OPS, "count": per_q, "hbm": "o", **vec, **INSIDE}]
 
 
 __all__ = ["flash_attention", "flash_backward", "FLASH_BLOCK", "FlashBlocks", "FORWARD_ROWS",

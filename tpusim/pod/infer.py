@@ -152,9 +152,9 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
     rows = kv_operands(llm_rows(shard, phase, batch=b, seq=seq, kv_len=kv_len, dtype=dtype,
                                 logits=logits, checked=checked), dtype, kv_dtype)
     seq, kv_len = step_defaults(phase, seq, kv_len)    # llm_rows has checked (or its caller)
-    if phase == "prefill":      # as in training: a flash kernel, causal tiles skipped
-        rows = flash_attention(rows, shard.heads // shard.kv_heads, seq,
-                               blocks=FlashBlocks.for_seq(seq))
+    if phase == "prefill":      # as in training: a flash kernel (a decoder skips causal tiles)
+        rows = flash_attention(rows, shard.heads // shard.kv_heads, seq, causal=model.lm_head,
+                               blocks=FlashBlocks.for_seq(seq), cores=chip.array.cores)
     times = simulate_rows(chip, rows)
     compute = sum(t for t, _ in times)
 

@@ -175,10 +175,10 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     fwd = with_loss(llm_rows(shard, "prefill", batch=mb, seq=seq, kv_len=seq))
     if model.moe and kernel.dropped:
         fwd = dropped_rows(fwd, shard, mb, seq, kernel.capacity_factor)
-    group = shard.heads // shard.kv_heads
-    flash = flash or FlashBlocks.for_seq(seq)
-    fwd = flash_attention(fwd, group, seq, blocks=flash)
-    flash_b = flash_backward(fwd, group, seq, blocks=flash)
+    group, flash = shard.heads // shard.kv_heads, flash or FlashBlocks.for_seq(seq)
+    causal = model.lm_head          # a decoder's causal mask; an encoder attends both ways
+    fwd = flash_attention(fwd, group, seq, causal=causal, blocks=flash, cores=chip.array.cores)
+    flash_b = flash_backward(fwd, group, seq, causal=causal, blocks=flash)
     bwd = without_mask_gradients(backward_rows(fwd, flash_b, table=shard.vocab * shard.hidden))
     block = [r for r in fwd if r["name"] not in _OUTSIDE_BLOCKS]
     policy.check(block)
