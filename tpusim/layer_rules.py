@@ -14,6 +14,17 @@ from .errors import InputError
 from .formats import XNOR_KINDS, get_format
 from .workload import Layer
 
+# The per-instance metrics a row with differing instances averages (first, middle, last), and
+# that both cores (reference and columnar) sum over a row's instances.
+SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cycles",
+          "hbm_read_bytes", "hbm_write_bytes", "sram_read_bytes", "sram_write_bytes",
+          "energy_pj", "mac_energy_pj", "vector_energy_pj", "sram_energy_pj", "hbm_energy_pj",
+          "static_energy_pj", "stall_weight_cycles", "stall_input_cycles",
+          "stall_output_cycles", "stall_sram_cycles", "fill_drain_cycles",
+          "weight_shift_cycles", "hbm_cycles", "weight_passes", "input_passes",
+          "hbm_weight_read_bytes", "hbm_input_read_bytes", "sram_input_bytes",
+          "sram_weight_bytes", "sram_output_bytes")
+
 LAYER_COLUMNS = (
     "name", "op", "count", "m", "k", "n", "macs", "format", "cycles", "latency_s",
     "compute_cycles", "stall_cycles", "overhead_cycles", "utilization",

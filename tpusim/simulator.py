@@ -43,11 +43,11 @@ from .layer_rules import idle_bytes_left as _idle_bytes_left
 from .layer_rules import layer_formats
 from .layer_rules import resolve_format as _resolve_format  # noqa: F401  (tests, callers)
 from .layer_rules import run_summary
+from .layer_rules import SUMMED as _SUMMED
 from .workload import Layer, Workload, check_layer_size
 
 if TYPE_CHECKING:
     import pandas as pd
-
 
 
 class Result:
@@ -121,19 +121,6 @@ class Result:
                        for k, v in rows)
         title = html.escape(f"{s['workload']} on {s['config']} ({s['format']})")
         return f"<table><caption>{title}</caption>{body}</table>"
-
-
-
-
-
-_SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cycles",
-           "hbm_read_bytes", "hbm_write_bytes", "sram_read_bytes", "sram_write_bytes",
-           "energy_pj", "mac_energy_pj", "vector_energy_pj", "sram_energy_pj", "hbm_energy_pj",
-           "static_energy_pj", "stall_weight_cycles", "stall_input_cycles",
-           "stall_output_cycles", "stall_sram_cycles", "fill_drain_cycles",
-           "weight_shift_cycles", "hbm_cycles", "weight_passes", "input_passes",
-           "hbm_weight_read_bytes", "hbm_input_read_bytes", "sram_input_bytes",
-           "sram_weight_bytes", "sram_output_bytes")
 
 
 def _gemm(chip: ChipConfig, layer: Layer, fmt, in_res: bool, out_res: bool, cached: bool,

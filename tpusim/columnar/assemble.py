@@ -12,18 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ..layer_rules import Carry, run_instances
+from ..layer_rules import SUMMED, Carry, run_instances
 from ..timing.path import timing_path
 from .points import Point, _concat, _kernels, _point_arrays, _split
-
-SUMMED = ("cycles", "latency_s", "compute_cycles", "stall_cycles", "overhead_cycles",
-          "hbm_read_bytes", "hbm_write_bytes", "sram_read_bytes", "sram_write_bytes",
-          "energy_pj", "mac_energy_pj", "vector_energy_pj", "sram_energy_pj", "hbm_energy_pj",
-          "static_energy_pj", "stall_weight_cycles", "stall_input_cycles",
-          "stall_output_cycles", "stall_sram_cycles", "fill_drain_cycles",
-          "weight_shift_cycles", "hbm_cycles", "weight_passes", "input_passes",
-          "hbm_weight_read_bytes", "hbm_input_read_bytes", "sram_input_bytes",
-          "sram_weight_bytes", "sram_output_bytes")
 
 
 def _carry_pass(kr: dict, p: dict, points_vars: list[tuple[list, int]],
