@@ -425,3 +425,11 @@ def test_one_chip_needs_no_ici_section(cli, tmp_path):
     code, _, err = cli("infer", "tpu_v1", "gpt2", "--chips", "2", "--dtype", "int8",
                        "--kv-len", "128", "--out", tmp_path / "p")
     assert code == 2 and "no ici section" in err and not (tmp_path / "p").exists()
+
+
+def test_a_prefill_too_long_to_fit_is_refused_before_it_is_simulated():
+    # 10^11 tokens: the KV cache alone is millions of GiB; the refusal names memory, not the
+    # flash kernel's 10^17 tile instances (which overflow the trace's exact sizes)
+    with pytest.raises(InputError, match="memory: got .* does not fit the 16 GiB"):
+        infer_step(V5E, get_preset("llama2_7b"), _slice("2x4"), ParallelSpec(tp=8), "prefill",
+                   batch=1, seq=10**11)

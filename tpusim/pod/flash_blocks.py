@@ -72,9 +72,10 @@ class FlashBlocks:
                                 if seq % b == 0), FLASH_BLOCK))
 
     @classmethod
-    def parse(cls, text: str) -> FlashBlocks:
+    def parse(cls, text: str, base: FlashBlocks | None = None) -> FlashBlocks:
         """``q=1024,kv=512,...,fused_bwd=0``: keys of :class:`FlashBlocks`, any subset, the rest
-        at their defaults (an inner compute block not given is its key block, as the splash
+        as ``base`` has them (default: the class defaults; the train step's are
+        :meth:`for_seq`'s; an inner compute block not given is its key block, as the splash
         kernel's ``None``). One-line InputError for an unknown key or a bad value."""
         allowed = ", ".join(f.name for f in fields(cls))
         got: dict[str, object] = {}
@@ -98,7 +99,7 @@ class FlashBlocks:
         for outer, inner in (("kv", "kv_compute"), ("kv_dkv", "kv_dkv_compute")):
             if outer in got:
                 got.setdefault(inner, got[outer])
-        return cls(**got)
+        return replace(base, **got) if base is not None else cls(**got)
 
     def check_divides(self, seq: int, option: str = OPTION) -> None:
         """One-line InputError unless every block (clipped to ``seq``) divides the ``seq``-token
@@ -115,12 +116,33 @@ class FlashBlocks:
         return replace(self, **{n: min(getattr(self, n), seq) for n in _INTS})
 
 
+def floor_sum(n: int, m: int, a: int, b: int) -> int:
+    """sum of (a i + b) // m for i in 0 .. n-1 (n, m >= 1; a, b >= 0), in O(log) steps: the
+    whole quotients of a and b come out as closed sums, and what is left counts lattice points
+    under a line, which swapping the axes turns into the same sum with (m, a) as (a, m mod a)."""
+    total = 0
+    while True:
+        if a >= m:
+            total += n * (n - 1) // 2 * (a // m)
+            a %= m
+        if b >= m:
+            total += n * (b // m)
+            b %= m
+        top = a * n + b
+        if top < m:
+            return total
+        n, b, m, a = top // m, top % m, a, m
+
+
 def causal_tiles(seq: int, bq: int, bk: int) -> int:
     """(query block, key block) pairs of causal self-attention over ``seq`` tokens that are not
     entirely above the diagonal: query block i (rows i bq .. its last row r_i) meets the key
-    blocks whose first key j bk <= r_i, so min(nk, r_i // bk + 1) of them (exact count)."""
-    nk = -(-seq // bk)
-    return sum(min(nk, (min((i + 1) * bq, seq) - 1) // bk + 1) for i in range(-(-seq // bq)))
+    blocks whose first key j bk <= r_i, so min(nk, r_i // bk + 1) of them (exact count). Every
+    block but the last ends inside the sequence (r_i = (i + 1) bq - 1 < seq, so fewer than nk);
+    the last meets all nk: (nq - 1) + floor_sum(nq - 1, bk, bq, bq - 1) + nk, in O(log) steps
+    however long the sequence."""
+    nq, nk = -(-seq // bq), -(-seq // bk)
+    return (nq - 1) + floor_sum(nq - 1, bk, bq, bq - 1) + nk
 
 
 def tiling(seq: int, kv: int, bq: int, bk: int, causal: bool) -> tuple[int, int, int, int]:
@@ -132,4 +154,4 @@ def tiling(seq: int, kv: int, bq: int, bk: int, causal: bool) -> tuple[int, int,
     return bq, bk, tiles, nk
 
 
-__all__ = ["FlashBlocks", "FLASH_BLOCK", "MIN_BLOCK", "causal_tiles", "tiling"]
+__all__ = ["FlashBlocks", "FLASH_BLOCK", "MIN_BLOCK", "causal_tiles", "floor_sum", "tiling"]

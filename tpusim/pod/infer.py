@@ -152,13 +152,27 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
     rows = kv_operands(llm_rows(shard, phase, batch=b, seq=seq, kv_len=kv_len, dtype=dtype,
                                 logits=logits, checked=checked), dtype, kv_dtype)
     seq, kv_len = step_defaults(phase, seq, kv_len)    # llm_rows has checked (or its caller)
+    # HBM before anything is simulated (a sequence too long to fit fails at once)
+    elem, gib = get_format(dtype, "--dtype", "dtype").bytes_per_element, 2 ** 30
+    # the shard's own parameters: a tp-th of the heads, FFN and vocabulary; replicated KV
+    # heads (tp > kv_heads), norms and learned positions whole on every chip
+    weights = shard.param_count() * elem
+    kv = 2 * model.layers * shard.kv_heads * model.head_dim * kv_len * b \
+        * get_format(kv_dtype).bytes_per_element
+    total = weights + kv
+    cap = chip.memory.hbm.capacity_gib
+    if cap is not None and total > cap * gib:
+        raise InputError(source, "memory", f"{total / gib:.1f} GiB per chip",
+                         f"does not fit the {cap:g} GiB of HBM by {(total - cap * gib) / gib:.1f}"
+                         " GiB; " + (too_big or "raise tp (--chips, --parallel tp=), lower "
+                                     "--batch or use a narrower --dtype or --kv-dtype "
+                                     "(e.g. int8)"))
     if phase == "prefill":      # as in training: a flash kernel (a decoder skips causal tiles)
         rows = flash_attention(rows, shard.heads // shard.kv_heads, seq, causal=model.lm_head,
                                blocks=FlashBlocks.for_seq(seq), cores=chip.array.cores)
     times = simulate_rows(chip, rows)
     compute = sum(t for t, _ in times)
 
-    elem = get_format(dtype, "--dtype", "dtype").bytes_per_element
     # Partial sums of a row-parallel matmul and logits travel in at least bf16: an int8 or fp8
     # matmul accumulates wider and is rescaled before the all-reduce (assumption: to bf16).
     wire = max(elem, WIRE_BYTES)
@@ -174,20 +188,6 @@ def infer_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec,
     comm = n_ar * tp_ar + gather
     latency = compute + comm
 
-    gib = 2 ** 30
-    # the shard's own parameters: a tp-th of the heads, FFN and vocabulary; replicated KV
-    # heads (tp > kv_heads), norms and learned positions whole on every chip
-    weights = shard.param_count() * elem
-    kv = 2 * model.layers * shard.kv_heads * model.head_dim * kv_len * b \
-        * get_format(kv_dtype).bytes_per_element
-    total = weights + kv
-    cap = chip.memory.hbm.capacity_gib
-    if cap is not None and total > cap * gib:
-        raise InputError(source, "memory", f"{total / gib:.1f} GiB per chip",
-                         f"does not fit the {cap:g} GiB of HBM by {(total - cap * gib) / gib:.1f}"
-                         " GiB; " + (too_big or "raise tp (--chips, --parallel tp=), lower "
-                                     "--batch or use a narrower --dtype or --kv-dtype "
-                                     "(e.g. int8)"))
     new_tokens = batch * seq
     return InferResult(
         phase=phase, latency_s=latency, compute_s=compute, collectives_s=comm,
