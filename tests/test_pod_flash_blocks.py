@@ -110,3 +110,36 @@ def test_train_step_default_runs_dividing_tiles_not_padded_ones():
                          flash=b and FlashBlocks.square(b)) for b in (None, 768, 1024)}
     assert run[None].step_s == run[768].step_s < run[1024].step_s
     assert run[None].hfu * run[None].step_s < run[1024].hfu * run[1024].step_s
+
+
+def test_causal_tiles_closed_form_matches_the_sum_over_query_blocks():
+    # the per-block sum the closed form replaces (min(nk, last row // bk + 1) per query block)
+    def by_block(seq, bq, bk):
+        nk = -(-seq // bk)
+        return sum(min(nk, (min((i + 1) * bq, seq) - 1) // bk + 1) for i in range(-(-seq // bq)))
+    for seq in (100, 1536, 4095, 8192, 12_345):
+        for bq in (1, 3, 128, 384, 512, 1000, 1024, 2048):
+            for bk in (1, 7, 128, 512, 768, 1024, 4096):
+                assert causal_tiles(seq, bq, bk) == by_block(seq, bq, bk), (seq, bq, bk)
+    # a sequence of 10^11 tokens in 1,024-blocks: the triangle n (n + 1) / 2 of n = 97,656,250
+    # blocks (plus the padded last one), without a loop over them
+    n = -(-10**11 // 1024)
+    assert causal_tiles(10**11, 1024, 1024) == n * (n + 1) // 2
+
+
+def test_blocks_not_given_keep_the_sequences_default(cli, tmp_path):
+    import json
+    # 1,536 tokens: the default blocks are 768 (1,024 does not divide it); q=512 given alone
+    # leaves the others at 768, and train.json records the blocks that ran, clipped to --seq
+    args = ("train", "tpu_v5e", "custom", "--hidden", "256", "--layers", "2", "--heads", "4",
+            "--vocab", "1000", "--chips", "8", "--parallel", "fsdp=8")
+    code, _, err = cli(*args, "--seq", "1536", "--out", tmp_path / "a", "--flash-blocks", "q=512")
+    assert code == 0, err
+    got = json.loads((tmp_path / "a" / "train.json").read_text())["flash_blocks"]
+    assert got["q"] == 512 and got["kv"] == got["q_dq"] == 768
+    assert FlashBlocks.parse("q=512", base=FlashBlocks.for_seq(1536)) == FlashBlocks(
+        512, *([768] * 7))
+    code, _, err = cli(*args, "--seq", "256", "--out", tmp_path / "b", "--flash-blocks", "q=2048")
+    assert code == 0, err
+    got = json.loads((tmp_path / "b" / "train.json").read_text())["flash_blocks"]
+    assert {v for k, v in got.items() if k != "fused_bwd"} == {256}

@@ -121,7 +121,8 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     from ..pod.dropmoe import parse_moe
     policy = parse_remat(remat) if remat is not None else None   # syntax, before anything runs
     from ..pod.flash_blocks import FlashBlocks
-    flash = FlashBlocks.parse(flash_blocks) if flash_blocks is not None else None
+    if flash_blocks is not None:
+        FlashBlocks.parse(flash_blocks)     # its syntax, before anything runs
     kernel = parse_moe(moe)
     chip, overrides = loaded_chip(config, sets)
     dims = {"hidden": hidden, "layers": layers, "heads": heads, "kv_heads": kv_heads,
@@ -148,8 +149,11 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
                          "applies to MoE models")
     if seq is None:
         seq = min(2048, cfg.max_positions or 2048)
-    if flash is not None and isinstance(seq, int) and seq > 0:
-        flash.check_divides(seq)     # blocks the user gave (the default divides where it can)
+    flash = None
+    if flash_blocks is not None and isinstance(seq, int) and seq > 0:
+        # keys not given keep the sequence's default blocks; all must divide it
+        flash = FlashBlocks.parse(flash_blocks, base=FlashBlocks.for_seq(seq))
+        flash.check_divides(seq)
     out = out_dir or default_out("train", config, cfg.name)
     trace_path = checked_trace(trace_path, out, ("train.json", "config.yaml", "report.html"))
     sl = make_slice(chip.ici, chip.dcn, shape=topology, chips=chips, slices=slices)
@@ -176,7 +180,7 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     record = {**best.as_dict(), "remat": picked[0][1], "microbatches": picked[0][2],
               "sharding": how, "config": chip.name, "model": cfg.name, "seq": seq,
               "global_batch": gb, "attention": attention,
-              "flash_blocks": dataclasses.asdict(flash or FlashBlocks.for_seq(seq)),
+              "flash_blocks": dataclasses.asdict((flash or FlashBlocks.for_seq(seq)).clipped(seq)),
               "alternatives": [{"parallel": p, "remat": rm, "microbatches": m,
                                 "step_s": x.step_s, "mfu": x.mfu,
                                 "hbm_gib_per_chip": x.hbm_gib_per_chip}
