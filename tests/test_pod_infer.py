@@ -433,3 +433,14 @@ def test_a_prefill_too_long_to_fit_is_refused_before_it_is_simulated():
     with pytest.raises(InputError, match="memory: got .* does not fit the 16 GiB"):
         infer_step(V5E, get_preset("llama2_7b"), _slice("2x4"), ParallelSpec(tp=8), "prefill",
                    batch=1, seq=10**11)
+
+
+def test_run_warns_of_the_kv_cache_that_run_chips_1_refuses(cli, tmp_path):
+    # llama3_8b_decode on one v5e: weights 15.0 GiB + 8 sequences x 2,048 keys of bf16 KV
+    # (2 x 32 layers x 8 KV heads x 128 x 2 B = 128 KiB a token: 2.0 GiB) = 17.0 GiB of 16
+    code, _, err = cli("run", "tpu_v5e", "llama3_8b_decode", "--chips", "1", "--no-html",
+                       "--out", tmp_path / "one")
+    assert code == 2 and "17.0 GiB per chip" in err
+    code, _, err = cli("run", "tpu_v5e", "llama3_8b_decode", "--no-html", "--out",
+                       tmp_path / "plain")
+    assert code == 0 and "weights and KV cache are 17.0 GiB" in err and err.count("\n") == 1

@@ -158,17 +158,23 @@ def hbm_warning(result: "Result", fmt: str | None = None) -> str | None:
         return None
     from .formats import get_format
     from .layer_rules import layer_formats
+    from .llm_tokens import llm_step
     layers = result.workload.layers
     fmts = layer_formats(layers, result.config, fmt, result.workload.name)
     static = [(layer, get_format(f).bytes_per_element) for layer, f in zip(layers, fmts)
               if layer.weights == "static"]
     total = sum(layer.weight_elements * layer.count * b for layer, b in static)
     total += _lookup_tables(result.workload.notes) * (static[-1][1] if static else 2)
-    if total <= cap * 2**30:
+    # an LLM step's KV cache: the attention GEMMs' key and value operands, in their formats
+    kv = sum(layer.weight_elements * layer.count * get_format(f).bytes_per_element
+             for layer, f in zip(layers, fmts) if layer.name in ("attn_qk", "attn_av")
+             and layer.weights == "dynamic") if llm_step(result.workload.notes) else 0
+    if total + kv <= cap * 2**30:
         return None
-    return (f"warning: {result.workload.name}'s weights are {total / 2**30:,.1f} GiB, more than "
-            f"{result.config.name}'s {cap:g} GiB of HBM; the times assume they fit (shard an "
-            "LLM step with --chips, or use a narrower --format)")
+    what = "weights" + (" and KV cache" if kv else "")
+    return (f"warning: {result.workload.name}'s {what} are {(total + kv) / 2**30:,.1f} GiB, more "
+            f"than {result.config.name}'s {cap:g} GiB of HBM; the times assume they fit (shard "
+            "an LLM step with --chips, or use a narrower --format)")
 
 
 def _lookup_tables(notes) -> int:
