@@ -41,6 +41,18 @@ def test_zero_capacity_is_an_input_error():
         dropped_rows(llm_rows(CFG, "prefill", batch=1, seq=1), CFG, 1, 1, 0.3)
 
 
+def test_a_capacity_too_large_to_size_is_an_input_error():
+    # 64 tokens x top_k over E experts: CF = E / top_k gives each expert all 64 slots; past it
+    # only padding, allowed, until the combine mask's B S E C elements pass 2^53 (a factor of
+    # 1e9 on Mixtral failed on the trace's column sizes, naming no option)
+    limit = CFG.experts / CFG.top_k
+    assert expert_capacity(64, CFG.top_k, CFG.experts, limit) == 64
+    dropped_rows(llm_rows(CFG, "prefill", batch=1, seq=64), CFG, 1, 64, 100 * limit)
+    with pytest.raises(InputError, match=r"^--moe: got 'dropped:1e\+15'; gives .* past 2\^53 .*"
+                                         f"factor {limit:g} up"):
+        dropped_rows(llm_rows(CFG, "prefill", batch=1, seq=64), CFG, 1, 64, 1e15)
+
+
 def _rows(cf: float, cfg=CFG, batch=B):
     return {r["name"]: r for r in dropped_rows(llm_rows(cfg, "prefill", batch=batch, seq=S),
                                                 cfg, batch, S, cf)}

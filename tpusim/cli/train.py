@@ -66,7 +66,8 @@ def _default_microbatches(spec, global_batch: int) -> int:
 @click.option("--moe", default="megablox", show_default=True,
               metavar="megablox|dropless|dropped:CF",
               help="MoE experts: dropless grouped matmuls (megablox), or MaxText's dense path "
-                   "with capacity factor CF (tokens past it dropped), e.g. dropped:1.25.")
+                   "with capacity factor CF (tokens past it dropped; MFU still counts every "
+                   "token's FLOPs, as MaxText does), e.g. dropped:1.25.")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
               help="Search: how many of the best shardings to report.")
 @click.option("--hidden", type=int, help="custom MODEL: hidden size.")

@@ -132,6 +132,16 @@ def dropped_rows(fwd: list[dict[str, Any]], model, batch: int, seq: int,
     for r in out:
         if r.get("count", 1) == 1:
             r.pop("count", None)
+    if C > seq:     # padding past every token: check the sizes here, to name the option
+        from ..workload import make_layer
+        try:
+            for r in out:
+                make_layer(r, "shard")
+        except InputError:
+            raise InputError("--moe", None, f"dropped:{capacity_factor:g}", f"gives {C:,} slots "
+                             "per expert, rows past 2^53 elements (the largest size the model "
+                             "computes exactly); no token is dropped from capacity factor "
+                             f"{E / model.top_k:g} up") from None
     return out
 
 
