@@ -173,3 +173,11 @@ def test_shipped_data_resolves_through_the_package_or_the_source_tree(monkeypatc
     monkeypatch.setattr(_data, "files", not_installed)
     root = Path(_data.__file__).resolve().parent.parent
     assert _data.presets_dir() == root / "configs" and _data.zoo_dir() == root / "workloads"
+
+
+def test_a_config_path_that_is_a_folder_says_so(tmp_path):
+    (tmp_path / "chip.yaml").mkdir()
+    with pytest.raises(InputError, match=r"chip\.yaml: is a directory, not a config file"):
+        load_config(tmp_path / "chip.yaml")
+    with pytest.raises(InputError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml")

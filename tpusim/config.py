@@ -278,6 +278,8 @@ def find_config(name_or_path: str | Path) -> Path:
     ``configs/``; neither is an :class:`InputError` listing the presets."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml", ".cfg") or p.exists():
+        if p.is_dir():
+            raise InputError(str(p), None, message="is a directory, not a config file")
         if not p.is_file():
             raise InputError(str(p), None, message="config file not found")
         return p
