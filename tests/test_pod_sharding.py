@@ -189,3 +189,10 @@ def test_leading_group_is_the_neighbouring_ranks():
     # the all-reduce of a 2-chip group is a line's: (2-1)/2 x D each way, not a 4-ring's
     from tpusim.pod.collectives import all_reduce
     assert all_reduce(1e6, leading_group((x,), 2)).ici_bytes == pytest.approx(2 * 0.5e6)
+
+
+def test_parallel_and_remat_read_any_case_alike():
+    from tpusim.pod.remat import parse_remat
+    assert parse_spec("FSDP=8,TP=2,SP") == parse_spec("fsdp=8,tp=2,sp")
+    assert parse_remat("FULL") == parse_remat("full")
+    assert parse_remat("Save:QKV_PROJ+Offload:Input") == parse_remat("save:qkv_proj+offload:input")

@@ -108,7 +108,7 @@ def parse_remat(value: "str | Remat") -> Remat:
         return value
     if not isinstance(value, str):
         raise InputError("--remat", None, value, _ALLOWED)
-    text = value.strip()
+    text = value.strip().lower()     # as --parallel: FULL, Save:QKV_PROJ read as full, save:..
     if text in BASIC:
         return Remat(text)
     save: set[str] = set()

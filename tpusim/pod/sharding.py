@@ -76,7 +76,7 @@ class ParallelSpec:
 def parse_spec(text: str, source: str = "--parallel") -> ParallelSpec:
     """``"fsdp=16,tp=4"`` (``sp`` alone switches sequence parallelism on) -> ParallelSpec."""
     got: dict[str, object] = {}
-    for item in (p.strip() for p in str(text).split(",")):
+    for item in (p.strip().lower() for p in str(text).split(",")):   # FSDP=8,SP as fsdp=8,sp
         if not item:       # 'fsdp=8,': a stray comma would name a second, different layout
             raise InputError(source, None, text, "an empty item; expected KIND=DEGREE items "
                              "joined by commas, e.g. fsdp=16,tp=4")
@@ -89,7 +89,7 @@ def parse_spec(text: str, source: str = "--parallel") -> ParallelSpec:
             got["sequence_parallel"] = True
             continue
         key, eq, val = item.partition("=")
-        key = key.strip().lower()
+        key = key.strip()
         if not eq or key not in KINDS:
             raise InputError(source, None, item, "expected KIND=DEGREE with KIND one of "
                              + "|".join(KINDS) + " (or sp), e.g. fsdp=16,tp=4")
