@@ -76,6 +76,16 @@ def test_single_request_is_prefill_plus_decode_steps():
     assert r["tpot_s"] == pytest.approx(g.decode_latency_s.mean(), rel=1e-12)
 
 
+def test_a_single_token_output_has_no_tpot(st):
+    # one output token: no time between tokens, so TPOT is undefined and left out of the
+    # percentiles (it read 0 s, pulling them down); the 10-token request's is its decode steps
+    out = serve(st, [Request(0, 0.0, 37, 1), Request(1, 0.0, 37, 10)])[0]
+    assert math.isnan(out.table.iloc[0]["tpot_s"]) and out.table.iloc[1]["tpot_s"] > 0
+    assert out.summary["tpot_s"]["p50"] == out.table.iloc[1]["tpot_s"]
+    only = serve(st, [Request(0, 0.0, 37, 1)])[0].summary
+    assert only["tpot_s"] == {"mean": None, "p50": None, "p90": None, "p99": None}
+
+
 def test_preemption_recomputes_and_everything_finishes():
     st = _small_hbm(40, max_batch=64)
     reqs = synthetic_requests("in=uniform:50:150,out=uniform:50:150", 40, math.inf, seed=2)

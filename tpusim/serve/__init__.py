@@ -58,7 +58,7 @@ def setup(config, model, chips: int = 1, tp: int | None = None, weights: str = "
             raise InputError(name, None, v, "an integer >= 1")
     if tp != chips:
         raise InputError("--parallel", "tp", tp, f"tensor parallelism over all chips: tp={chips}"
-                         " (other splits are not modelled)")
+                         f" (other splits are not modelled; for tp={tp} give --chips {tp})")
     if chunked_prefill is not None and (not isinstance(chunked_prefill, int)
                                         or chunked_prefill <= max_batch):
         raise InputError("--chunked-prefill", None, chunked_prefill,

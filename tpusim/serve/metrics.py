@@ -40,8 +40,9 @@ def request_table(outcome) -> pd.DataFrame:
         done = not math.isnan(r.done_s)
         ttft = r.first_s - q.arrival_s if not math.isnan(r.first_s) else math.nan
         e2e = r.done_s - q.arrival_s if done else math.nan
-        tpot = (e2e - ttft) / (q.output_tokens - 1) if done and q.output_tokens > 1 else (
-            0.0 if done else math.nan)
+        # one output token has no time between tokens: its TPOT is undefined (NaN), left out
+        # of the percentiles as vLLM's benchmark leaves it
+        tpot = (e2e - ttft) / (q.output_tokens - 1) if done and q.output_tokens > 1 else math.nan
         rows.append((q.rid, q.arrival_s, q.input_tokens, q.output_tokens, ttft, tpot, e2e,
                      r.done_s, r.preempted, done))
     return pd.DataFrame(rows, columns=list(REQUEST_COLUMNS))
