@@ -99,6 +99,11 @@ def test_configs_table_and_json(cli):
     rn = next(w for w in data["workloads"] if w["name"] == "resnet50.csv")
     # the same total the simulator's summary counts, by another path
     assert rn["gmac"] == pytest.approx(tpusim.simulate("default", "resnet50").summary["macs"] / 1e9)
+    # the default slice run --chips / train / infer take (run --help points here), ICI only
+    assert v4["slice"] == tpusim.load_config("tpu_v4").ici.slice
+    assert next(c for c in data["presets"] if c["name"] == "tpu_v1")["slice"] is None
+    code, out, _ = cli("configs")
+    assert f"tpu_v5e {tpusim.load_config('tpu_v5e').ici.slice}" in " ".join(out.split())
 
 
 def test_run_json_on_stdout(cli, tmp_path):

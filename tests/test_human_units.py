@@ -198,3 +198,8 @@ def test_numbers_far_from_one_take_an_exponent_not_hundreds_of_digits():
     assert number(5e-301) == "5.000e-301" and number(1e300) == "1.000e+300"
     assert number(1.234e-7) == "1.234e-07" and number(0.00012345) == "0.0001234"
     assert len(number(-3.3e-200)) < 12
+
+
+def test_counted_nouns_are_plural_unless_one():
+    assert [units.counted(n, "chip") for n in (1, 0, 8, 9216)] == [
+        "1 chip", "0 chips", "8 chips", "9,216 chips"]

@@ -233,3 +233,8 @@ def test_train_gpt3_175b_on_v5p_512(cli, tmp_path):
                          "--out", tmp_path / "t")
     assert code == 0, err
     assert "gpt3_175b on tpu_v5p" in out and (tmp_path / "t" / "train.json").exists()
+
+
+def test_workload_llm_without_a_preset_lists_the_scaled_family_too(cli):
+    code, _, err = cli("workload", "llm")
+    assert code == 2 and "give a PRESET (" in err and "|maxtext_scale_S)" in err

@@ -79,3 +79,8 @@ def unit_for(x: float, kind: str = "energy") -> tuple[str, float]:
 def in_unit(x: float, unit: tuple[str, float], digits: int = 4) -> str:
     """``x`` in the given (unit, size): ``in_unit(0.0012, ("mJ", 1e-3))`` is ``1.2 mJ``."""
     return f"{number(x / unit[1], digits)} {unit[0]}"
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one: ``1 chip``, ``8 chips``, ``1,024 chips``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -247,6 +247,7 @@ def configs_tables() -> tuple[list[dict], list[dict]]:
                       "pes": c.pes, "offchip": c.memory.hbm.kind,
                       "offchip_gb_s": c.memory.hbm.bandwidth_gbps,
                       "sram_kib": s.input_kib + s.weight_kib + s.output_kib,
+                      "slice": c.ici.slice if c.ici is not None else None,
                       "description": c.description})
     workloads = []
     for p in sorted(WORKLOAD_DIR.rglob("*.csv")):
@@ -321,8 +322,10 @@ def configs(as_json):
         click.echo(json.dumps({"presets": chips, "aliases": PRESET_ALIASES,
                                "workloads": workloads}, indent=2))
         return
+    # the slice a multi-chip command runs on without --chips/--topology (ICI presets only)
+    slices = ", ".join(f"{c['name']} {c['slice']}" for c in chips if c["slice"])
     t = Table(title="chip presets", caption="aliases: " + ", ".join(
-        f"{a} = {b}" for a, b in PRESET_ALIASES.items()))
+        f"{a} = {b}" for a, b in PRESET_ALIASES.items()) + f"; default slices: {slices}")
     for col in ("preset", "TOPS", "fmt", "GHz", "PEs", "off-chip", "GB/s", "SRAM"):
         t.add_column(col, justify="left" if col in ("preset", "fmt", "off-chip") else "right")
     for c in chips:

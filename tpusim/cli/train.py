@@ -196,14 +196,14 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
         sched, {"name": title, "parallel": picked[0][0], "run_id": prov["run_id"]}))
     written = write_outputs(out, "train", record, page, chip, prov["run_id"],
                             "train THIS_FILE MODEL", trace)
-    from ..units import number, seconds
+    from ..units import counted, number, seconds
     for p, rm, m, x in picked:
         click.echo(f"{p:28s} remat {rm:7s} mb {m:3d}  step {seconds(x.step_s):>9s}  "
                    f"MFU {x.mfu:6.1%}  HFU {x.hfu:6.1%}  {number(x.tokens_per_s_per_chip):>9s} "
                    f"tok/s/chip  {x.hbm_gib_per_chip:6.1f} GiB/chip")
     t = best.time_s
-    click.echo(f"{cfg.name} on {chip.name} {sl.label()} ({sl.chips} chips), {how} sharding "
-               f"{picked[0][0]}: compute {seconds(t['compute'])}, exposed collectives "
+    click.echo(f"{cfg.name} on {chip.name} {sl.label()} ({counted(sl.chips, 'chip')}), {how} "
+               f"sharding {picked[0][0]}: compute {seconds(t['compute'])}, exposed collectives "
                f"{seconds(t['exposed_collectives'])}, bubble {seconds(t['bubble'])}, optimizer "
                f"{seconds(t['optimizer'])}")
     if best.host_offload_bytes_per_step:

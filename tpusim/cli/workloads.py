@@ -60,7 +60,7 @@ def llm(preset, phase, batch, seq, kv_len, dtype, kv_dtype, logits, hidden, laye
     from dataclasses import replace
 
     from ..errors import InputError
-    from ..importers.llm import PRESETS, custom_config, describe, get_preset, llm_rows
+    from ..importers.llm import custom_config, describe, get_preset, llm_rows, preset_choices
     from ..importers.llm_step_args import check_positions, check_step_args
     from ..importers.trace_csv import write_trace
     from ..workload import make_layer
@@ -78,7 +78,7 @@ def llm(preset, phase, batch, seq, kv_len, dtype, kv_dtype, logits, hidden, laye
         missing = [f"--{f}" for f in ("hidden", "layers", "heads", "vocab") if f not in over]
         if missing:
             raise InputError("tpusim workload llm", None, message="give a PRESET ("
-                             + "|".join(PRESETS) + ") or " + ", ".join(missing))
+                             + preset_choices() + ") or " + ", ".join(missing))
         over.setdefault("kv_heads", over["heads"])
         over.setdefault("ffn", 4 * over["hidden"])
         if over.get("gated"):

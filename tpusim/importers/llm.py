@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from ..errors import InputError
 from .llm_config import LlmConfig
-from .llm_presets import PRESETS, get_preset
+from .llm_presets import PRESETS, get_preset, preset_choices
 from .llm_step_args import check_step_args, step_defaults
 from ..workload import Workload, make_layer
 
@@ -213,5 +213,5 @@ def describe(cfg: LlmConfig, phase: str, batch: int, seq: int | None, kv_len: in
             + (f"; dims from {cfg.source}" if cfg.source else ""))
 
 
-__all__ = ["LlmConfig", "PRESETS", "get_preset", "custom_config", "llm_rows", "llm_macs",
-           "llm_workload", "describe"]
+__all__ = ["LlmConfig", "PRESETS", "get_preset", "preset_choices", "custom_config", "llm_rows",
+           "llm_macs", "llm_workload", "describe"]

@@ -159,11 +159,16 @@ def _scaled(name: str, key: str) -> LlmConfig:
                             "get_individual_scales)")
 
 
+def preset_choices() -> str:
+    """Every preset name, and the scaled family's pattern, as ``a|b|..|maxtext_scale_S``."""
+    return "|".join(PRESETS) + f"|{SCALED_PREFIX}S"
+
+
 def get_preset(name: str) -> LlmConfig:
     key = name.lower().replace("-", "_")
     if key.startswith(SCALED_PREFIX):
         return _scaled(name, key)
     if key not in PRESETS:
         raise InputError("llm preset", None, name, f"unknown preset{suggest(key, PRESETS)}; "
-                         "allowed: " + "|".join(PRESETS) + f"|{SCALED_PREFIX}S")
+                         "allowed: " + preset_choices())
     return PRESETS[key]

@@ -115,7 +115,7 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
     t = rec["time_s"]
     parts = ("compute", "exposed_collectives", "bubble", "optimizer")
     step = rec["step_s"]
-    from ..units import number, seconds
+    from ..units import counted, number, seconds
     moved = rec.get("collective_bytes_per_chip", {})
     rows_coll = "".join(
         f"<tr><td>{_name(k)}</td><td>{seconds(v)}</td><td>{_received(moved.get(k))}</td>"
@@ -143,7 +143,7 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
         f"<td>{a['microbatches']}</td><td>{seconds(a['step_s'])}</td><td>{a['mfu']:.1%}</td>"
         f"<td>{_gib(a['hbm_gib_per_chip'])}</td></tr>" for a in rec["alternatives"])
     title = (f"{escape(rec['model'])} on {escape(rec['config'])} {escape(rec['topology'])} "
-             f"({rec['chips']} chips)")
+             f"({counted(rec['chips'], 'chip')})")
     head = (f"<p>sharding {escape(rec['parallel'])} ({escape(rec['sharding'])}), remat "
             f"{escape(rec['remat'])}, {rec['global_batch']} x {rec['seq']} tokens per step</p>"
             f"<p><b>step {seconds(step)}</b> &middot; {number(rec['tokens_per_s_per_chip'])} "
@@ -192,7 +192,7 @@ def step_report(rec: dict[str, Any], kind: str) -> str:
     """HTML for an ``infer.json`` or ``run --chips``'s ``sharded.json`` record (``kind``: the
     command's name): one sharded prefill or decode step, its time split into the per-chip
     compute and the TP all-reduces on its critical path, its memory per chip."""
-    from ..units import number, seconds
+    from ..units import counted, number, seconds
     step = rec["latency_s"]
     parts = {"compute (per chip)": rec["compute_s"],
              "all-reduces (critical path)": rec["collectives_s"]}
@@ -200,7 +200,7 @@ def step_report(rec: dict[str, Any], kind: str) -> str:
            "total": rec["hbm_gib_per_chip"]}
     what = rec.get("model") or rec.get("workload")
     title = (f"{escape(str(what))} {escape(rec['phase'])} on {escape(rec['config'])} "
-             f"{escape(rec['topology'])} ({rec['chips']} chips)")
+             f"{escape(rec['topology'])} ({counted(rec['chips'], 'chip')})")
     shape = ", ".join(f"{k.replace('_', ' ')} {escape(str(rec[k]))}"
                       for k in ("batch", "sequences", "seq", "kv_len", "dtype")
                       if rec.get(k) is not None)
