@@ -38,7 +38,8 @@ steps only; the dK/dV kernel's steps accumulate into disjoint slices of dK and d
 Launch cost: each kernel is one launch whose grid steps each pay one op's fixed cost
 (``timing.overhead_cycles_per_op``; assumption: a Pallas grid step costs what one XLA op's launch
 does). The first GEMM of a tile row set pays it; the tile's other rows, its inner steps and the
-per-block rows run inside the same step (``continues``). The forward's grid runs heads in
+per-block rows run inside the same step (``continues``). Assumption: the grid steps above the
+diagonal, which a causal kernel visits without computing or fetching, cost nothing. The forward's grid runs heads in
 parallel (splash's first grid axis is ``parallel``): on a chip of several cores each core takes
 whole KV heads (a tile instance is ``cores`` heads' tiles, one per core, ``batch`` = cores), so
 K_j and V_j cross HBM once per tile, not once per core. The backward kernels' grids have no
