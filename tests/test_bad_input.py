@@ -448,10 +448,16 @@ def test_run_warns_when_the_weights_exceed_hbm(cli, tmp_path):
     elements = sum(l.weight_elements * l.count for l in wl.layers if l.weights == "static")
     elements += cfg.vocab * cfg.hidden
     assert cfg.param_count() - elements == (2 * cfg.layers + 1) * cfg.hidden   # the norms
-    gib = elements * 2 / 2**30
+    # plus its KV cache: the attention GEMMs' key and value operands (dynamic), in bf16: K and V
+    # of 8 KV heads x 128 per layer for the 2,048 tokens of its one sequence
+    kv = sum(l.weight_elements * l.count for l in wl.layers
+             if l.weights == "dynamic" and l.name in ("attn_qk", "attn_av"))
+    assert kv == 2 * cfg.layers * cfg.kv_heads * cfg.head_dim * 2048
+    gib = (elements + kv) * 2 / 2**30
     code, _, err = cli("run", "default", "llama3_8b_prefill", "--no-html", "--out",
                        str(tmp_path / "a"))
-    assert code == 0 and f"weights are {gib:,.1f} GiB, more than default's 8 GiB" in err
+    assert code == 0 and f"weights and KV cache are {gib:,.1f} GiB, more than default's 8 GiB" \
+        in err
     code, _, err = cli("run", "default", "llama3_8b_prefill", "--no-html", "--set",
                        "memory.hbm.capacity_gib=64", "--out", str(tmp_path / "b"))
     assert code == 0 and "warning" not in err
