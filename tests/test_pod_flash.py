@@ -174,8 +174,13 @@ def test_unfused_backward_runs_four_then_three_gemms_per_tile():
     assert _gemm_macs(bwd) == 7 * 12 * tile * heads
     # forward: 20 tiles x 2 steps of QK^T and AV at 256 keys, the rescale on the second step
     by_f = {r["name"]: r for r in fwd}
-    assert by_f["attn_qk"]["count"] == heads * 40 and by_f["attn_qk"]["n"] == 256
-    assert _gemm_macs([by_f["attn_qk"], by_f["attn_av"]]) == 2 * 20 * (G * 1024 * 512 * D) * heads
+    # the first step of each tile launches it (attn_qk), the second runs inside (attn_qk_step)
+    assert by_f["attn_qk"]["count"] == by_f["attn_qk_step"]["count"] == heads * 20
+    assert by_f["attn_qk_step"]["continues"] and not by_f["attn_qk"].get("continues")
+    assert by_f["attn_qk"]["n"] == by_f["attn_qk_step"]["n"] == 256
+    assert by_f["attn_av"]["count"] == heads * 40
+    assert _gemm_macs([by_f["attn_qk"], by_f["attn_qk_step"], by_f["attn_av"]]) == \
+        2 * 20 * (G * 1024 * 512 * D) * heads
     assert by_f["attn_rescale"]["count"] == heads * 20
     assert by_f["attn_rescale"]["elements"] * by_f["attn_rescale"]["ops_per_element"] == \
         2 * G * 1024 * D
@@ -249,6 +254,9 @@ def test_a_kernel_grid_step_pays_one_launch():
     over = float((df["overhead_cycles"] * df["count"]).sum())
     launches = sum(r["count"] for r in rows if not r.get("continues"))
     assert over == pytest.approx(launches * CHIP.timing.overhead_cycles_per_op, rel=1e-9)
+    # one launch per grid step, however many inner steps: by hand, 2,048 tokens in 512-query x
+    # 1,024-key blocks are 6 causal tiles per layer, sequence and KV head, each of 2 inner steps
+    assert next(r for r in att if r["name"] == "attn_qk")["count"] == TINY.layers * TINY.kv_heads * 6
 
 
 def test_the_forward_deals_whole_heads_to_the_cores():

@@ -137,6 +137,10 @@ def test_blocks_not_given_keep_the_sequences_default(cli, tmp_path):
     assert code == 0, err
     got = json.loads((tmp_path / "a" / "train.json").read_text())["flash_blocks"]
     assert got["q"] == 512 and got["kv"] == got["q_dq"] == 768
+    # an inner block checked against the sequence's key block (768), not the class default
+    code, _, err = cli(*args, "--seq", "1536", "--out", tmp_path / "c", "--flash-blocks",
+                       "kv_compute=384")
+    assert code == 0, err
     assert FlashBlocks.parse("q=512", base=FlashBlocks.for_seq(1536)) == FlashBlocks(
         512, *([768] * 7))
     code, _, err = cli(*args, "--seq", "256", "--out", tmp_path / "b", "--flash-blocks", "q=2048")

@@ -122,8 +122,6 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     from ..pod.dropmoe import parse_moe
     policy = parse_remat(remat) if remat is not None else None   # syntax, before anything runs
     from ..pod.flash_blocks import FlashBlocks
-    if flash_blocks is not None:
-        FlashBlocks.parse(flash_blocks)     # its syntax, before anything runs
     kernel = parse_moe(moe)
     chip, overrides = loaded_chip(config, sets)
     dims = {"hidden": hidden, "layers": layers, "heads": heads, "kv_heads": kv_heads,

@@ -103,7 +103,11 @@ def simulate_rows(chip, rows: list[dict[str, Any]], per_instance: bool = False,
     docstring). ``memo=False`` simulates afresh and leaves the memo alone (the reference the
     memo must reproduce exactly)."""
     if memo:
-        key = (chip.model_dump_json(), per_instance, _shape_key(rows, per_instance))
+        # names are not in the shape key, but the rows priced on one core are chosen by name
+        from .flash import single_core
+        one = tuple(i for i, r in enumerate(rows) if single_core(r["name"])) \
+            if chip.array.cores > 1 else ()
+        key = (chip.model_dump_json(), per_instance, _shape_key(rows, per_instance), one)
         got = _SIMULATED.get(key)
         if got is None:
             if len(_SIMULATED) >= _MAX_ENTRIES:

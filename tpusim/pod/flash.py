@@ -39,10 +39,11 @@ Launch cost: each kernel is one launch whose grid steps each pay one op's fixed 
 (``timing.overhead_cycles_per_op``; assumption: a Pallas grid step costs what one XLA op's launch
 does). The first GEMM of a tile row set pays it; the tile's other rows, its inner steps and the
 per-block rows run inside the same step (``continues``). Assumption: the grid steps above the
-diagonal, which a causal kernel visits without computing or fetching, cost nothing. The forward's grid runs heads in
-parallel (splash's first grid axis is ``parallel``): on a chip of several cores each core takes
-whole KV heads (a tile instance is ``cores`` heads' tiles, one per core, ``batch`` = cores), so
-K_j and V_j cross HBM once per tile, not once per core. The backward kernels' grids have no
+diagonal, which a causal kernel visits without computing or fetching, cost nothing. The
+forward's grid runs heads in parallel (splash's first grid axis is ``parallel``): on a chip of
+several cores each core takes whole KV heads of a layer (a tile instance is ``cores`` heads'
+tiles, one per core, ``batch`` = cores), so K_j and V_j cross HBM once per tile, not once
+per core. The backward kernels' grids have no
 parallel axis (splash: "the prefetch schedule assumes no megacore"), so on v4/v5p they run on
 one of the two cores: their rows are priced on one core (:func:`single_core`,
 ``pod/costs.py``); D's pre-pass is an XLA op of its own, split between the cores.
@@ -77,7 +78,7 @@ RESCALE_OPS = 2           # the forward's O <- alpha O + P V per inner step: mul
 # to the operand dtype (assumption; the row exists to charge the bytes).
 LOAD_OPS = 1
 # The forward rows :func:`flash_attention` writes, which the backward kernel's rows replace.
-FORWARD_ROWS = ("attn_qk", "attn_softmax", "attn_av", "attn_rescale", "attn_out")
+FORWARD_ROWS = ("attn_qk", "attn_qk_step", "attn_softmax", "attn_av", "attn_rescale", "attn_out")
 
 
 def single_core(name: str) -> bool:
@@ -109,7 +110,8 @@ def flash_attention(rows: list[dict[str, Any]], group: int, seq: int,
     docstring; where they do not divide the heads, every tile is split between them).
 
     Each inner step of a tile is one instance of the three rows (``count`` = layers x sequences
-    x KV heads x tiles x steps); the score tile stays in VMEM between QK^T, softmax and AV. Per
+    x KV heads x tiles x steps; QK^T's first step per tile is ``attn_qk``, the further ones
+    ``attn_qk_step``); the score tile stays in VMEM between QK^T, softmax and AV. Per
     step K and V slices come from HBM (the GEMMs' second operands, ``hbm="w"``), Q_i and the
     O_i accumulator stay in VMEM; ``attn_rescale`` rescales O on each step after a tile's first;
     after the tiles ``attn_out`` (one instance per query block) reads Q_i and writes O_i, the
@@ -123,17 +125,21 @@ def flash_attention(rows: list[dict[str, Any]], group: int, seq: int,
     bq, bk, tiles, _ = tiling(seq, qk["n"], fb.q, fb.kv, causal)
     bkc, steps = _steps(bk, fb.kv_compute)
     heads = qk.get("count", 1) * qk.get("batch", 1)       # layers x sequences x KV heads
-    c = cores if cores > 1 and heads % cores == 0 else 1  # heads side by side, one per core
+    # one layer's heads side by side, one per core (a layer's tiles never pair with the next's)
+    c = cores if cores > 1 and qk.get("batch", 1) % cores == 0 else 1
     count = heads // c * tiles * steps
     vec = _dtype(sm)
+    first = {**qk, "batch": c, "m": group * bq, "n": bkc, "count": heads // c * tiles, "hbm": "w"}
     new = {
-        "attn_qk": {**qk, "batch": c, "m": group * bq, "n": bkc, "count": count, "hbm": "w"},
-        "attn_softmax": {**sm, "elements": c * group * bq * bkc, "fused": True, "count": count,
-                         **INSIDE},
-        "attn_av": {**av, "batch": c, "m": group * bq, "k": bkc, "count": count, "hbm": "w",
-                    **INSIDE},
+        # a tile's first inner step launches its grid step; the further steps run inside it
+        "attn_qk": [first] + ([{**first, "name": "attn_qk_step", "count": count - first["count"],
+                                **INSIDE}] if steps > 1 else []),
+        "attn_softmax": [{**sm, "elements": c * group * bq * bkc, "fused": True, "count": count,
+                          **INSIDE}],
+        "attn_av": [{**av, "batch": c, "m": group * bq, "k": bkc, "count": count, "hbm": "w",
+                     **INSIDE}],
     }
-    out = [new.get(r["name"], r) for r in rows]
+    out = [x for r in rows for x in new.get(r["name"], [r])]
     at = next(i for i, r in enumerate(out) if r["name"] == "attn_av") + 1
     o_elems = c * group * bq * qk["k"]
     extra = [{"name": "attn_rescale", "op": "elementwise", "elements": o_elems,
@@ -199,9 +205,8 @@ def flash_backward(fwd: list[dict[str, Any]], group: int, seq: int, block: int =
         return None
     fb = blocks or FlashBlocks.square(block)
     d = qk["k"]
-    _, bk_f, tiles_f, _ = tiling(seq, seq, fb.q, fb.kv, causal)
-    # layers x sequences x KV heads
-    heads = qk["count"] * qk.get("batch", 1) // (tiles_f * _steps(bk_f, fb.kv_compute)[1])
+    tiles_f = tiling(seq, seq, fb.q, fb.kv, causal)[2]
+    heads = qk["count"] * qk.get("batch", 1) // tiles_f        # layers x sequences x KV heads
     layers = names.get("attn_norm", {}).get("count", 1)
     base = {k: v for k, v in qk.items() if k not in ("name", "m", "k", "n", "batch", "count")}
     vec = _dtype(names["attn_softmax"])

@@ -33,7 +33,7 @@ from ..errors import InputError
 BASIC = ("none", "minimal", "full")
 INPUT = "input"
 # Flash attention's forward rows (pod/flash.py); its per-tile rows are no tensors one can name.
-_TILE_ROWS = ("attn_qk", "attn_softmax", "attn_rescale", "attn_out")
+_TILE_ROWS = ("attn_qk", "attn_qk_step", "attn_softmax", "attn_rescale", "attn_out")
 # rows outside the blocks
 OUTSIDE_BLOCKS = ("embed", "pos_add", "embed_norm", "final_norm", "lm_head", "loss")
 WIRE_BYTES = 2            # bf16 on the wire and in memory (assumption)
