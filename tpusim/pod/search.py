@@ -112,8 +112,9 @@ def search(chip, model: LlmConfig, sl: Slice, seq: int, global_batch: int, top: 
     """The ``top`` fastest layouts of :func:`candidates` that fit, fastest first; InputError if
     none fits. A layout that does not fit HBM is dropped before its shard is simulated
     (``train_step`` checks memory first), and layouts that share a shard share its simulation
-    (``pod/costs.py``). ``stats``, if given, receives ``candidates``, ``fit`` and ``programs``
-    (distinct shards simulated). ``flash``: the flash kernels' blocks (``train_step``); ``moe``:
+    (``pod/costs.py``). ``stats``, if given, receives ``candidates``, ``fit``, ``pruned`` (not
+    priced: more microbatches than two that fit, without pp) and ``programs`` (distinct shards
+    simulated). ``flash``: the flash kernels' blocks (``train_step``); ``moe``:
     the MoE kernel (``pod/dropmoe.py``), for every layout; ``microbatches``: the one count to
     try (default: :func:`microbatch_counts`)."""
     # the lines train_step gives, not "no sharding fits (...)" after trying every layout
@@ -125,7 +126,15 @@ def search(chip, model: LlmConfig, sl: Slice, seq: int, global_batch: int, top: 
     layouts = candidates(model, sl, global_batch, remats, microbatches)
     if not layouts:
         why = _none_divides(model, sl, global_batch, microbatches)
+    # Without pp, gradient accumulation only re-gathers the weights per microbatch and shrinks
+    # the GEMMs: past the second count that fits a (spec, remat), larger counts are not priced
+    # (assumption: a step does not get faster with more microbatches when no bubble shrinks).
+    fitted: dict[tuple[ParallelSpec, str], int] = {}
+    pruned = 0
     for spec, remat, mb in layouts:
+        if spec.pp == 1 and fitted.get((spec, remat), 0) >= 2:
+            pruned += 1
+            continue
         try:
             r = train_step(chip, model, sl, spec, seq, global_batch, remat, mb, attention,
                            flash=flash, moe=moe)
@@ -135,8 +144,9 @@ def search(chip, model: LlmConfig, sl: Slice, seq: int, global_batch: int, top: 
             why = str(exc)
             continue
         found.append(Candidate(spec, r.remat, mb, r))
+        fitted[spec, remat] = fitted.get((spec, remat), 0) + 1
     if stats is not None:
-        stats.update(candidates=len(layouts), fit=len(found),
+        stats.update(candidates=len(layouts), fit=len(found), pruned=pruned,
                      programs=max(0, costs.distinct_programs() - before))
     if not found:
         raise InputError("train", "search", f"{model.name} on {sl.label()}",
