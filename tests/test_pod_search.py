@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tpusim.config import load_config
+from tpusim.errors import InputError
 from tpusim.importers.llm import custom_config, get_preset
 from tpusim.pod import costs
 from tpusim.pod.search import candidates, microbatch_counts, search
@@ -157,3 +158,18 @@ def test_search_is_no_worse_than_an_explicit_layout_whose_count_is_no_doubling()
     given = train_step(CHIP, m, sl, ParallelSpec(fsdp=32, ep=8), 4096, 1536, "none", 3)
     best = search(CHIP, m, sl, 4096, 1536, top=1, remats=("none",))[0].result
     assert best.step_s <= given.step_s
+
+
+def test_pruned_microbatch_counts_never_hide_the_fastest_layout():
+    # 12 sequences per chip on 8 chips: every (spec, remat, count) priced one by one; without pp
+    # the search stops at a pair's second fitting count, and still finds the fastest of them
+    sl = _slice("2x2x2")
+    every = []
+    for spec, remat, mb in candidates(TINY, sl, 96):
+        try:
+            every.append(train_step(CHIP, TINY, sl, spec, 128, 96, remat, mb).step_s)
+        except InputError:
+            continue
+    stats = {}
+    best = search(CHIP, TINY, sl, seq=128, global_batch=96, top=1, stats=stats)[0]
+    assert stats["pruned"] > 0 and best.result.step_s == min(every)
