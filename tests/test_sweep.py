@@ -121,6 +121,15 @@ def test_cli_counts_failures_before_last_line(cli, trace, tmp_path):
                                     "memory.sram.output_kib"]
 
 
+def test_a_sweep_whose_every_point_fails_is_an_error(cli, trace, tmp_path):
+    # both arrays' accumulator tiles overfill the shrunken output buffer: nothing to show
+    code, _, err = cli("sweep", "default", trace, "--rows", "128", "--cols", "128,256",
+                       "--set", f"memory.sram.output_kib={SMALL_OUT_KIB}", "--jobs", "1",
+                       "--out", tmp_path / "all")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "every one of the 2 points failed" in err and "output_kib" in err
+
+
 def test_resume_reuses_points_and_extends(cli, trace, tmp_path):
     out = tmp_path / "r"
     base = ("sweep", "default", trace, "--cols", "32,64", "--jobs", "1", "--out", out)

@@ -123,7 +123,8 @@ def check_tile_fits(chip: ChipConfig, fmt: Format, source: str | None = None) ->
             raise InputError(source or chip.name, f"memory.sram.{field}",
                              getattr(sram, field),
                              f"must hold {db} {r}x{c} {fmt.name} {what} "
-                             f"({nbytes / 1024:g} KiB) for one tile")
+                             f"({nbytes / 1024:g} KiB) to run a tile"
+                             + (" double-buffered" if db == 2 else ""))
 
 
 def gemm_traffic_options(layer: Layer, chip: ChipConfig, fmt: Format, input_resident: bool,

@@ -116,6 +116,10 @@ def sweep(config, workloads, rows, cols, square, formats, sets, jobs, scheduler,
     df = sweeps.sweep(config, list(workloads), axes, jobs=jobs, scheduler=scheduler,
                       out_dir=out, html=not no_html, record=_record(config, workloads, axes))
     a = df.attrs
+    if a["points"] and a["failed"] == a["points"]:   # no value worked: that is an error
+        first = df.loc[df["status"] == "failed", "error"].iloc[0]
+        raise InputError("tpusim sweep", None, message=f"every one of the {a['points']} points "
+                         f"failed (their reasons are in {out}/sweep.csv), e.g. {first}")
     files = "sweep.parquet, sweep.csv" + ("" if no_html else ", sweep.html") + ", sweep.json"
     if as_json:
         click.echo(f"wrote {out}/{files}", err=True)
