@@ -787,3 +787,11 @@ def test_a_hex_looking_slice_is_named_as_typed(cli, tmp_path):
     code, _, err = cli("train", "tpu_v5e", "gpt2", "--chips", "8", "--parallel", "fsdp=8",
                        "--set", "ici.slice=0x4", "--out", tmp_path / "o")
     assert code == 2 and "ici.slice: got '0x4'; every size must be a positive integer" in err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_roofline_chart_the_os_will_not_take_is_refused_before_the_table(cli):
+    # the table used to print in full before the chart's write failed
+    code, out, err = cli("roofline", "default", "mlp0", "--out", "/proc/tpusim-roof.html")
+    assert code == 2 and "/proc/tpusim-roof.html: cannot write" in one_line(err)
+    assert out == ""

@@ -181,3 +181,10 @@ def test_a_config_path_that_is_a_folder_says_so(tmp_path):
         load_config(tmp_path / "chip.yaml")
     with pytest.raises(InputError, match="config file not found"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_a_workload_path_that_is_a_folder_says_so(tmp_path):
+    from tpusim.importers import find_workload
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(InputError, match=r"adir: is a directory, not a workload file"):
+        find_workload(tmp_path / "adir")

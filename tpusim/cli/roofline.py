@@ -180,6 +180,10 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
     csv_path = html_path.with_suffix(".csv")
     json_path = html_path.with_suffix(".json")   # what was simulated: the provenance record
     group = _check_own(html_path, (html_path, csv_path, json_path), png)
+    from .._io import check_writable     # before the table is printed, not after
+    check_writable(html_path.parent, html_path)
+    if png is not None:
+        check_writable(Path(png).parent, png)
     import pandas as pd
     from rich.console import Console
 

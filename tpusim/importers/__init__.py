@@ -20,6 +20,8 @@ WORKLOAD_DIR = zoo_dir()   # workloads/ in the repository, tpusim/zoo/ in the wh
 def find_workload(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.suffix.lower() in (".csv", ".onnx") or p.exists():
+        if p.is_dir():
+            raise InputError(str(p), None, message="is a directory, not a workload file")
         if not p.is_file():
             raise InputError(str(p), None, message="workload file not found")
         return p
