@@ -234,7 +234,9 @@ class ChipConfig(_Model):
     def check_format(self, fmt: str, source: str | None = None) -> str:
         name = get_format(fmt, source).name
         if name not in self.formats:
-            raise InputError(source or self.name, "format", name,
+            # an option names itself; a config's own field is its format field
+            given = fmt if fmt == name else f"{fmt} ({name})"
+            raise InputError(source or self.name, None if source else "format", given,
                              f"chip {self.name!r} runs: {'|'.join(self.formats)}")
         return name
 
