@@ -549,3 +549,22 @@ def test_shipped_resnet50_trace_carries_the_weight_names():
     assert names[:3] == ["conv1", "res_conv1_bn", "res_conv1_bn/relu"]
     assert "res5_2_branch2c" in names and names[-2] == "pred"
     assert len(set(names)) == len(names) and not any(n[1:].isdigit() for n in names)
+
+
+@pytest.mark.parametrize("trans_b", [0, 1])
+def test_a_gemm_input_wider_than_its_weights_is_refused(tmp_path, trans_b):
+    # Flatten of a dynamic-size conv map into a Gemm whose weight takes 512 features: at 32x32
+    # the flattened map is 8 x 16 x 16 = 2,048 wide (the MACs would be 4x the model's)
+    x = oh.make_tensor_value_info("img", TP.FLOAT, ["N", 3, "H", "W"])
+    y = oh.make_tensor_value_info("y", TP.FLOAT, None)
+    fw = _w("fw", (10, 512) if trans_b else (512, 10))
+    nodes = [oh.make_node("Conv", ["img", "cw"], ["c"], strides=[2, 2], pads=[1, 1, 1, 1],
+                          kernel_shape=[3, 3]),
+             oh.make_node("Flatten", ["c"], ["f"]),
+             oh.make_node("Gemm", ["f", "fw"], ["y"], transB=trans_b, name="fc")]
+    p = _save(_model(nodes, [x], [y], [_w("cw", (8, 3, 3, 3)), fw]), tmp_path / "m.onnx")
+    with pytest.raises(InputError, match=r"node 'fc'.*'an input 2048 wide'; its weights 'fw' "
+                                         r".* take 512; check --input-shape"):
+        import_onnx(p, input_shapes={"img": (1, 3, 32, 32)})
+    rows = _by_name(import_onnx(p, input_shapes={"img": (1, 3, 16, 16)}))
+    assert (rows["fc"]["m"], rows["fc"]["k"], rows["fc"]["n"]) == (1, 512, 10)

@@ -55,15 +55,17 @@ class OnnxImport:
         return len(self.unsupported) / denom if denom else 0.0
 
     def coverage_line(self) -> str:
-        return (f"{self.nodes_costed} nodes costed, {self.nodes_free} free (layout/shape/constant), "
-                f"{len(self.unsupported)} unsupported ({self.unsupported_share:.1%} of costed "
-                f"nodes); {self.macs / 1e9:.4g} GMAC, {self.vector_ops / 1e6:.4g} M vector ops")
+        return (f"{self.nodes_costed} nodes costed, {self.nodes_free} free (layout/shape/"
+                f"constant), {len(self.unsupported)} unsupported ({self.unsupported_share:.1%} "
+                f"of the compute nodes); {self.macs / 1e9:.4g} GMAC, "
+                f"{self.vector_ops / 1e6:.4g} M vector ops")
 
     def coverage(self) -> dict[str, Any]:
         """What was costed, what cost nothing and what could not be costed, with node names
         (``summary.json`` of ``tpusim run`` records it as ``onnx_coverage``)."""
         return {"nodes_total": self.nodes_total, "nodes_costed": self.nodes_costed,
                 "nodes_free": self.nodes_free, "nodes_not_costed": len(self.unsupported),
+                "not_costed_share_of_compute_nodes": self.unsupported_share,
                 "costed": list(self.costed_names), "free": list(self.free_names),
                 "not_costed": [{"name": n, "op": o, "why": w} for n, o, w in self.unsupported]}
 
@@ -190,7 +192,10 @@ def _gemm_row(g: _Graph, node, attrs, name: str) -> tuple[dict | None, str | Non
         if len(a) != 2 or len(w) != 2:
             return None, "Gemm inputs must be 2-D"
         m, k = (a[1], a[0]) if attrs.get("transA") else a
-        n = w[0] if attrs.get("transB") else w[1]
+        n, kw = (w[0], w[1]) if attrs.get("transB") else (w[1], w[0])
+        if isinstance(k, int) and isinstance(kw, int) and k != kw:   # as Conv's channels
+            raise InputError(g.src, f"node {name!r}", f"an input {k} wide",
+                             f"its weights {w_name!r} {tuple(w)} take {kw}; check --input-shape")
         row.update(op="matmul", m=m, k=k, n=n, weights="static" if static else "dynamic")
         if static:
             row.update(_sparsity(g, w_name, 1 if attrs.get("transB") else 0))
@@ -206,13 +211,16 @@ def _gemm_row(g: _Graph, node, attrs, name: str) -> tuple[dict | None, str | Non
     a2 = (1,) + a if len(a) == 1 else a
     w2 = w + (1,) if len(w) == 1 else w
     m, k, n = a2[-2], a2[-1], w2[-1]
+    # a valid model's shapes agree: a mismatch comes from the --input-shape given
     if w2[-2] != k:
-        return None, f"inner dims differ: {a} x {w}"
+        raise InputError(g.src, f"node {name!r}", f"{a} x {w}",
+                         "inner dims differ; check --input-shape")
     try:
         import numpy as np
         bshape = tuple(np.broadcast_shapes(a2[:-2], w2[:-2]))
     except ValueError:
-        return None, f"batch dims do not broadcast: {a} x {w}"
+        raise InputError(g.src, f"node {name!r}", f"{a} x {w}",
+                         "batch dims do not broadcast; check --input-shape") from None
     nb, wb = _numel(bshape), _numel(w2[:-2])
     if static:
         # A static operand: each of its wb matrices is read once and streams the rows that use it.
@@ -255,6 +263,8 @@ def import_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | Non
     """Read an ONNX model into trace rows. Raises InputError when the file is unusable."""
     path = Path(path)
     src = str(path)
+    if path.is_dir():
+        raise InputError(src, None, message="is a directory; expected an .onnx file")
     if not path.is_file():
         raise InputError(src, None, message="ONNX file not found")
     sparsity: dict[str, dict] = {}
