@@ -568,3 +568,29 @@ def test_a_gemm_input_wider_than_its_weights_is_refused(tmp_path, trans_b):
         import_onnx(p, input_shapes={"img": (1, 3, 32, 32)})
     rows = _by_name(import_onnx(p, input_shapes={"img": (1, 3, 16, 16)}))
     assert (rows["fc"]["m"], rows["fc"]["k"], rows["fc"]["n"]) == (1, 512, 10)
+
+
+@pytest.mark.parametrize("between,conv2_act", [("MaxPool", "int8"), ("Relu", "int8"),
+                                               ("AveragePool", "fp32")])
+def test_qdq_int8_values_pass_a_max_or_clamp_not_an_average(tmp_path, between, conv2_act):
+    # DQ -> op -> Conv with no Q/DQ between: a max or a clamp at 0 returns some of its int8
+    # inputs' values (the conv after it runs int8), an average makes new ones (it runs fp32)
+    n = oh.make_node
+    attrs = {"kernel_shape": [2, 2], "strides": [2, 2]} if "Pool" in between else {}
+    nodes = [n("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             n("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+             n("DequantizeLinear", ["w1q", "s", "z"], ["w1"]),
+             n("Conv", ["xd", "w1"], ["c1"], name="conv1", kernel_shape=[3, 3], pads=[1] * 4),
+             n("QuantizeLinear", ["c1", "s", "z"], ["c1q"]),
+             n("DequantizeLinear", ["c1q", "s", "z"], ["c1d"]),
+             n(between, ["c1d"], ["p"], name="mid", **attrs),
+             n("DequantizeLinear", ["w2q", "s", "z"], ["w2"]),
+             n("Conv", ["p", "w2"], ["y"], name="conv2", kernel_shape=[3, 3], pads=[1] * 4)]
+    inits = [nh.from_array(np.ones((4, 3, 3, 3), np.int8), "w1q"),
+             nh.from_array(np.ones((4, 4, 3, 3), np.int8), "w2q"),
+             nh.from_array(np.array(0.1, np.float32), "s"), nh.from_array(np.array(0, np.int8), "z")]
+    m = _model(nodes, [oh.make_tensor_value_info("x", TP.FLOAT, [1, 3, 8, 8])],
+               [oh.make_tensor_value_info("y", TP.FLOAT, None)], inits)
+    rows = _by_name(import_onnx(_save(m, tmp_path / "m.onnx")))
+    assert rows["conv1"]["act_dtype"] == rows["mid"]["act_dtype"] == "int8"
+    assert (rows["conv2"]["weight_dtype"], rows["conv2"]["act_dtype"]) == ("int8", conv2_act)

@@ -29,8 +29,11 @@ _FREE_OPS = {
     "DepthToSpace", "SpaceToDepth",
 }
 # Free ops through which a tensor keeps its "quantized dtype" and "static weight" identity.
+# ... and through the ops whose outputs are some of their inputs' values (a max, a clamp at 0),
+# so a QDQ model's int8 values stay int8 (a DQ -> MaxPool -> Conv conv runs int8 as the pool
+# did); an average or any arithmetic makes new values, and the next op sees the float dtype.
 _PASS_THROUGH = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast",
-                 "DequantizeLinear", "QuantizeLinear"}
+                 "DequantizeLinear", "QuantizeLinear", "MaxPool", "GlobalMaxPool", "Relu"}
 
 # ONNX op -> (tpusim vector op, element operations per output element or None for VECTOR_OPS').
 _VECTOR = {
