@@ -126,13 +126,14 @@ def _fix_inputs(model, src: str, input_shapes: dict[str, tuple[int, ...]] | None
         for i, d in enumerate(tt.shape.dim):
             if not d.HasField("dim_value") or d.dim_value <= 0:
                 label = d.dim_param or "?"
+                # each dynamic dim shown by its own name (N, H, W), as <name> to fill in
                 raise InputError(src, f"input {inp.name!r} dim {i}", label,
-                                 f"dynamic dim; fix it with --input-shape {inp.name}="
+                                 f"dynamic dim; give --input-shape {inp.name}="
                                  + "x".join(str(x.dim_value) if x.HasField("dim_value")
-                                            and x.dim_value > 0 else "N"
+                                            and x.dim_value > 0 else f"<{x.dim_param or 'N'}>"
                                             for x in tt.shape.dim)
-                                 + " (each N a size, e.g. 1 for a batch; tpusim import "
-                                 "onnx), then use the trace")
+                                 + " (each <..> a size, e.g. 1 for a batch), to run or "
+                                 "import onnx")
 
 
 def _shapes_of(graph, out: dict[str, tuple[int, ...] | None], dtypes: dict[str, int]) -> None:
