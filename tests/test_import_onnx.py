@@ -594,3 +594,36 @@ def test_qdq_int8_values_pass_a_max_or_clamp_not_an_average(tmp_path, between, c
     rows = _by_name(import_onnx(_save(m, tmp_path / "m.onnx")))
     assert rows["conv1"]["act_dtype"] == rows["mid"]["act_dtype"] == "int8"
     assert (rows["conv2"]["weight_dtype"], rows["conv2"]["act_dtype"]) == ("int8", conv2_act)
+
+
+def test_einsum_dims_by_hand():
+    from tpusim.importers.onnx_einsum import einsum_dims
+    # attention scores: per (b, h) a q x d by d x k product
+    assert einsum_dims("bhqd,bhkd->bhqk", (2, 4, 8, 16), (2, 4, 32, 16)) == ((8, 8, 16, 32), None)
+    # a linear layer, the weight first, and the implicit output (indices seen once, sorted)
+    assert einsum_dims("bi,ij->bj", (8, 16), (16, 1024)) == ((1, 8, 16, 1024), None)
+    assert einsum_dims("ij,bj", (10, 16), (8, 16)) == ((1, 10, 16, 8), None)   # -> bi
+    for eq, a, why in (("ii,ij->j", (4, 4), "diagonal"),
+                       ("bij,jk->bk", (2, 4, 4), "sums an index within one"),
+                       ("...i,ij->...j", (4, 4), "ellipsis"), ("ij->ji", (4, 4), "1 operands")):
+        dims, reason = einsum_dims(eq, a, (4, 4))
+        assert dims is None and why in reason, (eq, reason)
+    assert "sizes differ" in einsum_dims("ij,jk->ik", (2, 3), (4, 5))[1]
+
+
+def test_einsum_nodes_cost_as_their_matmuls(tmp_path):
+    # x (8 x 16) through a static 16 x 1024 weight, then scores q.k^T of two activations
+    n = oh.make_node
+    nodes = [n("Einsum", ["x", "w"], ["h"], equation="bi,ij->bj", name="proj"),
+             n("Reshape", ["h", "shape"], ["q"]),
+             n("Einsum", ["q", "q"], ["s"], equation="hqd,hkd->hqk", name="scores")]
+    inits = [_w("w", (16, 1024)), nh.from_array(np.array([4, 8, 256], np.int64), "shape")]
+    m = _model(nodes, [oh.make_tensor_value_info("x", TP.FLOAT, [8, 16])],
+               [oh.make_tensor_value_info("s", TP.FLOAT, None)], inits)
+    imp = import_onnx(_save(m, tmp_path / "m.onnx"))
+    rows = _by_name(imp)
+    assert (rows["proj"]["m"], rows["proj"]["k"], rows["proj"]["n"],
+            rows["proj"]["weights"]) == (8, 16, 1024, "static")
+    s = rows["scores"]
+    assert (s["batch"], s["m"], s["k"], s["n"], s["weights"]) == (4, 8, 256, 8, "dynamic")
+    assert imp.macs == 8 * 16 * 1024 + 4 * 8 * 256 * 8 and not imp.unsupported

@@ -6,7 +6,8 @@ exactly one of (the op tables are in :mod:`.onnx_ops`, loading and shape inferen
 :mod:`.onnx_graph`):
 
 * a GEMM row (Conv, ConvTranspose, Gemm, MatMul and their quantized forms QLinearConv,
-  QLinearMatMul, ConvInteger, MatMulInteger, com.microsoft QGemm);
+  QLinearMatMul, ConvInteger, MatMulInteger, com.microsoft QGemm; a two-operand Einsum as its
+  batched matmul, ``onnx_einsum.py``);
 * a vector row (Softmax, LayerNormalization, Add, Relu, pooling, ... with an element count);
 * free: layout and shape-only ops (Reshape, Transpose, Q/DQ, Cast, ...) and any node whose inputs
   are all known before the model runs (weights, shapes: constant folding), which cost nothing;
@@ -200,6 +201,9 @@ def _gemm_row(g: _Graph, node, attrs, name: str) -> tuple[dict | None, str | Non
         if static:
             row.update(_sparsity(g, w_name, 1 if attrs.get("transB") else 0))
         return row, None
+    if op == "Einsum":
+        from .onnx_einsum import einsum_row
+        return einsum_row(g, node, attrs, name)
     # MatMul family: numpy-style broadcasting of the batch dims.
     if op == "FusedMatMul":   # com.microsoft: MatMul with optional transposes of A and B
         if attrs.get("transA") and len(a) >= 2:

@@ -91,6 +91,7 @@ _GEMM_INPUTS = {
     "Conv": (0, 1), "ConvTranspose": (0, 1), "ConvInteger": (0, 1), "QLinearConv": (0, 3),
     "Gemm": (0, 1), "MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3),
     "QGemm": (0, 3), "FusedConv": (0, 1), "FusedGemm": (0, 1), "FusedMatMul": (0, 1),
+    "Einsum": (0, 1),
 }
 _CONV_OPS = {"Conv", "ConvInteger", "QLinearConv", "FusedConv"}
 # Shape rules for com.microsoft ops that ONNX shape inference does not know: same shape as input 0.
