@@ -627,3 +627,18 @@ def test_einsum_nodes_cost_as_their_matmuls(tmp_path):
     s = rows["scores"]
     assert (s["batch"], s["m"], s["k"], s["n"], s["weights"]) == (4, 8, 256, 8, "dynamic")
     assert imp.macs == 8 * 16 * 1024 + 4 * 8 * 256 * 8 and not imp.unsupported
+
+
+def test_a_node_after_an_uncosted_one_names_it(tmp_path):
+    # a custom op's output has no inferred shape: the softmax after it says why, by name
+    n = oh.make_node
+    nodes = [n("MatMul", ["x", "w"], ["h"], name="fc"),
+             n("MyOp", ["h"], ["c"], name="custom", domain="my.domain"),
+             n("Softmax", ["c"], ["y"], name="sm")]
+    m = _model(nodes, [oh.make_tensor_value_info("x", TP.FLOAT, [4, 8])],
+               [oh.make_tensor_value_info("y", TP.FLOAT, None)], [_w("w", (8, 8))],
+               domains=("my.domain",))
+    imp = import_onnx(_save(m, tmp_path / "m.onnx"))
+    why = {nm: w for nm, _, w in imp.unsupported}
+    assert why["sm"] == "its input comes from node 'custom', which was not costed"
+    assert "no cost model" in why["custom"]

@@ -279,6 +279,7 @@ def import_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | Non
     g.sparsity = sparsity
     res = OnnxImport(name=path.stem, rows=[], unsupported=[], nodes_total=len(model.graph.node))
     gemm_outputs: set[str] = set()
+    uncosted: dict[str, str] = {}      # output -> the node that made it, not costed
     namer = Namer(model, g.static)      # generic node names (n0, n1 ...) -> weight names
     for idx, node in enumerate(model.graph.node):
         op = node.op_type
@@ -326,13 +327,18 @@ def import_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | Non
         else:
             row, why = None, f"no cost model for op {node.domain + '.' if node.domain else ''}{op}"
         if row is None:
+            after = next((uncosted[i] for i in inputs if i in uncosted), None)
+            if after is not None and "unknown after shape inference" in why:
+                why = f"its input comes from node {after!r}, which was not costed"
             res.unsupported.append((name, op, why))
+            uncosted.update({o: name for o in node.output})
             continue
         row = {k: v for k, v in row.items() if v is not None}
         try:
             layer = make_layer(row, src)
         except InputError as exc:   # e.g. a shape the trace cannot express
             res.unsupported.append((name, op, exc.detail))
+            uncosted.update({o: name for o in node.output})
             continue
         if op in _GEMM_INPUTS:
             res.macs += layer.macs * row.get("count", 1)
