@@ -327,7 +327,7 @@ def test_unsupported_listed_with_share_never_zero_cost(tmp_path):
     got = {(n, o) for n, o, _ in imp.unsupported}
     assert got == {("odd", "Mystery"), ("c2", "Conv")}
     assert "no cost model" in dict(((n, w) for n, _, w in imp.unsupported))["odd"]
-    assert "unknown" in dict(((n, w) for n, _, w in imp.unsupported))["c2"]
+    assert "from node 'odd'" in dict(((n, w) for n, _, w in imp.unsupported))["c2"]
     assert imp.unsupported_share == pytest.approx(2 / 3)
     assert "2 unsupported" in imp.coverage_line()
     wl = load_onnx_workload(tmp_path / "m.onnx")
