@@ -69,6 +69,25 @@ def test_fixed_batch_pays_for_idle_slots():
               shapes=StepShapes(fixed_batch=True))
 
 
+def test_all_logits_run_the_lm_head_on_every_token():
+    # JetStream's model runs lm_head on all hidden states: a 256-token prefill step with 3
+    # decodes puts 259 tokens through the head where sampling needs 4 (3 decodes + the last)
+    st = setup(CHIP, MODEL)
+    c, t = st.cost, st.timer
+    base = t.latency([300, 300, 300], 256, 256)
+    every = t.latency([300, 300, 300], 256, 256, sampled=259)
+    head = c._evaluate([c._layer(r) for r in t._head_rows(259)], 0).latency_s \
+        - c._evaluate([c._layer(r) for r in t._head_rows(4)], 0).latency_s
+    assert every - base == pytest.approx(head, rel=0.01) and head > 0
+    # the engine asks for it with the shape; JetStream's shapes carry it
+    r1 = serve(st, [Request(0, 0.0, 219, 2)])[0].table.iloc[0]
+    r2 = serve(st, [Request(0, 0.0, 219, 2)], shapes=StepShapes(all_logits=True))[0].table.iloc[0]
+    assert r2["ttft_s"] > r1["ttft_s"] and JETSTREAM.all_logits
+    with pytest.raises(InputError, match="--all-logits"):
+        serve(setup(CHIP, MODEL, exact=True), [Request(0, 0.0, 10, 3)],
+              shapes=StepShapes(all_logits=True))
+
+
 def test_decode_hold_runs_prompts_first(exact):
     reqs = [Request(i, 0.0, 50, 2) for i in range(4)]
     held = serve(exact, reqs, max_batch=4, shapes=StepShapes(decode_hold=0.5))[0].table
@@ -116,5 +135,6 @@ def test_cli_jetstream_flag(tmp_path):
     assert code == 0, err
     assert "engine shapes: prefill chunks [128, 256, 512, 1024]" in out and "max batch 8" in out
     assert "fixed batch on," in out and "True" not in out      # words, not a Python bool
+    assert "logits of every token" in out
     assert step_shapes("128,256", True, 512, 0.95) == StepShapes((128, 256), True, 512, 0.95)
     assert math.isclose(JETSTREAM.decode_hold, 0.95)

@@ -70,10 +70,13 @@ def _tp(text: str | None) -> int | None:
 @click.option("--decode-hold", type=float, default=None,
               help="Hold decodes while a prompt is prefilled unless more than this fraction "
                    "of slots hold one (default 0).")
+@click.option("--all-logits", is_flag=True,
+              help="The LM head (and with TP the logits' all-gather) runs every token of a "
+                   "step, not only the sampled ones.")
 @click.option("--jetstream", is_flag=True,
               help="JetStream's documented engine: 160 slots, 128-token pages, prefill chunks "
-                   "128,256,512,1024, fixed batch, 512-key attention blocks, decode hold 0.95 "
-                   "(each overridable).")
+                   "128,256,512,1024, fixed batch, 512-key attention blocks, decode hold 0.95, "
+                   "logits of every token (each overridable).")
 @click.option("--duration", type=float, default=None, help="Stop after this many simulated s.")
 @click.option("--weights", default="bf16", show_default=True, help="Weight (and compute) dtype.")
 @click.option("--kv-dtype", default=None,
@@ -89,8 +92,8 @@ def _tp(text: str | None) -> int | None:
 @plotlyjs_option()
 def serve(config, model, chips, parallel, requests_file, synthetic, num_requests, rate, rates,
           max_batch, kv_block, chunked_prefill, prefix_caching, prefill_chunks, fixed_batch,
-          attention_block, decode_hold, jetstream, duration, weights, kv_dtype, seed, sets,
-          out_dir, no_html):
+          attention_block, decode_hold, all_logits, jetstream, duration, weights, kv_dtype, seed,
+          sets, out_dir, no_html):
     """Serve MODEL (llama2_7b, llama3_8b, ...) on CHIPS x CONFIG: requests arrive, a
     continuous-batching scheduler runs engine steps, a paged KV cache holds their tokens.
 
@@ -118,7 +121,8 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
         fixed_batch or bool(like and like.fixed_batch),
         attention_block if attention_block is not None else (
             like.attention_block if like else 1),
-        decode_hold if decode_hold is not None else (like.decode_hold if like else 0.0))
+        decode_hold if decode_hold is not None else (like.decode_hold if like else 0.0),
+        all_logits or bool(like and like.all_logits))
 
     if rate is not None and rates is not None:
         raise InputError("--rates", None, rates, "give --rate or --rates, not both")
@@ -154,7 +158,9 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
     if shapes != type(shapes)():
         st.notes.append(f"engine shapes: prefill chunks {list(shapes.prefill_chunks) or 'none'}"
                         f", fixed batch {'on' if shapes.fixed_batch else 'off'}, attention block "
-                        f"{shapes.attention_block} keys, decode hold {shapes.decode_hold:g}")
+                        f"{shapes.attention_block} keys, decode hold {shapes.decode_hold:g}, "
+                        f"logits of {'every' if shapes.all_logits else 'the sampled'} token"
+                        f"{'' if shapes.all_logits else 's'}")
     out = out_dir or default_out("serve", config, st.cost.full.name,   # the canonical name
                                  skip=("out_dir", "no_html", "plotlyjs"))
     prov = command_provenance_of(chip, config, overrides,

@@ -251,7 +251,8 @@ class Engine:
         if p is not None and sh.prefill_chunks:
             tokens = sh.chunk_for(p.target)
         batch = self.max_batch if sh.fixed_batch and decodes else 0
-        return self.timer.latency(kv, tokens, (p.computed + tokens) if p else 0, batch)
+        sampled = max(decodes, batch) + tokens if sh.all_logits else None
+        return self.timer.latency(kv, tokens, (p.computed + tokens) if p else 0, batch, sampled)
 
     def _loop(self):
         env = self.env

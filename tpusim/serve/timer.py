@@ -239,15 +239,19 @@ class StepTimer:
         return a0 if k1 == k0 else a0 + (max(kv, p) - k0) / (k1 - k0) * (a1 - a0)
 
     def latency(self, kv: Sequence[int], prefill: int = 0, prefill_kv: int = 0,
-                batch: int = 0) -> float:
+                batch: int = 0, sampled: int | None = None) -> float:
         """The step of decode sequences at KV lengths ``kv`` (each its new token included) and a
         prefill chunk of ``prefill`` tokens attending to ``prefill_kv`` keys (module docstring);
         ``batch``: the rows that do not depend on KV run at least this many decode tokens (a
-        fixed compiled batch, its idle slots' attention skipped)."""
+        fixed compiled batch, its idle slots' attention skipped); ``sampled``: the tokens the LM
+        head runs (default: one per decode, one for a prefill)."""
         if self.exact:
             if batch > len(kv):
                 raise InputError("--fixed-batch", None, batch,
                                  "padding the batch needs the table timer (exact=False)")
+            if sampled is not None and sampled != len(kv) + (1 if prefill else 0):
+                raise InputError("--all-logits", None, sampled,
+                                 "logits of every token need the table timer (exact=False)")
             key = (tuple(sorted(int(k) for k in kv)), prefill, prefill_kv)
             lat = self.memo.get(key)
             if lat is None:
@@ -256,7 +260,8 @@ class StepTimer:
             return lat
         kv = np.asarray(kv, dtype=np.int64)
         b = len(kv)
-        t, s = max(b, batch) + prefill, max(b, batch) + (1 if prefill else 0)
+        t = max(b, batch) + prefill
+        s = sampled if sampled is not None else max(b, batch) + (1 if prefill else 0)
         lats = self._latencies
         lat = float(self.body.at(t, t, lats)[t]) + float(self.head.at(s, s, lats)[s])
         if b:
