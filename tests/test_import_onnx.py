@@ -642,3 +642,26 @@ def test_a_node_after_an_uncosted_one_names_it(tmp_path):
     why = {nm: w for nm, _, w in imp.unsupported}
     assert why["sm"] == "its input comes from node 'custom', which was not costed"
     assert "no cost model" in why["custom"]
+
+
+@pytest.mark.parametrize("op,gates,direction,dirs", [("LSTM", 4, "forward", 1),
+                                                     ("LSTM", 4, "bidirectional", 2),
+                                                     ("GRU", 3, "reverse", 1)])
+def test_recurrent_nodes_cost_their_input_and_recurrent_gemms(tmp_path, op, gates, direction,
+                                                              dirs):
+    # 7 steps of 3 sequences, 16 features, hidden 32: per step and direction 3 x (16 + 32) x
+    # gates x 32 MACs; the input GEMM over all 21 rows at once, the recurrent one per step
+    seq, b, feat, hid = 7, 3, 16, 32
+    node = oh.make_node(op, ["x", "W", "R"], ["y"], hidden_size=hid, direction=direction,
+                        name="rnn")
+    m = _model([node], [oh.make_tensor_value_info("x", TP.FLOAT, [seq, b, feat])],
+               [oh.make_tensor_value_info("y", TP.FLOAT, None)],
+               [_w("W", (dirs, gates * hid, feat)), _w("R", (dirs, gates * hid, hid))])
+    imp = import_onnx(_save(m, tmp_path / "m.onnx"))
+    rows = _by_name(imp)
+    assert (rows["rnn_x"]["m"], rows["rnn_x"]["k"], rows["rnn_x"]["n"]) == (
+        seq * b, feat, dirs * gates * hid)
+    assert (rows["rnn_h"]["m"], rows["rnn_h"]["k"], rows["rnn_h"]["n"],
+            rows["rnn_h"]["count"]) == (b, hid, gates * hid, seq * dirs)
+    assert imp.macs == seq * dirs * b * (feat + hid) * gates * hid and not imp.unsupported
+    assert rows["rnn_cell"]["elements"] == seq * dirs * b * hid

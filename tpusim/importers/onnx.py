@@ -7,7 +7,8 @@ exactly one of (the op tables are in :mod:`.onnx_ops`, loading and shape inferen
 
 * a GEMM row (Conv, ConvTranspose, Gemm, MatMul and their quantized forms QLinearConv,
   QLinearMatMul, ConvInteger, MatMulInteger, com.microsoft QGemm; a two-operand Einsum as its
-  batched matmul, ``onnx_einsum.py``);
+  batched matmul, ``onnx_einsum.py``; LSTM and GRU as their input and recurrent GEMMs and
+  cell, ``onnx_rnn.py``);
 * a vector row (Softmax, LayerNormalization, Add, Relu, pooling, ... with an element count);
 * free: layout and shape-only ops (Reshape, Transpose, Q/DQ, Cast, ...) and any node whose inputs
   are all known before the model runs (weights, shapes: constant folding), which cost nothing;
@@ -320,7 +321,13 @@ def import_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | Non
             res.nodes_free += 1      # int32/int64 gather: index/shape bookkeeping
             res.free_names.append(name)
             continue
-        if op in _GEMM_INPUTS:
+        if op in ("LSTM", "GRU"):
+            from .onnx_rnn import add_recurrent
+            why = add_recurrent(res, g, node, attrs, name, namer, src)
+            if why is None:
+                continue
+            row = None
+        elif op in _GEMM_INPUTS:
             row, why = _gemm_row(g, node, attrs, name)
         elif op in _VECTOR:
             row, why = _vector_row(g, node, attrs, name)
