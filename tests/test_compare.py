@@ -156,3 +156,10 @@ def test_a_summary_value_that_is_not_a_number_is_one_line(cli, tmp_path, two_run
     (b / "summary.json").write_text(json.dumps(s))
     code, _, err = cli("compare", a, b, "--out", tmp_path / "out")
     assert code == 2 and "summary.json: hbm_bytes: got 'lots'; a number >= 0 (or null)" in err
+
+
+def test_a_simulated_side_that_differs_names_itself_not_a_layers_csv(cli, tmp_path):
+    # CONFIG:WORKLOAD sides are simulated: there is no layers.csv to point at
+    code, _, err = cli("compare", "default:mlp0", "tpu_v4:mlp1", "--out", tmp_path / "c")
+    assert code == 2 and "tpu_v4:mlp1: row 1: got \"layer 'fc' x4\"" in err
+    assert "layers.csv" not in err

@@ -180,7 +180,8 @@ def _unique_labels(runs: list[Run]) -> None:
 
 def _check_same_layers(base: Run, run: Run) -> None:
     a, b = base.layers, run.layers
-    where = f"{run.source or run.label}: layers.csv"
+    src = run.source or run.label     # a run folder's layers.csv, or a CONFIG:WORKLOAD run
+    where = f"{src}: layers.csv" if Path(src).is_dir() else src
     if len(a) != len(b):
         raise InputError(where, "rows", len(b), f"the baseline {base.label!r} has "
                          f"{len(a)}; compare runs of the same workload")
