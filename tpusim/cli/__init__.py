@@ -174,6 +174,13 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         if debug:
             raise
+        param = getattr(exc, "param", None)
+        if isinstance(exc, click.BadParameter) and not isinstance(exc, click.MissingParameter) \
+                and param is not None and exc.message:
+            # a value click's own types refuse reads as ours do: the option, then why
+            hint = param.opts[0] if getattr(param, "opts", None) else param.human_readable_name
+            click.echo(f"tpusim: error: {hint}: {exc.message}".replace("\n", " "), err=True)
+            sys.exit(exc.exit_code)
         cmd = exc.ctx.command_path if getattr(exc, "ctx", None) else "tpusim"
         click.echo(f"{cmd}: error: {exc.format_message()}".replace("\n", " "), err=True)
         sys.exit(exc.exit_code)
