@@ -665,3 +665,25 @@ def test_recurrent_nodes_cost_their_input_and_recurrent_gemms(tmp_path, op, gate
             rows["rnn_h"]["count"]) == (b, hid, gates * hid, seq * dirs)
     assert imp.macs == seq * dirs * b * (feat + hid) * gates * hid and not imp.unsupported
     assert rows["rnn_cell"]["elements"] == seq * dirs * b * hid
+
+
+def test_recurrent_and_einsum_refusals(tmp_path):
+    # an LSTM input wider than its W takes (a wrong --input-shape) is an error; a direction its
+    # W does not hold, and a one-operand Einsum, are uncosted with their own reasons
+    def lstm(direction, dirs, x_shape):
+        node = oh.make_node("LSTM", ["x", "W", "R"], ["y"], hidden_size=4, direction=direction,
+                            name="rnn")
+        return _save(_model([node], [oh.make_tensor_value_info("x", TP.FLOAT, x_shape)],
+                            [oh.make_tensor_value_info("y", TP.FLOAT, None)],
+                            [_w("W", (dirs, 16, 7)), _w("R", (dirs, 16, 4))]),
+                     tmp_path / f"{direction}{dirs}.onnx")
+    with pytest.raises(InputError, match=r"node 'rnn'.*'an input 9 wide'; its weights 'W' "
+                                         r"\(1, 16, 7\) take 7; check --input-shape"):
+        import_onnx(lstm("forward", 1, ["S", 3, 7]), input_shapes={"x": (5, 3, 9)})
+    with pytest.raises(InputError, match="nothing importable.*forward but its W holds 2"):
+        import_onnx(lstm("forward", 2, [5, 3, 7]))
+    node = oh.make_node("Einsum", ["x"], ["y"], equation="ii->i", name="diag")
+    m = _model([node], [oh.make_tensor_value_info("x", TP.FLOAT, [4, 4])],
+               [oh.make_tensor_value_info("y", TP.FLOAT, None)], [])
+    with pytest.raises(InputError, match=r"Einsum of 1 operands \(two are costed\)"):
+        import_onnx(_save(m, tmp_path / "e.onnx"))

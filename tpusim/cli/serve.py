@@ -76,7 +76,7 @@ def _tp(text: str | None) -> int | None:
 @click.option("--jetstream", is_flag=True,
               help="JetStream's documented engine: 160 slots, 128-token pages, prefill chunks "
                    "128,256,512,1024, fixed batch, 512-key attention blocks, decode hold 0.95, "
-                   "logits of every token (each overridable).")
+                   "logits of every token (the numbers overridable by their options).")
 @click.option("--duration", type=float, default=None, help="Stop after this many simulated s.")
 @click.option("--weights", default="bf16", show_default=True, help="Weight (and compute) dtype.")
 @click.option("--kv-dtype", default=None,

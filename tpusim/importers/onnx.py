@@ -131,6 +131,9 @@ def _sparsity(g: _Graph, w_name: str, axis: int) -> dict[str, Any]:
 
 def _gemm_row(g: _Graph, node, attrs, name: str) -> tuple[dict | None, str | None]:
     op = node.op_type
+    if op == "Einsum":
+        from .onnx_einsum import einsum_row
+        return einsum_row(g, node, attrs, name)
     ai, wi = _GEMM_INPUTS[op]
     if len(node.input) <= wi:
         return None, f"{op} has fewer inputs than expected"
@@ -202,9 +205,6 @@ def _gemm_row(g: _Graph, node, attrs, name: str) -> tuple[dict | None, str | Non
         if static:
             row.update(_sparsity(g, w_name, 1 if attrs.get("transB") else 0))
         return row, None
-    if op == "Einsum":
-        from .onnx_einsum import einsum_row
-        return einsum_row(g, node, attrs, name)
     # MatMul family: numpy-style broadcasting of the batch dims.
     if op == "FusedMatMul":   # com.microsoft: MatMul with optional transposes of A and B
         if attrs.get("transA") and len(a) >= 2:

@@ -69,7 +69,11 @@ def einsum_row(g, node, attrs, name: str) -> tuple[dict | None, str | None]:
     if a_name in g.static and w_name not in g.static and lhs.count(",") == 1:
         first, second = lhs.split(",")
         a_name, w_name, eq = w_name, a_name, f"{second},{first}{arrow}{out}"
-    dims, why = einsum_dims(eq, g.shape(a_name), g.shape(w_name))
+    a, b = g.shape(a_name), g.shape(w_name)
+    if a is None or b is None:
+        return None, f"shape of input {a_name if a is None else w_name!r} unknown after shape " \
+                     "inference"
+    dims, why = einsum_dims(eq, a, b)
     if dims is None:
         if why.startswith("sizes differ"):   # a valid model's do not: the --input-shape given
             raise InputError(g.src, f"node {name!r}", eq, f"{why}; check --input-shape")

@@ -29,8 +29,19 @@ def recurrent_rows(g, node, attrs, name: str) -> tuple[list[dict[str, Any]] | No
     seq, batch, feat = (x[1], x[0], x[2]) if attrs.get("layout", 0) == 1 else x
     dirs, gates = w[0], _GATES[op]
     hidden = int(attrs.get("hidden_size") or r[2])
-    if not all(isinstance(v, int) for v in (seq, batch, feat, dirs)) or w[1] != gates * hidden:
+    if not all(isinstance(v, int) for v in (seq, batch, feat, dirs, w[1], w[2])):
+        return None, f"{op} sizes unknown after shape inference: input {tuple(x)}, W {tuple(w)}"
+    if w[1] != gates * hidden:
         return None, f"{op} weights {tuple(w)} do not hold {gates} gates of {hidden}"
+    direction = attrs.get("direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else str(direction)
+    if dirs != (2 if direction == "bidirectional" else 1):
+        return None, f"{op} is {direction} but its W holds {dirs} directions"
+    if feat != w[2]:    # a valid model's agree: the --input-shape given
+        from ..errors import InputError
+        raise InputError(g.src, f"node {name!r}", f"an input {feat} wide",
+                         f"its weights {node.input[1]!r} {tuple(w)} take {w[2]}; check "
+                         "--input-shape")
     dt = {"act_dtype": g.dtype(x_name)}
     def weights(t: str) -> dict[str, Any]:
         return {"weights": "static" if t in g.static else "dynamic",

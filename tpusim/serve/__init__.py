@@ -105,6 +105,9 @@ def serve(st: Setup, requests: Sequence[Request], rates: Sequence[float] | None 
                          "give --chunked-prefill or --prefill-chunks, not both")
     if shapes.fixed_batch and st.timer.exact:
         raise InputError("--fixed-batch", None, True, "padding the batch needs the table timer")
+    if shapes.all_logits and st.timer.exact:
+        raise InputError("--all-logits", None, True, "logits of every token need the table "
+                         "timer")
     if duration is not None and not (duration > 0):
         raise InputError("--duration", None, duration, "a time > 0 (seconds)")
     cap = st.blocks * kv_block

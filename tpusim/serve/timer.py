@@ -250,8 +250,8 @@ class StepTimer:
                 raise InputError("--fixed-batch", None, batch,
                                  "padding the batch needs the table timer (exact=False)")
             if sampled is not None and sampled != len(kv) + (1 if prefill else 0):
-                raise InputError("--all-logits", None, sampled,
-                                 "logits of every token need the table timer (exact=False)")
+                raise InputError("--all-logits", None, message="logits of every token need "
+                                 "the table timer (exact=False)")
             key = (tuple(sorted(int(k) for k in kv)), prefill, prefill_kv)
             lat = self.memo.get(key)
             if lat is None:
