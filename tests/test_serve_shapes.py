@@ -138,3 +138,12 @@ def test_cli_jetstream_flag(tmp_path):
     assert "logits of every token" in out
     assert step_shapes("128,256", True, 512, 0.95) == StepShapes((128, 256), True, 512, 0.95)
     assert math.isclose(JETSTREAM.decode_hold, 0.95)
+
+
+def test_jetstream_items_switch_off_one_by_one(tmp_path):
+    code, out, err = run_cli("serve", CHIP, MODEL, "--num-requests", "5", "--jetstream",
+                             "--no-fixed-batch", "--no-all-logits", "--out", tmp_path / "o",
+                             "--no-html")
+    assert code == 0, err
+    assert "fixed batch off" in out and "logits of the sampled tokens" in out
+    assert "prefill chunks [128, 256, 512, 1024]" in out      # the rest stay JetStream's

@@ -63,20 +63,20 @@ def _tp(text: str | None) -> int | None:
 @click.option("--prefill-chunks", default=None, metavar="N1,N2,..",
               help="Prefill prompts in chunks of the smallest size that holds them (else the "
                    "largest), each padded to its size.")
-@click.option("--fixed-batch", is_flag=True,
+@click.option("--fixed-batch/--no-fixed-batch", default=None,
               help="A step with decodes runs all --max-batch slots (a compiled static batch).")
 @click.option("--attention-block", type=int, default=None,
               help="Decode attention reads KV in blocks of this many keys (default 1: exactly).")
 @click.option("--decode-hold", type=float, default=None,
               help="Hold decodes while a prompt is prefilled unless more than this fraction "
                    "of slots hold one (default 0).")
-@click.option("--all-logits", is_flag=True,
+@click.option("--all-logits/--no-all-logits", default=None,
               help="The LM head (and with TP the logits' all-gather) runs every token of a "
                    "step, not only the sampled ones.")
 @click.option("--jetstream", is_flag=True,
               help="JetStream's documented engine: 160 slots, 128-token pages, prefill chunks "
                    "128,256,512,1024, fixed batch, 512-key attention blocks, decode hold 0.95, "
-                   "logits of every token (the numbers overridable by their options).")
+                   "logits of every token (each overridable by its option).")
 @click.option("--duration", type=float, default=None, help="Stop after this many simulated s.")
 @click.option("--weights", default="bf16", show_default=True, help="Weight (and compute) dtype.")
 @click.option("--kv-dtype", default=None,
@@ -118,11 +118,11 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
     shapes = step_shapes(
         prefill_chunks if prefill_chunks is not None else (
             ",".join(map(str, like.prefill_chunks)) if like else None),
-        fixed_batch or bool(like and like.fixed_batch),
+        fixed_batch if fixed_batch is not None else bool(like and like.fixed_batch),
         attention_block if attention_block is not None else (
             like.attention_block if like else 1),
         decode_hold if decode_hold is not None else (like.decode_hold if like else 0.0),
-        all_logits or bool(like and like.all_logits))
+        all_logits if all_logits is not None else bool(like and like.all_logits))
 
     if rate is not None and rates is not None:
         raise InputError("--rates", None, rates, "give --rate or --rates, not both")
