@@ -225,3 +225,23 @@ def test_onnx_coverage_in_summary_and_one_warning_line(cli, tmp_path):
     warnings = [line for line in err.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "odd (Mystery)" in warnings[0]
     assert cov["nodes_total"] == 3
+
+
+def test_every_page_ends_with_its_run(cli, tmp_path):
+    # each page names the run and command its JSON records (a page alone says what ran)
+    import json as _json
+    cases = [(("run", "default", "mlp0", "--out", tmp_path / "r"), "r/report.html",
+              "r/summary.json"),
+             (("serve", "tpu_v5e", "gpt2", "--num-requests", "5", "--out", tmp_path / "s"),
+              "s/report.html", "s/serve.json"),
+             (("roofline", "default", "mlp0", "--out", tmp_path / "ro" / "x.html"),
+              "ro/x.html", "ro/x.json"),
+             (("compare", tmp_path / "r", "default:mlp0", "--out", tmp_path / "c"),
+              "c/compare.html", "c/compare.json")]
+    for args, page, record in cases:
+        code, _, err = cli(*args)
+        assert code == 0, err
+        prov = _json.loads((tmp_path / record).read_text())["provenance"]
+        html = (tmp_path / page).read_text()
+        assert f"&middot; run {prov['run_id']}" in html, page
+        assert "<code>tpusim " in html.split("&middot; run")[-1], page

@@ -152,7 +152,7 @@ def _top_table(c, n: int = 10) -> str:
             "<th>run time</th><th>speedup</th><th>energy ratio</th></tr>" + rows + "</table>")
 
 
-def compare_html(c) -> str:
+def compare_html(c, provenance: dict | None = None) -> str:
     base = c.runs[0]
     title = "tpusim compare: " + " vs ".join(r.label for r in c.runs)
     figs = [roofline_overlay(c), speedup_figure(c)]
@@ -171,7 +171,7 @@ def compare_html(c) -> str:
                       f" / {html.escape(str(r.summary.get('workload')))} "
                       f"({html.escape(str(r.summary.get('format')))}, batch "
                       f"{r.summary.get('batch')})</li>" for r in c.runs)
-    from .html_page import GENERATOR
+    from .html_page import GENERATOR, provenance_footer
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>" + GENERATOR +
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><ul>{sources}</ul>"
@@ -179,4 +179,4 @@ def compare_html(c) -> str:
             + "<h2>Roofline</h2>" + divs[0] + "<h2>Speedup per layer</h2>" + divs[1]
             + "<h2>Largest changes</h2>" + _top_table(c)
             + "<ul class='note'>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-            + "</ul></body></html>")
+            + "</ul>" + provenance_footer(provenance) + "</body></html>")

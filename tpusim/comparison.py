@@ -76,9 +76,9 @@ class Comparison:
     def to_csv(self) -> str:
         return comparison_csv(self)
 
-    def to_html(self) -> str:
+    def to_html(self, provenance: dict[str, Any] | None = None) -> str:
         from .compare_page import compare_html
-        return compare_html(self)
+        return compare_html(self, provenance)
 
 
 def _read_run_dir(path: Path) -> Run:
@@ -294,7 +294,7 @@ def write_comparison(c: Comparison, out_dir: str | Path,
     ``provenance`` (run id, version, command, options) also ``compare.json``: it and what each
     run compared was (:func:`run_sources`)."""
     from .results import write_all
-    html = c.to_html()
+    html = c.to_html(provenance)
     csv = c.to_csv()
     files = {"compare.csv": lambda p: p.write_text(csv),
              "compare.html": lambda p: p.write_text(html)}

@@ -306,7 +306,7 @@ def _chart(table: pd.DataFrame):
     return fig
 
 
-def validation_html(table: pd.DataFrame) -> str:
+def validation_html(table: pd.DataFrame, provenance: dict | None = None) -> str:
     import html
 
     from .html_page import figures_html, page
@@ -342,7 +342,8 @@ def validation_html(table: pd.DataFrame) -> str:
         "<h2>Rows (TPU v4 kernels: see validation.csv)</h2><table><tr>" + head + "</tr>"
         + body_rows + "</table>",
     ]
-    return page("tpusim validation", parts)
+    from .html_page import provenance_footer
+    return page("tpusim validation", parts + [provenance_footer(provenance)])
 
 
 def _cell(v: Any) -> str:

@@ -3,7 +3,8 @@
 Every page tpusim writes (run report, roofline, sweep, formats, validation, serving) is built
 with :func:`page` and :func:`figures_html`, so it opens from file:// with no network (unless
 ``--plotlyjs cdn``: :mod:`tpusim.plotlyjs`), and figures
-get fixed div ids, so the same result gives a byte-identical page.
+get fixed div ids, so the same result gives the same page but for its last line (which run,
+which command: :func:`provenance_footer`).
 """
 from __future__ import annotations
 
@@ -41,6 +42,17 @@ def page(title: str, body_parts: list[str]) -> str:
             "<meta name='viewport' content='width=device-width,initial-scale=1'>"
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
             + "".join(body_parts) + "</body></html>")
+
+
+def provenance_footer(prov: dict | None) -> str:
+    """A page's last line: which tpusim, which run, which command (its JSON has the rest);
+    empty without a provenance record."""
+    if not prov:
+        return ""
+    cmd = (f" &middot; <code>{html.escape(str(prov['command']))}</code>"
+           if prov.get("command") else "")
+    return (f"<p style='color:#666'>tpusim {html.escape(str(prov.get('tpusim_version', '')))} "
+            f"&middot; run {html.escape(str(prov.get('run_id', '')))}{cmd}</p>")
 
 
 def figures_html(figs, first_id: int = 0) -> list[str]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from . import units
-from .html_page import figures_html, page
+from .html_page import figures_html, page, provenance_footer
 from .plots import BOUND_COLORS, energy_figure, time_per_layer_figure
 from .roofline import chip_roofs, layer_table, workload_summary
 from .roofline_plots import _shape, bound_label, roofline_chart
@@ -73,7 +73,7 @@ def fusion_table_html(fusion: dict) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def report_html(result: "Result") -> str:
+def report_html(result: "Result", provenance: dict | None = None) -> str:
     """The page ``tpusim run`` writes: summary cards, time per layer, energy, roofline, the
     heaviest layers with their bound and its reason, and the roofline's assumptions."""
     s = result.summary
@@ -128,7 +128,7 @@ def report_html(result: "Result") -> str:
         *(["<h2>Fusion: saving per fused group</h2>", fusion_table_html(s["fusion"])]
           if s.get("fusion") else []),
         "<h2>Assumptions</h2>", f"<ul class='note'>{assumptions}</ul>",
-        f"<p class='note'>{html.escape(foot)}</p>"])
+        f"<p class='note'>{html.escape(foot)}</p>", provenance_footer(provenance)])
 
 
 TIMELINE_NOTE = ("Each layer's totals on each resource, in run order: the arrays (or the "
@@ -144,11 +144,13 @@ def _timeline(result: "Result", mem: str):
     return timeline_figure(build_timeline(result, "layers"), offchip=mem)
 
 
-def roofline_page(fig, title: str, tables_html: list[str], notes: list[str]) -> str:
-    """The page ``tpusim roofline`` writes: the chart, then tables and notes."""
+def roofline_page(fig, title: str, tables_html: list[str], notes: list[str],
+                  provenance: dict | None = None) -> str:
+    """The page ``tpusim roofline`` writes: the chart, then tables, notes and what ran."""
     return page(title, [f"<h1>{html.escape(title)}</h1>", *figures_html([fig]), *tables_html,
                         "<ul class='note'>" + "".join(f"<li>{html.escape(n)}</li>"
-                                                      for n in notes) + "</ul>"])
+                                                      for n in notes) + "</ul>",
+                        provenance_footer(provenance)])
 
 
 def _inf_num(x: float) -> str:

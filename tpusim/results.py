@@ -157,7 +157,8 @@ def write_result(result: "Result", out_dir: str | Path, html: bool = True,
     }
     if html:
         from .report_pages import report_html
-        files["report.html"] = lambda p: p.write_text(report_html(result))
+        files["report.html"] = lambda p: p.write_text(report_html(result,
+                                                                  summary["provenance"]))
     files.update(extra or {})
     return write_all(files, out_dir, group="run", run_id=run_id)
 

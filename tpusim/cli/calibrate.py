@@ -239,7 +239,7 @@ def validate(out_dir, measurements, calibrated, pods):
     text = json.dumps({"provenance": {**record, "inputs": inputs}}, indent=2,
                       sort_keys=True) + "\n"
     write_all({"validation.csv": lambda p: p.write_text(validation_csv(table)),
-               "validation.html": lambda p: p.write_text(validation_html(table)),
+               "validation.html": lambda p: p.write_text(validation_html(table, record)),
                "validation.json": lambda p: p.write_text(text)}, out_dir, group="validate",
               run_id=record.get("run_id"))
     for line in summary_lines(table):

@@ -230,16 +230,16 @@ def roofline(config, workloads, fmts, batch, sets, per_workload, reference, out,
                   + layer_table_html(csv_table.sort_values("time_s", ascending=False,
                                                            kind="stable"), top=40,
                                     mem=roofs.offchip)]
-    page = roofline_page(fig, title, parts, notes)
+    from ..provenance import input_file
+    prov = command_provenance_of(chip, config, overrides, inputs={
+        **workload_inputs(workloads), "reference": input_file("reference", reference)})
+    page = roofline_page(fig, title, parts, notes, prov)
     # an infinite intensity (no byte moved at that level) is empty, as in layers.csv and as
     # the JSON's null
     import numpy as np
     csv_text = csv_safe(csv_table.replace([np.inf, -np.inf], np.nan)).to_csv(
         index=False, float_format="%.10g")
     png_bytes = _png(fig) if png is not None else None
-    from ..provenance import input_file
-    prov = command_provenance_of(chip, config, overrides, inputs={
-        **workload_inputs(workloads), "reference": input_file("reference", reference)})
     prov_text = json.dumps({"provenance": prov}, indent=2, sort_keys=True) + "\n"
     files = {html_path.name: lambda p: p.write_text(page),
              csv_path.name: lambda p: p.write_text(csv_text),

@@ -12,6 +12,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from ..html_page import provenance_footer
+
 
 _ASYNC = "overlapped with compute where it can (waits below)"
 
@@ -65,15 +67,6 @@ def _received(moved: dict[str, float] | None) -> str:
 
 def _sum(moved: dict[str, dict[str, float]]) -> dict[str, float]:
     return {w: sum(v.get(w, 0.0) for v in moved.values()) for w in ("ici", "dcn")}
-
-
-def _footer(prov: dict[str, Any] | None) -> str:
-    """The page's last line: which tpusim, which run, which command (train.json has the rest)."""
-    if not prov:
-        return ""
-    cmd = f" &middot; <code>{escape(prov['command'])}</code>" if prov.get("command") else ""
-    return (f"<p style='color:#666'>tpusim {escape(prov['tpusim_version'])} &middot; run "
-            f"{escape(prov['run_id'])}{cmd}</p>")
 
 
 TABLE = "<table class='pod'>{}</table>"   # the house stylesheet (html_page.CSS) and POD_CSS
@@ -162,7 +155,7 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
                  + "<h2>Shardings compared</h2>"
                  + _table("<th>parallel</th><th>remat</th><th>microbatches</th><th>step</th>"
                           "<th>MFU</th><th>HBM/chip</th>", rows_alt)
-                 + _footer(rec.get("provenance")))
+                 + provenance_footer(rec.get("provenance")))
 
 
 def _compute_by_op(rec: dict[str, Any]) -> str:
@@ -211,7 +204,7 @@ def step_report(rec: dict[str, Any], kind: str) -> str:
     return _page(title, f"{head}<h2>Time (tpusim {escape(kind)})</h2>"
                  + _time_table(parts, step) + _ops_table(rec, step)
                  + "<h2>Memory per chip</h2>" + _memory_table(mem)
-                 + _footer(rec.get("provenance")))
+                 + provenance_footer(rec.get("provenance")))
 
 
 def _ops_table(rec: dict[str, Any], step: float) -> str:

@@ -191,7 +191,7 @@ def write_outputs(runs: list[ServeRun], out: Path, notes: list[str], html: bool 
             "runs": {f"{r.rate:g}": r.summary for r in runs}, **prov})
     if html:
         page = serve_html("tpusim serve", [(r.rate, r.summary, r.table) for r in runs], curve,
-                          notes)
+                          notes, provenance)
         files["report.html"] = lambda p: p.write_text(page)
     write_all(files, out, group="serve", run_id=provenance["run_id"] if provenance else None)
     return list(files)

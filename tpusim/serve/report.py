@@ -9,7 +9,8 @@ import pandas as pd
 
 
 def serve_html(title: str, runs: list[tuple[float, dict[str, Any], pd.DataFrame]],
-               curve: list[dict[str, Any]] | None, notes: list[str]) -> str:
+               curve: list[dict[str, Any]] | None, notes: list[str],
+               provenance: dict[str, Any] | None = None) -> str:
     import plotly.graph_objects as go
 
     from ..html_page import figures_html, page
@@ -50,7 +51,8 @@ def serve_html(title: str, runs: list[tuple[float, dict[str, Any], pd.DataFrame]
     body = [f"<h1>{html.escape(title)}</h1>",
             "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>",
             *summary_tables(s, rate)]
-    return page(title, body + figures_html(figs))
+    from ..html_page import provenance_footer
+    return page(title, body + figures_html(figs) + [provenance_footer(provenance)])
 
 
 def summary_tables(s: dict[str, Any], rate: float) -> list[str]:
