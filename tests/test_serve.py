@@ -257,6 +257,9 @@ def test_cli_writes_outputs_and_curve(tmp_path):
     top = json.loads((out / "serve.json").read_text())
     assert [p["rate"] for p in top["curve"]] == [5, 50, "inf"]
     assert "saturation rate" in stdout and (out / "report.html").stat().st_size > 10_000
+    page = (out / "report.html").read_text()   # a table per offered rate, in words for inf
+    assert all(f"<h2>Rate {r}/s</h2>" in page for r in ("5", "50", "inf"))
+    assert "∞ (all at t = 0)" in page
     one = json.loads((out / "serve-rate-5.json").read_text())
     for k in ("requests_per_s", "input_tokens_per_s", "output_tokens_per_s", "mean_in_system",
               "simulated_s", "preemptions"):

@@ -3,6 +3,7 @@ sweep, the throughput-latency curve; self-contained like the other pages (tpusim
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 import pandas as pd
@@ -50,7 +51,7 @@ def serve_html(title: str, runs: list[tuple[float, dict[str, Any], pd.DataFrame]
     figs.append(f)
     body = [f"<h1>{html.escape(title)}</h1>",
             "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>",
-            *summary_tables(s, rate)]
+            *(t for r, summ, _ in runs for t in summary_tables(summ, r))]   # every rate
     from ..html_page import provenance_footer
     return page(title, body + figures_html(figs) + [provenance_footer(provenance)])
 
@@ -64,9 +65,12 @@ def summary_tables(s: dict[str, Any], rate: float) -> list[str]:
                and not isinstance(v, bool)]
     dists = [(k, v) for k, v in s.items() if isinstance(v, dict)
              and v and all(isinstance(x, (int, float)) for x in v.values())]
+    def shown(k: str, v) -> str:   # an infinite offered rate: every request at t = 0
+        if isinstance(v, float) and math.isinf(v) or v == "inf":
+            return "∞ (all at t = 0)"
+        return str(v) if isinstance(v, str) else formatter(k, [v])(v)
     rows = "".join(f"<tr><td class='l'>{html.escape(header(k))}</td><td>"
-                   f"{html.escape(str(v) if isinstance(v, str) else formatter(k, [v])(v))}"
-                   "</td></tr>" for k, v in scalars)
+                   f"{html.escape(shown(k, v))}</td></tr>" for k, v in scalars)
     cols = list(dict.fromkeys(c for _, v in dists for c in v))
     drows = "".join(
         f"<tr><td class='l'>{html.escape(header(k))}</td>"
