@@ -191,3 +191,34 @@ def test_roofline_png_named_like_the_chart_or_its_files_is_refused(cli, tmp_path
                        "--png", str(tmp_path / png))
     assert code == 2 and "--png" in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_validation_chart_gives_each_unit_its_own_panel():
+    # a pods check scores MFU (a fraction) and tokens/s: they share no axis
+    import pandas as pd
+
+    from tpusim.fidelity import _chart
+    t = pd.DataFrame([
+        {"check": "pods: X", "case": "a", "metric": "MFU", "unit": "fraction", "predicted": 0.5,
+         "measured": 0.45, "error": 0.11, "status": "ok"},
+        {"check": "pods: X", "case": "a", "metric": "tokens/s/chip", "unit": "tokens/s",
+         "predicted": 900.0, "measured": 1000.0, "error": -0.1, "status": "ok"}])
+    fig = _chart(t).to_dict()
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
+    assert titles == ["pods: X: fraction", "pods: X: tokens/s"]
+    axes = {k: v["title"]["text"] for k, v in fig["layout"].items() if k.startswith("xaxis")}
+    assert sorted(axes.values()) == ["measured (fraction)", "measured (tokens/s)"]
+
+
+def test_validation_page_names_the_checks_it_did_not_run():
+    import pandas as pd
+
+    from tpusim.fidelity import validation_html
+    t = pd.DataFrame([
+        {"check": "tpu_v4 matmuls", "case": "", "metric": "latency", "unit": "us",
+         "predicted": None, "measured": None, "error": None, "error_kind": "relative",
+         "status": "skipped: pass --measurements", "fitted_on": "", "note": ""},
+        {"check": "tpu_v1 apps", "case": "mlp0", "metric": "TOPS", "unit": "TOPS",
+         "predicted": 10.0, "measured": 11.0, "error": -0.09, "error_kind": "relative",
+         "status": "ok", "fitted_on": "none", "note": ""}])
+    assert "Not run: tpu_v4 matmuls (skipped: pass --measurements)." in validation_html(t)

@@ -271,15 +271,19 @@ def _chart(table: pd.DataFrame):
     from plotly.subplots import make_subplots
 
     have = table[table["predicted"].notna() & table["measured"].notna()]
-    checks = [c for c in CHARTS if c in set(have["check"])]
-    checks += [c for c in have["check"].unique() if c not in checks]
+    names = [c for c in CHARTS if c in set(have["check"])]
+    names += [c for c in have["check"].unique() if c not in names]
+    # a panel per check and unit: a pods check's MFU (a fraction) and tokens/s apart
+    panels = [(c, u) for c in names for u in have.loc[have["check"] == c, "unit"].unique()]
+    titles = [c if (have["check"] == c).sum() == (have["unit"][have["check"] == c] == u).sum()
+              else f"{c}: {u}" for c, u in panels]
     cols = 2
-    nrows = max(1, -(-len(checks) // cols))
-    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=checks or ["no checks ran"],
+    nrows = max(1, -(-len(panels) // cols))
+    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=titles or ["no checks ran"],
                         horizontal_spacing=0.1, vertical_spacing=0.3 / nrows)
-    for i, check in enumerate(checks):
-        g = have[have["check"] == check]
-        unit, log = CHARTS.get(check, (str(g["unit"].iloc[0]), True))
+    for i, (check, u) in enumerate(panels):
+        g = have[(have["check"] == check) & (have["unit"] == u)]
+        unit, log = CHARTS.get(check, ("µs" if u == "us" else str(u), True))
         r, c = i // cols + 1, i % cols + 1
         vals = pd.concat([g["predicted"], g["measured"]]).astype(float)
         vals = vals[vals > 0] if log else vals
@@ -320,6 +324,10 @@ def validation_html(table: pd.DataFrame, provenance: dict | None = None) -> str:
         + f"<td class='l'>{html.escape(fitted)}</td></tr>"
         for c, m, n, med, p90, mx, k, st, fitted in _group_stats(table))
     shown = table[~table["check"].isin(["tpu_v4 matmuls", "tpu_v4 vector ops"])]
+    skips = table[table["status"].astype(str).str.startswith("skipped")]
+    skipped = "; ".join(f"{c} ({st})" for c, st in
+                        skips.drop_duplicates("check")[["check", "status"]].itertuples(
+                            index=False))
     body_rows = "".join(
         "<tr>" + "".join(f"<td class='l'>{html.escape(_cell(r[col]))}</td>"
                          for col in ("check", "case", "metric", "predicted", "measured", "error",
@@ -336,6 +344,7 @@ def validation_html(table: pd.DataFrame, provenance: dict | None = None) -> str:
         "scored there by cross-validation; its in-sample rows are shown, not scored). "
         "Relative error = predicted/measured - 1; cycle shares: predicted - measured.</p>",
         *figures_html([fig]),
+        *([f"<p class='note'>Not run: {html.escape(skipped)}.</p>"] if skipped else []),
         "<h2>Error by check</h2><table><tr><th class='l'>check</th><th class='l'>metric</th>"
         "<th>n</th><th>median |error|</th><th>p90</th><th>max</th>"
         "<th class='l'>fitted on</th></tr>" + stats + "</table>",
