@@ -163,3 +163,13 @@ def test_a_simulated_side_that_differs_names_itself_not_a_layers_csv(cli, tmp_pa
     code, _, err = cli("compare", "default:mlp0", "tpu_v4:mlp1", "--out", tmp_path / "c")
     assert code == 2 and "tpu_v4:mlp1: row 1: got \"layer 'fc' x4\"" in err
     assert "layers.csv" not in err
+
+
+def test_a_run_against_itself_reports_no_changes(cli, tmp_path):
+    # the stored layers.csv rounds to 10 digits: a fresh run of the same thing differs by
+    # rounding, which is no change to rank
+    code, _, err = cli("run", "default", "mlp0", "--no-html", "--out", tmp_path / "r")
+    assert code == 0, err
+    code, _, err = cli("compare", tmp_path / "r", "default:mlp0", "--out", tmp_path / "c")
+    assert code == 0, err
+    assert "No layer's time changed." in (tmp_path / "c" / "compare.html").read_text()

@@ -142,6 +142,8 @@ def _summary_table(c) -> str:
 
 
 def _top_table(c, n: int = 10) -> str:
+    if c.top_changes(n).empty:
+        return "<p>No layer's time changed.</p>"
     rows = "".join(
         f"<tr><td class='l'>{html.escape(r.run)}</td><td class='l'>{r.layer_index}: "
         f"{html.escape(r.name)}</td><td>{units.seconds(r.base_time_s)}</td>"

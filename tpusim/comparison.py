@@ -68,7 +68,8 @@ class Comparison:
         if self.layers.empty:
             return self.layers
         d = self.layers.assign(delta_s=self.layers["time_s"] - self.layers["base_time_s"])
-        d = d[d["delta_s"] != 0]
+        # a change within the stored precision (layers.csv keeps 10 digits) is no change
+        d = d[d["delta_s"].abs() > 1e-9 * d["base_time_s"].abs()]
         d = d.assign(_abs=d["delta_s"].abs()).sort_values(["run", "_abs"],
                                                           ascending=[True, False], kind="stable")
         return d.groupby("run", sort=False).head(n).drop(columns="_abs")

@@ -40,7 +40,7 @@ def roof_label(roof: str, offchip: str = "HBM") -> str:
 def _shape(r) -> str:
     if r.kind == "vector" or pd.isna(r.m):
         return "vector op"
-    return f"{r.m}x{r.k}x{r.n}"
+    return "x".join(f"{int(d)}" for d in (r.m, r.k, r.n))   # 12544x147x64, not 12544.0x..
 
 
 def _x_range(xs: list[float], ridges: list[float]) -> tuple[float, float]:
