@@ -173,3 +173,20 @@ def test_a_run_against_itself_reports_no_changes(cli, tmp_path):
     code, _, err = cli("compare", tmp_path / "r", "default:mlp0", "--out", tmp_path / "c")
     assert code == 0, err
     assert "No layer's time changed." in (tmp_path / "c" / "compare.html").read_text()
+
+
+def test_zero_time_layers_stay_off_the_roofline(cli, tmp_path):
+    # resnet50 on default: fused batch norms take no time; the overlay draws only layers that do
+    import pandas as pd
+
+    from tpusim.compare_page import roofline_overlay
+    from tpusim.comparison import compare
+    code, _, err = cli("run", "default", "resnet50", "--no-html", "--out", tmp_path / "r")
+    assert code == 0, err
+    c = compare([str(tmp_path / "r"), "default:resnet50"])
+    layers = pd.read_csv(tmp_path / "r" / "layers.csv")
+    timed = int((layers["latency_s"] > 0).sum())
+    assert timed < len(layers)
+    fig = roofline_overlay(c).to_dict()
+    points = next(t for t in fig["data"] if t.get("mode") == "markers")
+    assert len(points["x"]) == timed

@@ -43,6 +43,13 @@ def _finite_pos(x) -> bool:
         return False
 
 
+def _achieved(layers):
+    """A layer's achieved TOPS where it takes time (a zero-time fused row has no place on the
+    chart: its rate is the model's convention, not a measurement of anything)."""
+    ach = layers["achieved_tops"]
+    return ach.where(layers["latency_s"] > 0) if "latency_s" in layers else ach
+
+
 def roofline_overlay(c) -> Figure:
     """Every run's roofs and layer points on one log-log chart, each layer's move drawn."""
     fig = Figure()
@@ -54,7 +61,7 @@ def roofline_overlay(c) -> Figure:
     def at(x, y):   # a layer's x: its intensity, or the gutter when it moves no off-chip byte
         return float(x) if _finite_pos(x) else (gx if _finite_pos(y) else None)
     on_chip = any(not _finite_pos(x) and _finite_pos(y) for r in c.runs
-                  for x, y in zip(r.layers["intensity"], r.layers["achieved_tops"]))
+                  for x, y in zip(r.layers["intensity"], _achieved(r.layers)))
     for i, run in enumerate(c.runs):
         colour = _COLOURS[i % len(_COLOURS)]
         if run.chip is not None:
@@ -68,7 +75,7 @@ def roofline_overlay(c) -> Figure:
                             mode="lines", name=f"{run.label} roof", legendgroup=run.label,
                             line={"color": colour, "width": 1.5, "dash": "dash"},
                             hoverinfo="skip")
-        l = run.layers
+        l = run.layers.assign(achieved_tops=_achieved(run.layers))
         ok = [at(a, b) is not None for a, b in zip(l["intensity"], l["achieved_tops"])]
         sub = l[ok]
         fig.add_scatter(x=[at(a, b) for a, b in zip(sub["intensity"], sub["achieved_tops"])],
@@ -80,8 +87,8 @@ def roofline_overlay(c) -> Figure:
     base = c.runs[0].layers
     for run in c.runs[1:]:
         mx, my = [], []
-        for (ax, ay, bx, by) in zip(base["intensity"], base["achieved_tops"],
-                                    run.layers["intensity"], run.layers["achieved_tops"]):
+        for (ax, ay, bx, by) in zip(base["intensity"], _achieved(base),
+                                    run.layers["intensity"], _achieved(run.layers)):
             if all(v is not None for v in (at(ax, ay), at(bx, by))):
                 mx += [at(ax, ay), at(bx, by), None]
                 my += [float(ay), float(by), None]
