@@ -588,7 +588,8 @@ def test_qdq_int8_values_pass_a_max_or_clamp_not_an_average(tmp_path, between, c
              n("Conv", ["p", "w2"], ["y"], name="conv2", kernel_shape=[3, 3], pads=[1] * 4)]
     inits = [nh.from_array(np.ones((4, 3, 3, 3), np.int8), "w1q"),
              nh.from_array(np.ones((4, 4, 3, 3), np.int8), "w2q"),
-             nh.from_array(np.array(0.1, np.float32), "s"), nh.from_array(np.array(0, np.int8), "z")]
+             nh.from_array(np.array(0.1, np.float32), "s"),
+             nh.from_array(np.array(0, np.int8), "z")]
     m = _model(nodes, [oh.make_tensor_value_info("x", TP.FLOAT, [1, 3, 8, 8])],
                [oh.make_tensor_value_info("y", TP.FLOAT, None)], inits)
     rows = _by_name(import_onnx(_save(m, tmp_path / "m.onnx")))

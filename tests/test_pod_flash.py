@@ -256,7 +256,8 @@ def test_a_kernel_grid_step_pays_one_launch():
     assert over == pytest.approx(launches * CHIP.timing.overhead_cycles_per_op, rel=1e-9)
     # one launch per grid step, however many inner steps: by hand, 2,048 tokens in 512-query x
     # 1,024-key blocks are 6 causal tiles per layer, sequence and KV head, each of 2 inner steps
-    assert next(r for r in att if r["name"] == "attn_qk")["count"] == TINY.layers * TINY.kv_heads * 6
+    first = next(r for r in att if r["name"] == "attn_qk")
+    assert first["count"] == TINY.layers * TINY.kv_heads * 6
 
 
 def test_the_forward_deals_whole_heads_to_the_cores():

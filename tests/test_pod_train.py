@@ -293,7 +293,8 @@ def test_cli_train_moe_on_a_dense_model_is_refused(cli, tmp_path):
     (["--chips", "16", "--slices", "2", "--parallel", "tp=4,pp=4"],
      "dp or fsdp must be a multiple of --slices=2"),
     (["--chips", "8", "--top", "0"], "tpusim: error: --top: 0 is not in the range x>=1"),
-    (["--chips", "8", "--parallel", "fsdp=8", "--microbatches", "0"], "tpusim: error: --microbatches: 0"),
+    (["--chips", "8", "--parallel", "fsdp=8", "--microbatches", "0"],
+     "tpusim: error: --microbatches: 0"),
     (["--chips", "8", "--microbatches", "0"], "tpusim: error: --microbatches: 0"),
     (["--chips", "8", "--parallel", ""], "--parallel: got ''; give a value"),
     # one sequence: only tp x pp layouts (gpt2's 12 heads and layers rule out tp=8 and pp=8)
