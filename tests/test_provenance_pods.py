@@ -119,7 +119,8 @@ def test_step_page_splits_the_step_as_its_record_does(cli, tmp_path, args, name)
     assert seconds(rec["latency_s"]) in text and seconds(rec["compute_s"]) in text
     share = rec["collectives_s"] / rec["latency_s"]
     flat = re.sub(r"\s+", " ", text)
-    assert f"all-reduces (critical path) {seconds(rec['collectives_s'])} {share:.1%}" in flat
+    assert f"all-reduces + logits all-gather (critical path) {seconds(rec['collectives_s'])} " \
+        f"{share:.1%}" in flat
     assert rec["weights_gib_per_chip"] + rec["kv_cache_gib_per_chip"] == \
         pytest.approx(rec["hbm_gib_per_chip"])
     from tpusim.units import nbytes

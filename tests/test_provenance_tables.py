@@ -221,4 +221,6 @@ def test_validation_page_names_the_checks_it_did_not_run():
         {"check": "tpu_v1 apps", "case": "mlp0", "metric": "TOPS", "unit": "TOPS",
          "predicted": 10.0, "measured": 11.0, "error": -0.09, "error_kind": "relative",
          "status": "ok", "fitted_on": "none", "note": ""}])
-    assert "Not run: tpu_v4 matmuls (skipped: pass --measurements)." in validation_html(t)
+    page = validation_html(t)
+    assert "Not run: tpu_v4 matmuls (skipped: pass --measurements)." in page
+    assert "<td class='l'>-9.0%</td>" in page       # a relative error in %, as the summary

@@ -328,10 +328,15 @@ def validation_html(table: pd.DataFrame, provenance: dict | None = None) -> str:
     skipped = "; ".join(f"{c} ({st})" for c, st in
                         skips.drop_duplicates("check")[["check", "status"]].itertuples(
                             index=False))
+    def err(r) -> str:   # a relative error in %, as the summary above writes it
+        v = r["error"]
+        if r.get("error_kind") == "relative" and isinstance(v, float) and math.isfinite(v):
+            return f"{v:+.1%}"
+        return _cell(v)
     body_rows = "".join(
-        "<tr>" + "".join(f"<td class='l'>{html.escape(_cell(r[col]))}</td>"
-                         for col in ("check", "case", "metric", "predicted", "measured", "error",
-                                     "status", "fitted_on", "note")) + "</tr>"
+        "<tr>" + "".join(f"<td class='l'>{html.escape(err(r) if col == 'error' else _cell(r[col]))}"
+                         "</td>" for col in ("check", "case", "metric", "predicted", "measured",
+                                             "error", "status", "fitted_on", "note")) + "</tr>"
         for _, r in shown.iterrows())
     head = "".join(f"<th class='l'>{h}</th>" for h in ("check", "case", "metric", "predicted",
                                                        "measured", "error", "status",

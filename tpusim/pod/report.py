@@ -151,6 +151,10 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
                  + "<h2>What the compute waits for (exposed)</h2>"
                  + _table("<th>collective</th><th>time</th><th>share of step</th>", rows_wait)
                  + gantt + _compute_by_op(rec) + "<h2>Memory per chip</h2>"
+                 + "<p class='note'>At the step's HBM peak, the larger of two moments: inside "
+                 "the layers (two layers' gathered weights and a layer's backward working set) "
+                 "or at the loss (the logits and their gradient, the gathered LM head and last "
+                 "layer); the other moment's parts read 0.</p>"
                  + _memory_table({_name(k): v for k, v in rec["memory_gib"].items()})
                  + "<h2>Shardings compared</h2>"
                  + _table("<th>parallel</th><th>remat</th><th>microbatches</th><th>step</th>"
@@ -188,7 +192,7 @@ def step_report(rec: dict[str, Any], kind: str) -> str:
     from ..units import counted, number, seconds
     step = rec["latency_s"]
     parts = {"compute (per chip)": rec["compute_s"],
-             "all-reduces (critical path)": rec["collectives_s"]}
+             "all-reduces + logits all-gather (critical path)": rec["collectives_s"]}
     mem = {"weights": rec["weights_gib_per_chip"], "KV cache": rec["kv_cache_gib_per_chip"],
            "total": rec["hbm_gib_per_chip"]}
     what = rec.get("model") or rec.get("workload")
