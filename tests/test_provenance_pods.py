@@ -157,3 +157,22 @@ def test_a_hand_edited_config_yaml_is_not_replaced_by_the_next_run(cli, tmp_path
     code, _, err = cli(*args, "--out", str(out))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "was edited" in err
     assert (out / "config.yaml").read_text() == edited
+
+
+def test_train_and_infer_record_the_model_as_simulated(cli, tmp_path):
+    # a custom model's unstated dimensions (FFN 4 x hidden, KV heads = heads, its activation)
+    # are recorded as resolved, with the parameter count, and the page shows them
+    code, _, err = cli("train", "tpu_v5e", "custom", "--hidden", "256", "--layers", "2",
+                       "--heads", "4", "--vocab", "1000", "--chips", "4", "--parallel", "fsdp=4",
+                       "--seq", "128", "--out", tmp_path / "t")
+    assert code == 0, err
+    rec = json.loads((tmp_path / "t" / "train.json").read_text())
+    d = rec["model_dims"]
+    assert (d["ffn"], d["kv_heads"], d["head_dim"]) == (1024, 4, 64)
+    # per layer 4 x 256^2 attention + 2 x 256 x 1024 FFN + 2 norms; 2 layers, tables, final norm
+    assert d["params"] == 2 * (4 * 256 * 256 + 2 * 256 * 1024 + 2 * 256) + 2 * 1000 * 256 + 256
+    assert rec["model_summary"] in (tmp_path / "t" / "report.html").read_text()
+    code, _, err = cli("infer", "tpu_v5e", "gpt2", "--chips", "4", "--kv-len", "64",
+                       "--out", tmp_path / "i")
+    assert code == 0, err
+    assert json.loads((tmp_path / "i" / "infer.json").read_text())["model_dims"]["layers"] == 12

@@ -66,7 +66,8 @@ def infer(config, model, chips, topology, parallel, phase, batch, seq, kv_len, d
                    spec_source=spec_source(parallel, chips, topology), checked=True,
                    kv_dtype=kv_dtype)
     record = {**r.as_dict(), "config": chip.name, "model": cfg.name, "batch": batch,
-              "seq": new, "kv_len": kv, "dtype": dtype}      # as resolved (decode: seq 1)
+              "seq": new, "kv_len": kv, "dtype": dtype,      # as resolved (decode: seq 1)
+              "model_dims": cfg.dims(), "model_summary": cfg.summary()}
     record["provenance"] = prov = command_provenance_of(chip, config, overrides)
     from ..pod.report import step_report
     page = step_report(record, "infer")

@@ -177,7 +177,8 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
         how = "searched"
     best = picked[0][3]
     record = {**best.as_dict(), "remat": picked[0][1], "microbatches": picked[0][2],
-              "sharding": how, "config": chip.name, "model": cfg.name, "seq": seq,
+              "sharding": how, "config": chip.name, "model": cfg.name,
+              "model_dims": cfg.dims(), "model_summary": cfg.summary(), "seq": seq,
               "global_batch": gb, "attention": attention,
               "flash_blocks": dataclasses.asdict((flash or FlashBlocks.for_seq(seq)).clipped(seq)),
               "alternatives": [{"parallel": p, "remat": rm, "microbatches": m,

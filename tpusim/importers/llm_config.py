@@ -34,6 +34,22 @@ class LlmConfig:
     top_k: int = 0                   # MoE: experts each token is routed to
     expert_shards: int = 1           # MoE shard of one chip: it holds experts / expert_shards
 
+    def dims(self) -> dict:
+        """The dimensions as simulated (defaults resolved) and the parameter count: what a
+        train.json / infer.json records of its model."""
+        from dataclasses import asdict
+        d = {k: v for k, v in asdict(self).items() if k not in ("name", "source")}
+        return {**d, "head_dim": self.head_dim, "params": self.param_count()}
+
+    def summary(self) -> str:
+        """One line of the dimensions a page shows: hidden, layers, heads, FFN, vocabulary,
+        experts, parameters."""
+        kv = f" ({self.kv_heads} KV)" if self.kv_heads != self.heads else ""
+        moe = f", {self.experts} experts top-{self.top_k}" if self.moe else ""
+        return (f"hidden {self.hidden}, {self.layers} layers, {self.heads} heads{kv} of "
+                f"{self.head_dim}, FFN {self.ffn}{' gated' if self.gated else ''} {self.act}, "
+                f"vocabulary {self.vocab}{moe}; {self.param_count() / 1e9:.3g} B parameters")
+
     @property
     def head_dim(self) -> int:
         return self.head_size or self.hidden // self.heads

@@ -84,6 +84,12 @@ def _page(title: str, body: str) -> str:
     return page(unescape(title), [POD_CSS, f"<h1>{title}</h1>", body]) + "\n"
 
 
+def _model_line(rec: dict[str, Any]) -> str:
+    """The model's dimensions as simulated (defaults resolved), where the record has them."""
+    s = rec.get("model_summary")
+    return f"<p class='note'>{escape(s)}</p>" if s else ""
+
+
 def _table(head: str, rows: str) -> str:
     """A table: ``head`` its header cells (``<th>`` HTML), ``rows`` its ``<tr>`` rows."""
     return TABLE.format(f"<tr>{head}</tr>{rows}")
@@ -143,7 +149,7 @@ def train_report(rec: dict[str, Any], timeline=None) -> str:
             "tokens/s "
             f"per chip &middot; MFU {rec['mfu']:.1%} &middot; HFU {rec['hfu']:.1%} &middot; "
             f"{_gib(rec['hbm_gib_per_chip'])} HBM per chip</p>")
-    return _page(title, f"{head}<h2>Time</h2>"
+    return _page(title, f"{_model_line(rec)}{head}<h2>Time</h2>"
                  + _time_table({_name(p): t[p] for p in parts}, step)
                  + "<h2>Collectives on ICI</h2>" + busy
                  + _table("<th>collective</th><th>time</th><th>received per chip</th>"
@@ -205,7 +211,7 @@ def step_report(rec: dict[str, Any], kind: str) -> str:
             f"<p><b>{seconds(step)}</b> per step &middot; {number(rec['tokens_per_s'])} tokens/s "
             f"({number(rec['tokens_per_s_per_chip'])} per chip) &middot; "
             f"{_gib(rec['hbm_gib_per_chip'])} HBM per chip</p>")
-    return _page(title, f"{head}<h2>Time (tpusim {escape(kind)})</h2>"
+    return _page(title, f"{_model_line(rec)}{head}<h2>Time (tpusim {escape(kind)})</h2>"
                  + _time_table(parts, step) + _ops_table(rec, step)
                  + "<h2>Memory per chip</h2>" + _memory_table(mem)
                  + provenance_footer(rec.get("provenance")))
