@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import InputError
 from ..workload import VECTOR_OPS, Workload, make_layer
 from .onnx_names import Namer
-from .onnx_graph import (_attrs, _fix_inputs, _infer, _load, _numel,  # noqa: F401
+from .onnx_graph import (_attrs, _fix_inputs, _infer, _load, _numel, refuse_width,  # noqa: F401
                          parse_input_shape, parse_input_shapes)
 from .onnx_ops import (_CONV_OPS, _DTYPES, _FREE_OPS, _FUSABLE, _GEMM_INPUTS, _INPUT_ELEMENTS,
                        _OPS_PER_ELEMENT, _PASS_THROUGH, _VECTOR)
@@ -158,9 +158,7 @@ def _gemm_row(g: _Graph, node, attrs, name: str) -> tuple[dict | None, str | Non
         # channels must be those (shape inference does not check a --input-shape against them)
         want = w[0] if op == "ConvTranspose" else w[1] * groups
         if isinstance(c, int) and isinstance(want, int) and c != want:
-            raise InputError(g.src, f"node {name!r}", f"{c} input channels",
-                             f"its weights {w_name!r} {tuple(w)} (group {groups}) take {want}; "
-                             "check --input-shape")
+            refuse_width(g.src, name, f"{c} input channels", w_name, w, want, f" (group {groups})")
         if op == "ConvTranspose":
             # Lowered to its equivalent GEMM (col2im form): every input pixel times the
             # (C/g) x (M/g * kh * kw) weight, i.e. a 1x1 conv over the input with out_c =
@@ -199,8 +197,7 @@ def _gemm_row(g: _Graph, node, attrs, name: str) -> tuple[dict | None, str | Non
         m, k = (a[1], a[0]) if attrs.get("transA") else a
         n, kw = (w[0], w[1]) if attrs.get("transB") else (w[1], w[0])
         if isinstance(k, int) and isinstance(kw, int) and k != kw:   # as Conv's channels
-            raise InputError(g.src, f"node {name!r}", f"an input {k} wide",
-                             f"its weights {w_name!r} {tuple(w)} take {kw}; check --input-shape")
+            refuse_width(g.src, name, f"an input {k} wide", w_name, w, kw)
         row.update(op="matmul", m=m, k=k, n=n, weights="static" if static else "dynamic")
         if static:
             row.update(_sparsity(g, w_name, 1 if attrs.get("transB") else 0))
@@ -321,36 +318,35 @@ def import_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | Non
             res.nodes_free += 1      # int32/int64 gather: index/shape bookkeeping
             res.free_names.append(name)
             continue
-        if op in ("LSTM", "GRU"):
-            from .onnx_rnn import add_recurrent
-            why = add_recurrent(res, g, node, attrs, name, namer, src)
-            if why is None:
-                continue
-            row = None
-        elif op in _GEMM_INPUTS:
-            row, why = _gemm_row(g, node, attrs, name)
-        elif op in _VECTOR:
-            row, why = _vector_row(g, node, attrs, name)
+        if op in ("LSTM", "GRU"):     # a node of several rows (.onnx_rnn)
+            from .onnx_rnn import recurrent_rows
+            rows, why = recurrent_rows(g, node, attrs, name)
         else:
-            row, why = None, f"no cost model for op {node.domain + '.' if node.domain else ''}{op}"
-        if row is None:
+            if op in _GEMM_INPUTS:
+                row, why = _gemm_row(g, node, attrs, name)
+            elif op in _VECTOR:
+                row, why = _vector_row(g, node, attrs, name)
+            else:
+                row, why = None, ("no cost model for op "
+                                  f"{node.domain + '.' if node.domain else ''}{op}")
+            rows = None if row is None else [row]
+        if rows is None:
             after = next((uncosted[i] for i in inputs if i in uncosted), None)
             if after is not None and "unknown after shape inference" in why:
                 why = f"its input comes from node {after!r}, which was not costed"
             res.unsupported.append((name, op, why))
             uncosted.update({o: name for o in node.output})
             continue
-        row = {k: v for k, v in row.items() if v is not None}
+        rows = [{k: v for k, v in r.items() if v is not None} for r in rows]
         try:
-            layer = make_layer(row, src)
+            layers = [make_layer(r, src) for r in rows]
         except InputError as exc:   # e.g. a shape the trace cannot express
             res.unsupported.append((name, op, exc.detail))
             uncosted.update({o: name for o in node.output})
             continue
         if op in _GEMM_INPUTS:
-            res.macs += layer.macs * row.get("count", 1)
             gemm_outputs.update(o for o in node.output[:1])
-        else:
+        elif op in _VECTOR:
             # Bias adds and (de)quantization scales by a static operand also run in the
             # GEMM's output pipeline (assumption: per-channel scale/bias units at the array edge).
             # The other operand must be static or at most one value per output channel.
@@ -358,13 +354,17 @@ def import_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | Non
                                          and _per_channel(g, inputs[1], node.output[0]))
             if (fusable and inputs and inputs[0] in gemm_outputs
                     and g.consumers.get(inputs[0], 0) == 1):
-                row["fused"] = True
+                rows[0]["fused"] = True
                 gemm_outputs.update(node.output[:1])
-            res.vector_ops += layer.vector_ops
-        row["name"] = namer.unique(row["name"])
-        res.rows.append(row)
+        for row, layer in zip(rows, layers):
+            if layer.kind == "gemm":
+                res.macs += layer.macs * row.get("count", 1)
+            else:
+                res.vector_ops += layer.vector_ops
+            row["name"] = namer.unique(row["name"])
+            res.rows.append(row)
         res.nodes_costed += 1
-        res.costed_names.append(row["name"])
+        res.costed_names.append(rows[0]["name"] if len(rows) == 1 else name)
     if not res.rows:
         why = "; ".join(f"{n} ({o}: {w})" for n, o, w in res.unsupported[:3])
         raise InputError(src, None, message="nothing importable: no node could be costed"

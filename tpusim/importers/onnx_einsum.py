@@ -62,8 +62,7 @@ def einsum_row(g, node, attrs, name: str) -> tuple[dict | None, str | None]:
     importer's graph (shapes, dtypes, static tensors)."""
     if len(node.input) != 2:
         return None, f"Einsum of {len(node.input)} operands (two are costed)"
-    eq = attrs.get("equation", b"")
-    eq = eq.decode() if isinstance(eq, bytes) else str(eq)
+    eq = str(attrs.get("equation", ""))
     a_name, w_name = node.input
     lhs, arrow, out = eq.replace(" ", "").partition("->")
     if a_name in g.static and w_name not in g.static and lhs.count(",") == 1:

@@ -155,9 +155,20 @@ def _shapes_of(graph, out: dict[str, tuple[int, ...] | None], dtypes: dict[str, 
         dtypes[t.name] = t.data_type
 
 
+def refuse_width(src: str, name: str, got: str, w_name: str, w: tuple, want: int,
+                 how: str = "") -> None:
+    """The one-line InputError for node ``name``'s input (``got``, e.g. "an input 9 wide") that
+    its weights ``w_name`` of shape ``w`` do not take (``want``; ``how``: e.g. " (group 2)"):
+    shape inference does not check a --input-shape against the weights, so it says to."""
+    raise InputError(src, f"node {name!r}", got, f"its weights {w_name!r} {tuple(w)}{how} take "
+                     f"{want}; check --input-shape")
+
+
 def _attrs(node) -> dict[str, Any]:
+    """A node's attributes by name, string ones as text (onnx gives them as bytes)."""
     import onnx
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    vals = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    return {k: v.decode() if isinstance(v, bytes) else v for k, v in vals.items()}
 
 
 def _ms_shape(node, shapes, attrs) -> tuple[int, ...] | None:

@@ -33,15 +33,12 @@ def recurrent_rows(g, node, attrs, name: str) -> tuple[list[dict[str, Any]] | No
         return None, f"{op} sizes unknown after shape inference: input {tuple(x)}, W {tuple(w)}"
     if w[1] != gates * hidden:
         return None, f"{op} weights {tuple(w)} do not hold {gates} gates of {hidden}"
-    direction = attrs.get("direction", b"forward")
-    direction = direction.decode() if isinstance(direction, bytes) else str(direction)
+    direction = attrs.get("direction", "forward")
     if dirs != (2 if direction == "bidirectional" else 1):
         return None, f"{op} is {direction} but its W holds {dirs} directions"
     if feat != w[2]:    # a valid model's agree: the --input-shape given
-        from ..errors import InputError
-        raise InputError(g.src, f"node {name!r}", f"an input {feat} wide",
-                         f"its weights {node.input[1]!r} {tuple(w)} take {w[2]}; check "
-                         "--input-shape")
+        from .onnx_graph import refuse_width
+        refuse_width(g.src, name, f"an input {feat} wide", w_name, w, w[2])
     dt = {"act_dtype": g.dtype(x_name)}
     def weights(t: str) -> dict[str, Any]:
         return {"weights": "static" if t in g.static else "dynamic",
@@ -59,26 +56,4 @@ def recurrent_rows(g, node, attrs, name: str) -> tuple[list[dict[str, Any]] | No
     ], None
 
 
-def add_recurrent(res, g, node, attrs, name: str, namer, src: str) -> str | None:
-    """Append an LSTM/GRU node's rows to the import ``res`` (its MACs and vector ops counted);
-    None when done, else why the node is not costed."""
-    from ..errors import InputError
-    from ..workload import make_layer
-    rows, why = recurrent_rows(g, node, attrs, name)
-    if rows is None:
-        return why
-    try:
-        layers = [make_layer(r, src) for r in rows]
-    except InputError as exc:   # a size the trace cannot hold
-        return exc.detail
-    for r, layer in zip(rows, layers):
-        res.macs += layer.macs * r.get("count", 1)
-        res.vector_ops += layer.vector_ops
-        r["name"] = namer.unique(r["name"])
-        res.rows.append(r)
-    res.nodes_costed += 1
-    res.costed_names.append(name)
-    return None
-
-
-__all__ = ["recurrent_rows", "add_recurrent"]
+__all__ = ["recurrent_rows"]
