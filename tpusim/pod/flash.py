@@ -43,10 +43,10 @@ diagonal, which a causal kernel visits without computing or fetching, cost nothi
 forward's grid runs heads in parallel (splash's first grid axis is ``parallel``): on a chip of
 several cores each core takes whole KV heads of a layer (a tile instance is ``cores`` heads'
 tiles, one per core, ``batch`` = cores), so K_j and V_j cross HBM once per tile, not once
-per core. The backward kernels' grids have no
-parallel axis (splash: "the prefetch schedule assumes no megacore"), so on v4/v5p they run on
-one of the two cores: their rows are priced on one core (:func:`single_core`,
-``pod/costs.py``); D's pre-pass is an XLA op of its own, split between the cores.
+per core. The backward kernels' grids have no parallel axis (splash: "the prefetch schedule
+assumes no megacore"), so on v4/v5p they run on one of the two cores: their rows are priced
+on one core (:func:`single_core`, ``pod/costs.py``); D's pre-pass is an XLA op of its own,
+split between the cores.
 
 Assumptions: the fp32 per-row statistics (L written by the forward, L and D read per backward
 tile, D written by the pre-pass) are left out, 2/d of the O bytes each. The G query heads of a KV
