@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._input import decode, json_no_duplicates, suggest
+from .._input import json_no_duplicates, read_text, suggest
 from ..errors import InputError
 
 FIELDS = ("arrival_s", "input_tokens", "output_tokens")
@@ -44,8 +44,7 @@ def load_requests(path: Path | str) -> list[Request]:
                          if path.is_dir() else "no such file")
     out: list[Request] = []
     last = 0.0
-    for no, line in enumerate(decode(path.read_bytes(), str(path), "requests file")
-                              .splitlines(), 1):
+    for no, line in enumerate(read_text(path, "requests file").splitlines(), 1):
         if not line.strip():
             continue
         where = f"line {no}"
