@@ -159,8 +159,8 @@ def serve(config, model, chips, parallel, requests_file, synthetic, num_requests
         st.notes.append(f"engine shapes: prefill chunks {list(shapes.prefill_chunks) or 'none'}"
                         f", fixed batch {'on' if shapes.fixed_batch else 'off'}, attention block "
                         f"{shapes.attention_block} keys, decode hold {shapes.decode_hold:g}, "
-                        f"logits of {'every' if shapes.all_logits else 'the sampled'} token"
-                        f"{'' if shapes.all_logits else 's'}")
+                        "logits of "
+                        + ("every token" if shapes.all_logits else "the sampled tokens"))
     out = out_dir or default_out("serve", config, st.cost.full.name,   # the canonical name
                                  skip=("out_dir", "no_html", "plotlyjs"))
     prov = command_provenance_of(chip, config, overrides,
