@@ -183,6 +183,18 @@ def test_pp_send_with_sequence_parallel_carries_one_tp_share():
     assert got == {"plain": 2 * act, "sp": 2 * act / 2}
 
 
+def test_moe_all_to_all_with_sequence_parallel_carries_one_tp_share():
+    # with sp each of the tp ranks holds 1/tp of a replica's tokens and dispatches only those:
+    # per MoE layer per pass 2 all-to-alls of tokens x top_k x hidden bf16 (dropless), 1/tp each
+    moe = custom_config(name="moe", hidden=512, layers=2, heads=8, kv_heads=8, ffn=1024,
+                        vocab=1024, gated=True, act="silu", norm="rmsnorm", experts=4, top_k=2)
+    kw = dict(seq=64, global_batch=4, remat="none")
+    got = {sp: train_step(CHIP, moe, _slice("2x2"), ParallelSpec(ep=2, tp=2,
+                                                                 sequence_parallel=sp), **kw)
+           .collective_bytes_per_chip["ep_all_to_all"]["ici"] for sp in (False, True)}
+    assert got[True] == pytest.approx(got[False] / 2)
+
+
 def test_moe_expert_parallel_all_to_all():
     moe = custom_config(name="moe", hidden=512, layers=2, heads=8, kv_heads=8, ffn=1024,
                         vocab=1024, gated=True, act="silu", norm="rmsnorm", experts=4, top_k=2)

@@ -283,8 +283,11 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     tp_hidden = under_w + under_d - tp_late
     # the all-to-alls move the mean load (top_k pairs per token; a dropped kernel's capacity
     # slots), while the expert compute runs at the busiest shard's (pod/moe.py): the ragged
-    # exchange's imbalance is left out (assumption, about 1% of its bytes for Mixtral at ep=8)
-    a2a = act * all_to_all_rows(model, seq, kernel) / seq if model.moe else 0.0
+    # exchange's imbalance is left out (assumption, about 1% of its bytes for Mixtral at ep=8);
+    # with sp each tp rank holds, dispatches and sends on (pp) only its 1/tp of the tokens (the
+    # tp gather before the experts' column-parallel GEMMs is the block's sp traffic, above)
+    own = act / (spec.tp if spec.sequence_parallel else 1)
+    a2a = own * all_to_all_rows(model, seq, kernel) / seq if model.moe else 0.0
     ep_c = all_to_all(a2a, pl.of("ep"))
     ep_block = 2 * ep_c.total_s if model.moe else 0.0
     # The recompute reruns both all-to-alls whenever it reruns anything: their outputs are no
@@ -292,9 +295,7 @@ def train_step(chip, model: LlmConfig, sl: Slice, spec: ParallelSpec, seq: int,
     # and the combine's backward the returned expert outputs.
     ep_redo = ep_block if redo_names else 0.0
     pp_axes = pl.of("pp")
-    # with sp each tp rank holds 1/tp of the boundary activation and sends only that
-    pp_c = permute(act / (spec.tp if spec.sequence_parallel else 1), pp_axes[0]) \
-        if pp_axes else None
+    pp_c = permute(own, pp_axes[0]) if pp_axes else None
     pp_one = pp_c.total_s if pp_c else 0.0
 
     # Optimizer (Adam) on this chip's shard of every parameter.
