@@ -139,12 +139,19 @@ def test_measurement_shapes_and_the_linear_activation(tmp_path):
 def test_validate_scores_the_preset_on_a_file_it_was_not_fitted_on(tmp_path):
     from tpusim.fidelity_vector import split_measurements
     p = tmp_path / "held_out.csv"
-    p.write_text("op,shape,elements,dtype,latency_us\nrelu,4096,4096,float16,0.95\n"
-                 "add,64x128,8192,float16,1.06\n")
+    # shapes the shipped fit never saw (its fingerprints: relu 4096 and add 64x128 it did)
+    p.write_text("op,shape,elements,dtype,latency_us\nrelu,4000,4000,float16,0.95\n"
+                 "add,60x100,6000,float16,1.06\n")
     gemm, rows = split_measurements([p])
     assert gemm is None and [r["status"] for r in rows] == ["ok", "ok"]
     assert all("out of sample" in r["note"] for r in rows)
     assert all(abs(r["error"]) < 0.2 for r in rows)
+    # a fitted kernel among them: shown in-sample, and too few kernels to cross-validate
+    p.write_text("op,shape,elements,dtype,latency_us\nrelu,4096,4096,float16,0.95\n"
+                 "add,60x100,6000,float16,1.06\n")
+    _, rows = split_measurements([p])
+    assert [r["status"] for r in rows[:2]] == ["in-sample", "ok"]
+    assert rows[2]["status"].startswith("skipped: 2 kernels")
 
 
 def test_calibrate_cli_vector_file_bad_input_and_output(tmp_path):
@@ -176,3 +183,41 @@ def test_tpu_v4_vector_stream_counts_the_hbm_efficiency_once():
     bytes_ = 2 * e * 2                            # one fp16 input read, one output written
     stream_s = (lt.cycles - lt.overhead_cycles) / (chip.clock_ghz * 1e9)
     assert bytes_ / stream_s / 1.2e12 == pytest.approx(0.28, rel=0.03)
+
+
+def test_validate_tells_fitted_kernels_by_fingerprint_and_honours_calibrated(tmp_path):
+    # The vector check reads --calibrated (not the shipped preset), and a kernel the fit used
+    # is in-sample wherever it comes: here a copy of the fit's file with a comment line (another
+    # sha256) and one new kernel; only the new kernel is scored on the preset, and the file is
+    # cross-validated with the recipe's folds.
+    from .conftest import run_cli
+    from tpusim.fidelity_vector import split_measurements
+    planted = load_config("tpu_v4", **{"vector.launch_cycles": 700.0})
+    fit = _synthetic(tmp_path, planted)
+    out = tmp_path / "fit.yaml"
+    code, _, err = run_cli("calibrate", "tpu_v4", fit, "--out", out, "--folds", "3")
+    assert code == 0, err
+    copy = tmp_path / "copy.csv"
+    lines = fit.read_text().splitlines()
+    copy.write_text("\n".join(["# a copy", *lines, "relu,7x3000,21000,float16,1.0"]) + "\n")
+    _, rows = split_measurements([copy], out)
+    preset = [r for r in rows if r["metric"] == "latency (fit preset)"]
+    assert [r["status"] for r in preset] == ["in-sample"] * (len(lines) - 1) + ["ok"]
+    cv = [r for r in rows if "3-fold CV" in r["metric"]]
+    assert len(cv) == len(lines) and all(r["status"] == "ok" for r in cv)
+    # the shipped preset never saw these kernels: every one scored on it, none cross-validated
+    _, shipped = split_measurements([copy])
+    assert {r["status"] for r in shipped} == {"ok"} and len(shipped) == len(lines)
+
+
+def test_a_file_of_matmuls_and_vector_ops_is_refused_by_both_fits(tmp_path):
+    from .conftest import run_cli
+    m = tmp_path / "mixed.csv"
+    m.write_text("op,m,k,n,shape,latency_us\nmatmul,128,128,128,,2.0\nmatmul,256,128,128,,2.5\n"
+                 "relu,,,,4096,0.9\n")
+    code, _, err = run_cli("calibrate", "tpu_v4", m, "--out", tmp_path / "o.yaml",
+                           "--folds", "2")
+    assert code == 2 and "line 4" in err and "mixes matmuls and vector ops" in err
+    assert not (tmp_path / "o.yaml").exists()
+    code, _, err = run_cli("validate", "--no-pods", "--measurements", m, "--out", tmp_path / "v")
+    assert code == 2 and "mixes matmuls and vector ops" in err

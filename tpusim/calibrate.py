@@ -262,10 +262,24 @@ def round_values(values: dict[str, float], params: list[FitParam]) -> dict[str, 
     return out
 
 
-def kfold(n: int, folds: int, seed: int) -> list[np.ndarray]:
+def check_not_mixed(ms: Measurements) -> None:
+    """One-line InputError for a file of matmuls and vector ops together: each has its own fit
+    (a vector op in the matmul fit would be priced as a matmul kernel's launch)."""
+    kinds = {r.layer.kind == "vector" for r in ms.rows}
+    if len(kinds) > 1:
+        first = next(r for r in ms.rows if (r.layer.kind == "vector") != (ms.rows[0].layer.kind
+                                                                          == "vector"))
+        raise InputError(ms.source, f"line {first.line}", first.layer.op, "mixes matmuls and "
+                         "vector ops; calibrate and validate them from separate files")
+
+
+def kfold(n: int, folds: int, seed: int, source: str = "measurements") -> list[np.ndarray]:
     """Test-index sets of ``folds`` disjoint folds covering ``range(n)`` (seeded permutation)."""
-    if folds < 2 or folds > n:
-        raise InputError("folds", None, folds, f"must be between 2 and the {n} measurements")
+    if folds < 2:
+        raise InputError(source, "folds", folds, "cross-validation needs at least 2 folds")
+    if folds > n:
+        raise InputError(source, "folds", folds, f"{folds}-fold cross-validation needs at least "
+                         f"{folds} kernels; the file has {n}")
     perm = np.random.default_rng(seed).permutation(n)
     return [np.sort(part) for part in np.array_split(perm, folds)]
 
@@ -317,13 +331,14 @@ def calibrate(config: ChipConfig | str, measurements: Measurements | str | Path,
                          "the default fit needs the pipelined model; name parameters with --fit")
     ms = measurements if isinstance(measurements, Measurements) \
         else read_measurements(measurements)
+    check_not_mixed(ms)
     forced = base.check_format(fmt, "fmt") if fmt else None
     fmts = formats_for(base, ms, forced)
     params = make_params(fit_spec)
     shape = [p for p in params if p.path != OVERHEAD]
     model = _Model(base, ms, fmts, shape)
     n = len(ms)
-    test_sets = kfold(n, folds, seed)
+    test_sets = kfold(n, folds, seed, ms.source)
 
     full = fit(model, params, np.arange(n), loss)
     if not full.converged:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .calibrate import error_stats, formats_for, kfold, predict_us
+from .calibrate import check_not_mixed, error_stats, formats_for, kfold, predict_us
 from .config import ChipConfig, load_config
 from .errors import InputError
 from .formats import get_format
@@ -228,8 +228,8 @@ def calibrate_vector(config: ChipConfig | str, measurements: Measurements | str,
     ms = measurements if isinstance(measurements, Measurements) \
         else read_measurements(measurements)
     if not is_vector_file(ms):
-        raise InputError(ms.source, None, message="mixes matmuls and vector ops; calibrate "
-                         "them from separate files")
+        check_not_mixed(ms)
+        raise InputError(ms.source, None, message="no vector ops: a matmul file")
     fmts = formats_for(base, ms, None)
     k = _Kernels.of(base, ms, fmts)
     meas = ms.latency_us
@@ -243,7 +243,7 @@ def calibrate_vector(config: ChipConfig | str, measurements: Measurements | str,
     chip = chip_with(base, values)
     cv = np.zeros(n)
     fold_values = []
-    tests = kfold(n, folds, seed)
+    tests = kfold(n, folds, seed, ms.source)
     for test in tests:
         train = np.setdiff1d(np.arange(n), test)
         xf, _ = _fit(k, meas, train, x0, loss)
@@ -259,7 +259,8 @@ def calibrate_vector(config: ChipConfig | str, measurements: Measurements | str,
 
 
 def vector_yaml(cal: VectorCalibration, base_source: Path | str | None, name: str,
-                command: str) -> str:
+                command: str, base: str | None = None,
+                overrides: dict | None = None) -> str:
     """The calibrated config: the base YAML with the vector fields rewritten in place under a
     header (command, data sha256, errors, the ``tpusim-calibrate-vector`` record)."""
     import json
@@ -267,8 +268,10 @@ def vector_yaml(cal: VectorCalibration, base_source: Path | str | None, name: st
     from .calibrated_config import fmt_stats, yaml_with_marks
 
     ms, st = cal.measurements, cal.stats
-    rec = {"base": cal.base.name, "measurements": Path(ms.source).name, "sha256": ms.sha256,
-           "rows": len(ms), "folds": len(cal.folds), "seed": cal.seed, "loss": cal.loss}
+    # base: the CONFIG as given (a preset name or a file), so that validate can re-run the fit
+    rec = {"base": base or cal.base.name, "measurements": Path(ms.source).name,
+           "sha256": ms.sha256, "rows": len(ms), "folds": len(cal.folds), "seed": cal.seed,
+           "loss": cal.loss, "set": overrides or {}}
     header = [f"# {name}: {cal.base.name} with its vector unit fitted by tpusim calibrate on "
               "measured vector-kernel latencies. Re-create with:", f"#   {command}",
               f"# measurements: {Path(ms.source).name}, {len(ms)} kernels, sha256 {ms.sha256}",
@@ -281,7 +284,7 @@ def vector_yaml(cal: VectorCalibration, base_source: Path | str | None, name: st
              "vector.cores": cal.base.vector.cores}
     marks = [(path, v, "fitted (see header)" if path in values else "register shape used by the fit")
              for path, v in {**shape, **values}.items()]
-    text, check = yaml_with_marks(header, base_source, cal.chip, name, marks)
+    text, check = yaml_with_marks(header, base_source, cal.chip, name, marks, ("vector", ms))
     if check.vector != cal.chip.vector:
         raise RuntimeError("calibrated YAML does not round-trip the vector section")
     return text

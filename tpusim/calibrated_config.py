@@ -67,7 +67,7 @@ def calibrated_yaml(cal: Any, base_source: str | Path | None, name: str,
     marks = [(path, v, "set for the calibration (see header)") for path, v in edits.items()]
     was = {p: edits[p] if p in edits else get_path(cal.base, p) for p in values}
     marks += [(path, v, f"fitted (was {was[path]}; see header)") for path, v in values.items()]
-    text, check = yaml_with_marks(header, base_source, cal.chip, name, marks)
+    text, check = yaml_with_marks(header, base_source, cal.chip, name, marks, ("matmul", ms))
     for path, v in {**edits, **values}.items():
         if get_path(check, path) != v:
             raise RuntimeError(f"calibrated YAML does not round-trip {path}: "
@@ -76,13 +76,19 @@ def calibrated_yaml(cal: Any, base_source: str | Path | None, name: str,
 
 
 def yaml_with_marks(header: list[str], base_source: str | Path | None, chip: ChipConfig,
-                    name: str, marks: list[tuple[str, Any, str]]) -> tuple[str, ChipConfig]:
-    """A calibrated config's text (``header`` then the body) and the config it loads as. The body
-    is the base YAML with each (path, value, comment) of ``marks`` set in place when the base is
-    a YAML file, so its comments and sources survive; else ``chip`` dumped whole."""
+                    name: str, marks: list[tuple[str, Any, str]],
+                    fit: tuple[str, Any]) -> tuple[str, ChipConfig]:
+    """A calibrated config's text (``header``, the body, the fitted kernels' fingerprints) and
+    the config it loads as. The body is the base YAML with each (path, value, comment) of
+    ``marks`` set in place when the base is a YAML file, so its comments and sources survive
+    (less an earlier fit's fingerprints of the same kind); else ``chip`` dumped whole. ``fit``:
+    (kind, measurements) of the fit (:mod:`tpusim.fit_kernels`)."""
     import yaml
+
+    from .fit_kernels import fingerprint_line, without
+    kind, ms = fit
     if base_source is not None and Path(base_source).suffix in (".yaml", ".yml"):
-        lines = Path(base_source).read_text().splitlines()
+        lines = without(Path(base_source).read_text().splitlines(), kind)
         for path, v, comment in marks:
             lines = set_yaml_value(lines, path, v, comment)
         lines = set_yaml_value(lines, "name", name, "calibrated (see header)")
@@ -91,7 +97,7 @@ def yaml_with_marks(header: list[str], base_source: str | Path | None, chip: Chi
         raw = chip.model_dump(mode="json")
         raw["name"] = name
         body = yaml.safe_dump(raw, sort_keys=False)
-    text = "\n".join(header) + body
+    text = "\n".join(header) + body + fingerprint_line(kind, ms) + "\n"
     return text, load_config_text(text, name)
 
 

@@ -13,11 +13,12 @@ COLUMNS = ("check", "case", "metric", "unit", "predicted", "measured", "error", 
 
 def check_row(**kw: Any) -> dict[str, Any]:
     """A row with every column; ``error`` is predicted/measured - 1 (or the difference when
-    ``error_kind`` is ``absolute``) for rows whose status is ``ok``."""
+    ``error_kind`` is ``absolute``) for rows whose status is ``ok`` or ``in-sample``."""
     row = {c: None for c in COLUMNS}
     row.update(kw)
     p, m = row["predicted"], row["measured"]
-    if row["error"] is None and p is not None and m is not None and row["status"] == "ok":
+    if row["error"] is None and p is not None and m is not None \
+            and row["status"] in ("ok", "in-sample"):
         if row["error_kind"] == "absolute":
             row["error"] = p - m
         elif m:

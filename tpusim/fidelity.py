@@ -204,7 +204,7 @@ def run_checks(measurements: Path | list[Path] | None = None, calibrated: Path |
     from .fidelity_vector import split_measurements
     if calibrated is not None:
         tpu_v4_checks(None, calibrated)   # a bad --calibrated is reported before any data file
-    gemm, vector = split_measurements(measurements)   # vector files: tpu_v4 vector ops
+    gemm, vector = split_measurements(measurements, calibrated)   # vector files: vector ops
     v4 = tpu_v4_checks(gemm, calibrated)   # first: it checks the files the user named
     from .fidelity_bnn import finn_bnn_checks
     rows = (tpu_v1_checks() + v4 + vector + edge_tpu_checks() + serving_checks()

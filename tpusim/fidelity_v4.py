@@ -4,9 +4,10 @@ al., arXiv 2603.22535; not shipped, passed as ``--measurements``) against the ``
 The preset carries values fitted by ``tpusim calibrate`` with the recipe its header records
 (:func:`tpusim.calibrated_config.read_recipe`). Two groups of rows:
 
-* ``latency (tpu_v4 preset)``: the preset as users get it. On the file it was fitted on (same
-  sha256) these are in-sample, shown but not scored (status ``in-sample``); on any other file
-  (the held-out half) they are true predictions and scored.
+* ``latency (tpu_v4 preset)``: the preset as users get it. Kernels it was fitted on (by the
+  fingerprints the config ends with, :mod:`tpusim.fit_kernels`; without them, every kernel of a
+  file with the fit's sha256) are in-sample, shown but not scored (status ``in-sample``); the
+  others (the held-out half) are true predictions and scored.
 * ``latency (tpu_v4, k-fold CV)``: the recipe re-run on the given file by k-fold
   cross-validation, every kernel predicted by parameters fitted on the other folds; scored.
 """
@@ -67,40 +68,64 @@ def tpu_v4_checks(measurements: Path | None = None,
     chip = load_config(calibrated)
     fmt = (rec or {}).get("format")
     pre = predict_us(chip, ms, formats_for(chip, ms, fmt))
-    same = rec is not None and rec.get("sha256") == ms.sha256
-    if rec is None:
-        fitted_on, status = NO_FIT, "ok"
-    elif same:
-        fitted_on = f"{_what(rec)} fitted on all {len(ms)} kernels of {path.name} (this file)"
-        status = IN_SAMPLE
-    else:
-        fitted_on = (f"{_what(rec)} fitted on the {rec.get('rows', '?')} kernels of {data} "
-                     f"(sha256 {str(rec.get('sha256'))[:12]}), not on {path.name}")
-        status = "ok"
+    seen = fitted_rows(rec, ms, calibrated, "matmul")
+    fit_of = (f"{_what(rec)} fitted on the {rec.get('rows', '?')} kernels of {data} (sha256 "
+              f"{str(rec.get('sha256'))[:12]})") if rec else NO_FIT
     note = f"{shipped_name(calibrated)}, format {fmt or chip.default_format}"
     rows = [check_row(check=CHECK, case=c, metric=f"latency ({label} preset)", unit="us",
-                      predicted=float(p), measured=float(m), fitted_on=fitted_on,
-                      status=status, error=float(p / m - 1), error_kind="relative", note=note)
-            for c, p, m in zip(cases, pre, meas)]
+                      predicted=float(p), measured=float(m),
+                      fitted_on=fit_of + (", this kernel among them" if s else
+                                          f", not on this kernel of {path.name}" if rec else ""),
+                      status=IN_SAMPLE if s else "ok", error=float(p / m - 1),
+                      error_kind="relative", note=note)
+            for c, p, m, s in zip(cases, pre, meas, seen)]
     if rec is None:
         rows.append(check_row(check=CHECK, case="calibrated (cross-validated)", metric="latency",
                               unit="us", fitted_on=NO_FIT, status="skipped: missing a "
                               f"tpusim-calibrate record in {shipped_name(calibrated)}"))
         return rows
+    if len(ms) < int(rec["folds"]):
+        rows.append(check_row(check=CHECK, case="calibrated (cross-validated)", metric="latency",
+                              unit="us", fitted_on=fit_of, status=f"skipped: {len(ms)} kernels "
+                              f"in {path.name}, fewer than the recipe's {rec['folds']} folds"))
+        return rows
     fit = rec.get("fit")
     fit_spec = {k: tuple(v) for k, v in fit.items()} if fit else None
-    cal = calibrate(rec["base"], ms, fit_spec=fit_spec, folds=int(rec["folds"]),
+    cal = calibrate(recipe_base(rec, calibrated), ms, fit_spec=fit_spec, folds=int(rec["folds"]),
                     seed=int(rec["seed"]), fmt=rec.get("format"), loss=rec.get("loss", "mean"),
                     overrides=rec.get("set") or {})
     k = len(cal.folds)
     fitted_cv = (f"{_what(rec)} fitted by {k}-fold CV on the {len(ms)} kernels of {path.name}: "
                  f"each kernel predicted by the fit on the other {k - 1} folds (its own held "
                  f"out; seed {cal.seed})")
-    sha = (f"same file as the calibration (sha256 {ms.sha256[:12]})" if same
-           else f"{path.name} differs from the file the calibration recorded (sha256)")
     fold_of = {int(i): f for f, test in enumerate(cal.folds) for i in test}
     rows += [check_row(check=CHECK, case=c, metric=f"latency ({label}, {k}-fold CV)", unit="us",
                        predicted=float(p), measured=float(m), status="ok", fitted_on=fitted_cv,
-                       note=f"fold {fold_of[i] + 1}; {sha}")
+                       note=f"fold {fold_of[i] + 1}; the preset's fit "
+                            f"{'saw' if seen[i] else 'did not see'} this kernel")
              for i, (c, p, m) in enumerate(zip(cases, cal.cv_us, meas))]
     return rows
+
+
+def fitted_rows(rec: dict | None, ms, config: Path, kind: str) -> list[bool]:
+    """Per kernel of ``ms``: was it among those the ``kind`` fit recorded in ``config`` used?
+    By the config's fingerprints (:mod:`tpusim.fit_kernels`); a config without them: every
+    kernel if ``ms`` is the fit's file (same sha256), else none."""
+    from .fit_kernels import fitted_mask, read_fingerprints
+    if rec is None:
+        return [False] * len(ms)
+    prints = read_fingerprints(config, kind)
+    if prints is None:
+        return [rec.get("sha256") == ms.sha256] * len(ms)
+    return fitted_mask(ms, prints)
+
+
+def recipe_base(rec: dict, config: Path) -> str:
+    """The CONFIG a recipe was fitted from: a preset name, a file as given, or that file beside
+    the calibrated ``config`` (a recipe made from another folder)."""
+    from .config import preset_names
+    base = str(rec["base"])
+    if base in preset_names() or Path(base).is_file():
+        return base
+    near = Path(config).parent / base
+    return str(near) if near.is_file() else base

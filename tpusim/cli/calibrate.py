@@ -184,7 +184,7 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
     text = calibrated_yaml(cal, base_path, name,
                            command_line(config, measurements, out, folds, seed, fits, fmt, loss,
                                         sets),
-                           recipe(cal, Path(str(config)).stem, overrides, fmt, fit_spec))
+                           recipe(cal, str(config), overrides, fmt, fit_spec))
     atomic_write_text(out, text)
     click.echo(f"wrote {out}")
 

@@ -39,6 +39,7 @@ def run_vector(config, ms, out: Path, folds: int, seed: int, loss: str, override
         vals = [fv[path] for fv in cal.fold_values if path in fv]
         p.add_row(path, f"{v:g}", f"{min(vals):g} .. {max(vals):g}" if vals else "")
     con.print(p)
-    text = vector_yaml(cal, find_config(config), out.stem, command)
+    text = vector_yaml(cal, find_config(config), out.stem, command, base=str(config),
+                       overrides=overrides)
     atomic_write_text(out, text)
     click.echo(f"wrote {out}")

@@ -60,6 +60,7 @@ class Measurement:
     latency_us: float
     std_us: float | None
     line: int
+    key: str = ""     # the kernel as measured (shape columns and dtype): tpusim.fit_kernels
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,9 @@ def read_measurements(path: str | Path) -> Measurements:
         if layer.count != 1:
             raise InputError(src, f"line {lineno}, column count", layer.count,
                              "a measurement is one kernel: count must be 1")
-        out.append(Measurement(layer.name, layer, dtype, lat, std, lineno))
+        key = ";".join(f"{c}={v}" for c, v in sorted({**trace, "shape": shape}.items())
+                       if c != "name" and v != "") + f";dtype={dtype}"
+        out.append(Measurement(layer.name, layer, dtype, lat, std, lineno, key))
     if not out:
         raise InputError(src, None, message="no measurement rows after the header")
     return Measurements(src, hashlib.sha256(data).hexdigest(), tuple(out))

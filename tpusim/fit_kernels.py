@@ -1,0 +1,50 @@
+"""Which measured kernels a calibration was fitted on, so that ``tpusim validate`` scores only the
+kernels a fit never saw, in whatever file they come (a copy of the fit's file, a subset of it, or
+both halves of a data set joined): a file's SHA-256 alone tells none of these apart.
+
+A calibrated config ends with one line per fit (``matmul`` or ``vector``) holding the fitted
+kernels' fingerprints: the first 8 hex digits of the SHA-256 of each kernel's key (its shape
+columns and dtype as measured, :class:`tpusim.importers.measurements.Measurement`), sorted and
+joined. A kernel of another file whose key is among them counts as fitted (in-sample), even if it
+was measured again: the fit has seen that shape's latency (assumption: stricter than matching
+the latency too, and 2^-32 per pair makes a false match negligible).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+TAG = "# tpusim-fitted-kernels"
+WIDTH = 8
+
+
+def _print(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:WIDTH]
+
+
+def fingerprint_line(kind: str, ms) -> str:
+    """The line a calibrated config carries for the kernels of ``ms`` a ``kind`` fit used."""
+    prints = sorted({_print(r.key) for r in ms.rows})
+    return f"{TAG} {kind} ({len(prints)}; see tpusim/fit_kernels.py): {''.join(prints)}"
+
+
+def without(lines: list[str], kind: str) -> list[str]:
+    """``lines`` less an earlier fit's fingerprint line of ``kind`` (a config calibrated again)."""
+    return [ln for ln in lines if not ln.startswith(f"{TAG} {kind} ")]
+
+
+def read_fingerprints(path: str | Path, kind: str) -> set[str] | None:
+    """The fingerprints of a ``kind`` fit in the config at ``path``; None if it has none."""
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(f"{TAG} {kind} ") and ": " in line:
+            text = line.rsplit(": ", 1)[1].strip()
+            return {text[i:i + WIDTH] for i in range(0, len(text), WIDTH)}
+    return None
+
+
+def fitted_mask(ms, prints: set[str]) -> list[bool]:
+    """Per kernel of ``ms``: was its key among the fit's?"""
+    return [_print(r.key) in prints for r in ms.rows]
+
+
+__all__ = ["TAG", "fingerprint_line", "without", "read_fingerprints", "fitted_mask"]
