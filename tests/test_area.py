@@ -90,3 +90,17 @@ def test_chip_area_is_arrays_plus_sram():
     assert 10 < a.total_mm2 < 331
     packed = chip_area(chip, "int8", macs_per_pe=2)
     assert packed.array_mm2 == pytest.approx(2 * a.array_mm2)
+
+
+def test_a_rate_below_one_is_a_slower_pe_not_a_smaller_array():
+    # tpu_v4's fp16 rate (0.59, fitted) is one MAC per PE taking longer than a cycle: the fp16
+    # array still holds 8 x 128 x 128 PEs of one fp16 MAC each; a rate above 1 packs MACs
+    from tpusim.area import hardware_area
+    chip = load_config("tpu_v4")
+    assert chip.formats["fp16"].rate < 1
+    a = hardware_area(chip, "fp16")
+    assert a.macs_per_pe == 1
+    assert a.array_mm2 == pytest.approx(chip.pes * mac_area_um2("fp16", chip.energy.node_nm,
+                                                               chip.name) / 1e6)
+    v5e = load_config("tpu_v5e")            # int8 rate 2: two int8 MACs per PE
+    assert hardware_area(v5e, "int8").macs_per_pe == 2

@@ -186,11 +186,13 @@ def chip_area(chip, fmt: str, macs_per_pe: float = 1.0) -> ChipArea:
 def hardware_area(chip, fmt: str) -> ChipArea:
     """The area of the datapath that runs ``fmt`` on ``chip``: an emulated format runs on the
     arrays of the format it is emulated with, a native one on arrays of its own PEs, each PE
-    holding the format's rate of MACs."""
+    holding the format's rate of MACs. A rate below 1 is one MAC taking more than a cycle (as
+    tpu_v4's fitted fp16 rate), not a fraction of a PE: the PE still holds one MAC (assumption:
+    no narrower, iterated multiplier)."""
     sup = chip.formats.get(fmt)
     if sup is not None and sup.emulate:
-        return chip_area(chip, sup.emulate, chip.formats[sup.emulate].rate)
-    return chip_area(chip, fmt, sup.rate if sup is not None else 1.0)
+        return chip_area(chip, sup.emulate, max(1.0, chip.formats[sup.emulate].rate))
+    return chip_area(chip, fmt, max(1.0, sup.rate) if sup is not None else 1.0)
 
 
 def area_summary(chip, fmt: str, peak_tops: float) -> dict[str, float | bool | str]:
