@@ -147,11 +147,17 @@ def test_conservation(config, workload, engine, detail):
         hbm = (row.hbm_read_bytes + row.hbm_write_bytes) * row.count
         assert moved[i] == pytest.approx(hbm, rel=1e-9, abs=1e-6), row.name
     layers = tracks["layers"]
-    # every row that takes time, in order (a fused op wholly hidden under its producer: none)
-    assert [e["args"]["row"] for e in layers] == [i for i, c in enumerate(df.cycles) if c > 0]
-    # the layers fill the run but for its fixed per-inference cost (timing.invoke_cycles)
+    # every row that takes time, in order (a fused op wholly hidden under its producer: none),
+    # then the fixed per-inference cost (timing.invoke_cycles per batch element) as its own row
     invoke_us = r.config.timing.invoke_cycles * r.summary["batch"] * us
-    assert sum(e["dur"] for e in layers) + invoke_us == pytest.approx(
+    rows = [i for i, c in enumerate(df.cycles) if c > 0] + ([len(df)] if invoke_us else [])
+    assert [e["args"]["row"] for e in layers] == rows
+    if invoke_us:
+        assert layers[-1]["dur"] == pytest.approx(invoke_us) and "invoke" in layers[-1]["name"]
+        assert busy[len(df)] == pytest.approx(invoke_us)
+    # the layers track fills the run: it ends at the summary's latency
+    assert sum(e["dur"] for e in layers) == pytest.approx(r.summary["latency_s"] * 1e6, rel=1e-6)
+    assert max(e["ts"] + e["dur"] for e in layers) == pytest.approx(
         r.summary["latency_s"] * 1e6, rel=1e-6)
     assert integral_bytes(tracks["counter"]) == pytest.approx(r.summary["hbm_bytes"], rel=1e-5)
     assert tl.unplaced_bytes == 0

@@ -276,6 +276,7 @@ def build_timeline(result: Any, detail: str = "layers", walk: Any = None) -> Tim
             b.add("layers", str(r.name), t, float(r.cycles) * r.count, idx)
             tl.rows.append(_row_record(r, idx, t, float(r.cycles) * r.count))
             t += float(r.cycles) * r.count
+        _invoke(b, chip, int(s.get("batch") or 1), t)
         return tl
     if detail != "blocks" or walk is None:
         raise ValueError(f"detail: {detail!r}; allowed: layers, or blocks with walk=")
@@ -307,4 +308,21 @@ def build_timeline(result: Any, detail: str = "layers", walk: Any = None) -> Tim
                 t += lt.cycles
         b.add("layers", layer.name, t0, t - t0, idx)
         tl.rows.append(_row_record(recs[idx], idx, t0, t - t0))
+    _invoke(b, chip, int(s.get("batch") or 1), t)
     return tl
+
+
+def _invoke(b: _Builder, chip: Any, batch: int, t: float) -> None:
+    """The fixed per-inference cost (``timing.invoke_cycles`` per batch element, which the
+    summary adds outside every layer row: layer_rules.run_summary) after the last layer, as
+    one row of its own on the layers and stalls tracks, so the timeline ends at the latency."""
+    cycles = chip.timing.invoke_cycles * batch
+    if cycles <= 0:
+        return
+    idx = len(b.tl.rows)
+    name = f"invoke ({batch} x fixed per-inference cost)"
+    b.tl.rows.append({"index": idx, "name": name, "op": "invoke", "kind": "overhead",
+                      "count": batch, "format": "", "bound": "invoke", "shape": "", "start": t,
+                      "cycles": cycles, "cycles_per_instance": chip.timing.invoke_cycles})
+    b.add("layers", name, t, cycles, idx)
+    b.add("stalls", name, t, cycles, idx, label="invoke")
