@@ -297,3 +297,25 @@ def test_trace_in_the_output_folder_is_one_of_the_runs_files(tmp_path):
     code, _, err = run_cli("run", "tpu_v1", "tpu_v1/mlp0", "--out", out, "--trace",
                            out / "summary.json")
     assert code == 2 and "one of the run's own files" in err
+
+
+@pytest.mark.parametrize("cmd", [("run", "tpu_v1", "tpu_v1/mlp0"),
+                                 ("run", "tpu_v5e", "llama3_8b_decode", "--chips", "8")])
+@pytest.mark.parametrize("where,why", [(".", "is the --out folder"),
+                                       ("layers.csv/t.json", "lies under layers.csv"),
+                                       ("report.html/t.json", "lies under report.html")])
+def test_a_trace_the_runs_own_writes_would_clash_with_is_refused_first(tmp_path, cmd, where,
+                                                                       why):
+    # the folder does not exist yet, so only the run's own file names can tell: refused before
+    # anything is simulated or written
+    out = tmp_path / "r"
+    code, _, err = run_cli(*cmd, "--out", out, "--trace", out / where)
+    assert code == 2 and why in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_a_sharded_runs_trace_takes_no_name_of_a_plain_runs_files(tmp_path):
+    out = tmp_path / "r"
+    code, _, err = run_cli("run", "tpu_v5e", "llama3_8b_decode", "--chips", "8", "--out", out,
+                           "--trace", out / "summary.json")
+    assert code == 2 and "one of the run's own files" in err and not out.exists()

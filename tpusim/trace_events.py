@@ -92,6 +92,15 @@ def check_trace_path(path: str | Path, out_dir: str | Path | None = None,
     if p.is_dir():
         raise InputError(str(p), None, message="is a directory; --trace takes a file path "
                          "such as trace.json")
+    if out_dir is not None:   # a path the run's own writes will turn into a folder or a file
+        rel = Path(os.path.relpath(os.path.abspath(p), os.path.abspath(out_dir)))
+        if rel == Path("."):
+            raise InputError(str(p), None, message="is the --out folder; --trace takes a file "
+                             "path such as trace.json")
+        if len(rel.parts) > 1 and rel.parts[0] in own:
+            raise InputError(str(p), None, message=f"lies under {rel.parts[0]}, one of the "
+                             "run's own files; name the trace something else, such as "
+                             "trace.json")
     if in_dir(p, out_dir) and p.name in own:
         raise InputError(str(p), None, message="is one of the run's own files; name the trace "
                          "something else, such as trace.json")

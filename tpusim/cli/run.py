@@ -273,7 +273,8 @@ def _sharded(config, workload, sets, chips, parallel, batch, out_dir, trace_path
     from .infer import step_line, step_trace_json
 
     chip, overrides = loaded_chip(config, sets)
-    own = ("sharded.json", "config.yaml", "report.html")
+    # and a plain run's files: the folder may hold one later, and a trace must not take a name
+    own = ("sharded.json", "config.yaml", "report.html", "summary.json", "layers.csv")
     if out_dir is not None:   # the default folder is named after the step, known once it is read
         trace_path = checked_trace(trace_path, out_dir, own)
     res, r, out = run_sharded(chip, workload, chips, parallel, batch, out_dir,
