@@ -59,6 +59,13 @@ def test_tp_all_reduces_on_the_critical_path():
     assert r.latency_s == pytest.approx(r.compute_s + r.collectives_s)
     assert r.schedule().waits_s["TP all-reduce"] == pytest.approx(65 * r.collectives[
         "tp_all_reduce_s"])
+    # the trace's collective spans carry the bytes each chip receives, as train's do: 65 ring
+    # all-reduces of 8 x 4096 bf16 (2 (N-1)/N of it each) and the logits' gather ((N-1)/N)
+    from tpusim.pod.schedule_view import schedule_trace
+    ev = schedule_trace(r.schedule())["traceEvents"]
+    got = sum(e["args"].get("ici_bytes", 0) for e in ev if e["ph"] == "X")
+    assert got == pytest.approx(65 * 2 * 7 / 8 * 8 * 4096 * 2 + 7 / 8 * 8 * 32000 * 2)
+    assert any(e["ph"] == "C" for e in ev)
 
 
 def test_int8_partial_sums_travel_as_bf16():

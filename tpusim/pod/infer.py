@@ -84,11 +84,11 @@ class InferResult:
             spans.append(Span(COMPUTE, self.phase, name, now, dur, 0))
             now += dur
 
-        def collective(kind: str, name: str, dur: float) -> None:
+        def collective(kind: str, name: str, dur: float, nbytes: float) -> None:
             nonlocal now
             if dur <= 0:
                 return
-            spans.append(Span(BLOCKING, kind, name, now, dur, 0))
+            spans.append(Span(BLOCKING, kind, name, now, dur, 0, ici_bytes=nbytes))
             spans.append(Span(COMPUTE, f"wait: {kind}", name, now, dur, 0))
             waits[kind] += dur
             now += dur
@@ -101,19 +101,21 @@ class InferResult:
         if self.parallel_block:
             adds = adds[-1:]
         tp = self.collectives.get("tp_all_reduce_s", 0.0)
+        tp_b = self.collectives.get("tp_all_reduce_bytes", 0.0)   # each chip receives, per call
         for o in ops[:first]:            # the lookups are summed before anything reads them
             compute(o["name"], o["seconds"])
             if o["name"] == "embed":
-                collective(TP_ALL_REDUCE, "embedding", tp)
+                collective(TP_ALL_REDUCE, "embedding", tp, tp_b)
         for layer in range(self.layers):
             for i, o in enumerate(block):
                 if i in adds:
                     collective(TP_ALL_REDUCE,
-                               f"layer {layer} {o['name'].removesuffix('_residual')}", tp)
+                               f"layer {layer} {o['name'].removesuffix('_residual')}", tp, tp_b)
                 compute(f"{o['name']} (layer {layer})", o["seconds"] / self.layers)
         for o in ops[last + 1:]:
             compute(o["name"], o["seconds"])
-        collective(LOGITS_GATHER, "lm_head", self.collectives.get("logits_all_gather_s", 0.0))
+        collective(LOGITS_GATHER, "lm_head", self.collectives.get("logits_all_gather_s", 0.0),
+                   self.collectives.get("logits_all_gather_bytes", 0.0))
         return Schedule(step_s=now, compute_s=sum(s.dur for s in spans if s.track == COMPUTE
                                                    and s.kind == self.phase),
                         waits_s={k: v for k, v in waits.items() if v > 0}, spans=spans)
