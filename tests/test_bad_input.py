@@ -13,10 +13,11 @@ import pytest
 from tpusim import fidelity, results
 from tpusim._input import MAX_DIM, load_yaml, suggest
 from tpusim.calibrate import read_measurements
-from tpusim.config import load_config
+from tpusim.config import find_config, load_config
 from tpusim.errors import InputError
 from tpusim.importers import load_workload
 from tpusim.workload import make_layer
+from .conftest import run_cli
 
 from .conftest import SCALESIM
 
@@ -110,7 +111,9 @@ def test_energy_and_area_table_files_get_the_same_checks(tmp_path):
                          (b"mac_pj_45nm: {int8: 1.5, int8: 2}\n", "'int8' appears twice"),
                          (b"mac_pj_45nm: {int8: true}\n", "mac_pj_45nm.int8: got 'true'; a "
                                                           "finite number > 0, not a boolean"),
-                         (b"mac_pj_45: {int8: 1}\n", "did you mean mac_pj_45nm?")):
+                         (b"mac_pj_45: {int8: 1}\n", "did you mean mac_pj_45nm?"),
+                         (b"sram_pj_per_bit_45nm: [[8192, 0.1], [8192, 0.2]]\n",
+                          "got '8192 bytes twice'; each capacity once")):
         p = write(tmp_path, "t.yaml", text)
         with pytest.raises(InputError, match=re.escape(needle)):
             tables.load(p)
@@ -795,3 +798,24 @@ def test_a_roofline_chart_the_os_will_not_take_is_refused_before_the_table(cli):
     code, out, err = cli("roofline", "default", "mlp0", "--out", "/proc/tpusim-roof.html")
     assert code == 2 and "/proc/tpusim-roof.html: cannot write" in one_line(err)
     assert out == ""
+
+
+def test_energy_fields_are_checked_where_the_config_is_read(tmp_path):
+    # a node outside the scaling table names the file (not the chip's name: field), or --set
+    y = tmp_path / "node5.yaml"
+    y.write_text(find_config("tpu_v1").read_text().replace("node_nm: 28 ", "node_nm: 5 "))
+    with pytest.raises(InputError, match=r"node5.yaml: energy.node_nm: got 5; the node "
+                                         r"scaling table covers 7-180 nm"):
+        load_config(y)
+    code, _, err = run_cli("run", "default", "tpu_v1/mlp0", "--set", "energy.node_nm=3",
+                           "--out", tmp_path / "o")
+    assert code == 2 and "--set: energy.node_nm: got 3;" in err and not (tmp_path / "o").exists()
+    # a MAC energy's format: its aliases as --format takes them, an unknown one with the list
+    assert load_config("default", **{"energy.mac_pj": {"bfloat16": 2.0}}).energy.mac_pj == \
+        {"bf16": 2.0}
+    with pytest.raises(InputError, match=r"int9: unknown format \(did you mean int8\?\); "
+                                         r"allowed: int8\|"):
+        load_config("default", **{"energy.mac_pj": {"int9": 1.0}})
+    code, _, err = run_cli("run", "default", "tpu_v1/mlp0", "--format", "int9", "--out",
+                           tmp_path / "o")
+    assert code == 2 and err.startswith("tpusim: error: --format: got 'int9'; unknown format")

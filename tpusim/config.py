@@ -164,6 +164,30 @@ class EnergyConfig(_Model):
     vector_op_pj: float | None = Field(None, ge=0, description="override, pJ per vector op")
     static_w: float = Field(0, ge=0, description="leakage and idle power, W")
 
+    @field_validator("node_nm")
+    @classmethod
+    def _node_in_the_table(cls, v: float) -> float:
+        """Checked where the config is read, so a bad node names its file or ``--set``."""
+        from .area import NODE_RANGE_NM
+        lo, hi = NODE_RANGE_NM
+        if not lo <= v <= hi:
+            raise ValueError(f"got {v:g}; the node scaling table covers {lo}-{hi} nm "
+                             "(Stillmaker & Baas 2017)")
+        return v
+
+    @field_validator("mac_pj")
+    @classmethod
+    def _formats_by_their_names(cls, v: dict[str, float]) -> dict[str, float]:
+        """Keys as ``--format`` takes them (bfloat16 is bf16), each a known format."""
+        out: dict[str, float] = {}
+        for name, pj in v.items():
+            try:
+                out[get_format(name).name] = pj
+            except InputError:
+                raise ValueError(f"{name}: unknown format{suggest(name, FORMAT_NAMES)}; "
+                                 f"allowed: {'|'.join(FORMAT_NAMES)}") from None
+        return out
+
 
 class ChipConfig(_Model):
     """One chip: ``array.count`` identical ``array.rows`` x ``array.cols`` MAC arrays at
@@ -203,9 +227,6 @@ class ChipConfig(_Model):
         if self.default_format not in self.formats:
             raise ValueError(f"default_format: {self.default_format!r} is not in formats "
                              f"({', '.join(self.formats)})")
-        for name in self.energy.mac_pj:
-            if name not in FORMAT_NAMES:
-                raise ValueError(f"energy.mac_pj.{name}: unknown format")
         return self
 
     # Derived quantities, in the units their names say.
@@ -232,7 +253,7 @@ class ChipConfig(_Model):
         return hbm.bandwidth_gbps * hbm.efficiency / self.clock_ghz   # GB/s / GHz = bytes/cycle
 
     def check_format(self, fmt: str, source: str | None = None) -> str:
-        name = get_format(fmt, source).name
+        name = get_format(fmt, source, None if source else "format").name   # --format: once
         if name not in self.formats:
             # an option names itself; a config's own field is its format field
             given = fmt if fmt == name else f"{fmt} ({name})"

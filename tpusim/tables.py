@@ -265,6 +265,10 @@ def load(path: str | Path, base: Tables = DEFAULT) -> Tables:
             changes[key] = sorted((_positive(src, f"{key}[{i}]", a),
                                    _positive(src, f"{key}[{i}]", b))
                                   for i, (a, b) in enumerate(pts))
+            caps = [a for a, _ in changes[key]]
+            if len(set(caps)) < len(caps):   # a log-log segment between them would be 0 wide
+                dup = next(a for a in caps if caps.count(a) > 1)
+                raise InputError(src, key, f"{dup:g} bytes twice", "each capacity once")
         else:
             changes[key] = _positive(src, key, value)
     out = base.replace(**changes)
