@@ -362,3 +362,14 @@ def test_a_bare_sparsity_pattern_is_a_list_of_one():
     assert load_config("tpu_v4", **{"array.sparsity": "2:4"}).array.sparsity == ["2:4"]
     assert load_config("tpu_v4", **{"array.sparsity": "unstructured"}).array.sparsity == \
         ["unstructured"]
+
+
+@pytest.mark.parametrize("act,width", [("int8", 1), ("bf16", 2)])
+def test_packed_weights_are_written_as_stored_and_read_at_the_datapath_width(write_csv, act,
+                                                                             width):
+    # the assumption compression.py states: the weight buffer is written with the stored (packed)
+    # bytes HBM delivered and read into the array at the datapath's width
+    p = write_csv(f"name,op,m,k,n,weight_dtype,act_dtype\ng,matmul,64,64,64,int4,{act}\n")
+    row = _row(tpusim.simulate("default", p), "g")
+    assert row["hbm_weight_read_bytes"] == 64 * 64 // 2
+    assert row["sram_weight_bytes"] == 64 * 64 // 2 + 64 * 64 * width

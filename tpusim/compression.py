@@ -15,9 +15,10 @@ thing and need no sparsity logic of their own:
   becomes the stored bytes over the datapath format's bytes per element (a float). Kept values
   are stored at the weight format's width (packed: int4 0.5 B, binary 1/8 B); N:M adds
   ceil(log2 M) metadata bits per kept value, unstructured a 1-bit-per-position bitmap, used only
-  when it is smaller than the dense tensor. Assumption: weights are decompressed (zeros filled
-  in or dropped by the array's metadata) and dequantized as they enter the weight buffer, so SRAM
-  weight traffic and the weight buffer's tiles stay at the datapath width.
+  when it is smaller than the dense tensor. Assumption: weights enter the weight buffer as
+  stored (its writes are the stored bytes, as read from HBM) and are decompressed (zeros filled
+  in or dropped by the array's metadata) and widened or dequantized as the array reads them, so
+  the buffer's reads, and the tiles it must hold, count at the datapath width.
 * **Dequantize**: integer or binary weights under a float datapath (W4A16) are dequantized on the
   vector unit, 2 element ops per stored value (scale and convert, ``VECTOR_OPS["dequantize"]``),
   as a fused vector row ``<name>.dequantize`` before the GEMM: it moves no bytes of its own and
