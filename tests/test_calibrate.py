@@ -195,6 +195,12 @@ def test_cli_writes_a_config_that_records_its_fit_and_is_byte_identical(cli, tmp
     assert hashlib.sha256(path.read_bytes()).hexdigest() in text
     assert "tpusim calibrate tpu_v4" in text and "cross-validation" in text
     assert "Jouppi 2023" in text                    # the preset's source comments survive
+    # the base (the shipped tpu_v4) is itself a calibration: its header and its fingerprints
+    # give way to this fit's, one of each, the vector fit's record and fingerprints kept
+    assert text.count("Generated; do not edit by hand") == 1
+    assert text.count("# tpusim-calibrate: ") == 1 and text.count("# tpusim-calibrate-vector: ") == 1
+    assert text.count("# tpusim-fitted-kernels matmul ") == 1
+    assert text.count("# tpusim-fitted-kernels vector ") == 1
     chip = load_config(out)
     rec = read_recipe(out)
     assert chip.name == "cal" and not chip.memory.sram.double_buffered

@@ -88,7 +88,8 @@ def yaml_with_marks(header: list[str], base_source: str | Path | None, chip: Chi
     from .fit_kernels import fingerprint_line, without
     kind, ms = fit
     if base_source is not None and Path(base_source).suffix in (".yaml", ".yml"):
-        lines = without(Path(base_source).read_text().splitlines(), kind)
+        lines = _without_header(without(Path(base_source).read_text().splitlines(), kind),
+                                header)
         for path, v, comment in marks:
             lines = set_yaml_value(lines, path, v, comment)
         lines = set_yaml_value(lines, "name", name, "calibrated (see header)")
@@ -99,6 +100,22 @@ def yaml_with_marks(header: list[str], base_source: str | Path | None, chip: Chi
         body = yaml.safe_dump(raw, sort_keys=False)
     text = "\n".join(header) + body + fingerprint_line(kind, ms) + "\n"
     return text, load_config_text(text, name)
+
+
+def _without_header(lines: list[str], header: list[str]) -> list[str]:
+    """A base that is itself a calibrated config of this kind (its first line says what ours
+    says after the name) less its generated header, through its record line: a fit re-run on
+    its own output carries one header, not two."""
+    said = header[0].split(": ", 1)[1].split(" ", 1)[1] if ": " in header[0] else ""
+    tag = next((h for h in header if h.startswith("# tpusim-calibrate")), "").split(" {")[0]
+    if not lines or not said or not tag or not lines[0].endswith(said):
+        return lines
+    for i, line in enumerate(lines):
+        if not line.startswith("#"):
+            return lines
+        if line.startswith(tag + " "):
+            return lines[i + 1:]
+    return lines
 
 
 def load_config_text(text: str, name: str) -> ChipConfig:
