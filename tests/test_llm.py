@@ -75,7 +75,7 @@ def test_moe_config_checked():
     with pytest.raises(InputError, match="top_k"):
         custom_config(hidden=64, layers=1, heads=4, kv_heads=4, ffn=128, vocab=10, experts=4,
                       top_k=5)
-    with pytest.raises(InputError, match="head_dim"):
+    with pytest.raises(InputError, match="head-dim"):
         custom_config(hidden=66, layers=1, heads=4, kv_heads=4, ffn=128, vocab=10)
     assert custom_config(hidden=66, layers=1, heads=4, kv_heads=4, ffn=128, vocab=10,
                          head_size=16).head_dim == 16
@@ -238,3 +238,30 @@ def test_train_gpt3_175b_on_v5p_512(cli, tmp_path):
 def test_workload_llm_without_a_preset_lists_the_scaled_family_too(cli):
     code, _, err = cli("workload", "llm")
     assert code == 2 and "give a PRESET (" in err and "|maxtext_scale_S)" in err
+
+
+@pytest.mark.parametrize("args", [
+    ("llama2_7b", "--layers", "2", "--ffn", "4096"),                       # preset overrides
+    ("--hidden", "512", "--layers", "2", "--heads", "6", "--head-dim", "64", "--vocab", "100",
+     "--experts", "4", "--top-k", "2", "--gated", "--act", "silu"),        # heads x 64 != 512, MoE
+])
+def test_cli_llm_trace_regenerates_from_its_own_line(cli, tmp_path, args):
+    # the trace's regenerate line names every dimension given, so it rebuilds the same trace
+    import shlex
+    a = tmp_path / "a.csv"
+    code, _, err = cli("workload", "llm", *args, "--phase", "decode", "--kv-len", "64", "--out", a)
+    assert code == 0, err
+    note = load_workload(a).notes[0]
+    line = shlex.split(note.split("regenerate: ", 1)[1])
+    assert line[:3] == ["tpusim", "workload", "llm"]
+    b = tmp_path / "b.csv"
+    code, _, err = cli(*line[1:], "--out", b)
+    assert code == 0, err
+    assert [r for r in a.read_text().splitlines() if not r.startswith("#")] == \
+        [r for r in b.read_text().splitlines() if not r.startswith("#")]
+    if "--head-dim" in args:     # the custom attention and experts as given
+        rows = {r.name: r for r in load_workload(a).layers}
+        assert rows["qkv_proj"].n == (6 + 2 * 6) * 64 and rows["o_proj"].k == 6 * 64
+        assert rows["expert_up"].macs == 2 * 1 * 512 * 2048   # one token to its top-2 experts
+    else:
+        assert "with --layers 2 --ffn 4096 given" in note

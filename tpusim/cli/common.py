@@ -260,3 +260,55 @@ def checked_trace(trace_path, out, own: tuple[str, ...]):
         return None
     from ..trace_events import check_trace_path
     return check_trace_path(trace_path, out, own)
+
+
+# A model's dimensions as options (train/infer's ``custom`` MODEL, workload llm's custom model
+# or preset overrides): (option, LlmConfig field, type, help).
+MODEL_DIMS = (("--hidden", "hidden", int, "hidden size."), ("--layers", "layers", int, "blocks."),
+              ("--heads", "heads", int, "query heads."),
+              ("--kv-heads", "kv_heads", int, "key/value heads (default = heads)."),
+              ("--head-dim", "head_size", int, "per-head size when heads x it != hidden."),
+              ("--ffn", "ffn", int, "FFN inner size (default 4 x hidden)."),
+              ("--vocab", "vocab", int, "vocabulary."),
+              ("--experts", "experts", int, "MoE experts per layer."),
+              ("--top-k", "top_k", int, "experts per token."))
+
+
+def model_dim_options(prefix: str):
+    """The options of :data:`MODEL_DIMS`, then ``--act``, ``--gated`` and ``--parallel-block``,
+    each help led by ``prefix``; the command receives them as ``dims`` (LlmConfig fields given,
+    via :func:`given_dims`)."""
+    opts = [click.option(flag, field, type=kind, help=prefix + text)
+            for flag, field, kind, text in MODEL_DIMS]
+    opts += [click.option("--act", type=click.Choice(["relu", "gelu", "silu"]), default=None,
+                          help=prefix + "FFN activation."),
+             click.option("--gated/--no-gated", default=None,
+                          help=prefix + "gated FFN (SwiGLU)."),
+             click.option("--parallel-block", is_flag=True, default=None,
+                          help=prefix + "attention and FFN in parallel (PaLM).")]
+
+    def wrap(f):
+        for o in reversed(opts):
+            f = o(f)
+        return f
+    return wrap
+
+
+def given_dims(kw: dict[str, Any]) -> dict[str, Any]:
+    """Pop :func:`model_dim_options`' values out of a command's keyword arguments: the
+    LlmConfig fields given (not None)."""
+    names = [field for _, field, _, _ in MODEL_DIMS] + ["act", "gated", "parallel_block"]
+    return {k: v for k in names if (v := kw.pop(k, None)) is not None}
+
+
+def dim_flags(dims: dict[str, Any]) -> str:
+    """``dims`` as the options that give them (a trace's regenerate line)."""
+    flag = {field: opt for opt, field, _, _ in MODEL_DIMS}
+    out = []
+    for k, v in dims.items():
+        if isinstance(v, bool):
+            out.append(f"--{'' if v else 'no-'}gated" if k == "gated" else
+                       f"--{k.replace('_', '-')}" if v else "")
+        else:
+            out.append(f"{flag.get(k, '--' + k.replace('_', '-'))} {v}")
+    return " ".join(o for o in out if o)

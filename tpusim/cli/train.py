@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import (checked_trace, command_provenance_of, default_out, loaded_chip,
-                     plotlyjs_option, set_option, write_outputs)
+from .common import (checked_trace, command_provenance_of, default_out, dim_flags, given_dims,
+                     loaded_chip, model_dim_options, plotlyjs_option, set_option, write_outputs)
 
 
 def _default_microbatches(spec, global_batch: int) -> int:
@@ -70,20 +70,7 @@ def _default_microbatches(spec, global_batch: int) -> int:
                    "token's FLOPs, as MaxText does), e.g. dropped:1.25.")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
               help="Search: how many of the best shardings to report.")
-@click.option("--hidden", type=int, help="custom MODEL: hidden size.")
-@click.option("--layers", type=int, help="custom MODEL: blocks.")
-@click.option("--heads", type=int, help="custom MODEL: query heads.")
-@click.option("--kv-heads", type=int, help="custom MODEL: key/value heads (default = heads).")
-@click.option("--head-dim", type=int, help="custom MODEL: per-head size when heads x it != hidden.")
-@click.option("--ffn", type=int, help="custom MODEL: FFN inner size (default 4 x hidden).")
-@click.option("--vocab", type=int, help="custom MODEL: vocabulary.")
-@click.option("--experts", type=int, help="custom MODEL: MoE experts per layer.")
-@click.option("--top-k", type=int, help="custom MODEL: experts per token.")
-@click.option("--act", type=click.Choice(["relu", "gelu", "silu"]), default=None,
-              help="custom MODEL: FFN activation.")
-@click.option("--gated/--no-gated", default=None, help="custom MODEL: gated FFN (SwiGLU).")
-@click.option("--parallel-block", is_flag=True, default=None,
-              help="custom MODEL: attention and FFN in parallel (PaLM).")
+@model_dim_options("custom MODEL: ")
 @click.option("--trace", "trace_path", default=None, metavar="FILE.json",
               help="Also write the step's per-layer schedule (compute, ICI collectives) as a "
                    "Chrome/Perfetto trace (open it in ui.perfetto.dev).")
@@ -93,9 +80,8 @@ def _default_microbatches(spec, global_batch: int) -> int:
               help="Directory for train.json (default results/train-<config>-<model>[-<options>]/, "
                    "named for every option given that changes the step).")
 def train(config, model, chips, topology, slices, seq, global_batch, batch_per_chip, parallel,
-          remat, microbatches, attention, flash_blocks, moe, top, hidden, layers, heads,
-          kv_heads, head_dim, ffn, vocab, experts, top_k, act, gated, parallel_block, trace_path,
-          sets, out_dir):
+          remat, microbatches, attention, flash_blocks, moe, top, trace_path, sets, out_dir,
+          **dims_given):
     """One training step of MODEL (an LLM preset, e.g. llama2_70b, or ``custom`` with its
     dimensions as options) on chip CONFIG's slice.
 
@@ -124,10 +110,7 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
     from ..pod.flash_blocks import FlashBlocks
     kernel = parse_moe(moe)
     chip, overrides = loaded_chip(config, sets)
-    dims = {"hidden": hidden, "layers": layers, "heads": heads, "kv_heads": kv_heads,
-            "head_size": head_dim, "ffn": ffn, "vocab": vocab, "experts": experts,
-            "top_k": top_k, "act": act, "gated": gated, "parallel_block": parallel_block}
-    dims = {k: v for k, v in dims.items() if v is not None}
+    dims = given_dims(dims_given)
     if model == "custom":
         missing = [f"--{f}" for f in ("hidden", "layers", "heads", "vocab") if f not in dims]
         if missing:
@@ -137,7 +120,7 @@ def train(config, model, chips, topology, slices, seq, global_batch, batch_per_c
         dims.setdefault("ffn", 4 * dims["hidden"])
         cfg = custom_config(name="custom", norm="rmsnorm", positions="rope", **dims)
     elif dims:
-        raise InputError("tpusim train", None, ", ".join(f"--{k}" for k in dims),
+        raise InputError("tpusim train", None, dim_flags(dims),
                          "model dimensions go with MODEL custom; presets have theirs")
     else:
         cfg = get_preset(model)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from .common import dim_flags, given_dims, model_dim_options
+
 
 @click.group()
 def workload():
@@ -31,19 +33,12 @@ def workload():
               help="KV-cache dtype (default: --dtype): the format attention reads K and V in.")
 @click.option("--logits", type=click.Choice(["all", "last"]), default="all", show_default=True,
               help="LM head on every new token, or on the last one only (serving prefill).")
-@click.option("--hidden", type=int, help="Hidden size (custom model or override).")
-@click.option("--layers", type=int, help="Blocks.")
-@click.option("--heads", type=int, help="Query heads.")
-@click.option("--kv-heads", type=int, help="Key/value heads (GQA; default = heads).")
-@click.option("--ffn", type=int, help="FFN inner size (default 4 x hidden).")
-@click.option("--vocab", type=int, help="Vocabulary size (LM head).")
-@click.option("--gated/--no-gated", default=None, help="Gated FFN (gate+up+down, SwiGLU).")
+@model_dim_options("custom model or override of PRESET: ")
 @click.option("--norm", type=click.Choice(["layernorm", "rmsnorm"]), default=None,
               help="Norm type.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Trace CSV to write (default NAME_PHASE.csv in the current dir).")
-def llm(preset, phase, batch, seq, kv_len, dtype, kv_dtype, logits, hidden, layers, heads,
-        kv_heads, ffn, vocab, gated, norm, out):
+def llm(preset, phase, batch, seq, kv_len, dtype, kv_dtype, logits, norm, out, **dims):
     """Write an LLM trace for PRESET or a custom config (no PRESET, or ``custom``, with the
     dimensions as options). PRESET: gpt2, bert_base, gpt3_175b,
     gptj_6b, llama2_7b, llama2_13b, llama2_70b, llama3_8b, llama3_70b, llama3_1_8b, llama3_1_70b,
@@ -57,7 +52,7 @@ def llm(preset, phase, batch, seq, kv_len, dtype, kv_dtype, logits, hidden, laye
       tpusim workload llm --hidden 2048 --layers 16 --heads 16 --kv-heads 4 --vocab 32000 \\
           --gated --norm rmsnorm --seq 512
     """
-    from dataclasses import replace
+    from dataclasses import asdict
 
     from ..errors import InputError
     from ..importers.llm import custom_config, describe, get_preset, llm_rows, preset_choices
@@ -65,15 +60,16 @@ def llm(preset, phase, batch, seq, kv_len, dtype, kv_dtype, logits, hidden, laye
     from ..importers.trace_csv import write_trace
     from ..workload import make_layer
 
-    over = {k: v for k, v in dict(hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads,
-                                  ffn=ffn, vocab=vocab, gated=gated, norm=norm).items()
-            if v is not None}
+    over = {**given_dims(dims), **({"norm": norm} if norm else {})}
+    flags = dim_flags({k: v for k, v in over.items() if k != "norm"}) \
+        + (f" --norm {norm}" if norm else "")
     if preset == "custom":     # as train and infer spell it: the dimensions are the options
         preset = None
     if preset:
         cfg = get_preset(preset)
         if over:
-            cfg = replace(cfg, name=cfg.name + "_custom", **over)
+            cfg = custom_config(**{**asdict(cfg), **over, "name": cfg.name + "_custom",
+                                   "source": f"{cfg.source}, with {flags} given"})
     else:
         missing = [f"--{f}" for f in ("hidden", "layers", "heads", "vocab") if f not in over]
         if missing:
@@ -98,8 +94,8 @@ def llm(preset, phase, batch, seq, kv_len, dtype, kv_dtype, logits, hidden, laye
                * r.get("count", 1) for r in rows)
     write_trace(rows, out, comments=[
         describe(cfg, phase, batch, seq, kv_len, dtype, kv_dtype)
-        + f"; regenerate: tpusim workload llm {preset or '...'} --phase {phase} --batch {batch} "
-        f"--seq {s} --kv-len {kv} --dtype {dtype}"
+        + f"; regenerate: tpusim workload llm {preset or 'custom'} {flags + ' ' if flags else ''}"
+        f"--phase {phase} --batch {batch} --seq {s} --kv-len {kv} --dtype {dtype}"
         + (f" --kv-dtype {kv_dtype}" if kv_dtype and kv_dtype != dtype else "")
         + (f" --logits {logits}" if logits != "all" else ""),
         f"{macs / 1e9:.6g} GMAC",

@@ -48,7 +48,7 @@ def _check_config(cfg: LlmConfig) -> None:
             raise InputError("llm config", f, v, "must be a positive integer")
     if not cfg.head_size and cfg.hidden % cfg.heads:
         raise InputError("llm config", "heads", cfg.heads, f"must divide hidden={cfg.hidden} "
-                         "(or give head_dim)")
+                         "(or give head_size, --head-dim)")
     if cfg.heads % cfg.kv_heads:
         raise InputError("llm config", "kv_heads", cfg.kv_heads,
                          f"must divide heads={cfg.heads}")
