@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import json
+
 import pytest
 
 import tpusim
@@ -193,13 +195,35 @@ def test_cli_generate_writes_the_steps_of_the_api(cli, tmp_path):
     assert f"tokens/s             {number(g.summary()['tokens_per_s'])} (" in stdout
 
 
-@pytest.mark.parametrize("args", [["--steps", "-1"], ["--batch", "0"], ["--kv-stride", "0"],
-                                  ["--rtol", "2"]])
-def test_cli_generate_bad_input_exit_2_no_file(cli, tmp_path, args):
+@pytest.mark.parametrize("args,needle", [
+    (["--steps", "-1"], "--steps"), (["--batch", "0"], "--batch"),
+    (["--kv-stride", "0"], "--kv-stride"), (["--rtol", "2"], "--rtol"),
+    (["--dtype", "int3"], "--dtype: got 'int3'"),          # named by generate's own option
+    (["--model-is", "bert_base"], "bert_base: is an encoder"),   # not a --phase it lacks
+])
+def test_cli_generate_bad_input_exit_2_no_file(cli, tmp_path, args, needle):
     out = tmp_path / "steps.csv"
-    code, stdout, err = cli("generate", "tpu_v4", "gpt2", "--prompt", "8", *args, "--out", out)
+    model = args[1] if args[0] == "--model-is" else "gpt2"
+    args = [] if args[0] == "--model-is" else args
+    code, stdout, err = cli("generate", "tpu_v4", model, "--prompt", "8", *args, "--out", out)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert needle in err and "--phase" not in err
     assert not out.exists()
+
+
+def test_cli_generate_says_the_stride_it_ran(cli, tmp_path):
+    # capped at the array's width (tpu_v4: 128), and 1 where every step is exact (< 3 steps)
+    code, stdout, err = cli("generate", "tpu_v4", "gpt2", "--prompt", "16", "--steps", "50",
+                            "--kv-stride", "1000")
+    assert code == 0, err
+    assert "(interpolated, stride 128, capped from 1000, rtol 0.0001)" in stdout
+    out = tmp_path / "s.csv"
+    code, stdout, err = cli("generate", "tpu_v4", "gpt2", "--prompt", "16", "--steps", "2",
+                            "--kv-stride", "4", "--out", out)
+    assert code == 0, err
+    assert "interpolated" not in stdout.splitlines()[0]
+    rec = json.loads(out.with_suffix(".json").read_text())
+    assert rec["kv_stride"] == 1 and rec["rtol"] is None
 
 
 def test_generate_warns_when_the_model_does_not_fit_one_chip():

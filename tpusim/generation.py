@@ -294,7 +294,8 @@ def generate(config: ChipConfig | str, model: LlmConfig | str, prompt: int, step
     prefill_rows = llm_rows(cost.model, "prefill", batch, prompt, prompt, dtype, "last")
     prefill = cost._evaluate([cost._layer(r) for r in prefill_rows], batch * prompt)
     kv = np.arange(prompt + 1, prompt + steps + 1, dtype=np.int64)
-    if kv_stride == 1 or steps < 3:
+    if kv_stride == 1 or steps < 3:   # every step exact: recorded as stride 1
+        kv_stride = 1
         at = [cost.step([int(k)] * batch) for k in kv]
         lat = np.array([s.latency_s for s in at], dtype=float)
         en = np.array([s.energy_j for s in at], dtype=float)

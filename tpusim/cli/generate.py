@@ -46,6 +46,12 @@ def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, s
         from ..ownership import check_owned
         check_owned([out, out.with_suffix(".json")], f"generate-{out.stem}")
     chip, overrides = loaded_chip(config, sets)
+    from ..importers.llm import get_preset
+    from ..formats import get_format
+    get_format(dtype, "--dtype", None)          # named by its option, before the model meets it
+    if not get_preset(model).lm_head:
+        raise InputError(model, None, message="is an encoder (no LM head) and generates no "
+                         "tokens; tpusim generate takes decoder models")
     from .._input import check_size
     options = {"prompt": "--prompt", "steps": "--steps", "batch": "--batch",
                "kv_stride": "--kv-stride", "rtol": "--rtol", "prompt + steps": "--prompt + --steps"}
@@ -70,8 +76,10 @@ def generate(config, model, prompt, steps, batch, dtype, fmt, kv_stride, rtol, s
     if warning:
         click.echo(f"tpusim: warning: {warning}", err=True)
     s = g.summary()
+    stride = s["kv_stride"]    # as run: capped at the array's width, 1 where every step is exact
     click.echo(f"{s['model']} on {chip.name}: batch {batch}, prompt {prompt}, {steps} decode steps"
-               + (f" (interpolated, stride {kv_stride}, rtol {rtol:g})" if kv_stride > 1 else ""))
+               + (f" (interpolated, stride {stride}" + (f", capped from {kv_stride}"
+                  if stride < kv_stride else "") + f", rtol {rtol:g})" if stride > 1 else ""))
     click.echo(f"  time to first token  {s['time_to_first_token_s'] * 1e3:.4g} ms")
     per = s["ms_per_output_token"]
     click.echo("  per output token     " + (f"{per:.4g} ms" if per is not None else
