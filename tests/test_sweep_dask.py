@@ -74,3 +74,38 @@ def test_dask_sweep_frame_equals_local_pool(client, tmp_path):
     disk = pd.read_parquet(tmp_path / "d" / "sweep.parquet")
     pd.testing.assert_frame_equal(disk.drop(columns="simulator_seconds"),
                                   pool.drop(columns="simulator_seconds"))
+
+
+def test_a_chunk_that_fails_on_the_cluster_is_one_line_and_keeps_what_finished(client,
+                                                                             tmp_path,
+                                                                             monkeypatch):
+    # as_completed hands a failed task's exception over as its result: one InputError naming
+    # the cluster, and the chunks read back before it stay in the folder for a re-run
+    from tpusim.errors import InputError
+    monkeypatch.setattr(executors, "DASK_MAX_CHUNK", 1)
+    monkeypatch.setattr(executors, "IN_FLIGHT", 1)
+    real = executors._dask_chunk
+
+    def flaky(payload, chunk):      # shipped to the workers by value: no shared counter
+        if pickle.loads(chunk)[0][0] >= 20:          # the points from index 20 on
+            raise RuntimeError("worker lost")
+        return real(payload, chunk)
+
+    monkeypatch.setattr(executors, "_dask_chunk", flaky)
+    out = tmp_path / "s"
+    with pytest.raises(InputError, match=r"a chunk of points was lost or failed on the cluster "
+                                         r"\(RuntimeError: worker lost\)"):
+        sweep(load_config("default"), RESNET18, AXES, out_dir=out, scheduler=client)
+    kept = pd.read_csv(out / "sweep.csv")
+    assert 1 <= len(kept) < 30 and (kept["status"] == "ok").all()
+
+
+def test_a_scheduler_without_workers_is_one_line(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("dask.distributed")
+    from tpusim.errors import InputError
+    monkeypatch.setattr(executors, "CONNECT_S", 1)
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as c:
+        with pytest.raises(InputError, match="the scheduler has no workers"):
+            sweep(load_config("default"), RESNET18, {"array.rows": [8, 16]},
+                  out_dir=tmp_path / "s", scheduler=c.scheduler_address)
+    assert not (tmp_path / "s").exists()

@@ -201,6 +201,11 @@ def _sweep(plan: Plan, store: "_Store | None", known: dict[str, dict[str, Any]],
                     # take at most ~1/WRITE_SHARE of the sweep (the journal keeps it resumable).
                     if CONSOLIDATE_EVERY_S > 0:   # <= 0: after every chunk (tests)
                         pause = max(CONSOLIDATE_EVERY_S, (last - began) * WRITE_SHARE)
+    except InputError:   # the cluster failed mid-sweep: keep what finished, as below
+        if store and len(results) > reused:
+            store.write(_frame(results))
+            store.close()
+        raise
     except KeyboardInterrupt:
         if store:  # keep what finished; the re-run resumes from here
             batches_close = getattr(batches, "close", None)

@@ -281,11 +281,43 @@ def _dask_client(scheduler: Any):
     except ImportError:
         raise InputError("scheduler", None, message="Dask is not installed; "
                          "pip install 'tpusim[dask]'") from None
-    try:
-        return Client(str(scheduler), timeout="15s", set_as_default=False), True
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise InputError("scheduler", None, str(scheduler),
-                         f"could not connect to a Dask scheduler ({exc})") from None
+    import threading
+    box: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = Client(str(scheduler), timeout=f"{CONNECT_S}s",
+                                   set_as_default=False)
+        except BaseException as exc:   # whatever a listener that is not Dask makes it raise
+            box["error"] = exc
+
+    # in a thread, so that a listener that accepts and never answers (not a Dask scheduler)
+    # cannot hold the sweep past the connect timeout
+    t = threading.Thread(target=connect, daemon=True, name="tpusim-dask-connect")
+    t.start()
+    t.join(CONNECT_S + 5)
+    if t.is_alive() or "error" in box:
+        why = (f"no Dask scheduler answered within {CONNECT_S} s" if t.is_alive() else
+               f"could not connect to a Dask scheduler ({_first_line(box['error'])})")
+        raise InputError("--scheduler", None, str(scheduler), why)
+    client = box["client"]
+    if not client.nthreads():
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_S)
+        except Exception:
+            client.close()
+            raise InputError("--scheduler", None, str(scheduler), f"the scheduler has no "
+                             f"workers (none joined in {CONNECT_S} s); start some with `dask "
+                             f"worker {scheduler}`") from None
+    return client, True
+
+
+CONNECT_S = 15   # seconds a scheduler (and, without any, a first worker) may take to answer
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _dask_chunk(payload: _Payload, chunk: bytes) -> bytes:
@@ -310,8 +342,14 @@ def _run_dask(payload: _Payload, points: Sequence[Point], client: Any,
     live: set = set()
     try:
         threads = max(1, sum(client.nthreads().values()))
+        where = str(getattr(getattr(client, "scheduler", None), "address", "the scheduler"))
         # Scattered once: each worker deserialises the workloads once, not per chunk.
-        shared = client.scatter(payload, broadcast=True, hash=False)
+        try:
+            shared = client.scatter(payload, broadcast=True, hash=False)
+        except Exception as exc:   # a worker without (this) tpusim cannot unpickle it
+            raise InputError("--scheduler", None, where, "the workers could not take the "
+                             f"sweep ({_first_line(exc)}); each needs tpusim installed "
+                             "(pip install 'tpusim[dask]')") from None
         chunks = _chunks(points, threads, DASK_MAX_CHUNK)
         # As in the pool, a bounded window of chunks in flight: neither the parent nor the
         # cluster holds every chunk's points or results, and a finished chunk's result is
@@ -320,7 +358,20 @@ def _run_dask(payload: _Payload, points: Sequence[Point], client: Any,
         ready = as_completed(loop=client.loop, with_results=True)
         for c in itertools.islice(chunks, threads * IN_FLIGHT):
             submit(c)
-        for f, blob in ready:
+        done = iter(ready)
+        while True:
+            # a lost scheduler or worker, or a task that raised: as_completed raises it or
+            # (some versions) hands the exception over as the result
+            try:
+                f, blob = next(done)
+            except StopIteration:
+                break
+            except Exception as exc:
+                blob = exc
+            if isinstance(blob, BaseException) or f.status != "finished":
+                raise InputError("--scheduler", None, where, "a chunk of points was lost or "
+                                 f"failed on the cluster ({_first_line(blob)}); the points "
+                                 "done so far are kept: run the sweep again to resume")
             live.discard(f)
             for c in itertools.islice(chunks, 1):
                 submit(c)
