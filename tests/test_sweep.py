@@ -341,3 +341,17 @@ def test_tpusim_sweep_is_the_function(trace):
     assert tpusim.sweep is sweep
     assert len(tpusim.sweep("default", trace, {"array.rows": [32]}, jobs=1)) == 1
     assert tpusim.sweep is sweep  # importing the module does not shadow the function
+
+
+@pytest.mark.parametrize("workloads,axes,needle", [
+    (["resnet50", "resnet50"], {"array.rows": [32]}, "the same workload as resnet50"),
+    (["resnet50", str(ROOT / "workloads" / "resnet50.csv")], {"array.rows": [32]},
+     "the same workload as resnet50"),
+    (["resnet50"], {"memory.hbm.bandwidth_gbps": [600, 600.0]}, "got '600 and 600.0'; the same "
+     "value twice"),
+    (["resnet50"], {"format": ["int8", "i8"]}, "got 'int8 and i8'; the same value twice"),
+])
+def test_a_point_given_twice_is_refused_before_anything_runs(workloads, axes, needle):
+    # spelt differently, the same trace or value would run (and write) every point twice
+    with pytest.raises(InputError, match=needle):
+        plan_sweep(load_config("default"), workloads, axes)

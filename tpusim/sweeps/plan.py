@@ -25,6 +25,7 @@ from ..config import ChipConfig, load_config
 from ..errors import InputError
 from ..importers import find_workload, load_workload
 from ..workload import Workload
+from ..yaml_edit import get_path
 
 FORMAT = "format"       # the one swept name that is not a config path
 
@@ -170,20 +171,34 @@ def plan_sweep(config: str | Path | ChipConfig, workloads: Any,
         raise InputError("workloads", None, message="need at least one workload")
     wls = [load_workload(w) for w in workloads]
     hashes = [_workload_hash(a, w) for a, w in zip(workloads, wls)]
+    for j, h in enumerate(hashes):   # the same trace twice would be every point twice
+        if h in hashes[:j]:
+            first = workloads[hashes.index(h)]
+            raise InputError("workloads", None, str(workloads[j]), f"the same workload as "
+                             f"{first!s} (same content); give each once")
     labels = [w.name for w in wls]
     if len(set(labels)) < len(labels):  # two files share a name: label them as given
         labels = [w.name if isinstance(w, Workload) else str(w) for w in workloads]
 
     norm = _normalise_axes(axes)
     for paths, rows in norm:
+        resolved: dict[tuple, tuple] = {}   # each point's values as the config reads them
         for row in rows:
             over = {p: v for p, v in zip(paths, row) if p != FORMAT}
             chip = load_config(base, **over) if over else base
+            as_read = []
             for p, v in zip(paths, row):
                 if p == FORMAT:
                     if not isinstance(v, str):
                         raise InputError("format", None, v, "expected a format name")
-                    chip.check_format(v, "format")
+                    as_read.append(chip.check_format(v, "format"))
+                else:
+                    as_read.append(repr(get_path(chip, p)))
+            if tuple(as_read) in resolved:   # 600 and 600.0, int8 and i8: one point twice
+                twice = " and ".join(",".join(map(str, r)) for r in (resolved[tuple(as_read)], row))
+                raise InputError("axes", ",".join(paths), twice,
+                                 "the same value twice (as the config reads it); give each once")
+            resolved[tuple(as_read)] = row
     columns = tuple(p for paths, _ in norm for p in paths)
 
     table = tables.current()
