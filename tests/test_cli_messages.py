@@ -164,3 +164,12 @@ def test_errors_name_the_option_typed(cli, tmp_path, args, starts):
 def test_unknown_dtype_suggests_the_near_one(cli, tmp_path):
     code, _, err = cli(*SERVE, "--weights", "int3", "--out", tmp_path / "o")
     assert "did you mean int8?" in _one_line(err)
+
+
+def test_an_out_folder_that_is_a_file_reads_as_our_other_errors(cli, tmp_path):
+    mine = tmp_path / "mynotes.txt"
+    mine.write_text("mine")
+    code, _, err = cli("serve", "tpu_v5e", "llama2_7b", "--chips", "8", "--out", mine)
+    assert code == 2 and err.strip() == (f"tpusim: error: --out: got '{mine}'; an existing file: "
+                                         "this option takes a folder")
+    assert mine.read_text() == "mine"

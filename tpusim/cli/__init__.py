@@ -179,9 +179,19 @@ def main(argv: list[str] | None = None) -> None:
                 and param is not None and exc.message:
             # a value click's own types refuse reads as ours do: the option, then why
             hint = param.opts[0] if getattr(param, "opts", None) else param.human_readable_name
-            click.echo(f"tpusim: error: {hint}: {exc.message}".replace("\n", " "), err=True)
+            click.echo(f"tpusim: error: {hint}: {_plain_path_message(exc.message)}"
+                       .replace("\n", " "), err=True)
             sys.exit(exc.exit_code)
         cmd = exc.ctx.command_path if getattr(exc, "ctx", None) else "tpusim"
         click.echo(f"{cmd}: error: {exc.format_message()}".replace("\n", " "), err=True)
         sys.exit(exc.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _plain_path_message(message: str) -> str:
+    """click.Path's "Directory 'x' is a file." as ours read: what was given, then what the
+    option takes (it names a folder)."""
+    import re
+    m = re.fullmatch(r"Directory '(.*)' is a file\.", message.strip())
+    return f"got '{m.group(1)}'; an existing file: this option takes a folder" if m else message
+
