@@ -265,3 +265,19 @@ def test_cli_llm_trace_regenerates_from_its_own_line(cli, tmp_path, args):
         assert rows["expert_up"].macs == 2 * 1 * 512 * 2048   # one token to its top-2 experts
     else:
         assert "with --layers 2 --ffn 4096 given" in note
+
+
+def test_cli_llm_says_how_much_of_a_moe_trace_is_padded_token_slots(cli, tmp_path):
+    # 5 tokens x top-2 = 10 pairs over 8 experts: each expert's GEMM gets ceil(10/8) = 2 slots,
+    # 16 in all; the 6 padded slots' MACs are named beside the model's closed form
+    m = get_preset("mixtral_8x7b")
+    code, out, err = cli("workload", "llm", "mixtral_8x7b", "--phase", "decode", "--batch", "5",
+                         "--kv-len", "100", "--out", tmp_path / "m.csv")
+    assert code == 0, err
+    exact = llm_macs(m, 5, 1, 100)
+    per_slot = m.layers * 3 * m.hidden * m.ffn            # gate, up, down of one token slot
+    assert f"{6 * per_slot / 1e9:.6g} GMAC of them the experts' padded token slots" in out
+    assert f"({exact / 1e9:.6g} GMAC of the model's)" in out
+    code, out, err = cli("workload", "llm", "mixtral_8x7b", "--phase", "decode", "--batch", "4",
+                         "--kv-len", "100", "--out", tmp_path / "n.csv")
+    assert code == 0 and "padded" not in out           # 8 pairs over 8 experts: none

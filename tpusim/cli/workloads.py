@@ -55,7 +55,8 @@ def llm(preset, phase, batch, seq, kv_len, dtype, kv_dtype, logits, norm, out, *
     from dataclasses import asdict
 
     from ..errors import InputError
-    from ..importers.llm import custom_config, describe, get_preset, llm_rows, preset_choices
+    from ..importers.llm import (custom_config, describe, get_preset, llm_macs, llm_rows,
+                                 preset_choices)
     from ..importers.llm_step_args import check_positions, check_step_args
     from ..importers.trace_csv import write_trace
     from ..workload import make_layer
@@ -92,16 +93,21 @@ def llm(preset, phase, batch, seq, kv_len, dtype, kv_dtype, logits, norm, out, *
     out = trace_target(out, Path(f"{cfg.name}_{phase}.csv"))
     macs = sum(make_layer(r, f"llm {cfg.name} {phase}: layer {r['name']!r}").macs
                * r.get("count", 1) for r in rows)
+    exact = llm_macs(cfg, batch, s, kv, logits)
+    # the experts' batched GEMM gives each of them ceil(pairs / experts) token slots
+    # (importers/llm.py _moe_rows): where that does not divide, the trace counts padding
+    pad = (f"; {(macs - exact) / 1e9:.6g} GMAC of them the experts' padded token slots "
+           f"({exact / 1e9:.6g} GMAC of the model's)") if macs > exact * (1 + 1e-9) else ""
     write_trace(rows, out, comments=[
         describe(cfg, phase, batch, seq, kv_len, dtype, kv_dtype)
         + f"; regenerate: tpusim workload llm {preset or 'custom'} {flags + ' ' if flags else ''}"
         f"--phase {phase} --batch {batch} --seq {s} --kv-len {kv} --dtype {dtype}"
         + (f" --kv-dtype {kv_dtype}" if kv_dtype and kv_dtype != dtype else "")
         + (f" --logits {logits}" if logits != "all" else ""),
-        f"{macs / 1e9:.6g} GMAC",
+        f"{macs / 1e9:.6g} GMAC{pad}",
     ])
     click.echo(f"{cfg.name} {phase}: {len(rows)} rows, {macs / 1e9:.6g} GMAC "
-               f"({cfg.param_count() / 1e6:.1f} M parameters)")
+               f"({cfg.param_count() / 1e6:.1f} M parameters){pad}")
     click.echo(f"wrote {out}")
 
 
