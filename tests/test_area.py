@@ -104,3 +104,12 @@ def test_a_rate_below_one_is_a_slower_pe_not_a_smaller_array():
                                                                chip.name) / 1e6)
     v5e = load_config("tpu_v5e")            # int8 rate 2: two int8 MACs per PE
     assert hardware_area(v5e, "int8").macs_per_pe == 2
+
+
+def test_the_formats_table_reports_the_area_a_run_does():
+    from tpusim.area import hardware_area
+    from tpusim.format_report import format_rows
+    chip = load_config("tpu_v4")
+    row = {r["format"]: r for r in format_rows(chip, ["fp16", "bf16"])}["fp16"]
+    hw = hardware_area(chip, "fp16")
+    assert row["macs_per_pe"] == 1 and row["array_area_mm2"] == pytest.approx(hw.array_mm2)

@@ -819,3 +819,8 @@ def test_energy_fields_are_checked_where_the_config_is_read(tmp_path):
     code, _, err = run_cli("run", "default", "tpu_v1/mlp0", "--format", "int9", "--out",
                            tmp_path / "o")
     assert code == 2 and err.startswith("tpusim: error: --format: got 'int9'; unknown format")
+
+
+def test_a_mac_energy_given_twice_by_two_names_is_refused():
+    with pytest.raises(InputError, match="bf16 given twice"):
+        load_config("default", **{"energy.mac_pj": {"bfloat16": 9.0, "bf16": 1.0}})

@@ -391,3 +391,37 @@ def test_validate_without_measurements_skips_tpu_v4_and_says_how_to_run_it():
     rows = tpu_v4_checks(measurements=None)
     assert len(rows) == 1 and rows[0]["predicted"] is None
     assert rows[0]["status"].startswith("skipped: pass --measurements tpu_v4_gemm_calibration.csv")
+
+
+def test_fingerprints_survive_reformatting_and_refuse_damage(cli, tmp_path, monkeypatch):
+    # a copy with 128.0 for 128 is the same kernels; a cut fingerprint line is an error, not a
+    # silent 'held out'; a YAML base is recorded relative to the calibrated config's folder
+    from tpusim import fidelity as val
+    monkeypatch.setattr(val, "WORKLOAD_DIR", tmp_path / "no_workloads")
+    meas = _synthetic(tmp_path)
+    (tmp_path / "cfgs").mkdir()
+    base = tmp_path / "cfgs" / "base.yaml"
+    base.write_text(find_config("tpu_v4").read_text())
+    calibrated = tmp_path / "out" / "mine.yaml"
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("calibrate", "cfgs/base.yaml", meas, "--out", calibrated, "--folds", "3",
+                       *[a for k, v in SERIAL.items() for a in ("--set", f"{k}={v}")])
+    assert code == 0, err
+    assert read_recipe(calibrated)["base"] == "../cfgs/base.yaml"
+    lines = meas.read_text().splitlines()
+    floats = tmp_path / "floats.csv"
+    floats.write_text("\n".join([lines[0]] + [",".join([f"{float(c):.1f}" for c in ln.split(",")[:3]]
+                                                       + ln.split(",")[3:])
+                                              for ln in lines[1:]]) + "\n")
+    monkeypatch.chdir("/")                       # validate from elsewhere finds the base
+    code, _, err = cli("validate", "--out", tmp_path / "v", "--measurements", floats,
+                       "--calibrated", calibrated, "--no-pods")
+    assert code == 0, err
+    df = pd.read_csv(tmp_path / "v" / "validation.csv")
+    assert (df[df["metric"] == "latency (mine preset)"]["status"] == "in-sample").all()
+    text = calibrated.read_text()
+    cut = tmp_path / "cut.yaml"
+    cut.write_text(text.rstrip("\n")[:-16] + "\n")     # two fingerprints short
+    code, _, err = cli("validate", "--out", tmp_path / "v2", "--measurements", floats,
+                       "--calibrated", cut, "--no-pods")
+    assert code == 2 and "damaged matmul fingerprints" in err and len(err.splitlines()) == 1

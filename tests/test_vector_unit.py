@@ -221,3 +221,12 @@ def test_a_file_of_matmuls_and_vector_ops_is_refused_by_both_fits(tmp_path):
     assert not (tmp_path / "o.yaml").exists()
     code, _, err = run_cli("validate", "--no-pods", "--measurements", m, "--out", tmp_path / "v")
     assert code == 2 and "mixes matmuls and vector ops" in err
+
+
+@pytest.mark.parametrize("record", ['{"folds": "x"}', '{"set": 5}', '[1, 2]'])
+def test_a_damaged_vector_record_is_one_line(tmp_path, record):
+    from tpusim.fidelity_vector import vector_recipe
+    p = tmp_path / "v.yaml"
+    p.write_text(f"# tpusim-calibrate-vector: {record}\nname: v\n")
+    with pytest.raises(InputError, match="damaged tpusim-calibrate-vector record"):
+        vector_recipe(p)

@@ -21,6 +21,18 @@ def fmt_stats(s: dict[str, float]) -> str:
     return (f"median {s['median']:.1%}, p90 {s['p90']:.1%}, max {s['max']:.1%} "
             f"(bias {s['bias']:+.1%}, n={s['n']})")
 
+def recipe_base_of(config: Any, out: Path) -> str:
+    """How a recipe names its CONFIG: a preset by name, a file relative to the calibrated
+    config's folder, so ``validate`` finds it from any working directory."""
+    import os
+
+    from .config import preset_names
+    text = str(config)
+    if text in preset_names() or not Path(text).is_file():
+        return text
+    return os.path.relpath(os.path.abspath(text), os.path.abspath(Path(out).parent))
+
+
 def recipe(cal: Any, base_name: str, overrides: dict[str, Any], fmt: str | None,
            fit_spec: dict | None) -> dict[str, Any]:
     """The machine-readable record of how a calibrated config was made."""

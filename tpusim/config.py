@@ -168,10 +168,9 @@ class EnergyConfig(_Model):
     @classmethod
     def _node_in_the_table(cls, v: float) -> float:
         """Checked where the config is read, so a bad node names its file or ``--set``."""
-        from .area import NODE_RANGE_NM
-        lo, hi = NODE_RANGE_NM
-        if not lo <= v <= hi:
-            raise ValueError(f"got {v:g}; the node scaling table covers {lo}-{hi} nm "
+        from .area import NODE_RANGE_NM as nm
+        if not nm[0] <= v <= nm[1]:
+            raise ValueError(f"got {v:g}; the node scaling table covers {nm[0]}-{nm[1]} nm "
                              "(Stillmaker & Baas 2017)")
         return v
 
@@ -182,10 +181,12 @@ class EnergyConfig(_Model):
         out: dict[str, float] = {}
         for name, pj in v.items():
             try:
-                out[get_format(name).name] = pj
-            except InputError:
-                raise ValueError(f"{name}: unknown format{suggest(name, FORMAT_NAMES)}; "
-                                 f"allowed: {'|'.join(FORMAT_NAMES)}") from None
+                canon = get_format(name).name
+            except InputError as exc:   # unknown format (did you mean ..); allowed: ..
+                raise ValueError(f"{name}: {exc.allowed}") from None
+            if canon in out:
+                raise ValueError(f"{name}: {canon} given twice (as another of its names)")
+            out[canon] = pj
         return out
 
 

@@ -121,11 +121,12 @@ def fitted_rows(rec: dict | None, ms, config: Path, kind: str) -> list[bool]:
 
 
 def recipe_base(rec: dict, config: Path) -> str:
-    """The CONFIG a recipe was fitted from: a preset name, a file as given, or that file beside
-    the calibrated ``config`` (a recipe made from another folder)."""
+    """The CONFIG a recipe was fitted from: a preset name, or a file, recorded relative to the
+    calibrated ``config``'s folder (:func:`tpusim.calibrated_config.recipe_base_of`; an older
+    record: as typed)."""
     from .config import preset_names
     base = str(rec["base"])
-    if base in preset_names() or Path(base).is_file():
+    if base in preset_names():
         return base
-    near = Path(config).parent / base
+    near = Path(config).parent / base      # recorded relative to the calibrated config
     return str(near) if near.is_file() else base

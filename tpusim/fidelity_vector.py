@@ -32,10 +32,16 @@ def vector_recipe(path: Path) -> dict[str, Any] | None:
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         if line.lstrip().startswith("#") and TAG in line:
             try:
-                return json.loads(line.split(TAG, 1)[1])
-            except ValueError:
-                raise InputError(str(path), f"line {lineno}", message="damaged "
-                                 f"{TAG} record: expected JSON") from None
+                rec = json.loads(line.split(TAG, 1)[1])
+            except (ValueError, RecursionError):
+                rec = None
+            kinds = {"base": str, "folds": int, "seed": int, "loss": str, "set": dict}
+            bad = ["a JSON object"] if not isinstance(rec, dict) else \
+                [k for k, t in kinds.items() if k in rec and type(rec[k]) is not t]
+            if bad:
+                raise InputError(str(path), f"line {lineno}", message=f"damaged {TAG[:-1]} "
+                                 f"record ({', '.join(bad)}); rerun tpusim calibrate")
+            return rec
     return None
 
 

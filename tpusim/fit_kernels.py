@@ -3,9 +3,9 @@ kernels a fit never saw, in whatever file they come (a copy of the fit's file, a
 both halves of a data set joined): a file's SHA-256 alone tells none of these apart.
 
 A calibrated config ends with one line per fit (``matmul`` or ``vector``) holding the fitted
-kernels' fingerprints: the first 8 hex digits of the SHA-256 of each kernel's key (its shape
-columns and dtype as measured, :class:`tpusim.importers.measurements.Measurement`), sorted and
-joined. A kernel of another file whose key is among them counts as fitted (in-sample), even if it
+kernels' fingerprints: the first 8 hex digits of the SHA-256 of each kernel's key (the layer
+as read, its name aside, and its dtype: :class:`tpusim.importers.measurements.Measurement`, so
+``128`` and ``128.0`` are one kernel), sorted and joined. A kernel of another file whose key is among them counts as fitted (in-sample), even if it
 was measured again: the fit has seen that shape's latency (assumption: stricter than matching
 the latency too, and 2^-32 per pair makes a false match negligible).
 """
@@ -34,10 +34,20 @@ def without(lines: list[str], kind: str) -> list[str]:
 
 
 def read_fingerprints(path: str | Path, kind: str) -> set[str] | None:
-    """The fingerprints of a ``kind`` fit in the config at ``path``; None if it has none."""
-    for line in Path(path).read_text().splitlines():
-        if line.startswith(f"{TAG} {kind} ") and ": " in line:
-            text = line.rsplit(": ", 1)[1].strip()
+    """The fingerprints of a ``kind`` fit in the config at ``path``; None if it has none. A line
+    whose count or digits do not add up (cut or edited) is an InputError: read short, it would
+    score fitted kernels as held out."""
+    import re
+
+    from .errors import InputError
+    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if line.startswith(f"{TAG} {kind} "):
+            m = re.fullmatch(rf"{re.escape(TAG)} {kind} \((\d+);[^)]*\): ([0-9a-f]*)", line.strip())
+            if not m or len(m.group(2)) != int(m.group(1)) * WIDTH:
+                raise InputError(str(path), f"line {lineno}", message=f"damaged {kind} "
+                                 "fingerprints (count and digits disagree); rerun tpusim "
+                                 "calibrate to write them again")
+            text = m.group(2)
             return {text[i:i + WIDTH] for i in range(0, len(text), WIDTH)}
     return None
 

@@ -42,7 +42,7 @@ def _support(chip, name: str) -> tuple[str, str]:
 def format_rows(chip, names: list[str], workload=None, gemm_size: int = 256,
                 seed: int = 0) -> list[dict]:
     """One row per format (see COLUMNS); ``workload`` adds its latency and energy per format."""
-    from .area import chip_area, pe_area
+    from .area import chip_area, hardware_area, pe_area
     from .energy import mac_pj, native_mac_pj
     from .numerics import gemm_rel_error
 
@@ -51,11 +51,7 @@ def format_rows(chip, names: list[str], workload=None, gemm_size: int = 256,
         f = get_format(name)
         support, note = _support(chip, f.name)
         runs = support != "unsupported"
-        sup = chip.formats.get(f.name)
-        if sup is not None and sup.emulate:
-            hw = chip_area(chip, sup.emulate, chip.formats[sup.emulate].rate)
-        else:
-            hw = chip_area(chip, f.name, sup.rate if sup is not None else 1.0)
+        hw = hardware_area(chip, f.name)   # as a run reports it (a rate < 1: a slower PE)
         own = chip_area(chip, f.name)
         parts = pe_area(f, chip.energy.node_nm, chip.name).parts_um2
         energy = mac_pj(chip, f.name)

@@ -153,6 +153,7 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
     """
     from .._io import atomic_write_text, check_target
     from ..calibrate import FitError, calibrate as run_calibration, calibrated_yaml, recipe
+    from ..calibrated_config import recipe_base_of
     from ..config import find_config
 
     overrides = parse_sets(sets)
@@ -184,7 +185,7 @@ def calibrate(ctx, config, measurements, out, folds, seed, fits, fmt, loss, sets
     text = calibrated_yaml(cal, base_path, name,
                            command_line(config, measurements, out, folds, seed, fits, fmt, loss,
                                         sets),
-                           recipe(cal, str(config), overrides, fmt, fit_spec))
+                           recipe(cal, recipe_base_of(config, out), overrides, fmt, fit_spec))
     atomic_write_text(out, text)
     click.echo(f"wrote {out}")
 

@@ -13,6 +13,7 @@ def run_vector(config, ms, out: Path, folds: int, seed: int, loss: str, override
 
     from .._io import atomic_write_text
     from ..calibrate_vector import calibrate_vector, vector_yaml
+    from ..calibrated_config import recipe_base_of
     from ..config import find_config
     from ..errors import InputError
 
@@ -39,7 +40,8 @@ def run_vector(config, ms, out: Path, folds: int, seed: int, loss: str, override
         vals = [fv[path] for fv in cal.fold_values if path in fv]
         p.add_row(path, f"{v:g}", f"{min(vals):g} .. {max(vals):g}" if vals else "")
     con.print(p)
-    text = vector_yaml(cal, find_config(config), out.stem, command, base=str(config),
+    text = vector_yaml(cal, find_config(config), out.stem, command,
+                       base=recipe_base_of(config, out),
                        overrides=overrides)
     atomic_write_text(out, text)
     click.echo(f"wrote {out}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,7 @@ class Measurement:
     latency_us: float
     std_us: float | None
     line: int
-    key: str = ""     # the kernel as measured (shape columns and dtype): tpusim.fit_kernels
+    key: str = ""     # the kernel as read (layer, dtype): tpusim.fit_kernels
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,8 @@ def read_measurements(path: str | Path) -> Measurements:
         if layer.count != 1:
             raise InputError(src, f"line {lineno}, column count", layer.count,
                              "a measurement is one kernel: count must be 1")
-        key = ";".join(f"{c}={v}" for c, v in sorted({**trace, "shape": shape}.items())
-                       if c != "name" and v != "") + f";dtype={dtype}"
+        dims = "x".join(str(int(float(d))) for d in shape.split("x")) if shape else ""
+        key = f"{dataclasses.replace(layer, name='', line=0)!r};shape={dims};dtype={dtype}"
         out.append(Measurement(layer.name, layer, dtype, lat, std, lineno, key))
     if not out:
         raise InputError(src, None, message="no measurement rows after the header")
