@@ -265,10 +265,9 @@ def round_values(values: dict[str, float], params: list[FitParam]) -> dict[str, 
 def check_not_mixed(ms: Measurements) -> None:
     """One-line InputError for a file of matmuls and vector ops together: each has its own fit
     (a vector op in the matmul fit would be priced as a matmul kernel's launch)."""
-    kinds = {r.layer.kind == "vector" for r in ms.rows}
-    if len(kinds) > 1:
-        first = next(r for r in ms.rows if (r.layer.kind == "vector") != (ms.rows[0].layer.kind
-                                                                          == "vector"))
+    vector = [r.layer.kind == "vector" for r in ms.rows]
+    if any(vector) and not all(vector):
+        first = ms.rows[vector.index(not vector[0])]   # the first row of the other kind
         raise InputError(ms.source, f"line {first.line}", first.layer.op, "mixes matmuls and "
                          "vector ops; calibrate and validate them from separate files")
 

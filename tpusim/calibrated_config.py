@@ -33,6 +33,17 @@ def recipe_base_of(config: Any, out: Path) -> str:
     return os.path.relpath(os.path.abspath(text), os.path.abspath(Path(out).parent))
 
 
+def recipe_base(base: str, config: str | Path) -> str:
+    """The CONFIG a recipe named (:func:`recipe_base_of`) as a path or preset to load: a preset
+    by name, a file relative to the calibrated ``config``'s folder (an older record's file: as
+    typed)."""
+    from .config import preset_names
+    if base in preset_names():
+        return base
+    near = Path(config).parent / base
+    return str(near) if near.is_file() else base
+
+
 def recipe(cal: Any, base_name: str, overrides: dict[str, Any], fmt: str | None,
            fit_spec: dict | None) -> dict[str, Any]:
     """The machine-readable record of how a calibrated config was made."""

@@ -38,6 +38,8 @@ def tpu_v4_checks(measurements: Path | None = None,
     """Rows of the TPU v4 matmul check (module docstring); ``calibrated`` defaults to the
     shipped ``tpu_v4`` preset."""
     from .calibrate import calibrate, formats_for, predict_us, read_measurements, read_recipe
+    from .calibrated_config import recipe_base
+    from .fit_kernels import fitted_rows
     from .config import CONFIG_DIR, load_config
     from .errors import InputError
 
@@ -91,9 +93,9 @@ def tpu_v4_checks(measurements: Path | None = None,
         return rows
     fit = rec.get("fit")
     fit_spec = {k: tuple(v) for k, v in fit.items()} if fit else None
-    cal = calibrate(recipe_base(rec, calibrated), ms, fit_spec=fit_spec, folds=int(rec["folds"]),
-                    seed=int(rec["seed"]), fmt=rec.get("format"), loss=rec.get("loss", "mean"),
-                    overrides=rec.get("set") or {})
+    cal = calibrate(recipe_base(rec["base"], calibrated), ms, fit_spec=fit_spec,
+                    folds=int(rec["folds"]), seed=int(rec["seed"]), fmt=rec.get("format"),
+                    loss=rec.get("loss", "mean"), overrides=rec.get("set") or {})
     k = len(cal.folds)
     fitted_cv = (f"{_what(rec)} fitted by {k}-fold CV on the {len(ms)} kernels of {path.name}: "
                  f"each kernel predicted by the fit on the other {k - 1} folds (its own held "
@@ -106,27 +108,3 @@ def tpu_v4_checks(measurements: Path | None = None,
              for i, (c, p, m) in enumerate(zip(cases, cal.cv_us, meas))]
     return rows
 
-
-def fitted_rows(rec: dict | None, ms, config: Path, kind: str) -> list[bool]:
-    """Per kernel of ``ms``: was it among those the ``kind`` fit recorded in ``config`` used?
-    By the config's fingerprints (:mod:`tpusim.fit_kernels`); a config without them: every
-    kernel if ``ms`` is the fit's file (same sha256), else none."""
-    from .fit_kernels import fitted_mask, read_fingerprints
-    if rec is None:
-        return [False] * len(ms)
-    prints = read_fingerprints(config, kind)
-    if prints is None:
-        return [rec.get("sha256") == ms.sha256] * len(ms)
-    return fitted_mask(ms, prints)
-
-
-def recipe_base(rec: dict, config: Path) -> str:
-    """The CONFIG a recipe was fitted from: a preset name, or a file, recorded relative to the
-    calibrated ``config``'s folder (:func:`tpusim.calibrated_config.recipe_base_of`; an older
-    record: as typed)."""
-    from .config import preset_names
-    base = str(rec["base"])
-    if base in preset_names():
-        return base
-    near = Path(config).parent / base      # recorded relative to the calibrated config
-    return str(near) if near.is_file() else base

@@ -51,7 +51,9 @@ def tpu_v4_vector_checks(ms, calibrated: Path | None = None) -> list[dict[str, A
     from .calibrate import formats_for, predict_us
     from .calibrate_vector import calibrate_vector
     from .config import load_config
-    from .fidelity_v4 import IN_SAMPLE, fitted_rows, recipe_base
+    from .calibrated_config import recipe_base
+    from .fidelity_v4 import IN_SAMPLE
+    from .fit_kernels import fitted_rows
 
     path = Path(calibrated) if calibrated else CONFIG_DIR / "tpu_v4.yaml"
     preset = load_config(path)
@@ -83,7 +85,7 @@ def tpu_v4_vector_checks(ms, calibrated: Path | None = None) -> list[dict[str, A
                                  f"{folds}-fold CV)", unit="us", fitted_on=fitted,
                                  status=f"skipped: {len(ms)} kernels in {name}, fewer than the "
                                         f"recipe's {folds} folds")]
-    cal = calibrate_vector(recipe_base({"base": rec.get("base", "tpu_v4")}, path), ms,
+    cal = calibrate_vector(recipe_base(str(rec.get("base", "tpu_v4")), path), ms,
                            folds=folds, seed=seed, loss=rec.get("loss", "mean"),
                            overrides=rec.get("set") or {})
     what = ", ".join(sorted(cal.values)) if len(cal.values) <= 4 else \

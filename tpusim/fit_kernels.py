@@ -4,10 +4,11 @@ both halves of a data set joined): a file's SHA-256 alone tells none of these ap
 
 A calibrated config ends with one line per fit (``matmul`` or ``vector``) holding the fitted
 kernels' fingerprints: the first 8 hex digits of the SHA-256 of each kernel's key (the layer
-as read, its name aside, and its dtype: :class:`tpusim.importers.measurements.Measurement`, so
-``128`` and ``128.0`` are one kernel), sorted and joined. A kernel of another file whose key is among them counts as fitted (in-sample), even if it
-was measured again: the fit has seen that shape's latency (assumption: stricter than matching
-the latency too, and 2^-32 per pair makes a false match negligible).
+as read, its name aside, its shape and dtype: :class:`tpusim.importers.measurements.Measurement`,
+so ``128`` and ``128.0`` are one kernel), sorted and joined. A kernel of another file whose key
+is among them counts as fitted (in-sample), even if it was measured again: the fit has seen that
+shape's latency (assumption: stricter than matching the latency too, and 2^-32 per pair makes a
+false match negligible).
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def read_fingerprints(path: str | Path, kind: str) -> set[str] | None:
     from .errors import InputError
     for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
         if line.startswith(f"{TAG} {kind} "):
-            m = re.fullmatch(rf"{re.escape(TAG)} {kind} \((\d+);[^)]*\): ([0-9a-f]*)", line.strip())
+            m = re.fullmatch(rf"{re.escape(TAG)} {kind} \((\d+);[^)]*\): ([0-9a-f]*)",
+                             line.strip())
             if not m or len(m.group(2)) != int(m.group(1)) * WIDTH:
                 raise InputError(str(path), f"line {lineno}", message=f"damaged {kind} "
                                  "fingerprints (count and digits disagree); rerun tpusim "
@@ -52,9 +54,16 @@ def read_fingerprints(path: str | Path, kind: str) -> set[str] | None:
     return None
 
 
-def fitted_mask(ms, prints: set[str]) -> list[bool]:
-    """Per kernel of ``ms``: was its key among the fit's?"""
+def fitted_rows(rec: dict | None, ms, config: str | Path, kind: str) -> list[bool]:
+    """Per kernel of ``ms``: was it among those the ``kind`` fit whose record ``rec`` the config
+    at ``config`` carries used? By the config's fingerprints; a config without them: every
+    kernel if ``ms`` is the fit's file (same sha256), else none. No record: none."""
+    if rec is None:
+        return [False] * len(ms)
+    prints = read_fingerprints(config, kind)
+    if prints is None:
+        return [rec.get("sha256") == ms.sha256] * len(ms)
     return [_print(r.key) in prints for r in ms.rows]
 
 
-__all__ = ["TAG", "fingerprint_line", "without", "read_fingerprints", "fitted_mask"]
+__all__ = ["TAG", "fingerprint_line", "without", "read_fingerprints", "fitted_rows"]

@@ -194,4 +194,3 @@ def _plain_path_message(message: str) -> str:
     import re
     m = re.fullmatch(r"Directory '(.*)' is a file\.", message.strip())
     return f"got '{m.group(1)}'; an existing file: this option takes a folder" if m else message
-

@@ -306,9 +306,11 @@ def dim_flags(dims: dict[str, Any]) -> str:
     flag = {field: opt for opt, field, _, _ in MODEL_DIMS}
     out = []
     for k, v in dims.items():
-        if isinstance(v, bool):
-            out.append(f"--{'' if v else 'no-'}gated" if k == "gated" else
-                       f"--{k.replace('_', '-')}" if v else "")
+        opt = flag.get(k, "--" + k.replace("_", "-"))
+        if k == "gated":                     # --gated/--no-gated
+            out.append("--gated" if v else "--no-gated")
+        elif isinstance(v, bool):            # a flag (--parallel-block): given only when on
+            out += [opt] if v else []
         else:
-            out.append(f"{flag.get(k, '--' + k.replace('_', '-'))} {v}")
-    return " ".join(o for o in out if o)
+            out.append(f"{opt} {v}")
+    return " ".join(out)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +60,7 @@ class Measurement:
     latency_us: float
     std_us: float | None
     line: int
-    key: str = ""     # the kernel as read (layer, dtype): tpusim.fit_kernels
+    key: str = ""     # the kernel as read (layer, shape, dtype): tpusim.fit_kernels
 
 
 @dataclass(frozen=True)
@@ -156,7 +155,7 @@ def read_measurements(path: str | Path) -> Measurements:
             raise InputError(src, f"line {lineno}, column count", layer.count,
                              "a measurement is one kernel: count must be 1")
         dims = "x".join(str(int(float(d))) for d in shape.split("x")) if shape else ""
-        key = f"{dataclasses.replace(layer, name='', line=0)!r};shape={dims};dtype={dtype}"
+        key = f"{replace(layer, name='', line=0)!r};shape={dims};dtype={dtype}"
         out.append(Measurement(layer.name, layer, dtype, lat, std, lineno, key))
     if not out:
         raise InputError(src, None, message="no measurement rows after the header")
